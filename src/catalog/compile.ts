@@ -1,0 +1,229 @@
+/**
+ * compile(catalog, target, facts) → StateRun (DESIGN §2): the run list in order, every invocation's
+ * parts rendered and validated, identical invocations once, notified handlers added. Pure apart
+ * from reading site files (templates, sources) that the catalog points at.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { Diagnostics, inputError, type SourcePos } from '../lib/errors.ts';
+import type { ResolveContext } from '../resources/type.ts';
+import type { StateDef, TemplateScope } from '../site/states.ts';
+import { compileTemplate, type CompiledTemplate } from '../site/template.ts';
+import { didYouMean } from '../site/validate.ts';
+import { groupsOf, type Catalog, type RunEntry, type Target } from './catalog.ts';
+import { parsePart } from './part.ts';
+import type { StateInvocation, StateRun } from './staterun.ts';
+import { mergeAll } from './vars.ts';
+
+export const DEFAULT_STATE_DIR = '/var/lib/cairn';
+
+export interface CompileOptions {
+  facts?: Record<string, unknown>;
+  cliVars?: Record<string, unknown>;
+}
+
+/** Roles in order: those of the target's groups (in group order), then the target's own. */
+function rolesOf(c: Catalog, target: Target) {
+  const seen = new Set<string>();
+  const out = [];
+  for (const ref of [...groupsOf(c, target).flatMap((g) => g.roles), ...target.roles]) {
+    const role = c.roles.get(ref.name);
+    if (role && !seen.has(role.name)) {
+      seen.add(role.name);
+      out.push(role);
+    }
+  }
+  return out;
+}
+
+export function runListOf(c: Catalog, target: Target): RunEntry[] {
+  return [
+    ...rolesOf(c, target).flatMap((r) => r.run),
+    ...groupsOf(c, target).flatMap((g) => g.run),
+    ...target.run,
+  ];
+}
+
+/** Components whose states the run reaches (through the run list and includes). */
+function componentsUsed(c: Catalog, run: RunEntry[]): string[] {
+  const used = new Set<string>();
+  const visit = (name: string, seen: Set<string>) => {
+    const def = c.states.get(name);
+    if (!def || seen.has(name)) return;
+    seen.add(name);
+    if (def.component) used.add(def.component);
+    for (const inc of def.include) visit(inc.name, seen);
+  };
+  for (const entry of run) visit(entry.state, new Set());
+  return [...c.components.keys()].filter((k) => used.has(k));
+}
+
+export function targetVars(c: Catalog, target: Target, cliVars: Record<string, unknown> = {}): Record<string, unknown> {
+  const groups = groupsOf(c, target);
+  const targetFile = c.targetVarsFiles.get(target.name)?.doc;
+  return mergeAll([
+    ...componentsUsed(c, runListOf(c, target)).map((name) => c.components.get(name)!.defaults),
+    ...c.allVars,
+    ...rolesOf(c, target).map((r) => r.vars),
+    ...groups.flatMap((g) => [g.vars, asRecord(g.varsFile?.doc)]),
+    target.vars,
+    asRecord(targetFile),
+    cliVars,
+  ]);
+}
+
+function asRecord(v: unknown): Record<string, unknown> {
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+/** OS tables: `default`, then the OS family, distribution and `distribution-release` sections. */
+export function osTable(c: Catalog, facts: Record<string, unknown>): Record<string, unknown> {
+  const selectors = ['default', facts.os_family, facts.distribution, `${String(facts.distribution)}-${String(facts.release)}`]
+    .filter((s): s is string => typeof s === 'string');
+  return mergeAll(c.os.flatMap((doc) => selectors.map((s) => asRecord(asRecord(doc.doc)[s]))));
+}
+
+/** The stable JSON of a value: map keys sorted, for comparing parameters and attributes. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : v);
+}
+
+export function compile(c: Catalog, target: Target, options: CompileOptions = {}): StateRun {
+  const d = new Diagnostics();
+  const facts = options.facts ?? {};
+  const vars = targetVars(c, target, options.cliVars);
+  const os = osTable(c, facts);
+  const targetInfo = {
+    name: target.name,
+    ...target.settings,
+    state_dir: target.settings.state_dir ?? DEFAULT_STATE_DIR,
+  };
+  const scopes = new Map<string, TemplateScope>();
+  const scopeFor = (params: Record<string, unknown>): TemplateScope => {
+    const key = canonicalJson(params);
+    let it = scopes.get(key);
+    if (!it) {
+      it = { vars, params, facts, os, target: targetInfo };
+      scopes.set(key, it);
+    }
+    return it;
+  };
+
+  const invocations: StateInvocation[] = [];
+  const invoked = new Map<string, StateInvocation>();
+  const templates = new Map<string, CompiledTemplate>();
+
+  const resolveContext = (def: StateDef, it: TemplateScope): ResolveContext => {
+    const locate = (path: string): string => {
+      const bases = def.component ? [join(c.root, c.components.get(def.component)!.dir), c.root] : [c.root];
+      const found = bases.map((b) => resolve(b, path)).find(existsSync);
+      if (!found) {
+        throw inputError(`no such site file '${path}'`, undefined, `looked in ${bases.map((b) => relative(process.cwd(), b) || '.').join(' and ')}`);
+      }
+      return found;
+    };
+    return {
+      renderTemplate(path, partVars) {
+        const abs = locate(path);
+        let t = templates.get(abs);
+        if (!t) {
+          const text = readFileSync(abs, 'utf8');
+          const file = relative(c.root, abs);
+          c.sources.set(file, text);
+          t = compileTemplate(text, file);
+          templates.set(abs, t);
+        }
+        return t.render(partVars ? { ...it, vars: mergeAll([it.vars, partVars]) } : it).text;
+      },
+      readSource(path) {
+        const data = readFileSync(locate(path));
+        return { base64: data.toString('base64'), sha256: createHash('sha256').update(data).digest('hex') };
+      },
+    };
+  };
+
+  const checkParams = (def: StateDef, given: Record<string, unknown>, pos: SourcePos | undefined): Record<string, unknown> | undefined => {
+    let ok = true;
+    for (const name of Object.keys(given)) {
+      if (!(name in def.params)) {
+        const declared = Object.keys(def.params);
+        d.add(`state '${def.name}' has no parameter '${name}'${didYouMean(name, declared)}`, pos, {
+          hint: declared.length ? `its parameters: ${declared.join(', ')}` : `'${def.name}' takes no parameters`,
+          related: [{ message: `'${def.name}' is declared here`, pos: def.pos }],
+        });
+        ok = false;
+      }
+    }
+    const params: Record<string, unknown> = {};
+    for (const [name, decl] of Object.entries(def.params)) {
+      if (name in given) params[name] = given[name];
+      else if (decl.required) {
+        d.add(`state '${def.name}' needs parameter '${name}'`, pos, {
+          hint: `invoke it as \`- ${def.name}: { ${name}: … }\``,
+          related: [{ message: `'${name}' is declared required (~) here`, pos: decl.pos }],
+        });
+        ok = false;
+      } else params[name] = decl.default;
+    }
+    return ok ? params : undefined;
+  };
+
+  const invoke = (stateName: string, given: Record<string, unknown>, via: string, pos: SourcePos | undefined, chain: string[]): void => {
+    const def = c.states.get(stateName);
+    if (!def) {
+      d.add(`unknown state '${stateName}'${didYouMean(stateName, [...c.states.keys()])}`, pos);
+      return;
+    }
+    if (chain.includes(stateName)) {
+      d.add(`include cycle: ${[...chain, stateName].join(' → ')}`, pos);
+      return;
+    }
+    const params = checkParams(def, given, pos);
+    if (!params) return;
+    const identity = `${stateName}\u0000${canonicalJson(params)}`;
+    if (invoked.has(identity)) return;
+    for (const inc of def.include) invoke(inc.name, {}, `include by ${stateName}`, inc.pos ?? def.pos, [...chain, stateName]);
+    const inv: StateInvocation = {
+      index: invocations.length,
+      state: stateName,
+      params,
+      lazy: def.lazy,
+      defer: def.defer,
+      via,
+      ...(pos ? { pos } : {}),
+      includes: def.include.map((i) => i.name),
+      parts: [],
+    };
+    invoked.set(identity, inv);
+    invocations.push(inv);
+    const it = scopeFor(params);
+    const rawParts = d.collect(() => def.parts(it)) ?? [];
+    const resolveCtx = resolveContext(def, it);
+    rawParts.forEach((raw, index) => {
+      const part = parsePart(raw, { index, fallback: def.pos, resolve: resolveCtx }, d);
+      if (part) inv.parts.push(part);
+    });
+  };
+
+  for (const entry of runListOf(c, target)) invoke(entry.state, entry.params, entry.via, entry.pos, []);
+
+  // Handlers: lazy states that are notified but not in the run list are invoked once, at the end.
+  for (let i = 0; i < invocations.length; i++) {
+    for (const part of invocations[i]!.parts) {
+      for (const req of part.requisites) {
+        if (req.kind !== 'notify') continue;
+        const def = c.states.get(req.ref);
+        if (!def?.lazy) continue;
+        const already = invocations.some((inv) => inv.state === def.name);
+        if (!already) invoke(def.name, {}, 'notified', req.pos, []);
+      }
+    }
+  }
+
+  d.throwIfAny();
+  return { version: 1, target: targetInfo, vars, facts, invocations };
+}

@@ -1,0 +1,140 @@
+/** One raw part map (`- file: /etc/motd\n  content: …`) into a validated PartInvocation. */
+import { z } from 'zod';
+import { Diagnostics, InputError, type SourcePos } from '../lib/errors.ts';
+import { resourceType, resourceTypes } from '../resources/index.ts';
+import { identityOf, type ResolveContext } from '../resources/type.ts';
+import { nearest, validate } from '../site/validate.ts';
+import { keyPosOf, posOf, setPos } from '../site/yaml.ts';
+import { REQUISITE_KINDS, type PartInvocation, type Requisite } from './staterun.ts';
+
+const refList = z.union([z.string().min(1), z.array(z.string().min(1))]);
+
+export const metaSchema = z.strictObject({
+  id: z.string().min(1).optional().describe('a name other parts can reference'),
+  require: refList.optional().describe('run after these; skipped if one of them fails'),
+  before: refList.optional().describe('the inverse of require'),
+  notify: refList.optional().describe('trigger these when this part changes'),
+  listen: refList.optional().describe('the inverse of notify'),
+  onchanges: refList.optional().describe('run only if one of these changed'),
+  onfail: refList.optional().describe('run only if one of these failed'),
+  noop: z.boolean().optional().describe('plan but never apply'),
+  provider: z.string().optional().describe('force a provider'),
+  allow_reload: z.boolean().optional().describe('allow changes that need a restart (default true)'),
+  allow_rebuild: z.boolean().optional().describe('allow changes that destroy and recreate'),
+  tags: z.array(z.string()).optional(),
+});
+export const META_NAMES = Object.keys(metaSchema.shape);
+const TYPE_NAMES = resourceTypes.map((t) => t.name);
+
+export interface PartContext {
+  index: number;
+  /** Where the part's state is declared, when the part itself has no position. */
+  fallback?: SourcePos;
+  resolve: ResolveContext;
+}
+
+export function parsePart(raw: unknown, ctx: PartContext, d: Diagnostics): PartInvocation | undefined {
+  const pos = posOf(raw) ?? ctx.fallback;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    d.add('a part is a map whose first key names a resource type, e.g. `- file: /etc/motd`', pos);
+    return undefined;
+  }
+  const map = raw as Record<string, unknown>;
+  const typeKeys = Object.keys(map).filter((k) => resourceType(k));
+  if (typeKeys.length === 0) {
+    const guess = Object.keys(map).find((k) => !META_NAMES.includes(k) && nearest(k, TYPE_NAMES));
+    if (guess) {
+      d.add(`unknown resource type '${guess}' (did you mean '${nearest(guess, TYPE_NAMES)}'?)`, keyPosOf(map, guess), {
+        hint: `types: ${TYPE_NAMES.join(', ')}`,
+      });
+    } else {
+      d.add(`part names no resource type (keys: ${Object.keys(map).join(', ') || 'none'})`, pos, { hint: `types: ${TYPE_NAMES.join(', ')}` });
+    }
+    return undefined;
+  }
+  if (typeKeys.length > 1) {
+    d.add(`part names more than one resource type: ${typeKeys.join(', ')}`, keyPosOf(map, typeKeys[1]!), {
+      hint: 'each part declares one resource; split it into several parts',
+    });
+    return undefined;
+  }
+  const typeName = typeKeys[0]!;
+  const type = resourceType(typeName)!;
+  const keyValue = map[typeName];
+  if (typeof keyValue !== 'string' && typeof keyValue !== 'number') {
+    d.add(`${typeName}: the value after '${typeName}:' is its ${type.key} and must be a string`, posOf(map, typeName));
+    return undefined;
+  }
+
+  const attrs: Record<string, unknown> = { [type.key]: String(keyValue) };
+  const metaRaw: Record<string, unknown> = {};
+  const shape = Object.keys(type.schema.shape);
+  let ok = true;
+  for (const [k, v] of Object.entries(map)) {
+    if (k === typeName) continue;
+    if (META_NAMES.includes(k)) metaRaw[k] = v;
+    else if (shape.includes(k) && k !== type.key) attrs[k] = v;
+    else {
+      const candidates = [...shape.filter((s) => s !== type.key), ...META_NAMES];
+      const near = nearest(k, candidates);
+      d.add(`${typeName} ${String(keyValue)}: unknown attribute '${k}'${near ? ` (did you mean '${near}'?)` : ''}`, keyPosOf(map, k), {
+        hint: `${typeName} takes: ${shape.filter((s) => s !== type.key && !s.includes('_sha256') && !s.includes('_base64')).join(', ')}`,
+      });
+      ok = false;
+    }
+  }
+  const prefix = `${typeName} ${String(keyValue)}: `;
+  const meta = validate(metaSchema, metaRaw, d, { prefix, fallback: pos });
+  const valid = validate(type.schema, withPositions(attrs, map, typeName, type.key), d, { prefix, what: 'attribute', fallback: pos });
+  if (!ok || !meta || !valid) return undefined;
+
+  let resolved: Record<string, unknown> = valid as Record<string, unknown>;
+  if (type.resolve) {
+    try {
+      resolved = type.resolve(resolved, ctx.resolve);
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      for (const diag of err.diagnostics) {
+        d.add(diag.message, diag.pos ?? pos, { hint: diag.hint, related: [...(diag.related ?? []), { message: `used by ${typeName} ${String(keyValue)}`, pos }] });
+      }
+      return undefined;
+    }
+  }
+
+  const requisites: Requisite[] = [];
+  for (const kind of REQUISITE_KINDS) {
+    const value = metaRaw[kind];
+    if (value === undefined) continue;
+    const list = Array.isArray(value) ? value : [value];
+    list.forEach((ref, i) => {
+      requisites.push({ kind, ref: String(ref), pos: (Array.isArray(value) ? posOf(value, i) : posOf(map, kind)) ?? pos });
+    });
+  }
+  return {
+    index: ctx.index,
+    type: typeName,
+    ref: `${typeName}:${identityOf(type, resolved)}`,
+    attributes: resolved,
+    meta: {
+      ...(meta.id ? { id: meta.id } : {}),
+      noop: meta.noop ?? false,
+      ...(meta.provider ? { provider: meta.provider } : {}),
+      allow_reload: meta.allow_reload ?? true,
+      allow_rebuild: meta.allow_rebuild ?? !type.stateful,
+      tags: meta.tags ?? [],
+    },
+    requisites,
+    pos,
+  };
+}
+
+/** Gives `attrs` the positions its values have in the part map, so zod issues point at them. */
+function withPositions(attrs: Record<string, unknown>, from: Record<string, unknown>, typeName: string, keyAttr: string): Record<string, unknown> {
+  const members: Record<string, SourcePos> = {};
+  for (const k of Object.keys(attrs)) {
+    const p = posOf(from, k === keyAttr ? typeName : k);
+    if (p) members[k] = p;
+  }
+  setPos(attrs, posOf(from), members);
+  return attrs;
+}

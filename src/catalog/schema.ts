@@ -1,0 +1,81 @@
+/** The shape of cairn.yaml, the inventory, roles and groups (DESIGN §3). */
+import { z } from 'zod';
+
+const varsMap = z.record(z.string(), z.unknown());
+
+/** A run entry: a state name, or a one-key map of a state name to its parameters. */
+export const runEntry = z.union([
+  z.string().min(1),
+  z
+    .record(z.string(), z.union([z.record(z.string(), z.unknown()), z.null()]))
+    .refine((m) => Object.keys(m).length === 1, 'a run entry is `state` or `state: { param: value }` (one key)'),
+]);
+export const runList = z.array(runEntry);
+const nameList = z.array(z.string().min(1));
+
+export const executorName = z.enum(['local', 'ssh', 'agent', 'chroot']);
+
+export const targetSettings = z.strictObject({
+  executor: executorName.optional().describe('local, ssh, agent or chroot; default ssh when host is set, else local'),
+  host: z.string().optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  user: z.string().optional(),
+  identity_file: z.string().optional(),
+  known_hosts: z.string().optional(),
+  become: z.boolean().optional(),
+  become_user: z.string().optional(),
+  root: z.string().optional().describe('for the chroot executor: the root file system to converge'),
+  state_dir: z.string().optional().describe('where Cairn keeps its per-target state; default /var/lib/cairn'),
+});
+
+export const targetSchema = targetSettings.extend({
+  vars: varsMap.optional(),
+  roles: nameList.optional(),
+  groups: nameList.optional(),
+  run: runList.optional(),
+});
+
+export const groupSchema = z
+  .strictObject({
+    targets: nameList.optional(),
+    match: z.string().min(1).optional().describe('a glob (web-*) or /regex/ over target names'),
+    roles: nameList.optional(),
+    vars: varsMap.optional(),
+    run: runList.optional(),
+  });
+
+export const roleSchema = z.strictObject({
+  vars: varsMap.optional(),
+  run: runList.optional(),
+});
+
+const targetsMap = z.record(z.string(), z.union([targetSchema, z.null()]));
+const groupsMap = z.record(z.string(), z.union([groupSchema, z.null()]));
+const rolesMap = z.record(z.string(), z.union([roleSchema, z.null()]));
+
+export const configSchema = z.strictObject({
+  name: z.string().optional().describe('the site\'s name'),
+  defaults: targetSettings.optional().describe('settings every target starts from'),
+  targets: targetsMap.optional(),
+  groups: groupsMap.optional(),
+  roles: rolesMap.optional(),
+  states: z.record(z.string(), z.unknown()).optional(),
+  vars: varsMap.optional(),
+  store: z.string().optional().describe('store URL: sqlite:<path> or etcd:<host:port,…>'),
+});
+
+export const inventorySchema = z.strictObject({
+  targets: targetsMap.optional(),
+  groups: groupsMap.optional(),
+});
+
+export const componentSchema = z.strictObject({
+  description: z.string().optional(),
+  vars: varsMap.optional().describe('the component\'s default variables (lowest precedence)'),
+  states: z.record(z.string(), z.unknown()).optional(),
+});
+
+export type TargetDoc = z.output<typeof targetSchema>;
+export type GroupDoc = z.output<typeof groupSchema>;
+export type RoleDoc = z.output<typeof roleSchema>;
+export type TargetSettings = z.output<typeof targetSettings>;

@@ -1,0 +1,76 @@
+/** Variable precedence (DESIGN §3): maps merge deeply; lists and scalars replace. */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYamlScalar } from 'yaml';
+import { inputError } from '../lib/errors.ts';
+
+function isPlainMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Lays `over` on `base`: maps merge key by key, anything else in `over` replaces. */
+export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isPlainMap(b) && isPlainMap(v) ? deepMerge(b, v) : v;
+  }
+  return out;
+}
+
+export function mergeAll(layers: readonly Record<string, unknown>[]): Record<string, unknown> {
+  return layers.reduce((acc, layer) => deepMerge(acc, layer), {});
+}
+
+/** Sets `value` at a dotted path (`a.b.c`), creating maps on the way. */
+export function setPath(target: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> {
+  const keys = path.split('.');
+  const root: Record<string, unknown> = {};
+  let cur = root;
+  keys.forEach((k, i) => {
+    if (i === keys.length - 1) cur[k] = value;
+    else {
+      const next: Record<string, unknown> = {};
+      cur[k] = next;
+      cur = next;
+    }
+  });
+  return deepMerge(target, root);
+}
+
+/**
+ * `--var k=v` values: YAML scalars (`n=3` is a number) or `k=@file.yaml` for a whole document.
+ * Dotted keys set nested values (`nginx.port=8080`).
+ */
+export function parseCliVars(specs: readonly string[], cwd: string): Record<string, unknown> {
+  let vars: Record<string, unknown> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    if (eq <= 0) throw inputError(`--var '${spec}': expected key=value`, undefined, 'e.g. --var motd="hello" or --var users=@users.yaml');
+    const key = spec.slice(0, eq);
+    const raw = spec.slice(eq + 1);
+    let value: unknown;
+    if (raw.startsWith('@')) {
+      const path = resolve(cwd, raw.slice(1));
+      let text: string;
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch (err) {
+        throw inputError(`--var ${key}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      try {
+        value = parseYamlScalar(text);
+      } catch (err) {
+        throw inputError(`--var ${key}: ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+      }
+    } else {
+      try {
+        value = raw === '' ? '' : parseYamlScalar(raw);
+      } catch {
+        value = raw;
+      }
+    }
+    vars = setPath(vars, key, value);
+  }
+  return vars;
+}

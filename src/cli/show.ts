@@ -1,0 +1,62 @@
+/** `cairn show`: the compiled StateRun and its graph, for people (or as JSON). */
+import type { StateRun } from '../catalog/staterun.ts';
+import type { Graph, GraphNode } from '../graph/build.ts';
+import { formatPos } from '../lib/errors.ts';
+
+function brief(params: Record<string, unknown>): string {
+  const entries = Object.entries(params);
+  if (entries.length === 0) return '';
+  return ` { ${entries.map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(', ')} }`;
+}
+
+function target(run: StateRun): string {
+  const t = run.target;
+  const where = t.executor === 'ssh'
+    ? ` ${t.user ? `${String(t.user)}@` : ''}${String(t.host)}${t.port ? `:${String(t.port)}` : ''}`
+    : '';
+  return `target ${t.name} (${t.executor}${where}), state in ${t.state_dir}`;
+}
+
+export function formatShow(run: StateRun, graph: Graph): string {
+  const out: string[] = [target(run)];
+  const varNames = Object.keys(run.vars);
+  out.push(`vars: ${varNames.length ? varNames.join(', ') : '(none)'}`, '');
+
+  out.push('invocations');
+  const width = String(run.invocations.length).length;
+  for (const inv of run.invocations) {
+    const flags = [inv.lazy ? (inv.defer ? 'handler, deferred' : 'handler') : '', inv.includes.length ? `includes ${inv.includes.join(', ')}` : '']
+      .filter(Boolean).join('; ');
+    out.push(`  ${String(inv.index + 1).padStart(width)}. ${inv.state}${brief(inv.params)}  — ${inv.via}${flags ? ` (${flags})` : ''}, ${inv.parts.length} part${inv.parts.length === 1 ? '' : 's'}`);
+  }
+
+  const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+  const incoming = new Map<string, string[]>();
+  const outgoing = new Map<string, string[]>();
+  for (const e of graph.edges) {
+    const word = e.declared ?? e.kind;
+    if (e.kind === 'stage') continue;
+    const from = byId.get(e.from)!.ref;
+    const to = byId.get(e.to)!.ref;
+    if (e.kind === 'notify') outgoing.set(e.from, [...(outgoing.get(e.from) ?? []), `notifies ${to}`]);
+    else if (e.kind === 'transition') outgoing.set(e.from, [...(outgoing.get(e.from) ?? []), `${word === 'prior_to' ? 'before' : 'puts'} ${to}`]);
+    else incoming.set(e.to, [...(incoming.get(e.to) ?? []), `${e.kind === 'require' ? 'after' : e.kind} ${from}`]);
+  }
+  const describe = (n: GraphNode, i: number, w: number) => {
+    const inv = run.invocations[n.invocation]!;
+    const stage = n.stage ? ` [stage ${n.stage.index} of ${n.stage.of}]` : '';
+    const flags = [n.meta.noop ? 'noop' : ''].filter(Boolean).join(', ');
+    const lines = [`  ${String(i + 1).padStart(w)}. ${n.ref}${stage}${flags ? ` (${flags})` : ''}   ${inv.state}#${n.invocation + 1}  ${formatPos(n.pos)}`];
+    const rel = [...(incoming.get(n.id) ?? []), ...(outgoing.get(n.id) ?? [])];
+    if (rel.length) lines.push(`  ${' '.repeat(w)}    ${rel.join('; ')}`);
+    return lines;
+  };
+  out.push('', `run order (${graph.order.length} node${graph.order.length === 1 ? '' : 's'})`);
+  const w = String(Math.max(graph.order.length, graph.handlers.length)).length;
+  graph.order.forEach((id, i) => out.push(...describe(byId.get(id)!, i, w)));
+  if (graph.handlers.length) {
+    out.push('', 'handlers (run only when notified: at the end of the notifying invocation, or of the run if deferred)');
+    graph.handlers.forEach((id, i) => out.push(...describe(byId.get(id)!, i, w)));
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,344 @@
+/**
+ * StateRun → nodes and typed edges (DESIGN §5): identical declarations merged, differing ones turned
+ * into stages, references resolved (same invocation first, then the run), cycles reported as a path,
+ * and a deterministic run order (declaration order among nodes free to run).
+ */
+import { canonicalJson } from '../catalog/compile.ts';
+import type { PartInvocation, RequisiteKind, StateRun } from '../catalog/staterun.ts';
+import { Diagnostics, formatPos, type SourcePos } from '../lib/errors.ts';
+import { nearest } from '../site/validate.ts';
+
+export type EdgeKind = 'require' | 'notify' | 'onchanges' | 'onfail' | 'transition' | 'stage';
+
+export interface Edge {
+  from: string;
+  to: string;
+  kind: EdgeKind;
+  /** The requisite word as written (`before` makes a `require` edge the other way). */
+  declared?: RequisiteKind | 'resource' | 'prior_to';
+  pos?: SourcePos;
+}
+
+export interface Declaration {
+  invocation: number;
+  part: number;
+  pos?: SourcePos;
+}
+
+export interface GraphNode {
+  /** Unique in the graph: the ref, or `ref@k` for the k-th stage of a node declared several times. */
+  id: string;
+  ref: string;
+  type: string;
+  state: string;
+  invocation: number;
+  part: number;
+  lazy: boolean;
+  defer: boolean;
+  attributes: Record<string, unknown>;
+  meta: PartInvocation['meta'];
+  /** For a node declared differently by several invocations: which stage this is. */
+  stage?: { index: number; of: number; end: string };
+  declarations: Declaration[];
+  pos?: SourcePos;
+}
+
+export interface Graph {
+  /** Every node: those that always run, in run order, then lazy (handler) nodes in their order. */
+  nodes: GraphNode[];
+  edges: Edge[];
+  /** Ids of nodes that always run, in run order. */
+  order: string[];
+  /** Ids of lazy nodes, which run only when notified, in the order they run when they do. */
+  handlers: string[];
+}
+
+const ORDERING: readonly EdgeKind[] = ['require', 'onchanges', 'onfail', 'transition', 'stage', 'notify'];
+
+interface Decl {
+  part: PartInvocation;
+  invocation: number;
+  lazy: boolean;
+  defer: boolean;
+  state: string;
+}
+
+const sameDeclaration = (a: PartInvocation, b: PartInvocation) =>
+  canonicalJson(a.attributes) === canonicalJson(b.attributes) && canonicalJson(a.meta) === canonicalJson(b.meta);
+
+export function buildGraph(run: StateRun): Graph {
+  const d = new Diagnostics();
+  const nodes: GraphNode[] = [];
+  const byId = new Map<string, GraphNode>();
+  /** For each (invocation, part index): the node id it became. */
+  const nodeOf = new Map<string, string>();
+  const declKey = (inv: number, part: number) => `${inv}/${part}`;
+
+  // 1. Group declarations by ref, rejecting conflicts inside one invocation.
+  const declsByRef = new Map<string, Decl[]>();
+  for (const inv of run.invocations) {
+    const seenHere = new Map<string, PartInvocation>();
+    for (const part of inv.parts) {
+      const earlier = seenHere.get(part.ref);
+      if (earlier) {
+        if (!sameDeclaration(earlier, part)) {
+          d.add(`conflicting declarations of ${part.ref} in one invocation of '${inv.state}'`, part.pos, {
+            related: [{ message: 'first declared here', pos: earlier.pos }],
+            hint: 'declare it once, or invoke the state twice to make stages',
+          });
+        } else {
+          nodeOf.set(declKey(inv.index, part.index), `\u0000dup:${inv.index}/${earlier.index}`);
+        }
+        continue;
+      }
+      seenHere.set(part.ref, part);
+      const list = declsByRef.get(part.ref) ?? [];
+      list.push({ part, invocation: inv.index, lazy: inv.lazy, defer: inv.defer, state: inv.state });
+      declsByRef.set(part.ref, list);
+    }
+  }
+
+  // 2. One node per ref when all declarations agree; otherwise stages and an end state.
+  const mkNode = (decl: Decl, id: string, declarations: Decl[], stage?: GraphNode['stage']): GraphNode => {
+    const node: GraphNode = {
+      id, ref: decl.part.ref, type: decl.part.type, state: decl.state,
+      invocation: decl.invocation, part: decl.part.index, lazy: decl.lazy, defer: decl.defer,
+      attributes: decl.part.attributes, meta: decl.part.meta,
+      ...(stage ? { stage } : {}),
+      declarations: declarations.map((x) => ({ invocation: x.invocation, part: x.part.index, ...(x.part.pos ? { pos: x.part.pos } : {}) })),
+      ...(decl.part.pos ? { pos: decl.part.pos } : {}),
+    };
+    nodes.push(node);
+    byId.set(id, node);
+    for (const x of declarations) nodeOf.set(declKey(x.invocation, x.part.index), id);
+    return node;
+  };
+  for (const [ref, decls] of declsByRef) {
+    if (decls.every((x) => sameDeclaration(x.part, decls[0]!.part))) {
+      mkNode(decls[0]!, ref, decls);
+      continue;
+    }
+    decls.forEach((decl, i) => {
+      const last = i === decls.length - 1;
+      mkNode(decl, last ? ref : `${ref}@${i + 1}`, [decl], { index: i + 1, of: decls.length, end: ref });
+    });
+  }
+  for (const [k, v] of nodeOf) {
+    if (v.startsWith('\u0000dup:')) nodeOf.set(k, nodeOf.get(v.slice(5))!);
+  }
+
+  // 3. References and edges.
+  const edges: Edge[] = [];
+  const edgeSeen = new Set<string>();
+  const addEdge = (e: Edge) => {
+    const key = `${e.from}\u0000${e.to}\u0000${e.kind}`;
+    if (edgeSeen.has(key)) return;
+    edgeSeen.add(key);
+    edges.push(e);
+  };
+  const resolver = makeResolver(run, nodeOf, byId);
+  for (const inv of run.invocations) {
+    for (const part of inv.parts) {
+      const self = nodeOf.get(declKey(inv.index, part.index));
+      if (!self) continue;
+      const resolve = (ref: string, pos: SourcePos | undefined, word: string): string[] => {
+        const r = resolver(ref, inv.index);
+        if (r.kind === 'found') return r.ids;
+        if (r.kind === 'ambiguous') {
+          d.add(`${part.ref}: ${word} '${ref}' is ambiguous: it names ${r.candidates.length} nodes`, pos, {
+            hint: `use one of: ${r.candidates.slice(0, 6).join(', ')}, or give the part an id`,
+          });
+        } else {
+          d.add(`${part.ref}: ${word} '${ref}' matches no node${r.suggestion ? ` (did you mean '${r.suggestion}'?)` : ''}`, pos, {
+            hint: 'a reference is type:key (file:/etc/motd), a part id, or a state name',
+          });
+        }
+        return [];
+      };
+      for (const req of part.requisites) {
+        for (const other of resolve(req.ref, req.pos, req.kind)) {
+          const base = { declared: req.kind, ...(req.pos ? { pos: req.pos } : {}) };
+          switch (req.kind) {
+            case 'require': addEdge({ from: other, to: self, kind: 'require', ...base }); break;
+            case 'before': addEdge({ from: self, to: other, kind: 'require', ...base }); break;
+            case 'notify': addEdge({ from: self, to: other, kind: 'notify', ...base }); break;
+            case 'listen': addEdge({ from: other, to: self, kind: 'notify', ...base }); break;
+            case 'onchanges': addEdge({ from: other, to: self, kind: 'onchanges', ...base }); break;
+            case 'onfail': addEdge({ from: other, to: self, kind: 'onfail', ...base }); break;
+          }
+        }
+      }
+      if (part.type === 'transition') {
+        const a = part.attributes as { resource: string; prior_to: string[] };
+        for (const other of resolve(a.resource, part.pos, 'resource')) {
+          addEdge({ from: self, to: other, kind: 'transition', declared: 'resource', ...(part.pos ? { pos: part.pos } : {}) });
+        }
+        for (const ref of a.prior_to) {
+          for (const other of resolve(ref, part.pos, 'prior_to')) {
+            addEdge({ from: self, to: other, kind: 'transition', declared: 'prior_to', ...(part.pos ? { pos: part.pos } : {}) });
+          }
+        }
+      }
+    }
+  }
+  for (const node of nodes) {
+    if (node.stage && node.stage.index < node.stage.of) {
+      const next = node.stage.index + 1 === node.stage.of ? node.stage.end : `${node.stage.end}@${node.stage.index + 1}`;
+      addEdge({ from: node.id, to: next, kind: 'stage' });
+    }
+  }
+  d.throwIfAny();
+
+  // 4. Order: nodes that always run, then handlers, each a deterministic topological order.
+  const always = nodes.filter((n) => !n.lazy);
+  const lazy = nodes.filter((n) => n.lazy);
+  const orderEdges = (set: GraphNode[]) => {
+    const ids = new Set(set.map((n) => n.id));
+    return edges.filter((e) => ORDERING.includes(e.kind) && ids.has(e.from) && ids.has(e.to));
+  };
+  const order = topoOrder(always, orderEdges(always), d);
+  const handlers = topoOrder(lazy, orderEdges(lazy), d);
+  d.throwIfAny();
+  const rank = new Map([...order, ...handlers].map((id, i) => [id, i]));
+  nodes.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
+  return { nodes, edges, order, handlers };
+}
+
+type Resolution =
+  | { kind: 'found'; ids: string[] }
+  | { kind: 'ambiguous'; candidates: string[] }
+  | { kind: 'missing'; suggestion?: string };
+
+function makeResolver(run: StateRun, nodeOf: Map<string, string>, byId: Map<string, GraphNode>) {
+  const idOf = (inv: number, part: number) => nodeOf.get(`${inv}/${part}`);
+  const uniq = (ids: (string | undefined)[]) => [...new Set(ids.filter((x): x is string => x !== undefined))];
+  const statesIncluding = (name: string, seen = new Set<string>()): string[] => {
+    if (seen.has(name)) return [];
+    seen.add(name);
+    const invs = run.invocations.filter((i) => i.state === name);
+    return [name, ...invs.flatMap((i) => i.includes.flatMap((inc) => statesIncluding(inc, seen)))];
+  };
+  const everyName = () => [
+    ...byId.values(),
+  ].flatMap((n) => [n.ref, ...(n.meta.id ? [n.meta.id] : []), n.state]);
+
+  return (ref: string, fromInvocation: number): Resolution => {
+    const here = run.invocations[fromInvocation]!;
+    const local = uniq(here.parts.filter((p) => p.meta.id === ref || p.ref === ref).map((p) => idOf(here.index, p.index)));
+    if (local.length > 0) return { kind: 'found', ids: local };
+
+    const byPartId = uniq(run.invocations.flatMap((inv) => inv.parts.filter((p) => p.meta.id === ref).map((p) => idOf(inv.index, p.index))));
+    if (byPartId.length === 1) return { kind: 'found', ids: byPartId };
+    if (byPartId.length > 1) {
+      // The same part id in several invocations is fine when they are one node's stages.
+      const ends = uniq(byPartId.map((id) => byId.get(id)?.stage?.end ?? id));
+      if (ends.length === 1) return { kind: 'found', ids: ends };
+      return { kind: 'ambiguous', candidates: byPartId };
+    }
+    if (byId.has(ref)) return { kind: 'found', ids: [ref] };
+
+    if (run.invocations.some((i) => i.state === ref)) {
+      const names = new Set(statesIncluding(ref));
+      const ids = uniq(run.invocations.filter((i) => names.has(i.state)).flatMap((i) => i.parts.map((p) => idOf(i.index, p.index))));
+      if (ids.length > 0) return { kind: 'found', ids };
+    }
+    const suggestion = nearest(ref, everyName());
+    return suggestion ? { kind: 'missing', suggestion } : { kind: 'missing' };
+  };
+}
+
+/** Kahn's algorithm, always taking the earliest-declared ready node; reports a cycle as a path. */
+function topoOrder(nodes: GraphNode[], edges: Edge[], d: Diagnostics): string[] {
+  // Declaration order: invocation first, then part.
+  const priority = new Map(nodes.map((n) => [n.id, n.invocation * 1e6 + n.part]));
+  const indegree = new Map(nodes.map((n) => [n.id, 0]));
+  const out = new Map<string, Edge[]>();
+  for (const e of edges) {
+    indegree.set(e.to, indegree.get(e.to)! + 1);
+    const list = out.get(e.from) ?? [];
+    list.push(e);
+    out.set(e.from, list);
+  }
+  const heap = new MinHeap<string>((a, b) => priority.get(a)! - priority.get(b)! || (a < b ? -1 : a > b ? 1 : 0));
+  for (const n of nodes) if (indegree.get(n.id) === 0) heap.push(n.id);
+  const order: string[] = [];
+  while (heap.size > 0) {
+    const id = heap.pop()!;
+    order.push(id);
+    for (const e of out.get(id) ?? []) {
+      const left = indegree.get(e.to)! - 1;
+      indegree.set(e.to, left);
+      if (left === 0) heap.push(e.to);
+    }
+  }
+  if (order.length < nodes.length) reportCycle(nodes, edges, new Set(order), d);
+  return order;
+}
+
+function reportCycle(nodes: GraphNode[], edges: Edge[], done: Set<string>, d: Diagnostics): void {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const out = new Map<string, Edge[]>();
+  for (const e of edges) {
+    if (done.has(e.from) || done.has(e.to)) continue;
+    out.set(e.from, [...(out.get(e.from) ?? []), e]);
+  }
+  // Walk from the earliest stuck node until a node repeats: that stretch is a cycle.
+  const start = nodes.find((n) => !done.has(n.id))!.id;
+  const path: Edge[] = [];
+  const seenAt = new Map<string, number>();
+  let cur = start;
+  while (!seenAt.has(cur)) {
+    seenAt.set(cur, path.length);
+    const next = (out.get(cur) ?? [])[0];
+    if (!next) break;
+    path.push(next);
+    cur = next.to;
+  }
+  const cycle = path.slice(seenAt.get(cur) ?? 0);
+  const describe = (id: string) => `${byId.get(id)?.ref ?? id} (${formatPos(byId.get(id)?.pos)})`;
+  const text = cycle.map((e) => `${describe(e.from)} --${e.declared ?? e.kind}-->`).join(' ') + ` ${describe(cur)}`;
+  d.add(`dependency cycle: ${text}`, cycle[0]?.pos ?? byId.get(cur)?.pos, {
+    related: cycle.map((e) => ({ message: `${byId.get(e.from)?.ref} ${e.declared ?? e.kind} ${byId.get(e.to)?.ref}`, pos: e.pos ?? byId.get(e.from)?.pos })),
+    hint: 'remove one of these requisites',
+  });
+}
+
+class MinHeap<T> {
+  private readonly items: T[] = [];
+  constructor(private readonly less: (a: T, b: T) => number) {}
+  get size(): number {
+    return this.items.length;
+  }
+  push(item: T): void {
+    const a = this.items;
+    a.push(item);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (this.less(a[i]!, a[p]!) >= 0) break;
+      [a[i], a[p]] = [a[p]!, a[i]!];
+      i = p;
+    }
+  }
+  pop(): T | undefined {
+    const a = this.items;
+    if (a.length === 0) return undefined;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length > 0) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && this.less(a[l]!, a[m]!) < 0) m = l;
+        if (r < a.length && this.less(a[r]!, a[m]!) < 0) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m]!, a[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}

@@ -1,0 +1,18 @@
+import { z } from 'zod';
+import { absolutePath, defineType, ensurePresence, fileMode, userName } from '../type.ts';
+
+export const directoryType = defineType({
+  name: 'directory',
+  key: 'path',
+  description: 'A directory.',
+  schema: z.strictObject({
+    path: absolutePath.describe('absolute path of the directory'),
+    ensure: ensurePresence,
+    mode: fileMode.optional(),
+    owner: userName.optional(),
+    group: userName.optional(),
+    parents: z.boolean().default(true).describe('create missing parent directories (default true)'),
+  }),
+  changes: { ensure: 'update', mode: 'update', owner: 'update', group: 'update' },
+  stateful: false,
+});

@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { absolutePath, defineType, ensurePresence, fileMode, userName } from '../type.ts';
+
+export const fileType = defineType({
+  name: 'file',
+  key: 'path',
+  description: 'A regular file with content given inline, from a template, or copied from the site.',
+  schema: z
+    .strictObject({
+      path: absolutePath.describe('absolute path of the file'),
+      ensure: ensurePresence,
+      content: z.string().optional().describe('the exact content'),
+      template: z.string().optional().describe('a site path rendered with Eta, with the same `it` as state files'),
+      source: z.string().optional().describe('a site path copied as is'),
+      vars: z.record(z.string(), z.unknown()).optional().describe("laid over it.vars for this part's template only"),
+      mode: fileMode.optional(),
+      owner: userName.optional(),
+      group: userName.optional(),
+      backup: z.boolean().optional().describe('keep the old content beside it as <path>.cairn-bak'),
+      // Filled by resolve(): what `source` holds, so plans compare content without the site.
+      source_base64: z.string().optional().describe('internal: the content of `source`'),
+      content_sha256: z.string().optional().describe('internal: sha256 of the content of `source`'),
+    })
+    .refine(
+      (a) => [a.content, a.template, a.source].filter((v) => v !== undefined).length <= 1,
+      { message: 'give only one of content, template and source' },
+    ),
+  changes: { content: 'update', mode: 'update', owner: 'update', group: 'update', ensure: 'update' },
+  stateful: false,
+  resolve(attributes, ctx) {
+    const resolved = { ...attributes };
+    if (typeof attributes.template === 'string') {
+      resolved.content = ctx.renderTemplate(attributes.template, attributes.vars as Record<string, unknown> | undefined);
+    } else if (typeof attributes.source === 'string') {
+      const { base64, sha256 } = ctx.readSource(attributes.source);
+      resolved.source_base64 = base64;
+      resolved.content_sha256 = sha256;
+    }
+    return resolved;
+  },
+});

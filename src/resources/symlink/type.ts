@@ -1,0 +1,21 @@
+import { z } from 'zod';
+import { absolutePath, defineType, ensurePresence } from '../type.ts';
+
+export const symlinkType = defineType({
+  name: 'symlink',
+  key: 'path',
+  description: 'A symbolic link.',
+  schema: z
+    .strictObject({
+      path: absolutePath.describe('absolute path of the link'),
+      target: z.string().min(1).optional().describe('what the link points to (required unless absent)'),
+      ensure: ensurePresence,
+      force: z.boolean().default(false).describe('replace a file that is in the way'),
+    })
+    .refine((a) => a.ensure === 'absent' || a.target !== undefined, {
+      message: 'target is required',
+      path: ['target'],
+    }),
+  changes: { target: 'update', ensure: 'update' },
+  stateful: false,
+});

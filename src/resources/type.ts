@@ -1,0 +1,54 @@
+/**
+ * A resource type is data (DESIGN §6): its attributes as a zod schema, which attribute is its key,
+ * what a change to each attribute needs, and how it is refreshed. The engine and the compiler work
+ * from this description alone and have no branch for any particular type.
+ */
+import { z } from 'zod';
+
+/** What a change to an attribute needs (DESIGN §5.8). */
+export type ChangeClass = 'update' | 'reload' | 'rebuild';
+
+/** Pure, compile-time help a type may need from the site (templates, source files). */
+export interface ResolveContext {
+  /** Renders a site template with the invocation's `it`, `vars` laid over `it.vars`. */
+  renderTemplate(path: string, vars: Record<string, unknown> | undefined): string;
+  /** Reads a site file as is; returns its content as base64 and its sha256. */
+  readSource(path: string): { base64: string; sha256: string };
+}
+
+export interface ResourceType {
+  name: string;
+  /** The attribute that holds the value written after the type name (`file: /etc/motd`). */
+  key: string;
+  description: string;
+  schema: z.ZodObject;
+  changes: Record<string, ChangeClass>;
+  /** Stateful types (jails, containers, guests) refuse rebuilds unless allowed explicitly. */
+  stateful: boolean;
+  /** What a notification does to a non-lazy node of this type; undefined: nothing. */
+  refresh?: string;
+  /** The identity used in references, `type:<identity>`; defaults to the key attribute. */
+  identity?(attributes: Record<string, unknown>): string;
+  /** Turns site-relative inputs (templates, sources) into values the engine can compare. */
+  resolve?(attributes: Record<string, unknown>, ctx: ResolveContext): Record<string, unknown>;
+}
+
+export function defineType(type: ResourceType): ResourceType {
+  for (const attr of Object.keys(type.changes)) {
+    if (!(attr in type.schema.shape)) throw new Error(`type ${type.name}: change class for unknown attribute ${attr}`);
+  }
+  return type;
+}
+
+export function identityOf(type: ResourceType, attributes: Record<string, unknown>): string {
+  return type.identity ? type.identity(attributes) : String(attributes[type.key]);
+}
+
+// Shared attribute schemas.
+export const ensurePresence = z.enum(['present', 'absent']).default('present').describe('present (default) or absent');
+export const fileMode = z
+  .string()
+  .regex(/^0?[0-7]{3,4}$/, 'a mode is an octal string such as "0644"')
+  .describe('octal permission bits as a string, e.g. "0644"');
+export const userName = z.union([z.string().min(1), z.number().int().nonnegative()]).transform(String);
+export const absolutePath = z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path');

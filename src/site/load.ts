@@ -1,0 +1,135 @@
+/**
+ * Reads a site folder (DESIGN §3): cairn.yaml plus the conventional folders, into documents with
+ * positions and state definitions. Nothing is interpreted here beyond what each file format needs.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, extname, join, relative, resolve } from 'node:path';
+import { Diagnostics, inputError } from '../lib/errors.ts';
+import { LineIndex } from './positions.ts';
+import { inlineStates, jsonStateFile, yamlStateFile, type StateDef } from './states.ts';
+import { parseYaml } from './yaml.ts';
+
+export interface SiteDoc {
+  /** Site-relative path. */
+  file: string;
+  doc: unknown;
+}
+
+export interface ComponentDocs {
+  name: string;
+  /** Site-relative folder of the component. */
+  dir: string;
+  manifest?: SiteDoc;
+}
+
+export interface SiteDocs {
+  /** Absolute path of the site folder. */
+  root: string;
+  /** Every file read, by site-relative path, so errors can quote the offending line. */
+  sources: Map<string, string>;
+  config: SiteDoc;
+  inventory?: SiteDoc;
+  roles: SiteDoc[];
+  states: StateDef[];
+  components: ComponentDocs[];
+  vars: { all: SiteDoc[]; groups: Map<string, SiteDoc>; targets: Map<string, SiteDoc> };
+  os: SiteDoc[];
+}
+
+const STATE_EXTENSIONS = ['.yaml', '.yml', '.json', '.ts', '.mts'];
+
+function listFiles(dir: string, extensions: readonly string[]): string[] {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isFile() && extensions.includes(extname(e.name)))
+    .map((e) => join(dir, e.name))
+    .sort();
+}
+
+export class SiteReader {
+  constructor(readonly root: string, readonly d: Diagnostics, readonly sources: Map<string, string>) {}
+
+  rel(abs: string): string {
+    return relative(this.root, abs) || basename(abs);
+  }
+
+  readText(abs: string): string {
+    const text = readFileSync(abs, 'utf8');
+    this.sources.set(this.rel(abs), text);
+    return text;
+  }
+
+  /** A plain YAML or JSON document (no templating). */
+  readYaml(abs: string): SiteDoc {
+    const file = this.rel(abs);
+    const text = this.readText(abs);
+    const lines = new LineIndex(text);
+    const doc = this.d.collect(() => parseYaml(text, (offset, length) => ({ file, ...lines.lineCol(offset), length })));
+    return { file, doc: doc ?? null };
+  }
+
+  async readStateFile(abs: string, component?: string): Promise<StateDef[]> {
+    const ext = extname(abs);
+    if (ext === '.ts' || ext === '.mts') {
+      this.readText(abs);
+      const { typescriptStateFile } = await import('./typescript.ts');
+      return typescriptStateFile(abs, this.root, this.d, component);
+    }
+    const text = this.readText(abs);
+    const file = this.rel(abs);
+    return ext === '.json' ? jsonStateFile(text, file, this.d, component) : yamlStateFile(text, file, this.d, component);
+  }
+}
+
+function inlineStateMap(doc: SiteDoc | undefined): Record<string, unknown> | undefined {
+  const states = (doc?.doc as Record<string, unknown> | null | undefined)?.states;
+  return states && typeof states === 'object' && !Array.isArray(states) ? (states as Record<string, unknown>) : undefined;
+}
+
+/** `sources` receives every file read, also when loading fails, so errors can quote lines. */
+export async function loadSite(siteDir: string, d: Diagnostics, sources = new Map<string, string>()): Promise<SiteDocs> {
+  const root = resolve(siteDir);
+  const configPath = join(root, 'cairn.yaml');
+  if (!existsSync(configPath)) {
+    throw inputError(`no cairn.yaml in ${root}`, undefined, 'point --site at a folder with a cairn.yaml, or create one');
+  }
+  const r = new SiteReader(root, d, sources);
+  const config = r.readYaml(configPath);
+  const inventoryPath = ['inventory.yaml', 'inventory.yml'].map((f) => join(root, f)).find(existsSync);
+  const inventory = inventoryPath ? r.readYaml(inventoryPath) : undefined;
+
+  const states: StateDef[] = [];
+  const inline = inlineStateMap(config);
+  if (inline) states.push(...inlineStates(inline, config.file, d));
+  for (const f of listFiles(join(root, 'states'), STATE_EXTENSIONS)) states.push(...await r.readStateFile(f));
+
+  const components: ComponentDocs[] = [];
+  const componentsDir = join(root, 'components');
+  if (existsSync(componentsDir)) {
+    for (const entry of readdirSync(componentsDir, { withFileTypes: true }).filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
+      const dir = join(componentsDir, entry.name);
+      const manifestPath = ['component.yaml', 'component.yml'].map((f) => join(dir, f)).find(existsSync);
+      const manifest = manifestPath ? r.readYaml(manifestPath) : undefined;
+      components.push({ name: entry.name, dir: r.rel(dir), ...(manifest ? { manifest } : {}) });
+      const own = inlineStateMap(manifest);
+      if (own && manifest) states.push(...inlineStates(own, manifest.file, d, entry.name));
+      for (const f of listFiles(join(dir, 'states'), STATE_EXTENSIONS)) states.push(...await r.readStateFile(f, entry.name));
+    }
+  }
+
+  const yamlIn = (dir: string) => listFiles(join(root, dir), ['.yaml', '.yml', '.json']).map((f) => r.readYaml(f));
+  const byStem = (docs: SiteDoc[]) => new Map(docs.map((doc) => [basename(doc.file, extname(doc.file)), doc]));
+  const allVars = ['vars/all.yaml', 'vars/all.yml'].map((f) => join(root, f)).filter(existsSync).map((f) => r.readYaml(f));
+
+  return {
+    root,
+    sources: r.sources,
+    config,
+    ...(inventory ? { inventory } : {}),
+    roles: yamlIn('roles'),
+    states,
+    components,
+    vars: { all: allVars, groups: byStem(yamlIn('vars/groups')), targets: byStem(yamlIn('vars/targets')) },
+    os: yamlIn('os'),
+  };
+}

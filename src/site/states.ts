@@ -1,0 +1,219 @@
+/**
+ * State definitions from the three kinds of state file (DESIGN §4): YAML rendered as an Eta template
+ * per invocation, plain JSON, and states written inline in cairn.yaml or component.yaml (each string
+ * value rendered on its own). TypeScript state files produce the same StateDef in site/typescript.ts.
+ */
+import { Diagnostics, inputError, InputError, type SourcePos } from '../lib/errors.ts';
+import { LineIndex } from './positions.ts';
+import { compileTemplate, type CompiledTemplate } from './template.ts';
+import { didYouMean } from './validate.ts';
+import { keyPosOf, mapStrings, parseYaml, posOf } from './yaml.ts';
+
+/** The `it` that templates see. */
+export interface TemplateScope {
+  vars: Record<string, unknown>;
+  params: Record<string, unknown>;
+  facts: Record<string, unknown>;
+  os: Record<string, unknown>;
+  target: Record<string, unknown>;
+}
+
+export interface ParamDecl {
+  required: boolean;
+  default?: unknown;
+  pos?: SourcePos;
+}
+
+export interface StateDef {
+  name: string;
+  pos?: SourcePos;
+  /** Site-relative file that declares it. */
+  file: string;
+  /** The component it belongs to; its templates and files resolve there first. */
+  component?: string;
+  params: Record<string, ParamDecl>;
+  lazy: boolean;
+  defer: boolean;
+  include: { name: string; pos?: SourcePos }[];
+  /** The raw part maps for one invocation (positions attached); throws InputError. */
+  parts(it: TemplateScope): unknown[];
+}
+
+const STATE_KEYS = ['params', 'parts', 'lazy', 'defer', 'include'];
+
+interface Header {
+  params: Record<string, ParamDecl>;
+  lazy: boolean;
+  defer: boolean;
+  include: { name: string; pos?: SourcePos }[];
+}
+
+/** Reads the parts-independent header of a state body: list form, or map form with STATE_KEYS. */
+function readHeader(name: string, body: unknown, parent: unknown, d: Diagnostics): Header | undefined {
+  const header: Header = { params: {}, lazy: false, defer: false, include: [] };
+  if (Array.isArray(body) || body === null) return header;
+  if (typeof body !== 'object') {
+    d.add(`state '${name}' must be a list of parts or a map with ${STATE_KEYS.join('/')}`, posOf(parent, name));
+    return undefined;
+  }
+  const map = body as Record<string, unknown>;
+  let ok = true;
+  for (const key of Object.keys(map)) {
+    if (!STATE_KEYS.includes(key)) {
+      d.add(`state '${name}': unknown key '${key}'${didYouMean(key, STATE_KEYS)}`, keyPosOf(map, key), {
+        hint: `a state is a list of parts, or a map with ${STATE_KEYS.join(', ')}`,
+      });
+      ok = false;
+    }
+  }
+  for (const flag of ['lazy', 'defer'] as const) {
+    if (map[flag] === undefined) continue;
+    if (typeof map[flag] !== 'boolean') {
+      d.add(`state '${name}': ${flag} must be true or false`, posOf(map, flag));
+      ok = false;
+    } else header[flag] = map[flag];
+  }
+  if (header.defer && !header.lazy) {
+    d.add(`state '${name}': defer applies to lazy states (handlers); add lazy: true`, posOf(map, 'defer'));
+    ok = false;
+  }
+  const params = map.params;
+  if (params !== undefined && params !== null) {
+    if (typeof params !== 'object' || Array.isArray(params)) {
+      d.add(`state '${name}': params must be a map of name to default (~ for required)`, posOf(map, 'params'));
+      ok = false;
+    } else {
+      for (const [p, def] of Object.entries(params)) {
+        header.params[p] = def === null
+          ? { required: true, pos: keyPosOf(params, p) }
+          : { required: false, default: def, pos: keyPosOf(params, p) };
+      }
+    }
+  }
+  const include = map.include;
+  if (include !== undefined && include !== null) {
+    const list = Array.isArray(include) ? include : [include];
+    list.forEach((entry, i) => {
+      if (typeof entry !== 'string') {
+        d.add(`state '${name}': include lists state names`, Array.isArray(include) ? posOf(include, i) : posOf(map, 'include'));
+        ok = false;
+      } else header.include.push({ name: entry, pos: Array.isArray(include) ? posOf(include, i) : posOf(map, 'include') });
+    });
+  }
+  if (map.parts !== undefined && map.parts !== null && !Array.isArray(map.parts)) {
+    d.add(`state '${name}': parts must be a list`, posOf(map, 'parts'));
+    ok = false;
+  }
+  return ok ? header : undefined;
+}
+
+function partsOf(body: unknown): unknown[] {
+  if (Array.isArray(body)) return body;
+  if (body && typeof body === 'object') {
+    const parts = (body as Record<string, unknown>).parts;
+    return Array.isArray(parts) ? parts : [];
+  }
+  return [];
+}
+
+function asStateMap(doc: unknown, file: string, d: Diagnostics): Record<string, unknown> | undefined {
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    d.add('a state file maps state names to states', posOf(doc) ?? { file, line: 1, col: 1 });
+    return undefined;
+  }
+  return doc as Record<string, unknown>;
+}
+
+/** A YAML state file: an Eta template over the whole file, rendered once per invocation. */
+export function yamlStateFile(text: string, file: string, d: Diagnostics, component?: string): StateDef[] {
+  let template: CompiledTemplate;
+  try {
+    template = compileTemplate(text, file);
+  } catch (err) {
+    if (err instanceof InputError) d.addAll(err.diagnostics);
+    else throw err;
+    return [];
+  }
+  const parseRendered = (rendered: { text: string; sourceOffset(o: number): number }) =>
+    parseYaml(rendered.text, (offset, length) => {
+      const start = rendered.sourceOffset(offset);
+      const end = rendered.sourceOffset(offset + length);
+      return { ...template.pos(start), length: Math.max(1, end - start) };
+    });
+
+  const skeleton = d.collect(() => parseRendered(template.skeleton()));
+  const map = asStateMap(skeleton, file, d);
+  if (!map) return [];
+
+  // One render per distinct `it` (invocations with equal params share one scope object).
+  const renders = new WeakMap<TemplateScope, Record<string, unknown>>();
+  const render = (it: TemplateScope): Record<string, unknown> => {
+    let doc = renders.get(it);
+    if (!doc) {
+      const parsed = parseRendered(template.render(it));
+      doc = (parsed && typeof parsed === 'object' ? parsed : {}) as Record<string, unknown>;
+      renders.set(it, doc);
+    }
+    return doc;
+  };
+
+  const defs: StateDef[] = [];
+  for (const [name, body] of Object.entries(map)) {
+    const header = readHeader(name, body, map, d);
+    if (!header) continue;
+    const pos = keyPosOf(map, name);
+    defs.push({
+      name, file, component, pos, ...header,
+      parts(it) {
+        const doc = render(it);
+        if (!(name in doc)) {
+          throw inputError(`state '${name}' is not in ${file} once rendered with these parameters`, pos,
+            'a template condition removed it');
+        }
+        return partsOf(doc[name]);
+      },
+    });
+  }
+  return defs;
+}
+
+/** A JSON state file: plain data, no templating. */
+export function jsonStateFile(text: string, file: string, d: Diagnostics, component?: string): StateDef[] {
+  const lines = new LineIndex(text);
+  const doc = d.collect(() => parseYaml(text, (offset, length) => ({ file, ...lines.lineCol(offset), length })));
+  const map = asStateMap(doc, file, d);
+  if (!map) return [];
+  return plainStates(map, file, d, component, false);
+}
+
+/** States written inline in a YAML document (cairn.yaml, component.yaml): each string is a template. */
+export function inlineStates(map: Record<string, unknown>, file: string, d: Diagnostics, component?: string): StateDef[] {
+  return plainStates(map, file, d, component, true);
+}
+
+function plainStates(map: Record<string, unknown>, file: string, d: Diagnostics, component: string | undefined, templated: boolean): StateDef[] {
+  const defs: StateDef[] = [];
+  for (const [name, body] of Object.entries(map)) {
+    const header = readHeader(name, body, map, d);
+    if (!header) continue;
+    const rawParts = partsOf(body);
+    const compiled = new Map<string, CompiledTemplate>();
+    defs.push({
+      name, file, component, pos: keyPosOf(map, name), ...header,
+      parts(it) {
+        if (!templated) return rawParts;
+        return mapStrings(rawParts, (s, pos) => {
+          const cacheKey = `${pos?.line}:${pos?.col}:${s}`;
+          let t = compiled.get(cacheKey);
+          if (!t) {
+            t = compileTemplate(s, file, pos);
+            compiled.set(cacheKey, t);
+          }
+          return t.isStatic ? s : t.render(it).text;
+        }) as unknown[];
+      },
+    });
+  }
+  return defs;
+}

@@ -1,0 +1,319 @@
+/**
+ * Eta-syntax templates that remember where every output character came from.
+ *
+ * Why not Eta's own compiler: Eta's compiled function concatenates strings without positions, so an
+ * error in YAML produced by a template could only be reported against the rendered text. Users edit
+ * the source, so this module tokenises Eta's grammar itself (`<% code %>`, `<%= expr %>`,
+ * `<%~ expr %>`, `-`/`_` trim modifiers, quotes and comments inside tags, exactly as Eta's parser
+ * does) and generates a function that records, for each output piece, the source offset it came from.
+ *
+ * Whitespace follows Jinja's trim_blocks + lstrip_blocks (DESIGN §4): a line holding only control
+ * tags vanishes whole; an interpolation never eats the newline after it.
+ */
+import vm from 'node:vm';
+import { inputError, type SourcePos } from '../lib/errors.ts';
+import { LineIndex } from './positions.ts';
+
+type TagKind = 'exec' | 'interpolate' | 'raw';
+
+interface TextToken {
+  kind: 'text';
+  start: number;
+  end: number;
+}
+interface TagToken {
+  kind: 'tag';
+  tag: TagKind;
+  start: number;
+  end: number;
+  codeStart: number;
+  codeEnd: number;
+  trimLeft?: '-' | '_';
+  trimRight?: '-' | '_';
+}
+type Token = TextToken | TagToken;
+
+/** One contiguous piece of output: literal text (1:1 with the source) or the value of a tag. */
+interface Piece {
+  kind: 'literal' | 'value' | 'code';
+  srcStart: number;
+  text: string;
+}
+
+export interface RenderResult {
+  text: string;
+  /** Maps an offset in `text` to an offset in the template source. */
+  sourceOffset(outputOffset: number): number;
+}
+
+export interface CompiledTemplate {
+  file: string;
+  source: string;
+  lines: LineIndex;
+  /** True when the source has no tags at all: rendering is the identity. */
+  isStatic: boolean;
+  render(it: unknown): RenderResult;
+  /** The text with every tag evaluated as nothing: used to discover a file's structure. */
+  skeleton(): RenderResult;
+  pos(offset: number): SourcePos;
+}
+
+const OPEN = /<%([-_])?\s*([=~])?\s*/g;
+const CLOSE = /'|"|`|\/\*|(\s*([-_])?%>)/g;
+const SINGLE = /'(?:\\[\s\w"'\\`]|[^\n\r'\\])*?'/g;
+const DOUBLE = /"(?:\\[\s\w"'\\`]|[^\n\r"\\])*?"/g;
+const TEMPLATE_LITERAL = /`(?:\\[\s\S]|\${(?:[^{}]|{(?:[^{}]|{[^}]*})*})*}|(?!\${)[^\\`])*`/g;
+
+function tokenize(source: string, pos: (offset: number) => SourcePos): Token[] {
+  const tokens: Token[] = [];
+  let last = 0;
+  OPEN.lastIndex = 0;
+  let open: RegExpExecArray | null;
+  while ((open = OPEN.exec(source))) {
+    if (open.index > last) tokens.push({ kind: 'text', start: last, end: open.index });
+    const codeStart = open.index + open[0].length;
+    CLOSE.lastIndex = codeStart;
+    let close: RegExpExecArray | null;
+    let closed = false;
+    while ((close = CLOSE.exec(source))) {
+      if (close[1] !== undefined) {
+        const prefix = open[2];
+        tokens.push({
+          kind: 'tag',
+          tag: prefix === '=' ? 'interpolate' : prefix === '~' ? 'raw' : 'exec',
+          start: open.index,
+          end: CLOSE.lastIndex,
+          codeStart,
+          codeEnd: close.index,
+          trimLeft: open[1] as TagToken['trimLeft'],
+          trimRight: close[2] as TagToken['trimRight'],
+        });
+        last = CLOSE.lastIndex;
+        OPEN.lastIndex = last;
+        closed = true;
+        break;
+      }
+      const quote = close[0];
+      if (quote === '/*') {
+        const end = source.indexOf('*/', CLOSE.lastIndex);
+        if (end < 0) throw inputError('template: unclosed comment inside a tag', pos(close.index));
+        CLOSE.lastIndex = end + 2;
+        continue;
+      }
+      const re = quote === "'" ? SINGLE : quote === '"' ? DOUBLE : TEMPLATE_LITERAL;
+      re.lastIndex = close.index;
+      const m = re.exec(source);
+      if (!m || m.index !== close.index) {
+        throw inputError('template: unclosed string inside a tag', pos(close.index));
+      }
+      CLOSE.lastIndex = re.lastIndex;
+    }
+    if (!closed) {
+      throw inputError("template: tag opened with '<%' is never closed with '%>'", {
+        ...pos(open.index),
+        length: 2,
+      });
+    }
+  }
+  if (last < source.length) tokens.push({ kind: 'text', start: last, end: source.length });
+  return tokens;
+}
+
+/** Marks the characters that whitespace control removes from the output. */
+function removedWhitespace(source: string, tokens: Token[]): Uint8Array {
+  const removed = new Uint8Array(source.length);
+  const isBlank = (c: string | undefined) => c === ' ' || c === '\t' || c === '\r';
+
+  // Lines that hold only control tags vanish whole (trim_blocks + lstrip_blocks).
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.kind !== 'tag' || t.tag !== 'exec') continue;
+    let lineStart = t.start;
+    while (lineStart > 0 && source[lineStart - 1] !== '\n') lineStart--;
+    let lineEnd = t.end;
+    while (lineEnd < source.length && source[lineEnd] !== '\n') lineEnd++;
+    const onlyControl = tokens.every((o) => {
+      if (o.end <= lineStart || o.start >= lineEnd) return true;
+      if (o.kind === 'tag') return o.tag === 'exec';
+      const from = Math.max(o.start, lineStart);
+      const to = Math.min(o.end, lineEnd);
+      for (let k = from; k < to; k++) if (!isBlank(source[k])) return false;
+      return true;
+    });
+    if (!onlyControl) continue;
+    for (let k = lineStart; k < lineEnd; k++) removed[k] = 1;
+    if (lineEnd < source.length) removed[lineEnd] = 1;
+  }
+
+  // Eta's explicit modifiers: '-' trims one newline, '_' all whitespace, on that side of the tag.
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.kind !== 'tag') continue;
+    if (t.trimLeft) {
+      let k = t.start - 1;
+      if (t.trimLeft === '_') while (k >= 0 && /\s/.test(source[k]!)) removed[k--] = 1;
+      else {
+        while (k >= 0 && isBlank(source[k])) k--;
+        if (source[k] === '\n') {
+          for (let j = k; j < t.start; j++) removed[j] = 1;
+          if (source[k - 1] === '\r') removed[k - 1] = 1;
+        }
+      }
+    }
+    if (t.trimRight) {
+      let k = t.end;
+      if (t.trimRight === '_') while (k < source.length && /\s/.test(source[k]!)) removed[k++] = 1;
+      else {
+        while (k < source.length && isBlank(source[k])) k++;
+        if (source[k] === '\n') for (let j = t.end; j <= k; j++) removed[j] = 1;
+      }
+    }
+  }
+  return removed;
+}
+
+function toPieces(source: string, tokens: Token[], removed: Uint8Array): Piece[] {
+  const pieces: Piece[] = [];
+  for (const t of tokens) {
+    if (t.kind === 'tag') {
+      const code = source.slice(t.codeStart, t.codeEnd);
+      pieces.push({ kind: t.tag === 'exec' ? 'code' : 'value', srcStart: t.codeStart, text: code });
+      continue;
+    }
+    let runStart = -1;
+    for (let k = t.start; k <= t.end; k++) {
+      const keep = k < t.end && !removed[k];
+      if (keep && runStart < 0) runStart = k;
+      if (!keep && runStart >= 0) {
+        pieces.push({ kind: 'literal', srcStart: runStart, text: source.slice(runStart, k) });
+        runStart = -1;
+      }
+    }
+  }
+  return pieces;
+}
+
+type RenderFn = (it: unknown, out: { text: string; marks: number[] }, at: { piece: number }) => void;
+
+interface Generated {
+  fn: RenderFn;
+}
+
+/** Generates one statement per piece, each starting on its own line, so that a syntax error's
+ *  line number in the generated code identifies the piece (and so the source position). */
+function generate(pieces: Piece[], pos: (offset: number) => SourcePos, file: string): Generated {
+  const lineOfPiece: number[] = [];
+  const body: string[] = [];
+  let line = 2;
+  for (let i = 0; i < pieces.length; i++) {
+    const p = pieces[i]!;
+    lineOfPiece.push(line);
+    let stmt: string;
+    if (p.kind === 'literal') stmt = `out.marks.push(out.text.length, ${i}); out.text += ${JSON.stringify(p.text)};`;
+    else if (p.kind === 'value') {
+      stmt = `at.piece = ${i}; out.marks.push(out.text.length, ${i}); out.text += __str(${p.text}\n, ${i});`;
+    } else stmt = `at.piece = ${i};\n${p.text}\n;`;
+    body.push(stmt);
+    line += stmt.split('\n').length;
+  }
+  const code = `(function (it, out, at, __str) {\n${body.join('\n')}\n})`;
+  let script: vm.Script;
+  try {
+    script = new vm.Script(code, { filename: 'cairn-template' });
+  } catch (err) {
+    const m = /cairn-template:(\d+)/.exec((err as Error).stack ?? '');
+    const errLine = m ? Number(m[1]) : line;
+    let piece = 0;
+    for (let i = 0; i < lineOfPiece.length; i++) if (lineOfPiece[i]! <= errLine) piece = i;
+    const codePieces = pieces.filter((p) => p.kind !== 'literal');
+    const at = pieces[piece]?.kind === 'literal' ? codePieces[codePieces.length - 1] : pieces[piece];
+    const hint = errLine > line - 1 ? 'a block opened with { in a <% %> tag is probably never closed' : undefined;
+    throw inputError(`template syntax error: ${(err as Error).message}`, at ? pos(at.srcStart) : { file, line: 1, col: 1 }, hint);
+  }
+  const outer = script.runInThisContext() as (it: unknown, out: unknown, at: unknown, str: unknown) => void;
+  return {
+    fn: (it, out, at) => outer(it, out, at, (v: unknown, i: number) => stringify(v, pieces[i]!, pos)),
+  };
+}
+
+function stringify(value: unknown, piece: Piece, pos: (offset: number) => SourcePos): string {
+  if (value === undefined) {
+    throw inputError(`template: \`${piece.text.trim()}\` is undefined`, pos(piece.srcStart),
+      'check the name; a value that may be missing needs a default, e.g. `<%= it.vars.x ?? "default" %>`');
+  }
+  if (value === null) return '';
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+/**
+ * `base` is where the template text starts in its file, for a template that is one string value
+ * inside a larger document (inline states in cairn.yaml).
+ */
+export function compileTemplate(source: string, file: string, base?: SourcePos): CompiledTemplate {
+  const lines = new LineIndex(source);
+  const pos = (offset: number): SourcePos => {
+    const at = lines.lineCol(offset);
+    if (!base) return { file, ...at };
+    return at.line === 1
+      ? { file, line: base.line, col: base.col + at.col - 1 }
+      : { file, line: base.line + at.line - 1, col: at.col };
+  };
+  const tokens = tokenize(source, pos);
+  const isStatic = tokens.every((t) => t.kind === 'text');
+  const pieces = toPieces(source, tokens, removedWhitespace(source, tokens));
+  let generated: Generated | undefined;
+
+  const mapper = (marks: number[]) => (outputOffset: number): number => {
+    // marks holds pairs (output offset, piece index), in increasing output order.
+    let lo = 0;
+    let hi = marks.length / 2 - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (marks[mid * 2]! <= outputOffset) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    if (found < 0) return 0;
+    const piece = pieces[marks[found * 2 + 1]!]!;
+    if (piece.kind === 'literal') {
+      return Math.min(piece.srcStart + (outputOffset - marks[found * 2]!), piece.srcStart + piece.text.length);
+    }
+    return piece.srcStart;
+  };
+
+  return {
+    file,
+    source,
+    lines,
+    isStatic,
+    pos,
+    render(it: unknown): RenderResult {
+      if (isStatic) return { text: source, sourceOffset: (o) => o };
+      generated ??= generate(pieces, pos, file);
+      const out = { text: '', marks: [] as number[] };
+      const at = { piece: -1 };
+      try {
+        generated.fn(it, out, at);
+      } catch (err) {
+        if (err instanceof Error && err.name === 'InputError') throw err;
+        const piece = pieces[at.piece];
+        const message = err instanceof Error ? err.message : String(err);
+        throw inputError(`template error: ${message}`, piece ? pos(piece.srcStart) : pos(0));
+      }
+      return { text: out.text, sourceOffset: mapper(out.marks) };
+    },
+    skeleton(): RenderResult {
+      const out = { text: '', marks: [] as number[] };
+      // A value tag stands as a placeholder so that `<%= k %>: v` still parses as a key.
+      pieces.forEach((p, i) => {
+        if (p.kind === 'code') return;
+        out.marks.push(out.text.length, i);
+        out.text += p.kind === 'literal' ? p.text : '_';
+      });
+      return { text: out.text, sourceOffset: mapper(out.marks) };
+    },
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * YAML (and JSON, which the same parser reads) into plain data, with the source position of every
+ * map key and value kept aside in a WeakMap so later steps can point at exactly what is wrong.
+ */
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import { inputError, InputError, type Diagnostic, type SourcePos } from '../lib/errors.ts';
+
+interface PosInfo {
+  self?: SourcePos;
+  keys: Map<string | number, SourcePos>;
+  values: Map<string | number, SourcePos>;
+}
+
+const positions = new WeakMap<object, PosInfo>();
+
+/** Position of `obj` itself, or of its member `key`'s value. */
+export function posOf(obj: unknown, key?: string | number): SourcePos | undefined {
+  if (obj === null || typeof obj !== 'object') return undefined;
+  const info = positions.get(obj);
+  if (!info) return undefined;
+  if (key === undefined) return info.self;
+  return info.values.get(key) ?? info.keys.get(key) ?? info.self;
+}
+
+/** Position of the key `key` in map `obj` (falls back to the map itself). */
+export function keyPosOf(obj: unknown, key: string): SourcePos | undefined {
+  if (obj === null || typeof obj !== 'object') return undefined;
+  const info = positions.get(obj);
+  return info?.keys.get(key) ?? info?.self;
+}
+
+/** Records positions for data built in code (TypeScript states, defaults). */
+export function setPos(obj: object, self: SourcePos | undefined, members?: Record<string, SourcePos>): void {
+  const info: PosInfo = positions.get(obj) ?? { keys: new Map(), values: new Map() };
+  if (self) info.self = self;
+  for (const [k, p] of Object.entries(members ?? {})) {
+    info.keys.set(k, p);
+    info.values.set(k, p);
+  }
+  positions.set(obj, info);
+}
+
+/** Gives every object reachable from `value` that has no position of its own the position `pos`. */
+export function setPosDeep(value: unknown, pos: SourcePos | undefined): void {
+  if (!pos || value === null || typeof value !== 'object') return;
+  if (!positions.has(value)) setPos(value, pos);
+  for (const v of Object.values(value)) setPosDeep(v, pos);
+}
+
+/** Rebuilds `value` with every string replaced by `fn(string, itsPosition)`, keeping positions. */
+export function mapStrings(value: unknown, fn: (s: string, pos: SourcePos | undefined) => unknown, pos?: SourcePos): unknown {
+  if (typeof value === 'string') return fn(value, pos);
+  if (value === null || typeof value !== 'object') return value;
+  const info = positions.get(value);
+  if (Array.isArray(value)) {
+    const out = value.map((v, i) => mapStrings(v, fn, info?.values.get(i) ?? pos));
+    if (info) positions.set(out, info);
+    return out;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = mapStrings(v, fn, info?.values.get(k) ?? pos);
+  if (info) positions.set(out, info);
+  return out;
+}
+
+/** `toPos(offset, length)` maps an offset in `text` to a source position. */
+export type OffsetMapper = (offset: number, length: number) => SourcePos;
+
+export function parseYaml(text: string, toPos: OffsetMapper): unknown {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const problems = [...doc.errors];
+  if (problems.length > 0) {
+    const diagnostics: Diagnostic[] = problems.map((e) => ({
+      message: `YAML: ${firstLine(e.message)}`,
+      pos: toPos(e.pos[0], Math.max(1, e.pos[1] - e.pos[0])),
+    }));
+    throw new InputError(diagnostics);
+  }
+  const where = (node: YamlNode | null | undefined): SourcePos | undefined => {
+    const range = node?.range;
+    return range ? toPos(range[0], Math.max(1, range[1] - range[0])) : undefined;
+  };
+
+  const seen = new Set<YamlNode>();
+  const convert = (node: unknown): unknown => {
+    if (node === null || node === undefined) return null;
+    if (isAlias(node)) {
+      const target = node.resolve(doc);
+      if (!target || seen.has(target)) throw inputError('YAML: recursive alias', where(node));
+      seen.add(target);
+      const value = convert(target);
+      seen.delete(target);
+      return value;
+    }
+    if (isScalar(node)) return node.value;
+    if (isMap(node)) {
+      const obj: Record<string, unknown> = {};
+      const info: PosInfo = { keys: new Map(), values: new Map() };
+      const self = where(node as YamlNode);
+      if (self) info.self = self;
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const keyNode = pair.key as YamlNode | null;
+        const key = isScalar(keyNode) ? String(keyNode.value) : String(convert(keyNode));
+        const keyPos = where(keyNode);
+        if (keyPos) info.keys.set(key, keyPos);
+        const valuePos = where(pair.value as YamlNode | null) ?? keyPos;
+        if (valuePos) info.values.set(key, valuePos);
+        obj[key] = convert(pair.value);
+      }
+      positions.set(obj, info);
+      return obj;
+    }
+    if (isSeq(node)) {
+      const arr: unknown[] = [];
+      const info: PosInfo = { keys: new Map(), values: new Map() };
+      const self = where(node as YamlNode);
+      if (self) info.self = self;
+      node.items.forEach((item, i) => {
+        const p = where(item as YamlNode);
+        if (p) info.values.set(i, p);
+        arr.push(convert(item));
+      });
+      positions.set(arr, info);
+      return arr;
+    }
+    return (node as { toJSON?: () => unknown }).toJSON?.() ?? null;
+  };
+  return convert(doc.contents);
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+}
