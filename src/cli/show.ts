@@ -45,7 +45,7 @@ export function formatShow(run: StateRun, graph: Graph): string {
   const describe = (n: GraphNode, i: number, w: number) => {
     const inv = run.invocations[n.invocation]!;
     const stage = n.stage ? ` [stage ${n.stage.index} of ${n.stage.of}]` : '';
-    const flags = [n.meta.noop ? 'noop' : ''].filter(Boolean).join(', ');
+    const flags = [n.meta.noop ? 'noop' : '', n.defer ? 'deferred to the end of the run' : ''].filter(Boolean).join(', ');
     const lines = [`  ${String(i + 1).padStart(w)}. ${n.ref}${stage}${flags ? ` (${flags})` : ''}   ${inv.state}#${n.invocation + 1}  ${formatPos(n.pos)}`];
     const rel = [...(incoming.get(n.id) ?? []), ...(outgoing.get(n.id) ?? [])];
     if (rel.length) lines.push(`  ${' '.repeat(w)}    ${rel.join('; ')}`);

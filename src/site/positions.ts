@@ -16,6 +16,11 @@ export class LineIndex {
     return { line: lo + 1, col: offset - this.starts[lo]! + 1 };
   }
 
+  /** Offset of the first character of `line` (1-based); the text's length past the end. */
+  lineStart(line: number): number {
+    return this.starts[line - 1] ?? this.text.length;
+  }
+
   lineText(line: number): string {
     const start = this.starts[line - 1];
     if (start === undefined) return '';

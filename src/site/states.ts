@@ -125,56 +125,68 @@ function asStateMap(doc: unknown, file: string, d: Diagnostics): Record<string, 
   return doc as Record<string, unknown>;
 }
 
-/** A YAML state file: an Eta template over the whole file, rendered once per invocation. */
+/**
+ * A YAML state file: an Eta template rendered once per invocation. Each state is rendered from its
+ * own stretch of the file (plus the text before the first state, where shared template code
+ * lives), so one state's parameters never break the rendering of another state in the same file.
+ * The other stretches are blanked, not cut, so every offset stays that of the real file.
+ */
 export function yamlStateFile(text: string, file: string, d: Diagnostics, component?: string): StateDef[] {
-  let template: CompiledTemplate;
+  let whole: CompiledTemplate;
   try {
-    template = compileTemplate(text, file);
+    whole = compileTemplate(text, file);
   } catch (err) {
     if (err instanceof InputError) d.addAll(err.diagnostics);
     else throw err;
     return [];
   }
-  const parseRendered = (rendered: { text: string; sourceOffset(o: number): number }) =>
+  const parseRendered = (template: CompiledTemplate, rendered: { text: string; sourceOffset(o: number): number }) =>
     parseYaml(rendered.text, (offset, length) => {
       const start = rendered.sourceOffset(offset);
       const end = rendered.sourceOffset(offset + length);
       return { ...template.pos(start), length: Math.max(1, end - start) };
     });
 
-  const skeleton = d.collect(() => parseRendered(template.skeleton()));
+  const skeleton = d.collect(() => parseRendered(whole, whole.skeleton()));
   const map = asStateMap(skeleton, file, d);
   if (!map) return [];
 
-  // One render per distinct `it` (invocations with equal params share one scope object).
-  const renders = new WeakMap<TemplateScope, Record<string, unknown>>();
-  const render = (it: TemplateScope): Record<string, unknown> => {
-    let doc = renders.get(it);
-    if (!doc) {
-      const parsed = parseRendered(template.render(it));
-      doc = (parsed && typeof parsed === 'object' ? parsed : {}) as Record<string, unknown>;
-      renders.set(it, doc);
-    }
-    return doc;
+  const names = Object.keys(map);
+  const starts = names.map((name) => whole.lines.lineStart(keyPosOf(map, name)?.line ?? 1));
+  const preambleEnd = starts[0] ?? text.length;
+  const stretchOf = (i: number): CompiledTemplate => {
+    const from = starts[i]!;
+    const to = starts[i + 1] ?? text.length;
+    const blanked = text.replace(/[^\n]/g, (ch, offset: number) => (offset < preambleEnd || (offset >= from && offset < to) ? ch : ' '));
+    return compileTemplate(blanked, file);
   };
 
   const defs: StateDef[] = [];
-  for (const [name, body] of Object.entries(map)) {
+  names.forEach((name, i) => {
+    const body = map[name];
     const header = readHeader(name, body, map, d);
-    if (!header) continue;
+    if (!header) return;
     const pos = keyPosOf(map, name);
+    let template: CompiledTemplate | undefined;
+    const renders = new WeakMap<TemplateScope, unknown[]>();
     defs.push({
       name, file, component, pos, ...header,
       parts(it) {
-        const doc = render(it);
-        if (!(name in doc)) {
-          throw inputError(`state '${name}' is not in ${file} once rendered with these parameters`, pos,
-            'a template condition removed it');
+        let parts = renders.get(it);
+        if (!parts) {
+          template ??= stretchOf(i);
+          const doc = parseRendered(template, template.render(it)) as Record<string, unknown> | null;
+          if (!doc || typeof doc !== 'object' || !(name in doc)) {
+            throw inputError(`state '${name}' is not in ${file} once rendered with these parameters`, pos,
+              'a template condition removed it');
+          }
+          parts = partsOf(doc[name]);
+          renders.set(it, parts);
         }
-        return partsOf(doc[name]);
+        return parts;
       },
     });
-  }
+  });
   return defs;
 }
 

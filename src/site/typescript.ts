@@ -17,10 +17,15 @@ export async function typescriptStateFile(absPath: string, root: string, d: Diag
   const file = relative(root, absPath);
   const esbuild = await import('esbuild');
   (globalThis as Record<symbol, unknown>)[API_GLOBAL] = api;
+  // The bundle's source map must be relative to where the bundle is written, so stack traces
+  // (and so part positions) name the original .ts file.
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-ts-'));
+  const bundled = join(dir, 'states.mjs');
   let code: string;
   try {
     const result = await esbuild.build({
       entryPoints: [absPath],
+      outfile: bundled,
       bundle: true,
       write: false,
       format: 'esm',
@@ -48,12 +53,11 @@ export async function typescriptStateFile(absPath: string, root: string, d: Diag
         : { file, line: 1, col: 1 });
     }
     if (errors.length === 0) d.add(`TypeScript: ${(err as Error).message}`, { file, line: 1, col: 1 });
+    rmSync(dir, { recursive: true, force: true });
     return [];
   }
 
   process.setSourceMapsEnabled(true);
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-ts-'));
-  const bundled = join(dir, 'states.mjs');
   let mod: Record<string, unknown>;
   try {
     writeFileSync(bundled, code);
