@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs what Cairn needs on a fresh Debian machine, builds it, and runs it on the bundled
+# example site (compile only: nothing outside this checkout is touched).
+set -eu
+cd "$(dirname "$0")/.."
+
+need_node_major=20
+if ! command -v node >/dev/null 2>&1 || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt $need_node_major ]; then
+  echo "install.sh: Node.js >= $need_node_major is required (Debian's nodejs package is too old; use the machine's Node)" >&2
+  exit 1
+fi
+
+# Debian packages the test suite uses (git for the checkout itself).
+missing=""
+for pkg in git; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  apt-get -o DPkg::Lock::Timeout=300 update
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends $missing
+fi
+
+npm ci --no-fund --no-audit
+npm run build
+
+echo
+echo "== cairn show --site examples/site --target web1"
+node dist/cairn.mjs show --site examples/site --target web1
