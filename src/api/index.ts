@@ -22,7 +22,6 @@ import type { userType } from '../resources/user/type.ts';
 import type { groupType } from '../resources/group/type.ts';
 import type { authorizedKeyType } from '../resources/authorized_key/type.ts';
 import type { cronType } from '../resources/cron/type.ts';
-import type { hostnameType } from '../resources/hostname/type.ts';
 import type { sysctlType } from '../resources/sysctl/type.ts';
 
 type Refs = string | string[];

@@ -8,7 +8,7 @@ import type { StateDef } from '../site/states.ts';
 import { didYouMean, validate } from '../site/validate.ts';
 import { keyPosOf, posOf } from '../site/yaml.ts';
 import {
-  componentSchema, configSchema, groupSchema, inventorySchema, roleSchema, type TargetSettings,
+  componentSchema, configSchema, inventorySchema, roleSchema, type TargetSettings,
 } from './schema.ts';
 
 export interface RunEntry {

@@ -15,9 +15,9 @@ function partSchema() {
         ...attributes,
         ...metaSchema.shape,
       })
-      .describe(`${type.name}: ${type.description}`);
+      .meta({ id: `part-${type.name}`, description: `${type.name}: ${type.description}` });
   });
-  return z.union(variants as unknown as [z.ZodType, z.ZodType, ...z.ZodType[]]);
+  return z.union(variants as unknown as [z.ZodType, z.ZodType, ...z.ZodType[]]).meta({ id: 'part' });
 }
 
 export function stateFileSchema() {

@@ -4,7 +4,8 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join, relative, resolve } from 'node:path';
-import { Diagnostics, inputError } from '../lib/errors.ts';
+import type { Diagnostics} from '../lib/errors.ts';
+import { inputError } from '../lib/errors.ts';
 import { LineIndex } from './positions.ts';
 import { inlineStates, jsonStateFile, yamlStateFile, type StateDef } from './states.ts';
 import { parseYaml } from './yaml.ts';

@@ -3,7 +3,8 @@
  * per invocation, plain JSON, and states written inline in cairn.yaml or component.yaml (each string
  * value rendered on its own). TypeScript state files produce the same StateDef in site/typescript.ts.
  */
-import { Diagnostics, inputError, InputError, type SourcePos } from '../lib/errors.ts';
+import type { Diagnostics} from '../lib/errors.ts';
+import { inputError, InputError, type SourcePos } from '../lib/errors.ts';
 import { LineIndex } from './positions.ts';
 import { compileTemplate, type CompiledTemplate } from './template.ts';
 import { didYouMean } from './validate.ts';

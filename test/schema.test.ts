@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { jsonSchema } from '../src/cli/schema.ts';
+import { resourceTypes } from '../src/resources/index.ts';
+import { cairn } from './helpers/cli.ts';
+
+test('cairn schema prints a JSON Schema with one part variant per resource type', () => {
+  const r = cairn(['schema']);
+  assert.equal(r.status, 0, r.stderr);
+  const schema = JSON.parse(r.stdout) as { $schema: string };
+  assert.match(schema.$schema, /json-schema\.org/);
+  const text = r.stdout;
+  for (const type of resourceTypes) assert.ok(text.includes(`"${type.name}"`), `schema mentions ${type.name}`);
+  for (const meta of ['require', 'notify', 'onchanges', 'allow_rebuild']) assert.ok(text.includes(`"${meta}"`));
+});
+
+test('the file variant lists its attributes and forbids others', () => {
+  const text = JSON.stringify(jsonSchema('state'));
+  assert.match(text, /"template":\{[^}]*"description":"a site path rendered with Eta/);
+  assert.match(text, /"additionalProperties":false/);
+});
+
+test('schemas for cairn.yaml and the inventory', () => {
+  const site = jsonSchema('site') as { properties: Record<string, unknown> };
+  assert.deepEqual(Object.keys(site.properties).sort(), ['defaults', 'groups', 'name', 'roles', 'states', 'store', 'targets', 'vars']);
+  const inv = jsonSchema('inventory') as { properties: Record<string, unknown> };
+  assert.deepEqual(Object.keys(inv.properties).sort(), ['groups', 'targets']);
+});
