@@ -114,7 +114,7 @@ export function buildGraph(run: StateRun): Graph {
     return node;
   };
   for (const [ref, decls] of declsByRef) {
-    if (decls.every((x) => sameDeclaration(x.part, decls[0]!.part))) {
+    if (decls.length === 1 || decls.every((x) => sameDeclaration(x.part, decls[0]!.part))) {
       mkNode(decls[0]!, ref, decls);
       continue;
     }
@@ -210,36 +210,47 @@ type Resolution =
   | { kind: 'missing'; suggestion?: string };
 
 function makeResolver(run: StateRun, nodeOf: Map<string, string>, byId: Map<string, GraphNode>) {
-  const idOf = (inv: number, part: number) => nodeOf.get(`${inv}/${part}`);
   const uniq = (ids: (string | undefined)[]) => [...new Set(ids.filter((x): x is string => x !== undefined))];
+  // Indexes, so resolving stays linear in the number of references on large runs.
+  const local = new Map<number, Map<string, string[]>>();
+  const byPartId = new Map<string, string[]>();
+  const invocationsOf = new Map<string, number[]>();
+  for (const inv of run.invocations) {
+    const names = new Map<string, string[]>();
+    for (const p of inv.parts) {
+      const id = nodeOf.get(`${inv.index}/${p.index}`);
+      if (!id) continue;
+      for (const name of p.meta.id ? [p.ref, p.meta.id] : [p.ref]) names.set(name, [...(names.get(name) ?? []), id]);
+      if (p.meta.id) byPartId.set(p.meta.id, [...(byPartId.get(p.meta.id) ?? []), id]);
+    }
+    local.set(inv.index, names);
+    invocationsOf.set(inv.state, [...(invocationsOf.get(inv.state) ?? []), inv.index]);
+  }
   const statesIncluding = (name: string, seen = new Set<string>()): string[] => {
     if (seen.has(name)) return [];
     seen.add(name);
-    const invs = run.invocations.filter((i) => i.state === name);
-    return [name, ...invs.flatMap((i) => i.includes.flatMap((inc) => statesIncluding(inc, seen)))];
+    const includes = (invocationsOf.get(name) ?? []).flatMap((i) => run.invocations[i]!.includes);
+    return [name, ...includes.flatMap((inc) => statesIncluding(inc, seen))];
   };
-  const everyName = () => [
-    ...byId.values(),
-  ].flatMap((n) => [n.ref, ...(n.meta.id ? [n.meta.id] : []), n.state]);
+  const everyName = () => [...byId.values()].flatMap((n) => [n.ref, ...(n.meta.id ? [n.meta.id] : []), n.state]);
 
   return (ref: string, fromInvocation: number): Resolution => {
-    const here = run.invocations[fromInvocation]!;
-    const local = uniq(here.parts.filter((p) => p.meta.id === ref || p.ref === ref).map((p) => idOf(here.index, p.index)));
-    if (local.length > 0) return { kind: 'found', ids: local };
+    const here = uniq(local.get(fromInvocation)?.get(ref) ?? []);
+    if (here.length > 0) return { kind: 'found', ids: here };
 
-    const byPartId = uniq(run.invocations.flatMap((inv) => inv.parts.filter((p) => p.meta.id === ref).map((p) => idOf(inv.index, p.index))));
-    if (byPartId.length === 1) return { kind: 'found', ids: byPartId };
-    if (byPartId.length > 1) {
+    const withId = uniq(byPartId.get(ref) ?? []);
+    if (withId.length === 1) return { kind: 'found', ids: withId };
+    if (withId.length > 1) {
       // The same part id in several invocations is fine when they are one node's stages.
-      const ends = uniq(byPartId.map((id) => byId.get(id)?.stage?.end ?? id));
+      const ends = uniq(withId.map((id) => byId.get(id)?.stage?.end ?? id));
       if (ends.length === 1) return { kind: 'found', ids: ends };
-      return { kind: 'ambiguous', candidates: byPartId };
+      return { kind: 'ambiguous', candidates: withId };
     }
     if (byId.has(ref)) return { kind: 'found', ids: [ref] };
 
-    if (run.invocations.some((i) => i.state === ref)) {
-      const names = new Set(statesIncluding(ref));
-      const ids = uniq(run.invocations.filter((i) => names.has(i.state)).flatMap((i) => i.parts.map((p) => idOf(i.index, p.index))));
+    if (invocationsOf.has(ref)) {
+      const ids = uniq(statesIncluding(ref).flatMap((state) => (invocationsOf.get(state) ?? [])
+        .flatMap((i) => run.invocations[i]!.parts.map((p) => nodeOf.get(`${i}/${p.index}`)))));
       if (ids.length > 0) return { kind: 'found', ids };
     }
     const suggestion = nearest(ref, everyName());
