@@ -10,11 +10,58 @@ export interface BadInputCase {
 /** A cairn.yaml with one local target running `states`. */
 const site = (run: string, extra = '') => `targets:\n  t1:\n    executor: local\n    run: [${run}]\n${extra}`;
 
+/** A state file `s` that is fine, for sites whose error is elsewhere. */
+const okState = { 'states/s.yaml': 's:\n  - file: /tmp/x\n' };
+
+/** A site whose state `s` is `body` (the lines under `s:`). */
+const oneState = (body: string) => ({ 'cairn.yaml': site('s'), 'states/s.yaml': `s:\n${body}` });
+
+/** A site whose state `s` renders `templates/nginx.conf.eta`, which holds `template`. */
+const withTemplate = (template: string) => ({
+  'cairn.yaml': site('s'),
+  'states/s.yaml': 's:\n  - file: /etc/nginx.conf\n    template: templates/nginx.conf.eta\n',
+  'templates/nginx.conf.eta': template,
+});
+
+/** A site running the TypeScript state `motd` from states/motd.ts. */
+const tsState = (source: string) => ({ 'cairn.yaml': site('motd'), 'states/motd.ts': source });
+
 export const badInputCases: BadInputCase[] = [
+  // ── YAML and JSON syntax, in every kind of site file ──────────────────────────────────────────
   {
     name: 'YAML syntax error in cairn.yaml',
     files: { 'cairn.yaml': 'targets:\n  t1: {executor: local\n' },
     expect: [{ at: 'cairn.yaml:3:1', message: /YAML: / }],
+  },
+  {
+    name: 'YAML duplicate key in cairn.yaml',
+    files: { 'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    executor: ssh\n' },
+    expect: [{ at: 'cairn.yaml:4:5', message: /YAML: Map keys must be unique/ }],
+  },
+  {
+    name: 'YAML tab indentation in inventory.yaml',
+    files: { 'cairn.yaml': 'name: demo\n', 'inventory.yaml': 'targets:\n\tt1: {executor: local}\n' },
+    expect: [{ at: 'inventory.yaml:2:1', message: /YAML: Tabs are not allowed as indentation/ }],
+  },
+  {
+    name: 'YAML duplicate key in a roles/*.yaml file',
+    files: { 'cairn.yaml': site('s'), ...okState, 'roles/web.yaml': 'web:\n  run: [s]\n  vars: {a: 1}\n  run: [s]\n' },
+    expect: [{ at: 'roles/web.yaml:4:3', message: /YAML: Map keys must be unique/ }],
+  },
+  {
+    name: 'YAML unclosed flow map in vars/all.yaml',
+    files: { 'cairn.yaml': site('s'), ...okState, 'vars/all.yaml': 'nginx: {port: 80\nmotd: hi\n' },
+    expect: [{ at: 'vars/all.yaml:2:1', message: /YAML: Flow map .*end with a \}/ }],
+  },
+  {
+    name: 'YAML duplicate key in vars/targets/<t>.yaml',
+    files: { 'cairn.yaml': site('s'), ...okState, 'vars/targets/t1.yaml': 'motd: a\nmotd: b\n' },
+    expect: [{ at: 'vars/targets/t1.yaml:2:1', message: /YAML: Map keys must be unique/ }],
+  },
+  {
+    name: 'duplicate key in a JSON state file',
+    files: { 'cairn.yaml': site('s'), 'states/s.json': '{\n  "s": [\n    {"file": "/tmp/x", "content": "a", "content": "b"}\n  ]\n}\n' },
+    expect: [{ at: 'states/s.json:3:40', message: /Map keys must be unique/ }],
   },
   {
     name: 'YAML syntax error in a templated state file points into the source',
@@ -25,9 +72,147 @@ export const badInputCases: BadInputCase[] = [
     expect: [{ at: 'states/s.yaml:4:1', message: /YAML: Sequence item without - indicator/ }],
   },
   {
+    name: 'YAML duplicate key in a templated state file',
+    files: oneState('  - file: /tmp/<%= it.target.name %>\n    mode: "0644"\n    mode: "0600"\n'),
+    expect: [{ at: 'states/s.yaml:4:5', message: /YAML: Map keys must be unique/ }],
+  },
+  {
+    name: 'YAML tab in a templated state file',
+    files: oneState('  - file: /tmp/<%= it.target.name %>\n\t  mode: "0644"\n'),
+    expect: [{ at: 'states/s.yaml:3:1', message: /YAML: Tabs are not allowed as indentation/ }],
+  },
+  {
+    name: 'several YAML errors in several files are reported together',
+    files: {
+      'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    executor: ssh\n',
+      'inventory.yaml': 'groups:\n\tg: {}\n',
+      'vars/all.yaml': 'motd: a\nmotd: b\n',
+    },
+    expect: [
+      { at: 'cairn.yaml:4:5', message: /Map keys must be unique/ },
+      { at: 'inventory.yaml:2:1', message: /Tabs are not allowed as indentation/ },
+      { at: 'vars/all.yaml:2:1', message: /Map keys must be unique/ },
+      { message: /3 errors; nothing was run/ },
+    ],
+  },
+
+  // ── Eta templates in YAML state files ─────────────────────────────────────────────────────────
+  {
+    name: 'template expression that is undefined',
+    files: { 'cairn.yaml': site('s'), 'states/s.yaml': 's:\n  - file: /tmp/x\n    content: <%= it.vars.nope %>\n' },
+    expect: [{ at: 'states/s.yaml:3:18', message: /`it\.vars\.nope` is undefined/ }],
+  },
+  {
+    name: 'template tag never closed in a state file',
+    files: oneState('  - file: /tmp/x\n    content: <%= it.target.name\n'),
+    expect: [{ at: 'states/s.yaml:3:14', message: /tag opened with '<%' is never closed with '%>'/ }],
+  },
+  {
+    name: 'JavaScript syntax error in a <%= %> tag of a state file',
+    files: oneState('  - file: /tmp/x\n    content: <%= if (it.vars.tls) %>\n'),
+    expect: [{ at: 'states/s.yaml:3:18', message: /template syntax error: Unexpected token 'if'/ }],
+  },
+  {
+    name: 'JavaScript syntax error in a <% %> tag of a state file',
+    files: oneState('<% if (it.vars.tls) { %>\n  - file: /tmp/tls\n<% else { %>\n  - file: /tmp/plain\n<% } %>\n'),
+    expect: [{ at: 'states/s.yaml:4:4', message: /template syntax error: Unexpected token 'else'/ }],
+  },
+  {
+    name: 'TypeError in a state file expression',
+    files: oneState('  - file: /tmp/x\n    content: <%= it.vars.nope.deep %>\n'),
+    expect: [{ at: 'states/s.yaml:3:18', message: /template error: Cannot read properties of undefined \(reading 'deep'\)/ }],
+  },
+  {
+    name: 'undefined variable (not under it.) in a state file',
+    files: oneState('  - file: /tmp/x\n    content: <%= domain %>\n'),
+    expect: [{ at: 'states/s.yaml:3:18', message: /template error: domain is not defined/ }],
+  },
+  {
+    name: 'block opened with { in a state file and never closed',
+    files: oneState('<% if (it.target.name) { %>\n  - file: /tmp/x\n'),
+    expect: [{ at: 'states/s.yaml:2:4', message: /template syntax error: .*\n(.*\n)* {2}help: a block opened with \{ in a <% %> tag is probably never closed/ }],
+  },
+  {
+    name: 'undefined expression in a state written inline in cairn.yaml',
+    files: { 'cairn.yaml': site('s', 'states:\n  s:\n    - file: /tmp/x\n      content: a <%= it.vars.missing %>\n') },
+    expect: [{ at: 'cairn.yaml:8:22', message: /`it\.vars\.missing` is undefined/ }],
+  },
+
+  // ── Eta errors in template files used by a `file` part: positions point into the template ─────
+  {
+    name: 'template file: tag never closed',
+    files: withTemplate('user nginx;\nlisten <%= it.vars.port\n'),
+    expect: [
+      { at: 'templates/nginx.conf.eta:2:8', message: /tag opened with '<%' is never closed/ },
+      { message: /note: used by file \/etc\/nginx\.conf at states\/s\.yaml:2:5/ },
+    ],
+  },
+  {
+    name: 'template file: JavaScript syntax error in a <%= %> tag',
+    files: withTemplate('user nginx;\nlisten <%= if (it.vars.tls) 443 %>;\n'),
+    expect: [{ at: 'templates/nginx.conf.eta:2:12', message: /template syntax error: Unexpected token 'if'/ }],
+  },
+  {
+    name: 'template file: JavaScript syntax error in a <% %> tag',
+    files: withTemplate('user nginx;\n<% if (it.vars.tls) { %>\nlisten 443;\n<% else { %>\nlisten 80;\n<% } %>\n'),
+    expect: [{ at: 'templates/nginx.conf.eta:4:4', message: /template syntax error: Unexpected token 'else'/ }],
+  },
+  {
+    name: 'template file: TypeError in an expression',
+    files: withTemplate('user nginx;\nlisten <%= it.vars.nginx.port %>;\n'),
+    expect: [{ at: 'templates/nginx.conf.eta:2:12', message: /template error: Cannot read properties of undefined \(reading 'port'\)/ }],
+  },
+  {
+    name: 'template file: undefined value',
+    files: withTemplate('user nginx;\n  listen <%= it.vars.port %>;\n'),
+    expect: [{ at: 'templates/nginx.conf.eta:2:14', message: /template: `it\.vars\.port` is undefined/ }],
+  },
+  {
+    name: 'template file: block opened with { and never closed',
+    files: withTemplate('user nginx;\n<% if (it.target.name) { %>\nlisten 80;\n'),
+    expect: [{ at: 'templates/nginx.conf.eta:2:4', message: /help: a block opened with \{ in a <% %> tag is probably never closed/ }],
+  },
+
+  // ── Parts: resource types, attributes and meta attributes ─────────────────────────────────────
+  {
     name: 'unknown attribute with the nearest valid name',
     files: { 'cairn.yaml': site('s'), 'states/s.yaml': 's:\n  - file: /tmp/x\n    contnet: hi\n' },
     expect: [{ at: 'states/s.yaml:3:5', message: /unknown attribute 'contnet' \(did you mean 'content'\?\)/ }],
+  },
+  {
+    name: 'unknown attribute of a directory',
+    files: oneState('  - directory: /srv/www\n    mdoe: "0755"\n'),
+    expect: [{ at: 'states/s.yaml:3:5', message: /directory \/srv\/www: unknown attribute 'mdoe' \(did you mean 'mode'\?\)/ }],
+  },
+  {
+    name: 'unknown attribute of an exec',
+    files: oneState('  - exec: make install\n    createz: /usr/local/bin/tool\n'),
+    expect: [{ at: 'states/s.yaml:3:5', message: /exec make install: unknown attribute 'createz' \(did you mean 'creates'\?\)/ }],
+  },
+  {
+    name: 'unknown attribute of a line',
+    files: oneState('  - line: /etc/hosts\n    text: 10.0.0.1 db\n    matches: " db$"\n'),
+    expect: [{ at: 'states/s.yaml:4:5', message: /line \/etc\/hosts: unknown attribute 'matches' \(did you mean 'match'\?\)/ }],
+  },
+  {
+    name: 'unknown attribute of a symlink',
+    files: oneState('  - symlink: /usr/bin/python\n    taget: /usr/bin/python3\n'),
+    expect: [{ at: 'states/s.yaml:3:5', message: /symlink \/usr\/bin\/python: unknown attribute 'taget' \(did you mean 'target'\?\)/ }],
+  },
+  {
+    name: 'unknown attribute of a service',
+    files: oneState('  - service: nginx\n    enabled: true\n'),
+    expect: [{ at: 'states/s.yaml:3:5', message: /service nginx: unknown attribute 'enabled' \(did you mean 'enable'\?\)/ }],
+  },
+  {
+    name: 'unknown attribute of a package',
+    files: oneState('  - package: nginx\n    versoin: "1.24"\n'),
+    expect: [{ at: 'states/s.yaml:3:5', message: /package nginx: unknown attribute 'versoin' \(did you mean 'version'\?\)/ }],
+  },
+  {
+    name: 'meta attribute typo suggests the meta attribute',
+    files: oneState('  - file: /tmp/x\n    requires: file:/tmp/y\n'),
+    expect: [{ at: 'states/s.yaml:3:5', message: /file \/tmp\/x: unknown attribute 'requires' \(did you mean 'require'\?\)/ }],
   },
   {
     name: 'unknown resource type with the nearest type',
@@ -35,14 +220,217 @@ export const badInputCases: BadInputCase[] = [
     expect: [{ at: 'states/s.yaml:2:5', message: /unknown resource type 'fiel' \(did you mean 'file'\?\)/ }],
   },
   {
-    name: 'template expression that is undefined',
-    files: { 'cairn.yaml': site('s'), 'states/s.yaml': 's:\n  - file: /tmp/x\n    content: <%= it.vars.nope %>\n' },
-    expect: [{ at: 'states/s.yaml:3:18', message: /`it\.vars\.nope` is undefined/ }],
+    name: 'a part naming two resource types',
+    files: oneState('  - file: /tmp/x\n    directory: /tmp/y\n'),
+    expect: [{ at: 'states/s.yaml:3:5', message: /part names more than one resource type: file, directory/ }],
   },
+  {
+    name: 'unknown attribute in a JSON state file',
+    files: { 'cairn.yaml': site('s'), 'states/s.json': '{\n  "s": [\n    { "file": "/tmp/x", "mdoe": "0644" }\n  ]\n}\n' },
+    expect: [{ at: 'states/s.json:3:25', message: /unknown attribute 'mdoe' \(did you mean 'mode'\?\)/ }],
+  },
+  {
+    name: 'several errors in one state file are reported together',
+    files: oneState('  - file: /tmp/x\n    contnet: a\n  - directory: /tmp/d\n    mode: 755\n  - servce: nginx\n'),
+    expect: [
+      { at: 'states/s.yaml:3:5', message: /unknown attribute 'contnet' \(did you mean 'content'\?\)/ },
+      { at: 'states/s.yaml:5:11', message: /directory \/tmp\/d: mode: expected string, received number/ },
+      { at: 'states/s.yaml:6:5', message: /unknown resource type 'servce' \(did you mean 'service'\?\)/ },
+      { message: /3 errors; nothing was run/ },
+    ],
+  },
+
+  // ── Attribute values checked by the types' schemas ────────────────────────────────────────────
+  {
+    name: 'file mode given as a number',
+    files: oneState('  - file: /tmp/x\n    mode: 644\n'),
+    expect: [{ at: 'states/s.yaml:3:11', message: /file \/tmp\/x: mode: expected string, received number/ }],
+  },
+  {
+    name: 'ensure with a value the type does not know',
+    files: oneState('  - file: /tmp/x\n    ensure: maybe\n'),
+    expect: [{ at: 'states/s.yaml:3:13', message: /file \/tmp\/x: ensure: .*expected one of "present"\|"absent"/ }],
+  },
+  {
+    name: 'symlink without a target',
+    files: oneState('  - symlink: /usr/bin/python\n'),
+    expect: [{ at: 'states/s.yaml:2:5', message: /symlink \/usr\/bin\/python: target: target is required/ }],
+  },
+  {
+    name: 'line whose match is not a valid regular expression',
+    files: oneState('  - line: /etc/hosts\n    text: 10.0.0.1 db\n    match: "^(10"\n'),
+    expect: [{ at: 'states/s.yaml:4:12', message: /line \/etc\/hosts: match: not a valid regular expression/ }],
+  },
+  {
+    name: 'file with both content and template',
+    files: { ...oneState('  - file: /tmp/x\n    content: a\n    template: templates/x.eta\n'), 'templates/x.eta': 'x\n' },
+    expect: [{ at: 'states/s.yaml:2:5', message: /file \/tmp\/x: give only one of content, template and source/ }],
+  },
+  {
+    name: 'file with a relative path',
+    files: oneState('  - file: etc/motd\n'),
+    expect: [{ at: 'states/s.yaml:2:11', message: /file etc\/motd: path: must be an absolute path/ }],
+  },
+  {
+    name: 'exec with a negative timeout',
+    files: oneState('  - exec: sleep 1\n    timeout: -5\n'),
+    expect: [{ at: 'states/s.yaml:3:14', message: /exec sleep 1: timeout: Too small: expected number to be >0/ }],
+  },
+
+  // ── cairn.yaml, inventory, roles, groups and the state map ────────────────────────────────────
+  {
+    name: 'unknown top-level key in cairn.yaml',
+    files: { 'cairn.yaml': site('s', 'tragets: {}\n'), ...okState },
+    expect: [{ at: 'cairn.yaml:5:1', message: /unknown setting in cairn\.yaml 'tragets' \(did you mean 'targets'\?\)/ }],
+  },
+  {
+    name: 'unknown key in a target',
+    files: { 'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    hots: example.com\n    run: [s]\n', ...okState },
+    expect: [{ at: 'cairn.yaml:4:5', message: /unknown setting in cairn\.yaml 'hots'/ }],
+  },
+  {
+    name: 'unknown key in a group',
+    files: { 'cairn.yaml': site('s', 'groups:\n  g:\n    targets: [t1]\n    role: [base]\n'), ...okState },
+    expect: [{ at: 'cairn.yaml:8:5', message: /unknown setting in cairn\.yaml 'role'/ }],
+  },
+  {
+    name: 'unknown key in a role file',
+    files: { 'cairn.yaml': site('s'), ...okState, 'roles/base.yaml': 'base:\n  vars: {}\n  rn: [s]\n' },
+    expect: [{ at: 'roles/base.yaml:3:3', message: /unknown key in role 'base' 'rn' \(did you mean 'run'\?\)/ }],
+  },
+  {
+    name: 'unknown key in the inventory',
+    files: { 'cairn.yaml': 'name: demo\n', 'inventory.yaml': 'targets:\n  t1: {executor: local}\nroles: {}\n' },
+    expect: [{ at: 'inventory.yaml:3:1', message: /unknown key in the inventory 'roles'/ }],
+  },
+  {
+    name: 'unknown key in a state map (part: instead of parts:)',
+    files: oneState('  part:\n    - file: /tmp/x\n'),
+    expect: [{ at: 'states/s.yaml:2:3', message: /state 's': unknown key 'part' \(did you mean 'parts'\?\)/ }],
+  },
+  {
+    name: 'unknown key in component.yaml',
+    files: { 'cairn.yaml': site('s'), ...okState, 'components/web/component.yaml': 'descripton: web server\n' },
+    expect: [{ at: 'components/web/component.yaml:1:1', message: /unknown key in component\.yaml 'descripton' \(did you mean 'description'\?\)/ }],
+  },
+  {
+    name: 'group with both targets and match',
+    files: { 'cairn.yaml': site('s', 'groups:\n  g:\n    targets: [t1]\n    match: "t*"\n'), ...okState },
+    expect: [{ at: 'cairn.yaml:8:5', message: /group 'g': give either targets or match, not both/ }],
+  },
+  {
+    name: 'group match that is not a valid /regex/',
+    files: { 'cairn.yaml': site('s', 'groups:\n  g:\n    match: "/t(1/"\n'), ...okState },
+    expect: [{ at: 'cairn.yaml:7:12', message: /group 'g': match is not a valid regular expression/ }],
+  },
+  {
+    name: 'several site errors in cairn.yaml and the inventory are reported together',
+    files: {
+      'cairn.yaml': 'nmae: demo\ntargets:\n  t1:\n    executor: local\n    roles: [bsae]\n    run: [s]\nroles:\n  base: {}\n',
+      'inventory.yaml': 'groups:\n  g: {targets: [t1], match: "t*"}\n',
+      ...okState,
+    },
+    expect: [
+      { at: 'cairn.yaml:1:1', message: /unknown setting in cairn\.yaml 'nmae' \(did you mean 'name'\?\)/ },
+      { at: 'inventory.yaml:2:22', message: /group 'g': give either targets or match, not both/ },
+      { at: 'cairn.yaml:5:13', message: /target 't1': unknown role 'bsae' \(did you mean 'base'\?\)/ },
+      { message: /3 errors; nothing was run/ },
+    ],
+  },
+
+  // ── Names: roles, states, vars files, declared twice ──────────────────────────────────────────
+  {
+    name: 'unknown state in a run list',
+    files: { 'cairn.yaml': site('bse'), 'states/s.yaml': 'base:\n  - file: /tmp/x\n' },
+    expect: [{ at: 'cairn.yaml:4:11', message: /unknown state 'bse' \(did you mean 'base'\?\)/ }],
+  },
+  {
+    name: 'unknown states in a role run list',
+    files: { 'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    roles: [base]\n', ...okState, 'roles/base.yaml': 'base:\n  run: [x, s2]\n' },
+    expect: [
+      { at: 'roles/base.yaml:2:9', message: /unknown state 'x' \(did you mean 's'\?\)/ },
+      { at: 'roles/base.yaml:2:12', message: /unknown state 's2' \(did you mean 's'\?\)/ },
+    ],
+  },
+  {
+    name: 'unknown state with parameters in a group run list',
+    files: { 'cairn.yaml': site('s', 'groups:\n  g:\n    targets: [t1]\n    run:\n      - z: { a: 1 }\n'), ...okState },
+    expect: [{ at: 'cairn.yaml:9:9', message: /unknown state 'z' \(did you mean 's'\?\)/ }],
+  },
+  {
+    name: 'unknown role from a target',
+    files: { 'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    roles: [bse]\nroles:\n  base:\n    run: [s]\n', ...okState },
+    expect: [{ at: 'cairn.yaml:4:13', message: /target 't1': unknown role 'bse' \(did you mean 'base'\?\)/ }],
+  },
+  {
+    name: 'unknown role from a group',
+    files: { 'cairn.yaml': site('s', 'groups:\n  g:\n    targets: [t1]\n    roles: [bsae]\nroles:\n  base: {}\n'), ...okState },
+    expect: [{ at: 'cairn.yaml:8:13', message: /group 'g': unknown role 'bsae' \(did you mean 'base'\?\)/ }],
+  },
+  {
+    name: 'include of an unknown state',
+    files: { 'cairn.yaml': site('s'), 'states/s.yaml': 's:\n  include: [bsae]\nbase:\n  - file: /tmp/x\n' },
+    expect: [{ at: 'states/s.yaml:2:13', message: /state 's': include of unknown state 'bsae' \(did you mean 'base'\?\)/ }],
+  },
+  {
+    name: 'include cycle',
+    files: { 'cairn.yaml': site('a'), 'states/s.yaml': 'a:\n  include: [b]\nb:\n  include: [a]\n' },
+    expect: [{ at: 'states/s.yaml:4:13', message: /include cycle: a → b → a/ }],
+  },
+  {
+    name: 'vars file for an unknown group',
+    files: { 'cairn.yaml': site('s', 'groups:\n  web: {targets: [t1]}\n'), ...okState, 'vars/groups/wbe.yaml': 'a: 1\n' },
+    expect: [{ at: 'vars/groups/wbe.yaml:1:1', message: /vars file for unknown group 'wbe' \(did you mean 'web'\?\)/ }],
+  },
+  {
+    name: 'vars file for an unknown target',
+    files: { 'cairn.yaml': site('s'), ...okState, 'vars/targets/t2.yaml': 'a: 1\n' },
+    expect: [{ at: 'vars/targets/t2.yaml:1:1', message: /vars file for unknown target 't2' \(did you mean 't1'\?\)/ }],
+  },
+  {
+    name: 'state declared in two files',
+    files: { 'cairn.yaml': site('s'), 'states/a.yaml': 's:\n  - file: /tmp/x\n', 'states/b.yaml': 'other:\n  - file: /tmp/y\ns:\n  - file: /tmp/z\n' },
+    expect: [{ at: 'states/b.yaml:3:1', message: /state 's' is declared twice\n(.*\n)* {2}note: first declared here at states\/a\.yaml:1:1/ }],
+  },
+  {
+    name: 'target declared in cairn.yaml and in the inventory',
+    files: { 'cairn.yaml': site('s'), ...okState, 'inventory.yaml': 'targets:\n  t0: {}\n  t1: {executor: local}\n' },
+    expect: [{ at: 'inventory.yaml:3:3', message: /target 't1' is declared twice\n(.*\n)* {2}note: first declared here at cairn\.yaml:2:3/ }],
+  },
+
+  // ── Parameters ────────────────────────────────────────────────────────────────────────────────
+  {
+    name: 'missing required parameter',
+    files: {
+      'cairn.yaml': site('s'),
+      'states/s.yaml': 's:\n  params: { domain: ~ }\n  parts:\n    - file: /tmp/<%= it.params.domain %>\n',
+    },
+    expect: [{ at: 'cairn.yaml:4:11', message: /state 's' needs parameter 'domain'/ }],
+  },
+
+  // ── References, cycles and conflicts in the graph ─────────────────────────────────────────────
   {
     name: 'dangling reference',
     files: { 'cairn.yaml': site('s'), 'states/s.yaml': 's:\n  - file: /tmp/x\n    require: file:/tmp/y\n' },
     expect: [{ at: 'states/s.yaml:3:14', message: /require 'file:\/tmp\/y' matches no node/ }],
+  },
+  {
+    name: 'dangling notify',
+    files: oneState('  - file: /tmp/x\n    notify: [reload-ngnix]\n'),
+    expect: [{ at: 'states/s.yaml:3:14', message: /file:\/tmp\/x: notify 'reload-ngnix' matches no node/ }],
+  },
+  {
+    name: 'dangling part id with the nearest name',
+    files: oneState('  - file: /tmp/x\n    id: conf\n  - exec: echo\n    onchanges: cnof\n'),
+    expect: [{ at: 'states/s.yaml:5:16', message: /exec:echo: onchanges 'cnof' matches no node \(did you mean 'conf'\?\)/ }],
+  },
+  {
+    name: 'ambiguous part id: one state invoked twice, referenced from a third',
+    files: {
+      'cairn.yaml': site('{site: {d: a}}, {site: {d: b}}, user'),
+      'states/s.yaml': 'site:\n  params: { d: ~ }\n  parts:\n    - file: /tmp/<%= it.params.d %>\n      id: conf\nuser:\n  - exec: echo\n    require: conf\n',
+    },
+    expect: [{ at: 'states/s.yaml:8:14', message: /exec:echo: require 'conf' is ambiguous: it names 2 nodes/ }],
   },
   {
     name: 'cycle printed as a path with positions',
@@ -53,17 +441,22 @@ export const badInputCases: BadInputCase[] = [
     expect: [{ message: /dependency cycle: file:\/tmp\/\w \(states\/s\.yaml:\d+:5\) --require--> file:\/tmp\/\w \(states\/s\.yaml:\d+:5\) --require--> file:\/tmp\/\w/ }],
   },
   {
-    name: 'missing required parameter',
-    files: {
-      'cairn.yaml': site('s'),
-      'states/s.yaml': 's:\n  params: { domain: ~ }\n  parts:\n    - file: /tmp/<%= it.params.domain %>\n',
-    },
-    expect: [{ at: 'cairn.yaml:4:11', message: /state 's' needs parameter 'domain'/ }],
+    name: 'cycle through before',
+    files: oneState('  - file: /tmp/a\n    before: file:/tmp/b\n  - file: /tmp/b\n    before: file:/tmp/a\n'),
+    expect: [{
+      at: 'states/s.yaml:3:13',
+      message: /dependency cycle: file:\/tmp\/a \(states\/s\.yaml:2:5\) --before--> file:\/tmp\/b \(states\/s\.yaml:4:5\) --before--> file:\/tmp\/a/,
+    }],
   },
   {
-    name: 'unknown state in a run list',
-    files: { 'cairn.yaml': site('bse'), 'states/s.yaml': 'base:\n  - file: /tmp/x\n' },
-    expect: [{ at: 'cairn.yaml:4:11', message: /unknown state 'bse' \(did you mean 'base'\?\)/ }],
+    name: 'cycle through onchanges and require',
+    files: oneState('  - exec: a\n    onchanges: exec:b\n  - exec: b\n    require: exec:a\n'),
+    expect: [{ at: 'states/s.yaml:5:14', message: /dependency cycle: exec:a .*--onchanges--> exec:a \(states\/s\.yaml:2:5\)/ }],
+  },
+  {
+    name: 'cycle across two states through state-name references',
+    files: { 'cairn.yaml': site('a, b'), 'states/s.yaml': 'a:\n  - file: /tmp/a\n    require: b\nb:\n  - file: /tmp/b\n    require: a\n' },
+    expect: [{ at: 'states/s.yaml:6:14', message: /dependency cycle: file:\/tmp\/a .*--require--> file:\/tmp\/a/ }],
   },
   {
     name: 'conflicting declarations inside one invocation',
@@ -72,5 +465,36 @@ export const badInputCases: BadInputCase[] = [
       'states/s.yaml': 's:\n  - file: /tmp/x\n    content: a\n  - file: /tmp/x\n    content: b\n',
     },
     expect: [{ at: 'states/s.yaml:4:5', message: /conflicting declarations of file:\/tmp\/x/ }],
+  },
+
+  // ── TypeScript state files ────────────────────────────────────────────────────────────────────
+  {
+    name: 'TypeScript state file with a type-level syntax error',
+    files: tsState("import { state, file } from 'cairn';\n\ninterface Motd { text: string; lines: }\nexport const motd = state((it) => [file('/etc/motd', { content: 'x' })]);\n"),
+    expect: [{ at: 'states/motd.ts:3:39', message: /TypeScript: Unexpected "\}"/ }],
+  },
+  {
+    name: 'TypeScript state file with an unknown attribute points at the builder call',
+    files: tsState("import { state, file } from 'cairn';\n\nexport const motd = state((it) => [\n  file('/etc/motd', { contnet: 'hi' } as never),\n]);\n"),
+    expect: [{ at: 'states/motd.ts:4:3', message: /file \/etc\/motd: unknown attribute 'contnet' \(did you mean 'content'\?\)/ }],
+  },
+  {
+    name: 'TypeScript state whose parts() throws',
+    files: tsState("import { state, file } from 'cairn';\n\nexport const motd = state((it) => [\n  file('/etc/motd', { content: it.vars.motd.toUpperCase() }),\n]);\n"),
+    expect: [{ at: 'states/motd.ts:4:45', message: /state 'motd' failed: Cannot read properties of undefined \(reading 'toUpperCase'\)/ }],
+  },
+
+  // ── Command line ──────────────────────────────────────────────────────────────────────────────
+  {
+    name: '--var without =',
+    files: { 'cairn.yaml': site('s'), ...okState },
+    args: ['--var', 'motd'],
+    expect: [{ message: /error: --var 'motd': expected key=value/ }],
+  },
+  {
+    name: '-t that selects nothing',
+    files: { 'cairn.yaml': site('s'), ...okState },
+    args: ['-t', 't2'],
+    expect: [{ message: /error: no target, group or glob matches 't2' \(did you mean 't1'\?\)/ }],
   },
 ];

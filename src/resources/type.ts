@@ -16,12 +16,12 @@ export interface ResolveContext {
   readSource(path: string): { base64: string; sha256: string };
 }
 
-export interface ResourceType {
+export interface ResourceType<S extends z.ZodObject = z.ZodObject> {
   name: string;
   /** The attribute that holds the value written after the type name (`file: /etc/motd`). */
   key: string;
   description: string;
-  schema: z.ZodObject;
+  schema: S;
   changes: Record<string, ChangeClass>;
   /** Stateful types (jails, containers, guests) refuse rebuilds unless allowed explicitly. */
   stateful: boolean;
@@ -33,7 +33,8 @@ export interface ResourceType {
   resolve?(attributes: Record<string, unknown>, ctx: ResolveContext): Record<string, unknown>;
 }
 
-export function defineType(type: ResourceType): ResourceType {
+/** Keeps the exact schema type, so the TypeScript API can type each builder's attributes. */
+export function defineType<S extends z.ZodObject>(type: ResourceType<S>): ResourceType<S> {
   for (const attr of Object.keys(type.changes)) {
     if (!(attr in type.schema.shape)) throw new Error(`type ${type.name}: change class for unknown attribute ${attr}`);
   }
