@@ -1,7 +1,7 @@
 /** A user's TypeScript state file type-checks against the `cairn` package's published types. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { makeSite } from './helpers/cli.ts';
