@@ -25,14 +25,14 @@ export interface Target {
   settings: TargetSettings & { executor: 'local' | 'ssh' | 'agent' | 'chroot' };
   vars: Record<string, unknown>;
   roles: { name: string; pos?: SourcePos }[];
-  groups: string[];
+  groups: { name: string; pos?: SourcePos }[];
   run: RunEntry[];
 }
 
 export interface Group {
   name: string;
   pos?: SourcePos;
-  targets?: string[];
+  targets?: { name: string; pos?: SourcePos }[];
   match?: string;
   roles: { name: string; pos?: SourcePos }[];
   vars: Record<string, unknown>;
@@ -65,6 +65,7 @@ export interface Catalog {
   allVars: Record<string, unknown>[];
   targetVarsFiles: Map<string, SiteDoc>;
   os: SiteDoc[];
+  incomplete: SiteDocs['incomplete'];
 }
 
 function asRecord(v: unknown): Record<string, unknown> {
@@ -73,11 +74,15 @@ function asRecord(v: unknown): Record<string, unknown> {
 
 function runEntries(list: unknown, container: unknown, via: string): RunEntry[] {
   if (!Array.isArray(list)) return [];
-  return list.map((entry, i) => {
+  return list.flatMap((entry, i): RunEntry[] => {
     const pos = posOf(list, i) ?? posOf(container, 'run');
-    if (typeof entry === 'string') return { state: entry, params: {}, pos, via };
-    const [state, params] = Object.entries(entry as Record<string, unknown>)[0]!;
-    return { state, params: asRecord(params), pos: keyPosOf(entry, state) ?? pos, via };
+    if (typeof entry === 'string') return [{ state: entry, params: {}, pos, via }];
+    // Anything else malformed has been reported by the schema; leave it out of the run.
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) return [];
+    const first = Object.entries(entry as Record<string, unknown>)[0];
+    if (!first) return [];
+    const [state, params] = first;
+    return [{ state, params: asRecord(params), pos: keyPosOf(entry, state) ?? pos, via }];
   });
 }
 
@@ -129,7 +134,7 @@ export function buildCatalog(site: SiteDocs, d: Diagnostics): Catalog {
         settings: { ...merged, executor },
         vars: asRecord(vars),
         roles: nameRefs(roles),
-        groups: (Array.isArray(groupNames) ? groupNames : []).map(String),
+        groups: nameRefs(groupNames),
         run: runEntries(run, doc, `target ${name}`),
       });
     }
@@ -154,7 +159,7 @@ export function buildCatalog(site: SiteDocs, d: Diagnostics): Catalog {
       }
       groups.set(name, {
         name, pos,
-        ...(Array.isArray(doc.targets) ? { targets: doc.targets.map(String) } : {}),
+        ...(Array.isArray(doc.targets) ? { targets: nameRefs(doc.targets) } : {}),
         ...(typeof doc.match === 'string' ? { match: doc.match } : {}),
         roles: nameRefs(doc.roles),
         vars: asRecord(doc.vars),
@@ -164,20 +169,26 @@ export function buildCatalog(site: SiteDocs, d: Diagnostics): Catalog {
   }
 
   const roles = new Map<string, Role>();
-  const addRoles = (map: Record<string, unknown>, file: string) => {
+  const addRoles = (map: Record<string, unknown>, file: string, validated: boolean) => {
     for (const [name, raw] of Object.entries(map)) {
       const pos = keyPosOf(map, name);
       if (roles.has(name)) {
         d.add(`role '${name}' is declared twice`, pos, { related: [{ message: 'first declared here', pos: roles.get(name)!.pos }] });
         continue;
       }
-      validate(roleSchema, raw ?? {}, d, { what: `key in role '${name}'`, fallback: pos ?? { file, line: 1, col: 1 } });
+      if (!validated) validate(roleSchema, raw ?? {}, d, { what: `key in role '${name}'`, fallback: pos ?? { file, line: 1, col: 1 } });
       const doc = asRecord(raw);
       roles.set(name, { name, pos, vars: asRecord(doc.vars), run: runEntries(doc.run, doc, `role ${name}`) });
     }
   };
-  addRoles(asRecord(configDoc.roles), site.config.file);
-  for (const roleFile of site.roles) addRoles(asRecord(roleFile.doc), roleFile.file);
+  addRoles(asRecord(configDoc.roles), site.config.file, true);
+  for (const roleFile of site.roles) {
+    if (roleFile.doc !== null && (typeof roleFile.doc !== 'object' || Array.isArray(roleFile.doc))) {
+      d.add('a role file maps role names to { vars, run }', posOf(roleFile.doc) ?? { file: roleFile.file, line: 1, col: 1 });
+      continue;
+    }
+    addRoles(asRecord(roleFile.doc), roleFile.file, false);
+  }
 
   const states = new Map<string, StateDef>();
   for (const def of site.states) {
@@ -198,10 +209,10 @@ export function buildCatalog(site: SiteDocs, d: Diagnostics): Catalog {
   for (const [name, doc] of site.vars.groups) {
     const g = groups.get(name);
     if (g) g.varsFile = doc;
-    else d.add(`vars file for unknown group '${name}'${didYouMean(name, [...groups.keys()])}`, { file: doc.file, line: 1, col: 1 });
+    else if (!site.incomplete.has('groups')) d.add(`vars file for unknown group '${name}'${didYouMean(name, [...groups.keys()])}`, { file: doc.file, line: 1, col: 1 });
   }
   for (const [name, doc] of site.vars.targets) {
-    if (!targets.has(name)) d.add(`vars file for unknown target '${name}'${didYouMean(name, [...targets.keys()])}`, { file: doc.file, line: 1, col: 1 });
+    if (!targets.has(name) && !site.incomplete.has('targets')) d.add(`vars file for unknown target '${name}'${didYouMean(name, [...targets.keys()])}`, { file: doc.file, line: 1, col: 1 });
   }
 
   const catalog: Catalog = {
@@ -212,6 +223,7 @@ export function buildCatalog(site: SiteDocs, d: Diagnostics): Catalog {
     allVars: [asRecord(configDoc.vars), ...site.vars.all.map((v) => asRecord(v.doc))],
     targetVarsFiles: site.vars.targets,
     os: site.os,
+    incomplete: site.incomplete,
   };
   checkReferences(catalog, d);
   return catalog;
@@ -223,29 +235,29 @@ function checkReferences(c: Catalog, d: Diagnostics): void {
   const stateNames = [...c.states.keys()];
   const checkRun = (run: RunEntry[]) => {
     for (const entry of run) {
-      if (!c.states.has(entry.state)) {
+      if (!c.states.has(entry.state) && !c.incomplete.has('states')) {
         d.add(`unknown state '${entry.state}'${didYouMean(entry.state, stateNames)}`, entry.pos);
       }
     }
   };
   for (const t of c.targets.values()) {
-    for (const r of t.roles) if (!c.roles.has(r.name)) d.add(`target '${t.name}': unknown role '${r.name}'${didYouMean(r.name, roleNames)}`, r.pos);
+    for (const r of t.roles) if (!c.roles.has(r.name) && !c.incomplete.has('roles')) d.add(`target '${t.name}': unknown role '${r.name}'${didYouMean(r.name, roleNames)}`, r.pos);
     for (const g of t.groups) {
-      if (!c.groups.has(g)) d.add(`target '${t.name}': unknown group '${g}'${didYouMean(g, [...c.groups.keys()])}`, t.pos);
+      if (!c.groups.has(g.name) && !c.incomplete.has('groups')) d.add(`target '${t.name}': unknown group '${g.name}'${didYouMean(g.name, [...c.groups.keys()])}`, g.pos ?? t.pos);
     }
     checkRun(t.run);
   }
   for (const g of c.groups.values()) {
-    for (const r of g.roles) if (!c.roles.has(r.name)) d.add(`group '${g.name}': unknown role '${r.name}'${didYouMean(r.name, roleNames)}`, r.pos);
-    for (const name of g.targets ?? []) {
-      if (!c.targets.has(name)) d.add(`group '${g.name}': unknown target '${name}'${didYouMean(name, [...c.targets.keys()])}`, g.pos);
+    for (const r of g.roles) if (!c.roles.has(r.name) && !c.incomplete.has('roles')) d.add(`group '${g.name}': unknown role '${r.name}'${didYouMean(r.name, roleNames)}`, r.pos);
+    for (const t of g.targets ?? []) {
+      if (!c.targets.has(t.name) && !c.incomplete.has('targets')) d.add(`group '${g.name}': unknown target '${t.name}'${didYouMean(t.name, [...c.targets.keys()])}`, t.pos ?? g.pos);
     }
     checkRun(g.run);
   }
   for (const r of c.roles.values()) checkRun(r.run);
   for (const s of c.states.values()) {
     for (const inc of s.include) {
-      if (!c.states.has(inc.name)) d.add(`state '${s.name}': include of unknown state '${inc.name}'${didYouMean(inc.name, stateNames)}`, inc.pos);
+      if (!c.states.has(inc.name) && !c.incomplete.has('states')) d.add(`state '${s.name}': include of unknown state '${inc.name}'${didYouMean(inc.name, stateNames)}`, inc.pos);
     }
   }
 }
@@ -253,8 +265,8 @@ function checkReferences(c: Catalog, d: Diagnostics): void {
 /** The groups a target belongs to, in declaration order. */
 export function groupsOf(c: Catalog, target: Target): Group[] {
   return [...c.groups.values()].filter((g) =>
-    target.groups.includes(g.name) ||
-    (g.targets?.includes(target.name) ?? false) ||
+    target.groups.some((ref) => ref.name === g.name) ||
+    (g.targets?.some((t) => t.name === target.name) ?? false) ||
     (g.match !== undefined && nameMatcher(g.match)(target.name)));
 }
 

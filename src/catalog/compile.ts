@@ -11,6 +11,7 @@ import type { ResolveContext } from '../resources/type.ts';
 import type { StateDef, TemplateScope } from '../site/states.ts';
 import { compileTemplate, type CompiledTemplate } from '../site/template.ts';
 import { didYouMean } from '../site/validate.ts';
+import { keyPosOf, posOf } from '../site/yaml.ts';
 import { groupsOf, type Catalog, type RunEntry, type Target } from './catalog.ts';
 import { parsePart } from './part.ts';
 import type { StateInvocation, StateRun } from './staterun.ts';
@@ -122,7 +123,8 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
       const bases = def.component ? [join(c.root, c.components.get(def.component)!.dir), c.root] : [c.root];
       const found = bases.map((b) => resolve(b, path)).find(existsSync);
       if (!found) {
-        throw inputError(`no such site file '${path}'`, undefined, `looked in ${bases.map((b) => relative(process.cwd(), b) || '.').join(' and ')}`);
+        const where = bases.map((b) => (relative(c.root, b) ? `${relative(c.root, b)}/` : 'the site folder'));
+        throw inputError(`no such site file '${path}'`, undefined, `looked in ${where.join(' and ')}`);
       }
       return found;
     };
@@ -151,7 +153,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     for (const name of Object.keys(given)) {
       if (!(name in def.params)) {
         const declared = Object.keys(def.params);
-        d.add(`state '${def.name}' has no parameter '${name}'${didYouMean(name, declared)}`, pos, {
+        d.add(`state '${def.name}' has no parameter '${name}'${didYouMean(name, declared)}`, keyPosOf(given, name) ?? pos, {
           hint: declared.length ? `its parameters: ${declared.join(', ')}` : `'${def.name}' takes no parameters`,
           related: [{ message: `'${def.name}' is declared here`, pos: def.pos }],
         });
@@ -204,7 +206,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     const rawParts = d.collect(() => def.parts(it)) ?? [];
     const resolveCtx = resolveContext(def, it);
     rawParts.forEach((raw, index) => {
-      const part = parsePart(raw, { index, fallback: def.pos, resolve: resolveCtx }, d);
+      const part = parsePart(raw, { index, fallback: posOf(rawParts, index) ?? def.pos, resolve: resolveCtx }, d);
       if (part) inv.parts.push(part);
     });
   };

@@ -3,12 +3,13 @@ import { z } from 'zod';
 import type { Diagnostics} from '../lib/errors.ts';
 import { InputError, type SourcePos } from '../lib/errors.ts';
 import { resourceType, resourceTypes } from '../resources/index.ts';
-import { identityOf, type ResolveContext } from '../resources/type.ts';
+import { identityOf, ResolveError, type ResolveContext } from '../resources/type.ts';
 import { nearest, validate } from '../site/validate.ts';
 import { keyPosOf, posOf, setPos } from '../site/yaml.ts';
 import { REQUISITE_KINDS, type PartInvocation, type Requisite } from './staterun.ts';
 
-const refList = z.union([z.string().min(1), z.array(z.string().min(1))]);
+const REF_HELP = 'expected a reference (type:key, a part id or a state name) or a list of them';
+const refList = z.union([z.string().min(1), z.array(z.string().min(1), { error: REF_HELP })], { error: REF_HELP });
 
 export const metaSchema = z.strictObject({
   id: z.string().min(1).optional().describe('a name other parts can reference'),
@@ -85,7 +86,7 @@ export function parsePart(raw: unknown, ctx: PartContext, d: Diagnostics): PartI
     }
   }
   const prefix = `${typeName} ${String(keyValue)}: `;
-  const meta = validate(metaSchema, metaRaw, d, { prefix, fallback: pos });
+  const meta = validate(metaSchema, withPositions(metaRaw, map, typeName, type.key), d, { prefix, fallback: pos });
   const valid = validate(type.schema, withPositions(attrs, map, typeName, type.key), d, { prefix, what: 'attribute', fallback: pos });
   if (!ok || !meta || !valid) return undefined;
 
@@ -94,9 +95,12 @@ export function parsePart(raw: unknown, ctx: PartContext, d: Diagnostics): PartI
     try {
       resolved = type.resolve(resolved, ctx.resolve);
     } catch (err) {
-      if (!(err instanceof InputError)) throw err;
-      for (const diag of err.diagnostics) {
-        d.add(diag.message, diag.pos ?? pos, { hint: diag.hint, related: [...(diag.related ?? []), { message: `used by ${typeName} ${String(keyValue)}`, pos }] });
+      if (!(err instanceof ResolveError)) throw err;
+      // An error inside a template has its own position; a missing file is the attribute's fault.
+      const attrPos = posOf(map, err.attribute) ?? pos;
+      for (const diag of err.cause.diagnostics) {
+        const related = diag.pos ? [...(diag.related ?? []), { message: `rendered for ${typeName} ${String(keyValue)}`, pos: attrPos }] : diag.related;
+        d.add(diag.message, diag.pos ?? attrPos, { hint: diag.hint, related });
       }
       return undefined;
     }

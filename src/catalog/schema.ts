@@ -49,9 +49,9 @@ export const roleSchema = z.strictObject({
   run: runList.optional(),
 });
 
-const targetsMap = z.record(z.string(), z.union([targetSchema, z.null()]));
-const groupsMap = z.record(z.string(), z.union([groupSchema, z.null()]));
-const rolesMap = z.record(z.string(), z.union([roleSchema, z.null()]));
+const targetsMap = z.record(z.string(), targetSchema.nullable());
+const groupsMap = z.record(z.string(), groupSchema.nullable());
+const rolesMap = z.record(z.string(), roleSchema.nullable());
 
 export const configSchema = z.strictObject({
   name: z.string().optional().describe('the site\'s name'),

@@ -78,7 +78,14 @@ export function buildGraph(run: StateRun): Graph {
   const declsByRef = new Map<string, Decl[]>();
   for (const inv of run.invocations) {
     const seenHere = new Map<string, PartInvocation>();
+    const ids = new Map<string, PartInvocation>();
     for (const part of inv.parts) {
+      const sameId = part.meta.id ? ids.get(part.meta.id) : undefined;
+      if (sameId && sameId.ref !== part.ref) {
+        d.add(`part id '${part.meta.id}' is used twice in '${inv.state}'`, part.pos, {
+          related: [{ message: `also the id of ${sameId.ref}`, pos: sameId.pos }],
+        });
+      } else if (part.meta.id) ids.set(part.meta.id, part);
       const earlier = seenHere.get(part.ref);
       if (earlier) {
         if (!sameDeclaration(earlier, part)) {
@@ -286,31 +293,53 @@ function topoOrder(nodes: GraphNode[], edges: Edge[], d: Diagnostics): string[] 
   return order;
 }
 
+/** How the user wrote the requisite behind an edge, in their words. */
+function phrase(e: Edge, ref: (id: string) => string): string {
+  const from = ref(e.from);
+  const to = ref(e.to);
+  switch (e.declared ?? e.kind) {
+    case 'require': return `${to} requires ${from}`;
+    case 'before': return `${from} is before ${to}`;
+    case 'onchanges': return `${to} has onchanges ${from}`;
+    case 'onfail': return `${to} has onfail ${from}`;
+    case 'listen': return `${to} listens to ${from}`;
+    case 'notify': return `${from} notifies ${to}`;
+    case 'resource': return `${from} puts ${to} through a transition`;
+    case 'prior_to': return `${from} has prior_to ${to}`;
+    default: return `${from} is an earlier stage of ${to}`;
+  }
+}
+
 function reportCycle(nodes: GraphNode[], edges: Edge[], done: Set<string>, d: Diagnostics): void {
   const byId = new Map(nodes.map((n) => [n.id, n]));
-  const out = new Map<string, Edge[]>();
+  const rank = new Map(nodes.map((n) => [n.id, n.invocation * 1e6 + n.part]));
+  const incoming = new Map<string, Edge[]>();
   for (const e of edges) {
     if (done.has(e.from) || done.has(e.to)) continue;
-    out.set(e.from, [...(out.get(e.from) ?? []), e]);
+    incoming.set(e.to, [...(incoming.get(e.to) ?? []), e]);
   }
-  // Walk from the earliest stuck node until a node repeats: that stretch is a cycle.
+  // Every node left over has a left-over predecessor, so walking backwards must close a loop;
+  // the earliest stuck node itself may only be downstream of the cycle.
   const start = nodes.find((n) => !done.has(n.id))!.id;
-  const path: Edge[] = [];
+  const walked: Edge[] = [];
   const seenAt = new Map<string, number>();
   let cur = start;
   while (!seenAt.has(cur)) {
-    seenAt.set(cur, path.length);
-    const next = (out.get(cur) ?? [])[0];
-    if (!next) break;
-    path.push(next);
-    cur = next.to;
+    seenAt.set(cur, walked.length);
+    const prev = (incoming.get(cur) ?? [])[0]!;
+    walked.push(prev);
+    cur = prev.from;
   }
-  const cycle = path.slice(seenAt.get(cur) ?? 0);
-  const describe = (id: string) => `${byId.get(id)?.ref ?? id} (${formatPos(byId.get(id)?.pos)})`;
-  const text = cycle.map((e) => `${describe(e.from)} --${e.declared ?? e.kind}-->`).join(' ') + ` ${describe(cur)}`;
-  d.add(`dependency cycle: ${text}`, cycle[0]?.pos ?? byId.get(cur)?.pos, {
-    related: cycle.map((e) => ({ message: `${byId.get(e.from)?.ref} ${e.declared ?? e.kind} ${byId.get(e.to)?.ref}`, pos: e.pos ?? byId.get(e.from)?.pos })),
-    hint: 'remove one of these requisites',
+  let cycle = walked.slice(seenAt.get(cur)).reverse();
+  // Start the printed cycle at its earliest-declared node, so the message is stable.
+  const first = cycle.reduce((best, e, i) => (rank.get(e.from)! < rank.get(cycle[best]!.from)! ? i : best), 0);
+  cycle = [...cycle.slice(first), ...cycle.slice(0, first)];
+  const ref = (id: string) => byId.get(id)?.ref ?? id;
+  const describe = (id: string) => `${ref(id)} (${formatPos(byId.get(id)?.pos)})`;
+  const text = [...cycle.map((e) => describe(e.from)), ref(cycle[0]!.from)].join(' → ');
+  d.add(`dependency cycle: ${text}`, cycle[0]!.pos ?? byId.get(cycle[0]!.to)?.pos, {
+    related: cycle.map((e) => ({ message: phrase(e, ref), pos: e.pos ?? byId.get(e.from)?.pos })),
+    hint: 'each arrow means "must run before"; remove one of these requisites',
   });
 }
 

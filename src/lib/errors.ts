@@ -12,6 +12,8 @@ export interface SourcePos {
   col: number;
   /** How many characters to underline; 1 when unknown. */
   length?: number;
+  /** For text inside a YAML block scalar: the indentation its later lines carry in the file. */
+  indent?: number;
 }
 
 export interface Diagnostic {

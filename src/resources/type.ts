@@ -4,6 +4,7 @@
  * from this description alone and have no branch for any particular type.
  */
 import { z } from 'zod';
+import { InputError } from '../lib/errors.ts';
 
 /** What a change to an attribute needs (DESIGN §5.8). */
 export type ChangeClass = 'update' | 'reload' | 'rebuild';
@@ -14,6 +15,23 @@ export interface ResolveContext {
   renderTemplate(path: string, vars: Record<string, unknown> | undefined): string;
   /** Reads a site file as is; returns its content as base64 and its sha256. */
   readSource(path: string): { base64: string; sha256: string };
+}
+
+/** A resolve failure, tied to the attribute whose value caused it (for the error's position). */
+export class ResolveError extends Error {
+  constructor(readonly attribute: string, override readonly cause: InputError) {
+    super(cause.message);
+  }
+}
+
+/** Runs `fn`, blaming `attribute` for any input error it throws. */
+export function blame<T>(attribute: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof InputError) throw new ResolveError(attribute, err);
+    throw err;
+  }
 }
 
 export interface ResourceType<S extends z.ZodObject = z.ZodObject> {

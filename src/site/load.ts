@@ -8,7 +8,7 @@ import type { Diagnostics} from '../lib/errors.ts';
 import { inputError } from '../lib/errors.ts';
 import { LineIndex } from './positions.ts';
 import { inlineStates, jsonStateFile, yamlStateFile, type StateDef } from './states.ts';
-import { parseYaml } from './yaml.ts';
+import { parseYaml, posOf } from './yaml.ts';
 
 export interface SiteDoc {
   /** Site-relative path. */
@@ -35,7 +35,14 @@ export interface SiteDocs {
   components: ComponentDocs[];
   vars: { all: SiteDoc[]; groups: Map<string, SiteDoc>; targets: Map<string, SiteDoc> };
   os: SiteDoc[];
+  /**
+   * Kinds of name whose list is incomplete because a file declaring them failed to load: an
+   * "unknown state" about such a name would only repeat the real error.
+   */
+  incomplete: Set<NameKind>;
 }
+
+export type NameKind = 'states' | 'roles' | 'targets' | 'groups';
 
 const STATE_EXTENSIONS = ['.yaml', '.yml', '.json', '.ts', '.mts'];
 
@@ -65,7 +72,7 @@ export class SiteReader {
     const file = this.rel(abs);
     const text = this.readText(abs);
     const lines = new LineIndex(text);
-    const doc = this.d.collect(() => parseYaml(text, (offset, length) => ({ file, ...lines.lineCol(offset), length })));
+    const doc = this.d.collect(() => parseYaml(text, (offset, length) => ({ file, ...lines.lineCol(offset), length }), labelFor(file)));
     return { file, doc: doc ?? null };
   }
 
@@ -82,6 +89,10 @@ export class SiteReader {
   }
 }
 
+export function labelFor(file: string): string {
+  return extname(file) === '.json' ? 'JSON' : 'YAML';
+}
+
 function inlineStateMap(doc: SiteDoc | undefined): Record<string, unknown> | undefined {
   const states = (doc?.doc as Record<string, unknown> | null | undefined)?.states;
   return states && typeof states === 'object' && !Array.isArray(states) ? (states as Record<string, unknown>) : undefined;
@@ -95,14 +106,21 @@ export async function loadSite(siteDir: string, d: Diagnostics, sources = new Ma
     throw inputError(`no cairn.yaml in ${root}`, undefined, 'point --site at a folder with a cairn.yaml, or create one');
   }
   const r = new SiteReader(root, d, sources);
-  const config = r.readYaml(configPath);
+  const incomplete = new Set<NameKind>();
+  const failing = async <T>(kinds: NameKind[], load: () => T | Promise<T>): Promise<T> => {
+    const before = d.items.length;
+    const result = await load();
+    if (d.items.length > before) for (const k of kinds) incomplete.add(k);
+    return result;
+  };
+  const config = await failing(['states', 'roles', 'targets', 'groups'], () => r.readYaml(configPath));
   const inventoryPath = ['inventory.yaml', 'inventory.yml'].map((f) => join(root, f)).find(existsSync);
-  const inventory = inventoryPath ? r.readYaml(inventoryPath) : undefined;
+  const inventory = inventoryPath ? await failing(['targets', 'groups'], () => r.readYaml(inventoryPath)) : undefined;
 
   const states: StateDef[] = [];
   const inline = inlineStateMap(config);
   if (inline) states.push(...inlineStates(inline, config.file, d));
-  for (const f of listFiles(join(root, 'states'), STATE_EXTENSIONS)) states.push(...await r.readStateFile(f));
+  for (const f of listFiles(join(root, 'states'), STATE_EXTENSIONS)) states.push(...await failing(['states'], () => r.readStateFile(f)));
 
   const components: ComponentDocs[] = [];
   const componentsDir = join(root, 'components');
@@ -110,27 +128,39 @@ export async function loadSite(siteDir: string, d: Diagnostics, sources = new Ma
     for (const entry of readdirSync(componentsDir, { withFileTypes: true }).filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
       const dir = join(componentsDir, entry.name);
       const manifestPath = ['component.yaml', 'component.yml'].map((f) => join(dir, f)).find(existsSync);
-      const manifest = manifestPath ? r.readYaml(manifestPath) : undefined;
+      const manifest = manifestPath ? await failing(['states'], () => r.readYaml(manifestPath)) : undefined;
       components.push({ name: entry.name, dir: r.rel(dir), ...(manifest ? { manifest } : {}) });
       const own = inlineStateMap(manifest);
       if (own && manifest) states.push(...inlineStates(own, manifest.file, d, entry.name));
-      for (const f of listFiles(join(dir, 'states'), STATE_EXTENSIONS)) states.push(...await r.readStateFile(f, entry.name));
+      for (const f of listFiles(join(dir, 'states'), STATE_EXTENSIONS)) states.push(...await failing(['states'], () => r.readStateFile(f, entry.name)));
     }
   }
 
   const yamlIn = (dir: string) => listFiles(join(root, dir), ['.yaml', '.yml', '.json']).map((f) => r.readYaml(f));
+  /** Variable and OS-table files hold one map; anything else would be ignored silently. */
+  const mapsIn = (docs: SiteDoc[], what: string) => docs.filter((doc) => {
+    if (doc.doc === null || (typeof doc.doc === 'object' && !Array.isArray(doc.doc))) return true;
+    d.add(`${what} must be a map of names to values`, posOf(doc.doc) ?? { file: doc.file, line: 1, col: 1 });
+    return false;
+  });
   const byStem = (docs: SiteDoc[]) => new Map(docs.map((doc) => [basename(doc.file, extname(doc.file)), doc]));
-  const allVars = ['vars/all.yaml', 'vars/all.yml'].map((f) => join(root, f)).filter(existsSync).map((f) => r.readYaml(f));
+  const allVars = mapsIn(['vars/all.yaml', 'vars/all.yml'].map((f) => join(root, f)).filter(existsSync).map((f) => r.readYaml(f)), 'a vars file');
 
+  const roles = await failing(['roles'], () => yamlIn('roles'));
   return {
     root,
+    incomplete,
     sources: r.sources,
     config,
     ...(inventory ? { inventory } : {}),
-    roles: yamlIn('roles'),
+    roles,
     states,
     components,
-    vars: { all: allVars, groups: byStem(yamlIn('vars/groups')), targets: byStem(yamlIn('vars/targets')) },
-    os: yamlIn('os'),
+    vars: {
+      all: allVars,
+      groups: byStem(mapsIn(yamlIn('vars/groups'), 'a vars file')),
+      targets: byStem(mapsIn(yamlIn('vars/targets'), 'a vars file')),
+    },
+    os: mapsIn(yamlIn('os'), 'an OS table file'),
   };
 }

@@ -3,8 +3,7 @@
  * per invocation, plain JSON, and states written inline in cairn.yaml or component.yaml (each string
  * value rendered on its own). TypeScript state files produce the same StateDef in site/typescript.ts.
  */
-import type { Diagnostics} from '../lib/errors.ts';
-import { inputError, InputError, type SourcePos } from '../lib/errors.ts';
+import { Diagnostics, inputError, InputError, type SourcePos } from '../lib/errors.ts';
 import { LineIndex } from './positions.ts';
 import { compileTemplate, type CompiledTemplate } from './template.ts';
 import { didYouMean } from './validate.ts';
@@ -38,6 +37,17 @@ export interface StateDef {
   include: { name: string; pos?: SourcePos }[];
   /** The raw part maps for one invocation (positions attached); throws InputError. */
   parts(it: TemplateScope): unknown[];
+  /** Declared, but its header is invalid (already reported): known by name, never compiled. */
+  broken?: true;
+}
+
+function brokenState(name: string, file: string, pos: SourcePos | undefined, component: string | undefined): StateDef {
+  return {
+    name, file, component, pos, params: {}, lazy: false, defer: false, include: [], broken: true,
+    parts: () => {
+      throw new Error(`state '${name}' is invalid and cannot be compiled`);
+    },
+  };
 }
 
 const STATE_KEYS = ['params', 'parts', 'lazy', 'defer', 'include'];
@@ -166,8 +176,11 @@ export function yamlStateFile(text: string, file: string, d: Diagnostics, compon
   names.forEach((name, i) => {
     const body = map[name];
     const header = readHeader(name, body, map, d);
-    if (!header) return;
     const pos = keyPosOf(map, name);
+    if (!header) {
+      defs.push(brokenState(name, file, pos, component));
+      return;
+    }
     let template: CompiledTemplate | undefined;
     const renders = new WeakMap<TemplateScope, unknown[]>();
     defs.push({
@@ -194,7 +207,7 @@ export function yamlStateFile(text: string, file: string, d: Diagnostics, compon
 /** A JSON state file: plain data, no templating. */
 export function jsonStateFile(text: string, file: string, d: Diagnostics, component?: string): StateDef[] {
   const lines = new LineIndex(text);
-  const doc = d.collect(() => parseYaml(text, (offset, length) => ({ file, ...lines.lineCol(offset), length })));
+  const doc = d.collect(() => parseYaml(text, (offset, length) => ({ file, ...lines.lineCol(offset), length }), 'JSON'));
   const map = asStateMap(doc, file, d);
   if (!map) return [];
   return plainStates(map, file, d, component, false);
@@ -209,14 +222,19 @@ function plainStates(map: Record<string, unknown>, file: string, d: Diagnostics,
   const defs: StateDef[] = [];
   for (const [name, body] of Object.entries(map)) {
     const header = readHeader(name, body, map, d);
-    if (!header) continue;
+    if (!header) {
+      defs.push(brokenState(name, file, keyPosOf(map, name), component));
+      continue;
+    }
     const rawParts = partsOf(body);
     const compiled = new Map<string, CompiledTemplate>();
     defs.push({
       name, file, component, pos: keyPosOf(map, name), ...header,
       parts(it) {
         if (!templated) return rawParts;
-        return mapStrings(rawParts, (s, pos) => {
+        // Every string is its own template: report all their errors, not just the first.
+        const errors = new Diagnostics();
+        const parts = mapStrings(rawParts, (s, pos) => errors.collect(() => {
           const cacheKey = `${pos?.line}:${pos?.col}:${s}`;
           let t = compiled.get(cacheKey);
           if (!t) {
@@ -224,7 +242,9 @@ function plainStates(map: Record<string, unknown>, file: string, d: Diagnostics,
             compiled.set(cacheKey, t);
           }
           return t.isStatic ? s : t.render(it).text;
-        }) as unknown[];
+        })) as unknown[];
+        errors.throwIfAny();
+        return parts;
       },
     });
   }

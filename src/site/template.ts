@@ -199,20 +199,60 @@ interface Generated {
   fn: RenderFn;
 }
 
-/** Generates one statement per piece, each starting on its own line, so that a syntax error's
- *  line number in the generated code identifies the piece (and so the source position). */
+/** Line and caret column (both 1-based) that V8 puts at the top of a SyntaxError's stack. */
+function syntaxErrorAt(err: unknown): { line: number; col: number } | undefined {
+  const lines = ((err as Error).stack ?? '').split('\n');
+  const m = /cairn-template:(\d+)/.exec(lines[0] ?? '');
+  const caret = lines[2]?.indexOf('^') ?? -1;
+  return m ? { line: Number(m[1]), col: caret >= 0 ? caret + 1 : 1 } : undefined;
+}
+
+/** Offset inside `text` of 1-based line `line`, column `col`. */
+function offsetIn(text: string, line: number, col: number): number {
+  let offset = 0;
+  for (let l = 1; l < line; l++) {
+    const nl = text.indexOf('\n', offset);
+    if (nl < 0) return text.length;
+    offset = nl + 1;
+  }
+  return Math.min(offset + col - 1, text.length);
+}
+
+/** Each `<%= %>` expression must parse on its own: this gives messages about the user's code. */
+function checkExpressions(pieces: Piece[], pos: (offset: number) => SourcePos): void {
+  for (const p of pieces) {
+    if (p.kind !== 'value') continue;
+    try {
+      new vm.Script(`(\n${p.text}\n)`, { filename: 'cairn-template' });
+    } catch (err) {
+      const at = syntaxErrorAt(err);
+      const inside = at && at.line >= 2 && at.line <= p.text.split('\n').length + 1;
+      const offset = inside ? offsetIn(p.text, at.line - 1, at.col) : p.text.trimEnd().length;
+      const message = inside ? (err as Error).message : 'the expression is incomplete';
+      throw inputError(`template syntax error in \`<%= ${p.text.trim()} %>\`: ${message}`, pos(p.srcStart + offset));
+    }
+  }
+}
+
+/** Generates one statement per piece, the user's code of each starting on a line of its own, so
+ *  that a syntax error's line and column in the generated code lead back to the source. */
 function generate(pieces: Piece[], pos: (offset: number) => SourcePos, file: string): Generated {
-  const lineOfPiece: number[] = [];
+  checkExpressions(pieces, pos);
+  const codeLine: number[] = [];
   const body: string[] = [];
   let line = 2;
   for (let i = 0; i < pieces.length; i++) {
     const p = pieces[i]!;
-    lineOfPiece.push(line);
     let stmt: string;
-    if (p.kind === 'literal') stmt = `out.marks.push(out.text.length, ${i}); out.text += ${JSON.stringify(p.text)};`;
-    else if (p.kind === 'value') {
-      stmt = `at.piece = ${i}; out.marks.push(out.text.length, ${i}); out.text += __str(${p.text}\n, ${i});`;
-    } else stmt = `at.piece = ${i};\n${p.text}\n;`;
+    if (p.kind === 'literal') {
+      codeLine.push(-1);
+      stmt = `out.marks.push(out.text.length, ${i}); out.text += ${JSON.stringify(p.text)};`;
+    } else {
+      codeLine.push(line + 1);
+      stmt = p.kind === 'value'
+        ? `at.piece = ${i}; out.marks.push(out.text.length, ${i}); out.text += __str(\n${p.text}\n, ${i});`
+        : `at.piece = ${i};\n${p.text}\n;`;
+    }
     body.push(stmt);
     line += stmt.split('\n').length;
   }
@@ -221,14 +261,20 @@ function generate(pieces: Piece[], pos: (offset: number) => SourcePos, file: str
   try {
     script = new vm.Script(code, { filename: 'cairn-template' });
   } catch (err) {
-    const m = /cairn-template:(\d+)/.exec((err as Error).stack ?? '');
-    const errLine = m ? Number(m[1]) : line;
-    let piece = 0;
-    for (let i = 0; i < lineOfPiece.length; i++) if (lineOfPiece[i]! <= errLine) piece = i;
-    const codePieces = pieces.filter((p) => p.kind !== 'literal');
-    const at = pieces[piece]?.kind === 'literal' ? codePieces[codePieces.length - 1] : pieces[piece];
-    const hint = errLine > line - 1 ? 'a block opened with { in a <% %> tag is probably never closed' : undefined;
-    throw inputError(`template syntax error: ${(err as Error).message}`, at ? pos(at.srcStart) : { file, line: 1, col: 1 }, hint);
+    const at = syntaxErrorAt(err) ?? { line, col: 1 };
+    const message = (err as Error).message;
+    const owner = pieces.findIndex((p, i) => codeLine[i]! >= 0 && at.line >= codeLine[i]! && at.line < codeLine[i]! + p.text.split('\n').length);
+    if (owner >= 0) {
+      const p = pieces[owner]!;
+      throw inputError(`template syntax error: ${message}`, pos(p.srcStart + offsetIn(p.text, at.line - codeLine[owner]! + 1, at.col)));
+    }
+    // The error is in Cairn's own glue: a block the template opened and never closed, or closed twice.
+    const blocks = pieces.filter((p) => p.kind === 'code' && /[{}]/.test(p.text));
+    const culprit = at.line >= line ? blocks.find((p) => p.text.includes('{')) : blocks.find((p) => p.text.includes('}'));
+    const hint = at.line >= line
+      ? 'a block opened with { in a <% %> tag is never closed'
+      : 'a } in a <% %> tag closes a block that was never opened';
+    throw inputError(`template syntax error: ${hint}`, culprit ? pos(culprit.srcStart) : { file, line: 1, col: 1 });
   }
   const outer = script.runInThisContext() as (it: unknown, out: unknown, at: unknown, str: unknown) => void;
   return {
@@ -257,7 +303,7 @@ export function compileTemplate(source: string, file: string, base?: SourcePos):
     if (!base) return { file, ...at };
     return at.line === 1
       ? { file, line: base.line, col: base.col + at.col - 1 }
-      : { file, line: base.line + at.line - 1, col: at.col };
+      : { file, line: base.line + at.line - 1, col: (base.indent ?? 0) + at.col };
   };
   const tokens = tokenize(source, pos);
   const isStatic = tokens.every((t) => t.kind === 'text');

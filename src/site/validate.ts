@@ -68,7 +68,8 @@ export function validate<S extends z.ZodType>(
     }
     const pos = (key === undefined ? posOf(parent) : posOf(parent, key)) ?? options.fallback;
     const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
-    diagnostics.add(`${prefix}${where}${describeIssue(issue)}`, pos);
+    const missing = key !== undefined && parent !== null && typeof parent === 'object' && (parent as Record<string, unknown>)[key] === undefined;
+    diagnostics.add(`${prefix}${where}${missing ? 'is required' : describeIssue(issue)}`, pos);
   }
   return undefined;
 }

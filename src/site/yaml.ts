@@ -66,13 +66,13 @@ export function mapStrings(value: unknown, fn: (s: string, pos: SourcePos | unde
 /** `toPos(offset, length)` maps an offset in `text` to a source position. */
 export type OffsetMapper = (offset: number, length: number) => SourcePos;
 
-export function parseYaml(text: string, toPos: OffsetMapper): unknown {
+export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): unknown {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
   const problems = [...doc.errors];
   if (problems.length > 0) {
     const diagnostics: Diagnostic[] = problems.map((e) => ({
-      message: `YAML: ${firstLine(e.message)}`,
+      message: `${label}: ${firstLine(e.message)}`,
       pos: toPos(e.pos[0], Math.max(1, e.pos[1] - e.pos[0])),
     }));
     throw new InputError(diagnostics);
@@ -80,6 +80,23 @@ export function parseYaml(text: string, toPos: OffsetMapper): unknown {
   const where = (node: YamlNode | null | undefined): SourcePos | undefined => {
     const range = node?.range;
     return range ? toPos(range[0], Math.max(1, range[1] - range[0])) : undefined;
+  };
+
+  /** Where a value's text starts: inside the quotes, or on the first content line of a block. */
+  const valuePos = (node: YamlNode | null | undefined): SourcePos | undefined => {
+    const at = where(node);
+    if (!at || !isScalar(node) || !node.range) return at;
+    if (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') return { ...at, col: at.col + 1 };
+    if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
+      const lineEnd = text.indexOf('\n', node.range[0]);
+      if (lineEnd < 0) return at;
+      let start = lineEnd + 1;
+      while (text[start] === '\n') start++;
+      let indent = 0;
+      while (text[start + indent] === ' ') indent++;
+      return { ...toPos(start + indent, 1), indent };
+    }
+    return at;
   };
 
   const seen = new Set<YamlNode>();
@@ -105,8 +122,8 @@ export function parseYaml(text: string, toPos: OffsetMapper): unknown {
         const key = isScalar(keyNode) ? String(keyNode.value) : String(convert(keyNode));
         const keyPos = where(keyNode);
         if (keyPos) info.keys.set(key, keyPos);
-        const valuePos = where(pair.value as YamlNode | null) ?? keyPos;
-        if (valuePos) info.values.set(key, valuePos);
+        const vPos = valuePos(pair.value as YamlNode | null) ?? keyPos;
+        if (vPos) info.values.set(key, vPos);
         obj[key] = convert(pair.value);
       }
       positions.set(obj, info);
@@ -118,7 +135,7 @@ export function parseYaml(text: string, toPos: OffsetMapper): unknown {
       const self = where(node as YamlNode);
       if (self) info.self = self;
       node.items.forEach((item, i) => {
-        const p = where(item as YamlNode);
+        const p = valuePos(item as YamlNode);
         if (p) info.values.set(i, p);
         arr.push(convert(item));
       });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { absolutePath, defineType, ensurePresence, fileMode, userName } from '../type.ts';
+import { absolutePath, blame, defineType, ensurePresence, fileMode, userName } from '../type.ts';
 
 export const fileType = defineType({
   name: 'file',
@@ -30,9 +30,11 @@ export const fileType = defineType({
   resolve(attributes, ctx) {
     const resolved = { ...attributes };
     if (typeof attributes.template === 'string') {
-      resolved.content = ctx.renderTemplate(attributes.template, attributes.vars as Record<string, unknown> | undefined);
+      const template = attributes.template;
+      resolved.content = blame('template', () => ctx.renderTemplate(template, attributes.vars as Record<string, unknown> | undefined));
     } else if (typeof attributes.source === 'string') {
-      const { base64, sha256 } = ctx.readSource(attributes.source);
+      const source = attributes.source;
+      const { base64, sha256 } = blame('source', () => ctx.readSource(source));
       resolved.source_base64 = base64;
       resolved.content_sha256 = sha256;
     }
