@@ -1,7 +1,6 @@
 /** One raw part map (`- file: /etc/motd\n  content: …`) into a validated PartInvocation. */
 import { z } from 'zod';
-import type { Diagnostics} from '../lib/errors.ts';
-import { InputError, type SourcePos } from '../lib/errors.ts';
+import type { Diagnostics, SourcePos } from '../lib/errors.ts';
 import { resourceType, resourceTypes } from '../resources/index.ts';
 import { identityOf, ResolveError, type ResolveContext } from '../resources/type.ts';
 import { nearest, validate } from '../site/validate.ts';
