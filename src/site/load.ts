@@ -4,8 +4,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join, relative, resolve } from 'node:path';
-import type { Diagnostics} from '../lib/errors.ts';
-import { inputError } from '../lib/errors.ts';
+import { inputError, type Diagnostics } from '../lib/errors.ts';
 import { LineIndex } from './positions.ts';
 import { inlineStates, jsonStateFile, yamlStateFile, type StateDef } from './states.ts';
 import { parseYaml, posOf } from './yaml.ts';

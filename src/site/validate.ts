@@ -1,8 +1,7 @@
 /** zod validation whose errors point at the offending key or value in the user's file. */
 import { closest, distance } from 'fastest-levenshtein';
 import type { z } from 'zod';
-import type { Diagnostics} from '../lib/errors.ts';
-import { type SourcePos } from '../lib/errors.ts';
+import type { Diagnostics, SourcePos } from '../lib/errors.ts';
 import { keyPosOf, posOf } from './yaml.ts';
 
 /** The nearest of `candidates` to `word`, if it is near enough to be a plausible typo. */
