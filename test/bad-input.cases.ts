@@ -281,27 +281,27 @@ export const badInputCases: BadInputCase[] = [
   {
     name: 'unknown top-level key in cairn.yaml',
     files: { 'cairn.yaml': site('s', 'tragets: {}\n'), ...okState },
-    expect: [{ at: 'cairn.yaml:5:1', message: /unknown setting in cairn\.yaml 'tragets' \(did you mean 'targets'\?\)/ }],
+    expect: [{ at: 'cairn.yaml:5:1', message: /unknown key 'tragets' \(did you mean 'targets'\?\)/ }],
   },
   {
     name: 'unknown key in a target',
     files: { 'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    hots: example.com\n    run: [s]\n', ...okState },
-    expect: [{ at: 'cairn.yaml:4:5', message: /unknown setting in cairn\.yaml 'hots'/ }],
+    expect: [{ at: 'cairn.yaml:4:5', message: /targets\.t1: unknown key 'hots' \(did you mean 'host'\?\)/ }],
   },
   {
     name: 'unknown key in a group',
     files: { 'cairn.yaml': site('s', 'groups:\n  g:\n    targets: [t1]\n    role: [base]\n'), ...okState },
-    expect: [{ at: 'cairn.yaml:8:5', message: /unknown setting in cairn\.yaml 'role'/ }],
+    expect: [{ at: 'cairn.yaml:8:5', message: /groups\.g: unknown key 'role' \(did you mean 'roles'\?\)/ }],
   },
   {
     name: 'unknown key in a role file',
     files: { 'cairn.yaml': site('s'), ...okState, 'roles/base.yaml': 'base:\n  vars: {}\n  rn: [s]\n' },
-    expect: [{ at: 'roles/base.yaml:3:3', message: /unknown key in role 'base' 'rn' \(did you mean 'run'\?\)/ }],
+    expect: [{ at: 'roles/base.yaml:3:3', message: /role 'base': unknown key 'rn' \(did you mean 'run'\?\)/ }],
   },
   {
     name: 'unknown key in the inventory',
     files: { 'cairn.yaml': 'name: demo\n', 'inventory.yaml': 'targets:\n  t1: {executor: local}\nroles: {}\n' },
-    expect: [{ at: 'inventory.yaml:3:1', message: /unknown key in the inventory 'roles'/ }],
+    expect: [{ at: 'inventory.yaml:3:1', message: /unknown key 'roles'/ }],
   },
   {
     name: 'unknown key in a state map (part: instead of parts:)',
@@ -311,7 +311,7 @@ export const badInputCases: BadInputCase[] = [
   {
     name: 'unknown key in component.yaml',
     files: { 'cairn.yaml': site('s'), ...okState, 'components/web/component.yaml': 'descripton: web server\n' },
-    expect: [{ at: 'components/web/component.yaml:1:1', message: /unknown key in component\.yaml 'descripton' \(did you mean 'description'\?\)/ }],
+    expect: [{ at: 'components/web/component.yaml:1:1', message: /unknown key 'descripton' \(did you mean 'description'\?\)/ }],
   },
   {
     name: 'group with both targets and match',
@@ -331,7 +331,7 @@ export const badInputCases: BadInputCase[] = [
       ...okState,
     },
     expect: [
-      { at: 'cairn.yaml:1:1', message: /unknown setting in cairn\.yaml 'nmae' \(did you mean 'name'\?\)/ },
+      { at: 'cairn.yaml:1:1', message: /unknown key 'nmae' \(did you mean 'name'\?\)/ },
       { at: 'inventory.yaml:2:22', message: /group 'g': give either targets or match, not both/ },
       { at: 'cairn.yaml:5:13', message: /target 't1': unknown role 'bsae' \(did you mean 'base'\?\)/ },
       { message: /3 errors; nothing was run/ },
@@ -499,5 +499,117 @@ export const badInputCases: BadInputCase[] = [
     files: { 'cairn.yaml': site('s'), ...okState },
     args: ['-t', 't2'],
     expect: [{ message: /error: no target, group or glob matches 't2' \(did you mean 't1'\?\)/ }],
+  },
+  // ── Regressions: each of these was once wrong (position, message, cascade or crash) ──────────
+  {
+    name: 'a state file that fails to load gives its own error, not also "unknown state"',
+    files: {
+      'cairn.yaml': site('a, s'),
+      'states/a.yaml': 'a:\n  - file: /tmp/a\n',
+      'states/s.yaml': 's:\n  - file: /tmp/x\n    mode: "0644"\n    mode: "0600"\n',
+    },
+    expect: [{ at: 'states/s.yaml:4:5', message: /YAML: Map keys must be unique\n[\s\S]*\n1 error; nothing was run/ }],
+  },
+  {
+    name: 'a cycle through a transition prior_to, reached from a node outside it',
+    files: oneState('  - file: /tmp/x\n    require: service:db\n  - service: db\n    ensure: running\n  - transition: stop-db\n    resource: service:db\n    attributes: { ensure: stopped }\n    prior_to: [package:db]\n  - package: db\n    before: transition:stop-db\n'),
+    expect: [
+      { message: /dependency cycle: transition:stop-db \(states\/s\.yaml:6:5\) → package:db \(states\/s\.yaml:10:5\) → transition:stop-db\n/ },
+      { message: /note: transition:stop-db has prior_to package:db[\s\S]*note: package:db is before transition:stop-db at states\/s\.yaml:11:13/ },
+    ],
+  },
+  {
+    name: 'a run entry that is neither a name nor a map',
+    files: { 'cairn.yaml': site('42'), ...okState },
+    expect: [{ at: 'cairn.yaml:4:11', message: /targets\.t1\.run\.0: a run entry is a state name, or `state: \{ param: value \}`/ }],
+  },
+  {
+    name: 'a missing template file points at the template attribute',
+    files: oneState('  - file: /tmp/x\n    template: templates/nope.eta\n'),
+    expect: [{ at: 'states/s.yaml:3:15', message: /no such site file 'templates\/nope\.eta'[\s\S]*help: looked in the site folder/ }],
+  },
+  {
+    name: 'a missing source file points at the source attribute',
+    files: oneState('  - file: /tmp/x\n    source: files/nope\n'),
+    expect: [{ at: 'states/s.yaml:3:13', message: /no such site file 'files\/nope'/ }],
+  },
+  {
+    name: 'wrong meta attribute values point at the value',
+    files: oneState('  - file: /tmp/x\n    noop: yes please\n  - file: /tmp/y\n    require: [file:/tmp/x, 5]\n'),
+    expect: [
+      { at: 'states/s.yaml:3:11', message: /file \/tmp\/x: noop: expected boolean, received string/ },
+      { at: 'states/s.yaml:5:14', message: /file \/tmp\/y: require: expected a reference \(type:key, a part id or a state name\) or a list of them/ },
+    ],
+  },
+  {
+    name: 'a part that is a plain string points at the list item',
+    files: oneState('  - /tmp/x\n'),
+    expect: [{ at: 'states/s.yaml:2:5', message: /a part is a map whose first key names a resource type/ }],
+  },
+  {
+    name: 'target settings: executor typo, wrong port type, unknown key — each at its own line',
+    files: { 'cairn.yaml': 'targets:\n  t1:\n    executor: lcoal\n    hots: a\n    port: "22x"\n' },
+    expect: [
+      { at: 'cairn.yaml:3:15', message: /targets\.t1\.executor: Invalid option: expected one of "local"\|"ssh"\|"agent"\|"chroot"/ },
+      { at: 'cairn.yaml:5:12', message: /targets\.t1\.port: expected number, received string/ },
+      { at: 'cairn.yaml:4:5', message: /targets\.t1: unknown key 'hots' \(did you mean 'host'\?\)/ },
+      { message: /3 errors; nothing was run/ },
+    ],
+  },
+  {
+    name: 'an unknown key in an inline role is reported once',
+    files: { 'cairn.yaml': 'roles:\n  base:\n    runs: [s]\n' },
+    expect: [{ at: 'cairn.yaml:3:5', message: /roles\.base: unknown key 'runs' \(did you mean 'run'\?\)\n[\s\S]*\n1 error; nothing was run/ }],
+  },
+  {
+    name: 'unknown group and target names point at the list item',
+    files: { 'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    groups: [wbe]\ngroups:\n  web:\n    targets: [t2]\n' },
+    expect: [
+      { at: 'cairn.yaml:4:14', message: /target 't1': unknown group 'wbe' \(did you mean 'web'\?\)/ },
+      { at: 'cairn.yaml:7:15', message: /group 'web': unknown target 't2' \(did you mean 't1'\?\)/ },
+    ],
+  },
+  {
+    name: 'an unknown parameter points at the parameter',
+    files: { 'cairn.yaml': site('{s: {domian: a}}'), 'states/s.yaml': 's:\n  params: { domain: ~ }\n  parts: []\n' },
+    expect: [{ at: 'cairn.yaml:4:16', message: /state 's' has no parameter 'domian' \(did you mean 'domain'\?\)/ }],
+  },
+  {
+    name: 'a vars file that is a list',
+    files: { 'cairn.yaml': site('s'), ...okState, 'vars/all.yaml': '- a\n- b\n' },
+    expect: [{ at: 'vars/all.yaml:1:1', message: /a vars file must be a map of names to values/ }],
+  },
+  {
+    name: 'the same part id twice in one state',
+    files: oneState('  - file: /tmp/x\n    id: conf\n  - file: /tmp/y\n    id: conf\n'),
+    expect: [{ at: 'states/s.yaml:4:5', message: /part id 'conf' is used twice in 's'/ }],
+  },
+  {
+    name: 'a transition without prior_to says it is required',
+    files: oneState('  - transition: t\n    resource: file:/x\n    attributes: {}\n  - file: /x\n'),
+    expect: [{ at: 'states/s.yaml:2:5', message: /transition t: prior_to: is required/ }],
+  },
+  {
+    name: 'several undefined values in inline templates (quoted and block strings) all point into the strings',
+    files: { 'cairn.yaml': site('s', 'states:\n  s:\n    - file: /tmp/x\n      content: "a <%= it.vars.missing %>"\n    - file: /tmp/y\n      content: |\n        a\n        b <%= it.vars.missing2 %>\n') },
+    expect: [
+      { at: 'cairn.yaml:8:23', message: /`it\.vars\.missing` is undefined/ },
+      { at: 'cairn.yaml:12:15', message: /`it\.vars\.missing2` is undefined/ },
+    ],
+  },
+  {
+    name: 'a JavaScript syntax error inside a control tag points at the token',
+    files: oneState('<% if (it.target.name === ) { %>\n  - file: /tmp/x\n<% } %>\n'),
+    expect: [{ at: 'states/s.yaml:2:27', message: /template syntax error: Unexpected token '\)'/ }],
+  },
+  {
+    name: 'an incomplete <%= %> expression',
+    files: oneState('  - file: /tmp/<%= it.target.name + %>\n'),
+    expect: [{ at: 'states/s.yaml:2:36', message: /template syntax error in `<%= it\.target\.name \+ %>`: the expression is incomplete/ }],
+  },
+  {
+    name: 'a stray } in a control tag',
+    files: oneState('  - file: /tmp/x\n<% } %>\n'),
+    expect: [{ at: 'states/s.yaml:3:4', message: /a \} in a <% %> tag closes a block that was never opened/ }],
   },
 ];

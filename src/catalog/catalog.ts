@@ -103,13 +103,13 @@ export function nameMatcher(pattern: string): (name: string) => boolean {
 
 export function buildCatalog(site: SiteDocs, d: Diagnostics): Catalog {
   const config = validate(configSchema, site.config.doc ?? {}, d, {
-    what: 'setting in cairn.yaml', fallback: { file: site.config.file, line: 1, col: 1 },
+    what: 'key', fallback: { file: site.config.file, line: 1, col: 1 },
   });
   const configDoc = asRecord(site.config.doc);
   const inventoryDoc = asRecord(site.inventory?.doc);
   if (site.inventory) {
     validate(inventorySchema, site.inventory.doc ?? {}, d, {
-      what: 'key in the inventory', fallback: { file: site.inventory.file, line: 1, col: 1 },
+      what: 'key', fallback: { file: site.inventory.file, line: 1, col: 1 },
     });
   }
   const defaults = asRecord(config?.defaults);
@@ -176,7 +176,7 @@ export function buildCatalog(site: SiteDocs, d: Diagnostics): Catalog {
         d.add(`role '${name}' is declared twice`, pos, { related: [{ message: 'first declared here', pos: roles.get(name)!.pos }] });
         continue;
       }
-      if (!validated) validate(roleSchema, raw ?? {}, d, { what: `key in role '${name}'`, fallback: pos ?? { file, line: 1, col: 1 } });
+      if (!validated) validate(roleSchema, raw ?? {}, d, { prefix: `role '${name}': `, fallback: pos ?? { file, line: 1, col: 1 } });
       const doc = asRecord(raw);
       roles.set(name, { name, pos, vars: asRecord(doc.vars), run: runEntries(doc.run, doc, `role ${name}`) });
     }
@@ -202,7 +202,7 @@ export function buildCatalog(site: SiteDocs, d: Diagnostics): Catalog {
 
   const components = new Map<string, Component>();
   for (const c of site.components) {
-    if (c.manifest) validate(componentSchema, c.manifest.doc ?? {}, d, { what: 'key in component.yaml', fallback: { file: c.manifest.file, line: 1, col: 1 } });
+    if (c.manifest) validate(componentSchema, c.manifest.doc ?? {}, d, { fallback: { file: c.manifest.file, line: 1, col: 1 } });
     components.set(c.name, { name: c.name, dir: c.dir, defaults: asRecord(asRecord(c.manifest?.doc).vars) });
   }
 

@@ -4,12 +4,13 @@ import { z } from 'zod';
 const varsMap = z.record(z.string(), z.unknown());
 
 /** A run entry: a state name, or a one-key map of a state name to its parameters. */
+const RUN_ENTRY_HELP = 'a run entry is a state name, or `state: { param: value }` (one key)';
 export const runEntry = z.union([
   z.string().min(1),
   z
     .record(z.string(), z.union([z.record(z.string(), z.unknown()), z.null()]))
-    .refine((m) => Object.keys(m).length === 1, 'a run entry is `state` or `state: { param: value }` (one key)'),
-]);
+    .refine((m) => Object.keys(m).length === 1, RUN_ENTRY_HELP),
+], { error: RUN_ENTRY_HELP });
 export const runList = z.array(runEntry);
 const nameList = z.array(z.string().min(1));
 

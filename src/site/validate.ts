@@ -56,9 +56,10 @@ export function validate<S extends z.ZodType>(
     if (issue.code === 'unrecognized_keys') {
       const container = key === undefined ? parent : (parent as Record<string, unknown>)[key as string];
       const known = [...shapeKeys(schema, issue.path), ...(options.extraNames ?? [])];
+      const inside = issue.path.length ? `${issue.path.join('.')}: ` : '';
       for (const unknownKey of issue.keys) {
         diagnostics.add(
-          `${prefix}unknown ${what} '${unknownKey}'${didYouMean(unknownKey, known)}`,
+          `${prefix}${inside}unknown ${what} '${unknownKey}'${didYouMean(unknownKey, known)}`,
           keyPosOf(container, unknownKey) ?? options.fallback,
           { hint: known.length ? `valid: ${known.join(', ')}` : undefined },
         );
