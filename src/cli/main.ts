@@ -4,6 +4,18 @@ import { ExitCode, InputError } from '../lib/errors.ts';
 
 const sources = new Map<string, string>();
 
+export interface ConvergeOptions {
+  site: string;
+  target?: string[];
+  var?: string[];
+  facts?: string;
+  diff?: boolean;
+  json?: boolean;
+  failFast?: boolean;
+  forks: string;
+  detailedExitcode?: boolean;
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
@@ -71,6 +83,25 @@ export function program(): Command {
       }
     });
 
+  for (const mode of ['plan', 'apply'] as const) {
+    const c = cmd.command(mode)
+      .description(mode === 'plan' ? 'show what would change, changing nothing' : 'converge the targets')
+      .option('--site <dir>', 'the site folder', '.')
+      .option('-t, --target <name>', 'a target, group or glob (repeatable; default: all)', collect)
+      .option('--var <k=v>', 'set a variable (YAML scalar, or @file.yaml); repeatable', collect)
+      .option('--facts <file>', 'use these facts (YAML/JSON) instead of gathering them')
+      .option('--diff', 'show unified diffs of file content')
+      .option('--json', 'print one JSON report')
+      .option('--fail-fast', 'stop a target at its first failure')
+      .option('--forks <n>', 'targets in parallel', '10');
+    if (mode === 'plan') c.option('--detailed-exitcode', 'exit 0 when in sync, 4 when changes are pending');
+    c.action(async (options: ConvergeOptions) => {
+      const results = await compileFor(options);
+      const { converge } = await import('./converge.ts');
+      process.exitCode = await converge(mode, results, options);
+    });
+  }
+
   cmd.command('schema')
     .description('print the JSON Schema of state files (or of cairn.yaml / inventory.yaml)')
     .addOption(new Option('--for <file>', 'which file kind').choices(['state', 'site', 'inventory']).default('state'))
@@ -84,8 +115,9 @@ export function program(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   try {
+    process.exitCode = ExitCode.ok;
     await program().parseAsync(argv, { from: 'user' });
-    return ExitCode.ok;
+    return Number(process.exitCode ?? ExitCode.ok);
   } catch (err) {
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? ExitCode.ok : ExitCode.invalidInput;

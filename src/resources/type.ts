@@ -4,6 +4,7 @@
  * from this description alone and have no branch for any particular type.
  */
 import { z } from 'zod';
+import type { Executor } from '../executors/types.ts';
 import { InputError } from '../lib/errors.ts';
 
 /** What a change to an attribute needs (DESIGN §5.8). */
@@ -47,6 +48,16 @@ export interface ResourceType<S extends z.ZodObject = z.ZodObject> {
   refresh?: string;
   /** The identity used in references, `type:<identity>`; defaults to the key attribute. */
   identity?(attributes: Record<string, unknown>): string;
+  /** How a node in sync is reported, when not `unchanged` (a transition: skipped, prior_to in sync). */
+  inSync?: { status: 'skipped'; reason: string };
+  /** The action when a node is absent and must be made (`run` for commands). */
+  createAction?: 'create' | 'run';
+  /**
+   * What reading the node depends on: paths (an earlier node that changes one of them, or a
+   * folder above it, makes this reading provisional in a plan) and whether it runs commands
+   * (then any changing requisite does).
+   */
+  reads?(attributes: Record<string, unknown>): { paths: string[]; commands?: boolean };
   /** Turns site-relative inputs (templates, sources) into values the engine can compare. */
   resolve?(attributes: Record<string, unknown>, ctx: ResolveContext): Record<string, unknown>;
 }
@@ -71,3 +82,48 @@ export const fileMode = z
   .describe('octal permission bits as a string, e.g. "0644"');
 export const userName = z.union([z.string().min(1), z.number().int().nonnegative()]).transform(String);
 export const absolutePath = z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path');
+
+/** What the engine does to a node (DESIGN §11's report `action`). */
+export type Action = 'none' | 'create' | 'update' | 'reload' | 'rebuild' | 'destroy' | 'refresh' | 'run';
+
+/** Services of the engine that meta types (transition) use; plain resources ignore them. */
+export interface EngineServices {
+  /** Node ids linked from this node by edges declared with `word` (e.g. 'resource', 'prior_to'). */
+  related(word: string): string[];
+  /** Reads a node now: would applying it change anything? (noop nodes count as in sync.) */
+  wouldChange(nodeId: string): Promise<boolean>;
+  /** Applies a node with `attributes` laid over its declared ones, through the engine. */
+  applyWith(nodeId: string, attributes: Record<string, unknown>): Promise<{ changed: boolean; failed?: string }>;
+}
+
+export interface ProviderContext {
+  exec: Executor;
+  facts: Record<string, unknown>;
+  engine: EngineServices;
+  signal?: AbortSignal;
+}
+
+/** Current state in the same vocabulary as the desired attributes; undefined: absent. */
+export type Current = Record<string, unknown> | undefined;
+
+export interface Provider {
+  type: string;
+  name: string;
+  suitable(facts: Record<string, unknown>): boolean;
+  /** Observes, with no side effects. */
+  read(ctx: ProviderContext, desired: Record<string, unknown>): Promise<Current>;
+  apply(ctx: ProviderContext, action: Action, desired: Record<string, unknown>, current: Current): Promise<void>;
+  /** What a notification does; absent: nothing. */
+  refresh?(ctx: ProviderContext, desired: Record<string, unknown>): Promise<void>;
+  /** A unified diff of content for `--diff`, when the type has content. */
+  diff?(desired: Record<string, unknown>, current: Current): string | undefined;
+}
+
+/** Thrown by providers for a failure the user should see as the node's error. */
+export class ApplyError extends Error {}
+
+/** `mode` as the user wrote it when the bits match, else the actual bits as "0644". */
+export function modeAs(desired: unknown, actual: number): string {
+  if (typeof desired === 'string' && parseInt(desired, 8) === actual) return desired;
+  return `0${actual.toString(8).padStart(3, '0')}`;
+}

@@ -14,5 +14,6 @@ export const directoryType = defineType({
     parents: z.boolean().default(true).describe('create missing parent directories (default true)'),
   }),
   changes: { ensure: 'update', mode: 'update', owner: 'update', group: 'update' },
+  reads: (a) => ({ paths: [String(a.path)] }),
   stateful: false,
 });

@@ -19,4 +19,9 @@ export const execType = defineType({
   changes: {},
   stateful: false,
   refresh: 'runs again',
+  createAction: 'run',
+  reads: (a) => ({
+    paths: [a.creates, a.cwd].filter((p): p is string => typeof p === 'string'),
+    commands: a.unless !== undefined || a.onlyif !== undefined,
+  }),
 });

@@ -25,7 +25,8 @@ export const fileType = defineType({
       (a) => [a.content, a.template, a.source].filter((v) => v !== undefined).length <= 1,
       { message: 'give only one of content, template and source' },
     ),
-  changes: { content: 'update', mode: 'update', owner: 'update', group: 'update', ensure: 'update' },
+  changes: { content: 'update', content_sha256: 'update', mode: 'update', owner: 'update', group: 'update', ensure: 'update' },
+  reads: (a) => ({ paths: [String(a.path)] }),
   stateful: false,
   resolve(attributes, ctx) {
     const resolved = { ...attributes };

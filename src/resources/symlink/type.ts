@@ -17,5 +17,6 @@ export const symlinkType = defineType({
       path: ['target'],
     }),
   changes: { target: 'update', ensure: 'update' },
+  reads: (a) => ({ paths: [String(a.path)] }),
   stateful: false,
 });

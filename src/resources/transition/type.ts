@@ -16,4 +16,5 @@ export const transitionType = defineType({
   }),
   changes: {},
   stateful: false,
+  inSync: { status: 'skipped', reason: 'prior_to in sync' },
 });

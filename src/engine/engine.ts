@@ -1,0 +1,344 @@
+/**
+ * Plan and apply (DESIGN §5): walks the graph in its run order, reads each node through its
+ * provider, diffs, applies, and carries out requisites, notifications, handlers, stages,
+ * transitions, change classes, noop and fail-fast. It knows resource types only as data.
+ */
+import type { StateRun } from '../catalog/staterun.ts';
+import type { Executor } from '../executors/types.ts';
+import type { Edge, Graph, GraphNode } from '../graph/build.ts';
+import { resourceType } from '../resources/index.ts';
+import { selectProvider } from '../resources/providers.ts';
+import { ApplyError, type Action, type Current, type EngineServices, type Provider, type ProviderContext, type ResourceType } from '../resources/type.ts';
+import { diffNode } from './diff.ts';
+import { TargetState } from './target-state.ts';
+
+export type NodeStatus = 'unchanged' | 'changed' | 'failed' | 'skipped' | 'would-change' | 'unknown';
+
+export interface NodeResult {
+  ref: string;
+  /** The graph node id (differs from ref for stages). */
+  id: string;
+  state: string;
+  invocation: number;
+  status: NodeStatus;
+  action: Action;
+  reason?: string;
+  changes?: string[];
+  diff?: string;
+  error?: string;
+  ms: number;
+}
+
+export interface EngineOptions {
+  mode: 'plan' | 'apply';
+  failFast?: boolean;
+  diff?: boolean;
+  facts?: Record<string, unknown>;
+  /** Called as each node finishes. */
+  onResult?: (result: NodeResult) => void;
+}
+
+/** Requisite edges whose failure skips the node that depends on them. */
+const BLOCKING: ReadonlySet<string> = new Set(['require', 'onchanges', 'transition']);
+
+interface Reading {
+  type: ResourceType;
+  provider: Provider;
+  desired: Record<string, unknown>;
+  current: Current;
+  action: Action;
+  changes: string[];
+}
+
+export class Engine {
+  private readonly byId: Map<string, GraphNode>;
+  private readonly incoming = new Map<string, Edge[]>();
+  private readonly outgoing = new Map<string, Edge[]>();
+  private readonly latest = new Map<string, NodeResult>();
+  readonly results: NodeResult[] = [];
+  /** Lazy nodes triggered, with the invocations whose end they run at (-1: the end of the run). */
+  private readonly triggered = new Map<string, Set<number>>();
+  /** Non-lazy nodes that must be refreshed at their turn, with who notified them. */
+  private readonly refreshFor = new Map<string, string>();
+  /** Who last notified each node, for reports. */
+  private readonly notifiedBy = new Map<string, string>();
+  private readonly targetState: TargetState;
+  private readonly facts: Record<string, unknown>;
+  private stopped?: string;
+  /** Plan only: nodes that would change, and the paths they would change. */
+  private readonly planned = new Map<string, string[]>();
+
+  constructor(private readonly run: StateRun, private readonly graph: Graph, private readonly exec: Executor, private readonly options: EngineOptions) {
+    this.byId = new Map(graph.nodes.map((n) => [n.id, n]));
+    for (const e of graph.edges) {
+      this.incoming.set(e.to, [...(this.incoming.get(e.to) ?? []), e]);
+      this.outgoing.set(e.from, [...(this.outgoing.get(e.from) ?? []), e]);
+    }
+    this.targetState = new TargetState(exec, run.target.state_dir);
+    this.facts = options.facts ?? run.facts;
+  }
+
+  private get planning(): boolean {
+    return this.options.mode === 'plan';
+  }
+
+  async execute(): Promise<NodeResult[]> {
+    for (const p of await this.targetState.load()) {
+      const node = this.byId.get(p.node);
+      if (!node) {
+        // The node is gone from the site: nothing to deliver to any more.
+        if (!this.planning) await this.targetState.remove(p.node);
+        continue;
+      }
+      if (node.lazy) this.trigger(node.id, node.defer ? -1 : -2);
+      else this.refreshFor.set(node.id, `${p.from} (pending from an earlier run)`);
+    }
+
+    const remaining = new Map<number, number>();
+    for (const id of this.graph.order) {
+      const inv = this.byId.get(id)!.invocation;
+      remaining.set(inv, (remaining.get(inv) ?? 0) + 1);
+    }
+    for (const id of this.graph.order) {
+      const node = this.byId.get(id)!;
+      await this.runNode(node);
+      const left = remaining.get(node.invocation)! - 1;
+      remaining.set(node.invocation, left);
+      if (left === 0) await this.runHandlers(node.invocation);
+    }
+    // Handlers triggered from invocations with no nodes of their own, then deferred ones.
+    await this.runHandlers(undefined);
+    await this.runHandlers(-1);
+    return this.results;
+  }
+
+  private trigger(handler: string, invocation: number): void {
+    const set = this.triggered.get(handler) ?? new Set<number>();
+    set.add(invocation);
+    this.triggered.set(handler, set);
+  }
+
+  /** Runs the lazy nodes triggered for `invocation` (-1: deferred ones; undefined: any left). */
+  private async runHandlers(invocation: number | undefined): Promise<void> {
+    for (const id of this.graph.handlers) {
+      const node = this.byId.get(id)!;
+      const set = this.triggered.get(id);
+      if (!set || set.size === 0) continue;
+      const due = invocation === undefined ? [...set].some((i) => i !== -1)
+        : invocation === -1 ? set.has(-1) || set.has(-2)
+          : set.has(invocation) || (set.has(-2) && !node.defer);
+      if (!due) continue;
+      if (invocation === undefined) set.clear();
+      else {
+        set.delete(invocation);
+        set.delete(-2);
+        if (invocation === -1) set.clear();
+      }
+      const r = await this.runNode(node, undefined, 'notified');
+      // Delivered once it ran; a failed handler stays pending and is tried again next run.
+      if (!this.planning && set.size === 0 && r.status !== 'failed') await this.targetState.remove(id);
+    }
+  }
+
+  private finish(node: GraphNode, start: number, result: Omit<NodeResult, 'ref' | 'id' | 'state' | 'invocation' | 'ms'>): NodeResult {
+    const full: NodeResult = {
+      ref: node.ref, id: node.id, state: node.state, invocation: node.invocation,
+      ...result, ms: Math.round((performance.now() - start) * 10) / 10,
+    };
+    this.latest.set(node.id, full);
+    this.results.push(full);
+    this.options.onResult?.(full);
+    return full;
+  }
+
+  private failedUpstream(r: NodeResult | undefined): boolean {
+    return r !== undefined && (r.status === 'failed' || (r.status === 'skipped' && (r.reason?.startsWith('dependency failed') ?? false)));
+  }
+
+  private context(node: GraphNode): ProviderContext {
+    const services: EngineServices = {
+      related: (word) => (this.outgoing.get(node.id) ?? []).filter((e) => e.declared === word).map((e) => e.to),
+      wouldChange: async (id) => {
+        const other = this.byId.get(id)!;
+        if (other.meta.noop) return false;
+        const reading = await this.read(other, other.attributes);
+        return typeof reading !== 'string' && reading.action !== 'none';
+      },
+      applyWith: async (id, attributes) => {
+        const other = this.byId.get(id)!;
+        const r = await this.runNode(other, { ...other.attributes, ...attributes }, 'transition');
+        return { changed: r.status === 'changed', ...(r.status === 'failed' ? { failed: r.error ?? 'failed' } : {}) };
+      },
+    };
+    return { exec: this.exec, facts: this.facts, engine: services };
+  }
+
+  private async read(node: GraphNode, desired: Record<string, unknown>): Promise<Reading | string> {
+    const type = resourceType(node.type)!;
+    const provider = selectProvider(node.type, this.facts, node.meta.provider);
+    if (typeof provider === 'string') return provider;
+    const current = await provider.read(this.context(node), desired);
+    const { action, changes } = diffNode(type, desired, current);
+    return { type, provider, desired, current, action, changes };
+  }
+
+  /** Why a plan cannot be sure about this node: an earlier node that would change what it reads. */
+  private planDependency(node: GraphNode, type: ResourceType, desired: Record<string, unknown>): string | undefined {
+    const reads = type.reads?.(desired);
+    for (const e of this.incoming.get(node.id) ?? []) {
+      if (e.kind !== 'notify' && this.planned.has(e.from) && (reads?.commands || e.kind !== 'require' || !reads)) {
+        return this.byId.get(e.from)!.ref;
+      }
+    }
+    // The closest earlier change above (or at) a path this node reads.
+    let best: { ref: string; length: number } | undefined;
+    for (const path of reads?.paths ?? []) {
+      for (const [id, changing] of this.planned) {
+        if (id === node.id) continue;
+        for (const p of changing) {
+          const covers = path === p || path.startsWith(p.endsWith('/') ? p : `${p}/`);
+          if (covers && (!best || p.length > best.length)) best = { ref: this.byId.get(id)!.ref, length: p.length };
+        }
+      }
+    }
+    return best?.ref;
+  }
+
+  /** One node's turn. `overlay` replaces its attributes (transitions); `why` says who asked. */
+  private async runNode(node: GraphNode, overlay?: Record<string, unknown>, why?: 'notified' | 'transition'): Promise<NodeResult> {
+    const start = performance.now();
+    if (this.stopped) return this.finish(node, start, { status: 'skipped', action: 'none', reason: `fail-fast: stopped after ${this.stopped} failed` });
+
+    const incoming = this.incoming.get(node.id) ?? [];
+    if (why !== 'transition') {
+      for (const e of incoming) {
+        if (!BLOCKING.has(e.kind) || (e.kind === 'transition' && e.declared !== 'resource')) continue;
+        if (this.failedUpstream(this.latest.get(e.from))) {
+          return this.finish(node, start, { status: 'skipped', action: 'none', reason: `dependency failed: ${this.byId.get(e.from)!.ref}` });
+        }
+      }
+      const watched = incoming.filter((e) => e.kind === 'onchanges');
+      if (watched.length > 0) {
+        const changed = watched.some((e) => {
+          const r = this.latest.get(e.from);
+          return r?.status === 'changed' || (this.planning && (r?.status === 'would-change' || r?.status === 'unknown'));
+        });
+        if (!changed) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'no changes' });
+      }
+      const guards = incoming.filter((e) => e.kind === 'onfail');
+      if (guards.length > 0 && !guards.some((e) => this.latest.get(e.from)?.status === 'failed')) {
+        return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'onfail: nothing failed' });
+      }
+    }
+
+    // A stage applies only when the end state is not already in sync (DESIGN §5.6).
+    if (node.stage && node.stage.index < node.stage.of && !overlay) {
+      const end = this.byId.get(node.stage.end)!;
+      const endReading = await this.read(end, end.attributes).catch((err: Error) => err.message);
+      if (typeof endReading !== 'string' && endReading.action === 'none') {
+        return this.finish(node, start, { status: 'skipped', action: 'none', reason: `end state in sync (stage ${node.stage.index} of ${node.stage.of})` });
+      }
+    }
+
+    const desired = overlay ?? node.attributes;
+    let reading: Reading | string;
+    try {
+      reading = await this.read(node, desired);
+    } catch (err) {
+      return this.fail(node, start, 'none', err);
+    }
+    if (typeof reading === 'string') return this.finish(node, start, { status: 'failed', action: 'none', error: reading });
+    const { type, provider, current, changes } = reading;
+    let { action } = reading;
+    const refreshWhy = this.refreshFor.get(node.id);
+    const diffText = this.options.diff && action !== 'none' ? provider.diff?.(desired, current) : undefined;
+    const base = { ...(changes.length ? { changes } : {}), ...(diffText ? { diff: diffText } : {}) };
+
+    if (action === 'none' && !refreshWhy) {
+      if (this.planning) {
+        const dep = this.planDependency(node, type, desired);
+        if (dep) return this.finish(node, start, { status: 'unknown', action: 'none', reason: `after ${dep}` });
+      }
+      return this.finish(node, start, type.inSync ? { ...type.inSync, action: 'none' } : { status: 'unchanged', action: 'none' });
+    }
+
+    if (action === 'reload' && !node.meta.allow_reload) {
+      return this.finish(node, start, { ...base, status: 'failed', action, error: `changing ${changes.join(', ')} needs a restart; set allow_reload: true to allow it` });
+    }
+    if (action === 'rebuild' && !node.meta.allow_rebuild) {
+      return this.finish(node, start, { ...base, status: 'failed', action, error: `changing ${changes.join(', ')} means destroying and recreating ${node.ref}; set allow_rebuild: true to allow it` });
+    }
+
+    const refreshOnly = action === 'none';
+    if (refreshOnly) action = 'refresh';
+    const reason = why === 'transition' ? 'transition'
+      : refreshOnly || why === 'notified' ? `notified by ${refreshWhy ?? this.notifiedBy.get(node.id) ?? 'a pending notification'}` : undefined;
+    if (node.meta.noop || this.planning) {
+      const dep = this.planning ? this.planDependency(node, type, desired) : undefined;
+      const note = node.meta.noop ? 'noop' : dep ? `after ${dep}` : reason;
+      if (this.planning && !node.meta.noop) {
+        this.planned.set(node.id, type.reads?.(desired).paths ?? []);
+        await this.notify(node);
+      }
+      return this.finish(node, start, { ...base, status: 'would-change', action, ...(note ? { reason: note } : {}) });
+    }
+
+    try {
+      const ctx = this.context(node);
+      if (action === 'refresh') await provider.refresh?.(ctx, desired);
+      else if (action === 'rebuild') {
+        await provider.apply(ctx, 'destroy', desired, current);
+        await provider.apply(ctx, 'create', desired, undefined);
+      } else {
+        await provider.apply(ctx, action, desired, current);
+        // A reload is an in-place change followed by the type's refresh; a notification due for
+        // a node that was just created or run is already satisfied.
+        if (action === 'reload' || (refreshWhy && action === 'update')) await provider.refresh?.(ctx, desired);
+      }
+    } catch (err) {
+      return this.fail(node, start, action, err);
+    }
+    if (refreshWhy) {
+      this.refreshFor.delete(node.id);
+      await this.targetState.remove(node.id);
+    }
+    await this.notify(node);
+    return this.finish(node, start, { ...base, status: 'changed', action, ...(reason ? { reason } : {}) });
+  }
+
+  private fail(node: GraphNode, start: number, action: Action, err: unknown): NodeResult {
+    const message = err instanceof ApplyError ? err.message : (err as Error).message ?? String(err);
+    if (this.options.failFast && !this.planning) this.stopped = node.ref;
+    return this.finish(node, start, { status: 'failed', action, error: message });
+  }
+
+  /** After a change: trigger notified nodes, persisting each so none is lost if the run dies. */
+  private async notify(node: GraphNode): Promise<void> {
+    if (node.meta.noop) return;
+    for (const e of this.outgoing.get(node.id) ?? []) {
+      if (e.kind !== 'notify') continue;
+      const target = this.byId.get(e.to)!;
+      this.notifiedBy.set(target.id, node.ref);
+      if (!this.planning) await this.targetState.add(target.id, node.ref);
+      if (target.lazy) this.trigger(target.id, target.defer ? -1 : node.invocation);
+      else this.refreshFor.set(target.id, node.ref);
+    }
+  }
+}
+
+export interface TargetReport {
+  name: string;
+  status: 'ok' | 'failed' | 'unreachable';
+  counts: { changed: number; unchanged: number; failed: number; skipped: number };
+  nodes: NodeResult[];
+  error?: string;
+}
+
+export function summarize(name: string, results: NodeResult[], error?: string): TargetReport {
+  const counts = { changed: 0, unchanged: 0, failed: 0, skipped: 0 };
+  for (const r of results) {
+    if (r.status === 'changed' || r.status === 'would-change' || r.status === 'unknown') counts.changed++;
+    else counts[r.status]++;
+  }
+  return { name, status: error ? 'unreachable' : counts.failed > 0 ? 'failed' : 'ok', counts, nodes: results, ...(error ? { error } : {}) };
+}

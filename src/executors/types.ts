@@ -1,0 +1,70 @@
+/**
+ * How the engine and providers act on a target (DESIGN §7). Providers touch a target only
+ * through this interface, so the same provider works locally and (later) over SSH.
+ */
+
+export interface RunOptions {
+  stdin?: string | Buffer;
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Run as this user (by name or uid). */
+  user?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Set when the command was killed for running past its timeout. */
+  timedOut?: boolean;
+}
+
+export interface Stat {
+  type: 'file' | 'directory' | 'symlink' | 'other';
+  /** Permission bits, e.g. 0o644. */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+}
+
+export interface WriteOptions {
+  /** Octal permission bits; kept from the file being replaced when not given. */
+  mode?: number;
+  owner?: string;
+  group?: string;
+}
+
+export interface Executor {
+  readonly name: string;
+  run(argv: string[], opts?: RunOptions): Promise<RunResult>;
+  readFile(path: string): Promise<Buffer | undefined>;
+  /** Atomic: a temp file in the same directory, fsync, rename; mode and owner set before the rename. */
+  writeFile(path: string, data: string | Buffer, opts?: WriteOptions): Promise<void>;
+  /** Like lstat: a symlink is reported as one. */
+  stat(path: string): Promise<Stat | undefined>;
+  readLink(path: string): Promise<string | undefined>;
+  mkdir(path: string, opts?: { parents?: boolean; mode?: number }): Promise<void>;
+  /** Removes a file, link or (recursively) a directory; absent is fine. */
+  remove(path: string): Promise<void>;
+  /** Atomic: replaces whatever is at `path`. */
+  symlink(target: string, path: string): Promise<void>;
+  chmod(path: string, mode: number): Promise<void>;
+  chown(path: string, owner?: string, group?: string): Promise<void>;
+  /** Numeric ids of a user or group name (numbers pass through); undefined if unknown. */
+  userId(name: string): Promise<number | undefined>;
+  groupId(name: string): Promise<number | undefined>;
+  facts(): Promise<Record<string, unknown>>;
+  /** Releases connections; a no-op locally. */
+  close(): Promise<void>;
+}
+
+/** A target could not be reached: exit code 3. */
+export class UnreachableError extends Error {
+  constructor(readonly target: string, message: string) {
+    super(`${target}: ${message}`);
+    this.name = 'UnreachableError';
+  }
+}

@@ -1,0 +1,51 @@
+import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
+
+function argvOf(desired: Record<string, unknown>): string[] {
+  return Array.isArray(desired.argv) ? (desired.argv as string[]) : ['/bin/sh', '-c', String(desired.command)];
+}
+
+function options(desired: Record<string, unknown>) {
+  return {
+    ...(typeof desired.cwd === 'string' ? { cwd: desired.cwd } : {}),
+    ...(desired.env ? { env: desired.env as Record<string, string> } : {}),
+    ...(typeof desired.user === 'string' ? { user: desired.user } : {}),
+    ...(typeof desired.timeout === 'number' ? { timeoutMs: desired.timeout * 1000 } : {}),
+  };
+}
+
+function tail(text: string, lines = 20): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+async function runCommand(ctx: ProviderContext, desired: Record<string, unknown>): Promise<void> {
+  const r = await ctx.exec.run(argvOf(desired), options(desired));
+  if (r.timedOut) throw new ApplyError(`timed out after ${String(desired.timeout)} s`);
+  if (r.code !== 0) {
+    const output = tail(`${r.stdout}${r.stderr}`);
+    throw new ApplyError(`exited with ${r.code}${output ? `:\n${output}` : ''}`);
+  }
+}
+
+export const shellExec: Provider = {
+  type: 'exec',
+  name: 'shell',
+  suitable: () => true,
+
+  /** In sync (nothing to run) when a guard says so; absent means "must run". */
+  async read(ctx, desired) {
+    const inSync = { command: desired.command };
+    if (typeof desired.creates === 'string' && (await ctx.exec.stat(desired.creates))) return inSync;
+    const guard = (cmd: string) => ctx.exec.run(['/bin/sh', '-c', cmd], options(desired));
+    if (typeof desired.unless === 'string' && (await guard(desired.unless)).code === 0) return inSync;
+    if (typeof desired.onlyif === 'string' && (await guard(desired.onlyif)).code !== 0) return inSync;
+    return undefined;
+  },
+
+  async apply(ctx, _action, desired) {
+    await runCommand(ctx, desired);
+  },
+
+  async refresh(ctx, desired) {
+    await runCommand(ctx, desired);
+  },
+};

@@ -1,0 +1,29 @@
+import { ApplyError, type Provider } from '../type.ts';
+
+export const posixSymlink: Provider = {
+  type: 'symlink',
+  name: 'posix',
+  suitable: () => true,
+
+  async read(ctx, desired) {
+    const path = String(desired.path);
+    const st = await ctx.exec.stat(path);
+    if (!st) return undefined;
+    if (st.type !== 'symlink') return { path, ensure: 'present', kind: st.type };
+    return { path, ensure: 'present', target: await ctx.exec.readLink(path) };
+  },
+
+  async apply(ctx, action, desired, current) {
+    const path = String(desired.path);
+    if (action === 'destroy') {
+      if (current?.kind !== undefined) throw new ApplyError(`${path} is a ${String(current.kind)}, not a symlink; not removing it`);
+      await ctx.exec.remove(path);
+      return;
+    }
+    if (current?.kind !== undefined) {
+      if (desired.force !== true) throw new ApplyError(`a ${String(current.kind)} is in the way at ${path} (set force: true to replace it)`);
+      await ctx.exec.remove(path);
+    }
+    await ctx.exec.symlink(String(desired.target), path);
+  },
+};

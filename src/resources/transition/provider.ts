@@ -1,0 +1,25 @@
+import { ApplyError, type Provider } from '../type.ts';
+
+/**
+ * DESIGN §5.7: "in sync" unless a prior_to node would change now; applying puts the resource
+ * through the transitional attributes, through the engine (so events, noop and reports apply).
+ */
+export const engineTransition: Provider = {
+  type: 'transition',
+  name: 'engine',
+  suitable: () => true,
+
+  async read(ctx, desired) {
+    for (const id of ctx.engine.related('prior_to')) {
+      if (await ctx.engine.wouldChange(id)) return undefined;
+    }
+    return { name: desired.name };
+  },
+
+  async apply(ctx, _action, desired) {
+    for (const id of ctx.engine.related('resource')) {
+      const r = await ctx.engine.applyWith(id, desired.attributes as Record<string, unknown>);
+      if (r.failed) throw new ApplyError(`${id}: ${r.failed}`);
+    }
+  },
+};
