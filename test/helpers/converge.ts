@@ -1,0 +1,43 @@
+/** Runs `cairn plan|apply --json` on a site whose target converges a temp folder. */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NodeResult, TargetReport } from '../../src/engine/engine.ts';
+import { cairn, makeSite } from './cli.ts';
+
+export interface Report {
+  version: number;
+  targets: TargetReport[];
+}
+
+export interface Scratch {
+  site: string;
+  /** The folder the site converges (`it.vars.root`). */
+  root: string;
+  stateDir: string;
+}
+
+/** A site with one local target `t1` running `run`, its state dir and root in fresh temp folders. */
+export function scratchSite(run: string, files: Record<string, string>, extra = ''): Scratch {
+  const root = mkdtempSync(join(tmpdir(), 'cairn-root-'));
+  const stateDir = join(mkdtempSync(join(tmpdir(), 'cairn-state-')), 'state');
+  const site = makeSite({
+    'cairn.yaml': `targets:\n  t1:\n    executor: local\n    state_dir: ${stateDir}\n    run: [${run}]\nvars:\n  root: ${root}\n${extra}`,
+    ...files,
+  });
+  return { site, root, stateDir };
+}
+
+export function converge(s: Scratch, mode: 'plan' | 'apply' = 'apply', args: string[] = [], expectStatus?: number) {
+  const r = cairn([mode, '--site', s.site, '--json', ...args]);
+  if (expectStatus !== undefined) assert.equal(r.status, expectStatus, `exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
+  const report = JSON.parse(r.stdout) as Report;
+  const target = report.targets[0]!;
+  return { status: r.status, report, target, nodes: target.nodes, stderr: r.stderr };
+}
+
+/** `status ref [reason]` per node, for compact assertions. */
+export function lines(nodes: NodeResult[]): string[] {
+  return nodes.map((n) => `${n.status} ${n.ref}${n.reason ? ` [${n.reason}]` : ''}`);
+}
