@@ -212,7 +212,7 @@ export class Engine {
     const incoming = this.incoming.get(node.id) ?? [];
     if (why !== 'transition') {
       for (const e of incoming) {
-        if (!BLOCKING.has(e.kind) || (e.kind === 'transition' && e.declared !== 'resource')) continue;
+        if (!BLOCKING.has(e.kind)) continue;
         if (this.failedUpstream(this.latest.get(e.from))) {
           return this.finish(node, start, { status: 'skipped', action: 'none', reason: `dependency failed: ${this.byId.get(e.from)!.ref}` });
         }
@@ -283,6 +283,7 @@ export class Engine {
       return this.finish(node, start, { ...base, status: 'would-change', action, ...(note ? { reason: note } : {}) });
     }
 
+    let outcome: void | { changed: false; reason: string } = undefined;
     try {
       const ctx = this.context(node);
       if (action === 'refresh') await provider.refresh?.(ctx, desired);
@@ -290,7 +291,7 @@ export class Engine {
         await provider.apply(ctx, 'destroy', desired, current);
         await provider.apply(ctx, 'create', desired, undefined);
       } else {
-        await provider.apply(ctx, action, desired, current);
+        outcome = await provider.apply(ctx, action, desired, current);
         // A reload is an in-place change followed by the type's refresh; a notification due for
         // a node that was just created or run is already satisfied.
         if (action === 'reload' || (refreshWhy && action === 'update')) await provider.refresh?.(ctx, desired);
@@ -302,6 +303,7 @@ export class Engine {
       this.refreshFor.delete(node.id);
       await this.targetState.remove(node.id);
     }
+    if (outcome) return this.finish(node, start, { status: 'unchanged', action: 'none', reason: outcome.reason });
     await this.notify(node);
     return this.finish(node, start, { ...base, status: 'changed', action, ...(reason ? { reason } : {}) });
   }

@@ -112,7 +112,9 @@ export interface Provider {
   suitable(facts: Record<string, unknown>): boolean;
   /** Observes, with no side effects. */
   read(ctx: ProviderContext, desired: Record<string, unknown>): Promise<Current>;
-  apply(ctx: ProviderContext, action: Action, desired: Record<string, unknown>, current: Current): Promise<void>;
+  /** Returns `{ changed: false }` when it found nothing to do after all (a transition whose
+   *  resource is already in the transitional state), so nothing reports a change it did not make. */
+  apply(ctx: ProviderContext, action: Action, desired: Record<string, unknown>, current: Current): Promise<void | { changed: false; reason: string }>;
   /** What a notification does; absent: nothing. */
   refresh?(ctx: ProviderContext, desired: Record<string, unknown>): Promise<void>;
   /** A unified diff of content for `--diff`, when the type has content. */

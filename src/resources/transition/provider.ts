@@ -17,9 +17,12 @@ export const engineTransition: Provider = {
   },
 
   async apply(ctx, _action, desired) {
+    let changed = false;
     for (const id of ctx.engine.related('resource')) {
       const r = await ctx.engine.applyWith(id, desired.attributes as Record<string, unknown>);
       if (r.failed) throw new ApplyError(`${id}: ${r.failed}`);
+      changed ||= r.changed;
     }
+    return changed ? undefined : { changed: false, reason: 'resource already in the transitional state' };
   },
 };
