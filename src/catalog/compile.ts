@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
+import { canonicalJson } from '../lib/canonical-json.ts';
 import { Diagnostics, inputError, type SourcePos } from '../lib/errors.ts';
 import type { ResolveContext } from '../resources/type.ts';
 import type { StateDef, TemplateScope } from '../site/states.ts';
@@ -83,14 +84,6 @@ export function osTable(c: Catalog, facts: Record<string, unknown>): Record<stri
   const selectors = ['default', facts.os_family, facts.distribution, `${String(facts.distribution)}-${String(facts.release)}`]
     .filter((s): s is string => typeof s === 'string');
   return mergeAll(c.os.flatMap((doc) => selectors.map((s) => asRecord(asRecord(doc.doc)[s]))));
-}
-
-/** The stable JSON of a value: map keys sorted, for comparing parameters and attributes. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
-      : v);
 }
 
 export function compile(c: Catalog, target: Target, options: CompileOptions = {}): StateRun {

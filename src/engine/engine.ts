@@ -3,6 +3,8 @@
  * provider, diffs, applies, and carries out requisites, notifications, handlers, stages,
  * transitions, change classes, noop and fail-fast. It knows resource types only as data.
  */
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../lib/canonical-json.ts';
 import type { StateRun } from '../catalog/staterun.ts';
 import type { Executor } from '../executors/types.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
@@ -29,7 +31,22 @@ export interface NodeResult {
   ms: number;
 }
 
+/** Where the engine finds types and providers; the built-in registries unless a test gives its own. */
+export interface Registry {
+  type(name: string): ResourceType | undefined;
+  provider(type: string, facts: Record<string, unknown>, wanted?: string): Provider | string;
+}
+
+const builtIn: Registry = { type: resourceType, provider: selectProvider };
+
+function inputHash(type: ResourceType, desired: Record<string, unknown>): string | undefined {
+  if (!type.writeOnly?.length) return undefined;
+  const picked = Object.fromEntries(type.writeOnly.filter((a) => desired[a] !== undefined).map((a) => [a, desired[a]]));
+  return createHash('sha256').update(canonicalJson(picked)).digest('hex');
+}
+
 export interface EngineOptions {
+  registry?: Registry;
   mode: 'plan' | 'apply';
   failFast?: boolean;
   diff?: boolean;
@@ -174,10 +191,19 @@ export class Engine {
   }
 
   private async read(node: GraphNode, desired: Record<string, unknown>): Promise<Reading | string> {
-    const type = resourceType(node.type)!;
-    const provider = selectProvider(node.type, this.facts, node.meta.provider);
+    const registry = this.options.registry ?? builtIn;
+    const type = registry.type(node.type);
+    if (!type) return `unknown resource type ${node.type}`;
+    const provider = registry.provider(node.type, this.facts, node.meta.provider);
     if (typeof provider === 'string') return provider;
-    const current = await provider.read(this.context(node), desired);
+    let current = await provider.read(this.context(node), desired);
+    const hash = inputHash(type, desired);
+    if (current && hash !== undefined) {
+      // Write-only inputs are in sync exactly when their hash is the one stored after the last apply.
+      const same = this.targetState.inputHash(node.ref) === hash;
+      current = { ...current };
+      for (const attr of type.writeOnly ?? []) current[attr] = same ? desired[attr] : { changed: 'input hash differs' };
+    }
     const { action, changes } = diffNode(type, desired, current);
     return { type, provider, desired, current, action, changes };
   }
@@ -304,6 +330,7 @@ export class Engine {
       await this.targetState.remove(node.id);
     }
     if (outcome) return this.finish(node, start, { status: 'unchanged', action: 'none', reason: outcome.reason });
+    if (type.writeOnly?.length) await this.targetState.setInputHash(node.ref, action === 'destroy' ? undefined : inputHash(type, desired));
     await this.notify(node);
     return this.finish(node, start, { ...base, status: 'changed', action, ...(reason ? { reason } : {}) });
   }

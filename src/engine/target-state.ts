@@ -14,24 +14,46 @@ export interface PendingNotification {
 
 export class TargetState {
   private pending: PendingNotification[] = [];
+  /** Hashes of write-only inputs by node ref (DESIGN §5.8). */
+  private inputs: Record<string, string> = {};
   private readonly path: string;
+  private readonly metadataPath: string;
   private dirReady = false;
 
   constructor(private readonly exec: Executor, private readonly dir: string) {
     this.path = `${dir.replace(/\/+$/, '')}/pending.json`;
+    this.metadataPath = `${dir.replace(/\/+$/, '')}/metadata.json`;
+  }
+
+  private async readJson<T>(path: string): Promise<Partial<T>> {
+    const bytes = await this.exec.readFile(path);
+    if (!bytes) return {};
+    try {
+      return JSON.parse(bytes.toString('utf8')) as Partial<T>;
+    } catch {
+      // A torn file cannot happen (writes are atomic); an edited one is treated as empty.
+      return {};
+    }
   }
 
   async load(): Promise<PendingNotification[]> {
-    const bytes = await this.exec.readFile(this.path);
-    if (!bytes) return [];
-    try {
-      const data = JSON.parse(bytes.toString('utf8')) as { pending?: PendingNotification[] };
-      this.pending = Array.isArray(data.pending) ? data.pending : [];
-    } catch {
-      // A torn file cannot happen (writes are atomic); an edited one is treated as empty.
-      this.pending = [];
-    }
+    const data = await this.readJson<{ pending: PendingNotification[] }>(this.path);
+    this.pending = Array.isArray(data.pending) ? data.pending : [];
+    const meta = await this.readJson<{ inputs: Record<string, string> }>(this.metadataPath);
+    this.inputs = meta.inputs && typeof meta.inputs === 'object' ? meta.inputs : {};
     return [...this.pending];
+  }
+
+  inputHash(ref: string): string | undefined {
+    return this.inputs[ref];
+  }
+
+  async setInputHash(ref: string, hash: string | undefined): Promise<void> {
+    if (this.inputs[ref] === hash) return;
+    if (hash === undefined) delete this.inputs[ref];
+    else this.inputs[ref] = hash;
+    await this.ensureDir();
+    await this.exec.writeFile(this.metadataPath, `${JSON.stringify({ version: 1, inputs: this.inputs }, null, 1)}\n`, { mode: 0o600 });
   }
 
   has(node: string): boolean {
@@ -50,11 +72,15 @@ export class TargetState {
     if (this.pending.length !== before) await this.save();
   }
 
-  private async save(): Promise<void> {
+  private async ensureDir(): Promise<void> {
     if (!this.dirReady) {
       await this.exec.mkdir(this.dir, { parents: true, mode: 0o700 });
       this.dirReady = true;
     }
+  }
+
+  private async save(): Promise<void> {
+    await this.ensureDir();
     await this.exec.writeFile(this.path, `${JSON.stringify({ version: 1, pending: this.pending }, null, 1)}\n`, { mode: 0o600 });
   }
 }

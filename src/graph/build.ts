@@ -3,7 +3,7 @@
  * into stages, references resolved (same invocation first, then the run), cycles reported as a path,
  * and a deterministic run order (declaration order among nodes free to run).
  */
-import { canonicalJson } from '../catalog/compile.ts';
+import { canonicalJson } from '../lib/canonical-json.ts';
 import type { PartInvocation, RequisiteKind, StateRun } from '../catalog/staterun.ts';
 import { Diagnostics, formatPos, type SourcePos } from '../lib/errors.ts';
 import { nearest } from '../site/validate.ts';

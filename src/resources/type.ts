@@ -48,6 +48,11 @@ export interface ResourceType<S extends z.ZodObject = z.ZodObject> {
   refresh?: string;
   /** The identity used in references, `type:<identity>`; defaults to the key attribute. */
   identity?(attributes: Record<string, unknown>): string;
+  /**
+   * Inputs that cannot be read back from the target (a guest's user data): compared through a
+   * hash kept in the target's state directory, written only after the apply they describe.
+   */
+  writeOnly?: string[];
   /** How a node in sync is reported, when not `unchanged` (a transition: skipped, prior_to in sync). */
   inSync?: { status: 'skipped'; reason: string };
   /** The action when a node is absent and must be made (`run` for commands). */
