@@ -1,7 +1,11 @@
-/** The local executor: Node's fs and child_process, in-process (no process per file check). */
+/**
+ * The local executor: Node's fs and child_process, in-process (no process per file check).
+ * File operations use the synchronous fs calls: each is a few microseconds, where an async call
+ * waits a thread-pool round trip, and a run reads its nodes one after another anyway.
+ */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fs, constants as fsConstants } from 'node:fs';
+import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { localFacts } from './local-facts.ts';
 import type { Executor, RunOptions, RunResult, Stat, WriteOptions } from './types.ts';
@@ -15,6 +19,14 @@ function errno(err: unknown): string | undefined {
 /** A name for a temp file beside `path`, so the final rename stays on one file system. */
 export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.cairn-tmp.${process.pid}.${randomBytes(4).toString('hex')}`);
+}
+
+function readOr(path: string): string {
+  try {
+    return fs.readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 function idTable(text: string): Map<string, number> {
@@ -69,7 +81,7 @@ export class LocalExecutor implements Executor {
 
   async readFile(path: string): Promise<Buffer | undefined> {
     try {
-      return await fs.readFile(path);
+      return fs.readFileSync(path);
     } catch (err) {
       if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return undefined;
       throw err;
@@ -80,39 +92,41 @@ export class LocalExecutor implements Executor {
     const existing = await this.stat(path);
     const temp = tempPathFor(path);
     const mode = opts.mode ?? (existing?.type === 'file' ? existing.mode : undefined);
-    const handle = await fs.open(temp, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, mode ?? 0o666);
+    const fd = fs.openSync(temp, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, mode ?? 0o666);
     try {
-      await handle.writeFile(data);
+      fs.writeFileSync(fd, data);
       // open() applies the umask; an explicit or kept mode must be exact.
-      if (mode !== undefined) await handle.chmod(mode);
-      await handle.sync();
+      if (mode !== undefined) fs.fchmodSync(fd, mode);
+      fs.fsyncSync(fd);
     } finally {
-      await handle.close();
+      fs.closeSync(fd);
     }
     try {
       if (opts.owner !== undefined || opts.group !== undefined) await this.chown(temp, opts.owner, opts.group);
-      else if (existing?.type === 'file') await fs.chown(temp, existing.uid, existing.gid).catch(() => undefined);
-      await fs.rename(temp, path);
+      else if (existing?.type === 'file') {
+        try {
+          fs.chownSync(temp, existing.uid, existing.gid);
+        } catch {
+          // Keeping the old owner is best effort when not root.
+        }
+      }
+      fs.renameSync(temp, path);
     } catch (err) {
-      await fs.rm(temp, { force: true });
+      fs.rmSync(temp, { force: true });
       throw err;
     }
   }
 
   async stat(path: string): Promise<Stat | undefined> {
-    try {
-      const s = await fs.lstat(path);
-      const type = s.isSymbolicLink() ? 'symlink' : s.isFile() ? 'file' : s.isDirectory() ? 'directory' : 'other';
-      return { type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.size };
-    } catch (err) {
-      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return undefined;
-      throw err;
-    }
+    const s = fs.lstatSync(path, { throwIfNoEntry: false });
+    if (!s) return undefined;
+    const type = s.isSymbolicLink() ? 'symlink' : s.isFile() ? 'file' : s.isDirectory() ? 'directory' : 'other';
+    return { type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.size };
   }
 
   async readLink(path: string): Promise<string | undefined> {
     try {
-      return await fs.readlink(path);
+      return fs.readlinkSync(path);
     } catch (err) {
       if (['ENOENT', 'EINVAL', 'ENOTDIR'].includes(errno(err) ?? '')) return undefined;
       throw err;
@@ -120,27 +134,27 @@ export class LocalExecutor implements Executor {
   }
 
   async mkdir(path: string, opts: { parents?: boolean; mode?: number } = {}): Promise<void> {
-    await fs.mkdir(path, { recursive: opts.parents ?? false, ...(opts.mode !== undefined ? { mode: opts.mode } : {}) });
-    if (opts.mode !== undefined) await fs.chmod(path, opts.mode);
+    fs.mkdirSync(path, { recursive: opts.parents ?? false, ...(opts.mode !== undefined ? { mode: opts.mode } : {}) });
+    if (opts.mode !== undefined) fs.chmodSync(path, opts.mode);
   }
 
   async remove(path: string): Promise<void> {
-    await fs.rm(path, { recursive: true, force: true });
+    fs.rmSync(path, { recursive: true, force: true });
   }
 
   async symlink(target: string, path: string): Promise<void> {
     const temp = tempPathFor(path);
-    await fs.symlink(target, temp);
+    fs.symlinkSync(target, temp);
     try {
-      await fs.rename(temp, path);
+      fs.renameSync(temp, path);
     } catch (err) {
-      await fs.rm(temp, { force: true });
+      fs.rmSync(temp, { force: true });
       throw err;
     }
   }
 
   async chmod(path: string, mode: number): Promise<void> {
-    await fs.chmod(path, mode);
+    fs.chmodSync(path, mode);
   }
 
   async chown(path: string, owner?: string, group?: string): Promise<void> {
@@ -148,18 +162,18 @@ export class LocalExecutor implements Executor {
     const gid = group === undefined ? -1 : await this.groupId(group);
     if (uid === undefined) throw new Error(`no such user: ${owner}`);
     if (gid === undefined) throw new Error(`no such group: ${group}`);
-    await fs.lchown(path, uid, gid);
+    fs.lchownSync(path, uid, gid);
   }
 
   async userId(name: string): Promise<number | undefined> {
     if (/^\d+$/.test(name)) return Number(name);
-    this.users ??= idTable(await fs.readFile('/etc/passwd', 'utf8').catch(() => ''));
+    this.users ??= idTable(readOr('/etc/passwd'));
     return this.users.get(name);
   }
 
   async groupId(name: string): Promise<number | undefined> {
     if (/^\d+$/.test(name)) return Number(name);
-    this.groups ??= idTable(await fs.readFile('/etc/group', 'utf8').catch(() => ''));
+    this.groups ??= idTable(readOr('/etc/group'));
     return this.groups.get(name);
   }
 
