@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs what Cairn needs on a fresh Debian machine, builds it, and runs it on the bundled
-# example site (compile only: nothing outside this checkout is touched).
+# example site: plan, apply, and apply again (0 changes), in the scratch folder /tmp/cairn-example.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,9 @@ fi
 npm ci --no-fund --no-audit
 npm run build
 
-echo
-echo "== cairn show --site examples/site --target web1"
-node dist/cairn.mjs show --site examples/site --target web1
+# The bundled example converges a scratch folder (/tmp/cairn-example), never the real /etc.
+rm -rf /tmp/cairn-example
+run() { echo; echo "== cairn $*"; node dist/cairn.mjs "$@"; }
+run plan --site examples/site --target web1
+run apply --site examples/site --target web1
+run apply --site examples/site --target web1   # converged: 0 changed

@@ -42,6 +42,7 @@ export async function converge(mode: 'plan' | 'apply', compiled: { run: StateRun
             progress.end();
           }
           process.stdout.write(`${nodeLine(name, r, multi)}\n`);
+          progress?.redraw(name);
         },
       });
       try {

@@ -40,6 +40,11 @@ export class Progress {
     if (c.done % 25 === 0 || r.status === 'failed') this.draw(target);
   }
 
+  /** Redraws the target's line after other output scrolled it away. */
+  redraw(target: string): void {
+    this.draw(target);
+  }
+
   private draw(target: string): void {
     const c = this.counts.get(target)!;
     this.out.write(`\r\x1b[K${target}: ${c.done}/${c.total} nodes, ${c.changed} changed, ${c.failed} failed`);
