@@ -3,7 +3,8 @@
  * processes, asserting exact statuses, reasons, order and exit codes.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cairn } from './helpers/cli.ts';
@@ -242,4 +243,30 @@ test('plain output: a line per node and a summary line', () => {
   const r = cairn(['apply', '--site', s.site]);
   assert.equal(r.status, 0);
   assert.match(r.stdout, new RegExp(`^changed +file:${s.root}/f \\(create\\)\\nt1: 1 changed, 0 unchanged, 0 failed, 0 skipped in \\d+\\.\\d\\d s\\n$`));
+});
+
+test('the bundled example: plan shows changes, apply makes them, a second apply changes nothing', () => {
+  const root = join(mkdtempSync(join(tmpdir(), 'cairn-example-')), 'root');
+  const args = ['--site', 'examples/site', '-t', 'web1', '--var', `root=${root}`, '--json'];
+  const plan = JSON.parse(cairn(['plan', ...args]).stdout) as { targets: { counts: Record<string, number> }[] };
+  // 16 nodes, and the reload handler at the end of each of the 4 invocations that notify it.
+  assert.equal(plan.targets[0]!.counts.changed, 20);
+  assert.ok(!existsSync(root));
+  const first = cairn(['apply', ...args]);
+  assert.equal(first.status, 0, first.stderr);
+  assert.match(readFileSync(join(root, 'etc/webserver/sites/c.example.conf'), 'utf8'), /tls on;/);
+  const second = JSON.parse(cairn(['apply', ...args]).stdout) as { targets: { counts: Record<string, number> }[] };
+  assert.deepEqual(second.targets[0]!.counts, { changed: 0, unchanged: 16, failed: 0, skipped: 0 });
+});
+
+test('a target whose executor is not available is reported unreachable: exit 3, others still converge', () => {
+  const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/f\n    content: x\n` }, 'groups:\n  all: { match: "*", run: [] }\n');
+  const site = join(s.site, 'cairn.yaml');
+  writeFileSync(site, readFileSync(site, 'utf8').replace('targets:\n', 'targets:\n  far:\n    host: 192.0.2.1\n    run: [s]\n'));
+  const r = cairn(['apply', '--site', s.site, '--json']);
+  assert.equal(r.status, 3);
+  const report = JSON.parse(r.stdout) as { targets: { name: string; status: string; error?: string }[] };
+  assert.deepEqual(report.targets.map((t) => [t.name, t.status]), [['far', 'unreachable'], ['t1', 'ok']]);
+  assert.match(report.targets[0]!.error!, /the ssh executor is not available/);
+  assert.ok(existsSync(join(s.root, 'f')));
 });
