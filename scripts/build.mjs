@@ -14,8 +14,19 @@ const common = {
   external: ['esbuild'],
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   logLevel: 'warning',
+  // Identifies this build in the compile cache's key: a new build never reuses an old result.
+  define: { __CAIRN_BUILD__: JSON.stringify(`${process.env.npm_package_version ?? '0'}-${Date.now()}`) },
 };
-await build({ ...common, entryPoints: ['src/cli/bin.ts'], outfile: 'dist/cairn.mjs', splitting: false });
+// Split into chunks: a command loads only the code it uses (a converged `apply` never loads
+// the YAML parser or the compiler), which keeps start-up lean.
+await build({
+  ...common,
+  entryPoints: { cairn: 'src/cli/bin.ts' },
+  outdir: 'dist',
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
+  outExtension: { '.js': '.mjs' },
+});
 await build({ ...common, entryPoints: ['src/api/index.ts'], outfile: 'dist/api.mjs' });
 chmodSync('dist/cairn.mjs', 0o755);
 execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });

@@ -38,6 +38,21 @@ export function setPath(target: Record<string, unknown>, path: string, value: un
   return deepMerge(target, root);
 }
 
+/** A YAML or JSON file given on the command line (`--facts`, `--var k=@file`). */
+export function readDataFile(path: string, flag: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw inputError(`${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return parseYamlScalar(text);
+  } catch (err) {
+    throw inputError(`${flag}: ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
 /**
  * `--var k=v` values: YAML scalars (`n=3` is a number) or `k=@file.yaml` for a whole document.
  * Dotted keys set nested values (`nginx.port=8080`).
@@ -51,18 +66,7 @@ export function parseCliVars(specs: readonly string[], cwd: string): Record<stri
     const raw = spec.slice(eq + 1);
     let value: unknown;
     if (raw.startsWith('@')) {
-      const path = resolve(cwd, raw.slice(1));
-      let text: string;
-      try {
-        text = readFileSync(path, 'utf8');
-      } catch (err) {
-        throw inputError(`--var ${key}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-      try {
-        value = parseYamlScalar(text);
-      } catch (err) {
-        throw inputError(`--var ${key}: ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
-      }
+      value = readDataFile(resolve(cwd, raw.slice(1)), `--var ${key}`);
     } else {
       try {
         value = raw === '' ? '' : parseYamlScalar(raw);

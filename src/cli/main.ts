@@ -48,14 +48,8 @@ async function compileFor(options: { site: string; target?: string[]; var?: stri
 }
 
 async function readFacts(path: string): Promise<Record<string, unknown>> {
-  const { readFileSync } = await import('node:fs');
-  const { parse } = await import('yaml');
-  const { inputError } = await import('../lib/errors.ts');
-  try {
-    return parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (err) {
-    throw inputError(`--facts ${path}: ${(err as Error).message.split('\n')[0]}`);
-  }
+  const { readDataFile } = await import('../catalog/vars.ts');
+  return readDataFile(path, '--facts') as Record<string, unknown>;
 }
 
 export function program(): Command {
@@ -96,7 +90,15 @@ export function program(): Command {
       .option('--forks <n>', 'targets in parallel', '10');
     if (mode === 'plan') c.option('--detailed-exitcode', 'exit 0 when in sync, 4 when changes are pending');
     c.action(async (options: ConvergeOptions) => {
-      const results = await compileFor(options);
+      const { cachedCompile } = await import('./compile-cache.ts');
+      const { localFacts } = await import('../executors/local-facts.ts');
+      const results = await cachedCompile({
+        site: options.site,
+        selectors: options.target ?? [],
+        vars: options.var ?? [],
+        ...(options.facts ? { factsFile: options.facts } : {}),
+        localFacts: localFacts(),
+      }, () => compileFor(options));
       const { converge } = await import('./converge.ts');
       process.exitCode = await converge(mode, results, options);
     });

@@ -199,6 +199,9 @@ interface Generated {
   fn: RenderFn;
 }
 
+/** Globals a template cannot see (they read as undefined). */
+const HIDDEN_GLOBALS = ['process', 'require', 'module', 'globalThis', 'global', 'Buffer', 'fetch', 'setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask', 'Function'];
+
 /** Line and caret column (both 1-based) that V8 puts at the top of a SyntaxError's stack. */
 function syntaxErrorAt(err: unknown): { line: number; col: number } | undefined {
   const lines = ((err as Error).stack ?? '').split('\n');
@@ -240,7 +243,7 @@ function generate(pieces: Piece[], pos: (offset: number) => SourcePos, file: str
   checkExpressions(pieces, pos);
   const codeLine: number[] = [];
   const body: string[] = [];
-  let line = 2;
+  let line = 3;
   for (let i = 0; i < pieces.length; i++) {
     const p = pieces[i]!;
     let stmt: string;
@@ -256,7 +259,9 @@ function generate(pieces: Piece[], pos: (offset: number) => SourcePos, file: str
     body.push(stmt);
     line += stmt.split('\n').length;
   }
-  const code = `(function (it, out, at, __str) {\n${body.join('\n')}\n})`;
+  // Templates are pure functions of `it`: the host's process, modules and timers are out of
+  // reach, so a compiled run depends on the site and its inputs only (and can be cached).
+  const code = `(function (it, out, at, __str, ${HIDDEN_GLOBALS.join(', ')}) {\n'use strict';\n${body.join('\n')}\n})`;
   let script: vm.Script;
   try {
     script = new vm.Script(code, { filename: 'cairn-template' });

@@ -1,0 +1,110 @@
+/**
+ * A cache of compiled runs, so a converged site costs a file read instead of a compile.
+ *
+ * Compiling is a pure function of the site's files, the target selection, `--var`, the facts and
+ * Cairn's own build (templates cannot reach the process, its environment or modules). The key is
+ * a hash over all of those, with each site file represented by its path, size, inode and
+ * modification time. Sites with TypeScript state files (arbitrary code) are never cached.
+ * Set CAIRN_NO_CACHE=1 to bypass it. A site folder that cannot be written simply gets no cache.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import type { StateRun } from '../catalog/staterun.ts';
+import type { Graph } from '../graph/build.ts';
+
+declare const __CAIRN_BUILD__: string | undefined;
+
+export interface Compiled {
+  run: StateRun;
+  graph: Graph;
+}
+
+const SKIP = new Set(['.cairn', '.git', 'node_modules']);
+
+/** Path, size, inode and mtime of every file in the site; undefined if the site must not be cached. */
+function fingerprint(root: string): string[] | undefined {
+  const out: string[] = [];
+  const walk = (dir: string): boolean => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (SKIP.has(entry.name)) continue;
+      const abs = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (!walk(abs)) return false;
+        continue;
+      }
+      if (/\.m?ts$/.test(entry.name) && /(^|\/)states\//.test(relative(root, abs))) return false;
+      const s = statSync(abs, { bigint: true });
+      out.push(`${relative(root, abs)}\u0000${s.size}\u0000${s.ino}\u0000${s.mtimeNs}`);
+    }
+    return true;
+  };
+  return walk(root) ? out.sort() : undefined;
+}
+
+function fileStamp(path: string): string {
+  try {
+    const s = statSync(path, { bigint: true });
+    return `${path}\u0000${s.size}\u0000${s.ino}\u0000${s.mtimeNs}`;
+  } catch {
+    return `${path}\u0000missing`;
+  }
+}
+
+const KEEP = 16;
+
+/** Keeps the most recently written entries, so alternating inputs (two --var values) both hit. */
+function prune(dir: string): void {
+  const entries = readdirSync(dir).filter((f) => f.startsWith('compiled-') && f.endsWith('.json'))
+    .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs }))
+    .sort((a, b) => b.t - a.t);
+  for (const { f } of entries.slice(KEEP)) rmSync(join(dir, f), { force: true });
+}
+
+export interface CacheInputs {
+  site: string;
+  selectors: string[];
+  vars: string[];
+  factsFile?: string;
+  localFacts: Record<string, unknown>;
+}
+
+export async function cachedCompile(inputs: CacheInputs, compile: () => Promise<Compiled[]>): Promise<Compiled[]> {
+  const build = typeof __CAIRN_BUILD__ === 'string' ? __CAIRN_BUILD__ : undefined;
+  if (!build || process.env.CAIRN_NO_CACHE) return compile();
+  const root = resolve(inputs.site);
+  let files: string[] | undefined;
+  try {
+    files = fingerprint(root);
+  } catch {
+    files = undefined;
+  }
+  if (!files) return compile();
+  const key = createHash('sha256').update(JSON.stringify({
+    build,
+    files,
+    selectors: inputs.selectors,
+    vars: inputs.vars,
+    varFiles: inputs.vars.filter((v) => v.includes('=@')).map((v) => fileStamp(resolve(v.slice(v.indexOf('=@') + 2)))),
+    facts: inputs.factsFile ? fileStamp(resolve(inputs.factsFile)) : inputs.localFacts,
+  })).digest('hex');
+  const dir = join(root, '.cairn', 'cache');
+  const path = join(dir, `compiled-${key.slice(0, 32)}.json`);
+  try {
+    const cached = JSON.parse(readFileSync(path, 'utf8')) as { key: string; results: Compiled[] };
+    if (cached.key === key) return cached.results;
+  } catch {
+    // No cache yet, or an unreadable one: compile.
+  }
+  const results = await compile();
+  try {
+    mkdirSync(dir, { recursive: true });
+    const temp = `${path}.${process.pid}.tmp`;
+    writeFileSync(temp, JSON.stringify({ key, results }));
+    renameSync(temp, path);
+    prune(dir);
+  } catch {
+    // A read-only site: no cache.
+  }
+  return results;
+}

@@ -1,0 +1,41 @@
+/** The compile cache: a converged site reuses its compiled run until any input changes. */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { compileTemplate } from '../src/site/template.ts';
+import { converge, scratchSite } from './helpers/converge.ts';
+
+const R = '<%= it.vars.root %>';
+
+test('a second run reuses the compiled run; editing a site file or a --var recompiles', () => {
+  const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/f\n    content: one\n` });
+  converge(s, 'apply', [], 0);
+  const cacheDir = join(s.site, '.cairn/cache');
+  assert.equal(readdirSync(cacheDir).length, 1);
+  converge(s, 'apply', [], 0);
+  assert.equal(readdirSync(cacheDir).length, 1, 'same inputs: the same entry');
+
+  writeFileSync(join(s.site, 'states/s.yaml'), `s:\n  - file: ${R}/f\n    content: two\n`);
+  const edited = converge(s, 'apply', [], 0);
+  assert.equal(edited.nodes[0]!.status, 'changed');
+  assert.equal(readFileSync(join(s.root, 'f'), 'utf8'), 'two');
+
+  const withVar = converge(s, 'apply', ['--var', 'extra=1'], 0);
+  assert.equal(withVar.nodes[0]!.status, 'unchanged');
+  assert.equal(readdirSync(cacheDir).length, 3);
+});
+
+test('sites with TypeScript state files are never cached', () => {
+  const s = scratchSite('web', {
+    'states/web.ts': "import { state, file } from 'cairn';\nexport const web = state((it) => [file(`${it.vars.root}/f`, { content: 'x' })]);\n",
+  });
+  converge(s, 'apply', [], 0);
+  assert.ok(!existsSync(join(s.site, '.cairn/cache')));
+});
+
+test('templates cannot reach the process, its environment or modules', () => {
+  const render = (src: string) => compileTemplate(src, 'f').render({}).text;
+  assert.throws(() => render('<%= process.env.HOME %>'), /Cannot read properties of undefined \(reading 'env'\)/);
+  assert.equal(render('<%= typeof require %> <%= typeof globalThis %> <%= Math.max(1, 2) %>'), 'undefined undefined 2');
+});
