@@ -220,9 +220,14 @@ export const badInputCases: BadInputCase[] = [
     expect: [{ at: 'states/s.yaml:2:5', message: /unknown resource type 'fiel' \(did you mean 'file'\?\)/ }],
   },
   {
+    name: 'a part whose first key is not a type, naming two types',
+    files: oneState('  - id: x\n    file: /tmp/x\n    directory: /tmp/y\n'),
+    expect: [{ at: 'states/s.yaml:4:5', message: /part names more than one resource type: file, directory/ }],
+  },
+  {
     name: 'a part naming two resource types',
     files: oneState('  - file: /tmp/x\n    directory: /tmp/y\n'),
-    expect: [{ at: 'states/s.yaml:3:5', message: /part names more than one resource type: file, directory/ }],
+    expect: [{ at: 'states/s.yaml:3:5', message: /file \/tmp\/x: 'directory' is not an attribute of file\n[\s\S]*help: a part declares one resource: start another part with `- directory: …`/ }],
   },
   {
     name: 'unknown attribute in a JSON state file',

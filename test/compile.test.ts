@@ -161,3 +161,11 @@ test('a TypeScript state file produces the same parts as YAML', async () => {
   assert.equal(part.attributes.content, 'port 81');
   assert.equal(part.pos?.file, 'states/web.ts');
 });
+
+test('attributes named like types (group, user) belong to the part whose type comes first', async () => {
+  const { run } = await build({
+    'cairn.yaml': oneTarget('s'),
+    'states/s.yaml': 's:\n  - file: /etc/x\n    group: staff\n    owner: root\n  - exec: id\n    user: nobody\n',
+  });
+  assert.deepEqual(run.invocations[0]!.parts.map((p) => [p.ref, p.attributes.group ?? p.attributes.user]), [['file:/etc/x', 'staff'], ['exec:id', 'nobody']]);
+});

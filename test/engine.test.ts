@@ -3,7 +3,8 @@
  * processes, asserting exact statuses, reasons, order and exit codes.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -269,4 +270,20 @@ test('a target whose executor is not available is reported unreachable: exit 3, 
   assert.deepEqual(report.targets.map((t) => [t.name, t.status]), [['far', 'unreachable'], ['t1', 'ok']]);
   assert.match(report.targets[0]!.error!, /the ssh executor is not available/);
   assert.ok(existsSync(join(s.root, 'f')));
+});
+
+test('a file part never removes a directory in its place', () => {
+  const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/d\n    ensure: absent\n` });
+  mkdirSync(join(s.root, 'd'));
+  writeFileSync(join(s.root, 'd/keep'), 'precious');
+  const r = converge(s, 'apply', [], 1);
+  assert.match(r.nodes[0]!.error!, /is a directory, not a file; not removing it/);
+  assert.equal(readFileSync(join(s.root, 'd/keep'), 'utf8'), 'precious');
+});
+
+test('exec user: the command runs with that user\'s uid and primary group', { skip: process.getuid?.() !== 0 ? 'LOUD SKIP: needs root to switch users' : false }, () => {
+  const s = scratchSite('s', { 'states/s.yaml': 's:\n  - exec: "id -u; id -g; exit 3"\n    user: nobody\n' });
+  const r = converge(s, 'apply', [], 1);
+  const ids = spawnSync('sh', ['-c', 'id -u nobody; id -g nobody'], { encoding: 'utf8' }).stdout.trim().split('\n');
+  assert.match(r.nodes[0]!.error!, new RegExp(`exited with 3:\\n${ids[0]}\\n${ids[1]}$`));
 });

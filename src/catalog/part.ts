@@ -41,7 +41,10 @@ export function parsePart(raw: unknown, ctx: PartContext, d: Diagnostics): PartI
     return undefined;
   }
   const map = raw as Record<string, unknown>;
-  const typeKeys = Object.keys(map).filter((k) => resourceType(k));
+  // The type is the first key when it names one: `file: /x` then `group: staff` is a file with a
+  // group, not two resources. Otherwise the one key that names a type, wherever it stands.
+  const keys = Object.keys(map);
+  const typeKeys = keys[0] !== undefined && resourceType(keys[0]) ? [keys[0]] : keys.filter((k) => resourceType(k));
   if (typeKeys.length === 0) {
     const guess = Object.keys(map).find((k) => !META_NAMES.includes(k) && nearest(k, TYPE_NAMES));
     if (guess) {
@@ -75,7 +78,12 @@ export function parsePart(raw: unknown, ctx: PartContext, d: Diagnostics): PartI
     if (k === typeName) continue;
     if (META_NAMES.includes(k)) metaRaw[k] = v;
     else if (shape.includes(k) && k !== type.key) attrs[k] = v;
-    else {
+    else if (resourceType(k)) {
+      d.add(`${typeName} ${String(keyValue)}: '${k}' is not an attribute of ${typeName}`, keyPosOf(map, k), {
+        hint: `a part declares one resource: start another part with \`- ${k}: …\``,
+      });
+      ok = false;
+    } else {
       const candidates = [...shape.filter((s) => s !== type.key), ...META_NAMES];
       const near = nearest(k, candidates);
       d.add(`${typeName} ${String(keyValue)}: unknown attribute '${k}'${near ? ` (did you mean '${near}'?)` : ''}`, keyPosOf(map, k), {

@@ -29,11 +29,12 @@ function readOr(path: string): string {
   }
 }
 
-function idTable(text: string): Map<string, number> {
+/** name → the numeric field `field` of /etc/passwd or /etc/group lines. */
+function idTable(text: string, field = 2): Map<string, number> {
   const table = new Map<string, number>();
   for (const line of text.split('\n')) {
     const f = line.split(':');
-    if (f.length >= 3 && f[0]) table.set(f[0], Number(f[2]));
+    if (f.length > field && f[0]) table.set(f[0], Number(f[field]));
   }
   return table;
 }
@@ -41,17 +42,21 @@ function idTable(text: string): Map<string, number> {
 export class LocalExecutor implements Executor {
   readonly name = 'local';
   private users?: Map<string, number>;
+  private primaryGroups?: Map<string, number>;
   private groups?: Map<string, number>;
 
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     const uid = opts.user !== undefined ? await this.userId(opts.user) : undefined;
     if (opts.user !== undefined && uid === undefined) return { code: 127, stdout: '', stderr: `no such user: ${opts.user}` };
+    // Run as the user's primary group too, not root's.
+    const gid = opts.user !== undefined ? this.primaryGroups?.get(opts.user) : undefined;
     return new Promise((resolve) => {
       const child = spawn(argv[0]!, argv.slice(1), {
         cwd: opts.cwd,
         env: opts.env ? { ...process.env, ...opts.env } : process.env,
         stdio: [opts.stdin !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
         ...(uid !== undefined ? { uid } : {}),
+        ...(gid !== undefined ? { gid } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
       let stdout = '';
@@ -167,7 +172,11 @@ export class LocalExecutor implements Executor {
 
   async userId(name: string): Promise<number | undefined> {
     if (/^\d+$/.test(name)) return Number(name);
-    this.users ??= idTable(readOr('/etc/passwd'));
+    if (!this.users) {
+      const passwd = readOr('/etc/passwd');
+      this.users = idTable(passwd);
+      this.primaryGroups = idTable(passwd, 3);
+    }
     return this.users.get(name);
   }
 

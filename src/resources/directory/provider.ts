@@ -21,11 +21,13 @@ export const posixDirectory: Provider = {
 
   async apply(ctx, action, desired, current) {
     const path = String(desired.path);
+    if (current?.kind !== undefined) {
+      throw new ApplyError(`${path} is a ${String(current.kind)}, not a directory; ${action === 'destroy' ? 'not removing it' : 'remove it first'}`);
+    }
     if (action === 'destroy') {
       await ctx.exec.remove(path);
       return;
     }
-    if (current?.kind !== undefined) throw new ApplyError(`${path} is a ${String(current.kind)}, not a directory; remove it first`);
     const mode = desired.mode !== undefined ? parseInt(String(desired.mode), 8) : undefined;
     if (!current) {
       try {

@@ -60,12 +60,13 @@ export const posixFile: Provider = {
 
   async apply(ctx, action, desired, current) {
     const path = String(desired.path);
+    if (current?.kind !== undefined) {
+      // Never remove or replace a directory (and what is in it) because a file part says so.
+      throw new ApplyError(`${path} is a ${String(current.kind)}, not a file; ${action === 'destroy' ? 'not removing it' : 'remove it first'}`);
+    }
     if (action === 'destroy') {
       await ctx.exec.remove(path);
       return;
-    }
-    if (current?.kind !== undefined) {
-      throw new ApplyError(`${path} is a ${String(current.kind)}, not a file; remove it first`);
     }
     const mode = desired.mode !== undefined ? parseInt(String(desired.mode), 8) : undefined;
     const owner = desired.owner !== undefined ? String(desired.owner) : undefined;
