@@ -1,5 +1,5 @@
-import { ownership } from '../file/provider.ts';
-import { ApplyError, modeAs, type Provider } from '../type.ts';
+import { readPath, refuseOtherKind } from '../posix.ts';
+import { ApplyError, type Provider } from '../type.ts';
 
 export const posixDirectory: Provider = {
   type: 'directory',
@@ -7,23 +7,12 @@ export const posixDirectory: Provider = {
   suitable: () => true,
 
   async read(ctx, desired) {
-    const path = String(desired.path);
-    const st = await ctx.exec.stat(path);
-    if (!st) return undefined;
-    if (st.type !== 'directory') return { path, ensure: 'present', kind: st.type };
-    return {
-      path,
-      ensure: 'present',
-      ...(desired.mode !== undefined ? { mode: modeAs(desired.mode, st.mode) } : {}),
-      ...(await ownership(ctx, desired, st.uid, st.gid)),
-    };
+    return (await readPath(ctx, desired, 'directory')).current;
   },
 
   async apply(ctx, action, desired, current) {
     const path = String(desired.path);
-    if (current?.kind !== undefined) {
-      throw new ApplyError(`${path} is a ${String(current.kind)}, not a directory; ${action === 'destroy' ? 'not removing it' : 'remove it first'}`);
-    }
+    refuseOtherKind(current, path, 'directory', action);
     if (action === 'destroy') {
       await ctx.exec.remove(path);
       return;

@@ -1,27 +1,14 @@
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
-import { ApplyError, modeAs, type Provider, type ProviderContext } from '../type.ts';
+import { readPath, refuseOtherKind } from '../posix.ts';
+import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
 
 /** The bytes a file part wants, or undefined when it does not manage content. */
 export function desiredBytes(desired: Record<string, unknown>): Buffer | undefined {
   if (typeof desired.content === 'string') return Buffer.from(desired.content);
   if (typeof desired.source_base64 === 'string') return Buffer.from(desired.source_base64, 'base64');
   return undefined;
-}
-
-/** Owner and group as the part names them when the ids match, else the actual ids. */
-export async function ownership(ctx: ProviderContext, desired: Record<string, unknown>, uid: number, gid: number) {
-  const out: Record<string, unknown> = {};
-  if (desired.owner !== undefined) {
-    const want = await ctx.exec.userId(String(desired.owner));
-    out.owner = want === uid ? desired.owner : String(uid);
-  }
-  if (desired.group !== undefined) {
-    const want = await ctx.exec.groupId(String(desired.group));
-    out.group = want === gid ? desired.group : String(gid);
-  }
-  return out;
 }
 
 async function write(ctx: ProviderContext, path: string, bytes: Buffer, opts: { mode?: number; owner?: string; group?: string }) {
@@ -42,12 +29,9 @@ export const posixFile: Provider = {
   suitable: () => true,
 
   async read(ctx, desired) {
+    const { current, stat } = await readPath(ctx, desired, 'file');
+    if (!current || !stat) return current;
     const path = String(desired.path);
-    const st = await ctx.exec.stat(path);
-    if (!st) return undefined;
-    if (st.type !== 'file') return { path, ensure: 'present', kind: st.type };
-    const current: Record<string, unknown> = { path, ensure: 'present', ...(await ownership(ctx, desired, st.uid, st.gid)) };
-    if (desired.mode !== undefined) current.mode = modeAs(desired.mode, st.mode);
     if (typeof desired.content === 'string') {
       const bytes = await ctx.exec.readFile(path);
       current.content = bytes?.toString('utf8');
@@ -60,10 +44,7 @@ export const posixFile: Provider = {
 
   async apply(ctx, action, desired, current) {
     const path = String(desired.path);
-    if (current?.kind !== undefined) {
-      // Never remove or replace a directory (and what is in it) because a file part says so.
-      throw new ApplyError(`${path} is a ${String(current.kind)}, not a file; ${action === 'destroy' ? 'not removing it' : 'remove it first'}`);
-    }
+    refuseOtherKind(current, path, 'file', action);
     if (action === 'destroy') {
       await ctx.exec.remove(path);
       return;

@@ -1,3 +1,4 @@
+import { readPath } from '../posix.ts';
 import { ApplyError, type Provider } from '../type.ts';
 
 export const posixSymlink: Provider = {
@@ -6,11 +7,8 @@ export const posixSymlink: Provider = {
   suitable: () => true,
 
   async read(ctx, desired) {
-    const path = String(desired.path);
-    const st = await ctx.exec.stat(path);
-    if (!st) return undefined;
-    if (st.type !== 'symlink') return { path, ensure: 'present', kind: st.type };
-    return { path, ensure: 'present', target: await ctx.exec.readLink(path) };
+    const { current } = await readPath(ctx, desired, 'symlink');
+    return current && current.kind === undefined ? { ...current, target: await ctx.exec.readLink(String(desired.path)) } : current;
   },
 
   async apply(ctx, action, desired, current) {

@@ -1,0 +1,37 @@
+/** What the file, directory and symlink providers share: reading a path's kind, mode and owner. */
+import type { Stat } from '../executors/types.ts';
+import { ApplyError, modeAs, type Action, type Current, type ProviderContext } from './type.ts';
+
+/** Owner and group as the part names them when the ids match, else the actual ids. */
+export async function ownership(ctx: ProviderContext, desired: Record<string, unknown>, uid: number, gid: number) {
+  const out: Record<string, unknown> = {};
+  if (desired.owner !== undefined) {
+    const want = await ctx.exec.userId(String(desired.owner));
+    out.owner = want === uid ? desired.owner : String(uid);
+  }
+  if (desired.group !== undefined) {
+    const want = await ctx.exec.groupId(String(desired.group));
+    out.group = want === gid ? desired.group : String(gid);
+  }
+  return out;
+}
+
+/**
+ * The current state of `desired.path` when it should be a `kind`: undefined when absent,
+ * `{ kind }` when something else is there, else its managed mode, owner and group.
+ */
+export async function readPath(ctx: ProviderContext, desired: Record<string, unknown>, kind: Stat['type']): Promise<{ current: Current; stat?: Stat }> {
+  const path = String(desired.path);
+  const stat = await ctx.exec.stat(path);
+  if (!stat) return { current: undefined };
+  if (stat.type !== kind) return { current: { path, ensure: 'present', kind: stat.type } };
+  const current: Record<string, unknown> = { path, ensure: 'present', ...(await ownership(ctx, desired, stat.uid, stat.gid)) };
+  if (desired.mode !== undefined) current.mode = modeAs(desired.mode, stat.mode);
+  return { current, stat };
+}
+
+/** Something of another kind where this part's path should be is never removed or replaced. */
+export function refuseOtherKind(current: Current, path: string, kind: string, action: Action): void {
+  if (current?.kind === undefined) return;
+  throw new ApplyError(`${path} is a ${String(current.kind)}, not a ${kind}; ${action === 'destroy' ? 'not removing it' : 'remove it first'}`);
+}
