@@ -3,7 +3,9 @@
 // and by the hand-written shell script in the same run, alternating, for three scenarios, then a
 // scale series. Prints a table and writes bench/RESULTS.md.
 //
-//   npm run bench [-- --runs N] [-- --quick]        (needs `npm run build` first)
+//   npm run bench [-- --runs N] [-- --quick] [-- --peers]   (needs `npm run build` first)
+// --peers also runs Puppet and Ansible (bench/install-peers.sh installs them); an Ansible run
+// takes minutes, so it gets one run per scenario and Puppet three.
 //
 // Every figure is a whole process timed from outside (start-up included), like the peers'
 // RESULTS.md: wall time from a monotonic clock, CPU (user+sys) and peak RSS from GNU time.
@@ -21,6 +23,7 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const runs = Number(args[args.indexOf('--runs') + 1]) || (quick ? 3 : 5);
 const scaleSizes = quick ? [1000] : [1000, 10000, 50000];
+const withPeers = args.includes('--peers');
 
 if (!existsSync(cairnBin)) throw new Error('dist/cairn.mjs is missing: run `npm run build` first');
 if (!existsSync(join(peers, 'shell/converge.sh'))) throw new Error(`the peer workload is missing: ${peers}`);
@@ -64,6 +67,40 @@ function shellCounts(stdout) {
   return { changed: Number(m[1]), handler: Number(m[2]) };
 }
 
+/** app.reloads counts handler runs, which differ with each tool's history. */
+function strip(snap) {
+  return snap.split('\n').filter((l) => !l.includes('app.reloads')).join('\n');
+}
+
+/** Puppet and Ansible running the same workload (../shared/bench/peers/README.md). */
+function peerTools() {
+  for (const cmd of ['puppet', 'ansible-playbook']) {
+    if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) {
+      throw new Error(`--peers: ${cmd} is not installed; run bench/install-peers.sh (Debian packages) first`);
+    }
+  }
+  const conf = '/tmp/cmbench/puppet/conf';
+  mkdirSync(conf, { recursive: true });
+  writeFileSync(join(conf, 'puppet.conf'), readFileSync(join(peers, 'puppet/puppet.conf')));
+  mkdirSync('/tmp/cmbench/ansible', { recursive: true });
+  const puppetRoot = join(work, 'puppet');
+  const ansibleRoot = join(work, 'ansible');
+  return [
+    {
+      name: 'puppet', root: puppetRoot, runs: Math.min(runs, 3),
+      reset: () => rmSync(puppetRoot, { recursive: true, force: true }),
+      run: (v) => timed(['puppet', 'apply', '--confdir', conf, '--modulepath', `${join(peers, 'puppet/modules')}:/usr/share/puppet/modules`, join(peers, 'puppet/site.pp')],
+        { FACTER_cmbench_root: puppetRoot, FACTER_cmbench_app_version: String(v) }),
+    },
+    {
+      name: 'ansible', root: ansibleRoot, runs: 1,
+      reset: () => rmSync(ansibleRoot, { recursive: true, force: true }),
+      run: (v) => timed(['ansible-playbook', '-i', join(peers, 'ansible/inventory-local.ini'), '-e', `root=${ansibleRoot}`, '-e', `app_version=${v}`, join(peers, 'ansible/site.yml')],
+        { ANSIBLE_CONFIG: join(peers, 'ansible/ansible.cfg') }),
+    },
+  ];
+}
+
 function snapshot(root) {
   return execFileSync('sh', [join(peers, 'tools/snapshot.sh'), root], { encoding: 'utf8' }).replaceAll(root, '$ROOT');
 }
@@ -89,28 +126,38 @@ const same = snapshot(roots.cairn) === snapshot(roots.shell);
 checks.push(`${same ? 'ok' : 'WRONG'}: the trees are identical (tools/snapshot.sh)`);
 if (!same) process.exitCode = 1;
 
-// 2. Timings, alternating the two tools run by run.
+// 2. Timings, alternating the tools run by run (peers, being slow, get fewer runs).
+const tools = [
+  { name: 'cairn', runs, reset: resetCairn, run: (v) => timed(cairn(roots.cairn, ['--var', `app_version=${v}`])) },
+  { name: 'shell', runs, reset: resetShell, run: (v) => timed(shell(), { ROOT: roots.shell, APP_VERSION: String(v) }) },
+  ...(withPeers ? peerTools() : []),
+];
 const scenarios = [
-  { name: 'first run (742 changes + handler)', prepare: { cairn: resetCairn, shell: resetShell }, fixedVersion: true },
-  { name: 'no-op re-run (0 changes)', prepare: { cairn() {}, shell() {} }, fixedVersion: true },
-  { name: 'one changed input (1 file + handler)', prepare: { cairn() {}, shell() {} }, fixedVersion: false },
+  { name: 'first run (742 changes + handler)', reset: true, fixedVersion: true },
+  { name: 'no-op re-run (0 changes)', reset: false, fixedVersion: true },
+  { name: 'one changed input (1 file + handler)', reset: false, fixedVersion: false },
 ];
 const results = [];
 for (const sc of scenarios) {
-  const samples = { cairn: [], shell: [] };
+  const samples = Object.fromEntries(tools.map((t) => [t.name, []]));
   // Converge first so the no-op and change scenarios start from a converged tree.
-  timed(cairn(roots.cairn, ['--var', `app_version=${version}`]));
-  timed(shell(), { ROOT: roots.shell, APP_VERSION: String(version) });
+  for (const t of tools) t.run(version);
   for (let i = 0; i < runs; i++) {
     if (!sc.fixedVersion) version++;
-    for (const tool of ['cairn', 'shell']) {
-      sc.prepare[tool]();
-      samples[tool].push(tool === 'cairn'
-        ? timed(cairn(roots.cairn, ['--var', `app_version=${version}`]))
-        : timed(shell(), { ROOT: roots.shell, APP_VERSION: String(version) }));
+    for (const t of tools) {
+      if (i >= t.runs) continue;
+      if (sc.reset) t.reset();
+      samples[t.name].push(t.run(version));
     }
   }
   results.push({ scenario: sc.name, samples });
+}
+if (withPeers) {
+  for (const t of tools.slice(2)) {
+    const same = strip(snapshot(t.root)) === strip(snapshot(roots.shell));
+    checks.push(`${same ? 'ok' : 'WRONG'}: ${t.name} leaves the same tree as the shell script (app.reloads aside)`);
+    if (!same) process.exitCode = 1;
+  }
 }
 
 // 3. Scale series: generated sites of N resources (directories of 10 files), no-op and first run.
@@ -170,17 +217,19 @@ lines.push('## Checks', '', ...checks.map((c) => `- ${c}`), '');
 lines.push('## The standard workload (742 resources), Cairn against the shell script', '');
 lines.push('| scenario | tool | wall, median (min–max) | cpu s, median | peak RSS MiB | Cairn / shell |', '| --- | --- | --- | --- | ---: | ---: |');
 for (const r of results) {
-  const ratio = median(r.samples.cairn.map((s) => s.wall)) / median(r.samples.shell.map((s) => s.wall));
-  for (const tool of ['cairn', 'shell']) {
-    const s = r.samples[tool];
-    lines.push(`| ${r.scenario} | ${tool} | ${stat(s, 'wall', fmtMs)} | ${median(s.map((x) => x.cpu)).toFixed(2)} | ${Math.round(median(s.map((x) => x.rss)))} | ${tool === 'cairn' ? `${ratio.toFixed(2)}×` : '1×'} |`);
+  const shellMedian = median(r.samples.shell.map((s) => s.wall));
+  for (const t of tools) {
+    const s = r.samples[t.name];
+    if (!s.length) continue;
+    const ratio = median(s.map((x) => x.wall)) / shellMedian;
+    lines.push(`| ${r.scenario} | ${t.name}${s.length < runs ? ` (${s.length} run${s.length === 1 ? '' : 's'})` : ''} | ${stat(s, 'wall', fmtMs)} | ${median(s.map((x) => x.cpu)).toFixed(2)} | ${Math.round(median(s.map((x) => x.rss)))} | ${t.name === 'shell' ? '1×' : `${ratio.toFixed(2)}×`} |`);
   }
 }
 lines.push('', '## Scale series (generated sites: directories of 10 files)', '');
 lines.push('| resources | first run | no-op (compile cached) | no-op, fresh compile | peak RSS MiB (fresh compile) |', '| ---: | ---: | ---: | ---: | ---: |');
 for (const s of scale) lines.push(`| ${s.resources} | ${fmtMs(s.first.wall)} | ${fmtMs(s.noop.wall)} | ${fmtMs(s.cold.wall)} | ${Math.round(s.cold.rss)} |`);
 lines.push('', `Start-up cost (a one-resource no-op run): ${stat(startup, 'wall', fmtMs)}, peak RSS ${Math.round(median(startup.map((s) => s.rss)))} MiB.`, '');
-lines.push('Not measured here yet: Ansible and Puppet in the same run (`--peers`), and the SSH variant (needs the SSH executor).', '');
+lines.push(withPeers ? 'Not measured here yet: the SSH variant (needs the SSH executor).' : 'Peers not run: `npm run bench -- --peers` adds Puppet and Ansible (installed by `bench/install-peers.sh`). Not measured here yet: the SSH variant (needs the SSH executor).', '');
 const text = lines.join('\n');
 process.stdout.write(`${text}\n`);
 if (!quick) writeFileSync(join(here, 'RESULTS.md'), text);
