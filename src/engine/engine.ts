@@ -55,6 +55,10 @@ export interface EngineOptions {
   onResult?: (result: NodeResult) => void;
 }
 
+/** When a triggered lazy node runs, besides "at the end of invocation k" (k ≥ 0). */
+const AT_END_OF_RUN = -1; // deferred handlers
+const AT_FIRST_CHANCE = -2; // pending from an earlier run: at the first invocation end (or the run's, if deferred)
+
 /** Requisite edges whose failure skips the node that depends on them. */
 const BLOCKING: ReadonlySet<string> = new Set(['require', 'onchanges', 'transition']);
 
@@ -73,7 +77,7 @@ export class Engine {
   private readonly outgoing = new Map<string, Edge[]>();
   private readonly latest = new Map<string, NodeResult>();
   readonly results: NodeResult[] = [];
-  /** Lazy nodes triggered, with the invocations whose end they run at (-1: the end of the run). */
+  /** Lazy nodes triggered, with the invocations whose end they run at (or AT_END_OF_RUN / AT_FIRST_CHANCE). */
   private readonly triggered = new Map<string, Set<number>>();
   /** Non-lazy nodes that must be refreshed at their turn, with who notified them. */
   private readonly refreshFor = new Map<string, string>();
@@ -107,7 +111,7 @@ export class Engine {
         if (!this.planning) await this.targetState.remove(p.node);
         continue;
       }
-      if (node.lazy) this.trigger(node.id, node.defer ? -1 : -2);
+      if (node.lazy) this.trigger(node.id, node.defer ? AT_END_OF_RUN : AT_FIRST_CHANCE);
       else this.refreshFor.set(node.id, `${p.from} (pending from an earlier run)`);
     }
 
@@ -125,7 +129,7 @@ export class Engine {
     }
     // Handlers triggered from invocations with no nodes of their own, then deferred ones.
     await this.runHandlers(undefined);
-    await this.runHandlers(-1);
+    await this.runHandlers(AT_END_OF_RUN);
     return this.results;
   }
 
@@ -135,21 +139,20 @@ export class Engine {
     this.triggered.set(handler, set);
   }
 
-  /** Runs the lazy nodes triggered for `invocation` (-1: deferred ones; undefined: any left). */
+  /** Runs the lazy nodes due at the end of `invocation` (AT_END_OF_RUN: deferred ones; undefined: any left over). */
   private async runHandlers(invocation: number | undefined): Promise<void> {
     for (const id of this.graph.handlers) {
       const node = this.byId.get(id)!;
       const set = this.triggered.get(id);
       if (!set || set.size === 0) continue;
-      const due = invocation === undefined ? [...set].some((i) => i !== -1)
-        : invocation === -1 ? set.has(-1) || set.has(-2)
-          : set.has(invocation) || (set.has(-2) && !node.defer);
+      const due = invocation === undefined ? [...set].some((i) => i !== AT_END_OF_RUN)
+        : invocation === AT_END_OF_RUN ? set.has(AT_END_OF_RUN) || set.has(AT_FIRST_CHANCE)
+          : set.has(invocation) || (set.has(AT_FIRST_CHANCE) && !node.defer);
       if (!due) continue;
-      if (invocation === undefined) set.clear();
+      if (invocation === undefined || invocation === AT_END_OF_RUN) set.clear();
       else {
         set.delete(invocation);
-        set.delete(-2);
-        if (invocation === -1) set.clear();
+        set.delete(AT_FIRST_CHANCE);
       }
       const r = await this.runNode(node, undefined, 'notified');
       // Delivered once it ran; a failed handler stays pending and is tried again next run.
@@ -349,7 +352,7 @@ export class Engine {
       const target = this.byId.get(e.to)!;
       this.notifiedBy.set(target.id, node.ref);
       if (!this.planning) await this.targetState.add(target.id, node.ref);
-      if (target.lazy) this.trigger(target.id, target.defer ? -1 : node.invocation);
+      if (target.lazy) this.trigger(target.id, target.defer ? AT_END_OF_RUN : node.invocation);
       else this.refreshFor.set(target.id, node.ref);
     }
   }
