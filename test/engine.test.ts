@@ -287,3 +287,27 @@ test('exec user: the command runs with that user\'s uid and primary group', { sk
   const ids = spawnSync('sh', ['-c', 'id -u nobody; id -g nobody'], { encoding: 'utf8' }).stdout.trim().split('\n');
   assert.match(r.nodes[0]!.error!, new RegExp(`exited with 3:\\n${ids[0]}\\n${ids[1]}$`));
 });
+
+test('line: ensure absent removes matching lines; create: false fails on a missing file', () => {
+  const s = scratchSite('s', {
+    'states/s.yaml': `s:\n  - line: ${R}/hosts\n    text: "10.0.0.1 old"\n    ensure: absent\n  - line: ${R}/missing\n    text: x\n    create: false\n`,
+  });
+  writeFileSync(join(s.root, 'hosts'), 'a\n10.0.0.1 old\nb\n');
+  const r = converge(s, 'apply', [], 1);
+  assert.deepEqual(r.nodes.map((n) => `${n.status}/${n.action}`), ['changed/destroy', 'failed/create']);
+  assert.equal(readFileSync(join(s.root, 'hosts'), 'utf8'), 'a\nb\n');
+  assert.match(r.nodes[1]!.error!, /does not exist \(create: false\)/);
+});
+
+test('directory: parents: false needs the parent; owner, group and mode are converged', { skip: process.getuid?.() !== 0 ? 'LOUD SKIP: needs root to chown' : false }, () => {
+  const s = scratchSite('s', {
+    'states/s.yaml': `s:\n  - directory: ${R}/a/b\n    parents: false\n  - directory: ${R}/owned\n    owner: nobody\n    group: nogroup\n    mode: "0750"\n`,
+  });
+  const r = converge(s, 'apply', [], 1);
+  assert.match(r.nodes[0]!.error!, /the parent of .*\/a\/b does not exist \(parents: false\)/);
+  const st = statSync(join(s.root, 'owned'));
+  const ids = spawnSync('sh', ['-c', 'id -u nobody; getent group nogroup | cut -d: -f3'], { encoding: 'utf8' }).stdout.trim().split('\n').map(Number);
+  assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [ids[0], ids[1], 0o750]);
+  const again = converge(s, 'apply', [], 1);
+  assert.equal(again.nodes[1]!.status, 'unchanged');
+});
