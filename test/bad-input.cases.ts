@@ -69,7 +69,7 @@ export const badInputCases: BadInputCase[] = [
       'cairn.yaml': site('s'),
       'states/s.yaml': 's:\n  - file: /tmp/<%= it.target.name %>\n    content: x\n   mode: "0644"\n',
     },
-    expect: [{ at: 'states/s.yaml:4:1', message: /YAML: Sequence item without - indicator/ }],
+    expect: [{ at: 'states/s.yaml:4:4', message: /YAML: Sequence item without - indicator/ }],
   },
   {
     name: 'YAML duplicate key in a templated state file',

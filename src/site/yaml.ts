@@ -71,10 +71,13 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
   const problems = [...doc.errors];
   if (problems.length > 0) {
-    const diagnostics: Diagnostic[] = problems.map((e) => ({
-      message: `${label}: ${firstLine(e.message)}`,
-      pos: toPos(e.pos[0], Math.max(1, e.pos[1] - e.pos[0])),
-    }));
+    const diagnostics: Diagnostic[] = problems.map((e) => {
+      // The parser points some indentation errors at the start of the line; the user wants the
+      // misplaced key itself.
+      let at = e.pos[0];
+      if (at === 0 || text[at - 1] === '\n') while (text[at] === ' ') at++;
+      return { message: `${label}: ${firstLine(e.message)}`, pos: toPos(at, Math.max(1, e.pos[1] - at)) };
+    });
     throw new InputError(diagnostics);
   }
   const where = (node: YamlNode | null | undefined): SourcePos | undefined => {
