@@ -71,6 +71,57 @@ interface Reading {
   changes: string[];
 }
 
+interface PlannedPath {
+  id: string;
+  length: number;
+  /** Insertion order, so ties go to the earliest change as they always have. */
+  seq: number;
+}
+
+/**
+ * The paths that earlier planned changes touch, indexed so that finding the closest one at or
+ * above a path costs its depth, not the number of changes (plans of fresh large sites).
+ */
+class ChangedPaths {
+  private readonly ids = new Set<string>();
+  private readonly exact = new Map<string, PlannedPath[]>();
+  /** Keyed by the path with a trailing slash: it covers everything below it. */
+  private readonly under = new Map<string, PlannedPath[]>();
+  private seq = 0;
+
+  has(id: string): boolean {
+    return this.ids.has(id);
+  }
+
+  add(id: string, paths: string[]): void {
+    // A node planned twice (a handler notified again) changes the same paths.
+    if (this.ids.has(id)) return;
+    this.ids.add(id);
+    for (const p of paths) {
+      const entry = { id, length: p.length, seq: this.seq++ };
+      for (const [map, key] of [[this.exact, p], [this.under, p.endsWith('/') ? p : `${p}/`]] as const) {
+        const list = map.get(key) ?? [];
+        list.push(entry);
+        map.set(key, list);
+      }
+    }
+  }
+
+  /** The longest changed path equal to `path` or above it (the earliest on a tie), not `except`'s. */
+  closest(path: string, except: string): PlannedPath | undefined {
+    const candidates = [...(this.exact.get(path) ?? [])];
+    for (let i = path.indexOf('/'); i >= 0; i = path.indexOf('/', i + 1)) {
+      candidates.push(...(this.under.get(path.slice(0, i + 1)) ?? []));
+    }
+    let best: PlannedPath | undefined;
+    for (const c of candidates) {
+      if (c.id === except) continue;
+      if (!best || c.length > best.length || (c.length === best.length && c.seq < best.seq)) best = c;
+    }
+    return best;
+  }
+}
+
 export class Engine {
   private readonly byId: Map<string, GraphNode>;
   private readonly incoming = new Map<string, Edge[]>();
@@ -86,8 +137,8 @@ export class Engine {
   private readonly targetState: TargetState;
   private readonly facts: Record<string, unknown>;
   private stopped?: string;
-  /** Plan only: nodes that would change, and the paths they would change. */
-  private readonly planned = new Map<string, string[]>();
+  /** Plan only: the nodes that would change, and the paths they would change. */
+  private readonly planned = new ChangedPaths();
 
   constructor(private readonly run: StateRun, private readonly graph: Graph, private readonly exec: Executor, private readonly options: EngineOptions) {
     this.byId = new Map(graph.nodes.map((n) => [n.id, n]));
@@ -220,17 +271,12 @@ export class Engine {
       }
     }
     // The closest earlier change above (or at) a path this node reads.
-    let best: { ref: string; length: number } | undefined;
+    let best: { id: string; length: number } | undefined;
     for (const path of reads?.paths ?? []) {
-      for (const [id, changing] of this.planned) {
-        if (id === node.id) continue;
-        for (const p of changing) {
-          const covers = path === p || path.startsWith(p.endsWith('/') ? p : `${p}/`);
-          if (covers && (!best || p.length > best.length)) best = { ref: this.byId.get(id)!.ref, length: p.length };
-        }
-      }
+      const found = this.planned.closest(path, node.id);
+      if (found && (!best || found.length > best.length)) best = found;
     }
-    return best?.ref;
+    return best ? this.byId.get(best.id)!.ref : undefined;
   }
 
   /** One node's turn. `overlay` replaces its attributes (transitions); `why` says who asked. */
@@ -306,7 +352,7 @@ export class Engine {
       const dep = this.planning ? this.planDependency(node, type, desired) : undefined;
       const note = node.meta.noop ? 'noop' : dep ? `after ${dep}` : reason;
       if (this.planning && !node.meta.noop) {
-        this.planned.set(node.id, type.reads?.(desired).paths ?? []);
+        this.planned.add(node.id, type.reads?.(desired).paths ?? []);
         await this.notify(node);
       }
       return this.finish(node, start, { ...base, status: 'would-change', action, ...(note ? { reason: note } : {}) });
