@@ -35,3 +35,21 @@ export function refuseOtherKind(current: Current, path: string, kind: string, ac
   if (current?.kind === undefined) return;
   throw new ApplyError(`${path} is a ${String(current.kind)}, not a ${kind}; ${action === 'destroy' ? 'not removing it' : 'remove it first'}`);
 }
+
+/** The mode, owner and group a part asks for, in the executor's terms. */
+export function pathAttributes(desired: Record<string, unknown>): { mode?: number; owner?: string; group?: string } {
+  return {
+    ...(desired.mode !== undefined ? { mode: parseInt(String(desired.mode), 8) } : {}),
+    ...(desired.owner !== undefined ? { owner: String(desired.owner) } : {}),
+    ...(desired.group !== undefined ? { group: String(desired.group) } : {}),
+  };
+}
+
+/** Brings a path's mode (when it existed) and owner and group to what the part asks for. */
+export async function convergeAttributes(ctx: ProviderContext, path: string, desired: Record<string, unknown>, current: Current): Promise<void> {
+  const { mode, owner, group } = pathAttributes(desired);
+  if (current && mode !== undefined && current.mode !== desired.mode) await ctx.exec.chmod(path, mode);
+  if ((owner !== undefined && current?.owner !== owner) || (group !== undefined && current?.group !== group)) {
+    await ctx.exec.chown(path, owner, group);
+  }
+}

@@ -1,4 +1,4 @@
-import { readPath, refuseOtherKind } from '../posix.ts';
+import { convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
 import { ApplyError, type Provider } from '../type.ts';
 
 export const posixDirectory: Provider = {
@@ -17,7 +17,7 @@ export const posixDirectory: Provider = {
       await ctx.exec.remove(path);
       return;
     }
-    const mode = desired.mode !== undefined ? parseInt(String(desired.mode), 8) : undefined;
+    const { mode } = pathAttributes(desired);
     if (!current) {
       try {
         await ctx.exec.mkdir(path, { parents: desired.parents !== false, ...(mode !== undefined ? { mode } : {}) });
@@ -25,11 +25,7 @@ export const posixDirectory: Provider = {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ApplyError(`the parent of ${path} does not exist (parents: false)`);
         throw err;
       }
-    } else if (mode !== undefined && current.mode !== desired.mode) await ctx.exec.chmod(path, mode);
-    const owner = desired.owner !== undefined ? String(desired.owner) : undefined;
-    const group = desired.group !== undefined ? String(desired.group) : undefined;
-    if ((owner !== undefined && current?.owner !== owner) || (group !== undefined && current?.group !== group)) {
-      await ctx.exec.chown(path, owner, group);
     }
+    await convergeAttributes(ctx, path, desired, current);
   },
 };

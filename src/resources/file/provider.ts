@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
-import { readPath, refuseOtherKind } from '../posix.ts';
+import { convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
 import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
 
 /** The bytes a file part wants, or undefined when it does not manage content. */
@@ -49,9 +49,7 @@ export const posixFile: Provider = {
       await ctx.exec.remove(path);
       return;
     }
-    const mode = desired.mode !== undefined ? parseInt(String(desired.mode), 8) : undefined;
-    const owner = desired.owner !== undefined ? String(desired.owner) : undefined;
-    const group = desired.group !== undefined ? String(desired.group) : undefined;
+    const attributes = pathAttributes(desired);
     const bytes = desiredBytes(desired);
     const contentChanged = !current || ('content' in current && current.content !== desired.content) ||
       ('content_sha256' in current && current.content_sha256 !== desired.content_sha256);
@@ -60,17 +58,14 @@ export const posixFile: Provider = {
         const old = await ctx.exec.readFile(path);
         if (old) await ctx.exec.writeFile(`${path}.cairn-bak`, old);
       }
-      await write(ctx, path, bytes, { mode, owner, group });
+      await write(ctx, path, bytes, attributes);
       return;
     }
     if (!current) {
-      await write(ctx, path, Buffer.alloc(0), { mode, owner, group });
+      await write(ctx, path, Buffer.alloc(0), attributes);
       return;
     }
-    if (mode !== undefined && current.mode !== desired.mode) await ctx.exec.chmod(path, mode);
-    if ((owner !== undefined && current.owner !== owner) || (group !== undefined && current.group !== group)) {
-      await ctx.exec.chown(path, owner, group);
-    }
+    await convergeAttributes(ctx, path, desired, current);
   },
 
   diff(desired, current) {
