@@ -20,7 +20,7 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-async function compileFor(options: { site: string; target?: string[]; var?: string[]; facts?: string }) {
+async function compileFor(options: { site: string; target?: string[]; var?: string[]; facts?: string }, localFacts?: Record<string, unknown>) {
   const { Diagnostics } = await import('../lib/errors.ts');
   const { loadSite } = await import('../site/load.ts');
   const { buildCatalog, selectTargets } = await import('../catalog/catalog.ts');
@@ -35,10 +35,13 @@ async function compileFor(options: { site: string; target?: string[]; var?: stri
   const selectors = options.target?.length ? options.target : ['*'];
   const targets = selectTargets(catalog, selectors);
   const fixedFacts = options.facts ? await readFacts(options.facts) : undefined;
+  // This machine's facts, gathered once for all local targets.
+  let local = localFacts;
   const results = [];
   const errors = new Diagnostics();
   for (const target of targets) {
-    const facts = fixedFacts ?? (target.settings.executor === 'local' ? (await import('../executors/local-facts.ts')).localFacts() : {});
+    if (!fixedFacts && target.settings.executor === 'local') local ??= (await import('../executors/local-facts.ts')).localFacts();
+    const facts = fixedFacts ?? (target.settings.executor === 'local' ? local! : {});
     const run = errors.collect(() => compile(catalog, target, { facts, cliVars }));
     const graph = run && errors.collect(() => buildGraph(run));
     if (run && graph) results.push({ run, graph });
@@ -92,13 +95,14 @@ export function program(): Command {
     c.action(async (options: ConvergeOptions) => {
       const { cachedCompile } = await import('./compile-cache.ts');
       const { localFacts } = await import('../executors/local-facts.ts');
+      const facts = localFacts();
       const results = await cachedCompile({
         site: options.site,
         selectors: options.target ?? [],
         vars: options.var ?? [],
         ...(options.facts ? { factsFile: options.facts } : {}),
-        localFacts: localFacts(),
-      }, () => compileFor(options));
+        localFacts: facts,
+      }, () => compileFor(options, facts));
       const { converge } = await import('./converge.ts');
       process.exitCode = await converge(mode, results, options);
     });
