@@ -10,8 +10,8 @@ const common = {
   format: 'esm',
   target: 'node20',
   sourcemap: 'linked',
-  // esbuild is only needed for TypeScript state files and stays a runtime import.
-  external: ['esbuild'],
+  // esbuild (TypeScript state files) and ssh2 (SSH targets, with optional native parts) stay runtime imports.
+  external: ['esbuild', 'ssh2'],
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   logLevel: 'warning',
   // Identifies this build in the compile cache's key: a new build never reuses an old result.

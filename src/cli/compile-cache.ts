@@ -4,7 +4,8 @@
  * Compiling is a pure function of the site's files, the target selection, `--var`, the facts and
  * Cairn's own build (templates cannot reach the process, its environment or modules). The key is
  * a hash over all of those, with each site file represented by its path, size, inode and
- * modification time. Sites with TypeScript state files (arbitrary code) are never cached.
+ * modification time. Each target's run is an entry of its own, keyed by its own facts, so a
+ * change on one machine does not recompile the others. Sites with TypeScript state files (arbitrary code) are never cached.
  * Set CAIRN_NO_CACHE=1 to bypass it. A site folder that cannot be written simply gets no cache.
  */
 import { createHash } from 'node:crypto';
@@ -51,11 +52,12 @@ function fileStamp(path: string): string {
   }
 }
 
-const KEEP = 16;
+/** Entries kept per kind: enough for alternating inputs (two --var values) and many targets. */
+const KEEP = 64;
 
-/** Keeps the most recently written entries, so alternating inputs (two --var values) both hit. */
-function prune(dir: string): void {
-  const entries = readdirSync(dir).filter((f) => f.startsWith('compiled-') && f.endsWith('.json'))
+/** Keeps the most recently written entries of a kind. */
+function prune(dir: string, kind: string): void {
+  const entries = readdirSync(dir).filter((f) => f.startsWith(`${kind}-`) && f.endsWith('.json'))
     .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs }))
     .sort((a, b) => b.t - a.t);
   for (const { f } of entries.slice(KEEP)) rmSync(join(dir, f), { force: true });
@@ -63,48 +65,63 @@ function prune(dir: string): void {
 
 export interface CacheInputs {
   site: string;
-  selectors: string[];
   vars: string[];
-  factsFile?: string;
-  localFacts: Record<string, unknown>;
 }
 
-export async function cachedCompile(inputs: CacheInputs, compile: () => Promise<Compiled[]>): Promise<Compiled[]> {
-  const build = typeof __CAIRN_BUILD__ === 'string' ? __CAIRN_BUILD__ : undefined;
-  if (!build || process.env.CAIRN_NO_CACHE) return compile();
-  const root = resolve(inputs.site);
-  let files: string[] | undefined;
-  try {
-    files = fingerprint(root);
-  } catch {
-    files = undefined;
+/**
+ * Entries keyed by everything compiling depends on besides what each caller adds to the key (the
+ * target selection; one target's name and facts). Disabled (every lookup produces) when the
+ * site must not be cached or CAIRN_NO_CACHE is set.
+ */
+export class CompileCache {
+  private readonly base?: string;
+  private readonly dir: string;
+
+  constructor(inputs: CacheInputs) {
+    const root = resolve(inputs.site);
+    this.dir = join(root, '.cairn', 'cache');
+    const build = typeof __CAIRN_BUILD__ === 'string' ? __CAIRN_BUILD__ : undefined;
+    if (!build || process.env.CAIRN_NO_CACHE) return;
+    let files: string[] | undefined;
+    try {
+      files = fingerprint(root);
+    } catch {
+      files = undefined;
+    }
+    if (!files) return;
+    this.base = JSON.stringify({
+      build,
+      files,
+      vars: inputs.vars,
+      varFiles: inputs.vars.filter((v) => v.includes('=@')).map((v) => fileStamp(resolve(v.slice(v.indexOf('=@') + 2)))),
+    });
   }
-  if (!files) return compile();
-  const key = createHash('sha256').update(JSON.stringify({
-    build,
-    files,
-    selectors: inputs.selectors,
-    vars: inputs.vars,
-    varFiles: inputs.vars.filter((v) => v.includes('=@')).map((v) => fileStamp(resolve(v.slice(v.indexOf('=@') + 2)))),
-    facts: inputs.factsFile ? fileStamp(resolve(inputs.factsFile)) : inputs.localFacts,
-  })).digest('hex');
-  const dir = join(root, '.cairn', 'cache');
-  const path = join(dir, `compiled-${key.slice(0, 32)}.json`);
-  try {
-    const cached = JSON.parse(readFileSync(path, 'utf8')) as { key: string; results: Compiled[] };
-    if (cached.key === key) return cached.results;
-  } catch {
-    // No cache yet, or an unreadable one: compile.
+
+  /** A facts file stands in the key by its stamp, gathered facts by their value. */
+  static factsKey(factsFile: string | undefined, facts: Record<string, unknown>): unknown {
+    return factsFile ? fileStamp(resolve(factsFile)) : facts;
   }
-  const results = await compile();
-  try {
-    mkdirSync(dir, { recursive: true });
-    const temp = `${path}.${process.pid}.tmp`;
-    writeFileSync(temp, JSON.stringify({ key, results }));
-    renameSync(temp, path);
-    prune(dir);
-  } catch {
-    // A read-only site: no cache.
+
+  async get<T>(kind: string, extra: unknown, produce: () => Promise<T>): Promise<T> {
+    if (this.base === undefined) return produce();
+    const key = createHash('sha256').update(this.base).update(JSON.stringify({ kind, extra })).digest('hex');
+    const path = join(this.dir, `${kind}-${key.slice(0, 32)}.json`);
+    try {
+      const cached = JSON.parse(readFileSync(path, 'utf8')) as { key: string; value: T };
+      if (cached.key === key) return cached.value;
+    } catch {
+      // No entry yet, or an unreadable one: produce it.
+    }
+    const value = await produce();
+    try {
+      mkdirSync(this.dir, { recursive: true });
+      const temp = `${path}.${process.pid}.tmp`;
+      writeFileSync(temp, JSON.stringify({ key, value }));
+      renameSync(temp, path);
+      prune(this.dir, kind);
+    } catch {
+      // A read-only site: no cache.
+    }
+    return value;
   }
-  return results;
 }

@@ -1,66 +1,50 @@
-/** `cairn plan` and `cairn apply` over the selected targets. */
-import type { StateRun } from '../catalog/staterun.ts';
+/** `cairn plan` and `cairn apply` over the opened targets, `--forks` at a time. */
 import { Engine, summarize, type TargetReport } from '../engine/engine.ts';
-import { LocalExecutor } from '../executors/local.ts';
-import type { Executor } from '../executors/types.ts';
-import type { Graph } from '../graph/build.ts';
 import { ExitCode } from '../lib/errors.ts';
+import type { Compiled } from './compile-cache.ts';
 import type { ConvergeOptions } from './main.ts';
 import { nodeLine, Progress, summaryLine } from './report.ts';
+import { inParallel, type Session } from './sessions.ts';
 
-function executorFor(run: StateRun): Executor | string {
-  if (run.target.executor === 'local') return new LocalExecutor();
-  return `the ${run.target.executor} executor is not available in this version of Cairn`;
-}
-
-export async function converge(mode: 'plan' | 'apply', compiled: { run: StateRun; graph: Graph }[], options: ConvergeOptions): Promise<number> {
+export async function converge(mode: 'plan' | 'apply', sessions: Session[], compiled: Map<string, Compiled>, options: ConvergeOptions): Promise<number> {
   const started = new Date();
-  const multi = compiled.length > 1;
+  const multi = sessions.length > 1;
   const tty = !options.json && process.stdout.isTTY === true;
   const progress = tty ? new Progress(process.stdout) : undefined;
-  const forks = Math.max(1, Number(options.forks) || 10);
-  const reports: TargetReport[] = new Array(compiled.length);
+  const print = (text: string) => (progress ? progress.print(text) : process.stdout.write(`${text}\n`));
 
-  const one = async (index: number) => {
-    const { run, graph } = compiled[index]!;
-    const name = run.target.name;
+  const reports = await inParallel(sessions, Math.max(1, Number(options.forks) || 10), async (session) => {
+    const { name, exec } = session;
     const t0 = performance.now();
-    const exec = executorFor(run);
-    if (typeof exec === 'string') {
-      reports[index] = summarize(name, [], exec);
+    let report: TargetReport;
+    const unit = compiled.get(name);
+    if (!exec || !unit) {
+      report = summarize(name, [], session.error ?? 'not compiled');
     } else {
-      progress?.start(name, graph.order.length);
-      const engine = new Engine(run, graph, exec, {
+      progress?.start(name, unit.graph.order.length);
+      const engine = new Engine(unit.run, unit.graph, exec, {
         mode,
         failFast: options.failFast ?? false,
         diff: options.diff ?? false,
+        ...(session.facts ? { facts: session.facts } : {}),
         onResult: (r) => {
           if (options.json) return;
-          if (progress) {
-            progress.node(name, r);
-            if (r.status === 'unchanged') return;
-            progress.end();
-          }
-          process.stdout.write(`${nodeLine(name, r, multi)}\n`);
-          progress?.redraw(name);
+          progress?.node(name, r);
+          if (progress && r.status === 'unchanged') return;
+          print(nodeLine(name, r, multi));
         },
       });
       try {
-        reports[index] = summarize(name, await engine.execute());
+        report = summarize(name, await engine.execute());
       } catch (err) {
-        reports[index] = summarize(name, engine.results, (err as Error).message);
-      } finally {
-        await exec.close();
+        report = summarize(name, engine.results, (err as Error).message);
       }
-      progress?.end();
+      if (exec.roundTrips !== undefined) report.round_trips = exec.roundTrips;
     }
-    if (!options.json) process.stdout.write(`${summaryLine(reports[index]!, (performance.now() - t0) / 1000, mode === 'plan')}\n`);
-  };
-
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(forks, compiled.length) }, async () => {
-    while (next < compiled.length) await one(next++);
-  }));
+    progress?.finish(name);
+    if (!options.json) print(summaryLine(report, (performance.now() - t0) / 1000, mode === 'plan'));
+    return report;
+  });
 
   if (options.json) {
     const report = { version: 1, mode, started: started.toISOString(), finished: new Date().toISOString(), targets: reports };

@@ -14,45 +14,18 @@ export interface ConvergeOptions {
   failFast?: boolean;
   forks: string;
   detailedExitcode?: boolean;
+  acceptNewHostKeys?: boolean;
 }
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-async function compileFor(options: { site: string; target?: string[]; var?: string[]; facts?: string }, localFacts?: Record<string, unknown>) {
-  const { Diagnostics } = await import('../lib/errors.ts');
-  const { loadSite } = await import('../site/load.ts');
-  const { buildCatalog, selectTargets } = await import('../catalog/catalog.ts');
-  const { compile } = await import('../catalog/compile.ts');
-  const { parseCliVars } = await import('../catalog/vars.ts');
-  const { buildGraph } = await import('../graph/build.ts');
-  const d = new Diagnostics();
-  const site = await loadSite(options.site, d, sources);
-  const catalog = buildCatalog(site, d);
-  d.throwIfAny();
-  const cliVars = parseCliVars(options.var ?? [], process.cwd());
-  const selectors = options.target?.length ? options.target : ['*'];
-  const targets = selectTargets(catalog, selectors);
-  const fixedFacts = options.facts ? await readFacts(options.facts) : undefined;
-  // This machine's facts, gathered once for all local targets.
-  let local = localFacts;
-  const results = [];
-  const errors = new Diagnostics();
-  for (const target of targets) {
-    if (!fixedFacts && target.settings.executor === 'local') local ??= (await import('../executors/local-facts.ts')).localFacts();
-    const facts = fixedFacts ?? (target.settings.executor === 'local' ? local! : {});
-    const run = errors.collect(() => compile(catalog, target, { facts, cliVars }));
-    const graph = run && errors.collect(() => buildGraph(run));
-    if (run && graph) results.push({ run, graph });
-  }
-  errors.throwIfAny();
-  return results;
-}
-
-async function readFacts(path: string): Promise<Record<string, unknown>> {
-  const { readDataFile } = await import('../catalog/vars.ts');
-  return readDataFile(path, '--facts') as Record<string, unknown>;
+/** The facts of this machine, read once per command. */
+let thisMachine: Record<string, unknown> | undefined;
+async function localFactsOnce(): Promise<() => Record<string, unknown>> {
+  const { localFacts } = await import('../executors/local-facts.ts');
+  return () => (thisMachine ??= localFacts());
 }
 
 export function program(): Command {
@@ -70,7 +43,13 @@ export function program(): Command {
     .option('--facts <file>', 'use these facts (YAML/JSON) instead of gathering them')
     .option('--json', 'print JSON')
     .action(async (options: { site: string; target?: string[]; var?: string[]; facts?: string; json?: boolean }) => {
-      const results = await compileFor(options);
+      const { SiteCompiler, readFactsFile } = await import('./site-compiler.ts');
+      const compiler = new SiteCompiler(options, sources);
+      const fixed = options.facts ? await readFactsFile(options.facts) : undefined;
+      const local = await localFactsOnce();
+      // show never connects: a remote target's facts are those of --facts, or none.
+      const selected = await compiler.select(options.target ?? []);
+      const results = await compiler.compile(selected.map((t) => ({ name: t.name, facts: fixed ?? (t.settings.executor === 'local' ? local() : {}) })));
       if (options.json) {
         const payload = results.map(({ run, graph }) => ({ run, graph }));
         process.stdout.write(`${JSON.stringify(payload.length === 1 ? payload[0] : payload, null, 2)}\n`);
@@ -92,19 +71,26 @@ export function program(): Command {
       .option('--fail-fast', 'stop a target at its first failure')
       .option('--forks <n>', 'targets in parallel', '10');
     if (mode === 'plan') c.option('--detailed-exitcode', 'exit 0 when in sync, 4 when changes are pending');
+    c.option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)');
     c.action(async (options: ConvergeOptions) => {
-      const { cachedCompile } = await import('./compile-cache.ts');
-      const { localFacts } = await import('../executors/local-facts.ts');
-      const facts = localFacts();
-      const results = await cachedCompile({
-        site: options.site,
-        selectors: options.target ?? [],
-        vars: options.var ?? [],
-        ...(options.facts ? { factsFile: options.facts } : {}),
-        localFacts: facts,
-      }, () => compileFor(options, facts));
-      const { converge } = await import('./converge.ts');
-      process.exitCode = await converge(mode, results, options);
+      const { SiteCompiler, readFactsFile } = await import('./site-compiler.ts');
+      const { openSessions, closeSessions } = await import('./sessions.ts');
+      const compiler = new SiteCompiler(options, sources);
+      const selected = await compiler.select(options.target ?? []);
+      const sessions = await openSessions(selected, {
+        forks: Math.max(1, Number(options.forks) || 10),
+        ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
+        ...(options.facts ? { fixedFacts: await readFactsFile(options.facts) } : {}),
+        localFacts: await localFactsOnce(),
+      });
+      try {
+        // Everything is compiled before any target is touched: invalid input changes nothing.
+        const compiled = await compiler.compile(sessions.filter((s) => s.exec).map((s) => ({ name: s.name, facts: s.facts ?? {} })));
+        const { converge } = await import('./converge.ts');
+        process.exitCode = await converge(mode, sessions, new Map(compiled.map((c) => [c.run.target.name, c])), options);
+      } finally {
+        await closeSessions(sessions);
+      }
     });
   }
 

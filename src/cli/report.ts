@@ -19,38 +19,61 @@ export function summaryLine(report: TargetReport, seconds: number, planning: boo
   const c = report.counts;
   if (report.status === 'unreachable') return `${report.name}: UNREACHABLE: ${report.error}`;
   const changed = planning ? `${c.changed} to change` : `${c.changed} changed`;
-  return `${report.name}: ${changed}, ${c.unchanged} unchanged, ${c.failed} failed, ${c.skipped} skipped in ${seconds.toFixed(2)} s`;
+  const trips = report.round_trips !== undefined ? ` (${report.round_trips} round trips)` : '';
+  return `${report.name}: ${changed}, ${c.unchanged} unchanged, ${c.failed} failed, ${c.skipped} skipped in ${seconds.toFixed(2)} s${trips}`;
 }
 
-/** On a terminal: one line per target, rewritten in place with live counts. */
+/**
+ * On a terminal: a block of lines at the bottom, one per target being converged, rewritten in
+ * place with live counts; node lines and summaries scroll above it.
+ */
 export class Progress {
   private readonly counts = new Map<string, { done: number; total: number; changed: number; failed: number }>();
+  private drawn = 0;
   constructor(private readonly out: NodeJS.WriteStream) {}
 
   start(target: string, total: number): void {
     this.counts.set(target, { done: 0, total, changed: 0, failed: 0 });
-    this.draw(target);
+    this.redraw();
   }
 
   node(target: string, r: NodeResult): void {
-    const c = this.counts.get(target)!;
+    const c = this.counts.get(target);
+    if (!c) return;
     c.done++;
     if (r.status === 'changed' || r.status === 'would-change') c.changed++;
     if (r.status === 'failed') c.failed++;
-    if (c.done % 25 === 0 || r.status === 'failed') this.draw(target);
+    if (c.done % 25 === 0 || r.status === 'failed') this.redraw();
   }
 
-  /** Redraws the target's line after other output scrolled it away. */
-  redraw(target: string): void {
-    this.draw(target);
+  /** Prints lines above the block. */
+  print(text: string): void {
+    this.erase();
+    this.out.write(`${text}\n`);
+    this.draw();
   }
 
-  private draw(target: string): void {
-    const c = this.counts.get(target)!;
-    this.out.write(`\r\x1b[K${target}: ${c.done}/${c.total} nodes, ${c.changed} changed, ${c.failed} failed`);
+  /** The target is done: its line leaves the block. */
+  finish(target: string): void {
+    this.erase();
+    this.counts.delete(target);
+    this.draw();
   }
 
-  end(): void {
-    this.out.write('\r\x1b[K');
+  private erase(): void {
+    if (this.drawn > 0) this.out.write(`\x1b[${this.drawn}A\r\x1b[J`);
+    this.drawn = 0;
+  }
+
+  private draw(): void {
+    for (const [target, c] of this.counts) {
+      this.out.write(`${target}: ${c.done}/${c.total} nodes, ${c.changed} changed, ${c.failed} failed\n`);
+    }
+    this.drawn = this.counts.size;
+  }
+
+  private redraw(): void {
+    this.erase();
+    this.draw();
   }
 }

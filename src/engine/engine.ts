@@ -154,7 +154,21 @@ export class Engine {
     return this.options.mode === 'plan';
   }
 
+  /** Tells the executor every path this run will read, in order, so a remote one can batch them. */
+  private announceReads(): void {
+    if (!this.exec.prefetch) return;
+    const registry = this.options.registry ?? builtIn;
+    const entries = this.targetState.files().map((path) => ({ path, content: true }));
+    for (const id of [...this.graph.order, ...this.graph.handlers]) {
+      const node = this.byId.get(id)!;
+      const reads = registry.type(node.type)?.reads?.(node.attributes);
+      for (const path of reads?.paths ?? []) entries.push({ path, content: reads?.content ?? false });
+    }
+    this.exec.prefetch(entries);
+  }
+
   async execute(): Promise<NodeResult[]> {
+    this.announceReads();
     for (const p of await this.targetState.load()) {
       const node = this.byId.get(p.node);
       if (!node) {
@@ -410,6 +424,8 @@ export interface TargetReport {
   counts: { changed: number; unchanged: number; failed: number; skipped: number };
   nodes: NodeResult[];
   error?: string;
+  /** Remote targets: round trips the run cost (commands and batched operations). */
+  round_trips?: number;
 }
 
 export function summarize(name: string, results: NodeResult[], error?: string): TargetReport {

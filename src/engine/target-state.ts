@@ -25,6 +25,11 @@ export class TargetState {
     this.metadataPath = `${dir.replace(/\/+$/, '')}/metadata.json`;
   }
 
+  /** The files this state lives in. */
+  files(): string[] {
+    return [this.path, this.metadataPath];
+  }
+
   private async readJson<T>(path: string): Promise<Partial<T>> {
     const bytes = await this.exec.readFile(path);
     if (!bytes) return {};

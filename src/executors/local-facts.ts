@@ -1,38 +1,27 @@
 /**
- * Facts about the machine Cairn runs on, read in-process (no command). The full facts gatherer,
- * the same over SSH, comes with the system resource types; this covers what compiling needs.
+ * Facts about the machine Cairn runs on, read in-process (no command), with the same keys as the
+ * facts an SSH target reports.
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { factsFrom } from './facts.ts';
 
-function osRelease(): Record<string, string> {
+function readOr(path: string): string {
   try {
-    const text = readFileSync('/etc/os-release', 'utf8');
-    return Object.fromEntries(text.split('\n').flatMap((line) => {
-      const m = /^([A-Z_]+)=(.*)$/.exec(line);
-      return m ? [[m[1]!, m[2]!.replace(/^"(.*)"$/, '$1')]] : [];
-    }));
+    return readFileSync(path, 'utf8');
   } catch {
-    return {};
+    return '';
   }
 }
 
-const FAMILY: Record<string, string> = { debian: 'debian', ubuntu: 'debian', rhel: 'redhat', fedora: 'redhat', centos: 'redhat', alpine: 'alpine', arch: 'arch' };
-
 export function localFacts(): Record<string, unknown> {
-  const rel = osRelease();
-  const id = rel.ID ?? os.platform();
-  const like = (rel.ID_LIKE ?? '').split(' ');
-  const family = FAMILY[id] ?? like.map((l) => FAMILY[l]).find(Boolean) ?? os.platform();
-  return {
+  return factsFrom({
+    osRelease: readOr('/etc/os-release') || readOr('/usr/lib/os-release'),
     kernel: os.platform(),
-    kernel_release: os.release(),
-    os_family: family,
-    distribution: id,
-    release: rel.VERSION_ID ?? os.release(),
-    architecture: os.arch() === 'x64' ? 'x86_64' : os.arch(),
+    kernelRelease: os.release(),
+    machine: os.arch(),
     hostname: os.hostname(),
     cpus: os.cpus().length,
-    memory_mb: Math.round(os.totalmem() / 1048576),
-  };
+    memoryMb: Math.round(os.totalmem() / 1048576),
+  });
 }

@@ -4,7 +4,7 @@
  * waits a thread-pool round trip, and a run reads its nodes one after another anyway.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { localFacts } from './local-facts.ts';
@@ -136,6 +136,12 @@ export class LocalExecutor implements Executor {
       if (['ENOENT', 'EINVAL', 'ENOTDIR'].includes(errno(err) ?? '')) return undefined;
       throw err;
     }
+  }
+
+  async sha256(path: string): Promise<string | undefined> {
+    const s = fs.lstatSync(path, { throwIfNoEntry: false });
+    if (!s?.isFile()) return undefined;
+    return createHash('sha256').update(fs.readFileSync(path)).digest('hex');
   }
 
   async mkdir(path: string, opts: { parents?: boolean; mode?: number } = {}): Promise<void> {

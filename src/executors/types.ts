@@ -37,6 +37,13 @@ export interface WriteOptions {
   group?: string;
 }
 
+/** A path the run will read, announced up front so a remote executor can read many at once. */
+export interface PrefetchEntry {
+  path: string;
+  /** The reading needs the file's bytes, not just its kind, mode, owner and hash. */
+  content?: boolean;
+}
+
 export interface Executor {
   readonly name: string;
   run(argv: string[], opts?: RunOptions): Promise<RunResult>;
@@ -46,6 +53,12 @@ export interface Executor {
   /** Like lstat: a symlink is reported as one. */
   stat(path: string): Promise<Stat | undefined>;
   readLink(path: string): Promise<string | undefined>;
+  /** The sha256 (hex) of a regular file's content; undefined when it is not a regular file. */
+  sha256(path: string): Promise<string | undefined>;
+  /** Announces the paths the run will read, in order (a hint: an executor may ignore it). */
+  prefetch?(entries: PrefetchEntry[]): void;
+  /** Round trips to the target so far, where that is a cost (remote executors). */
+  readonly roundTrips?: number;
   mkdir(path: string, opts?: { parents?: boolean; mode?: number }): Promise<void>;
   /** Removes a file, link or (recursively) a directory; absent is fine. */
   remove(path: string): Promise<void>;

@@ -60,9 +60,10 @@ export interface ResourceType<S extends z.ZodObject = z.ZodObject> {
   /**
    * What reading the node depends on: paths (an earlier node that changes one of them, or a
    * folder above it, makes this reading provisional in a plan) and whether it runs commands
-   * (then any changing requisite does).
+   * (then any changing requisite does), and whether it needs the files' bytes (`content`), not
+   * just their kind, mode, owner and hash: remote executors fetch those up front.
    */
-  reads?(attributes: Record<string, unknown>): { paths: string[]; commands?: boolean };
+  reads?(attributes: Record<string, unknown>): { paths: string[]; commands?: boolean; content?: boolean };
   /** Turns site-relative inputs (templates, sources) into values the engine can compare. */
   resolve?(attributes: Record<string, unknown>, ctx: ResolveContext): Record<string, unknown>;
 }

@@ -18,12 +18,25 @@ export interface Scratch {
   stateDir: string;
 }
 
-/** A site with one local target `t1` running `run`, its state dir and root in fresh temp folders. */
+/** How scratch sites reach their target: this machine, unless a suite runs over SSH. */
+let targetSettings: Record<string, string | number> = { executor: 'local' };
+
+/** Makes every scratch site's target use these settings (e.g. an SSH server on loopback). */
+export function useTargetSettings(settings: Record<string, string | number>): void {
+  targetSettings = settings;
+}
+
+export function executorUnderTest(): string {
+  return String(targetSettings.executor);
+}
+
+/** A site with one target `t1` running `run`, its state dir and root in fresh temp folders. */
 export function scratchSite(run: string, files: Record<string, string>, extra = ''): Scratch {
   const root = mkdtempSync(join(tmpdir(), 'cairn-root-'));
   const stateDir = join(mkdtempSync(join(tmpdir(), 'cairn-state-')), 'state');
+  const settings = Object.entries(targetSettings).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
   const site = makeSite({
-    'cairn.yaml': `targets:\n  t1:\n    executor: local\n    state_dir: ${stateDir}\n    run: [${run}]\nvars:\n  root: ${root}\n${extra}`,
+    'cairn.yaml': `targets:\n  t1:\n${settings}    state_dir: ${stateDir}\n    run: [${run}]\nvars:\n  root: ${root}\n${extra}`,
     ...files,
   });
   return { site, root, stateDir };

@@ -32,12 +32,14 @@ export const posixFile: Provider = {
     const { current, stat } = await readPath(ctx, desired, 'file');
     if (!current || !stat) return current;
     const path = String(desired.path);
+    // Content is compared by hash, so a remote target sends a hash, not the file; the bytes are
+    // fetched only when they differ (for the diff).
     if (typeof desired.content === 'string') {
-      const bytes = await ctx.exec.readFile(path);
-      current.content = bytes?.toString('utf8');
+      const hash = await ctx.exec.sha256(path);
+      if (hash === createHash('sha256').update(desired.content).digest('hex')) current.content = desired.content;
+      else current.content = (await ctx.exec.readFile(path))?.toString('utf8');
     } else if (desired.content_sha256 !== undefined) {
-      const bytes = await ctx.exec.readFile(path);
-      current.content_sha256 = bytes ? createHash('sha256').update(bytes).digest('hex') : undefined;
+      current.content_sha256 = await ctx.exec.sha256(path);
     }
     return current;
   },

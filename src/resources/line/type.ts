@@ -24,7 +24,7 @@ export const lineType = defineType({
     create: z.boolean().default(true).describe('create the file if it is missing (default true)'),
   }),
   changes: { text: 'update', ensure: 'update' },
-  reads: (a) => ({ paths: [String(a.path)] }),
+  reads: (a) => ({ paths: [String(a.path)], content: true }),
   stateful: false,
   identity: (a) => `${String(a.path)}#${String(a.match ?? a.text)}`,
 });

@@ -1,0 +1,89 @@
+/**
+ * Loading a site once and compiling it per target, for the commands that converge: which targets
+ * a selection names (with their settings), then each target's run from its own facts. Every step
+ * goes through the compile cache; a compile error in any target stops the command before any
+ * target is touched.
+ */
+import type { Catalog, Target } from '../catalog/catalog.ts';
+import type { TargetSettings } from '../catalog/schema.ts';
+import { Diagnostics, InputError } from '../lib/errors.ts';
+import { CompileCache, type Compiled } from './compile-cache.ts';
+
+export interface SelectedTarget {
+  name: string;
+  settings: TargetSettings & { executor: string };
+}
+
+export interface SiteOptions {
+  site: string;
+  var?: string[];
+  facts?: string;
+}
+
+export class SiteCompiler {
+  private loaded?: Promise<{ catalog: Catalog; cliVars: Record<string, unknown> }>;
+  readonly cache: CompileCache;
+
+  constructor(private readonly options: SiteOptions, private readonly sources: Map<string, string>) {
+    this.cache = new CompileCache({ site: options.site, vars: options.var ?? [] });
+  }
+
+  private load() {
+    this.loaded ??= (async () => {
+      const { loadSite } = await import('../site/load.ts');
+      const { buildCatalog } = await import('../catalog/catalog.ts');
+      const { parseCliVars } = await import('../catalog/vars.ts');
+      const d = new Diagnostics();
+      const site = await loadSite(this.options.site, d, this.sources);
+      const catalog = buildCatalog(site, d);
+      d.throwIfAny();
+      return { catalog, cliVars: parseCliVars(this.options.var ?? [], process.cwd()) };
+    })();
+    return this.loaded;
+  }
+
+  private async targets(selectors: string[]): Promise<Target[]> {
+    const { selectTargets } = await import('../catalog/catalog.ts');
+    const { catalog } = await this.load();
+    return selectTargets(catalog, selectors.length ? selectors : ['*']);
+  }
+
+  /** The targets `selectors` name (all when none), in the site's order. */
+  async select(selectors: string[]): Promise<SelectedTarget[]> {
+    return this.cache.get('targets', selectors, async () => (await this.targets(selectors)).map((t) => ({ name: t.name, settings: t.settings })));
+  }
+
+  /** Compiles each target with its facts; all errors of all targets are thrown together. */
+  async compile(targets: { name: string; facts: Record<string, unknown> }[]): Promise<Compiled[]> {
+    const errors = new Diagnostics();
+    const results: Compiled[] = [];
+    for (const { name, facts } of targets) {
+      try {
+        results.push(await this.cache.get('compiled', { name, facts: CompileCache.factsKey(this.options.facts, facts) }, () => this.compileOne(name, facts)));
+      } catch (err) {
+        if (!(err instanceof InputError)) throw err;
+        errors.addAll(err.diagnostics);
+      }
+    }
+    errors.throwIfAny();
+    return results;
+  }
+
+  private async compileOne(name: string, facts: Record<string, unknown>): Promise<Compiled> {
+    const { compile } = await import('../catalog/compile.ts');
+    const { buildGraph } = await import('../graph/build.ts');
+    const { catalog, cliVars } = await this.load();
+    const target = catalog.targets.get(name)!;
+    const d = new Diagnostics();
+    const run = d.collect(() => compile(catalog, target, { facts, cliVars }));
+    const graph = run && d.collect(() => buildGraph(run));
+    d.throwIfAny();
+    return { run: run!, graph: graph! };
+  }
+}
+
+/** Facts from `--facts FILE`, which stand in for every target's own. */
+export async function readFactsFile(path: string): Promise<Record<string, unknown>> {
+  const { readDataFile } = await import('../catalog/vars.ts');
+  return readDataFile(path, '--facts') as Record<string, unknown>;
+}

@@ -1,0 +1,309 @@
+/**
+ * The `ssh` executor (DESIGN §7): one connection per target; file operations and batched reads
+ * through one long-lived remote `sh`; commands on channels of their own. Nothing is needed on the
+ * far side but `sh` and the usual POSIX tools.
+ *
+ * Reads are batched: the engine announces every path the run will read (`prefetch`), and the
+ * first read of any of them fetches a window of them in one round trip. A write drops what it may
+ * have changed from the cache (the path, what is below it and above it); a command drops all of it,
+ * and the next read fetches the window from there on again.
+ */
+import { randomBytes } from 'node:crypto';
+import { basename, dirname } from 'node:path';
+import type { Client as SshClient, ClientChannel } from 'ssh2';
+import { printfFormat, shellCommand, shellQuote } from '../../lib/shell.ts';
+import { FACTS_SCRIPT, parseFactsOutput } from '../facts.ts';
+import { UnreachableError, type Executor, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions } from '../types.ts';
+import { connect, type ConnectOptions, type Resolved, type SshSettings } from './connect.ts';
+import { BatchMismatch, parseBatch, type PathInfo } from './remote-script.ts';
+import { RemoteShell, ShellGone } from './remote-shell.ts';
+
+const OUTPUT_LIMIT = 1 << 20;
+/** Paths per batched read, and bytes of path arguments (well under any ARG_MAX). */
+const WINDOW_PATHS = 1000;
+const WINDOW_BYTES = 96 * 1024;
+/** Bytes of file content per printf command. */
+const WRITE_CHUNK = 64 * 1024;
+
+type Need = 'stat' | 'sha' | 'content';
+
+function satisfies(info: PathInfo | undefined, need: Need): boolean {
+  if (!info) return false;
+  if (!info.stat || info.stat.type !== 'file' || need === 'stat') return true;
+  return need === 'sha' ? info.sha256 !== undefined : info.content !== undefined;
+}
+
+function errnoError(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+export class SshExecutor implements Executor {
+  readonly name = 'ssh';
+  private readonly cache = new Map<string, PathInfo>();
+  private wanted: PrefetchEntry[] = [];
+  private readonly position = new Map<string, number>();
+  private ids?: { users: Map<string, number>; groups: Map<string, number> };
+  private commands = 0;
+  private defaultMode = 0o644;
+
+  private constructor(
+    readonly target: string,
+    private readonly client: SshClient,
+    private readonly shell: RemoteShell,
+    private readonly nonce: string,
+    readonly resolved: Resolved,
+    private readonly runAs: string | undefined,
+  ) {}
+
+  /** Connects, verifies the host key and starts the remote shell (through sudo for `become`). */
+  static async open(target: string, settings: SshSettings, options: ConnectOptions = {}): Promise<SshExecutor> {
+    const { client, resolved } = await connect(target, settings, options);
+    const runAs = settings.become ? settings.become_user ?? 'root' : undefined;
+    const command = runAs ? `sudo -n -u ${shellQuote(runAs)} -- /bin/sh` : '/bin/sh';
+    try {
+      const channel = await new Promise<ClientChannel>((resolve, reject) => {
+        client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch)));
+      });
+      const { shell, nonce, init } = await RemoteShell.start(channel);
+      const exec = new SshExecutor(target, client, shell, nonce, resolved, runAs);
+      const umask = parseInt(init.toString().trim().split('\n').pop() ?? '022', 8);
+      if (!Number.isNaN(umask)) exec.defaultMode = 0o666 & ~umask;
+      return exec;
+    } catch (err) {
+      client.end();
+      const message = (err as Error).message;
+      if (runAs && /password is required|a terminal is required/.test(message)) {
+        throw new UnreachableError(target, `become: sudo on ${resolved.endpoint} wants a password to run as ${runAs}. ` +
+          `Cairn runs sudo non-interactively (sudo -n): allow ${resolved.user} to run commands as ${runAs} without a password (NOPASSWD in sudoers)`);
+      }
+      throw new UnreachableError(target, `${runAs ? `become: sudo -n -u ${runAs} failed` : 'cannot start /bin/sh'} on ${resolved.endpoint}: ${message}`);
+    }
+  }
+
+  /** Requests and command channels used so far: the run's round trips (not counting the handshake). */
+  get roundTrips(): number {
+    return this.shell.requests + this.commands;
+  }
+
+  private async request(fragment: string): Promise<{ code: number; output: Buffer }> {
+    try {
+      return await this.shell.request(fragment);
+    } catch (err) {
+      if (err instanceof ShellGone) throw new UnreachableError(this.target, `lost the connection to ${this.resolved.endpoint}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /** Runs a file operation; a non-zero status becomes an error with its output (code 20: no such directory). */
+  private async op(fragment: string, touched: string[]): Promise<void> {
+    for (const p of touched) this.invalidate(p);
+    const r = await this.request(fragment);
+    if (r.code === 0) return;
+    const text = r.output.toString().trim();
+    if (r.code === 20) throw errnoError(text, 'ENOENT');
+    throw new Error(text || `exited with ${r.code}`);
+  }
+
+  async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+    this.cache.clear();
+    let cmd = shellCommand(argv);
+    if (opts.env) cmd = `env ${Object.entries(opts.env).map(([k, v]) => shellQuote(`${k}=${v}`)).join(' ')} ${cmd}`;
+    if (opts.cwd) cmd = `cd ${shellQuote(opts.cwd)} && exec ${cmd}`;
+    const as = opts.user ?? this.runAs;
+    if (as !== undefined) cmd = `sudo -n -u ${shellQuote(as)} -- /bin/sh -c ${shellQuote(cmd)}`;
+    this.commands++;
+    const channel = await new Promise<ClientChannel>((resolve, reject) => {
+      this.client.exec(cmd, (err, ch) => (err ? reject(new UnreachableError(this.target, `cannot run a command on ${this.resolved.endpoint}: ${err.message}`)) : resolve(ch)));
+    });
+    return new Promise((resolve) => {
+      let stdout = '';
+      let stderr = '';
+      let code: number | undefined;
+      let timedOut = false;
+      channel.on('data', (d: Buffer) => {
+        if (stdout.length < OUTPUT_LIMIT) stdout += d.toString();
+      });
+      channel.stderr.on('data', (d: Buffer) => {
+        if (stderr.length < OUTPUT_LIMIT) stderr += d.toString();
+      });
+      channel.on('exit', (c: number | null, signal?: string) => {
+        code = c ?? (signal ? 128 + 9 : 1);
+      });
+      const timer = opts.timeoutMs ? setTimeout(() => {
+        timedOut = true;
+        channel.signal('KILL');
+        channel.close();
+      }, opts.timeoutMs) : undefined;
+      const abort = () => {
+        channel.signal('KILL');
+        channel.close();
+      };
+      opts.signal?.addEventListener('abort', abort, { once: true });
+      channel.on('close', () => {
+        if (timer) clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', abort);
+        resolve({ code: timedOut ? 137 : code ?? 255, stdout, stderr, ...(timedOut ? { timedOut } : {}) });
+      });
+      channel.end(opts.stdin);
+    });
+  }
+
+  prefetch(entries: PrefetchEntry[]): void {
+    this.wanted = entries;
+    this.position.clear();
+    entries.forEach((e, i) => {
+      if (!this.position.has(e.path)) this.position.set(e.path, i);
+    });
+  }
+
+  /** The cached reading of `path`, fetching it (and the window of announced paths after it) if needed. */
+  private async info(path: string, need: Need): Promise<PathInfo> {
+    const have = this.cache.get(path);
+    if (have && satisfies(have, need)) return have;
+    const batch: PrefetchEntry[] = [{ path, content: need === 'content' }];
+    const start = this.position.get(path);
+    if (start !== undefined) {
+      let bytes = path.length;
+      for (let i = start; i < this.wanted.length && batch.length < WINDOW_PATHS && bytes < WINDOW_BYTES; i++) {
+        const e = this.wanted[i]!;
+        if (e.path === path || satisfies(this.cache.get(e.path), e.content ? 'content' : 'sha')) continue;
+        batch.push(e);
+        bytes += e.path.length + 8;
+      }
+    }
+    await this.readBatch(batch);
+    return this.cache.get(path)!;
+  }
+
+  private async readBatch(batch: PrefetchEntry[]): Promise<void> {
+    const unique = new Map<string, boolean>();
+    for (const e of batch) unique.set(e.path, (unique.get(e.path) ?? false) || e.content === true);
+    const withContent = [...unique].filter(([, c]) => c).map(([p]) => p);
+    const paths = [...withContent, ...[...unique].filter(([, c]) => !c).map(([p]) => p)];
+    const fragment = `__cairn_read ${withContent.length} ${paths.map(shellQuote).join(' ')}`;
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.request(fragment);
+      try {
+        for (const [p, info] of parseBatch(r.output, this.nonce, paths, withContent.length)) this.cache.set(p, info);
+        return;
+      } catch (err) {
+        // Something changed a path between two commands of the batch: read again.
+        if (!(err instanceof BatchMismatch) || attempt === 3) throw err;
+      }
+    }
+  }
+
+  /** Forgets what a write to `path` may have changed: it, what is below it, and what is above it. */
+  private invalidate(path: string): void {
+    const below = path.endsWith('/') ? path : `${path}/`;
+    for (const key of this.cache.keys()) if (key === path || key.startsWith(below)) this.cache.delete(key);
+    for (let p = dirname(path); ; p = dirname(p)) {
+      this.cache.delete(p);
+      if (p === dirname(p)) break;
+    }
+  }
+
+  async stat(path: string): Promise<Stat | undefined> {
+    return (await this.info(path, 'stat')).stat ?? undefined;
+  }
+
+  async readLink(path: string): Promise<string | undefined> {
+    return (await this.info(path, 'stat')).link;
+  }
+
+  async readFile(path: string): Promise<Buffer | undefined> {
+    const info = await this.info(path, 'content');
+    if (!info.stat) return undefined;
+    if (info.stat.type === 'directory') throw errnoError(`EISDIR: illegal operation on a directory, read '${path}'`, 'EISDIR');
+    if (info.stat.type !== 'file') return undefined;
+    return info.content;
+  }
+
+  async sha256(path: string): Promise<string | undefined> {
+    const info = await this.info(path, 'sha');
+    return info.stat?.type === 'file' ? info.sha256 : undefined;
+  }
+
+  private tempPath(path: string): string {
+    return `${dirname(path)}/.${basename(path)}.cairn-tmp.${randomBytes(6).toString('hex')}`;
+  }
+
+  async writeFile(path: string, data: string | Buffer, opts: WriteOptions = {}): Promise<void> {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    const existing = await this.stat(path);
+    const kept = existing?.type === 'file' ? existing : undefined;
+    const mode = opts.mode ?? kept?.mode ?? this.defaultMode;
+    const owner = opts.owner !== undefined || opts.group !== undefined
+      ? `${opts.owner ?? ''}${opts.group !== undefined ? `:${opts.group}` : ''}`
+      : kept ? `${kept.uid}:${kept.gid}` : '-';
+    const temp = shellQuote(this.tempPath(path));
+    const writes: string[] = [];
+    for (let at = 0; at < bytes.length || at === 0; at += WRITE_CHUNK) {
+      const chunk = bytes.subarray(at, at + WRITE_CHUNK);
+      writes.push(chunk.length ? `printf ${printfFormat(chunk)} ${at === 0 ? '>' : '>>'} ${temp}` : `: > ${temp}`);
+      if (bytes.length === 0) break;
+    }
+    // The temp file is made private (umask 077) until its mode is set; an owner kept from the
+    // file it replaces is best effort, as a non-root user cannot give files away.
+    const strict = opts.owner !== undefined || opts.group !== undefined ? 1 : 0;
+    await this.op(`__cairn_dir ${shellQuote(dirname(path))} && { umask 077; ${writes.join(' && ')}; __s=$?; umask $__um; [ $__s = 0 ] || { rm -f -- ${temp}; (exit $__s); }; } && ` +
+      `__cairn_commit ${temp} ${shellQuote(path)} ${mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${strict}`, [path]);
+  }
+
+  async mkdir(path: string, opts: { parents?: boolean; mode?: number } = {}): Promise<void> {
+    const mode = opts.mode !== undefined ? opts.mode.toString(8).padStart(4, '0') : undefined;
+    const p = shellQuote(path);
+    if (!opts.parents) await this.op(`__cairn_dir ${shellQuote(dirname(path))} && mkdir ${mode ? `-m ${mode} ` : ''}-- ${p}`, [path]);
+    else await this.op(`mkdir -p -- ${p}${mode ? ` && chmod ${mode} -- ${p}` : ''}`, [path]);
+  }
+
+  async remove(path: string): Promise<void> {
+    await this.op(`rm -rf -- ${shellQuote(path)}`, [path]);
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    const temp = shellQuote(this.tempPath(path));
+    await this.op(`__cairn_dir ${shellQuote(dirname(path))} && ln -s -- ${shellQuote(target)} ${temp} && __cairn_commit ${temp} ${shellQuote(path)} - - 0`, [path]);
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    await this.op(`chmod ${mode.toString(8).padStart(4, '0')} -- ${shellQuote(path)}`, [path]);
+  }
+
+  async chown(path: string, owner?: string, group?: string): Promise<void> {
+    if (owner !== undefined && (await this.userId(owner)) === undefined) throw new Error(`no such user: ${owner}`);
+    if (group !== undefined && (await this.groupId(group)) === undefined) throw new Error(`no such group: ${group}`);
+    const spec = `${owner ?? ''}${group !== undefined ? `:${group}` : ''}`;
+    await this.op(`chown -h ${shellQuote(spec)} -- ${shellQuote(path)}`, [path]);
+  }
+
+  private async idTables(): Promise<{ users: Map<string, number>; groups: Map<string, number> }> {
+    if (!this.ids) {
+      const r = await this.request(`getent passwd 2>/dev/null || cat /etc/passwd; printf '\\n%s\\n' "$__n"; getent group 2>/dev/null || cat /etc/group`);
+      const [passwd = '', group = ''] = r.output.toString().split(`\n${this.nonce}\n`);
+      const table = (text: string) => new Map(text.split('\n').map((l) => l.split(':')).filter((f) => f.length > 2 && f[0]).map((f) => [f[0]!, Number(f[2])]));
+      this.ids = { users: table(passwd), groups: table(group) };
+    }
+    return this.ids;
+  }
+
+  async userId(name: string): Promise<number | undefined> {
+    if (/^\d+$/.test(name)) return Number(name);
+    return (await this.idTables()).users.get(name);
+  }
+
+  async groupId(name: string): Promise<number | undefined> {
+    if (/^\d+$/.test(name)) return Number(name);
+    return (await this.idTables()).groups.get(name);
+  }
+
+  async facts(): Promise<Record<string, unknown>> {
+    const r = await this.request(FACTS_SCRIPT);
+    return parseFactsOutput(r.output.toString(), this.nonce);
+  }
+
+  async close(): Promise<void> {
+    this.shell.close();
+    this.client.end();
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The shell functions Cairn defines in its remote `sh` (plain POSIX sh and the usual tools; GNU,
+ * BusyBox and BSD variants detected once per connection), and the parser of the batched read.
+ *
+ * A batched read (`__cairn_read K path…`) classifies every path with shell builtins, then reads
+ * modes and owners of all of them with one `stat`, link targets with one `readlink` (GNU) or one
+ * per link, content hashes with one `sha256sum`, and the bytes of the first K paths' files with
+ * one `od`: a handful of processes and one round trip, whatever the number of paths.
+ */
+import type { Stat } from '../types.ts';
+
+export const REMOTE_FUNCTIONS = String.raw`
+LC_ALL=C; export LC_ALL
+__um=$(umask)
+__gnu=; mv --version 2>/dev/null | grep -q coreutils && __gnu=1
+if stat -c %u / >/dev/null 2>&1; then __cairn_stat() { stat -c '%f %u %g %s' -- "$@"; }
+else __cairn_stat() { stat -f '%Xp %u %g %z' -- "$@"; }; fi
+if command -v sha256sum >/dev/null 2>&1; then __cairn_sha() { sha256sum -- "$@"; }
+elif command -v sha256 >/dev/null 2>&1; then __cairn_sha() { sha256 -r -- "$@"; }
+else __cairn_sha() { shasum -a 256 -- "$@"; }; fi
+if [ -n "$__gnu" ]; then __cairn_links() { readlink -z -- "$@"; }
+else __cairn_links() { for __q do printf '%s\0' "$(readlink -- "$__q")"; done; }; fi
+__cairn_read() {
+  __k=$1; shift; __i=0; __types=; __ex=; __ln=; __rf=; __ct=
+  for __p do
+    __i=$((__i + 1)); __r="\"\${$__i}\""
+    if [ -L "$__p" ]; then __t=l; __ln="$__ln $__r"
+    elif [ -f "$__p" ]; then __t=f; __rf="$__rf $__r"; [ "$__i" -le "$__k" ] && __ct="$__ct $__r"
+    elif [ -d "$__p" ]; then __t=d
+    elif [ -e "$__p" ]; then __t=o
+    else __t=-; fi
+    [ "$__t" = - ] || __ex="$__ex $__r"
+    __types="$__types$__t"
+  done
+  printf '%s\n%s\n' "$__types" "$__n"
+  [ -z "$__ex" ] || eval "__cairn_stat $__ex" 2>/dev/null; printf '\n%s\n' "$__n"
+  [ -z "$__ln" ] || eval "__cairn_links $__ln" 2>/dev/null; printf '\n%s\n' "$__n"
+  [ -z "$__rf" ] || eval "__cairn_sha $__rf" 2>/dev/null; printf '\n%s\n' "$__n"
+  [ -z "$__ct" ] || eval "od -An -v -tx1 -- $__ct" 2>/dev/null; printf '\n%s\n' "$__n"
+}
+__cairn_dir() { [ -d "$1" ] || { echo "no such directory: $1"; return 20; }; }
+__cairn_commit() {
+  { [ "$3" = - ] || chmod "$3" -- "$1"; } && { [ "$4" = - ] || chown "$4" -- "$1" || [ "$5" = 0 ]; } &&
+  { [ -z "$__gnu" ] || sync -- "$1"; } &&
+  if [ -n "$__gnu" ]; then mv -f -T -- "$1" "$2"
+  elif [ -L "$2" ] && [ -d "$2" ]; then rm -f -- "$2" && mv -f -- "$1" "$2"
+  elif [ -d "$2" ]; then echo "$2 is a directory"; false
+  else mv -f -- "$1" "$2"; fi || { __c=$?; rm -f -- "$1"; return $__c; }
+}
+umask
+`;
+
+export interface PathInfo {
+  stat: Stat | null;
+  link?: string;
+  sha256?: string;
+  content?: Buffer;
+}
+
+const TYPES: Record<number, Stat['type']> = { 0o100000: 'file', 0o040000: 'directory', 0o120000: 'symlink' };
+
+/** The sections of a batched read: each ends with a newline and the marker on a line of its own. */
+function sections(output: Buffer, nonce: string): Buffer[] {
+  const sep = Buffer.from(`\n${nonce}\n`);
+  const out: Buffer[] = [];
+  let from = 0;
+  for (let at = output.indexOf(sep); at >= 0; at = output.indexOf(sep, from)) {
+    out.push(output.subarray(from, at));
+    from = at + sep.length;
+  }
+  return out;
+}
+
+export class BatchMismatch extends Error {}
+
+/**
+ * Parses `__cairn_read`'s output for `paths` (the first `k` asked for content). Throws
+ * BatchMismatch when the counts disagree: a path changed between two of the batch's commands.
+ */
+export function parseBatch(output: Buffer, nonce: string, paths: string[], k: number): Map<string, PathInfo> {
+  const parts = sections(output, nonce);
+  if (parts.length !== 5) throw new BatchMismatch(`batched read: expected 5 sections, got ${parts.length}`);
+  const [typesPart, statPart, linkPart, shaPart, odPart] = parts as [Buffer, Buffer, Buffer, Buffer, Buffer];
+  const types = typesPart.toString().trim();
+  if (types.length !== paths.length) throw new BatchMismatch('batched read: path count differs');
+  const statLines = statPart.toString().split('\n').filter(Boolean);
+  const links = linkPart.length ? linkPart.toString().split('\0').slice(0, -1) : [];
+  const hashes = [...shaPart.toString().matchAll(/^\\?([0-9a-f]{64})[ \t]/gm)].map((m) => m[1]!);
+  const hex = odPart.toString().replace(/\s+/g, '');
+
+  const result = new Map<string, PathInfo>();
+  let si = 0;
+  let li = 0;
+  let hi = 0;
+  let offset = 0;
+  const bytes = Buffer.from(hex, 'hex');
+  paths.forEach((path, i) => {
+    const t = types[i];
+    if (t === '-') {
+      result.set(path, { stat: null });
+      return;
+    }
+    const line = statLines[si++];
+    if (line === undefined) throw new BatchMismatch('batched read: stat count differs');
+    const [modeHex, uid, gid, size] = line.trim().split(/\s+/);
+    const raw = parseInt(modeHex!, 16);
+    const type = TYPES[raw & 0o170000] ?? 'other';
+    const expected = { l: 'symlink', f: 'file', d: 'directory', o: 'other' }[t as 'l' | 'f' | 'd' | 'o'];
+    if (type !== expected) throw new BatchMismatch(`batched read: ${path} changed kind`);
+    const info: PathInfo = { stat: { type, mode: raw & 0o7777, uid: Number(uid), gid: Number(gid), size: Number(size) } };
+    if (t === 'l') {
+      const link = links[li++];
+      if (link === undefined) throw new BatchMismatch('batched read: link count differs');
+      info.link = link;
+    }
+    if (t === 'f') {
+      const hash = hashes[hi++];
+      if (hash === undefined) throw new BatchMismatch('batched read: hash count differs');
+      info.sha256 = hash;
+      if (i < k) {
+        info.content = bytes.subarray(offset, offset + info.stat!.size);
+        offset += info.stat!.size;
+      }
+    }
+    result.set(path, info);
+  });
+  if (offset !== bytes.length || si !== statLines.length || hi !== hashes.length || li !== links.length) {
+    throw new BatchMismatch('batched read: sizes differ');
+  }
+  return result;
+}

@@ -1,0 +1,91 @@
+/**
+ * One long-lived `sh` on the far side, fed requests on its stdin: a file operation or a batched
+ * read costs one round trip on an open channel instead of a new channel and a new shell. Each
+ * request is a shell fragment; its output (stdout and stderr merged) ends with a line holding a
+ * per-connection random marker and the fragment's exit status. Requests go one at a time.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ClientChannel } from 'ssh2';
+import { REMOTE_FUNCTIONS } from './remote-script.ts';
+
+export interface ShellReply {
+  code: number;
+  output: Buffer;
+}
+
+/** The far side's shell went away (or never started): the target is lost for this run. */
+export class ShellGone extends Error {}
+
+export class RemoteShell {
+  private buffer: Buffer = Buffer.alloc(0);
+  private searchFrom = 0;
+  private waiting?: { resolve: (r: ShellReply) => void; reject: (e: Error) => void };
+  private tail: Promise<unknown> = Promise.resolve();
+  private stderr = '';
+  private gone?: Error;
+  private readonly marker: Buffer;
+  /** Requests sent, for the round-trip counter. */
+  requests = 0;
+
+  private constructor(private readonly channel: ClientChannel, private readonly nonce: string) {
+    this.marker = Buffer.from(`\n${nonce} `);
+    channel.on('data', (d: Buffer) => this.onData(d));
+    channel.stderr.on('data', (d: Buffer) => {
+      if (this.stderr.length < 65536) this.stderr += d.toString();
+    });
+    channel.on('close', () => this.fail(new ShellGone(this.stderr.trim() || 'the remote shell exited')));
+  }
+
+  /** Takes over a channel running a shell and defines Cairn's helper functions in it. */
+  static async start(channel: ClientChannel): Promise<{ shell: RemoteShell; nonce: string; init: Buffer }> {
+    const nonce = `cairn-${randomBytes(12).toString('hex')}`;
+    const shell = new RemoteShell(channel, nonce);
+    const reply = await shell.request(`__n=${nonce}\n${REMOTE_FUNCTIONS}`);
+    if (reply.code !== 0) throw new ShellGone(`the remote shell could not set up: ${reply.output.toString().trim()}`);
+    return { shell, nonce, init: reply.output };
+  }
+
+  private onData(d: Buffer): void {
+    this.buffer = this.buffer.length ? Buffer.concat([this.buffer, d]) : d;
+    const at = this.buffer.indexOf(this.marker, this.searchFrom);
+    if (at < 0) {
+      this.searchFrom = Math.max(0, this.buffer.length - this.marker.length);
+      return;
+    }
+    const end = this.buffer.indexOf(0x0a, at + this.marker.length);
+    if (end < 0) return;
+    const code = Number(this.buffer.subarray(at + this.marker.length, end).toString());
+    const output = this.buffer.subarray(0, at);
+    this.buffer = this.buffer.subarray(end + 1);
+    this.searchFrom = 0;
+    const w = this.waiting;
+    this.waiting = undefined;
+    w?.resolve({ code, output });
+  }
+
+  private fail(err: Error): void {
+    this.gone ??= err;
+    const w = this.waiting;
+    this.waiting = undefined;
+    w?.reject(err);
+  }
+
+  /** Runs a shell fragment; its stdin is /dev/null, so it can never eat the requests after it. */
+  request(fragment: string): Promise<ShellReply> {
+    const run = async (): Promise<ShellReply> => {
+      if (this.gone) throw this.gone;
+      this.requests++;
+      return new Promise<ShellReply>((resolve, reject) => {
+        this.waiting = { resolve, reject };
+        this.channel.write(`{ ${fragment}\n} </dev/null 2>&1; printf '\\n%s %s\\n' "$__n" "$?"\n`);
+      });
+    };
+    const result = this.tail.then(run, run);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  close(): void {
+    this.channel.end();
+  }
+}
