@@ -10,14 +10,22 @@ if ! command -v node >/dev/null 2>&1 || [ "$(node -p 'process.versions.node.spli
   exit 1
 fi
 
-# Debian packages the test suite uses (git for the checkout itself).
+# Debian packages the test suite uses: git for the checkout itself; a real OpenSSH server, sudo
+# and iproute2 (network namespaces) for the SSH tests.
 missing=""
-for pkg in git; do
+for pkg in git openssh-server openssh-client sudo iproute2; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then
+  # On a machine without an init system, keep the packages from starting their services (the
+  # tests start their own sshd); only while installing, and only if no policy is in place.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d && policy=1
+  fi
   apt-get -o DPkg::Lock::Timeout=300 update
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends $missing
+  [ -z "$policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 npm ci --no-fund --no-audit

@@ -4,7 +4,7 @@
  * interface). Everything lives in a temp folder; `stop()` kills the server by PID.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,7 +90,9 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cairn-test-host', '-f', hostKeyFile]);
   const identityFile = clientKey();
   const keys = options.authorizedKeys ?? [readFileSync(`${identityFile}.pub`, 'utf8').trim()];
-  writeFileSync(join(dir, 'authorized_keys'), `${keys.join('\n')}\n`);
+  // sshd reads authorized_keys as the user logging in: the folder and file must be readable.
+  chmodSync(dir, 0o755);
+  writeFileSync(join(dir, 'authorized_keys'), `${keys.join('\n')}\n`, { mode: 0o644 });
   mkdirSync('/run/sshd', { recursive: true });
   writeFileSync(join(dir, 'sshd_config'), [
     `Port ${options.port}`, `ListenAddress ${host}`, `HostKey ${hostKeyFile}`, `PidFile ${dir}/sshd.pid`,

@@ -1,0 +1,229 @@
+/**
+ * The SSH executor against real OpenSSH servers: host keys (unknown, accepted, changed), client
+ * authentication, become through sudo, ~/.ssh/config, four hosts in network namespaces of their
+ * own with one down, and the round trips of a no-op run of the standard workload.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Report } from './helpers/converge.ts';
+import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { netnsHost, netnsUnavailable, sshUnavailable, startSshd, type Sshd } from './helpers/sshd.ts';
+
+const missing = sshUnavailable();
+if (missing) process.stderr.write(`\n*** SKIPPED: SSH tests: ${missing} ***\n\n`);
+
+function site(targets: string, states = 's:\n  - file: <%= it.vars.root %>/f\n    content: "over ssh\\n"\n', extra = '') {
+  const root = mkdtempSync(join(tmpdir(), 'cairn-ssh-root-'));
+  const dir = makeSite({ 'cairn.yaml': `targets:\n${targets}vars:\n  root: ${root}\n${extra}`, 'states/s.yaml': states });
+  return { dir, root };
+}
+
+function sshTarget(name: string, s: Sshd, more: Record<string, unknown> = {}): string {
+  const settings = { host: s.host, port: s.port, user: 'root', identity_file: s.identityFile, known_hosts: s.knownHosts, state_dir: join(mkdtempSync(join(tmpdir(), 'cairn-ssh-state-')), 'state'), run: ['s'], ...more };
+  return `  ${name}:\n${Object.entries(settings).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('')}`;
+}
+
+function apply(dir: string, ...args: string[]) {
+  const r = cairn(['apply', '--site', dir, '--json', ...args]);
+  return { status: r.status, report: JSON.parse(r.stdout || '{"targets":[]}') as Report, stderr: r.stderr };
+}
+
+describe('ssh', { skip: missing }, () => {
+  let sshd: Sshd;
+  before(async () => {
+    sshd = await startSshd({ port: 22411 });
+  });
+  after(() => sshd?.stop());
+
+  test('an unknown host key is refused, with how to accept it; --accept-new-host-keys records it', () => {
+    const knownHosts = join(mkdtempSync(join(tmpdir(), 'cairn-kh-')), 'known_hosts');
+    const { dir, root } = site(sshTarget('h', sshd, { known_hosts: knownHosts }));
+    const refused = apply(dir);
+    assert.equal(refused.status, 3);
+    const t = refused.report.targets[0]!;
+    assert.equal(t.status, 'unreachable');
+    assert.match(t.error!, /the host key of \[127\.0\.0\.1\]:22411 is unknown \(ssh-ed25519 SHA256:\S+\); it is not in .*known_hosts\. Check the fingerprint, then run again with --accept-new-host-keys/);
+    assert.ok(!existsSync(join(root, 'f')), 'nothing changed');
+
+    const accepted = apply(dir, '--accept-new-host-keys');
+    assert.equal(accepted.status, 0, accepted.stderr);
+    assert.equal(readFileSync(knownHosts, 'utf8'), `[127.0.0.1]:22411 ${sshd.hostKey}\n`);
+    assert.equal(readFileSync(join(root, 'f'), 'utf8'), 'over ssh\n');
+    const again = apply(dir);
+    assert.equal(again.status, 0);
+    assert.equal(again.report.targets[0]!.counts.unchanged, 1);
+  });
+
+  test('a changed host key is always refused, even with --accept-new-host-keys', () => {
+    const knownHosts = join(mkdtempSync(join(tmpdir(), 'cairn-kh-')), 'known_hosts');
+    const other = join(mkdtempSync(join(tmpdir(), 'cairn-kh-')), 'key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]);
+    const otherKey = readFileSync(`${other}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
+    writeFileSync(knownHosts, `# a comment\n[127.0.0.1]:22411 ${otherKey}\n`);
+    const { dir, root } = site(sshTarget('h', sshd, { known_hosts: knownHosts }));
+    for (const args of [[], ['--accept-new-host-keys']]) {
+      const r = apply(dir, ...args);
+      assert.equal(r.status, 3);
+      assert.match(r.report.targets[0]!.error!, /HOST KEY CHANGED for \[127\.0\.0\.1\]:22411: it now offers ssh-ed25519 SHA256:\S+, which does not match .*known_hosts:2\..*ssh-keygen -R '\[127\.0\.0\.1\]:22411'/);
+    }
+    assert.ok(!existsSync(join(root, 'f')));
+    assert.equal(readFileSync(knownHosts, 'utf8'), `# a comment\n[127.0.0.1]:22411 ${otherKey}\n`, 'known_hosts untouched');
+  });
+
+  test('a hashed known_hosts entry (ssh-keygen -H) is honoured', () => {
+    const knownHosts = join(mkdtempSync(join(tmpdir(), 'cairn-kh-')), 'known_hosts');
+    writeFileSync(knownHosts, readFileSync(sshd.knownHosts));
+    execFileSync('ssh-keygen', ['-q', '-H', '-f', knownHosts], { stdio: 'pipe' });
+    assert.match(readFileSync(knownHosts, 'utf8'), /^\|1\|/);
+    const { dir } = site(sshTarget('h', sshd, { known_hosts: knownHosts }));
+    assert.equal(apply(dir).status, 0);
+  });
+
+  test('a key the server does not accept: exit 3, the host named, nothing else stops', () => {
+    const wrong = join(mkdtempSync(join(tmpdir(), 'cairn-key-')), 'id');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', wrong]);
+    const { dir, root } = site(sshTarget('bad', sshd, { identity_file: wrong }) + sshTarget('good', sshd));
+    const r = apply(dir);
+    assert.equal(r.status, 3);
+    const [bad, good] = r.report.targets;
+    assert.equal(bad!.status, 'unreachable');
+    assert.equal(bad!.error, `authentication failed for root@127.0.0.1:22411 (tried key ${wrong})`);
+    assert.equal(good!.status, 'ok');
+    assert.ok(existsSync(join(root, 'f')));
+    const text = cairn(['apply', '--site', dir]);
+    assert.match(text.stdout, /^bad: UNREACHABLE: authentication failed for root@127\.0\.0\.1:22411/m);
+  });
+
+  test('~/.ssh/config supplies HostName, Port, User and IdentityFile for a host alias', () => {
+    const home = mkdtempSync(join(tmpdir(), 'cairn-home-'));
+    mkdirSync(join(home, '.ssh'));
+    writeFileSync(join(home, '.ssh/config'), `Host other\n  Port 1\nHost box-*\n  HostName ${sshd.host}\n  Port ${sshd.port}\n  User root\n  IdentityFile ${sshd.identityFile}\n`);
+    cpSync(sshd.knownHosts, join(home, '.ssh/known_hosts'));
+    const root = mkdtempSync(join(tmpdir(), 'cairn-ssh-root-'));
+    const dir = makeSite({
+      'cairn.yaml': `targets:\n  box-1:\n    executor: ssh\n    state_dir: ${root}/.state\n    run: [s]\nvars:\n  root: ${root}\n`,
+      'states/s.yaml': 's:\n  - file: <%= it.vars.root %>/f\n    content: "<%= it.facts.hostname %>"\n',
+    });
+    const r = spawnSync(process.execPath, [CAIRN, 'apply', '--site', dir], { encoding: 'utf8', env: { ...process.env, HOME: home, SSH_AUTH_SOCK: '' } });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.equal(readFileSync(join(root, 'f'), 'utf8'), execFileSync('uname', ['-n'], { encoding: 'utf8' }).trim(), 'facts come from the target');
+  });
+
+  test('the standard workload over SSH: 742 changes, then a no-op in a handful of round trips', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-site-'));
+    cpSync(resolve('bench/site/states'), join(dir, 'states'), { recursive: true });
+    cpSync(resolve('bench/site/templates'), join(dir, 'templates'), { recursive: true });
+    const root = mkdtempSync(join(tmpdir(), 'cairn-bench-root-'));
+    writeFileSync(join(dir, 'cairn.yaml'), `targets:\n${sshTarget('h', sshd, { run: ['workload'] })}vars:\n  root: ${root}/w\n  app_version: 1\n`);
+    const first = apply(dir);
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(first.report.targets[0]!.counts.changed, 743);
+    const noop = apply(dir);
+    const t = noop.report.targets[0]!;
+    assert.deepEqual(t.counts, { changed: 0, unchanged: 742, failed: 0, skipped: 0 });
+    // Facts, the batched read of every path (and the target state's files): nothing per node.
+    assert.ok(t.round_trips! <= 4, `round trips: ${t.round_trips}`);
+    const change = apply(dir, '--var', 'app_version=2');
+    assert.equal(change.report.targets[0]!.counts.changed, 2);
+    assert.equal(readFileSync(join(root, 'w/d50/app.reloads'), 'utf8'), 'reloaded\nreloaded\n');
+  });
+});
+
+/** Two users with sudo rights: one without a password, one that must type it. */
+function sudoUsers(): string | undefined {
+  if (!existsSync('/usr/bin/sudo')) return '/usr/bin/sudo is missing (install sudo: scripts/install.sh does)';
+  for (const [user, rule] of [['cairn-nopw', 'NOPASSWD: ALL'], ['cairn-pw', 'ALL']] as const) {
+    if (spawnSync('id', ['-u', user]).status !== 0) execFileSync('useradd', ['--create-home', '--shell', '/bin/sh', user]);
+    // Not locked ('!'): sshd refuses locked accounts. cairn-pw gets a real password for sudo to ask.
+    execFileSync('chpasswd', { input: `${user}:${user === 'cairn-pw' ? 'correct-horse' : 'x'}\n` });
+    if (user === 'cairn-nopw') execFileSync('usermod', ['-p', '*', user]);
+    writeFileSync(`/etc/sudoers.d/${user}`, `${user} ALL=(ALL) ${rule}\n`, { mode: 0o440 });
+  }
+  return undefined;
+}
+
+describe('ssh become', { skip: missing }, () => {
+  let sshd: Sshd;
+  let why: string | undefined;
+  before(async () => {
+    why = sudoUsers();
+    sshd = await startSshd({ port: 22412 });
+  });
+  after(() => sshd?.stop());
+
+  test('become: true runs everything through sudo -n as root', (t) => {
+    if (why) return t.skip(why);
+    const { dir, root } = site(
+      sshTarget('h', sshd, { user: 'cairn-nopw', become: true }),
+      's:\n  - directory: <%= it.vars.root %>/private\n    mode: "0700"\n  - file: <%= it.vars.root %>/private/secret\n    content: s3cret\n    mode: "0600"\n  - exec: id -un > <%= it.vars.root %>/private/whoami\n    creates: <%= it.vars.root %>/private/whoami\n',
+    );
+    const r = apply(dir);
+    assert.equal(r.status, 0, JSON.stringify(r.report));
+    assert.equal(statSync(join(root, 'private/secret')).uid, 0);
+    assert.equal(statSync(join(root, 'private/secret')).mode & 0o777, 0o600);
+    assert.equal(readFileSync(join(root, 'private/whoami'), 'utf8'), 'root\n');
+    assert.equal(apply(dir).report.targets[0]!.counts.changed, 0);
+  });
+
+  test('without become, the login user acts as itself', (t) => {
+    if (why) return t.skip(why);
+    const { dir, root } = site(sshTarget('h', sshd, { user: 'cairn-nopw' }), 's:\n  - exec: id -un > <%= it.vars.root %>/whoami\n');
+    execFileSync('chmod', ['0777', root]);
+    assert.equal(apply(dir).status, 0);
+    assert.equal(readFileSync(join(root, 'whoami'), 'utf8'), 'cairn-nopw\n');
+  });
+
+  test('sudo that wants a password fails clearly: exit 3, nothing changed', (t) => {
+    if (why) return t.skip(why);
+    const { dir, root } = site(sshTarget('h', sshd, { user: 'cairn-pw', become: true }));
+    const r = apply(dir);
+    assert.equal(r.status, 3);
+    assert.match(r.report.targets[0]!.error!, /^become: sudo on cairn-pw@127\.0\.0\.1:22412 wants a password to run as root\. Cairn runs sudo non-interactively \(sudo -n\): allow cairn-pw to run commands as root without a password \(NOPASSWD in sudoers\)$/);
+    assert.ok(!existsSync(join(root, 'f')));
+  });
+});
+
+const noNetns = missing ?? netnsUnavailable();
+if (noNetns && !missing) process.stderr.write(`\n*** SKIPPED: SSH tests across network namespaces: ${noNetns} ***\n\n`);
+
+describe('ssh across network namespaces', { skip: noNetns }, () => {
+  const hosts: { address: string; remove(): void; sshd?: Sshd }[] = [];
+  before(async () => {
+    for (let i = 1; i <= 4; i++) {
+      const ns = netnsHost(`cairn-t${i}`, 40 + i);
+      hosts.push(ns);
+      // Host 3 is down: its namespace is up, nothing listens.
+      if (i !== 3) Object.assign(ns, { sshd: await startSshd({ host: ns.address, port: 22, netns: `cairn-t${i}` }) });
+    }
+  });
+  after(() => {
+    for (const h of hosts) {
+      h.sshd?.stop();
+      h.remove();
+    }
+  });
+
+  test('four hosts, one down: the other three converge, the down one is named, exit 3', () => {
+    const up = hosts.find((h) => h.sshd)!.sshd!;
+    const knownHosts = join(mkdtempSync(join(tmpdir(), 'cairn-kh-')), 'known_hosts');
+    writeFileSync(knownHosts, hosts.filter((h) => h.sshd).map((h) => `${h.address} ${h.sshd!.hostKey}\n`).join(''));
+    const targets = hosts.map((h, i) => `  h${i + 1}:\n    host: ${h.address}\n    user: root\n    identity_file: ${up.identityFile}\n    known_hosts: ${knownHosts}\n    state_dir: /tmp/cairn-netns-state-${process.pid}/h${i + 1}\n    run: [s]\n`).join('');
+    const { dir, root } = site(targets, 's:\n  - file: <%= it.vars.root %>/<%= it.target.name %>\n    content: "<%= it.target.host %>\\n"\n',
+      'groups:\n  fleet: { match: "h*" }\n');
+    const r = spawnSync(process.execPath, [CAIRN, 'apply', '--site', dir, '-t', 'fleet', '--forks', '4', '--json'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 3, r.stderr);
+    const report = JSON.parse(r.stdout) as Report;
+    assert.deepEqual(report.targets.map((t) => [t.name, t.status]), [['h1', 'ok'], ['h2', 'ok'], ['h3', 'unreachable'], ['h4', 'ok']]);
+    assert.match(report.targets[2]!.error!, /^cannot connect to root@10\.201\.43\.2:22: connect (ECONNREFUSED|EHOSTUNREACH)/);
+    for (const i of [1, 2, 4]) assert.equal(readFileSync(join(root, `h${i}`), 'utf8'), `10.201.${40 + i}.2\n`);
+    assert.ok(!existsSync(join(root, 'h3')));
+    // Plain output: a summary line per target, the unreachable one named with its host.
+    const text = spawnSync(process.execPath, [CAIRN, 'plan', '--site', dir, '-t', 'h*'], { encoding: 'utf8' });
+    assert.match(text.stdout, /^h3: UNREACHABLE: cannot connect to root@10\.201\.43\.2:22/m);
+    assert.equal(text.stdout.match(/^h[124]: 0 to change, 1 unchanged, 0 failed, 0 skipped in [\d.]+ s \(\d+ round trips\)$/gm)?.length, 3);
+  });
+});
