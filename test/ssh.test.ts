@@ -4,7 +4,7 @@
  * own with one down, and the round trips of a no-op run of the standard workload.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -111,6 +111,21 @@ describe('ssh', { skip: missing }, () => {
     const r = spawnSync(process.execPath, [CAIRN, 'apply', '--site', dir], { encoding: 'utf8', env: { ...process.env, HOME: home, SSH_AUTH_SOCK: '' } });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.equal(readFileSync(join(root, 'f'), 'utf8'), execFileSync('uname', ['-n'], { encoding: 'utf8' }).trim(), 'facts come from the target');
+  });
+
+  test('a connection lost mid-run ends that target as unreachable (exit 3), not as a string of failed nodes', async () => {
+    const { dir, root } = site(sshTarget('h', sshd), `s:\n  - exec: echo started\n  - exec: sleep 2\n  - file: <%= it.vars.root %>/after\n    content: x\n`);
+    const child = spawn(process.execPath, [CAIRN, 'apply', '--site', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('exec:echo started')) sshd.dropConnections();
+    });
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    assert.equal(code, 3, out);
+    assert.match(out, /^h: UNREACHABLE: lost the connection to root@127\.0\.0\.1:22411: /m);
+    assert.doesNotMatch(out, /FAILED/);
+    assert.ok(!existsSync(join(root, 'after')));
   });
 
   test('the standard workload over SSH: 742 changes, then a no-op in a handful of round trips', () => {

@@ -1,5 +1,6 @@
 /** `cairn plan` and `cairn apply` over the opened targets, `--forks` at a time. */
 import { Engine, summarize, type TargetReport } from '../engine/engine.ts';
+import { UnreachableError } from '../executors/types.ts';
 import { ExitCode } from '../lib/errors.ts';
 import type { Compiled } from './compile-cache.ts';
 import type { ConvergeOptions } from './main.ts';
@@ -37,7 +38,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
       try {
         report = summarize(name, await engine.execute());
       } catch (err) {
-        report = summarize(name, engine.results, (err as Error).message);
+        report = summarize(name, engine.results, err instanceof UnreachableError ? err.reason : (err as Error).message);
       }
       if (exec.roundTrips !== undefined) report.round_trips = exec.roundTrips;
     }

@@ -42,7 +42,7 @@ async function open(target: SelectedTarget, options: OpenOptions): Promise<Sessi
       }
     } catch (err) {
       const { UnreachableError } = await import('../executors/types.ts');
-      if (err instanceof UnreachableError) return { name, error: err.message.replace(`${name}: `, '') };
+      if (err instanceof UnreachableError) return { name, error: err.reason };
       throw err;
     }
   }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../lib/canonical-json.ts';
 import type { StateRun } from '../catalog/staterun.ts';
-import type { Executor } from '../executors/types.ts';
+import { UnreachableError, type Executor } from '../executors/types.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
 import { resourceType } from '../resources/index.ts';
 import { selectProvider } from '../resources/providers.ts';
@@ -399,6 +399,8 @@ export class Engine {
   }
 
   private fail(node: GraphNode, start: number, action: Action, err: unknown): NodeResult {
+    // A lost target ends its run (reported unreachable), rather than failing every node after.
+    if (err instanceof UnreachableError) throw err;
     const message = err instanceof ApplyError ? err.message : (err as Error).message ?? String(err);
     if (this.options.failFast && !this.planning) this.stopped = node.ref;
     return this.finish(node, start, { status: 'failed', action, error: message });

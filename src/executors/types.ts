@@ -76,8 +76,8 @@ export interface Executor {
 
 /** A target could not be reached: exit code 3. */
 export class UnreachableError extends Error {
-  constructor(readonly target: string, message: string) {
-    super(`${target}: ${message}`);
+  constructor(readonly target: string, readonly reason: string) {
+    super(`${target}: ${reason}`);
     this.name = 'UnreachableError';
   }
 }

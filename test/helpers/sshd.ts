@@ -3,7 +3,7 @@
  * a loopback port or inside a network namespace of its own (a veth pair, so traffic crosses an
  * interface). Everything lives in a temp folder; `stop()` kills the server by PID.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,13 @@ export interface Sshd {
   hostKey: string;
   dir: string;
   stop(): void;
+  /** Kills every connection's server processes (the listener stays): clients see the link drop. */
+  dropConnections(): void;
+}
+
+function childrenOf(pid: number): number[] {
+  const r = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
+  return r.stdout.split('\n').map((l) => Number(l.trim())).filter((n) => n > 0);
 }
 
 /** Why SSH tests cannot run here, or undefined when they can. */
@@ -122,6 +129,16 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
         child.kill('SIGTERM');
       } catch {
         // Already gone.
+      }
+    },
+    dropConnections: () => {
+      const listener = options.netns ? childrenOf(child.pid!)[0] : child.pid;
+      for (const pid of listener ? childrenOf(listener) : []) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
       }
     },
   };

@@ -45,6 +45,8 @@ export class SshExecutor implements Executor {
   private ids?: { users: Map<string, number>; groups: Map<string, number> };
   private commands = 0;
   private defaultMode = 0o644;
+  /** Set when the connection dropped: every operation after it fails as unreachable. */
+  private lost?: string;
 
   private constructor(
     readonly target: string,
@@ -53,7 +55,17 @@ export class SshExecutor implements Executor {
     private readonly nonce: string,
     readonly resolved: Resolved,
     private readonly runAs: string | undefined,
-  ) {}
+  ) {
+    const drop = (why: string) => {
+      this.lost ??= why;
+    };
+    client.on('close', () => drop('the connection closed'));
+    client.on('error', (err: Error) => drop(err.message));
+  }
+
+  private unreachable(): UnreachableError {
+    return new UnreachableError(this.target, `lost the connection to ${this.resolved.endpoint}: ${this.lost ?? 'the connection closed'}`);
+  }
 
   /** Connects, verifies the host key and starts the remote shell (through sudo for `become`). */
   static async open(target: string, settings: SshSettings, options: ConnectOptions = {}): Promise<SshExecutor> {
@@ -86,10 +98,14 @@ export class SshExecutor implements Executor {
   }
 
   private async request(fragment: string): Promise<{ code: number; output: Buffer }> {
+    if (this.lost) throw this.unreachable();
     try {
       return await this.shell.request(fragment);
     } catch (err) {
-      if (err instanceof ShellGone) throw new UnreachableError(this.target, `lost the connection to ${this.resolved.endpoint}: ${err.message}`);
+      if (err instanceof ShellGone) {
+        this.lost ??= err.message;
+        throw this.unreachable();
+      }
       throw err;
     }
   }
@@ -112,10 +128,15 @@ export class SshExecutor implements Executor {
     const as = opts.user ?? this.runAs;
     if (as !== undefined) cmd = `sudo -n -u ${shellQuote(as)} -- /bin/sh -c ${shellQuote(cmd)}`;
     this.commands++;
+    if (this.lost) throw this.unreachable();
     const channel = await new Promise<ClientChannel>((resolve, reject) => {
-      this.client.exec(cmd, (err, ch) => (err ? reject(new UnreachableError(this.target, `cannot run a command on ${this.resolved.endpoint}: ${err.message}`)) : resolve(ch)));
+      this.client.exec(cmd, (err, ch) => {
+        if (!err) return resolve(ch);
+        this.lost ??= err.message;
+        reject(this.unreachable());
+      });
     });
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       let stdout = '';
       let stderr = '';
       let code: number | undefined;
@@ -142,7 +163,12 @@ export class SshExecutor implements Executor {
       channel.on('close', () => {
         if (timer) clearTimeout(timer);
         opts.signal?.removeEventListener('abort', abort);
-        resolve({ code: timedOut ? 137 : code ?? 255, stdout, stderr, ...(timedOut ? { timedOut } : {}) });
+        // A channel closed without an exit status: the connection went (seen once the socket closes).
+        if (code === undefined && !timedOut) {
+          setTimeout(() => (this.lost ? reject(this.unreachable()) : resolve({ code: 255, stdout, stderr })), 50);
+          return;
+        }
+        resolve({ code: timedOut ? 137 : code!, stdout, stderr, ...(timedOut ? { timedOut } : {}) });
       });
       channel.end(opts.stdin);
     });
