@@ -1,0 +1,110 @@
+/**
+ * The pure pieces of the SSH executor, without a server: known_hosts matching, ~/.ssh/config,
+ * shell quoting (checked against a real /bin/sh) and the batched read's parser.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { sshConfigFor } from '../src/executors/ssh/config.ts';
+import { hostEntryName, keysFor, preferredHostKeyAlgorithms, verifyHostKey } from '../src/executors/ssh/known-hosts.ts';
+import { BatchMismatch, parseBatch, REMOTE_FUNCTIONS } from '../src/executors/ssh/remote-script.ts';
+import { printfFormat, shellCommand, shellQuote } from '../src/lib/shell.ts';
+
+/** An SSH public key blob of `type` with random key material. */
+function blob(type: string): Buffer {
+  const t = Buffer.from(type);
+  const key = randomBytes(32);
+  const len = (n: number) => Buffer.from([0, 0, 0, n]);
+  return Buffer.concat([len(t.length), t, len(key.length), key]);
+}
+
+test('known_hosts: plain, [host]:port, patterns, negation, hashed names and @revoked', () => {
+  const ed = blob('ssh-ed25519');
+  const other = blob('ssh-ed25519');
+  const rsa = blob('ssh-rsa');
+  const b64 = (b: Buffer) => b.toString('base64');
+  const salt = randomBytes(20);
+  const hashed = `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update('[10.0.0.5]:2222').digest('base64')}`;
+  const text = [
+    '# comment', '',
+    `web1,10.0.0.1 ssh-ed25519 ${b64(ed)} user@box`,
+    `[10.0.0.2]:2200 ssh-ed25519 ${b64(ed)}`,
+    `*.example.com,!bad.example.com ssh-rsa ${b64(rsa)}`,
+    `${hashed} ssh-ed25519 ${b64(ed)}`,
+    `@revoked * ssh-ed25519 ${b64(other)}`,
+    `@cert-authority *.ca.example ssh-ed25519 ${b64(other)}`,
+  ].join('\n');
+  assert.equal(hostEntryName('h', 22), 'h');
+  assert.equal(hostEntryName('h', 2200), '[h]:2200');
+  assert.deepEqual(verifyHostKey(text, 'web1', 22, ed), { kind: 'known' });
+  assert.deepEqual(verifyHostKey(text, '10.0.0.1', 22, ed), { kind: 'known' });
+  assert.deepEqual(verifyHostKey(text, '10.0.0.2', 2200, ed), { kind: 'known' });
+  assert.deepEqual(verifyHostKey(text, '10.0.0.2', 22, ed), { kind: 'unknown' }, 'another port is another host');
+  assert.deepEqual(verifyHostKey(text, '10.0.0.5', 2222, ed), { kind: 'known' }, 'hashed');
+  assert.deepEqual(verifyHostKey(text, 'web1', 22, blob('ssh-ed25519')), { kind: 'changed', line: 3 });
+  assert.deepEqual(verifyHostKey(text, 'a.example.com', 22, ed), { kind: 'changed', line: 5 }, 'known by another key type: refused');
+  assert.deepEqual(verifyHostKey(text, 'bad.example.com', 22, ed), { kind: 'unknown' }, 'negated');
+  assert.deepEqual(verifyHostKey(text, 'anything', 22, other), { kind: 'revoked', line: 7 });
+  assert.deepEqual(keysFor(text, 'x.ca.example', 22).map((k) => k.revoked), [true], 'certificate authorities are not host keys; a revoked key is revoked for all');
+  assert.deepEqual(preferredHostKeyAlgorithms(text, 'a.example.com', 22).slice(0, 3), ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']);
+  assert.equal(preferredHostKeyAlgorithms(text, 'web1', 22)[0], 'ssh-ed25519');
+});
+
+test('~/.ssh/config: Host patterns, first value wins, IdentityFile expansion, Match ignored', () => {
+  const text = [
+    'Host web-* !web-old',
+    '  HostName %h.internal',
+    '  User deploy',
+    '  IdentityFile ~/.ssh/deploy',
+    'Match user nobody',
+    '  Port 9',
+    'Host *',
+    '  Port = 2222',
+    '  User ignored',
+    '  IdentityFile "/keys/%u-%h"',
+  ].join('\n');
+  const web = sshConfigFor(text, 'web-1');
+  assert.equal(web.hostName, 'web-1.internal');
+  assert.equal(web.user, 'deploy');
+  assert.equal(web.port, 2222);
+  assert.deepEqual(web.identityFiles.map((f) => f.replace(/^.*\/\.ssh/, '~/.ssh')), ['~/.ssh/deploy', '/keys/deploy-web-1']);
+  const old = sshConfigFor(text, 'web-old');
+  assert.equal(old.hostName, undefined);
+  assert.equal(old.user, 'ignored');
+});
+
+test('shell quoting: every byte but NUL survives /bin/sh; printf formats keep NUL too', () => {
+  const nasty = ["plain", "it's", 'a "b" $HOME `id` \\ \n\t*?[', '-n', '', 'ünïcode', '%s%d\\n'];
+  const out = execFileSync('/bin/sh', ['-c', `for a in ${nasty.map(shellQuote).join(' ')}; do printf '%s\\0' "$a"; done`]);
+  assert.deepEqual(out.toString().split('\0').slice(0, -1), nasty);
+  assert.equal(execFileSync('/bin/sh', ['-c', `${shellCommand(['printf', '%s|', 'a b', "c'd"])}`]).toString(), "a b|c'd|");
+  const bytes = Buffer.concat([Buffer.from("100% \\ ' \" $x\n"), Buffer.from([0, 1, 127, 128, 255]), randomBytes(512)]);
+  assert.deepEqual(execFileSync('/bin/sh', ['-c', `printf ${printfFormat(bytes)}`]), bytes);
+});
+
+test('the batched read, run by a real /bin/sh on real paths, parses back to what lstat says', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-batch-'));
+  writeFileSync(join(dir, 'a file'), 'content\n');
+  writeFileSync(join(dir, 'empty'), '');
+  execFileSync('ln', ['-s', 'a file', join(dir, 'link')]);
+  execFileSync('mkdir', [join(dir, 'sub')]);
+  const paths = [join(dir, 'a file'), join(dir, 'empty'), join(dir, 'link'), join(dir, 'sub'), join(dir, 'missing')];
+  const nonce = 'cairn-test-nonce';
+  const script = `__n=${nonce}\n${REMOTE_FUNCTIONS}\n__cairn_read 2 ${paths.map(shellQuote).join(' ')}`;
+  const output = execFileSync('/bin/sh', ['-c', script]);
+  // The init part prints the umask first; the read follows.
+  const read = output.subarray(output.indexOf('\n') + 1);
+  const result = parseBatch(read, nonce, paths, 2);
+  assert.equal(result.get(paths[0]!)!.stat!.type, 'file');
+  assert.equal(result.get(paths[0]!)!.content!.toString(), 'content\n');
+  assert.equal(result.get(paths[0]!)!.sha256, '434728a410a78f56fc1b5899c3593436e61ab0c731e9072d95e96db290205e53');
+  assert.equal(result.get(paths[1]!)!.content!.length, 0);
+  assert.equal(result.get(paths[2]!)!.link, 'a file');
+  assert.equal(result.get(paths[3]!)!.stat!.type, 'directory');
+  assert.equal(result.get(paths[4]!)!.stat, null);
+  assert.throws(() => parseBatch(read, nonce, paths.slice(0, 4), 2), BatchMismatch);
+});
