@@ -9,6 +9,13 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { z } from 'zod';
+import type { StateRun } from '../src/catalog/staterun.ts';
+import { Engine, type Registry } from '../src/engine/engine.ts';
+import { LocalExecutor } from '../src/executors/local.ts';
+import { SshExecutor } from '../src/executors/ssh/executor.ts';
+import { buildGraph } from '../src/graph/build.ts';
+import { defineType, type Provider } from '../src/resources/type.ts';
 import type { Report } from './helpers/converge.ts';
 import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
 import { netnsHost, netnsUnavailable, sshUnavailable, startSshd, type Sshd } from './helpers/sshd.ts';
@@ -126,6 +133,31 @@ describe('ssh', { skip: missing }, () => {
     assert.match(out, /^h: UNREACHABLE: lost the connection to root@127\.0\.0\.1:22411: /m);
     assert.doesNotMatch(out, /FAILED/);
     assert.ok(!existsSync(join(root, 'after')));
+  });
+
+  test('a type that cannot work over plain SSH says "needs the agent" at plan time; locally it plans', async () => {
+    const agentOnly = defineType({
+      name: 'guest', key: 'name', description: 'test type that needs Cairn on the machine', stateful: true,
+      schema: z.strictObject({ name: z.string() }), changes: {}, runsOn: ['local', 'agent'],
+    });
+    const provider: Provider = { type: 'guest', name: 'test', suitable: () => true, read: async () => undefined, apply: async () => undefined };
+    const registry: Registry = { type: (n) => (n === 'guest' ? agentOnly : undefined), provider: () => provider };
+    const run: StateRun = {
+      version: 1, target: { name: 'h', executor: 'ssh', state_dir: mkdtempSync(join(tmpdir(), 'cairn-state-')) }, vars: {}, facts: {},
+      invocations: [{
+        index: 0, state: 's', params: {}, lazy: false, defer: false, via: 'test', includes: [],
+        parts: [{ index: 0, type: 'guest', ref: 'guest:vm1', attributes: { name: 'vm1' }, meta: { noop: false, allow_reload: false, allow_rebuild: false, tags: [] }, requisites: [] }],
+      }],
+    };
+    const exec = await SshExecutor.open('h', { host: sshd.host, port: sshd.port, user: 'root', identity_file: sshd.identityFile, known_hosts: sshd.knownHosts });
+    try {
+      const [overSsh] = await new Engine(run, buildGraph(run), exec, { mode: 'plan', registry }).execute();
+      assert.deepEqual([overSsh!.status, overSsh!.error], ['failed', 'needs the agent: the guest type cannot work through the ssh executor']);
+    } finally {
+      await exec.close();
+    }
+    const [local] = await new Engine(run, buildGraph(run), new LocalExecutor(), { mode: 'plan', registry }).execute();
+    assert.equal(local!.status, 'would-change');
   });
 
   test('the standard workload over SSH: 742 changes, then a no-op in a handful of round trips', () => {

@@ -262,6 +262,10 @@ export class Engine {
     const registry = this.options.registry ?? builtIn;
     const type = registry.type(node.type);
     if (!type) return `unknown resource type ${node.type}`;
+    if (type.runsOn && !type.runsOn.includes(this.exec.name)) {
+      const needs = type.runsOn.includes('agent') ? 'the agent' : `the ${type.runsOn.join(' or ')} executor`;
+      return `needs ${needs}: the ${node.type} type cannot work through the ${this.exec.name} executor`;
+    }
     const provider = registry.provider(node.type, this.facts, node.meta.provider);
     if (typeof provider === 'string') return provider;
     let current = await provider.read(this.context(node), desired);

@@ -55,6 +55,11 @@ export interface ResourceType<S extends z.ZodObject = z.ZodObject> {
   writeOnly?: string[];
   /** How a node in sync is reported, when not `unchanged` (a transition: skipped, prior_to in sync). */
   inSync?: { status: 'skipped'; reason: string };
+  /**
+   * The executors this type can work through, when not all of them (DESIGN §7): a type that needs
+   * Cairn itself on the machine lists `local` and `agent`, and fails over plain SSH at plan time.
+   */
+  runsOn?: string[];
   /** The action when a node is absent and must be made (`run` for commands). */
   createAction?: 'create' | 'run';
   /**
