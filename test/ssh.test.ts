@@ -135,6 +135,22 @@ describe('ssh', { skip: missing }, () => {
     assert.ok(!existsSync(join(root, 'after')));
   });
 
+  test('commands: exit status and output of quick commands are never lost; stdin, env, cwd and timeout', async () => {
+    const exec = await SshExecutor.open('h', { host: sshd.host, port: sshd.port, user: 'root', identity_file: sshd.identityFile, known_hosts: sshd.knownHosts });
+    try {
+      // A quick command's exit status can arrive with the reply to the exec request itself.
+      const results = await Promise.all(Array.from({ length: 40 }, (_, i) => exec.run(['/bin/sh', '-c', `echo ${i}; exit ${i % 3}`])));
+      assert.deepEqual(results.map((r) => [r.code, r.stdout]), Array.from({ length: 40 }, (_, i) => [i % 3, `${i}\n`]));
+      assert.deepEqual(await exec.run(['cat'], { stdin: 'in\n' }), { code: 0, stdout: 'in\n', stderr: '' });
+      assert.equal((await exec.run(['/bin/sh', '-c', 'echo "$A $(pwd)"'], { env: { A: "it's" }, cwd: '/tmp' })).stdout, "it's /tmp\n");
+      const slow = await exec.run(['sleep', '5'], { timeoutMs: 200 });
+      assert.equal(slow.timedOut, true);
+      assert.equal(slow.code, 137);
+    } finally {
+      await exec.close();
+    }
+  });
+
   test('a type that cannot work over plain SSH says "needs the agent" at plan time; locally it plans', async () => {
     const agentOnly = defineType({
       name: 'guest', key: 'name', description: 'test type that needs Cairn on the machine', stateful: true,

@@ -141,6 +141,9 @@ export async function connect(target: string, settings: SshSettings, options: Co
     });
     try {
       client.connect(config);
+      // Small messages, each waiting for its answer (the handshake's, then every request's):
+      // Nagle's algorithm would hold each back for a delayed ACK (~40 ms).
+      client.setNoDelay(true);
     } catch (err) {
       reject(new UnreachableError(target, `cannot connect to ${r.endpoint}: ${(err as Error).message}`));
     }

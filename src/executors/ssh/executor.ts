@@ -45,6 +45,8 @@ export class SshExecutor implements Executor {
   private ids?: { users: Map<string, number>; groups: Map<string, number> };
   private commands = 0;
   private defaultMode = 0o644;
+  /** Who the remote shell runs as: a new file belongs to them without a chown. */
+  private ids_ = { uid: -1, gid: -1 };
   /** Set when the connection dropped: every operation after it fails as unreachable. */
   private lost?: string;
 
@@ -78,8 +80,10 @@ export class SshExecutor implements Executor {
       });
       const { shell, nonce, init } = await RemoteShell.start(channel);
       const exec = new SshExecutor(target, client, shell, nonce, resolved, runAs);
-      const umask = parseInt(init.toString().trim().split('\n').pop() ?? '022', 8);
-      if (!Number.isNaN(umask)) exec.defaultMode = 0o666 & ~umask;
+      // The set-up ends by printing the shell's umask, uid and gid.
+      const [umask, uid, gid] = init.toString().trim().split('\n').slice(-3);
+      if (umask && /^[0-7]+$/.test(umask)) exec.defaultMode = 0o666 & ~parseInt(umask, 8);
+      exec.ids_ = { uid: Number(uid), gid: Number(gid) };
       return exec;
     } catch (err) {
       client.end();
@@ -129,49 +133,54 @@ export class SshExecutor implements Executor {
     if (as !== undefined) cmd = `sudo -n -u ${shellQuote(as)} -- /bin/sh -c ${shellQuote(cmd)}`;
     this.commands++;
     if (this.lost) throw this.unreachable();
-    const channel = await new Promise<ClientChannel>((resolve, reject) => {
-      this.client.exec(cmd, (err, ch) => {
-        if (!err) return resolve(ch);
-        this.lost ??= err.message;
-        reject(this.unreachable());
-      });
-    });
     return new Promise((resolve, reject) => {
-      let stdout = '';
-      let stderr = '';
-      let code: number | undefined;
-      let timedOut = false;
-      channel.on('data', (d: Buffer) => {
-        if (stdout.length < OUTPUT_LIMIT) stdout += d.toString();
-      });
-      channel.stderr.on('data', (d: Buffer) => {
-        if (stderr.length < OUTPUT_LIMIT) stderr += d.toString();
-      });
-      channel.on('exit', (c: number | null, signal?: string) => {
-        code = c ?? (signal ? 128 + 9 : 1);
-      });
-      const timer = opts.timeoutMs ? setTimeout(() => {
-        timedOut = true;
-        channel.signal('KILL');
-        channel.close();
-      }, opts.timeoutMs) : undefined;
-      const abort = () => {
-        channel.signal('KILL');
-        channel.close();
-      };
-      opts.signal?.addEventListener('abort', abort, { once: true });
-      channel.on('close', () => {
-        if (timer) clearTimeout(timer);
-        opts.signal?.removeEventListener('abort', abort);
-        // A channel closed without an exit status: the connection went (seen once the socket closes).
-        if (code === undefined && !timedOut) {
-          setTimeout(() => (this.lost ? reject(this.unreachable()) : resolve({ code: 255, stdout, stderr })), 50);
+      this.client.exec(cmd, (err, channel) => {
+        if (err) {
+          this.lost ??= err.message;
+          reject(this.unreachable());
           return;
         }
-        resolve({ code: timedOut ? 137 : code!, stdout, stderr, ...(timedOut ? { timedOut } : {}) });
+        // Listen before yielding: a quick command's output, exit status and close can arrive
+        // with the reply to the exec request, and are emitted in the same tick.
+        this.collect(channel, opts, resolve, reject);
       });
-      channel.end(opts.stdin);
     });
+  }
+
+  private collect(channel: ClientChannel, opts: RunOptions, resolve: (r: RunResult) => void, reject: (e: Error) => void): void {
+    let stdout = '';
+    let stderr = '';
+    let code: number | undefined;
+    let timedOut = false;
+    channel.on('data', (d: Buffer) => {
+      if (stdout.length < OUTPUT_LIMIT) stdout += d.toString();
+    });
+    channel.stderr.on('data', (d: Buffer) => {
+      if (stderr.length < OUTPUT_LIMIT) stderr += d.toString();
+    });
+    channel.on('exit', (c: number | null, signal?: string) => {
+      code = c ?? (signal ? 128 + 9 : 1);
+    });
+    const kill = () => {
+      channel.signal('KILL');
+      channel.close();
+    };
+    const timer = opts.timeoutMs ? setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, opts.timeoutMs) : undefined;
+    opts.signal?.addEventListener('abort', kill, { once: true });
+    channel.on('close', () => {
+      if (timer) clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', kill);
+      // A channel closed without an exit status: the connection went (seen once the socket closes).
+      if (code === undefined && !timedOut) {
+        setTimeout(() => (this.lost ? reject(this.unreachable()) : resolve({ code: 255, stdout, stderr: `${stderr}no exit status received` })), 50);
+        return;
+      }
+      resolve({ code: timedOut ? 137 : code!, stdout, stderr, ...(timedOut ? { timedOut } : {}) });
+    });
+    channel.end(opts.stdin);
   }
 
   prefetch(entries: PrefetchEntry[]): void {
@@ -259,9 +268,9 @@ export class SshExecutor implements Executor {
     const existing = await this.stat(path);
     const kept = existing?.type === 'file' ? existing : undefined;
     const mode = opts.mode ?? kept?.mode ?? this.defaultMode;
-    const owner = opts.owner !== undefined || opts.group !== undefined
-      ? `${opts.owner ?? ''}${opts.group !== undefined ? `:${opts.group}` : ''}`
-      : kept ? `${kept.uid}:${kept.gid}` : '-';
+    const explicitOwner = opts.owner !== undefined || opts.group !== undefined;
+    const owner = explicitOwner ? `${opts.owner ?? ''}${opts.group !== undefined ? `:${opts.group}` : ''}`
+      : kept && (kept.uid !== this.ids_.uid || kept.gid !== this.ids_.gid) ? `${kept.uid}:${kept.gid}` : '-';
     const temp = shellQuote(this.tempPath(path));
     const writes: string[] = [];
     for (let at = 0; at < bytes.length || at === 0; at += WRITE_CHUNK) {
@@ -269,11 +278,13 @@ export class SshExecutor implements Executor {
       writes.push(chunk.length ? `printf ${printfFormat(chunk)} ${at === 0 ? '>' : '>>'} ${temp}` : `: > ${temp}`);
       if (bytes.length === 0) break;
     }
-    // The temp file is made private (umask 077) until its mode is set; an owner kept from the
-    // file it replaces is best effort, as a non-root user cannot give files away.
-    const strict = opts.owner !== undefined || opts.group !== undefined ? 1 : 0;
-    await this.op(`__cairn_dir ${shellQuote(dirname(path))} && { umask 077; ${writes.join(' && ')}; __s=$?; umask $__um; [ $__s = 0 ] || { rm -f -- ${temp}; (exit $__s); }; } && ` +
-      `__cairn_commit ${temp} ${shellQuote(path)} ${mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${strict}`, [path]);
+    // The temp file is created with its final mode through the umask when the mode allows (no
+    // chmod process), else private until chmod; it is never more open than the file it becomes.
+    // An owner kept from the file it replaces is best effort: a non-root user cannot give files away.
+    const direct = (mode & ~0o666) === 0;
+    const umask = direct ? (~mode & 0o777).toString(8).padStart(4, '0') : '0077';
+    await this.op(`__cairn_dir ${shellQuote(dirname(path))} && { umask ${umask}; ${writes.join(' && ')}; __s=$?; umask $__um; [ $__s = 0 ] || { rm -f -- ${temp}; (exit $__s); }; } && ` +
+      `__cairn_commit ${temp} ${shellQuote(path)} ${direct ? '-' : mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${explicitOwner ? 1 : 0}`, [path]);
   }
 
   async mkdir(path: string, opts: { parents?: boolean; mode?: number } = {}): Promise<void> {
