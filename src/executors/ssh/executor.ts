@@ -47,6 +47,8 @@ export class SshExecutor implements Executor {
   private defaultMode = 0o644;
   /** Who the remote shell runs as: a new file belongs to them without a chown. */
   private ids_ = { uid: -1, gid: -1 };
+  /** The far side has timeout(1): a command past its time is killed there, not just abandoned. */
+  private hasTimeout = false;
   /** Set when the connection dropped: every operation after it fails as unreachable. */
   private lost?: string;
 
@@ -80,8 +82,9 @@ export class SshExecutor implements Executor {
       });
       const { shell, nonce, init } = await RemoteShell.start(channel);
       const exec = new SshExecutor(target, client, shell, nonce, resolved, runAs);
-      // The set-up ends by printing the shell's umask, uid and gid.
-      const [umask, uid, gid] = init.toString().trim().split('\n').slice(-3);
+      // The set-up ends by printing the shell's umask, uid and gid, and whether timeout(1) exists.
+      const [umask, uid, gid, timeout] = init.toString().trim().split('\n').slice(-4);
+      exec.hasTimeout = timeout === 'timeout';
       if (umask && /^[0-7]+$/.test(umask)) exec.defaultMode = 0o666 & ~parseInt(umask, 8);
       exec.ids_ = { uid: Number(uid), gid: Number(gid) };
       return exec;
@@ -131,6 +134,8 @@ export class SshExecutor implements Executor {
     if (opts.cwd) cmd = `cd ${shellQuote(opts.cwd)} && exec ${cmd}`;
     const as = opts.user ?? this.runAs;
     if (as !== undefined) cmd = `sudo -n -u ${shellQuote(as)} -- /bin/sh -c ${shellQuote(cmd)}`;
+    // sshd does not deliver signals to commands, so the far side enforces the timeout itself.
+    if (opts.timeoutMs && this.hasTimeout) cmd = `timeout -s KILL ${Math.ceil(opts.timeoutMs / 1000)} /bin/sh -c ${shellQuote(cmd)}`;
     this.commands++;
     if (this.lost) throw this.unreachable();
     return new Promise((resolve, reject) => {
@@ -168,6 +173,8 @@ export class SshExecutor implements Executor {
     const timer = opts.timeoutMs ? setTimeout(() => {
       timedOut = true;
       kill();
+      // Without timeout(1) on the far side the command may go on: stop waiting for it.
+      setTimeout(() => resolve({ code: 137, stdout, stderr, timedOut }), 1000).unref();
     }, opts.timeoutMs) : undefined;
     opts.signal?.addEventListener('abort', kill, { once: true });
     channel.on('close', () => {
@@ -178,6 +185,7 @@ export class SshExecutor implements Executor {
         setTimeout(() => (this.lost ? reject(this.unreachable()) : resolve({ code: 255, stdout, stderr: `${stderr}no exit status received` })), 50);
         return;
       }
+      if (code === 137 && opts.timeoutMs) timedOut = true;
       resolve({ code: timedOut ? 137 : code!, stdout, stderr, ...(timedOut ? { timedOut } : {}) });
     });
     channel.end(opts.stdin);

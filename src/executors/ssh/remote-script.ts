@@ -47,7 +47,7 @@ __cairn_commit() {
   elif [ -d "$2" ]; then echo "$2 is a directory"; false
   else mv -f -- "$1" "$2"; fi || { __c=$?; rm -f -- "$1"; return $__c; }
 }
-umask; id -u; id -g
+umask; id -u; id -g; if command -v timeout >/dev/null 2>&1; then echo timeout; else echo -; fi
 `;
 
 export interface PathInfo {
