@@ -3,7 +3,7 @@
 // and by the hand-written shell script in the same run, alternating, for three scenarios, then a
 // scale series. Prints a table and writes bench/RESULTS.md.
 //
-//   npm run bench [-- --runs N] [-- --quick] [-- --peers]   (needs `npm run build` first)
+//   npm run bench [-- --runs N] [-- --quick] [-- --peers] [-- --ssh-only | --no-ssh]   (needs `npm run build` first)
 // --peers also runs Puppet and Ansible (bench/install-peers.sh installs them); an Ansible run
 // takes minutes, so it gets one run per scenario and Puppet three.
 //
@@ -24,6 +24,8 @@ const quick = args.includes('--quick');
 const runs = Number(args[args.indexOf('--runs') + 1]) || (quick ? 3 : 5);
 const scaleSizes = quick ? [1000] : [1000, 10000, 50000];
 const withPeers = args.includes('--peers');
+const sshOnly = args.includes('--ssh-only');
+const withSsh = !args.includes('--no-ssh');
 
 if (!existsSync(cairnBin)) throw new Error('dist/cairn.mjs is missing: run `npm run build` first');
 if (!existsSync(join(peers, 'shell/converge.sh'))) throw new Error(`the peer workload is missing: ${peers}`);
@@ -42,6 +44,22 @@ function timed(argv, env = {}) {
   if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}:\n${r.stderr}`);
   const [user, sys, rssKb] = readFileSync(tfile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
   return { wall, cpu: user + sys, rss: rssKb / 1024, stdout: r.stdout };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmtMs = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
+const stat = (samples, key, fmt) => `${fmt(median(samples.map((s) => s[key])))} (${fmt(Math.min(...samples.map((s) => s[key])))}–${fmt(Math.max(...samples.map((s) => s[key])))})`;
+
+/** The SSH variant (bench/ssh.mjs): alone with --ssh-only, else after the local figures. */
+async function sshSection() {
+  const { runSsh } = await import('./ssh.mjs');
+  return runSsh({ timed, runs: quick ? 3 : runs, work, cairnBin, repo, peers, withPeers, median, stat, fmtMs });
+}
+if (sshOnly) {
+  const { checks, lines } = await sshSection();
+  process.stdout.write(`${['## Checks', '', ...checks.map((c) => `- ${c}`), ...lines].join('\n')}\n`);
+  rmSync(work, { recursive: true, force: true });
+  process.exit();
 }
 
 const cairn = (root, extra = []) => ['node', cairnBin, 'apply', '--site', join(repo, 'bench/site'), '--var', `root=${root}`, ...extra];
@@ -196,10 +214,11 @@ const oneSite = scaleSite(1);
 const startup = [];
 for (let i = 0; i < runs; i++) startup.push(timed(['node', cairnBin, 'apply', '--site', oneSite.dir, '--var', `root=${join(work, 'root-1')}`]));
 
-// 4. Report.
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const fmtMs = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
-const stat = (samples, key, fmt) => `${fmt(median(samples.map((s) => s[key])))} (${fmt(Math.min(...samples.map((s) => s[key])))}–${fmt(Math.max(...samples.map((s) => s[key])))})`;
+// 4. The SSH variant.
+const ssh = withSsh ? await sshSection() : { checks: ['SSH variant not run (--no-ssh)'], lines: [] };
+checks.push(...ssh.checks);
+
+// 5. Report.
 const version_ = (cmd) => {
   try {
     return execFileSync(cmd[0], cmd.slice(1), { encoding: 'utf8' }).trim().split('\n')[0];
@@ -231,7 +250,8 @@ lines.push('', '## Scale series (generated sites: directories of 10 files)', '')
 lines.push('| resources | first run | no-op (compile cached) | no-op, fresh compile | peak RSS MiB (fresh compile) |', '| ---: | ---: | ---: | ---: | ---: |');
 for (const s of scale) lines.push(`| ${s.resources} | ${fmtMs(s.first.wall)} | ${fmtMs(s.noop.wall)} | ${fmtMs(s.cold.wall)} | ${Math.round(s.cold.rss)} |`);
 lines.push('', `Start-up cost (a one-resource no-op run): ${stat(startup, 'wall', fmtMs)}, peak RSS ${Math.round(median(startup.map((s) => s.rss)))} MiB.`, '');
-lines.push(withPeers ? 'Not measured here yet: the SSH variant (needs the SSH executor).' : 'Peers not run: `npm run bench -- --peers` adds Puppet and Ansible (installed by `bench/install-peers.sh`). Not measured here yet: the SSH variant (needs the SSH executor).', '');
+if (!withPeers) lines.push('Peers not run: `npm run bench -- --peers` adds Puppet and Ansible (installed by `bench/install-peers.sh`).');
+lines.push(...ssh.lines, '');
 const text = lines.join('\n');
 process.stdout.write(`${text}\n`);
 if (!quick) writeFileSync(join(here, 'RESULTS.md'), text);
