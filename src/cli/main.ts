@@ -77,6 +77,10 @@ export function program(): Command {
       const { openSessions, closeSessions } = await import('./sessions.ts');
       const compiler = new SiteCompiler(options, sources);
       const selected = await compiler.select(options.target ?? []);
+      // Load the engine while connections are being made: compiling its code fills time that
+      // would otherwise be spent waiting on the network.
+      const engineModule = import('./converge.ts');
+      engineModule.catch(() => undefined);
       const sessions = await openSessions(selected, {
         forks: Math.max(1, Number(options.forks) || 10),
         ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
@@ -86,7 +90,7 @@ export function program(): Command {
       try {
         // Everything is compiled before any target is touched: invalid input changes nothing.
         const compiled = await compiler.compile(sessions.filter((s) => s.exec).map((s) => ({ name: s.name, facts: s.facts ?? {} })));
-        const { converge } = await import('./converge.ts');
+        const { converge } = await engineModule;
         process.exitCode = await converge(mode, sessions, new Map(compiled.map((c) => [c.run.target.name, c])), options);
       } finally {
         await closeSessions(sessions);
