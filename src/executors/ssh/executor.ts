@@ -46,7 +46,7 @@ export class SshExecutor implements Executor {
   private commands = 0;
   private defaultMode = 0o644;
   /** Who the remote shell runs as: a new file belongs to them without a chown. */
-  private ids_ = { uid: -1, gid: -1 };
+  private shellIds = { uid: -1, gid: -1 };
   /** The far side has timeout(1): a command past its time is killed there, not just abandoned. */
   private hasTimeout = false;
   /** Set when the connection dropped: every operation after it fails as unreachable. */
@@ -86,7 +86,7 @@ export class SshExecutor implements Executor {
       const [umask, uid, gid, timeout] = init.toString().trim().split('\n').slice(-4);
       exec.hasTimeout = timeout === 'timeout';
       if (umask && /^[0-7]+$/.test(umask)) exec.defaultMode = 0o666 & ~parseInt(umask, 8);
-      exec.ids_ = { uid: Number(uid), gid: Number(gid) };
+      exec.shellIds = { uid: Number(uid), gid: Number(gid) };
       return exec;
     } catch (err) {
       client.end();
@@ -278,7 +278,7 @@ export class SshExecutor implements Executor {
     const mode = opts.mode ?? kept?.mode ?? this.defaultMode;
     const explicitOwner = opts.owner !== undefined || opts.group !== undefined;
     const owner = explicitOwner ? `${opts.owner ?? ''}${opts.group !== undefined ? `:${opts.group}` : ''}`
-      : kept && (kept.uid !== this.ids_.uid || kept.gid !== this.ids_.gid) ? `${kept.uid}:${kept.gid}` : '-';
+      : kept && (kept.uid !== this.shellIds.uid || kept.gid !== this.shellIds.gid) ? `${kept.uid}:${kept.gid}` : '-';
     const temp = shellQuote(this.tempPath(path));
     const writes: string[] = [];
     for (let at = 0; at < bytes.length || at === 0; at += WRITE_CHUNK) {
