@@ -1,6 +1,7 @@
 /**
  * Facts as plain data, the same keys whether read in-process (local) or by one shell script over
- * SSH: OS family, distribution, release, kernel, architecture, hostname, CPUs, memory.
+ * SSH (ssh/remote-script.ts): OS family, distribution, release, kernel, architecture, hostname,
+ * CPUs, memory.
  */
 
 const FAMILY: Record<string, string> = {
@@ -44,21 +45,4 @@ export function factsFrom(raw: RawFacts): Record<string, unknown> {
     cpus: raw.cpus,
     memory_mb: raw.memoryMb,
   };
-}
-
-/** The remote half: prints the raw facts in sections separated by the marker line in `$__n`. */
-export const FACTS_SCRIPT = String.raw`cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; printf '\n%s\n' "$__n"
-uname -srm; printf '\n%s\n' "$__n"
-uname -n; printf '\n%s\n' "$__n"
-getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null; printf '\n%s\n' "$__n"
-if [ -r /proc/meminfo ]; then while read -r __k __v __u; do [ "$__k" = MemTotal: ] && echo $((__v / 1024)); done </proc/meminfo
-else echo $(($(sysctl -n hw.physmem) / 1048576)); fi; printf '\n%s\n' "$__n"`;
-
-export function parseFactsOutput(text: string, nonce: string): Record<string, unknown> {
-  const [osRelease = '', uname = '', hostname = '', cpus = '', memory = ''] = text.split(`\n${nonce}\n`);
-  const [kernel = '', kernelRelease = '', machine = ''] = uname.trim().split(/\s+/);
-  return factsFrom({
-    osRelease, kernel: kernel.toLowerCase(), kernelRelease, machine, hostname: hostname.trim(),
-    cpus: Number(cpus.trim()) || 1, memoryMb: Number(memory.trim()) || 0,
-  });
 }

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { localFacts } from './local-facts.ts';
+import { idTable } from './passwd.ts';
 import type { Executor, RunOptions, RunResult, Stat, WriteOptions } from './types.ts';
 
 const OUTPUT_LIMIT = 1 << 20;
@@ -27,16 +28,6 @@ function readOr(path: string): string {
   } catch {
     return '';
   }
-}
-
-/** name → the numeric field `field` of /etc/passwd or /etc/group lines. */
-function idTable(text: string, field = 2): Map<string, number> {
-  const table = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const f = line.split(':');
-    if (f.length > field && f[0]) table.set(f[0], Number(f[field]));
-  }
-  return table;
 }
 
 export class LocalExecutor implements Executor {

@@ -5,26 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
+import { hostPatternsMatch } from './known-hosts.ts';
 
 export interface SshConfigEntry {
   hostName?: string;
   port?: number;
   user?: string;
   identityFiles: string[];
-}
-
-function hostMatches(patterns: string[], host: string): boolean {
-  let matched = false;
-  for (const p of patterns) {
-    const negated = p.startsWith('!');
-    const glob = negated ? p.slice(1) : p;
-    const re = new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
-    if (re.test(host)) {
-      if (negated) return false;
-      matched = true;
-    }
-  }
-  return matched;
 }
 
 function expand(path: string, host: string, user: string | undefined): string {
@@ -43,7 +30,7 @@ export function sshConfigFor(text: string, host: string): SshConfigEntry {
     const keyword = m[1]!.toLowerCase();
     const value = m[2]!.replace(/^"(.*)"$/, '$1');
     if (keyword === 'host') {
-      active = hostMatches(value.split(/\s+/), host);
+      active = hostPatternsMatch(value.split(/\s+/), host);
       continue;
     }
     if (keyword === 'match') {

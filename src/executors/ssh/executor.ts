@@ -12,10 +12,10 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname } from 'node:path';
 import type { Client as SshClient, ClientChannel } from 'ssh2';
 import { printfFormat, shellCommand, shellQuote } from '../../lib/shell.ts';
-import { FACTS_SCRIPT, parseFactsOutput } from '../facts.ts';
+import { idTable } from '../passwd.ts';
 import { UnreachableError, type Executor, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions } from '../types.ts';
 import { connect, type ConnectOptions, type Resolved, type SshSettings } from './connect.ts';
-import { BatchMismatch, parseBatch, type PathInfo } from './remote-script.ts';
+import { BatchMismatch, FACTS_SCRIPT, ID_TABLES_SCRIPT, parseBatch, parseFactsOutput, splitSections, type PathInfo } from './remote-script.ts';
 import { RemoteShell, ShellGone } from './remote-shell.ts';
 
 const OUTPUT_LIMIT = 1 << 20;
@@ -280,11 +280,9 @@ export class SshExecutor implements Executor {
     const owner = explicitOwner ? `${opts.owner ?? ''}${opts.group !== undefined ? `:${opts.group}` : ''}`
       : kept && (kept.uid !== this.shellIds.uid || kept.gid !== this.shellIds.gid) ? `${kept.uid}:${kept.gid}` : '-';
     const temp = shellQuote(this.tempPath(path));
-    const writes: string[] = [];
-    for (let at = 0; at < bytes.length || at === 0; at += WRITE_CHUNK) {
-      const chunk = bytes.subarray(at, at + WRITE_CHUNK);
-      writes.push(chunk.length ? `printf ${printfFormat(chunk)} ${at === 0 ? '>' : '>>'} ${temp}` : `: > ${temp}`);
-      if (bytes.length === 0) break;
+    const writes = bytes.length === 0 ? [`: > ${temp}`] : [];
+    for (let at = 0; at < bytes.length; at += WRITE_CHUNK) {
+      writes.push(`printf ${printfFormat(bytes.subarray(at, at + WRITE_CHUNK))} ${at === 0 ? '>' : '>>'} ${temp}`);
     }
     // The temp file is created with its final mode through the umask when the mode allows (no
     // chmod process), else private until chmod; it is never more open than the file it becomes.
@@ -324,10 +322,9 @@ export class SshExecutor implements Executor {
 
   private async idTables(): Promise<{ users: Map<string, number>; groups: Map<string, number> }> {
     if (!this.ids) {
-      const r = await this.request(`getent passwd 2>/dev/null || cat /etc/passwd; printf '\\n%s\\n' "$__n"; getent group 2>/dev/null || cat /etc/group`);
-      const [passwd = '', group = ''] = r.output.toString().split(`\n${this.nonce}\n`);
-      const table = (text: string) => new Map(text.split('\n').map((l) => l.split(':')).filter((f) => f.length > 2 && f[0]).map((f) => [f[0]!, Number(f[2])]));
-      this.ids = { users: table(passwd), groups: table(group) };
+      const r = await this.request(ID_TABLES_SCRIPT);
+      const [passwd = '', group = ''] = splitSections(r.output, this.nonce).map(String);
+      this.ids = { users: idTable(passwd), groups: idTable(group) };
     }
     return this.ids;
   }
@@ -344,7 +341,7 @@ export class SshExecutor implements Executor {
 
   async facts(): Promise<Record<string, unknown>> {
     const r = await this.request(FACTS_SCRIPT);
-    return parseFactsOutput(r.output.toString(), this.nonce);
+    return parseFactsOutput(r.output, this.nonce);
   }
 
   async close(): Promise<void> {

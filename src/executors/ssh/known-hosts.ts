@@ -31,10 +31,13 @@ function hashedMatches(entry: string, name: string): boolean {
   return createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64') === hash;
 }
 
-/** Does a comma-separated host pattern list name `name`? A matching negation excludes it. */
-function patternsMatch(patterns: string, name: string): boolean {
+/**
+ * Do OpenSSH host patterns (`*`, `?`, `!negation`, and in known_hosts hashed `|1|` names) name
+ * `name`? A matching negation excludes it. Shared by known_hosts and ~/.ssh/config.
+ */
+export function hostPatternsMatch(patterns: string[], name: string): boolean {
   let matched = false;
-  for (const p of patterns.split(',')) {
+  for (const p of patterns) {
     if (p.startsWith('|')) {
       if (hashedMatches(p, name)) matched = true;
     } else if (p.startsWith('!')) {
@@ -60,7 +63,7 @@ export function keysFor(text: string, host: string, port: number): KnownKey[] {
     }
     const [patterns, type, key] = fields;
     if (!patterns || !type || !key) return;
-    if (revoked || patternsMatch(patterns, name)) out.push({ type, key, revoked, line: i + 1 });
+    if (revoked || hostPatternsMatch(patterns.split(','), name)) out.push({ type, key, revoked, line: i + 1 });
   });
   return out;
 }

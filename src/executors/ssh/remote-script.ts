@@ -7,7 +7,15 @@
  * per link, content hashes with one `sha256sum`, and the bytes of the first K paths' files with
  * one `od`: a handful of processes and one round trip, whatever the number of paths.
  */
+import { factsFrom } from '../facts.ts';
 import type { Stat } from '../types.ts';
+
+/**
+ * Ends a section of a request's output: a newline and the connection's marker on a line of its
+ * own. Requests that answer in several parts (a batched read, facts, users and groups) print it
+ * after each, and `splitSections` takes them apart.
+ */
+export const END_SECTION = String.raw`printf '\n%s\n' "$__n"`;
 
 export const REMOTE_FUNCTIONS = String.raw`
 LC_ALL=C; export LC_ALL
@@ -32,11 +40,11 @@ __cairn_read() {
     [ "$__t" = - ] || __ex="$__ex $__r"
     __types="$__types$__t"
   done
-  printf '%s\n%s\n' "$__types" "$__n"
-  [ -z "$__ex" ] || eval "__cairn_stat $__ex" 2>/dev/null; printf '\n%s\n' "$__n"
-  [ -z "$__ln" ] || eval "__cairn_links $__ln" 2>/dev/null; printf '\n%s\n' "$__n"
-  [ -z "$__rf" ] || eval "__cairn_sha $__rf" 2>/dev/null; printf '\n%s\n' "$__n"
-  [ -z "$__ct" ] || eval "od -An -v -tx1 -- $__ct" 2>/dev/null; printf '\n%s\n' "$__n"
+  printf '%s' "$__types"; ${END_SECTION}
+  [ -z "$__ex" ] || eval "__cairn_stat $__ex" 2>/dev/null; ${END_SECTION}
+  [ -z "$__ln" ] || eval "__cairn_links $__ln" 2>/dev/null; ${END_SECTION}
+  [ -z "$__rf" ] || eval "__cairn_sha $__rf" 2>/dev/null; ${END_SECTION}
+  [ -z "$__ct" ] || eval "od -An -v -tx1 -- $__ct" 2>/dev/null; ${END_SECTION}
 }
 __cairn_dir() { [ -d "$1" ] || { echo "no such directory: $1"; return 20; }; }
 __cairn_commit() {
@@ -59,8 +67,7 @@ export interface PathInfo {
 
 const TYPES: Record<number, Stat['type']> = { 0o100000: 'file', 0o040000: 'directory', 0o120000: 'symlink' };
 
-/** The sections of a batched read: each ends with a newline and the marker on a line of its own. */
-function sections(output: Buffer, nonce: string): Buffer[] {
+export function splitSections(output: Buffer, nonce: string): Buffer[] {
   const sep = Buffer.from(`\n${nonce}\n`);
   const out: Buffer[] = [];
   let from = 0;
@@ -71,6 +78,26 @@ function sections(output: Buffer, nonce: string): Buffer[] {
   return out;
 }
 
+/** Prints the raw facts (os-release, uname, hostname, CPUs, memory), a section each. */
+export const FACTS_SCRIPT = String.raw`cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; ${END_SECTION}
+uname -srm; ${END_SECTION}
+uname -n; ${END_SECTION}
+getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null; ${END_SECTION}
+if [ -r /proc/meminfo ]; then while read -r __k __v __u; do [ "$__k" = MemTotal: ] && echo $((__v / 1024)); done </proc/meminfo
+else echo $(($(sysctl -n hw.physmem) / 1048576)); fi; ${END_SECTION}`;
+
+export function parseFactsOutput(output: Buffer, nonce: string): Record<string, unknown> {
+  const [osRelease = '', uname = '', hostname = '', cpus = '', memory = ''] = splitSections(output, nonce).map(String);
+  const [kernel = '', kernelRelease = '', machine = ''] = uname.trim().split(/\s+/);
+  return factsFrom({
+    osRelease, kernel: kernel.toLowerCase(), kernelRelease, machine, hostname: hostname.trim(),
+    cpus: Number(cpus.trim()) || 1, memoryMb: Number(memory.trim()) || 0,
+  });
+}
+
+/** Prints the user and the group databases (NSS included where getent exists), a section each. */
+export const ID_TABLES_SCRIPT = `getent passwd 2>/dev/null || cat /etc/passwd; ${END_SECTION}; getent group 2>/dev/null || cat /etc/group; ${END_SECTION}`;
+
 export class BatchMismatch extends Error {}
 
 /**
@@ -78,7 +105,7 @@ export class BatchMismatch extends Error {}
  * BatchMismatch when the counts disagree: a path changed between two of the batch's commands.
  */
 export function parseBatch(output: Buffer, nonce: string, paths: string[], k: number): Map<string, PathInfo> {
-  const parts = sections(output, nonce);
+  const parts = splitSections(output, nonce);
   if (parts.length !== 5) throw new BatchMismatch(`batched read: expected 5 sections, got ${parts.length}`);
   const [typesPart, statPart, linkPart, shaPart, odPart] = parts as [Buffer, Buffer, Buffer, Buffer, Buffer];
   const types = typesPart.toString().trim();
