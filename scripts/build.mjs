@@ -1,9 +1,13 @@
 // Bundles the CLI into one ESM file (fast start-up: no TypeScript at run time) and the typed API.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { parse } from 'yaml';
 
 rmSync('dist', { recursive: true, force: true });
+// The built-in OS tables, parsed once here so a run reads no file for them.
+const osTables = Object.fromEntries(readdirSync('src/catalog/os').filter((f) => f.endsWith('.yaml')).sort()
+  .map((f) => [`(built in) os/${f}`, parse(readFileSync(`src/catalog/os/${f}`, 'utf8'))]));
 const common = {
   bundle: true,
   platform: 'node',
@@ -15,7 +19,10 @@ const common = {
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   logLevel: 'warning',
   // Identifies this build in the compile cache's key: a new build never reuses an old result.
-  define: { __CAIRN_BUILD__: JSON.stringify(`${process.env.npm_package_version ?? '0'}-${Date.now()}`) },
+  define: {
+    __CAIRN_BUILD__: JSON.stringify(`${process.env.npm_package_version ?? '0'}-${Date.now()}`),
+    __CAIRN_OS_TABLES__: JSON.stringify(osTables),
+  },
 };
 // Split into chunks: a command loads only the code it uses (a converged `apply` never loads
 // the YAML parser or the compiler), which keeps start-up lean.

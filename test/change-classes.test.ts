@@ -58,7 +58,7 @@ function runOf(attributes: Record<string, unknown>, meta: { allow_reload?: boole
   return {
     version: 1,
     target: { name: 't', executor: 'local', state_dir: stateDir },
-    vars: {}, facts: {},
+    vars: {}, facts: {},  os: {},
     invocations: [{
       index: 0, state: 's', params: {}, lazy: false, defer: false, via: 'test', includes: [],
       parts: [{

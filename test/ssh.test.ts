@@ -159,7 +159,7 @@ describe('ssh', { skip: missing }, () => {
     const provider: Provider = { type: 'guest', name: 'test', suitable: () => true, read: async () => undefined, apply: async () => undefined };
     const registry: Registry = { type: (n) => (n === 'guest' ? agentOnly : undefined), provider: () => provider };
     const run: StateRun = {
-      version: 1, target: { name: 'h', executor: 'ssh', state_dir: mkdtempSync(join(tmpdir(), 'cairn-state-')) }, vars: {}, facts: {},
+      version: 1, target: { name: 'h', executor: 'ssh', state_dir: mkdtempSync(join(tmpdir(), 'cairn-state-')) }, vars: {}, facts: {}, os: {},
       invocations: [{
         index: 0, state: 's', params: {}, lazy: false, defer: false, via: 'test', includes: [],
         parts: [{ index: 0, type: 'guest', ref: 'guest:vm1', attributes: { name: 'vm1' }, meta: { noop: false, allow_reload: false, allow_rebuild: false, tags: [] }, requisites: [] }],

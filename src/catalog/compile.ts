@@ -13,6 +13,7 @@ import type { StateDef, TemplateScope } from '../site/states.ts';
 import { compileTemplate, type CompiledTemplate } from '../site/template.ts';
 import { didYouMean } from '../site/validate.ts';
 import { keyPosOf, posOf } from '../site/yaml.ts';
+import { builtinOsTables } from './builtin-os.ts';
 import { groupsOf, type Catalog, type RunEntry, type Target } from './catalog.ts';
 import { parsePart } from './part.ts';
 import type { StateInvocation, StateRun } from './staterun.ts';
@@ -79,11 +80,19 @@ function asRecord(v: unknown): Record<string, unknown> {
   return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 }
 
-/** OS tables: `default`, then the OS family, distribution and `distribution-release` sections. */
+/**
+ * OS tables: the built-in ones, then the site's `os/*.yaml`; of each, the `default`, OS family,
+ * distribution, `distribution-major` and `distribution-release` sections, merged in that order.
+ */
 export function osTable(c: Catalog, facts: Record<string, unknown>): Record<string, unknown> {
-  const selectors = ['default', facts.os_family, facts.distribution, `${String(facts.distribution)}-${String(facts.release)}`]
+  const distribution = typeof facts.distribution === 'string' ? facts.distribution : undefined;
+  const release = facts.release === undefined ? undefined : String(facts.release);
+  const major = release?.split('.')[0];
+  const selectors = ['default', facts.os_family, distribution,
+    distribution && major && major !== release ? `${distribution}-${major}` : undefined,
+    distribution && release ? `${distribution}-${release}` : undefined]
     .filter((s): s is string => typeof s === 'string');
-  return mergeAll(c.os.flatMap((doc) => selectors.map((s) => asRecord(asRecord(doc.doc)[s]))));
+  return mergeAll([...builtinOsTables(), ...c.os].flatMap((doc) => selectors.map((s) => asRecord(asRecord(doc.doc)[s]))));
 }
 
 export function compile(c: Catalog, target: Target, options: CompileOptions = {}): StateRun {
@@ -220,5 +229,5 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
   }
 
   d.throwIfAny();
-  return { version: 1, target: targetInfo, vars, facts, invocations };
+  return { version: 1, target: targetInfo, vars, facts, os, invocations };
 }

@@ -64,5 +64,7 @@ export interface StateRun {
   target: TargetInfo;
   vars: Record<string, unknown>;
   facts: Record<string, unknown>;
+  /** The OS tables merged for this target's facts (`it.os`); providers map names through them. */
+  os: Record<string, unknown>;
   invocations: StateInvocation[];
 }

@@ -34,7 +34,7 @@ export interface NodeResult {
 /** Where the engine finds types and providers; the built-in registries unless a test gives its own. */
 export interface Registry {
   type(name: string): ResourceType | undefined;
-  provider(type: string, facts: Record<string, unknown>, wanted?: string): Provider | string;
+  provider(type: string, facts: Record<string, unknown>, os: Record<string, unknown>, wanted?: string): Provider | string;
 }
 
 const builtIn: Registry = { type: resourceType, provider: selectProvider };
@@ -136,6 +136,10 @@ export class Engine {
   private readonly notifiedBy = new Map<string, string>();
   private readonly targetState: TargetState;
   private readonly facts: Record<string, unknown>;
+  private readonly os: Record<string, unknown>;
+  /** Readings shared by many nodes (ProviderContext.batch), forgotten whenever the target changes. */
+  private readonly batches = new Map<string, Promise<unknown>>();
+  private readonly peersByType = new Map<string, Record<string, unknown>[]>();
   private stopped?: string;
   /** Plan only: the nodes that would change, and the paths they would change. */
   private readonly planned = new ChangedPaths();
@@ -148,6 +152,7 @@ export class Engine {
     }
     this.targetState = new TargetState(exec, run.target.state_dir);
     this.facts = options.facts ?? run.facts;
+    this.os = run.os ?? {};
   }
 
   private get planning(): boolean {
@@ -255,7 +260,27 @@ export class Engine {
         return { changed: r.status === 'changed', ...(r.status === 'failed' ? { failed: r.error ?? 'failed' } : {}) };
       },
     };
-    return { exec: this.exec, facts: this.facts, engine: services };
+    return {
+      exec: this.exec, facts: this.facts, os: this.os, engine: services,
+      batch: <T>(key: string, load: () => Promise<T>): Promise<T> => {
+        let pending = this.batches.get(key) as Promise<T> | undefined;
+        if (!pending) {
+          pending = load();
+          this.batches.set(key, pending);
+          // A failed reading is not kept: the next node tries again.
+          pending.catch(() => this.batches.get(key) === pending && this.batches.delete(key));
+        }
+        return pending;
+      },
+      peers: () => {
+        let list = this.peersByType.get(node.type);
+        if (!list) {
+          list = this.graph.nodes.filter((n) => n.type === node.type).map((n) => n.attributes);
+          this.peersByType.set(node.type, list);
+        }
+        return list;
+      },
+    };
   }
 
   private async read(node: GraphNode, desired: Record<string, unknown>): Promise<Reading | string> {
@@ -266,7 +291,7 @@ export class Engine {
       const needs = type.runsOn.includes('agent') ? 'the agent' : `the ${type.runsOn.join(' or ')} executor`;
       return `needs ${needs}: the ${node.type} type cannot work through the ${this.exec.name} executor`;
     }
-    const provider = registry.provider(node.type, this.facts, node.meta.provider);
+    const provider = registry.provider(node.type, this.facts, this.os, node.meta.provider);
     if (typeof provider === 'string') return provider;
     let current = await provider.read(this.context(node), desired);
     const hash = inputHash(type, desired);
@@ -391,6 +416,9 @@ export class Engine {
       }
     } catch (err) {
       return this.fail(node, start, action, err);
+    } finally {
+      // Whatever the apply did (or half did) may change what batched readings saw.
+      this.batches.clear();
     }
     if (refreshWhy) {
       this.refreshFor.delete(node.id);

@@ -2,9 +2,19 @@
  * Facts about the machine Cairn runs on, read in-process (no command), with the same keys as the
  * facts an SSH target reports.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
-import { factsFrom } from './facts.ts';
+import { join } from 'node:path';
+import { factsFrom, PACKAGE_TOOLS } from './facts.ts';
+
+const BIN_DIRS = ['/usr/bin', '/bin', '/usr/sbin', '/sbin', '/usr/local/bin', '/usr/local/sbin'];
+
+function initSystem(): string {
+  if (existsSync('/run/systemd/system')) return 'systemd';
+  if (existsSync('/run/openrc') || existsSync('/sbin/openrc')) return 'openrc';
+  if (os.platform() === 'freebsd') return 'rc.d';
+  return 'unknown';
+}
 
 function readOr(path: string): string {
   try {
@@ -23,5 +33,8 @@ export function localFacts(): Record<string, unknown> {
     hostname: os.hostname(),
     cpus: os.cpus().length,
     memoryMb: Math.round(os.totalmem() / 1048576),
+    initSystem: initSystem(),
+    packageTool: PACKAGE_TOOLS.find((tool) => BIN_DIRS.some((d) => existsSync(join(d, tool)))) ?? '',
+    addresses: Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)),
   });
 }

@@ -70,6 +70,8 @@ export class LocalExecutor implements Executor {
       });
       child.on('close', (code, signal) => {
         if (timer) clearTimeout(timer);
+        // A command may have added or removed users and groups (useradd): read them again when asked.
+        this.users = this.primaryGroups = this.groups = undefined;
         resolve({ code: code ?? (signal ? 128 + 9 : 1), stdout, stderr, ...(timedOut ? { timedOut } : {}) });
       });
     });

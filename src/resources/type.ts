@@ -110,8 +110,18 @@ export interface EngineServices {
 export interface ProviderContext {
   exec: Executor;
   facts: Record<string, unknown>;
+  /** The target's OS tables merged (`it.os`): OS-specific names, package manager, init system. */
+  os: Record<string, unknown>;
   engine: EngineServices;
   signal?: AbortSignal;
+  /**
+   * A reading shared by many nodes: `load` runs once per `key` until the target next changes (the
+   * engine forgets every batch after an apply), so a run reads all its packages with one
+   * `dpkg-query`, not one per package.
+   */
+  batch<T>(key: string, load: () => Promise<T>): Promise<T>;
+  /** The desired attributes of every node of this node's type in the run: what a batch reads. */
+  peers(): Record<string, unknown>[];
 }
 
 /** Current state in the same vocabulary as the desired attributes; undefined: absent. */
@@ -120,7 +130,8 @@ export type Current = Record<string, unknown> | undefined;
 export interface Provider {
   type: string;
   name: string;
-  suitable(facts: Record<string, unknown>): boolean;
+  /** Whether this provider fits the target, from its facts and OS tables (see resources/os.ts). */
+  suitable(facts: Record<string, unknown>, os: Record<string, unknown>): boolean;
   /** Observes, with no side effects. */
   read(ctx: ProviderContext, desired: Record<string, unknown>): Promise<Current>;
   /** Returns `{ changed: false }` when it found nothing to do after all (a transition whose

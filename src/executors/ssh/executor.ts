@@ -128,7 +128,9 @@ export class SshExecutor implements Executor {
   }
 
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+    // A command may change anything: files, and users and groups (useradd).
     this.cache.clear();
+    this.ids = undefined;
     let cmd = shellCommand(argv);
     if (opts.env) cmd = `env ${Object.entries(opts.env).map(([k, v]) => shellQuote(`${k}=${v}`)).join(' ')} ${cmd}`;
     if (opts.cwd) cmd = `cd ${shellQuote(opts.cwd)} && exec ${cmd}`;

@@ -7,7 +7,7 @@
  * per link, content hashes with one `sha256sum`, and the bytes of the first K paths' files with
  * one `od`: a handful of processes and one round trip, whatever the number of paths.
  */
-import { factsFrom } from '../facts.ts';
+import { factsFrom, PACKAGE_TOOLS, parseAddresses } from '../facts.ts';
 import type { Stat } from '../types.ts';
 
 /**
@@ -78,20 +78,26 @@ export function splitSections(output: Buffer, nonce: string): Buffer[] {
   return out;
 }
 
-/** Prints the raw facts (os-release, uname, hostname, CPUs, memory), a section each. */
+/** Prints the raw facts (os-release, uname, hostname, CPUs, memory, init, package tool, addresses), a section each. */
 export const FACTS_SCRIPT = String.raw`cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; ${END_SECTION}
 uname -srm; ${END_SECTION}
 uname -n; ${END_SECTION}
 getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null; ${END_SECTION}
 if [ -r /proc/meminfo ]; then while read -r __k __v __u; do [ "$__k" = MemTotal: ] && echo $((__v / 1024)); done </proc/meminfo
-else echo $(($(sysctl -n hw.physmem) / 1048576)); fi; ${END_SECTION}`;
+else echo $(($(sysctl -n hw.physmem) / 1048576)); fi; ${END_SECTION}
+if [ -d /run/systemd/system ]; then echo systemd; elif [ -d /run/openrc ] || [ -x /sbin/openrc ]; then echo openrc
+elif [ "$(uname -s)" = FreeBSD ]; then echo rc.d; else echo unknown; fi; ${END_SECTION}
+for __m in ${PACKAGE_TOOLS.join(' ')}; do command -v $__m >/dev/null 2>&1 && { echo $__m; break; }; done; ${END_SECTION}
+if command -v ip >/dev/null 2>&1; then ip -o addr show 2>/dev/null; elif command -v ifconfig >/dev/null 2>&1; then ifconfig -a 2>/dev/null
+else hostname -I 2>/dev/null; fi; ${END_SECTION}`;
 
 export function parseFactsOutput(output: Buffer, nonce: string): Record<string, unknown> {
-  const [osRelease = '', uname = '', hostname = '', cpus = '', memory = ''] = splitSections(output, nonce).map(String);
+  const [osRelease = '', uname = '', hostname = '', cpus = '', memory = '', init = '', packageTool = '', addresses = ''] = splitSections(output, nonce).map(String);
   const [kernel = '', kernelRelease = '', machine = ''] = uname.trim().split(/\s+/);
   return factsFrom({
     osRelease, kernel: kernel.toLowerCase(), kernelRelease, machine, hostname: hostname.trim(),
     cpus: Number(cpus.trim()) || 1, memoryMb: Number(memory.trim()) || 0,
+    initSystem: init.trim(), packageTool: packageTool.trim(), addresses: parseAddresses(addresses),
   });
 }
 
