@@ -98,6 +98,18 @@ export function program(): Command {
     });
   }
 
+  cmd.command('facts')
+    .description("print what targets report about themselves (OS, release, init system, package manager, addresses, …)")
+    .option('--site <dir>', 'the site folder (without one: this machine)', '.')
+    .option('-t, --target <name>', 'a target, group or glob (repeatable; default: all)', collect)
+    .option('--json', 'print JSON')
+    .option('--forks <n>', 'targets in parallel', '10')
+    .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
+    .action(async (options: { site: string; target?: string[]; json?: boolean; forks: string; acceptNewHostKeys?: boolean }) => {
+      const { showFacts } = await import('./facts.ts');
+      process.exitCode = await showFacts(options, sources, await localFactsOnce());
+    });
+
   cmd.command('schema')
     .description('print the JSON Schema of state files (or of cairn.yaml / inventory.yaml)')
     .addOption(new Option('--for <file>', 'which file kind').choices(['state', 'site', 'inventory']).default('state'))
