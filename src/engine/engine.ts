@@ -10,7 +10,7 @@ import { UnreachableError, type Executor } from '../executors/types.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
 import { resourceType } from '../resources/index.ts';
 import { selectProvider } from '../resources/providers.ts';
-import { ApplyError, type Action, type Current, type EngineServices, type Provider, type ProviderContext, type ResourceType } from '../resources/type.ts';
+import { ApplyError, type Action, type ApplyOutcome, type Current, type EngineServices, type Provider, type ProviderContext, type ResourceType } from '../resources/type.ts';
 import { diffNode } from './diff.ts';
 import { TargetState } from './target-state.ts';
 
@@ -401,7 +401,7 @@ export class Engine {
       return this.finish(node, start, { ...base, status: 'would-change', action, ...(note ? { reason: note } : {}) });
     }
 
-    let outcome: void | { changed: false; reason: string } = undefined;
+    let outcome: ApplyOutcome = undefined;
     try {
       const ctx = this.context(node);
       if (action === 'refresh') await provider.refresh?.(ctx, desired);
@@ -411,8 +411,10 @@ export class Engine {
       } else {
         outcome = await provider.apply(ctx, action, desired, current);
         // A reload is an in-place change followed by the type's refresh; a notification due for
-        // a node that was just created or run is already satisfied.
-        if (action === 'reload' || (refreshWhy && action === 'update')) await provider.refresh?.(ctx, desired);
+        // a node that was just created or run is already satisfied, and so is one the provider
+        // says its change took care of.
+        const refreshed = outcome !== undefined && 'refreshed' in outcome;
+        if (action === 'reload' || (refreshWhy && action === 'update' && !refreshed)) await provider.refresh?.(ctx, desired);
       }
     } catch (err) {
       return this.fail(node, start, action, err);
@@ -424,7 +426,7 @@ export class Engine {
       this.refreshFor.delete(node.id);
       await this.targetState.remove(node.id);
     }
-    if (outcome) return this.finish(node, start, { status: 'unchanged', action: 'none', reason: outcome.reason });
+    if (outcome && 'changed' in outcome) return this.finish(node, start, { status: 'unchanged', action: 'none', reason: outcome.reason });
     if (type.writeOnly?.length) await this.targetState.setInputHash(node.ref, action === 'destroy' ? undefined : inputHash(type, desired));
     await this.notify(node);
     return this.finish(node, start, { ...base, status: 'changed', action, ...(reason ? { reason } : {}) });

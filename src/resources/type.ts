@@ -134,14 +134,20 @@ export interface Provider {
   suitable(facts: Record<string, unknown>, os: Record<string, unknown>): boolean;
   /** Observes, with no side effects. */
   read(ctx: ProviderContext, desired: Record<string, unknown>): Promise<Current>;
-  /** Returns `{ changed: false }` when it found nothing to do after all (a transition whose
-   *  resource is already in the transitional state), so nothing reports a change it did not make. */
-  apply(ctx: ProviderContext, action: Action, desired: Record<string, unknown>, current: Current): Promise<void | { changed: false; reason: string }>;
+  /**
+   * Returns `{ changed: false }` when it found nothing to do after all (a transition whose
+   * resource is already in the transitional state), so nothing reports a change it did not make;
+   * `{ refreshed: true }` when the change already did what a pending notification asks (a service
+   * started from stopped reads its new configuration: no restart right after).
+   */
+  apply(ctx: ProviderContext, action: Action, desired: Record<string, unknown>, current: Current): Promise<ApplyOutcome>;
   /** What a notification does; absent: nothing. */
   refresh?(ctx: ProviderContext, desired: Record<string, unknown>): Promise<void>;
   /** A unified diff of content for `--diff`, when the type has content. */
   diff?(desired: Record<string, unknown>, current: Current): string | undefined;
 }
+
+export type ApplyOutcome = void | { changed: false; reason: string } | { refreshed: true };
 
 /** Thrown by providers for a failure the user should see as the node's error. */
 export class ApplyError extends Error {}
