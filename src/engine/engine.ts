@@ -12,7 +12,7 @@ import { resourceType } from '../resources/index.ts';
 import { selectProvider } from '../resources/providers.ts';
 import { ApplyError, type Action, type ApplyOutcome, type Current, type EngineServices, type Provider, type ProviderContext, type ResourceType } from '../resources/type.ts';
 import { diffNode } from './diff.ts';
-import { TargetState } from './target-state.ts';
+import { stateDirStorage, TargetState, type StateStorage } from './target-state.ts';
 
 export type NodeStatus = 'unchanged' | 'changed' | 'failed' | 'skipped' | 'would-change' | 'unknown';
 
@@ -53,6 +53,8 @@ export interface EngineOptions {
   facts?: Record<string, unknown>;
   /** Called as each node finishes. */
   onResult?: (result: NodeResult) => void;
+  /** Where pending notifications and input hashes are kept; default: the target's state_dir. */
+  stateStorage?: StateStorage;
 }
 
 /** When a triggered lazy node runs, besides "at the end of invocation k" (k ≥ 0). */
@@ -150,7 +152,7 @@ export class Engine {
       this.incoming.set(e.to, [...(this.incoming.get(e.to) ?? []), e]);
       this.outgoing.set(e.from, [...(this.outgoing.get(e.from) ?? []), e]);
     }
-    this.targetState = new TargetState(exec, run.target.state_dir);
+    this.targetState = new TargetState(options.stateStorage ?? stateDirStorage(exec, run.target.state_dir));
     this.facts = options.facts ?? run.facts;
     this.os = run.os ?? {};
   }

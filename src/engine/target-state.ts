@@ -12,26 +12,51 @@ export interface PendingNotification {
   from: string;
 }
 
+/**
+ * Where a target's state is kept: its state directory through the executor (the default), or a
+ * store, for agents (pending notifications then survive the loss of the machine's state dir).
+ */
+export interface StateStorage {
+  /** Paths on the target the state is read from, announced with the run's other reads. */
+  paths(): string[];
+  read(file: StateFile): Promise<Buffer | undefined>;
+  /** Atomic: a reader sees the old or the new content, never a mix. */
+  write(file: StateFile, data: string): Promise<void>;
+}
+
+export type StateFile = 'pending.json' | 'metadata.json';
+
+/** The state directory on the target (`state_dir`, default /var/lib/cairn), through its executor. */
+export function stateDirStorage(exec: Executor, dir: string): StateStorage {
+  const base = dir.replace(/\/+$/, '');
+  let dirReady = false;
+  return {
+    paths: () => [`${base}/pending.json`, `${base}/metadata.json`],
+    read: (file) => exec.readFile(`${base}/${file}`),
+    async write(file, data) {
+      if (!dirReady) {
+        await exec.mkdir(base, { parents: true, mode: 0o700 });
+        dirReady = true;
+      }
+      await exec.writeFile(`${base}/${file}`, data, { mode: 0o600 });
+    },
+  };
+}
+
 export class TargetState {
   private pending: PendingNotification[] = [];
   /** Hashes of write-only inputs by node ref (DESIGN §5.8). */
   private inputs: Record<string, string> = {};
-  private readonly path: string;
-  private readonly metadataPath: string;
-  private dirReady = false;
 
-  constructor(private readonly exec: Executor, private readonly dir: string) {
-    this.path = `${dir.replace(/\/+$/, '')}/pending.json`;
-    this.metadataPath = `${dir.replace(/\/+$/, '')}/metadata.json`;
-  }
+  constructor(private readonly storage: StateStorage) {}
 
-  /** The files this state lives in. */
+  /** The files this state lives in, when they are on the target. */
   files(): string[] {
-    return [this.path, this.metadataPath];
+    return this.storage.paths();
   }
 
-  private async readJson<T>(path: string): Promise<Partial<T>> {
-    const bytes = await this.exec.readFile(path);
+  private async readJson<T>(file: StateFile): Promise<Partial<T>> {
+    const bytes = await this.storage.read(file);
     if (!bytes) return {};
     try {
       return JSON.parse(bytes.toString('utf8')) as Partial<T>;
@@ -42,9 +67,9 @@ export class TargetState {
   }
 
   async load(): Promise<PendingNotification[]> {
-    const data = await this.readJson<{ pending: PendingNotification[] }>(this.path);
+    const data = await this.readJson<{ pending: PendingNotification[] }>('pending.json');
     this.pending = Array.isArray(data.pending) ? data.pending : [];
-    const meta = await this.readJson<{ inputs: Record<string, string> }>(this.metadataPath);
+    const meta = await this.readJson<{ inputs: Record<string, string> }>('metadata.json');
     this.inputs = meta.inputs && typeof meta.inputs === 'object' ? meta.inputs : {};
     return [...this.pending];
   }
@@ -57,8 +82,7 @@ export class TargetState {
     if (this.inputs[ref] === hash) return;
     if (hash === undefined) delete this.inputs[ref];
     else this.inputs[ref] = hash;
-    await this.ensureDir();
-    await this.exec.writeFile(this.metadataPath, `${JSON.stringify({ version: 1, inputs: this.inputs }, null, 1)}\n`, { mode: 0o600 });
+    await this.storage.write('metadata.json', `${JSON.stringify({ version: 1, inputs: this.inputs }, null, 1)}\n`);
   }
 
   has(node: string): boolean {
@@ -77,15 +101,7 @@ export class TargetState {
     if (this.pending.length !== before) await this.save();
   }
 
-  private async ensureDir(): Promise<void> {
-    if (!this.dirReady) {
-      await this.exec.mkdir(this.dir, { parents: true, mode: 0o700 });
-      this.dirReady = true;
-    }
-  }
-
   private async save(): Promise<void> {
-    await this.ensureDir();
-    await this.exec.writeFile(this.path, `${JSON.stringify({ version: 1, pending: this.pending }, null, 1)}\n`, { mode: 0o600 });
+    await this.storage.write('pending.json', `${JSON.stringify({ version: 1, pending: this.pending }, null, 1)}\n`);
   }
 }
