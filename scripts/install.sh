@@ -11,9 +11,10 @@ if ! command -v node >/dev/null 2>&1 || [ "$(node -p 'process.versions.node.spli
 fi
 
 # Debian packages the test suite uses: git for the checkout itself; a real OpenSSH server, sudo
-# and iproute2 (network namespaces) for the SSH tests.
+# and iproute2 (network namespaces) for the SSH tests; debootstrap, systemd-container
+# (systemd-nspawn) and dpkg-dev (dpkg-scanpackages) for the test lab's Debian hosts (test/lab/).
 missing=""
-for pkg in git openssh-server openssh-client sudo iproute2; do
+for pkg in git openssh-server openssh-client sudo iproute2 debootstrap systemd-container dpkg-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then
