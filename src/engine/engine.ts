@@ -406,7 +406,7 @@ export class Engine {
     let outcome: ApplyOutcome = undefined;
     try {
       const ctx = this.context(node);
-      if (action === 'refresh') await provider.refresh?.(ctx, desired);
+      if (action === 'refresh') outcome = await provider.refresh?.(ctx, desired);
       else if (action === 'rebuild') {
         await provider.apply(ctx, 'destroy', desired, current);
         await provider.apply(ctx, 'create', desired, undefined);

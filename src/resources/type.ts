@@ -141,8 +141,9 @@ export interface Provider {
    * started from stopped reads its new configuration: no restart right after).
    */
   apply(ctx: ProviderContext, action: Action, desired: Record<string, unknown>, current: Current): Promise<ApplyOutcome>;
-  /** What a notification does; absent: nothing. */
-  refresh?(ctx: ProviderContext, desired: Record<string, unknown>): Promise<void>;
+  /** What a notification does; absent: nothing. `{ changed: false }` when it had nothing to do
+   *  (a stopped service is not restarted), so the node does not report a change. */
+  refresh?(ctx: ProviderContext, desired: Record<string, unknown>): Promise<void | { changed: false; reason: string }>;
   /** A unified diff of content for `--diff`, when the type has content. */
   diff?(desired: Record<string, unknown>, current: Current): string | undefined;
 }

@@ -1,0 +1,114 @@
+/**
+ * systemd: one `systemctl show` reads every unit of the run; a unit file changed on disk is
+ * reloaded (daemon-reload) before the unit is started, restarted or reloaded.
+ */
+import { uses } from '../os.ts';
+import type { ProviderContext } from '../type.ts';
+import { must, serviceProvider, tail, type InitSystem, type ServiceStatus } from './core.ts';
+
+const PROPERTIES = 'Id,LoadState,ActiveState,SubState,UnitFileState,NeedDaemonReload';
+
+/** `systemctl show` output: one `Key=value` block per unit, blank lines between, in argument order. */
+export function parseShow(text: string): Record<string, string>[] {
+  const blocks: Record<string, string>[] = [];
+  let block: Record<string, string> | undefined;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') {
+      block = undefined;
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (eq < 0) continue;
+    if (!block) blocks.push((block = {}));
+    block[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return blocks;
+}
+
+/**
+ * Running: active, reloading, or activating on its way up. A unit waiting to be restarted after a
+ * crash (activating/auto-restart) is not running: a start then reports the failure.
+ */
+function isRunning(p: Record<string, string>): boolean {
+  const active = p.ActiveState ?? '';
+  if (active === 'activating') return p.SubState !== 'auto-restart';
+  return active === 'active' || active === 'reloading' || active === 'refreshing';
+}
+
+/**
+ * Enabled at boot: `enabled`. Runtime-only links (`enabled-runtime`), `disabled`, `linked`,
+ * `masked` and `bad` are not. `static`, `indirect`, `generated`, `transient` and `alias` units
+ * cannot be enabled or disabled themselves (no [Install] section, or another unit decides), so
+ * they are reported as asked and never flap.
+ */
+function isEnabled(state: string): boolean | undefined {
+  if (state === 'enabled') return true;
+  if (['enabled-runtime', 'disabled', 'linked', 'linked-runtime', 'masked', 'masked-runtime', 'bad'].includes(state)) return false;
+  return undefined;
+}
+
+export function statusFromShow(p: Record<string, string>): ServiceStatus {
+  // A masked unit is loaded as far as ensure and enable go: starting it fails with systemd's words.
+  const known = p.LoadState === 'loaded' || p.LoadState === 'masked';
+  return {
+    known,
+    running: known && isRunning(p),
+    enabled: known ? isEnabled(p.UnitFileState ?? '') : undefined,
+    stale: p.NeedDaemonReload === 'yes',
+    ...(p.LoadState === 'error' || p.LoadState === 'bad-setting' ? { problem: `${p.Id ?? 'unit'}: LoadState=${p.LoadState}` } : {}),
+  };
+}
+
+async function show(ctx: ProviderContext, names: string[]): Promise<Map<string, ServiceStatus>> {
+  const out = new Map<string, ServiceStatus>();
+  const r = await ctx.exec.run(['systemctl', 'show', `--property=${PROPERTIES}`, '--', ...names]);
+  const blocks = r.code === 0 ? parseShow(r.stdout) : [];
+  if (blocks.length === names.length) {
+    names.forEach((name, i) => out.set(name, statusFromShow(blocks[i]!)));
+    return out;
+  }
+  if (names.length === 1) {
+    // systemctl refused the name itself (an invalid unit name): the apply reports its words.
+    out.set(names[0]!, { known: false, running: false, enabled: undefined, problem: tail(`${r.stdout}\n${r.stderr}`) || `systemctl show exited with ${r.code}` });
+    return out;
+  }
+  // One bad name spoils the batch: read the units one by one, so the others still converge.
+  for (const name of names) out.set(name, (await show(ctx, [name])).get(name)!);
+  return out;
+}
+
+async function reloadIfStale(ctx: ProviderContext, status: ServiceStatus): Promise<void> {
+  if (status.stale) await must(ctx, ['systemctl', 'daemon-reload']);
+}
+
+export const systemd: InitSystem = {
+  name: 'systemd',
+  readAll: show,
+  async start(ctx, name, status) {
+    await reloadIfStale(ctx, status);
+    await must(ctx, ['systemctl', 'start', '--', name]);
+  },
+  async stop(ctx, name) {
+    await must(ctx, ['systemctl', 'stop', '--', name]);
+  },
+  async restart(ctx, name, status) {
+    await reloadIfStale(ctx, status);
+    await must(ctx, ['systemctl', 'restart', '--', name]);
+  },
+  async reload(ctx, name, status) {
+    await reloadIfStale(ctx, status);
+    await must(ctx, ['systemctl', 'reload', '--', name]);
+  },
+  async enable(ctx, name) {
+    await must(ctx, ['systemctl', 'enable', '--', name]);
+  },
+  async disable(ctx, name) {
+    await must(ctx, ['systemctl', 'disable', '--', name]);
+  },
+  async rescan(ctx) {
+    await must(ctx, ['systemctl', 'daemon-reload']);
+  },
+  probe: (ctx, name) => ctx.exec.run(['systemctl', 'status', '--no-pager', '--lines=0', '--', name]),
+};
+
+export const systemdService = serviceProvider(systemd, uses('init_system', 'systemd'));
