@@ -6,10 +6,10 @@ export const groupType = defineType({
   key: 'name',
   description: 'A local group.',
   schema: z.strictObject({
-    name: z.string().min(1),
+    name: z.string().min(1).refine((s) => !/[:\s,]/.test(s), 'must not contain ":", "," or white space'),
     ensure: ensurePresence,
     gid: z.number().int().nonnegative().optional(),
-    system: z.boolean().optional(),
+    system: z.boolean().optional().describe('a system group (groupadd -r, addgroup -S; pw has none)'),
   }),
   changes: { ensure: 'update', gid: 'update' },
   stateful: false,

@@ -1,20 +1,26 @@
 import { z } from 'zod';
 import { defineType, ensurePresence } from '../type.ts';
 
+/** A passwd(5) field: a colon or a line break would corrupt the database. */
+const passwdField = z.string().refine((s) => !/[:\n]/.test(s), 'must not contain ":" or a line break');
+const accountName = z.string().min(1).refine((s) => !/[:\s,]/.test(s), 'must not contain ":", "," or white space');
+
 export const userType = defineType({
   name: 'user',
   key: 'name',
   description: 'A local user account.',
   schema: z.strictObject({
-    name: z.string().min(1),
+    name: accountName,
     ensure: ensurePresence,
     uid: z.number().int().nonnegative().optional(),
-    gid: z.union([z.number().int().nonnegative(), z.string()]).optional().describe('primary group'),
-    groups: z.array(z.string()).optional().describe('supplementary groups (the exact list)'),
-    home: z.string().optional(),
-    shell: z.string().optional(),
-    comment: z.string().optional(),
-    system: z.boolean().optional(),
+    gid: z.union([z.number().int().nonnegative(), accountName]).optional().describe('primary group, by name or number'),
+    groups: z.array(accountName).optional().describe('supplementary groups: the exact list (the user leaves groups not listed)'),
+    home: z.string().min(1).refine((s) => !/[:\n]/.test(s), 'must not contain ":" or a line break').optional().describe('home directory (changing it does not move the old one)'),
+    shell: passwdField.optional(),
+    comment: passwdField.optional().describe('the GECOS field'),
+    system: z.boolean().optional().describe('a system account (useradd -r, adduser -S; pw has none)'),
+    create_home: z.boolean().optional().describe('make the home when the user is created; default true, false for system users'),
+    remove_home: z.boolean().optional().describe('with ensure: absent, remove the home too (default false: the home is kept)'),
   }),
   changes: { ensure: 'update', uid: 'update', gid: 'update', groups: 'update', home: 'update', shell: 'update', comment: 'update' },
   stateful: false,

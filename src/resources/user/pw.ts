@@ -1,0 +1,44 @@
+/**
+ * Users on FreeBSD with pw(8): `pw useradd|usermod|userdel -n NAME …`, the flags Ansible's
+ * FreeBsdUser uses. pw has no "system account" flag: `system` is ignored (give a `uid`). `-G`
+ * on usermod replaces the user's supplementary groups, which is the exact list this type manages.
+ */
+import type { Provider } from '../type.ts';
+import { readAccounts, runTool } from './accounts.ts';
+import { changed, createsHome, implicitGroup, readUser } from './state.ts';
+
+function options(desired: Record<string, unknown>, current: Record<string, unknown> | undefined): string[] {
+  const args: string[] = [];
+  if (changed(desired, current, 'uid')) args.push('-u', String(desired.uid));
+  if (changed(desired, current, 'gid')) args.push('-g', String(desired.gid));
+  if (changed(desired, current, 'groups')) args.push('-G', (desired.groups as string[]).join(','));
+  if (changed(desired, current, 'home')) args.push('-d', String(desired.home));
+  if (changed(desired, current, 'shell')) args.push('-s', String(desired.shell));
+  if (changed(desired, current, 'comment')) args.push('-c', String(desired.comment));
+  return args;
+}
+
+export const pwUser: Provider = {
+  type: 'user',
+  name: 'pw',
+  suitable: (facts) => facts.kernel === 'freebsd' || facts.os_family === 'freebsd',
+  read: readUser,
+
+  async apply(ctx, action, desired, current) {
+    const name = String(desired.name);
+    if (action === 'destroy') {
+      await runTool(ctx, ['pw', 'userdel', '-n', name, ...(desired.remove_home === true ? ['-r'] : [])]);
+      return;
+    }
+    if (action === 'create') {
+      const args = options(desired, undefined);
+      const group = implicitGroup(await readAccounts(ctx), desired);
+      if (group) args.push('-g', group);
+      if (createsHome(desired)) args.push('-m');
+      await runTool(ctx, ['pw', 'useradd', '-n', name, ...args]);
+      return;
+    }
+    const args = options(desired, current);
+    if (args.length > 0) await runTool(ctx, ['pw', 'usermod', '-n', name, ...args]);
+  },
+};

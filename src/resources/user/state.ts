@@ -1,0 +1,80 @@
+/**
+ * What every user provider shares: the current state of a user in the vocabulary of its part
+ * (gid as a name or a number, as the part gives it; groups in the part's order when they are the
+ * same set), and what a part asks for in the tools' terms.
+ */
+import type { Current, ProviderContext } from '../type.ts';
+import { readAccounts, type Accounts, type PasswdEntry } from './accounts.ts';
+
+/** A group given by name or number, as the group's name when the database knows it. */
+export function groupName(accounts: Accounts, group: string | number): string | undefined {
+  const text = String(group);
+  if (accounts.groups.has(text)) return text;
+  return /^\d+$/.test(text) ? accounts.groupByGid.get(Number(text))?.name : undefined;
+}
+
+/** The groups that list `user` as a member (its supplementary groups), in database order. */
+export function memberOf(accounts: Accounts, user: string): string[] {
+  return [...accounts.groups.values()].filter((g) => g.members.includes(user)).map((g) => g.name);
+}
+
+/** The primary group as the part names it: its name, its number, or whatever the entry holds. */
+function gidAs(accounts: Accounts, desired: unknown, gid: number): string | number {
+  if (typeof desired === 'number') return gid;
+  const wanted = typeof desired === 'string' ? desired : '';
+  if (/^\d+$/.test(wanted)) return String(gid);
+  // Several groups may share a gid: the part's name is right when its gid is the entry's.
+  if (accounts.groups.get(wanted)?.gid === gid) return wanted;
+  return accounts.groupByGid.get(gid)?.name ?? String(gid);
+}
+
+/** The supplementary groups, reported in the part's order when they are the same set (numbers resolved). */
+function groupsAs(accounts: Accounts, desired: unknown, actual: string[]): string[] {
+  if (!Array.isArray(desired)) return actual;
+  const wanted = new Set(desired.map((g) => groupName(accounts, String(g)) ?? String(g)));
+  const same = wanted.size === actual.length && actual.every((g) => wanted.has(g));
+  return same ? [...(desired as string[])] : [...actual].sort();
+}
+
+export function userState(accounts: Accounts, entry: PasswdEntry, desired: Record<string, unknown>): Record<string, unknown> {
+  const current: Record<string, unknown> = { name: entry.name, ensure: 'present' };
+  if (desired.uid !== undefined) current.uid = entry.uid;
+  if (desired.gid !== undefined) current.gid = gidAs(accounts, desired.gid, entry.gid);
+  if (desired.groups !== undefined) current.groups = groupsAs(accounts, desired.groups, memberOf(accounts, entry.name));
+  if (desired.home !== undefined) current.home = entry.home;
+  if (desired.shell !== undefined) current.shell = entry.shell;
+  if (desired.comment !== undefined) current.comment = entry.comment;
+  return current;
+}
+
+/** The `read` of every user provider: one batched reading of both databases for the whole run. */
+export async function readUser(ctx: ProviderContext, desired: Record<string, unknown>): Promise<Current> {
+  const accounts = await readAccounts(ctx);
+  const entry = accounts.users.get(String(desired.name));
+  return entry ? userState(accounts, entry, desired) : undefined;
+}
+
+/** Attributes whose current value differs from the part's (all of them when creating). */
+export function changed(desired: Record<string, unknown>, current: Current, attr: string): boolean {
+  if (desired[attr] === undefined) return false;
+  if (!current) return true;
+  return JSON.stringify(current[attr]) !== JSON.stringify(desired[attr]);
+}
+
+/**
+ * Whether the home is made when the user is created: `create_home` when given, else yes for
+ * ordinary users (Ansible's `create_home: yes`) and no for system users (useradd -r's own default).
+ */
+export function createsHome(desired: Record<string, unknown>): boolean {
+  return typeof desired.create_home === 'boolean' ? desired.create_home : desired.system !== true;
+}
+
+/**
+ * The primary group for a new user without a `gid`: a group already named like the user (say,
+ * declared just before it), which useradd and BusyBox adduser would otherwise refuse to create.
+ */
+export function implicitGroup(accounts: Accounts, desired: Record<string, unknown>): string | undefined {
+  if (desired.gid !== undefined) return undefined;
+  const name = String(desired.name);
+  return accounts.groups.has(name) ? name : undefined;
+}
