@@ -174,6 +174,15 @@ export async function startLab(count: number, options: { repo?: boolean } = {}):
     // Cairn always verifies host keys: record each host's key (its only one, ed25519) as ssh would.
     writeFileSync(knownHosts, booted.map((h) => `${h.address} ${readFileSync(join(h.fs, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').trim()}\n`).join(''));
 
+    // systemd-nspawn mounts /proc/sys read-only; with --private-network it makes /proc/sys/net
+    // writable again (those keys belong to the guest's own network namespace), but a guest that
+    // joins a namespace with --network-namespace-path does not get that: do what nspawn would, so
+    // a lab host's net.* sysctls are as writable as a real machine's.
+    await Promise.all(booted.map(async (h) => {
+      const r = await guestSh(h.slot, 'mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net');
+      if (r.code !== 0) throw new Error(`${h.name}: cannot make /proc/sys/net writable:\n${r.stdout}${r.stderr}`);
+    }));
+
     if (repoDir) {
       // Like a real host, whose package lists are there before anyone installs something.
       await Promise.all(booted.map(async (h) => {

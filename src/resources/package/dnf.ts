@@ -1,0 +1,104 @@
+/**
+ * The Red Hat family: rpm reads, dnf (or yum on RHEL/CentOS 7) installs, removes and says which
+ * installed packages have upgrades. dnf and yum refresh expired metadata by themselves.
+ */
+import type { Executor } from '../../executors/types.ts';
+import { ApplyError } from '../type.ts';
+import { addVersion, must, packageProvider, query, type PackageManager, type Versions } from './manager.ts';
+
+/** rpm expands `\t` and `\n` itself. EPOCH is "(none)" when the package has none. */
+export const RPM_QUERY_FORMAT = '%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n';
+
+/** `rpm -q --qf` lines as `[epoch:]version-release`, keyed by name and by name.arch. */
+export function parseRpmQuery(stdout: string): Versions {
+  const versions: Versions = new Map();
+  for (const line of stdout.split('\n')) {
+    const fields = line.split('\t');
+    if (fields.length !== 5) continue; // "package nosuch is not installed"
+    const [name, epoch, version, release, arch] = fields as [string, string, string, string, string];
+    const evr = `${epoch === '(none)' || epoch === '0' || epoch === '' ? '' : `${epoch}:`}${version}-${release}`;
+    addVersion(versions, name, evr);
+    addVersion(versions, `${name}.${arch}`, evr);
+  }
+  return versions;
+}
+
+/** A part may give `version`, `version-release` or `epoch:version-release`. */
+export function rpmVersionMatches(installed: string, wanted: string): boolean {
+  const noEpoch = installed.replace(/^\d+:/, '');
+  return wanted === installed || wanted === noEpoch || wanted === noEpoch.replace(/-[^-]*$/, '') || wanted === `0:${noEpoch}`;
+}
+
+/** `dnf repoquery --upgrades --qf '%{name}\t%{evr}'` lines (dnf 4 ends each with a newline). */
+export function parseRepoquery(stdout: string): Map<string, string> {
+  const upgrades = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const [name, evr] = line.trim().split('\t');
+    if (name && evr) upgrades.set(name, evr);
+  }
+  return upgrades;
+}
+
+/**
+ * `yum check-update` (exit 100 when there are updates): `name.arch  evr  repo` triples, which yum
+ * wraps onto two lines when a name is long, so they are read as a stream of words; the
+ * "Obsoleting Packages" section after them is not updates.
+ */
+export function parseCheckUpdate(stdout: string): Map<string, string> {
+  const section = stdout.split(/^Obsoleting Packages/m)[0]!;
+  const words = section.split(/\s+/).filter(Boolean);
+  const upgrades = new Map<string, string>();
+  for (let i = 0; i + 2 < words.length; i += 3) {
+    const nameArch = words[i]!;
+    const dot = nameArch.lastIndexOf('.');
+    if (dot <= 0) break;
+    upgrades.set(nameArch.slice(0, dot), words[i + 1]!);
+  }
+  return upgrades;
+}
+
+async function rpmInstalled(exec: Executor, names: string[]): Promise<Versions> {
+  // rpm's exit status counts the names that are not installed.
+  return parseRpmQuery(await query(exec, ['rpm', '-q', '--qf', RPM_QUERY_FORMAT, ...names], () => true));
+}
+
+function rpmManager(tool: 'dnf' | 'yum'): PackageManager {
+  return {
+    name: tool,
+    serves: [tool],
+    installed: rpmInstalled,
+
+    async upgrades(exec, names) {
+      if (tool === 'dnf') {
+        const argv = ['dnf', 'repoquery', '-q', '--upgrades', '--latest-limit=1', '--qf', '%{name}\\t%{evr}', ...names];
+        return parseRepoquery(await query(exec, argv, (code) => code === 0));
+      }
+      const out = await query(exec, ['yum', '-q', 'check-update', ...names], (code) => code === 0 || code === 100);
+      return parseCheckUpdate(out);
+    },
+
+    versionMatches: rpmVersionMatches,
+
+    async install(exec, { name, version, installed, upgrade }) {
+      const spec = version !== undefined ? `${name}-${version}` : name;
+      // dnf install moves an installed package to the version asked for, up or down; yum only up.
+      const verb = upgrade ? 'upgrade' : 'install';
+      await must(exec, [tool, verb, '-y', spec]);
+      if (tool === 'yum' && version !== undefined && installed !== undefined) {
+        const now = (await rpmInstalled(exec, [name])).get(name) ?? [];
+        if (!now.some((v) => rpmVersionMatches(v, version))) {
+          throw new ApplyError(`yum install -y ${spec} left ${name} at ${now.join(', ') || 'nothing'}: yum install does not downgrade (run yum downgrade ${spec})`);
+        }
+      }
+    },
+
+    async remove(exec, name) {
+      await must(exec, [tool, 'remove', '-y', name]);
+    },
+  };
+}
+
+export const dnf = rpmManager('dnf');
+export const yum = rpmManager('yum');
+export const dnfProvider = packageProvider(dnf);
+export const yumProvider = packageProvider(yum);

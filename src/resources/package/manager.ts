@@ -1,0 +1,166 @@
+/**
+ * What every package provider shares: the OS-agnostic name mapped through the OS tables, one
+ * batched query of installed versions (and, for `latest`, one of pending upgrades) for all the
+ * run's package nodes, and state reported in the desired's vocabulary. A package manager supplies
+ * only its commands and parsers (apt.ts, dnf.ts, apk.ts, pacman.ts, pkg.ts).
+ */
+import type { Executor, RunResult } from '../../executors/types.ts';
+import { osName, uses } from '../os.ts';
+import { ApplyError, type Current, type Provider, type ProviderContext } from '../type.ts';
+
+/** Installed versions by package name (several when a package is installed for several arches). */
+export type Versions = Map<string, string[]>;
+
+export interface InstallRequest {
+  name: string;
+  /** An exact version to install (the part's `version`). */
+  version?: string;
+  /** The installed version, when the package is installed (an upgrade or a version change). */
+  installed?: string;
+  /** `ensure: latest`: bring an installed package up to the repositories' candidate. */
+  upgrade: boolean;
+}
+
+export interface PackageManager {
+  /** The provider's name (`provider: apt`). */
+  name: string;
+  /** The `package_manager` values (OS tables or facts) this manager serves. */
+  serves: string[];
+  /** Installed versions of `names`, with one command. */
+  installed(exec: Executor, names: string[]): Promise<Versions>;
+  /** The newer version the repositories offer for each of `names` that has one, with one command. */
+  upgrades(exec: Executor, names: string[], installed: Versions): Promise<Map<string, string>>;
+  /** Whether an installed version is the one a part asks for, as the part spells it. */
+  versionMatches(installed: string, wanted: string): boolean;
+  install(exec: Executor, request: InstallRequest): Promise<void>;
+  remove(exec: Executor, name: string): Promise<void>;
+}
+
+/** Tools speak English here, so their output can be parsed and their errors matched. */
+export const C_LOCALE = { LC_ALL: 'C' };
+
+function tail(text: string, lines = 12): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/** The tool's own words about a failure: its stderr's tail, else its stdout's. */
+export function toolError(label: string, r: RunResult): ApplyError {
+  const said = r.stderr.trim() ? r.stderr : r.stdout;
+  const what = r.timedOut ? 'timed out' : `exited with ${r.code}`;
+  return new ApplyError(`${label} ${what}${said.trim() ? `:\n${tail(said)}` : ''}`);
+}
+
+/** Options whose next word is their value, in the commands these providers run. */
+const TAKES_VALUE = new Set(['-o', '-l', '--qf']);
+
+/** What a failure message calls a command: the tool, its operation and its operands, without options. */
+export function labelOf(argv: string[]): string {
+  // pacman's operations are options (-S, -R, -Q): they stay.
+  return argv.filter((w, i) => (!w.startsWith('-') || /^-[A-Z]$/.test(w)) && !TAKES_VALUE.has(argv[i - 1] ?? '')).join(' ');
+}
+
+/** Runs a command that must succeed; its failure carries the tool's own error. */
+export async function must(exec: Executor, argv: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  const r = await exec.run(argv, { env: { ...C_LOCALE, ...env } });
+  if (r.code !== 0 || r.timedOut) throw toolError(labelOf(argv), r);
+  return r;
+}
+
+/** Runs a query whose exit status only says "some names are unknown" (dpkg-query, rpm -q, pacman -Q). */
+export async function query(exec: Executor, argv: string[], okCodes: (code: number) => boolean): Promise<string> {
+  const r = await exec.run(argv, { env: C_LOCALE });
+  if (r.timedOut || !okCodes(r.code)) throw toolError(argv.slice(0, 2).join(' '), r);
+  return r.stdout;
+}
+
+export function addVersion(versions: Versions, name: string, version: string): void {
+  const list = versions.get(name);
+  if (list) {
+    if (!list.includes(version)) list.push(version);
+  } else versions.set(name, [version]);
+}
+
+/** The names a batch reads: every package node's mapped name (base-system ones need no query). */
+function peerNames(ctx: ProviderContext, which: (peer: Record<string, unknown>) => boolean): string[] {
+  const names = new Set<string>();
+  for (const peer of ctx.peers()) {
+    if (typeof peer.name !== 'string' || !which(peer)) continue;
+    const mapped = osName(ctx.os, 'packages', peer.name);
+    if (mapped !== null) names.add(mapped);
+  }
+  return [...names].sort();
+}
+
+/**
+ * One reading for all the run's packages: `load` runs once with every peer's name; a name no
+ * peer has (a transition's overlay) is read on its own.
+ */
+async function batched<T>(ctx: ProviderContext, key: string, name: string, names: string[], load: (names: string[]) => Promise<Map<string, T>>): Promise<T | undefined> {
+  const all = names.includes(name) ? names : [...names, name];
+  const shared = await ctx.batch(key, async () => ({ asked: new Set(all), found: await load(all) }));
+  if (shared.asked.has(name)) return shared.found.get(name);
+  return (await load([name])).get(name);
+}
+
+function baseSystem(ctx: ProviderContext, desired: Record<string, unknown>): Current {
+  const os = String(ctx.facts.distribution ?? ctx.facts.os_family ?? 'this OS');
+  const name = String(desired.name);
+  if (desired.ensure === 'absent') {
+    throw new ApplyError(`${name} is part of the base system on ${os} (the OS tables map it to false): it cannot be removed`);
+  }
+  if (desired.version !== undefined) {
+    throw new ApplyError(`${name} is part of the base system on ${os} (the OS tables map it to false): its version cannot be chosen`);
+  }
+  // Nothing to install and nothing to ask: in sync as declared.
+  return { name, ensure: desired.ensure };
+}
+
+export function packageProvider(manager: PackageManager): Provider {
+  const installedOf = (ctx: ProviderContext, name: string) =>
+    batched(ctx, `package:${manager.name}:installed`, name, peerNames(ctx, () => true), (names) => manager.installed(ctx.exec, names));
+
+  const upgradeOf = (ctx: ProviderContext, name: string) =>
+    batched(ctx, `package:${manager.name}:upgrades`, name, peerNames(ctx, (p) => p.ensure === 'latest'), async (names) => {
+      const installed = new Map<string, string[]>();
+      for (const n of names) {
+        const v = await installedOf(ctx, n);
+        if (v) installed.set(n, v);
+      }
+      // Only installed packages can be behind; nothing to ask when none is.
+      return installed.size ? manager.upgrades(ctx.exec, [...installed.keys()], installed) : new Map<string, string>();
+    });
+
+  return {
+    type: 'package',
+    name: manager.name,
+    suitable: uses('package_manager', ...manager.serves),
+
+    async read(ctx, desired) {
+      const name = osName(ctx.os, 'packages', String(desired.name));
+      if (name === null) return baseSystem(ctx, desired);
+      const versions = await installedOf(ctx, name);
+      if (!versions?.length) return undefined;
+      const wanted = typeof desired.version === 'string' ? desired.version : undefined;
+      const current: Record<string, unknown> = { name: desired.name, ensure: 'present', version: versions.at(-1) };
+      if (wanted !== undefined && versions.some((v) => manager.versionMatches(v, wanted))) current.version = wanted;
+      if (desired.ensure === 'latest') current.ensure = (await upgradeOf(ctx, name)) === undefined ? 'latest' : 'present';
+      return current;
+    },
+
+    async apply(ctx, action, desired, current) {
+      const name = osName(ctx.os, 'packages', String(desired.name));
+      if (name === null) {
+        baseSystem(ctx, desired);
+        return;
+      }
+      if (action === 'destroy') return manager.remove(ctx.exec, name);
+      const installed = current && current.ensure !== 'absent' && typeof current.version === 'string' ? current.version : undefined;
+      await manager.install(ctx.exec, {
+        name,
+        ...(typeof desired.version === 'string' ? { version: desired.version } : {}),
+        ...(installed !== undefined ? { installed } : {}),
+        upgrade: desired.ensure === 'latest' && installed !== undefined,
+      });
+    },
+  };
+}
