@@ -1,23 +1,45 @@
 import { z } from 'zod';
 import { defineType, ensurePresence } from '../type.ts';
 
-const field = z.union([z.string(), z.number()]).transform(String).default('*');
+/** A schedule field: anything cron takes (`*`, `5`, `1-5`, `mon,wed`, steps), but one word. */
+const field = z
+  .union([z.string(), z.number()])
+  .transform(String)
+  .refine((v) => /^\S+$/.test(v), 'a schedule field is one word with no spaces')
+  .default('*');
+
+/** Shorthands cron implementations share (Vixie/Debian cron, cronie, BusyBox crond, FreeBSD cron). */
+export const SPECIALS = ['reboot', 'yearly', 'annually', 'monthly', 'weekly', 'daily', 'midnight', 'hourly'] as const;
+
+const oneLine = (what: string) => z.string().min(1).refine((v) => !/[\r\n]/.test(v), `${what} must be one line`);
 
 export const cronType = defineType({
   name: 'cron',
   key: 'name',
-  description: "A crontab entry, identified by name in the user's crontab.",
-  schema: z.strictObject({
-    name: z.string().min(1),
-    command: z.string().optional(),
-    user: z.string().default('root'),
-    ensure: ensurePresence,
-    minute: field,
-    hour: field,
-    day: field,
-    month: field,
-    weekday: field,
-  }),
-  changes: { command: 'update', ensure: 'update', minute: 'update', hour: 'update', day: 'update', month: 'update', weekday: 'update' },
+  description:
+    "A crontab entry, identified by name in the user's crontab: a `# cairn: <name>` comment line above it. " +
+    'Every other line of the crontab is left as it is.',
+  schema: z
+    .strictObject({
+      name: oneLine('a cron name').describe('the name in the marker comment above the entry'),
+      command: oneLine('a cron command').optional().describe('the command line (required unless absent)'),
+      user: z.string().min(1).default('root').describe("whose crontab (default root)"),
+      ensure: ensurePresence,
+      minute: field,
+      hour: field,
+      day: field,
+      month: field,
+      weekday: field,
+      special: z.enum(SPECIALS).optional().describe('run @reboot, @daily, … instead of at minute/hour/day/month/weekday'),
+    })
+    .refine((a) => a.ensure === 'absent' || a.command !== undefined, { message: 'command is required', path: ['command'] })
+    .refine((a) => a.special === undefined || [a.minute, a.hour, a.day, a.month, a.weekday].every((f) => f === '*'), {
+      message: 'special replaces minute, hour, day, month and weekday: give one or the other',
+      path: ['special'],
+    }),
+  changes: { command: 'update', ensure: 'update', minute: 'update', hour: 'update', day: 'update', month: 'update', weekday: 'update', special: 'update' },
+  // Reading runs `crontab -l`: a requisite that would change (the cron package, the user) makes a
+  // plan's reading provisional.
+  reads: () => ({ paths: [], commands: true }),
   stateful: false,
 });

@@ -4,12 +4,17 @@ import { defineType } from '../type.ts';
 export const sysctlType = defineType({
   name: 'sysctl',
   key: 'name',
-  description: 'A kernel parameter, set now and kept across reboots.',
+  description:
+    'A kernel parameter, set now and kept across reboots: on Linux in /etc/sysctl.d/99-cairn.conf (one line per ' +
+    'parameter Cairn manages, other lines kept), on FreeBSD in /etc/sysctl.conf. Values are compared with runs of ' +
+    'whitespace as one space ("4 4 1 7" matches what sysctl prints with tabs).',
   schema: z.strictObject({
-    name: z.string().min(1),
-    value: z.union([z.string(), z.number()]).transform(String),
-    persist: z.boolean().default(true),
+    name: z.string().regex(/^[A-Za-z0-9_][^\s=]*$/, 'a sysctl name such as net.ipv4.ip_forward (no spaces or "=")'),
+    value: z.union([z.string(), z.number()]).transform(String).refine((v) => !/[\r\n]/.test(v), 'a sysctl value must be one line'),
+    persist: z.boolean().default(true).describe('keep it across reboots (false: set it now only, and drop the line Cairn kept)'),
   }),
   changes: { value: 'update', persist: 'update' },
+  // The persisted files (Linux, FreeBSD), and the `sysctl` command.
+  reads: () => ({ paths: ['/etc/sysctl.d/99-cairn.conf', '/etc/sysctl.conf'], content: true, commands: true }),
   stateful: false,
 });
