@@ -70,7 +70,7 @@ test('OS tables: built-in family, distribution and release sections; a site os/ 
   assert.equal(osName(ubuntu, 'packages', 'ssh-server'), 'openssh-server', 'and the family still applies');
 
   const alpine = await tablesFor({}, FACTS.alpine!);
-  assert.equal(osName(alpine, 'packages', 'ssh-server'), 'openssh');
+  assert.equal(osName(alpine, 'packages', 'ssh-server'), 'openssh-server');
   assert.equal(osName(alpine, 'services', 'ssh-server'), 'sshd');
   assert.equal(osSetting(alpine, {}, 'init_system'), 'openrc');
 
@@ -108,7 +108,7 @@ test('it.os in templates and cairn show with a facts file', () => {
   const r = cairn(['show', '--site', site, '--facts', join(site, 'alpine.json'), '--json']);
   assert.equal(r.status, 0, r.stderr);
   const shown = JSON.parse(r.stdout) as { run: { invocations: { parts: { ref: string }[] }[] } };
-  assert.equal(shown.run.invocations[0]!.parts[0]!.ref, 'file:/tmp/openssh-apk');
+  assert.equal(shown.run.invocations[0]!.parts[0]!.ref, 'file:/tmp/openssh-server-apk');
 });
 
 test('cairn facts without a site prints this machine', () => {

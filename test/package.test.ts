@@ -269,15 +269,15 @@ test('contract: apk info -v and apk version parsing', () => {
   assert.deepEqual(Object.fromEntries(parseApkVersion(captured('apk/version-l.stdout'))), { 'openssh-server': '9.7_p1-r5' });
 });
 
-test('contract: ssh-server is openssh via apk on Alpine: apk info -v, then apk add', async () => {
+test('contract: ssh-server is openssh-server via apk on Alpine: apk info -v, then apk add', async () => {
   const exec = new ScriptedExecutor([
     { when: 'apk info -v', stdout: captured('apk/info-v.stdout').replace(/^openssh-server.*\n/m, '') },
-    { when: 'apk add --no-progress openssh' },
+    { when: 'apk add --no-progress openssh-server' },
   ]);
   assert.deepEqual(summary(await runScripted(site('    - package: ssh-server\n'), FACTS.alpine!, exec, 'plan')), ['would-change package:ssh-server (create)']);
   assert.deepEqual(exec.lines, ['apk info -v']);
   assert.deepEqual(summary(await runScripted(site('    - package: ssh-server\n'), FACTS.alpine!, exec)), ['changed package:ssh-server (create)']);
-  assert.deepEqual(exec.lines.slice(1), ['apk info -v', 'apk add --no-progress openssh']);
+  assert.deepEqual(exec.lines.slice(1), ['apk info -v', 'apk add --no-progress openssh-server']);
 });
 
 test('contract: apk latest, version, removal; an unknown package fails with apk\'s own error after one apk update', async () => {
