@@ -5,18 +5,7 @@
  */
 import type { Provider } from '../type.ts';
 import { readAccounts, runTool } from './accounts.ts';
-import { changed, createsHome, implicitGroup, readUser } from './state.ts';
-
-function options(desired: Record<string, unknown>, current: Record<string, unknown> | undefined): string[] {
-  const args: string[] = [];
-  if (changed(desired, current, 'uid')) args.push('-u', String(desired.uid));
-  if (changed(desired, current, 'gid')) args.push('-g', String(desired.gid));
-  if (changed(desired, current, 'groups')) args.push('-G', (desired.groups as string[]).join(','));
-  if (changed(desired, current, 'home')) args.push('-d', String(desired.home));
-  if (changed(desired, current, 'shell')) args.push('-s', String(desired.shell));
-  if (changed(desired, current, 'comment')) args.push('-c', String(desired.comment));
-  return args;
-}
+import { accountOptions, createsHome, implicitGroup, readUser } from './state.ts';
 
 export const pwUser: Provider = {
   type: 'user',
@@ -31,14 +20,14 @@ export const pwUser: Provider = {
       return;
     }
     if (action === 'create') {
-      const args = options(desired, undefined);
+      const args = accountOptions(desired, undefined);
       const group = implicitGroup(await readAccounts(ctx), desired);
       if (group) args.push('-g', group);
       if (createsHome(desired)) args.push('-m');
       await runTool(ctx, ['pw', 'useradd', '-n', name, ...args]);
       return;
     }
-    const args = options(desired, current);
+    const args = accountOptions(desired, current);
     if (args.length > 0) await runTool(ctx, ['pw', 'usermod', '-n', name, ...args]);
   },
 };

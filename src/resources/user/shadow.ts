@@ -5,19 +5,7 @@
  */
 import type { Provider } from '../type.ts';
 import { isAlpine, readAccounts, runTool } from './accounts.ts';
-import { changed, createsHome, implicitGroup, readUser } from './state.ts';
-
-/** Options shared by useradd and usermod for the attributes that differ (all given ones on create). */
-function commonOptions(desired: Record<string, unknown>, current: Record<string, unknown> | undefined): string[] {
-  const args: string[] = [];
-  if (changed(desired, current, 'uid')) args.push('-u', String(desired.uid));
-  if (changed(desired, current, 'gid')) args.push('-g', String(desired.gid));
-  if (changed(desired, current, 'groups')) args.push('-G', (desired.groups as string[]).join(','));
-  if (changed(desired, current, 'home')) args.push('-d', String(desired.home));
-  if (changed(desired, current, 'shell')) args.push('-s', String(desired.shell));
-  if (changed(desired, current, 'comment')) args.push('-c', String(desired.comment));
-  return args;
-}
+import { accountOptions, createsHome, implicitGroup, readUser } from './state.ts';
 
 export const shadowUser: Provider = {
   type: 'user',
@@ -34,7 +22,7 @@ export const shadowUser: Provider = {
       return;
     }
     if (action === 'create') {
-      const args = commonOptions(desired, undefined);
+      const args = accountOptions(desired, undefined);
       const group = implicitGroup(await readAccounts(ctx), desired);
       if (group) args.push('-g', group);
       if (desired.system === true) args.push('-r');
@@ -42,7 +30,7 @@ export const shadowUser: Provider = {
       await runTool(ctx, ['useradd', ...args, name]);
       return;
     }
-    const args = commonOptions(desired, current);
+    const args = accountOptions(desired, current);
     if (args.length > 0) await runTool(ctx, ['usermod', ...args, name]);
   },
 };

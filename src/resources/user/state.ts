@@ -62,6 +62,21 @@ export function changed(desired: Record<string, unknown>, current: Current, attr
 }
 
 /**
+ * The flags useradd/usermod and pw useradd/usermod share, for the attributes that differ from
+ * `current` (all given ones when creating): -u, -g, -G (the exact list), -d, -s, -c.
+ */
+export function accountOptions(desired: Record<string, unknown>, current: Current): string[] {
+  const args: string[] = [];
+  if (changed(desired, current, 'uid')) args.push('-u', String(desired.uid));
+  if (changed(desired, current, 'gid')) args.push('-g', String(desired.gid));
+  if (changed(desired, current, 'groups')) args.push('-G', (desired.groups as string[]).join(','));
+  if (changed(desired, current, 'home')) args.push('-d', String(desired.home));
+  if (changed(desired, current, 'shell')) args.push('-s', String(desired.shell));
+  if (changed(desired, current, 'comment')) args.push('-c', String(desired.comment));
+  return args;
+}
+
+/**
  * Whether the home is made when the user is created: `create_home` when given, else yes for
  * ordinary users (Ansible's `create_home: yes`) and no for system users (useradd -r's own default).
  */
