@@ -14,8 +14,10 @@ const common = {
   format: 'esm',
   target: 'node20',
   sourcemap: 'linked',
-  // esbuild (TypeScript state files) and ssh2 (SSH targets, with optional native parts) stay runtime imports.
-  external: ['esbuild', 'ssh2'],
+  // esbuild (TypeScript state files) and ssh2 (SSH targets, with optional native parts) stay runtime imports,
+  // as do the store's better-sqlite3 (native addon), etcd3 (reads its .proto files at run time) and
+  // cockatiel (etcd3's fault-handling policies: one copy, shared with etcd3).
+  external: ['esbuild', 'ssh2', 'better-sqlite3', 'etcd3', 'cockatiel'],
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   logLevel: 'warning',
   // Identifies this build in the compile cache's key: a new build never reuses an old result.

@@ -7,7 +7,18 @@ import type { ConvergeOptions } from './main.ts';
 import { nodeLine, Progress, summaryLine } from './report.ts';
 import { inParallel, type Session } from './sessions.ts';
 
-export async function converge(mode: 'plan' | 'apply', sessions: Session[], compiled: Map<string, Compiled>, options: ConvergeOptions): Promise<number> {
+/** The JSON report (DESIGN §11): what `--json` prints and what a store keeps. */
+export interface RunReport {
+  version: 1;
+  mode: 'plan' | 'apply';
+  started: string;
+  finished: string;
+  targets: TargetReport[];
+}
+
+/** `keep` receives the run's report at the end (to store it). */
+export async function converge(mode: 'plan' | 'apply', sessions: Session[], compiled: Map<string, Compiled>, options: ConvergeOptions,
+  keep?: (report: RunReport) => Promise<void>): Promise<number> {
   const started = new Date();
   const multi = sessions.length > 1;
   const tty = !options.json && process.stdout.isTTY === true;
@@ -47,10 +58,9 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
     return report;
   });
 
-  if (options.json) {
-    const report = { version: 1, mode, started: started.toISOString(), finished: new Date().toISOString(), targets: reports };
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  }
+  const report: RunReport = { version: 1, mode, started: started.toISOString(), finished: new Date().toISOString(), targets: reports };
+  if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  await keep?.(report);
   if (reports.some((r) => r.status === 'unreachable')) return ExitCode.unreachable;
   if (reports.some((r) => r.status === 'failed')) return ExitCode.nodesFailed;
   if (mode === 'plan' && options.detailedExitcode && reports.some((r) => r.counts.changed > 0)) return ExitCode.changesPending;

@@ -1,6 +1,9 @@
 /** The `cairn` command (DESIGN §11). Commands import what they need lazily to keep start-up lean. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, InputError } from '../lib/errors.ts';
+import type { RunReport } from './converge.ts';
 
 const sources = new Map<string, string>();
 
@@ -15,10 +18,24 @@ export interface ConvergeOptions {
   forks: string;
   detailedExitcode?: boolean;
   acceptNewHostKeys?: boolean;
+  store?: string;
+  storeConfig?: string;
 }
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/**
+ * Whether cairn.yaml has a top-level `store:`: a look at the text, so that a converged apply of a
+ * site without one loads no YAML parser (store-commands.ts reads it properly when it is there).
+ */
+function siteNamesStore(site: string): boolean {
+  try {
+    return /^store:[ \t]*\S/m.test(readFileSync(join(site, 'cairn.yaml'), 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 /** The facts of this machine, read once per command. */
@@ -72,6 +89,10 @@ export function program(): Command {
       .option('--forks <n>', 'targets in parallel', '10');
     if (mode === 'plan') c.option('--detailed-exitcode', 'exit 0 when in sync, 4 when changes are pending');
     c.option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)');
+    if (mode === 'apply') {
+      c.option('--store <url>', "keep the run's report in this store (default: $CAIRN_STORE, the store config, or store: in cairn.yaml, when set)")
+        .option('--store-config <file>', 'YAML with url: and credentials; default /etc/cairn/store.yaml');
+    }
     c.action(async (options: ConvergeOptions) => {
       const { SiteCompiler, readFactsFile } = await import('./site-compiler.ts');
       const { openSessions, closeSessions } = await import('./sessions.ts');
@@ -91,12 +112,54 @@ export function program(): Command {
         // Everything is compiled before any target is touched: invalid input changes nothing.
         const compiled = await compiler.compile(sessions.filter((s) => s.exec).map((s) => ({ name: s.name, facts: s.facts ?? {} })));
         const { converge } = await engineModule;
-        process.exitCode = await converge(mode, sessions, new Map(compiled.map((c) => [c.run.target.name, c])), options);
+        let storeCode: number | undefined;
+        const keep = options.store || options.storeConfig || process.env.CAIRN_STORE || siteNamesStore(options.site)
+          ? async (report: RunReport) => {
+            const { keepReports } = await import('./store-commands.ts');
+            storeCode = await keepReports(options, report);
+          }
+          : undefined;
+        const code = await converge(mode, sessions, new Map(compiled.map((c) => [c.run.target.name, c])), options, keep);
+        process.exitCode = code === 0 && storeCode !== undefined ? storeCode : code;
       } finally {
         await closeSessions(sessions);
       }
     });
   }
+
+  const storeOption = (c: Command) => c
+    .option('--store <url>', 'sqlite:<path> or etcd:<host:port,…> (default: $CAIRN_STORE, the store config, store: in cairn.yaml, else .cairn/store.db in the site)')
+    .option('--store-config <file>', 'YAML with url: and credentials (ca, cert, key, user, password); default /etc/cairn/store.yaml');
+
+  storeOption(cmd.command('push')
+    .description('upload the site to the store as one revision (agents converge from it)')
+    .option('--site <dir>', 'the site folder', '.')
+    .option('--diff', 'show what changed since the stored revision, uploading nothing')
+    .option('--json', 'print JSON'))
+    .action(async (options: { site: string; store?: string; storeConfig?: string; diff?: boolean; json?: boolean }) => {
+      const { push } = await import('./store-commands.ts');
+      process.exitCode = await push(options, sources);
+    });
+
+  storeOption(cmd.command('status')
+    .description("list targets with their last run's revision, time and counts, from the store")
+    .option('--site <dir>', 'the site folder (for its store setting)', '.')
+    .option('--json', 'print JSON'))
+    .action(async (options: { site: string; store?: string; storeConfig?: string; json?: boolean }) => {
+      const { status } = await import('./store-commands.ts');
+      process.exitCode = await status(options);
+    });
+
+  storeOption(cmd.command('agent')
+    .description("watch the store and converge this machine as target NAME whenever a new revision lands")
+    .requiredOption('--name <target>', "this machine's target name in the site")
+    .option('--once', 'converge the newest revision, then exit')
+    .option('--work-dir <dir>', 'where revisions are unpacked', '/var/lib/cairn/agent')
+    .option('--debounce <ms>', 'wait this long after a change for more before converging', '500'))
+    .action(async (options: { name: string; once?: boolean; workDir: string; debounce: string; store?: string; storeConfig?: string }) => {
+      const { agent } = await import('./store-commands.ts');
+      process.exitCode = await agent(options);
+    });
 
   cmd.command('facts')
     .description("print what targets report about themselves (OS, release, init system, package manager, addresses, …)")

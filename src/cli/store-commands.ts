@@ -1,0 +1,259 @@
+/**
+ * The commands that work with a store (DESIGN §8): `cairn push`, `cairn status` and
+ * `cairn agent`, and finding which store to use: `--store URL`, else `CAIRN_STORE`, else the
+ * `url:` of a store config file (`--store-config FILE`, else /etc/cairn/store.yaml when it
+ * exists), else the site's `store:` in cairn.yaml, else `sqlite:<site>/.cairn/store.db`.
+ * Credentials (etcd TLS files, user and password) come from the same config file or the
+ * environment (see src/store/index.ts).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createTwoFilesPatch } from 'diff';
+import { parse } from 'yaml';
+import { ExitCode, inputError, type InputError } from '../lib/errors.ts';
+import type { StoreOptions } from '../store/types.ts';
+import { openStore, StoreUnreachableError } from '../store/index.ts';
+import type { Store } from '../store/types.ts';
+import type { RunReport } from './converge.ts';
+
+export interface StoreFlags {
+  store?: string;
+  storeConfig?: string;
+  site?: string;
+}
+
+const SYSTEM_CONFIG = '/etc/cairn/store.yaml';
+
+/** The store URL and options the flags, environment and config files name. */
+export function resolveStore(flags: StoreFlags): { url: string; options: StoreOptions } {
+  const found = configuredStore(flags);
+  if (found) return found;
+  if (!flags.site) throw inputError('no store given', undefined, 'use --store sqlite:<path> or etcd:<host:port,…>, or set CAIRN_STORE');
+  return { url: `sqlite:${join(resolve(flags.site), '.cairn', 'store.db')}`, options: {} };
+}
+
+/** A store named by a flag, the environment, a config file or the site; undefined when none is. */
+export function configuredStore(flags: StoreFlags): { url: string; options: StoreOptions } | undefined {
+  const configPath = flags.storeConfig ?? (existsSync(SYSTEM_CONFIG) ? SYSTEM_CONFIG : undefined);
+  let config: Record<string, unknown> = {};
+  if (configPath) {
+    try {
+      const doc = parse(readFileSync(configPath, 'utf8')) as unknown;
+      if (doc && typeof doc === 'object' && !Array.isArray(doc)) config = doc as Record<string, unknown>;
+      else throw new Error('expected a map');
+    } catch (err) {
+      throw inputError(`cannot read the store config ${configPath}: ${(err as Error).message}`, undefined,
+        'it holds url: and, for etcd, ca:, cert:, key:, user:, password:');
+    }
+  }
+  const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+  let siteStore: string | undefined;
+  const site = flags.site ? resolve(flags.site) : undefined;
+  if (site && existsSync(join(site, 'cairn.yaml'))) {
+    try {
+      siteStore = str((parse(readFileSync(join(site, 'cairn.yaml'), 'utf8')) as Record<string, unknown> | null)?.store);
+    } catch {
+      // A malformed cairn.yaml is reported by whatever loads the site.
+    }
+  }
+  let url = flags.store ?? str(process.env.CAIRN_STORE) ?? str(config.url) ?? siteStore;
+  if (!url) return undefined;
+  // A relative SQLite path in a site's cairn.yaml is relative to the site.
+  if (url === siteStore && url.startsWith('sqlite:') && !url.slice(7).startsWith('/') && site) url = `sqlite:${join(site, url.slice(7))}`;
+  const options: StoreOptions = {
+    ...(str(config.ca) ? { ca: str(config.ca)! } : {}),
+    ...(str(config.cert) ? { cert: str(config.cert)! } : {}),
+    ...(str(config.key) ? { key: str(config.key)! } : {}),
+    ...(str(config.user) ? { user: str(config.user)! } : {}),
+    ...(str(config.password) ? { password: str(config.password)! } : {}),
+  };
+  return { url, options };
+}
+
+/** Opens the store; an unreachable one is exit code 3 with its URL, like an unreachable target. */
+async function withStore<T>(flags: StoreFlags, fn: (store: Store) => Promise<T>): Promise<T | number> {
+  const { url, options } = resolveStore(flags);
+  let store: Store | undefined;
+  try {
+    store = await openStore(url, options);
+    return await fn(store);
+  } catch (err) {
+    if (err instanceof StoreUnreachableError) {
+      process.stderr.write(`cairn: ${err.message}\n`);
+      return ExitCode.unreachable;
+    }
+    throw err;
+  } finally {
+    await store?.close();
+  }
+}
+
+/**
+ * Keeps an apply's report in the store, per target, with the id the site would have as a
+ * revision (so `cairn status` shows whether a target runs what was pushed). A store that cannot
+ * be reached is said on stderr; the run itself stands (exit 3 if it had succeeded).
+ */
+export async function keepReports(flags: StoreFlags & { site: string }, report: RunReport): Promise<number | undefined> {
+  const found = configuredStore(flags);
+  if (!found || report.mode !== 'apply') return undefined;
+  const { KEYS, revisionId, siteFiles } = await import('../store/documents.ts');
+  const { createHash } = await import('node:crypto');
+  const hashes = Object.fromEntries([...siteFiles(resolve(flags.site))].map(([p, data]) => [p, createHash('sha256').update(data).digest('hex')]));
+  const revision = revisionId(hashes);
+  let store: Store | undefined;
+  try {
+    store = await openStore(found.url, found.options);
+    for (const target of report.targets) {
+      await store.put(KEYS.report(target.name), JSON.stringify({ ...report, revision, targets: [target] }));
+    }
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof StoreUnreachableError)) throw err;
+    process.stderr.write(`cairn: the run's reports were not stored: ${err.message}\n`);
+    return ExitCode.unreachable;
+  } finally {
+    await store?.close();
+  }
+}
+
+export interface PushOptions extends StoreFlags {
+  site: string;
+  diff?: boolean;
+  json?: boolean;
+}
+
+function isText(data: Buffer): boolean {
+  return !data.subarray(0, 8000).includes(0);
+}
+
+/** `cairn push`: checks the site, then uploads it as one revision and prints its id. */
+export async function push(options: PushOptions, sources: Map<string, string>): Promise<number> {
+  // An invalid site is never pushed: agents would only reject it.
+  const { loadSite } = await import('../site/load.ts');
+  const { buildCatalog } = await import('../catalog/catalog.ts');
+  const { Diagnostics } = await import('../lib/errors.ts');
+  const d = new Diagnostics();
+  buildCatalog(await loadSite(options.site, d, sources), d);
+  d.throwIfAny();
+  const { pushSite, readBlob } = await import('../store/documents.ts');
+  const result = await withStore(options, async (store) => {
+    const r = await pushSite(store, resolve(options.site), { dryRun: options.diff === true });
+    const { added, removed, modified } = r.diff;
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify({ revision: r.id, parent: r.parent, created: r.created, added, removed, modified }, null, 2)}\n`);
+      return ExitCode.ok;
+    }
+    if (options.diff) {
+      if (r.parent === r.id) process.stdout.write(`no changes since revision ${r.id}\n`);
+      for (const path of added) process.stdout.write(`added     ${path}\n`);
+      for (const path of removed) process.stdout.write(`removed   ${path}\n`);
+      for (const path of modified) {
+        process.stdout.write(`modified  ${path}\n`);
+        const before = await readBlob(store, r.previous!.files[path]!, path);
+        const after = r.files.get(path)!;
+        if (isText(before) && isText(after)) {
+          // Without the patch's "====" banner line: the file is named just above.
+          process.stdout.write(createTwoFilesPatch(`a/${path}`, `b/${path}`, before.toString('utf8'), after.toString('utf8'), undefined, undefined, { context: 3 }).replace(/^=+\n/, ''));
+        }
+      }
+      return ExitCode.ok;
+    }
+    const what = `${added.length} added, ${modified.length} modified, ${removed.length} removed`;
+    process.stdout.write(r.created ? `revision ${r.id} (${what}${r.parent ? ` since ${r.parent}` : ''})\n` : `revision ${r.id} (unchanged)\n`);
+    return ExitCode.ok;
+  });
+  return result;
+}
+
+export interface StatusOptions extends StoreFlags {
+  json?: boolean;
+}
+
+/** `cairn status`: every target with an agent or a stored report: its last run, revision and counts. */
+export async function status(options: StatusOptions): Promise<number> {
+  const { KEYS, headManifest } = await import('../store/documents.ts');
+  return withStore(options, async (store) => {
+    const head = await headManifest(store).catch(() => undefined);
+    const parse = (v: Buffer) => {
+      try {
+        return JSON.parse(v.toString('utf8')) as Record<string, unknown>;
+      } catch {
+        return undefined;
+      }
+    };
+    const rows = new Map<string, { target: string; report?: Record<string, unknown>; agent?: Record<string, unknown> }>();
+    for (const kv of await store.list(KEYS.reports)) {
+      const target = kv.key.slice(KEYS.reports.length);
+      rows.set(target, { target, report: parse(kv.value) });
+    }
+    for (const kv of await store.list(KEYS.agents)) {
+      const target = kv.key.slice(KEYS.agents.length);
+      rows.set(target, { ...(rows.get(target) ?? { target }), agent: parse(kv.value) });
+    }
+    const list = [...rows.values()].sort((a, b) => (a.target < b.target ? -1 : 1)).map(({ target, report, agent }) => {
+      const t = (report?.targets as { status: string; counts: Record<string, number> }[] | undefined)?.[0];
+      return {
+        target,
+        revision: report?.revision as string | undefined,
+        finished: report?.finished as string | undefined,
+        status: t?.status,
+        counts: t?.counts,
+        ...(agent ? { agent: { host: agent.host, updated: agent.updated, revision: agent.revision, ...(agent.rejected ? { rejected: agent.rejected } : {}) } } : {}),
+      };
+    });
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify({ version: 1, head: head?.manifest.id ?? null, targets: list }, null, 2)}\n`);
+      return ExitCode.ok;
+    }
+    process.stdout.write(`head revision: ${head?.manifest.id ?? '(nothing pushed)'}\n`);
+    for (const row of list) {
+      const c = row.counts;
+      const counts = c ? `${c.changed} changed, ${c.unchanged} unchanged, ${c.failed} failed, ${c.skipped} skipped` : 'no run yet';
+      const behind = head && row.revision && row.revision !== head.manifest.id ? ' (behind)' : '';
+      process.stdout.write(`${row.target.padEnd(20)} ${row.status ?? '-'}  revision ${row.revision ?? '-'}${behind}  ${row.finished ?? ''}  ${counts}\n`);
+      const rejected = row.agent?.rejected as { revision: string; error: string } | undefined;
+      if (rejected) process.stdout.write(`${' '.repeat(21)}rejected revision ${rejected.revision}: ${rejected.error.split('\n')[0]}\n`);
+    }
+    return ExitCode.ok;
+  });
+}
+
+export interface AgentCliOptions extends StoreFlags {
+  name: string;
+  once?: boolean;
+  workDir: string;
+  debounce: string;
+}
+
+/** `cairn agent`: see daemon/agent.ts. Stops cleanly on SIGINT and SIGTERM. */
+export async function agent(options: AgentCliOptions): Promise<number> {
+  const { Agent } = await import('../daemon/agent.ts');
+  const { formatDiagnostics } = await import('./diagnostics.ts');
+  const { SiteCompiler } = await import('./site-compiler.ts');
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    return await withStore(options, (store) => new Agent({
+      store,
+      name: options.name,
+      ...(options.once ? { once: true } : {}),
+      workDir: options.workDir,
+      debounceMs: Number(options.debounce) || 0,
+      signal: controller.signal,
+      log: (line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`),
+      formatErrors: (err: InputError, files) => formatDiagnostics(err.diagnostics, files).trimEnd(),
+      compile: async (dir, name, facts, files) => {
+        const compiler = new SiteCompiler({ site: dir }, files);
+        const selected = await compiler.select([name]);
+        if (!selected.some((t) => t.name === name)) throw inputError(`the site has no target named ${name}`, undefined, 'give the agent the name of a target of the site (--name)');
+        const [compiled] = await compiler.compile([{ name, facts }]);
+        return compiled!;
+      },
+    }).run());
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}

@@ -1,0 +1,30 @@
+import { ExitCode } from '../lib/errors.ts';
+
+/** The store cannot be reached (or opened): nothing was read or written. The CLI exits 3. */
+export class StoreUnreachableError extends Error {
+  readonly exitCode = ExitCode.unreachable;
+  constructor(readonly url: string, reason: string) {
+    super(`store ${url} is unreachable: ${reason}`);
+    this.name = 'StoreUnreachableError';
+  }
+}
+
+/**
+ * A watch asked for history the store no longer keeps. The caller should read the current state
+ * (`list`) and watch on from `revision() + 1`.
+ */
+export class StoreCompactedError extends Error {
+  constructor(
+    readonly url: string,
+    /** The first revision the watch wanted. */
+    readonly fromRevision: number,
+    /** The oldest revision still available, when the back end says. */
+    readonly compactRevision?: number,
+  ) {
+    super(
+      `store ${url}: cannot watch from revision ${fromRevision}: that history was compacted` +
+        (compactRevision !== undefined ? ` (the oldest revision kept is ${compactRevision})` : ''),
+    );
+    this.name = 'StoreCompactedError';
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * The distributed store: an etcd (v3 API) cluster through the `etcd3` client. Every operation maps
+ * onto one etcd request (Range, Put, DeleteRange, Txn, Watch), so revisions are etcd's own.
+ *
+ * Failures: a member that stops answering is set aside for a second (a circuit breaker per
+ * member) and requests are retried with backoff on the others for up to ten seconds, which covers
+ * a leader election (2–3 s here). After that an operation fails with StoreUnreachableError.
+ * A retried write may have been applied by the first attempt (etcd cannot always say), so a
+ * compare-and-swap that reports `succeeded: false` after a failover should re-read and decide.
+ *
+ * Size: etcd refuses a request (a put, or a whole txn with its compares) larger than its
+ * --max-request-bytes (1.5 MiB by default); such a request fails at once with an error that says so.
+ *
+ * A watch that cannot start (no member answers) throws StoreUnreachableError; once started, it
+ * rides out outages of any length, reconnecting with backoff (at most 2 s apart).
+ *
+ * Watches: the etcd3 Watcher reconnects by itself, but resumes from the revision in the last
+ * response header, which can lie past changes not yet delivered (a catch-up batch carries the
+ * current revision in its header). So each watch here remembers the revision of the last change
+ * it delivered and, whenever its connection drops, rewinds the watcher to the next one.
+ */
+import { readFileSync } from 'node:fs';
+import type { IBackoff } from 'cockatiel';
+import type { Etcd3, IKeyValue, IRequestOp, IWatchCreateRequest, IWatchResponse, ICompare, Watcher } from 'etcd3';
+import { inputError } from '../lib/errors.ts';
+import { ChangeQueue, checkCompare, checkOps, prefixEnd, toBuffer } from './common.ts';
+import { StoreCompactedError, StoreUnreachableError } from './errors.ts';
+import type { Change, Compare, KeyValue, Op, Store, StoreOptions, WatchOptions } from './types.ts';
+
+/** What index.ts parsed from an `etcd:` URL and the settings. */
+export interface EtcdTarget {
+  hosts: string[];
+  ca?: string;
+  cert?: string;
+  key?: string;
+  user?: string;
+  password?: string;
+}
+
+/** How etcd (or its gRPC layer) refuses a request over --max-request-bytes. */
+const TOO_LARGE = /larger than max|request is too large/;
+/**
+ * A request's own deadline; a retry gets a fresh one. It bounds a failover: a write a follower
+ * forwarded to a leader that just died is lost without an answer until this deadline.
+ */
+const REQUEST_DEADLINE_MS = 3000;
+/** How long one operation may take with its retries before it fails as unreachable. */
+const OPERATION_BUDGET_MS = 10_000;
+/** The key `revision()` and the connection probe read: it need not exist. */
+const PROBE_KEY = Buffer.from([0]);
+/** etcd's range end meaning "every key from the start key on". */
+const ALL_AFTER = Buffer.from([0]);
+
+export async function openEtcdStore(url: string, target: EtcdTarget, options: StoreOptions): Promise<Store> {
+  const etcd3 = await import('etcd3');
+  const cockatiel = await import('cockatiel');
+  const { handleWhen, circuitBreaker, retry, timeout, wrap, ConsecutiveBreaker, ExponentialBackoff, TimeoutStrategy } = cockatiel;
+  // etcd3 counts RESOURCE_EXHAUSTED as recoverable, but a request over the server's size limit
+  // fails the same way every time: report it at once instead of retrying it.
+  const recoverable = (err: Error) => etcd3.isRecoverableError(err) && !TOO_LARGE.test(err.message);
+  const transient = (err: Error) => recoverable(err) || cockatiel.isBrokenCircuitError(err);
+
+  const client = new etcd3.Etcd3({
+    hosts: target.hosts,
+    ...(target.ca && {
+      credentials: {
+        rootCertificate: readPem(url, 'CA', target.ca),
+        ...(target.key && { privateKey: readPem(url, 'client key', target.key) }),
+        ...(target.cert && { certChain: readPem(url, 'client certificate', target.cert) }),
+      },
+    }),
+    ...(target.user !== undefined && { auth: { username: target.user, password: target.password ?? '' } }),
+    // A listing of large documents can exceed gRPC's default 4 MiB message limit.
+    grpcOptions: { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 },
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + REQUEST_DEADLINE_MS }),
+    faultHandling: {
+      host: () => circuitBreaker(handleWhen(recoverable), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(2) }),
+      // Retries stop when the operation's whole budget is spent (a blackholed cluster makes every
+      // attempt wait for its deadline).
+      global: wrap(
+        timeout(OPERATION_BUDGET_MS, TimeoutStrategy.Aggressive),
+        retry(handleWhen(transient), { maxAttempts: 12, backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) }),
+      ),
+      // etcd3 calls next() on this (its own default is an ExponentialBackoff too) but types it as
+      // the backoff that next() returns. The cap keeps a watch's reconnection prompt.
+      watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) as unknown as IBackoff<unknown>,
+    },
+  });
+
+  // (Not cockatiel's isTaskCancelledError: in 3.2 it tests for the bulkhead error's marker.)
+  const store = new EtcdStore(url, client, (err) => transient(err) || err instanceof cockatiel.TaskCancelledError);
+  // A serializable read is answered by any live member, leader or not: it proves the cluster is
+  // there without waiting for an election.
+  const timeoutMs = options.connectTimeoutMs ?? 3000;
+  try {
+    await withTimeout(client.kv.range({ key: PROBE_KEY, limit: 1, keys_only: true, serializable: true }), timeoutMs,
+      `no member answered within ${timeoutMs / 1000} s (${target.hosts.join(', ')})`);
+  } catch (err) {
+    client.close();
+    throw store.failure(err);
+  }
+  return store;
+}
+
+class EtcdStore implements Store {
+  private readonly queues = new Set<ChangeQueue>();
+
+  constructor(readonly url: string, private readonly client: Etcd3, private readonly unreachable: (err: Error) => boolean) {}
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    const res = await this.call(() => this.client.kv.range({ key: Buffer.from(key) }));
+    const kv = res.kvs[0];
+    return kv && keyValue(kv);
+  }
+
+  async put(key: string, value: Buffer | string): Promise<number> {
+    const res = await this.call(() => this.client.kv.put({ key: Buffer.from(key), value: toBuffer(value) }));
+    return Number(res.header.revision);
+  }
+
+  async delete(key: string): Promise<number> {
+    const res = await this.call(() => this.client.kv.deleteRange({ key: Buffer.from(key) }));
+    return Number(res.header.revision);
+  }
+
+  async list(prefix: string): Promise<KeyValue[]> {
+    const [key, rangeEnd] = range(prefix);
+    // etcd returns a range in key order (bytewise) when no other order is asked for.
+    const res = await this.call(() => this.client.kv.range({ key, range_end: rangeEnd }));
+    return res.kvs.map(keyValue);
+  }
+
+  async txn(compare: Compare[], then: Op[], otherwise: Op[] = []): Promise<{ succeeded: boolean; revision: number }> {
+    compare.forEach(checkCompare);
+    checkOps(then);
+    checkOps(otherwise);
+    const res = await this.call(() => this.client.kv.txn({
+      compare: compare.map(toEtcdCompare),
+      success: then.map(toRequestOp),
+      failure: otherwise.map(toRequestOp),
+    }));
+    return { succeeded: res.succeeded, revision: Number(res.header.revision) };
+  }
+
+  async revision(): Promise<number> {
+    const res = await this.call(() => this.client.kv.range({ key: PROBE_KEY, limit: 1, keys_only: true }));
+    return Number(res.header.revision);
+  }
+
+  watch(prefix: string, options: WatchOptions): AsyncIterable<Change> {
+    return this.changes(prefix, options);
+  }
+
+  async close(): Promise<void> {
+    for (const queue of this.queues) queue.end();
+    this.queues.clear();
+    this.client.close();
+  }
+
+  /** The error an operation reports: transient ones mean the cluster is out of reach. */
+  failure(err: unknown): Error {
+    if (err instanceof StoreUnreachableError || err instanceof StoreCompactedError) return err;
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (TOO_LARGE.test(e.message)) {
+      return new Error(`store ${this.url}: the request is larger than the etcd server accepts ` +
+        `(its --max-request-bytes, 1.5 MiB by default): ${e.message}`, { cause: e });
+    }
+    if (e instanceof TimeoutError) return new StoreUnreachableError(this.url, e.message);
+    if (this.unreachable(e)) {
+      const budgetSpent = /timed out after/.test(e.message);
+      return new StoreUnreachableError(this.url, budgetSpent ? `no member answered within ${OPERATION_BUDGET_MS / 1000} s` : e.message);
+    }
+    return new Error(`store ${this.url}: ${e.message}`, { cause: e });
+  }
+
+  private async call<T>(request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (err) {
+      throw this.failure(err);
+    }
+  }
+
+  private async *changes(prefix: string, { signal, fromRevision }: WatchOptions): AsyncGenerator<Change> {
+    if (signal.aborted) return;
+    const from = fromRevision ?? (await this.revision()) + 1;
+    /** The revision of the last change delivered: a watch resumes right after it. */
+    let last = from - 1;
+    const queue = new ChangeQueue();
+    this.queues.add(queue);
+    const [key, rangeEnd] = range(prefix);
+    // watcher() (unlike create()) returns the watcher before it connects, so every handler is in
+    // place before the first response can arrive.
+    const watcher = this.client.watch().inRange({ start: key, end: rangeEnd }).startRevision(String(from)).watcher();
+    // The request the watcher re-sends on reconnection (a private field of etcd3's Watcher).
+    const request = (watcher as unknown as { request: IWatchCreateRequest }).request;
+    watcher.on('data', (res: IWatchResponse) => {
+      const changes: Change[] = [];
+      for (const event of res.events) {
+        const revision = Number(event.kv.mod_revision);
+        // One revision's events always come in one response, so this drops only true repeats.
+        if (revision <= last) continue;
+        const k = event.kv.key.toString('utf8');
+        changes.push(event.type === 'Delete' ? { type: 'delete', key: k, revision } : { type: 'put', key: k, value: event.kv.value, revision });
+      }
+      if (changes.length === 0) return;
+      last = changes[changes.length - 1]!.revision;
+      queue.push(changes);
+    });
+    watcher.on('disconnected', () => {
+      request.start_revision = String(last + 1);
+    });
+    let canceledByServer = false;
+    watcher.on('error', (err: Error) => {
+      canceledByServer = true;
+      void this.watchFailure(err, last + 1).then((e) => queue.fail(e));
+    });
+    const stop = () => queue.end();
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      yield* queue.drain();
+    } finally {
+      signal.removeEventListener('abort', stop);
+      this.queues.delete(queue);
+      // A watcher etcd canceled is already gone: cancelling it again would wait for an answer that never comes.
+      if (!canceledByServer) await cancel(watcher);
+    }
+  }
+
+  /** etcd cancels a watch whose start was compacted without saying why: ask the store. */
+  private async watchFailure(err: Error, next: number): Promise<Error> {
+    try {
+      await this.client.kv.range({ key: PROBE_KEY, revision: next, limit: 1, keys_only: true });
+    } catch (probe) {
+      if (/compacted/.test((probe as Error).message)) return new StoreCompactedError(this.url, next);
+    }
+    return this.failure(err);
+  }
+}
+
+class TimeoutError extends Error {}
+
+function readPem(url: string, what: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw inputError(`store ${url}: cannot read the ${what} file ${path}: ${(err as Error).message}`);
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(message)), ms);
+  });
+  // The losing request still settles later (rejected when the client closes): not an unhandled rejection.
+  promise.catch(() => undefined);
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Cancels a watcher, without waiting long for a cluster that no longer answers. */
+async function cancel(watcher: Watcher): Promise<void> {
+  await withTimeout(watcher.cancel(), 1000, 'cancel').catch(() => undefined);
+}
+
+function range(prefix: string): [Buffer, Buffer] {
+  const start = Buffer.from(prefix);
+  // An empty prefix is every key: etcd spells that key "\0", range end "\0".
+  if (start.length === 0) return [ALL_AFTER, ALL_AFTER];
+  return [start, prefixEnd(start) ?? ALL_AFTER];
+}
+
+function keyValue(kv: IKeyValue): KeyValue {
+  return {
+    key: kv.key.toString('utf8'),
+    value: kv.value,
+    modRevision: Number(kv.mod_revision),
+    createRevision: Number(kv.create_revision),
+    version: Number(kv.version),
+  };
+}
+
+const RESULT = { '=': 'Equal', '!=': 'NotEqual', '<': 'Less', '>': 'Greater' } as const;
+
+function toEtcdCompare(c: Compare): ICompare {
+  const key = Buffer.from(c.key);
+  switch (c.target) {
+    case 'value':
+      return { key, target: 'Value', result: RESULT[c.op], value: toBuffer(c.value as Buffer | string) };
+    case 'modRevision':
+      return { key, target: 'Mod', result: RESULT[c.op], mod_revision: c.value as number };
+    case 'version':
+      return { key, target: 'Version', result: RESULT[c.op], version: c.value as number };
+    case 'exists':
+      // A key exists exactly when its version is above 0.
+      return (c.op === '=') === c.value
+        ? { key, target: 'Version', result: 'Greater', version: 0 }
+        : { key, target: 'Version', result: 'Equal', version: 0 };
+  }
+}
+
+function toRequestOp(op: Op): IRequestOp {
+  return 'put' in op
+    ? { request_put: { key: Buffer.from(op.put), value: toBuffer(op.value) } }
+    : { request_delete_range: { key: Buffer.from(op.delete) } };
+}

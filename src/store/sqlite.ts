@@ -1,0 +1,272 @@
+/**
+ * The embedded store: one SQLite file (better-sqlite3, WAL mode) with etcd's revision model.
+ *
+ * Tables: `kv` holds the current keys; `log` holds every change with its revision (what a watch
+ * replays); `meta` holds the store revision and the compaction point. Every write is one
+ * `BEGIN IMMEDIATE` transaction that reads and bumps the revision, so writers in several processes
+ * are serialised by SQLite's write lock (waiting up to `busy_timeout`) and revisions never repeat.
+ *
+ * Watches poll: another process's commit is only visible in the file, so a timer checks
+ * `PRAGMA data_version` (it changes when any other connection commits) and then reads the log
+ * after the last revision delivered. The log keeps the last `historyRevisions` revisions.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import { ChangeQueue, checkCompare, checkOps, holds, prefixEnd, toBuffer } from './common.ts';
+import { StoreCompactedError, StoreUnreachableError } from './errors.ts';
+import type { Change, Compare, KeyValue, Op, Store, StoreOptions, WatchOptions } from './types.ts';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS kv (
+    key BLOB PRIMARY KEY, value BLOB NOT NULL,
+    create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL, version INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS log (
+    id INTEGER PRIMARY KEY, revision INTEGER NOT NULL, key BLOB NOT NULL,
+    deleted INTEGER NOT NULL, value BLOB);
+  CREATE INDEX IF NOT EXISTS log_revision ON log (revision);
+  INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ${SCHEMA_VERSION}), ('revision', 1), ('compacted', 0);
+`;
+
+interface KvRow { key: Buffer; value: Buffer; create_revision: number; mod_revision: number; version: number }
+interface LogRow { revision: number; key: Buffer; deleted: number; value: Buffer | null }
+
+/** One open watch: where it is, and the queue its consumer reads. */
+interface SqliteWatch { range: [Buffer, Buffer | undefined]; last: number; queue: ChangeQueue }
+
+export async function openSqliteStore(url: string, path: string, options: StoreOptions): Promise<Store> {
+  const { default: Database } = await import('better-sqlite3');
+  let db: BetterSqlite3.Database | undefined;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    db = new Database(path);
+    // Set before anything that takes a lock, so a second process opening the file waits instead of failing.
+    db.pragma('busy_timeout = 10000');
+    db.pragma('journal_mode = WAL');
+    // With WAL, NORMAL never corrupts the file; a power cut may lose the last commits (not a crash).
+    db.pragma('synchronous = NORMAL');
+    db.transaction(() => db!.exec(SCHEMA)).immediate();
+    const schema = db.prepare(`SELECT value FROM meta WHERE name = 'schema'`).pluck().get();
+    if (schema !== SCHEMA_VERSION) throw new Error(`${path} has store schema ${String(schema)}, this Cairn knows ${SCHEMA_VERSION}`);
+  } catch (err) {
+    db?.close();
+    throw new StoreUnreachableError(url, `cannot open ${path}: ${(err as Error).message}`);
+  }
+  return new SqliteStore(url, db, options);
+}
+
+class SqliteStore implements Store {
+  private readonly watches = new Set<SqliteWatch>();
+  private timer: NodeJS.Timeout | undefined;
+  private dataVersion = -1;
+  private readonly pollIntervalMs: number;
+  private readonly history: number;
+  private readonly sql;
+
+  constructor(readonly url: string, private readonly db: BetterSqlite3.Database, options: StoreOptions) {
+    this.pollIntervalMs = options.pollIntervalMs ?? 50;
+    this.history = Math.max(1, options.historyRevisions ?? 1000);
+    const meta = (name: string) => db.prepare(`SELECT value FROM meta WHERE name = '${name}'`).pluck();
+    this.sql = {
+      revision: meta('revision'),
+      compacted: meta('compacted'),
+      setMeta: db.prepare(`UPDATE meta SET value = ? WHERE name = ?`),
+      get: db.prepare(`SELECT * FROM kv WHERE key = ?`),
+      listFrom: db.prepare(`SELECT * FROM kv WHERE key >= ? ORDER BY key`),
+      listRange: db.prepare(`SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key`),
+      insert: db.prepare(`INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES (?, ?, ?, ?, 1)
+                          ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision, version = version + 1`),
+      delete: db.prepare(`DELETE FROM kv WHERE key = ?`),
+      log: db.prepare(`INSERT INTO log (revision, key, deleted, value) VALUES (?, ?, ?, ?)`),
+      forget: db.prepare(`DELETE FROM log WHERE revision < ?`),
+      changesFrom: db.prepare(`SELECT revision, key, deleted, value FROM log WHERE revision > ? AND revision <= ? AND key >= ? ORDER BY id`),
+      changesRange: db.prepare(`SELECT revision, key, deleted, value FROM log WHERE revision > ? AND revision <= ? AND key >= ? AND key < ? ORDER BY id`),
+    };
+  }
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    const row = this.sql.get.get(Buffer.from(key)) as KvRow | undefined;
+    return row && keyValue(row);
+  }
+
+  async put(key: string, value: Buffer | string): Promise<number> {
+    return this.write((revision) => {
+      this.putAt(revision, Buffer.from(key), toBuffer(value));
+      return 1;
+    });
+  }
+
+  async delete(key: string): Promise<number> {
+    return this.write((revision) => this.deleteAt(revision, Buffer.from(key)));
+  }
+
+  async list(prefix: string): Promise<KeyValue[]> {
+    const [start, end] = range(prefix);
+    const rows = (end ? this.sql.listRange.all(start, end) : this.sql.listFrom.all(start)) as KvRow[];
+    return rows.map(keyValue);
+  }
+
+  async txn(compare: Compare[], then: Op[], otherwise: Op[] = []): Promise<{ succeeded: boolean; revision: number }> {
+    compare.forEach(checkCompare);
+    checkOps(then);
+    checkOps(otherwise);
+    let succeeded = false;
+    const revision = this.write((next) => {
+      succeeded = compare.every((c) => this.compareHolds(c));
+      let changed = 0;
+      for (const op of succeeded ? then : otherwise) {
+        if ('put' in op) {
+          this.putAt(next, Buffer.from(op.put), toBuffer(op.value));
+          changed++;
+        } else {
+          changed += this.deleteAt(next, Buffer.from(op.delete));
+        }
+      }
+      return changed;
+    });
+    return { succeeded, revision };
+  }
+
+  async revision(): Promise<number> {
+    return this.sql.revision.get() as number;
+  }
+
+  watch(prefix: string, options: WatchOptions): AsyncIterable<Change> {
+    return this.changes(prefix, options);
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.watches) w.queue.end();
+    this.watches.clear();
+    this.stopPolling();
+    if (this.db.open) this.db.close();
+  }
+
+  private async *changes(prefix: string, { signal, fromRevision }: WatchOptions): AsyncGenerator<Change> {
+    if (signal.aborted) return;
+    const watch: SqliteWatch = {
+      range: range(prefix),
+      last: fromRevision !== undefined ? fromRevision - 1 : (this.sql.revision.get() as number),
+      queue: new ChangeQueue(),
+    };
+    const stop = () => watch.queue.end();
+    signal.addEventListener('abort', stop, { once: true });
+    this.watches.add(watch);
+    this.startPolling();
+    try {
+      this.catchUp(watch);
+      yield* watch.queue.drain();
+    } finally {
+      signal.removeEventListener('abort', stop);
+      this.watches.delete(watch);
+      if (this.watches.size === 0) this.stopPolling();
+    }
+  }
+
+  /** Runs `apply` in a write transaction at the next revision; the revision moves only if it changed something. */
+  private write(apply: (next: number) => number): number {
+    const revision = this.db.transaction(() => {
+      const current = this.sql.revision.get() as number;
+      const next = current + 1;
+      if (apply(next) === 0) return current;
+      this.sql.setMeta.run(next, 'revision');
+      const oldest = next - this.history + 1;
+      if (oldest > (this.sql.compacted.get() as number)) {
+        this.sql.forget.run(oldest);
+        this.sql.setMeta.run(oldest, 'compacted');
+      }
+      return next;
+    }).immediate();
+    // This connection's own commits do not move data_version: look now rather than at the next tick.
+    if (this.watches.size > 0) setImmediate(() => this.pollAll(true));
+    return revision;
+  }
+
+  private putAt(revision: number, key: Buffer, value: Buffer): void {
+    this.sql.insert.run(key, value, revision, revision);
+    this.sql.log.run(revision, key, 0, value);
+  }
+
+  private deleteAt(revision: number, key: Buffer): number {
+    const { changes } = this.sql.delete.run(key);
+    if (changes > 0) this.sql.log.run(revision, key, 1, null);
+    return changes;
+  }
+
+  private compareHolds(c: Compare): boolean {
+    const row = this.sql.get.get(Buffer.from(c.key)) as KvRow | undefined;
+    switch (c.target) {
+      case 'value':
+        return row !== undefined && holds(c.op, row.value, toBuffer(c.value as Buffer | string));
+      case 'modRevision':
+        return holds(c.op, row?.mod_revision ?? 0, c.value as number);
+      case 'version':
+        return holds(c.op, row?.version ?? 0, c.value as number);
+      case 'exists':
+        return holds(c.op, row ? 1 : 0, c.value ? 1 : 0);
+    }
+  }
+
+  private startPolling(): void {
+    // Not unref'd: an open watch keeps the process alive, as an etcd watch's connection does.
+    this.timer ??= setInterval(() => this.pollAll(false), this.pollIntervalMs);
+  }
+
+  private stopPolling(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private pollAll(ownWrite: boolean): void {
+    if (!this.db.open) return;
+    const version = this.db.pragma('data_version', { simple: true }) as number;
+    if (!ownWrite && version === this.dataVersion) return;
+    this.dataVersion = version;
+    for (const watch of this.watches) this.catchUp(watch);
+  }
+
+  /** Delivers the watch's changes up to the current revision (one read transaction: a consistent view). */
+  private catchUp(watch: SqliteWatch): void {
+    try {
+      this.db.transaction(() => {
+        const current = this.sql.revision.get() as number;
+        if (current <= watch.last) return;
+        const compacted = this.sql.compacted.get() as number;
+        if (watch.last + 1 < compacted) throw new StoreCompactedError(this.url, watch.last + 1, compacted);
+        const [start, end] = watch.range;
+        const rows = (end
+          ? this.sql.changesRange.all(watch.last, current, start, end)
+          : this.sql.changesFrom.all(watch.last, current, start)) as LogRow[];
+        watch.last = current;
+        watch.queue.push(rows.map(change));
+      }).deferred();
+    } catch (err) {
+      watch.queue.fail(err);
+    }
+  }
+}
+
+function range(prefix: string): [Buffer, Buffer | undefined] {
+  const start = Buffer.from(prefix);
+  return [start, prefixEnd(start)];
+}
+
+function keyValue(row: KvRow): KeyValue {
+  return {
+    key: row.key.toString('utf8'),
+    value: row.value,
+    modRevision: row.mod_revision,
+    createRevision: row.create_revision,
+    version: row.version,
+  };
+}
+
+function change(row: LogRow): Change {
+  const key = row.key.toString('utf8');
+  return row.deleted
+    ? { type: 'delete', key, revision: row.revision }
+    : { type: 'put', key, value: row.value ?? Buffer.alloc(0), revision: row.revision };
+}
