@@ -12,7 +12,7 @@ import { createTwoFilesPatch } from 'diff';
 import { parse } from 'yaml';
 import { ExitCode, inputError, type InputError } from '../lib/errors.ts';
 import type { StoreOptions } from '../store/types.ts';
-import { openStore, StoreUnreachableError } from '../store/index.ts';
+import { openStore, StoreRefusedError, StoreUnreachableError } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import type { RunReport } from './converge.ts';
 
@@ -78,9 +78,9 @@ async function withStore<T>(flags: StoreFlags, fn: (store: Store) => Promise<T>)
     store = await openStore(url, options);
     return await fn(store);
   } catch (err) {
-    if (err instanceof StoreUnreachableError) {
+    if (err instanceof StoreUnreachableError || err instanceof StoreRefusedError) {
       process.stderr.write(`cairn: ${err.message}\n`);
-      return ExitCode.unreachable;
+      return err.exitCode;
     }
     throw err;
   } finally {

@@ -86,7 +86,8 @@ export async function readAgentRecord(store: Store, name: string): Promise<Agent
 
 export class Agent {
   private record: AgentRecord;
-  private readonly facts = localFacts();
+  /** Read again before each run: a run may change them (a hostname, a package manager). */
+  private facts = localFacts();
 
   constructor(private readonly options: AgentOptions) {
     this.record = { name: options.name, host: hostname(), version: '0.1.0', facts: this.facts, updated: new Date().toISOString() };
@@ -177,6 +178,8 @@ export class Agent {
     const { manifest } = head;
     if (manifest.id === this.record.revision) return 0;
     log(`revision ${manifest.id}: converging ${this.options.name}`);
+    this.facts = localFacts();
+    this.record.facts = this.facts;
     const started = new Date();
     let compiled: { run: StateRun; graph: Graph };
     const sources = new Map<string, string>();

@@ -10,6 +10,18 @@ export class StoreUnreachableError extends Error {
 }
 
 /**
+ * The store answered but refused the request: the user may not do it (a role without write
+ * access), or it is larger than the store accepts. Nothing was written. The CLI exits 2.
+ */
+export class StoreRefusedError extends Error {
+  readonly exitCode = ExitCode.invalidInput;
+  constructor(readonly url: string, reason: string) {
+    super(`store ${url} refused the request: ${reason}`);
+    this.name = 'StoreRefusedError';
+  }
+}
+
+/**
  * A watch asked for history the store no longer keeps. The caller should read the current state
  * (`list`) and watch on from `revision() + 1`.
  */

@@ -14,17 +14,32 @@
  * A watch that cannot start (no member answers) throws StoreUnreachableError; once started, it
  * rides out outages of any length, reconnecting with backoff (at most 2 s apart).
  *
+ * Security: `ca` turns TLS on (the members' certificates must name the host as written in the URL,
+ * e.g. subjectAltName IP:127.0.0.1); `cert` and `key` are the client certificate a member started
+ * with --client-cert-auth demands. `user` and `password` are etcd's own authentication. Everything
+ * Cairn keeps is under /cairn/ (documents.ts), and the store reads nothing outside it (its revision
+ * probe reads the key `/cairn/` itself), so the least a Cairn user's role needs is:
+ *
+ *   etcdctl role add cairn
+ *   etcdctl role grant-permission cairn --prefix=true readwrite /cairn/
+ *   etcdctl user add cairn && etcdctl user grant-role cairn cairn
+ *
+ * (`read` on /cairn/ is enough for `cairn status`; push and agents write.) A wrong user or
+ * password, or a role that may not read /cairn/, fails the opening at once as an input error naming
+ * the URL (the CLI exits 2), not as an unreachable store.
+ *
  * Watches: the etcd3 Watcher reconnects by itself, but resumes from the revision in the last
  * response header, which can lie past changes not yet delivered (a catch-up batch carries the
  * current revision in its header). So each watch here remembers the revision of the last change
  * it delivered and, whenever its connection drops, rewinds the watcher to the next one.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { IBackoff } from 'cockatiel';
 import type { Etcd3, IKeyValue, IRequestOp, IWatchCreateRequest, IWatchResponse, ICompare, Watcher } from 'etcd3';
-import { inputError } from '../lib/errors.ts';
+import { inputError, type InputError } from '../lib/errors.ts';
 import { ChangeQueue, checkCompare, checkOps, prefixEnd, toBuffer } from './common.ts';
-import { StoreCompactedError, StoreUnreachableError } from './errors.ts';
+import { StoreCompactedError, StoreRefusedError, StoreUnreachableError } from './errors.ts';
 import type { Change, Compare, KeyValue, Op, Store, StoreOptions, WatchOptions } from './types.ts';
 
 /** What index.ts parsed from an `etcd:` URL and the settings. */
@@ -46,8 +61,13 @@ const TOO_LARGE = /larger than max|request is too large/;
 const REQUEST_DEADLINE_MS = 3000;
 /** How long one operation may take with its retries before it fails as unreachable. */
 const OPERATION_BUDGET_MS = 10_000;
-/** The key `revision()` and the connection probe read: it need not exist. */
-const PROBE_KEY = Buffer.from([0]);
+/**
+ * The key `revision()` and the connection probe read: it need not exist, but a user of an etcd
+ * with authentication must be allowed to read it (see Security above).
+ */
+const PROBE_KEY = Buffer.from('/cairn/');
+/** How etcd cancels a watch whose stream carries a token it no longer knows. */
+const STALE_TOKEN = /invalid auth token|permission denied/;
 /** etcd's range end meaning "every key from the start key on". */
 const ALL_AFTER = Buffer.from([0]);
 
@@ -59,6 +79,16 @@ export async function openEtcdStore(url: string, target: EtcdTarget, options: St
   // fails the same way every time: report it at once instead of retrying it.
   const recoverable = (err: Error) => etcd3.isRecoverableError(err) && !TOO_LARGE.test(err.message);
   const transient = (err: Error) => recoverable(err) || cockatiel.isBrokenCircuitError(err);
+
+  // The last error an attempt failed with: says why "no member answered" (refused, a certificate
+  // the server rejected, a name the server's certificate does not carry…).
+  const last: { error?: Error } = {};
+  const retries = retry(handleWhen(transient), { maxAttempts: 12, backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) });
+  retries.onRetry((reason) => {
+    if ('error' in reason && !cockatiel.isBrokenCircuitError(reason.error)) last.error = reason.error;
+  });
+
+  if (target.ca !== undefined && target.hosts.some((h) => isIP(h.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')) !== 0)) quietIpServerName();
 
   const client = new etcd3.Etcd3({
     hosts: target.hosts,
@@ -79,7 +109,7 @@ export async function openEtcdStore(url: string, target: EtcdTarget, options: St
       // attempt wait for its deadline).
       global: wrap(
         timeout(OPERATION_BUDGET_MS, TimeoutStrategy.Aggressive),
-        retry(handleWhen(transient), { maxAttempts: 12, backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) }),
+        retries,
       ),
       // etcd3 calls next() on this (its own default is an ExponentialBackoff too) but types it as
       // the backoff that next() returns. The cap keeps a watch's reconnection prompt.
@@ -88,7 +118,7 @@ export async function openEtcdStore(url: string, target: EtcdTarget, options: St
   });
 
   // (Not cockatiel's isTaskCancelledError: in 3.2 it tests for the bulkhead error's marker.)
-  const store = new EtcdStore(url, client, (err) => transient(err) || err instanceof cockatiel.TaskCancelledError);
+  const store = new EtcdStore(url, client, (err) => transient(err) || err instanceof cockatiel.TaskCancelledError, last);
   // A serializable read is answered by any live member, leader or not: it proves the cluster is
   // there without waiting for an election.
   const timeoutMs = options.connectTimeoutMs ?? 3000;
@@ -97,7 +127,7 @@ export async function openEtcdStore(url: string, target: EtcdTarget, options: St
       `no member answered within ${timeoutMs / 1000} s (${target.hosts.join(', ')})`);
   } catch (err) {
     client.close();
-    throw store.failure(err);
+    throw authFailure(url, target, err) ?? store.failure(err);
   }
   return store;
 }
@@ -105,7 +135,12 @@ export async function openEtcdStore(url: string, target: EtcdTarget, options: St
 class EtcdStore implements Store {
   private readonly queues = new Set<ChangeQueue>();
 
-  constructor(readonly url: string, private readonly client: Etcd3, private readonly unreachable: (err: Error) => boolean) {}
+  constructor(
+    readonly url: string,
+    private readonly client: Etcd3,
+    private readonly unreachable: (err: Error) => boolean,
+    private readonly last: { error?: Error },
+  ) {}
 
   async get(key: string): Promise<KeyValue | undefined> {
     const res = await this.call(() => this.client.kv.range({ key: Buffer.from(key) }));
@@ -162,13 +197,18 @@ class EtcdStore implements Store {
     if (err instanceof StoreUnreachableError || err instanceof StoreCompactedError) return err;
     const e = err instanceof Error ? err : new Error(String(err));
     if (TOO_LARGE.test(e.message)) {
-      return new Error(`store ${this.url}: the request is larger than the etcd server accepts ` +
-        `(its --max-request-bytes, 1.5 MiB by default): ${e.message}`, { cause: e });
+      return new StoreRefusedError(this.url, `the request is larger than the etcd server accepts ` +
+        `(its --max-request-bytes, 1.5 MiB by default): ${e.message}`);
     }
-    if (e instanceof TimeoutError) return new StoreUnreachableError(this.url, e.message);
+    if (/permission denied/i.test(e.message)) {
+      return new StoreRefusedError(this.url, `permission denied: the etcd user's role does not allow this on /cairn/ ` +
+        `(cairn push and agents need readwrite, cairn status read)`);
+    }
+    const lastError = this.last.error ? `; last error: ${describe(this.last.error)}` : '';
+    if (e instanceof TimeoutError) return new StoreUnreachableError(this.url, e.message + lastError);
     if (this.unreachable(e)) {
       const budgetSpent = /timed out after/.test(e.message);
-      return new StoreUnreachableError(this.url, budgetSpent ? `no member answered within ${OPERATION_BUDGET_MS / 1000} s` : e.message);
+      return new StoreUnreachableError(this.url, budgetSpent ? `no member answered within ${OPERATION_BUDGET_MS / 1000} s${lastError}` : describe(e));
     }
     return new Error(`store ${this.url}: ${e.message}`, { cause: e });
   }
@@ -189,12 +229,34 @@ class EtcdStore implements Store {
     const queue = new ChangeQueue();
     this.queues.add(queue);
     const [key, rangeEnd] = range(prefix);
-    // watcher() (unlike create()) returns the watcher before it connects, so every handler is in
-    // place before the first response can arrive.
-    const watcher = this.client.watch().inRange({ start: key, end: rangeEnd }).startRevision(String(from)).watcher();
-    // The request the watcher re-sends on reconnection (a private field of etcd3's Watcher).
-    const request = (watcher as unknown as { request: IWatchCreateRequest }).request;
-    watcher.on('data', (res: IWatchResponse) => {
+    let watcher: Watcher;
+    /** Whether etcd canceled the current watcher. */
+    let canceledByServer = false;
+    /** Stream renewals for a stale token since the watch last connected (bounds a loop). */
+    let renewals = 0;
+    const start = () => {
+      canceledByServer = false;
+      // watcher() (unlike create()) returns the watcher before it connects, so every handler is in
+      // place before the first response can arrive.
+      watcher = this.client.watch().inRange({ start: key, end: rangeEnd }).startRevision(String(last + 1)).watcher();
+      // The request the watcher re-sends on reconnection (a private field of etcd3's Watcher).
+      const request = (watcher as unknown as { request: IWatchCreateRequest }).request;
+      watcher.on('connected', () => (renewals = 0));
+      watcher.on('data', onData);
+      watcher.on('disconnected', () => {
+        request.start_revision = String(last + 1);
+      });
+      watcher.on('error', (err: Error) => {
+        canceledByServer = true;
+        if (STALE_TOKEN.test(err.message) && renewals++ < 3 && !signal.aborted) {
+          // (Unless the watch ended meanwhile: a watcher started then would never be canceled.)
+          void this.renewToken(key).then(() => this.queues.has(queue) && start(), (e: unknown) => queue.fail(this.failure(e)));
+          return;
+        }
+        void this.watchFailure(err, last + 1).then((e) => queue.fail(e));
+      });
+    };
+    const onData = (res: IWatchResponse) => {
       const changes: Change[] = [];
       for (const event of res.events) {
         const revision = Number(event.kv.mod_revision);
@@ -206,15 +268,8 @@ class EtcdStore implements Store {
       if (changes.length === 0) return;
       last = changes[changes.length - 1]!.revision;
       queue.push(changes);
-    });
-    watcher.on('disconnected', () => {
-      request.start_revision = String(last + 1);
-    });
-    let canceledByServer = false;
-    watcher.on('error', (err: Error) => {
-      canceledByServer = true;
-      void this.watchFailure(err, last + 1).then((e) => queue.fail(e));
-    });
+    };
+    start();
     const stop = () => queue.end();
     signal.addEventListener('abort', stop, { once: true });
     try {
@@ -223,8 +278,26 @@ class EtcdStore implements Store {
       signal.removeEventListener('abort', stop);
       this.queues.delete(queue);
       // A watcher etcd canceled is already gone: cancelling it again would wait for an answer that never comes.
-      if (!canceledByServer) await cancel(watcher);
+      if (!canceledByServer) await cancel(watcher!);
     }
+  }
+
+  /**
+   * etcd forgets its tokens when it restarts (and a token lapses after --auth-token-ttl unused), and
+   * etcd3 then authenticates again for a request, but not for its watch stream: the watch stream
+   * reconnects with the old token and etcd cancels every watch on it. So: drop the token, prove
+   * with a read of the watched key that a new one still may read it (a role that lost the
+   * permission fails here), and make the watch stream connect again (private parts of etcd3 1.1).
+   */
+  private async renewToken(key: Buffer): Promise<void> {
+    const internals = this.client as unknown as {
+      pool: { authenticator: { invalidateMetadata(): void } };
+      watchManager: { state: number; handleError(err: Error): void };
+    };
+    internals.pool.authenticator.invalidateMetadata();
+    await this.client.kv.range({ key, limit: 1, keys_only: true });
+    // 2 is etcd3's State.Connected: only then is there a stream to replace.
+    if (internals.watchManager.state === 2) internals.watchManager.handleError(new Error('the watch stream\'s auth token is stale'));
   }
 
   /** etcd cancels a watch whose start was compacted without saying why: ask the store. */
@@ -239,6 +312,62 @@ class EtcdStore implements Store {
 }
 
 class TimeoutError extends Error {}
+
+let ipServerNameQuieted = false;
+/**
+ * grpc-js gives TLS the member's address as the server name even when it is an IP address, and
+ * Node then warns once per process (DEP0123) on stderr: noise in every command's output that the
+ * user can do nothing about. Only that warning is dropped; the certificate is still checked
+ * against the address.
+ */
+function quietIpServerName(): void {
+  if (ipServerNameQuieted) return;
+  ipServerNameQuieted = true;
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((...args: unknown[]) => {
+    const [, type, code] = args;
+    const named = typeof type === 'object' && type !== null ? (type as { code?: unknown }).code : code;
+    if (named !== 'DEP0123') emit(...args);
+  }) as typeof process.emitWarning;
+}
+
+/**
+ * The opening failed because etcd refused the credentials (or their role may not read /cairn/):
+ * an input error naming the URL, since waiting or retrying cannot help. Undefined for other errors.
+ */
+function authFailure(url: string, target: EtcdTarget, err: unknown): InputError | undefined {
+  const message = err instanceof Error ? err.message : String(err);
+  const credentials = 'set user and password (store options, etcd://USER:PASSWORD@HOST, ?user=&password=, or CAIRN_STORE_USER and CAIRN_STORE_PASSWORD)';
+  if (/authentication failed|user name not found/.test(message)) {
+    return inputError(`store ${url}: etcd refused user ${JSON.stringify(target.user)}: wrong user name or password`, undefined, credentials);
+  }
+  if (/user name is empty/.test(message)) {
+    return inputError(`store ${url}: etcd requires authentication and no user was given`, undefined, credentials);
+  }
+  if (/authentication is not enabled/.test(message)) {
+    return inputError(`store ${url}: a user was given but etcd has authentication turned off`, undefined, 'leave user and password out');
+  }
+  if (/permission denied/.test(message)) {
+    return inputError(`store ${url}: etcd user ${JSON.stringify(target.user)} may not read /cairn/`, undefined,
+      'grant its role readwrite on the key prefix /cairn/ (etcdctl role grant-permission ROLE --prefix=true readwrite /cairn/)');
+  }
+  return undefined;
+}
+
+/** The useful part of a gRPC connection error ("14 UNAVAILABLE: No connection established. Last error: …"). */
+function describe(err: Error): string {
+  let text = err.message.replace(/^\d+ [A-Z_]+: /, '');
+  const inner = /Last error: ([\s\S]*?)\s*(?:\(\d{4}-\d\d-\d\dT[^)]*\))?\.?\s*(?:Resolution note:[\s\S]*)?$/.exec(text);
+  if (inner?.[1]) text = inner[1];
+  text = text.replace(/^Error(?: \[\w+\])?: /, '');
+  // OpenSSL says "<hex>:error:<code>:SSL routines:<function>:<reason>:<file>:<line>:…".
+  const ssl = /:SSL routines:[^:]*:([^:]+):/.exec(text);
+  if (ssl) {
+    text = `TLS: ${ssl[1]}`;
+    if (/alert (bad|unknown|certificate required)/.test(text)) text += ' (the server refused the client certificate, or there was none: give cert and key)';
+  }
+  return text.trim();
+}
 
 function readPem(url: string, what: string, path: string): Buffer {
   try {

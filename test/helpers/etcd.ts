@@ -5,9 +5,13 @@
  *
  * Members are stopped with SIGKILL: the data is thrown away, and a member that has lost quorum
  * takes about 7 s to stop on SIGTERM (lab.md pitfall 17).
+ *
+ * With `tls` (files from makeCertificates), members serve their client URLs over https and demand
+ * a client certificate signed by the CA (`--client-cert-auth`); peers still talk plain http.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +43,20 @@ export interface EtcdCluster {
   stop(): Promise<void>;
 }
 
+/** PEM files of a throwaway CA, a server certificate for 127.0.0.1 and a client certificate. */
+export interface EtcdTlsFiles {
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+export interface EtcdClusterOptions {
+  /** Serve clients over TLS with these files and require client certificates. */
+  tls?: EtcdTlsFiles;
+}
+
 /** Why a cluster cannot run here, or undefined. Tests then skip loudly. */
 export function etcdUnavailable(): string | undefined {
   for (const tool of ['etcd', 'etcdctl']) {
@@ -56,7 +74,39 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+/** Why makeCertificates cannot run here, or undefined. */
+export function opensslUnavailable(): string | undefined {
+  const r = spawnSync('openssl', ['version'], { encoding: 'utf8' });
+  return r.error || r.status !== 0 ? 'openssl is not installed (Debian: apt-get install openssl)' : undefined;
+}
+
+/**
+ * Makes a CA and, signed by it, a server certificate for 127.0.0.1 (subjectAltName IP:127.0.0.1;
+ * usable as a client certificate too, as etcd's own gateway needs) and a client certificate
+ * (CN `cn`), in `dir`. EC P-256 keys: quick to make. Valid for two days.
+ */
+export function makeCertificates(dir: string, cn = 'cairn'): EtcdTlsFiles {
+  const f = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.error || r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.error?.message ?? r.stderr}`);
+  };
+  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl('req', '-x509', ...newKey, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=cairn-test-ca');
+  const sign = (name: string, subject: string, extensions: string) => {
+    writeFileSync(f(`${name}.ext`), extensions);
+    openssl('req', ...newKey, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', subject);
+    openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial',
+      '-out', f(`${name}.pem`), '-days', '2', '-extfile', f(`${name}.ext`));
+  };
+  sign('server', '/CN=127.0.0.1', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+  sign('client', `/CN=${cn}`, 'extendedKeyUsage=clientAuth\n');
+  return { ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key') };
+}
+
+export async function startEtcdCluster(size = 3, options: EtcdClusterOptions = {}): Promise<EtcdCluster> {
+  const { tls } = options;
+  const scheme = tls ? 'https' : 'http';
   const dir = mkdtempSync(join(tmpdir(), 'cairn-etcd-'));
   const ports = await freePorts(size * 2);
   const members: EtcdMember[] = [];
@@ -74,9 +124,10 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
     const log = openSync(join(dir, `${m.name}.log`), 'a');
     const child = spawn('etcd', [
       '--name', m.name, '--data-dir', m.dataDir, '--logger=zap', '--log-level=warn',
-      '--listen-client-urls', `http://${m.endpoint}`, '--advertise-client-urls', `http://${m.endpoint}`,
+      '--listen-client-urls', `${scheme}://${m.endpoint}`, '--advertise-client-urls', `${scheme}://${m.endpoint}`,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
       '--initial-cluster', peers.join(','), '--initial-cluster-token', token, '--initial-cluster-state', 'new',
+      ...(tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : []),
     ], { stdio: ['ignore', log, log] });
     closeSync(log);
     running.add(child);
@@ -100,7 +151,7 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
     async leader() {
       for (const m of members) {
         if (!m.process) continue;
-        const status = await memberStatus(m.endpoint).catch(() => undefined);
+        const status = await memberStatus(m.endpoint, tls).catch(() => undefined);
         if (status && status.leader === status.header.member_id) return members.indexOf(m);
       }
       throw new Error('no etcd member says it is the leader');
@@ -109,10 +160,12 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
     async restart(i) {
       await kill(i);
       launch(i);
-      await waitHealthy([members[i]!], dir);
+      await waitHealthy([members[i]!], dir, tls);
     },
     etcdctl(...args) {
-      const r = spawnSync('etcdctl', [`--endpoints=${cluster.endpoints.join(',')}`, ...args], { encoding: 'utf8', timeout: 10_000 });
+      const endpoints = cluster.endpoints.map((e) => `${scheme}://${e}`).join(',');
+      const credentials = tls ? [`--cacert=${tls.ca}`, `--cert=${tls.clientCert}`, `--key=${tls.clientKey}`] : [];
+      const r = spawnSync('etcdctl', [`--endpoints=${endpoints}`, ...credentials, ...args], { encoding: 'utf8', timeout: 10_000 });
       return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
     },
     async stop() {
@@ -123,7 +176,7 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
 
   members.forEach((_, i) => launch(i));
   try {
-    await waitHealthy(members, dir);
+    await waitHealthy(members, dir, tls);
   } catch (err) {
     await cluster.stop();
     throw err;
@@ -134,24 +187,46 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
 interface MemberStatus { header: { member_id: string }; leader: string }
 
 /** Asks one member for its status through etcd's JSON gateway (no etcdctl process per call). */
-async function memberStatus(endpoint: string): Promise<MemberStatus> {
-  const res = await fetch(`http://${endpoint}/v3/maintenance/status`, {
-    method: 'POST', body: '{}', signal: AbortSignal.timeout(1000),
+async function memberStatus(endpoint: string, tls?: EtcdTlsFiles): Promise<MemberStatus> {
+  return (await getJson(endpoint, '/v3/maintenance/status', tls, '{}')) as MemberStatus;
+}
+
+/** GET (or, with a body, POST) of a member's HTTP endpoint; over https with the client certificate when `tls`. */
+async function getJson(endpoint: string, path: string, tls: EtcdTlsFiles | undefined, body?: string): Promise<unknown> {
+  if (!tls) {
+    const res = await fetch(`http://${endpoint}${path}`, { ...(body !== undefined && { method: 'POST', body }), signal: AbortSignal.timeout(1000) });
+    if (!res.ok) throw new Error(`${path} of ${endpoint}: HTTP ${res.status}`);
+    return res.json();
+  }
+  // fetch cannot be given a CA or a client certificate.
+  return new Promise((resolve, reject) => {
+    const req = request(`https://${endpoint}${path}`, {
+      method: body === undefined ? 'GET' : 'POST', timeout: 1000,
+      ca: readFileSync(tls.ca), cert: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey),
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        if (res.statusCode !== 200) reject(new Error(`${path} of ${endpoint}: HTTP ${res.statusCode}`));
+        else resolve(JSON.parse(text));
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${path} of ${endpoint}: no answer`)));
+    req.on('error', reject);
+    req.end(body);
   });
-  if (!res.ok) throw new Error(`status of ${endpoint}: HTTP ${res.status}`);
-  return (await res.json()) as MemberStatus;
 }
 
 /** Waits until each member answers /health with a leader (about 1.5 s for a new cluster). */
-async function waitHealthy(members: EtcdMember[], dir: string): Promise<void> {
+async function waitHealthy(members: EtcdMember[], dir: string, tls?: EtcdTlsFiles): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (const m of members) {
     for (;;) {
       if (m.process && (m.process.exitCode !== null || m.process.signalCode !== null)) {
         throw new Error(`etcd member ${m.name} exited; see ${join(dir, `${m.name}.log`)}`);
       }
-      const health = await fetch(`http://${m.endpoint}/health`, { signal: AbortSignal.timeout(1000) })
-        .then((r) => r.json() as Promise<{ health?: string }>).catch(() => undefined);
+      const health = await (getJson(m.endpoint, '/health', tls) as Promise<{ health?: string }>).catch(() => undefined);
       if (health?.health === 'true') break;
       if (Date.now() > deadline) throw new Error(`etcd member ${m.name} not healthy after 20 s; see ${join(dir, `${m.name}.log`)}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
