@@ -9,7 +9,7 @@
  * Set CAIRN_NO_CACHE=1 to bypass it. A site folder that cannot be written simply gets no cache.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { StateRun } from '../catalog/staterun.ts';
 import type { Graph } from '../graph/build.ts';
@@ -63,6 +63,57 @@ function prune(dir: string, kind: string): void {
   for (const { f } of entries.slice(KEEP)) rmSync(join(dir, f), { force: true });
 }
 
+/** How an entry's value is kept in its file. */
+export interface Codec<T> {
+  /** Pieces written one after another: a large value is never joined into one more string. */
+  encode(value: T): string[];
+  /** `bytes`: the entry's content after its key line. */
+  decode(bytes: Buffer): T;
+}
+
+const JSON_CODEC: Codec<unknown> = { encode: (v) => [JSON.stringify(v)], decode: (bytes) => JSON.parse(bytes.toString('utf8')) as unknown };
+
+/**
+ * A compiled run is kept as two JSON documents: the graph with the run's header, then the run's
+ * invocations, which the engine never reads (the graph has every node): they are parsed only
+ * when asked for (`cairn show`), so a converged run parses and holds a little more than half.
+ */
+export const COMPILED_CODEC: Codec<Compiled> = {
+  encode({ run, graph }) {
+    const { invocations, ...head } = run;
+    return [JSON.stringify({ keys: Object.keys(run), head, graph }), '\n', JSON.stringify(invocations)];
+  },
+  decode(bytes) {
+    const newline = bytes.indexOf(0x0a);
+    const { keys, head, graph } = JSON.parse(bytes.toString('utf8', 0, newline)) as { keys: string[]; head: Record<string, unknown>; graph: Graph };
+    // A copy, so the entry's whole content is not kept alive for the part not yet parsed.
+    let rest: Buffer | undefined = Buffer.from(bytes.subarray(newline + 1));
+    const run: Record<string, unknown> = {};
+    for (const k of keys) {
+      if (k !== 'invocations') {
+        run[k] = head[k];
+        continue;
+      }
+      const settle = (value: unknown) => Object.defineProperty(run, 'invocations', { value, writable: true, enumerable: true, configurable: true });
+      Object.defineProperty(run, 'invocations', {
+        enumerable: true,
+        configurable: true,
+        get() {
+          const value = JSON.parse(rest!.toString('utf8')) as unknown;
+          rest = undefined;
+          settle(value);
+          return value;
+        },
+        set(value: unknown) {
+          rest = undefined;
+          settle(value);
+        },
+      });
+    }
+    return { run: run as unknown as StateRun, graph };
+  },
+};
+
 export interface CacheInputs {
   site: string;
   vars: string[];
@@ -102,13 +153,15 @@ export class CompileCache {
     return factsFile ? fileStamp(resolve(factsFile)) : facts;
   }
 
-  async get<T>(kind: string, extra: unknown, produce: () => Promise<T>): Promise<T> {
+  async get<T>(kind: string, extra: unknown, produce: () => Promise<T>, codec: Codec<T> = JSON_CODEC as Codec<T>): Promise<T> {
     if (this.base === undefined) return produce();
     const key = createHash('sha256').update(this.base).update(JSON.stringify({ kind, extra })).digest('hex');
     const path = join(this.dir, `${kind}-${key.slice(0, 32)}.json`);
     try {
-      const cached = JSON.parse(readFileSync(path, 'utf8')) as { key: string; value: T };
-      if (cached.key === key) return cached.value;
+      // The key on the first line, then the value as its codec wrote it.
+      const bytes = readFileSync(path);
+      const newline = bytes.indexOf(0x0a);
+      if (newline > 0 && bytes.toString('latin1', 0, newline) === key) return codec.decode(bytes.subarray(newline + 1));
     } catch {
       // No entry yet, or an unreadable one: produce it.
     }
@@ -116,7 +169,15 @@ export class CompileCache {
     try {
       mkdirSync(this.dir, { recursive: true });
       const temp = `${path}.${process.pid}.tmp`;
-      writeFileSync(temp, JSON.stringify({ key, value }));
+      const fd = openSync(temp, 'w');
+      try {
+        for (const piece of [`${key}\n`, ...codec.encode(value)]) {
+          const bytes = Buffer.from(piece);
+          for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done);
+        }
+      } finally {
+        closeSync(fd);
+      }
       renameSync(temp, path);
       prune(this.dir, kind);
     } catch {

@@ -23,40 +23,46 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
   const multi = sessions.length > 1;
   const tty = !options.json && process.stdout.isTTY === true;
   const progress = tty ? new Progress(process.stdout) : undefined;
-  const print = (text: string) => (progress ? progress.print(text) : process.stdout.write(`${text}\n`));
+  const out = progress ? undefined : new LineBuffer(process.stdout);
+  const print = (text: string) => (progress ? progress.print(text) : out!.write(`${text}\n`));
 
-  const reports = await inParallel(sessions, Math.max(1, Number(options.forks) || 10), async (session) => {
-    const { name, exec } = session;
-    const t0 = performance.now();
-    let report: TargetReport;
-    const unit = compiled.get(name);
-    if (!exec || !unit) {
-      report = summarize(name, [], session.error ?? 'not compiled');
-    } else {
-      progress?.start(name, unit.graph.order.length);
-      const engine = new Engine(unit.run, unit.graph, exec, {
-        mode,
-        failFast: options.failFast ?? false,
-        diff: options.diff ?? false,
-        ...(session.facts ? { facts: session.facts } : {}),
-        onResult: (r) => {
-          if (options.json) return;
-          progress?.node(name, r);
-          if (progress && r.status === 'unchanged') return;
-          print(nodeLine(name, r, multi));
-        },
-      });
-      try {
-        report = summarize(name, await engine.execute());
-      } catch (err) {
-        report = summarize(name, engine.results, err instanceof UnreachableError ? err.reason : (err as Error).message);
+  let reports: TargetReport[];
+  try {
+    reports = await inParallel(sessions, Math.max(1, Number(options.forks) || 10), async (session) => {
+      const { name, exec } = session;
+      const t0 = performance.now();
+      let report: TargetReport;
+      const unit = compiled.get(name);
+      if (!exec || !unit) {
+        report = summarize(name, [], session.error ?? 'not compiled');
+      } else {
+        progress?.start(name, unit.graph.order.length);
+        const engine = new Engine(unit.run, unit.graph, exec, {
+          mode,
+          failFast: options.failFast ?? false,
+          diff: options.diff ?? false,
+          ...(session.facts ? { facts: session.facts } : {}),
+          onResult: (r) => {
+            if (options.json) return;
+            progress?.node(name, r);
+            if (progress && r.status === 'unchanged') return;
+            print(nodeLine(name, r, multi));
+          },
+        });
+        try {
+          report = summarize(name, await engine.execute());
+        } catch (err) {
+          report = summarize(name, engine.results, err instanceof UnreachableError ? err.reason : (err as Error).message);
+        }
+        if (exec.roundTrips !== undefined) report.round_trips = exec.roundTrips;
       }
-      if (exec.roundTrips !== undefined) report.round_trips = exec.roundTrips;
-    }
-    progress?.finish(name);
-    if (!options.json) print(summaryLine(report, (performance.now() - t0) / 1000, mode === 'plan'));
-    return report;
-  });
+      progress?.finish(name);
+      if (!options.json) print(summaryLine(report, (performance.now() - t0) / 1000, mode === 'plan'));
+      return report;
+    });
+  } finally {
+    out?.flush();
+  }
 
   const report: RunReport = { version: 1, mode, started: started.toISOString(), finished: new Date().toISOString(), targets: reports };
   if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -65,4 +71,35 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
   if (reports.some((r) => r.status === 'failed')) return ExitCode.nodesFailed;
   if (mode === 'plan' && options.detailedExitcode && reports.some((r) => r.counts.changed > 0)) return ExitCode.changesPending;
   return ExitCode.ok;
+}
+
+/**
+ * Node lines for a file or pipe, written in blocks rather than one write each (a write to a
+ * file or pipe is a system call): flushed when a block fills, whenever the run waits (a command,
+ * the network: lines still appear as they happen), and at the end.
+ */
+class LineBuffer {
+  private pending: string[] = [];
+  private size = 0;
+  private scheduled = false;
+  constructor(private readonly stream: NodeJS.WritableStream) {}
+
+  write(text: string): void {
+    this.pending.push(text);
+    this.size += text.length;
+    if (this.size >= 64 * 1024) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    if (this.pending.length === 0) return;
+    const text = this.pending.join('');
+    this.pending = [];
+    this.size = 0;
+    this.stream.write(text);
+  }
 }

@@ -7,7 +7,7 @@
 import type { Catalog, Target } from '../catalog/catalog.ts';
 import type { TargetSettings } from '../catalog/schema.ts';
 import { Diagnostics, InputError } from '../lib/errors.ts';
-import { CompileCache, type Compiled } from './compile-cache.ts';
+import { COMPILED_CODEC, CompileCache, type Compiled } from './compile-cache.ts';
 
 export interface SelectedTarget {
   name: string;
@@ -59,12 +59,14 @@ export class SiteCompiler {
     const results: Compiled[] = [];
     for (const { name, facts } of targets) {
       try {
-        results.push(await this.cache.get('compiled', { name, facts: CompileCache.factsKey(this.options.facts, facts) }, () => this.compileOne(name, facts)));
+        results.push(await this.cache.get('compiled', { name, facts: CompileCache.factsKey(this.options.facts, facts) }, () => this.compileOne(name, facts), COMPILED_CODEC));
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
         errors.addAll(err.diagnostics);
       }
     }
+    // The loaded site is not needed once every target is compiled: let it go before the run.
+    this.loaded = undefined;
     errors.throwIfAny();
     return results;
   }

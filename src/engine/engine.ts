@@ -142,6 +142,7 @@ export class Engine {
   /** Readings shared by many nodes (ProviderContext.batch), forgotten whenever the target changes. */
   private readonly batches = new Map<string, Promise<unknown>>();
   private readonly peersByType = new Map<string, Record<string, unknown>[]>();
+  private readonly providerChoice = new Map<string, Provider | string>();
   private stopped?: string;
   /** Plan only: the nodes that would change, and the paths they would change. */
   private readonly planned = new ChangedPaths();
@@ -293,7 +294,13 @@ export class Engine {
       const needs = type.runsOn.includes('agent') ? 'the agent' : `the ${type.runsOn.join(' or ')} executor`;
       return `needs ${needs}: the ${node.type} type cannot work through the ${this.exec.name} executor`;
     }
-    const provider = registry.provider(node.type, this.facts, this.os, node.meta.provider);
+    // The choice depends only on the type, the target and `provider:`: made once per run.
+    const choiceKey = `${node.type}\u0000${node.meta.provider ?? ''}`;
+    let provider = this.providerChoice.get(choiceKey);
+    if (provider === undefined) {
+      provider = registry.provider(node.type, this.facts, this.os, node.meta.provider);
+      this.providerChoice.set(choiceKey, provider);
+    }
     if (typeof provider === 'string') return provider;
     let current = await provider.read(this.context(node), desired);
     const hash = inputHash(type, desired);

@@ -3,7 +3,7 @@
  * File operations use the synchronous fs calls: each is a few microseconds, where an async call
  * waits a thread-pool round trip, and a run reads its nodes one after another anyway.
  */
-import { spawn } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -17,10 +17,43 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
 }
 
+/** Random once per process, then a counter: unique names without a random draw per file (O_EXCL still guards). */
+let tempPrefix: string | undefined;
+let tempCount = 0;
+
 /** A name for a temp file beside `path`, so the final rename stays on one file system. */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.cairn-tmp.${process.pid}.${randomBytes(4).toString('hex')}`);
+  tempPrefix ??= `${process.pid}.${randomBytes(4).toString('hex')}`;
+  return join(dirname(path), `.${basename(path)}.cairn-tmp.${tempPrefix}.${(tempCount++).toString(36)}`);
 }
+
+/**
+ * child_process (and net, which it loads) is loaded on the first command: a converged run of
+ * files and directories never needs it, and loading it is a measurable part of start-up.
+ */
+let spawnFn: ((command: string, args: string[], options: SpawnOptions) => ChildProcess) | undefined;
+async function loadSpawn() {
+  spawnFn ??= (await import('node:child_process')).spawn;
+  return spawnFn;
+}
+
+/** Reused for hashing file content: most managed files are small, so one read fills it. */
+let hashBuffer = Buffer.allocUnsafe(64 * 1024);
+
+/** Streams an open file into a hash; `sizeHint` (from a stat just made) sizes the buffer for one read of data. */
+function hashFd(fd: number, sizeHint: number): string {
+  if (sizeHint + 1 > hashBuffer.length && sizeHint < 16 * 1024 * 1024) hashBuffer = Buffer.allocUnsafe(sizeHint + 1);
+  const hash = createHash('sha256');
+  for (;;) {
+    const n = fs.readSync(fd, hashBuffer, 0, hashBuffer.length, null);
+    if (n === 0) break;
+    hash.update(hashBuffer.subarray(0, n));
+  }
+  return hash.digest('hex');
+}
+
+/** Opens never follow a symlink where a regular file was seen (it could have been swapped in between). */
+const READ_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0);
 
 function readOr(path: string): string {
   try {
@@ -35,12 +68,20 @@ export class LocalExecutor implements Executor {
   private users?: Map<string, number>;
   private primaryGroups?: Map<string, number>;
   private groups?: Map<string, number>;
+  /**
+   * The last path `stat` looked at and what it saw, for the `sha256` of that same path that
+   * usually follows (file content is read right after its kind and mode): it saves a second
+   * lstat. Any change made through this executor forgets it.
+   */
+  private lastStat?: { path: string; stat: fs.Stats };
 
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     const uid = opts.user !== undefined ? await this.userId(opts.user) : undefined;
     if (opts.user !== undefined && uid === undefined) return { code: 127, stdout: '', stderr: `no such user: ${opts.user}` };
     // Run as the user's primary group too, not root's.
     const gid = opts.user !== undefined ? this.primaryGroups?.get(opts.user) : undefined;
+    const spawn = await loadSpawn();
+    this.lastStat = undefined;
     return new Promise((resolve) => {
       const child = spawn(argv[0]!, argv.slice(1), {
         cwd: opts.cwd,
@@ -88,6 +129,7 @@ export class LocalExecutor implements Executor {
 
   async writeFile(path: string, data: string | Buffer, opts: WriteOptions = {}): Promise<void> {
     const existing = await this.stat(path);
+    this.lastStat = undefined;
     const temp = tempPathFor(path);
     const mode = opts.mode ?? (existing?.type === 'file' ? existing.mode : undefined);
     const fd = fs.openSync(temp, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, mode ?? 0o666);
@@ -117,6 +159,7 @@ export class LocalExecutor implements Executor {
 
   async stat(path: string): Promise<Stat | undefined> {
     const s = fs.lstatSync(path, { throwIfNoEntry: false });
+    this.lastStat = s ? { path, stat: s } : undefined;
     if (!s) return undefined;
     const type = s.isSymbolicLink() ? 'symlink' : s.isFile() ? 'file' : s.isDirectory() ? 'directory' : 'other';
     return { type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.size };
@@ -132,21 +175,39 @@ export class LocalExecutor implements Executor {
   }
 
   async sha256(path: string): Promise<string | undefined> {
-    const s = fs.lstatSync(path, { throwIfNoEntry: false });
+    const seen = this.lastStat?.path === path ? this.lastStat.stat : undefined;
+    this.lastStat = undefined;
+    // Only a regular file is opened (opening a device or FIFO can block or have effects).
+    const s = seen ?? fs.lstatSync(path, { throwIfNoEntry: false });
     if (!s?.isFile()) return undefined;
-    return createHash('sha256').update(fs.readFileSync(path)).digest('hex');
+    let fd: number;
+    try {
+      fd = fs.openSync(path, READ_FLAGS);
+    } catch (err) {
+      // Gone, or replaced by a symlink, since it was seen: not a regular file any more.
+      if (['ENOENT', 'ELOOP', 'ENOTDIR'].includes(errno(err) ?? '')) return undefined;
+      throw err;
+    }
+    try {
+      return hashFd(fd, s.size);
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   async mkdir(path: string, opts: { parents?: boolean; mode?: number } = {}): Promise<void> {
+    this.lastStat = undefined;
     fs.mkdirSync(path, { recursive: opts.parents ?? false, ...(opts.mode !== undefined ? { mode: opts.mode } : {}) });
     if (opts.mode !== undefined) fs.chmodSync(path, opts.mode);
   }
 
   async remove(path: string): Promise<void> {
+    this.lastStat = undefined;
     fs.rmSync(path, { recursive: true, force: true });
   }
 
   async symlink(target: string, path: string): Promise<void> {
+    this.lastStat = undefined;
     const temp = tempPathFor(path);
     fs.symlinkSync(target, temp);
     try {
@@ -158,10 +219,12 @@ export class LocalExecutor implements Executor {
   }
 
   async chmod(path: string, mode: number): Promise<void> {
+    this.lastStat = undefined;
     fs.chmodSync(path, mode);
   }
 
   async chown(path: string, owner?: string, group?: string): Promise<void> {
+    this.lastStat = undefined;
     const uid = owner === undefined ? -1 : await this.userId(owner);
     const gid = group === undefined ? -1 : await this.groupId(group);
     if (uid === undefined) throw new Error(`no such user: ${owner}`);
