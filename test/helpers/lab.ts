@@ -129,7 +129,14 @@ function installExitHandlers(): void {
 }
 
 /** Fresh hosts, systemd running, sshd up. `repo: true` gives them the local apt repository. */
-export async function startLab(count: number, options: { repo?: boolean } = {}): Promise<Lab> {
+export interface LabOptions {
+  /** Serve the local apt repository (hello, tree, …) into the hosts; their only apt source. */
+  repo?: boolean;
+  /** Folders or files of this machine to mount into every host (`readOnly`: --bind-ro). */
+  binds?: { source: string; target: string; readOnly?: boolean }[];
+}
+
+export async function startLab(count: number, options: LabOptions = {}): Promise<Lab> {
   const why = labUnavailable();
   if (why) throw new Error(`the lab cannot run here: ${why}`);
   installExitHandlers();
@@ -156,7 +163,8 @@ export async function startLab(count: number, options: { repo?: boolean } = {}):
     const boots = await Promise.allSettled(Array.from({ length: count }, async () => {
       booting++;
       try {
-        const out = await labSh('new', String(process.pid), ...(options.repo ? ['--repo'] : []));
+        const out = await labSh('new', String(process.pid), ...(options.repo ? ['--repo'] : []),
+          ...(options.binds ?? []).map((b) => `--bind${b.readOnly ? '-ro' : ''}=${b.source}:${b.target}`));
         const [slot, name, address, fs] = out.split('\n').pop()!.split(' ') as [string, string, string, string];
         const host = { slot, name, address, fs };
         started.push(host);

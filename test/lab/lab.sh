@@ -227,9 +227,10 @@ wait_up() {
   fi
 }
 
-new() { # new OWNER [--repo]
-  owner=$1; r=
-  [ "${2:-}" = --repo ] && r=repo
+new() { # new OWNER [--repo] [--bind=SRC:DST | --bind-ro=SRC:DST ...]
+  owner=$1; shift; r=
+  [ "${1:-}" = --repo ] && { r=repo; shift; }
+  for b do case $b in --bind=*|--bind-ro=*) ;; *) die "new: unknown argument $b" ;; esac; done
   [ -d "$ROOT" ] || die "no golden root: run lab.sh root first"
   [ -z "$r" ] || [ -d "$REPO" ] || die "no repo: run lab.sh repo first"
   s=$(alloc "$owner")
@@ -238,7 +239,7 @@ new() { # new OWNER [--repo]
   trap 'exit 130' INT TERM HUP
   mk "$s" $r
   net "$s"
-  up "$s" $r
+  up "$s" $r "$@"
   trap - EXIT INT TERM HUP
   echo "$s $(name_of "$s") $(guest_ip "$s") $HOSTS/$s/fs"
 }
@@ -327,5 +328,5 @@ case $cmd in
   rm) rmhost "$@" ;;
   gc) gc ;;
   rmowner) rmowner "$@" ;;
-  *) echo "usage: $0 root|repo|new OWNER [--repo]|pid|wait|down|rm SLOT|gc" >&2; exit 2 ;;
+  *) echo "usage: $0 root|repo|new OWNER [--repo] [--bind[-ro]=SRC:DST…]|pid|wait|down|rm SLOT|gc" >&2; exit 2 ;;
 esac
