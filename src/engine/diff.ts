@@ -1,6 +1,6 @@
 /** Desired vs current → the action a node needs (DESIGN §5.8). Pure. */
 import { isDeepStrictEqual } from 'node:util';
-import type { Action, ChangeClass, Current, ResourceType } from '../resources/type.ts';
+import type { Action, ChangeClass, Current, TypeBehaviour } from '../resources/type.ts';
 
 export interface NodeDiff {
   action: Action;
@@ -10,7 +10,7 @@ export interface NodeDiff {
 
 const STRENGTH: Record<ChangeClass, number> = { update: 1, reload: 2, rebuild: 3 };
 
-export function diffNode(type: ResourceType, desired: Record<string, unknown>, current: Current): NodeDiff {
+export function diffNode(type: Pick<TypeBehaviour, 'changes' | 'createAction'>, desired: Record<string, unknown>, current: Current): NodeDiff {
   const wantAbsent = desired.ensure === 'absent';
   const isAbsent = current === undefined || current.ensure === 'absent';
   if (wantAbsent) return isAbsent ? { action: 'none', changes: [] } : { action: 'destroy', changes: ['ensure'] };

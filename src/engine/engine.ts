@@ -8,9 +8,8 @@ import { canonicalJson } from '../lib/canonical-json.ts';
 import type { StateRun } from '../catalog/staterun.ts';
 import { UnreachableError, type Executor } from '../executors/types.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
-import { resourceType } from '../resources/index.ts';
 import { selectProvider } from '../resources/providers.ts';
-import { ApplyError, type Action, type ApplyOutcome, type Current, type EngineServices, type Provider, type ProviderContext, type ResourceType } from '../resources/type.ts';
+import { ApplyError, type Action, type ApplyOutcome, type Current, type EngineServices, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
 import { diffNode } from './diff.ts';
 import { stateDirStorage, TargetState, type StateStorage } from './target-state.ts';
 
@@ -31,15 +30,16 @@ export interface NodeResult {
   ms: number;
 }
 
-/** Where the engine finds types and providers; the built-in registries unless a test gives its own. */
+/**
+ * Where the engine finds types and providers: by default the types' behaviour the compiled graph
+ * carries and the built-in providers, unless a test gives its own.
+ */
 export interface Registry {
-  type(name: string): ResourceType | undefined;
+  type(name: string): TypeBehaviour | undefined;
   provider(type: string, facts: Record<string, unknown>, os: Record<string, unknown>, wanted?: string): Provider | string;
 }
 
-const builtIn: Registry = { type: resourceType, provider: selectProvider };
-
-function inputHash(type: ResourceType, desired: Record<string, unknown>): string | undefined {
+function inputHash(type: TypeBehaviour, desired: Record<string, unknown>): string | undefined {
   if (!type.writeOnly?.length) return undefined;
   const picked = Object.fromEntries(type.writeOnly.filter((a) => desired[a] !== undefined).map((a) => [a, desired[a]]));
   return createHash('sha256').update(canonicalJson(picked)).digest('hex');
@@ -65,7 +65,7 @@ const AT_FIRST_CHANCE = -2; // pending from an earlier run: at the first invocat
 const BLOCKING: ReadonlySet<string> = new Set(['require', 'onchanges', 'transition']);
 
 interface Reading {
-  type: ResourceType;
+  type: TypeBehaviour;
   provider: Provider;
   desired: Record<string, unknown>;
   current: Current;
@@ -165,11 +165,10 @@ export class Engine {
   /** Tells the executor every path this run will read, in order, so a remote one can batch them. */
   private announceReads(): void {
     if (!this.exec.prefetch) return;
-    const registry = this.options.registry ?? builtIn;
     const entries = this.targetState.files().map((path) => ({ path, content: true }));
     for (const id of [...this.graph.order, ...this.graph.handlers]) {
       const node = this.byId.get(id)!;
-      const reads = registry.type(node.type)?.reads?.(node.attributes);
+      const reads = this.readsOf(node, node.attributes);
       for (const path of reads?.paths ?? []) entries.push({ path, content: reads?.content ?? false });
     }
     this.exec.prefetch(entries);
@@ -286,9 +285,21 @@ export class Engine {
     };
   }
 
+  /** A node's type: from the compiled graph, or the registry a test gave. */
+  private typeOf(name: string): TypeBehaviour | undefined {
+    return this.options.registry ? this.options.registry.type(name) : this.graph.types[name];
+  }
+
+  /**
+   * What reading a node depends on: computed when the graph was built (from its declared
+   * attributes; an overlay of a transition keeps its paths), or by a type a test gave.
+   */
+  private readsOf(node: GraphNode, desired: Record<string, unknown>): Reads | undefined {
+    return node.reads ?? this.typeOf(node.type)?.reads?.(desired);
+  }
+
   private async read(node: GraphNode, desired: Record<string, unknown>): Promise<Reading | string> {
-    const registry = this.options.registry ?? builtIn;
-    const type = registry.type(node.type);
+    const type = this.typeOf(node.type);
     if (!type) return `unknown resource type ${node.type}`;
     if (type.runsOn && !type.runsOn.includes(this.exec.name)) {
       const needs = type.runsOn.includes('agent') ? 'the agent' : `the ${type.runsOn.join(' or ')} executor`;
@@ -298,7 +309,7 @@ export class Engine {
     const choiceKey = `${node.type}\u0000${node.meta.provider ?? ''}`;
     let provider = this.providerChoice.get(choiceKey);
     if (provider === undefined) {
-      provider = registry.provider(node.type, this.facts, this.os, node.meta.provider);
+      provider = (this.options.registry?.provider ?? selectProvider)(node.type, this.facts, this.os, node.meta.provider);
       this.providerChoice.set(choiceKey, provider);
     }
     if (typeof provider === 'string') return provider;
@@ -315,8 +326,8 @@ export class Engine {
   }
 
   /** Why a plan cannot be sure about this node: an earlier node that would change what it reads. */
-  private planDependency(node: GraphNode, type: ResourceType, desired: Record<string, unknown>): string | undefined {
-    const reads = type.reads?.(desired);
+  private planDependency(node: GraphNode, desired: Record<string, unknown>): string | undefined {
+    const reads = this.readsOf(node, desired);
     for (const e of this.incoming.get(node.id) ?? []) {
       if (e.kind !== 'notify' && this.planned.has(e.from) && (reads?.commands || e.kind !== 'require' || !reads)) {
         return this.byId.get(e.from)!.ref;
@@ -383,7 +394,7 @@ export class Engine {
 
     if (action === 'none' && !refreshWhy) {
       if (this.planning) {
-        const dep = this.planDependency(node, type, desired);
+        const dep = this.planDependency(node, desired);
         if (dep) return this.finish(node, start, { status: 'unknown', action: 'none', reason: `after ${dep}` });
       }
       return this.finish(node, start, type.inSync ? { ...type.inSync, action: 'none' } : { status: 'unchanged', action: 'none' });
@@ -401,10 +412,10 @@ export class Engine {
     const reason = why === 'transition' ? 'transition'
       : refreshOnly || why === 'notified' ? `notified by ${refreshWhy ?? this.notifiedBy.get(node.id) ?? 'a pending notification'}` : undefined;
     if (node.meta.noop || this.planning) {
-      const dep = this.planning ? this.planDependency(node, type, desired) : undefined;
+      const dep = this.planning ? this.planDependency(node, desired) : undefined;
       const note = node.meta.noop ? 'noop' : dep ? `after ${dep}` : reason;
       if (this.planning && !node.meta.noop) {
-        this.planned.add(node.id, type.reads?.(desired).paths ?? []);
+        this.planned.add(node.id, this.readsOf(node, desired)?.paths ?? []);
         await this.notify(node);
       }
       return this.finish(node, start, { ...base, status: 'would-change', action, ...(note ? { reason: note } : {}) });

@@ -6,6 +6,8 @@
 import { canonicalJson } from '../lib/canonical-json.ts';
 import type { PartInvocation, RequisiteKind, StateRun } from '../catalog/staterun.ts';
 import { Diagnostics, formatPos, type SourcePos } from '../lib/errors.ts';
+import { resourceType } from '../resources/index.ts';
+import { behaviourOf, type Reads, type TypeBehaviour } from '../resources/type.ts';
 import { nearest } from '../site/validate.ts';
 
 export type EdgeKind = 'require' | 'notify' | 'onchanges' | 'onfail' | 'transition' | 'stage';
@@ -41,6 +43,8 @@ export interface GraphNode {
   stage?: { index: number; of: number; end: string };
   declarations: Declaration[];
   pos?: SourcePos;
+  /** What reading this node depends on (its type's `reads`), for plans and batched remote reads. */
+  reads?: Reads;
 }
 
 export interface Graph {
@@ -51,6 +55,8 @@ export interface Graph {
   order: string[];
   /** Ids of lazy nodes, which run only when notified, in the order they run when they do. */
   handlers: string[];
+  /** What the engine needs of each type in the graph: a run then loads no schema. */
+  types: Record<string, TypeBehaviour>;
 }
 
 const ORDERING: readonly EdgeKind[] = ['require', 'onchanges', 'onfail', 'transition', 'stage', 'notify'];
@@ -107,6 +113,7 @@ export function buildGraph(run: StateRun): Graph {
 
   // 2. One node per ref when all declarations agree; otherwise stages and an end state.
   const mkNode = (decl: Decl, id: string, declarations: Decl[], stage?: GraphNode['stage']): GraphNode => {
+    const reads = resourceType(decl.part.type)?.reads?.(decl.part.attributes);
     const node: GraphNode = {
       id, ref: decl.part.ref, type: decl.part.type, state: decl.state,
       invocation: decl.invocation, part: decl.part.index, lazy: decl.lazy, defer: decl.defer,
@@ -114,6 +121,7 @@ export function buildGraph(run: StateRun): Graph {
       ...(stage ? { stage } : {}),
       declarations: declarations.map((x) => ({ invocation: x.invocation, part: x.part.index, ...(x.part.pos ? { pos: x.part.pos } : {}) })),
       ...(decl.part.pos ? { pos: decl.part.pos } : {}),
+      ...(reads ? { reads } : {}),
     };
     nodes.push(node);
     byId.set(id, node);
@@ -208,7 +216,12 @@ export function buildGraph(run: StateRun): Graph {
   d.throwIfAny();
   const rank = new Map([...order, ...handlers].map((id, i) => [id, i]));
   nodes.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
-  return { nodes, edges, order, handlers };
+  const types: Record<string, TypeBehaviour> = {};
+  for (const n of nodes) {
+    const type = types[n.type] ? undefined : resourceType(n.type);
+    if (type) types[n.type] = behaviourOf(type);
+  }
+  return { nodes, edges, order, handlers, types };
 }
 
 type Resolution =

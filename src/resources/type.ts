@@ -3,7 +3,7 @@
  * what a change to each attribute needs, and how it is refreshed. The engine and the compiler work
  * from this description alone and have no branch for any particular type.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { Executor } from '../executors/types.ts';
 import { InputError } from '../lib/errors.ts';
 
@@ -68,9 +68,34 @@ export interface ResourceType<S extends z.ZodObject = z.ZodObject> {
    * (then any changing requisite does), and whether it needs the files' bytes (`content`), not
    * just their kind, mode, owner and hash: remote executors fetch those up front.
    */
-  reads?(attributes: Record<string, unknown>): { paths: string[]; commands?: boolean; content?: boolean };
+  reads?(attributes: Record<string, unknown>): Reads;
   /** Turns site-relative inputs (templates, sources) into values the engine can compare. */
   resolve?(attributes: Record<string, unknown>, ctx: ResolveContext): Record<string, unknown>;
+}
+
+/** What reading a node depends on (ResourceType.reads), computed when the graph is built. */
+export interface Reads {
+  paths: string[];
+  commands?: boolean;
+  content?: boolean;
+}
+
+/**
+ * What the engine needs of a type while it runs: plain data, kept in the compiled graph, so a
+ * run loads no schema (and no zod) at all.
+ */
+export type TypeBehaviour = Pick<ResourceType, 'name' | 'changes' | 'createAction' | 'writeOnly' | 'inSync' | 'runsOn'> & {
+  /** Types the engine is handed directly (tests) may still compute their readings. */
+  reads?: ResourceType['reads'];
+};
+
+export function behaviourOf(type: ResourceType): TypeBehaviour {
+  const { name, changes, createAction, writeOnly, inSync, runsOn } = type;
+  return {
+    name, changes,
+    ...(createAction ? { createAction } : {}), ...(writeOnly ? { writeOnly } : {}),
+    ...(inSync ? { inSync } : {}), ...(runsOn ? { runsOn } : {}),
+  };
 }
 
 /** Keeps the exact schema type, so the TypeScript API can type each builder's attributes. */
@@ -84,15 +109,6 @@ export function defineType<S extends z.ZodObject>(type: ResourceType<S>): Resour
 export function identityOf(type: ResourceType, attributes: Record<string, unknown>): string {
   return type.identity ? type.identity(attributes) : String(attributes[type.key]);
 }
-
-// Shared attribute schemas.
-export const ensurePresence = z.enum(['present', 'absent']).default('present').describe('present (default) or absent');
-export const fileMode = z
-  .string()
-  .regex(/^0?[0-7]{3,4}$/, 'a mode is an octal string such as "0644"')
-  .describe('octal permission bits as a string, e.g. "0644"');
-export const userName = z.union([z.string().min(1), z.number().int().nonnegative()]).transform(String);
-export const absolutePath = z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path');
 
 /** What the engine does to a node (DESIGN §11's report `action`). */
 export type Action = 'none' | 'create' | 'update' | 'reload' | 'rebuild' | 'destroy' | 'refresh' | 'run';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { defineType, ensurePresence } from '../type.ts';
+import { ensurePresence } from '../attributes.ts';
+import { defineType } from '../type.ts';
 import { parseKeyLine } from './keys.ts';
 
 export const authorizedKeyType = defineType({

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { defineType, ensurePresence } from '../type.ts';
+import { ensurePresence } from '../attributes.ts';
+import { defineType } from '../type.ts';
 
 /** A schedule field: anything cron takes (`*`, `5`, `1-5`, `mon,wed`, steps), but one word. */
 const field = z

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { absolutePath, defineType, ensurePresence, fileMode, userName } from '../type.ts';
+import { absolutePath, ensurePresence, fileMode, userName } from '../attributes.ts';
+import { defineType } from '../type.ts';
 
 export const directoryType = defineType({
   name: 'directory',

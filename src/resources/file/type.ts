@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { absolutePath, blame, defineType, ensurePresence, fileMode, userName } from '../type.ts';
+import { absolutePath, ensurePresence, fileMode, userName } from '../attributes.ts';
+import { blame, defineType } from '../type.ts';
 
 export const fileType = defineType({
   name: 'file',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { absolutePath, defineType, ensurePresence } from '../type.ts';
+import { absolutePath, ensurePresence } from '../attributes.ts';
+import { defineType } from '../type.ts';
 
 export const lineType = defineType({
   name: 'line',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { defineType, ensurePresence } from '../type.ts';
+import { ensurePresence } from '../attributes.ts';
+import { defineType } from '../type.ts';
 
 /** A passwd(5) field: a colon or a line break would corrupt the database. */
 const passwdField = z.string().refine((s) => !/[:\n]/.test(s), 'must not contain ":" or a line break');
