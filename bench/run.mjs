@@ -212,7 +212,12 @@ for (const n of scaleSizes) {
 }
 const oneSite = scaleSite(1);
 const startup = [];
-for (let i = 0; i < runs; i++) startup.push(timed(['node', cairnBin, 'apply', '--site', oneSite.dir, '--var', `root=${join(work, 'root-1')}`]));
+// Node.js's own start-up, alternating with Cairn's, so the ratios can be read against it.
+const bareNode = [];
+for (let i = 0; i < runs; i++) {
+  startup.push(timed(['node', cairnBin, 'apply', '--site', oneSite.dir, '--var', `root=${join(work, 'root-1')}`]));
+  bareNode.push(timed(['node', '-e', '0']));
+}
 
 // 4. The SSH variant.
 const ssh = withSsh ? await sshSection() : { checks: ['SSH variant not run (--no-ssh)'], lines: [] };
@@ -247,9 +252,10 @@ for (const r of results) {
   }
 }
 lines.push('', '## Scale series (generated sites: directories of 10 files)', '');
-lines.push('| resources | first run | no-op (compile cached) | no-op, fresh compile | peak RSS MiB (fresh compile) |', '| ---: | ---: | ---: | ---: | ---: |');
-for (const s of scale) lines.push(`| ${s.resources} | ${fmtMs(s.first.wall)} | ${fmtMs(s.noop.wall)} | ${fmtMs(s.cold.wall)} | ${Math.round(s.cold.rss)} |`);
-lines.push('', `Start-up cost (a one-resource no-op run): ${stat(startup, 'wall', fmtMs)}, peak RSS ${Math.round(median(startup.map((s) => s.rss)))} MiB.`, '');
+lines.push('| resources | first run | no-op (compile cached) | peak RSS MiB (no-op) | no-op, fresh compile | peak RSS MiB (fresh compile) |', '| ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const s of scale) lines.push(`| ${s.resources} | ${fmtMs(s.first.wall)} | ${fmtMs(s.noop.wall)} | ${Math.round(s.noop.rss)} | ${fmtMs(s.cold.wall)} | ${Math.round(s.cold.rss)} |`);
+lines.push('', `Start-up cost (a one-resource no-op run): ${stat(startup, 'wall', fmtMs)}, peak RSS ${Math.round(median(startup.map((s) => s.rss)))} MiB. ` +
+  `Node.js itself (\`node -e 0\`, alternating with it): ${stat(bareNode, 'wall', fmtMs)}, peak RSS ${Math.round(median(bareNode.map((s) => s.rss)))} MiB.`, '');
 if (!withPeers) lines.push('Peers not run: `npm run bench -- --peers` adds Puppet and Ansible (installed by `bench/install-peers.sh`).');
 lines.push(...ssh.lines, '');
 const text = lines.join('\n');
