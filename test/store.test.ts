@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { InputError } from '../src/lib/errors.ts';
-import { openStore, parseStoreUrl, StoreCompactedError, StoreUnreachableError, type Store } from '../src/store/index.ts';
+import { openStore, parseStoreUrl, StoreCompactedError, StoreRefusedError, StoreUnreachableError, type Store } from '../src/store/index.ts';
 import { etcdUnavailable, startEtcdCluster, type EtcdCluster } from './helpers/etcd.ts';
 import { increment, show, sleep, storeSuite, WatchRecorder } from './store.suite.ts';
 
@@ -214,8 +214,8 @@ describe('store on etcd only', { skip: etcdWhy ?? false }, () => {
     const big = Buffer.alloc(1 << 20, 1);
     const t0 = Date.now();
     await assert.rejects(store.txn([], [{ put: 'size/a', value: big }, { put: 'size/b', value: big }]), (err: Error) => {
-      assert.ok(!(err instanceof StoreUnreachableError), String(err));
-      assert.match(err.message, /^store etcd:\S+: the request is larger than the etcd server accepts/);
+      assert.ok(err instanceof StoreRefusedError, String(err));
+      assert.match(err.message, /^store etcd:\S+ refused the request: the request is larger than the etcd server accepts/);
       return true;
     });
     assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
