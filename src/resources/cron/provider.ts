@@ -1,4 +1,4 @@
-import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
+import { ApplyError, outputTail, type Provider, type ProviderContext } from '../type.ts';
 import { findJob, parseCrontab, renderCrontab, withJob, type Crontab, type CronJob } from './crontab.ts';
 
 const FIELDS = ['minute', 'hour', 'day', 'month', 'weekday'] as const;
@@ -12,17 +12,13 @@ function noCrontab(stderr: string, user: string): boolean {
   return /\bno crontab for\b/.test(stderr) || stderr.includes(`can't open '${user}': No such file or directory`);
 }
 
-function tail(text: string, lines = 10): string {
-  return text.trim().split('\n').slice(-lines).join('\n');
-}
-
 /** The user's crontab, read once per user until the target next changes. */
 function readCrontab(ctx: ProviderContext, user: string): Promise<Crontab> {
   return ctx.batch(`cron:${user}`, async () => {
     const r = await ctx.exec.run(['crontab', '-l', '-u', user]);
     if (r.code === 0) return parseCrontab(r.stdout);
     if (noCrontab(r.stderr, user)) return parseCrontab('');
-    throw new ApplyError(tail(r.stderr || r.stdout) || `crontab -l -u ${user} exited with ${r.code}`);
+    throw new ApplyError(outputTail(r.stderr || r.stdout) || `crontab -l -u ${user} exited with ${r.code}`);
   });
 }
 
@@ -59,6 +55,6 @@ export const crontabCron: Provider = {
     const tab = await readCrontab(ctx, user);
     const next = withJob(tab, String(desired.name), action === 'destroy' ? undefined : jobOf(desired));
     const r = await ctx.exec.run(['crontab', '-u', user, '-'], { stdin: renderCrontab(next) });
-    if (r.code !== 0) throw new ApplyError(tail(r.stderr || r.stdout) || `crontab -u ${user} - exited with ${r.code}`);
+    if (r.code !== 0) throw new ApplyError(outputTail(r.stderr || r.stdout) || `crontab -u ${user} - exited with ${r.code}`);
   },
 };

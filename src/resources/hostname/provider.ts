@@ -4,17 +4,13 @@
  * in sync only when both are the name asked for.
  */
 import { osSetting } from '../os.ts';
-import { ApplyError, type Current, type Provider, type ProviderContext } from '../type.ts';
+import { ApplyError, outputTail, type Current, type Provider, type ProviderContext } from '../type.ts';
 
 const ETC_HOSTNAME = '/etc/hostname';
 
-function tail(text: string, lines = 10): string {
-  return text.trim().split('\n').slice(-lines).join('\n');
-}
-
 async function run(ctx: ProviderContext, argv: string[]): Promise<string> {
   const r = await ctx.exec.run(argv);
-  if (r.code !== 0) throw new ApplyError(tail(r.stderr || r.stdout) || `${argv.join(' ')} exited with ${r.code}`);
+  if (r.code !== 0) throw new ApplyError(outputTail(r.stderr || r.stdout) || `${argv.join(' ')} exited with ${r.code}`);
   return r.stdout;
 }
 
@@ -61,7 +57,7 @@ export const hostnamectlHostname: Provider = {
     // Sets the static name (/etc/hostname) and the running one in one go, and tells the system.
     const r = await ctx.exec.run(['hostnamectl', 'set-hostname', want]);
     if (r.code === 0) return;
-    const error = tail(r.stderr || r.stdout);
+    const error = outputTail(r.stderr || r.stdout);
     if (!NO_HOSTNAMED.test(error)) throw new ApplyError(error || `hostnamectl set-hostname exited with ${r.code}`);
     await applyEtcHostname(ctx, want, was);
   },
@@ -89,7 +85,7 @@ export const sysrcHostname: Provider = {
   async read(ctx, desired) {
     const r = await ctx.exec.run(['sysrc', '-n', 'hostname']);
     // Not set in rc.conf: "sysrc: unknown variable 'hostname'" (exit 1).
-    if (r.code !== 0 && !/unknown variable/.test(r.stderr)) throw new ApplyError(tail(r.stderr || r.stdout));
+    if (r.code !== 0 && !/unknown variable/.test(r.stderr)) throw new ApplyError(outputTail(r.stderr || r.stdout));
     const persisted = r.code === 0 ? r.stdout.trim() : undefined;
     return current(String(desired.name), await runningName(ctx), persisted);
   },

@@ -92,12 +92,16 @@ function peerNames(ctx: ProviderContext, which: (peer: Record<string, unknown>) 
 }
 
 /**
- * One reading for all the run's packages: `load` runs once with every peer's name; a name no
- * peer has (a transition's overlay) is read on its own.
+ * One reading for all the run's packages: `load` runs once with every peer's name (gathered only
+ * when the reading is taken, not at every node); a name no peer has (a transition's overlay) is
+ * read on its own.
  */
-async function batched<T>(ctx: ProviderContext, key: string, name: string, names: string[], load: (names: string[]) => Promise<Map<string, T>>): Promise<T | undefined> {
-  const all = names.includes(name) ? names : [...names, name];
-  const shared = await ctx.batch(key, async () => ({ asked: new Set(all), found: await load(all) }));
+async function batched<T>(ctx: ProviderContext, key: string, name: string, names: () => string[], load: (names: string[]) => Promise<Map<string, T>>): Promise<T | undefined> {
+  const shared = await ctx.batch(key, async () => {
+    const peers = names();
+    const all = peers.includes(name) ? peers : [...peers, name];
+    return { asked: new Set(all), found: await load(all) };
+  });
   if (shared.asked.has(name)) return shared.found.get(name);
   return (await load([name])).get(name);
 }
@@ -117,10 +121,10 @@ function baseSystem(ctx: ProviderContext, desired: Record<string, unknown>): Cur
 
 export function packageProvider(manager: PackageManager): Provider {
   const installedOf = (ctx: ProviderContext, name: string) =>
-    batched(ctx, `package:${manager.name}:installed`, name, peerNames(ctx, () => true), (names) => manager.installed(ctx.exec, names));
+    batched(ctx, `package:${manager.name}:installed`, name, () => peerNames(ctx, () => true), (names) => manager.installed(ctx.exec, names));
 
   const upgradeOf = (ctx: ProviderContext, name: string) =>
-    batched(ctx, `package:${manager.name}:upgrades`, name, peerNames(ctx, (p) => p.ensure === 'latest'), async (names) => {
+    batched(ctx, `package:${manager.name}:upgrades`, name, () => peerNames(ctx, (p) => p.ensure === 'latest'), async (names) => {
       const installed = new Map<string, string[]>();
       for (const n of names) {
         const v = await installedOf(ctx, n);

@@ -5,7 +5,7 @@
  */
 import type { RunResult } from '../../executors/types.ts';
 import { osName } from '../os.ts';
-import { ApplyError, type ApplyOutcome, type Provider, type ProviderContext } from '../type.ts';
+import { ApplyError, outputTail, type ApplyOutcome, type Provider, type ProviderContext } from '../type.ts';
 
 /** A service as its init system sees it. */
 export interface ServiceStatus {
@@ -44,15 +44,10 @@ export interface InitSystem {
   probe(ctx: ProviderContext, name: string): Promise<RunResult>;
 }
 
-/** The last lines of a command's output, the part worth showing. */
-export function tail(text: string, lines = 20): string {
-  return text.trim().split('\n').slice(-lines).join('\n');
-}
-
 /** Runs `argv`; a non-zero exit is an ApplyError carrying the tool's own output. */
 export async function must(ctx: ProviderContext, argv: string[]): Promise<RunResult> {
   const r = await ctx.exec.run(argv);
-  if (r.code !== 0) throw new ApplyError(tail(`${r.stdout}\n${r.stderr}`) || `${argv.join(' ')} exited with ${r.code}`);
+  if (r.code !== 0) throw new ApplyError(outputTail(`${r.stdout}\n${r.stderr}`, 20) || `${argv.join(' ')} exited with ${r.code}`);
   return r;
 }
 
@@ -64,8 +59,8 @@ export function serviceName(ctx: ProviderContext, desired: Record<string, unknow
 
 /** This service's reading, from one batched reading of every service node of the run. */
 async function statusOf(ctx: ProviderContext, init: InitSystem, name: string): Promise<ServiceStatus> {
-  const names = [...new Set([...ctx.peers().map((p) => serviceName(ctx, p)), name])];
-  const all = await ctx.batch(`service:${init.name}`, () => init.readAll(ctx, names));
+  // The names are gathered when the reading is taken, not at every node.
+  const all = await ctx.batch(`service:${init.name}`, () => init.readAll(ctx, [...new Set([...ctx.peers().map((p) => serviceName(ctx, p)), name])]));
   return all.get(name) ?? (await init.readAll(ctx, [name])).get(name) ?? { known: false, running: false, enabled: undefined };
 }
 
@@ -78,7 +73,7 @@ async function unknown(ctx: ProviderContext, init: InitSystem, name: string, des
   else if (desired.enable === true) await init.enable(ctx, name, status);
   else if (desired.enable === false) await init.disable(ctx, name, status);
   const r = await init.probe(ctx, name);
-  throw new ApplyError(tail(`${r.stdout}\n${r.stderr}`) || `${init.name}: service ${name} not found`);
+  throw new ApplyError(outputTail(`${r.stdout}\n${r.stderr}`, 20) || `${init.name}: service ${name} not found`);
 }
 
 export function serviceProvider(init: InitSystem, suitable: Provider['suitable']): Provider {
@@ -138,7 +133,7 @@ export function serviceProvider(init: InitSystem, suitable: Provider['suitable']
       const status = await statusOf(ctx, init, name);
       if (!status.known) {
         const r = await init.probe(ctx, name);
-        throw new ApplyError(tail(`${r.stdout}\n${r.stderr}`) || `${init.name}: service ${name} not found`);
+        throw new ApplyError(outputTail(`${r.stdout}\n${r.stderr}`, 20) || `${init.name}: service ${name} not found`);
       }
       if (!status.running && desired.ensure !== 'running') return { changed: false, reason: 'notified, but not running' };
       if (!status.running) await init.start(ctx, name, status);

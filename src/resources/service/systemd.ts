@@ -3,8 +3,8 @@
  * reloaded (daemon-reload) before the unit is started, restarted or reloaded.
  */
 import { uses } from '../os.ts';
-import type { ProviderContext } from '../type.ts';
-import { must, serviceProvider, tail, type InitSystem, type ServiceStatus } from './core.ts';
+import { outputTail, type ProviderContext } from '../type.ts';
+import { must, serviceProvider, type InitSystem, type ServiceStatus } from './core.ts';
 
 const PROPERTIES = 'Id,LoadState,ActiveState,SubState,UnitFileState,NeedDaemonReload';
 
@@ -69,7 +69,7 @@ async function show(ctx: ProviderContext, names: string[]): Promise<Map<string, 
   }
   if (names.length === 1) {
     // systemctl refused the name itself (an invalid unit name): the apply reports its words.
-    out.set(names[0]!, { known: false, running: false, enabled: undefined, problem: tail(`${r.stdout}\n${r.stderr}`) || `systemctl show exited with ${r.code}` });
+    out.set(names[0]!, { known: false, running: false, enabled: undefined, problem: outputTail(`${r.stdout}\n${r.stderr}`, 20) || `systemctl show exited with ${r.code}` });
     return out;
   }
   // One bad name spoils the batch: read the units one by one, so the others still converge.

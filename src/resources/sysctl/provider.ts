@@ -4,7 +4,7 @@
  * plus the parameter's line in that file.
  */
 import { dirname } from 'node:path';
-import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
+import { ApplyError, outputTail, type Provider, type ProviderContext } from '../type.ts';
 
 interface Flavour {
   /** `sysctl` with these arguments prints a line matching `outputLine` (name, value) for each name. */
@@ -56,10 +56,6 @@ function keyOf(name: string): string {
 /** Runs of whitespace are one space: sysctl prints multi-value keys with tabs. */
 export function normalizeValue(value: string): string {
   return value.trim().split(/\s+/).join(' ');
-}
-
-function tail(text: string, lines = 10): string {
-  return text.trim().split('\n').slice(-lines).join('\n');
 }
 
 /**
@@ -138,7 +134,7 @@ function complaintAbout(stderr: string, name: string): string {
   const escaped = slashed(keyOf(name)).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const about = new RegExp(`${escaped}(?![\\w/])`);
   const lines = stderr.split('\n').filter((l) => about.test(slashed(l)));
-  return lines.join('\n') || tail(stderr) || `sysctl printed no value for ${name}`;
+  return lines.join('\n') || outputTail(stderr) || `sysctl printed no value for ${name}`;
 }
 
 function sysctlProvider(name: string, kernel: string, flavour: Flavour): Provider {
@@ -168,7 +164,7 @@ function sysctlProvider(name: string, kernel: string, flavour: Flavour): Provide
       const want = String(desired.value);
       if (current?.value === undefined || normalizeValue(String(current.value)) !== normalizeValue(want)) {
         const r = await ctx.exec.run(flavour.setArgv(key, want));
-        if (r.code !== 0) throw new ApplyError(tail(r.stderr || r.stdout) || `sysctl exited with ${r.code}`);
+        if (r.code !== 0) throw new ApplyError(outputTail(r.stderr || r.stdout) || `sysctl exited with ${r.code}`);
       }
       const path = flavour.confPath(ctx.os);
       const before = (await ctx.exec.readFile(path))?.toString('utf8');

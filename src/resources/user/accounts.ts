@@ -3,7 +3,7 @@
  * `authorized_key` node of a run: one command prints `getent passwd` and `getent group` (NSS, so
  * what login and sshd see), or the files themselves where there is no getent.
  */
-import { ApplyError, type ProviderContext } from '../type.ts';
+import { ApplyError, outputTail, type ProviderContext } from '../type.ts';
 
 export interface PasswdEntry {
   name: string;
@@ -79,11 +79,6 @@ export function parseAccounts(output: string): Accounts {
   const groupByGid = new Map<number, GroupEntry>();
   for (const g of groups.values()) if (!groupByGid.has(g.gid)) groupByGid.set(g.gid, g);
   return { users: parsePasswd(passwd), groups, groupByGid };
-}
-
-/** The last lines of a tool's output, for an error message. */
-export function outputTail(text: string, lines = 10): string {
-  return text.trim().split('\n').slice(-lines).join('\n');
 }
 
 /** Both databases, read with one command per run (until the next change on the target). */
