@@ -1,9 +1,8 @@
 /** The `cairn` command (DESIGN §11). Commands import what they need lazily to keep start-up lean. */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, InputError } from '../lib/errors.ts';
 import type { RunReport } from './converge.ts';
+import { storeNamed } from './store-named.ts';
 
 const sources = new Map<string, string>();
 
@@ -24,18 +23,6 @@ export interface ConvergeOptions {
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
-}
-
-/**
- * Whether cairn.yaml has a top-level `store:`: a look at the text, so that a converged apply of a
- * site without one loads no YAML parser (store-commands.ts reads it properly when it is there).
- */
-function siteNamesStore(site: string): boolean {
-  try {
-    return /^store:[ \t]*\S/m.test(readFileSync(join(site, 'cairn.yaml'), 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 /** The facts of this machine, read once per command. */
@@ -113,7 +100,7 @@ export function program(): Command {
         const compiled = await compiler.compile(sessions.filter((s) => s.exec).map((s) => ({ name: s.name, facts: s.facts ?? {} })));
         const { converge } = await engineModule;
         let storeCode: number | undefined;
-        const keep = options.store || options.storeConfig || process.env.CAIRN_STORE || siteNamesStore(options.site)
+        const keep = mode === 'apply' && storeNamed(options)
           ? async (report: RunReport) => {
             const { keepReports } = await import('./store-commands.ts');
             storeCode = await keepReports(options, report);

@@ -10,19 +10,18 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { parse } from 'yaml';
-import { ExitCode, inputError, type InputError } from '../lib/errors.ts';
+import { Diagnostics, ExitCode, inputError, type InputError } from '../lib/errors.ts';
 import type { StoreOptions } from '../store/types.ts';
 import { openStore, StoreRefusedError, StoreUnreachableError } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import type { RunReport } from './converge.ts';
+import { SYSTEM_STORE_CONFIG } from './store-named.ts';
 
 export interface StoreFlags {
   store?: string;
   storeConfig?: string;
   site?: string;
 }
-
-const SYSTEM_CONFIG = '/etc/cairn/store.yaml';
 
 /** The store URL and options the flags, environment and config files name. */
 export function resolveStore(flags: StoreFlags): { url: string; options: StoreOptions } {
@@ -34,7 +33,7 @@ export function resolveStore(flags: StoreFlags): { url: string; options: StoreOp
 
 /** A store named by a flag, the environment, a config file or the site; undefined when none is. */
 export function configuredStore(flags: StoreFlags): { url: string; options: StoreOptions } | undefined {
-  const configPath = flags.storeConfig ?? (existsSync(SYSTEM_CONFIG) ? SYSTEM_CONFIG : undefined);
+  const configPath = flags.storeConfig ?? (existsSync(SYSTEM_STORE_CONFIG) ? SYSTEM_STORE_CONFIG : undefined);
   let config: Record<string, unknown> = {};
   if (configPath) {
     try {
@@ -70,16 +69,18 @@ export function configuredStore(flags: StoreFlags): { url: string; options: Stor
   return { url, options };
 }
 
-/** Opens the store; an unreachable one is exit code 3 with its URL, like an unreachable target. */
-async function withStore<T>(flags: StoreFlags, fn: (store: Store) => Promise<T>): Promise<T | number> {
-  const { url, options } = resolveStore(flags);
+/**
+ * Opens the store at `at` for `fn`. An unreachable store is exit code 3 with its URL, like an
+ * unreachable target; a refused request is exit code 2; both are said on stderr after `what`.
+ */
+async function withStoreAt<T>(at: { url: string; options: StoreOptions }, fn: (store: Store) => Promise<T>, what = ''): Promise<T | number> {
   let store: Store | undefined;
   try {
-    store = await openStore(url, options);
+    store = await openStore(at.url, at.options);
     return await fn(store);
   } catch (err) {
     if (err instanceof StoreUnreachableError || err instanceof StoreRefusedError) {
-      process.stderr.write(`cairn: ${err.message}\n`);
+      process.stderr.write(`cairn: ${what}${err.message}\n`);
       return err.exitCode;
     }
     throw err;
@@ -88,32 +89,27 @@ async function withStore<T>(flags: StoreFlags, fn: (store: Store) => Promise<T>)
   }
 }
 
+function withStore<T>(flags: StoreFlags, fn: (store: Store) => Promise<T>): Promise<T | number> {
+  return withStoreAt(resolveStore(flags), fn);
+}
+
 /**
  * Keeps an apply's report in the store, per target, with the id the site would have as a
  * revision (so `cairn status` shows whether a target runs what was pushed). A store that cannot
- * be reached is said on stderr; the run itself stands (exit 3 if it had succeeded).
+ * be reached or refuses is said on stderr; the run itself stands (that exit code if it had
+ * succeeded).
  */
 export async function keepReports(flags: StoreFlags & { site: string }, report: RunReport): Promise<number | undefined> {
   const found = configuredStore(flags);
   if (!found || report.mode !== 'apply') return undefined;
-  const { KEYS, revisionId, siteFiles } = await import('../store/documents.ts');
-  const { createHash } = await import('node:crypto');
-  const hashes = Object.fromEntries([...siteFiles(resolve(flags.site))].map(([p, data]) => [p, createHash('sha256').update(data).digest('hex')]));
-  const revision = revisionId(hashes);
-  let store: Store | undefined;
-  try {
-    store = await openStore(found.url, found.options);
+  const { KEYS, siteRevision } = await import('../store/documents.ts');
+  const { id: revision } = siteRevision(resolve(flags.site));
+  return withStoreAt(found, async (store) => {
     for (const target of report.targets) {
       await store.put(KEYS.report(target.name), JSON.stringify({ ...report, revision, targets: [target] }));
     }
     return undefined;
-  } catch (err) {
-    if (!(err instanceof StoreUnreachableError)) throw err;
-    process.stderr.write(`cairn: the run's reports were not stored: ${err.message}\n`);
-    return ExitCode.unreachable;
-  } finally {
-    await store?.close();
-  }
+  }, "the run's reports were not stored: ");
 }
 
 export interface PushOptions extends StoreFlags {
@@ -131,7 +127,6 @@ export async function push(options: PushOptions, sources: Map<string, string>): 
   // An invalid site is never pushed: agents would only reject it.
   const { loadSite } = await import('../site/load.ts');
   const { buildCatalog } = await import('../catalog/catalog.ts');
-  const { Diagnostics } = await import('../lib/errors.ts');
   const d = new Diagnostics();
   buildCatalog(await loadSite(options.site, d, sources), d);
   d.throwIfAny();

@@ -65,6 +65,13 @@ export function siteFiles(root: string): Map<string, Buffer> {
   return out;
 }
 
+/** A site's files, their hashes, and the id the site has as a revision. */
+export function siteRevision(root: string): { files: Map<string, Buffer>; hashes: Record<string, string>; id: string } {
+  const files = siteFiles(root);
+  const hashes = Object.fromEntries([...files].map(([p, data]) => [p, sha256(data)]));
+  return { files, hashes, id: revisionId(hashes) };
+}
+
 export function revisionId(files: Record<string, string>): string {
   const sorted = Object.keys(files).sort().map((p) => `${p}\0${files[p]}\n`).join('');
   return sha256(sorted).slice(0, 16);
@@ -124,9 +131,7 @@ const BYTES_PER_TXN = 1 << 20;
 
 /** Uploads a site as one revision (see the file comment); `dryRun` only compares. */
 export async function pushSite(store: Store, root: string, options: { dryRun?: boolean } = {}): Promise<PushResult & { files: Map<string, Buffer>; previous?: Manifest }> {
-  const files = siteFiles(root);
-  const hashes = Object.fromEntries([...files].map(([p, data]) => [p, sha256(data)]));
-  const id = revisionId(hashes);
+  const { files, hashes, id } = siteRevision(root);
   const head = await headManifest(store);
   const parent = head?.manifest.id ?? null;
   const diff = diffFiles(head?.manifest.files ?? {}, hashes);
