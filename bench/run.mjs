@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..');
 const peers = resolve(repo, '../shared/bench/peers');
-const cairnBin = join(repo, 'dist/cairn.mjs');
+const cairnBin = join(repo, 'dist/cairn.cjs');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const runs = Number(args[args.indexOf('--runs') + 1]) || (quick ? 3 : 5);
@@ -27,7 +27,7 @@ const withPeers = args.includes('--peers');
 const sshOnly = args.includes('--ssh-only');
 const withSsh = !args.includes('--no-ssh');
 
-if (!existsSync(cairnBin)) throw new Error('dist/cairn.mjs is missing: run `npm run build` first');
+if (!existsSync(cairnBin)) throw new Error('dist/cairn.cjs is missing: run `npm run build` first');
 if (!existsSync(join(peers, 'shell/converge.sh'))) throw new Error(`the peer workload is missing: ${peers}`);
 if (!existsSync('/usr/bin/time')) throw new Error('GNU time is missing: apt-get install time');
 

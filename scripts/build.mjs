@@ -26,16 +26,33 @@ const common = {
     __CAIRN_OS_TABLES__: JSON.stringify(osTables),
   },
 };
-// Split into chunks: a command loads only the code it uses (a converged `apply` never loads
-// the YAML parser or the compiler), which keeps start-up lean.
+// The command: one CommonJS file that dist/cairn.cjs (src/cli/launch.ts) runs from V8's code
+// cache. What a command does not use stays unevaluated until it is first imported (esbuild wraps
+// lazily imported modules), so a converged `apply` never sets up the YAML parser or the compiler.
+const { banner: _esmBanner, ...cjs } = common;
+// commander loads child_process (and with it net, dgram and streams) at its start, for
+// executable subcommands, which Cairn has none of: it gets the module when it first uses it.
+const lazyChildProcessForCommander = {
+  name: 'lazy-child-process-for-commander',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?child_process$/ }, (args) => (/[\\/]commander[\\/]/.test(args.importer) ? { path: 'commander-child-process', namespace: 'lazy' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'lazy' }, () => ({
+      contents: "module.exports = { spawn: (...args) => process.getBuiltinModule('node:child_process').spawn(...args) };",
+      loader: 'js',
+    }));
+  },
+};
 await build({
-  ...common,
-  entryPoints: { cairn: 'src/cli/bin.ts' },
+  ...cjs,
+  format: 'cjs',
+  entryPoints: { 'cairn-main': 'src/cli/bin.ts' },
+  plugins: [lazyChildProcessForCommander],
   outdir: 'dist',
-  splitting: true,
-  chunkNames: 'chunks/[name]-[hash]',
-  outExtension: { '.js': '.mjs' },
+  outExtension: { '.js': '.cjs' },
+  // builtin-os.ts reads import.meta only when run from source (tests), never in the bundle.
+  logOverride: { 'empty-import-meta': 'silent' },
 });
+await build({ ...cjs, format: 'cjs', entryPoints: { cairn: 'src/cli/launch.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' }, sourcemap: false, banner: { js: '#!/usr/bin/env node' } });
 await build({ ...common, entryPoints: ['src/api/index.ts'], outfile: 'dist/api.mjs' });
-chmodSync('dist/cairn.mjs', 0o755);
+chmodSync('dist/cairn.cjs', 0o755);
 execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });

@@ -35,7 +35,7 @@ npm run build
 
 # The bundled example converges a scratch folder (/tmp/cairn-example), never the real /etc.
 rm -rf /tmp/cairn-example
-run() { echo; echo "== cairn $*"; node dist/cairn.mjs "$@"; }
+run() { echo; echo "== cairn $*"; node dist/cairn.cjs "$@"; }
 run plan --site examples/site --target web1
 run apply --site examples/site --target web1
 run apply --site examples/site --target web1   # converged: 0 changed

@@ -64,7 +64,7 @@ describe('cairn agent as a systemd service on a real host', { skip: why }, () =>
       'states/agent.yaml': [
         'cairn-agent:',
         '  - symlink: /usr/local/bin/cairn',
-        '    target: /opt/cairn/dist/cairn.mjs',
+        '    target: /opt/cairn/dist/cairn.cjs',
         '  - directory: /etc/cairn',
         '  - file: /etc/cairn/store.yaml',
         '    content: "url: sqlite:/srv/cairn-store/store.db\\n"',

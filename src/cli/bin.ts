@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { main } from './main.ts';
 
 // `cairn schema | head` closes the pipe early; that is not an error.
@@ -6,4 +5,6 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') process.exit(0);
   throw err;
 });
-process.exitCode = await main(process.argv.slice(2));
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

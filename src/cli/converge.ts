@@ -6,6 +6,7 @@ import type { Compiled } from './compile-cache.ts';
 import type { ConvergeOptions } from './main.ts';
 import { nodeLine, Progress, summaryLine } from './report.ts';
 import { inParallel, type Session } from './sessions.ts';
+import { nowMs } from '../lib/clock.ts';
 
 /** The JSON report (DESIGN §11): what `--json` prints and what a store keeps. */
 export interface RunReport {
@@ -30,7 +31,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
   try {
     reports = await inParallel(sessions, Math.max(1, Number(options.forks) || 10), async (session) => {
       const { name, exec } = session;
-      const t0 = performance.now();
+      const t0 = nowMs();
       let report: TargetReport;
       const unit = compiled.get(name);
       if (!exec || !unit) {
@@ -57,7 +58,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
         if (exec.roundTrips !== undefined) report.round_trips = exec.roundTrips;
       }
       progress?.finish(name);
-      if (!options.json) print(summaryLine(report, (performance.now() - t0) / 1000, mode === 'plan'));
+      if (!options.json) print(summaryLine(report, (nowMs() - t0) / 1000, mode === 'plan'));
       return report;
     });
   } finally {

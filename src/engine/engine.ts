@@ -11,7 +11,9 @@ import type { Edge, Graph, GraphNode } from '../graph/build.ts';
 import { selectProvider } from '../resources/providers.ts';
 import { ApplyError, type Action, type ApplyOutcome, type Current, type EngineServices, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
 import { diffNode } from './diff.ts';
+import { footprintOf, InFlight, type Footprint } from './overlap.ts';
 import { stateDirStorage, TargetState, type StateStorage } from './target-state.ts';
+import { nowMs } from '../lib/clock.ts';
 
 export type NodeStatus = 'unchanged' | 'changed' | 'failed' | 'skipped' | 'would-change' | 'unknown';
 
@@ -146,6 +148,11 @@ export class Engine {
   private stopped?: string;
   /** Plan only: the nodes that would change, and the paths they would change. */
   private readonly planned = new ChangedPaths();
+  /** Nodes applied side by side (Executor.overlap), and their results held back to keep run order. */
+  private readonly inFlight = new InFlight();
+  private readonly held: { id: string; result?: NodeResult }[] = [];
+  private readonly heldById = new Map<string, { id: string; result?: NodeResult }>();
+  private overlapFailure?: { error: unknown };
 
   constructor(private readonly run: StateRun, private readonly graph: Graph, private readonly exec: Executor, private readonly options: EngineOptions) {
     this.byId = new Map(graph.nodes.map((n) => [n.id, n]));
@@ -194,15 +201,68 @@ export class Engine {
     }
     for (const id of this.graph.order) {
       const node = this.byId.get(id)!;
-      await this.runNode(node);
+      const footprint = this.footprint(node);
+      if (footprint) await this.startOverlapped(node, footprint);
+      else {
+        await this.settle();
+        await this.runNode(node);
+      }
       const left = remaining.get(node.invocation)! - 1;
       remaining.set(node.invocation, left);
-      if (left === 0) await this.runHandlers(node.invocation);
+      if (left === 0) {
+        await this.settle();
+        await this.runHandlers(node.invocation);
+      }
     }
+    await this.settle();
     // Handlers triggered from invocations with no nodes of their own, then deferred ones.
     await this.runHandlers(undefined);
     await this.runHandlers(AT_END_OF_RUN);
     return this.results;
+  }
+
+  /**
+   * What a node acts on, when it may overlap others (its type allows it, the executor has room,
+   * this is an apply, and nothing about its turn depends on another node's reading): otherwise
+   * undefined, and it runs alone.
+   */
+  private footprint(node: GraphNode): Footprint | undefined {
+    if (this.planning || (this.exec.overlap ?? 1) <= 1 || node.stage) return undefined;
+    const overlap = this.typeOf(node.type)?.overlap;
+    const reads = overlap ? this.readsOf(node, node.attributes) : undefined;
+    if (!reads || reads.commands || reads.paths.length === 0) return undefined;
+    return footprintOf(reads.paths, overlap === 'paths-and-parents');
+  }
+
+  /**
+   * Starts a node while earlier ones may still be finishing: it waits for room, for every node in
+   * flight that it requires or is notified by, and for any in flight on its paths. Nodes still
+   * start in run order, one at a time; only their waits on the disk overlap.
+   */
+  private async startOverlapped(node: GraphNode, footprint: Footprint): Promise<void> {
+    const limit = this.exec.overlap ?? 1;
+    const incoming = this.incoming.get(node.id) ?? [];
+    while (this.inFlight.size >= limit || incoming.some((e) => this.inFlight.has(e.from)) || this.inFlight.blocking(footprint)) {
+      await this.inFlight.any();
+      this.rethrowOverlapFailure();
+    }
+    const slot = { id: node.id };
+    this.held.push(slot);
+    this.heldById.set(node.id, slot);
+    const done = this.runNode(node).then(() => undefined, (error: unknown) => {
+      this.overlapFailure ??= { error };
+    });
+    this.inFlight.add(node.id, footprint, done);
+  }
+
+  /** Waits for every node in flight (before a node that runs alone, handlers, the run's end). */
+  private async settle(): Promise<void> {
+    await this.inFlight.all();
+    this.rethrowOverlapFailure();
+  }
+
+  private rethrowOverlapFailure(): void {
+    if (this.overlapFailure) throw this.overlapFailure.error;
   }
 
   private trigger(handler: string, invocation: number): void {
@@ -235,12 +295,22 @@ export class Engine {
   private finish(node: GraphNode, start: number, result: Omit<NodeResult, 'ref' | 'id' | 'state' | 'invocation' | 'ms'>): NodeResult {
     const full: NodeResult = {
       ref: node.ref, id: node.id, state: node.state, invocation: node.invocation,
-      ...result, ms: Math.round((performance.now() - start) * 10) / 10,
+      ...result, ms: Math.round((nowMs() - start) * 10) / 10,
     };
     this.latest.set(node.id, full);
-    this.results.push(full);
-    this.options.onResult?.(full);
+    const slot = this.heldById.get(node.id);
+    if (slot) {
+      this.heldById.delete(node.id);
+      // Overlapped: reported once every node started before it is, so output keeps run order.
+      slot.result = full;
+      while (this.held[0]?.result) this.report(this.held.shift()!.result!);
+    } else this.report(full);
     return full;
+  }
+
+  private report(result: NodeResult): void {
+    this.results.push(result);
+    this.options.onResult?.(result);
   }
 
   private failedUpstream(r: NodeResult | undefined): boolean {
@@ -344,7 +414,7 @@ export class Engine {
 
   /** One node's turn. `overlay` replaces its attributes (transitions); `why` says who asked. */
   private async runNode(node: GraphNode, overlay?: Record<string, unknown>, why?: 'notified' | 'transition'): Promise<NodeResult> {
-    const start = performance.now();
+    const start = nowMs();
     if (this.stopped) return this.finish(node, start, { status: 'skipped', action: 'none', reason: `fail-fast: stopped after ${this.stopped} failed` });
 
     const incoming = this.incoming.get(node.id) ?? [];

@@ -47,6 +47,11 @@ export class TargetState {
   private pending: PendingNotification[] = [];
   /** Hashes of write-only inputs by node ref (DESIGN §5.8). */
   private inputs: Record<string, string> = {};
+  /**
+   * Writes of each file, one after another: nodes the engine overlaps may change the state at
+   * the same time, and a write that started earlier must not land last with older content.
+   */
+  private readonly writing = new Map<StateFile, Promise<void>>();
 
   constructor(private readonly storage: StateStorage) {}
 
@@ -82,7 +87,14 @@ export class TargetState {
     if (this.inputs[ref] === hash) return;
     if (hash === undefined) delete this.inputs[ref];
     else this.inputs[ref] = hash;
-    await this.storage.write('metadata.json', `${JSON.stringify({ version: 1, inputs: this.inputs }, null, 1)}\n`);
+    await this.write('metadata.json', () => `${JSON.stringify({ version: 1, inputs: this.inputs }, null, 1)}\n`);
+  }
+
+  /** Queues a write of `file`, its content taken when its turn comes (so the last write is the newest). */
+  private write(file: StateFile, content: () => string): Promise<void> {
+    const next = (this.writing.get(file) ?? Promise.resolve()).then(() => this.storage.write(file, content()));
+    this.writing.set(file, next.catch(() => undefined));
+    return next;
   }
 
   has(node: string): boolean {
@@ -102,6 +114,6 @@ export class TargetState {
   }
 
   private async save(): Promise<void> {
-    await this.storage.write('pending.json', `${JSON.stringify({ version: 1, pending: this.pending }, null, 1)}\n`);
+    await this.write('pending.json', () => `${JSON.stringify({ version: 1, pending: this.pending }, null, 1)}\n`);
   }
 }

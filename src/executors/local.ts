@@ -1,7 +1,9 @@
 /**
  * The local executor: Node's fs and child_process, in-process (no process per file check).
  * File operations use the synchronous fs calls: each is a few microseconds, where an async call
- * waits a thread-pool round trip, and a run reads its nodes one after another anyway.
+ * waits a thread-pool round trip. The one exception is the fsync before a write's rename: it
+ * waits on the disk, so it runs in the thread pool while the engine goes on with other nodes
+ * (Executor.overlap), batched so the file system commits those writes together.
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -12,6 +14,28 @@ import { idTable } from './passwd.ts';
 import type { Executor, RunOptions, RunResult, Stat, WriteOptions } from './types.ts';
 
 const OUTPUT_LIMIT = 1 << 20;
+
+/**
+ * fsyncs issued together, once the engine has started every node it can (setImmediate runs after
+ * the current callback and its promise jobs): the file system then makes the whole batch durable
+ * in one or two journal commits, where one fsync at a time costs a commit per file. Each waits in
+ * libuv's thread pool (sized in launch.ts), so the process goes on meanwhile.
+ */
+class SyncBatch {
+  private waiting: { fd: number; resolve: () => void; reject: (err: Error) => void }[] = [];
+
+  sync(fd: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.waiting.push({ fd, resolve, reject }) === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const batch = this.waiting;
+    this.waiting = [];
+    for (const w of batch) fs.fsync(w.fd, (err) => (err ? w.reject(err) : w.resolve()));
+  }
+}
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
@@ -32,8 +56,9 @@ export function tempPathFor(path: string): string {
  * files and directories never needs it, and loading it is a measurable part of start-up.
  */
 let spawnFn: ((command: string, args: string[], options: SpawnOptions) => ChildProcess) | undefined;
-async function loadSpawn() {
-  spawnFn ??= (await import('node:child_process')).spawn;
+function loadSpawn() {
+  // getBuiltinModule, not import(): no ES module loader is set up for it (the CLI is CommonJS).
+  spawnFn ??= process.getBuiltinModule('node:child_process').spawn;
   return spawnFn;
 }
 
@@ -65,6 +90,9 @@ function readOr(path: string): string {
 
 export class LocalExecutor implements Executor {
   readonly name = 'local';
+  /** Writes in flight at once: enough for the file system to commit many per journal flush. */
+  readonly overlap = 16;
+  private readonly syncs = new SyncBatch();
   private users?: Map<string, number>;
   private primaryGroups?: Map<string, number>;
   private groups?: Map<string, number>;
@@ -80,7 +108,7 @@ export class LocalExecutor implements Executor {
     if (opts.user !== undefined && uid === undefined) return { code: 127, stdout: '', stderr: `no such user: ${opts.user}` };
     // Run as the user's primary group too, not root's.
     const gid = opts.user !== undefined ? this.primaryGroups?.get(opts.user) : undefined;
-    const spawn = await loadSpawn();
+    const spawn = loadSpawn();
     this.lastStat = undefined;
     return new Promise((resolve) => {
       const child = spawn(argv[0]!, argv.slice(1), {
@@ -137,10 +165,13 @@ export class LocalExecutor implements Executor {
       fs.writeFileSync(fd, data);
       // open() applies the umask; an explicit or kept mode must be exact.
       if (mode !== undefined) fs.fchmodSync(fd, mode);
-      fs.fsyncSync(fd);
-    } finally {
+      await this.syncs.sync(fd);
+    } catch (err) {
       fs.closeSync(fd);
+      fs.rmSync(temp, { force: true });
+      throw err;
     }
+    fs.closeSync(fd);
     try {
       if (opts.owner !== undefined || opts.group !== undefined) await this.chown(temp, opts.owner, opts.group);
       else if (existing?.type === 'file') {

@@ -57,6 +57,11 @@ export interface Executor {
   sha256(path: string): Promise<string | undefined>;
   /** Announces the paths the run will read, in order (a hint: an executor may ignore it). */
   prefetch?(entries: PrefetchEntry[]): void;
+  /**
+   * How many nodes whose type allows it (ResourceType.overlap) the engine may have in flight at
+   * once; absent: one at a time.
+   */
+  readonly overlap?: number;
   /** Round trips to the target so far, where that is a cost (remote executors). */
   readonly roundTrips?: number;
   mkdir(path: string, opts?: { parents?: boolean; mode?: number }): Promise<void>;

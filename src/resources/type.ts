@@ -69,6 +69,13 @@ export interface ResourceType<S extends z.ZodObject = z.ZodObject> {
    * just their kind, mode, owner and hash: remote executors fetch those up front.
    */
   reads?(attributes: Record<string, unknown>): Reads;
+  /**
+   * The node acts on nothing but the paths its `reads` names, through the executor's file
+   * operations, and runs no command, so the engine may apply it while other such nodes on
+   * unrelated paths are still finishing (their writes wait on the disk side by side).
+   * `paths-and-parents`: it may also create the missing folders above its path.
+   */
+  overlap?: 'paths' | 'paths-and-parents';
   /** Turns site-relative inputs (templates, sources) into values the engine can compare. */
   resolve?(attributes: Record<string, unknown>, ctx: ResolveContext): Record<string, unknown>;
 }
@@ -84,17 +91,17 @@ export interface Reads {
  * What the engine needs of a type while it runs: plain data, kept in the compiled graph, so a
  * run loads no schema (and no zod) at all.
  */
-export type TypeBehaviour = Pick<ResourceType, 'name' | 'changes' | 'createAction' | 'writeOnly' | 'inSync' | 'runsOn'> & {
+export type TypeBehaviour = Pick<ResourceType, 'name' | 'changes' | 'createAction' | 'writeOnly' | 'inSync' | 'runsOn' | 'overlap'> & {
   /** Types the engine is handed directly (tests) may still compute their readings. */
   reads?: ResourceType['reads'];
 };
 
 export function behaviourOf(type: ResourceType): TypeBehaviour {
-  const { name, changes, createAction, writeOnly, inSync, runsOn } = type;
+  const { name, changes, createAction, writeOnly, inSync, runsOn, overlap } = type;
   return {
     name, changes,
     ...(createAction ? { createAction } : {}), ...(writeOnly ? { writeOnly } : {}),
-    ...(inSync ? { inSync } : {}), ...(runsOn ? { runsOn } : {}),
+    ...(inSync ? { inSync } : {}), ...(runsOn ? { runsOn } : {}), ...(overlap ? { overlap } : {}),
   };
 }
 

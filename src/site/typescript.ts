@@ -2,6 +2,7 @@
  * TypeScript state files: bundled by esbuild (imported lazily, only for sites that have .ts files),
  * with `import … from 'cairn'` bound to this running Cairn's API so parts carry positions.
  */
+import type * as Esbuild from 'esbuild';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -10,12 +11,13 @@ import * as api from '../api/index.ts';
 import { Diagnostics, type SourcePos } from '../lib/errors.ts';
 import type { StateDef } from './states.ts';
 import { posOf, setPos } from './yaml.ts';
+import { dynamicImport } from '../lib/dynamic-import.ts';
 
 const API_GLOBAL = Symbol.for('cairn.api');
 
 export async function typescriptStateFile(absPath: string, root: string, d: Diagnostics, component?: string): Promise<StateDef[]> {
   const file = relative(root, absPath);
-  const esbuild = await import('esbuild');
+  const esbuild = await dynamicImport<typeof Esbuild>('esbuild');
   (globalThis as Record<symbol, unknown>)[API_GLOBAL] = api;
   // The bundle's source map must be relative to where the bundle is written, so stack traces
   // (and so part positions) name the original .ts file.
@@ -61,7 +63,7 @@ export async function typescriptStateFile(absPath: string, root: string, d: Diag
   let mod: Record<string, unknown>;
   try {
     writeFileSync(bundled, code);
-    mod = await import(pathToFileURL(bundled).href) as Record<string, unknown>;
+    mod = await dynamicImport<Record<string, unknown>>(pathToFileURL(bundled).href);
   } catch (err) {
     d.add(`TypeScript state file failed to load: ${(err as Error).message}`, { file, line: 1, col: 1 });
     return [];

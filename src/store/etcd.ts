@@ -33,6 +33,8 @@
  * current revision in its header). So each watch here remembers the revision of the last change
  * it delivered and, whenever its connection drops, rewinds the watcher to the next one.
  */
+import type * as Cockatiel from 'cockatiel';
+import type * as Etcd3Module from 'etcd3';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { IBackoff } from 'cockatiel';
@@ -41,6 +43,7 @@ import { inputError, type InputError } from '../lib/errors.ts';
 import { ChangeQueue, checkCompare, checkOps, prefixEnd, toBuffer } from './common.ts';
 import { StoreCompactedError, StoreRefusedError, StoreUnreachableError } from './errors.ts';
 import type { Change, Compare, KeyValue, Op, Store, StoreOptions, WatchOptions } from './types.ts';
+import { dynamicImport } from '../lib/dynamic-import.ts';
 
 /** What index.ts parsed from an `etcd:` URL and the settings. */
 export interface EtcdTarget {
@@ -72,8 +75,8 @@ const STALE_TOKEN = /invalid auth token|permission denied/;
 const ALL_AFTER = Buffer.from([0]);
 
 export async function openEtcdStore(url: string, target: EtcdTarget, options: StoreOptions): Promise<Store> {
-  const etcd3 = await import('etcd3');
-  const cockatiel = await import('cockatiel');
+  const etcd3 = await dynamicImport<typeof Etcd3Module>('etcd3');
+  const cockatiel = await dynamicImport<typeof Cockatiel>('cockatiel');
   const { handleWhen, circuitBreaker, retry, timeout, wrap, ConsecutiveBreaker, ExponentialBackoff, TimeoutStrategy } = cockatiel;
   // etcd3 counts RESOURCE_EXHAUSTED as recoverable, but a request over the server's size limit
   // fails the same way every time: report it at once instead of retrying it.

@@ -16,6 +16,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { ChangeQueue, checkCompare, checkOps, holds, prefixEnd, toBuffer } from './common.ts';
 import { StoreCompactedError, StoreUnreachableError } from './errors.ts';
 import type { Change, Compare, KeyValue, Op, Store, StoreOptions, WatchOptions } from './types.ts';
+import { dynamicImport } from '../lib/dynamic-import.ts';
 
 const SCHEMA_VERSION = 1;
 
@@ -38,7 +39,7 @@ interface LogRow { revision: number; key: Buffer; deleted: number; value: Buffer
 interface SqliteWatch { range: [Buffer, Buffer | undefined]; last: number; queue: ChangeQueue }
 
 export async function openSqliteStore(url: string, path: string, options: StoreOptions): Promise<Store> {
-  const { default: Database } = await import('better-sqlite3');
+  const { default: Database } = await dynamicImport<{ default: typeof BetterSqlite3 }>('better-sqlite3');
   let db: BetterSqlite3.Database | undefined;
   try {
     mkdirSync(dirname(path), { recursive: true });

@@ -1,10 +1,8 @@
 /** Runs `cairn plan|apply --json` on a site whose target converges a temp folder. */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NodeResult, TargetReport } from '../../src/engine/engine.ts';
-import { cairn, makeSite } from './cli.ts';
+import { cairn, makeSite, tempDir } from './cli.ts';
 
 export interface Report {
   version: number;
@@ -32,8 +30,8 @@ export function executorUnderTest(): string {
 
 /** A site with one target `t1` running `run`, its state dir and root in fresh temp folders. */
 export function scratchSite(run: string, files: Record<string, string>, extra = ''): Scratch {
-  const root = mkdtempSync(join(tmpdir(), 'cairn-root-'));
-  const stateDir = join(mkdtempSync(join(tmpdir(), 'cairn-state-')), 'state');
+  const root = tempDir('cairn-root-');
+  const stateDir = join(tempDir('cairn-state-'), 'state');
   const settings = Object.entries(targetSettings).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
   const site = makeSite({
     'cairn.yaml': `targets:\n  t1:\n${settings}    state_dir: ${stateDir}\n    run: [${run}]\nvars:\n  root: ${root}\n${extra}`,

@@ -10,6 +10,7 @@ import type { AnyAuthMethod, Client as SshClient, ConnectConfig } from 'ssh2';
 import { UnreachableError } from '../types.ts';
 import { userSshConfig } from './config.ts';
 import { addKnownHost, fingerprint, hostEntryName, keyType, preferredHostKeyAlgorithms, readKnownHosts, verifyHostKey } from './known-hosts.ts';
+import { dynamicImport } from '../../lib/dynamic-import.ts';
 
 export interface SshSettings {
   host: string;
@@ -81,8 +82,8 @@ function authMethods(ssh2: Ssh2, target: string, r: Resolved): AnyAuthMethod[] {
 export async function connect(target: string, settings: SshSettings, options: ConnectOptions = {}): Promise<{ client: SshClient; resolved: Resolved }> {
   const r = resolveSettings(settings);
   // A CommonJS module: its named exports live on `default` when imported from ESM.
-  const mod = await import('ssh2');
-  const ssh2 = (mod as unknown as { default?: Ssh2 }).default ?? mod;
+  const mod = await dynamicImport<Ssh2 & { default?: Ssh2 }>('ssh2');
+  const ssh2 = mod.default ?? mod;
   const methods = authMethods(ssh2, target, r);
   if (methods.length === 0) {
     throw new UnreachableError(target, `no way to authenticate to ${r.endpoint}: set identity_file, or run an ssh-agent (SSH_AUTH_SOCK)`);

@@ -16,5 +16,6 @@ export const directoryType = defineType({
   }),
   changes: { ensure: 'update', mode: 'update', owner: 'update', group: 'update' },
   reads: (a) => ({ paths: [String(a.path)] }),
+  overlap: 'paths-and-parents',
   stateful: false,
 });

@@ -27,7 +27,9 @@ export const fileType = defineType({
       { message: 'give only one of content, template and source' },
     ),
   changes: { content: 'update', content_sha256: 'update', mode: 'update', owner: 'update', group: 'update', ensure: 'update' },
-  reads: (a) => ({ paths: [String(a.path)] }),
+  // A backup is written beside the file: it is one of the paths the node acts on.
+  reads: (a) => ({ paths: a.backup === true ? [String(a.path), `${String(a.path)}.cairn-bak`] : [String(a.path)] }),
+  overlap: 'paths',
   stateful: false,
   resolve(attributes, ctx) {
     const resolved = { ...attributes };

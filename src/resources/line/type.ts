@@ -26,6 +26,7 @@ export const lineType = defineType({
   }),
   changes: { text: 'update', ensure: 'update' },
   reads: (a) => ({ paths: [String(a.path)], content: true }),
+  overlap: 'paths',
   stateful: false,
   identity: (a) => `${String(a.path)}#${String(a.match ?? a.text)}`,
 });

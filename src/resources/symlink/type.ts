@@ -19,5 +19,6 @@ export const symlinkType = defineType({
     }),
   changes: { target: 'update', ensure: 'update' },
   reads: (a) => ({ paths: [String(a.path)] }),
+  overlap: 'paths',
   stateful: false,
 });

@@ -1,0 +1,66 @@
+/**
+ * The `cairn` command's first few lines (built to dist/cairn.cjs): it runs the bundled CLI
+ * (dist/cairn-main.cjs) from V8's code cache, so a run does not parse and compile Cairn's code
+ * again, and it sizes libuv's thread pool before anything starts it. Both are start-up costs
+ * that a converged run pays on every invocation (DESIGN §11, bench/RESULTS.md).
+ *
+ * CommonJS on purpose: an ES module entry is read through the thread pool before its first line
+ * runs, too late to size it, and Node 20 has no module compile cache of its own.
+ */
+import { readFileSync, renameSync, rmSync, stat, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { Script } from 'node:vm';
+import { LENT_IMPORT } from '../lib/dynamic-import.ts';
+
+declare const __dirname: string;
+
+// Writes wait on fsync in the pool, side by side (Executor.overlap); the default 4 threads
+// would let only 4 of them reach the disk together. The variable is read once, when the first
+// task starts the pool, and is then removed so commands Cairn runs do not inherit it.
+if (process.env.UV_THREADPOOL_SIZE === undefined) {
+  process.env.UV_THREADPOOL_SIZE = '16';
+  stat(__dirname, () => undefined);
+  delete process.env.UV_THREADPOOL_SIZE;
+}
+
+const bundle = join(__dirname, 'cairn-main.cjs');
+// One cache per command: each holds the functions its command ran, not just the top level.
+const command = /^[a-z][a-z-]*$/.test(process.argv[2] ?? '') ? process.argv[2] : 'other';
+const cacheFile = join(__dirname, `.cairn-main.${command}.v8-cache`);
+
+let cachedData: Buffer | undefined;
+try {
+  cachedData = readFileSync(cacheFile);
+} catch {
+  // No cache yet: this run makes it.
+}
+// esbuild writes ASCII (it escapes everything else), so latin1 reads it without a UTF-8 decode.
+const wrapper = `(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, 'latin1')}\n})`;
+const script = new Script(wrapper, {
+  filename: bundle,
+  ...(cachedData ? { cachedData } : {}),
+});
+// import() works here, in a module Node loaded itself (see lib/dynamic-import.ts).
+(globalThis as { [LENT_IMPORT]?: (specifier: string) => Promise<unknown> })[LENT_IMPORT] = (specifier) => import(specifier);
+
+if (!cachedData || script.cachedDataRejected) {
+  // Written at exit, so it holds every function this command compiled. Atomic, and best
+  // effort: a read-only installation simply runs without a cache.
+  process.once('exit', () => {
+    const temp = `${cacheFile}.${process.pid}`;
+    try {
+      writeFileSync(temp, script.createCachedData());
+      renameSync(temp, cacheFile);
+    } catch {
+      try {
+        rmSync(temp, { force: true });
+      } catch {
+        // Nothing was written.
+      }
+    }
+  });
+}
+
+const module = { exports: {} };
+(script.runInThisContext() as (...args: unknown[]) => void)(module.exports, createRequire(bundle), module, bundle, __dirname);

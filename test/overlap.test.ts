@@ -1,0 +1,136 @@
+/**
+ * Nodes applied side by side (ResourceType.overlap, Executor.overlap): which footprints touch,
+ * and an engine run on real files that overlaps writes but never two on related paths, never a
+ * command while a write is in flight, and reports in run order.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import type { PartInvocation, StateRun } from '../src/catalog/staterun.ts';
+import { Engine } from '../src/engine/engine.ts';
+import { footprintOf, touches } from '../src/engine/overlap.ts';
+import { LocalExecutor } from '../src/executors/local.ts';
+import type { RunOptions, RunResult, WriteOptions } from '../src/executors/types.ts';
+import { buildGraph } from '../src/graph/build.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'cairn-overlap-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+test('footprints touch at, above and below a path; a folder made with its parents touches what may live in them', () => {
+  const f = (path: string, parents = false) => footprintOf([path], parents);
+  assert.equal(touches(f('/a/b'), f('/a/b')), true);
+  assert.equal(touches(f('/a/b'), f('/a/b/c')), true);
+  assert.equal(touches(f('/a/b/c'), f('/a/b')), true);
+  assert.equal(touches(f('/a/b'), f('/a/bc')), false, 'a name that only starts the same is another path');
+  assert.equal(touches(f('/a/d1/f1'), f('/a/d1/f2')), false, 'files side by side in one folder');
+  assert.equal(touches(f('/a/b/c', true), f('/a/x')), true, 'mkdir -p /a/b/c may make /a, where /a/x lives');
+  assert.equal(touches(f('/a/x'), f('/a/b/c', true)), true);
+  assert.equal(touches(f('/a/d1', true), f('/a/d2/f')), false, 'mkdir -p /a/d1 makes nothing /a/d2/f lives in');
+  assert.equal(touches(f('/a/b/', true), f('/a/b/c')), true, 'a trailing slash is the same path');
+  assert.equal(touches(footprintOf(['/x', '/y/z'], false), f('/y')), true, 'any of several paths');
+});
+
+/** The local executor, recording which writes were in flight together and what a command saw. */
+class Recording extends LocalExecutor {
+  readonly inFlight = new Set<string>();
+  readonly together: [string, string][] = [];
+  maxInFlight = 0;
+  writesInFlightAtCommands: number[] = [];
+
+  override async writeFile(path: string, data: string | Buffer, opts?: WriteOptions): Promise<void> {
+    for (const other of this.inFlight) this.together.push([other, path]);
+    this.inFlight.add(path);
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight.size);
+    try {
+      await super.writeFile(path, data, opts);
+    } finally {
+      this.inFlight.delete(path);
+    }
+  }
+
+  override async run(argv: string[], opts?: RunOptions): Promise<RunResult> {
+    this.writesInFlightAtCommands.push(this.inFlight.size);
+    return super.run(argv, opts);
+  }
+}
+
+function part(index: number, type: string, path: string, attributes: Record<string, unknown> = {}, requisites: PartInvocation['requisites'] = []): PartInvocation {
+  const key = type === 'exec' ? 'command' : 'path';
+  const ref = type === 'line' ? `${type}:${path}#${String(attributes.text)}` : `${type}:${path}`;
+  return {
+    index, type, ref, attributes: { [key]: path, ...attributes }, requisites,
+    meta: { noop: false, allow_reload: true, allow_rebuild: true, tags: [] },
+  };
+}
+
+test('an apply overlaps writes on unrelated paths only, runs commands alone, and reports in run order', async () => {
+  const root = join(scratch, 'root');
+  const parts: PartInvocation[] = [];
+  const add = (type: string, path: string, attributes: Record<string, unknown> = {}, requisites: PartInvocation['requisites'] = []) =>
+    parts.push(part(parts.length, type, path, { ensure: 'present', ...attributes }, requisites));
+  for (let d = 1; d <= 3; d++) {
+    add('directory', `${root}/d${d}/sub`);
+    for (let f = 1; f <= 8; f++) add('file', `${root}/d${d}/sub/f${f}`, { content: `d${d} f${f}\n` });
+    // Two lines in one file: never in flight together.
+    add('line', `${root}/d${d}/sub/conf`, { text: 'one' });
+    add('line', `${root}/d${d}/sub/conf`, { text: 'two' });
+    add('symlink', `${root}/d${d}/link`, { target: `${root}/d${d}/sub/f2` });
+  }
+  // A command between writes: it must see every earlier write done.
+  const exec = parts.length;
+  parts.push({ ...part(exec, 'exec', `cat ${root}/d3/sub/f8`), attributes: { command: `cat ${root}/d3/sub/f8` } });
+  add('file', `${root}/after`, { content: 'after\n' }, [{ kind: 'require', ref: `file:${root}/d1/sub/f3` }]);
+  const run: StateRun = {
+    version: 1, target: { name: 't', executor: 'local', state_dir: join(scratch, 'state') }, vars: {}, facts: {}, os: {},
+    invocations: [{ index: 0, state: 's', params: {}, lazy: false, defer: false, via: 'test', includes: [], parts }],
+  };
+  const graph = buildGraph(run);
+  const exec1 = new Recording();
+  const reported: string[] = [];
+  const results = await new Engine(run, graph, exec1, { mode: 'apply', onResult: (r) => reported.push(r.ref) }).execute();
+
+  assert.deepEqual(results.map((r) => r.status), parts.map(() => 'changed'));
+  assert.deepEqual(results.map((r) => r.ref), graph.order.map((id) => graph.nodes.find((n) => n.id === id)!.ref), 'results in run order');
+  assert.deepEqual(reported, results.map((r) => r.ref), 'reported as they are recorded, in run order');
+  assert.ok(exec1.maxInFlight > 1, `writes overlapped (at most ${exec1.maxInFlight} in flight)`);
+  const related = exec1.together.filter(([a, b]) => touches(footprintOf([a], false), footprintOf([b], false)));
+  assert.deepEqual(related, [], 'no two writes on related paths were ever in flight together');
+  assert.deepEqual(exec1.writesInFlightAtCommands, [0], 'the command ran with no write in flight');
+  for (let d = 1; d <= 3; d++) {
+    assert.equal(readFileSync(`${root}/d${d}/sub/conf`, 'utf8'), 'one\ntwo\n');
+    assert.equal(readFileSync(`${root}/d${d}/link`, 'utf8'), `d${d} f2\n`);
+  }
+
+  const again = await new Engine(run, graph, new LocalExecutor(), { mode: 'apply' }).execute();
+  assert.deepEqual(again.filter((r) => r.status !== 'unchanged').map((r) => r.ref), [`exec:cat ${root}/d3/sub/f8`], 'only the command runs again');
+});
+
+test('a failure among overlapped nodes skips exactly its dependants, and --fail-fast starts nothing after it', async () => {
+  const root = join(scratch, 'fail');
+  const parts = [
+    part(0, 'directory', `${root}/ok`, { ensure: 'present' }),
+    part(1, 'file', `${root}/missing/f`, { ensure: 'present', content: 'x' }),
+    part(2, 'file', `${root}/ok/a`, { ensure: 'present', content: 'a' }),
+    part(3, 'file', `${root}/ok/b`, { ensure: 'present', content: 'b' }, [{ kind: 'require', ref: `file:${root}/missing/f` }]),
+    part(4, 'file', `${root}/ok/c`, { ensure: 'present', content: 'c' }),
+  ];
+  const runOf = (stateDir: string): StateRun => ({
+    version: 1, target: { name: 't', executor: 'local', state_dir: join(scratch, stateDir) }, vars: {}, facts: {}, os: {},
+    invocations: [{ index: 0, state: 's', params: {}, lazy: false, defer: false, via: 'test', includes: [], parts }],
+  });
+  const run = runOf('state-fail');
+  const results = await new Engine(run, buildGraph(run), new LocalExecutor(), { mode: 'apply' }).execute();
+  assert.deepEqual(results.map((r) => `${r.status} ${r.ref.slice(r.ref.indexOf(":") + 1 + root.length)}`), [
+    'changed /ok', 'failed /missing/f', 'changed /ok/a', 'skipped /ok/b', 'changed /ok/c',
+  ]);
+  assert.match(results[1]!.error!, /does not exist/);
+
+  rmSync(root, { recursive: true, force: true });
+  const fast = runOf('state-fast');
+  const stopped = await new Engine(fast, buildGraph(fast), new LocalExecutor(), { mode: 'apply', failFast: true }).execute();
+  assert.equal(stopped[1]!.status, 'failed');
+  // Nodes already in flight when it failed finish; none starts after it.
+  for (const r of stopped.slice(3)) assert.equal(r.status, 'skipped', r.ref);
+});
