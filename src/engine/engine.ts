@@ -138,6 +138,12 @@ export class Engine {
   private readonly refreshFor = new Map<string, string>();
   /** Who last notified each node, for reports. */
   private readonly notifiedBy = new Map<string, string>();
+  /**
+   * The turn (start number) of each node's latest notifier: nodes the engine overlaps may finish
+   * out of order, and the notifier named in reports must be the last in run order, as ever.
+   */
+  private readonly notifierTurn = new Map<string, number>();
+  private turns = 0;
   private readonly targetState: TargetState;
   private readonly facts: Record<string, unknown>;
   private readonly os: Record<string, unknown>;
@@ -223,11 +229,12 @@ export class Engine {
 
   /**
    * What a node acts on, when it may overlap others (its type allows it, the executor has room,
-   * this is an apply, and nothing about its turn depends on another node's reading): otherwise
-   * undefined, and it runs alone.
+   * this is an apply without --fail-fast, which must not let any node after a failure start,
+   * and nothing about its turn depends on another node's reading): otherwise undefined, and it
+   * runs alone.
    */
   private footprint(node: GraphNode): Footprint | undefined {
-    if (this.planning || (this.exec.overlap ?? 1) <= 1 || node.stage) return undefined;
+    if (this.planning || this.options.failFast || (this.exec.overlap ?? 1) <= 1 || node.stage) return undefined;
     const overlap = this.typeOf(node.type)?.overlap;
     const reads = overlap ? this.readsOf(node, node.attributes) : undefined;
     if (!reads || reads.commands || reads.paths.length === 0) return undefined;
@@ -242,7 +249,7 @@ export class Engine {
   private async startOverlapped(node: GraphNode, footprint: Footprint): Promise<void> {
     const limit = this.exec.overlap ?? 1;
     const incoming = this.incoming.get(node.id) ?? [];
-    while (this.inFlight.size >= limit || incoming.some((e) => this.inFlight.has(e.from)) || this.inFlight.blocking(footprint)) {
+    while (this.inFlight.size >= limit || incoming.some((e) => this.inFlight.has(e.from)) || this.inFlight.blocks(footprint)) {
       await this.inFlight.any();
       this.rethrowOverlapFailure();
     }
@@ -415,6 +422,7 @@ export class Engine {
   /** One node's turn. `overlay` replaces its attributes (transitions); `why` says who asked. */
   private async runNode(node: GraphNode, overlay?: Record<string, unknown>, why?: 'notified' | 'transition'): Promise<NodeResult> {
     const start = nowMs();
+    const turn = this.turns++;
     if (this.stopped) return this.finish(node, start, { status: 'skipped', action: 'none', reason: `fail-fast: stopped after ${this.stopped} failed` });
 
     const incoming = this.incoming.get(node.id) ?? [];
@@ -486,7 +494,7 @@ export class Engine {
       const note = node.meta.noop ? 'noop' : dep ? `after ${dep}` : reason;
       if (this.planning && !node.meta.noop) {
         this.planned.add(node.id, this.readsOf(node, desired)?.paths ?? []);
-        await this.notify(node);
+        await this.notify(node, turn);
       }
       return this.finish(node, start, { ...base, status: 'would-change', action, ...(note ? { reason: note } : {}) });
     }
@@ -518,7 +526,7 @@ export class Engine {
     }
     if (outcome && 'changed' in outcome) return this.finish(node, start, { status: 'unchanged', action: 'none', reason: outcome.reason });
     if (type.writeOnly?.length) await this.targetState.setInputHash(node.ref, action === 'destroy' ? undefined : inputHash(type, desired));
-    await this.notify(node);
+    await this.notify(node, turn);
     return this.finish(node, start, { ...base, status: 'changed', action, ...(reason ? { reason } : {}) });
   }
 
@@ -531,15 +539,19 @@ export class Engine {
   }
 
   /** After a change: trigger notified nodes, persisting each so none is lost if the run dies. */
-  private async notify(node: GraphNode): Promise<void> {
+  private async notify(node: GraphNode, turn: number): Promise<void> {
     if (node.meta.noop) return;
     for (const e of this.outgoing.get(node.id) ?? []) {
       if (e.kind !== 'notify') continue;
       const target = this.byId.get(e.to)!;
-      this.notifiedBy.set(target.id, node.ref);
+      const latest = turn >= (this.notifierTurn.get(target.id) ?? -1);
+      if (latest) {
+        this.notifierTurn.set(target.id, turn);
+        this.notifiedBy.set(target.id, node.ref);
+      }
       if (!this.planning) await this.targetState.add(target.id, node.ref);
       if (target.lazy) this.trigger(target.id, target.defer ? AT_END_OF_RUN : node.invocation);
-      else this.refreshFor.set(target.id, node.ref);
+      else if (latest) this.refreshFor.set(target.id, node.ref);
     }
   }
 }

@@ -4,11 +4,13 @@
  * acts on its paths. Pure bookkeeping, no side effects.
  */
 
-/** What a node in flight acts on: its paths, and whether it may create the folders above them. */
+/** What a node acts on: its paths, and whether it may create the folders above them. */
 export interface Footprint {
   /** Each path with one trailing slash, so "at or above" is a prefix test. */
   readonly paths: string[];
-  /** The folder each path is in, the same way. */
+  /** For each path, every folder above it and the path itself, slashed, from the root down. */
+  readonly prefixes: string[][];
+  /** The folder each path is in, slashed. */
   readonly folders: string[];
   readonly parents: boolean;
 }
@@ -19,13 +21,18 @@ function slashed(path: string): string {
 
 export function footprintOf(paths: string[], parents: boolean): Footprint {
   const slashedPaths = paths.map(slashed);
-  return { paths: slashedPaths, folders: slashedPaths.map((p) => p.slice(0, p.lastIndexOf('/', p.length - 2) + 1) || '/'), parents };
+  const prefixes = slashedPaths.map((p) => {
+    const list: string[] = [];
+    for (let i = p.indexOf('/'); i >= 0; i = p.indexOf('/', i + 1)) list.push(p.slice(0, i + 1));
+    return list;
+  });
+  return { paths: slashedPaths, prefixes, folders: prefixes.map((list) => list[list.length - 2] ?? '/'), parents };
 }
 
 /**
  * Two footprints touch when a path of one is at or above a path of the other, or when one may
  * create folders above its path and the other lives in a folder at or above that path (it may
- * be one of the folders about to be created).
+ * be one of the folders about to be created). InFlight answers the same question by index.
  */
 export function touches(a: Footprint, b: Footprint): boolean {
   for (let i = 0; i < a.paths.length; i++) {
@@ -40,9 +47,42 @@ export function touches(a: Footprint, b: Footprint): boolean {
   return false;
 }
 
-/** The nodes in flight, by id, with what each acts on. */
+/** A multiset of strings. */
+class Counts {
+  private readonly counts = new Map<string, number>();
+
+  add(key: string, by: 1 | -1): void {
+    const n = (this.counts.get(key) ?? 0) + by;
+    if (n === 0) this.counts.delete(key);
+    else this.counts.set(key, n);
+  }
+
+  has(key: string): boolean {
+    return this.counts.has(key);
+  }
+
+  hasAny(keys: string[]): boolean {
+    for (const k of keys) if (this.counts.has(k)) return true;
+    return false;
+  }
+}
+
+/**
+ * The nodes in flight, by id, indexed by path so that asking whether a node's footprint touches
+ * any of them costs the depth of its paths, not the number in flight (a converged run asks for
+ * every node).
+ */
 export class InFlight {
-  private readonly running = new Map<string, { footprint: Footprint; done: Promise<void> }>();
+  private readonly running = new Map<string, Footprint>();
+  /** The paths in flight. */
+  private readonly at = new Counts();
+  /** Every path in flight and every folder above each. */
+  private readonly atOrAbove = new Counts();
+  /** The folders the paths in flight are in. */
+  private readonly folders = new Counts();
+  /** Like atOrAbove, for the nodes that may create folders above their paths. */
+  private readonly atOrAboveMakingParents = new Counts();
+  private wake?: { promise: Promise<void>; resolve: () => void };
 
   get size(): number {
     return this.running.size;
@@ -52,20 +92,53 @@ export class InFlight {
     return this.running.has(id);
   }
 
-  /** The node in flight whose footprint touches this one, if any. */
-  blocking(footprint: Footprint): string | undefined {
-    for (const [id, r] of this.running) if (touches(r.footprint, footprint)) return id;
-    return undefined;
+  /** Whether a node in flight touches this footprint (see touches()). */
+  blocks(f: Footprint): boolean {
+    for (let i = 0; i < f.paths.length; i++) {
+      const prefixes = f.prefixes[i]!;
+      // A path in flight at or above this one, or this one at or above a path in flight.
+      if (this.at.hasAny(prefixes) || this.atOrAbove.has(f.paths[i]!)) return true;
+      // This node may make a folder that a node in flight lives in.
+      if (f.parents && this.folders.hasAny(prefixes)) return true;
+      // A node in flight may make the folder this one lives in.
+      if (this.atOrAboveMakingParents.has(f.folders[i]!)) return true;
+    }
+    return false;
   }
 
+  /** `done` must not reject: the engine records a node's failure before it settles. */
   add(id: string, footprint: Footprint, done: Promise<void>): void {
-    this.running.set(id, { footprint, done });
-    void done.finally(() => this.running.delete(id));
+    this.running.set(id, footprint);
+    this.index(footprint, 1);
+    void done.then(() => {
+      this.running.delete(id);
+      this.index(footprint, -1);
+      const wake = this.wake;
+      this.wake = undefined;
+      wake?.resolve();
+    });
   }
 
-  /** Resolves when any node in flight has finished. */
-  async any(): Promise<void> {
-    await Promise.race([...this.running.values()].map((r) => r.done));
+  private index(f: Footprint, by: 1 | -1): void {
+    for (let i = 0; i < f.paths.length; i++) {
+      this.at.add(f.paths[i]!, by);
+      this.folders.add(f.folders[i]!, by);
+      for (const prefix of f.prefixes[i]!) {
+        this.atOrAbove.add(prefix, by);
+        if (f.parents) this.atOrAboveMakingParents.add(prefix, by);
+      }
+    }
+  }
+
+  /** Resolves when a node in flight has finished. */
+  any(): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    if (!this.wake) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.wake = { promise, resolve };
+    }
+    return this.wake.promise;
   }
 
   /** Resolves when every node in flight has finished. */

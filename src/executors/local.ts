@@ -62,19 +62,35 @@ function loadSpawn() {
   return spawnFn;
 }
 
-/** Reused for hashing file content: most managed files are small, so one read fills it. */
-let hashBuffer = Buffer.allocUnsafe(64 * 1024);
+/** Reused for reading file content: most managed files are small, so one read fills it. */
+let sharedBuffer = Buffer.allocUnsafe(64 * 1024);
+
+/** The shared buffer, grown to `size` bytes (up to 16 MiB; larger files are read in pieces). */
+function readBuffer(size: number): Buffer {
+  if (size > sharedBuffer.length && size <= 16 * 1024 * 1024) sharedBuffer = Buffer.allocUnsafe(size);
+  return size <= sharedBuffer.length ? sharedBuffer.subarray(0, size) : Buffer.allocUnsafe(size);
+}
 
 /** Streams an open file into a hash; `sizeHint` (from a stat just made) sizes the buffer for one read of data. */
 function hashFd(fd: number, sizeHint: number): string {
-  if (sizeHint + 1 > hashBuffer.length && sizeHint < 16 * 1024 * 1024) hashBuffer = Buffer.allocUnsafe(sizeHint + 1);
+  const buffer = readBuffer(Math.min(sizeHint + 1, 16 * 1024 * 1024));
   const hash = createHash('sha256');
   for (;;) {
-    const n = fs.readSync(fd, hashBuffer, 0, hashBuffer.length, null);
+    const n = fs.readSync(fd, buffer, 0, buffer.length, null);
     if (n === 0) break;
-    hash.update(hashBuffer.subarray(0, n));
+    hash.update(buffer.subarray(0, n));
   }
   return hash.digest('hex');
+}
+
+/** Opens a file seen as regular for reading; undefined if it is gone or became a symlink since. */
+function openRegular(path: string): number | undefined {
+  try {
+    return fs.openSync(path, READ_FLAGS);
+  } catch (err) {
+    if (['ENOENT', 'ELOOP', 'ENOTDIR'].includes(errno(err) ?? '')) return undefined;
+    throw err;
+  }
 }
 
 /** Opens never follow a symlink where a regular file was seen (it could have been swapped in between). */
@@ -97,11 +113,26 @@ export class LocalExecutor implements Executor {
   private primaryGroups?: Map<string, number>;
   private groups?: Map<string, number>;
   /**
-   * The last path `stat` looked at and what it saw, for the `sha256` of that same path that
-   * usually follows (file content is read right after its kind and mode): it saves a second
-   * lstat. Any change made through this executor forgets it.
+   * What `stat` saw of recent paths, for the `sha256` or `holds` of the same path that usually
+   * follows (a file's content is read right after its kind and mode): it saves a second lstat.
+   * A map, not one entry, because the engine overlaps nodes (their reads interleave). Any change
+   * made through this executor forgets it all; it is kept small.
    */
-  private lastStat?: { path: string; stat: fs.Stats };
+  private readonly seen = new Map<string, fs.Stats>();
+
+  /** The stat `stat` just took of `path` (once), else a fresh lstat. */
+  private takeStat(path: string): fs.Stats | undefined {
+    const s = this.seen.get(path);
+    if (s) {
+      this.seen.delete(path);
+      return s;
+    }
+    return fs.lstatSync(path, { throwIfNoEntry: false });
+  }
+
+  private forgetStats(): void {
+    this.seen.clear();
+  }
 
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     const uid = opts.user !== undefined ? await this.userId(opts.user) : undefined;
@@ -109,7 +140,7 @@ export class LocalExecutor implements Executor {
     // Run as the user's primary group too, not root's.
     const gid = opts.user !== undefined ? this.primaryGroups?.get(opts.user) : undefined;
     const spawn = loadSpawn();
-    this.lastStat = undefined;
+    this.forgetStats();
     return new Promise((resolve) => {
       const child = spawn(argv[0]!, argv.slice(1), {
         cwd: opts.cwd,
@@ -157,7 +188,7 @@ export class LocalExecutor implements Executor {
 
   async writeFile(path: string, data: string | Buffer, opts: WriteOptions = {}): Promise<void> {
     const existing = await this.stat(path);
-    this.lastStat = undefined;
+    this.forgetStats();
     const temp = tempPathFor(path);
     const mode = opts.mode ?? (existing?.type === 'file' ? existing.mode : undefined);
     const fd = fs.openSync(temp, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, mode ?? 0o666);
@@ -190,8 +221,9 @@ export class LocalExecutor implements Executor {
 
   async stat(path: string): Promise<Stat | undefined> {
     const s = fs.lstatSync(path, { throwIfNoEntry: false });
-    this.lastStat = s ? { path, stat: s } : undefined;
     if (!s) return undefined;
+    if (this.seen.size >= 64) this.seen.clear();
+    this.seen.set(path, s);
     const type = s.isSymbolicLink() ? 'symlink' : s.isFile() ? 'file' : s.isDirectory() ? 'directory' : 'other';
     return { type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.size };
   }
@@ -206,19 +238,11 @@ export class LocalExecutor implements Executor {
   }
 
   async sha256(path: string): Promise<string | undefined> {
-    const seen = this.lastStat?.path === path ? this.lastStat.stat : undefined;
-    this.lastStat = undefined;
     // Only a regular file is opened (opening a device or FIFO can block or have effects).
-    const s = seen ?? fs.lstatSync(path, { throwIfNoEntry: false });
+    const s = this.takeStat(path);
     if (!s?.isFile()) return undefined;
-    let fd: number;
-    try {
-      fd = fs.openSync(path, READ_FLAGS);
-    } catch (err) {
-      // Gone, or replaced by a symlink, since it was seen: not a regular file any more.
-      if (['ENOENT', 'ELOOP', 'ENOTDIR'].includes(errno(err) ?? '')) return undefined;
-      throw err;
-    }
+    const fd = openRegular(path);
+    if (fd === undefined) return undefined;
     try {
       return hashFd(fd, s.size);
     } finally {
@@ -226,19 +250,40 @@ export class LocalExecutor implements Executor {
     }
   }
 
+  async holds(path: string, bytes: Buffer): Promise<boolean | undefined> {
+    const s = this.takeStat(path);
+    if (!s?.isFile()) return undefined;
+    if (s.size !== bytes.length) return false;
+    const fd = openRegular(path);
+    if (fd === undefined) return undefined;
+    try {
+      // One byte more than expected: a file that grew since the stat does not match.
+      const buffer = readBuffer(bytes.length + 1);
+      let length = 0;
+      while (length < buffer.length) {
+        const n = fs.readSync(fd, buffer, length, buffer.length - length, null);
+        if (n === 0) break;
+        length += n;
+      }
+      return length === bytes.length && buffer.subarray(0, length).equals(bytes);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
   async mkdir(path: string, opts: { parents?: boolean; mode?: number } = {}): Promise<void> {
-    this.lastStat = undefined;
+    this.forgetStats();
     fs.mkdirSync(path, { recursive: opts.parents ?? false, ...(opts.mode !== undefined ? { mode: opts.mode } : {}) });
     if (opts.mode !== undefined) fs.chmodSync(path, opts.mode);
   }
 
   async remove(path: string): Promise<void> {
-    this.lastStat = undefined;
+    this.forgetStats();
     fs.rmSync(path, { recursive: true, force: true });
   }
 
   async symlink(target: string, path: string): Promise<void> {
-    this.lastStat = undefined;
+    this.forgetStats();
     const temp = tempPathFor(path);
     fs.symlinkSync(target, temp);
     try {
@@ -250,12 +295,12 @@ export class LocalExecutor implements Executor {
   }
 
   async chmod(path: string, mode: number): Promise<void> {
-    this.lastStat = undefined;
+    this.forgetStats();
     fs.chmodSync(path, mode);
   }
 
   async chown(path: string, owner?: string, group?: string): Promise<void> {
-    this.lastStat = undefined;
+    this.forgetStats();
     const uid = owner === undefined ? -1 : await this.userId(owner);
     const gid = group === undefined ? -1 : await this.groupId(group);
     if (uid === undefined) throw new Error(`no such user: ${owner}`);

@@ -55,6 +55,13 @@ export interface Executor {
   readLink(path: string): Promise<string | undefined>;
   /** The sha256 (hex) of a regular file's content; undefined when it is not a regular file. */
   sha256(path: string): Promise<string | undefined>;
+  /**
+   * Whether the regular file at `path` holds exactly `bytes` (undefined: not a regular file).
+   * Optional: an executor that reads files as cheaply as it hashes them compares the bytes
+   * (a size that differs answers without reading); the others leave it out and callers compare
+   * sha256 hashes.
+   */
+  holds?(path: string, bytes: Buffer): Promise<boolean | undefined>;
   /** Announces the paths the run will read, in order (a hint: an executor may ignore it). */
   prefetch?(entries: PrefetchEntry[]): void;
   /**

@@ -32,11 +32,14 @@ export const posixFile: Provider = {
     const { current, stat } = await readPath(ctx, desired, 'file');
     if (!current || !stat) return current;
     const path = String(desired.path);
-    // Content is compared by hash, so a remote target sends a hash, not the file; the bytes are
-    // fetched only when they differ (for the diff).
+    // Content is compared by hash where reading costs more than hashing (a remote target sends a
+    // hash, not the file), else byte for byte; the bytes are fetched only when they differ (for
+    // the diff).
     if (typeof desired.content === 'string') {
-      const hash = await ctx.exec.sha256(path);
-      if (hash === createHash('sha256').update(desired.content).digest('hex')) current.content = desired.content;
+      const bytes = Buffer.from(desired.content);
+      const same = ctx.exec.holds ? await ctx.exec.holds(path, bytes)
+        : await ctx.exec.sha256(path) === createHash('sha256').update(bytes).digest('hex');
+      if (same) current.content = desired.content;
       else current.content = (await ctx.exec.readFile(path))?.toString('utf8');
     } else if (desired.content_sha256 !== undefined) {
       current.content_sha256 = await ctx.exec.sha256(path);
