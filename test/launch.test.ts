@@ -1,0 +1,75 @@
+/**
+ * The `cairn` command's launcher (src/cli/launch.ts → dist/cairn.cjs): it runs the bundle from
+ * V8's code cache, makes the cache on a command's first run, survives a damaged or foreign cache,
+ * and runs where it cannot write one; import() of packages and of TypeScript state files works
+ * from the cached script.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { tempDir } from './helpers/cli.ts';
+
+const DIST = resolve(import.meta.dirname, '../dist');
+
+/** A copy of the built command in a folder of its own, so its cache files are this test's. */
+function installCopy(): string {
+  const dir = tempDir('cairn-launch-');
+  for (const f of ['cairn.cjs', 'cairn-main.cjs']) copyFileSync(join(DIST, f), join(dir, f));
+  return dir;
+}
+
+function run(dir: string, args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [join(dir, 'cairn.cjs'), ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('the first run of a command makes its code cache; later runs use it; a damaged cache is replaced', () => {
+  const dir = installCopy();
+  const cache = join(dir, '.cairn-main.schema.v8-cache');
+  const first = run(dir, ['schema']);
+  assert.equal(first.status, 0, first.stderr);
+  assert.ok(existsSync(cache), 'made on the first run');
+  const made = statSync(cache);
+  assert.ok(made.size > 1000);
+
+  const second = run(dir, ['schema']);
+  assert.equal(second.stdout, first.stdout);
+  assert.equal(statSync(cache).mtimeMs, made.mtimeMs, 'an accepted cache is not written again');
+
+  writeFileSync(cache, 'not a code cache');
+  const third = run(dir, ['schema']);
+  assert.equal(third.status, 0, third.stderr);
+  assert.equal(third.stdout, first.stdout, 'a rejected cache changes nothing but speed');
+  assert.notEqual(readFileSync(cache, 'utf8'), 'not a code cache', 'and is made again');
+  assert.ok(!existsSync(join(dir, '.cairn-main.apply.v8-cache')), 'each command has its own');
+});
+
+test('the command runs where no cache can be written, and leaves no temp file', () => {
+  const dir = installCopy();
+  // A folder in the cache's place: the write fails as it would on a read-only installation
+  // (this suite runs as root, which permissions would not stop).
+  const cache = join(dir, '.cairn-main.other.v8-cache');
+  spawnSync('mkdir', [cache]);
+  const r = run(dir, ['--version']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^\d+\.\d+\.\d+/);
+  assert.ok(statSync(cache).isDirectory());
+  assert.deepEqual(spawnSync('sh', ['-c', `ls -A '${dir}' | grep -c '\\.[0-9]*$' || true`], { encoding: 'utf8' }).stdout.trim(), '0');
+});
+
+test('libuv\'s pool size is not passed on to the commands a run starts', () => {
+  const dir = installCopy();
+  const site = tempDir('cairn-launch-site-');
+  const out = join(site, 'env.txt');
+  writeFileSync(join(site, 'cairn.yaml'), `targets:\n  t:\n    executor: local\n    state_dir: ${join(site, 'state')}\n    run: [s]\n`);
+  spawnSync('mkdir', [join(site, 'states')]);
+  writeFileSync(join(site, 'states/s.yaml'), `s:\n  - exec: sh -c 'env > ${out}'\n`);
+  const r = run(dir, ['apply', '--site', site]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(readFileSync(out, 'utf8'), /UV_THREADPOOL_SIZE/);
+  // One the user sets is the user's: left as it is.
+  run(dir, ['apply', '--site', site], { UV_THREADPOOL_SIZE: '3' });
+  assert.match(readFileSync(out, 'utf8'), /UV_THREADPOOL_SIZE=3/);
+});
