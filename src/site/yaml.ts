@@ -5,28 +5,45 @@
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { inputError, InputError, type Diagnostic, type SourcePos } from '../lib/errors.ts';
 
+/**
+ * A position as recorded while converting a parsed document: its range in the parsed text,
+ * packed into one number, turned into a SourcePos only when something asks (an error, a part's
+ * own position). A large state has a position for every key and value; most are never read.
+ */
+type Recorded = SourcePos | number;
+
 interface PosInfo {
-  self?: SourcePos;
-  keys: Map<string | number, SourcePos>;
-  values: Map<string | number, SourcePos>;
+  self?: Recorded;
+  keys: Map<string | number, Recorded>;
+  values: Map<string | number, Recorded>;
+  /** Turns this document's packed ranges into positions. */
+  resolve?: (packed: number) => SourcePos;
 }
 
 const positions = new WeakMap<object, PosInfo>();
+
+/** Packing: start × 2^21 + (1 if the text starts inside quotes) × 2^20 + length (capped). */
+const LENGTH_BITS = 2 ** 20;
+const pack = (start: number, length: number, quoted: boolean) => start * 2 * LENGTH_BITS + (quoted ? LENGTH_BITS : 0) + Math.min(length, LENGTH_BITS - 1);
+
+function resolved(info: PosInfo, p: Recorded | undefined): SourcePos | undefined {
+  return typeof p === 'number' ? info.resolve!(p) : p;
+}
 
 /** Position of `obj` itself, or of its member `key`'s value. */
 export function posOf(obj: unknown, key?: string | number): SourcePos | undefined {
   if (obj === null || typeof obj !== 'object') return undefined;
   const info = positions.get(obj);
   if (!info) return undefined;
-  if (key === undefined) return info.self;
-  return info.values.get(key) ?? info.keys.get(key) ?? info.self;
+  if (key === undefined) return resolved(info, info.self);
+  return resolved(info, info.values.get(key) ?? info.keys.get(key) ?? info.self);
 }
 
 /** Position of the key `key` in map `obj` (falls back to the map itself). */
 export function keyPosOf(obj: unknown, key: string): SourcePos | undefined {
   if (obj === null || typeof obj !== 'object') return undefined;
   const info = positions.get(obj);
-  return info?.keys.get(key) ?? info?.self;
+  return info && resolved(info, info.keys.get(key) ?? info.self);
 }
 
 /** Records positions for data built in code (TypeScript states, defaults). */
@@ -53,12 +70,12 @@ export function mapStrings(value: unknown, fn: (s: string, pos: SourcePos | unde
   if (value === null || typeof value !== 'object') return value;
   const info = positions.get(value);
   if (Array.isArray(value)) {
-    const out = value.map((v, i) => mapStrings(v, fn, info?.values.get(i) ?? pos));
+    const out = value.map((v, i) => mapStrings(v, fn, (info && resolved(info, info.values.get(i))) ?? pos));
     if (info) positions.set(out, info);
     return out;
   }
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = mapStrings(v, fn, info?.values.get(k) ?? pos);
+  for (const [k, v] of Object.entries(value)) out[k] = mapStrings(v, fn, (info && resolved(info, info.values.get(k))) ?? pos);
   if (info) positions.set(out, info);
   return out;
 }
@@ -80,26 +97,35 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
     });
     throw new InputError(diagnostics);
   }
-  const where = (node: YamlNode | null | undefined): SourcePos | undefined => {
+  /** A node's range, packed (see Recorded). */
+  const where = (node: YamlNode | null | undefined): number | undefined => {
     const range = node?.range;
-    return range ? toPos(range[0], Math.max(1, range[1] - range[0])) : undefined;
+    return range ? pack(range[0], Math.max(1, range[1] - range[0]), false) : undefined;
   };
 
   /** Where a value's text starts: inside the quotes, or on the first content line of a block. */
-  const valuePos = (node: YamlNode | null | undefined): SourcePos | undefined => {
-    const at = where(node);
-    if (!at || !isScalar(node) || !node.range) return at;
-    if (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') return { ...at, col: at.col + 1 };
+  const valuePos = (node: YamlNode | null | undefined): Recorded | undefined => {
+    if (!isScalar(node) || !node.range) return where(node);
+    const range = node.range;
+    if (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') return pack(range[0], Math.max(1, range[1] - range[0]), true);
     if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
-      const lineEnd = text.indexOf('\n', node.range[0]);
-      if (lineEnd < 0) return at;
+      // Rare, and needs the text: worked out now.
+      const lineEnd = text.indexOf('\n', range[0]);
+      if (lineEnd < 0) return where(node);
       let start = lineEnd + 1;
       while (text[start] === '\n') start++;
       let indent = 0;
       while (text[start + indent] === ' ') indent++;
       return { ...toPos(start + indent, 1), indent };
     }
-    return at;
+    return where(node);
+  };
+  const resolve = (packed: number): SourcePos => {
+    const start = Math.floor(packed / (2 * LENGTH_BITS));
+    const rest = packed - start * 2 * LENGTH_BITS;
+    const quoted = rest >= LENGTH_BITS;
+    const at = toPos(start, quoted ? rest - LENGTH_BITS : rest);
+    return quoted ? { ...at, col: at.col + 1 } : at;
   };
 
   const seen = new Set<YamlNode>();
@@ -107,7 +133,7 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
     if (node === null || node === undefined) return null;
     if (isAlias(node)) {
       const target = node.resolve(doc);
-      if (!target || seen.has(target)) throw inputError('YAML: recursive alias', where(node));
+      if (!target || seen.has(target)) throw inputError('YAML: recursive alias', resolve(where(node) ?? 0));
       seen.add(target);
       const value = convert(target);
       seen.delete(target);
@@ -116,7 +142,7 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
     if (isScalar(node)) return node.value;
     if (isMap(node)) {
       const obj: Record<string, unknown> = {};
-      const info: PosInfo = { keys: new Map(), values: new Map() };
+      const info: PosInfo = { keys: new Map(), values: new Map(), resolve };
       const self = where(node as YamlNode);
       if (self) info.self = self;
       for (const pair of node.items) {
@@ -134,7 +160,7 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
     }
     if (isSeq(node)) {
       const arr: unknown[] = [];
-      const info: PosInfo = { keys: new Map(), values: new Map() };
+      const info: PosInfo = { keys: new Map(), values: new Map(), resolve };
       const self = where(node as YamlNode);
       if (self) info.self = self;
       node.items.forEach((item, i) => {
