@@ -207,8 +207,8 @@ export class Engine {
     }
     for (const id of this.graph.order) {
       const node = this.byId.get(id)!;
-      const footprint = this.footprint(node);
-      if (footprint) await this.startOverlapped(node, footprint);
+      const where = this.overlapPaths(node);
+      if (where) await this.startOverlapped(node, where);
       else {
         await this.settle();
         await this.runNode(node);
@@ -233,33 +233,48 @@ export class Engine {
    * and nothing about its turn depends on another node's reading): otherwise undefined, and it
    * runs alone.
    */
-  private footprint(node: GraphNode): Footprint | undefined {
+  private overlapPaths(node: GraphNode): { paths: string[]; parents: boolean } | undefined {
     if (this.planning || this.options.failFast || (this.exec.overlap ?? 1) <= 1 || node.stage) return undefined;
     const overlap = this.typeOf(node.type)?.overlap;
     const reads = overlap ? this.readsOf(node, node.attributes) : undefined;
     if (!reads || reads.commands || reads.paths.length === 0) return undefined;
-    return footprintOf(reads.paths, overlap === 'paths-and-parents');
+    return { paths: reads.paths, parents: overlap === 'paths-and-parents' };
   }
 
   /**
-   * Starts a node while earlier ones may still be finishing: it waits for room, for every node in
-   * flight that it requires or is notified by, and for any in flight on its paths. Nodes still
-   * start in run order, one at a time; only their waits on the disk overlap.
+   * Runs a node that may overlap others. It starts once there is room, nothing in flight is one
+   * of its requisites or notifiers, and nothing in flight touches its paths; it reads and
+   * decides alone, and only when it goes on to apply does it join the nodes in flight and let
+   * the next node start. Nodes so start in run order, one at a time, and a converged node never
+   * enters the bookkeeping at all.
    */
-  private async startOverlapped(node: GraphNode, footprint: Footprint): Promise<void> {
+  private async startOverlapped(node: GraphNode, where: { paths: string[]; parents: boolean }): Promise<void> {
     const limit = this.exec.overlap ?? 1;
     const incoming = this.incoming.get(node.id) ?? [];
-    while (this.inFlight.size >= limit || incoming.some((e) => this.inFlight.has(e.from)) || this.inFlight.blocks(footprint)) {
+    let footprint: Footprint | undefined;
+    const touchesInFlight = () => this.inFlight.size > 0 && this.inFlight.blocks(footprint ??= footprintOf(where.paths, where.parents));
+    while (this.inFlight.size >= limit || incoming.some((e) => this.inFlight.has(e.from)) || touchesInFlight()) {
       await this.inFlight.any();
       this.rethrowOverlapFailure();
     }
-    const slot = { id: node.id };
-    this.held.push(slot);
-    this.heldById.set(node.id, slot);
-    const done = this.runNode(node).then(() => undefined, (error: unknown) => {
+    // Its result waits for the nodes in flight before it, and (once in flight) holds back those after it.
+    const hold = () => {
+      const slot = { id: node.id };
+      this.held.push(slot);
+      this.heldById.set(node.id, slot);
+    };
+    if (this.inFlight.size > 0) hold();
+    let enteredApply!: () => void;
+    const applying = new Promise<void>((resolve) => (enteredApply = resolve));
+    const done: Promise<void> = this.runNode(node, undefined, undefined, () => {
+      if (!this.heldById.has(node.id)) hold();
+      this.inFlight.add(node.id, footprint ??= footprintOf(where.paths, where.parents), done);
+      enteredApply();
+    }).then(() => undefined, (error: unknown) => {
       this.overlapFailure ??= { error };
     });
-    this.inFlight.add(node.id, footprint, done);
+    await Promise.race([done, applying]);
+    this.rethrowOverlapFailure();
   }
 
   /** Waits for every node in flight (before a node that runs alone, handlers, the run's end). */
@@ -419,8 +434,8 @@ export class Engine {
     return best ? this.byId.get(best.id)!.ref : undefined;
   }
 
-  /** One node's turn. `overlay` replaces its attributes (transitions); `why` says who asked. */
-  private async runNode(node: GraphNode, overlay?: Record<string, unknown>, why?: 'notified' | 'transition'): Promise<NodeResult> {
+  /** One node's turn. `overlay` replaces its attributes (transitions); `why` says who asked; `applying` is called just before it changes anything. */
+  private async runNode(node: GraphNode, overlay?: Record<string, unknown>, why?: 'notified' | 'transition', applying?: () => void): Promise<NodeResult> {
     const start = nowMs();
     const turn = this.turns++;
     if (this.stopped) return this.finish(node, start, { status: 'skipped', action: 'none', reason: `fail-fast: stopped after ${this.stopped} failed` });
@@ -499,6 +514,7 @@ export class Engine {
       return this.finish(node, start, { ...base, status: 'would-change', action, ...(note ? { reason: note } : {}) });
     }
 
+    applying?.();
     let outcome: ApplyOutcome = undefined;
     try {
       const ctx = this.context(node);
