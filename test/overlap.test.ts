@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { PartInvocation, StateRun } from '../src/catalog/staterun.ts';
 import { Engine } from '../src/engine/engine.ts';
-import { footprintOf, InFlight, touches, type Footprint } from '../src/engine/overlap.ts';
+import { footprintOf, InFlight, StartOrder, touches, type Footprint } from '../src/engine/overlap.ts';
 import { LocalExecutor } from '../src/executors/local.ts';
 import type { RunOptions, RunResult, WriteOptions } from '../src/executors/types.ts';
 import { buildGraph } from '../src/graph/build.ts';
@@ -59,6 +59,19 @@ test('the in-flight index answers exactly what touches() answers, as nodes come 
     }
     assert.equal(inFlight.size, live.length);
   }
+});
+
+test('results come out in start order: a held one waits for those held before it', () => {
+  const order = new StartOrder<string>();
+  assert.deepEqual(order.release('free', 'free'), ['free'], 'not held: due at once');
+  order.hold('a');
+  order.hold('b');
+  order.hold('c');
+  assert.equal(order.isHeld('b'), true);
+  assert.deepEqual(order.release('c', 'c'), []);
+  assert.deepEqual(order.release('b', 'b'), []);
+  assert.deepEqual(order.release('a', 'a'), ['a', 'b', 'c']);
+  assert.equal(order.isHeld('a'), false);
 });
 
 /** The local executor, recording which writes were in flight together and what a command saw. */

@@ -5,15 +5,15 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../lib/canonical-json.ts';
+import { nowMs } from '../lib/clock.ts';
 import type { StateRun } from '../catalog/staterun.ts';
 import { UnreachableError, type Executor } from '../executors/types.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
 import { selectProvider } from '../resources/providers.ts';
 import { ApplyError, type Action, type ApplyOutcome, type Current, type EngineServices, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
 import { diffNode } from './diff.ts';
-import { footprintOf, InFlight, type Footprint } from './overlap.ts';
+import { footprintOf, InFlight, StartOrder, type Footprint } from './overlap.ts';
 import { stateDirStorage, TargetState, type StateStorage } from './target-state.ts';
-import { nowMs } from '../lib/clock.ts';
 
 export type NodeStatus = 'unchanged' | 'changed' | 'failed' | 'skipped' | 'would-change' | 'unknown';
 
@@ -154,10 +154,9 @@ export class Engine {
   private stopped?: string;
   /** Plan only: the nodes that would change, and the paths they would change. */
   private readonly planned = new ChangedPaths();
-  /** Nodes applied side by side (Executor.overlap), and their results held back to keep run order. */
+  /** Nodes applied side by side (Executor.overlap), and their results, held back to keep run order. */
   private readonly inFlight = new InFlight();
-  private readonly held: { id: string; result?: NodeResult }[] = [];
-  private readonly heldById = new Map<string, { id: string; result?: NodeResult }>();
+  private readonly startOrder = new StartOrder<NodeResult>();
   private overlapFailure?: { error: unknown };
 
   constructor(private readonly run: StateRun, private readonly graph: Graph, private readonly exec: Executor, private readonly options: EngineOptions) {
@@ -258,16 +257,11 @@ export class Engine {
       this.rethrowOverlapFailure();
     }
     // Its result waits for the nodes in flight before it, and (once in flight) holds back those after it.
-    const hold = () => {
-      const slot = { id: node.id };
-      this.held.push(slot);
-      this.heldById.set(node.id, slot);
-    };
-    if (this.inFlight.size > 0) hold();
+    if (this.inFlight.size > 0) this.startOrder.hold(node.id);
     let enteredApply!: () => void;
     const applying = new Promise<void>((resolve) => (enteredApply = resolve));
     const done: Promise<void> = this.runNode(node, undefined, undefined, () => {
-      if (!this.heldById.has(node.id)) hold();
+      if (!this.startOrder.isHeld(node.id)) this.startOrder.hold(node.id);
       this.inFlight.add(node.id, footprint ??= footprintOf(where.paths, where.parents), done);
       enteredApply();
     }).then(() => undefined, (error: unknown) => {
@@ -320,19 +314,12 @@ export class Engine {
       ...result, ms: Math.round((nowMs() - start) * 10) / 10,
     };
     this.latest.set(node.id, full);
-    const slot = this.heldById.get(node.id);
-    if (slot) {
-      this.heldById.delete(node.id);
-      // Overlapped: reported once every node started before it is, so output keeps run order.
-      slot.result = full;
-      while (this.held[0]?.result) this.report(this.held.shift()!.result!);
-    } else this.report(full);
+    // Overlapped nodes are reported once every node started before them is: output keeps run order.
+    for (const due of this.startOrder.release(node.id, full)) {
+      this.results.push(due);
+      this.options.onResult?.(due);
+    }
     return full;
-  }
-
-  private report(result: NodeResult): void {
-    this.results.push(result);
-    this.options.onResult?.(result);
   }
 
   private failedUpstream(r: NodeResult | undefined): boolean {

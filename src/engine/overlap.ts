@@ -146,3 +146,34 @@ export class InFlight {
     while (this.running.size > 0) await this.any();
   }
 }
+
+/**
+ * Results in the order their nodes started: an overlapped node may finish before one that
+ * started earlier, and its result waits for it.
+ */
+export class StartOrder<T> {
+  private readonly queue: { id: string; result?: T }[] = [];
+  private readonly waiting = new Map<string, { id: string; result?: T }>();
+
+  /** From now on, `id`'s result waits for those held before it, and holds back those after. */
+  hold(id: string): void {
+    const slot = { id };
+    this.queue.push(slot);
+    this.waiting.set(id, slot);
+  }
+
+  isHeld(id: string): boolean {
+    return this.waiting.has(id);
+  }
+
+  /** Records `id`'s result; returns every result now due, in start order. */
+  release(id: string, result: T): T[] {
+    const slot = this.waiting.get(id);
+    if (!slot) return [result];
+    this.waiting.delete(id);
+    slot.result = result;
+    const due: T[] = [];
+    while (this.queue[0]?.result !== undefined) due.push(this.queue.shift()!.result!);
+    return due;
+  }
+}
