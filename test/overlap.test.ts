@@ -4,19 +4,36 @@
  * command while a write is in flight, and reports in run order.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import type { PartInvocation, StateRun } from '../src/catalog/staterun.ts';
 import { Engine } from '../src/engine/engine.ts';
-import { footprintOf, InFlight, StartOrder, touches, type Footprint } from '../src/engine/overlap.ts';
+import { footprintOf, InFlight, StartOrder, type Footprint } from '../src/engine/overlap.ts';
 import { LocalExecutor } from '../src/executors/local.ts';
 import type { RunOptions, RunResult, WriteOptions } from '../src/executors/types.ts';
 import { buildGraph } from '../src/graph/build.ts';
+import { tempDir } from './helpers/cli.ts';
 
-const scratch = mkdtempSync(join(tmpdir(), 'cairn-overlap-'));
-after(() => rmSync(scratch, { recursive: true, force: true }));
+const scratch = tempDir('cairn-overlap-');
+
+/**
+ * The rule InFlight.blocks() answers by index, written plainly, as the oracle the index is
+ * checked against: two footprints touch when a path of one is at or above a path of the other,
+ * or when one may create folders above its path and the other lives in a folder at or above it.
+ */
+function touches(a: Footprint, b: Footprint): boolean {
+  for (let i = 0; i < a.paths.length; i++) {
+    const p = a.paths[i]!;
+    for (let j = 0; j < b.paths.length; j++) {
+      const q = b.paths[j]!;
+      if (p.startsWith(q) || q.startsWith(p)) return true;
+      if (a.parents && p.startsWith(b.folders[j]!)) return true;
+      if (b.parents && q.startsWith(a.folders[i]!)) return true;
+    }
+  }
+  return false;
+}
 
 test('footprints touch at, above and below a path; a folder made with its parents touches what may live in them', () => {
   const f = (path: string, parents = false) => footprintOf([path], parents);

@@ -29,24 +29,6 @@ export function footprintOf(paths: string[], parents: boolean): Footprint {
   return { paths: slashedPaths, prefixes, folders: prefixes.map((list) => list[list.length - 2] ?? '/'), parents };
 }
 
-/**
- * Two footprints touch when a path of one is at or above a path of the other, or when one may
- * create folders above its path and the other lives in a folder at or above that path (it may
- * be one of the folders about to be created). InFlight answers the same question by index.
- */
-export function touches(a: Footprint, b: Footprint): boolean {
-  for (let i = 0; i < a.paths.length; i++) {
-    const p = a.paths[i]!;
-    for (let j = 0; j < b.paths.length; j++) {
-      const q = b.paths[j]!;
-      if (p.startsWith(q) || q.startsWith(p)) return true;
-      if (a.parents && p.startsWith(b.folders[j]!)) return true;
-      if (b.parents && q.startsWith(a.folders[i]!)) return true;
-    }
-  }
-  return false;
-}
-
 /** A multiset of strings. */
 class Counts {
   private readonly counts = new Map<string, number>();
@@ -69,11 +51,13 @@ class Counts {
 
 /**
  * The nodes in flight, by id, indexed by path so that asking whether a node's footprint touches
- * any of them costs the depth of its paths, not the number in flight (a converged run asks for
- * every node).
+ * any of them costs the depth of its paths, not the number in flight. Two footprints touch when
+ * a path of one is at or above a path of the other, or when one may create folders above its
+ * path and the other lives in a folder at or above that path (it may be one of the folders
+ * about to be created).
  */
 export class InFlight {
-  private readonly running = new Map<string, Footprint>();
+  private readonly running = new Set<string>();
   /** The paths in flight. */
   private readonly at = new Counts();
   /** Every path in flight and every folder above each. */
@@ -92,7 +76,7 @@ export class InFlight {
     return this.running.has(id);
   }
 
-  /** Whether a node in flight touches this footprint (see touches()). */
+  /** Whether a node in flight touches this footprint. */
   blocks(f: Footprint): boolean {
     for (let i = 0; i < f.paths.length; i++) {
       const prefixes = f.prefixes[i]!;
@@ -108,7 +92,7 @@ export class InFlight {
 
   /** `done` must not reject: the engine records a node's failure before it settles. */
   add(id: string, footprint: Footprint, done: Promise<void>): void {
-    this.running.set(id, footprint);
+    this.running.add(id);
     this.index(footprint, 1);
     void done.then(() => {
       this.running.delete(id);
