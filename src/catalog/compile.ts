@@ -16,10 +16,8 @@ import { keyPosOf, posOf } from '../site/yaml.ts';
 import { builtinOsTables } from './builtin-os.ts';
 import { groupsOf, type Catalog, type RunEntry, type Target } from './catalog.ts';
 import { parsePart } from './part.ts';
-import type { StateInvocation, StateRun } from './staterun.ts';
+import { DEFAULT_STATE_DIR, type StateInvocation, type StateRun } from './staterun.ts';
 import { mergeAll } from './vars.ts';
-
-export const DEFAULT_STATE_DIR = '/var/lib/cairn';
 
 export interface CompileOptions {
   facts?: Record<string, unknown>;

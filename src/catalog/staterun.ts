@@ -52,6 +52,9 @@ export interface StateInvocation {
   parts: PartInvocation[];
 }
 
+/** A target's `state_dir` when its settings name none. */
+export const DEFAULT_STATE_DIR = '/var/lib/cairn';
+
 export interface TargetInfo {
   name: string;
   executor: string;

@@ -14,6 +14,7 @@ export interface ConvergeOptions {
   diff?: boolean;
   json?: boolean;
   failFast?: boolean;
+  checksum?: boolean;
   forks: string;
   detailedExitcode?: boolean;
   acceptNewHostKeys?: boolean;
@@ -73,6 +74,7 @@ export function program(): Command {
       .option('--diff', 'show unified diffs of file content')
       .option('--json', 'print one JSON report')
       .option('--fail-fast', 'stop a target at its first failure')
+      .option('--checksum', 'read every managed file, even one whose stat (inode, size, mtime, ctime) is as a past run verified it')
       .option('--forks <n>', 'targets in parallel', '10');
     if (mode === 'plan') c.option('--detailed-exitcode', 'exit 0 when in sync, 4 when changes are pending');
     c.option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)');
@@ -94,6 +96,7 @@ export function program(): Command {
         ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
         ...(options.facts ? { fixedFacts: await readFactsFile(options.facts) } : {}),
         localFacts: await localFactsOnce(),
+        contentIndex: { trust: options.checksum !== true, save: mode === 'apply' },
       });
       try {
         // Everything is compiled before any target is touched: invalid input changes nothing.

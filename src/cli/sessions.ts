@@ -3,6 +3,8 @@
  * verified SSH connection) and its facts, `--forks` at a time. A target that cannot be reached is
  * kept with its reason, so the run reports it (exit 3) while the others go on.
  */
+import { join } from 'node:path';
+import { DEFAULT_STATE_DIR } from '../catalog/staterun.ts';
 import type { Executor } from '../executors/types.ts';
 import type { SelectedTarget } from './site-compiler.ts';
 
@@ -20,13 +22,19 @@ export interface OpenOptions {
   /** `--facts FILE`: used instead of every target's own. */
   fixedFacts?: Record<string, unknown>;
   localFacts: () => Record<string, unknown>;
+  /**
+   * Local targets keep a content index in their state_dir (executors/content-index.ts):
+   * `save` for `apply` (plan changes nothing), `trust` false for `--checksum`.
+   */
+  contentIndex?: { trust: boolean; save: boolean };
 }
 
 async function open(target: SelectedTarget, options: OpenOptions): Promise<Session> {
   const { name, settings } = target;
   if (settings.executor === 'local') {
     const { LocalExecutor } = await import('../executors/local.ts');
-    return { name, exec: new LocalExecutor(), facts: options.fixedFacts ?? options.localFacts() };
+    const contentIndex = options.contentIndex && { file: join(settings.state_dir ?? DEFAULT_STATE_DIR, 'content-index.json'), ...options.contentIndex };
+    return { name, exec: new LocalExecutor(contentIndex ? { contentIndex } : {}), facts: options.fixedFacts ?? options.localFacts() };
   }
   if (settings.executor === 'ssh') {
     const { SshExecutor } = await import('../executors/ssh/executor.ts');

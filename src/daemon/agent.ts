@@ -191,14 +191,15 @@ export class Agent {
       if (err instanceof CorruptDocument) return this.reject(manifest.id, err.message);
       throw err;
     }
-    const exec = new LocalExecutor();
+    // The agent's runs share a content index in its work dir (its state is in the store).
+    const exec = new LocalExecutor({ contentIndex: { file: join(this.options.workDir, 'content-index.json'), trust: true, save: true } });
     const engine = new Engine(compiled.run, compiled.graph, exec, {
       mode: 'apply', facts: this.facts, stateStorage: storeStateStorage(store, this.options.name),
       onResult: (r) => {
         if (r.status !== 'unchanged') log(`${r.status.padEnd(9)} ${r.ref}${r.reason ? ` — ${r.reason}` : ''}${r.error ? `\n  ${r.error.split('\n').join('\n  ')}` : ''}`);
       },
     });
-    const report = summarize(this.options.name, await engine.execute());
+    const report = summarize(this.options.name, await engine.execute().finally(() => exec.close()));
     const stored: StoredReport = { version: 1, mode: 'apply', revision: manifest.id, started: started.toISOString(), finished: new Date().toISOString(), targets: [report] };
     await store.put(KEYS.report(this.options.name), JSON.stringify(stored));
     this.record.revision = manifest.id;

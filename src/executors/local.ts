@@ -9,6 +9,7 @@ import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { ContentIndex, sha256Hex } from './content-index.ts';
 import { localFacts } from './local-facts.ts';
 import { idTable } from './passwd.ts';
 import type { Executor, RunOptions, RunResult, Stat, WriteOptions } from './types.ts';
@@ -71,6 +72,12 @@ function readBuffer(size: number): Buffer {
   return size <= sharedBuffer.length ? sharedBuffer.subarray(0, size) : Buffer.allocUnsafe(size);
 }
 
+/** Whether the open file is still the one `s` describes (nothing replaced or wrote it since). */
+function sameFile(fd: number, s: fs.Stats): boolean {
+  const now = fs.fstatSync(fd);
+  return now.dev === s.dev && now.ino === s.ino && now.size === s.size && now.ctimeMs === s.ctimeMs;
+}
+
 /** Streams an open file into a hash; `sizeHint` (from a stat just made) sizes the buffer for one read of data. */
 function hashFd(fd: number, sizeHint: number): string {
   const buffer = readBuffer(Math.min(sizeHint + 1, 16 * 1024 * 1024));
@@ -104,8 +111,22 @@ function readOr(path: string): string {
   }
 }
 
+export interface LocalExecutorOptions {
+  /** Keeps what file contents were verified, by stat, in this file (see content-index.ts). */
+  contentIndex?: { file: string; trust: boolean; save: boolean };
+}
+
 export class LocalExecutor implements Executor {
   readonly name = 'local';
+  private readonly index?: ContentIndex;
+
+  constructor(options: LocalExecutorOptions = {}) {
+    if (options.contentIndex) {
+      const { file, ...indexOptions } = options.contentIndex;
+      this.index = new ContentIndex(file, indexOptions);
+    }
+  }
+
   /** Writes in flight at once: enough for the file system to commit many per journal flush. */
   readonly overlap = 16;
   private readonly syncs = new SyncBatch();
@@ -241,10 +262,14 @@ export class LocalExecutor implements Executor {
     // Only a regular file is opened (opening a device or FIFO can block or have effects).
     const s = this.takeStat(path);
     if (!s?.isFile()) return undefined;
+    const known = this.index?.lookup(path, s);
+    if (known !== undefined) return known;
     const fd = openRegular(path);
     if (fd === undefined) return undefined;
     try {
-      return hashFd(fd, s.size);
+      const hash = hashFd(fd, s.size);
+      if (this.index?.recordable(s) && sameFile(fd, s)) this.index.record(path, s, hash);
+      return hash;
     } finally {
       fs.closeSync(fd);
     }
@@ -254,6 +279,8 @@ export class LocalExecutor implements Executor {
     const s = this.takeStat(path);
     if (!s?.isFile()) return undefined;
     if (s.size !== bytes.length) return false;
+    const known = this.index?.lookup(path, s);
+    if (known !== undefined) return known === sha256Hex(bytes);
     const fd = openRegular(path);
     if (fd === undefined) return undefined;
     try {
@@ -265,7 +292,9 @@ export class LocalExecutor implements Executor {
         if (n === 0) break;
         length += n;
       }
-      return length === bytes.length && buffer.subarray(0, length).equals(bytes);
+      const same = length === bytes.length && buffer.subarray(0, length).equals(bytes);
+      if (same && this.index?.recordable(s) && sameFile(fd, s)) this.index.record(path, s, sha256Hex(bytes));
+      return same;
     } finally {
       fs.closeSync(fd);
     }
@@ -328,5 +357,8 @@ export class LocalExecutor implements Executor {
     return localFacts();
   }
 
-  async close(): Promise<void> {}
+  /** Keeps the content index for the next run (the only thing a local executor holds). */
+  async close(): Promise<void> {
+    this.index?.save();
+  }
 }

@@ -1,0 +1,114 @@
+/**
+ * What the local executor last verified each managed file held, keyed by the file's stat: a file
+ * whose device, inode, size, mtime and ctime are all as they were when its content was read has
+ * not been written since, so a later run need not read it again (git's index does the same).
+ * It holds the sha256 of that content, which answers both "does it hold these bytes?" and "what
+ * is its hash?".
+ *
+ * Why trusting the stat is sound: every change to a file's content sets its ctime to the file
+ * system's clock, and no user call can set a ctime back. The one gap is a change made within the
+ * same clock tick as the recorded ctime ("racy" in git's terms), so a file is recorded only when
+ * its ctime is older than the run's start by more than a tick (2 s on file systems with whole
+ * seconds). `--checksum` reads every file regardless.
+ *
+ * A cache, not state: it is written whole to a temp file and renamed (no fsync), and a missing,
+ * damaged or foreign file counts as empty, so the worst a crash can do is cost a read.
+ */
+import * as fs from 'node:fs';
+import { dirname } from 'node:path';
+import * as crypto from 'node:crypto';
+
+/** [device, inode, size, mtime ms, ctime ms, sha256 hex] */
+type Entry = [number, number, number, number, number, string];
+
+/** How far a recorded ctime must lie before the run's start: more than a clock tick of the file system. */
+const FINE_MARGIN_MS = 50;
+const WHOLE_SECOND_MARGIN_MS = 2000;
+/** Past this many entries, those this run did not use are dropped when saving. */
+const MAX_ENTRIES = 200_000;
+
+export interface ContentIndexOptions {
+  /** Trust recorded entries (false: `--checksum`, every file is read; reads are still recorded). */
+  trust: boolean;
+  /** Write the index back when the executor closes (false for `plan`, which changes nothing). */
+  save: boolean;
+}
+
+// One call without a Hash object: Node 20.12 and later (engines allows any Node 20).
+const oneShotHash = crypto.hash as typeof crypto.hash | undefined;
+
+export function sha256Hex(bytes: Buffer): string {
+  return oneShotHash ? oneShotHash('sha256', bytes, 'hex') : crypto.createHash('sha256').update(bytes).digest('hex');
+}
+
+export class ContentIndex {
+  private entries?: Map<string, Entry>;
+  /** Paths looked up or recorded in this run: kept when the index is trimmed. */
+  private readonly used = new Set<string>();
+  private changed = false;
+  /** Stats are all taken after this moment, so a ctime well before it cannot be shared with a later change. */
+  private readonly startedMs = Date.now();
+
+  constructor(private readonly file: string, private readonly options: ContentIndexOptions) {}
+
+  private load(): Map<string, Entry> {
+    if (this.entries) return this.entries;
+    this.entries = new Map();
+    try {
+      const data = JSON.parse(fs.readFileSync(this.file, 'utf8')) as { version?: unknown; files?: Record<string, unknown> };
+      if (data.version === 1 && data.files && typeof data.files === 'object') {
+        for (const [path, entry] of Object.entries(data.files)) {
+          if (Array.isArray(entry) && entry.length === 6 && typeof entry[5] === 'string') this.entries.set(path, entry as Entry);
+        }
+      }
+    } catch {
+      // No index yet, or not one we wrote: every file is read once and recorded.
+    }
+    return this.entries;
+  }
+
+  /** The sha256 of `path`'s content if this stat is the one recorded with it. */
+  lookup(path: string, s: fs.Stats): string | undefined {
+    if (!this.options.trust) return undefined;
+    const entry = this.load().get(path);
+    if (!entry) return undefined;
+    this.used.add(path);
+    return entry[0] === s.dev && entry[1] === s.ino && entry[2] === s.size && entry[3] === s.mtimeMs && entry[4] === s.ctimeMs
+      ? entry[5]
+      : undefined;
+  }
+
+  /** Whether content read after taking `s` may be recorded with it: its ctime is older than a tick before the run. */
+  recordable(s: fs.Stats): boolean {
+    const margin = s.ctimeMs % 1000 === 0 ? WHOLE_SECOND_MARGIN_MS : FINE_MARGIN_MS;
+    return s.ctimeMs <= this.startedMs - margin;
+  }
+
+  /** Records that `path`, with stat `s` (taken before its content was read), held content of this hash. */
+  record(path: string, s: fs.Stats, sha256: string): void {
+    if (!this.recordable(s)) return;
+    const entries = this.load();
+    const old = entries.get(path);
+    const entry: Entry = [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256];
+    this.used.add(path);
+    if (old && old.every((v, i) => v === entry[i])) return;
+    entries.set(path, entry);
+    this.changed = true;
+  }
+
+  /** Writes the index back if this run recorded anything; best effort (it is only a cache). */
+  save(): void {
+    if (!this.options.save || !this.changed || !this.entries) return;
+    let files = [...this.entries];
+    if (files.length > MAX_ENTRIES) files = files.filter(([path]) => this.used.has(path));
+    const temp = `${this.file}.${process.pid}.tmp`;
+    try {
+      fs.mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(temp, JSON.stringify({ version: 1, files: Object.fromEntries(files) }), { mode: 0o600 });
+      fs.renameSync(temp, this.file);
+      this.changed = false;
+    } catch {
+      fs.rmSync(temp, { force: true });
+    }
+  }
+}

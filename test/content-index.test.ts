@@ -1,0 +1,138 @@
+/**
+ * The local executor's content index (src/executors/content-index.ts): a file whose stat is as
+ * recorded is not read again, any write shows in the stat, recent files are never recorded,
+ * `--checksum` reads everything, and `plan` writes no index.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ContentIndex, sha256Hex } from '../src/executors/content-index.ts';
+import { LocalExecutor } from '../src/executors/local.ts';
+import { cairn, makeSite, tempDir } from './helpers/cli.ts';
+
+/** More than the index's margin for file systems with fine timestamps (a file this old may be recorded). */
+const PAST_MARGIN_MS = 80;
+
+/** Writes `content` to `path` and puts its mtime back exactly (to the nanosecond), as a careful editor could. */
+function writeKeepingMtime(path: string, content: string): void {
+  const reference = `${path}.mtime`;
+  execFileSync('touch', ['-r', path, reference]);
+  writeFileSync(path, content);
+  execFileSync('touch', ['-m', '-r', reference, path]);
+}
+
+function fakeStat(fields: Partial<Stats>): Stats {
+  return { dev: 1, ino: 2, size: 3, mtimeMs: 1000.5, ctimeMs: 1000.5, ...fields } as Stats;
+}
+
+test('an entry answers only for the exact stat it was recorded with', () => {
+  const index = new ContentIndex(join(tempDir('cairn-ci-'), 'index.json'), { trust: true, save: true });
+  const s = fakeStat({});
+  index.record('/f', s, 'abc');
+  assert.equal(index.lookup('/f', s), 'abc');
+  for (const change of [{ dev: 9 }, { ino: 9 }, { size: 9 }, { mtimeMs: 1000.6 }, { ctimeMs: 1000.6 }]) {
+    assert.equal(index.lookup('/f', fakeStat(change)), undefined, JSON.stringify(change));
+  }
+  assert.equal(index.lookup('/other', s), undefined);
+});
+
+test('a file changed just before the run is not recorded (a later change could share its ctime)', () => {
+  const index = new ContentIndex(join(tempDir('cairn-ci-'), 'index.json'), { trust: true, save: true });
+  const now = Date.now();
+  assert.equal(index.recordable(fakeStat({ ctimeMs: now - 1000.25 })), true);
+  assert.equal(index.recordable(fakeStat({ ctimeMs: now - 10.25 })), false);
+  assert.equal(index.recordable(fakeStat({ ctimeMs: now + 5000.25 })), false, 'a ctime ahead of the clock');
+  // Whole seconds: a file system with coarse timestamps, so the margin is two seconds.
+  const whole = Math.floor(now / 1000) * 1000;
+  assert.equal(index.recordable(fakeStat({ ctimeMs: whole - 1000 })), false);
+  assert.equal(index.recordable(fakeStat({ ctimeMs: whole - 3000 })), true);
+  index.record('/recent', fakeStat({ ctimeMs: now - 10.25 }), 'abc');
+  assert.equal(index.lookup('/recent', fakeStat({ ctimeMs: now - 10.25 })), undefined);
+});
+
+test('saved and loaded whole; a damaged index counts as empty; without trust nothing is looked up', () => {
+  const dir = tempDir('cairn-ci-');
+  const file = join(dir, 'state', 'index.json');
+  const first = new ContentIndex(file, { trust: true, save: true });
+  first.record('/f', fakeStat({}), 'abc');
+  first.save();
+  assert.equal(statSync(join(dir, 'state')).mode & 0o777, 0o700);
+  assert.equal(new ContentIndex(file, { trust: true, save: true }).lookup('/f', fakeStat({})), 'abc');
+  assert.equal(new ContentIndex(file, { trust: false, save: true }).lookup('/f', fakeStat({})), undefined);
+  writeFileSync(file, '{"version":1,"files":{"/f":[1,2');
+  assert.equal(new ContentIndex(file, { trust: true, save: true }).lookup('/f', fakeStat({})), undefined);
+  const readOnly = new ContentIndex(join(dir, 'plan.json'), { trust: true, save: false });
+  readOnly.record('/f', fakeStat({}), 'abc');
+  readOnly.save();
+  assert.equal(existsSync(join(dir, 'plan.json')), false);
+});
+
+test('the local executor records what it read, trusts it next time, and sees any write', async () => {
+  const dir = tempDir('cairn-ci-');
+  const path = join(dir, 'motd');
+  const indexFile = join(dir, 'state', 'content-index.json');
+  writeFileSync(path, 'hello\n');
+  await sleep(PAST_MARGIN_MS);
+  const options = { contentIndex: { file: indexFile, trust: true, save: true } };
+
+  const first = new LocalExecutor(options);
+  assert.equal(await first.holds(path, Buffer.from('hello\n')), true);
+  assert.equal(await first.sha256(path), sha256Hex(Buffer.from('hello\n')));
+  await first.close();
+  const saved = JSON.parse(readFileSync(indexFile, 'utf8')) as { files: Record<string, unknown[]> };
+  const s = lstatSync(path);
+  assert.deepEqual(saved.files[path], [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256Hex(Buffer.from('hello\n'))]);
+
+  // The index is trusted: an entry saying the file holds other bytes (of the same size) is believed.
+  const forged = { version: 1, files: { [path]: [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256Hex(Buffer.from('HELLO\n'))] } };
+  writeFileSync(indexFile, JSON.stringify(forged));
+  assert.equal(await new LocalExecutor(options).holds(path, Buffer.from('HELLO\n')), true);
+  assert.equal(await new LocalExecutor(options).holds(path, Buffer.from('hello\n')), false);
+  // ...and `--checksum` reads the file instead.
+  const checking = new LocalExecutor({ contentIndex: { ...options.contentIndex, trust: false } });
+  assert.equal(await checking.holds(path, Buffer.from('hello\n')), true);
+  assert.equal(await checking.holds(path, Buffer.from('HELLO\n')), false);
+
+  // A write of the same size with the mtime put back still moves the ctime: the file is read.
+  writeFileSync(indexFile, JSON.stringify({ version: 1, files: saved.files }));
+  writeKeepingMtime(path, 'HELLO\n');
+  assert.equal(lstatSync(path).mtimeMs, s.mtimeMs);
+  const after = new LocalExecutor(options);
+  assert.equal(await after.holds(path, Buffer.from('hello\n')), false);
+  assert.equal(await after.holds(path, Buffer.from('HELLO\n')), true);
+  await after.close();
+  assert.deepEqual(JSON.parse(readFileSync(indexFile, 'utf8')), { version: 1, files: saved.files }, 'written just now: read, not recorded');
+});
+
+test('cairn apply keeps the index in state_dir and notices a file edited behind its back; plan writes none', async () => {
+  const root = tempDir('cairn-ci-root-');
+  const state = join(root, 'state');
+  const site = makeSite({
+    'cairn.yaml': `targets:\n  local:\n    executor: local\n    state_dir: ${state}\n    run: [files]\n`,
+    'states/files.yaml': `files:\n${['a', 'b', 'c'].map((n) => `  - file: ${root}/${n}\n    content: "${n}${n}${n}\\n"\n`).join('')}`,
+  });
+  const apply = (...extra: string[]) => cairn(['apply', '--site', site, '--json', ...extra]);
+  const changed = (r: { stdout: string }) => (JSON.parse(r.stdout) as { targets: { counts: { changed: number } }[] }).targets[0]!.counts.changed;
+
+  assert.equal(changed(apply()), 3);
+  await sleep(PAST_MARGIN_MS);
+  const plan = cairn(['plan', '--site', site]);
+  assert.equal(plan.status, 0, plan.stderr);
+  assert.equal(existsSync(join(state, 'content-index.json')), false, 'plan writes no index');
+  assert.equal(changed(apply()), 0);
+  const index = JSON.parse(readFileSync(join(state, 'content-index.json'), 'utf8')) as { files: Record<string, unknown> };
+  assert.deepEqual(Object.keys(index.files).sort(), [`${root}/a`, `${root}/b`, `${root}/c`]);
+
+  const b = join(root, 'b');
+  const mtime = lstatSync(b).mtimeMs;
+  writeKeepingMtime(b, 'xxx\n');
+  assert.equal(lstatSync(b).mtimeMs, mtime);
+  const again = apply();
+  assert.equal(changed(again), 1);
+  assert.equal(readFileSync(b, 'utf8'), 'bbb\n');
+  assert.equal(changed(apply('--checksum')), 0);
+});
