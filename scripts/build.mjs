@@ -42,11 +42,32 @@ const lazyChildProcessForCommander = {
     }));
   },
 };
+// zod and yaml (two thirds of the code, used only to compile a site) live in dist/cairn-vendor.cjs,
+// which the launcher runs from its own code cache on first use (src/cli/launch.ts).
+const VENDORED = ['zod', 'yaml'];
+const vendorForCompiler = {
+  name: 'vendor-for-compiler',
+  setup(b) {
+    b.onResolve({ filter: new RegExp(`^(${VENDORED.join('|')})$`) }, (args) => ({ path: args.path, namespace: 'vendor' }));
+    b.onLoad({ filter: /.*/, namespace: 'vendor' }, (args) => ({
+      contents: `const load = globalThis[Symbol.for('cairn.load')];
+module.exports = (load ? load('cairn-vendor.cjs') : require(require('node:path').join(__dirname, 'cairn-vendor.cjs')))[${JSON.stringify(args.path)}];`,
+      loader: 'js',
+    }));
+  },
+};
+await build({
+  ...cjs,
+  format: 'cjs',
+  stdin: { contents: VENDORED.map((m) => `exports[${JSON.stringify(m)}] = require(${JSON.stringify(m)});`).join('\n'), resolveDir: '.', loader: 'js' },
+  outfile: 'dist/cairn-vendor.cjs',
+  sourcemap: false,
+});
 await build({
   ...cjs,
   format: 'cjs',
   entryPoints: { 'cairn-main': 'src/cli/bin.ts' },
-  plugins: [lazyChildProcessForCommander],
+  plugins: [lazyChildProcessForCommander, vendorForCompiler],
   outdir: 'dist',
   outExtension: { '.js': '.cjs' },
   // builtin-os.ts reads import.meta only when run from source (tests), never in the bundle.

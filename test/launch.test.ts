@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from './helpers/cli.ts';
@@ -16,7 +16,7 @@ const DIST = resolve(import.meta.dirname, '../dist');
 /** A copy of the built command in a folder of its own, so its cache files are this test's. */
 function installCopy(): string {
   const dir = tempDir('cairn-launch-');
-  for (const f of ['cairn.cjs', 'cairn-main.cjs']) copyFileSync(join(DIST, f), join(dir, f));
+  for (const f of ['cairn.cjs', 'cairn-main.cjs', 'cairn-vendor.cjs']) copyFileSync(join(DIST, f), join(dir, f));
   return dir;
 }
 
@@ -57,6 +57,24 @@ test('the command runs where no cache can be written, and leaves no temp file', 
   assert.match(r.stdout, /^\d+\.\d+\.\d+/);
   assert.ok(statSync(cache).isDirectory());
   assert.deepEqual(readdirSync(dir).filter((f) => /\.\d+$/.test(f)), [], 'no temp file left');
+});
+
+test('the compiler\'s libraries are a file of their own, cached like the bundle, and a compile-cached run never reads it', () => {
+  const dir = installCopy();
+  const site = tempDir('cairn-launch-site-');
+  // The target's files and state lie outside the site: files in the site are part of the compile cache's key.
+  const root = tempDir('cairn-launch-root-');
+  writeFileSync(join(site, 'cairn.yaml'), `targets:\n  t:\n    executor: local\n    state_dir: ${join(root, 'state')}\n    run: [s]\n`);
+  mkdirSync(join(site, 'states'));
+  writeFileSync(join(site, 'states/s.yaml'), `s:\n  - file: ${join(root, 'motd')}\n    content: "hi\\n"\n`);
+  const first = run(dir, ['apply', '--site', site]);
+  assert.equal(first.status, 0, first.stderr);
+  assert.equal(readFileSync(join(root, 'motd'), 'utf8'), 'hi\n');
+  assert.ok(existsSync(join(dir, '.cairn-vendor.apply.v8-cache')), 'the compile loaded it, from a cache made at exit');
+  rmSync(join(dir, 'cairn-vendor.cjs'));
+  const again = run(dir, ['apply', '--site', site]);
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /0 changed, 1 unchanged/);
 });
 
 test('libuv\'s pool size is not passed on to the commands a run starts', () => {

@@ -4,6 +4,10 @@
  * again, and it sizes libuv's thread pool before anything starts it. Both are start-up costs
  * that a converged run pays on every invocation (DESIGN §11, bench/RESULTS.md).
  *
+ * The compiler's large libraries (zod, yaml: two thirds of the code) are a file of their own,
+ * dist/cairn-vendor.cjs, run the same way when a command first needs them, so a run that finds
+ * its compiled site in the compile cache neither reads them nor loads their part of the cache.
+ *
  * CommonJS on purpose: an ES module entry is read through the thread pool before its first line
  * runs, too late to size it, and Node 20 has no module compile cache of its own.
  */
@@ -11,7 +15,7 @@ import { readFileSync, renameSync, rmSync, stat, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
-import { LENT_IMPORT } from '../lib/dynamic-import.ts';
+import { LENT_IMPORT, LENT_LOAD } from '../lib/dynamic-import.ts';
 
 declare const __dirname: string;
 
@@ -24,30 +28,33 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
   delete process.env.UV_THREADPOOL_SIZE;
 }
 
-const bundle = join(__dirname, 'cairn-main.cjs');
-// One cache per command: each holds the functions its command ran, not just the top level.
+// One cache per command and file: each holds the functions its command ran, not just the top level.
 const command = /^[a-z][a-z-]*$/.test(process.argv[2] ?? '') ? process.argv[2] : 'other';
-const cacheFile = join(__dirname, `.cairn-main.${command}.v8-cache`);
+/** Caches to write at exit: those missing or rejected (made at exit, they hold every function the run compiled). */
+const toCache: { script: Script; cacheFile: string }[] = [];
 
-let cachedData: Buffer | undefined;
-try {
-  cachedData = readFileSync(cacheFile);
-} catch {
-  // No cache yet: this run makes it.
+/** Runs one of the built CommonJS files beside this one from its code cache; returns its exports. */
+function runCached(file: string): unknown {
+  const path = join(__dirname, file);
+  const cacheFile = join(__dirname, `.${file.replace(/\.cjs$/, '')}.${command}.v8-cache`);
+  let cachedData: Buffer | undefined;
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    // No cache yet: this run makes it.
+  }
+  // esbuild writes ASCII (it escapes everything else), so latin1 reads it without a UTF-8 decode.
+  const wrapper = `(function (exports, require, module, __filename, __dirname) {${readFileSync(path, 'latin1')}\n})`;
+  const script = new Script(wrapper, { filename: path, ...(cachedData ? { cachedData } : {}) });
+  if (!cachedData || script.cachedDataRejected) toCache.push({ script, cacheFile });
+  const module = { exports: {} };
+  (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, createRequire(path), module, path, __dirname);
+  return module.exports;
 }
-// esbuild writes ASCII (it escapes everything else), so latin1 reads it without a UTF-8 decode.
-const wrapper = `(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, 'latin1')}\n})`;
-const script = new Script(wrapper, {
-  filename: bundle,
-  ...(cachedData ? { cachedData } : {}),
-});
-// import() works here, in a module Node loaded itself (see lib/dynamic-import.ts).
-(globalThis as { [LENT_IMPORT]?: (specifier: string) => Promise<unknown> })[LENT_IMPORT] = (specifier) => import(specifier);
 
-if (!cachedData || script.cachedDataRejected) {
-  // Written at exit, so it holds every function this command compiled. Atomic, and best
-  // effort: a read-only installation simply runs without a cache.
-  process.once('exit', () => {
+process.once('exit', () => {
+  for (const { script, cacheFile } of toCache) {
+    // Atomic, and best effort: a read-only installation simply runs without a cache.
     const temp = `${cacheFile}.${process.pid}`;
     try {
       writeFileSync(temp, script.createCachedData());
@@ -59,8 +66,16 @@ if (!cachedData || script.cachedDataRejected) {
         // Nothing was written.
       }
     }
-  });
-}
+  }
+});
 
-const module = { exports: {} };
-(script.runInThisContext() as (...args: unknown[]) => void)(module.exports, createRequire(bundle), module, bundle, __dirname);
+// import() works here, in a module Node loaded itself (see lib/dynamic-import.ts).
+const lent = globalThis as { [LENT_IMPORT]?: (specifier: string) => Promise<unknown>; [LENT_LOAD]?: (file: string) => unknown };
+lent[LENT_IMPORT] = (specifier) => import(specifier);
+const loaded = new Map<string, unknown>();
+lent[LENT_LOAD] = (file) => {
+  if (!loaded.has(file)) loaded.set(file, runCached(file));
+  return loaded.get(file);
+};
+
+runCached('cairn-main.cjs');

@@ -10,3 +10,9 @@ export function dynamicImport<T>(specifier: string): Promise<T> {
   const lent = (globalThis as { [LENT_IMPORT]?: (specifier: string) => Promise<unknown> })[LENT_IMPORT];
   return (lent ? lent(specifier) : import(specifier)) as Promise<T>;
 }
+
+/**
+ * The launcher's loader of the other built files (dist/cairn-vendor.cjs), which runs them from
+ * their code cache too; the bundle falls back to require() when run without the launcher.
+ */
+export const LENT_LOAD = Symbol.for('cairn.load');
