@@ -3,16 +3,18 @@
  *
  * Compiling is a pure function of the site's files, the target selection, `--var`, the facts and
  * Cairn's own build (templates cannot reach the process, its environment or modules). The key is
- * a hash over all of those, with each site file represented by its path, size, inode and
- * modification time. Each target's run is an entry of its own, keyed by its own facts, so a
- * change on one machine does not recompile the others. Sites with TypeScript state files (arbitrary code) are never cached.
+ * all of those, with each site file represented by its path, size, inode and modification time;
+ * it is written in full on an entry's first line and compared in full, and the entry's file is
+ * named by its fingerprint (no sha256: a converged run does not load node:crypto). Each target's
+ * run is an entry of its own, keyed by its own facts, so a change on one machine does not
+ * recompile the others. Sites with TypeScript state files (arbitrary code) are never cached.
  * Set CAIRN_NO_CACHE=1 to bypass it. A site folder that cannot be written simply gets no cache.
  */
-import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { StateRun } from '../catalog/staterun.ts';
 import type { Graph } from '../graph/build.ts';
+import { fingerprint } from '../lib/fingerprint.ts';
 
 declare const __CAIRN_BUILD__: string | undefined;
 
@@ -24,7 +26,7 @@ export interface Compiled {
 const SKIP = new Set(['.cairn', '.git', 'node_modules']);
 
 /** Path, size, inode and mtime of every file in the site; undefined if the site must not be cached. */
-function fingerprint(root: string): string[] | undefined {
+function siteFiles(root: string): string[] | undefined {
   const out: string[] = [];
   const walk = (dir: string): boolean => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -135,7 +137,7 @@ export class CompileCache {
     if (!build || process.env.CAIRN_NO_CACHE) return;
     let files: string[] | undefined;
     try {
-      files = fingerprint(root);
+      files = siteFiles(root);
     } catch {
       files = undefined;
     }
@@ -155,13 +157,13 @@ export class CompileCache {
 
   async get<T>(kind: string, extra: unknown, produce: () => Promise<T>, codec: Codec<T> = JSON_CODEC as Codec<T>): Promise<T> {
     if (this.base === undefined) return produce();
-    const key = createHash('sha256').update(this.base).update(JSON.stringify({ kind, extra })).digest('hex');
-    const path = join(this.dir, `${kind}-${key.slice(0, 32)}.json`);
+    // Two JSON texts, each on one line: the first ends where its object closes.
+    const key = Buffer.from(`${JSON.stringify({ kind, extra })}${this.base}\n`);
+    const path = join(this.dir, `${kind}-${fingerprint(key)}.json`);
     try {
       // The key on the first line, then the value as its codec wrote it.
       const bytes = readFileSync(path);
-      const newline = bytes.indexOf(0x0a);
-      if (newline > 0 && bytes.toString('latin1', 0, newline) === key) return codec.decode(bytes.subarray(newline + 1));
+      if (bytes.length > key.length && bytes.subarray(0, key.length).equals(key)) return codec.decode(bytes.subarray(key.length));
     } catch {
       // No entry yet, or an unreadable one: produce it.
     }
@@ -171,8 +173,8 @@ export class CompileCache {
       const temp = `${path}.${process.pid}.tmp`;
       const fd = openSync(temp, 'w');
       try {
-        for (const piece of [`${key}\n`, ...codec.encode(value)]) {
-          const bytes = Buffer.from(piece);
+        for (const piece of [key, ...codec.encode(value)]) {
+          const bytes = typeof piece === 'string' ? Buffer.from(piece) : piece;
           for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done);
         }
       } finally {

@@ -6,6 +6,7 @@ import type { Compiled } from './compile-cache.ts';
 import type { ConvergeOptions } from './main.ts';
 import { nodeLine, Progress, summaryLine } from './report.ts';
 import { inParallel, type Session } from './sessions.ts';
+import { stdoutIsTTY, stdoutStream, writeOut } from './stdout.ts';
 import { nowMs } from '../lib/clock.ts';
 
 /** The JSON report (DESIGN §11): what `--json` prints and what a store keeps. */
@@ -22,9 +23,9 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
   keep?: (report: RunReport) => Promise<void>): Promise<number> {
   const started = new Date();
   const multi = sessions.length > 1;
-  const tty = !options.json && process.stdout.isTTY === true;
-  const progress = tty ? new Progress(process.stdout) : undefined;
-  const out = progress ? undefined : new LineBuffer(process.stdout);
+  const tty = !options.json && stdoutIsTTY();
+  const progress = tty ? new Progress(stdoutStream()) : undefined;
+  const out = progress ? undefined : new LineBuffer();
   const print = (text: string) => (progress ? progress.print(text) : out!.write(`${text}\n`));
 
   let reports: TargetReport[];
@@ -66,7 +67,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
   }
 
   const report: RunReport = { version: 1, mode, started: started.toISOString(), finished: new Date().toISOString(), targets: reports };
-  if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  if (options.json) writeOut(`${JSON.stringify(report, null, 2)}\n`);
   await keep?.(report);
   if (reports.some((r) => r.status === 'unreachable')) return ExitCode.unreachable;
   if (reports.some((r) => r.status === 'failed')) return ExitCode.nodesFailed;
@@ -83,8 +84,6 @@ class LineBuffer {
   private pending: string[] = [];
   private size = 0;
   private scheduled = false;
-  constructor(private readonly stream: NodeJS.WritableStream) {}
-
   write(text: string): void {
     this.pending.push(text);
     this.size += text.length;
@@ -101,6 +100,6 @@ class LineBuffer {
     const text = this.pending.join('');
     this.pending = [];
     this.size = 0;
-    this.stream.write(text);
+    writeOut(text);
   }
 }

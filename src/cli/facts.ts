@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ExitCode } from '../lib/errors.ts';
 import { closeSessions, openSessions, type Session } from './sessions.ts';
 import { SiteCompiler } from './site-compiler.ts';
+import { writeOut } from './stdout.ts';
 
 export interface FactsOptions {
   site: string;
@@ -38,10 +39,10 @@ export async function showFacts(options: FactsOptions, sources: Map<string, stri
   }
   if (options.json) {
     const targets = sessions.map((s) => (s.error !== undefined ? { name: s.name, error: s.error } : { name: s.name, facts: s.facts }));
-    process.stdout.write(`${JSON.stringify({ version: 1, targets }, null, 2)}\n`);
+    writeOut(`${JSON.stringify({ version: 1, targets }, null, 2)}\n`);
   } else {
     for (const s of sessions) {
-      process.stdout.write(s.error !== undefined ? `${s.name}: UNREACHABLE: ${s.error}\n`
+      writeOut(s.error !== undefined ? `${s.name}: UNREACHABLE: ${s.error}\n`
         : `${s.name}\n${factLines(s.facts ?? {}).map((l) => `  ${l}\n`).join('')}`);
     }
   }

@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, InputError } from '../lib/errors.ts';
 import type { RunReport } from './converge.ts';
 import { storeNamed } from './store-named.ts';
+import { writeOut } from './stdout.ts';
 
 const sources = new Map<string, string>();
 
@@ -38,7 +39,7 @@ export function program(): Command {
     .description('Describe how machines should be; Cairn converges them.')
     .version('0.1.0')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeOut, writeErr: (s) => process.stderr.write(s) });
 
   cmd.command('show')
     .description('print the compiled StateRun and its graph for a target, without touching it')
@@ -57,10 +58,10 @@ export function program(): Command {
       const results = await compiler.compile(selected.map((t) => ({ name: t.name, facts: fixed ?? (t.settings.executor === 'local' ? local() : {}) })));
       if (options.json) {
         const payload = results.map(({ run, graph }) => ({ run, graph }));
-        process.stdout.write(`${JSON.stringify(payload.length === 1 ? payload[0] : payload, null, 2)}\n`);
+        writeOut(`${JSON.stringify(payload.length === 1 ? payload[0] : payload, null, 2)}\n`);
       } else {
         const { formatShow } = await import('./show.ts');
-        process.stdout.write(results.map(({ run, graph }) => formatShow(run, graph)).join('\n'));
+        writeOut(results.map(({ run, graph }) => formatShow(run, graph)).join('\n'));
       }
     });
 
@@ -168,7 +169,7 @@ export function program(): Command {
     .addOption(new Option('--for <file>', 'which file kind').choices(['state', 'site', 'inventory']).default('state'))
     .action(async (options: { for: 'state' | 'site' | 'inventory' }) => {
       const { jsonSchema } = await import('./schema.ts');
-      process.stdout.write(`${JSON.stringify(jsonSchema(options.for), null, 2)}\n`);
+      writeOut(`${JSON.stringify(jsonSchema(options.for), null, 2)}\n`);
     });
 
   return cmd;

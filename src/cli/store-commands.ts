@@ -16,6 +16,7 @@ import { openStore, StoreRefusedError, StoreUnreachableError } from '../store/in
 import type { Store } from '../store/types.ts';
 import type { RunReport } from './converge.ts';
 import { SYSTEM_STORE_CONFIG } from './store-named.ts';
+import { writeOut } from './stdout.ts';
 
 export interface StoreFlags {
   store?: string;
@@ -135,26 +136,26 @@ export async function push(options: PushOptions, sources: Map<string, string>): 
     const r = await pushSite(store, resolve(options.site), { dryRun: options.diff === true });
     const { added, removed, modified } = r.diff;
     if (options.json) {
-      process.stdout.write(`${JSON.stringify({ revision: r.id, parent: r.parent, created: r.created, added, removed, modified }, null, 2)}\n`);
+      writeOut(`${JSON.stringify({ revision: r.id, parent: r.parent, created: r.created, added, removed, modified }, null, 2)}\n`);
       return ExitCode.ok;
     }
     if (options.diff) {
-      if (r.parent === r.id) process.stdout.write(`no changes since revision ${r.id}\n`);
-      for (const path of added) process.stdout.write(`added     ${path}\n`);
-      for (const path of removed) process.stdout.write(`removed   ${path}\n`);
+      if (r.parent === r.id) writeOut(`no changes since revision ${r.id}\n`);
+      for (const path of added) writeOut(`added     ${path}\n`);
+      for (const path of removed) writeOut(`removed   ${path}\n`);
       for (const path of modified) {
-        process.stdout.write(`modified  ${path}\n`);
+        writeOut(`modified  ${path}\n`);
         const before = await readBlob(store, r.previous!.files[path]!, path);
         const after = r.files.get(path)!;
         if (isText(before) && isText(after)) {
           // Without the patch's "====" banner line: the file is named just above.
-          process.stdout.write(createTwoFilesPatch(`a/${path}`, `b/${path}`, before.toString('utf8'), after.toString('utf8'), undefined, undefined, { context: 3 }).replace(/^=+\n/, ''));
+          writeOut(createTwoFilesPatch(`a/${path}`, `b/${path}`, before.toString('utf8'), after.toString('utf8'), undefined, undefined, { context: 3 }).replace(/^=+\n/, ''));
         }
       }
       return ExitCode.ok;
     }
     const what = `${added.length} added, ${modified.length} modified, ${removed.length} removed`;
-    process.stdout.write(r.created ? `revision ${r.id} (${what}${r.parent ? ` since ${r.parent}` : ''})\n` : `revision ${r.id} (unchanged)\n`);
+    writeOut(r.created ? `revision ${r.id} (${what}${r.parent ? ` since ${r.parent}` : ''})\n` : `revision ${r.id} (unchanged)\n`);
     return ExitCode.ok;
   });
   return result;
@@ -197,17 +198,17 @@ export async function status(options: StatusOptions): Promise<number> {
       };
     });
     if (options.json) {
-      process.stdout.write(`${JSON.stringify({ version: 1, head: head?.manifest.id ?? null, targets: list }, null, 2)}\n`);
+      writeOut(`${JSON.stringify({ version: 1, head: head?.manifest.id ?? null, targets: list }, null, 2)}\n`);
       return ExitCode.ok;
     }
-    process.stdout.write(`head revision: ${head?.manifest.id ?? '(nothing pushed)'}\n`);
+    writeOut(`head revision: ${head?.manifest.id ?? '(nothing pushed)'}\n`);
     for (const row of list) {
       const c = row.counts;
       const counts = c ? `${c.changed} changed, ${c.unchanged} unchanged, ${c.failed} failed, ${c.skipped} skipped` : 'no run yet';
       const behind = head && row.revision && row.revision !== head.manifest.id ? ' (behind)' : '';
-      process.stdout.write(`${row.target.padEnd(20)} ${row.status ?? '-'}  revision ${row.revision ?? '-'}${behind}  ${row.finished ?? ''}  ${counts}\n`);
+      writeOut(`${row.target.padEnd(20)} ${row.status ?? '-'}  revision ${row.revision ?? '-'}${behind}  ${row.finished ?? ''}  ${counts}\n`);
       const rejected = row.agent?.rejected as { revision: string; error: string } | undefined;
-      if (rejected) process.stdout.write(`${' '.repeat(21)}rejected revision ${rejected.revision}: ${rejected.error.split('\n')[0]}\n`);
+      if (rejected) writeOut(`${' '.repeat(21)}rejected revision ${rejected.revision}: ${rejected.error.split('\n')[0]}\n`);
     }
     return ExitCode.ok;
   });
@@ -237,7 +238,7 @@ export async function agent(options: AgentCliOptions): Promise<number> {
       workDir: options.workDir,
       debounceMs: Number(options.debounce) || 0,
       signal: controller.signal,
-      log: (line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`),
+      log: (line) => writeOut(`${new Date().toISOString()} ${line}\n`),
       formatErrors: (err: InputError, files) => formatDiagnostics(err.diagnostics, files).trimEnd(),
       compile: async (dir, name, facts, files) => {
         const compiler = new SiteCompiler({ site: dir }, files);

@@ -3,9 +3,9 @@
  * provider, diffs, applies, and carries out requisites, notifications, handlers, stages,
  * transitions, change classes, noop and fail-fast. It knows resource types only as data.
  */
-import { createHash } from 'node:crypto';
 import { canonicalJson } from '../lib/canonical-json.ts';
 import { nowMs } from '../lib/clock.ts';
+import { sha256Hex } from '../lib/digest.ts';
 import type { StateRun } from '../catalog/staterun.ts';
 import { UnreachableError, type Executor } from '../executors/types.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
@@ -44,7 +44,7 @@ export interface Registry {
 function inputHash(type: TypeBehaviour, desired: Record<string, unknown>): string | undefined {
   if (!type.writeOnly?.length) return undefined;
   const picked = Object.fromEntries(type.writeOnly.filter((a) => desired[a] !== undefined).map((a) => [a, desired[a]]));
-  return createHash('sha256').update(canonicalJson(picked)).digest('hex');
+  return sha256Hex(canonicalJson(picked));
 }
 
 export interface EngineOptions {

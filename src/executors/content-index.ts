@@ -2,8 +2,8 @@
  * What the local executor last verified each managed file held, keyed by the file's stat: a file
  * whose device, inode, size, mtime and ctime are all as they were when its content was read has
  * not been written since, so a later run need not read it again (git's index does the same).
- * It holds the sha256 of that content, which answers both "does it hold these bytes?" and "what
- * is its hash?".
+ * It holds a fingerprint of that content (lib/fingerprint.ts), which answers "does it hold these
+ * bytes?", and its sha256 when a run asked for that.
  *
  * Why trusting the stat is sound: every change to a file's content sets its ctime to the file
  * system's clock, and no user call can set a ctime back. The one gap is a change made within the
@@ -16,10 +16,15 @@
  */
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
-import * as crypto from 'node:crypto';
 
-/** [device, inode, size, mtime ms, ctime ms, sha256 hex] */
-type Entry = [number, number, number, number, number, string];
+/** [device, inode, size, mtime ms, ctime ms, fingerprint, sha256 hex]; a digest not yet known is null. */
+type Entry = [number, number, number, number, number, string | null, string | null];
+
+/** What is known of a file's content. */
+export interface Digests {
+  fingerprint?: string;
+  sha256?: string;
+}
 
 /** How far a recorded ctime must lie before the run's start: more than a clock tick of the file system. */
 const FINE_MARGIN_MS = 50;
@@ -34,11 +39,8 @@ export interface ContentIndexOptions {
   save: boolean;
 }
 
-// One call without a Hash object: Node 20.12 and later (engines allows any Node 20).
-const oneShotHash = crypto.hash as typeof crypto.hash | undefined;
-
-export function sha256Hex(bytes: Buffer): string {
-  return oneShotHash ? oneShotHash('sha256', bytes, 'hex') : crypto.createHash('sha256').update(bytes).digest('hex');
+function sameStat(entry: Entry, s: fs.Stats): boolean {
+  return entry[0] === s.dev && entry[1] === s.ino && entry[2] === s.size && entry[3] === s.mtimeMs && entry[4] === s.ctimeMs;
 }
 
 export class ContentIndex {
@@ -56,9 +58,9 @@ export class ContentIndex {
     this.entries = new Map();
     try {
       const data = JSON.parse(fs.readFileSync(this.file, 'utf8')) as { version?: unknown; files?: Record<string, unknown> };
-      if (data.version === 1 && data.files && typeof data.files === 'object') {
+      if (data.version === 2 && data.files && typeof data.files === 'object') {
         for (const [path, entry] of Object.entries(data.files)) {
-          if (Array.isArray(entry) && entry.length === 6 && typeof entry[5] === 'string') this.entries.set(path, entry as Entry);
+          if (Array.isArray(entry) && entry.length === 7) this.entries.set(path, entry as Entry);
         }
       }
     } catch {
@@ -67,15 +69,14 @@ export class ContentIndex {
     return this.entries;
   }
 
-  /** The sha256 of `path`'s content if this stat is the one recorded with it. */
-  lookup(path: string, s: fs.Stats): string | undefined {
+  /** What is known of `path`'s content if this stat is the one recorded with it. */
+  lookup(path: string, s: fs.Stats): Digests | undefined {
     if (!this.options.trust) return undefined;
     const entry = this.load().get(path);
     if (!entry) return undefined;
     this.used.add(path);
-    return entry[0] === s.dev && entry[1] === s.ino && entry[2] === s.size && entry[3] === s.mtimeMs && entry[4] === s.ctimeMs
-      ? entry[5]
-      : undefined;
+    if (!sameStat(entry, s)) return undefined;
+    return { ...(entry[5] !== null ? { fingerprint: entry[5] } : {}), ...(entry[6] !== null ? { sha256: entry[6] } : {}) };
   }
 
   /** Whether content read after taking `s` may be recorded with it: its ctime is older than a tick before the run. */
@@ -84,12 +85,13 @@ export class ContentIndex {
     return s.ctimeMs <= this.startedMs - margin;
   }
 
-  /** Records that `path`, with stat `s` (taken before its content was read), held content of this hash. */
-  record(path: string, s: fs.Stats, sha256: string): void {
+  /** Records what `path`, with stat `s` (taken before its content was read), held; kept with what is known of the same stat. */
+  record(path: string, s: fs.Stats, digests: Digests): void {
     if (!this.recordable(s)) return;
     const entries = this.load();
     const old = entries.get(path);
-    const entry: Entry = [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256];
+    const known = old && sameStat(old, s) ? old : undefined;
+    const entry: Entry = [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, digests.fingerprint ?? known?.[5] ?? null, digests.sha256 ?? known?.[6] ?? null];
     this.used.add(path);
     if (old && old.every((v, i) => v === entry[i])) return;
     entries.set(path, entry);
@@ -104,7 +106,7 @@ export class ContentIndex {
     const temp = `${this.file}.${process.pid}.tmp`;
     try {
       fs.mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-      fs.writeFileSync(temp, JSON.stringify({ version: 1, files: Object.fromEntries(files) }), { mode: 0o600 });
+      fs.writeFileSync(temp, JSON.stringify({ version: 2, files: Object.fromEntries(files) }), { mode: 0o600 });
       fs.renameSync(temp, this.file);
       this.changed = false;
     } catch {

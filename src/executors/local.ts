@@ -6,10 +6,11 @@
  * (Executor.overlap), batched so the file system commits those writes together.
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { ContentIndex, sha256Hex } from './content-index.ts';
+import { randomHex, sha256Stream } from '../lib/digest.ts';
+import { fingerprint } from '../lib/fingerprint.ts';
+import { ContentIndex } from './content-index.ts';
 import { localFacts } from './local-facts.ts';
 import { idTable } from './passwd.ts';
 import type { Executor, RunOptions, RunResult, Stat, WriteOptions } from './types.ts';
@@ -48,7 +49,7 @@ let tempCount = 0;
 
 /** A name for a temp file beside `path`, so the final rename stays on one file system. */
 export function tempPathFor(path: string): string {
-  tempPrefix ??= `${process.pid}.${randomBytes(4).toString('hex')}`;
+  tempPrefix ??= `${process.pid}.${randomHex(4)}`;
   return join(dirname(path), `.${basename(path)}.cairn-tmp.${tempPrefix}.${(tempCount++).toString(36)}`);
 }
 
@@ -81,7 +82,7 @@ function sameFile(fd: number, s: fs.Stats): boolean {
 /** Streams an open file into a hash; `sizeHint` (from a stat just made) sizes the buffer for one read of data. */
 function hashFd(fd: number, sizeHint: number): string {
   const buffer = readBuffer(Math.min(sizeHint + 1, 16 * 1024 * 1024));
-  const hash = createHash('sha256');
+  const hash = sha256Stream();
   for (;;) {
     const n = fs.readSync(fd, buffer, 0, buffer.length, null);
     if (n === 0) break;
@@ -262,13 +263,13 @@ export class LocalExecutor implements Executor {
     // Only a regular file is opened (opening a device or FIFO can block or have effects).
     const s = this.takeStat(path);
     if (!s?.isFile()) return undefined;
-    const known = this.index?.lookup(path, s);
+    const known = this.index?.lookup(path, s)?.sha256;
     if (known !== undefined) return known;
     const fd = openRegular(path);
     if (fd === undefined) return undefined;
     try {
       const hash = hashFd(fd, s.size);
-      if (this.index?.recordable(s) && sameFile(fd, s)) this.index.record(path, s, hash);
+      if (this.index?.recordable(s) && sameFile(fd, s)) this.index.record(path, s, { sha256: hash });
       return hash;
     } finally {
       fs.closeSync(fd);
@@ -279,8 +280,8 @@ export class LocalExecutor implements Executor {
     const s = this.takeStat(path);
     if (!s?.isFile()) return undefined;
     if (s.size !== bytes.length) return false;
-    const known = this.index?.lookup(path, s);
-    if (known !== undefined) return known === sha256Hex(bytes);
+    const known = this.index?.lookup(path, s)?.fingerprint;
+    if (known !== undefined) return known === fingerprint(bytes);
     const fd = openRegular(path);
     if (fd === undefined) return undefined;
     try {
@@ -293,7 +294,7 @@ export class LocalExecutor implements Executor {
         length += n;
       }
       const same = length === bytes.length && buffer.subarray(0, length).equals(bytes);
-      if (same && this.index?.recordable(s) && sameFile(fd, s)) this.index.record(path, s, sha256Hex(bytes));
+      if (same && this.index?.recordable(s) && sameFile(fd, s)) this.index.record(path, s, { fingerprint: fingerprint(bytes) });
       return same;
     } finally {
       fs.closeSync(fd);

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
+import { sha256Hex } from '../../lib/digest.ts';
 import { convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
 import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
 
@@ -38,7 +38,7 @@ export const posixFile: Provider = {
     if (typeof desired.content === 'string') {
       const bytes = Buffer.from(desired.content);
       const same = ctx.exec.holds ? await ctx.exec.holds(path, bytes)
-        : await ctx.exec.sha256(path) === createHash('sha256').update(bytes).digest('hex');
+        : await ctx.exec.sha256(path) === sha256Hex(bytes);
       if (same) current.content = desired.content;
       else current.content = (await ctx.exec.readFile(path))?.toString('utf8');
     } else if (desired.content_sha256 !== undefined) {

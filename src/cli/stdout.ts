@@ -1,0 +1,62 @@
+/**
+ * The CLI's standard output. When it is a pipe, a file, a socket or /dev/null (a script, cron, a
+ * CI log), text is written straight to the descriptor: Node's process.stdout would first load its
+ * stream modules, a measurable part of a converged run. A terminal gets process.stdout (progress
+ * redraws need it), as does a pipe left non-blocking by whoever made it.
+ *
+ * `cairn schema | head` closing the pipe early is not an error: the command just stops.
+ */
+import { fstatSync, statSync, writeSync } from 'node:fs';
+
+/** Whether fd 1 is written with writeSync; decided on first use. */
+let direct: boolean | undefined;
+
+function isDirect(): boolean {
+  if (direct === undefined) {
+    try {
+      const s = fstatSync(1);
+      direct = s.isFIFO() || s.isFile() || s.isSocket() || (s.isCharacterDevice() && s.rdev === statSync('/dev/null').rdev);
+    } catch {
+      direct = false;
+    }
+  }
+  return direct;
+}
+
+let streamReady = false;
+
+/** process.stdout, with the early-close rule above. */
+export function stdoutStream(): NodeJS.WriteStream {
+  if (!streamReady) {
+    streamReady = true;
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      throw err;
+    });
+  }
+  return process.stdout;
+}
+
+/** A terminal (not merely a character device such as /dev/null). */
+export function stdoutIsTTY(): boolean {
+  return !isDirect() && stdoutStream().isTTY === true;
+}
+
+export function writeOut(text: string): void {
+  if (!isDirect()) {
+    stdoutStream().write(text);
+    return;
+  }
+  const bytes = Buffer.from(text);
+  let done = 0;
+  try {
+    while (done < bytes.length) done += writeSync(1, bytes, done);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EPIPE') process.exit(0);
+    if (code !== 'EAGAIN') throw err;
+    // Non-blocking: the stream waits for the reader. Everything after goes the same way, in order.
+    direct = false;
+    stdoutStream().write(bytes.subarray(done));
+  }
+}
