@@ -11,21 +11,22 @@
  * CommonJS on purpose: an ES module entry is read through the thread pool before its first line
  * runs, too late to size it, and Node 20 has no module compile cache of its own.
  */
-import { readFileSync, renameSync, rmSync, stat, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
+import { POOL_SIZE_BY_LAUNCHER } from '../lib/command-env.ts';
 import { LENT_IMPORT, LENT_LOAD } from '../lib/dynamic-import.ts';
 
 declare const __dirname: string;
 
 // Writes wait on fsync in the pool, side by side (Executor.overlap); the default 4 threads
-// would let only 4 of them reach the disk together. The variable is read once, when the first
-// task starts the pool, and is then removed so commands Cairn runs do not inherit it.
+// would let only 4 of them reach the disk together. The pool reads the variable when it starts,
+// at a run's first write, so a converged run neither starts nor stops 16 threads. Commands Cairn
+// runs do not get it (lib/command-env.ts); a value the user set is left alone.
 if (process.env.UV_THREADPOOL_SIZE === undefined) {
   process.env.UV_THREADPOOL_SIZE = '16';
-  stat(__dirname, () => undefined);
-  delete process.env.UV_THREADPOOL_SIZE;
+  (globalThis as { [POOL_SIZE_BY_LAUNCHER]?: boolean })[POOL_SIZE_BY_LAUNCHER] = true;
 }
 
 // One cache per command and file: each holds the functions its command ran, not just the top level.

@@ -8,6 +8,7 @@
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { commandEnv } from '../lib/command-env.ts';
 import { randomHex, sha256Stream } from '../lib/digest.ts';
 import { fingerprint } from '../lib/fingerprint.ts';
 import { ContentIndex } from './content-index.ts';
@@ -166,7 +167,7 @@ export class LocalExecutor implements Executor {
     return new Promise((resolve) => {
       const child = spawn(argv[0]!, argv.slice(1), {
         cwd: opts.cwd,
-        env: opts.env ? { ...process.env, ...opts.env } : process.env,
+        env: commandEnv(opts.env),
         stdio: [opts.stdin !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
         ...(uid !== undefined ? { uid } : {}),
         ...(gid !== undefined ? { gid } : {}),
