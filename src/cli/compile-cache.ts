@@ -14,7 +14,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, 
 import { join, relative, resolve } from 'node:path';
 import type { StateRun } from '../catalog/staterun.ts';
 import type { Graph } from '../graph/build.ts';
-import { fingerprint } from '../lib/fingerprint.ts';
+import { fingerprintHex } from '../lib/fingerprint.ts';
 
 declare const __CAIRN_BUILD__: string | undefined;
 
@@ -159,7 +159,7 @@ export class CompileCache {
     if (this.base === undefined) return produce();
     // Two JSON texts, each on one line: the first ends where its object closes.
     const key = Buffer.from(`${JSON.stringify({ kind, extra })}${this.base}\n`);
-    const path = join(this.dir, `${kind}-${fingerprint(key)}.json`);
+    const path = join(this.dir, `${kind}-${fingerprintHex(key)}.json`);
     try {
       // The key on the first line, then the value as its codec wrote it.
       const bytes = readFileSync(path);

@@ -17,12 +17,12 @@
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 
-/** [device, inode, size, mtime ms, ctime ms, fingerprint, sha256 hex]; a digest not yet known is null. */
-type Entry = [number, number, number, number, number, string | null, string | null];
+/** [device, inode, size, mtime ms, ctime ms, fingerprint (two halves), sha256 hex]; a digest not yet known is null. */
+type Entry = [number, number, number, number, number, number | null, number | null, string | null];
 
 /** What is known of a file's content. */
 export interface Digests {
-  fingerprint?: string;
+  fingerprint?: [number, number];
   sha256?: string;
 }
 
@@ -58,9 +58,9 @@ export class ContentIndex {
     this.entries = new Map();
     try {
       const data = JSON.parse(fs.readFileSync(this.file, 'utf8')) as { version?: unknown; files?: Record<string, unknown> };
-      if (data.version === 2 && data.files && typeof data.files === 'object') {
+      if (data.version === 3 && data.files && typeof data.files === 'object') {
         for (const [path, entry] of Object.entries(data.files)) {
-          if (Array.isArray(entry) && entry.length === 7) this.entries.set(path, entry as Entry);
+          if (Array.isArray(entry) && entry.length === 8) this.entries.set(path, entry as Entry);
         }
       }
     } catch {
@@ -76,7 +76,7 @@ export class ContentIndex {
     if (!entry) return undefined;
     this.used.add(path);
     if (!sameStat(entry, s)) return undefined;
-    return { ...(entry[5] !== null ? { fingerprint: entry[5] } : {}), ...(entry[6] !== null ? { sha256: entry[6] } : {}) };
+    return { ...(entry[5] !== null && entry[6] !== null ? { fingerprint: [entry[5], entry[6]] } : {}), ...(entry[7] !== null ? { sha256: entry[7] } : {}) };
   }
 
   /** Whether content read after taking `s` may be recorded with it: its ctime is older than a tick before the run. */
@@ -91,7 +91,8 @@ export class ContentIndex {
     const entries = this.load();
     const old = entries.get(path);
     const known = old && sameStat(old, s) ? old : undefined;
-    const entry: Entry = [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, digests.fingerprint ?? known?.[5] ?? null, digests.sha256 ?? known?.[6] ?? null];
+    const fingerprint = digests.fingerprint ?? (known && known[5] !== null && known[6] !== null ? [known[5], known[6]] : undefined);
+    const entry: Entry = [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, fingerprint?.[0] ?? null, fingerprint?.[1] ?? null, digests.sha256 ?? known?.[7] ?? null];
     this.used.add(path);
     if (old && old.every((v, i) => v === entry[i])) return;
     entries.set(path, entry);
@@ -106,7 +107,7 @@ export class ContentIndex {
     const temp = `${this.file}.${process.pid}.tmp`;
     try {
       fs.mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-      fs.writeFileSync(temp, JSON.stringify({ version: 2, files: Object.fromEntries(files) }), { mode: 0o600 });
+      fs.writeFileSync(temp, JSON.stringify({ version: 3, files: Object.fromEntries(files) }), { mode: 0o600 });
       fs.renameSync(temp, this.file);
       this.changed = false;
     } catch {

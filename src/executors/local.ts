@@ -282,7 +282,10 @@ export class LocalExecutor implements Executor {
     if (!s?.isFile()) return undefined;
     if (s.size !== bytes.length) return false;
     const known = this.index?.lookup(path, s)?.fingerprint;
-    if (known !== undefined) return known === fingerprint(bytes);
+    if (known !== undefined) {
+      const wanted = fingerprint(bytes);
+      return known[0] === wanted[0] && known[1] === wanted[1];
+    }
     const fd = openRegular(path);
     if (fd === undefined) return undefined;
     try {
