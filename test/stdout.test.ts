@@ -1,5 +1,5 @@
 /**
- * The CLI's standard output (src/cli/stdout.ts): written straight to a pipe or a file, whole and
+ * The CLI's standard output (src/cli/output.ts): written straight to a pipe or a file, whole and
  * in order even when the reader is slow (a full pipe, blocking or not), and a reader that stops
  * early ends the command quietly with exit 0.
  */

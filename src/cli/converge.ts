@@ -6,7 +6,7 @@ import type { Compiled } from './compile-cache.ts';
 import type { ConvergeOptions } from './main.ts';
 import { nodeLine, Progress, summaryLine } from './report.ts';
 import { inParallel, type Session } from './sessions.ts';
-import { stdoutIsTTY, stdoutStream, writeOut } from './stdout.ts';
+import { stdoutIsTTY, stdoutStream, writeOut } from './output.ts';
 import { nowMs } from '../lib/clock.ts';
 
 /** The JSON report (DESIGN §11): what `--json` prints and what a store keeps. */

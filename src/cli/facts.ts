@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ExitCode } from '../lib/errors.ts';
 import { closeSessions, openSessions, type Session } from './sessions.ts';
 import { SiteCompiler } from './site-compiler.ts';
-import { writeOut } from './stdout.ts';
+import { writeOut } from './output.ts';
 
 export interface FactsOptions {
   site: string;

@@ -3,7 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, InputError } from '../lib/errors.ts';
 import type { RunReport } from './converge.ts';
 import { storeNamed } from './store-named.ts';
-import { writeOut } from './stdout.ts';
+import { writeErr, writeOut } from './output.ts';
 
 const sources = new Map<string, string>();
 
@@ -39,7 +39,7 @@ export function program(): Command {
     .description('Describe how machines should be; Cairn converges them.')
     .version('0.1.0')
     .exitOverride()
-    .configureOutput({ writeOut, writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeOut, writeErr });
 
   cmd.command('show')
     .description('print the compiled StateRun and its graph for a target, without touching it')
@@ -186,10 +186,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof InputError) {
       const { formatDiagnostics } = await import('./diagnostics.ts');
-      process.stderr.write(formatDiagnostics(err.diagnostics, sources));
+      writeErr(formatDiagnostics(err.diagnostics, sources));
       return err.exitCode;
     }
-    process.stderr.write(`cairn: internal error: ${(err as Error).stack ?? String(err)}\n`);
+    writeErr(`cairn: internal error: ${(err as Error).stack ?? String(err)}\n`);
     return 70;
   }
 }

@@ -16,7 +16,7 @@ import { openStore, StoreRefusedError, StoreUnreachableError } from '../store/in
 import type { Store } from '../store/types.ts';
 import type { RunReport } from './converge.ts';
 import { SYSTEM_STORE_CONFIG } from './store-named.ts';
-import { writeOut } from './stdout.ts';
+import { writeErr, writeOut } from './output.ts';
 
 export interface StoreFlags {
   store?: string;
@@ -81,7 +81,7 @@ async function withStoreAt<T>(at: { url: string; options: StoreOptions }, fn: (s
     return await fn(store);
   } catch (err) {
     if (err instanceof StoreUnreachableError || err instanceof StoreRefusedError) {
-      process.stderr.write(`cairn: ${what}${err.message}\n`);
+      writeErr(`cairn: ${what}${err.message}\n`);
       return err.exitCode;
     }
     throw err;

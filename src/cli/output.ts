@@ -1,5 +1,5 @@
 /**
- * The CLI's standard output. When it is a pipe, a file, a socket or /dev/null (a script, cron, a
+ * The CLI's standard output and error. When standard output is a pipe, a file, a socket or /dev/null (a script, cron, a
  * CI log), text is written straight to the descriptor: Node's process.stdout would first load its
  * stream modules, a measurable part of a converged run. A terminal gets process.stdout (progress
  * redraws need it), as does a pipe left non-blocking by whoever made it.
@@ -24,9 +24,12 @@ function isDirect(): boolean {
 }
 
 let streamReady = false;
+/** Whether anything went through Node's streams, which may still hold it (a non-blocking pipe). */
+let streamsUsed = false;
 
 /** process.stdout, with the early-close rule above. */
 export function stdoutStream(): NodeJS.WriteStream {
+  streamsUsed = true;
   if (!streamReady) {
     streamReady = true;
     process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -59,4 +62,18 @@ export function writeOut(text: string): void {
     direct = false;
     stdoutStream().write(bytes.subarray(done));
   }
+}
+
+/** Standard error (diagnostics): always Node's stream, which is synchronous for files and terminals. */
+export function writeErr(text: string): void {
+  streamsUsed = true;
+  process.stderr.write(text);
+}
+
+/**
+ * Whether the process may exit at once without losing output: nothing was left to Node's
+ * streams, which may still be writing it out.
+ */
+export function outputSettled(): boolean {
+  return !streamsUsed;
 }
