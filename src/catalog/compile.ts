@@ -22,6 +22,8 @@ import { mergeAll } from './vars.ts';
 export interface CompileOptions {
   facts?: Record<string, unknown>;
   cliVars?: Record<string, unknown>;
+  /** Called after each state's parts are rendered and parsed, when that text's parse is garbage (the CLI frees memory there). */
+  afterState?: () => void;
 }
 
 /** Roles in order: those of the target's groups (in group order), then the target's own. */
@@ -204,6 +206,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     invocations.push(inv);
     const it = scopeFor(params);
     const rawParts = d.collect(() => def.parts(it)) ?? [];
+    options.afterState?.();
     const resolveCtx = resolveContext(def, it);
     rawParts.forEach((raw, index) => {
       const part = parsePart(raw, { index, fallback: posOf(rawParts, index) ?? def.pos, resolve: resolveCtx }, d);

@@ -8,6 +8,7 @@ import type { Catalog, Target } from '../catalog/catalog.ts';
 import type { TargetSettings } from '../catalog/schema.ts';
 import { Diagnostics, InputError } from '../lib/errors.ts';
 import { COMPILED_CODEC, CompileCache, type Compiled } from './compile-cache.ts';
+import { releaseGarbage } from '../lib/memory.ts';
 
 export interface SelectedTarget {
   name: string;
@@ -77,8 +78,10 @@ export class SiteCompiler {
     const { catalog, cliVars } = await this.load();
     const target = catalog.targets.get(name)!;
     const d = new Diagnostics();
-    const run = d.collect(() => compile(catalog, target, { facts, cliVars }));
+    const run = d.collect(() => compile(catalog, target, { facts, cliVars, afterState: releaseGarbage }));
+    releaseGarbage();
     const graph = run && d.collect(() => buildGraph(run));
+    releaseGarbage();
     d.throwIfAny();
     return { run: run!, graph: graph! };
   }

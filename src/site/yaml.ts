@@ -120,13 +120,7 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
     }
     return where(node);
   };
-  const resolve = (packed: number): SourcePos => {
-    const start = Math.floor(packed / (2 * LENGTH_BITS));
-    const rest = packed - start * 2 * LENGTH_BITS;
-    const quoted = rest >= LENGTH_BITS;
-    const at = toPos(start, quoted ? rest - LENGTH_BITS : rest);
-    return quoted ? { ...at, col: at.col + 1 } : at;
-  };
+  const resolve = packedResolver(toPos);
 
   const seen = new Set<YamlNode>();
   const convert = (node: unknown): unknown => {
@@ -174,6 +168,21 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
     return (node as { toJSON?: () => unknown }).toJSON?.() ?? null;
   };
   return convert(doc.contents);
+}
+
+/**
+ * Turns packed ranges into positions. Made outside parseYaml on purpose: every converted map
+ * keeps this function, and a closure made there would keep parseYaml's whole scope alive with
+ * it, the parsed Document included (tens of megabytes for a large state).
+ */
+function packedResolver(toPos: OffsetMapper): (packed: number) => SourcePos {
+  return (packed) => {
+    const start = Math.floor(packed / (2 * LENGTH_BITS));
+    const rest = packed - start * 2 * LENGTH_BITS;
+    const quoted = rest >= LENGTH_BITS;
+    const at = toPos(start, quoted ? rest - LENGTH_BITS : rest);
+    return quoted ? { ...at, col: at.col + 1 } : at;
+  };
 }
 
 function firstLine(message: string): string {
