@@ -1,9 +1,11 @@
 /** The compile cache: a converged site reuses its compiled run until any input changes. */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { compileTemplate } from '../src/site/template.ts';
+import { CAIRN } from './helpers/cli.ts';
 import { converge, scratchSite } from './helpers/converge.ts';
 
 const R = '<%= it.vars.root %>';
@@ -39,4 +41,19 @@ test('templates cannot reach the process, its environment or modules', () => {
   const render = (src: string) => compileTemplate(src, 'f').render({}).text;
   assert.throws(() => render('<%= process.env.HOME %>'), /Cannot read properties of undefined \(reading 'env'\)/);
   assert.equal(render('<%= typeof require %> <%= typeof globalThis %> <%= Math.max(1, 2) %>'), 'undefined undefined 2');
+});
+
+test('a compiled run read back from the cache is the one compiled: show --json is the same, key for key', () => {
+  const repo = resolve(import.meta.dirname, '..');
+  const facts = join(repo, 'test/fixtures/facts-debian.json');
+  const sites = [['examples/site', 'web1'], ['examples/site', 'local'], ['test/fixtures/sites/stages', 'h1']];
+  for (const [site, target] of sites) {
+    const show = (env: Record<string, string> = {}) => spawnSync(process.execPath, [CAIRN, 'show', '--json', '--site', site!, '-t', target!, '--facts', facts],
+      { cwd: repo, encoding: 'utf8', env: { ...process.env, ...env } });
+    const fresh = show({ CAIRN_NO_CACHE: '1' });
+    assert.equal(fresh.status, 0, fresh.stderr);
+    show();
+    const cached = show();
+    assert.equal(cached.stdout, fresh.stdout, `${site} ${target}`);
+  }
 });
