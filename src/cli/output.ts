@@ -1,8 +1,9 @@
 /**
- * The CLI's standard output and error. When standard output is a pipe, a file, a socket or /dev/null (a script, cron, a
- * CI log), text is written straight to the descriptor: Node's process.stdout would first load its
- * stream modules, a measurable part of a converged run. A terminal gets process.stdout (progress
- * redraws need it), as does a pipe left non-blocking by whoever made it.
+ * The CLI's standard output and error. When standard output is a pipe, a file, a socket or
+ * /dev/null (a script, cron, a CI log), text is written straight to the descriptor: Node's
+ * process.stdout would first load its stream modules, a measurable part of a converged run. A
+ * terminal gets process.stdout (progress redraws need it), as does a pipe left non-blocking by
+ * whoever made it.
  *
  * `cairn schema | head` closing the pipe early is not an error: the command just stops.
  */

@@ -120,15 +120,6 @@ export interface LocalExecutorOptions {
 
 export class LocalExecutor implements Executor {
   readonly name = 'local';
-  private readonly index?: ContentIndex;
-
-  constructor(options: LocalExecutorOptions = {}) {
-    if (options.contentIndex) {
-      const { file, ...indexOptions } = options.contentIndex;
-      this.index = new ContentIndex(file, indexOptions);
-    }
-  }
-
   /** Writes in flight at once: enough for the file system to commit many per journal flush. */
   readonly overlap = 16;
   private readonly syncs = new SyncBatch();
@@ -142,6 +133,15 @@ export class LocalExecutor implements Executor {
    * made through this executor forgets it all; it is kept small.
    */
   private readonly seen = new Map<string, fs.Stats>();
+  /** What past runs verified files held (content-index.ts); absent: every file is read. */
+  private readonly index?: ContentIndex;
+
+  constructor(options: LocalExecutorOptions = {}) {
+    if (options.contentIndex) {
+      const { file, ...indexOptions } = options.contentIndex;
+      this.index = new ContentIndex(file, indexOptions);
+    }
+  }
 
   /** The stat `stat` just took of `path` (once), else a fresh lstat. */
   private takeStat(path: string): fs.Stats | undefined {
