@@ -68,6 +68,7 @@ export class SiteCompiler {
     }
     // The loaded site is not needed once every target is compiled: let it go before the run.
     this.loaded = undefined;
+    releaseGarbage();
     errors.throwIfAny();
     return results;
   }
