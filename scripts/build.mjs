@@ -1,4 +1,4 @@
-// Bundles the CLI into one ESM file (fast start-up: no TypeScript at run time) and the typed API.
+// Bundles the CLI (dist/cairn-main.cjs, dist/cairn-vendor.cjs with zod and yaml, and the launcher dist/cairn.cjs; no TypeScript at run time) and the typed API.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync, rmSync } from 'node:fs';
