@@ -3,10 +3,10 @@
  * parts rendered and validated, identical invocations once, notified handlers added. Pure apart
  * from reading site files (templates, sources) that the catalog points at.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { canonicalJson } from '../lib/canonical-json.ts';
+import { sha256Hex } from '../lib/digest.ts';
 import { Diagnostics, inputError, type SourcePos } from '../lib/errors.ts';
 import type { ResolveContext } from '../resources/type.ts';
 import type { StateDef, TemplateScope } from '../site/states.ts';
@@ -145,7 +145,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
       },
       readSource(path) {
         const data = readFileSync(locate(path));
-        return { base64: data.toString('base64'), sha256: createHash('sha256').update(data).digest('hex') };
+        return { base64: data.toString('base64'), sha256: sha256Hex(data) };
       },
     };
   };

@@ -13,10 +13,10 @@
  * Blobs are written first (harmless if a push then fails: nothing refers to them); the manifest
  * and the head move together in one transaction that fails if another push landed meanwhile.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import type { Store } from './types.ts';
+import { sha256Hex } from '../lib/digest.ts';
 
 export const KEYS = {
   head: '/cairn/site/head',
@@ -46,10 +46,6 @@ export class CorruptDocument extends Error {
   }
 }
 
-function sha256(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
 /** Every file of a site, by site-relative path; dot folders (.cairn, .git) and node_modules are not the site. */
 export function siteFiles(root: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
@@ -68,13 +64,13 @@ export function siteFiles(root: string): Map<string, Buffer> {
 /** A site's files, their hashes, and the id the site has as a revision. */
 export function siteRevision(root: string): { files: Map<string, Buffer>; hashes: Record<string, string>; id: string } {
   const files = siteFiles(root);
-  const hashes = Object.fromEntries([...files].map(([p, data]) => [p, sha256(data)]));
+  const hashes = Object.fromEntries([...files].map(([p, data]) => [p, sha256Hex(data)]));
   return { files, hashes, id: revisionId(hashes) };
 }
 
 export function revisionId(files: Record<string, string>): string {
   const sorted = Object.keys(files).sort().map((p) => `${p}\0${files[p]}\n`).join('');
-  return sha256(sorted).slice(0, 16);
+  return sha256Hex(sorted).slice(0, 16);
 }
 
 function parseJson<T>(key: string, value: Buffer): T {
@@ -170,7 +166,7 @@ export async function readBlob(store: Store, sha: string, path: string): Promise
   const key = KEYS.blob(sha);
   const kv = await store.get(key);
   if (!kv) throw new CorruptDocument(key, `missing (the content of ${path})`);
-  if (sha256(kv.value) !== sha) throw new CorruptDocument(key, `its content does not match its hash (the content of ${path})`);
+  if (sha256Hex(kv.value) !== sha) throw new CorruptDocument(key, `its content does not match its hash (the content of ${path})`);
   return kv.value;
 }
 
