@@ -11,7 +11,7 @@ import { basename, dirname, join } from 'node:path';
 import { commandEnv } from '../lib/command-env.ts';
 import { randomHex, sha256Stream } from '../lib/digest.ts';
 import { fingerprint } from '../lib/fingerprint.ts';
-import { ContentIndex } from './content-index.ts';
+import { ContentIndex, type Digests } from './content-index.ts';
 import { localFacts } from './local-facts.ts';
 import { idTable } from './passwd.ts';
 import type { Executor, RunOptions, RunResult, Stat, WriteOptions } from './types.ts';
@@ -153,6 +153,11 @@ export class LocalExecutor implements Executor {
     return fs.lstatSync(path, { throwIfNoEntry: false });
   }
 
+  /** Records what was just read through `fd` when the index may keep it: an old enough stat, still the open file's. */
+  private remember(path: string, s: fs.Stats, fd: number, digests: () => Digests): void {
+    if (this.index?.recordable(s) && sameFile(fd, s)) this.index.record(path, s, digests());
+  }
+
   private forgetStats(): void {
     this.seen.clear();
   }
@@ -270,7 +275,7 @@ export class LocalExecutor implements Executor {
     if (fd === undefined) return undefined;
     try {
       const hash = hashFd(fd, s.size);
-      if (this.index?.recordable(s) && sameFile(fd, s)) this.index.record(path, s, { sha256: hash });
+      this.remember(path, s, fd, () => ({ sha256: hash }));
       return hash;
     } finally {
       fs.closeSync(fd);
@@ -298,7 +303,7 @@ export class LocalExecutor implements Executor {
         length += n;
       }
       const same = length === bytes.length && buffer.subarray(0, length).equals(bytes);
-      if (same && this.index?.recordable(s) && sameFile(fd, s)) this.index.record(path, s, { fingerprint: fingerprint(bytes) });
+      if (same) this.remember(path, s, fd, () => ({ fingerprint: fingerprint(bytes) }));
       return same;
     } finally {
       fs.closeSync(fd);
