@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -217,6 +217,14 @@ test('symlink: a file in the way fails unless force; line: match replaces the fi
   converge(s, 'apply', ['--var', 'force=true'], 0);
   const again = converge(s, 'apply', ['--var', 'force=true'], 0);
   assert.deepEqual(again.target.counts, { changed: 0, unchanged: 2, failed: 0, skipped: 0 });
+});
+
+test('symlink: a link to a path that does not exist (yet) is made and then kept', () => {
+  const s = scratchSite('s', { 'states/s.yaml': `s:\n  - symlink: ${R}/l\n    target: ${R}/later\n` });
+  const r = converge(s, 'apply', [], 0);
+  assert.deepEqual(r.nodes.map((n) => n.status), ['changed']);
+  assert.equal(readlinkSync(join(s.root, 'l')), join(s.root, 'later'));
+  assert.deepEqual(converge(s, 'apply', [], 0).target.counts, { changed: 0, unchanged: 1, failed: 0, skipped: 0 });
 });
 
 test('exec: argv, env, cwd, unless/onlyif and timeout', () => {

@@ -1,8 +1,9 @@
 /**
  * The local executor: Node's fs and child_process, in-process (no process per file check).
  * File operations use the synchronous fs calls: each is a few microseconds, where an async call
- * waits a thread-pool round trip. The one exception is the fsync before a write's rename: it
- * waits on the disk, so it runs in the thread pool while the engine goes on with other nodes
+ * waits a thread-pool round trip. The one exception is the fsync before a write's rename (made
+ * where the rename replaces content older than the run, see unsynced-writes.ts): it waits on the
+ * disk, so it runs in the thread pool while the engine goes on with other nodes
  * (Executor.overlap), batched so the file system commits those writes together.
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
@@ -15,6 +16,7 @@ import { ContentIndex, type Digests } from './content-index.ts';
 import { localFacts } from './local-facts.ts';
 import { idTable } from './passwd.ts';
 import type { Executor, RunOptions, RunResult, Stat, WriteOptions } from './types.ts';
+import { UnsyncedWrites } from './unsynced-writes.ts';
 
 const OUTPUT_LIMIT = 1 << 20;
 
@@ -123,6 +125,7 @@ export class LocalExecutor implements Executor {
   /** Writes in flight at once: enough for the file system to commit many per journal flush. */
   readonly overlap = 16;
   private readonly syncs = new SyncBatch();
+  private readonly unsynced = new UnsyncedWrites();
   private users?: Map<string, number>;
   private primaryGroups?: Map<string, number>;
   private groups?: Map<string, number>;
@@ -217,6 +220,7 @@ export class LocalExecutor implements Executor {
   async writeFile(path: string, data: string | Buffer, opts: WriteOptions = {}): Promise<void> {
     const existing = await this.stat(path);
     this.forgetStats();
+    const sync = this.unsynced.mustSync(path, existing !== undefined);
     const temp = tempPathFor(path);
     const mode = opts.mode ?? (existing?.type === 'file' ? existing.mode : undefined);
     const fd = fs.openSync(temp, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, mode ?? 0o666);
@@ -224,7 +228,7 @@ export class LocalExecutor implements Executor {
       fs.writeFileSync(fd, data);
       // open() applies the umask; an explicit or kept mode must be exact.
       if (mode !== undefined) fs.fchmodSync(fd, mode);
-      await this.syncs.sync(fd);
+      if (sync) await this.syncs.sync(fd);
     } catch (err) {
       fs.closeSync(fd);
       fs.rmSync(temp, { force: true });
@@ -245,6 +249,7 @@ export class LocalExecutor implements Executor {
       fs.rmSync(temp, { force: true });
       throw err;
     }
+    if (!sync) this.unsynced.add(path);
   }
 
   async stat(path: string): Promise<Stat | undefined> {

@@ -48,7 +48,11 @@ export interface Executor {
   readonly name: string;
   run(argv: string[], opts?: RunOptions): Promise<RunResult>;
   readFile(path: string): Promise<Buffer | undefined>;
-  /** Atomic: a temp file in the same directory, fsync, rename; mode and owner set before the rename. */
+  /**
+   * Atomic: a temp file in the same directory, renamed into place; mode and owner set before the
+   * rename. Where the rename replaces content older than the run, the temp file is fsynced first
+   * (unsynced-writes.ts).
+   */
   writeFile(path: string, data: string | Buffer, opts?: WriteOptions): Promise<void>;
   /** Like lstat: a symlink is reported as one. */
   stat(path: string): Promise<Stat | undefined>;

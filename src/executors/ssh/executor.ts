@@ -14,6 +14,7 @@ import type { Client as SshClient, ClientChannel } from 'ssh2';
 import { printfFormat, shellCommand, shellQuote } from '../../lib/shell.ts';
 import { idTable } from '../passwd.ts';
 import { UnreachableError, type Executor, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions } from '../types.ts';
+import { UnsyncedWrites } from '../unsynced-writes.ts';
 import { connect, type ConnectOptions, type Resolved, type SshSettings } from './connect.ts';
 import { BatchMismatch, FACTS_SCRIPT, ID_TABLES_SCRIPT, parseBatch, parseFactsOutput, splitSections, type PathInfo } from './remote-script.ts';
 import { RemoteShell, ShellGone } from './remote-shell.ts';
@@ -40,6 +41,7 @@ function errnoError(message: string, code: string): Error {
 export class SshExecutor implements Executor {
   readonly name = 'ssh';
   private readonly cache = new Map<string, PathInfo>();
+  private readonly unsynced = new UnsyncedWrites();
   private wanted: PrefetchEntry[] = [];
   private readonly position = new Map<string, number>();
   private ids?: { users: Map<string, number>; groups: Map<string, number> };
@@ -276,6 +278,7 @@ export class SshExecutor implements Executor {
   async writeFile(path: string, data: string | Buffer, opts: WriteOptions = {}): Promise<void> {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     const existing = await this.stat(path);
+    const sync = this.unsynced.mustSync(path, existing !== undefined);
     const kept = existing?.type === 'file' ? existing : undefined;
     const mode = opts.mode ?? kept?.mode ?? this.defaultMode;
     const explicitOwner = opts.owner !== undefined || opts.group !== undefined;
@@ -292,7 +295,8 @@ export class SshExecutor implements Executor {
     const direct = (mode & ~0o666) === 0;
     const umask = direct ? (~mode & 0o777).toString(8).padStart(4, '0') : '0077';
     await this.op(`__cairn_dir ${shellQuote(dirname(path))} && { umask ${umask}; ${writes.join(' && ')}; __s=$?; umask $__um; [ $__s = 0 ] || { rm -f -- ${temp}; (exit $__s); }; } && ` +
-      `__cairn_commit ${temp} ${shellQuote(path)} ${direct ? '-' : mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${explicitOwner ? 1 : 0}`, [path]);
+      `__cairn_commit ${temp} ${shellQuote(path)} ${direct ? '-' : mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${explicitOwner ? 1 : 0} ${sync ? 1 : 0}`, [path]);
+    if (!sync) this.unsynced.add(path);
   }
 
   async mkdir(path: string, opts: { parents?: boolean; mode?: number } = {}): Promise<void> {
@@ -308,7 +312,7 @@ export class SshExecutor implements Executor {
 
   async symlink(target: string, path: string): Promise<void> {
     const temp = shellQuote(this.tempPath(path));
-    await this.op(`__cairn_dir ${shellQuote(dirname(path))} && ln -s -- ${shellQuote(target)} ${temp} && __cairn_commit ${temp} ${shellQuote(path)} - - 0`, [path]);
+    await this.op(`__cairn_dir ${shellQuote(dirname(path))} && ln -s -- ${shellQuote(target)} ${temp} && __cairn_commit ${temp} ${shellQuote(path)} - - 0 0`, [path]);
   }
 
   async chmod(path: string, mode: number): Promise<void> {

@@ -49,7 +49,7 @@ __cairn_read() {
 __cairn_dir() { [ -d "$1" ] || { echo "no such directory: $1"; return 20; }; }
 __cairn_commit() {
   { [ "$3" = - ] || chmod "$3" -- "$1"; } && { [ "$4" = - ] || chown "$4" -- "$1" || [ "$5" = 0 ]; } &&
-  { [ -z "$__gnu" ] || sync -- "$1"; } &&
+  { [ "$6" != 1 ] || [ -z "$__gnu" ] || sync -- "$1"; } &&
   if [ -n "$__gnu" ]; then mv -f -T -- "$1" "$2"
   elif [ -L "$2" ] && [ -d "$2" ]; then rm -f -- "$2" && mv -f -- "$1" "$2"
   elif [ -d "$2" ]; then echo "$2 is a directory"; false
