@@ -10,7 +10,7 @@
 // Every figure is a whole process timed from outside (start-up included), like the peers'
 // RESULTS.md: wall time from a monotonic clock, CPU (user+sys) and peak RSS from GNU time.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +35,28 @@ const work = mkdtempSync(join(tmpdir(), 'cairn-bench-'));
 const roots = { cairn: join(work, 'cairn'), shell: join(work, 'shell') };
 const stateDir = '/tmp/cmbench/cairn-state'; // bench/site/cairn.yaml's state_dir
 
+/**
+ * Clears a tree before a first run by renaming it aside; `emptyAside` deletes those trees between
+ * scenarios. Deleting a tree right before a timed run slows the run's own file creates: ext4 skips
+ * recently freed inodes when it allocates (find_inode_bit → recently_deleted, a check per freed
+ * inode for up to a minute, five while their inode table is dirty), and on this kind of VM that
+ * made every tool's first run 2–3× slower and far noisier than a first run on a fresh machine.
+ */
+const asideDir = join(work, 'aside');
+let asideCount = 0;
+function setAside(path) {
+  if (!existsSync(path)) return;
+  mkdirSync(asideDir, { recursive: true });
+  try {
+    renameSync(path, join(asideDir, String(asideCount++)));
+  } catch {
+    rmSync(path, { recursive: true, force: true }); // another file system
+  }
+}
+function emptyAside() {
+  rmSync(asideDir, { recursive: true, force: true });
+}
+
 /** Runs a command under GNU time: wall (ms, monotonic), cpu (s), peak RSS (MiB), and its stdout. */
 function timed(argv, env = {}) {
   const tfile = join(work, 'time.out');
@@ -53,7 +75,7 @@ const stat = (samples, key, fmt) => `${fmt(median(samples.map((s) => s[key])))} 
 /** The SSH variant (bench/ssh.mjs): alone with --ssh-only, else after the local figures. */
 async function sshSection() {
   const { runSsh } = await import('./ssh.mjs');
-  return runSsh({ timed, runs: quick ? 3 : runs, work, cairnBin, repo, peers, withPeers, median, stat, fmtMs });
+  return runSsh({ timed, setAside, emptyAside, runs: quick ? 3 : runs, work, cairnBin, repo, peers, withPeers, median, stat, fmtMs });
 }
 if (sshOnly) {
   const { checks, lines } = await sshSection();
@@ -66,11 +88,11 @@ const cairn = (root, extra = []) => ['node', cairnBin, 'apply', '--site', join(r
 const shell = () => ['sh', join(peers, 'shell/converge.sh')];
 
 function resetCairn() {
-  rmSync(roots.cairn, { recursive: true, force: true });
-  rmSync(stateDir, { recursive: true, force: true });
+  setAside(roots.cairn);
+  setAside(stateDir);
 }
 function resetShell() {
-  rmSync(roots.shell, { recursive: true, force: true });
+  setAside(roots.shell);
 }
 
 /** What each tool changed: Cairn's JSON report, the shell script's last line. */
@@ -106,13 +128,13 @@ function peerTools() {
   return [
     {
       name: 'puppet', root: puppetRoot, runs: Math.min(runs, 3),
-      reset: () => rmSync(puppetRoot, { recursive: true, force: true }),
+      reset: () => setAside(puppetRoot),
       run: (v) => timed(['puppet', 'apply', '--confdir', conf, '--modulepath', `${join(peers, 'puppet/modules')}:/usr/share/puppet/modules`, join(peers, 'puppet/site.pp')],
         { FACTER_cmbench_root: puppetRoot, FACTER_cmbench_app_version: String(v) }),
     },
     {
       name: 'ansible', root: ansibleRoot, runs: 1,
-      reset: () => rmSync(ansibleRoot, { recursive: true, force: true }),
+      reset: () => setAside(ansibleRoot),
       run: (v) => timed(['ansible-playbook', '-i', join(peers, 'ansible/inventory-local.ini'), '-e', `root=${ansibleRoot}`, '-e', `app_version=${v}`, join(peers, 'ansible/site.yml')],
         { ANSIBLE_CONFIG: join(peers, 'ansible/ansible.cfg') }),
     },
@@ -180,6 +202,7 @@ for (const sc of scenarios) {
   }
   if (!sc.fixedVersion) version = base + runs;
   results.push({ scenario: sc.name, samples });
+  emptyAside();
   // After the first runs every tool has converged the same version from scratch: compare trees.
   if (sc.reset && withPeers) {
     const expected = strip(snapshot(roots.shell));
@@ -219,8 +242,9 @@ for (const n of scaleSizes) {
   const noop = timed(cmd);
   const cold = timed([...cmd, '--var', 'cache=miss']); // same tree, a fresh compile
   scale.push({ resources: count, first, noop, cold });
-  rmSync(root, { recursive: true, force: true });
+  setAside(root);
 }
+emptyAside();
 const oneSite = scaleSite(1);
 const startup = [];
 // Node.js's own start-up, alternating with Cairn's, so the ratios can be read against it.

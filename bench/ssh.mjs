@@ -35,7 +35,7 @@ function stopSshd(peers) {
   spawnSync('sh', [join(peers, 'tools/sshd-stop.sh')], { stdio: 'ignore' });
 }
 
-export function runSsh({ timed, runs, work, cairnBin, repo, peers, withPeers, median, stat, fmtMs }) {
+export function runSsh({ timed, setAside, emptyAside, runs, work, cairnBin, repo, peers, withPeers, median, stat, fmtMs }) {
   startSshd(peers);
   try {
     const site = join(work, 'ssh-site');
@@ -48,7 +48,7 @@ export function runSsh({ timed, runs, work, cairnBin, repo, peers, withPeers, me
       `  h${i + 1}:`, '    host: 127.0.0.1', '    port: 2222', '    user: root', `    identity_file: ${S}/client_ed25519`,
       `    known_hosts: ${S}/known_hosts`, `    state_dir: ${states[i]}`, `    vars: { root: ${root} }`, '    run: [workload]', '',
     ].join('\n')).join('')}vars:\n  app_version: 1\n`);
-    const reset = () => [...roots, ...states].forEach((p) => rmSync(p, { recursive: true, force: true }));
+    const reset = () => [...roots, ...states].forEach(setAside);
     const cairnSsh = (hosts) => ['node', cairnBin, 'apply', '--site', site, '--json', '-t', hosts === 1 ? 'h1' : 'h*'];
 
     const checks = [];
@@ -70,6 +70,7 @@ export function runSsh({ timed, runs, work, cairnBin, repo, peers, withPeers, me
           }
         }
         rows.push({ tool: 'cairn', hosts, scenario, samples });
+        emptyAside();
       }
     }
     const same = readFileSync(join(roots[0], 'd01/settings.conf'), 'utf8') === readFileSync(join(roots[3], 'd01/settings.conf'), 'utf8');
@@ -80,7 +81,7 @@ export function runSsh({ timed, runs, work, cairnBin, repo, peers, withPeers, me
       const env = { ANSIBLE_CONFIG: join(peers, 'ansible/ansible.cfg') };
       mkdirSync('/tmp/cmbench/ansible', { recursive: true });
       const ansible = ['ansible-playbook', '-i', join(peers, 'ansible/inventory-ssh.ini'), join(peers, 'ansible/site.yml')];
-      for (let i = 1; i <= 4; i++) rmSync(`/tmp/cmbench/roots/ssh-h${i}`, { recursive: true, force: true });
+      for (let i = 1; i <= 4; i++) setAside(`/tmp/cmbench/roots/ssh-h${i}`);
       for (const scenario of ['first run', 'no-op']) {
         const cpu0 = sshdChildrenCpu();
         const r = timed(ansible, env);

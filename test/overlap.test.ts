@@ -4,7 +4,7 @@
  * command while a write is in flight, and reports in run order.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { PartInvocation, StateRun } from '../src/catalog/staterun.ts';
@@ -146,11 +146,17 @@ test('an apply overlaps writes on unrelated paths only, runs commands alone, and
     invocations: [{ index: 0, state: 's', params: {}, lazy: false, defer: false, via: 'test', includes: [], parts }],
   };
   const graph = buildGraph(run);
+  // The files are there already, with other content: replacing them waits on an fsync, and that
+  // wait is what overlaps (new files go in without one, unsynced-writes.ts).
+  for (let d = 1; d <= 3; d++) {
+    mkdirSync(`${root}/d${d}/sub`, { recursive: true });
+    for (let f = 1; f <= 8; f++) writeFileSync(`${root}/d${d}/sub/f${f}`, 'older\n');
+  }
   const exec1 = new Recording();
   const reported: string[] = [];
   const results = await new Engine(run, graph, exec1, { mode: 'apply', onResult: (r) => reported.push(r.ref) }).execute();
 
-  assert.deepEqual(results.map((r) => r.status), parts.map(() => 'changed'));
+  assert.deepEqual(results.map((r) => r.status), parts.map((p) => (p.type === 'directory' ? 'unchanged' : 'changed')));
   assert.deepEqual(results.map((r) => r.ref), graph.order.map((id) => graph.nodes.find((n) => n.id === id)!.ref), 'results in run order');
   assert.deepEqual(reported, results.map((r) => r.ref), 'reported as they are recorded, in run order');
   assert.ok(exec1.maxInFlight > 1, `writes overlapped (at most ${exec1.maxInFlight} in flight)`);

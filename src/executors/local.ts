@@ -10,7 +10,7 @@ import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { commandEnv } from '../lib/command-env.ts';
-import { randomHex, sha256Stream } from '../lib/digest.ts';
+import { sha256Stream } from '../lib/digest.ts';
 import { fingerprint } from '../lib/fingerprint.ts';
 import { ContentIndex, type Digests } from './content-index.ts';
 import { localFacts } from './local-facts.ts';
@@ -46,13 +46,19 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
 }
 
-/** Random once per process, then a counter: unique names without a random draw per file (O_EXCL still guards). */
+/**
+ * The pid and a random part once per process, then a counter: unique names without a draw per
+ * file. O_EXCL is what guards against a name already taken (it never follows a symlink); the
+ * random part only keeps a process that reuses a crashed one's pid off its leftovers. Math.random
+ * is enough for that (node:crypto costs milliseconds to load): the names follow each other
+ * anyway, so no draw could make them unpredictable.
+ */
 let tempPrefix: string | undefined;
 let tempCount = 0;
 
 /** A name for a temp file beside `path`, so the final rename stays on one file system. */
 export function tempPathFor(path: string): string {
-  tempPrefix ??= `${process.pid}.${randomHex(4)}`;
+  tempPrefix ??= `${process.pid}.${Math.floor(Math.random() * 2 ** 32).toString(16)}`;
   return join(dirname(path), `.${basename(path)}.cairn-tmp.${tempPrefix}.${(tempCount++).toString(36)}`);
 }
 
@@ -328,6 +334,13 @@ export class LocalExecutor implements Executor {
 
   async symlink(target: string, path: string): Promise<void> {
     this.forgetStats();
+    // Making a symlink is atomic in itself: where nothing is in the way, it goes straight in.
+    try {
+      fs.symlinkSync(target, path);
+      return;
+    } catch (err) {
+      if (errno(err) !== 'EEXIST') throw err;
+    }
     const temp = tempPathFor(path);
     fs.symlinkSync(target, temp);
     try {

@@ -7,8 +7,8 @@
  * something this run did not put there itself. A path that held nothing, or only what this run
  * wrote there without an fsync, has no old content to lose: after such a crash the file may be
  * empty, and the next run finds it wrong and writes it again. So a run that creates files does
- * not wait on the disk once per file (as the shell scripts, Ansible and Salt never do), and a run
- * that replaces files still fsyncs each before its rename.
+ * not wait on the disk once per file (a shell script and Ansible's atomic_move never do), and a
+ * run that replaces files still fsyncs each before its rename.
  */
 export class UnsyncedWrites {
   /** Paths this run renamed new content into without an fsync. */

@@ -1,5 +1,5 @@
 /**
- * sha256 and random names from node:crypto, loaded on first use: loading it costs about as much
+ * sha256 from node:crypto, loaded on first use: loading it costs about as much
  * as checking every file of a small site, and a converged run needs neither (it compares
  * fingerprints, lib/fingerprint.ts).
  */
@@ -18,8 +18,4 @@ export function sha256Hex(data: string | Uint8Array): string {
 /** A hash to feed piece by piece. */
 export function sha256Stream(): Crypto.Hash {
   return crypto().createHash('sha256');
-}
-
-export function randomHex(bytes: number): string {
-  return crypto().randomBytes(bytes).toString('hex');
 }
