@@ -136,12 +136,13 @@ export class LocalExecutor implements Executor {
   private primaryGroups?: Map<string, number>;
   private groups?: Map<string, number>;
   /**
-   * What `stat` saw of recent paths, for the `sha256` or `holds` of the same path that usually
-   * follows (a file's content is read right after its kind and mode): it saves a second lstat.
+   * What `stat` saw of recent paths (null: nothing), for the `sha256`, `holds` or `writeFile` of
+   * the same path that usually follows (a file's content is read right after its kind and mode,
+   * and a missing file is written right after it was found missing): it saves a second lstat.
    * A map, not one entry, because the engine overlaps nodes (their reads interleave). Any change
    * made through this executor forgets it all; it is kept small.
    */
-  private readonly seen = new Map<string, fs.Stats>();
+  private readonly seen = new Map<string, fs.Stats | null>();
   /** What past runs verified files held (content-index.ts); absent: every file is read. */
   private readonly index?: ContentIndex;
 
@@ -155,9 +156,9 @@ export class LocalExecutor implements Executor {
   /** The stat `stat` just took of `path` (once), else a fresh lstat. */
   private takeStat(path: string): fs.Stats | undefined {
     const s = this.seen.get(path);
-    if (s) {
+    if (s !== undefined) {
       this.seen.delete(path);
-      return s;
+      return s ?? undefined;
     }
     return fs.lstatSync(path, { throwIfNoEntry: false });
   }
@@ -224,11 +225,12 @@ export class LocalExecutor implements Executor {
   }
 
   async writeFile(path: string, data: string | Buffer, opts: WriteOptions = {}): Promise<void> {
-    const existing = await this.stat(path);
+    const existing = this.takeStat(path);
     this.forgetStats();
     const sync = this.unsynced.mustSync(path, existing !== undefined);
+    const kept = existing?.isFile() ? existing : undefined;
     const temp = tempPathFor(path);
-    const mode = opts.mode ?? (existing?.type === 'file' ? existing.mode : undefined);
+    const mode = opts.mode ?? (kept ? kept.mode & 0o7777 : undefined);
     const fd = fs.openSync(temp, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, mode ?? 0o666);
     try {
       fs.writeFileSync(fd, data);
@@ -243,9 +245,9 @@ export class LocalExecutor implements Executor {
     fs.closeSync(fd);
     try {
       if (opts.owner !== undefined || opts.group !== undefined) await this.chown(temp, opts.owner, opts.group);
-      else if (existing?.type === 'file') {
+      else if (kept) {
         try {
-          fs.chownSync(temp, existing.uid, existing.gid);
+          fs.chownSync(temp, kept.uid, kept.gid);
         } catch {
           // Keeping the old owner is best effort when not root.
         }
@@ -260,9 +262,9 @@ export class LocalExecutor implements Executor {
 
   async stat(path: string): Promise<Stat | undefined> {
     const s = fs.lstatSync(path, { throwIfNoEntry: false });
-    if (!s) return undefined;
     if (this.seen.size >= 64) this.seen.clear();
-    this.seen.set(path, s);
+    this.seen.set(path, s ?? null);
+    if (!s) return undefined;
     const type = s.isSymbolicLink() ? 'symlink' : s.isFile() ? 'file' : s.isDirectory() ? 'directory' : 'other';
     return { type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.size };
   }
