@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { sshConfigFor } from '../src/executors/ssh/config.ts';
 import { hostEntryName, keysFor, preferredHostKeyAlgorithms, verifyHostKey } from '../src/executors/ssh/known-hosts.ts';
 import { BatchMismatch, parseBatch, REMOTE_FUNCTIONS } from '../src/executors/ssh/remote-script.ts';
-import { printfFormat, shellCommand, shellQuote } from '../src/lib/shell.ts';
+import { plainCommandWords, printfFormat, shellCommand, shellQuote } from '../src/lib/shell.ts';
 
 /** An SSH public key blob of `type` with random key material. */
 function blob(type: string): Buffer {
@@ -84,6 +84,23 @@ test('shell quoting: every byte but NUL survives /bin/sh; printf formats keep NU
   assert.equal(execFileSync('/bin/sh', ['-c', `${shellCommand(['printf', '%s|', 'a b', "c'd"])}`]).toString(), "a b|c'd|");
   const bytes = Buffer.concat([Buffer.from("100% \\ ' \" $x\n"), Buffer.from([0, 1, 127, 128, 255]), randomBytes(512)]);
   assert.deepEqual(execFileSync('/bin/sh', ['-c', `printf ${printfFormat(bytes)}`]), bytes);
+});
+
+test('plain command words: what sh would run as one program with those words, else undefined', () => {
+  const plain = ['touch /tmp/x', '/usr/bin/touch /tmp/a,b', 'systemctl restart nginx.service', 'useradd -m -u 1001 -G a,b deploy', 'cp a@b +c %d e=f -'];
+  for (const command of plain) {
+    const words = plainCommandWords(command);
+    assert.ok(words, command);
+    // The real /bin/sh splits the same command into the same words (its first word printed in place of running it).
+    const split = execFileSync('/bin/sh', ['-c', `printf '%s\\0' ${command}`]).toString().split('\0').slice(0, -1);
+    assert.deepEqual(words, split, command);
+  }
+  const shellOnly = [
+    '', ' touch x', 'touch  x', 'touch x ', 'touch\tx', 'echo hi', 'cd /tmp', 'true', ': x', '. ./env', 'if', 'exec foo', 'A=1 touch x',
+    'touch "x"', "touch 'x'", 'touch $HOME', 'touch ~/x', 'touch *.txt', 'touch x?', 'touch [ab]', 'touch x > y', 'touch x; ls',
+    'touch x && ls', 'touch x | cat', 'touch x &', 'touch x # note', 'touch \\x', 'touch `id`', 'touch {a,b}', 'touch (x)', 'touch x\nls',
+  ];
+  for (const command of shellOnly) assert.equal(plainCommandWords(command), undefined, JSON.stringify(command));
 });
 
 test('the batched read, run by a real /bin/sh on real paths, parses back to what lstat says', () => {

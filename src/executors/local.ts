@@ -113,6 +113,13 @@ function openRegular(path: string): number | undefined {
 /** Opens never follow a symlink where a regular file was seen (it could have been swapped in between). */
 const READ_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0);
 
+/** Why a program could not be started, in the words sh would use. */
+function spawnFailure(err: Error, program: string, cwd: string | undefined): string {
+  if (errno(err) === 'ENOENT') return cwd !== undefined && !fs.existsSync(cwd) ? `no such directory: ${cwd}` : `${program}: not found`;
+  if (errno(err) === 'EACCES') return `${program}: permission denied`;
+  return err.message;
+}
+
 function readOr(path: string): string {
   try {
     return fs.readFileSync(path, 'utf8');
@@ -204,7 +211,7 @@ export class LocalExecutor implements Executor {
       }, opts.timeoutMs) : undefined;
       child.on('error', (err) => {
         if (timer) clearTimeout(timer);
-        resolve({ code: errno(err) === 'ENOENT' ? 127 : 126, stdout, stderr: stderr + String(err.message) });
+        resolve({ code: errno(err) === 'ENOENT' ? 127 : 126, stdout, stderr: stderr + spawnFailure(err, argv[0]!, opts.cwd) });
       });
       child.on('close', (code, signal) => {
         if (timer) clearTimeout(timer);

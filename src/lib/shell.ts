@@ -29,3 +29,31 @@ export function printfFormat(bytes: Buffer): string {
   }
   return `'${out}'`;
 }
+
+/**
+ * Names sh treats as its own before it looks in PATH: reserved words and the builtins of dash,
+ * bash and BusyBox ash. A command that starts with one of them goes through sh.
+ */
+const SHELL_OWN_NAMES = new Set([
+  'if', 'then', 'else', 'elif', 'fi', 'do', 'done', 'case', 'esac', 'while', 'until', 'for', 'in', 'function', 'select', 'time', 'coproc',
+  '.', ':', 'alias', 'bg', 'bind', 'break', 'builtin', 'caller', 'cd', 'chdir', 'command', 'compgen', 'complete', 'compopt', 'continue',
+  'declare', 'dirs', 'disown', 'echo', 'enable', 'eval', 'exec', 'exit', 'export', 'false', 'fc', 'fg', 'getopts', 'hash', 'help',
+  'history', 'jobs', 'kill', 'let', 'local', 'logout', 'mapfile', 'popd', 'printf', 'pushd', 'pwd', 'read', 'readarray', 'readonly',
+  'return', 'set', 'shift', 'shopt', 'source', 'suspend', 'test', 'times', 'trap', 'true', 'type', 'typeset', 'ulimit', 'umask',
+  'unalias', 'unset', 'wait',
+]);
+
+/**
+ * The words of a command line that `sh -c` would run as one program with exactly those words,
+ * or undefined. It holds only characters that mean nothing to the shell (no quotes, `$`,
+ * globs, `~`, redirections, separators or comments), separated by single spaces, and its first
+ * word is a path or a name sh looks up in PATH (no assignment, reserved word or builtin). Such a
+ * command can be run directly, without starting a shell to split it.
+ */
+export function plainCommandWords(command: string): string[] | undefined {
+  if (!/^[A-Za-z0-9_@%+=:,./-]+( [A-Za-z0-9_@%+=:,./-]+)*$/.test(command)) return undefined;
+  const words = command.split(' ');
+  const first = words[0]!;
+  if (first.includes('=') || SHELL_OWN_NAMES.has(first)) return undefined;
+  return words;
+}

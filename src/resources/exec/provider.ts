@@ -1,7 +1,13 @@
+import { plainCommandWords } from '../../lib/shell.ts';
 import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
 
+/** A command line as sh would run it; plain words (a program and its arguments) without starting sh first. */
+function shellArgv(command: string): string[] {
+  return plainCommandWords(command) ?? ['/bin/sh', '-c', command];
+}
+
 function argvOf(desired: Record<string, unknown>): string[] {
-  return Array.isArray(desired.argv) ? (desired.argv as string[]) : ['/bin/sh', '-c', String(desired.command)];
+  return Array.isArray(desired.argv) ? (desired.argv as string[]) : shellArgv(String(desired.command));
 }
 
 function options(desired: Record<string, unknown>) {
@@ -35,7 +41,7 @@ export const shellExec: Provider = {
   async read(ctx, desired) {
     const inSync = { command: desired.command };
     if (typeof desired.creates === 'string' && (await ctx.exec.stat(desired.creates))) return inSync;
-    const guard = (cmd: string) => ctx.exec.run(['/bin/sh', '-c', cmd], options(desired));
+    const guard = (cmd: string) => ctx.exec.run(shellArgv(cmd), options(desired));
     if (typeof desired.unless === 'string' && (await guard(desired.unless)).code === 0) return inSync;
     if (typeof desired.onlyif === 'string' && (await guard(desired.onlyif)).code !== 0) return inSync;
     return undefined;

@@ -6,7 +6,7 @@ export const execType = defineType({
   key: 'command',
   description: 'A command: a shell command line (the key) or `argv`, guarded by creates/unless/onlyif.',
   schema: z.strictObject({
-    command: z.string().min(1).describe('a shell command line run by /bin/sh -c, or a name when argv is given'),
+    command: z.string().min(1).describe('a shell command line run by /bin/sh -c (plain words, a program and its arguments, are run directly), or a name when argv is given'),
     argv: z.array(z.string()).min(1).optional().describe('the command as an argument array (no shell)'),
     creates: z.string().optional().describe('a path: skip if it exists'),
     unless: z.string().optional().describe('a command: skip if it exits 0'),
