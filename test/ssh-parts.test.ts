@@ -96,7 +96,7 @@ test('plain command words: what sh would run as one program with those words, el
     assert.deepEqual(words, split, command);
   }
   const shellOnly = [
-    '', ' touch x', 'touch  x', 'touch x ', 'touch\tx', 'echo hi', 'cd /tmp', 'true', ': x', '. ./env', 'if', 'exec foo', 'A=1 touch x',
+    '', ' touch x', 'touch  x', 'touch x ', 'touch\tx', 'echo hi', 'cd /tmp', 'true', ': x', '. ./env', 'if', 'exec foo', 'A=1 touch x', '%1',
     'touch "x"', "touch 'x'", 'touch $HOME', 'touch ~/x', 'touch *.txt', 'touch x?', 'touch [ab]', 'touch x > y', 'touch x; ls',
     'touch x && ls', 'touch x | cat', 'touch x &', 'touch x # note', 'touch \\x', 'touch `id`', 'touch {a,b}', 'touch (x)', 'touch x\nls',
   ];

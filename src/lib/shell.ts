@@ -47,13 +47,14 @@ const SHELL_OWN_NAMES = new Set([
  * The words of a command line that `sh -c` would run as one program with exactly those words,
  * or undefined. It holds only characters that mean nothing to the shell (no quotes, `$`,
  * globs, `~`, redirections, separators or comments), separated by single spaces, and its first
- * word is a path or a name sh looks up in PATH (no assignment, reserved word or builtin). Such a
+ * word is a path or a name sh looks up in PATH (no assignment, job, reserved word or builtin). Such a
  * command can be run directly, without starting a shell to split it.
  */
 export function plainCommandWords(command: string): string[] | undefined {
   if (!/^[A-Za-z0-9_@%+=:,./-]+( [A-Za-z0-9_@%+=:,./-]+)*$/.test(command)) return undefined;
   const words = command.split(' ');
   const first = words[0]!;
-  if (first.includes('=') || SHELL_OWN_NAMES.has(first)) return undefined;
+  // `%1` names a job in bash.
+  if (first.includes('=') || first.startsWith('%') || SHELL_OWN_NAMES.has(first)) return undefined;
   return words;
 }
