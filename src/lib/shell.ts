@@ -3,9 +3,14 @@
  * executors that must go through a remote `sh` turn them into words here.
  */
 
+/** Characters that mean nothing to sh: a run of them is one word that stands for itself. */
+const PLAIN = '[A-Za-z0-9_@%+=:,./-]+';
+const PLAIN_WORD = new RegExp(`^${PLAIN}$`);
+const PLAIN_WORDS = new RegExp(`^${PLAIN}( ${PLAIN})*$`);
+
 /** One shell word that stands for exactly `value` (any bytes but NUL). */
 export function shellQuote(value: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(value)) return value;
+  if (PLAIN_WORD.test(value)) return value;
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
@@ -51,7 +56,7 @@ const SHELL_OWN_NAMES = new Set([
  * command can be run directly, without starting a shell to split it.
  */
 export function plainCommandWords(command: string): string[] | undefined {
-  if (!/^[A-Za-z0-9_@%+=:,./-]+( [A-Za-z0-9_@%+=:,./-]+)*$/.test(command)) return undefined;
+  if (!PLAIN_WORDS.test(command)) return undefined;
   const words = command.split(' ');
   const first = words[0]!;
   // `%1` names a job in bash.
