@@ -6,12 +6,13 @@
  * disk, so it runs in the thread pool while the engine goes on with other nodes
  * (Executor.overlap), batched so the file system commits those writes together.
  */
-import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import * as fs from 'node:fs';
+import { constants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { commandEnv } from '../lib/command-env.ts';
 import { sha256Stream } from '../lib/digest.ts';
 import { fingerprint } from '../lib/fingerprint.ts';
+import { CommandShell, type SpawnFunction } from './command-shell.ts';
 import { ContentIndex, type Digests } from './content-index.ts';
 import { localFacts } from './local-facts.ts';
 import { idTable } from './passwd.ts';
@@ -66,8 +67,8 @@ export function tempPathFor(path: string): string {
  * child_process (and net, which it loads) is loaded on the first command: a converged run of
  * files and directories never needs it, and loading it is a measurable part of start-up.
  */
-let spawnFn: ((command: string, args: string[], options: SpawnOptions) => ChildProcess) | undefined;
-function loadSpawn() {
+let spawnFn: SpawnFunction | undefined;
+function loadSpawn(): SpawnFunction {
   // getBuiltinModule, not import(): no ES module loader is set up for it (the CLI is CommonJS).
   spawnFn ??= process.getBuiltinModule('node:child_process').spawn;
   return spawnFn;
@@ -139,6 +140,8 @@ export class LocalExecutor implements Executor {
   readonly overlap = 16;
   private readonly syncs = new SyncBatch();
   private readonly unsynced = new UnsyncedWrites();
+  /** Starts most commands, for less than a spawn costs (command-shell.ts). */
+  private readonly commands = new CommandShell((...args) => loadSpawn()(...args), () => commandEnv(), OUTPUT_LIMIT);
   private users?: Map<string, number>;
   private primaryGroups?: Map<string, number>;
   private groups?: Map<string, number>;
@@ -186,6 +189,12 @@ export class LocalExecutor implements Executor {
     const gid = opts.user !== undefined ? this.primaryGroups?.get(opts.user) : undefined;
     const spawn = loadSpawn();
     this.forgetStats();
+    if (this.commands.accepts(argv, opts)) {
+      const result = await this.commands.run(argv, opts);
+      // A command may have added or removed users and groups (useradd): read them again when asked.
+      this.users = this.primaryGroups = this.groups = undefined;
+      if (result) return result;
+    }
     return new Promise((resolve) => {
       const child = spawn(argv[0]!, argv.slice(1), {
         cwd: opts.cwd,
@@ -217,7 +226,8 @@ export class LocalExecutor implements Executor {
         if (timer) clearTimeout(timer);
         // A command may have added or removed users and groups (useradd): read them again when asked.
         this.users = this.primaryGroups = this.groups = undefined;
-        resolve({ code: code ?? (signal ? 128 + 9 : 1), stdout, stderr, ...(timedOut ? { timedOut } : {}) });
+        // As sh reports a command a signal ended: 128 + its number.
+        resolve({ code: code ?? (signal ? 128 + (constants.signals[signal] ?? 9) : 1), stdout, stderr, ...(timedOut ? { timedOut } : {}) });
       });
     });
   }
@@ -396,6 +406,7 @@ export class LocalExecutor implements Executor {
 
   /** Keeps the content index for the next run (the only thing a local executor holds). */
   async close(): Promise<void> {
+    this.commands.close();
     this.index?.save();
   }
 }
