@@ -57,6 +57,20 @@ test('the shell starts commands, and each gives what a spawn gives', async (t) =
     const spawned = await exec.run(argv, { ...opts, ...SPAWNED });
     assert.deepEqual(viaShell, spawned, `${JSON.stringify(argv)} ${JSON.stringify(opts)}`);
   }
+  // cd in the shell sets OLDPWD; the command still gets Cairn's, or none.
+  const savedOldpwd = process.env.OLDPWD;
+  t.after(() => {
+    if (savedOldpwd === undefined) delete process.env.OLDPWD;
+    else process.env.OLDPWD = savedOldpwd;
+  });
+  for (const oldpwd of [undefined, '/somewhere else']) {
+    if (oldpwd === undefined) delete process.env.OLDPWD;
+    else process.env.OLDPWD = oldpwd;
+    const argv = ['/bin/sh', '-c', 'echo "[${OLDPWD-none}]"'];
+    const viaShell = await exec.run(argv, { cwd: dir });
+    assert.deepEqual(viaShell, await exec.run(argv, { cwd: dir, ...SPAWNED }));
+    assert.equal(viaShell.stdout, `[${oldpwd ?? 'none'}]\n`);
+  }
   assert.deepEqual(await exec.run(['no-such-program-cairn']), { code: 127, stdout: '', stderr: 'no-such-program-cairn: not found' });
   assert.deepEqual(await exec.run([dir]), { code: 126, stdout: '', stderr: `${dir}: permission denied` });
   assert.equal((await exec.run(['/bin/sh', '-c', 'kill -TERM $$'])).code, 128 + 15);
@@ -69,6 +83,9 @@ test('the shell: runs it cannot give as a spawn would are spawned', async (t) =>
   assert.equal(await parentOf(exec, { env: { PWD: '/' } }), process.pid);
   assert.equal(await parentOf(exec, { env: { 'NOT-A-NAME': '1' } }), process.pid);
   assert.equal(await parentOf(exec, { signal: new AbortController().signal }), process.pid);
+  // What a spawn refuses, it still refuses.
+  await assert.rejects(exec.run(['true'], { env: { A: 'x\0y' } }), /null bytes/);
+  await assert.rejects(exec.run(['echo', 'x\0y']), /null bytes/);
   const stdin = await exec.run(['/bin/sh', '-c', 'cat; echo $PPID'], { stdin: 'in\n' });
   assert.equal(stdin.stdout, `in\n${process.pid}\n`);
   // Side by side: one in the shell, the others spawned, each with its own output.
@@ -138,4 +155,16 @@ test('the shell: where no shell starts, the command is left to a spawn', async (
   assert.equal(await commands.run(['true'], {}), undefined);
   assert.equal(commands.accepts(['true'], {}), false);
   commands.close();
+});
+
+test('the shell: where its folder cannot be made, commands are spawned', async (t) => {
+  const saved = process.env.TMPDIR;
+  process.env.TMPDIR = '/nonexistent/cairn-tmp';
+  const exec = new LocalExecutor();
+  t.after(() => {
+    process.env.TMPDIR = saved;
+    if (saved === undefined) delete process.env.TMPDIR;
+    return exec.close();
+  });
+  assert.deepEqual(await exec.run(['/bin/sh', '-c', 'echo $PPID']), { code: 0, stdout: `${process.pid}\n`, stderr: '' });
 });

@@ -84,7 +84,7 @@ export class CommandShell {
     const program = argv[0];
     // dash's exec takes no `--`: a program named like an option is spawned.
     if (!program || program.startsWith('-') || argv.some((word) => word.includes('\0'))) return false;
-    if (opts.env && !Object.keys(opts.env).every((k) => NAME.test(k) && !SHELL_VARIABLES.has(k))) return false;
+    if (opts.env && !Object.entries(opts.env).every(([k, v]) => NAME.test(k) && !SHELL_VARIABLES.has(k) && !v.includes('\0'))) return false;
     // A missing folder is reported the way a spawn reports it.
     return opts.cwd === undefined || isDirectory(opts.cwd);
   }
@@ -97,12 +97,18 @@ export class CommandShell {
     this.busy = true;
     try {
       const child = this.child ?? this.start();
+      if (!child) return undefined;
       const n = this.count++;
       const out = join(this.folder!, `o${n}`);
       const err = join(this.folder!, `e${n}`);
       const steps: string[] = [];
       // An absolute folder: cd consults CDPATH (and may print) only for relative ones.
-      if (opts.cwd !== undefined) steps.push(`cd ${shellQuote(resolve(opts.cwd))}`);
+      if (opts.cwd !== undefined) {
+        steps.push(`cd ${shellQuote(resolve(opts.cwd))}`);
+        // cd sets OLDPWD (and PWD, rightly: a spawn passes Cairn's own); the command gets Cairn's.
+        const oldpwd = this.env().OLDPWD;
+        steps.push(oldpwd === undefined ? 'unset OLDPWD' : `export OLDPWD=${shellQuote(oldpwd)}`);
+      }
       for (const [name, value] of Object.entries(opts.env ?? {})) steps.push(`export ${name}=${shellQuote(value)}`);
       steps.push(`exec ${argv.map(shellQuote).join(' ')}`);
       const reply = new Promise<Reply>((settle) => (this.waiting = settle));
@@ -131,8 +137,14 @@ export class CommandShell {
     }
   }
 
-  private start(): ChildProcess {
-    this.folder = fs.mkdtempSync(join(tmpdir(), 'cairn-commands-'));
+  /** Starts the shell; undefined (and every command spawned) if it cannot have its folder. */
+  private start(): ChildProcess | undefined {
+    try {
+      this.folder = fs.mkdtempSync(join(tmpdir(), 'cairn-commands-'));
+    } catch {
+      this.failed = true;
+      return undefined;
+    }
     const child = this.spawn('/bin/sh', [], { stdio: ['pipe', 'pipe', 'pipe'], env: this.env() });
     this.child = child;
     const lost = (why: string) => {
