@@ -151,6 +151,23 @@ describe('ssh', { skip: missing }, () => {
     }
   });
 
+  test('a large file comes back whole: its reply arrives in hundreds of chunks', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-ssh-large-'));
+    const path = join(dir, 'large.bin');
+    const bytes = Buffer.alloc(3 * 1024 * 1024);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) % 251;
+    writeFileSync(path, bytes);
+    const exec = await SshExecutor.open('h', { host: sshd.host, port: sshd.port, user: 'root', identity_file: sshd.identityFile, known_hosts: sshd.knownHosts });
+    try {
+      assert.ok((await exec.readFile(path))?.equals(bytes));
+      // The shell goes on answering after it.
+      assert.deepEqual(await exec.stat(join(dir, 'missing')), undefined);
+      assert.equal((await exec.stat(path))?.size, bytes.length);
+    } finally {
+      await exec.close();
+    }
+  });
+
   test('a type that cannot work over plain SSH says "needs the agent" at plan time; locally it plans', async () => {
     const agentOnly = defineType({
       name: 'guest', key: 'name', description: 'test type that needs Cairn on the machine', stateful: true,
