@@ -74,7 +74,10 @@ export class RemoteShell {
     const code = Number(seen.subarray(at + this.marker.length, end).toString());
     // Copied out: the buffer is reused for what comes next.
     const output = Buffer.from(seen.subarray(0, at));
-    this.length = seen.copy(this.buffer, 0, end + 1);
+    // What came after the reply moves to the front; a buffer a large reply grew is not kept.
+    const rest = seen.subarray(end + 1);
+    if (this.buffer.length > 1 << 20) this.buffer = Buffer.allocUnsafe(Math.max(64 * 1024, rest.length));
+    this.length = rest.copy(this.buffer, 0);
     this.searchFrom = 0;
     const w = this.waiting;
     this.waiting = undefined;
