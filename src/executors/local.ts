@@ -187,14 +187,16 @@ export class LocalExecutor implements Executor {
     if (opts.user !== undefined && uid === undefined) return { code: 127, stdout: '', stderr: `no such user: ${opts.user}` };
     // Run as the user's primary group too, not root's.
     const gid = opts.user !== undefined ? this.primaryGroups?.get(opts.user) : undefined;
-    const spawn = loadSpawn();
     this.forgetStats();
-    if (this.commands.accepts(argv, opts)) {
-      const result = await this.commands.run(argv, opts);
-      // A command may have added or removed users and groups (useradd): read them again when asked.
-      this.users = this.primaryGroups = this.groups = undefined;
-      if (result) return result;
-    }
+    const result = (this.commands.accepts(argv, opts) ? await this.commands.run(argv, opts) : undefined) ?? await this.spawned(argv, opts, uid, gid);
+    // A command may have added or removed users and groups (useradd): read them again when asked.
+    this.users = this.primaryGroups = this.groups = undefined;
+    return result;
+  }
+
+  /** Runs a command in a process of Node's own (user, stdin, timeout, abort signal). */
+  private spawned(argv: string[], opts: RunOptions, uid: number | undefined, gid: number | undefined): Promise<RunResult> {
+    const spawn = loadSpawn();
     return new Promise((resolve) => {
       const child = spawn(argv[0]!, argv.slice(1), {
         cwd: opts.cwd,
@@ -224,8 +226,6 @@ export class LocalExecutor implements Executor {
       });
       child.on('close', (code, signal) => {
         if (timer) clearTimeout(timer);
-        // A command may have added or removed users and groups (useradd): read them again when asked.
-        this.users = this.primaryGroups = this.groups = undefined;
         // As sh reports a command a signal ended: 128 + its number.
         resolve({ code: code ?? (signal ? 128 + (constants.signals[signal] ?? 9) : 1), stdout, stderr, ...(timedOut ? { timedOut } : {}) });
       });
