@@ -3,7 +3,7 @@
  * shell quoting (checked against a real /bin/sh) and the batched read's parser.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { sshConfigFor } from '../src/executors/ssh/config.ts';
 import { hostEntryName, keysFor, preferredHostKeyAlgorithms, verifyHostKey } from '../src/executors/ssh/known-hosts.ts';
-import { BatchMismatch, parseBatch, REMOTE_FUNCTIONS } from '../src/executors/ssh/remote-script.ts';
+import { BatchMismatch, FACTS_SCRIPT, parseBatch, parseCpuCount, parseFacts, parseSetup, REMOTE_FUNCTIONS, splitSections } from '../src/executors/ssh/remote-script.ts';
+import { localFacts } from '../src/executors/local-facts.ts';
 import { plainCommandWords, printfFormat, shellCommand, shellQuote } from '../src/lib/shell.ts';
 
 /** An SSH public key blob of `type` with random key material. */
@@ -123,4 +124,30 @@ test('the batched read, run by a real /bin/sh on real paths, parses back to what
   assert.equal(result.get(paths[3]!)!.stat!.type, 'directory');
   assert.equal(result.get(paths[4]!)!.stat, null);
   assert.throws(() => parseBatch(read, nonce, paths.slice(0, 4), 2), BatchMismatch);
+});
+
+test('the set-up and the facts, run by a real /bin/sh, read back as this machine and this shell', () => {
+  const nonce = 'cairn-test-nonce';
+  const output = execFileSync('/bin/sh', ['-c', `umask 0027\n__n=${nonce}\n${REMOTE_FUNCTIONS}\n${FACTS_SCRIPT}`]);
+  const [setupSection, ...factSections] = splitSections(output, nonce);
+  const hasTimeout = spawnSync('sh', ['-c', 'command -v timeout']).status === 0;
+  assert.deepEqual(parseSetup(setupSection!), { umask: '0027', uid: process.getuid!(), gid: process.getgid!(), hasTimeout });
+  const facts = parseFacts(factSections);
+  const local = localFacts();
+  for (const key of ['kernel', 'kernel_release', 'distribution', 'release', 'architecture', 'hostname', 'package_manager', 'memory_mb']) {
+    assert.deepEqual(facts[key], local[key], key);
+  }
+  assert.equal(facts.cpus, Number(execFileSync('getconf', ['_NPROCESSORS_ONLN']).toString()));
+  // A login script's chatter before the set-up's three lines is not read as them; a shell whose
+  // `id` printed something else is refused rather than guessed at.
+  assert.deepEqual(parseSetup(Buffer.from('Welcome!\n0022\nuid=1000(ann) gid=100(users) groups=100(users)\n-\n')), { umask: '0022', uid: 1000, gid: 100, hasTimeout: false });
+  assert.equal(parseSetup(Buffer.from('0022\nid: command not found\n-\n')), undefined);
+});
+
+test('CPU counts: a plain number, or a sysfs list of online CPUs', () => {
+  assert.equal(parseCpuCount('8\n'), 8);
+  assert.equal(parseCpuCount('online 0-3,6\n'), 5);
+  assert.equal(parseCpuCount('online 0\n'), 1);
+  assert.equal(parseCpuCount('online 0-1,4-7,9'), 7);
+  assert.equal(parseCpuCount(''), 1);
 });

@@ -16,7 +16,7 @@ import { idTable } from '../passwd.ts';
 import { UnreachableError, type Executor, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions } from '../types.ts';
 import { UnsyncedWrites } from '../unsynced-writes.ts';
 import { connect, type ConnectOptions, type Resolved, type SshSettings } from './connect.ts';
-import { BatchMismatch, FACTS_SCRIPT, ID_TABLES_SCRIPT, parseBatch, parseFactsOutput, splitSections, type PathInfo } from './remote-script.ts';
+import { BatchMismatch, FACTS_SCRIPT, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
 import { RemoteShell, ShellGone } from './remote-shell.ts';
 
 const OUTPUT_LIMIT = 1 << 20;
@@ -47,6 +47,10 @@ export class SshExecutor implements Executor {
   private ids?: { users: Map<string, number>; groups: Map<string, number> };
   private commands = 0;
   private defaultMode = 0o644;
+  /** The remote shell's umask, put back after each write sets its own. */
+  private umask = '0022';
+  /** The facts read with the set-up, handed out once; a later `facts()` reads them again. */
+  private openingFacts?: Record<string, unknown>;
   /** Who the remote shell runs as: a new file belongs to them without a chown. */
   private shellIds = { uid: -1, gid: -1 };
   /** The far side has timeout(1): a command past its time is killed there, not just abandoned. */
@@ -82,13 +86,17 @@ export class SshExecutor implements Executor {
       const channel = await new Promise<ClientChannel>((resolve, reject) => {
         client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch)));
       });
-      const { shell, nonce, init } = await RemoteShell.start(channel);
+      // The facts come in the set-up's round trip: every run asks for them first.
+      const { shell, nonce, init } = await RemoteShell.start(channel, FACTS_SCRIPT);
+      const [setupSection = Buffer.alloc(0), ...factSections] = splitSections(init, nonce);
+      const setup = parseSetup(setupSection);
+      if (!setup) throw new ShellGone(`the remote shell's set-up printed what Cairn cannot read: ${init.toString().trim().slice(0, 500)}`);
       const exec = new SshExecutor(target, client, shell, nonce, resolved, runAs);
-      // The set-up ends by printing the shell's umask, uid and gid, and whether timeout(1) exists.
-      const [umask, uid, gid, timeout] = init.toString().trim().split('\n').slice(-4);
-      exec.hasTimeout = timeout === 'timeout';
-      if (umask && /^[0-7]+$/.test(umask)) exec.defaultMode = 0o666 & ~parseInt(umask, 8);
-      exec.shellIds = { uid: Number(uid), gid: Number(gid) };
+      exec.hasTimeout = setup.hasTimeout;
+      exec.umask = setup.umask;
+      exec.defaultMode = 0o666 & ~parseInt(setup.umask, 8);
+      exec.shellIds = { uid: setup.uid, gid: setup.gid };
+      exec.openingFacts = parseFacts(factSections);
       return exec;
     } catch (err) {
       client.end();
@@ -294,7 +302,7 @@ export class SshExecutor implements Executor {
     // An owner kept from the file it replaces is best effort: a non-root user cannot give files away.
     const direct = (mode & ~0o666) === 0;
     const umask = direct ? (~mode & 0o777).toString(8).padStart(4, '0') : '0077';
-    await this.op(`__cairn_dir ${shellQuote(dirname(path))} && { umask ${umask}; ${writes.join(' && ')}; __s=$?; umask $__um; [ $__s = 0 ] || { rm -f -- ${temp}; (exit $__s); }; } && ` +
+    await this.op(`__cairn_dir ${shellQuote(dirname(path))} && { umask ${umask}; ${writes.join(' && ')}; __s=$?; umask ${this.umask}; [ $__s = 0 ] || { rm -f -- ${temp}; (exit $__s); }; } && ` +
       `__cairn_commit ${temp} ${shellQuote(path)} ${direct ? '-' : mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${explicitOwner ? 1 : 0} ${sync ? 1 : 0}`, [path]);
     if (!sync) this.unsynced.add(path);
   }
@@ -346,8 +354,11 @@ export class SshExecutor implements Executor {
   }
 
   async facts(): Promise<Record<string, unknown>> {
+    const opening = this.openingFacts;
+    this.openingFacts = undefined;
+    if (opening) return opening;
     const r = await this.request(FACTS_SCRIPT);
-    return parseFactsOutput(r.output, this.nonce);
+    return parseFacts(splitSections(r.output, this.nonce));
   }
 
   async close(): Promise<void> {

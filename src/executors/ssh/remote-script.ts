@@ -17,11 +17,16 @@ import type { Stat } from '../types.ts';
  */
 export const END_SECTION = String.raw`printf '\n%s\n' "$__n"`;
 
+/**
+ * Defines the helper functions and ends with one section: the umask, `id`'s line and whether
+ * timeout(1) exists (parseSetup). Every process the set-up starts is paid on every connection, so
+ * it starts one where it can (`$(mv --version)` rather than a pipe into grep; no stat probe where
+ * coreutils answered; one `id` for uid and gid).
+ */
 export const REMOTE_FUNCTIONS = String.raw`
 LC_ALL=C; export LC_ALL
-__um=$(umask)
-__gnu=; mv --version 2>/dev/null | grep -q coreutils && __gnu=1
-if stat -c %u / >/dev/null 2>&1; then __cairn_stat() { stat -c '%f %u %g %s' -- "$@"; }
+__gnu=; case $(mv --version 2>/dev/null) in *coreutils*) __gnu=1 ;; esac
+if [ -n "$__gnu" ] || stat -c %u / >/dev/null 2>&1; then __cairn_stat() { stat -c '%f %u %g %s' -- "$@"; }
 else __cairn_stat() { stat -f '%Xp %u %g %z' -- "$@"; }; fi
 if command -v sha256sum >/dev/null 2>&1; then __cairn_sha() { sha256sum -- "$@"; }
 elif command -v sha256 >/dev/null 2>&1; then __cairn_sha() { sha256 -r -- "$@"; }
@@ -55,8 +60,25 @@ __cairn_commit() {
   elif [ -d "$2" ]; then echo "$2 is a directory"; false
   else mv -f -- "$1" "$2"; fi || { __c=$?; rm -f -- "$1"; return $__c; }
 }
-umask; id -u; id -g; if command -v timeout >/dev/null 2>&1; then echo timeout; else echo -; fi
+umask; id; if command -v timeout >/dev/null 2>&1; then echo timeout; else echo -; fi; ${END_SECTION}
 `;
+
+export interface ShellSetup {
+  /** The shell's umask as it printed it (octal), restored after each write. */
+  umask: string;
+  uid: number;
+  gid: number;
+  hasTimeout: boolean;
+}
+
+/** Reads the set-up's section: its last three lines (anything a login script printed comes before). */
+export function parseSetup(section: Buffer): ShellSetup | undefined {
+  const [umask = '', id = '', timeout = ''] = section.toString().trim().split('\n').slice(-3);
+  // POSIX fixes id's format: "uid=0(root) gid=0(root) groups=…".
+  const ids = /^uid=(\d+)\S* gid=(\d+)/.exec(id);
+  if (!/^[0-7]{1,4}$/.test(umask) || !ids) return undefined;
+  return { umask, uid: Number(ids[1]), gid: Number(ids[2]), hasTimeout: timeout === 'timeout' };
+}
 
 export interface PathInfo {
   stat: Stat | null;
@@ -78,11 +100,17 @@ export function splitSections(output: Buffer, nonce: string): Buffer[] {
   return out;
 }
 
-/** Prints the raw facts (os-release, uname, hostname, CPUs, memory, init, package tool, addresses), a section each. */
-export const FACTS_SCRIPT = String.raw`cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; ${END_SECTION}
-uname -srm; ${END_SECTION}
-uname -n; ${END_SECTION}
-getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null; ${END_SECTION}
+/**
+ * Prints the raw facts (os-release, uname, CPUs, memory, init, package tool, addresses), a section
+ * each. Builtins where they do the job, so that a connection starts two processes for its facts
+ * (uname, ip) where it started five: os-release is read line by line, and Linux's online CPUs come
+ * from sysfs as a list such as "0-3,6" (getconf or sysctl elsewhere).
+ */
+export const FACTS_SCRIPT = String.raw`for __f in /etc/os-release /usr/lib/os-release; do
+  [ -r "$__f" ] && { while IFS= read -r __l || [ -n "$__l" ]; do printf '%s\n' "$__l"; done <"$__f"; break; }; done; ${END_SECTION}
+uname -snrm; ${END_SECTION}
+if [ -r /sys/devices/system/cpu/online ] && read -r __c </sys/devices/system/cpu/online; then echo "online $__c"
+else getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null; fi; ${END_SECTION}
 if [ -r /proc/meminfo ]; then while read -r __k __v __u; do [ "$__k" = MemTotal: ] && echo $((__v / 1024)); done </proc/meminfo
 else echo $(($(sysctl -n hw.physmem) / 1048576)); fi; ${END_SECTION}
 if [ -d /run/systemd/system ]; then echo systemd; elif [ -d /run/openrc ] || [ -x /sbin/openrc ]; then echo openrc
@@ -91,12 +119,26 @@ for __m in ${PACKAGE_TOOLS.join(' ')}; do command -v $__m >/dev/null 2>&1 && { e
 if command -v ip >/dev/null 2>&1; then ip -o addr show 2>/dev/null; elif command -v ifconfig >/dev/null 2>&1; then ifconfig -a 2>/dev/null
 else hostname -I 2>/dev/null; fi; ${END_SECTION}`;
 
-export function parseFactsOutput(output: Buffer, nonce: string): Record<string, unknown> {
-  const [osRelease = '', uname = '', hostname = '', cpus = '', memory = '', init = '', packageTool = '', addresses = ''] = splitSections(output, nonce).map(String);
-  const [kernel = '', kernelRelease = '', machine = ''] = uname.trim().split(/\s+/);
+/** A CPU count: a number, or "online LIST" with LIST a sysfs CPU list ("0-3,6" is five). */
+export function parseCpuCount(text: string): number {
+  const list = /^online\s+(\S+)/.exec(text.trim());
+  if (!list) return Number(text.trim()) || 1;
+  let count = 0;
+  for (const part of list[1]!.split(',')) {
+    const [from, to = from] = part.split('-').map(Number);
+    if (Number.isInteger(from) && Number.isInteger(to) && to! >= from!) count += to! - from! + 1;
+  }
+  return count || 1;
+}
+
+/** Reads FACTS_SCRIPT's sections. */
+export function parseFacts(sections: Buffer[]): Record<string, unknown> {
+  const [osRelease = '', uname = '', cpus = '', memory = '', init = '', packageTool = '', addresses = ''] = sections.map(String);
+  // `uname -snrm` prints the four in POSIX's fixed order: kernel, host name, release, machine.
+  const [kernel = '', hostname = '', kernelRelease = '', machine = ''] = uname.trim().split(/\s+/);
   return factsFrom({
-    osRelease, kernel: kernel.toLowerCase(), kernelRelease, machine, hostname: hostname.trim(),
-    cpus: Number(cpus.trim()) || 1, memoryMb: Number(memory.trim()) || 0,
+    osRelease, kernel: kernel.toLowerCase(), kernelRelease, machine, hostname,
+    cpus: parseCpuCount(cpus), memoryMb: Number(memory.trim()) || 0,
     initSystem: init.trim(), packageTool: packageTool.trim(), addresses: parseAddresses(addresses),
   });
 }

@@ -38,11 +38,14 @@ export class RemoteShell {
     channel.on('close', () => this.fail(new ShellGone(this.stderr.trim() || 'the remote shell exited')));
   }
 
-  /** Takes over a channel running a shell and defines Cairn's helper functions in it. */
-  static async start(channel: ClientChannel): Promise<{ shell: RemoteShell; nonce: string; init: Buffer }> {
+  /**
+   * Takes over a channel running a shell and defines Cairn's helper functions in it; `then` runs
+   * in the same round trip, after them.
+   */
+  static async start(channel: ClientChannel, then = ''): Promise<{ shell: RemoteShell; nonce: string; init: Buffer }> {
     const nonce = `cairn-${randomBytes(12).toString('hex')}`;
     const shell = new RemoteShell(channel, nonce);
-    const reply = await shell.request(`__n=${nonce}\n${REMOTE_FUNCTIONS}`);
+    const reply = await shell.request(`__n=${nonce}\n${REMOTE_FUNCTIONS}\n${then}`);
     if (reply.code !== 0) throw new ShellGone(`the remote shell could not set up: ${reply.output.toString().trim()}`);
     return { shell, nonce, init: reply.output };
   }
