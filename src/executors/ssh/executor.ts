@@ -46,8 +46,7 @@ export class SshExecutor implements Executor {
   private readonly position = new Map<string, number>();
   private ids?: { users: Map<string, number>; groups: Map<string, number> };
   private commands = 0;
-  private defaultMode = 0o644;
-  /** The remote shell's umask, put back after each write sets its own. */
+  /** The remote shell's umask: a new file's default mode, put back after each write sets its own. */
   private umask = '0022';
   /** The facts read with the set-up, handed out once; a later `facts()` reads them again. */
   private openingFacts?: Record<string, unknown>;
@@ -94,7 +93,6 @@ export class SshExecutor implements Executor {
       const exec = new SshExecutor(target, client, shell, nonce, resolved, runAs);
       exec.hasTimeout = setup.hasTimeout;
       exec.umask = setup.umask;
-      exec.defaultMode = 0o666 & ~parseInt(setup.umask, 8);
       exec.shellIds = { uid: setup.uid, gid: setup.gid };
       exec.openingFacts = parseFacts(factSections);
       return exec;
@@ -288,7 +286,7 @@ export class SshExecutor implements Executor {
     const existing = await this.stat(path);
     const sync = this.unsynced.mustSync(path, existing !== undefined);
     const kept = existing?.type === 'file' ? existing : undefined;
-    const mode = opts.mode ?? kept?.mode ?? this.defaultMode;
+    const mode = opts.mode ?? kept?.mode ?? 0o666 & ~parseInt(this.umask, 8);
     const explicitOwner = opts.owner !== undefined || opts.group !== undefined;
     const owner = explicitOwner ? `${opts.owner ?? ''}${opts.group !== undefined ? `:${opts.group}` : ''}`
       : kept && (kept.uid !== this.shellIds.uid || kept.gid !== this.shellIds.gid) ? `${kept.uid}:${kept.gid}` : '-';
