@@ -4,6 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { parse } from 'yaml';
 
+// The type registries first: a type folder added since the last build is picked up.
+execFileSync(process.execPath, ['scripts/registry.mjs'], { stdio: 'inherit' });
 rmSync('dist', { recursive: true, force: true });
 // The built-in OS tables, parsed once here so a run reads no file for them.
 const osTables = Object.fromEntries(readdirSync('src/catalog/os').filter((f) => f.endsWith('.yaml')).sort()

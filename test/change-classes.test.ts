@@ -15,15 +15,17 @@ import { diffNode } from '../src/engine/diff.ts';
 import { Engine, type Registry } from '../src/engine/engine.ts';
 import { LocalExecutor } from '../src/executors/local.ts';
 import { buildGraph } from '../src/graph/build.ts';
-import { ApplyError, defineType, type Provider } from '../src/resources/type.ts';
+import { defineType, rebuild, reload, update, writeOnly } from '../src/resources/define.ts';
+import { ApplyError, type Provider } from '../src/resources/type.ts';
 
 const unitType = defineType({
   name: 'unit',
   key: 'name',
   description: 'test type',
-  schema: z.strictObject({ name: z.string(), port: z.number().optional(), config: z.string().optional(), image: z.string().optional(), user_data: z.string().optional() }),
-  changes: { port: 'update', config: 'reload', image: 'rebuild', user_data: 'rebuild' },
-  writeOnly: ['user_data'],
+  schema: z.strictObject({
+    name: z.string(), port: update(z.number().optional()), config: reload(z.string().optional()),
+    image: rebuild(z.string().optional()), user_data: writeOnly(rebuild(z.string().optional())),
+  }),
   stateful: true,
 });
 

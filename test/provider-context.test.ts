@@ -13,12 +13,13 @@ import type { PartInvocation, StateRun } from '../src/catalog/staterun.ts';
 import { Engine, type Registry } from '../src/engine/engine.ts';
 import { LocalExecutor } from '../src/executors/local.ts';
 import { buildGraph } from '../src/graph/build.ts';
-import { defineType, type Provider } from '../src/resources/type.ts';
+import { defineType, update } from '../src/resources/define.ts';
+import type { Provider } from '../src/resources/type.ts';
 
 const pkgType = defineType({
   name: 'pkg', key: 'name', description: 'test type',
-  schema: z.strictObject({ name: z.string(), ensure: z.enum(['present', 'absent']).default('present'), running: z.boolean().optional() }),
-  changes: { ensure: 'update', running: 'update' }, stateful: false, refresh: 'restart',
+  schema: z.strictObject({ name: z.string(), ensure: update(z.enum(['present', 'absent']).default('present')), running: update(z.boolean().optional()) }),
+  stateful: false, refresh: 'restart',
 });
 
 function world(installed: string[], running: string[] = []) {

@@ -15,7 +15,8 @@ import { Engine, type Registry } from '../src/engine/engine.ts';
 import { LocalExecutor } from '../src/executors/local.ts';
 import { SshExecutor } from '../src/executors/ssh/executor.ts';
 import { buildGraph } from '../src/graph/build.ts';
-import { defineType, type Provider } from '../src/resources/type.ts';
+import { defineType } from '../src/resources/define.ts';
+import type { Provider } from '../src/resources/type.ts';
 import type { Report } from './helpers/converge.ts';
 import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
 import { netnsHost, netnsUnavailable, sshUnavailable, startSshd, type Sshd } from './helpers/sshd.ts';
@@ -187,10 +188,10 @@ describe('ssh', { skip: missing }, () => {
     }
   });
 
-  test('a type that cannot work over plain SSH says "needs the agent" at plan time; locally it plans', async () => {
+  test('a type that needs Cairn on the machine fails over plain SSH at plan time, saying so; locally it plans', async () => {
     const agentOnly = defineType({
       name: 'guest', key: 'name', description: 'test type that needs Cairn on the machine', stateful: true,
-      schema: z.strictObject({ name: z.string() }), changes: {}, runsOn: ['local', 'agent'],
+      schema: z.strictObject({ name: z.string() }), needs: ['cairn'],
     });
     const provider: Provider = { type: 'guest', name: 'test', suitable: () => true, read: async () => undefined, apply: async () => undefined };
     const registry: Registry = { type: (n) => (n === 'guest' ? agentOnly : undefined), provider: () => provider };
@@ -204,7 +205,7 @@ describe('ssh', { skip: missing }, () => {
     const exec = await SshExecutor.open('h', { host: sshd.host, port: sshd.port, user: 'root', identity_file: sshd.identityFile, known_hosts: sshd.knownHosts });
     try {
       const [overSsh] = await new Engine(run, buildGraph(run), exec, { mode: 'plan', registry }).execute();
-      assert.deepEqual([overSsh!.status, overSsh!.error], ['failed', 'needs the agent: the guest type cannot work through the ssh executor']);
+      assert.deepEqual([overSsh!.status, overSsh!.error], ['failed', 'needs Cairn on the machine (the local or agent executor): the guest type cannot work through the ssh executor']);
     } finally {
       await exec.close();
     }

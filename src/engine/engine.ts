@@ -7,10 +7,10 @@ import { canonicalJson } from '../lib/canonical-json.ts';
 import { nowMs } from '../lib/clock.ts';
 import { sha256Hex } from '../lib/digest.ts';
 import type { StateRun } from '../catalog/staterun.ts';
-import { UnreachableError, type Executor } from '../executors/types.ts';
+import { isTargetFailure, type Executor, type ExecutorCapability } from '../executors/types.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
 import { selectProvider } from '../resources/providers.ts';
-import { ApplyError, type Action, type ApplyOutcome, type Current, type EngineServices, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
+import { ApplyError, type Action, type ApplyOutcome, type Current, type EngineServices, type ProgressUpdate, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
 import { diffNode } from './diff.ts';
 import { footprintOf, InFlight, StartOrder, type Footprint } from './overlap.ts';
 import { stateDirStorage, TargetState, type StateStorage } from './target-state.ts';
@@ -38,7 +38,8 @@ export interface NodeResult {
  */
 export interface Registry {
   type(name: string): TypeBehaviour | undefined;
-  provider(type: string, facts: Record<string, unknown>, os: Record<string, unknown>, wanted?: string): Provider | string;
+  /** Throws ApplyError when no provider fits (the node fails saying why). */
+  provider(type: string, facts: Record<string, unknown>, os: Record<string, unknown>, wanted?: string): Provider;
 }
 
 function inputHash(type: TypeBehaviour, desired: Record<string, unknown>): string | undefined {
@@ -55,9 +56,22 @@ export interface EngineOptions {
   facts?: Record<string, unknown>;
   /** Called as each node finishes. */
   onResult?: (result: NodeResult) => void;
+  /** A provider's log line (ProviderContext.log), with the node it came from. */
+  onLog?: (ref: string, message: string) => void;
+  /** A provider's progress on a long operation (ProviderContext.progress). */
+  onProgress?: (ref: string, update: ProgressUpdate) => void;
+  /** Cancels the run: providers see it as ctx.signal, and no node starts after it fired. */
+  signal?: AbortSignal;
   /** Where pending notifications and input hashes are kept; default: the target's state_dir. */
   stateStorage?: StateStorage;
 }
+
+/** What an executor that does not say offers (ssh, and executors in tests). */
+const DEFAULT_CAPABILITIES: readonly ExecutorCapability[] = ['running-system'];
+const CAPABILITY_WORDS: Record<ExecutorCapability, string> = {
+  'running-system': 'a running system',
+  cairn: 'Cairn on the machine (the local or agent executor)',
+};
 
 /** When a triggered lazy node runs, besides "at the end of invocation k" (k ≥ 0). */
 const AT_END_OF_RUN = -1; // deferred handlers
@@ -150,7 +164,8 @@ export class Engine {
   /** Readings shared by many nodes (ProviderContext.batch), forgotten whenever the target changes. */
   private readonly batches = new Map<string, Promise<unknown>>();
   private readonly peersByType = new Map<string, Record<string, unknown>[]>();
-  private readonly providerChoice = new Map<string, Provider | string>();
+  private readonly providerChoice = new Map<string, Provider | ApplyError>();
+  private readonly signal: AbortSignal;
   private stopped?: string;
   /** Plan only: the nodes that would change, and the paths they would change. */
   private readonly planned = new ChangedPaths();
@@ -168,6 +183,7 @@ export class Engine {
     this.targetState = new TargetState(options.stateStorage ?? stateDirStorage(exec, run.target.state_dir));
     this.facts = options.facts ?? run.facts;
     this.os = run.os ?? {};
+    this.signal = options.signal ?? new AbortController().signal;
   }
 
   private get planning(): boolean {
@@ -333,7 +349,7 @@ export class Engine {
         const other = this.byId.get(id)!;
         if (other.meta.noop) return false;
         const reading = await this.read(other, other.attributes);
-        return typeof reading !== 'string' && reading.action !== 'none';
+        return reading.action !== 'none';
       },
       applyWith: async (id, attributes) => {
         const other = this.byId.get(id)!;
@@ -342,7 +358,9 @@ export class Engine {
       },
     };
     return {
-      exec: this.exec, facts: this.facts, os: this.os, engine: services,
+      exec: this.exec, facts: this.facts, os: this.os, engine: services, signal: this.signal,
+      log: (message) => this.options.onLog?.(node.ref, message),
+      progress: (update) => this.options.onProgress?.(node.ref, update),
       batch: <T>(key: string, load: () => Promise<T>): Promise<T> => {
         let pending = this.batches.get(key) as Promise<T> | undefined;
         if (!pending) {
@@ -377,21 +395,28 @@ export class Engine {
     return node.reads ?? this.typeOf(node.type)?.reads?.(desired);
   }
 
-  private async read(node: GraphNode, desired: Record<string, unknown>): Promise<Reading | string> {
+  /** Reads a node through its provider; a node that cannot be read (no provider fits) throws ApplyError. */
+  private async read(node: GraphNode, desired: Record<string, unknown>): Promise<Reading> {
     const type = this.typeOf(node.type);
-    if (!type) return `unknown resource type ${node.type}`;
-    if (type.runsOn && !type.runsOn.includes(this.exec.name)) {
-      const needs = type.runsOn.includes('agent') ? 'the agent' : `the ${type.runsOn.join(' or ')} executor`;
-      return `needs ${needs}: the ${node.type} type cannot work through the ${this.exec.name} executor`;
+    if (!type) throw new ApplyError(`unknown resource type ${node.type}`);
+    const offered = this.exec.capabilities ?? DEFAULT_CAPABILITIES;
+    const missing = (type.needs ?? []).filter((c) => !offered.includes(c));
+    if (missing.length > 0) {
+      throw new ApplyError(`needs ${missing.map((c) => CAPABILITY_WORDS[c]).join(' and ')}: the ${node.type} type cannot work through the ${this.exec.name} executor`);
     }
     // The choice depends only on the type, the target and `provider:`: made once per run.
     const choiceKey = `${node.type}\u0000${node.meta.provider ?? ''}`;
     let provider = this.providerChoice.get(choiceKey);
     if (provider === undefined) {
-      provider = (this.options.registry?.provider ?? selectProvider)(node.type, this.facts, this.os, node.meta.provider);
+      try {
+        provider = (this.options.registry?.provider ?? selectProvider)(node.type, this.facts, this.os, node.meta.provider);
+      } catch (err) {
+        if (!(err instanceof ApplyError)) throw err;
+        provider = err;
+      }
       this.providerChoice.set(choiceKey, provider);
     }
-    if (typeof provider === 'string') return provider;
+    if (provider instanceof ApplyError) throw provider;
     let current = await provider.read(this.context(node), desired);
     const hash = inputHash(type, desired);
     if (current && hash !== undefined) {
@@ -426,6 +451,7 @@ export class Engine {
     const start = nowMs();
     const turn = this.turns++;
     if (this.stopped) return this.finish(node, start, { status: 'skipped', action: 'none', reason: `fail-fast: stopped after ${this.stopped} failed` });
+    if (this.signal.aborted) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'run cancelled' });
 
     const incoming = this.incoming.get(node.id) ?? [];
     if (why !== 'transition') {
@@ -452,20 +478,22 @@ export class Engine {
     // A stage applies only when the end state is not already in sync (DESIGN §5.6).
     if (node.stage && node.stage.index < node.stage.of && !overlay) {
       const end = this.byId.get(node.stage.end)!;
-      const endReading = await this.read(end, end.attributes).catch((err: Error) => err.message);
-      if (typeof endReading !== 'string' && endReading.action === 'none') {
+      const endReading = await this.read(end, end.attributes).catch((err: unknown) => {
+        if (isTargetFailure(err)) return undefined;
+        throw err;
+      });
+      if (endReading?.action === 'none') {
         return this.finish(node, start, { status: 'skipped', action: 'none', reason: `end state in sync (stage ${node.stage.index} of ${node.stage.of})` });
       }
     }
 
     const desired = overlay ?? node.attributes;
-    let reading: Reading | string;
+    let reading: Reading;
     try {
       reading = await this.read(node, desired);
     } catch (err) {
       return this.fail(node, start, 'none', err);
     }
-    if (typeof reading === 'string') return this.finish(node, start, { status: 'failed', action: 'none', error: reading });
     const { type, provider, current, changes } = reading;
     let { action } = reading;
     const refreshWhy = this.refreshFor.get(node.id);
@@ -507,8 +535,11 @@ export class Engine {
       const ctx = this.context(node);
       if (action === 'refresh') outcome = await provider.refresh?.(ctx, desired);
       else if (action === 'rebuild') {
-        await provider.apply(ctx, 'destroy', desired, current);
-        await provider.apply(ctx, 'create', desired, undefined);
+        if (provider.rebuild) await provider.rebuild(ctx, desired, current);
+        else {
+          await provider.apply(ctx, 'destroy', desired, current);
+          await provider.apply(ctx, 'create', desired, undefined);
+        }
       } else {
         outcome = await provider.apply(ctx, action, desired, current);
         // A reload is an in-place change followed by the type's refresh; a notification due for
@@ -533,10 +564,14 @@ export class Engine {
     return this.finish(node, start, { ...base, status: 'changed', action, ...(reason ? { reason } : {}) });
   }
 
+  /**
+   * A node's failure: what the target answered (ApplyError, a refused operation). A lost target
+   * ends its run (reported unreachable) rather than failing every node after, and anything else
+   * is a bug in Cairn or a provider: it stops the run with its stack, never a failed node.
+   */
   private fail(node: GraphNode, start: number, action: Action, err: unknown): NodeResult {
-    // A lost target ends its run (reported unreachable), rather than failing every node after.
-    if (err instanceof UnreachableError) throw err;
-    const message = err instanceof ApplyError ? err.message : (err as Error).message ?? String(err);
+    if (!isTargetFailure(err)) throw err;
+    const message = (err as Error).message;
     if (this.options.failFast && !this.planning) this.stopped = node.ref;
     return this.finish(node, start, { status: 'failed', action, error: message });
   }

@@ -16,7 +16,7 @@ import { CommandShell, type SpawnFunction } from './command-shell.ts';
 import { ContentIndex, type Digests } from './content-index.ts';
 import { localFacts } from './local-facts.ts';
 import { idTable } from './passwd.ts';
-import type { Executor, RunOptions, RunResult, Stat, WriteOptions } from './types.ts';
+import { TargetError, type Executor, type ExecutorCapability, type RunOptions, type RunResult, type Stat, type WriteOptions } from './types.ts';
 import { UnsyncedWrites } from './unsynced-writes.ts';
 
 const OUTPUT_LIMIT = 1 << 20;
@@ -136,6 +136,7 @@ export interface LocalExecutorOptions {
 
 export class LocalExecutor implements Executor {
   readonly name = 'local';
+  readonly capabilities: readonly ExecutorCapability[] = ['running-system', 'cairn'];
   /** Writes in flight at once: enough for the file system to commit many per journal flush. */
   readonly overlap = 16;
   private readonly syncs = new SyncBatch();
@@ -379,8 +380,8 @@ export class LocalExecutor implements Executor {
     this.forgetStats();
     const uid = owner === undefined ? -1 : await this.userId(owner);
     const gid = group === undefined ? -1 : await this.groupId(group);
-    if (uid === undefined) throw new Error(`no such user: ${owner}`);
-    if (gid === undefined) throw new Error(`no such group: ${group}`);
+    if (uid === undefined) throw new TargetError(`no such user: ${owner}`);
+    if (gid === undefined) throw new TargetError(`no such group: ${group}`);
     fs.lchownSync(path, uid, gid);
   }
 

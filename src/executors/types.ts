@@ -44,8 +44,16 @@ export interface PrefetchEntry {
   content?: boolean;
 }
 
+/**
+ * What an executor offers besides files and commands: a running system (services, the kernel's
+ * settings; an offline `chroot` root has none), or Cairn itself on the machine (local, agent).
+ */
+export type ExecutorCapability = 'running-system' | 'cairn';
+
 export interface Executor {
   readonly name: string;
+  /** What this executor offers (ResourceType.needs); absent: a running system, no Cairn. */
+  readonly capabilities?: readonly ExecutorCapability[];
   run(argv: string[], opts?: RunOptions): Promise<RunResult>;
   readFile(path: string): Promise<Buffer | undefined>;
   /**
@@ -96,4 +104,24 @@ export class UnreachableError extends Error {
     super(`${target}: ${reason}`);
     this.name = 'UnreachableError';
   }
+}
+
+/**
+ * An operation on the target failed, in the target's own words (a write refused, no such user):
+ * the node fails with this message. Errors of any other kind are bugs.
+ */
+export class TargetError extends Error {
+  constructor(message: string, readonly code?: string) {
+    super(message);
+    this.name = 'TargetError';
+  }
+}
+
+/**
+ * Whether an error is the target's answer (the node fails) rather than a bug in Cairn (the run
+ * stops with its stack): Cairn's own TargetError, or a system call's error from the local file
+ * system (EACCES, ENOSPC: node's errors carry `syscall`).
+ */
+export function isTargetFailure(err: unknown): boolean {
+  return err instanceof TargetError || (err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string');
 }

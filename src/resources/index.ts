@@ -1,24 +1,18 @@
-/** The registry of resource types, in the order `cairn schema` documents them. */
+/**
+ * The registry of resource types: every folder of src/resources/ with a type.ts and a
+ * providers.ts (scripts/registry.mjs writes types.generated.ts from them). Compile side: the
+ * types carry their zod schemas; a run reads the providers' registry (providers.ts) only.
+ */
 import type { ResourceType } from './type.ts';
-import { fileType } from './file/type.ts';
-import { directoryType } from './directory/type.ts';
-import { symlinkType } from './symlink/type.ts';
-import { lineType } from './line/type.ts';
-import { execType } from './exec/type.ts';
-import { transitionType } from './transition/type.ts';
-import { packageType } from './package/type.ts';
-import { serviceType } from './service/type.ts';
-import { userType } from './user/type.ts';
-import { groupType } from './group/type.ts';
-import { authorizedKeyType } from './authorized_key/type.ts';
-import { cronType } from './cron/type.ts';
-import { hostnameType } from './hostname/type.ts';
-import { sysctlType } from './sysctl/type.ts';
+import { generatedTypes } from './types.generated.ts';
 
-export const resourceTypes: readonly ResourceType[] = [
-  fileType, directoryType, symlinkType, lineType, execType, transitionType,
-  packageType, serviceType, userType, groupType, authorizedKeyType, cronType, hostnameType, sysctlType,
-];
+export type TypeName = keyof typeof generatedTypes;
+
+/** Every type, by name: the order `cairn schema` documents them in. */
+export const resourceTypes: readonly ResourceType[] = Object.entries(generatedTypes).map(([folder, type]) => {
+  if (type.name !== folder) throw new Error(`src/resources/${folder}/type.ts defines the type ${type.name}: a type's folder is its name`);
+  return type as ResourceType;
+});
 
 const byName = new Map(resourceTypes.map((t) => [t.name, t]));
 

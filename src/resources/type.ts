@@ -4,7 +4,7 @@
  * from this description alone and have no branch for any particular type.
  */
 import type { z } from 'zod';
-import type { Executor } from '../executors/types.ts';
+import { TargetError, type Executor, type ExecutorCapability } from '../executors/types.ts';
 import { InputError } from '../lib/errors.ts';
 
 /** What a change to an attribute needs (DESIGN §5.8). */
@@ -35,31 +35,29 @@ export function blame<T>(attribute: string, fn: () => T): T {
   }
 }
 
-export interface ResourceType<S extends z.ZodObject = z.ZodObject> {
+/**
+ * What a type's folder writes (DESIGN §6). Per-attribute behaviour (change class, write-only,
+ * sensitive, internal) is declared on the attribute's schema (resources/define.ts), not here.
+ */
+export interface TypeDefinition<S extends z.ZodObject = z.ZodObject, K extends string = string> {
   name: string;
   /** The attribute that holds the value written after the type name (`file: /etc/motd`). */
-  key: string;
+  key: K;
   description: string;
   schema: S;
-  changes: Record<string, ChangeClass>;
   /** Stateful types (jails, containers, guests) refuse rebuilds unless allowed explicitly. */
   stateful: boolean;
   /** What a notification does to a non-lazy node of this type; undefined: nothing. */
   refresh?: string;
   /** The identity used in references, `type:<identity>`; defaults to the key attribute. */
   identity?(attributes: Record<string, unknown>): string;
-  /**
-   * Inputs that cannot be read back from the target (a guest's user data): compared through a
-   * hash kept in the target's state directory, written only after the apply they describe.
-   */
-  writeOnly?: string[];
   /** How a node in sync is reported, when not `unchanged` (a transition: skipped, prior_to in sync). */
   inSync?: { status: 'skipped'; reason: string };
   /**
-   * The executors this type can work through, when not all of them (DESIGN §7): a type that needs
-   * Cairn itself on the machine lists `local` and `agent`, and fails over plain SSH at plan time.
+   * What the type needs of the executor beyond files and commands (DESIGN §7); a node whose
+   * executor lacks one fails at plan time, saying so.
    */
-  runsOn?: string[];
+  needs?: ExecutorCapability[];
   /** The action when a node is absent and must be made (`run` for commands). */
   createAction?: 'create' | 'run';
   /**
@@ -80,6 +78,23 @@ export interface ResourceType<S extends z.ZodObject = z.ZodObject> {
   resolve?(attributes: Record<string, unknown>, ctx: ResolveContext): Record<string, unknown>;
 }
 
+/** A type as the compiler and engine see it: its definition plus what its attributes declare. */
+export interface ResourceType<S extends z.ZodObject = z.ZodObject, K extends string = string> extends TypeDefinition<S, K> {
+  /** The compared attributes and what a change to each needs; the others are inputs, not compared. */
+  changes: Record<string, ChangeClass>;
+  /**
+   * Inputs that cannot be read back from the target (a guest's user data): compared through a
+   * hash kept in the target's state directory, written only after the apply they describe.
+   */
+  writeOnly: string[];
+  /** Attributes whose values never appear in output, diffs, reports or logs (DESIGN §5.13). */
+  sensitive: string[];
+  /** Attributes the type's `resolve` fills in; users never write them. */
+  internal: string[];
+}
+
+export type { ExecutorCapability };
+
 /** What reading a node depends on (ResourceType.reads), computed when the graph is built. */
 export interface Reads {
   paths: string[];
@@ -91,26 +106,20 @@ export interface Reads {
  * What the engine needs of a type while it runs: plain data, kept in the compiled graph, so a
  * run loads no schema (and no zod) at all.
  */
-export type TypeBehaviour = Pick<ResourceType, 'name' | 'changes' | 'createAction' | 'writeOnly' | 'inSync' | 'runsOn' | 'overlap'> & {
+export type TypeBehaviour = Pick<ResourceType, 'name' | 'changes' | 'createAction' | 'inSync' | 'needs' | 'overlap'> &
+  Partial<Pick<ResourceType, 'writeOnly' | 'sensitive'>> & {
   /** Types the engine is handed directly (tests) may still compute their readings. */
   reads?: ResourceType['reads'];
 };
 
 export function behaviourOf(type: ResourceType): TypeBehaviour {
-  const { name, changes, createAction, writeOnly, inSync, runsOn, overlap } = type;
+  const { name, changes, createAction, writeOnly, sensitive, inSync, needs, overlap } = type;
   return {
     name, changes,
-    ...(createAction ? { createAction } : {}), ...(writeOnly ? { writeOnly } : {}),
-    ...(inSync ? { inSync } : {}), ...(runsOn ? { runsOn } : {}), ...(overlap ? { overlap } : {}),
+    ...(createAction ? { createAction } : {}), ...(writeOnly.length ? { writeOnly } : {}),
+    ...(sensitive.length ? { sensitive } : {}),
+    ...(inSync ? { inSync } : {}), ...(needs?.length ? { needs } : {}), ...(overlap ? { overlap } : {}),
   };
-}
-
-/** Keeps the exact schema type, so the TypeScript API can type each builder's attributes. */
-export function defineType<S extends z.ZodObject>(type: ResourceType<S>): ResourceType<S> {
-  for (const attr of Object.keys(type.changes)) {
-    if (!(attr in type.schema.shape)) throw new Error(`type ${type.name}: change class for unknown attribute ${attr}`);
-  }
-  return type;
 }
 
 export function identityOf(type: ResourceType, attributes: Record<string, unknown>): string {
@@ -136,7 +145,12 @@ export interface ProviderContext {
   /** The target's OS tables merged (`it.os`): OS-specific names, package manager, init system. */
   os: Record<string, unknown>;
   engine: EngineServices;
-  signal?: AbortSignal;
+  /** Aborted when the run is cancelled: a long operation (a download, a build) stops early. */
+  signal: AbortSignal;
+  /** A line for the run's log, attributed to this node (shown with -v, kept by `--log`). */
+  log(message: string): void;
+  /** How far a long operation is, shown live while it runs; never part of the report. */
+  progress(update: ProgressUpdate): void;
   /**
    * A reading shared by many nodes: `load` runs once per `key` until the target next changes (the
    * engine forgets every batch after an apply), so a run reads all its packages with one
@@ -147,28 +161,68 @@ export interface ProviderContext {
   peers(): Record<string, unknown>[];
 }
 
-/** Current state in the same vocabulary as the desired attributes; undefined: absent. */
-export type Current = Record<string, unknown> | undefined;
+export interface ProgressUpdate {
+  /** Units done so far (bytes, steps), and how many there are when known. */
+  done: number;
+  total?: number;
+  /** What is going on now ("downloading", "installing grub"). */
+  step?: string;
+}
 
-export interface Provider {
+/** The shape a type's providers see: the schema's parsed output (defaults applied). */
+export type Desired<T extends { schema: z.ZodType }> = z.output<T['schema']>;
+
+/** Current state in the same vocabulary as the desired attributes; undefined: absent. */
+export type Current<T extends { schema: z.ZodType } = ResourceType> = (Partial<Desired<T>> & Record<string, unknown>) | undefined;
+
+/**
+ * A provider: a tiny required core (suitable, read, apply) and optional traits the engine and
+ * `cairn export` look for (mgmt's model). `T` is the type it serves (`typeof fileType`, a type-only
+ * import: a run loads no schema), so `desired` and `current` are typed from its schema.
+ * Methods, not function properties: a provider of one type is usable where any provider is.
+ */
+export interface Provider<T extends { schema: z.ZodType } = ResourceType> {
   type: string;
   name: string;
   /** Whether this provider fits the target, from its facts and OS tables (see resources/os.ts). */
   suitable(facts: Record<string, unknown>, os: Record<string, unknown>): boolean;
   /** Observes, with no side effects. */
-  read(ctx: ProviderContext, desired: Record<string, unknown>): Promise<Current>;
+  read(ctx: ProviderContext, desired: Desired<T>): Promise<Current<T>>;
   /**
    * Returns `{ changed: false }` when it found nothing to do after all (a transition whose
    * resource is already in the transitional state), so nothing reports a change it did not make;
    * `{ refreshed: true }` when the change already did what a pending notification asks (a service
    * started from stopped reads its new configuration: no restart right after).
    */
-  apply(ctx: ProviderContext, action: Action, desired: Record<string, unknown>, current: Current): Promise<ApplyOutcome>;
-  /** What a notification does; absent: nothing. `{ changed: false }` when it had nothing to do
-   *  (a stopped service is not restarted), so the node does not report a change. */
-  refresh?(ctx: ProviderContext, desired: Record<string, unknown>): Promise<void | { changed: false; reason: string }>;
-  /** A unified diff of content for `--diff`, when the type has content. */
-  diff?(desired: Record<string, unknown>, current: Current): string | undefined;
+  apply(ctx: ProviderContext, action: Action, desired: Desired<T>, current: Current<T>): Promise<ApplyOutcome>;
+  /**
+   * Trait: replaces the thing in one step (build the new one, then swap), for a `rebuild`
+   * action; without it the engine destroys, then creates.
+   */
+  rebuild?(ctx: ProviderContext, desired: Desired<T>, current: Current<T>): Promise<void>;
+  /** Trait: what a notification does; absent: nothing. `{ changed: false }` when it had nothing
+   *  to do (a stopped service is not restarted), so the node does not report a change. */
+  refresh?(ctx: ProviderContext, desired: Desired<T>): Promise<void | { changed: false; reason: string }>;
+  /** Trait: a unified diff of content for `--diff`, when the type has content. */
+  diff?(desired: Desired<T>, current: Current<T>): string | undefined;
+  /** Trait: the same work as POSIX sh, for `cairn export` (DESIGN §11). */
+  shell?: ShellProvider<T>;
+}
+
+/**
+ * A provider's work written as POSIX sh fragments (dash and busybox ash), for a run exported as
+ * one script: `check` exits 0 when the node is in sync, `apply` converges it, `refresh` is what a
+ * notification runs. Values reach the fragments already quoted (lib/shell.ts).
+ */
+export interface ShellProvider<T extends { schema: z.ZodType } = ResourceType> {
+  check(desired: Desired<T>): string;
+  apply(desired: Desired<T>, action: Action): string;
+  refresh?(desired: Desired<T>): string;
+}
+
+/** Declares a provider of one type, keeping its attribute types (`defineProvider<typeof fileType>({…})`). */
+export function defineProvider<T extends { schema: z.ZodType }>(provider: Provider<T>): Provider<T> {
+  return provider;
 }
 
 export type ApplyOutcome = void | { changed: false; reason: string } | { refreshed: true };
@@ -178,8 +232,11 @@ export function outputTail(text: string, lines = 10): string {
   return text.trim().split('\n').slice(-lines).join('\n');
 }
 
-/** Thrown by providers for a failure the user should see as the node's error. */
-export class ApplyError extends Error {}
+/**
+ * Thrown by providers for a failure the user should see as the node's error. Any other error a
+ * provider throws (a TypeError) is a bug: the run stops and says so with its stack (exit 70).
+ */
+export class ApplyError extends TargetError {}
 
 /** `mode` as the user wrote it when the bits match, else the actual bits as "0644". */
 export function modeAs(desired: unknown, actual: number): string {

@@ -3,3 +3,5 @@ import type { Provider } from '../type.ts';
 import { sshAuthorizedKey } from './provider.ts';
 
 export const authorizedkeyProviders: readonly Provider[] = [sshAuthorizedKey];
+
+export default authorizedkeyProviders;

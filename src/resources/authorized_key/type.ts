@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ensurePresence } from '../attributes.ts';
-import { defineType } from '../type.ts';
+import { defineType, update } from '../define.ts';
 import { parseKeyLine } from './keys.ts';
 
 export const authorizedKeyType = defineType({
@@ -13,10 +13,11 @@ export const authorizedKeyType = defineType({
         'a public key line: "<type> <base64> [comment]", options in `options`')
       .describe('the public key line, e.g. "ssh-ed25519 AAAA… comment"; identity is its type and body, not its comment'),
     user: z.string().min(1),
-    ensure: ensurePresence,
-    options: z.string().optional().describe('key options, e.g. from="10.0.0.0/8" ("" for none)'),
+    ensure: update(ensurePresence),
+    options: update(z.string().optional().describe('key options, e.g. from="10.0.0.0/8" ("" for none)')),
   }),
-  changes: { ensure: 'update', options: 'update' },
   stateful: false,
   identity: (a) => `${String(a.user)}#${String(a.key).trim().split(/\s+/).slice(0, 2).join(' ')}`,
 });
+
+export default authorizedKeyType;

@@ -3,3 +3,5 @@ import type { Provider } from '../type.ts';
 import { crontabCron } from './provider.ts';
 
 export const cronProviders: readonly Provider[] = [crontabCron];
+
+export default cronProviders;

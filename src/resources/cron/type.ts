@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ensurePresence } from '../attributes.ts';
-import { defineType } from '../type.ts';
+import { defineType, update } from '../define.ts';
 
 /** A schedule field: anything cron takes (`*`, `5`, `1-5`, `mon,wed`, steps), but one word. */
 const field = z
@@ -23,24 +23,25 @@ export const cronType = defineType({
   schema: z
     .strictObject({
       name: oneLine('a cron name').describe('the name in the marker comment above the entry'),
-      command: oneLine('a cron command').optional().describe('the command line (required unless absent)'),
+      command: update(oneLine('a cron command').optional().describe('the command line (required unless absent)')),
       user: z.string().min(1).default('root').describe("whose crontab (default root)"),
-      ensure: ensurePresence,
-      minute: field,
-      hour: field,
-      day: field,
-      month: field,
-      weekday: field,
-      special: z.enum(SPECIALS).optional().describe('run @reboot, @daily, … instead of at minute/hour/day/month/weekday'),
+      ensure: update(ensurePresence),
+      minute: update(field),
+      hour: update(field),
+      day: update(field),
+      month: update(field),
+      weekday: update(field),
+      special: update(z.enum(SPECIALS).optional().describe('run @reboot, @daily, … instead of at minute/hour/day/month/weekday')),
     })
     .refine((a) => a.ensure === 'absent' || a.command !== undefined, { message: 'command is required', path: ['command'] })
     .refine((a) => a.special === undefined || [a.minute, a.hour, a.day, a.month, a.weekday].every((f) => f === '*'), {
       message: 'special replaces minute, hour, day, month and weekday: give one or the other',
       path: ['special'],
     }),
-  changes: { command: 'update', ensure: 'update', minute: 'update', hour: 'update', day: 'update', month: 'update', weekday: 'update', special: 'update' },
   // Reading runs `crontab -l`: a requisite that would change (the cron package, the user) makes a
   // plan's reading provisional.
   reads: () => ({ paths: [], commands: true }),
   stateful: false,
 });
+
+export default cronType;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineType } from '../type.ts';
+import { defineType } from '../define.ts';
 
 export const execType = defineType({
   name: 'exec',
@@ -16,7 +16,6 @@ export const execType = defineType({
     user: z.string().optional(),
     timeout: z.number().positive().optional().describe('seconds'),
   }),
-  changes: {},
   stateful: false,
   refresh: 'runs again',
   createAction: 'run',
@@ -25,3 +24,5 @@ export const execType = defineType({
     commands: a.unless !== undefined || a.onlyif !== undefined,
   }),
 });
+
+export default execType;

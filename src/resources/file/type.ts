@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { absolutePath, ensurePresence, fileMode, userName } from '../attributes.ts';
-import { blame, defineType } from '../type.ts';
+import { blame } from '../type.ts';
+import { defineType, internal, update } from '../define.ts';
 
 export const fileType = defineType({
   name: 'file',
@@ -9,24 +10,23 @@ export const fileType = defineType({
   schema: z
     .strictObject({
       path: absolutePath.describe('absolute path of the file'),
-      ensure: ensurePresence,
-      content: z.string().optional().describe('the exact content'),
+      ensure: update(ensurePresence),
+      content: update(z.string().optional().describe('the exact content')),
       template: z.string().optional().describe('a site path rendered with Eta, with the same `it` as state files'),
       source: z.string().optional().describe('a site path copied as is'),
       vars: z.record(z.string(), z.unknown()).optional().describe("laid over it.vars for this part's template only"),
-      mode: fileMode.optional(),
-      owner: userName.optional(),
-      group: userName.optional(),
+      mode: update(fileMode.optional()),
+      owner: update(userName.optional()),
+      group: update(userName.optional()),
       backup: z.boolean().optional().describe('keep the old content beside it as <path>.cairn-bak'),
       // Filled by resolve(): what `source` holds, so plans compare content without the site.
-      source_base64: z.string().optional().describe('internal: the content of `source`'),
-      content_sha256: z.string().optional().describe('internal: sha256 of the content of `source`'),
+      source_base64: internal(z.string().optional().describe('internal: the content of `source`')),
+      content_sha256: internal(update(z.string().optional().describe('internal: sha256 of the content of `source`'))),
     })
     .refine(
       (a) => [a.content, a.template, a.source].filter((v) => v !== undefined).length <= 1,
       { message: 'give only one of content, template and source' },
     ),
-  changes: { content: 'update', content_sha256: 'update', mode: 'update', owner: 'update', group: 'update', ensure: 'update' },
   // A backup is written beside the file: it is one of the paths the node acts on.
   reads: (a) => ({ paths: a.backup === true ? [String(a.path), `${String(a.path)}.cairn-bak`] : [String(a.path)] }),
   overlap: 'paths',
@@ -45,3 +45,5 @@ export const fileType = defineType({
     return resolved;
   },
 });
+
+export default fileType;

@@ -3,3 +3,5 @@ import type { Provider } from '../type.ts';
 import { busyboxGroup, pwGroup, shadowGroup } from './provider.ts';
 
 export const groupProviders: readonly Provider[] = [busyboxGroup, shadowGroup, pwGroup];
+
+export default groupProviders;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ensurePresence } from '../attributes.ts';
-import { defineType } from '../type.ts';
+import { defineType, update } from '../define.ts';
 
 export const groupType = defineType({
   name: 'group',
@@ -8,10 +8,11 @@ export const groupType = defineType({
   description: 'A local group.',
   schema: z.strictObject({
     name: z.string().min(1).refine((s) => !/[:\s,]/.test(s), 'must not contain ":", "," or white space'),
-    ensure: ensurePresence,
-    gid: z.number().int().nonnegative().optional(),
+    ensure: update(ensurePresence),
+    gid: update(z.number().int().nonnegative().optional()),
     system: z.boolean().optional().describe('a system group (groupadd -r, addgroup -S; pw has none)'),
   }),
-  changes: { ensure: 'update', gid: 'update' },
   stateful: false,
 });
+
+export default groupType;

@@ -3,3 +3,5 @@ import type { Provider } from '../type.ts';
 import { etcHostnameHostname, hostnamectlHostname, sysrcHostname } from './provider.ts';
 
 export const hostnameProviders: readonly Provider[] = [hostnamectlHostname, etcHostnameHostname, sysrcHostname];
+
+export default hostnameProviders;

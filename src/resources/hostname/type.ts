@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineType } from '../type.ts';
+import { defineType, update } from '../define.ts';
 
 /** RFC 1123 labels joined by dots, at most 64 characters (the kernel's limit for a node name). */
 const HOST_NAME = /^(?=.{1,64}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
@@ -9,9 +9,12 @@ export const hostnameType = defineType({
   key: 'name',
   description: "The machine's host name: the running one and the one it keeps across reboots.",
   schema: z.strictObject({
-    name: z.string().regex(HOST_NAME, 'a host name is letters, digits and hyphens, in dot-separated labels, at most 64 characters'),
+    name: update(z.string().regex(HOST_NAME, 'a host name is letters, digits and hyphens, in dot-separated labels, at most 64 characters')),
   }),
-  changes: { name: 'update' },
   reads: () => ({ paths: ['/etc/hostname'], content: true, commands: true }),
   stateful: false,
+  // Sets the running system's state (now), besides any file it keeps.
+  needs: ['running-system'],
 });
+
+export default hostnameType;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { absolutePath, ensurePresence } from '../attributes.ts';
-import { defineType } from '../type.ts';
+import { defineType, update } from '../define.ts';
 
 export const lineType = defineType({
   name: 'line',
@@ -8,7 +8,7 @@ export const lineType = defineType({
   description: 'One line in a file: replace the first line matching `match`, else append `text`.',
   schema: z.strictObject({
     path: absolutePath.describe('absolute path of the file'),
-    text: z.string().describe('the whole line, without its newline'),
+    text: update(z.string().describe('the whole line, without its newline')),
     match: z
       .string()
       .refine((re) => {
@@ -21,12 +21,13 @@ export const lineType = defineType({
       }, 'not a valid regular expression')
       .optional()
       .describe('a regular expression: replace the first matching line, else append'),
-    ensure: ensurePresence,
+    ensure: update(ensurePresence),
     create: z.boolean().default(true).describe('create the file if it is missing (default true)'),
   }),
-  changes: { text: 'update', ensure: 'update' },
   reads: (a) => ({ paths: [String(a.path)], content: true }),
   overlap: 'paths',
   stateful: false,
   identity: (a) => `${String(a.path)}#${String(a.match ?? a.text)}`,
 });
+
+export default lineType;

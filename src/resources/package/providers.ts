@@ -7,3 +7,5 @@ import { pacmanProvider } from './pacman.ts';
 import { pkgProvider } from './pkg.ts';
 
 export const packageProviders: readonly Provider[] = [aptProvider, dnfProvider, yumProvider, apkProvider, pacmanProvider, pkgProvider];
+
+export default packageProviders;

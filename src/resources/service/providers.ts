@@ -5,3 +5,5 @@ import { rcdService } from './rcd.ts';
 import { systemdService } from './systemd.ts';
 
 export const serviceProviders: readonly Provider[] = [systemdService, openrcService, rcdService];
+
+export default serviceProviders;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineType } from '../type.ts';
+import { defineType, update } from '../define.ts';
 
 export const serviceType = defineType({
   name: 'service',
@@ -7,11 +7,14 @@ export const serviceType = defineType({
   description: 'A system service; notified, it restarts (or reloads when `reload: true`).',
   schema: z.strictObject({
     name: z.string().min(1),
-    ensure: z.enum(['running', 'stopped']).optional(),
-    enable: z.boolean().optional().describe('start at boot'),
+    ensure: update(z.enum(['running', 'stopped']).optional()),
+    enable: update(z.boolean().optional().describe('start at boot')),
     reload: z.boolean().default(false).describe('a notification reloads instead of restarting'),
   }),
-  changes: { ensure: 'update', enable: 'update' },
   stateful: false,
+  // Sets the running system's state (now), besides any file it keeps.
+  needs: ['running-system'],
   refresh: 'restart (or reload)',
 });
+
+export default serviceType;

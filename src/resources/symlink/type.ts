@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { absolutePath, ensurePresence } from '../attributes.ts';
-import { defineType } from '../type.ts';
+import { defineType, update } from '../define.ts';
 
 export const symlinkType = defineType({
   name: 'symlink',
@@ -9,16 +9,17 @@ export const symlinkType = defineType({
   schema: z
     .strictObject({
       path: absolutePath.describe('absolute path of the link'),
-      target: z.string().min(1).optional().describe('what the link points to (required unless absent)'),
-      ensure: ensurePresence,
+      target: update(z.string().min(1).optional().describe('what the link points to (required unless absent)')),
+      ensure: update(ensurePresence),
       force: z.boolean().default(false).describe('replace a file that is in the way'),
     })
     .refine((a) => a.ensure === 'absent' || a.target !== undefined, {
       message: 'target is required',
       path: ['target'],
     }),
-  changes: { target: 'update', ensure: 'update' },
   reads: (a) => ({ paths: [String(a.path)] }),
   overlap: 'paths',
   stateful: false,
 });
+
+export default symlinkType;

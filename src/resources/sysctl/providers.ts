@@ -3,3 +3,5 @@ import type { Provider } from '../type.ts';
 import { freebsdSysctl, linuxSysctl } from './provider.ts';
 
 export const sysctlProviders: readonly Provider[] = [linuxSysctl, freebsdSysctl];
+
+export default sysctlProviders;

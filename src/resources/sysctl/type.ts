@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineType } from '../type.ts';
+import { defineType, update } from '../define.ts';
 
 export const sysctlType = defineType({
   name: 'sysctl',
@@ -10,11 +10,14 @@ export const sysctlType = defineType({
     'whitespace as one space ("4 4 1 7" matches what sysctl prints with tabs).',
   schema: z.strictObject({
     name: z.string().regex(/^[A-Za-z0-9_][^\s=]*$/, 'a sysctl name such as net.ipv4.ip_forward (no spaces or "=")'),
-    value: z.union([z.string(), z.number()]).transform(String).refine((v) => !/[\r\n]/.test(v), 'a sysctl value must be one line'),
-    persist: z.boolean().default(true).describe('keep it across reboots (false: set it now only, and drop the line Cairn kept)'),
+    value: update(z.union([z.string(), z.number()]).transform(String).refine((v) => !/[\r\n]/.test(v), 'a sysctl value must be one line')),
+    persist: update(z.boolean().default(true).describe('keep it across reboots (false: set it now only, and drop the line Cairn kept)')),
   }),
-  changes: { value: 'update', persist: 'update' },
   // The persisted files (Linux, FreeBSD), and the `sysctl` command.
   reads: () => ({ paths: ['/etc/sysctl.d/99-cairn.conf', '/etc/sysctl.conf'], content: true, commands: true }),
   stateful: false,
+  // Sets the running system's state (now), besides any file it keeps.
+  needs: ['running-system'],
 });
+
+export default sysctlType;

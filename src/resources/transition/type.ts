@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineType } from '../type.ts';
+import { defineType } from '../define.ts';
 
 const refList = z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v]));
 
@@ -14,7 +14,8 @@ export const transitionType = defineType({
     attributes: z.record(z.string(), z.unknown()).describe('laid over the resource\'s declared attributes'),
     prior_to: refList.describe('references: the transition happens only if one of them would change'),
   }),
-  changes: {},
   stateful: false,
   inSync: { status: 'skipped', reason: 'prior_to in sync' },
 });
+
+export default transitionType;

@@ -5,3 +5,5 @@ import { pwUser } from './pw.ts';
 import { shadowUser } from './shadow.ts';
 
 export const userProviders: readonly Provider[] = [busyboxUser, shadowUser, pwUser];
+
+export default userProviders;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ensurePresence } from '../attributes.ts';
-import { defineType } from '../type.ts';
+import { defineType, update } from '../define.ts';
 
 /** A passwd(5) field: a colon or a line break would corrupt the database. */
 const passwdField = z.string().refine((s) => !/[:\n]/.test(s), 'must not contain ":" or a line break');
@@ -12,17 +12,18 @@ export const userType = defineType({
   description: 'A local user account.',
   schema: z.strictObject({
     name: accountName,
-    ensure: ensurePresence,
-    uid: z.number().int().nonnegative().optional(),
-    gid: z.union([z.number().int().nonnegative(), accountName]).optional().describe('primary group, by name or number'),
-    groups: z.array(accountName).optional().describe('supplementary groups: the exact list (the user leaves groups not listed)'),
-    home: z.string().min(1).refine((s) => !/[:\n]/.test(s), 'must not contain ":" or a line break').optional().describe('home directory (changing it does not move the old one)'),
-    shell: passwdField.optional(),
-    comment: passwdField.optional().describe('the GECOS field'),
+    ensure: update(ensurePresence),
+    uid: update(z.number().int().nonnegative().optional()),
+    gid: update(z.union([z.number().int().nonnegative(), accountName]).optional().describe('primary group, by name or number')),
+    groups: update(z.array(accountName).optional().describe('supplementary groups: the exact list (the user leaves groups not listed)')),
+    home: update(z.string().min(1).refine((s) => !/[:\n]/.test(s), 'must not contain ":" or a line break').optional().describe('home directory (changing it does not move the old one)')),
+    shell: update(passwdField.optional()),
+    comment: update(passwdField.optional().describe('the GECOS field')),
     system: z.boolean().optional().describe('a system account (useradd -r, adduser -S; pw has none)'),
     create_home: z.boolean().optional().describe('make the home when the user is created; default true, false for system users'),
     remove_home: z.boolean().optional().describe('with ensure: absent, remove the home too (default false: the home is kept)'),
   }),
-  changes: { ensure: 'update', uid: 'update', gid: 'update', groups: 'update', home: 'update', shell: 'update', comment: 'update' },
   stateful: false,
 });
+
+export default userType;

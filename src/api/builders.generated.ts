@@ -1,0 +1,17 @@
+// Written by scripts/registry.mjs from the folders in src/resources/ (`npm run build` runs it): do not edit.
+import { builder } from './builder.ts';
+
+export const authorizedKey = builder('authorized_key');
+export const cron = builder('cron');
+export const directory = builder('directory');
+export const exec = builder('exec');
+export const file = builder('file');
+export const group = builder('group');
+export const hostname = builder('hostname');
+export const line = builder('line');
+export const pkg = builder('package');
+export const service = builder('service');
+export const symlink = builder('symlink');
+export const sysctl = builder('sysctl');
+export const transition = builder('transition');
+export const user = builder('user');

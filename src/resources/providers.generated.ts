@@ -1,0 +1,34 @@
+// Written by scripts/registry.mjs from the folders in src/resources/ (`npm run build` runs it): do not edit.
+import type { Provider } from './type.ts';
+import authorizedKeyProviders from './authorized_key/providers.ts';
+import cronProviders from './cron/providers.ts';
+import directoryProviders from './directory/providers.ts';
+import execProviders from './exec/providers.ts';
+import fileProviders from './file/providers.ts';
+import groupProviders from './group/providers.ts';
+import hostnameProviders from './hostname/providers.ts';
+import lineProviders from './line/providers.ts';
+import packageProviders from './package/providers.ts';
+import serviceProviders from './service/providers.ts';
+import symlinkProviders from './symlink/providers.ts';
+import sysctlProviders from './sysctl/providers.ts';
+import transitionProviders from './transition/providers.ts';
+import userProviders from './user/providers.ts';
+
+/** Every type's providers, in the order they are tried. */
+export const generatedProviders: Record<string, readonly Provider[]> = {
+  authorized_key: authorizedKeyProviders,
+  cron: cronProviders,
+  directory: directoryProviders,
+  exec: execProviders,
+  file: fileProviders,
+  group: groupProviders,
+  hostname: hostnameProviders,
+  line: lineProviders,
+  package: packageProviders,
+  service: serviceProviders,
+  symlink: symlinkProviders,
+  sysctl: sysctlProviders,
+  transition: transitionProviders,
+  user: userProviders,
+};

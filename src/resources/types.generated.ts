@@ -1,0 +1,33 @@
+// Written by scripts/registry.mjs from the folders in src/resources/ (`npm run build` runs it): do not edit.
+import authorizedKeyType from './authorized_key/type.ts';
+import cronType from './cron/type.ts';
+import directoryType from './directory/type.ts';
+import execType from './exec/type.ts';
+import fileType from './file/type.ts';
+import groupType from './group/type.ts';
+import hostnameType from './hostname/type.ts';
+import lineType from './line/type.ts';
+import packageType from './package/type.ts';
+import serviceType from './service/type.ts';
+import symlinkType from './symlink/type.ts';
+import sysctlType from './sysctl/type.ts';
+import transitionType from './transition/type.ts';
+import userType from './user/type.ts';
+
+/** Every resource type, by name. */
+export const generatedTypes = {
+  authorized_key: authorizedKeyType,
+  cron: cronType,
+  directory: directoryType,
+  exec: execType,
+  file: fileType,
+  group: groupType,
+  hostname: hostnameType,
+  line: lineType,
+  package: packageType,
+  service: serviceType,
+  symlink: symlinkType,
+  sysctl: sysctlType,
+  transition: transitionType,
+  user: userType,
+} as const;
