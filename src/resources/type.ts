@@ -139,7 +139,8 @@ export interface EngineServices {
   applyWith(nodeId: string, attributes: Record<string, unknown>): Promise<{ changed: boolean; failed?: string }>;
 }
 
-export interface ProviderContext {
+/** What the engine gives a provider; `T` types `peers()` as the provider's own attributes. */
+export interface ProviderContext<T extends { schema: z.ZodType } = ResourceType> {
   exec: Executor;
   facts: Record<string, unknown>;
   /** The target's OS tables merged (`it.os`): OS-specific names, package manager, init system. */
@@ -158,7 +159,7 @@ export interface ProviderContext {
    */
   batch<T>(key: string, load: () => Promise<T>): Promise<T>;
   /** The desired attributes of every node of this node's type in the run: what a batch reads. */
-  peers(): Record<string, unknown>[];
+  peers(): Desired<T>[];
 }
 
 export interface ProgressUpdate {
@@ -187,22 +188,22 @@ export interface Provider<T extends { schema: z.ZodType } = ResourceType> {
   /** Whether this provider fits the target, from its facts and OS tables (see resources/os.ts). */
   suitable(facts: Record<string, unknown>, os: Record<string, unknown>): boolean;
   /** Observes, with no side effects. */
-  read(ctx: ProviderContext, desired: Desired<T>): Promise<Current<T>>;
+  read(ctx: ProviderContext<T>, desired: Desired<T>): Promise<Current<T>>;
   /**
    * Returns `{ changed: false }` when it found nothing to do after all (a transition whose
    * resource is already in the transitional state), so nothing reports a change it did not make;
    * `{ refreshed: true }` when the change already did what a pending notification asks (a service
    * started from stopped reads its new configuration: no restart right after).
    */
-  apply(ctx: ProviderContext, action: Action, desired: Desired<T>, current: Current<T>): Promise<ApplyOutcome>;
+  apply(ctx: ProviderContext<T>, action: Action, desired: Desired<T>, current: Current<T>): Promise<ApplyOutcome>;
   /**
    * Trait: replaces the thing in one step (build the new one, then swap), for a `rebuild`
    * action; without it the engine destroys, then creates.
    */
-  rebuild?(ctx: ProviderContext, desired: Desired<T>, current: Current<T>): Promise<void>;
+  rebuild?(ctx: ProviderContext<T>, desired: Desired<T>, current: Current<T>): Promise<void>;
   /** Trait: what a notification does; absent: nothing. `{ changed: false }` when it had nothing
    *  to do (a stopped service is not restarted), so the node does not report a change. */
-  refresh?(ctx: ProviderContext, desired: Desired<T>): Promise<void | { changed: false; reason: string }>;
+  refresh?(ctx: ProviderContext<T>, desired: Desired<T>): Promise<void | { changed: false; reason: string }>;
   /** Trait: a unified diff of content for `--diff`, when the type has content. */
   diff?(desired: Desired<T>, current: Current<T>): string | undefined;
   /** Trait: the same work as POSIX sh, for `cairn export` (DESIGN §11). */

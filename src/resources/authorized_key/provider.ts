@@ -7,8 +7,11 @@
 import { dirname } from 'node:path';
 import type { Stat } from '../../executors/types.ts';
 import { readAccounts, type PasswdEntry } from '../user/accounts.ts';
-import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
+import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
+import type { authorizedKeyType } from './type.ts';
 import { dropKey, findKey, keyLineOf, parseKeyLine, putKey } from './keys.ts';
+
+type AuthorizedKeyAttributes = Desired<typeof authorizedKeyType>;
 
 interface KeyFile {
   entry?: PasswdEntry;
@@ -27,9 +30,9 @@ function keyFile(ctx: ProviderContext, user: string): Promise<KeyFile> {
   });
 }
 
-function identity(desired: Record<string, unknown>): { type: string; body: string } {
-  const key = parseKeyLine(String(desired.key));
-  if (!key || key.options !== undefined) throw new ApplyError(`not a public key line: ${String(desired.key).slice(0, 40)}`);
+function identity(desired: AuthorizedKeyAttributes): { type: string; body: string } {
+  const key = parseKeyLine(desired.key);
+  if (!key || key.options !== undefined) throw new ApplyError(`not a public key line: ${desired.key.slice(0, 40)}`);
   return key;
 }
 
@@ -45,14 +48,14 @@ async function ensureSshDir(ctx: ProviderContext, entry: PasswdEntry, dir: strin
   await ctx.exec.chown(dir, String(entry.uid), String(entry.gid));
 }
 
-export const sshAuthorizedKey: Provider = {
+export const sshAuthorizedKey = defineProvider<typeof authorizedKeyType>({
   type: 'authorized_key',
   name: 'openssh',
   suitable: () => true,
 
   async read(ctx, desired) {
     const { type, body } = identity(desired);
-    const file = await keyFile(ctx, String(desired.user));
+    const file = await keyFile(ctx, desired.user);
     const found = file.text === undefined ? undefined : findKey(file.text, type, body);
     if (!found) return undefined;
     return {
@@ -62,7 +65,7 @@ export const sshAuthorizedKey: Provider = {
   },
 
   async apply(ctx, action, desired) {
-    const user = String(desired.user);
+    const user = desired.user;
     const { type, body } = identity(desired);
     const file = await keyFile(ctx, user);
     if (!file.entry || !file.path) {
@@ -72,7 +75,7 @@ export const sshAuthorizedKey: Provider = {
     const before = file.text ?? '';
     const after = action === 'destroy'
       ? dropKey(before, type, body)
-      : putKey(before, keyLineOf(String(desired.key), typeof desired.options === 'string' ? desired.options : undefined), type, body);
+      : putKey(before, keyLineOf(desired.key, typeof desired.options === 'string' ? desired.options : undefined), type, body);
     if (file.stat && file.stat.type !== 'file') throw new ApplyError(`${file.path} is a ${file.stat.type}, not a file; not editing it`);
     if (file.stat) {
       await ctx.exec.writeFile(file.path, after, { mode: file.stat.mode, owner: String(file.stat.uid), group: String(file.stat.gid) });
@@ -81,4 +84,4 @@ export const sshAuthorizedKey: Provider = {
     await ensureSshDir(ctx, file.entry, dirname(file.path));
     await ctx.exec.writeFile(file.path, after, { mode: 0o600, owner: String(file.entry.uid), group: String(file.entry.gid) });
   },
-};
+});

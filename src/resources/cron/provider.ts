@@ -1,5 +1,8 @@
-import { ApplyError, outputTail, type Provider, type ProviderContext } from '../type.ts';
+import { defineProvider, ApplyError, outputTail, type ProviderContext, type Desired } from '../type.ts';
+import type { cronType } from './type.ts';
 import { findJob, parseCrontab, renderCrontab, withJob, type Crontab, type CronJob } from './crontab.ts';
+
+type CronAttributes = Desired<typeof cronType>;
 
 const FIELDS = ['minute', 'hour', 'day', 'month', 'weekday'] as const;
 
@@ -22,21 +25,21 @@ function readCrontab(ctx: ProviderContext, user: string): Promise<Crontab> {
   });
 }
 
-function jobOf(desired: Record<string, unknown>): CronJob {
+function jobOf(desired: CronAttributes): CronJob {
   const command = String(desired.command);
   if (typeof desired.special === 'string') return { special: desired.special, command };
   return { command, ...Object.fromEntries(FIELDS.map((f) => [f, String(desired[f] ?? '*')])) };
 }
 
-export const crontabCron: Provider = {
+export const crontabCron = defineProvider<typeof cronType>({
   type: 'cron',
   name: 'crontab',
   // Vixie/Debian cron, cronie, BusyBox and FreeBSD all take these arguments.
   suitable: () => true,
 
   async read(ctx, desired) {
-    const user = String(desired.user);
-    const job = findJob(await readCrontab(ctx, user), String(desired.name));
+    const user = desired.user;
+    const job = findJob(await readCrontab(ctx, user), desired.name);
     if (!job) return undefined;
     const current: Record<string, unknown> = { name: desired.name, user, ensure: 'present', command: job.command };
     if (job.special !== undefined) {
@@ -51,10 +54,10 @@ export const crontabCron: Provider = {
   },
 
   async apply(ctx, action, desired) {
-    const user = String(desired.user);
+    const user = desired.user;
     const tab = await readCrontab(ctx, user);
-    const next = withJob(tab, String(desired.name), action === 'destroy' ? undefined : jobOf(desired));
+    const next = withJob(tab, desired.name, action === 'destroy' ? undefined : jobOf(desired));
     const r = await ctx.exec.run(['crontab', '-u', user, '-'], { stdin: renderCrontab(next) });
     if (r.code !== 0) throw new ApplyError(outputTail(r.stderr || r.stdout) || `crontab -u ${user} - exited with ${r.code}`);
   },
-};
+});

@@ -1,7 +1,8 @@
 import { convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
-import { ApplyError, type Provider } from '../type.ts';
+import { defineProvider, ApplyError } from '../type.ts';
+import type { directoryType } from './type.ts';
 
-export const posixDirectory: Provider = {
+export const posixDirectory = defineProvider<typeof directoryType>({
   type: 'directory',
   name: 'posix',
   suitable: () => true,
@@ -11,7 +12,7 @@ export const posixDirectory: Provider = {
   },
 
   async apply(ctx, action, desired, current) {
-    const path = String(desired.path);
+    const path = desired.path;
     refuseOtherKind(current, path, 'directory', action);
     if (action === 'destroy') {
       await ctx.exec.remove(path);
@@ -28,4 +29,4 @@ export const posixDirectory: Provider = {
     }
     await convergeAttributes(ctx, path, desired, current);
   },
-};
+});

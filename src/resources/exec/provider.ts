@@ -1,19 +1,22 @@
 import { plainCommandWords } from '../../lib/shell.ts';
-import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
+import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
+import type { execType } from './type.ts';
+
+type ExecAttributes = Desired<typeof execType>;
 
 /** A command line as sh would run it; plain words (a program and its arguments) without starting sh first. */
 function shellArgv(command: string): string[] {
   return plainCommandWords(command) ?? ['/bin/sh', '-c', command];
 }
 
-function argvOf(desired: Record<string, unknown>): string[] {
-  return Array.isArray(desired.argv) ? (desired.argv as string[]) : shellArgv(String(desired.command));
+function argvOf(desired: ExecAttributes): string[] {
+  return desired.argv ?? shellArgv(desired.command);
 }
 
-function options(desired: Record<string, unknown>) {
+function options(desired: ExecAttributes) {
   return {
     ...(typeof desired.cwd === 'string' ? { cwd: desired.cwd } : {}),
-    ...(desired.env ? { env: desired.env as Record<string, string> } : {}),
+    ...(desired.env ? { env: desired.env } : {}),
     ...(typeof desired.user === 'string' ? { user: desired.user } : {}),
     ...(typeof desired.timeout === 'number' ? { timeoutMs: desired.timeout * 1000 } : {}),
   };
@@ -23,7 +26,7 @@ function tail(text: string, lines = 20): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-async function runCommand(ctx: ProviderContext, desired: Record<string, unknown>): Promise<void> {
+async function runCommand(ctx: ProviderContext, desired: ExecAttributes): Promise<void> {
   const r = await ctx.exec.run(argvOf(desired), options(desired));
   if (r.timedOut) throw new ApplyError(`timed out after ${String(desired.timeout)} s`);
   if (r.code !== 0) {
@@ -32,7 +35,7 @@ async function runCommand(ctx: ProviderContext, desired: Record<string, unknown>
   }
 }
 
-export const shellExec: Provider = {
+export const shellExec = defineProvider<typeof execType>({
   type: 'exec',
   name: 'shell',
   suitable: () => true,
@@ -54,4 +57,4 @@ export const shellExec: Provider = {
   async refresh(ctx, desired) {
     await runCommand(ctx, desired);
   },
-};
+});

@@ -2,10 +2,13 @@ import { dirname } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { sha256Hex } from '../../lib/digest.ts';
 import { convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
-import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
+import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
+import type { fileType } from './type.ts';
+
+type FileAttributes = Desired<typeof fileType>;
 
 /** The bytes a file part wants, or undefined when it does not manage content. */
-export function desiredBytes(desired: Record<string, unknown>): Buffer | undefined {
+export function desiredBytes(desired: FileAttributes): Buffer | undefined {
   if (typeof desired.content === 'string') return Buffer.from(desired.content);
   if (typeof desired.source_base64 === 'string') return Buffer.from(desired.source_base64, 'base64');
   return undefined;
@@ -23,7 +26,7 @@ async function write(ctx: ProviderContext, path: string, bytes: Buffer, opts: { 
   }
 }
 
-export const posixFile: Provider = {
+export const posixFile = defineProvider<typeof fileType>({
   type: 'file',
   name: 'posix',
   suitable: () => true,
@@ -31,7 +34,7 @@ export const posixFile: Provider = {
   async read(ctx, desired) {
     const { current, stat } = await readPath(ctx, desired, 'file');
     if (!current || !stat) return current;
-    const path = String(desired.path);
+    const path = desired.path;
     // Content is compared by hash where reading costs more than hashing (a remote target sends a
     // hash, not the file), else byte for byte; the bytes are fetched only when they differ (for
     // the diff).
@@ -48,7 +51,7 @@ export const posixFile: Provider = {
   },
 
   async apply(ctx, action, desired, current) {
-    const path = String(desired.path);
+    const path = desired.path;
     refuseOtherKind(current, path, 'file', action);
     if (action === 'destroy') {
       await ctx.exec.remove(path);
@@ -77,7 +80,7 @@ export const posixFile: Provider = {
     if (typeof desired.content !== 'string') return undefined;
     const before = typeof current?.content === 'string' ? current.content : '';
     if (before === desired.content) return undefined;
-    const path = String(desired.path);
+    const path = desired.path;
     return createTwoFilesPatch(current ? path : '/dev/null', path, before, desired.content, undefined, undefined, { context: 3 });
   },
-};
+});

@@ -4,7 +4,8 @@
  * in sync only when both are the name asked for.
  */
 import { osSetting } from '../os.ts';
-import { ApplyError, outputTail, type Current, type Provider, type ProviderContext } from '../type.ts';
+import { defineProvider, ApplyError, outputTail, type Current, type ProviderContext } from '../type.ts';
+import type { hostnameType } from './type.ts';
 
 const ETC_HOSTNAME = '/etc/hostname';
 
@@ -43,17 +44,17 @@ async function applyEtcHostname(ctx: ProviderContext, want: string, was: Current
 /** hostnamectl's words for "systemd-hostnamed (or the bus) is not there", not for a refusal. */
 const NO_HOSTNAMED = /Failed to (connect to|create) bus|System has not been booted with systemd|Failed to activate service|Unit dbus\.socket not found/i;
 
-export const hostnamectlHostname: Provider = {
+export const hostnamectlHostname = defineProvider<typeof hostnameType>({
   type: 'hostname',
   name: 'hostnamectl',
   suitable: (facts, os) => facts.kernel === 'linux' && osSetting(os, facts, 'init_system') === 'systemd',
 
   async read(ctx, desired) {
-    return current(String(desired.name), await runningName(ctx), await etcHostname(ctx));
+    return current(desired.name, await runningName(ctx), await etcHostname(ctx));
   },
 
   async apply(ctx, _action, desired, was) {
-    const want = String(desired.name);
+    const want = desired.name;
     // Sets the static name (/etc/hostname) and the running one in one go, and tells the system.
     const r = await ctx.exec.run(['hostnamectl', 'set-hostname', want]);
     if (r.code === 0) return;
@@ -61,23 +62,23 @@ export const hostnamectlHostname: Provider = {
     if (!NO_HOSTNAMED.test(error)) throw new ApplyError(error || `hostnamectl set-hostname exited with ${r.code}`);
     await applyEtcHostname(ctx, want, was);
   },
-};
+});
 
-export const etcHostnameHostname: Provider = {
+export const etcHostnameHostname = defineProvider<typeof hostnameType>({
   type: 'hostname',
   name: 'etc-hostname',
   suitable: (facts) => facts.kernel === 'linux',
 
   async read(ctx, desired) {
-    return current(String(desired.name), await runningName(ctx), await etcHostname(ctx));
+    return current(desired.name, await runningName(ctx), await etcHostname(ctx));
   },
 
   async apply(ctx, _action, desired, was) {
-    await applyEtcHostname(ctx, String(desired.name), was);
+    await applyEtcHostname(ctx, desired.name, was);
   },
-};
+});
 
-export const sysrcHostname: Provider = {
+export const sysrcHostname = defineProvider<typeof hostnameType>({
   type: 'hostname',
   name: 'sysrc',
   suitable: (facts) => facts.kernel === 'freebsd',
@@ -87,12 +88,12 @@ export const sysrcHostname: Provider = {
     // Not set in rc.conf: "sysrc: unknown variable 'hostname'" (exit 1).
     if (r.code !== 0 && !/unknown variable/.test(r.stderr)) throw new ApplyError(outputTail(r.stderr || r.stdout));
     const persisted = r.code === 0 ? r.stdout.trim() : undefined;
-    return current(String(desired.name), await runningName(ctx), persisted);
+    return current(desired.name, await runningName(ctx), persisted);
   },
 
   async apply(ctx, _action, desired, was) {
-    const want = String(desired.name);
+    const want = desired.name;
     if (was?.persisted !== want) await run(ctx, ['sysrc', `hostname=${want}`]);
     if (was?.running !== want) await run(ctx, ['hostname', want]);
   },
-};
+});

@@ -1,4 +1,7 @@
-import { ApplyError, type Provider } from '../type.ts';
+import { defineProvider, ApplyError, type Desired } from '../type.ts';
+import type { lineType } from './type.ts';
+
+type LineAttributes = Desired<typeof lineType>;
 
 function lines(text: string): string[] {
   const all = text.split('\n');
@@ -7,22 +10,22 @@ function lines(text: string): string[] {
 }
 
 /** The index of the line this part manages: the first matching `match`, else one equal to `text`. */
-function find(all: string[], desired: Record<string, unknown>): number {
+function find(all: string[], desired: LineAttributes): number {
   if (typeof desired.match === 'string') {
     const re = new RegExp(desired.match);
     const i = all.findIndex((l) => re.test(l));
     if (i >= 0) return i;
   }
-  return all.indexOf(String(desired.text));
+  return all.indexOf(desired.text);
 }
 
-export const posixLine: Provider = {
+export const posixLine = defineProvider<typeof lineType>({
   type: 'line',
   name: 'posix',
   suitable: () => true,
 
   async read(ctx, desired) {
-    const bytes = await ctx.exec.readFile(String(desired.path));
+    const bytes = await ctx.exec.readFile(desired.path);
     if (!bytes) return undefined;
     const all = lines(bytes.toString('utf8'));
     const i = find(all, desired);
@@ -30,7 +33,7 @@ export const posixLine: Provider = {
   },
 
   async apply(ctx, action, desired) {
-    const path = String(desired.path);
+    const path = desired.path;
     const bytes = await ctx.exec.readFile(path);
     if (!bytes && desired.create === false && action !== 'destroy') throw new ApplyError(`${path} does not exist (create: false)`);
     const all = bytes ? lines(bytes.toString('utf8')) : [];
@@ -41,8 +44,8 @@ export const posixLine: Provider = {
       return;
     }
     const i = find(all, desired);
-    if (i >= 0) all[i] = String(desired.text);
-    else all.push(String(desired.text));
+    if (i >= 0) all[i] = desired.text;
+    else all.push(desired.text);
     await ctx.exec.writeFile(path, `${all.join('\n')}\n`);
   },
-};
+});

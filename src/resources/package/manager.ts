@@ -6,7 +6,10 @@
  */
 import type { Executor, RunResult } from '../../executors/types.ts';
 import { osName, uses } from '../os.ts';
-import { ApplyError, type Current, type Provider, type ProviderContext } from '../type.ts';
+import { ApplyError, type Current, type Provider, type ProviderContext, type Desired } from '../type.ts';
+import type { packageType } from './type.ts';
+
+type PackageAttributes = Desired<typeof packageType>;
 
 /** Installed versions by package name (several when a package is installed for several arches). */
 export type Versions = Map<string, string[]>;
@@ -106,9 +109,9 @@ async function batched<T>(ctx: ProviderContext, key: string, name: string, names
   return (await load([name])).get(name);
 }
 
-function baseSystem(ctx: ProviderContext, desired: Record<string, unknown>): Current {
+function baseSystem(ctx: ProviderContext, desired: PackageAttributes): Current<typeof packageType> {
   const os = String(ctx.facts.distribution ?? ctx.facts.os_family ?? 'this OS');
-  const name = String(desired.name);
+  const name = desired.name;
   if (desired.ensure === 'absent') {
     throw new ApplyError(`${name} is part of the base system on ${os} (the OS tables map it to false): it cannot be removed`);
   }
@@ -119,7 +122,7 @@ function baseSystem(ctx: ProviderContext, desired: Record<string, unknown>): Cur
   return { name, ensure: desired.ensure };
 }
 
-export function packageProvider(manager: PackageManager): Provider {
+export function packageProvider(manager: PackageManager): Provider<typeof packageType> {
   const installedOf = (ctx: ProviderContext, name: string) =>
     batched(ctx, `package:${manager.name}:installed`, name, () => peerNames(ctx, () => true), (names) => manager.installed(ctx.exec, names));
 
@@ -140,7 +143,7 @@ export function packageProvider(manager: PackageManager): Provider {
     suitable: uses('package_manager', ...manager.serves),
 
     async read(ctx, desired) {
-      const name = osName(ctx.os, 'packages', String(desired.name));
+      const name = osName(ctx.os, 'packages', desired.name);
       if (name === null) return baseSystem(ctx, desired);
       const versions = await installedOf(ctx, name);
       if (!versions?.length) return undefined;
@@ -152,7 +155,7 @@ export function packageProvider(manager: PackageManager): Provider {
     },
 
     async apply(ctx, action, desired, current) {
-      const name = osName(ctx.os, 'packages', String(desired.name));
+      const name = osName(ctx.os, 'packages', desired.name);
       if (name === null) {
         baseSystem(ctx, desired);
         return;

@@ -5,7 +5,10 @@
  */
 import type { RunResult } from '../../executors/types.ts';
 import { osName } from '../os.ts';
-import { ApplyError, outputTail, type ApplyOutcome, type Provider, type ProviderContext } from '../type.ts';
+import { ApplyError, outputTail, type ApplyOutcome, type Provider, type ProviderContext, type Desired } from '../type.ts';
+import type { serviceType } from './type.ts';
+
+type ServiceAttributes = Desired<typeof serviceType>;
 
 /** A service as its init system sees it. */
 export interface ServiceStatus {
@@ -52,20 +55,20 @@ export async function must(ctx: ProviderContext, argv: string[]): Promise<RunRes
 }
 
 /** The init system's name for the service a part names (`ssh-server` → `ssh` on Debian). */
-export function serviceName(ctx: ProviderContext, desired: Record<string, unknown>): string {
-  const name = String(desired.name);
+export function serviceName(ctx: ProviderContext, desired: ServiceAttributes): string {
+  const name = desired.name;
   return osName(ctx.os, 'services', name) ?? name;
 }
 
 /** This service's reading, from one batched reading of every service node of the run. */
-async function statusOf(ctx: ProviderContext, init: InitSystem, name: string): Promise<ServiceStatus> {
+async function statusOf(ctx: ProviderContext<typeof serviceType>, init: InitSystem, name: string): Promise<ServiceStatus> {
   // The names are gathered when the reading is taken, not at every node.
   const all = await ctx.batch(`service:${init.name}`, () => init.readAll(ctx, [...new Set([...ctx.peers().map((p) => serviceName(ctx, p)), name])]));
   return all.get(name) ?? (await init.readAll(ctx, [name])).get(name) ?? { known: false, running: false, enabled: undefined };
 }
 
 /** Fails with the tool's own words about a service it does not know. */
-async function unknown(ctx: ProviderContext, init: InitSystem, name: string, desired: Record<string, unknown>, status: ServiceStatus): Promise<never> {
+async function unknown(ctx: ProviderContext, init: InitSystem, name: string, desired: ServiceAttributes, status: ServiceStatus): Promise<never> {
   if (status.problem) throw new ApplyError(status.problem);
   // What was asked, done plainly, fails with the most telling message ("Failed to start …").
   if (desired.ensure === 'running') await init.start(ctx, name, status);
@@ -76,7 +79,7 @@ async function unknown(ctx: ProviderContext, init: InitSystem, name: string, des
   throw new ApplyError(outputTail(`${r.stdout}\n${r.stderr}`, 20) || `${init.name}: service ${name} not found`);
 }
 
-export function serviceProvider(init: InitSystem, suitable: Provider['suitable']): Provider {
+export function serviceProvider(init: InitSystem, suitable: Provider['suitable']): Provider<typeof serviceType> {
   return {
     type: 'service',
     name: init.name,

@@ -1,18 +1,19 @@
 import { readPath } from '../posix.ts';
-import { ApplyError, type Provider } from '../type.ts';
+import { defineProvider, ApplyError } from '../type.ts';
+import type { symlinkType } from './type.ts';
 
-export const posixSymlink: Provider = {
+export const posixSymlink = defineProvider<typeof symlinkType>({
   type: 'symlink',
   name: 'posix',
   suitable: () => true,
 
   async read(ctx, desired) {
     const { current } = await readPath(ctx, desired, 'symlink');
-    return current && current.kind === undefined ? { ...current, target: await ctx.exec.readLink(String(desired.path)) } : current;
+    return current && current.kind === undefined ? { ...current, target: await ctx.exec.readLink(desired.path) } : current;
   },
 
   async apply(ctx, action, desired, current) {
-    const path = String(desired.path);
+    const path = desired.path;
     if (action === 'destroy') {
       if (current?.kind !== undefined) throw new ApplyError(`${path} is a ${String(current.kind)}, not a symlink; not removing it`);
       await ctx.exec.remove(path);
@@ -24,4 +25,4 @@ export const posixSymlink: Provider = {
     }
     await ctx.exec.symlink(String(desired.target), path);
   },
-};
+});

@@ -5,6 +5,7 @@
  */
 import { dirname } from 'node:path';
 import { ApplyError, outputTail, type Provider, type ProviderContext } from '../type.ts';
+import type { sysctlType } from './type.ts';
 
 interface Flavour {
   /** `sysctl` with these arguments prints a line matching `outputLine` (name, value) for each name. */
@@ -137,18 +138,18 @@ function complaintAbout(stderr: string, name: string): string {
   return lines.join('\n') || outputTail(stderr) || `sysctl printed no value for ${name}`;
 }
 
-function sysctlProvider(name: string, kernel: string, flavour: Flavour): Provider {
+function sysctlProvider(name: string, kernel: string, flavour: Flavour): Provider<typeof sysctlType> {
   return {
     type: 'sysctl',
     name,
     suitable: (facts) => facts.kernel === kernel,
 
     async read(ctx, desired) {
-      const key = keyOf(String(desired.name));
-      const want = String(desired.value);
+      const key = keyOf(desired.name);
+      const want = desired.value;
       const reading = await readAll(ctx, flavour);
       const value = reading.values.get(key);
-      if (value === undefined) throw new ApplyError(complaintAbout(reading.stderr, String(desired.name)));
+      if (value === undefined) throw new ApplyError(complaintAbout(reading.stderr, desired.name));
       const persisted = reading.persisted.get(key);
       const same = (v: string) => normalizeValue(v) === normalizeValue(want);
       return {
@@ -160,8 +161,8 @@ function sysctlProvider(name: string, kernel: string, flavour: Flavour): Provide
     },
 
     async apply(ctx, _action, desired, current) {
-      const key = String(desired.name);
-      const want = String(desired.value);
+      const key = desired.name;
+      const want = desired.value;
       if (current?.value === undefined || normalizeValue(String(current.value)) !== normalizeValue(want)) {
         const r = await ctx.exec.run(flavour.setArgv(key, want));
         if (r.code !== 0) throw new ApplyError(outputTail(r.stderr || r.stdout) || `sysctl exited with ${r.code}`);

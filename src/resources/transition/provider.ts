@@ -1,10 +1,11 @@
-import { ApplyError, type Provider } from '../type.ts';
+import { defineProvider, ApplyError } from '../type.ts';
+import type { transitionType } from './type.ts';
 
 /**
  * DESIGN §5.7: "in sync" unless a prior_to node would change now; applying puts the resource
  * through the transitional attributes, through the engine (so events, noop and reports apply).
  */
-export const engineTransition: Provider = {
+export const engineTransition = defineProvider<typeof transitionType>({
   type: 'transition',
   name: 'engine',
   suitable: () => true,
@@ -19,10 +20,10 @@ export const engineTransition: Provider = {
   async apply(ctx, _action, desired) {
     let changed = false;
     for (const id of ctx.engine.related('resource')) {
-      const r = await ctx.engine.applyWith(id, desired.attributes as Record<string, unknown>);
+      const r = await ctx.engine.applyWith(id, desired.attributes);
       if (r.failed) throw new ApplyError(`${id}: ${r.failed}`);
       changed ||= r.changed;
     }
     return changed ? undefined : { changed: false, reason: 'resource already in the transitional state' };
   },
-};
+});

@@ -7,7 +7,8 @@
  * (install `shadow` and use `provider: shadow`), since it would also mean re-owning files.
  * BusyBox's deluser also deletes the user's same-named group.
  */
-import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
+import { defineProvider, ApplyError, type ProviderContext } from '../type.ts';
+import type { userType } from './type.ts';
 import { isAlpine, readAccounts, runTool, type Accounts } from './accounts.ts';
 import { changed, createsHome, groupName, implicitGroup, memberOf, readUser } from './state.ts';
 
@@ -44,14 +45,14 @@ async function syncGroups(ctx: ProviderContext, accounts: Accounts, name: string
   for (const g of actual) if (!want.includes(g)) await runTool(ctx, ['delgroup', name, g]);
 }
 
-export const busyboxUser: Provider = {
+export const busyboxUser = defineProvider<typeof userType>({
   type: 'user',
   name: 'busybox',
   suitable: (facts) => isAlpine(facts),
   read: readUser,
 
   async apply(ctx, action, desired, current) {
-    const name = String(desired.name);
+    const name = desired.name;
     if (action === 'destroy') {
       await runTool(ctx, ['deluser', ...(desired.remove_home === true ? ['--remove-home'] : []), name]);
       return;
@@ -69,10 +70,10 @@ export const busyboxUser: Provider = {
       if (desired.comment !== undefined) args.push('-g', String(desired.comment));
       await runTool(ctx, ['adduser', ...args, name]);
       // adduser lists the user in no group but its primary one.
-      if (Array.isArray(desired.groups)) await syncGroups(ctx, accounts, name, desired.groups as string[], []);
+      if (Array.isArray(desired.groups)) await syncGroups(ctx, accounts, name, desired.groups, []);
       return;
     }
-    for (const attr of ['uid', 'gid']) {
+    for (const attr of ['uid', 'gid'] as const) {
       if (changed(desired, current, attr)) {
         throw new ApplyError(`BusyBox cannot change the ${attr} of an existing user (it has no usermod): install the shadow package and give this part provider: shadow`);
       }
@@ -82,6 +83,6 @@ export const busyboxUser: Provider = {
     if (changed(desired, current, 'home')) fields.home = String(desired.home);
     if (changed(desired, current, 'shell')) fields.shell = String(desired.shell);
     if (Object.keys(fields).length > 0) await rewritePasswd(ctx, name, fields);
-    if (changed(desired, current, 'groups')) await syncGroups(ctx, accounts, name, desired.groups as string[], memberOf(accounts, name));
+    if (desired.groups && changed(desired, current, 'groups')) await syncGroups(ctx, accounts, name, desired.groups, memberOf(accounts, name));
   },
-};
+});

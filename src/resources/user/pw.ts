@@ -3,18 +3,19 @@
  * FreeBsdUser uses. pw has no "system account" flag: `system` is ignored (give a `uid`). `-G`
  * on usermod replaces the user's supplementary groups, which is the exact list this type manages.
  */
-import type { Provider } from '../type.ts';
+import { defineProvider } from '../type.ts';
+import type { userType } from './type.ts';
 import { readAccounts, runTool } from './accounts.ts';
 import { accountOptions, createsHome, implicitGroup, readUser } from './state.ts';
 
-export const pwUser: Provider = {
+export const pwUser = defineProvider<typeof userType>({
   type: 'user',
   name: 'pw',
   suitable: (facts) => facts.kernel === 'freebsd' || facts.os_family === 'freebsd',
   read: readUser,
 
   async apply(ctx, action, desired, current) {
-    const name = String(desired.name);
+    const name = desired.name;
     if (action === 'destroy') {
       await runTool(ctx, ['pw', 'userdel', '-n', name, ...(desired.remove_home === true ? ['-r'] : [])]);
       return;
@@ -30,4 +31,4 @@ export const pwUser: Provider = {
     const args = accountOptions(desired, current);
     if (args.length > 0) await runTool(ctx, ['pw', 'usermod', '-n', name, ...args]);
   },
-};
+});

@@ -3,11 +3,12 @@
  * only (no -m: the old home's files are not moved); `remove_home: true` with `ensure: absent`
  * removes the home (userdel -r), otherwise it is kept.
  */
-import type { Provider } from '../type.ts';
+import { defineProvider } from '../type.ts';
+import type { userType } from './type.ts';
 import { isAlpine, readAccounts, runTool } from './accounts.ts';
 import { accountOptions, createsHome, implicitGroup, readUser } from './state.ts';
 
-export const shadowUser: Provider = {
+export const shadowUser = defineProvider<typeof userType>({
   type: 'user',
   name: 'shadow',
   // Alpine has shadow-utils only as an extra package: it gets the BusyBox provider unless a part
@@ -16,7 +17,7 @@ export const shadowUser: Provider = {
   read: readUser,
 
   async apply(ctx, action, desired, current) {
-    const name = String(desired.name);
+    const name = desired.name;
     if (action === 'destroy') {
       await runTool(ctx, ['userdel', ...(desired.remove_home === true ? ['-r'] : []), name]);
       return;
@@ -33,4 +34,4 @@ export const shadowUser: Provider = {
     const args = accountOptions(desired, current);
     if (args.length > 0) await runTool(ctx, ['usermod', ...args, name]);
   },
-};
+});

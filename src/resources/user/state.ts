@@ -3,8 +3,11 @@
  * (gid as a name or a number, as the part gives it; groups in the part's order when they are the
  * same set), and what a part asks for in the tools' terms.
  */
-import type { Current, ProviderContext } from '../type.ts';
+import { type Current, type ProviderContext, type Desired } from '../type.ts';
 import { readAccounts, type Accounts, type PasswdEntry } from './accounts.ts';
+import type { userType } from './type.ts';
+
+type UserAttributes = Desired<typeof userType>;
 
 /** A group given by name or number, as the group's name when the database knows it. */
 export function groupName(accounts: Accounts, group: string | number): string | undefined {
@@ -36,7 +39,7 @@ function groupsAs(accounts: Accounts, desired: unknown, actual: string[]): strin
   return same ? [...(desired as string[])] : [...actual].sort();
 }
 
-export function userState(accounts: Accounts, entry: PasswdEntry, desired: Record<string, unknown>): Record<string, unknown> {
+export function userState(accounts: Accounts, entry: PasswdEntry, desired: UserAttributes): Record<string, unknown> {
   const current: Record<string, unknown> = { name: entry.name, ensure: 'present' };
   if (desired.uid !== undefined) current.uid = entry.uid;
   if (desired.gid !== undefined) current.gid = gidAs(accounts, desired.gid, entry.gid);
@@ -48,14 +51,14 @@ export function userState(accounts: Accounts, entry: PasswdEntry, desired: Recor
 }
 
 /** The `read` of every user provider: one batched reading of both databases for the whole run. */
-export async function readUser(ctx: ProviderContext, desired: Record<string, unknown>): Promise<Current> {
+export async function readUser(ctx: ProviderContext, desired: UserAttributes): Promise<Current<typeof userType>> {
   const accounts = await readAccounts(ctx);
-  const entry = accounts.users.get(String(desired.name));
+  const entry = accounts.users.get(desired.name);
   return entry ? userState(accounts, entry, desired) : undefined;
 }
 
 /** Attributes whose current value differs from the part's (all of them when creating). */
-export function changed(desired: Record<string, unknown>, current: Current, attr: string): boolean {
+export function changed(desired: UserAttributes, current: Current<typeof userType>, attr: keyof UserAttributes): boolean {
   if (desired[attr] === undefined) return false;
   if (!current) return true;
   return JSON.stringify(current[attr]) !== JSON.stringify(desired[attr]);
@@ -65,11 +68,11 @@ export function changed(desired: Record<string, unknown>, current: Current, attr
  * The flags useradd/usermod and pw useradd/usermod share, for the attributes that differ from
  * `current` (all given ones when creating): -u, -g, -G (the exact list), -d, -s, -c.
  */
-export function accountOptions(desired: Record<string, unknown>, current: Current): string[] {
+export function accountOptions(desired: UserAttributes, current: Current<typeof userType>): string[] {
   const args: string[] = [];
   if (changed(desired, current, 'uid')) args.push('-u', String(desired.uid));
   if (changed(desired, current, 'gid')) args.push('-g', String(desired.gid));
-  if (changed(desired, current, 'groups')) args.push('-G', (desired.groups as string[]).join(','));
+  if (desired.groups && changed(desired, current, 'groups')) args.push('-G', desired.groups.join(','));
   if (changed(desired, current, 'home')) args.push('-d', String(desired.home));
   if (changed(desired, current, 'shell')) args.push('-s', String(desired.shell));
   if (changed(desired, current, 'comment')) args.push('-c', String(desired.comment));
@@ -80,7 +83,7 @@ export function accountOptions(desired: Record<string, unknown>, current: Curren
  * Whether the home is made when the user is created: `create_home` when given, else yes for
  * ordinary users (Ansible's `create_home: yes`) and no for system users (useradd -r's own default).
  */
-export function createsHome(desired: Record<string, unknown>): boolean {
+export function createsHome(desired: UserAttributes): boolean {
   return typeof desired.create_home === 'boolean' ? desired.create_home : desired.system !== true;
 }
 
@@ -88,8 +91,8 @@ export function createsHome(desired: Record<string, unknown>): boolean {
  * The primary group for a new user without a `gid`: a group already named like the user (say,
  * declared just before it), which useradd and BusyBox adduser would otherwise refuse to create.
  */
-export function implicitGroup(accounts: Accounts, desired: Record<string, unknown>): string | undefined {
+export function implicitGroup(accounts: Accounts, desired: UserAttributes): string | undefined {
   if (desired.gid !== undefined) return undefined;
-  const name = String(desired.name);
+  const name = desired.name;
   return accounts.groups.has(name) ? name : undefined;
 }
