@@ -9,7 +9,7 @@
  */
 import type { z } from 'zod';
 import type { SourcePos } from '../lib/errors.ts';
-import { setPos } from '../site/yaml.ts';
+import { setPos } from '../lib/positions.ts';
 import type { fileType } from '../resources/file/type.ts';
 import type { directoryType } from '../resources/directory/type.ts';
 import type { symlinkType } from '../resources/symlink/type.ts';

@@ -1,10 +1,11 @@
 /** One raw part map (`- file: /etc/motd\n  content: …`) into a validated PartInvocation. */
 import { z } from 'zod';
+import { nearest } from '../lib/did-you-mean.ts';
 import type { Diagnostics, SourcePos } from '../lib/errors.ts';
+import { keyPosOf, posOf, setPos } from '../lib/positions.ts';
 import { resourceType, resourceTypes } from '../resources/index.ts';
 import { identityOf, ResolveError, type ResolveContext } from '../resources/type.ts';
-import { nearest, validate } from '../site/validate.ts';
-import { keyPosOf, posOf, setPos } from '../site/yaml.ts';
+import { validate } from '../site/validate.ts';
 import { REQUISITE_KINDS, type PartInvocation, type Requisite } from './staterun.ts';
 
 const REF_HELP = 'expected a reference (type:key, a part id or a state name) or a list of them';

@@ -5,10 +5,10 @@
  */
 import { canonicalJson } from '../lib/canonical-json.ts';
 import type { PartInvocation, RequisiteKind, StateRun } from '../catalog/staterun.ts';
+import { nearest } from '../lib/did-you-mean.ts';
 import { Diagnostics, formatPos, type SourcePos } from '../lib/errors.ts';
 import { resourceType } from '../resources/index.ts';
 import { behaviourOf, type Reads, type TypeBehaviour } from '../resources/type.ts';
-import { nearest } from '../site/validate.ts';
 
 export type EdgeKind = 'require' | 'notify' | 'onchanges' | 'onfail' | 'transition' | 'stage';
 
