@@ -88,7 +88,7 @@ export function parsePart(raw: unknown, ctx: PartContext, d: Diagnostics): PartI
       const candidates = [...shape.filter((s) => s !== type.key), ...META_NAMES];
       const near = nearest(k, candidates);
       d.add(`${typeName} ${String(keyValue)}: unknown attribute '${k}'${near ? ` (did you mean '${near}'?)` : ''}`, keyPosOf(map, k), {
-        hint: `${typeName} takes: ${shape.filter((s) => s !== type.key && !s.includes('_sha256') && !s.includes('_base64')).join(', ')}`,
+        hint: `${typeName} takes: ${shape.filter((s) => s !== type.key && !type.internal?.includes(s)).join(', ')}`,
       });
       ok = false;
     }

@@ -26,6 +26,7 @@ export const fileType = defineType({
       (a) => [a.content, a.template, a.source].filter((v) => v !== undefined).length <= 1,
       { message: 'give only one of content, template and source' },
     ),
+  internal: ['source_base64', 'content_sha256'],
   changes: { content: 'update', content_sha256: 'update', mode: 'update', owner: 'update', group: 'update', ensure: 'update' },
   // A backup is written beside the file: it is one of the paths the node acts on.
   reads: (a) => ({ paths: a.backup === true ? [String(a.path), `${String(a.path)}.cairn-bak`] : [String(a.path)] }),
