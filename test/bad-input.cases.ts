@@ -177,7 +177,11 @@ export const badInputCases: BadInputCase[] = [
   {
     name: 'unknown attribute with the nearest valid name',
     files: { 'cairn.yaml': site('s'), 'states/s.yaml': 's:\n  - file: /tmp/x\n    contnet: hi\n' },
-    expect: [{ at: 'states/s.yaml:3:5', message: /unknown attribute 'contnet' \(did you mean 'content'\?\)/ }],
+    expect: [
+      { at: 'states/s.yaml:3:5', message: /unknown attribute 'contnet' \(did you mean 'content'\?\)/ },
+      // source_base64 and content_sha256 are the file type's internal attributes: never offered.
+      { message: /help: file takes: ensure, content, template, source, vars, mode, owner, group, backup\n/ },
+    ],
   },
   {
     name: 'unknown attribute of a directory',
@@ -521,6 +525,14 @@ export const badInputCases: BadInputCase[] = [
     expect: [
       { message: /dependency cycle: transition:stop-db \(states\/s\.yaml:6:5\) → package:db \(states\/s\.yaml:10:5\) → transition:stop-db\n/ },
       { message: /note: transition:stop-db has prior_to package:db[\s\S]*note: package:db is before transition:stop-db at states\/s\.yaml:11:13/ },
+    ],
+  },
+  {
+    name: 'a cycle through a transition resource',
+    files: oneState('  - service: db\n    ensure: running\n    before: transition:stop-db\n  - transition: stop-db\n    resource: service:db\n    attributes: { ensure: stopped }\n    prior_to: [file:/tmp/x]\n  - file: /tmp/x\n'),
+    expect: [
+      { message: /dependency cycle: service:db \(states\/s\.yaml:2:5\) → transition:stop-db \(states\/s\.yaml:5:5\) → service:db\n/ },
+      { message: /note: transition:stop-db puts service:db through a transition at states\/s\.yaml:5:5/ },
     ],
   },
   {

@@ -26,3 +26,14 @@ test('schemas for cairn.yaml and the inventory', () => {
   const inv = jsonSchema('inventory') as { properties: Record<string, unknown> };
   assert.deepEqual(Object.keys(inv.properties).sort(), ['groups', 'targets']);
 });
+
+test("a type's internal and reference attributes are attributes of its schema, and internal ones stay out of the JSON Schema", () => {
+  for (const type of resourceTypes) {
+    for (const name of [...(type.internal ?? []), ...Object.keys(type.references ?? {})]) {
+      assert.ok(name in type.schema.shape, `${type.name}: ${name} is not an attribute of its schema`);
+    }
+  }
+  const file = (jsonSchema('state') as { $defs: Record<string, { properties: Record<string, unknown> }> }).$defs['part-file']!;
+  assert.ok('content' in file.properties);
+  for (const name of ['source_base64', 'content_sha256']) assert.ok(!(name in file.properties), `${name} is internal`);
+});

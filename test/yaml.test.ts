@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InputError } from '../src/lib/errors.ts';
-import { LineIndex } from '../src/site/positions.ts';
-import { keyPosOf, parseYaml, posOf } from '../src/site/yaml.ts';
+import { keyPosOf, LineIndex, posOf } from '../src/lib/positions.ts';
+import { parseYaml } from '../src/site/yaml.ts';
 
 const parse = (text: string) => {
   const lines = new LineIndex(text);

@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import type { SourcePos } from '../lib/errors.ts';
 import type { generatedTypes } from '../resources/types.generated.ts';
-import { setPos } from '../site/yaml.ts';
+import { setPos } from '../lib/positions.ts';
 
 type Refs = string | string[];
 /** Meta attributes, the same for every type (DESIGN §4). */

@@ -2,11 +2,12 @@
  * The catalog (DESIGN §1): targets, groups, roles, components, states and variable sources of a
  * site, validated and cross-checked, independent of any one target.
  */
+import { didYouMean } from '../lib/did-you-mean.ts';
 import { Diagnostics, type SourcePos } from '../lib/errors.ts';
+import { keyPosOf, posOf } from '../lib/positions.ts';
 import type { SiteDoc, SiteDocs } from '../site/load.ts';
 import type { StateDef } from '../site/states.ts';
-import { didYouMean, validate } from '../site/validate.ts';
-import { keyPosOf, posOf } from '../site/yaml.ts';
+import { validate } from '../site/validate.ts';
 import {
   componentSchema, configSchema, inventorySchema, roleSchema, type TargetSettings,
 } from './schema.ts';

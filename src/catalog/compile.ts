@@ -6,13 +6,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { canonicalJson } from '../lib/canonical-json.ts';
+import { didYouMean } from '../lib/did-you-mean.ts';
 import { sha256Hex } from '../lib/digest.ts';
 import { Diagnostics, inputError, type SourcePos } from '../lib/errors.ts';
+import { keyPosOf, posOf } from '../lib/positions.ts';
 import type { ResolveContext } from '../resources/type.ts';
 import type { StateDef, TemplateScope } from '../site/states.ts';
 import { compileTemplate, type CompiledTemplate } from '../site/template.ts';
-import { didYouMean } from '../site/validate.ts';
-import { keyPosOf, posOf } from '../site/yaml.ts';
 import { builtinOsTables } from './builtin-os.ts';
 import { groupsOf, type Catalog, type RunEntry, type Target } from './catalog.ts';
 import { parsePart } from './part.ts';

@@ -1,10 +1,11 @@
 /** One raw part map (`- file: /etc/motd\n  content: …`) into a validated PartInvocation. */
 import { z } from 'zod';
+import { nearest } from '../lib/did-you-mean.ts';
 import type { Diagnostics, SourcePos } from '../lib/errors.ts';
+import { keyPosOf, posOf, setPos } from '../lib/positions.ts';
 import { resourceType, resourceTypes } from '../resources/index.ts';
 import { identityOf, ResolveError, type ResolveContext } from '../resources/type.ts';
-import { nearest, validate } from '../site/validate.ts';
-import { keyPosOf, posOf, setPos } from '../site/yaml.ts';
+import { validate } from '../site/validate.ts';
 import { REQUISITE_KINDS, type PartInvocation, type Requisite } from './staterun.ts';
 
 const REF_HELP = 'expected a reference (type:key, a part id or a state name) or a list of them';
@@ -87,7 +88,7 @@ export function parsePart(raw: unknown, ctx: PartContext, d: Diagnostics): PartI
       const candidates = [...shape.filter((s) => s !== type.key), ...META_NAMES];
       const near = nearest(k, candidates);
       d.add(`${typeName} ${String(keyValue)}: unknown attribute '${k}'${near ? ` (did you mean '${near}'?)` : ''}`, keyPosOf(map, k), {
-        hint: `${typeName} takes: ${shape.filter((s) => s !== type.key && !s.includes('_sha256') && !s.includes('_base64')).join(', ')}`,
+        hint: `${typeName} takes: ${shape.filter((s) => s !== type.key && !type.internal?.includes(s)).join(', ')}`,
       });
       ok = false;
     }

@@ -3,7 +3,6 @@ import { Engine, summarize, type TargetReport } from '../engine/engine.ts';
 import { UnreachableError } from '../executors/types.ts';
 import { ExitCode } from '../lib/errors.ts';
 import type { Compiled } from './compile-cache.ts';
-import type { ConvergeOptions } from './main.ts';
 import { nodeLine, Progress, summaryLine } from './report.ts';
 import { inParallel, type Session } from './sessions.ts';
 import { stdoutIsTTY, stdoutStream, writeOut } from './output.ts';
@@ -16,6 +15,23 @@ export interface RunReport {
   started: string;
   finished: string;
   targets: TargetReport[];
+}
+
+/** The options of `cairn plan` and `cairn apply`, as commander parses them (cli/main.ts). */
+export interface ConvergeOptions {
+  site: string;
+  target?: string[];
+  var?: string[];
+  facts?: string;
+  diff?: boolean;
+  json?: boolean;
+  failFast?: boolean;
+  checksum?: boolean;
+  forks: string;
+  detailedExitcode?: boolean;
+  acceptNewHostKeys?: boolean;
+  store?: string;
+  storeConfig?: string;
 }
 
 /** `keep` receives the run's report at the end (to store it). */

@@ -1,6 +1,6 @@
 /** Renders input errors the way compilers do: message, position, the offending line, a caret. */
 import { formatPos, type Diagnostic, type SourcePos } from '../lib/errors.ts';
-import { LineIndex } from '../site/positions.ts';
+import { LineIndex } from '../lib/positions.ts';
 
 function snippet(pos: SourcePos | undefined, sources: Map<string, string>): string[] {
   if (!pos) return [];

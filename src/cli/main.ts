@@ -1,27 +1,11 @@
 /** The `cairn` command (DESIGN §11). Commands import what they need lazily to keep start-up lean. */
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, InputError } from '../lib/errors.ts';
-import type { RunReport } from './converge.ts';
+import type { ConvergeOptions, RunReport } from './converge.ts';
 import { storeNamed } from './store-named.ts';
 import { writeErr, writeOut } from './output.ts';
 
 const sources = new Map<string, string>();
-
-export interface ConvergeOptions {
-  site: string;
-  target?: string[];
-  var?: string[];
-  facts?: string;
-  diff?: boolean;
-  json?: boolean;
-  failFast?: boolean;
-  checksum?: boolean;
-  forks: string;
-  detailedExitcode?: boolean;
-  acceptNewHostKeys?: boolean;
-  store?: string;
-  storeConfig?: string;
-}
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

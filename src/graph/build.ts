@@ -5,10 +5,10 @@
  */
 import { canonicalJson } from '../lib/canonical-json.ts';
 import type { PartInvocation, RequisiteKind, StateRun } from '../catalog/staterun.ts';
+import { nearest } from '../lib/did-you-mean.ts';
 import { Diagnostics, formatPos, type SourcePos } from '../lib/errors.ts';
 import { resourceType } from '../resources/index.ts';
 import { behaviourOf, type Reads, type TypeBehaviour } from '../resources/type.ts';
-import { nearest } from '../site/validate.ts';
 
 export type EdgeKind = 'require' | 'notify' | 'onchanges' | 'onfail' | 'transition' | 'stage';
 
@@ -16,8 +16,11 @@ export interface Edge {
   from: string;
   to: string;
   kind: EdgeKind;
-  /** The requisite word as written (`before` makes a `require` edge the other way). */
-  declared?: RequisiteKind | 'resource' | 'prior_to';
+  /**
+   * The requisite word as written (`before` makes a `require` edge the other way), or the
+   * attribute that holds the reference (ResourceType.references).
+   */
+  declared?: RequisiteKind | (string & {});
   pos?: SourcePos;
 }
 
@@ -183,14 +186,12 @@ export function buildGraph(run: StateRun): Graph {
           }
         }
       }
-      if (part.type === 'transition') {
-        const a = part.attributes as { resource: string; prior_to: string[] };
-        for (const other of resolve(a.resource, part.pos, 'resource')) {
-          addEdge({ from: self, to: other, kind: 'transition', declared: 'resource', ...(part.pos ? { pos: part.pos } : {}) });
-        }
-        for (const ref of a.prior_to) {
-          for (const other of resolve(ref, part.pos, 'prior_to')) {
-            addEdge({ from: self, to: other, kind: 'transition', declared: 'prior_to', ...(part.pos ? { pos: part.pos } : {}) });
+      for (const [attribute, { kind }] of Object.entries(resourceType(part.type)?.references ?? {})) {
+        const value = part.attributes[attribute];
+        const refs = value === undefined ? [] : Array.isArray(value) ? value : [value];
+        for (const ref of refs as string[]) {
+          for (const other of resolve(ref, part.pos, attribute)) {
+            addEdge({ from: self, to: other, kind, declared: attribute, ...(part.pos ? { pos: part.pos } : {}) });
           }
         }
       }
@@ -307,9 +308,11 @@ function topoOrder(nodes: GraphNode[], edges: Edge[], d: Diagnostics): string[] 
 }
 
 /** How the user wrote the requisite behind an edge, in their words. */
-function phrase(e: Edge, ref: (id: string) => string): string {
+function phrase(e: Edge, ref: (id: string) => string, typeOf: (id: string) => string | undefined): string {
   const from = ref(e.from);
   const to = ref(e.to);
+  const references = resourceType(typeOf(e.from) ?? '')?.references;
+  if (references && e.declared !== undefined && Object.hasOwn(references, e.declared)) return references[e.declared]!.says(from, to);
   switch (e.declared ?? e.kind) {
     case 'require': return `${to} requires ${from}`;
     case 'before': return `${from} is before ${to}`;
@@ -317,8 +320,6 @@ function phrase(e: Edge, ref: (id: string) => string): string {
     case 'onfail': return `${to} has onfail ${from}`;
     case 'listen': return `${to} listens to ${from}`;
     case 'notify': return `${from} notifies ${to}`;
-    case 'resource': return `${from} puts ${to} through a transition`;
-    case 'prior_to': return `${from} has prior_to ${to}`;
     default: return `${from} is an earlier stage of ${to}`;
   }
 }
@@ -351,7 +352,7 @@ function reportCycle(nodes: GraphNode[], edges: Edge[], done: Set<string>, d: Di
   const describe = (id: string) => `${ref(id)} (${formatPos(byId.get(id)?.pos)})`;
   const text = [...cycle.map((e) => describe(e.from)), ref(cycle[0]!.from)].join(' → ');
   d.add(`dependency cycle: ${text}`, cycle[0]!.pos ?? byId.get(cycle[0]!.to)?.pos, {
-    related: cycle.map((e) => ({ message: phrase(e, ref), pos: e.pos ?? byId.get(e.from)?.pos })),
+    related: cycle.map((e) => ({ message: phrase(e, ref, (id) => byId.get(id)?.type), pos: e.pos ?? byId.get(e.from)?.pos })),
     hint: 'each arrow means "must run before"; remove one of these requisites',
   });
 }

@@ -76,6 +76,16 @@ export interface TypeDefinition<S extends z.ZodObject = z.ZodObject, K extends s
   overlap?: 'paths' | 'paths-and-parents';
   /** Turns site-relative inputs (templates, sources) into values the engine can compare. */
   resolve?(attributes: Record<string, unknown>, ctx: ResolveContext): Record<string, unknown>;
+
+  // What the graph and the catalog read of a type, so neither needs a branch on its name.
+
+  /**
+   * Attributes that name other nodes (a reference, or a list of them), as a transition's
+   * `resource` and `prior_to` do. Each named node gets an edge of `kind` from this node, declared
+   * with the attribute's name: EngineServices.related() finds it under that word, and `says`
+   * phrases it in a cycle report.
+   */
+  references?: Record<string, { kind: ReferenceKind; says(from: string, to: string): string }>;
 }
 
 /** A type as the compiler and engine see it: its definition plus what its attributes declare. */
@@ -89,11 +99,17 @@ export interface ResourceType<S extends z.ZodObject = z.ZodObject, K extends str
   writeOnly: string[];
   /** Attributes whose values never appear in output, diffs, reports or logs (DESIGN §5.13). */
   sensitive: string[];
-  /** Attributes the type's `resolve` fills in; users never write them. */
+  /**
+   * Attributes a user never writes: resolve() fills them (a source's bytes and hash). Hints and
+   * `cairn schema` leave them out.
+   */
   internal: string[];
 }
 
 export type { ExecutorCapability };
+
+/** The edges a type's references make: they order this node before the nodes it names. */
+export type ReferenceKind = 'transition';
 
 /** What reading a node depends on (ResourceType.reads), computed when the graph is built. */
 export interface Reads {

@@ -5,9 +5,9 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join, relative, resolve } from 'node:path';
 import { inputError, type Diagnostics } from '../lib/errors.ts';
-import { LineIndex } from './positions.ts';
+import { LineIndex, posOf } from '../lib/positions.ts';
 import { inlineStates, jsonStateFile, yamlStateFile, type StateDef } from './states.ts';
-import { parseYaml, posOf } from './yaml.ts';
+import { parseYaml } from './yaml.ts';
 
 export interface SiteDoc {
   /** Site-relative path. */

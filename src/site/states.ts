@@ -3,11 +3,11 @@
  * per invocation, plain JSON, and states written inline in cairn.yaml or component.yaml (each string
  * value rendered on its own). TypeScript state files produce the same StateDef in site/typescript.ts.
  */
+import { didYouMean } from '../lib/did-you-mean.ts';
 import { Diagnostics, inputError, InputError, type SourcePos } from '../lib/errors.ts';
-import { LineIndex } from './positions.ts';
+import { keyPosOf, LineIndex, mapStrings, posOf } from '../lib/positions.ts';
 import { compileTemplate, type CompiledTemplate } from './template.ts';
-import { didYouMean } from './validate.ts';
-import { keyPosOf, mapStrings, parseYaml, posOf } from './yaml.ts';
+import { parseYaml } from './yaml.ts';
 
 /** The `it` that templates see. */
 export interface TemplateScope {

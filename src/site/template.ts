@@ -12,7 +12,7 @@
  */
 import vm from 'node:vm';
 import { inputError, type SourcePos } from '../lib/errors.ts';
-import { LineIndex } from './positions.ts';
+import { LineIndex } from '../lib/positions.ts';
 
 type TagKind = 'exec' | 'interpolate' | 'raw';
 

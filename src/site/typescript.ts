@@ -9,9 +9,9 @@ import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as api from '../api/index.ts';
 import { Diagnostics, type SourcePos } from '../lib/errors.ts';
-import type { StateDef } from './states.ts';
-import { posOf, setPos } from './yaml.ts';
 import { dynamicImport } from '../lib/dynamic-import.ts';
+import { posOf, setPos } from '../lib/positions.ts';
+import type { StateDef } from './states.ts';
 
 const API_GLOBAL = Symbol.for('cairn.api');
 

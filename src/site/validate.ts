@@ -1,21 +1,8 @@
 /** zod validation whose errors point at the offending key or value in the user's file. */
-import { closest, distance } from 'fastest-levenshtein';
 import type { z } from 'zod';
+import { didYouMean } from '../lib/did-you-mean.ts';
 import type { Diagnostics, SourcePos } from '../lib/errors.ts';
-import { keyPosOf, posOf } from './yaml.ts';
-
-/** The nearest of `candidates` to `word`, if it is near enough to be a plausible typo. */
-export function nearest(word: string, candidates: readonly string[]): string | undefined {
-  if (candidates.length === 0) return undefined;
-  const best = closest(word, candidates as string[]);
-  const limit = Math.max(2, Math.floor(word.length / 3));
-  return distance(word, best) <= limit ? best : undefined;
-}
-
-export function didYouMean(word: string, candidates: readonly string[]): string {
-  const n = nearest(word, candidates);
-  return n ? ` (did you mean '${n}'?)` : '';
-}
+import { keyPosOf, posOf } from '../lib/positions.ts';
 
 /** Walks `path` into `data`, returning the container holding the last step and that step. */
 function locate(data: unknown, path: readonly PropertyKey[]): { parent: unknown; key?: string | number } {

@@ -1,84 +1,14 @@
 /**
  * YAML (and JSON, which the same parser reads) into plain data, with the source position of every
- * map key and value kept aside in a WeakMap so later steps can point at exactly what is wrong.
+ * map key and value kept aside (lib/positions.ts) so later steps can point at exactly what is wrong.
  */
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { inputError, InputError, type Diagnostic, type SourcePos } from '../lib/errors.ts';
-
-/**
- * A position as recorded while converting a parsed document: its range in the parsed text,
- * packed into one number, turned into a SourcePos only when something asks (an error, a part's
- * own position). A large state has a position for every key and value; most are never read.
- */
-type Recorded = SourcePos | number;
-
-interface PosInfo {
-  self?: Recorded;
-  keys: Map<string | number, Recorded>;
-  values: Map<string | number, Recorded>;
-  /** Turns this document's packed ranges into positions. */
-  resolve?: (packed: number) => SourcePos;
-}
-
-const positions = new WeakMap<object, PosInfo>();
+import { recordPositions, type PosInfo, type Recorded } from '../lib/positions.ts';
 
 /** Packing: start × 2^21 + (1 if the text starts inside quotes) × 2^20 + length (capped). */
 const LENGTH_BITS = 2 ** 20;
 const pack = (start: number, length: number, quoted: boolean) => start * 2 * LENGTH_BITS + (quoted ? LENGTH_BITS : 0) + Math.min(length, LENGTH_BITS - 1);
-
-function resolved(info: PosInfo, p: Recorded | undefined): SourcePos | undefined {
-  return typeof p === 'number' ? info.resolve!(p) : p;
-}
-
-/** Position of `obj` itself, or of its member `key`'s value. */
-export function posOf(obj: unknown, key?: string | number): SourcePos | undefined {
-  if (obj === null || typeof obj !== 'object') return undefined;
-  const info = positions.get(obj);
-  if (!info) return undefined;
-  if (key === undefined) return resolved(info, info.self);
-  return resolved(info, info.values.get(key) ?? info.keys.get(key) ?? info.self);
-}
-
-/** Position of the key `key` in map `obj` (falls back to the map itself). */
-export function keyPosOf(obj: unknown, key: string): SourcePos | undefined {
-  if (obj === null || typeof obj !== 'object') return undefined;
-  const info = positions.get(obj);
-  return info && resolved(info, info.keys.get(key) ?? info.self);
-}
-
-/** Records positions for data built in code (TypeScript states, defaults). */
-export function setPos(obj: object, self: SourcePos | undefined, members?: Record<string, SourcePos>): void {
-  const info: PosInfo = positions.get(obj) ?? { keys: new Map(), values: new Map() };
-  if (self) info.self = self;
-  for (const [k, p] of Object.entries(members ?? {})) {
-    info.keys.set(k, p);
-    info.values.set(k, p);
-  }
-  positions.set(obj, info);
-}
-
-/** Gives every object reachable from `value` that has no position of its own the position `pos`. */
-export function setPosDeep(value: unknown, pos: SourcePos | undefined): void {
-  if (!pos || value === null || typeof value !== 'object') return;
-  if (!positions.has(value)) setPos(value, pos);
-  for (const v of Object.values(value)) setPosDeep(v, pos);
-}
-
-/** Rebuilds `value` with every string replaced by `fn(string, itsPosition)`, keeping positions. */
-export function mapStrings(value: unknown, fn: (s: string, pos: SourcePos | undefined) => unknown, pos?: SourcePos): unknown {
-  if (typeof value === 'string') return fn(value, pos);
-  if (value === null || typeof value !== 'object') return value;
-  const info = positions.get(value);
-  if (Array.isArray(value)) {
-    const out = value.map((v, i) => mapStrings(v, fn, (info && resolved(info, info.values.get(i))) ?? pos));
-    if (info) positions.set(out, info);
-    return out;
-  }
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = mapStrings(v, fn, (info && resolved(info, info.values.get(k))) ?? pos);
-  if (info) positions.set(out, info);
-  return out;
-}
 
 /** `toPos(offset, length)` maps an offset in `text` to a source position. */
 export type OffsetMapper = (offset: number, length: number) => SourcePos;
@@ -97,7 +27,7 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
     });
     throw new InputError(diagnostics);
   }
-  /** A node's range, packed (see Recorded). */
+  /** A node's range, packed (see Recorded in lib/positions.ts). */
   const where = (node: YamlNode | null | undefined): number | undefined => {
     const range = node?.range;
     return range ? pack(range[0], Math.max(1, range[1] - range[0]), false) : undefined;
@@ -149,7 +79,7 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
         if (vPos) info.values.set(key, vPos);
         obj[key] = convert(pair.value);
       }
-      positions.set(obj, info);
+      recordPositions(obj, info);
       return obj;
     }
     if (isSeq(node)) {
@@ -162,7 +92,7 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
         if (p) info.values.set(i, p);
         arr.push(convert(item));
       });
-      positions.set(arr, info);
+      recordPositions(arr, info);
       return arr;
     }
     return (node as { toJSON?: () => unknown }).toJSON?.() ?? null;

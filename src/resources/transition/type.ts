@@ -14,6 +14,10 @@ export const transitionType = defineType({
     attributes: z.record(z.string(), z.unknown()).describe('laid over the resource\'s declared attributes'),
     prior_to: refList.describe('references: the transition happens only if one of them would change'),
   }),
+  references: {
+    resource: { kind: 'transition', says: (from, to) => `${from} puts ${to} through a transition` },
+    prior_to: { kind: 'transition', says: (from, to) => `${from} has prior_to ${to}` },
+  },
   stateful: false,
   inSync: { status: 'skipped', reason: 'prior_to in sync' },
 });
