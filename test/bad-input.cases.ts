@@ -184,6 +184,11 @@ export const badInputCases: BadInputCase[] = [
     ],
   },
   {
+    name: "an internal attribute (filled in by the type, never written) is not the site's to write",
+    files: oneState('  - file: /tmp/x\n    source: motd\n    content_sha256: abc\n'),
+    expect: [{ at: 'states/s.yaml:4:5', message: /file \/tmp\/x: unknown attribute 'content_sha256'/ }],
+  },
+  {
     name: 'unknown attribute of a directory',
     files: oneState('  - directory: /srv/www\n    mdoe: "0755"\n'),
     expect: [{ at: 'states/s.yaml:3:5', message: /directory \/srv\/www: unknown attribute 'mdoe' \(did you mean 'mode'\?\)/ }],

@@ -124,3 +124,22 @@ test('write-only inputs are compared through a hash stored only after a successf
   assert.deepEqual([retry.status, retry.action, retry.changes], ['changed', 'rebuild', ['user_data']]);
   assert.equal((await apply(w, dir, { user_data: 'v2' })).status, 'unchanged');
 });
+
+test("a type's change classes, write-only, sensitive and internal lists come from its attributes' own declarations", async () => {
+  const { internal, sensitive } = await import('../src/resources/define.ts');
+  const shared = z.enum(['present', 'absent']).default('present');
+  const a = defineType({
+    name: 'a', key: 'name', description: 'test type', stateful: true,
+    schema: z.strictObject({
+      name: z.string(), ensure: rebuild(shared), size: update(z.number().optional()).optional(),
+      secret: sensitive(update(z.string().optional())), seed: writeOnly(rebuild(z.string().optional())),
+      digest: internal(update(z.string().optional())), note: z.string().optional(),
+    }),
+  });
+  const b = defineType({ name: 'b', key: 'name', description: 'test type', stateful: false, schema: z.strictObject({ name: z.string(), ensure: update(shared) }) });
+  assert.deepEqual(a.changes, { ensure: 'rebuild', size: 'update', secret: 'update', seed: 'rebuild', digest: 'update' });
+  assert.deepEqual([a.writeOnly, a.sensitive, a.internal], [['seed'], ['secret'], ['digest']]);
+  assert.deepEqual(b.changes, { ensure: 'update' }, 'a shared schema takes each type its own class');
+  assert.throws(() => defineType({ name: 'c', key: 'name', description: 'test type', stateful: false, schema: z.strictObject({ name: z.string(), x: writeOnly(z.string()) }) }),
+    /write-only x needs a change class/);
+});

@@ -14,7 +14,7 @@ import { Engine, type Registry } from '../src/engine/engine.ts';
 import { LocalExecutor } from '../src/executors/local.ts';
 import { buildGraph } from '../src/graph/build.ts';
 import { defineType, update } from '../src/resources/define.ts';
-import type { Provider } from '../src/resources/type.ts';
+import { ApplyError, type Provider } from '../src/resources/type.ts';
 
 const pkgType = defineType({
   name: 'pkg', key: 'name', description: 'test type',
@@ -98,4 +98,111 @@ test('a notified node whose change already did what the notification asks is not
   assert.deepEqual(results.map((r) => `${r.status} ${r.ref}${r.reason ? ` [${r.reason}]` : ''}`),
     ['changed pkg:cfg', 'changed pkg:svc', 'changed pkg:other [notified by pkg:cfg]']);
   assert.deepEqual(w.log.filter((l) => !l.startsWith('query')), ['create cfg', 'update svc', 'restart other'], 'no restart right after the start');
+});
+
+test("a provider's log lines and progress reach the run with the node they came from, and ctx.signal is the run's", async () => {
+  const run = runOf([part(0, 'a'), part(1, 'b')]);
+  const w = world([]);
+  const controller = new AbortController();
+  const seenSignals: AbortSignal[] = [];
+  const base = w.registry.provider('pkg', {}, {});
+  const talking: Provider = {
+    ...base,
+    async apply(ctx, action, desired, current) {
+      seenSignals.push(ctx.signal);
+      ctx.log(`installing ${String(desired.name)}`);
+      ctx.progress({ done: 1, total: 2, step: 'unpacking' });
+      return base.apply(ctx, action, desired, current);
+    },
+  };
+  const logs: string[] = [];
+  const progress: string[] = [];
+  const results = await new Engine(run, buildGraph(run), new LocalExecutor(), {
+    mode: 'apply', registry: { type: w.registry.type, provider: () => talking }, signal: controller.signal,
+    onLog: (ref, message) => logs.push(`${ref}: ${message}`),
+    onProgress: (ref, u) => progress.push(`${ref}: ${u.done}/${u.total} ${u.step}`),
+  }).execute();
+  assert.deepEqual(results.map((r) => r.status), ['changed', 'changed']);
+  assert.deepEqual(logs, ['pkg:a: installing a', 'pkg:b: installing b']);
+  assert.deepEqual(progress, ['pkg:a: 1/2 unpacking', 'pkg:b: 1/2 unpacking']);
+  assert.ok(seenSignals.every((s) => s === controller.signal));
+});
+
+test('a cancelled run starts no node after the cancel: they are skipped as cancelled', async () => {
+  const run = runOf([part(0, 'a'), part(1, 'b'), part(2, 'c')]);
+  const w = world([]);
+  const controller = new AbortController();
+  const base = w.registry.provider('pkg', {}, {});
+  const cancelling: Provider = {
+    ...base,
+    async apply(ctx, action, desired, current) {
+      const outcome = await base.apply(ctx, action, desired, current);
+      if (desired.name === 'a') controller.abort();
+      return outcome;
+    },
+  };
+  const results = await new Engine(run, buildGraph(run), new LocalExecutor(), {
+    mode: 'apply', registry: { type: w.registry.type, provider: () => cancelling }, signal: controller.signal,
+  }).execute();
+  assert.deepEqual(results.map((r) => [r.ref, r.status, r.reason]), [
+    ['pkg:a', 'changed', undefined], ['pkg:b', 'skipped', 'run cancelled'], ['pkg:c', 'skipped', 'run cancelled']]);
+  assert.deepEqual(w.log.filter((l) => !l.startsWith('query')), ['create a']);
+});
+
+test("a provider's ApplyError fails its node and the run goes on; any other error (a bug) stops the run with that error", async () => {
+  const run = runOf([part(0, 'a'), part(1, 'b')]);
+  const w = world([]);
+  const base = w.registry.provider('pkg', {}, {});
+  const refusing: Provider = {
+    ...base,
+    async apply(ctx, action, desired, current) {
+      if (desired.name === 'a') throw new ApplyError('the mirror said 404');
+      return base.apply(ctx, action, desired, current);
+    },
+  };
+  const results = await new Engine(run, buildGraph(run), new LocalExecutor(), { mode: 'apply', registry: { type: w.registry.type, provider: () => refusing } }).execute();
+  assert.deepEqual(results.map((r) => [r.status, r.error]), [['failed', 'the mirror said 404'], ['changed', undefined]]);
+
+  const buggy: Provider = {
+    ...base,
+    async read(ctx, desired) {
+      if (desired.name === 'b') return (undefined as unknown as { x: () => undefined }).x();
+      return base.read(ctx, desired);
+    },
+  };
+  const engine = new Engine(run, buildGraph(run), new LocalExecutor(), { mode: 'plan', registry: { type: w.registry.type, provider: () => buggy } });
+  await assert.rejects(engine.execute(), TypeError);
+  assert.deepEqual(engine.results.map((r) => r.ref), ['pkg:a'], 'the bug is no failed node');
+});
+
+test('a provider with the rebuild trait replaces in one step; without it the engine destroys, then creates', async () => {
+  const { defineType: define, rebuild } = await import('../src/resources/define.ts');
+  const boxType = define({
+    name: 'box', key: 'name', description: 'test type', stateful: false,
+    schema: z.strictObject({ name: z.string(), image: rebuild(z.string()) }),
+  });
+  const boxRun = (image: string): StateRun => ({
+    ...runOf([]),
+    invocations: [{ index: 0, state: 's', params: {}, lazy: false, defer: false, via: 'test', includes: [], parts: [
+      { index: 0, type: 'box', ref: 'box:b', attributes: { name: 'b', image }, requisites: [], meta: { noop: false, allow_reload: true, allow_rebuild: true, tags: [] } }] }],
+  });
+  for (const swaps of [true, false]) {
+    const log: string[] = [];
+    let image = 'old';
+    const provider: Provider = {
+      type: 'box', name: 'memory', suitable: () => true,
+      read: async (_ctx, desired) => ({ name: desired.name, image }),
+      async apply(_ctx, action, desired) {
+        log.push(action);
+        image = action === 'destroy' ? '' : String(desired.image);
+      },
+      ...(swaps ? { async rebuild(_ctx: unknown, desired: Record<string, unknown>) { log.push('rebuild'); image = String(desired.image); } } : {}),
+    };
+    const [r] = await new Engine(boxRun('new'), buildGraph(boxRun('new')), new LocalExecutor(), {
+      mode: 'apply', registry: { type: (n) => (n === 'box' ? boxType : undefined), provider: () => provider },
+    }).execute();
+    assert.deepEqual([r!.status, r!.action, r!.changes], ['changed', 'rebuild', ['image']]);
+    assert.deepEqual(log, swaps ? ['rebuild'] : ['destroy', 'create']);
+    assert.equal(image, 'new');
+  }
 });

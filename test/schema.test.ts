@@ -29,7 +29,7 @@ test('schemas for cairn.yaml and the inventory', () => {
 
 test("a type's internal and reference attributes are attributes of its schema, and internal ones stay out of the JSON Schema", () => {
   for (const type of resourceTypes) {
-    for (const name of [...(type.internal ?? []), ...Object.keys(type.references ?? {})]) {
+    for (const name of [...type.internal, ...Object.keys(type.references ?? {})]) {
       assert.ok(name in type.schema.shape, `${type.name}: ${name} is not an attribute of its schema`);
     }
   }

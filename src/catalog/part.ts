@@ -73,22 +73,23 @@ export function parsePart(raw: unknown, ctx: PartContext, d: Diagnostics): PartI
 
   const attrs: Record<string, unknown> = { [type.key]: String(keyValue) };
   const metaRaw: Record<string, unknown> = {};
-  const shape = Object.keys(type.schema.shape);
+  // What a site may write: the type's attributes but its key and the ones its resolve() fills in.
+  const writable = Object.keys(type.schema.shape).filter((s) => s !== type.key && !type.internal.includes(s));
   let ok = true;
   for (const [k, v] of Object.entries(map)) {
     if (k === typeName) continue;
     if (META_NAMES.includes(k)) metaRaw[k] = v;
-    else if (shape.includes(k) && k !== type.key) attrs[k] = v;
+    else if (writable.includes(k)) attrs[k] = v;
     else if (resourceType(k)) {
       d.add(`${typeName} ${String(keyValue)}: '${k}' is not an attribute of ${typeName}`, keyPosOf(map, k), {
         hint: `a part declares one resource: start another part with \`- ${k}: …\``,
       });
       ok = false;
     } else {
-      const candidates = [...shape.filter((s) => s !== type.key), ...META_NAMES];
+      const candidates = [...writable, ...META_NAMES];
       const near = nearest(k, candidates);
       d.add(`${typeName} ${String(keyValue)}: unknown attribute '${k}'${near ? ` (did you mean '${near}'?)` : ''}`, keyPosOf(map, k), {
-        hint: `${typeName} takes: ${shape.filter((s) => s !== type.key && !type.internal?.includes(s)).join(', ')}`,
+        hint: `${typeName} takes: ${writable.join(', ')}`,
       });
       ok = false;
     }

@@ -7,7 +7,7 @@ import { resourceTypes } from '../resources/index.ts';
 function partSchema() {
   const variants = resourceTypes.map((type) => {
     const attributes = Object.fromEntries(
-      Object.entries(type.schema.shape).filter(([k]) => k !== type.key && !type.internal?.includes(k)),
+      Object.entries(type.schema.shape).filter(([k]) => k !== type.key && !type.internal.includes(k)),
     );
     return z
       .strictObject({
