@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { RunOptions, RunResult } from '../src/executors/types.ts';
 import { dropKey, findKey, parseKeyLine, putKey } from '../src/resources/authorized_key/keys.ts';
-import { ACCOUNTS_SCRIPT, parseAccounts, parseGroup, parsePasswd } from '../src/resources/user/accounts.ts';
+import { ACCOUNTS_SCRIPT, parseAccounts, parseGroup, parsePasswd } from '../src/resources/accounts.ts';
 import { editPasswdLine } from '../src/resources/user/busybox.ts';
 import { captured, FACTS, runScripted, ScriptedExecutor, type Reply } from './helpers/scripted-executor.ts';
 

@@ -244,11 +244,6 @@ export function defineProvider<T extends { schema: z.ZodType }>(provider: Provid
 
 export type ApplyOutcome = void | { changed: false; reason: string } | { refreshed: true };
 
-/** The last `lines` lines of a command's output: the part of a tool's own words worth showing. */
-export function outputTail(text: string, lines = 10): string {
-  return text.trim().split('\n').slice(-lines).join('\n');
-}
-
 /**
  * Thrown by providers for a failure the user should see as the node's error. Any other error a
  * provider throws (a TypeError) is a bug: the run stops and says so with its stack (exit 70).

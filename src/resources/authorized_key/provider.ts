@@ -6,7 +6,7 @@
  */
 import { dirname } from 'node:path';
 import type { Stat } from '../../executors/types.ts';
-import { readAccounts, type PasswdEntry } from '../user/accounts.ts';
+import { readAccounts, type PasswdEntry } from '../accounts.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { authorizedKeyType } from './type.ts';
 import { dropKey, findKey, keyLineOf, parseKeyLine, putKey } from './keys.ts';

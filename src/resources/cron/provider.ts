@@ -1,4 +1,5 @@
-import { defineProvider, ApplyError, outputTail, type ProviderContext, type Desired } from '../type.ts';
+import { outputTail } from '../commands.ts';
+import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { cronType } from './type.ts';
 import { findJob, parseCrontab, renderCrontab, withJob, type Crontab, type CronJob } from './crontab.ts';
 

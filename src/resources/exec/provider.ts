@@ -1,4 +1,5 @@
 import { plainCommandWords } from '../../lib/shell.ts';
+import { outputTail } from '../commands.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { execType } from './type.ts';
 
@@ -22,15 +23,11 @@ function options(desired: ExecAttributes) {
   };
 }
 
-function tail(text: string, lines = 20): string {
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
-}
-
 async function runCommand(ctx: ProviderContext, desired: ExecAttributes): Promise<void> {
   const r = await ctx.exec.run(argvOf(desired), options(desired));
   if (r.timedOut) throw new ApplyError(`timed out after ${String(desired.timeout)} s`);
   if (r.code !== 0) {
-    const output = tail(`${r.stdout}${r.stderr}`);
+    const output = outputTail(`${r.stdout}${r.stderr}`, 20);
     throw new ApplyError(`exited with ${r.code}${output ? `:\n${output}` : ''}`);
   }
 }

@@ -5,7 +5,7 @@
  */
 import { defineProvider, ApplyError, type Current, type ProviderContext, type Desired } from '../type.ts';
 import type { groupType } from './type.ts';
-import { isAlpine, readAccounts, runTool } from '../user/accounts.ts';
+import { isAlpine, readAccounts, runTool } from '../accounts.ts';
 
 type GroupAttributes = Desired<typeof groupType>;
 

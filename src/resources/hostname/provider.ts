@@ -3,8 +3,9 @@
  * the machine takes at boot (/etc/hostname on Linux, `hostname` in rc.conf on FreeBSD). A node is
  * in sync only when both are the name asked for.
  */
+import { outputTail } from '../commands.ts';
 import { osSetting } from '../os.ts';
-import { defineProvider, ApplyError, outputTail, type Current, type ProviderContext } from '../type.ts';
+import { defineProvider, ApplyError, type Current, type ProviderContext } from '../type.ts';
 import type { hostnameType } from './type.ts';
 
 const ETC_HOSTNAME = '/etc/hostname';

@@ -5,7 +5,8 @@
  */
 import type { Executor, RunResult } from '../../executors/types.ts';
 import { ApplyError } from '../type.ts';
-import { addVersion, C_LOCALE, labelOf, must, packageProvider, query, toolError, type PackageManager, type Versions } from './manager.ts';
+import { toolError } from '../commands.ts';
+import { addVersion, C_LOCALE, labelOf, mustRun, packageProvider, query, type PackageManager, type Versions } from './manager.ts';
 
 /** `name-version-rN`: apk versions always end in a release, so the name is what precedes them. */
 const NAME_VERSION = /^(.+)-([^-\s]+-r\d+)$/;
@@ -66,7 +67,7 @@ export const apk: PackageManager = {
   },
 
   async remove(exec, name) {
-    await must(exec, ['apk', 'del', '--no-progress', name]);
+    await mustRun(exec, ['apk', 'del', '--no-progress', name]);
   },
 };
 

@@ -5,7 +5,8 @@
  */
 import type { Executor, RunResult } from '../../executors/types.ts';
 import { ApplyError } from '../type.ts';
-import { addVersion, C_LOCALE, labelOf, must, packageProvider, query, toolError, type PackageManager, type Versions } from './manager.ts';
+import { toolError } from '../commands.ts';
+import { addVersion, C_LOCALE, labelOf, mustRun, packageProvider, query, type PackageManager, type Versions } from './manager.ts';
 
 /** Seconds apt-get waits for another apt or dpkg to release its lock, rather than failing at once. */
 export const APT_LOCK_TIMEOUT = 300;
@@ -101,7 +102,7 @@ export const apt: PackageManager = {
   },
 
   async remove(exec, name) {
-    await must(exec, [...APT_GET, 'remove', name], APT_ENV);
+    await mustRun(exec, [...APT_GET, 'remove', name], APT_ENV);
   },
 };
 

@@ -4,7 +4,7 @@
  */
 import type { Executor } from '../../executors/types.ts';
 import { ApplyError } from '../type.ts';
-import { addVersion, must, packageProvider, query, type PackageManager, type Versions } from './manager.ts';
+import { addVersion, mustRun, packageProvider, query, type PackageManager, type Versions } from './manager.ts';
 
 /** rpm expands `\t` and `\n` itself. EPOCH is "(none)" when the package has none. */
 export const RPM_QUERY_FORMAT = '%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n';
@@ -83,7 +83,7 @@ function rpmManager(tool: 'dnf' | 'yum'): PackageManager {
       const spec = version !== undefined ? `${name}-${version}` : name;
       // dnf install moves an installed package to the version asked for, up or down; yum only up.
       const verb = upgrade ? 'upgrade' : 'install';
-      await must(exec, [tool, verb, '-y', spec]);
+      await mustRun(exec, [tool, verb, '-y', spec]);
       if (tool === 'yum' && version !== undefined && installed !== undefined) {
         const now = (await rpmInstalled(exec, [name])).get(name) ?? [];
         if (!now.some((v) => rpmVersionMatches(v, version))) {
@@ -93,7 +93,7 @@ function rpmManager(tool: 'dnf' | 'yum'): PackageManager {
     },
 
     async remove(exec, name) {
-      await must(exec, [tool, 'remove', '-y', name]);
+      await mustRun(exec, [tool, 'remove', '-y', name]);
     },
   };
 }

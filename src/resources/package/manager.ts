@@ -5,6 +5,7 @@
  * only its commands and parsers (apt.ts, dnf.ts, apk.ts, pacman.ts, pkg.ts).
  */
 import type { Executor, RunResult } from '../../executors/types.ts';
+import { must, toolError } from '../commands.ts';
 import { osName, uses } from '../os.ts';
 import { ApplyError, type Current, type Provider, type ProviderContext, type Desired } from '../type.ts';
 import type { packageType } from './type.ts';
@@ -42,17 +43,6 @@ export interface PackageManager {
 /** Tools speak English here, so their output can be parsed and their errors matched. */
 export const C_LOCALE = { LC_ALL: 'C' };
 
-function tail(text: string, lines = 12): string {
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
-}
-
-/** The tool's own words about a failure: its stderr's tail, else its stdout's. */
-export function toolError(label: string, r: RunResult): ApplyError {
-  const said = r.stderr.trim() ? r.stderr : r.stdout;
-  const what = r.timedOut ? 'timed out' : `exited with ${r.code}`;
-  return new ApplyError(`${label} ${what}${said.trim() ? `:\n${tail(said)}` : ''}`);
-}
-
 /** Options whose next word is their value, in the commands these providers run. */
 const TAKES_VALUE = new Set(['-o', '-l', '--qf']);
 
@@ -62,11 +52,9 @@ export function labelOf(argv: string[]): string {
   return argv.filter((w, i) => (!w.startsWith('-') || /^-[A-Z]$/.test(w)) && !TAKES_VALUE.has(argv[i - 1] ?? '')).join(' ');
 }
 
-/** Runs a command that must succeed; its failure carries the tool's own error. */
-export async function must(exec: Executor, argv: string[], env: Record<string, string> = {}): Promise<RunResult> {
-  const r = await exec.run(argv, { env: { ...C_LOCALE, ...env } });
-  if (r.code !== 0 || r.timedOut) throw toolError(labelOf(argv), r);
-  return r;
+/** Runs a package manager's command that must succeed; its failure names it and carries the tool's own error. */
+export function mustRun(exec: Executor, argv: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  return must(exec, argv, { env: { ...C_LOCALE, ...env }, label: labelOf(argv) });
 }
 
 /** Runs a query whose exit status only says "some names are unknown" (dpkg-query, rpm -q, pacman -Q). */

@@ -4,7 +4,7 @@
  * refreshed here (`pacman -Sy` without a full upgrade is a partial upgrade, which Arch does not
  * support): keep them fresh with a full system upgrade.
  */
-import { addVersion, must, packageProvider, query, type PackageManager, type Versions } from './manager.ts';
+import { addVersion, mustRun, packageProvider, query, type PackageManager, type Versions } from './manager.ts';
 
 /** `pacman -Q` lines: `name version`. */
 export function parsePacmanQuery(stdout: string): Versions {
@@ -45,11 +45,11 @@ export const pacman: PackageManager = {
 
   async install(exec, { name, version }) {
     // A version is a dependency expression pacman resolves against the sync databases.
-    await must(exec, ['pacman', '-S', '--noconfirm', '--needed', version !== undefined ? `${name}=${version}` : name]);
+    await mustRun(exec, ['pacman', '-S', '--noconfirm', '--needed', version !== undefined ? `${name}=${version}` : name]);
   },
 
   async remove(exec, name) {
-    await must(exec, ['pacman', '-R', '--noconfirm', name]);
+    await mustRun(exec, ['pacman', '-R', '--noconfirm', name]);
   },
 };
 

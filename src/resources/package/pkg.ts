@@ -2,7 +2,7 @@
  * FreeBSD: `pkg query` reads, `pkg version -R` says what the remote catalogue has newer, `pkg
  * install` / `pkg upgrade` / `pkg delete` with `-y`. pkg updates its catalogue by itself.
  */
-import { addVersion, must, packageProvider, query, type PackageManager, type Versions } from './manager.ts';
+import { addVersion, mustRun, packageProvider, query, type PackageManager, type Versions } from './manager.ts';
 
 /** Never a prompt, even when pkg would bootstrap itself. */
 const PKG_ENV = { ASSUME_ALWAYS_YES: 'yes' };
@@ -49,11 +49,11 @@ export const pkg: PackageManager = {
 
   async install(exec, { name, version, upgrade }) {
     const spec = version !== undefined ? `${name}-${version}` : name;
-    await must(exec, ['pkg', upgrade ? 'upgrade' : 'install', '-y', spec], PKG_ENV);
+    await mustRun(exec, ['pkg', upgrade ? 'upgrade' : 'install', '-y', spec], PKG_ENV);
   },
 
   async remove(exec, name) {
-    await must(exec, ['pkg', 'delete', '-y', name], PKG_ENV);
+    await mustRun(exec, ['pkg', 'delete', '-y', name], PKG_ENV);
   },
 };
 

@@ -3,9 +3,10 @@
  * batched reading of every service node in the run, and the same read / apply / refresh logic
  * over an init system's handful of commands (systemd, OpenRC, rc.d).
  */
+import { outputTail } from '../commands.ts';
 import type { RunResult } from '../../executors/types.ts';
 import { osName } from '../os.ts';
-import { ApplyError, outputTail, type ApplyOutcome, type Provider, type ProviderContext, type Desired } from '../type.ts';
+import { ApplyError, type ApplyOutcome, type Provider, type ProviderContext, type Desired } from '../type.ts';
 import type { serviceType } from './type.ts';
 
 type ServiceAttributes = Desired<typeof serviceType>;
@@ -47,12 +48,7 @@ export interface InitSystem {
   probe(ctx: ProviderContext, name: string): Promise<RunResult>;
 }
 
-/** Runs `argv`; a non-zero exit is an ApplyError carrying the tool's own output. */
-export async function must(ctx: ProviderContext, argv: string[]): Promise<RunResult> {
-  const r = await ctx.exec.run(argv);
-  if (r.code !== 0) throw new ApplyError(outputTail(`${r.stdout}\n${r.stderr}`, 20) || `${argv.join(' ')} exited with ${r.code}`);
-  return r;
-}
+
 
 /** The init system's name for the service a part names (`ssh-server` → `ssh` on Debian). */
 export function serviceName(ctx: ProviderContext, desired: ServiceAttributes): string {

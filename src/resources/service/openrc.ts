@@ -2,9 +2,10 @@
  * OpenRC (Alpine, Gentoo): `rc-status --servicelist` gives every init script and its state,
  * `rc-update show` the runlevels each is in; two commands read every service of a run.
  */
+import { must } from '../commands.ts';
 import { uses } from '../os.ts';
 import type { ProviderContext } from '../type.ts';
-import { must, serviceProvider, type InitSystem, type ServiceStatus } from './core.ts';
+import { serviceProvider, type InitSystem, type ServiceStatus } from './core.ts';
 
 // Terminal colours, should a tool print them anyway.
 // eslint-disable-next-line no-control-regex
@@ -49,8 +50,8 @@ export function statusFromOpenrc(state: string | undefined, levels: string[]): S
 }
 
 async function readAll(ctx: ProviderContext, names: string[]): Promise<Map<string, ServiceStatus>> {
-  const states = parseRcStatus((await must(ctx, ['rc-status', '--servicelist'])).stdout);
-  const levels = parseRcUpdate((await must(ctx, ['rc-update', 'show'])).stdout);
+  const states = parseRcStatus((await must(ctx.exec, ['rc-status', '--servicelist'])).stdout);
+  const levels = parseRcUpdate((await must(ctx.exec, ['rc-update', 'show'])).stdout);
   return new Map(names.map((name) => [name, statusFromOpenrc(states.get(name), levels.get(name) ?? [])]));
 }
 
@@ -59,23 +60,23 @@ export const openrc: InitSystem = {
   readAll,
   async start(ctx, name, status) {
     // A crashed service is still marked started: `start` would only say so.
-    await must(ctx, ['rc-service', name, status.crashed ? 'restart' : 'start']);
+    await must(ctx.exec, ['rc-service', name, status.crashed ? 'restart' : 'start']);
   },
   async stop(ctx, name) {
-    await must(ctx, ['rc-service', name, 'stop']);
+    await must(ctx.exec, ['rc-service', name, 'stop']);
   },
   async restart(ctx, name) {
-    await must(ctx, ['rc-service', name, 'restart']);
+    await must(ctx.exec, ['rc-service', name, 'restart']);
   },
   async reload(ctx, name) {
-    await must(ctx, ['rc-service', name, 'reload']);
+    await must(ctx.exec, ['rc-service', name, 'reload']);
   },
   async enable(ctx, name) {
-    await must(ctx, ['rc-update', 'add', name, 'default']);
+    await must(ctx.exec, ['rc-update', 'add', name, 'default']);
   },
   async disable(ctx, name, status) {
     // Out of every runlevel it starts in, not just the current one, so it stays disabled.
-    await must(ctx, ['rc-update', 'del', name, ...(status.runlevels?.length ? status.runlevels : [])]);
+    await must(ctx.exec, ['rc-update', 'del', name, ...(status.runlevels?.length ? status.runlevels : [])]);
   },
   probe: (ctx, name) => ctx.exec.run(['rc-service', name, 'status']),
 };

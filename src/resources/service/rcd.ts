@@ -5,10 +5,11 @@
  * `start` refuses a service whose rcvar is not YES). Enabling sets the script's own rcvar
  * (`service NAME rcvar`: `mysql_enable` for mysql-server) with `sysrc`.
  */
+import { must } from '../commands.ts';
 import { posix } from 'node:path';
 import { uses } from '../os.ts';
 import type { ProviderContext } from '../type.ts';
-import { must, serviceProvider, type InitSystem, type ServiceStatus } from './core.ts';
+import { serviceProvider, type InitSystem, type ServiceStatus } from './core.ts';
 
 const MARK = '@@cairn-service';
 
@@ -50,30 +51,30 @@ export function statusFromRcd(answer: { output: string; code: number } | undefin
 }
 
 async function readAll(ctx: ProviderContext, names: string[]): Promise<Map<string, ServiceStatus>> {
-  const enabled = parseEnabled((await must(ctx, ['service', '-e'])).stdout);
+  const enabled = parseEnabled((await must(ctx.exec, ['service', '-e'])).stdout);
   const answers = parseStatusLoop((await ctx.exec.run(['sh', '-c', STATUS_LOOP, 'sh', ...names])).stdout);
   return new Map(names.map((name) => [name, statusFromRcd(answers.get(name), enabled.has(name))]));
 }
 
 async function setRcvar(ctx: ProviderContext, name: string, value: 'YES' | 'NO'): Promise<void> {
-  const rcvar = parseRcvar((await must(ctx, ['service', name, 'rcvar'])).stdout) ?? `${name}_enable`;
-  await must(ctx, ['sysrc', `${rcvar}=${value}`]);
+  const rcvar = parseRcvar((await must(ctx.exec, ['service', name, 'rcvar'])).stdout) ?? `${name}_enable`;
+  await must(ctx.exec, ['sysrc', `${rcvar}=${value}`]);
 }
 
 export const rcd: InitSystem = {
   name: 'rc.d',
   readAll,
   async start(ctx, name) {
-    await must(ctx, ['service', name, 'onestart']);
+    await must(ctx.exec, ['service', name, 'onestart']);
   },
   async stop(ctx, name) {
-    await must(ctx, ['service', name, 'onestop']);
+    await must(ctx.exec, ['service', name, 'onestop']);
   },
   async restart(ctx, name) {
-    await must(ctx, ['service', name, 'onerestart']);
+    await must(ctx.exec, ['service', name, 'onerestart']);
   },
   async reload(ctx, name) {
-    await must(ctx, ['service', name, 'onereload']);
+    await must(ctx.exec, ['service', name, 'onereload']);
   },
   async enable(ctx, name) {
     await setRcvar(ctx, name, 'YES');

@@ -2,9 +2,10 @@
  * systemd: one `systemctl show` reads every unit of the run; a unit file changed on disk is
  * reloaded (daemon-reload) before the unit is started, restarted or reloaded.
  */
+import { must, outputTail } from '../commands.ts';
 import { uses } from '../os.ts';
-import { outputTail, type ProviderContext } from '../type.ts';
-import { must, serviceProvider, type InitSystem, type ServiceStatus } from './core.ts';
+import { type ProviderContext } from '../type.ts';
+import { serviceProvider, type InitSystem, type ServiceStatus } from './core.ts';
 
 const PROPERTIES = 'Id,LoadState,ActiveState,SubState,UnitFileState,NeedDaemonReload';
 
@@ -78,7 +79,7 @@ async function show(ctx: ProviderContext, names: string[]): Promise<Map<string, 
 }
 
 async function reloadIfStale(ctx: ProviderContext, status: ServiceStatus): Promise<void> {
-  if (status.stale) await must(ctx, ['systemctl', 'daemon-reload']);
+  if (status.stale) await must(ctx.exec, ['systemctl', 'daemon-reload']);
 }
 
 export const systemd: InitSystem = {
@@ -86,27 +87,27 @@ export const systemd: InitSystem = {
   readAll: show,
   async start(ctx, name, status) {
     await reloadIfStale(ctx, status);
-    await must(ctx, ['systemctl', 'start', '--', name]);
+    await must(ctx.exec, ['systemctl', 'start', '--', name]);
   },
   async stop(ctx, name) {
-    await must(ctx, ['systemctl', 'stop', '--', name]);
+    await must(ctx.exec, ['systemctl', 'stop', '--', name]);
   },
   async restart(ctx, name, status) {
     await reloadIfStale(ctx, status);
-    await must(ctx, ['systemctl', 'restart', '--', name]);
+    await must(ctx.exec, ['systemctl', 'restart', '--', name]);
   },
   async reload(ctx, name, status) {
     await reloadIfStale(ctx, status);
-    await must(ctx, ['systemctl', 'reload', '--', name]);
+    await must(ctx.exec, ['systemctl', 'reload', '--', name]);
   },
   async enable(ctx, name) {
-    await must(ctx, ['systemctl', 'enable', '--', name]);
+    await must(ctx.exec, ['systemctl', 'enable', '--', name]);
   },
   async disable(ctx, name) {
-    await must(ctx, ['systemctl', 'disable', '--', name]);
+    await must(ctx.exec, ['systemctl', 'disable', '--', name]);
   },
   async rescan(ctx) {
-    await must(ctx, ['systemctl', 'daemon-reload']);
+    await must(ctx.exec, ['systemctl', 'daemon-reload']);
   },
   probe: (ctx, name) => ctx.exec.run(['systemctl', 'status', '--no-pager', '--lines=0', '--', name]),
 };

@@ -3,8 +3,9 @@
  * that keeps them across reboots with it); a change is `sysctl -w k=v` (FreeBSD: `sysctl k=v`)
  * plus the parameter's line in that file.
  */
+import { outputTail } from '../commands.ts';
 import { dirname } from 'node:path';
-import { ApplyError, outputTail, type Provider, type ProviderContext } from '../type.ts';
+import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
 import type { sysctlType } from './type.ts';
 
 interface Flavour {

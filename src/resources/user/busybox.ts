@@ -9,7 +9,7 @@
  */
 import { defineProvider, ApplyError, type ProviderContext } from '../type.ts';
 import type { userType } from './type.ts';
-import { isAlpine, readAccounts, runTool, type Accounts } from './accounts.ts';
+import { isAlpine, readAccounts, runTool, type Accounts } from '../accounts.ts';
 import { changed, createsHome, groupName, implicitGroup, memberOf, readUser } from './state.ts';
 
 /** BusyBox resolves -G by name only: a gid the database knows is passed as its group's name. */

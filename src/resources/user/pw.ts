@@ -5,7 +5,7 @@
  */
 import { defineProvider } from '../type.ts';
 import type { userType } from './type.ts';
-import { readAccounts, runTool } from './accounts.ts';
+import { readAccounts, runTool } from '../accounts.ts';
 import { accountOptions, createsHome, implicitGroup, readUser } from './state.ts';
 
 export const pwUser = defineProvider<typeof userType>({

@@ -5,7 +5,7 @@
  */
 import { defineProvider } from '../type.ts';
 import type { userType } from './type.ts';
-import { isAlpine, readAccounts, runTool } from './accounts.ts';
+import { isAlpine, readAccounts, runTool } from '../accounts.ts';
 import { accountOptions, createsHome, implicitGroup, readUser } from './state.ts';
 
 export const shadowUser = defineProvider<typeof userType>({

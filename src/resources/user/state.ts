@@ -4,7 +4,7 @@
  * same set), and what a part asks for in the tools' terms.
  */
 import { type Current, type ProviderContext, type Desired } from '../type.ts';
-import { readAccounts, type Accounts, type PasswdEntry } from './accounts.ts';
+import { readAccounts, type Accounts, type PasswdEntry } from '../accounts.ts';
 import type { userType } from './type.ts';
 
 type UserAttributes = Desired<typeof userType>;

@@ -3,7 +3,8 @@
  * `authorized_key` node of a run: one command prints `getent passwd` and `getent group` (NSS, so
  * what login and sshd see), or the files themselves where there is no getent.
  */
-import { ApplyError, outputTail, type ProviderContext } from '../type.ts';
+import { outputTail } from './commands.ts';
+import { ApplyError, type ProviderContext } from './type.ts';
 
 export interface PasswdEntry {
   name: string;
