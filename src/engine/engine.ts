@@ -57,6 +57,8 @@ export interface EngineOptions {
   onResult?: (result: NodeResult) => void;
   /** Where pending notifications and input hashes are kept; default: the target's state_dir. */
   stateStorage?: StateStorage;
+  /** Handed to providers (ProviderContext.signal) so that stopping a run can cut a long command short. */
+  signal?: AbortSignal;
 }
 
 /** When a triggered lazy node runs, besides "at the end of invocation k" (k ≥ 0). */
@@ -343,6 +345,7 @@ export class Engine {
     };
     return {
       exec: this.exec, facts: this.facts, os: this.os, engine: services,
+      ...(this.options.signal ? { signal: this.options.signal } : {}),
       batch: <T>(key: string, load: () => Promise<T>): Promise<T> => {
         let pending = this.batches.get(key) as Promise<T> | undefined;
         if (!pending) {
