@@ -98,3 +98,15 @@ test('a notified node whose change already did what the notification asks is not
     ['changed pkg:cfg', 'changed pkg:svc', 'changed pkg:other [notified by pkg:cfg]']);
   assert.deepEqual(w.log.filter((l) => !l.startsWith('query')), ['create cfg', 'update svc', 'restart other'], 'no restart right after the start');
 });
+
+test('providers get the run\'s abort signal as ctx.signal', async () => {
+  const run = runOf([part(0, 'a')]);
+  const w = world(['a']);
+  const signals: (AbortSignal | undefined)[] = [];
+  const provider = w.registry.provider('pkg', {}, {}) as Provider;
+  const registry: Registry = { ...w.registry, provider: () => ({ ...provider, read: (ctx, desired) => (signals.push(ctx.signal), provider.read(ctx, desired)) }) };
+  const controller = new AbortController();
+  await new Engine(run, buildGraph(run), new LocalExecutor(), { mode: 'plan', registry, signal: controller.signal }).execute();
+  await new Engine(run, buildGraph(run), new LocalExecutor(), { mode: 'plan', registry }).execute();
+  assert.deepEqual(signals, [controller.signal, undefined]);
+});
