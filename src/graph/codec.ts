@@ -23,9 +23,19 @@ export interface Compiled {
 
 /** Input that is not a compiled run this version of Cairn wrote. */
 export class CodecError extends Error {
-  constructor(where: string, problem: string) {
+  constructor(private where: string, private readonly problem: string) {
     super(`malformed compiled run: ${where}: ${problem}`);
     this.name = 'CodecError';
+  }
+
+  /**
+   * Puts the path of the enclosing record in front: records pass their fields only the field's
+   * own name, so that decoding a large graph builds no path until something is wrong.
+   */
+  within(parent: string): this {
+    this.where = `${parent}${this.where.startsWith('[') ? '' : '.'}${this.where}`;
+    this.message = `malformed compiled run: ${this.where}: ${this.problem}`;
+    return this;
   }
 }
 
@@ -121,15 +131,23 @@ function never<V>(why: string): Field<V | undefined, unknown> {
 }
 
 function refuseUnknown(value: object, fields: object, where: string): void {
-  for (const key of Object.keys(value)) {
+  for (const key in value) {
     if (!Object.hasOwn(fields, key)) throw new CodecError(where, `unknown field '${key}'`);
   }
+}
+
+/** Each table's keys, listed once rather than per record (a graph may have tens of thousands of nodes). */
+const KEYS = new WeakMap<object, string[]>();
+function keysOf(fields: object): string[] {
+  let keys = KEYS.get(fields);
+  if (!keys) KEYS.set(fields, keys = Object.keys(fields));
+  return keys;
 }
 
 function encodeWith<T extends object>(fields: Fields<T>, value: T, where: string): Wire {
   refuseUnknown(value, fields, where);
   const out: Wire = {};
-  for (const key of Object.keys(fields) as (keyof T & string)[]) {
+  for (const key of keysOf(fields) as (keyof T & string)[]) {
     const wire = (fields[key] as Field<unknown, T>).encode(value[key], value, `${where}.${key}`);
     if (wire !== undefined) out[key] = wire;
   }
@@ -141,9 +159,14 @@ function decodeWith<T extends object>(fields: Fields<T>, wire: unknown, where: s
   const w = record(wire, where);
   refuseUnknown(w, fields, where);
   const out: Wire = {};
-  for (const key of Object.keys(fields) as (keyof T & string)[]) {
-    const value = (fields[key] as Field<unknown, T>).decode(w[key], w, `${where}.${key}`);
-    if (value !== undefined) out[key] = value;
+  try {
+    for (const key of keysOf(fields) as (keyof T & string)[]) {
+      const value = (fields[key] as Field<unknown, T>).decode(w[key], w, key);
+      if (value !== undefined) out[key] = value;
+    }
+  } catch (err) {
+    if (err instanceof CodecError) err.within(where);
+    throw err;
   }
   return out as T;
 }
@@ -263,7 +286,10 @@ const GRAPH_FIELDS = {
   handlers: required(strings),
   types: {
     encode: (types, _whole, where) => mapRecord(types, (t, name) => encodeWith(TYPE_FIELDS, t, `${where}.${name}`)),
-    decode: (wire, _whole, where) => mapRecord(record(wire, where), (t, name) => decodeWith(TYPE_FIELDS, t, `${where}.${name}`)),
+    decode(wire, _whole, where) {
+      if (wire === undefined) throw new CodecError(where, 'missing');
+      return mapRecord(record(wire, where), (t, name) => decodeWith(TYPE_FIELDS, t, `${where}.${name}`));
+    },
   },
 } satisfies Fields<Graph>;
 
