@@ -53,7 +53,7 @@ export interface StateInvocation {
 }
 
 /** A target's `state_dir` when its settings name none. */
-export const DEFAULT_STATE_DIR = '/var/lib/cairn';
+export { DEFAULT_STATE_DIR } from '../executors/types.ts';
 
 export interface TargetInfo {
   name: string;

@@ -12,16 +12,11 @@
  */
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import type { StateRun } from '../catalog/staterun.ts';
-import type { Graph, GraphNode } from '../graph/build.ts';
 import { fingerprintHex } from '../lib/fingerprint.ts';
 
 declare const __CAIRN_BUILD__: string | undefined;
 
-export interface Compiled {
-  run: StateRun;
-  graph: Graph;
-}
+export type { Compiled } from '../graph/codec.ts';
 
 const SKIP = new Set(['.cairn', '.git', 'node_modules']);
 
@@ -75,98 +70,6 @@ export interface Codec<T> {
 
 const JSON_CODEC: Codec<unknown> = { encode: (v) => [JSON.stringify(v)], decode: (bytes) => JSON.parse(bytes.toString('utf8')) as unknown };
 
-/** The meta most parts have: a node whose meta is this leaves it out of the cache. */
-const USUAL_META = JSON.stringify({ noop: false, allow_reload: true, allow_rebuild: true, tags: [] });
-
-/** A node declared once keeps only that declaration, which repeats the node's own invocation, part and pos. */
-function declaredOnceAsItself(n: GraphNode): boolean {
-  if (n.declarations.length !== 1) return false;
-  const [only] = n.declarations;
-  return only!.invocation === n.invocation && only!.part === n.part && JSON.stringify(only!.pos) === JSON.stringify(n.pos);
-}
-
-/**
- * A graph node without what most nodes repeat (a ref equal to the id, false lazy and defer, the
- * usual meta, a single declaration that is the node itself): about two fifths of the cached
- * graph, which a converged run parses on every start.
- */
-function compactNode(n: GraphNode): Record<string, unknown> {
-  const { ref, lazy, defer, meta, declarations, ...rest } = n;
-  const out: Record<string, unknown> = { ...rest };
-  if (ref !== n.id) out.ref = ref;
-  if (lazy) out.lazy = true;
-  if (defer) out.defer = true;
-  if (JSON.stringify(meta) !== USUAL_META) out.meta = meta;
-  if (!declaredOnceAsItself(n)) out.declarations = declarations;
-  return out;
-}
-
-/** The node as the graph builder made it, keys in the same order (so `show --json` is the same either way). */
-function fullNode(c: Record<string, unknown>): GraphNode {
-  const n = c as unknown as GraphNode;
-  return {
-    id: n.id,
-    ref: n.ref ?? n.id,
-    type: n.type,
-    state: n.state,
-    invocation: n.invocation,
-    part: n.part,
-    lazy: n.lazy ?? false,
-    defer: n.defer ?? false,
-    attributes: n.attributes,
-    meta: n.meta ?? (JSON.parse(USUAL_META) as GraphNode['meta']),
-    ...(n.stage ? { stage: n.stage } : {}),
-    // The node's own pos, shared as the builder shares it.
-    declarations: n.declarations ?? [{ invocation: n.invocation, part: n.part, ...(n.pos ? { pos: n.pos } : {}) }],
-    ...(n.pos ? { pos: n.pos } : {}),
-    ...(n.reads ? { reads: n.reads } : {}),
-  };
-}
-
-/**
- * A compiled run is kept as two JSON documents: the graph (its nodes compacted) with the run's
- * header, then the run's invocations, which the engine never reads (the graph has every node):
- * they are parsed only when asked for (`cairn show`), so a converged run parses and holds a
- * little more than half.
- */
-export const COMPILED_CODEC: Codec<Compiled> = {
-  encode({ run, graph }) {
-    const { invocations, ...head } = run;
-    const compact = { ...graph, nodes: graph.nodes.map(compactNode) };
-    return [JSON.stringify({ keys: Object.keys(run), head, graph: compact }), '\n', JSON.stringify(invocations)];
-  },
-  decode(bytes) {
-    const newline = bytes.indexOf(0x0a);
-    const { keys, head, graph: compact } = JSON.parse(bytes.toString('utf8', 0, newline)) as { keys: string[]; head: Record<string, unknown>; graph: Graph };
-    const graph: Graph = { ...compact, nodes: (compact.nodes as unknown as Record<string, unknown>[]).map(fullNode) };
-    // A copy, so the entry's whole content is not kept alive for the part not yet parsed.
-    let rest: Buffer | undefined = Buffer.from(bytes.subarray(newline + 1));
-    const run: Record<string, unknown> = {};
-    for (const k of keys) {
-      if (k !== 'invocations') {
-        run[k] = head[k];
-        continue;
-      }
-      const settle = (value: unknown) => Object.defineProperty(run, 'invocations', { value, writable: true, enumerable: true, configurable: true });
-      Object.defineProperty(run, 'invocations', {
-        enumerable: true,
-        configurable: true,
-        get() {
-          const value = JSON.parse(rest!.toString('utf8')) as unknown;
-          rest = undefined;
-          settle(value);
-          return value;
-        },
-        set(value: unknown) {
-          rest = undefined;
-          settle(value);
-        },
-      });
-    }
-    return { run: run as unknown as StateRun, graph };
-  },
-};
-
 export interface CacheInputs {
   site: string;
   vars: string[];
@@ -219,12 +122,14 @@ export class CompileCache {
       // No entry yet, or an unreadable one: produce it.
     }
     const value = await produce();
+    // Outside the try: a value the codec refuses is a bug to report, not a read-only site.
+    const pieces = codec.encode(value);
     try {
       mkdirSync(this.dir, { recursive: true });
       const temp = `${path}.${process.pid}.tmp`;
       const fd = openSync(temp, 'w');
       try {
-        for (const piece of [key, ...codec.encode(value)]) {
+        for (const piece of [key, ...pieces]) {
           const bytes = typeof piece === 'string' ? Buffer.from(piece) : piece;
           for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done);
         }

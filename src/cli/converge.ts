@@ -1,21 +1,13 @@
 /** `cairn plan` and `cairn apply` over the opened targets, `--forks` at a time. */
-import { Engine, summarize, type TargetReport } from '../engine/engine.ts';
-import { UnreachableError } from '../executors/types.ts';
-import { ExitCode } from '../lib/errors.ts';
+import { summarize, type TargetReport } from '../engine/engine.ts';
+import { runExitCode, runTarget, type RunReport } from '../engine/run-target.ts';
 import type { Compiled } from './compile-cache.ts';
 import { nodeLine, Progress, summaryLine } from './report.ts';
 import { inParallel, type Session } from './sessions.ts';
 import { stdoutIsTTY, stdoutStream, writeOut } from './output.ts';
 import { nowMs } from '../lib/clock.ts';
 
-/** The JSON report (DESIGN §11): what `--json` prints and what a store keeps. */
-export interface RunReport {
-  version: 1;
-  mode: 'plan' | 'apply';
-  started: string;
-  finished: string;
-  targets: TargetReport[];
-}
+export type { RunReport } from '../engine/run-target.ts';
 
 /** The options of `cairn plan` and `cairn apply`, as commander parses them (cli/main.ts). */
 export interface ConvergeOptions {
@@ -55,7 +47,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
         report = summarize(name, [], session.error ?? 'not compiled');
       } else {
         progress?.start(name, unit.graph.order.length);
-        const engine = new Engine(unit.run, unit.graph, exec, {
+        report = await runTarget(unit, exec, {
           mode,
           failFast: options.failFast ?? false,
           diff: options.diff ?? false,
@@ -67,12 +59,6 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
             print(nodeLine(name, r, multi));
           },
         });
-        try {
-          report = summarize(name, await engine.execute());
-        } catch (err) {
-          report = summarize(name, engine.results, err instanceof UnreachableError ? err.reason : (err as Error).message);
-        }
-        if (exec.roundTrips !== undefined) report.round_trips = exec.roundTrips;
       }
       progress?.finish(name);
       if (!options.json) print(summaryLine(report, (nowMs() - t0) / 1000, mode === 'plan'));
@@ -85,10 +71,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
   const report: RunReport = { version: 1, mode, started: started.toISOString(), finished: new Date().toISOString(), targets: reports };
   if (options.json) writeOut(`${JSON.stringify(report, null, 2)}\n`);
   await keep?.(report);
-  if (reports.some((r) => r.status === 'unreachable')) return ExitCode.unreachable;
-  if (reports.some((r) => r.status === 'failed')) return ExitCode.nodesFailed;
-  if (mode === 'plan' && options.detailedExitcode && reports.some((r) => r.counts.changed > 0)) return ExitCode.changesPending;
-  return ExitCode.ok;
+  return runExitCode(mode, reports, options.detailedExitcode ?? false);
 }
 
 /**

@@ -1,10 +1,9 @@
 /**
- * Opening the selected targets before anything is compiled: an executor per target (local, or a
- * verified SSH connection) and its facts, `--forks` at a time. A target that cannot be reached is
- * kept with its reason, so the run reports it (exit 3) while the others go on.
+ * Opening the selected targets before anything is compiled: an executor per target (the one its
+ * settings name, from executors/registry.ts) and its facts, `--forks` at a time. A target that
+ * cannot be reached is kept with its reason, so the run reports it (exit 3) while the others go on.
  */
-import { join } from 'node:path';
-import { DEFAULT_STATE_DIR } from '../catalog/staterun.ts';
+import { openExecutor, type ExecutorOpenOptions } from '../executors/registry.ts';
 import type { Executor } from '../executors/types.ts';
 import type { SelectedTarget } from './site-compiler.ts';
 
@@ -16,45 +15,14 @@ export interface Session {
   error?: string;
 }
 
-export interface OpenOptions {
+export interface OpenOptions extends ExecutorOpenOptions {
   forks: number;
-  acceptNewHostKeys?: boolean;
-  /** `--facts FILE`: used instead of every target's own. */
-  fixedFacts?: Record<string, unknown>;
-  localFacts: () => Record<string, unknown>;
-  /**
-   * Local targets keep a content index in their state_dir (executors/content-index.ts):
-   * `save` for `apply` (plan changes nothing), `trust` false for `--checksum`.
-   */
-  contentIndex?: { trust: boolean; save: boolean };
 }
 
 async function open(target: SelectedTarget, options: OpenOptions): Promise<Session> {
   const { name, settings } = target;
-  if (settings.executor === 'local') {
-    const { LocalExecutor } = await import('../executors/local.ts');
-    const contentIndex = options.contentIndex && { file: join(settings.state_dir ?? DEFAULT_STATE_DIR, 'content-index.json'), ...options.contentIndex };
-    return { name, exec: new LocalExecutor(contentIndex ? { contentIndex } : {}), facts: options.fixedFacts ?? options.localFacts() };
-  }
-  if (settings.executor === 'ssh') {
-    const { SshExecutor } = await import('../executors/ssh/executor.ts');
-    try {
-      const exec = await SshExecutor.open(name, { ...settings, host: settings.host ?? name }, {
-        ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
-      });
-      try {
-        return { name, exec, facts: options.fixedFacts ?? (await exec.facts()) };
-      } catch (err) {
-        await exec.close();
-        throw err;
-      }
-    } catch (err) {
-      const { UnreachableError } = await import('../executors/types.ts');
-      if (err instanceof UnreachableError) return { name, error: err.reason };
-      throw err;
-    }
-  }
-  return { name, error: `the ${settings.executor} executor is not available in this version of Cairn` };
+  const opened = await openExecutor(name, settings, options);
+  return 'unreachable' in opened ? { name, error: opened.unreachable } : { name, exec: opened.exec, facts: opened.facts };
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time, keeping the results in order. */

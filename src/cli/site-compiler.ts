@@ -7,7 +7,8 @@
 import type { Catalog, Target } from '../catalog/catalog.ts';
 import type { TargetSettings } from '../catalog/schema.ts';
 import { Diagnostics, InputError } from '../lib/errors.ts';
-import { COMPILED_CODEC, CompileCache, type Compiled } from './compile-cache.ts';
+import { COMPILED_CODEC, type Compiled } from '../graph/codec.ts';
+import { CompileCache } from './compile-cache.ts';
 import { releaseGarbage } from '../lib/memory.ts';
 
 export interface SelectedTarget {

@@ -14,7 +14,7 @@ import { Diagnostics, ExitCode, inputError, type InputError } from '../lib/error
 import type { StoreOptions } from '../store/types.ts';
 import { openStore, StoreRefusedError, StoreUnreachableError } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
-import type { RunReport } from './converge.ts';
+import type { RunReport } from '../engine/run-target.ts';
 import { SYSTEM_STORE_CONFIG } from './store-named.ts';
 import { writeErr, writeOut } from './output.ts';
 

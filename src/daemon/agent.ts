@@ -8,14 +8,13 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { StateRun } from '../catalog/staterun.ts';
-import { Engine, summarize, type TargetReport } from '../engine/engine.ts';
+import { runExitCode, runTarget, type RunReport } from '../engine/run-target.ts';
 import type { StateFile, StateStorage } from '../engine/target-state.ts';
 import { LocalExecutor } from '../executors/local.ts';
 import { localFacts } from '../executors/local-facts.ts';
 import { InputError } from '../lib/errors.ts';
 import { CorruptDocument, headManifest, KEYS, materialize, type Manifest } from '../store/documents.ts';
-import type { Graph } from '../graph/build.ts';
+import type { Compiled } from '../graph/codec.ts';
 import { StoreCompactedError } from '../store/errors.ts';
 import type { Store } from '../store/types.ts';
 
@@ -35,7 +34,7 @@ export interface AgentOptions {
    * Compiles target `name` of the site in `dir` with `facts` (the CLI's compiler, with its cache);
    * input errors are thrown as InputError, their files' text left in `sources`.
    */
-  compile: (dir: string, name: string, facts: Record<string, unknown>, sources: Map<string, string>) => Promise<{ run: StateRun; graph: Graph }>;
+  compile: (dir: string, name: string, facts: Record<string, unknown>, sources: Map<string, string>) => Promise<Compiled>;
   /** Renders input errors for the log and the agent's record (positions and source lines). */
   formatErrors: (err: InputError, sources: Map<string, string>) => string;
 }
@@ -54,13 +53,9 @@ export interface AgentRecord {
 }
 
 /** The run report the store keeps per target: what `--json` prints, with the revision. */
-export interface StoredReport {
-  version: 1;
+export interface StoredReport extends RunReport {
   mode: 'apply';
   revision: string;
-  started: string;
-  finished: string;
-  targets: TargetReport[];
 }
 
 /** Pending notifications and input hashes in the store (DESIGN §8), not only on the machine. */
@@ -181,7 +176,7 @@ export class Agent {
     this.facts = localFacts();
     this.record.facts = this.facts;
     const started = new Date();
-    let compiled: { run: StateRun; graph: Graph };
+    let compiled: Compiled;
     const sources = new Map<string, string>();
     try {
       const dir = await materialize(store, manifest, join(this.options.workDir, 'revisions'));
@@ -193,13 +188,14 @@ export class Agent {
     }
     // The agent's runs share a content index in its work dir (its state is in the store).
     const exec = new LocalExecutor({ contentIndex: { file: join(this.options.workDir, 'content-index.json'), trust: true, save: true } });
-    const engine = new Engine(compiled.run, compiled.graph, exec, {
-      mode: 'apply', facts: this.facts, stateStorage: storeStateStorage(store, this.options.name),
+    const report = await runTarget(compiled, exec, {
+      mode: 'apply', facts: this.facts, stateStorage: storeStateStorage(store, this.options.name), signal: this.options.signal,
+      // A run that dies is not recorded as run: the agent stops, and runs the revision again when restarted.
+      errors: 'throw',
       onResult: (r) => {
         if (r.status !== 'unchanged') log(`${r.status.padEnd(9)} ${r.ref}${r.reason ? ` — ${r.reason}` : ''}${r.error ? `\n  ${r.error.split('\n').join('\n  ')}` : ''}`);
       },
-    });
-    const report = summarize(this.options.name, await engine.execute().finally(() => exec.close()));
+    }).finally(() => exec.close());
     const stored: StoredReport = { version: 1, mode: 'apply', revision: manifest.id, started: started.toISOString(), finished: new Date().toISOString(), targets: [report] };
     await store.put(KEYS.report(this.options.name), JSON.stringify(stored));
     this.record.revision = manifest.id;
@@ -207,7 +203,7 @@ export class Agent {
     await this.saveRecord();
     const c = report.counts;
     log(`revision ${manifest.id}: ${c.changed} changed, ${c.unchanged} unchanged, ${c.failed} failed, ${c.skipped} skipped`);
-    return c.failed > 0 ? 1 : 0;
+    return runExitCode('apply', [report]);
   }
 
   /**

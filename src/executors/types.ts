@@ -98,6 +98,9 @@ export interface Executor {
   close(): Promise<void>;
 }
 
+/** Where a target keeps Cairn's own state (pending notifications, input hashes, the content index), unless its settings say. */
+export const DEFAULT_STATE_DIR = '/var/lib/cairn';
+
 /** A target could not be reached: exit code 3. */
 export class UnreachableError extends Error {
   constructor(readonly target: string, readonly reason: string) {

@@ -1,0 +1,71 @@
+/**
+ * The executors Cairn can open a target through, by the name a target's `executor:` setting
+ * gives (DESIGN §7). Each is imported only when a target uses it, so a local run never loads
+ * ssh2 (the CLI's bundle keeps a dynamic import as a chunk of its own).
+ */
+import { join } from 'node:path';
+import type { SshSettings } from './ssh/connect.ts';
+import { DEFAULT_STATE_DIR, UnreachableError, type Executor } from './types.ts';
+
+/** What an executor reads of a target's settings (the catalog's target settings have these). */
+export interface ExecutorSettings extends Partial<SshSettings> {
+  executor: string;
+  state_dir?: string;
+}
+
+export interface ExecutorOpenOptions {
+  acceptNewHostKeys?: boolean;
+  /** Facts to use instead of the target's own (`--facts FILE`): none are gathered. */
+  fixedFacts?: Record<string, unknown>;
+  /** This machine's facts, for local targets (read once however many targets ask). */
+  localFacts: () => Record<string, unknown>;
+  /**
+   * Local targets keep a content index in their state_dir (executors/content-index.ts):
+   * `save` for `apply` (plan changes nothing), `trust` false for `--checksum`.
+   */
+  contentIndex?: { trust: boolean; save: boolean };
+}
+
+/** An open target and its facts, or why it cannot be reached (reported, exit 3, while the others go on). */
+export type Opened = { exec: Executor; facts: Record<string, unknown> } | { unreachable: string };
+
+/** Opens target `name`; a target that cannot be reached is an answer, any other error a bug. */
+export type OpenExecutor = (name: string, settings: ExecutorSettings, options: ExecutorOpenOptions) => Promise<Opened>;
+
+const EXECUTORS: Readonly<Record<string, OpenExecutor>> = {
+  async local(_name, settings, options) {
+    const { LocalExecutor } = await import('./local.ts');
+    const contentIndex = options.contentIndex && { file: join(settings.state_dir ?? DEFAULT_STATE_DIR, 'content-index.json'), ...options.contentIndex };
+    return { exec: new LocalExecutor(contentIndex ? { contentIndex } : {}), facts: options.fixedFacts ?? options.localFacts() };
+  },
+
+  async ssh(name, settings, options) {
+    const { SshExecutor } = await import('./ssh/executor.ts');
+    try {
+      const exec = await SshExecutor.open(name, { ...settings, host: settings.host ?? name }, {
+        ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
+      });
+      try {
+        return { exec, facts: options.fixedFacts ?? (await exec.facts()) };
+      } catch (err) {
+        await exec.close();
+        throw err;
+      }
+    } catch (err) {
+      if (err instanceof UnreachableError) return { unreachable: err.reason };
+      throw err;
+    }
+  },
+};
+
+/** The executor a target's settings name, if this version of Cairn has it. */
+export function executorNamed(name: string): OpenExecutor | undefined {
+  return Object.hasOwn(EXECUTORS, name) ? EXECUTORS[name] : undefined;
+}
+
+/** Opens a target through the executor its settings name; one Cairn lacks (agent, chroot) leaves it unreachable. */
+export async function openExecutor(name: string, settings: ExecutorSettings, options: ExecutorOpenOptions): Promise<Opened> {
+  const open = executorNamed(settings.executor);
+  if (!open) return { unreachable: `the ${settings.executor} executor is not available in this version of Cairn` };
+  return open(name, settings, options);
+}

@@ -1,0 +1,134 @@
+/**
+ * The compiled run's wire format (src/graph/codec.ts): a run compiled by the real compiler, with
+ * every field of its graph's nodes, edges and types set, comes back exactly; input it did not
+ * write is refused with an error that says where.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { test } from 'node:test';
+import { buildCatalog } from '../src/catalog/catalog.ts';
+import { compile } from '../src/catalog/compile.ts';
+import { buildGraph, type GraphNode } from '../src/graph/build.ts';
+import { CodecError, decodeCompiled, EDGE_KEYS, encodeCompiled, GRAPH_NODE_KEYS, type Compiled } from '../src/graph/codec.ts';
+import { Diagnostics } from '../src/lib/errors.ts';
+import { loadSite } from '../src/site/load.ts';
+
+const SITE = resolve(import.meta.dirname, 'fixtures/sites/stages');
+const FACTS = JSON.parse(readFileSync(resolve(import.meta.dirname, 'fixtures/facts-debian.json'), 'utf8')) as Record<string, unknown>;
+
+/** The stages site (stages, a transition, every requisite, handlers, a deferred one) with the fields it leaves unset set by hand. */
+async function compiled(): Promise<Compiled> {
+  const d = new Diagnostics();
+  const catalog = buildCatalog(await loadSite(SITE, d), d);
+  d.throwIfAny();
+  const run = compile(catalog, catalog.targets.get('h1')!, { facts: FACTS, cliVars: {} });
+  const graph = buildGraph(run);
+  const [first, second] = graph.nodes;
+  first!.meta = { ...first!.meta, noop: true, provider: 'posix', tags: ['web'], id: first!.meta.id ?? 'first' };
+  first!.declarations = [...first!.declarations, { invocation: 4, part: 0, pos: { file: 'states/web.yaml', line: 1, col: 1 } }];
+  second!.reads = { paths: ['/etc/motd'], commands: true, content: true };
+  delete second!.pos;
+  second!.declarations = [{ invocation: second!.invocation, part: second!.part }];
+  // In the order behaviourOf writes them, as a compiled graph has them.
+  const [name, { changes }] = Object.entries(graph.types)[0]!;
+  graph.types[name] = { name, changes, createAction: 'run', writeOnly: ['password'], sensitive: ['password'], inSync: { status: 'skipped', reason: 'test' }, needs: ['running-system', 'cairn'], overlap: 'paths-and-parents' };
+  return { run, graph };
+}
+
+const roundTrip = (c: Compiled) => decodeCompiled(Buffer.from(encodeCompiled(c).join('')));
+
+/** A field counts as exercised when some node has it at a value that travels (not the default the wire leaves out). */
+function exercised(nodes: GraphNode[], key: keyof GraphNode): boolean {
+  return nodes.some((n) => {
+    switch (key) {
+      case 'ref': return n.ref !== n.id;
+      case 'lazy': case 'defer': return n[key];
+      case 'meta': return JSON.stringify(n.meta) !== JSON.stringify({ noop: false, allow_reload: true, allow_rebuild: true, tags: [] });
+      case 'declarations': return n.declarations.length > 1;
+      default: return n[key] !== undefined;
+    }
+  });
+}
+
+test('a compiled run with every node, edge and type field set comes back deep-equal, keys in the same order', async () => {
+  const c = await compiled();
+  for (const key of GRAPH_NODE_KEYS) assert.ok(exercised(c.graph.nodes, key), `no node sets ${key}: the test no longer covers it`);
+  for (const key of EDGE_KEYS) assert.ok(c.graph.edges.some((e) => e[key] !== undefined), `no edge sets ${key}`);
+  assert.ok(c.graph.nodes.some((n) => n.stage) && c.graph.nodes.some((n) => n.lazy && n.defer));
+
+  const back = roundTrip(c);
+  assert.deepStrictEqual(back.graph, c.graph);
+  assert.deepStrictEqual(back.run, c.run);
+  // `show --json` prints what the cache gives back: the same text, key for key.
+  assert.equal(JSON.stringify(roundTrip(c)), JSON.stringify(c));
+});
+
+test('a node that uses the compact form (ref as id, usual meta, itself as its declaration) comes back whole', async () => {
+  const { run, graph } = await compiled();
+  const plain = graph.nodes.find((n) => n.ref === n.id && !n.lazy && n.declarations.length === 1 && n.pos && !n.meta.noop)!;
+  assert.ok(plain);
+  const back = roundTrip({ run, graph }).graph.nodes.find((n) => n.id === plain.id)!;
+  assert.deepStrictEqual(back, plain);
+  assert.equal(back.declarations[0]!.pos, back.pos, 'the declaration shares the node\'s pos, as the builder does');
+});
+
+test('a field the codec does not know is refused, not dropped', async () => {
+  const c = await compiled();
+  (c.graph.nodes[0] as unknown as Record<string, unknown>).priority = 3;
+  assert.throws(() => encodeCompiled(c), /graph\.nodes\[0\]: unknown field 'priority'/);
+
+  const d = await compiled();
+  (d.graph.edges[0] as unknown as Record<string, unknown>).weight = 1;
+  assert.throws(() => encodeCompiled(d), /graph\.edges\[0\]: unknown field 'weight'/);
+
+  const e = await compiled();
+  Object.values(e.graph.types)[0]!.reads = () => ({ paths: [] });
+  assert.throws(() => encodeCompiled(e), (err: Error) => err instanceof CodecError && /reads\(\) is code/.test(err.message));
+});
+
+test('malformed input throws a CodecError that says where', async () => {
+  const good = encodeCompiled(await compiled());
+  const [line1, , line2] = good as [string, string, string];
+  const first = () => JSON.parse(line1) as { keys: string[]; head: Record<string, unknown>; graph: { nodes: Record<string, unknown>[]; edges: Record<string, unknown>[] } };
+  const decode = (l1: unknown, l2 = line2) => decodeCompiled(`${typeof l1 === 'string' ? l1 : JSON.stringify(l1)}\n${l2}`);
+  const refused = (fn: () => unknown, message: RegExp) => assert.throws(fn, (err: Error) => {
+    assert.ok(err instanceof CodecError, `${err.name}: ${err.message}`);
+    assert.match(err.message, /^malformed compiled run: /);
+    assert.match(err.message, message);
+    return true;
+  });
+
+  refused(() => decodeCompiled('{}'), /expected two lines/);
+  refused(() => decode('{"keys": ['), /line 1: not JSON/);
+  refused(() => decode('[]'), /line 1: expected an object, found an array/);
+
+  const noType = first();
+  delete noType.graph.nodes[2]!.type;
+  refused(() => decode(noType), /graph\.nodes\[2\]\.type: missing/);
+
+  const badInvocation = first();
+  badInvocation.graph.nodes[0]!.invocation = 'zero';
+  refused(() => decode(badInvocation), /graph\.nodes\[0\]\.invocation: expected an integer, found string/);
+
+  const extra = first();
+  extra.graph.nodes[1]!.colour = 'red';
+  refused(() => decode(extra), /graph\.nodes\[1\]: unknown field 'colour'/);
+
+  const badEdge = first();
+  badEdge.graph.edges[0]!.kind = 'requires';
+  refused(() => decode(badEdge), /graph\.edges\[0\]\.kind: expected one of require, /);
+
+  const noTarget = first();
+  noTarget.keys = noTarget.keys.filter((k) => k !== 'target');
+  refused(() => decode(noTarget), /run\.target: missing/);
+
+  const badVersion = first();
+  badVersion.head.version = 2;
+  refused(() => decode(badVersion), /run\.version: expected version 1, found 2/);
+
+  // The invocations are parsed when first read: malformed ones are refused then.
+  const lazy = decode(line1, '{"not": "a list"}');
+  refused(() => lazy.run.invocations, /run\.invocations: expected an array/);
+  refused(() => decode(line1, '[').run.invocations, /line 2: not JSON/);
+});
