@@ -124,3 +124,23 @@ motd('/etc/motd', { message: 'hi', shout: 'yes' });
   const tsc = run(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.check.json'], copy);
   assert.equal(tsc.status, 0, tsc.stdout);
 });
+
+test("a provider's bug (a TypeError) stops the command with exit 70 and its stack, never a failed node", () => {
+  const copy = tempDir('cairn-bugtype-');
+  for (const entry of ['src', 'scripts', 'package.json', 'tsconfig.json']) cpSync(join(repo, entry), join(copy, entry), { recursive: true });
+  symlinkSync(join(repo, 'node_modules'), join(copy, 'node_modules'));
+  mkdirSync(join(copy, 'src/resources/motd'));
+  writeFileSync(join(copy, 'src/resources/motd/type.ts'), MOTD_TYPE);
+  writeFileSync(join(copy, 'src/resources/motd/providers.ts'), MOTD_PROVIDERS.replace(
+    'const bytes = await ctx.exec.readFile(desired.path);',
+    'const bytes = await ctx.exec.readFile(desired.path);\n    if (desired.message === \'boom\') (undefined as unknown as () => void)();'));
+  assert.equal(run(process.execPath, ['scripts/registry.mjs'], copy).status, 0);
+  const out = tempDir('cairn-bugtype-out-');
+  const site = join(copy, 'site');
+  mkdirSync(site);
+  writeFileSync(join(site, 'cairn.yaml'), `targets:\n  here: { state_dir: ${out}/state, run: [s] }\nstates:\n  s:\n    - file: ${out}/before\n      content: x\n    - motd: ${out}/motd\n      message: boom\n`);
+  const r = run(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'apply', '--site', site, '-t', 'here'], copy);
+  assert.equal(r.status, 70, r.stdout);
+  assert.match(r.stderr, /internal error: TypeError: .* is not a function\n\s+at /);
+  assert.doesNotMatch(r.stdout, /FAILED/);
+});
