@@ -392,7 +392,7 @@ export class Engine {
    * attributes; an overlay of a transition keeps its paths), or by a type a test gave.
    */
   private readsOf(node: GraphNode, desired: Record<string, unknown>): Reads | undefined {
-    return node.reads ?? this.typeOf(node.type)?.reads?.(desired);
+    return node.reads ?? this.typeOf(node.type)?.reads?.(desired, this.os);
   }
 
   /** Reads a node through its provider; a node that cannot be read (no provider fits) throws ApplyError. */

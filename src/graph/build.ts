@@ -116,7 +116,7 @@ export function buildGraph(run: StateRun): Graph {
 
   // 2. One node per ref when all declarations agree; otherwise stages and an end state.
   const mkNode = (decl: Decl, id: string, declarations: Decl[], stage?: GraphNode['stage']): GraphNode => {
-    const reads = resourceType(decl.part.type)?.reads?.(decl.part.attributes);
+    const reads = resourceType(decl.part.type)?.reads?.(decl.part.attributes, run.os ?? {});
     const node: GraphNode = {
       id, ref: decl.part.ref, type: decl.part.type, state: decl.state,
       invocation: decl.invocation, part: decl.part.index, lazy: decl.lazy, defer: decl.defer,

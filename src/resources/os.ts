@@ -33,3 +33,9 @@ export function osSetting(os: Record<string, unknown>, facts: Record<string, unk
 export function uses(key: 'package_manager' | 'init_system', ...values: string[]) {
   return (facts: Record<string, unknown>, os: Record<string, unknown>): boolean => values.includes(osSetting(os, facts, key) ?? '');
 }
+
+/** A path the OS tables name (`paths:` section: `sysctl_dir`, `sshd_config`), if they do. */
+export function osPath(os: Record<string, unknown>, key: string): string | undefined {
+  const path = section(os, 'paths')[key];
+  return typeof path === 'string' && path !== '' ? path : undefined;
+}

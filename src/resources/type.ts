@@ -64,9 +64,10 @@ export interface TypeDefinition<S extends z.ZodObject = z.ZodObject, K extends s
    * What reading the node depends on: paths (an earlier node that changes one of them, or a
    * folder above it, makes this reading provisional in a plan) and whether it runs commands
    * (then any changing requisite does), and whether it needs the files' bytes (`content`), not
-   * just their kind, mode, owner and hash: remote executors fetch those up front.
+   * just their kind, mode, owner and hash: remote executors fetch those up front. `os`: the
+   * target's OS tables, where a path is OS-specific.
    */
-  reads?(attributes: Record<string, unknown>): Reads;
+  reads?(attributes: Record<string, unknown>, os: Record<string, unknown>): Reads;
   /**
    * The node acts on nothing but the paths its `reads` names, through the executor's file
    * operations, and runs no command, so the engine may apply it while other such nodes on

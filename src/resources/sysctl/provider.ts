@@ -5,6 +5,7 @@
  */
 import { outputTail } from '../commands.ts';
 import { dirname } from 'node:path';
+import { freebsdConfPath, linuxConfPath } from './paths.ts';
 import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
 import type { sysctlType } from './type.ts';
 
@@ -20,11 +21,6 @@ interface Flavour {
   confHeader: string;
 }
 
-function osPath(os: Record<string, unknown>, key: string): string | undefined {
-  const paths = os.paths as Record<string, unknown> | undefined;
-  return typeof paths?.[key] === 'string' ? paths[key] : undefined;
-}
-
 /** `name = value` (procps, BusyBox; an empty value may lose its trailing space). */
 export const LINUX_OUTPUT_LINE = /^([^\s=]+) =(?: |$)(.*)$/;
 /** `name=value` (FreeBSD's `sysctl -e`). */
@@ -35,7 +31,7 @@ const LINUX: Flavour = {
   readArgs: [],
   outputLine: LINUX_OUTPUT_LINE,
   setArgv: (name, value) => ['sysctl', '-w', `${name}=${value}`],
-  confPath: (os) => `${osPath(os, 'sysctl_dir') ?? '/etc/sysctl.d'}/99-cairn.conf`,
+  confPath: linuxConfPath,
   confLine: (name, value) => `${name} = ${value}`,
   confHeader: '# Kernel parameters set by Cairn (sysctl parts), applied at boot. Lines Cairn does not manage are kept.\n',
 };
@@ -45,7 +41,7 @@ const FREEBSD: Flavour = {
   readArgs: ['-e'],
   outputLine: FREEBSD_OUTPUT_LINE,
   setArgv: (name, value) => ['sysctl', `${name}=${value}`],
-  confPath: (os) => osPath(os, 'sysctl_conf') ?? '/etc/sysctl.conf',
+  confPath: freebsdConfPath,
   confLine: (name, value) => `${name}=${value}`,
   confHeader: '',
 };

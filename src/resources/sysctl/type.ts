@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { confPaths } from './paths.ts';
 import { defineType, update } from '../define.ts';
 
 export const sysctlType = defineType({
@@ -13,8 +14,8 @@ export const sysctlType = defineType({
     value: update(z.union([z.string(), z.number()]).transform(String).refine((v) => !/[\r\n]/.test(v), 'a sysctl value must be one line')),
     persist: update(z.boolean().default(true).describe('keep it across reboots (false: set it now only, and drop the line Cairn kept)')),
   }),
-  // The persisted files (Linux, FreeBSD), and the `sysctl` command.
-  reads: () => ({ paths: ['/etc/sysctl.d/99-cairn.conf', '/etc/sysctl.conf'], content: true, commands: true }),
+  // The file that keeps the values (where the OS tables say), and the `sysctl` command.
+  reads: (_attributes, os) => ({ paths: confPaths(os), content: true, commands: true }),
   stateful: false,
   // Sets the running system's state (now), besides any file it keeps.
   needs: ['running-system'],
