@@ -14,7 +14,7 @@ import { ContentIndex } from '../src/executors/content-index.ts';
 import { sha256Hex } from '../src/lib/digest.ts';
 import { fingerprint, fingerprintHex, murmur3Pair } from '../src/lib/fingerprint.ts';
 import { LocalExecutor } from '../src/executors/local.ts';
-import { cairn, makeSite, tempDir } from './helpers/cli.ts';
+import { cairnBin, makeSite, tempDir } from './helpers/cli.ts';
 
 /** More than the index's margin for file systems with fine timestamps (a file this old may be recorded). */
 const PAST_MARGIN_MS = 80;
@@ -138,12 +138,12 @@ test('cairn apply keeps the index in state_dir and notices a file edited behind 
     'cairn.yaml': `targets:\n  local:\n    executor: local\n    state_dir: ${state}\n    run: [files]\n`,
     'states/files.yaml': `files:\n${['a', 'b', 'c'].map((n) => `  - file: ${root}/${n}\n    content: "${n}${n}${n}\\n"\n`).join('')}`,
   });
-  const apply = (...extra: string[]) => cairn(['apply', '--site', site, '--json', ...extra]);
+  const apply = (...extra: string[]) => cairnBin(['apply', '--site', site, '--json', ...extra]);
   const changed = (r: { stdout: string }) => (JSON.parse(r.stdout) as { targets: { counts: { changed: number } }[] }).targets[0]!.counts.changed;
 
   assert.equal(changed(apply()), 3);
   await sleep(PAST_MARGIN_MS);
-  const plan = cairn(['plan', '--site', site]);
+  const plan = cairnBin(['plan', '--site', site]);
   assert.equal(plan.status, 0, plan.stderr);
   assert.equal(existsSync(join(state, 'content-index.json')), false, 'plan writes no index');
   assert.equal(changed(apply()), 0);

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, statSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cairn } from './helpers/cli.ts';
+import { cairnBin } from './helpers/cli.ts';
 import { converge, lines, scratchSite } from './helpers/converge.ts';
 
 const R = '<%= it.vars.root %>';
@@ -186,9 +186,9 @@ test('plan changes nothing, shows diffs, and is honest about what depends on ear
   assert.match(r.nodes[2]!.diff!, /-2\n\+two/);
   assert.ok(!existsSync(join(s.root, 'new')));
   assert.equal(readFileSync(join(s.root, 'old'), 'utf8'), 'one\n2\n');
-  assert.equal(cairn(['plan', '--site', s.site, '--detailed-exitcode']).status, 4);
+  assert.equal(cairnBin(['plan', '--site', s.site, '--detailed-exitcode']).status, 4);
   converge(s, 'apply', [], 0);
-  assert.equal(cairn(['plan', '--site', s.site, '--detailed-exitcode']).status, 0);
+  assert.equal(cairnBin(['plan', '--site', s.site, '--detailed-exitcode']).status, 0);
 });
 
 test('file: backup keeps the old content; source copies a site file; absent removes', () => {
@@ -249,7 +249,7 @@ test('the JSON report has the documented shape and counts add up', () => {
 
 test('plain output: a line per node and a summary line', () => {
   const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/f\n    content: x\n` });
-  const r = cairn(['apply', '--site', s.site]);
+  const r = cairnBin(['apply', '--site', s.site]);
   assert.equal(r.status, 0);
   assert.match(r.stdout, new RegExp(`^changed +file:${s.root}/f \\(create\\)\\nt1: 1 changed, 0 unchanged, 0 failed, 0 skipped in \\d+\\.\\d\\d s( \\(\\d+ round trips\\))?\\n$`));
 });
@@ -257,14 +257,14 @@ test('plain output: a line per node and a summary line', () => {
 test('the bundled example: plan shows changes, apply makes them, a second apply changes nothing', () => {
   const root = join(mkdtempSync(join(tmpdir(), 'cairn-example-')), 'root');
   const args = ['--site', 'examples/site', '-t', 'web1', '--var', `root=${root}`, '--json'];
-  const plan = JSON.parse(cairn(['plan', ...args]).stdout) as { targets: { counts: Record<string, number> }[] };
+  const plan = JSON.parse(cairnBin(['plan', ...args]).stdout) as { targets: { counts: Record<string, number> }[] };
   // 16 nodes, and the reload handler at the end of each of the 4 invocations that notify it.
   assert.equal(plan.targets[0]!.counts.changed, 20);
   assert.ok(!existsSync(root));
-  const first = cairn(['apply', ...args]);
+  const first = cairnBin(['apply', ...args]);
   assert.equal(first.status, 0, first.stderr);
   assert.match(readFileSync(join(root, 'etc/webserver/sites/c.example.conf'), 'utf8'), /tls on;/);
-  const second = JSON.parse(cairn(['apply', ...args]).stdout) as { targets: { counts: Record<string, number> }[] };
+  const second = JSON.parse(cairnBin(['apply', ...args]).stdout) as { targets: { counts: Record<string, number> }[] };
   assert.deepEqual(second.targets[0]!.counts, { changed: 0, unchanged: 16, failed: 0, skipped: 0 });
 });
 
@@ -272,7 +272,7 @@ test('a target whose executor is not available is reported unreachable: exit 3, 
   const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/f\n    content: x\n` }, 'groups:\n  all: { match: "*", run: [] }\n');
   const site = join(s.site, 'cairn.yaml');
   writeFileSync(site, readFileSync(site, 'utf8').replace('targets:\n', 'targets:\n  far:\n    executor: agent\n    run: [s]\n'));
-  const r = cairn(['apply', '--site', s.site, '--json']);
+  const r = cairnBin(['apply', '--site', s.site, '--json']);
   assert.equal(r.status, 3);
   const report = JSON.parse(r.stdout) as { targets: { name: string; status: string; error?: string }[] };
   assert.deepEqual(report.targets.map((t) => [t.name, t.status]), [['far', 'unreachable'], ['t1', 'ok']]);

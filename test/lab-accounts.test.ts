@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { NodeResult, TargetReport } from '../src/engine/engine.ts';
 import type { Report } from './helpers/converge.ts';
-import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { CAIRN, cairnBin, makeSite } from './helpers/cli.ts';
 import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
 
 const why = labUnavailable();
@@ -45,7 +45,7 @@ if (why) {
   };
 
   const apply = (site: string, expectStatus = 0): TargetReport => {
-    const r = cairn(['apply', '--site', site, '--json']);
+    const r = cairnBin(['apply', '--site', site, '--json']);
     assert.equal(r.status, expectStatus, `cairn apply exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
     return (JSON.parse(r.stdout) as Report).targets[0]!;
   };
@@ -87,7 +87,7 @@ if (why) {
 
   test('create a group, a user, a file it owns and its key; log in with the key; then nothing to do', async () => {
     const site = created();
-    const plan = cairn(['plan', '--site', site, '--json']);
+    const plan = cairnBin(['plan', '--site', site, '--json']);
     assert.equal(plan.status, 0, plan.stderr);
     const planned = (JSON.parse(plan.stdout) as Report).targets[0]!.nodes;
     assert.deepEqual(planned.map((n) => n.status), ['would-change', 'would-change', 'would-change', 'would-change']);

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { TargetReport } from '../src/engine/engine.ts';
 import type { Report } from './helpers/converge.ts';
-import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { CAIRN, cairnBin, makeSite } from './helpers/cli.ts';
 import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
 
 const why = labUnavailable();
@@ -32,7 +32,7 @@ if (why) {
   const converge = (parts: string, mode: 'apply' | 'plan' = 'apply') => {
     const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
     const site = makeSite({ 'cairn.yaml': `targets:\n  ${host.name}:\n${settings}    run: [s]\nstates:\n  s:\n${parts}` });
-    const r = cairn([mode, '--site', site, '--json']);
+    const r = cairnBin([mode, '--site', site, '--json']);
     let target: TargetReport;
     try {
       target = (JSON.parse(r.stdout) as Report).targets[0]!;

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { NodeResult, TargetReport } from '../src/engine/engine.ts';
-import { cairn, makeSite } from './helpers/cli.ts';
+import { cairnBin, makeSite } from './helpers/cli.ts';
 import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
 
 const why = labUnavailable();
@@ -35,7 +35,7 @@ function labSite(host: LabHost, parts: string): string {
 }
 
 function apply(site: string, vars: Record<string, string> = {}) {
-  const r = cairn(['apply', '--site', site, '--json', ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}=${v}`])]);
+  const r = cairnBin(['apply', '--site', site, '--json', ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}=${v}`])]);
   let target: TargetReport;
   try {
     target = (JSON.parse(r.stdout) as { targets: TargetReport[] }).targets[0]!;

@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { NodeResult } from '../src/engine/engine.ts';
 import type { Report } from './helpers/converge.ts';
-import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { CAIRN, cairnBin, makeSite } from './helpers/cli.ts';
 import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
 
 const why = labUnavailable();
@@ -47,7 +47,7 @@ if (why) {
       'cairn.yaml': `targets:\n  ${host.name}:\n${settings}    run: [s]\n`,
       'states/s.yaml': `s:\n${parts.map((p) => `${p}\n`).join('')}`,
     });
-    const r = cairn(['apply', '--site', site, '--json']);
+    const r = cairnBin(['apply', '--site', site, '--json']);
     assert.equal(r.status, expectStatus, `cairn apply exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
     return (JSON.parse(r.stdout) as Report).targets[0]!.nodes;
   };

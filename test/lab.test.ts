@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Report } from './helpers/converge.ts';
-import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { CAIRN, cairnBin, makeSite } from './helpers/cli.ts';
 import { labUnavailable, startLab, type Lab } from './helpers/lab.ts';
 
 const why = labUnavailable();
@@ -44,7 +44,7 @@ if (why) {
   };
 
   const apply = (site: string) => {
-    const r = cairn(['apply', '--site', site, '--json']);
+    const r = cairnBin(['apply', '--site', site, '--json']);
     assert.equal(r.status, 0, `cairn apply exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
     return (JSON.parse(r.stdout) as Report).targets;
   };

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { NodeResult } from '../src/engine/engine.ts';
-import { CAIRN, cairn } from './helpers/cli.ts';
+import { CAIRN, cairnBin } from './helpers/cli.ts';
 import type { Report } from './helpers/converge.ts';
 import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
 import { captured, FACTS, runScripted, ScriptedExecutor } from './helpers/scripted-executor.ts';
@@ -120,7 +120,7 @@ describe('one site on a real Debian host', { skip: why }, () => {
   after(() => lab?.stop());
 
   const run = (mode: 'plan' | 'apply', expect = 0) => {
-    const r = cairn([mode, '--site', site, '--json']);
+    const r = cairnBin([mode, '--site', site, '--json']);
     assert.equal(r.status, expect, `${r.stderr}\n${r.stdout}`);
     return (JSON.parse(r.stdout) as Report).targets[0]!;
   };

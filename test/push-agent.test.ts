@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { KEYS, pushSite } from '../src/store/documents.ts';
 import { openStore } from '../src/store/index.ts';
-import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { CAIRN, cairnBin, makeSite } from './helpers/cli.ts';
 import { etcdUnavailable, startEtcdCluster, type EtcdCluster } from './helpers/etcd.ts';
 
 /** A site whose target `node1` converges `root` (a scratch folder); `motd` is one file's content. */
@@ -36,13 +36,13 @@ interface Status {
 }
 
 function status(url: string): Status {
-  const r = cairn(['status', '--store', url, '--json']);
+  const r = cairnBin(['status', '--store', url, '--json']);
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as Status;
 }
 
 function push(site: string, url: string, ...args: string[]) {
-  const r = cairn(['push', '--site', site, '--store', url, ...args]);
+  const r = cairnBin(['push', '--site', site, '--store', url, ...args]);
   assert.equal(r.status, 0, r.stderr);
   return { out: r.stdout, id: /revision (\w+)/.exec(r.stdout)?.[1] };
 }
@@ -85,7 +85,7 @@ describe('push, agent and status on SQLite', () => {
   const work = mkdtempSync(join(tmpdir(), 'cairn-agent-work-'));
   const url = `sqlite:${join(mkdtempSync(join(tmpdir(), 'cairn-agent-store-')), 'store.db')}`;
   const site = agentSite(root, 'hello');
-  const agentOnce = () => cairn(['agent', '--store', url, '--name', 'node1', '--work-dir', work, '--once']);
+  const agentOnce = () => cairnBin(['agent', '--store', url, '--name', 'node1', '--work-dir', work, '--once']);
 
   test('push makes one revision; pushing the same site again makes none; --diff shows what changed', () => {
     const first = push(site, url);
@@ -101,13 +101,13 @@ describe('push, agent and status on SQLite', () => {
 
   test('an invalid site is not pushed (exit 2, positioned error); an unreachable store is exit 3 naming it', () => {
     const bad = makeSite({ 'cairn.yaml': 'targets:\n  node1: { executor: local, run: [s] }\n  bad: [\n' });
-    const r = cairn(['push', '--site', bad, '--store', url]);
+    const r = cairnBin(['push', '--site', bad, '--store', url]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--> cairn\.yaml:\d+:\d+/);
-    const gone = cairn(['status', '--store', 'etcd:127.0.0.1:1']);
+    const gone = cairnBin(['status', '--store', 'etcd:127.0.0.1:1']);
     assert.equal(gone.status, 3);
     assert.match(gone.stderr, /etcd:127\.0\.0\.1:1/);
-    const noDir = cairn(['push', '--site', site, '--store', `sqlite:${join(site, 'cairn.yaml')}/x.db`]);
+    const noDir = cairnBin(['push', '--site', site, '--store', `sqlite:${join(site, 'cairn.yaml')}/x.db`]);
     assert.equal(noDir.status, 3, noDir.stderr);
   });
 
@@ -181,12 +181,12 @@ describe('push, agent and status on SQLite', () => {
     assert.equal((JSON.parse(viaEnv.stdout) as Status).head, head, viaEnv.stderr);
     const config = join(mkdtempSync(join(tmpdir(), 'cairn-store-config-')), 'store.yaml');
     writeFileSync(config, `url: ${url}\n`);
-    const viaConfig = cairn(['status', '--store-config', config, '--json']);
+    const viaConfig = cairnBin(['status', '--store-config', config, '--json']);
     assert.equal((JSON.parse(viaConfig.stdout) as Status).head, head, viaConfig.stderr);
     const named = makeSite({ 'cairn.yaml': `store: ${url}\ntargets: {}\n` });
-    const viaSite = cairn(['status', '--site', named, '--json']);
+    const viaSite = cairnBin(['status', '--site', named, '--json']);
     assert.equal((JSON.parse(viaSite.stdout) as Status).head, head, viaSite.stderr);
-    const bad = cairn(['status', '--store-config', join(tmpdir(), 'no-such-store.yaml')]);
+    const bad = cairnBin(['status', '--store-config', join(tmpdir(), 'no-such-store.yaml')]);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /cannot read the store config/);
   });
@@ -194,9 +194,9 @@ describe('push, agent and status on SQLite', () => {
   test('apply --store keeps its report; cairn status lists it', () => {
     const other = mkdtempSync(join(tmpdir(), 'cairn-apply-root-'));
     const adhoc = agentSite(other, 'ad hoc');
-    const r = cairn(['apply', '--site', adhoc, '--store', url]);
+    const r = cairnBin(['apply', '--site', adhoc, '--store', url]);
     assert.equal(r.status, 0, r.stderr);
-    const text = cairn(['status', '--store', url]);
+    const text = cairnBin(['status', '--store', url]);
     assert.match(text.stdout, /^head revision: [0-9a-f]{16}\n/);
     assert.match(text.stdout, /\nnode1 +ok {2}revision [0-9a-f]{16} \(behind\) {2}\S+ {2}4 changed, 0 unchanged, 0 failed, 0 skipped\n/);
   });

@@ -17,7 +17,7 @@ import { SshExecutor } from '../src/executors/ssh/executor.ts';
 import { buildGraph } from '../src/graph/build.ts';
 import { defineType, type Provider } from '../src/resources/type.ts';
 import type { Report } from './helpers/converge.ts';
-import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { CAIRN, cairnBin, makeSite } from './helpers/cli.ts';
 import { netnsHost, netnsUnavailable, sshUnavailable, startSshd, type Sshd } from './helpers/sshd.ts';
 
 const missing = sshUnavailable();
@@ -35,7 +35,7 @@ function sshTarget(name: string, s: Sshd, more: Record<string, unknown> = {}): s
 }
 
 function apply(dir: string, ...args: string[]) {
-  const r = cairn(['apply', '--site', dir, '--json', ...args]);
+  const r = cairnBin(['apply', '--site', dir, '--json', ...args]);
   return { status: r.status, report: JSON.parse(r.stdout || '{"targets":[]}') as Report, stderr: r.stderr };
 }
 
@@ -101,7 +101,7 @@ describe('ssh', { skip: missing }, () => {
     assert.equal(bad!.error, `authentication failed for root@127.0.0.1:22411 (tried key ${wrong})`);
     assert.equal(good!.status, 'ok');
     assert.ok(existsSync(join(root, 'f')));
-    const text = cairn(['apply', '--site', dir]);
+    const text = cairnBin(['apply', '--site', dir]);
     assert.match(text.stdout, /^bad: UNREACHABLE: authentication failed for root@127\.0\.0\.1:22411/m);
   });
 

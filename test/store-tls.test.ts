@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { InputError } from '../src/lib/errors.ts';
 import { openStore, StoreUnreachableError, type Store, type StoreOptions } from '../src/store/index.ts';
-import { CAIRN, cairn } from './helpers/cli.ts';
+import { CAIRN, cairnBin } from './helpers/cli.ts';
 import { etcdUnavailable, makeCertificates, opensslUnavailable, startEtcdCluster, type EtcdCluster, type EtcdTlsFiles } from './helpers/etcd.ts';
 import { show, WatchRecorder } from './store.suite.ts';
 
@@ -72,7 +72,7 @@ function status(configFile: string): { status: number | null; stdout: string; st
   const saved = Object.entries(process.env).filter(([k]) => k.startsWith('CAIRN_STORE'));
   for (const [k] of saved) delete process.env[k];
   try {
-    return cairn(['status', '--json', '--store-config', configFile], scratch);
+    return cairnBin(['status', '--json', '--store-config', configFile], scratch);
   } finally {
     for (const [k, v] of saved) process.env[k] = v;
   }
