@@ -22,6 +22,8 @@ export interface RunOptions {
   cwd?: string;
   /** Variables set (or, when undefined, removed) for the run only. */
   env?: Record<string, string | undefined>;
+  /** Sees standard output as the command writes it, while the run goes on. */
+  onStdout?: (text: string) => void;
 }
 
 /** The built command in a process of its own. */
@@ -51,7 +53,11 @@ async function runNow(args: string[], options: RunOptions): Promise<CliResult> {
     saved.set(k, process.env[k]);
     setEnv(k, v);
   }
-  const previous = redirectOutput({ out: (t) => stdout.push(t), err: (t) => stderr.push(t) });
+  const out = (text: string) => {
+    stdout.push(text);
+    options.onStdout?.(text);
+  };
+  const previous = redirectOutput({ out, err: (text) => stderr.push(text) });
   try {
     if (options.cwd) process.chdir(options.cwd);
     const status = await main(args);
