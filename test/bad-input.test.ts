@@ -4,13 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cairn, makeSite } from './helpers/cli.ts';
+import { makeSite, runCli } from './helpers/cli.ts';
 import { badInputCases } from './bad-input.cases.ts';
 
 for (const c of badInputCases) {
-  test(`bad input: ${c.name}`, () => {
+  test(`bad input: ${c.name}`, async () => {
     const site = makeSite(c.files);
-    const r = cairn(['show', '--site', site, ...(c.args ?? [])]);
+    const r = await runCli(['show', '--site', site, ...(c.args ?? [])]);
     assert.equal(r.status, 2, `exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
     for (const e of c.expect) {
       const where = e.at ? `  --> ${e.at}` : undefined;

@@ -1,39 +1,42 @@
 /** The compile cache: a converged site reuses its compiled run until any input changes. */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { compileTemplate } from '../src/site/template.ts';
-import { CAIRN } from './helpers/cli.ts';
+import { runCli } from './helpers/cli.ts';
 import { converge, scratchSite } from './helpers/converge.ts';
+
+// The cache is keyed by the build (esbuild defines the id in dist/); run from source, there is
+// none and the cache stays off. This file's runs, from the same source, get one to share.
+(globalThis as { __CAIRN_BUILD__?: string }).__CAIRN_BUILD__ = `source-${process.pid}`;
 
 const R = '<%= it.vars.root %>';
 
-test('a second run reuses the compiled run; editing a site file or a --var recompiles', () => {
+test('a second run reuses the compiled run; editing a site file or a --var recompiles', async () => {
   const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/f\n    content: one\n` });
-  converge(s, 'apply', [], 0);
+  await converge(s, 'apply', [], 0);
   const cacheDir = join(s.site, '.cairn/cache');
   const runs = () => readdirSync(cacheDir).filter((f) => f.startsWith('compiled-')).length;
   assert.equal(runs(), 1);
-  converge(s, 'apply', [], 0);
+  await converge(s, 'apply', [], 0);
   assert.equal(runs(), 1, 'same inputs: the same entry');
 
   writeFileSync(join(s.site, 'states/s.yaml'), `s:\n  - file: ${R}/f\n    content: two\n`);
-  const edited = converge(s, 'apply', [], 0);
+  const edited = await converge(s, 'apply', [], 0);
   assert.equal(edited.nodes[0]!.status, 'changed');
   assert.equal(readFileSync(join(s.root, 'f'), 'utf8'), 'two');
 
-  const withVar = converge(s, 'apply', ['--var', 'extra=1'], 0);
+  const withVar = await converge(s, 'apply', ['--var', 'extra=1'], 0);
   assert.equal(withVar.nodes[0]!.status, 'unchanged');
   assert.equal(runs(), 3);
 });
 
-test('sites with TypeScript state files are never cached', () => {
+test('sites with TypeScript state files are never cached', async () => {
   const s = scratchSite('web', {
     'states/web.ts': "import { state, file } from 'cairn';\nexport const web = state((it) => [file(`${it.vars.root}/f`, { content: 'x' })]);\n",
   });
-  converge(s, 'apply', [], 0);
+  await converge(s, 'apply', [], 0);
   assert.ok(!existsSync(join(s.site, '.cairn/cache')));
 });
 
@@ -43,17 +46,16 @@ test('templates cannot reach the process, its environment or modules', () => {
   assert.equal(render('<%= typeof require %> <%= typeof globalThis %> <%= Math.max(1, 2) %>'), 'undefined undefined 2');
 });
 
-test('a compiled run read back from the cache is the one compiled: show --json is the same, key for key', () => {
+test('a compiled run read back from the cache is the one compiled: show --json is the same, key for key', async () => {
   const repo = resolve(import.meta.dirname, '..');
   const facts = join(repo, 'test/fixtures/facts-debian.json');
   const sites = [['examples/site', 'web1'], ['examples/site', 'local'], ['test/fixtures/sites/stages', 'h1']];
   for (const [site, target] of sites) {
-    const show = (env: Record<string, string> = {}) => spawnSync(process.execPath, [CAIRN, 'show', '--json', '--site', site!, '-t', target!, '--facts', facts],
-      { cwd: repo, encoding: 'utf8', env: { ...process.env, ...env } });
-    const fresh = show({ CAIRN_NO_CACHE: '1' });
+    const show = (env: Record<string, string> = {}) => runCli(['show', '--json', '--site', site!, '-t', target!, '--facts', facts], { cwd: repo, env });
+    const fresh = await show({ CAIRN_NO_CACHE: '1' });
     assert.equal(fresh.status, 0, fresh.stderr);
-    show();
-    const cached = show();
+    await show();
+    const cached = await show();
     assert.equal(cached.stdout, fresh.stdout, `${site} ${target}`);
   }
 });

@@ -14,7 +14,7 @@ import { ContentIndex } from '../src/executors/content-index.ts';
 import { sha256Hex } from '../src/lib/digest.ts';
 import { fingerprint, fingerprintHex, murmur3Pair } from '../src/lib/fingerprint.ts';
 import { LocalExecutor } from '../src/executors/local.ts';
-import { cairn, makeSite, tempDir } from './helpers/cli.ts';
+import { makeSite, runCli, tempDir } from './helpers/cli.ts';
 
 /** More than the index's margin for file systems with fine timestamps (a file this old may be recorded). */
 const PAST_MARGIN_MS = 80;
@@ -138,15 +138,15 @@ test('cairn apply keeps the index in state_dir and notices a file edited behind 
     'cairn.yaml': `targets:\n  local:\n    executor: local\n    state_dir: ${state}\n    run: [files]\n`,
     'states/files.yaml': `files:\n${['a', 'b', 'c'].map((n) => `  - file: ${root}/${n}\n    content: "${n}${n}${n}\\n"\n`).join('')}`,
   });
-  const apply = (...extra: string[]) => cairn(['apply', '--site', site, '--json', ...extra]);
+  const apply = (...extra: string[]) => runCli(['apply', '--site', site, '--json', ...extra]);
   const changed = (r: { stdout: string }) => (JSON.parse(r.stdout) as { targets: { counts: { changed: number } }[] }).targets[0]!.counts.changed;
 
-  assert.equal(changed(apply()), 3);
+  assert.equal(changed(await apply()), 3);
   await sleep(PAST_MARGIN_MS);
-  const plan = cairn(['plan', '--site', site]);
+  const plan = await runCli(['plan', '--site', site]);
   assert.equal(plan.status, 0, plan.stderr);
   assert.equal(existsSync(join(state, 'content-index.json')), false, 'plan writes no index');
-  assert.equal(changed(apply()), 0);
+  assert.equal(changed(await apply()), 0);
   const index = JSON.parse(readFileSync(join(state, 'content-index.json'), 'utf8')) as { files: Record<string, unknown> };
   assert.deepEqual(Object.keys(index.files).sort(), [`${root}/a`, `${root}/b`, `${root}/c`]);
 
@@ -154,8 +154,8 @@ test('cairn apply keeps the index in state_dir and notices a file edited behind 
   const mtime = lstatSync(b).mtimeMs;
   writeKeepingMtime(b, 'xxx\n');
   assert.equal(lstatSync(b).mtimeMs, mtime);
-  const again = apply();
+  const again = await apply();
   assert.equal(changed(again), 1);
   assert.equal(readFileSync(b, 'utf8'), 'bbb\n');
-  assert.equal(changed(apply('--checksum')), 0);
+  assert.equal(changed(await apply('--checksum')), 0);
 });

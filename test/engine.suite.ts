@@ -8,16 +8,16 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, statSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cairn } from './helpers/cli.ts';
+import { runCli } from './helpers/cli.ts';
 import { converge, lines, scratchSite } from './helpers/converge.ts';
 
 const R = '<%= it.vars.root %>';
 
-test('statuses: a first run changes, a second reports nothing changed', () => {
+test('statuses: a first run changes, a second reports nothing changed', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - directory: ${R}/d\n  - file: ${R}/d/f\n    content: "hello\\n"\n    mode: "0640"\n  - symlink: ${R}/link\n    target: ${R}/d/f\n  - line: ${R}/d/conf\n    text: "a = 1"\n  - exec: touch ${R}/done\n    creates: ${R}/done\n`,
   });
-  const first = converge(s, 'apply', [], 0);
+  const first = await converge(s, 'apply', [], 0);
   assert.deepEqual(lines(first.nodes), [
     `changed directory:${s.root}/d`, `changed file:${s.root}/d/f`, `changed symlink:${s.root}/link`,
     `changed line:${s.root}/d/conf#a = 1`, `changed exec:touch ${s.root}/done`,
@@ -25,33 +25,33 @@ test('statuses: a first run changes, a second reports nothing changed', () => {
   assert.deepEqual(first.nodes.map((n) => n.action), ['create', 'create', 'create', 'create', 'run']);
   assert.equal(readFileSync(join(s.root, 'd/f'), 'utf8'), 'hello\n');
   assert.equal(statSync(join(s.root, 'd/f')).mode & 0o777, 0o640);
-  const second = converge(s, 'apply', [], 0);
+  const second = await converge(s, 'apply', [], 0);
   assert.deepEqual(second.target.counts, { changed: 0, unchanged: 5, failed: 0, skipped: 0 });
   assert.ok(second.nodes.every((n) => n.action === 'none'));
 });
 
-test('an attribute change is an update naming the attribute; unmanaged attributes are left alone', () => {
+test('an attribute change is an update naming the attribute; unmanaged attributes are left alone', async () => {
   const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/f\n    content: "<%= it.vars.v %>"\n` });
-  converge(s, 'apply', ['--var', 'v=one'], 0);
-  const r = converge(s, 'apply', ['--var', 'v=two'], 0);
+  await converge(s, 'apply', ['--var', 'v=one'], 0);
+  const r = await converge(s, 'apply', ['--var', 'v=two'], 0);
   assert.deepEqual(r.nodes.map((n) => [n.status, n.action, n.changes]), [['changed', 'update', ['content']]]);
 });
 
-test('order: declaration order, requisites first, the next invocation after the previous one\'s handlers', () => {
+test('order: declaration order, requisites first, the next invocation after the previous one\'s handlers', async () => {
   const log = (word: string) => `    - exec: echo ${word} >> ${R}/log\n`;
   const s = scratchSite('a, b', {
     'states/s.yaml': `a:\n  parts:\n    - file: ${R}/x\n      content: x\n      notify: h\n${log('a2').replace('    - ', '    - ')}` +
       `b:\n  parts:\n${log('b1')}h:\n  lazy: true\n  parts:\n${log('handler')}`,
   });
-  converge(s, 'apply', [], 0);
+  await converge(s, 'apply', [], 0);
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'a2\nhandler\nb1\n');
 });
 
-test('require: a failure skips its dependants (and theirs), unrelated nodes go on, exit 1', () => {
+test('require: a failure skips its dependants (and theirs), unrelated nodes go on, exit 1', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - exec: "false"\n    id: broken\n  - file: ${R}/a\n    content: a\n    require: broken\n  - file: ${R}/b\n    content: b\n    require: file:${R}/a\n  - file: ${R}/c\n    content: c\n`,
   });
-  const r = converge(s, 'apply', [], 1);
+  const r = await converge(s, 'apply', [], 1);
   assert.deepEqual(lines(r.nodes), [
     'failed exec:false',
     `skipped file:${s.root}/a [dependency failed: exec:false]`,
@@ -63,119 +63,119 @@ test('require: a failure skips its dependants (and theirs), unrelated nodes go o
   assert.equal(r.target.status, 'failed');
 });
 
-test('--fail-fast stops the target at its first failure', () => {
+test('--fail-fast stops the target at its first failure', async () => {
   const s = scratchSite('s', { 'states/s.yaml': `s:\n  - exec: "false"\n  - file: ${R}/c\n    content: c\n` });
-  const r = converge(s, 'apply', ['--fail-fast'], 1);
+  const r = await converge(s, 'apply', ['--fail-fast'], 1);
   assert.deepEqual(lines(r.nodes), ['failed exec:false', `skipped file:${s.root}/c [fail-fast: stopped after exec:false failed]`]);
   assert.ok(!existsSync(join(s.root, 'c')));
 });
 
-test('notify: a handler triggered twice in one invocation runs once, at its end; nothing changed, nothing runs', () => {
+test('notify: a handler triggered twice in one invocation runs once, at its end; nothing changed, nothing runs', async () => {
   const s = scratchSite('s, t', {
     'states/s.yaml': `s:\n  - file: ${R}/a\n    content: a\n    notify: reload\n  - file: ${R}/b\n    content: b\n    notify: reload\n  - exec: echo s-last >> ${R}/log\nt:\n  - exec: echo t >> ${R}/log\n` +
       `reload:\n  lazy: true\n  parts:\n    - exec: echo reload >> ${R}/log\n`,
   });
-  const r = converge(s, 'apply', [], 0);
+  const r = await converge(s, 'apply', [], 0);
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 's-last\nreload\nt\n');
   const handler = r.nodes.find((n) => n.ref.startsWith('exec:echo reload'))!;
   assert.equal(handler.reason, `notified by file:${s.root}/b`);
-  converge(s, 'apply', [], 0);
+  await converge(s, 'apply', [], 0);
   // Unguarded commands run every time; the handler does not, since nothing notified it.
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 's-last\nreload\nt\ns-last\nt\n');
 });
 
-test('listen is notify reversed; a deferred handler runs once at the end of the run', () => {
+test('listen is notify reversed; a deferred handler runs once at the end of the run', async () => {
   const s = scratchSite('one, two, audit', {
     'states/s.yaml': `one:\n  - file: ${R}/a\n    content: a\ntwo:\n  - file: ${R}/b\n    content: b\n  - exec: echo two-done >> ${R}/log\n` +
       `audit:\n  lazy: true\n  defer: true\n  parts:\n    - exec: echo audit >> ${R}/log\n      listen: [file:${R}/a, file:${R}/b]\n`,
   });
-  converge(s, 'apply', [], 0);
+  await converge(s, 'apply', [], 0);
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'two-done\naudit\n');
 });
 
-test('a notified non-lazy node is refreshed (an exec runs again)', () => {
+test('a notified non-lazy node is refreshed (an exec runs again)', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n    notify: exec:echo run >> ${R}/log\n  - exec: echo run >> ${R}/log\n    creates: ${R}/log\n`,
   });
-  const first = converge(s, 'apply', ['--var', 'v=1'], 0);
+  const first = await converge(s, 'apply', ['--var', 'v=1'], 0);
   // Created and run in the same turn: the notification is already satisfied.
   assert.deepEqual(first.nodes.map((n) => `${n.status}/${n.action}`), ['changed/create', 'changed/run']);
-  const second = converge(s, 'apply', ['--var', 'v=2'], 0);
+  const second = await converge(s, 'apply', ['--var', 'v=2'], 0);
   assert.deepEqual(lines(second.nodes), [`changed file:${s.root}/conf`, `changed exec:echo run >> ${s.root}/log [notified by file:${s.root}/conf]`]);
   assert.equal(second.nodes[1]!.action, 'refresh');
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'run\nrun\n');
 });
 
-test('a notification whose handler fails is kept in the state dir and delivered by the next run, once', () => {
+test('a notification whose handler fails is kept in the state dir and delivered by the next run, once', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: x\n    notify: h\nh:\n  lazy: true\n  parts:\n    - exec: test -f ${R}/ok && echo handled >> ${R}/log\n`,
   });
-  const first = converge(s, 'apply', [], 1);
+  const first = await converge(s, 'apply', [], 1);
   assert.equal(first.nodes[1]!.status, 'failed');
   assert.match(readFileSync(join(s.stateDir, 'pending.json'), 'utf8'), /"from": "file:/);
   writeFileSync(join(s.root, 'ok'), '');
-  const second = converge(s, 'apply', [], 0);
+  const second = await converge(s, 'apply', [], 0);
   assert.deepEqual(lines(second.nodes), [`unchanged file:${s.root}/conf`, `changed exec:test -f ${s.root}/ok && echo handled >> ${s.root}/log [notified by a pending notification]`]);
-  const third = converge(s, 'apply', [], 0);
+  const third = await converge(s, 'apply', [], 0);
   assert.deepEqual(third.target.counts, { changed: 0, unchanged: 1, failed: 0, skipped: 0 });
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'handled\n');
 });
 
-test('onchanges runs only when a watched node changed; otherwise skipped (no changes), not a failure', () => {
+test('onchanges runs only when a watched node changed; otherwise skipped (no changes), not a failure', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n  - exec: echo changed >> ${R}/log\n    onchanges: file:${R}/conf\n`,
   });
-  converge(s, 'apply', ['--var', 'v=1'], 0);
-  const r = converge(s, 'apply', ['--var', 'v=1'], 0);
+  await converge(s, 'apply', ['--var', 'v=1'], 0);
+  const r = await converge(s, 'apply', ['--var', 'v=1'], 0);
   assert.deepEqual(lines(r.nodes), [`unchanged file:${s.root}/conf`, `skipped exec:echo changed >> ${s.root}/log [no changes]`]);
   assert.equal(r.target.status, 'ok');
-  converge(s, 'apply', ['--var', 'v=2'], 0);
+  await converge(s, 'apply', ['--var', 'v=2'], 0);
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'changed\nchanged\n');
 });
 
-test('onfail runs only when a watched node failed', () => {
+test('onfail runs only when a watched node failed', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - exec: "<%= it.vars.cmd %>"\n    id: job\n  - exec: echo cleanup >> ${R}/log\n    onfail: job\n`,
   });
-  const ok = converge(s, 'apply', ['--var', 'cmd=true'], 0);
+  const ok = await converge(s, 'apply', ['--var', 'cmd=true'], 0);
   assert.deepEqual(lines(ok.nodes).slice(1), [`skipped exec:echo cleanup >> ${s.root}/log [onfail: nothing failed]`]);
-  const bad = converge(s, 'apply', ['--var', 'cmd=false'], 1);
+  const bad = await converge(s, 'apply', ['--var', 'cmd=false'], 1);
   assert.deepEqual(bad.nodes.map((n) => n.status), ['failed', 'changed']);
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'cleanup\n');
 });
 
-test('stages: a fresh host passes through every stage in order; a converged host shows no change', () => {
+test('stages: a fresh host passes through every stage in order; a converged host shows no change', async () => {
   const s = scratchSite('{ conf: { v: 1 } }, snap, { conf: { v: 2 } }', {
     'states/s.yaml': `conf:\n  params: { v: ~ }\n  parts:\n    - file: ${R}/conf\n      content: "v<%= it.params.v %>"\nsnap:\n  - exec: cat ${R}/conf >> ${R}/seen\n    creates: ${R}/seen\n`,
   });
-  const first = converge(s, 'apply', [], 0);
+  const first = await converge(s, 'apply', [], 0);
   assert.deepEqual(lines(first.nodes), [`changed file:${s.root}/conf`, `changed exec:cat ${s.root}/conf >> ${s.root}/seen`, `changed file:${s.root}/conf`]);
   assert.equal(readFileSync(join(s.root, 'seen'), 'utf8'), 'v1');
   assert.equal(readFileSync(join(s.root, 'conf'), 'utf8'), 'v2');
-  const second = converge(s, 'apply', [], 0);
+  const second = await converge(s, 'apply', [], 0);
   assert.deepEqual(lines(second.nodes), [
     `skipped file:${s.root}/conf [end state in sync (stage 1 of 2)]`, `unchanged exec:cat ${s.root}/conf >> ${s.root}/seen`, `unchanged file:${s.root}/conf`,
   ]);
   assert.deepEqual(second.target.counts, { changed: 0, unchanged: 2, failed: 0, skipped: 1 });
 });
 
-test('noop: planned, never applied, triggers nothing', () => {
+test('noop: planned, never applied, triggers nothing', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - file: ${R}/f\n    content: x\n    noop: true\n    notify: h\nh:\n  lazy: true\n  parts:\n    - exec: echo h >> ${R}/log\n`,
   });
-  const r = converge(s, 'apply', [], 0);
+  const r = await converge(s, 'apply', [], 0);
   assert.deepEqual(lines(r.nodes), [`would-change file:${s.root}/f [noop]`]);
   assert.ok(!existsSync(join(s.root, 'f')));
   assert.ok(!existsSync(join(s.root, 'log')));
 });
 
-test('plan changes nothing, shows diffs, and is honest about what depends on earlier changes', () => {
+test('plan changes nothing, shows diffs, and is honest about what depends on earlier changes', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - directory: ${R}/new\n  - file: ${R}/new/f\n    content: "a\\nb\\n"\n  - file: ${R}/old\n    content: "one\\ntwo\\n"\n  - exec: touch ${R}/new/made\n    creates: ${R}/new/made\n` +
       `  - exec: echo guarded\n    unless: test -f ${R}/old\n    require: file:${R}/old\n`,
   });
   writeFileSync(join(s.root, 'old'), 'one\n2\n');
-  const r = converge(s, 'plan', ['--diff'], 0);
+  const r = await converge(s, 'plan', ['--diff'], 0);
   assert.deepEqual(lines(r.nodes), [
     `would-change directory:${s.root}/new`,
     `would-change file:${s.root}/new/f [after directory:${s.root}/new]`,
@@ -186,60 +186,60 @@ test('plan changes nothing, shows diffs, and is honest about what depends on ear
   assert.match(r.nodes[2]!.diff!, /-2\n\+two/);
   assert.ok(!existsSync(join(s.root, 'new')));
   assert.equal(readFileSync(join(s.root, 'old'), 'utf8'), 'one\n2\n');
-  assert.equal(cairn(['plan', '--site', s.site, '--detailed-exitcode']).status, 4);
-  converge(s, 'apply', [], 0);
-  assert.equal(cairn(['plan', '--site', s.site, '--detailed-exitcode']).status, 0);
+  assert.equal((await runCli(['plan', '--site', s.site, '--detailed-exitcode'])).status, 4);
+  await converge(s, 'apply', [], 0);
+  assert.equal((await runCli(['plan', '--site', s.site, '--detailed-exitcode'])).status, 0);
 });
 
-test('file: backup keeps the old content; source copies a site file; absent removes', () => {
+test('file: backup keeps the old content; source copies a site file; absent removes', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - file: ${R}/f\n    content: "<%= it.vars.v %>"\n    backup: true\n  - file: ${R}/copy\n    source: files/data.bin\n  - file: ${R}/gone\n    ensure: absent\n`,
     'files/data.bin': 'binary\u0000data',
   });
   writeFileSync(join(s.root, 'gone'), 'x');
-  converge(s, 'apply', ['--var', 'v=old'], 0);
-  const r = converge(s, 'apply', ['--var', 'v=new'], 0);
+  await converge(s, 'apply', ['--var', 'v=old'], 0);
+  const r = await converge(s, 'apply', ['--var', 'v=new'], 0);
   assert.deepEqual(r.nodes.map((n) => n.status), ['changed', 'unchanged', 'unchanged']);
   assert.equal(readFileSync(join(s.root, 'f.cairn-bak'), 'utf8'), 'old');
   assert.equal(readFileSync(join(s.root, 'copy'), 'utf8'), 'binary\u0000data');
   assert.ok(!existsSync(join(s.root, 'gone')));
 });
 
-test('symlink: a file in the way fails unless force; line: match replaces the first matching line', () => {
+test('symlink: a file in the way fails unless force; line: match replaces the first matching line', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - symlink: ${R}/l\n    target: /etc/hostname\n    force: <%= it.vars.force %>\n  - line: ${R}/conf\n    match: "^port ="\n    text: "port = 8080"\n`,
   });
   writeFileSync(join(s.root, 'l'), 'in the way');
   writeFileSync(join(s.root, 'conf'), 'a = 1\nport = 80\nport = 81\n');
-  const r = converge(s, 'apply', ['--var', 'force=false'], 1);
+  const r = await converge(s, 'apply', ['--var', 'force=false'], 1);
   assert.match(r.nodes[0]!.error!, /a file is in the way .*set force: true/);
   assert.equal(readFileSync(join(s.root, 'conf'), 'utf8'), 'a = 1\nport = 8080\nport = 81\n');
-  converge(s, 'apply', ['--var', 'force=true'], 0);
-  const again = converge(s, 'apply', ['--var', 'force=true'], 0);
+  await converge(s, 'apply', ['--var', 'force=true'], 0);
+  const again = await converge(s, 'apply', ['--var', 'force=true'], 0);
   assert.deepEqual(again.target.counts, { changed: 0, unchanged: 2, failed: 0, skipped: 0 });
 });
 
-test('symlink: a link to a path that does not exist (yet) is made and then kept', () => {
+test('symlink: a link to a path that does not exist (yet) is made and then kept', async () => {
   const s = scratchSite('s', { 'states/s.yaml': `s:\n  - symlink: ${R}/l\n    target: ${R}/later\n` });
-  const r = converge(s, 'apply', [], 0);
+  const r = await converge(s, 'apply', [], 0);
   assert.deepEqual(r.nodes.map((n) => n.status), ['changed']);
   assert.equal(readlinkSync(join(s.root, 'l')), join(s.root, 'later'));
-  assert.deepEqual(converge(s, 'apply', [], 0).target.counts, { changed: 0, unchanged: 1, failed: 0, skipped: 0 });
+  assert.deepEqual((await converge(s, 'apply', [], 0)).target.counts, { changed: 0, unchanged: 1, failed: 0, skipped: 0 });
 });
 
-test('exec: argv, env, cwd, unless/onlyif and timeout', () => {
+test('exec: argv, env, cwd, unless/onlyif and timeout', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - exec: write\n    argv: [/bin/sh, -c, 'echo "$GREETING" > out']\n    cwd: ${R}\n    env: { GREETING: hi }\n    unless: test -f ${R}/out\n  - exec: echo never\n    onlyif: "false"\n  - exec: sleep 5\n    timeout: 0.2\n`,
   });
-  const r = converge(s, 'apply', [], 1);
+  const r = await converge(s, 'apply', [], 1);
   assert.deepEqual(r.nodes.map((n) => n.status), ['changed', 'unchanged', 'failed']);
   assert.equal(readFileSync(join(s.root, 'out'), 'utf8'), 'hi\n');
   assert.match(r.nodes[2]!.error!, /timed out after 0.2 s/);
 });
 
-test('the JSON report has the documented shape and counts add up', () => {
+test('the JSON report has the documented shape and counts add up', async () => {
   const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/f\n    content: x\n` });
-  const { report, target } = converge(s, 'apply', [], 0);
+  const { report, target } = await converge(s, 'apply', [], 0);
   assert.equal(report.version, 1);
   assert.ok('started' in report && 'finished' in report);
   const c = target.counts;
@@ -247,32 +247,32 @@ test('the JSON report has the documented shape and counts add up', () => {
   for (const key of ['ref', 'state', 'invocation', 'status', 'action', 'ms']) assert.ok(key in target.nodes[0]!, key);
 });
 
-test('plain output: a line per node and a summary line', () => {
+test('plain output: a line per node and a summary line', async () => {
   const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/f\n    content: x\n` });
-  const r = cairn(['apply', '--site', s.site]);
+  const r = await runCli(['apply', '--site', s.site]);
   assert.equal(r.status, 0);
   assert.match(r.stdout, new RegExp(`^changed +file:${s.root}/f \\(create\\)\\nt1: 1 changed, 0 unchanged, 0 failed, 0 skipped in \\d+\\.\\d\\d s( \\(\\d+ round trips\\))?\\n$`));
 });
 
-test('the bundled example: plan shows changes, apply makes them, a second apply changes nothing', () => {
+test('the bundled example: plan shows changes, apply makes them, a second apply changes nothing', async () => {
   const root = join(mkdtempSync(join(tmpdir(), 'cairn-example-')), 'root');
   const args = ['--site', 'examples/site', '-t', 'web1', '--var', `root=${root}`, '--json'];
-  const plan = JSON.parse(cairn(['plan', ...args]).stdout) as { targets: { counts: Record<string, number> }[] };
+  const plan = JSON.parse((await runCli(['plan', ...args])).stdout) as { targets: { counts: Record<string, number> }[] };
   // 16 nodes, and the reload handler at the end of each of the 4 invocations that notify it.
   assert.equal(plan.targets[0]!.counts.changed, 20);
   assert.ok(!existsSync(root));
-  const first = cairn(['apply', ...args]);
+  const first = await runCli(['apply', ...args]);
   assert.equal(first.status, 0, first.stderr);
   assert.match(readFileSync(join(root, 'etc/webserver/sites/c.example.conf'), 'utf8'), /tls on;/);
-  const second = JSON.parse(cairn(['apply', ...args]).stdout) as { targets: { counts: Record<string, number> }[] };
+  const second = JSON.parse((await runCli(['apply', ...args])).stdout) as { targets: { counts: Record<string, number> }[] };
   assert.deepEqual(second.targets[0]!.counts, { changed: 0, unchanged: 16, failed: 0, skipped: 0 });
 });
 
-test('a target whose executor is not available is reported unreachable: exit 3, others still converge', () => {
+test('a target whose executor is not available is reported unreachable: exit 3, others still converge', async () => {
   const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/f\n    content: x\n` }, 'groups:\n  all: { match: "*", run: [] }\n');
   const site = join(s.site, 'cairn.yaml');
   writeFileSync(site, readFileSync(site, 'utf8').replace('targets:\n', 'targets:\n  far:\n    executor: agent\n    run: [s]\n'));
-  const r = cairn(['apply', '--site', s.site, '--json']);
+  const r = await runCli(['apply', '--site', s.site, '--json']);
   assert.equal(r.status, 3);
   const report = JSON.parse(r.stdout) as { targets: { name: string; status: string; error?: string }[] };
   assert.deepEqual(report.targets.map((t) => [t.name, t.status]), [['far', 'unreachable'], ['t1', 'ok']]);
@@ -280,42 +280,42 @@ test('a target whose executor is not available is reported unreachable: exit 3, 
   assert.ok(existsSync(join(s.root, 'f')));
 });
 
-test('a file part never removes a directory in its place', () => {
+test('a file part never removes a directory in its place', async () => {
   const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/d\n    ensure: absent\n` });
   mkdirSync(join(s.root, 'd'));
   writeFileSync(join(s.root, 'd/keep'), 'precious');
-  const r = converge(s, 'apply', [], 1);
+  const r = await converge(s, 'apply', [], 1);
   assert.match(r.nodes[0]!.error!, /is a directory, not a file; not removing it/);
   assert.equal(readFileSync(join(s.root, 'd/keep'), 'utf8'), 'precious');
 });
 
-test('exec user: the command runs with that user\'s uid and primary group', { skip: process.getuid?.() !== 0 ? 'LOUD SKIP: needs root to switch users' : false }, () => {
+test('exec user: the command runs with that user\'s uid and primary group', { skip: process.getuid?.() !== 0 ? 'LOUD SKIP: needs root to switch users' : false }, async () => {
   const s = scratchSite('s', { 'states/s.yaml': 's:\n  - exec: "id -u; id -g; exit 3"\n    user: nobody\n' });
-  const r = converge(s, 'apply', [], 1);
+  const r = await converge(s, 'apply', [], 1);
   const ids = spawnSync('sh', ['-c', 'id -u nobody; id -g nobody'], { encoding: 'utf8' }).stdout.trim().split('\n');
   assert.match(r.nodes[0]!.error!, new RegExp(`exited with 3:\\n${ids[0]}\\n${ids[1]}$`));
 });
 
-test('line: ensure absent removes matching lines; create: false fails on a missing file', () => {
+test('line: ensure absent removes matching lines; create: false fails on a missing file', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - line: ${R}/hosts\n    text: "10.0.0.1 old"\n    ensure: absent\n  - line: ${R}/missing\n    text: x\n    create: false\n`,
   });
   writeFileSync(join(s.root, 'hosts'), 'a\n10.0.0.1 old\nb\n');
-  const r = converge(s, 'apply', [], 1);
+  const r = await converge(s, 'apply', [], 1);
   assert.deepEqual(r.nodes.map((n) => `${n.status}/${n.action}`), ['changed/destroy', 'failed/create']);
   assert.equal(readFileSync(join(s.root, 'hosts'), 'utf8'), 'a\nb\n');
   assert.match(r.nodes[1]!.error!, /does not exist \(create: false\)/);
 });
 
-test('directory: parents: false needs the parent; owner, group and mode are converged', { skip: process.getuid?.() !== 0 ? 'LOUD SKIP: needs root to chown' : false }, () => {
+test('directory: parents: false needs the parent; owner, group and mode are converged', { skip: process.getuid?.() !== 0 ? 'LOUD SKIP: needs root to chown' : false }, async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - directory: ${R}/a/b\n    parents: false\n  - directory: ${R}/owned\n    owner: nobody\n    group: nogroup\n    mode: "0750"\n`,
   });
-  const r = converge(s, 'apply', [], 1);
+  const r = await converge(s, 'apply', [], 1);
   assert.match(r.nodes[0]!.error!, /the parent of .*\/a\/b does not exist \(parents: false\)/);
   const st = statSync(join(s.root, 'owned'));
   const ids = spawnSync('sh', ['-c', 'id -u nobody; getent group nogroup | cut -d: -f3'], { encoding: 'utf8' }).stdout.trim().split('\n').map(Number);
   assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [ids[0], ids[1], 0o750]);
-  const again = converge(s, 'apply', [], 1);
+  const again = await converge(s, 'apply', [], 1);
   assert.equal(again.nodes[1]!.status, 'unchanged');
 });

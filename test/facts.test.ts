@@ -15,7 +15,7 @@ import { localFacts } from '../src/executors/local-facts.ts';
 import { Diagnostics } from '../src/lib/errors.ts';
 import { osName, osSetting } from '../src/resources/os.ts';
 import { loadSite } from '../src/site/load.ts';
-import { cairn, makeSite } from './helpers/cli.ts';
+import { makeSite, runCli } from './helpers/cli.ts';
 import { FACTS } from './helpers/scripted-executor.ts';
 import { sshUnavailable, startSshd, type Sshd } from './helpers/sshd.ts';
 
@@ -99,25 +99,25 @@ test('provider selection: the tables choose, facts fill in where the tables say 
   assert.equal(osSetting({}, { init_system: 'unknown' }, 'init_system'), undefined);
 });
 
-test('it.os in templates and cairn show with a facts file', () => {
+test('it.os in templates and cairn show with a facts file', async () => {
   const site = makeSite({
     'cairn.yaml': 'targets:\n  t1: { executor: local, run: [s] }\n',
     'states/s.yaml': 's:\n  - file: /tmp/<%= it.os.packages["ssh-server"] %>-<%= it.os.package_manager %>\n    content: x\n',
     'alpine.json': JSON.stringify(FACTS.alpine),
   });
-  const r = cairn(['show', '--site', site, '--facts', join(site, 'alpine.json'), '--json']);
+  const r = await runCli(['show', '--site', site, '--facts', join(site, 'alpine.json'), '--json']);
   assert.equal(r.status, 0, r.stderr);
   const shown = JSON.parse(r.stdout) as { run: { invocations: { parts: { ref: string }[] }[] } };
   assert.equal(shown.run.invocations[0]!.parts[0]!.ref, 'file:/tmp/openssh-server-apk');
 });
 
-test('cairn facts without a site prints this machine', () => {
-  const r = cairn(['facts', '--site', mkdtempSync(join(tmpdir(), 'cairn-nosite-')), '--json']);
+test('cairn facts without a site prints this machine', async () => {
+  const r = await runCli(['facts', '--site', mkdtempSync(join(tmpdir(), 'cairn-nosite-')), '--json']);
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { targets: { name: string; facts: Record<string, unknown> }[] };
   assert.equal(out.targets[0]!.name, 'local');
   assert.deepEqual(Object.keys(out.targets[0]!.facts), FACT_KEYS);
-  const text = cairn(['facts', '--site', mkdtempSync(join(tmpdir(), 'cairn-nosite-'))]);
+  const text = await runCli(['facts', '--site', mkdtempSync(join(tmpdir(), 'cairn-nosite-'))]);
   assert.match(text.stdout, /^local\n {2}kernel: linux\n/);
   assert.match(text.stdout, /\n {2}package_manager: \w+\n/);
 });
@@ -132,10 +132,10 @@ describe('cairn facts over SSH', { skip: missing }, () => {
   });
   after(() => sshd?.stop());
 
-  test('the same keys as locally, in one round trip; an unreachable target is exit 3 with its host', () => {
+  test('the same keys as locally, in one round trip; an unreachable target is exit 3 with its host', async () => {
     const target = (port: number) => `{ host: ${sshd.host}, port: ${port}, user: root, identity_file: ${sshd.identityFile}, known_hosts: ${sshd.knownHosts} }`;
     const site = makeSite({ 'cairn.yaml': `targets:\n  far: ${target(sshd.port)}\n  gone: ${target(22439)}\n  here: { executor: local }\n` });
-    const r = cairn(['facts', '--site', site, '--json']);
+    const r = await runCli(['facts', '--site', site, '--json']);
     assert.equal(r.status, 3, r.stderr);
     const out = JSON.parse(r.stdout) as { targets: { name: string; facts?: Record<string, unknown>; error?: string }[] };
     const [far, gone, here] = out.targets;
@@ -145,7 +145,7 @@ describe('cairn facts over SSH', { skip: missing }, () => {
       assert.deepEqual(far!.facts![key], here!.facts![key], key);
     }
     assert.match(gone!.error!, /127\.0\.0\.1:22439/);
-    const one = cairn(['facts', '--site', site, '-t', 'far']);
+    const one = await runCli(['facts', '--site', site, '-t', 'far']);
     assert.equal(one.status, 0, one.stderr);
     assert.match(one.stdout, /^far\n {2}kernel: linux\n/);
   });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { cairn } from './helpers/cli.ts';
+import { runCli } from './helpers/cli.ts';
 
 const repo = resolve(import.meta.dirname, '..');
 const facts = join(repo, 'test/fixtures/facts-debian.json');
@@ -20,9 +20,9 @@ const cases = [
 
 for (const c of cases) {
   for (const format of ['json', 'txt'] as const) {
-    test(`golden: show ${c.name} (${format})`, () => {
+    test(`golden: show ${c.name} (${format})`, async () => {
       const args = ['show', '--site', c.site, '-t', c.target, '--facts', facts, ...(format === 'json' ? ['--json'] : [])];
-      const r = cairn(args, repo);
+      const r = await runCli(args, { cwd: repo });
       assert.equal(r.status, 0, r.stderr);
       const file = join(repo, 'test/golden', `${c.name}.${format}`);
       if (process.env.UPDATE_GOLDEN || !existsSync(file)) writeFileSync(file, r.stdout);

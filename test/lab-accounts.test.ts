@@ -7,13 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { NodeResult, TargetReport } from '../src/engine/engine.ts';
 import type { Report } from './helpers/converge.ts';
-import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { makeSite, runCli } from './helpers/cli.ts';
 import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
 
 const why = labUnavailable();
@@ -27,9 +27,6 @@ if (why) {
   let publicKey: string;
 
   before(async () => {
-    if (!existsSync(CAIRN)) {
-      execFileSync('flock', ['/tmp/cairn-build.lock', 'npm', 'run', 'build'], { cwd: resolve(import.meta.dirname, '..'), stdio: 'inherit' });
-    }
     keyFile = join(mkdtempSync(join(tmpdir(), 'cairn-accounts-key-')), 'id_ed25519');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'deploy@cairn-test', '-f', keyFile]);
     publicKey = readFileSync(`${keyFile}.pub`, 'utf8').trim();
@@ -44,8 +41,8 @@ if (why) {
     return makeSite({ 'cairn.yaml': `targets:\n  lab:\n${settings}    run: [accounts]\nstates:\n  accounts:\n${parts}` });
   };
 
-  const apply = (site: string, expectStatus = 0): TargetReport => {
-    const r = cairn(['apply', '--site', site, '--json']);
+  const apply = async (site: string, expectStatus = 0): Promise<TargetReport> => {
+    const r = await runCli(['apply', '--site', site, '--json']);
     assert.equal(r.status, expectStatus, `cairn apply exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
     return (JSON.parse(r.stdout) as Report).targets[0]!;
   };
@@ -87,13 +84,13 @@ if (why) {
 
   test('create a group, a user, a file it owns and its key; log in with the key; then nothing to do', async () => {
     const site = created();
-    const plan = cairn(['plan', '--site', site, '--json']);
+    const plan = await runCli(['plan', '--site', site, '--json']);
     assert.equal(plan.status, 0, plan.stderr);
     const planned = (JSON.parse(plan.stdout) as Report).targets[0]!.nodes;
     assert.deepEqual(planned.map((n) => n.status), ['would-change', 'would-change', 'would-change', 'would-change']);
     assert.equal((await sh('getent passwd deploy')).code, 2, 'a plan changes nothing');
 
-    const first = apply(site);
+    const first = await apply(site);
     assert.deepEqual(statuses(first.nodes), [
       'changed group:ops', 'changed user:deploy', 'changed file:/home/deploy/notes.txt', 'changed authorized_key:deploy#…',
     ]);
@@ -109,7 +106,7 @@ if (why) {
     assert.equal(ssh.status, 0, `ssh as deploy with the managed key: ${ssh.stderr}`);
     assert.equal(ssh.stdout.trim(), 'deploy');
 
-    const again = apply(site);
+    const again = await apply(site);
     assert.equal(again.counts.changed, 0, statuses(again.nodes).join('\n'));
     assert.equal(again.counts.failed, 0);
   });
@@ -130,7 +127,7 @@ if (why) {
       '      options: no-port-forwarding',
       '',
     ].join('\n'));
-    const first = apply(site);
+    const first = await apply(site);
     assert.deepEqual(statuses(first.nodes), ['unchanged group:ops', 'changed user:deploy', 'changed authorized_key:deploy#…']);
     assert.deepEqual(await sh('getent passwd deploy'), { code: 0, out: 'deploy:x:2345:2345:Deployer:/home/deploy:/bin/sh' });
     assert.deepEqual(await sh('id deploy'), { code: 0, out: 'uid=2345(deploy) gid=2345(ops) groups=2345(ops),100(users)' });
@@ -141,7 +138,7 @@ if (why) {
     const ssh = login('deploy');
     assert.equal(ssh.status, 0, `ssh as deploy after the change: ${ssh.stderr}`);
 
-    const again = apply(site);
+    const again = await apply(site);
     assert.equal(again.counts.changed, 0, statuses(again.nodes).join('\n'));
   });
 
@@ -156,14 +153,14 @@ if (why) {
       '      ensure: absent',
       '',
     ].join('\n'));
-    const first = apply(site);
+    const first = await apply(site);
     assert.deepEqual(statuses(first.nodes), ['changed authorized_key:deploy#…', 'changed user:deploy', 'changed group:ops']);
     assert.equal((await host.sh('cat /home/deploy/.ssh/authorized_keys')).stdout, '# a line someone else wrote\n');
     assert.equal((await sh('getent passwd deploy')).code, 2);
     assert.equal((await sh('getent group ops')).code, 2);
     assert.equal((await sh('test -d /home/deploy')).code, 0, 'userdel without remove_home keeps the home');
 
-    const again = apply(site);
+    const again = await apply(site);
     assert.equal(again.counts.changed, 0, statuses(again.nodes).join('\n'));
     assert.equal(again.counts.failed, 0);
   });
@@ -176,7 +173,7 @@ if (why) {
       '      content: "converged\\n"',
       '',
     ].join('\n'));
-    const report = apply(site, 1);
+    const report = await apply(site, 1);
     const [user, file] = report.nodes;
     assert.equal(user!.status, 'failed');
     assert.match(user!.error ?? '', /useradd: group 'nosuchgroup' does not exist/);

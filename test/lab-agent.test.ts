@@ -12,7 +12,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { CAIRN, cairnBin, makeSite } from './helpers/cli.ts';
 import type { Report } from './helpers/converge.ts';
 import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
 
@@ -49,7 +49,7 @@ describe('cairn agent as a systemd service on a real host', { skip: why }, () =>
   async function waitForRevision(id: string): Promise<void> {
     const until = Date.now() + 20000;
     for (;;) {
-      const r = cairn(['status', '--store', url, '--json']);
+      const r = cairnBin(['status', '--store', url, '--json']);
       const node = (JSON.parse(r.stdout) as { targets: { target: string; revision?: string }[] }).targets.find((t) => t.target === 'node1');
       if (node?.revision === id) return;
       if (Date.now() > until) throw new Error(`the agent never reported revision ${id}:\n${r.stdout}\n${(await host.sh('journalctl -u cairn-agent --no-pager | tail -30')).stdout}`);
@@ -82,19 +82,19 @@ describe('cairn agent as a systemd service on a real host', { skip: why }, () =>
     });
     mkdirSync(join(bootstrap, 'files'));
     cpSync(join(REPO, 'contrib/cairn-agent.service'), join(bootstrap, 'files/cairn-agent.service'));
-    const installed = cairn(['apply', '--site', bootstrap, '--json']);
+    const installed = cairnBin(['apply', '--site', bootstrap, '--json']);
     assert.equal(installed.status, 0, installed.stderr + installed.stdout);
     assert.equal((JSON.parse(installed.stdout) as Report).targets[0]!.counts.failed, 0);
     assert.equal((await host.sh('systemctl is-active cairn-agent; systemctl is-enabled cairn-agent')).stdout, 'active\nenabled\n');
-    const again = cairn(['apply', '--site', bootstrap, '--json']);
+    const again = cairnBin(['apply', '--site', bootstrap, '--json']);
     assert.equal((JSON.parse(again.stdout) as Report).targets[0]!.counts.changed, 0, 'installing it again changes nothing');
 
     // 2. Pushes on this machine are converged by the agent on the host.
-    const first = /revision (\w+)/.exec(cairn(['push', '--site', agentSite, '--store', url]).stdout)![1]!;
+    const first = /revision (\w+)/.exec(cairnBin(['push', '--site', agentSite, '--store', url]).stdout)![1]!;
     await waitForRevision(first);
     assert.equal((await host.sh('cat /etc/cairn-managed')).stdout, 'v1 on debian systemd\n', 'compiled with the host\'s own facts');
     writeFileSync(join(agentSite, 'vars/all.yaml'), 'version: v2\n');
-    const second = /revision (\w+)/.exec(cairn(['push', '--site', agentSite, '--store', url]).stdout)![1]!;
+    const second = /revision (\w+)/.exec(cairnBin(['push', '--site', agentSite, '--store', url]).stdout)![1]!;
     await waitForRevision(second);
     assert.equal((await host.sh('cat /etc/cairn-managed')).stdout, 'v2 on debian systemd\n');
 

@@ -3,13 +3,10 @@
  * the `cairn` command over SSH, installing from the lab's local apt repository.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { TargetReport } from '../src/engine/engine.ts';
 import type { Report } from './helpers/converge.ts';
-import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { makeSite, runCli } from './helpers/cli.ts';
 import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
 
 const why = labUnavailable();
@@ -20,19 +17,16 @@ if (why) {
   let lab: Lab;
   let host: LabHost;
   before(async () => {
-    if (!existsSync(CAIRN)) {
-      execFileSync('flock', ['/tmp/cairn-build.lock', 'npm', 'run', 'build'], { cwd: resolve(import.meta.dirname, '..'), stdio: 'inherit' });
-    }
     lab = await startLab(1, { repo: true });
     host = lab.hosts[0]!;
   });
   after(() => lab?.stop());
 
   /** `cairn apply|plan --json` on a one-target site whose state `s` has `parts` (YAML list items). */
-  const converge = (parts: string, mode: 'apply' | 'plan' = 'apply') => {
+  const converge = async (parts: string, mode: 'apply' | 'plan' = 'apply') => {
     const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
     const site = makeSite({ 'cairn.yaml': `targets:\n  ${host.name}:\n${settings}    run: [s]\nstates:\n  s:\n${parts}` });
-    const r = cairn([mode, '--site', site, '--json']);
+    const r = await runCli([mode, '--site', site, '--json']);
     let target: TargetReport;
     try {
       target = (JSON.parse(r.stdout) as Report).targets[0]!;
@@ -47,32 +41,32 @@ if (why) {
   test('apt: install hello from the local repository, then nothing to do; latest and its exact version are in sync', async () => {
     assert.ok(lab.packages.includes('hello'), lab.packages.join(' '));
     assert.equal(await installed('hello'), false);
-    const first = converge('    - package: hello\n');
+    const first = await converge('    - package: hello\n');
     assert.equal(first.status, 0, first.stderr);
     assert.deepEqual(first.nodes, ['changed package:hello']);
     assert.ok(await installed('hello'));
     assert.match((await host.sh('hello')).stdout, /Hello, world!/);
 
-    const again = converge('    - package: hello\n');
+    const again = await converge('    - package: hello\n');
     assert.equal(again.status, 0, again.stderr);
     assert.deepEqual(again.nodes, ['unchanged package:hello']);
     assert.equal(again.target.counts.changed, 0);
 
     // The local repository has one version of hello: installed == candidate, so latest is in sync.
     const version = (await host.sh("dpkg-query -W -f='${Version}' hello")).stdout;
-    const latest = converge(`    - package: hello\n      ensure: latest\n    - package: tree\n      ensure: absent\n`);
+    const latest = await converge(`    - package: hello\n      ensure: latest\n    - package: tree\n      ensure: absent\n`);
     assert.deepEqual(latest.nodes, ['unchanged package:hello', 'unchanged package:tree']);
-    const pinned = converge(`    - package: hello\n      version: "${version}"\n`);
+    const pinned = await converge(`    - package: hello\n      version: "${version}"\n`);
     assert.deepEqual(pinned.nodes, ['unchanged package:hello']);
   });
 
   test('apt: remove hello, then nothing to do', async () => {
     if (!(await installed('hello'))) assert.equal((await host.sh('apt-get install -y -q hello')).code, 0);
-    const first = converge('    - package: hello\n      ensure: absent\n');
+    const first = await converge('    - package: hello\n      ensure: absent\n');
     assert.equal(first.status, 0, first.stderr);
     assert.deepEqual(first.nodes, ['changed package:hello']);
     assert.equal(await installed('hello'), false);
-    const again = converge('    - package: hello\n      ensure: absent\n');
+    const again = await converge('    - package: hello\n      ensure: absent\n');
     assert.deepEqual(again.nodes, ['unchanged package:hello']);
     assert.equal(again.target.counts.changed, 0);
   });
@@ -81,15 +75,15 @@ if (why) {
     // A converged host: every package below is installed (the base system's) and declared present.
     const many = ['bash', 'coreutils', 'sudo', 'cron', 'procps', 'openssh-server', 'dbus', 'systemd'];
     for (const name of many) assert.ok(await installed(name), `${name} is part of the lab's image`);
-    const one = converge('    - package: bash\n', 'plan');
-    const all = converge(many.map((n) => `    - package: ${n}\n`).join(''), 'plan');
+    const one = await converge('    - package: bash\n', 'plan');
+    const all = await converge(many.map((n) => `    - package: ${n}\n`).join(''), 'plan');
     assert.deepEqual(all.nodes, many.map((n) => `unchanged package:${n}`));
     assert.ok(one.target.round_trips !== undefined && all.target.round_trips !== undefined, 'the SSH executor reports round trips');
     assert.equal(all.target.round_trips, one.target.round_trips, `${many.length} packages: ${all.target.round_trips} round trips; 1 package: ${one.target.round_trips}`);
 
     // The same for `latest`: one apt-cache policy for all of them, on top of the one dpkg-query.
-    const oneLatest = converge('    - package: bash\n      ensure: latest\n', 'plan');
-    const allLatest = converge(many.map((n) => `    - package: ${n}\n      ensure: latest\n`).join(''), 'plan');
+    const oneLatest = await converge('    - package: bash\n      ensure: latest\n', 'plan');
+    const allLatest = await converge(many.map((n) => `    - package: ${n}\n      ensure: latest\n`).join(''), 'plan');
     assert.deepEqual(allLatest.nodes, many.map((n) => `unchanged package:${n}`));
     assert.equal(allLatest.target.round_trips, oneLatest.target.round_trips);
     assert.equal(oneLatest.target.round_trips, one.target.round_trips! + 1, 'latest costs one more query (apt-cache policy)');
@@ -97,7 +91,7 @@ if (why) {
 
   test('apt: an unknown package fails with apt\'s own error; an unrelated file in the same run still converges', async () => {
     await host.sh('rm -f /etc/cairn-package-test');
-    const r = converge('    - package: cairn-no-such-package\n    - file: /etc/cairn-package-test\n      content: converged\n');
+    const r = await converge('    - package: cairn-no-such-package\n    - file: /etc/cairn-package-test\n      content: converged\n');
     assert.equal(r.status, 1, r.stderr);
     assert.deepEqual(r.nodes, ['failed package:cairn-no-such-package', 'changed file:/etc/cairn-package-test']);
     const failed = r.target.nodes.find((n) => n.ref === 'package:cairn-no-such-package')!;

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { NodeResult, TargetReport } from '../src/engine/engine.ts';
-import { cairn, makeSite } from './helpers/cli.ts';
+import { makeSite, runCli } from './helpers/cli.ts';
 import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
 
 const why = labUnavailable();
@@ -34,8 +34,8 @@ function labSite(host: LabHost, parts: string): string {
   return makeSite({ 'cairn.yaml': `targets:\n  lab: ${target}\n`, 'states/s.yaml': `s:\n${parts}` });
 }
 
-function apply(site: string, vars: Record<string, string> = {}) {
-  const r = cairn(['apply', '--site', site, '--json', ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}=${v}`])]);
+async function apply(site: string, vars: Record<string, string> = {}) {
+  const r = await runCli(['apply', '--site', site, '--json', ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}=${v}`])]);
   let target: TargetReport;
   try {
     target = (JSON.parse(r.stdout) as { targets: TargetReport[] }).targets[0]!;
@@ -74,7 +74,7 @@ describe('service (systemd) on a lab host, through the CLI', { skip: why }, () =
     const running = { greeting: 'hello', ensure: 'running', enable: 'true' };
 
     // First run: written, started once (the notification needs no restart right after the start), enabled.
-    let r = apply(site, running);
+    let r = await apply(site, running);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(brief(r.nodes), [
       'changed file:/etc/systemd/system/cairn-demo.service (create)',
@@ -87,14 +87,14 @@ describe('service (systemd) on a lab host, through the CLI', { skip: why }, () =
     assert.equal(await starts(), 1, 'started exactly once');
 
     // Second run: nothing to do.
-    r = apply(site, running);
+    r = await apply(site, running);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(r.target.counts, { changed: 0, unchanged: 3, failed: 0, skipped: 0 });
 
     // The configuration changes: exactly one restart, which reads it.
     const pid = await sh('systemctl show -P MainPID cairn-demo');
     const entered = await sh('systemctl show -P ActiveEnterTimestampMonotonic cairn-demo');
-    r = apply(site, { ...running, greeting: 'bonjour' });
+    r = await apply(site, { ...running, greeting: 'bonjour' });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(brief(r.nodes), [
       'unchanged file:/etc/systemd/system/cairn-demo.service',
@@ -108,12 +108,12 @@ describe('service (systemd) on a lab host, through the CLI', { skip: why }, () =
 
     // Stopped and disabled, then in sync.
     const stopped = { greeting: 'bonjour', ensure: 'stopped', enable: 'false' };
-    r = apply(site, stopped);
+    r = await apply(site, stopped);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(brief(r.nodes).at(-1), 'changed service:cairn-demo (update)');
     assert.equal(await sh('systemctl is-active cairn-demo'), 'inactive');
     assert.equal(await sh('systemctl is-enabled cairn-demo'), 'disabled');
-    r = apply(site, stopped);
+    r = await apply(site, stopped);
     assert.deepEqual(r.target.counts, { changed: 0, unchanged: 3, failed: 0, skipped: 0 });
   });
 
@@ -121,9 +121,9 @@ describe('service (systemd) on a lab host, through the CLI', { skip: why }, () =
     const site = labSite(host,
       `    - file: /etc/systemd/system/cairn-demo.service\n      content: ${JSON.stringify(UNIT.replace('Cairn demo service', '<%= it.vars.description %>'))}\n      notify: service:cairn-demo\n` +
       '    - service: cairn-demo\n      ensure: running\n');
-    let r = apply(site, { description: 'Cairn demo service' });
+    let r = await apply(site, { description: 'Cairn demo service' });
     assert.equal(r.status, 0, JSON.stringify(r.nodes, null, 2));
-    r = apply(site, { description: 'Cairn demo service, edited' });
+    r = await apply(site, { description: 'Cairn demo service, edited' });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(brief(r.nodes), ['changed file:/etc/systemd/system/cairn-demo.service (update)', 'changed service:cairn-demo (refresh)']);
     assert.equal(await sh('systemctl show -P NeedDaemonReload cairn-demo'), 'no');
@@ -132,13 +132,13 @@ describe('service (systemd) on a lab host, through the CLI', { skip: why }, () =
 
   test('a packaged unit (cron): stop it, then start it', async () => {
     const site = labSite(host, '    - service: cron\n      ensure: <%= it.vars.state %>\n');
-    let r = apply(site, { state: 'stopped' });
+    let r = await apply(site, { state: 'stopped' });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(brief(r.nodes), ['changed service:cron (update)']);
     assert.equal(await sh('systemctl is-active cron'), 'inactive');
-    r = apply(site, { state: 'stopped' });
+    r = await apply(site, { state: 'stopped' });
     assert.deepEqual(brief(r.nodes), ['unchanged service:cron']);
-    r = apply(site, { state: 'running' });
+    r = await apply(site, { state: 'running' });
     assert.deepEqual(brief(r.nodes), ['changed service:cron (update)']);
     assert.equal(await sh('systemctl is-active cron'), 'active');
   });
@@ -147,7 +147,7 @@ describe('service (systemd) on a lab host, through the CLI', { skip: why }, () =
     const site = labSite(host,
       '    - service: nosuch\n      ensure: running\n' +
       '    - file: /root/unrelated.txt\n      content: "converged\\n"\n');
-    const r = apply(site);
+    const r = await apply(site);
     assert.equal(r.status, 1, r.stderr);
     const [svc, file] = r.nodes;
     assert.equal(svc!.status, 'failed');

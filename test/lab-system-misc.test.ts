@@ -4,13 +4,10 @@
  * from inside the host with the tools themselves (`crontab -l -u`, `hostname`, `sysctl -n`).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { NodeResult } from '../src/engine/engine.ts';
 import type { Report } from './helpers/converge.ts';
-import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { makeSite, runCli } from './helpers/cli.ts';
 import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
 
 const why = labUnavailable();
@@ -28,9 +25,6 @@ if (why) {
   };
 
   before(async () => {
-    if (!existsSync(CAIRN)) {
-      execFileSync('flock', ['/tmp/cairn-build.lock', 'npm', 'run', 'build'], { cwd: resolve(import.meta.dirname, '..'), stdio: 'inherit' });
-    }
     lab = await startLab(1);
     host = lab.hosts[0]!;
     // The user type is not under test here: the second crontab's owner is made by hand.
@@ -41,13 +35,13 @@ if (why) {
   after(() => lab?.stop());
 
   /** `cairn apply --json` of a site whose one target is the lab host, running `parts`. */
-  const apply = (parts: string[], expectStatus = 0): NodeResult[] => {
+  const apply = async (parts: string[], expectStatus = 0): Promise<NodeResult[]> => {
     const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
     const site = makeSite({
       'cairn.yaml': `targets:\n  ${host.name}:\n${settings}    run: [s]\n`,
       'states/s.yaml': `s:\n${parts.map((p) => `${p}\n`).join('')}`,
     });
-    const r = cairn(['apply', '--site', site, '--json']);
+    const r = await runCli(['apply', '--site', site, '--json']);
     assert.equal(r.status, expectStatus, `cairn apply exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
     return (JSON.parse(r.stdout) as Report).targets[0]!.nodes;
   };
@@ -64,37 +58,37 @@ if (why) {
       '    command: /usr/local/bin/report > /dev/null 2>&1',
       '    special: daily',
     ];
-    assert.deepEqual(statuses(apply(entries(2))), ['changed cron:backup', 'changed cron:report']);
+    assert.deepEqual(statuses(await apply(entries(2))), ['changed cron:backup', 'changed cron:report']);
     assert.equal(await sh('crontab -l -u root'),
       'MAILTO=""\n17 4 * * * /usr/bin/unmanaged-job\n# cairn: backup\n30 2 * * * /usr/local/bin/backup --quiet\n');
     assert.equal(await sh('crontab -l -u bob'), '# cairn: report\n@daily /usr/local/bin/report > /dev/null 2>&1\n');
     // cron itself accepted both files (it logs a syntax error otherwise, and crontab refuses them)
     assert.equal(await sh('stat -c %U /var/spool/cron/crontabs/bob'), 'bob\n');
 
-    assert.deepEqual(statuses(apply(entries(2))), ['unchanged cron:backup', 'unchanged cron:report']);
+    assert.deepEqual(statuses(await apply(entries(2))), ['unchanged cron:backup', 'unchanged cron:report']);
 
-    assert.deepEqual(statuses(apply(entries(4))), ['changed cron:backup', 'unchanged cron:report']);
+    assert.deepEqual(statuses(await apply(entries(4))), ['changed cron:backup', 'unchanged cron:report']);
     assert.equal(await sh('crontab -l -u root'),
       'MAILTO=""\n17 4 * * * /usr/bin/unmanaged-job\n# cairn: backup\n30 4 * * * /usr/local/bin/backup --quiet\n');
-    assert.deepEqual(statuses(apply(entries(4))), ['unchanged cron:backup', 'unchanged cron:report']);
+    assert.deepEqual(statuses(await apply(entries(4))), ['unchanged cron:backup', 'unchanged cron:report']);
 
     const gone = ['  - cron: backup', '    ensure: absent', '  - cron: report', '    user: bob', '    ensure: absent'];
-    assert.deepEqual(statuses(apply(gone)), ['changed cron:backup', 'changed cron:report']);
+    assert.deepEqual(statuses(await apply(gone)), ['changed cron:backup', 'changed cron:report']);
     assert.equal(await sh('crontab -l -u root'), 'MAILTO=""\n17 4 * * * /usr/bin/unmanaged-job\n');
     assert.equal(await sh('crontab -l -u bob'), '');
-    assert.deepEqual(statuses(apply(gone)), ['unchanged cron:backup', 'unchanged cron:report']);
+    assert.deepEqual(statuses(await apply(gone)), ['unchanged cron:backup', 'unchanged cron:report']);
   });
 
   test('hostname: hostnamectl sets the running and the persisted name; a second run changes nothing', async () => {
-    assert.deepEqual(statuses(apply(['  - hostname: cairn-lab-web1'])), ['changed hostname:cairn-lab-web1']);
+    assert.deepEqual(statuses(await apply(['  - hostname: cairn-lab-web1'])), ['changed hostname:cairn-lab-web1']);
     assert.equal(await sh('hostname'), 'cairn-lab-web1\n');
     assert.equal(await sh('cat /etc/hostname'), 'cairn-lab-web1\n');
     assert.match(await sh('hostnamectl status'), /Static hostname: cairn-lab-web1/);
-    assert.deepEqual(statuses(apply(['  - hostname: cairn-lab-web1'])), ['unchanged hostname:cairn-lab-web1']);
+    assert.deepEqual(statuses(await apply(['  - hostname: cairn-lab-web1'])), ['unchanged hostname:cairn-lab-web1']);
 
     // Only the persisted half is off: still a change.
     await sh('echo somethingelse > /etc/hostname');
-    assert.deepEqual(statuses(apply(['  - hostname: cairn-lab-web1'])), ['changed hostname:cairn-lab-web1']);
+    assert.deepEqual(statuses(await apply(['  - hostname: cairn-lab-web1'])), ['changed hostname:cairn-lab-web1']);
     assert.equal(await sh('cat /etc/hostname'), 'cairn-lab-web1\n');
   });
 
@@ -108,7 +102,7 @@ if (why) {
       '  - sysctl: net.ipv4.ip_local_port_range',
       '    value: "20000 60999"',
     ];
-    assert.deepEqual(statuses(apply(parts)), [
+    assert.deepEqual(statuses(await apply(parts)), [
       'changed sysctl:net.ipv4.tcp_keepalive_time', 'changed sysctl:net.ipv4.tcp_syncookies', 'changed sysctl:net.ipv4.ip_local_port_range',
     ]);
     assert.equal(await sh('sysctl -n net.ipv4.tcp_keepalive_time net.ipv4.tcp_syncookies net.ipv4.ip_local_port_range'), '600\n0\n20000\t60999\n');
@@ -118,19 +112,19 @@ if (why) {
     // The file is one systemd-sysctl would apply at boot.
     assert.equal((await host.sh('sysctl -p /etc/sysctl.d/99-cairn.conf')).code, 0);
 
-    assert.deepEqual(statuses(apply(parts)), [
+    assert.deepEqual(statuses(await apply(parts)), [
       'unchanged sysctl:net.ipv4.tcp_keepalive_time', 'unchanged sysctl:net.ipv4.tcp_syncookies', 'unchanged sysctl:net.ipv4.ip_local_port_range',
     ]);
 
     await sh("sed -i '/tcp_syncookies/d' /etc/sysctl.d/99-cairn.conf");
-    assert.deepEqual(statuses(apply(parts)), [
+    assert.deepEqual(statuses(await apply(parts)), [
       'unchanged sysctl:net.ipv4.tcp_keepalive_time', 'changed sysctl:net.ipv4.tcp_syncookies', 'unchanged sysctl:net.ipv4.ip_local_port_range',
     ]);
     assert.match(await sh('cat /etc/sysctl.d/99-cairn.conf'), /^net\.ipv4\.tcp_syncookies = 0$/m);
   });
 
   test("sysctl: an unknown name fails with sysctl's own error while an unrelated node converges (exit 1)", async () => {
-    const nodes = apply([
+    const nodes = await apply([
       '  - sysctl: net.ipv4.no_such_key',
       '    value: 1',
       '  - sysctl: net.ipv4.tcp_fin_timeout',

@@ -4,11 +4,9 @@
  * lab tests rely on: a healthy systemd, and apt installing from the local repository.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Report } from './helpers/converge.ts';
-import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { makeSite, runCli } from './helpers/cli.ts';
 import { labUnavailable, startLab, type Lab } from './helpers/lab.ts';
 
 const why = labUnavailable();
@@ -18,8 +16,6 @@ if (why) {
 } else {
   let lab: Lab;
   before(async () => {
-    // Under the build lock: waits for a build under way, and builds the bundle if it is missing.
-    execFileSync('flock', ['/tmp/cairn-build.lock', 'sh', '-c', `[ -f '${CAIRN}' ] || npm run build`], { cwd: resolve(import.meta.dirname, '..'), stdio: 'inherit' });
     lab = await startLab(2, { repo: true });
   });
   after(() => lab?.stop());
@@ -43,22 +39,22 @@ if (why) {
     });
   };
 
-  const apply = (site: string) => {
-    const r = cairn(['apply', '--site', site, '--json']);
+  const apply = async (site: string) => {
+    const r = await runCli(['apply', '--site', site, '--json']);
     assert.equal(r.status, 0, `cairn apply exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
     return (JSON.parse(r.stdout) as Report).targets;
   };
 
   test('cairn apply converges two lab hosts over SSH, and a second run changes nothing', async () => {
     const site = siteFor(lab);
-    const first = apply(site);
+    const first = await apply(site);
     assert.deepEqual(first.map((t) => [t.name, t.status, t.counts.changed, t.counts.failed]).sort(),
       lab.hosts.map((h) => [h.name, 'ok', 1, 0]).sort());
     for (const h of lab.hosts) {
       const r = await h.sh('cat /etc/cairn-smoke; stat -c %a /etc/cairn-smoke');
       assert.equal(r.stdout, `converged by cairn\nhost ${h.name}\n640\n`, r.stderr);
     }
-    const second = apply(site);
+    const second = await apply(site);
     assert.deepEqual(second.map((t) => [t.status, t.counts.changed, t.counts.failed]), lab.hosts.map(() => ['ok', 0, 0]));
   });
 

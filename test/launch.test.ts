@@ -2,14 +2,15 @@
  * The `cairn` command's launcher (src/cli/launch.ts → dist/cairn.cjs): it runs the bundle from
  * V8's code cache, makes the cache on a command's first run, survives a damaged or foreign cache,
  * and runs where it cannot write one; import() of packages and of TypeScript state files works
- * from the cached script.
+ * from the cached script. Most tests run the CLI in-process (helpers/cli.ts, runCli); the plan and
+ * apply here are the built command's, end to end.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { tempDir } from './helpers/cli.ts';
+import { cairnBin, tempDir } from './helpers/cli.ts';
 
 const DIST = resolve(import.meta.dirname, '../dist');
 
@@ -90,4 +91,18 @@ test('libuv\'s pool size is not passed on to the commands a run starts', () => {
   // One the user sets is the user's: left as it is.
   run(dir, ['apply', '--site', site], { UV_THREADPOOL_SIZE: '3' });
   assert.match(readFileSync(out, 'utf8'), /UV_THREADPOOL_SIZE=3/);
+});
+
+test('the built command plans and applies the bundled example; a second apply changes nothing', () => {
+  const root = join(tempDir('cairn-launch-example-'), 'root');
+  const args = ['--site', resolve(import.meta.dirname, '../examples/site'), '-t', 'web1', '--var', `root=${root}`, '--json'];
+  const counts = (r: { stdout: string }) => (JSON.parse(r.stdout) as { targets: { counts: Record<string, number> }[] }).targets[0]!.counts;
+  const plan = cairnBin(['plan', ...args]);
+  assert.equal(plan.status, 0, plan.stderr);
+  assert.equal(counts(plan).changed, 20);
+  assert.ok(!existsSync(root));
+  const first = cairnBin(['apply', ...args]);
+  assert.equal(first.status, 0, first.stderr);
+  assert.match(readFileSync(join(root, 'etc/webserver/sites/c.example.conf'), 'utf8'), /tls on;/);
+  assert.deepEqual(counts(cairnBin(['apply', ...args])), { changed: 0, unchanged: 16, failed: 0, skipped: 0 });
 });

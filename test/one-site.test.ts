@@ -8,13 +8,12 @@
  * picks each OS's names and tools, and that planning issues nothing but reads.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { NodeResult } from '../src/engine/engine.ts';
-import { CAIRN, cairn } from './helpers/cli.ts';
+import { runCli } from './helpers/cli.ts';
 import type { Report } from './helpers/converge.ts';
 import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
 import { captured, FACTS, runScripted, ScriptedExecutor } from './helpers/scripted-executor.ts';
@@ -109,7 +108,6 @@ describe('one site on a real Debian host', { skip: why }, () => {
   let host: LabHost;
   let site: string;
   before(async () => {
-    if (!existsSync(CAIRN)) execFileSync('flock', ['/tmp/cairn-build.lock', 'npm', 'run', 'build'], { cwd: resolve(import.meta.dirname, '..'), stdio: 'inherit' });
     lab = await startLab(1, { repo: true });
     host = lab.hosts[0]!;
     site = mkdtempSync(join(tmpdir(), 'cairn-one-site-'));
@@ -119,18 +117,18 @@ describe('one site on a real Debian host', { skip: why }, () => {
   });
   after(() => lab?.stop());
 
-  const run = (mode: 'plan' | 'apply', expect = 0) => {
-    const r = cairn([mode, '--site', site, '--json']);
+  const run = async (mode: 'plan' | 'apply', expect = 0) => {
+    const r = await runCli([mode, '--site', site, '--json']);
     assert.equal(r.status, expect, `${r.stderr}\n${r.stdout}`);
     return (JSON.parse(r.stdout) as Report).targets[0]!;
   };
 
   test('plan, apply, then a second apply with 0 changes; the host is as the site says', async () => {
-    const planned = run('plan');
+    const planned = await run('plan');
     assert.equal(planned.counts.failed, 0);
     assert.deepEqual(await host.sh('getent passwd deploy'), { code: 2, stdout: '', stderr: '' }, 'a plan changed nothing');
 
-    const first = run('apply');
+    const first = await run('apply');
     assert.deepEqual(statusOf(first.nodes), {
       'group:deploy': 'changed create',
       'user:deploy': 'changed create',
@@ -143,7 +141,7 @@ describe('one site on a real Debian host', { skip: why }, () => {
       'sysctl:net.ipv4.tcp_syncookies': 'changed update', // already 1, but not persisted
       'hostname:web1': 'changed update',
     });
-    const second = run('apply');
+    const second = await run('apply');
     assert.deepEqual(second.counts, { changed: 0, unchanged: 10, failed: 0, skipped: 0 });
 
     const check = await host.sh([

@@ -5,14 +5,14 @@
  * that loses a member while the agent watches.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { KEYS, pushSite } from '../src/store/documents.ts';
 import { openStore } from '../src/store/index.ts';
-import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { CAIRN, makeSite, runCli } from './helpers/cli.ts';
 import { etcdUnavailable, startEtcdCluster, type EtcdCluster } from './helpers/etcd.ts';
 
 /** A site whose target `node1` converges `root` (a scratch folder); `motd` is one file's content. */
@@ -35,19 +35,19 @@ interface Status {
   targets: { target: string; revision?: string; status?: string; counts?: Record<string, number>; agent?: { revision?: string; rejected?: { revision: string; error: string } } }[];
 }
 
-function status(url: string): Status {
-  const r = cairn(['status', '--store', url, '--json']);
+async function status(url: string): Promise<Status> {
+  const r = await runCli(['status', '--store', url, '--json']);
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as Status;
 }
 
-function push(site: string, url: string, ...args: string[]) {
-  const r = cairn(['push', '--site', site, '--store', url, ...args]);
+async function push(site: string, url: string, ...args: string[]) {
+  const r = await runCli(['push', '--site', site, '--store', url, ...args]);
   assert.equal(r.status, 0, r.stderr);
   return { out: r.stdout, id: /revision (\w+)/.exec(r.stdout)?.[1] };
 }
 
-/** `cairn agent` in the foreground, its log collected. */
+/** `cairn agent` in the foreground, its log collected: the built command, a daemon stopped by a signal. */
 class AgentProcess {
   log = '';
   readonly child: ChildProcess;
@@ -85,58 +85,58 @@ describe('push, agent and status on SQLite', () => {
   const work = mkdtempSync(join(tmpdir(), 'cairn-agent-work-'));
   const url = `sqlite:${join(mkdtempSync(join(tmpdir(), 'cairn-agent-store-')), 'store.db')}`;
   const site = agentSite(root, 'hello');
-  const agentOnce = () => cairn(['agent', '--store', url, '--name', 'node1', '--work-dir', work, '--once']);
+  const agentOnce = () => runCli(['agent', '--store', url, '--name', 'node1', '--work-dir', work, '--once']);
 
-  test('push makes one revision; pushing the same site again makes none; --diff shows what changed', () => {
-    const first = push(site, url);
+  test('push makes one revision; pushing the same site again makes none; --diff shows what changed', async () => {
+    const first = await push(site, url);
     assert.match(first.out, /^revision [0-9a-f]{16} \(3 added, 0 modified, 0 removed\)\n$/);
-    assert.equal(push(site, url).out, `revision ${first.id} (unchanged)\n`);
+    assert.equal((await push(site, url)).out, `revision ${first.id} (unchanged)\n`);
 
     rewrite(site, 'templates/motd.eta', 'hello again on <%= it.facts.os_family %>\n');
-    const diff = push(site, url, '--diff');
+    const diff = await push(site, url, '--diff');
     assert.match(diff.out, /^modified {2}templates\/motd\.eta\n--- a\/templates\/motd\.eta\n\+\+\+ b\/templates\/motd\.eta\n@@ -1,1 \+1,1 @@\n-hello on/);
-    assert.equal(status(url).head, first.id, '--diff uploads nothing');
+    assert.equal((await status(url)).head, first.id, '--diff uploads nothing');
     rewrite(site, 'templates/motd.eta', 'hello on <%= it.facts.os_family %>\n');
   });
 
-  test('an invalid site is not pushed (exit 2, positioned error); an unreachable store is exit 3 naming it', () => {
+  test('an invalid site is not pushed (exit 2, positioned error); an unreachable store is exit 3 naming it', async () => {
     const bad = makeSite({ 'cairn.yaml': 'targets:\n  node1: { executor: local, run: [s] }\n  bad: [\n' });
-    const r = cairn(['push', '--site', bad, '--store', url]);
+    const r = await runCli(['push', '--site', bad, '--store', url]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--> cairn\.yaml:\d+:\d+/);
-    const gone = cairn(['status', '--store', 'etcd:127.0.0.1:1']);
+    const gone = await runCli(['status', '--store', 'etcd:127.0.0.1:1']);
     assert.equal(gone.status, 3);
     assert.match(gone.stderr, /etcd:127\.0\.0\.1:1/);
-    const noDir = cairn(['push', '--site', site, '--store', `sqlite:${join(site, 'cairn.yaml')}/x.db`]);
+    const noDir = await runCli(['push', '--site', site, '--store', `sqlite:${join(site, 'cairn.yaml')}/x.db`]);
     assert.equal(noDir.status, 3, noDir.stderr);
   });
 
-  test('agent --once converges its machine from the newest revision and reports; a second run does nothing', () => {
-    const head = status(url).head!;
-    const r = agentOnce();
+  test('agent --once converges its machine from the newest revision and reports; a second run does nothing', async () => {
+    const head = (await status(url)).head!;
+    const r = await agentOnce();
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, new RegExp(`revision ${head}: 4 changed, 0 unchanged, 0 failed, 0 skipped`));
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'hello on debian\n', 'compiled with its own facts');
     assert.equal(readFileSync(join(root, 'announcements'), 'utf8'), 'announced\n');
-    const s = status(url).targets.find((t) => t.target === 'node1')!;
+    const s = (await status(url)).targets.find((t) => t.target === 'node1')!;
     assert.deepEqual([s.revision, s.status, s.counts], [head, 'ok', { changed: 4, unchanged: 0, failed: 0, skipped: 0 }]);
     assert.equal(s.agent?.revision, head);
-    const again = agentOnce();
+    const again = await agentOnce();
     assert.equal(again.status, 0);
     assert.doesNotMatch(again.stdout, /converging/, 'a revision is never run twice');
   });
 
-  test('a new revision changes only what changed; its handler runs once', () => {
+  test('a new revision changes only what changed; its handler runs once', async () => {
     rewrite(site, 'templates/motd.eta', 'hello, world, on <%= it.facts.os_family %>\n');
-    const { id } = push(site, url);
-    const r = agentOnce();
+    const { id } = await push(site, url);
+    const r = await agentOnce();
     assert.match(r.stdout, new RegExp(`revision ${id}: 2 changed, 2 unchanged, 0 failed, 0 skipped`), r.stdout);
     assert.match(r.stdout, /changed {3}file:.*\/etc\/motd/);
     assert.equal(readFileSync(join(root, 'announcements'), 'utf8'), 'announced\nannounced\n');
   });
 
   test('a corrupt document: a positioned error, and the agent stays on its last good revision', async () => {
-    const good = status(url).head!;
+    const good = (await status(url)).head!;
     rewrite(site, 'states/base.yaml', readFileSync(join(site, 'states/base.yaml'), 'utf8').replace('content: "same\\n"', 'content: [unclosed'));
     // Pushed by hand, as a broken tool or a person with etcdctl might: push itself refuses it.
     const { revisionId } = await import('../src/store/documents.ts');
@@ -151,11 +151,11 @@ describe('push, agent and status on SQLite', () => {
       await store.put(KEYS.blob(sha), bytes);
       await store.put(KEYS.revision(id), JSON.stringify({ version: 1, id, parent: good, created: new Date().toISOString(), files }));
       await store.put(KEYS.head, id);
-      const r = agentOnce();
+      const r = await agentOnce();
       assert.equal(r.status, 2, r.stdout);
       assert.match(r.stdout, new RegExp(`revision ${id} rejected; staying on ${good}`));
       assert.match(r.stdout, /--> states\/base\.yaml:\d+:\d+/);
-      const s = status(url).targets.find((t) => t.target === 'node1')!;
+      const s = (await status(url)).targets.find((t) => t.target === 'node1')!;
       assert.equal(s.revision, good, 'the last report stays');
       assert.equal(s.agent?.revision, good);
       assert.equal(s.agent?.rejected?.revision, id);
@@ -166,7 +166,7 @@ describe('push, agent and status on SQLite', () => {
       await store.put(KEYS.blob(fakeSha), 'something else');
       await store.put(KEYS.revision(tampered), JSON.stringify({ version: 1, id: tampered, parent: good, created: new Date().toISOString(), files: tamperedFiles }));
       await store.put(KEYS.head, tampered);
-      const t = agentOnce();
+      const t = await agentOnce();
       assert.equal(t.status, 2, t.stdout);
       assert.match(t.stdout, new RegExp(`revision ${tampered} rejected; staying on ${good}:\\ncorrupt document /cairn/blobs/${fakeSha} in the store: its content does not match its hash \\(the content of templates/motd\\.eta\\)`));
       await store.put(KEYS.head, good);
@@ -175,28 +175,28 @@ describe('push, agent and status on SQLite', () => {
     }
   });
 
-  test('the store is named by --store, CAIRN_STORE, a config file, or store: in cairn.yaml', () => {
-    const head = status(url).head;
-    const viaEnv = spawnSync(process.execPath, [CAIRN, 'status', '--json'], { encoding: 'utf8', env: { ...process.env, CAIRN_STORE: url }, cwd: tmpdir() });
+  test('the store is named by --store, CAIRN_STORE, a config file, or store: in cairn.yaml', async () => {
+    const head = (await status(url)).head;
+    const viaEnv = await runCli(['status', '--json'], { env: { CAIRN_STORE: url }, cwd: tmpdir() });
     assert.equal((JSON.parse(viaEnv.stdout) as Status).head, head, viaEnv.stderr);
     const config = join(mkdtempSync(join(tmpdir(), 'cairn-store-config-')), 'store.yaml');
     writeFileSync(config, `url: ${url}\n`);
-    const viaConfig = cairn(['status', '--store-config', config, '--json']);
+    const viaConfig = await runCli(['status', '--store-config', config, '--json']);
     assert.equal((JSON.parse(viaConfig.stdout) as Status).head, head, viaConfig.stderr);
     const named = makeSite({ 'cairn.yaml': `store: ${url}\ntargets: {}\n` });
-    const viaSite = cairn(['status', '--site', named, '--json']);
+    const viaSite = await runCli(['status', '--site', named, '--json']);
     assert.equal((JSON.parse(viaSite.stdout) as Status).head, head, viaSite.stderr);
-    const bad = cairn(['status', '--store-config', join(tmpdir(), 'no-such-store.yaml')]);
+    const bad = await runCli(['status', '--store-config', join(tmpdir(), 'no-such-store.yaml')]);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /cannot read the store config/);
   });
 
-  test('apply --store keeps its report; cairn status lists it', () => {
+  test('apply --store keeps its report; cairn status lists it', async () => {
     const other = mkdtempSync(join(tmpdir(), 'cairn-apply-root-'));
     const adhoc = agentSite(other, 'ad hoc');
-    const r = cairn(['apply', '--site', adhoc, '--store', url]);
+    const r = await runCli(['apply', '--site', adhoc, '--store', url]);
     assert.equal(r.status, 0, r.stderr);
-    const text = cairn(['status', '--store', url]);
+    const text = await runCli(['status', '--store', url]);
     assert.match(text.stdout, /^head revision: [0-9a-f]{16}\n/);
     assert.match(text.stdout, /\nnode1 +ok {2}revision [0-9a-f]{16} \(behind\) {2}\S+ {2}4 changed, 0 unchanged, 0 failed, 0 skipped\n/);
   });
@@ -224,7 +224,7 @@ describe('an agent watching an etcd cluster', { skip: why }, () => {
     agent = new AgentProcess(cluster.url, work, '--debounce', '300');
     await agent.waitFor(/nothing pushed yet[\s\S]*watching/);
     const t0 = Date.now();
-    const { id } = push(site, cluster.url);
+    const { id } = await push(site, cluster.url);
     await agent.waitFor(new RegExp(`revision ${id}: 4 changed`));
     assert.ok(Date.now() - t0 < 5000, `converged in ${Date.now() - t0} ms`);
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'v1 on debian\n');
@@ -248,10 +248,10 @@ describe('an agent watching an etcd cluster', { skip: why }, () => {
   test('with a member killed (the leader), push, watch and reports go on and nothing is lost', async () => {
     await cluster.kill(await cluster.leader());
     rewrite(site, 'templates/motd.eta', 'v5 on <%= it.facts.os_family %>\n');
-    const { id } = push(site, cluster.url);
+    const { id } = await push(site, cluster.url);
     await agent!.waitFor(new RegExp(`revision ${id}: 2 changed`), 20000);
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'v5 on debian\n');
-    const s = status(cluster.url).targets.find((t) => t.target === 'node1')!;
+    const s = (await status(cluster.url)).targets.find((t) => t.target === 'node1')!;
     assert.equal(s.revision, id);
     for (const m of [0, 1, 2]) if (!cluster.members[m]!.process) await cluster.restart(m);
   });
@@ -260,14 +260,14 @@ describe('an agent watching an etcd cluster', { skip: why }, () => {
     rewrite(site, 'templates/motd.eta', 'v6 on <%= it.facts.os_family %>\n');
     const old = agent!;
     const stopping = old.stop();
-    const { id } = push(site, cluster.url);
+    const { id } = await push(site, cluster.url);
     await stopping;
     agent = new AgentProcess(cluster.url, work, '--debounce', '300');
     await agent.waitFor(/watching/);
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(old.converged(id!) + agent.converged(id!), 1, `old:\n${old.log}\nnew:\n${agent.log}`);
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'v6 on debian\n');
-    assert.equal(status(cluster.url).targets.find((t) => t.target === 'node1')!.revision, id);
+    assert.equal((await status(cluster.url)).targets.find((t) => t.target === 'node1')!.revision, id);
   });
 
   test('pending notifications live in the store', async () => {

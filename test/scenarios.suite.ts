@@ -7,7 +7,7 @@ import { converge, lines, scratchSite } from './helpers/converge.ts';
 
 const R = '<%= it.vars.root %>';
 
-test('nginx-like site: config → reload → certificate → config with TLS → reload; converged re-run changes nothing', () => {
+test('nginx-like site: config → reload → certificate → config with TLS → reload; converged re-run changes nothing', async () => {
   const s = scratchSite('nginx, { nginx-site: { domain: a.example } }, { tls-cert: { domain: a.example } }, { nginx-site: { domain: a.example, tls: true } }', {
     'states/web.yaml': [
       'nginx:',
@@ -38,7 +38,7 @@ test('nginx-like site: config → reload → certificate → config with TLS →
       '',
     ].join('\n'),
   });
-  const first = converge(s, 'apply', [], 0);
+  const first = await converge(s, 'apply', [], 0);
   const conf = `file:${s.root}/conf.d/a.example.conf`;
   const reload = `exec:cat ${s.root}/conf.d/*.conf >> ${s.root}/reloads.log`;
   assert.deepEqual(lines(first.nodes), [
@@ -52,12 +52,12 @@ test('nginx-like site: config → reload → certificate → config with TLS →
   ]);
   assert.equal(readFileSync(join(s.root, 'reloads.log'), 'utf8'),
     `server a.example\nserver a.example\nssl_certificate ${s.root}/certs/a.example.pem\n`);
-  const second = converge(s, 'apply', [], 0);
+  const second = await converge(s, 'apply', [], 0);
   assert.deepEqual(second.target.counts, { changed: 0, unchanged: 4, failed: 0, skipped: 1 });
   assert.equal(second.nodes[2]!.reason, 'end state in sync (stage 1 of 2)');
 });
 
-test('transition: the service is stopped while its config changes and started after; no stop when in sync', () => {
+test('transition: the service is stopped while its config changes and started after; no stop when in sync', async () => {
   const svc = `${R}/svc.sh`;
   const s = scratchSite('svc', {
     'states/svc.yaml': [
@@ -87,12 +87,12 @@ test('transition: the service is stopped while its config changes and started af
     ].join('\n'),
   });
   const log = () => readFileSync(join(s.root, 'svc.log'), 'utf8');
-  const first = converge(s, 'apply', ['--var', 'config=v1'], 0);
+  const first = await converge(s, 'apply', ['--var', 'config=v1'], 0);
   // Fresh host: the config is new, but the service is not running yet, so there is nothing to stop.
   assert.equal(first.nodes.find((n) => n.ref === 'transition:stop-for-config')!.reason, 'resource already in the transitional state');
   assert.equal(log(), 'start v1\n');
 
-  const change = converge(s, 'apply', ['--var', 'config=v2'], 0);
+  const change = await converge(s, 'apply', ['--var', 'config=v2'], 0);
   assert.deepEqual(lines(change.nodes), [
     `unchanged file:${s.root}/svc.sh`,
     `changed exec:${s.root}/svc.sh start [transition]`,
@@ -102,7 +102,7 @@ test('transition: the service is stopped while its config changes and started af
   ]);
   assert.equal(log(), 'start v1\nstop\nstart v2\n');
 
-  const same = converge(s, 'apply', ['--var', 'config=v2'], 0);
+  const same = await converge(s, 'apply', ['--var', 'config=v2'], 0);
   assert.deepEqual(lines(same.nodes).slice(1, 2), ['skipped transition:stop-for-config [prior_to in sync]']);
   assert.deepEqual(same.target.counts, { changed: 0, unchanged: 3, failed: 0, skipped: 1 });
   assert.equal(log(), 'start v1\nstop\nstart v2\n');

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { jsonSchema } from '../src/cli/schema.ts';
 import { resourceTypes } from '../src/resources/index.ts';
-import { cairn } from './helpers/cli.ts';
+import { runCli } from './helpers/cli.ts';
 
-test('cairn schema prints a JSON Schema with one part variant per resource type', () => {
-  const r = cairn(['schema']);
+test('cairn schema prints a JSON Schema with one part variant per resource type', async () => {
+  const r = await runCli(['schema']);
   assert.equal(r.status, 0, r.stderr);
   const schema = JSON.parse(r.stdout) as { $schema: string };
   assert.match(schema.$schema, /json-schema\.org/);

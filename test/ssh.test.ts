@@ -4,7 +4,7 @@
  * own with one down, and the round trips of a no-op run of the standard workload.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,7 +18,7 @@ import { buildGraph } from '../src/graph/build.ts';
 import { defineType } from '../src/resources/define.ts';
 import type { Provider } from '../src/resources/type.ts';
 import type { Report } from './helpers/converge.ts';
-import { CAIRN, cairn, makeSite } from './helpers/cli.ts';
+import { makeSite, runCli } from './helpers/cli.ts';
 import { netnsHost, netnsUnavailable, sshUnavailable, startSshd, type Sshd } from './helpers/sshd.ts';
 
 const missing = sshUnavailable();
@@ -35,8 +35,8 @@ function sshTarget(name: string, s: Sshd, more: Record<string, unknown> = {}): s
   return `  ${name}:\n${Object.entries(settings).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('')}`;
 }
 
-function apply(dir: string, ...args: string[]) {
-  const r = cairn(['apply', '--site', dir, '--json', ...args]);
+async function apply(dir: string, ...args: string[]) {
+  const r = await runCli(['apply', '--site', dir, '--json', ...args]);
   return { status: r.status, report: JSON.parse(r.stdout || '{"targets":[]}') as Report, stderr: r.stderr };
 }
 
@@ -47,26 +47,26 @@ describe('ssh', { skip: missing }, () => {
   });
   after(() => sshd?.stop());
 
-  test('an unknown host key is refused, with how to accept it; --accept-new-host-keys records it', () => {
+  test('an unknown host key is refused, with how to accept it; --accept-new-host-keys records it', async () => {
     const knownHosts = join(mkdtempSync(join(tmpdir(), 'cairn-kh-')), 'known_hosts');
     const { dir, root } = site(sshTarget('h', sshd, { known_hosts: knownHosts }));
-    const refused = apply(dir);
+    const refused = await apply(dir);
     assert.equal(refused.status, 3);
     const t = refused.report.targets[0]!;
     assert.equal(t.status, 'unreachable');
     assert.match(t.error!, /the host key of \[127\.0\.0\.1\]:22411 is unknown \(ssh-ed25519 SHA256:\S+\); it is not in .*known_hosts\. Check the fingerprint, then run again with --accept-new-host-keys/);
     assert.ok(!existsSync(join(root, 'f')), 'nothing changed');
 
-    const accepted = apply(dir, '--accept-new-host-keys');
+    const accepted = await apply(dir, '--accept-new-host-keys');
     assert.equal(accepted.status, 0, accepted.stderr);
     assert.equal(readFileSync(knownHosts, 'utf8'), `[127.0.0.1]:22411 ${sshd.hostKey}\n`);
     assert.equal(readFileSync(join(root, 'f'), 'utf8'), 'over ssh\n');
-    const again = apply(dir);
+    const again = await apply(dir);
     assert.equal(again.status, 0);
     assert.equal(again.report.targets[0]!.counts.unchanged, 1);
   });
 
-  test('a changed host key is always refused, even with --accept-new-host-keys', () => {
+  test('a changed host key is always refused, even with --accept-new-host-keys', async () => {
     const knownHosts = join(mkdtempSync(join(tmpdir(), 'cairn-kh-')), 'known_hosts');
     const other = join(mkdtempSync(join(tmpdir(), 'cairn-kh-')), 'key');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]);
@@ -74,7 +74,7 @@ describe('ssh', { skip: missing }, () => {
     writeFileSync(knownHosts, `# a comment\n[127.0.0.1]:22411 ${otherKey}\n`);
     const { dir, root } = site(sshTarget('h', sshd, { known_hosts: knownHosts }));
     for (const args of [[], ['--accept-new-host-keys']]) {
-      const r = apply(dir, ...args);
+      const r = await apply(dir, ...args);
       assert.equal(r.status, 3);
       assert.match(r.report.targets[0]!.error!, /HOST KEY CHANGED for \[127\.0\.0\.1\]:22411: it now offers ssh-ed25519 SHA256:\S+, which does not match .*known_hosts:2\..*ssh-keygen -R '\[127\.0\.0\.1\]:22411'/);
     }
@@ -82,31 +82,31 @@ describe('ssh', { skip: missing }, () => {
     assert.equal(readFileSync(knownHosts, 'utf8'), `# a comment\n[127.0.0.1]:22411 ${otherKey}\n`, 'known_hosts untouched');
   });
 
-  test('a hashed known_hosts entry (ssh-keygen -H) is honoured', () => {
+  test('a hashed known_hosts entry (ssh-keygen -H) is honoured', async () => {
     const knownHosts = join(mkdtempSync(join(tmpdir(), 'cairn-kh-')), 'known_hosts');
     writeFileSync(knownHosts, readFileSync(sshd.knownHosts));
     execFileSync('ssh-keygen', ['-q', '-H', '-f', knownHosts], { stdio: 'pipe' });
     assert.match(readFileSync(knownHosts, 'utf8'), /^\|1\|/);
     const { dir } = site(sshTarget('h', sshd, { known_hosts: knownHosts }));
-    assert.equal(apply(dir).status, 0);
+    assert.equal((await apply(dir)).status, 0);
   });
 
-  test('a key the server does not accept: exit 3, the host named, nothing else stops', () => {
+  test('a key the server does not accept: exit 3, the host named, nothing else stops', async () => {
     const wrong = join(mkdtempSync(join(tmpdir(), 'cairn-key-')), 'id');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', wrong]);
     const { dir, root } = site(sshTarget('bad', sshd, { identity_file: wrong }) + sshTarget('good', sshd));
-    const r = apply(dir);
+    const r = await apply(dir);
     assert.equal(r.status, 3);
     const [bad, good] = r.report.targets;
     assert.equal(bad!.status, 'unreachable');
     assert.equal(bad!.error, `authentication failed for root@127.0.0.1:22411 (tried key ${wrong})`);
     assert.equal(good!.status, 'ok');
     assert.ok(existsSync(join(root, 'f')));
-    const text = cairn(['apply', '--site', dir]);
+    const text = await runCli(['apply', '--site', dir]);
     assert.match(text.stdout, /^bad: UNREACHABLE: authentication failed for root@127\.0\.0\.1:22411/m);
   });
 
-  test('~/.ssh/config supplies HostName, Port, User and IdentityFile for a host alias', () => {
+  test('~/.ssh/config supplies HostName, Port, User and IdentityFile for a host alias', async () => {
     const home = mkdtempSync(join(tmpdir(), 'cairn-home-'));
     mkdirSync(join(home, '.ssh'));
     writeFileSync(join(home, '.ssh/config'), `Host other\n  Port 1\nHost box-*\n  HostName ${sshd.host}\n  Port ${sshd.port}\n  User root\n  IdentityFile ${sshd.identityFile}\n`);
@@ -116,21 +116,23 @@ describe('ssh', { skip: missing }, () => {
       'cairn.yaml': `targets:\n  box-1:\n    executor: ssh\n    state_dir: ${root}/.state\n    run: [s]\nvars:\n  root: ${root}\n`,
       'states/s.yaml': 's:\n  - file: <%= it.vars.root %>/f\n    content: "<%= it.facts.hostname %>"\n',
     });
-    const r = spawnSync(process.execPath, [CAIRN, 'apply', '--site', dir], { encoding: 'utf8', env: { ...process.env, HOME: home, SSH_AUTH_SOCK: '' } });
+    const r = await runCli(['apply', '--site', dir], { env: { HOME: home, SSH_AUTH_SOCK: '' } });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.equal(readFileSync(join(root, 'f'), 'utf8'), execFileSync('uname', ['-n'], { encoding: 'utf8' }).trim(), 'facts come from the target');
   });
 
   test('a connection lost mid-run ends that target as unreachable (exit 3), not as a string of failed nodes', async () => {
     const { dir, root } = site(sshTarget('h', sshd), `s:\n  - exec: echo started\n  - exec: sleep 2\n  - file: <%= it.vars.root %>/after\n    content: x\n`);
-    const child = spawn(process.execPath, [CAIRN, 'apply', '--site', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('exec:echo started')) sshd.dropConnections();
+    let dropped = false;
+    const { status, stdout: out } = await runCli(['apply', '--site', dir], {
+      onStdout: (text) => {
+        if (!dropped && text.includes('exec:echo started')) {
+          dropped = true;
+          sshd.dropConnections();
+        }
+      },
     });
-    const code = await new Promise<number | null>((r) => child.on('close', r));
-    assert.equal(code, 3, out);
+    assert.equal(status, 3, out);
     assert.match(out, /^h: UNREACHABLE: lost the connection to root@127\.0\.0\.1:22411: /m);
     assert.doesNotMatch(out, /FAILED/);
     assert.ok(!existsSync(join(root, 'after')));
@@ -213,21 +215,21 @@ describe('ssh', { skip: missing }, () => {
     assert.equal(local!.status, 'would-change');
   });
 
-  test('the standard workload over SSH: 742 changes, then a no-op in a handful of round trips', () => {
+  test('the standard workload over SSH: 742 changes, then a no-op in a handful of round trips', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-site-'));
     cpSync(resolve('bench/site/states'), join(dir, 'states'), { recursive: true });
     cpSync(resolve('bench/site/templates'), join(dir, 'templates'), { recursive: true });
     const root = mkdtempSync(join(tmpdir(), 'cairn-bench-root-'));
     writeFileSync(join(dir, 'cairn.yaml'), `targets:\n${sshTarget('h', sshd, { run: ['workload'] })}vars:\n  root: ${root}/w\n  app_version: 1\n`);
-    const first = apply(dir);
+    const first = await apply(dir);
     assert.equal(first.status, 0, first.stderr);
     assert.equal(first.report.targets[0]!.counts.changed, 743);
-    const noop = apply(dir);
+    const noop = await apply(dir);
     const t = noop.report.targets[0]!;
     assert.deepEqual(t.counts, { changed: 0, unchanged: 742, failed: 0, skipped: 0 });
     // The set-up with the facts, then the batched read of every path: nothing per node.
     assert.ok(t.round_trips! <= 2, `round trips: ${t.round_trips}`);
-    const change = apply(dir, '--var', 'app_version=2');
+    const change = await apply(dir, '--var', 'app_version=2');
     assert.equal(change.report.targets[0]!.counts.changed, 2);
     assert.equal(readFileSync(join(root, 'w/d50/app.reloads'), 'utf8'), 'reloaded\nreloaded\n');
   });
@@ -255,32 +257,32 @@ describe('ssh become', { skip: missing }, () => {
   });
   after(() => sshd?.stop());
 
-  test('become: true runs everything through sudo -n as root', (t) => {
+  test('become: true runs everything through sudo -n as root', async (t) => {
     if (why) return t.skip(why);
     const { dir, root } = site(
       sshTarget('h', sshd, { user: 'cairn-nopw', become: true }),
       's:\n  - directory: <%= it.vars.root %>/private\n    mode: "0700"\n  - file: <%= it.vars.root %>/private/secret\n    content: s3cret\n    mode: "0600"\n  - exec: id -un > <%= it.vars.root %>/private/whoami\n    creates: <%= it.vars.root %>/private/whoami\n',
     );
-    const r = apply(dir);
+    const r = await apply(dir);
     assert.equal(r.status, 0, JSON.stringify(r.report));
     assert.equal(statSync(join(root, 'private/secret')).uid, 0);
     assert.equal(statSync(join(root, 'private/secret')).mode & 0o777, 0o600);
     assert.equal(readFileSync(join(root, 'private/whoami'), 'utf8'), 'root\n');
-    assert.equal(apply(dir).report.targets[0]!.counts.changed, 0);
+    assert.equal((await apply(dir)).report.targets[0]!.counts.changed, 0);
   });
 
-  test('without become, the login user acts as itself', (t) => {
+  test('without become, the login user acts as itself', async (t) => {
     if (why) return t.skip(why);
     const { dir, root } = site(sshTarget('h', sshd, { user: 'cairn-nopw' }), 's:\n  - exec: id -un > <%= it.vars.root %>/whoami\n');
     execFileSync('chmod', ['0777', root]);
-    assert.equal(apply(dir).status, 0);
+    assert.equal((await apply(dir)).status, 0);
     assert.equal(readFileSync(join(root, 'whoami'), 'utf8'), 'cairn-nopw\n');
   });
 
-  test('sudo that wants a password fails clearly: exit 3, nothing changed', (t) => {
+  test('sudo that wants a password fails clearly: exit 3, nothing changed', async (t) => {
     if (why) return t.skip(why);
     const { dir, root } = site(sshTarget('h', sshd, { user: 'cairn-pw', become: true }));
-    const r = apply(dir);
+    const r = await apply(dir);
     assert.equal(r.status, 3);
     assert.match(r.report.targets[0]!.error!, /^become: sudo on cairn-pw@127\.0\.0\.1:22412 wants a password to run as root\. Cairn runs sudo non-interactively \(sudo -n\): allow cairn-pw to run commands as root without a password \(NOPASSWD in sudoers\)$/);
     assert.ok(!existsSync(join(root, 'f')));
@@ -307,14 +309,14 @@ describe('ssh across network namespaces', { skip: noNetns }, () => {
     }
   });
 
-  test('four hosts, one down: the other three converge, the down one is named, exit 3', () => {
+  test('four hosts, one down: the other three converge, the down one is named, exit 3', { timeout: 60_000 }, async () => {
     const up = hosts.find((h) => h.sshd)!.sshd!;
     const knownHosts = join(mkdtempSync(join(tmpdir(), 'cairn-kh-')), 'known_hosts');
     writeFileSync(knownHosts, hosts.filter((h) => h.sshd).map((h) => `${h.address} ${h.sshd!.hostKey}\n`).join(''));
     const targets = hosts.map((h, i) => `  h${i + 1}:\n    host: ${h.address}\n    user: root\n    identity_file: ${up.identityFile}\n    known_hosts: ${knownHosts}\n    state_dir: /tmp/cairn-netns-state-${process.pid}/h${i + 1}\n    run: [s]\n`).join('');
     const { dir, root } = site(targets, 's:\n  - file: <%= it.vars.root %>/<%= it.target.name %>\n    content: "<%= it.target.host %>\\n"\n',
       'groups:\n  fleet: { match: "h*" }\n');
-    const r = spawnSync(process.execPath, [CAIRN, 'apply', '--site', dir, '-t', 'fleet', '--forks', '4', '--json'], { encoding: 'utf8', timeout: 60_000 });
+    const r = await runCli(['apply', '--site', dir, '-t', 'fleet', '--forks', '4', '--json']);
     assert.equal(r.status, 3, r.stderr);
     const report = JSON.parse(r.stdout) as Report;
     assert.deepEqual(report.targets.map((t) => [t.name, t.status]), [['h1', 'ok'], ['h2', 'ok'], ['h3', 'unreachable'], ['h4', 'ok']]);
@@ -322,7 +324,7 @@ describe('ssh across network namespaces', { skip: noNetns }, () => {
     for (const i of [1, 2, 4]) assert.equal(readFileSync(join(root, `h${i}`), 'utf8'), `10.201.${40 + i}.2\n`);
     assert.ok(!existsSync(join(root, 'h3')));
     // Plain output: a summary line per target, the unreachable one named with its host.
-    const text = spawnSync(process.execPath, [CAIRN, 'plan', '--site', dir, '-t', 'h*'], { encoding: 'utf8' });
+    const text = await runCli(['plan', '--site', dir, '-t', 'h*']);
     assert.match(text.stdout, /^h3: UNREACHABLE: cannot connect to root@10\.201\.43\.2:22/m);
     assert.equal(text.stdout.match(/^h[124]: 0 to change, 1 unchanged, 0 failed, 0 skipped in [\d.]+ s \(\d+ round trips\)$/gm)?.length, 3);
   });

@@ -10,21 +10,18 @@
  *   credentials are an input error naming the URL (the CLI exits 2), never a password in a URL.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { InputError } from '../src/lib/errors.ts';
 import { openStore, StoreUnreachableError, type Store, type StoreOptions } from '../src/store/index.ts';
-import { CAIRN, cairn } from './helpers/cli.ts';
+import { runCli } from './helpers/cli.ts';
 import { etcdUnavailable, makeCertificates, opensslUnavailable, startEtcdCluster, type EtcdCluster, type EtcdTlsFiles } from './helpers/etcd.ts';
 import { show, WatchRecorder } from './store.suite.ts';
 
 const why = etcdUnavailable() ?? opensslUnavailable();
 if (why) process.stderr.write(`*** ETCD TLS TESTS SKIPPED: ${why} ***\n`);
-const cliWhy = existsSync(CAIRN) ? undefined : `${CAIRN} is missing (npm run build)`;
-if (!why && cliWhy) process.stderr.write(`*** ETCD TLS CLI TESTS SKIPPED: ${cliWhy} ***\n`);
 
 const scratch = mkdtempSync(join(tmpdir(), 'cairn-store-tls-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -68,14 +65,9 @@ function config(name: string, settings: Record<string, string>): string {
 }
 
 /** `cairn status --json` with only this store config (no CAIRN_STORE* from the environment). */
-function status(configFile: string): { status: number | null; stdout: string; stderr: string } {
-  const saved = Object.entries(process.env).filter(([k]) => k.startsWith('CAIRN_STORE'));
-  for (const [k] of saved) delete process.env[k];
-  try {
-    return cairn(['status', '--json', '--store-config', configFile], scratch);
-  } finally {
-    for (const [k, v] of saved) process.env[k] = v;
-  }
+function status(configFile: string) {
+  const unset = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('CAIRN_STORE')).map((k) => [k, undefined]));
+  return runCli(['status', '--json', '--store-config', configFile], { cwd: scratch, env: unset });
 }
 
 describe('etcd over TLS with client certificates', { skip: why ?? false }, () => {
@@ -128,13 +120,13 @@ describe('etcd over TLS with client certificates', { skip: why ?? false }, () =>
     });
   });
 
-  test('cairn status --store-config FILE (url, ca, cert, key); without cert and key it exits 3', { skip: cliWhy ?? false }, () => {
-    const ok = status(config('tls', { url: cluster.url, ...files }));
+  test('cairn status --store-config FILE (url, ca, cert, key); without cert and key it exits 3', async () => {
+    const ok = await status(config('tls', { url: cluster.url, ...files }));
     assert.equal(ok.status, 0, ok.stderr);
     assert.deepEqual(JSON.parse(ok.stdout), { version: 1, head: null, targets: [] });
     assert.equal(ok.stderr, '', 'nothing on stderr (no warnings)');
 
-    const refused = status(config('tls-no-cert', { url: cluster.url, ca: files.ca }));
+    const refused = await status(config('tls-no-cert', { url: cluster.url, ca: files.ca }));
     assert.equal(refused.status, 3, refused.stderr);
     assert.match(refused.stderr, new RegExp(`^cairn: store ${cluster.url} is unreachable: .*bad certificate`));
   });
@@ -246,24 +238,24 @@ describe('etcd with authentication (user and password)', { skip: why ?? false },
     }
   });
 
-  test('cairn status --store-config FILE (url, user, password); a wrong password exits 2', { skip: cliWhy ?? false }, () => {
-    const ok = status(config('auth', { url: cluster.url, ...cairnUser }));
+  test('cairn status --store-config FILE (url, user, password); a wrong password exits 2', async () => {
+    const ok = await status(config('auth', { url: cluster.url, ...cairnUser }));
     assert.equal(ok.status, 0, ok.stderr);
     assert.deepEqual(JSON.parse(ok.stdout), { version: 1, head: null, targets: [] });
 
-    const refused = status(config('auth-wrong', { url: cluster.url, user: 'cairn', password: 'wrong!pw' }));
+    const refused = await status(config('auth-wrong', { url: cluster.url, user: 'cairn', password: 'wrong!pw' }));
     assert.equal(refused.status, 2, refused.stderr);
     assert.match(refused.stderr, new RegExp(`store ${cluster.url}: etcd refused user "cairn": wrong user name or password`));
     assert.ok(!refused.stderr.includes('wrong!pw'), refused.stderr);
 
     // A role that may read but not write: status works, push is refused (exit 2), nothing written.
     const reader = config('auth-reader', { url: cluster.url, user: 'reader', password: 'readerpw' });
-    assert.equal(status(reader).status, 0);
+    assert.equal((await status(reader)).status, 0);
     const site = mkdtempSync(join(tmpdir(), 'cairn-tls-site-'));
     writeFileSync(join(site, 'cairn.yaml'), 'targets: {}\n');
-    const push = spawnSync(process.execPath, [CAIRN, 'push', '--site', site, '--store-config', reader], { encoding: 'utf8' });
+    const push = await runCli(['push', '--site', site, '--store-config', reader]);
     assert.equal(push.status, 2, push.stderr);
     assert.match(push.stderr, /refused the request: permission denied/);
-    assert.deepEqual(JSON.parse(status(reader).stdout), { version: 1, head: null, targets: [] });
+    assert.deepEqual(JSON.parse((await status(reader)).stdout), { version: 1, head: null, targets: [] });
   });
 });

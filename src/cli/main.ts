@@ -160,6 +160,12 @@ export function program(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Commands report their code through process.exitCode; the caller gets it back as it was, so
+  // main() can run more than once in one process (tests) without one run's code leaking into the
+  // next, nor one run's sources and facts.
+  const outer = process.exitCode;
+  sources.clear();
+  thisMachine = undefined;
   try {
     process.exitCode = ExitCode.ok;
     await program().parseAsync(argv, { from: 'user' });
@@ -175,5 +181,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     writeErr(`cairn: internal error: ${(err as Error).stack ?? String(err)}\n`);
     return 70;
+  } finally {
+    process.exitCode = outer;
   }
 }

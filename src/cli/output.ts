@@ -9,6 +9,25 @@
  */
 import { fstatSync, statSync, writeSync } from 'node:fs';
 
+/** Takes the CLI's text in place of the process's descriptors. */
+export interface OutputSink {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/**
+ * Set while tests run main() in the test's own process, whose descriptors belong to the test
+ * runner; the real command never sets it.
+ */
+let sink: OutputSink | undefined;
+
+/** Sends the CLI's output to `next` (undefined: the process's own again); returns the sink it replaces. */
+export function redirectOutput(next: OutputSink | undefined): OutputSink | undefined {
+  const previous = sink;
+  sink = next;
+  return previous;
+}
+
 /** Whether fd 1 is written with writeSync; decided on first use. */
 let direct: boolean | undefined;
 
@@ -43,10 +62,15 @@ export function stdoutStream(): NodeJS.WriteStream {
 
 /** A terminal (not merely a character device such as /dev/null). */
 export function stdoutIsTTY(): boolean {
+  if (sink) return false;
   return !isDirect() && stdoutStream().isTTY === true;
 }
 
 export function writeOut(text: string): void {
+  if (sink) {
+    sink.out(text);
+    return;
+  }
   if (!isDirect()) {
     stdoutStream().write(text);
     return;
@@ -67,6 +91,10 @@ export function writeOut(text: string): void {
 
 /** Standard error (diagnostics): always Node's stream, which is synchronous for files and terminals. */
 export function writeErr(text: string): void {
+  if (sink) {
+    sink.err(text);
+    return;
+  }
   streamsUsed = true;
   process.stderr.write(text);
 }

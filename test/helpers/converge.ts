@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { NodeResult, TargetReport } from '../../src/engine/engine.ts';
-import { cairn, makeSite, tempDir } from './cli.ts';
+import { makeSite, runCli, tempDir } from './cli.ts';
 
 export interface Report {
   version: number;
@@ -40,8 +40,8 @@ export function scratchSite(run: string, files: Record<string, string>, extra = 
   return { site, root, stateDir };
 }
 
-export function converge(s: Scratch, mode: 'plan' | 'apply' = 'apply', args: string[] = [], expectStatus?: number) {
-  const r = cairn([mode, '--site', s.site, '--json', ...args]);
+export async function converge(s: Scratch, mode: 'plan' | 'apply' = 'apply', args: string[] = [], expectStatus?: number) {
+  const r = await runCli([mode, '--site', s.site, '--json', ...args]);
   if (expectStatus !== undefined) assert.equal(r.status, expectStatus, `exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
   const report = JSON.parse(r.stdout) as Report;
   const target = report.targets[0]!;
