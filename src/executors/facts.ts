@@ -1,6 +1,6 @@
 /**
  * Facts as plain data, the same keys whether read in-process (local) or by one shell script over
- * SSH (ssh/remote-script.ts): OS family, distribution, release, kernel, architecture, init system,
+ * SSH (shell/remote-script.ts): OS family, distribution, release, kernel, architecture, init system,
  * package manager, hostname, addresses, CPUs, memory.
  */
 

@@ -15,9 +15,10 @@ import { printfFormat, shellCommand, shellQuote } from '../../lib/shell.ts';
 import { idTable } from '../passwd.ts';
 import { UnreachableError, type Executor, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions } from '../types.ts';
 import { UnsyncedWrites } from '../unsynced-writes.ts';
+import { channelStream } from './channel.ts';
 import { connect, type ConnectOptions, type Resolved, type SshSettings } from './connect.ts';
-import { BatchMismatch, FACTS_SCRIPT, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
-import { RemoteShell, ShellGone } from './remote-shell.ts';
+import { BatchMismatch, FACTS_SCRIPT, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from '../shell/remote-script.ts';
+import { RemoteShell, ShellGone } from '../shell/remote-shell.ts';
 
 const OUTPUT_LIMIT = 1 << 20;
 /** Paths per batched read, and bytes of path arguments (well under any ARG_MAX). */
@@ -86,7 +87,7 @@ export class SshExecutor implements Executor {
         client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch)));
       });
       // The facts come in the set-up's round trip: every run asks for them first.
-      const { shell, nonce, init } = await RemoteShell.start(channel, FACTS_SCRIPT);
+      const { shell, nonce, init } = await RemoteShell.start(channelStream(channel), FACTS_SCRIPT);
       const [setupSection = Buffer.alloc(0), ...factSections] = splitSections(init, nonce);
       const setup = parseSetup(setupSection);
       if (!setup) throw new ShellGone(`the remote shell's set-up printed what Cairn cannot read: ${init.toString().trim().slice(0, 500)}`);
