@@ -126,6 +126,24 @@ describe('the shell protocol over a local /bin/sh process', () => {
   });
 });
 
+test('facts read from a root folder: its os-release, this machine\'s kernel, at the set-up and again later', async () => {
+  const root = tempDir('cairn-sh-root-');
+  mkdirSync(join(root, 'etc'));
+  writeFileSync(join(root, 'etc', 'os-release'), 'ID=alpine\nVERSION_ID=3.20.1\n');
+  const exec = await ShellExecutor.start('t', localSh(), { factsRoot: root });
+  try {
+    const here = localFacts();
+    for (const facts of [await exec.facts(), await exec.facts()]) {
+      assert.deepEqual([facts.os_family, facts.distribution, facts.release], ['alpine', 'alpine', '3.20.1']);
+      assert.equal(facts.package_manager, 'unknown', 'no package tool in the root, whatever this machine has');
+      assert.deepEqual([facts.kernel, facts.architecture, facts.hostname], [here.kernel, here.architecture, here.hostname]);
+    }
+    assert.equal(exec.roundTrips, 2);
+  } finally {
+    await exec.close();
+  }
+});
+
 test('a shell that cannot start or exits at once fails the start; one that goes later makes the target unreachable', async () => {
   await assert.rejects(ShellExecutor.start('t', localSh(['/no/such/sh'])), /ENOENT/);
   await assert.rejects(ShellExecutor.start('t', localSh(['/bin/sh', '-c', 'echo broken >&2; exit 3'])), /broken/);

@@ -15,7 +15,7 @@ import { printfFormat, shellCommand, shellQuote } from '../../lib/shell.ts';
 import { idTable } from '../passwd.ts';
 import { UnreachableError, type Executor, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions } from '../types.ts';
 import { UnsyncedWrites } from '../unsynced-writes.ts';
-import { BatchMismatch, FACTS_SCRIPT, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
+import { BatchMismatch, factsScript, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
 import { RemoteShell, ShellGone } from './remote-shell.ts';
 import { NoExitStatus, TransportLost, type ShellTransport } from './transport.ts';
 
@@ -48,11 +48,19 @@ export interface OpenedShell {
   facts: Record<string, unknown>;
 }
 
+export interface ShellOptions {
+  /**
+   * Read the release, init system and package tool from this folder rather than `/` (a chroot
+   * executor whose shell runs outside the root); the rest of the facts stay the machine's.
+   */
+  factsRoot?: string;
+}
+
 /** Starts the transport's shell and sets it up; the facts come in the same round trip. */
-export async function openShell(transport: ShellTransport): Promise<OpenedShell> {
+export async function openShell(transport: ShellTransport, options: ShellOptions = {}): Promise<OpenedShell> {
   const stream = await transport.openShell();
   // Every run asks for the facts first.
-  const { shell, nonce, init } = await RemoteShell.start(stream, FACTS_SCRIPT);
+  const { shell, nonce, init } = await RemoteShell.start(stream, factsScript(options.factsRoot));
   const [setupSection = Buffer.alloc(0), ...factSections] = splitSections(init, nonce);
   const setup = parseSetup(setupSection);
   if (!setup) throw new ShellGone(`the remote shell's set-up printed what Cairn cannot read: ${init.toString().trim().slice(0, 500)}`);
@@ -80,7 +88,7 @@ export class ShellExecutor implements Executor {
   /** Set when the transport or the shell went: every operation after it fails as unreachable. */
   private lost?: string;
 
-  constructor(readonly target: string, private readonly transport: ShellTransport, opened: OpenedShell) {
+  constructor(readonly target: string, private readonly transport: ShellTransport, opened: OpenedShell, private readonly options: ShellOptions = {}) {
     this.name = transport.name;
     this.shell = opened.shell;
     this.nonce = opened.nonce;
@@ -94,9 +102,9 @@ export class ShellExecutor implements Executor {
   }
 
   /** Opens the transport's shell; the transport is closed again if that fails. */
-  static async start(target: string, transport: ShellTransport): Promise<ShellExecutor> {
+  static async start(target: string, transport: ShellTransport, options: ShellOptions = {}): Promise<ShellExecutor> {
     try {
-      return new ShellExecutor(target, transport, await openShell(transport));
+      return new ShellExecutor(target, transport, await openShell(transport, options), options);
     } catch (err) {
       transport.close();
       throw err;
@@ -321,7 +329,7 @@ export class ShellExecutor implements Executor {
     const opening = this.openingFacts;
     this.openingFacts = undefined;
     if (opening) return opening;
-    const r = await this.request(FACTS_SCRIPT);
+    const r = await this.request(factsScript(this.options.factsRoot));
     return parseFacts(splitSections(r.output, this.nonce));
   }
 
