@@ -4,7 +4,8 @@
  * and provider selection by the tables and facts.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,10 +13,11 @@ import { buildCatalog } from '../src/catalog/catalog.ts';
 import { osTable } from '../src/catalog/compile.ts';
 import { factsFrom, parseAddresses } from '../src/executors/facts.ts';
 import { localFacts } from '../src/executors/local-facts.ts';
+import { FACTS_SCRIPT, factsScript, parseFacts, splitSections } from '../src/executors/shell/remote-script.ts';
 import { Diagnostics } from '../src/lib/errors.ts';
 import { osName, osSetting } from '../src/resources/os.ts';
 import { loadSite } from '../src/site/load.ts';
-import { makeSite, runCli } from './helpers/cli.ts';
+import { makeSite, runCli, tempDir } from './helpers/cli.ts';
 import { FACTS } from './helpers/scripted-executor.ts';
 import { sshUnavailable, startSshd, type Sshd } from './helpers/sshd.ts';
 
@@ -55,6 +57,40 @@ test('addresses are parsed from ip -o addr, ifconfig (BSD and Linux) and hostnam
 
 test('local facts have every key', () => {
   assert.deepEqual(Object.keys(localFacts()), FACT_KEYS);
+});
+
+/** A folder holding an Alpine system's files, as a chroot executor would converge. */
+function alpineRoot(): string {
+  const root = tempDir('cairn-root-');
+  mkdirSync(join(root, 'etc'));
+  writeFileSync(join(root, 'etc', 'os-release'), 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.20.1\n');
+  mkdirSync(join(root, 'sbin'));
+  writeFileSync(join(root, 'sbin', 'openrc'), '');
+  // Absolute, so it dangles seen from outside the root: still the root's apk.
+  symlinkSync('/bin/busybox-in-the-root', join(root, 'sbin', 'apk'));
+  return root;
+}
+
+test('facts of a system in a folder: release, init system and package tool from its files, the rest from this machine', () => {
+  const root = alpineRoot();
+  const here = localFacts();
+  const nonce = 'cairn-test-nonce';
+  const byShell = parseFacts(splitSections(execFileSync('/bin/sh', ['-c', `__n=${nonce}\n${factsScript(`${root}/`)}`]), nonce));
+  for (const facts of [localFacts(root), byShell]) {
+    assert.deepEqual(Object.keys(facts), FACT_KEYS);
+    assert.equal(facts.os_family, 'alpine');
+    assert.equal(facts.distribution, 'alpine');
+    assert.equal(facts.release, '3.20.1');
+    assert.equal(facts.package_manager, 'apk');
+    assert.equal(facts.init_system, 'openrc');
+    for (const key of ['kernel', 'kernel_release', 'architecture', 'hostname']) assert.deepEqual(facts[key], here[key], key);
+  }
+  // A root without those files says so, rather than borrowing this machine's.
+  const bare = localFacts(tempDir('cairn-root-'));
+  assert.deepEqual([bare.distribution, bare.package_manager, bare.init_system], ['linux', 'unknown', 'unknown']);
+  // `/` is this machine, read the live way.
+  assert.equal(factsScript('/'), FACTS_SCRIPT);
+  assert.deepEqual(localFacts('/'), here);
 });
 
 test('OS tables: built-in family, distribution and release sections; a site os/ file overrides them', async () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { sshConfigFor } from '../src/executors/ssh/config.ts';
 import { hostEntryName, keysFor, preferredHostKeyAlgorithms, verifyHostKey } from '../src/executors/ssh/known-hosts.ts';
-import { BatchMismatch, FACTS_SCRIPT, parseBatch, parseCpuCount, parseFacts, parseSetup, REMOTE_FUNCTIONS, splitSections } from '../src/executors/ssh/remote-script.ts';
+import { BatchMismatch, FACTS_SCRIPT, parseBatch, parseCpuCount, parseFacts, parseSetup, REMOTE_FUNCTIONS, splitSections } from '../src/executors/shell/remote-script.ts';
 import { localFacts } from '../src/executors/local-facts.ts';
 import { plainCommandWords, printfFormat, shellCommand, shellQuote } from '../src/lib/shell.ts';
 

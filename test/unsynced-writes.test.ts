@@ -11,7 +11,7 @@ import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { LocalExecutor } from '../src/executors/local.ts';
-import { REMOTE_FUNCTIONS } from '../src/executors/ssh/remote-script.ts';
+import { REMOTE_FUNCTIONS } from '../src/executors/shell/remote-script.ts';
 import { UnsyncedWrites } from '../src/executors/unsynced-writes.ts';
 import { shellQuote } from '../src/lib/shell.ts';
 import { tempDir } from './helpers/cli.ts';

@@ -1,6 +1,6 @@
 /**
  * Facts as plain data, the same keys whether read in-process (local) or by one shell script over
- * SSH (ssh/remote-script.ts): OS family, distribution, release, kernel, architecture, init system,
+ * SSH (shell/remote-script.ts): OS family, distribution, release, kernel, architecture, init system,
  * package manager, hostname, addresses, CPUs, memory.
  */
 
@@ -40,6 +40,15 @@ const PACKAGE_MANAGER: Record<string, string> = { 'apt-get': 'apt', dnf: 'dnf', 
 
 /** The package tools looked for, in this order (dnf before yum: Fedora and RHEL 8+ have both). */
 export const PACKAGE_TOOLS = Object.keys(PACKAGE_MANAGER);
+
+/** Where a package tool is looked for when the system is a folder (no PATH to search there). */
+export const PACKAGE_TOOL_DIRS = ['/usr/bin', '/bin', '/usr/sbin', '/sbin', '/usr/local/bin', '/usr/local/sbin'];
+
+/**
+ * The init system of a system that is a folder, not running (no /run to look at): the program
+ * that would start as its process 1, where each init keeps it.
+ */
+export const ROOT_INIT = { systemd: ['/usr/lib/systemd/systemd', '/lib/systemd/systemd'], openrc: '/sbin/openrc' };
 
 /** Loopback and link-local addresses say nothing about how to reach a machine. */
 function isLocalOnly(address: string): boolean {

@@ -1,17 +1,34 @@
 /**
  * Facts about the machine Cairn runs on, read in-process (no command), with the same keys as the
- * facts an SSH target reports.
+ * facts an SSH target reports; or about a system held in a folder on it (`root`, as a chroot
+ * executor converges): its release, init system and package tool from its files, the rest from
+ * the running machine, as shell/remote-script.ts's factsScript does.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { factsFrom, PACKAGE_TOOLS } from './facts.ts';
-
-const BIN_DIRS = ['/usr/bin', '/bin', '/usr/sbin', '/sbin', '/usr/local/bin', '/usr/local/sbin'];
+import { factsFrom, PACKAGE_TOOL_DIRS, PACKAGE_TOOLS, ROOT_INIT } from './facts.ts';
 
 function initSystem(): string {
   if (existsSync('/run/systemd/system')) return 'systemd';
   if (existsSync('/run/openrc') || existsSync('/sbin/openrc')) return 'openrc';
+  if (os.platform() === 'freebsd') return 'rc.d';
+  return 'unknown';
+}
+
+/** Something is there, a dangling link included: a root's absolute links point outside it. */
+function present(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function rootInitSystem(root: string): string {
+  if (ROOT_INIT.systemd.some((p) => present(join(root, p)))) return 'systemd';
+  if (present(join(root, ROOT_INIT.openrc))) return 'openrc';
   if (os.platform() === 'freebsd') return 'rc.d';
   return 'unknown';
 }
@@ -24,17 +41,21 @@ function readOr(path: string): string {
   }
 }
 
-export function localFacts(): Record<string, unknown> {
+export function localFacts(root?: string): Record<string, unknown> {
+  // `/` is the running machine itself, read the live way.
+  const dir = root?.replace(/\/+$/, '') || undefined;
+  const at = (path: string) => (dir === undefined ? path : join(dir, path));
+  const installed = dir === undefined ? existsSync : present;
   return factsFrom({
-    osRelease: readOr('/etc/os-release') || readOr('/usr/lib/os-release'),
+    osRelease: readOr(at('/etc/os-release')) || readOr(at('/usr/lib/os-release')),
     kernel: os.platform(),
     kernelRelease: os.release(),
     machine: os.arch(),
     hostname: os.hostname(),
     cpus: os.cpus().length,
     memoryMb: Math.round(os.totalmem() / 1048576),
-    initSystem: initSystem(),
-    packageTool: PACKAGE_TOOLS.find((tool) => BIN_DIRS.some((d) => existsSync(join(d, tool)))) ?? '',
+    initSystem: dir === undefined ? initSystem() : rootInitSystem(dir),
+    packageTool: PACKAGE_TOOLS.find((tool) => PACKAGE_TOOL_DIRS.some((d) => installed(at(join(d, tool))))) ?? '',
     addresses: Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)),
   });
 }

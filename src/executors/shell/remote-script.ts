@@ -7,8 +7,9 @@
  * per link, content hashes with one `sha256sum`, and the bytes of the first K paths' files with
  * one `od`: a handful of processes and one round trip, whatever the number of paths.
  */
-import { factsFrom, PACKAGE_TOOLS, parseAddresses } from '../facts.ts';
-import type { Stat } from '../types.ts';
+import { shellQuote } from '../../lib/shell.ts';
+import { factsFrom, PACKAGE_TOOL_DIRS, PACKAGE_TOOLS, parseAddresses, ROOT_INIT } from '../facts.ts';
+import { TargetError, type Stat } from '../types.ts';
 
 /**
  * Ends a section of a request's output: a newline and the connection's marker on a line of its
@@ -105,19 +106,38 @@ export function splitSections(output: Buffer, nonce: string): Buffer[] {
  * each. Builtins where they do the job, so that a connection starts two processes for its facts
  * (uname, ip) where it started five: os-release is read line by line, and Linux's online CPUs come
  * from sysfs as a list such as "0-3,6" (getconf or sysctl elsewhere).
+ *
+ * With `root` (a folder holding another system, as a chroot executor converges), the release,
+ * init system and package tool are that system's, found by its files (facts.ts: ROOT_INIT, PACKAGE_TOOL_DIRS); kernel,
+ * architecture, CPUs, memory, host name and addresses are the running machine's.
  */
-export const FACTS_SCRIPT = String.raw`for __f in /etc/os-release /usr/lib/os-release; do
+export function factsScript(root?: string): string {
+  // `/` is the running machine itself, read the live way.
+  const dir = root?.replace(/\/+$/, '');
+  const r = dir ? shellQuote(dir) : '';
+  const init = r === '' ? String.raw`if [ -d /run/systemd/system ]; then echo systemd; elif [ -d /run/openrc ] || [ -x /sbin/openrc ]; then echo openrc`
+    : `if ${ROOT_INIT.systemd.map((p) => `[ -e ${r}${p} ]`).join(' || ')}; then echo systemd; elif [ -e ${r}${ROOT_INIT.openrc} ]; then echo openrc`;
+  // In a root, an absolute symlink (apt-get → /etc/alternatives/…) points into the running
+  // machine, not the root: a link is enough.
+  const packageTool = r === '' ? `for __m in ${PACKAGE_TOOLS.join(' ')}; do command -v $__m >/dev/null 2>&1 && { echo $__m; break; }; done`
+    : `for __m in ${PACKAGE_TOOLS.join(' ')}; do for __d in ${PACKAGE_TOOL_DIRS.join(' ')}; do ` +
+      `{ [ -e ${r}"$__d/$__m" ] || [ -L ${r}"$__d/$__m" ]; } && { echo $__m; break 2; }; done; done`;
+  return String.raw`for __f in ${r}/etc/os-release ${r}/usr/lib/os-release; do
   [ -r "$__f" ] && { while IFS= read -r __l || [ -n "$__l" ]; do printf '%s\n' "$__l"; done <"$__f"; break; }; done; ${END_SECTION}
 uname -snrm; ${END_SECTION}
 if [ -r /sys/devices/system/cpu/online ] && read -r __c </sys/devices/system/cpu/online; then echo "online $__c"
 else getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null; fi; ${END_SECTION}
 if [ -r /proc/meminfo ]; then while read -r __k __v __u; do [ "$__k" = MemTotal: ] && echo $((__v / 1024)); done </proc/meminfo
 else echo $(($(sysctl -n hw.physmem) / 1048576)); fi; ${END_SECTION}
-if [ -d /run/systemd/system ]; then echo systemd; elif [ -d /run/openrc ] || [ -x /sbin/openrc ]; then echo openrc
+${init}
 elif [ "$(uname -s)" = FreeBSD ]; then echo rc.d; else echo unknown; fi; ${END_SECTION}
-for __m in ${PACKAGE_TOOLS.join(' ')}; do command -v $__m >/dev/null 2>&1 && { echo $__m; break; }; done; ${END_SECTION}
+${packageTool}; ${END_SECTION}
 if command -v ip >/dev/null 2>&1; then ip -o addr show 2>/dev/null; elif command -v ifconfig >/dev/null 2>&1; then ifconfig -a 2>/dev/null
 else hostname -I 2>/dev/null; fi; ${END_SECTION}`;
+}
+
+/** The running machine's facts, read from `/`. */
+export const FACTS_SCRIPT = factsScript();
 
 /** A CPU count: a number, or "online LIST" with LIST a sysfs CPU list ("0-3,6" is five). */
 export function parseCpuCount(text: string): number {
@@ -146,7 +166,8 @@ export function parseFacts(sections: Buffer[]): Record<string, unknown> {
 /** Prints the user and the group databases (NSS included where getent exists), a section each. */
 export const ID_TABLES_SCRIPT = `getent passwd 2>/dev/null || cat /etc/passwd; ${END_SECTION}; getent group 2>/dev/null || cat /etc/group; ${END_SECTION}`;
 
-export class BatchMismatch extends Error {}
+/** The batched read's answer does not fit the paths asked (they changed while it ran): read again, and after a few tries the node fails. */
+export class BatchMismatch extends TargetError {}
 
 /**
  * Parses `__cairn_read`'s output for `paths` (the first `k` asked for content). Throws

@@ -1,12 +1,13 @@
 /**
  * One long-lived `sh` on the far side, fed requests on its stdin: a file operation or a batched
- * read costs one round trip on an open channel instead of a new channel and a new shell. Each
- * request is a shell fragment; its output (stdout and stderr merged) ends with a line holding a
- * per-connection random marker and the fragment's exit status. Requests go one at a time.
+ * read costs one round trip on an open stream instead of a new channel or process and a new
+ * shell. Each request is a shell fragment; its output (stdout and stderr merged) ends with a line
+ * holding a per-shell random marker and the fragment's exit status. Requests go one at a time.
+ * The stream is any transport's (stream.ts): an ssh2 channel, a local process.
  */
 import { randomBytes } from 'node:crypto';
-import type { ClientChannel } from 'ssh2';
 import { REMOTE_FUNCTIONS } from './remote-script.ts';
+import type { ShellStream } from './stream.ts';
 
 export interface ShellReply {
   code: number;
@@ -29,22 +30,22 @@ export class RemoteShell {
   /** Requests sent, for the round-trip counter. */
   requests = 0;
 
-  private constructor(private readonly channel: ClientChannel, private readonly nonce: string) {
+  private constructor(private readonly stream: ShellStream, private readonly nonce: string) {
     this.marker = Buffer.from(`\n${nonce} `);
-    channel.on('data', (d: Buffer) => this.onData(d));
-    channel.stderr.on('data', (d: Buffer) => {
+    stream.stdout.on('data', (d: Buffer) => this.onData(d));
+    stream.stderr.on('data', (d: Buffer) => {
       if (this.stderr.length < 65536) this.stderr += d.toString();
     });
-    channel.on('close', () => this.fail(new ShellGone(this.stderr.trim() || 'the remote shell exited')));
+    stream.onClose((error) => this.fail(new ShellGone(this.stderr.trim() || error?.message || 'the remote shell exited')));
   }
 
   /**
-   * Takes over a channel running a shell and defines Cairn's helper functions in it; `then` runs
+   * Takes over a stream to a running shell and defines Cairn's helper functions in it; `then` runs
    * in the same round trip, after them.
    */
-  static async start(channel: ClientChannel, then = ''): Promise<{ shell: RemoteShell; nonce: string; init: Buffer }> {
+  static async start(stream: ShellStream, then = ''): Promise<{ shell: RemoteShell; nonce: string; init: Buffer }> {
     const nonce = `cairn-${randomBytes(12).toString('hex')}`;
-    const shell = new RemoteShell(channel, nonce);
+    const shell = new RemoteShell(stream, nonce);
     const reply = await shell.request(`__n=${nonce}\n${REMOTE_FUNCTIONS}\n${then}`);
     if (reply.code !== 0) throw new ShellGone(`the remote shell could not set up: ${reply.output.toString().trim()}`);
     return { shell, nonce, init: reply.output };
@@ -101,7 +102,7 @@ export class RemoteShell {
       this.requests++;
       return new Promise<ShellReply>((resolve, reject) => {
         this.waiting = { resolve, reject };
-        this.channel.write(`{ ${fragment}\n} </dev/null 2>&1; printf '\\n%s %s\\n' "$__n" "$?"\n`);
+        this.stream.stdin.write(`{ ${fragment}\n} </dev/null 2>&1; printf '\\n%s %s\\n' "$__n" "$?"\n`);
       });
     };
     const result = this.tail.then(run, run);
@@ -110,6 +111,6 @@ export class RemoteShell {
   }
 
   close(): void {
-    this.channel.end();
+    this.stream.stdin.end();
   }
 }

@@ -1,0 +1,341 @@
+/**
+ * An executor that speaks the shell protocol (DESIGN §7) over any transport (transport.ts): file
+ * operations and batched reads through one long-lived `sh`; commands apart from it, as the
+ * transport runs them (SSH: a channel each). Nothing is needed on the far side but `sh` and the
+ * usual POSIX tools. The `ssh` executor is this over an SSH connection.
+ *
+ * Reads are batched: the engine announces every path the run will read (`prefetch`), and the
+ * first read of any of them fetches a window of them in one round trip. A write drops what it may
+ * have changed from the cache (the path, what is below it and above it); a command drops all of it,
+ * and the next read fetches the window from there on again.
+ */
+import { randomBytes } from 'node:crypto';
+import { basename, dirname } from 'node:path';
+import { printfFormat, shellCommand, shellQuote } from '../../lib/shell.ts';
+import { idTable } from '../passwd.ts';
+import { TargetError, UnreachableError, type Executor, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions } from '../types.ts';
+import { UnsyncedWrites } from '../unsynced-writes.ts';
+import { BatchMismatch, factsScript, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
+import { RemoteShell, ShellGone } from './remote-shell.ts';
+import { NoExitStatus, TransportLost, type ShellTransport } from './transport.ts';
+
+/** Paths per batched read, and bytes of path arguments (well under any ARG_MAX). */
+const WINDOW_PATHS = 1000;
+const WINDOW_BYTES = 96 * 1024;
+/** Bytes of file content per printf command. */
+const WRITE_CHUNK = 64 * 1024;
+
+type Need = 'stat' | 'sha' | 'content';
+
+function satisfies(info: PathInfo | undefined, need: Need): boolean {
+  if (!info) return false;
+  if (!info.stat || info.stat.type !== 'file' || need === 'stat') return true;
+  return need === 'sha' ? info.sha256 !== undefined : info.content !== undefined;
+}
+
+/** A refused file operation, with the errno name callers test (ENOENT: a folder above is missing). */
+function errnoError(message: string, code: string): TargetError {
+  return new TargetError(message, code);
+}
+
+/** A shell started and set up, with the facts its set-up read. */
+export interface OpenedShell {
+  shell: RemoteShell;
+  nonce: string;
+  umask: string;
+  uid: number;
+  gid: number;
+  hasTimeout: boolean;
+  facts: Record<string, unknown>;
+}
+
+export interface ShellOptions {
+  /**
+   * Read the release, init system and package tool from this folder rather than `/` (a chroot
+   * executor whose shell runs outside the root); the rest of the facts stay the machine's.
+   */
+  factsRoot?: string;
+}
+
+/** Starts the transport's shell and sets it up; the facts come in the same round trip. */
+export async function openShell(transport: ShellTransport, options: ShellOptions = {}): Promise<OpenedShell> {
+  const stream = await transport.openShell();
+  // Every run asks for the facts first.
+  const { shell, nonce, init } = await RemoteShell.start(stream, factsScript(options.factsRoot));
+  const [setupSection = Buffer.alloc(0), ...factSections] = splitSections(init, nonce);
+  const setup = parseSetup(setupSection);
+  if (!setup) throw new ShellGone(`the remote shell's set-up printed what Cairn cannot read: ${init.toString().trim().slice(0, 500)}`);
+  return { shell, nonce, ...setup, facts: parseFacts(factSections) };
+}
+
+export class ShellExecutor implements Executor {
+  readonly name: string;
+  private readonly cache = new Map<string, PathInfo>();
+  private readonly unsynced = new UnsyncedWrites();
+  private wanted: PrefetchEntry[] = [];
+  private readonly position = new Map<string, number>();
+  private ids?: { users: Map<string, number>; groups: Map<string, number> };
+  private commands = 0;
+  private readonly shell: RemoteShell;
+  private readonly nonce: string;
+  /** The remote shell's umask: a new file's default mode, put back after each write sets its own. */
+  private readonly umask: string;
+  /** The facts read with the set-up, handed out once; a later `facts()` reads them again. */
+  private openingFacts?: Record<string, unknown>;
+  /** Who the remote shell runs as: a new file belongs to them without a chown. */
+  private readonly shellIds: { uid: number; gid: number };
+  /** The far side has timeout(1): a command past its time is killed there, not just abandoned. */
+  private readonly hasTimeout: boolean;
+  /** Set when the transport or the shell went: every operation after it fails as unreachable. */
+  private lost?: string;
+
+  constructor(readonly target: string, private readonly transport: ShellTransport, opened: OpenedShell, private readonly options: ShellOptions = {}) {
+    this.name = transport.name;
+    this.shell = opened.shell;
+    this.nonce = opened.nonce;
+    this.hasTimeout = opened.hasTimeout;
+    this.umask = opened.umask;
+    this.shellIds = { uid: opened.uid, gid: opened.gid };
+    this.openingFacts = opened.facts;
+    transport.onLost((why) => {
+      this.lost ??= why;
+    });
+  }
+
+  /** Opens the transport's shell; the transport is closed again if that fails. */
+  static async start(target: string, transport: ShellTransport, options: ShellOptions = {}): Promise<ShellExecutor> {
+    try {
+      return new ShellExecutor(target, transport, await openShell(transport, options), options);
+    } catch (err) {
+      transport.close();
+      throw err;
+    }
+  }
+
+  private unreachable(): UnreachableError {
+    return new UnreachableError(this.target, `lost the connection to ${this.transport.endpoint}: ${this.lost ?? 'the connection closed'}`);
+  }
+
+  /** Requests and commands so far: the run's round trips (not counting the transport's handshake). */
+  get roundTrips(): number {
+    return this.shell.requests + this.commands;
+  }
+
+  private async request(fragment: string): Promise<{ code: number; output: Buffer }> {
+    if (this.lost) throw this.unreachable();
+    try {
+      return await this.shell.request(fragment);
+    } catch (err) {
+      if (err instanceof ShellGone) {
+        this.lost ??= err.message;
+        throw this.unreachable();
+      }
+      throw err;
+    }
+  }
+
+  /** Runs a file operation; a non-zero status becomes an error with its output (code 20: no such directory). */
+  private async op(fragment: string, touched: string[]): Promise<void> {
+    for (const p of touched) this.invalidate(p);
+    const r = await this.request(fragment);
+    if (r.code === 0) return;
+    const text = r.output.toString().trim();
+    if (r.code === 20) throw errnoError(text, 'ENOENT');
+    throw new TargetError(text || `exited with ${r.code}`);
+  }
+
+  async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+    // A command may change anything: files, and users and groups (useradd).
+    this.cache.clear();
+    this.ids = undefined;
+    let cmd = shellCommand(argv);
+    if (opts.env) cmd = `env ${Object.entries(opts.env).map(([k, v]) => shellQuote(`${k}=${v}`)).join(' ')} ${cmd}`;
+    if (opts.cwd) cmd = `cd ${shellQuote(opts.cwd)} && exec ${cmd}`;
+    const as = opts.user ?? this.transport.runAs;
+    if (as !== undefined) {
+      if (!this.transport.asUser) throw new TargetError(`cannot run a command as ${as}: the ${this.name} executor cannot change users`);
+      cmd = this.transport.asUser(cmd, as);
+    }
+    // A transport need not deliver signals to commands (sshd does not), so the far side enforces the timeout itself.
+    if (opts.timeoutMs && this.hasTimeout) cmd = `timeout -s KILL ${Math.ceil(opts.timeoutMs / 1000)} /bin/sh -c ${shellQuote(cmd)}`;
+    this.commands++;
+    if (this.lost) throw this.unreachable();
+    try {
+      return await this.transport.runCommand(cmd, opts);
+    } catch (err) {
+      if (err instanceof TransportLost) {
+        this.lost ??= err.message;
+        throw this.unreachable();
+      }
+      // The transport has waited for word of its own loss: without it, the far side just did not say.
+      if (err instanceof NoExitStatus) {
+        if (this.lost) throw this.unreachable();
+        return { code: 255, stdout: err.stdout, stderr: `${err.stderr}no exit status received` };
+      }
+      throw err;
+    }
+  }
+
+  prefetch(entries: PrefetchEntry[]): void {
+    this.wanted = entries;
+    this.position.clear();
+    entries.forEach((e, i) => {
+      if (!this.position.has(e.path)) this.position.set(e.path, i);
+    });
+  }
+
+  /** The cached reading of `path`, fetching it (and the window of announced paths after it) if needed. */
+  private async info(path: string, need: Need): Promise<PathInfo> {
+    const have = this.cache.get(path);
+    if (have && satisfies(have, need)) return have;
+    const batch: PrefetchEntry[] = [{ path, content: need === 'content' }];
+    const start = this.position.get(path);
+    if (start !== undefined) {
+      let bytes = path.length;
+      for (let i = start; i < this.wanted.length && batch.length < WINDOW_PATHS && bytes < WINDOW_BYTES; i++) {
+        const e = this.wanted[i]!;
+        if (e.path === path || satisfies(this.cache.get(e.path), e.content ? 'content' : 'sha')) continue;
+        batch.push(e);
+        bytes += e.path.length + 8;
+      }
+    }
+    await this.readBatch(batch);
+    return this.cache.get(path)!;
+  }
+
+  private async readBatch(batch: PrefetchEntry[]): Promise<void> {
+    const unique = new Map<string, boolean>();
+    for (const e of batch) unique.set(e.path, (unique.get(e.path) ?? false) || e.content === true);
+    const withContent = [...unique].filter(([, c]) => c).map(([p]) => p);
+    const paths = [...withContent, ...[...unique].filter(([, c]) => !c).map(([p]) => p)];
+    const fragment = `__cairn_read ${withContent.length} ${paths.map(shellQuote).join(' ')}`;
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.request(fragment);
+      try {
+        for (const [p, info] of parseBatch(r.output, this.nonce, paths, withContent.length)) this.cache.set(p, info);
+        return;
+      } catch (err) {
+        // Something changed a path between two commands of the batch: read again.
+        if (!(err instanceof BatchMismatch) || attempt === 3) throw err;
+      }
+    }
+  }
+
+  /** Forgets what a write to `path` may have changed: it, what is below it, and what is above it. */
+  private invalidate(path: string): void {
+    const below = path.endsWith('/') ? path : `${path}/`;
+    for (const key of this.cache.keys()) if (key === path || key.startsWith(below)) this.cache.delete(key);
+    for (let p = dirname(path); ; p = dirname(p)) {
+      this.cache.delete(p);
+      if (p === dirname(p)) break;
+    }
+  }
+
+  async stat(path: string): Promise<Stat | undefined> {
+    return (await this.info(path, 'stat')).stat ?? undefined;
+  }
+
+  async readLink(path: string): Promise<string | undefined> {
+    return (await this.info(path, 'stat')).link;
+  }
+
+  async readFile(path: string): Promise<Buffer | undefined> {
+    const info = await this.info(path, 'content');
+    if (!info.stat) return undefined;
+    if (info.stat.type === 'directory') throw errnoError(`EISDIR: illegal operation on a directory, read '${path}'`, 'EISDIR');
+    if (info.stat.type !== 'file') return undefined;
+    return info.content;
+  }
+
+  async sha256(path: string): Promise<string | undefined> {
+    const info = await this.info(path, 'sha');
+    return info.stat?.type === 'file' ? info.sha256 : undefined;
+  }
+
+  private tempPath(path: string): string {
+    return `${dirname(path)}/.${basename(path)}.cairn-tmp.${randomBytes(6).toString('hex')}`;
+  }
+
+  async writeFile(path: string, data: string | Buffer, opts: WriteOptions = {}): Promise<void> {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    const existing = await this.stat(path);
+    const sync = this.unsynced.mustSync(path, existing !== undefined);
+    const kept = existing?.type === 'file' ? existing : undefined;
+    const mode = opts.mode ?? kept?.mode ?? 0o666 & ~parseInt(this.umask, 8);
+    const explicitOwner = opts.owner !== undefined || opts.group !== undefined;
+    const owner = explicitOwner ? `${opts.owner ?? ''}${opts.group !== undefined ? `:${opts.group}` : ''}`
+      : kept && (kept.uid !== this.shellIds.uid || kept.gid !== this.shellIds.gid) ? `${kept.uid}:${kept.gid}` : '-';
+    const temp = shellQuote(this.tempPath(path));
+    const writes = bytes.length === 0 ? [`: > ${temp}`] : [];
+    for (let at = 0; at < bytes.length; at += WRITE_CHUNK) {
+      writes.push(`printf ${printfFormat(bytes.subarray(at, at + WRITE_CHUNK))} ${at === 0 ? '>' : '>>'} ${temp}`);
+    }
+    // The temp file is created with its final mode through the umask when the mode allows (no
+    // chmod process), else private until chmod; it is never more open than the file it becomes.
+    // An owner kept from the file it replaces is best effort: a non-root user cannot give files away.
+    const direct = (mode & ~0o666) === 0;
+    const umask = direct ? (~mode & 0o777).toString(8).padStart(4, '0') : '0077';
+    await this.op(`__cairn_dir ${shellQuote(dirname(path))} && { umask ${umask}; ${writes.join(' && ')}; __s=$?; umask ${this.umask}; [ $__s = 0 ] || { rm -f -- ${temp}; (exit $__s); }; } && ` +
+      `__cairn_commit ${temp} ${shellQuote(path)} ${direct ? '-' : mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${explicitOwner ? 1 : 0} ${sync ? 1 : 0}`, [path]);
+    if (!sync) this.unsynced.add(path);
+  }
+
+  async mkdir(path: string, opts: { parents?: boolean; mode?: number } = {}): Promise<void> {
+    const mode = opts.mode !== undefined ? opts.mode.toString(8).padStart(4, '0') : undefined;
+    const p = shellQuote(path);
+    if (!opts.parents) await this.op(`__cairn_dir ${shellQuote(dirname(path))} && mkdir ${mode ? `-m ${mode} ` : ''}-- ${p}`, [path]);
+    else await this.op(`mkdir -p -- ${p}${mode ? ` && chmod ${mode} -- ${p}` : ''}`, [path]);
+  }
+
+  async remove(path: string): Promise<void> {
+    await this.op(`rm -rf -- ${shellQuote(path)}`, [path]);
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    const temp = shellQuote(this.tempPath(path));
+    await this.op(`__cairn_dir ${shellQuote(dirname(path))} && ln -s -- ${shellQuote(target)} ${temp} && __cairn_commit ${temp} ${shellQuote(path)} - - 0 0`, [path]);
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    await this.op(`chmod ${mode.toString(8).padStart(4, '0')} -- ${shellQuote(path)}`, [path]);
+  }
+
+  async chown(path: string, owner?: string, group?: string): Promise<void> {
+    if (owner !== undefined && (await this.userId(owner)) === undefined) throw new TargetError(`no such user: ${owner}`);
+    if (group !== undefined && (await this.groupId(group)) === undefined) throw new TargetError(`no such group: ${group}`);
+    const spec = `${owner ?? ''}${group !== undefined ? `:${group}` : ''}`;
+    await this.op(`chown -h ${shellQuote(spec)} -- ${shellQuote(path)}`, [path]);
+  }
+
+  private async idTables(): Promise<{ users: Map<string, number>; groups: Map<string, number> }> {
+    if (!this.ids) {
+      const r = await this.request(ID_TABLES_SCRIPT);
+      const [passwd = '', group = ''] = splitSections(r.output, this.nonce).map(String);
+      this.ids = { users: idTable(passwd), groups: idTable(group) };
+    }
+    return this.ids;
+  }
+
+  async userId(name: string): Promise<number | undefined> {
+    if (/^\d+$/.test(name)) return Number(name);
+    return (await this.idTables()).users.get(name);
+  }
+
+  async groupId(name: string): Promise<number | undefined> {
+    if (/^\d+$/.test(name)) return Number(name);
+    return (await this.idTables()).groups.get(name);
+  }
+
+  async facts(): Promise<Record<string, unknown>> {
+    const opening = this.openingFacts;
+    this.openingFacts = undefined;
+    if (opening) return opening;
+    const r = await this.request(factsScript(this.options.factsRoot));
+    return parseFacts(splitSections(r.output, this.nonce));
+  }
+
+  async close(): Promise<void> {
+    this.shell.close();
+    this.transport.close();
+  }
+}

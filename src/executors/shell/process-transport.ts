@@ -1,0 +1,94 @@
+/**
+ * The shell protocol over local processes: the shell is one long-lived process started from an
+ * argv that ends in a shell (`/bin/sh`, `chroot ROOT /bin/sh`, `nsenter -t PID -a /bin/sh`), and
+ * each command is a new process started from the same argv with `-c COMMAND`, so it runs where
+ * the shell runs.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { constants } from 'node:os';
+import type { RunResult } from '../types.ts';
+import { childStream, type ShellStream } from './stream.ts';
+import { OUTPUT_LIMIT, TransportLost, type CommandOptions, type ShellTransport } from './transport.ts';
+
+export interface ProcessTransportOptions {
+  /** The executor's name. */
+  name: string;
+  /** How messages name where the shell runs. */
+  endpoint: string;
+  /** Starts a POSIX sh that reads commands on its stdin, and runs one with `-c COMMAND` appended. */
+  shell: string[];
+  /** A command line that runs `command` as `user`; without it, commands cannot change users. */
+  asUser?: (command: string, user: string) => string;
+}
+
+export class ProcessTransport implements ShellTransport {
+  readonly name: string;
+  readonly endpoint: string;
+  readonly asUser?: (command: string, user: string) => string;
+  private readonly program: string;
+  private readonly args: string[];
+  private shellProcess?: ChildProcessWithoutNullStreams;
+
+  constructor(options: ProcessTransportOptions) {
+    const [program, ...args] = options.shell;
+    if (!program) throw new Error('a process transport needs the argv of a shell');
+    this.name = options.name;
+    this.endpoint = options.endpoint;
+    if (options.asUser) this.asUser = options.asUser;
+    this.program = program;
+    this.args = args;
+  }
+
+  async openShell(): Promise<ShellStream> {
+    this.shellProcess = spawn(this.program, this.args, { stdio: 'pipe' });
+    return childStream(this.shellProcess);
+  }
+
+  runCommand(command: string, opts: CommandOptions): Promise<RunResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.program, [...this.args, '-c', command], { stdio: 'pipe' });
+      let stdout = '';
+      let stderr = '';
+      let timedOut = false;
+      child.stdout.on('data', (d: Buffer) => {
+        if (stdout.length < OUTPUT_LIMIT) stdout += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        if (stderr.length < OUTPUT_LIMIT) stderr += d.toString();
+      });
+      // A command that exits without reading all its stdin must not fail the run with EPIPE.
+      child.stdin.on('error', () => undefined);
+      const kill = () => child.kill('SIGKILL');
+      const timer = opts.timeoutMs ? setTimeout(() => {
+        timedOut = true;
+        kill();
+        // A process the command started may hold its output open past the kill: stop waiting for it.
+        setTimeout(() => resolve({ code: 137, stdout, stderr, timedOut }), 1000).unref();
+      }, opts.timeoutMs) : undefined;
+      opts.signal?.addEventListener('abort', kill, { once: true });
+      const done = () => {
+        if (timer) clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', kill);
+      };
+      child.once('error', (err) => {
+        done();
+        reject(new TransportLost(`cannot start ${this.program}: ${err.message}`));
+      });
+      child.once('close', (code, signal) => {
+        done();
+        const status = code ?? 128 + (signal ? constants.signals[signal] : 9);
+        if (status === 137 && opts.timeoutMs) timedOut = true;
+        resolve({ code: timedOut ? 137 : status, stdout, stderr, ...(timedOut ? { timedOut } : {}) });
+      });
+      child.stdin.end(opts.stdin);
+    });
+  }
+
+  /** A local process has no connection to lose: a shell that dies is seen by the protocol itself. */
+  onLost(): void {}
+
+  close(): void {
+    const sh = this.shellProcess;
+    if (sh && sh.exitCode === null && sh.signalCode === null) sh.kill();
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * What a shell executor (executor.ts) needs from where its shell runs: a stream to one long-lived
+ * `sh`, and a way to run a single command apart from it. SSH gives both over one connection
+ * (ssh/transport.ts); a local process gives them by spawning (process-transport.ts), which is how
+ * `chroot` and `nsenter` executors run.
+ */
+import type { RunOptions, RunResult } from '../types.ts';
+import type { ShellStream } from './stream.ts';
+
+/** Output of a command kept per stream; beyond it, the rest is dropped. */
+export const OUTPUT_LIMIT = 1 << 20;
+
+export type CommandOptions = Pick<RunOptions, 'stdin' | 'timeoutMs' | 'signal'>;
+
+export interface ShellTransport {
+  /** The executor's name, as reports and plan-time checks say it: `ssh`, `chroot`. */
+  readonly name: string;
+  /** How messages name the far side: `user@host:port`, a root folder. */
+  readonly endpoint: string;
+  /** Who commands run as when they name no one (SSH's `become_user`); absent: the shell's user. */
+  readonly runAs?: string;
+  /** Starts the `sh` that reads requests on its stdin. Called once. */
+  openShell(): Promise<ShellStream>;
+  /**
+   * Runs a command line (sh syntax) with stdin, stdout and stderr of its own, so it can never
+   * disturb the shell's framing. Rejects with TransportLost when it could not be started because
+   * the transport is gone, and with NoExitStatus when it ended without reporting a status.
+   */
+  runCommand(command: string, opts: CommandOptions): Promise<RunResult>;
+  /** A command line that runs `command` as `user`; absent: the transport cannot change users. */
+  asUser?(command: string, user: string): string;
+  /** `listener` runs when the transport goes (a connection dropped). */
+  onLost(listener: (why: string) => void): void;
+  close(): void;
+}
+
+/** The transport went while starting a command: the target is lost for this run. */
+export class TransportLost extends Error {}
+
+/**
+ * A command ended without an exit status: either the transport went (the executor knows by now)
+ * or the far side did not say.
+ */
+export class NoExitStatus extends Error {
+  constructor(readonly stdout: string, readonly stderr: string) {
+    super('no exit status received');
+  }
+}
