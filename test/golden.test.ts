@@ -25,7 +25,9 @@ for (const c of cases) {
       const r = await runCli(args, { cwd: repo });
       assert.equal(r.status, 0, r.stderr);
       const file = join(repo, 'test/golden', `${c.name}.${format}`);
-      if (process.env.UPDATE_GOLDEN || !existsSync(file)) writeFileSync(file, r.stdout);
+      // Written only when asked: a missing golden file is a failure, never a pass that writes itself.
+      if (process.env.UPDATE_GOLDEN) writeFileSync(file, r.stdout);
+      assert.ok(existsSync(file), `${file} is missing: make it with UPDATE_GOLDEN=1 and review it`);
       assert.equal(r.stdout, readFileSync(file, 'utf8'));
     });
   }

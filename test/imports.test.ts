@@ -65,6 +65,8 @@ const unresolved: string[] = [];
 for (const file of files) {
   for (const { specifier, line } of importsOf(join(SRC, file))) {
     const to = rel(resolve(dirname(join(SRC, file)), specifier));
+    // The package's own manifest (its version) is data below every folder, not a layer.
+    if (to === '../package.json') continue;
     if (!files.includes(to)) unresolved.push(`src/${file}:${line} imports '${specifier}', which is no .ts file under src/`);
     else edges.push({ from: file, to, line });
   }

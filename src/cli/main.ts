@@ -1,6 +1,7 @@
 /** The `cairn` command (DESIGN §11). Commands import what they need lazily to keep start-up lean. */
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, InputError } from '../lib/errors.ts';
+import { CAIRN_VERSION } from '../lib/version.ts';
 import type { ConvergeOptions, RunReport } from './converge.ts';
 import { storeNamed } from './store-named.ts';
 import { writeErr, writeOut } from './output.ts';
@@ -21,7 +22,7 @@ async function localFactsOnce(): Promise<() => Record<string, unknown>> {
 export function program(): Command {
   const cmd = new Command('cairn')
     .description('Describe how machines should be; Cairn converges them.')
-    .version('0.1.0')
+    .version(CAIRN_VERSION)
     .exitOverride()
     .configureOutput({ writeOut, writeErr });
 

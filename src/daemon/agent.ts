@@ -13,6 +13,7 @@ import type { StateFile, StateStorage } from '../engine/target-state.ts';
 import { LocalExecutor } from '../executors/local.ts';
 import { localFacts } from '../executors/local-facts.ts';
 import { InputError } from '../lib/errors.ts';
+import { CAIRN_VERSION } from '../lib/version.ts';
 import { CorruptDocument, headManifest, KEYS, materialize, type Manifest } from '../store/documents.ts';
 import type { Compiled } from '../graph/codec.ts';
 import { StoreCompactedError } from '../store/errors.ts';
@@ -85,7 +86,7 @@ export class Agent {
   private facts = localFacts();
 
   constructor(private readonly options: AgentOptions) {
-    this.record = { name: options.name, host: hostname(), version: '0.1.0', facts: this.facts, updated: new Date().toISOString() };
+    this.record = { name: options.name, host: hostname(), version: CAIRN_VERSION, facts: this.facts, updated: new Date().toISOString() };
   }
 
   private async saveRecord(): Promise<void> {

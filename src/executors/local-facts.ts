@@ -4,9 +4,10 @@
  * executor converges): its release, init system and package tool from its files, the rest from
  * the running machine, as shell/remote-script.ts's factsScript does.
  */
-import { existsSync, lstatSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { readTextOr } from '../lib/files.ts';
 import { factsFrom, PACKAGE_TOOL_DIRS, PACKAGE_TOOLS, ROOT_INIT } from './facts.ts';
 
 function initSystem(): string {
@@ -33,21 +34,13 @@ function rootInitSystem(root: string): string {
   return 'unknown';
 }
 
-function readOr(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
 export function localFacts(root?: string): Record<string, unknown> {
   // `/` is the running machine itself, read the live way.
   const dir = root?.replace(/\/+$/, '') || undefined;
   const at = (path: string) => (dir === undefined ? path : join(dir, path));
   const installed = dir === undefined ? existsSync : present;
   return factsFrom({
-    osRelease: readOr(at('/etc/os-release')) || readOr(at('/usr/lib/os-release')),
+    osRelease: readTextOr(at('/etc/os-release')) || readTextOr(at('/usr/lib/os-release')),
     kernel: os.platform(),
     kernelRelease: os.release(),
     machine: os.arch(),

@@ -15,11 +15,11 @@ import { fingerprint } from '../lib/fingerprint.ts';
 import { CommandShell, type SpawnFunction } from './command-shell.ts';
 import { ContentIndex, type Digests } from './content-index.ts';
 import { localFacts } from './local-facts.ts';
-import { idTable } from './passwd.ts';
-import { TargetError, type Executor, type ExecutorCapability, type RunOptions, type RunResult, type Stat, type WriteOptions } from './types.ts';
+import { IdLookup } from './accounts.ts';
+import { readTextOr } from '../lib/files.ts';
+import { collectOutput, OUTPUT_LIMIT, TargetError, type Executor, type ExecutorCapability, type RunOptions, type RunResult, type Stat, type WriteOptions } from './types.ts';
 import { UnsyncedWrites } from './unsynced-writes.ts';
 
-const OUTPUT_LIMIT = 1 << 20;
 
 /**
  * fsyncs issued together, once the engine has started every node it can (setImmediate runs after
@@ -121,13 +121,6 @@ function spawnFailure(err: Error, program: string, cwd: string | undefined): str
   return err.message;
 }
 
-function readOr(path: string): string {
-  try {
-    return fs.readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
-}
 
 export interface LocalExecutorOptions {
   /** Keeps what file contents were verified, by stat, in this file (see content-index.ts). */
@@ -143,9 +136,7 @@ export class LocalExecutor implements Executor {
   private readonly unsynced = new UnsyncedWrites();
   /** Starts most commands, for less than a spawn costs (command-shell.ts). */
   private readonly commands = new CommandShell((...args) => loadSpawn()(...args), () => commandEnv(), OUTPUT_LIMIT);
-  private users?: Map<string, number>;
-  private primaryGroups?: Map<string, number>;
-  private groups?: Map<string, number>;
+  private readonly ids = new IdLookup(async () => ({ passwd: readTextOr('/etc/passwd'), group: readTextOr('/etc/group') }));
   /**
    * What `stat` saw of recent paths (null: nothing), for the `sha256`, `holds` or `writeFile` of
    * the same path that usually follows (a file's content is read right after its kind and mode,
@@ -187,11 +178,11 @@ export class LocalExecutor implements Executor {
     const uid = opts.user !== undefined ? await this.userId(opts.user) : undefined;
     if (opts.user !== undefined && uid === undefined) return { code: 127, stdout: '', stderr: `no such user: ${opts.user}` };
     // Run as the user's primary group too, not root's.
-    const gid = opts.user !== undefined ? this.primaryGroups?.get(opts.user) : undefined;
+    const gid = opts.user !== undefined ? await this.ids.primaryGroup(opts.user) : undefined;
     this.forgetStats();
     const result = (this.commands.accepts(argv, opts) ? await this.commands.run(argv, opts) : undefined) ?? await this.spawned(argv, opts, uid, gid);
     // A command may have added or removed users and groups (useradd): read them again when asked.
-    this.users = this.primaryGroups = this.groups = undefined;
+    this.ids.forget();
     return result;
   }
 
@@ -207,15 +198,8 @@ export class LocalExecutor implements Executor {
         ...(gid !== undefined ? { gid } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
-      let stdout = '';
-      let stderr = '';
+      const output = collectOutput(child.stdout!, child.stderr!);
       let timedOut = false;
-      child.stdout!.on('data', (d: Buffer) => {
-        if (stdout.length < OUTPUT_LIMIT) stdout += d.toString();
-      });
-      child.stderr!.on('data', (d: Buffer) => {
-        if (stderr.length < OUTPUT_LIMIT) stderr += d.toString();
-      });
       if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
       const timer = opts.timeoutMs ? setTimeout(() => {
         timedOut = true;
@@ -223,12 +207,12 @@ export class LocalExecutor implements Executor {
       }, opts.timeoutMs) : undefined;
       child.on('error', (err) => {
         if (timer) clearTimeout(timer);
-        resolve({ code: errno(err) === 'ENOENT' ? 127 : 126, stdout, stderr: stderr + spawnFailure(err, argv[0]!, opts.cwd) });
+        resolve({ code: errno(err) === 'ENOENT' ? 127 : 126, stdout: output.stdout, stderr: output.stderr + spawnFailure(err, argv[0]!, opts.cwd) });
       });
       child.on('close', (code, signal) => {
         if (timer) clearTimeout(timer);
         // As sh reports a command a signal ended: 128 + its number.
-        resolve({ code: code ?? (signal ? 128 + (constants.signals[signal] ?? 9) : 1), stdout, stderr, ...(timedOut ? { timedOut } : {}) });
+        resolve({ code: code ?? (signal ? 128 + (constants.signals[signal] ?? 9) : 1), ...output, ...(timedOut ? { timedOut } : {}) });
       });
     });
   }
@@ -385,20 +369,12 @@ export class LocalExecutor implements Executor {
     fs.lchownSync(path, uid, gid);
   }
 
-  async userId(name: string): Promise<number | undefined> {
-    if (/^\d+$/.test(name)) return Number(name);
-    if (!this.users) {
-      const passwd = readOr('/etc/passwd');
-      this.users = idTable(passwd);
-      this.primaryGroups = idTable(passwd, 3);
-    }
-    return this.users.get(name);
+  userId(name: string): Promise<number | undefined> {
+    return this.ids.userId(name);
   }
 
-  async groupId(name: string): Promise<number | undefined> {
-    if (/^\d+$/.test(name)) return Number(name);
-    this.groups ??= idTable(readOr('/etc/group'));
-    return this.groups.get(name);
+  groupId(name: string): Promise<number | undefined> {
+    return this.ids.groupId(name);
   }
 
   async facts(): Promise<Record<string, unknown>> {

@@ -13,6 +13,21 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
+/** Output of a command kept per stream; beyond it, the rest is dropped. */
+export const OUTPUT_LIMIT = 1 << 20;
+
+/** A command's stdout and stderr as text, each kept up to OUTPUT_LIMIT. */
+export function collectOutput(stdout: NodeJS.EventEmitter, stderr: NodeJS.EventEmitter): { stdout: string; stderr: string } {
+  const out = { stdout: '', stderr: '' };
+  stdout.on('data', (d: Buffer) => {
+    if (out.stdout.length < OUTPUT_LIMIT) out.stdout += d.toString();
+  });
+  stderr.on('data', (d: Buffer) => {
+    if (out.stderr.length < OUTPUT_LIMIT) out.stderr += d.toString();
+  });
+  return out;
+}
+
 export interface RunResult {
   code: number;
   stdout: string;

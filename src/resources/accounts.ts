@@ -4,23 +4,10 @@
  * what login and sshd see), or the files themselves where there is no getent.
  */
 import { outputTail } from './commands.ts';
+import { parseGroup, parsePasswd, type GroupEntry, type PasswdEntry } from '../executors/accounts.ts';
 import { ApplyError, type ProviderContext } from './type.ts';
 
-export interface PasswdEntry {
-  name: string;
-  uid: number;
-  gid: number;
-  /** The whole GECOS field. */
-  comment: string;
-  home: string;
-  shell: string;
-}
-
-export interface GroupEntry {
-  name: string;
-  gid: number;
-  members: string[];
-}
+export { parseGroup, parsePasswd, type GroupEntry, type PasswdEntry };
 
 export interface Accounts {
   users: Map<string, PasswdEntry>;
@@ -35,41 +22,6 @@ const GROUPS_FOLLOW = '--cairn-groups--';
 /** One shell line for both databases; FreeBSD, Alpine (musl-utils) and glibc systems have getent. */
 export const ACCOUNTS_SCRIPT = 'if command -v getent >/dev/null 2>&1; then getent passwd; echo ' + GROUPS_FOLLOW +
   '; getent group; else cat /etc/passwd; echo ' + GROUPS_FOLLOW + '; cat /etc/group; fi';
-
-/** Lines of a passwd or group text that hold entries: no comments (FreeBSD's files have them) or NIS `+`/`-` lines. */
-function entryLines(text: string, fields: number): string[][] {
-  const out: string[][] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#') || line.startsWith('+') || line.startsWith('-')) continue;
-    const f = line.split(':');
-    if (f.length < fields || f[0] === '' || !/^\d+$/.test(f[2] ?? '')) continue;
-    out.push(f);
-  }
-  return out;
-}
-
-/** passwd(5) lines; the first entry of a name wins, as getpwnam(3) does. */
-export function parsePasswd(text: string): Map<string, PasswdEntry> {
-  const users = new Map<string, PasswdEntry>();
-  for (const f of entryLines(text, 7)) {
-    const name = f[0]!;
-    if (users.has(name)) continue;
-    // A GECOS field cannot hold a colon, so any extra fields belong to the shell: keep them joined.
-    users.set(name, { name, uid: Number(f[2]), gid: Number(f[3]), comment: f[4]!, home: f[5]!, shell: f.slice(6).join(':') });
-  }
-  return users;
-}
-
-/** group(5) lines; the first entry of a name wins. */
-export function parseGroup(text: string): Map<string, GroupEntry> {
-  const groups = new Map<string, GroupEntry>();
-  for (const f of entryLines(text, 4)) {
-    const name = f[0]!;
-    if (groups.has(name)) continue;
-    groups.set(name, { name, gid: Number(f[2]), members: f[3]!.trim() === '' ? [] : f[3]!.trim().split(',').map((m) => m.trim()).filter(Boolean) });
-  }
-  return groups;
-}
 
 /** Splits the script's output into the two databases. */
 export function parseAccounts(output: string): Accounts {

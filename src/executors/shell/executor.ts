@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { basename, dirname } from 'node:path';
 import { printfFormat, shellCommand, shellQuote } from '../../lib/shell.ts';
-import { idTable } from '../passwd.ts';
+import { IdLookup } from '../accounts.ts';
 import { TargetError, UnreachableError, type Executor, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions } from '../types.ts';
 import { UnsyncedWrites } from '../unsynced-writes.ts';
 import { BatchMismatch, factsScript, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
@@ -74,7 +74,11 @@ export class ShellExecutor implements Executor {
   private readonly unsynced = new UnsyncedWrites();
   private wanted: PrefetchEntry[] = [];
   private readonly position = new Map<string, number>();
-  private ids?: { users: Map<string, number>; groups: Map<string, number> };
+  private readonly ids = new IdLookup(async () => {
+    const r = await this.request(ID_TABLES_SCRIPT);
+    const [passwd = '', group = ''] = splitSections(r.output, this.nonce).map(String);
+    return { passwd, group };
+  });
   private commands = 0;
   private readonly shell: RemoteShell;
   private readonly nonce: string;
@@ -147,7 +151,7 @@ export class ShellExecutor implements Executor {
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     // A command may change anything: files, and users and groups (useradd).
     this.cache.clear();
-    this.ids = undefined;
+    this.ids.forget();
     let cmd = shellCommand(argv);
     if (opts.env) cmd = `env ${Object.entries(opts.env).map(([k, v]) => shellQuote(`${k}=${v}`)).join(' ')} ${cmd}`;
     if (opts.cwd) cmd = `cd ${shellQuote(opts.cwd)} && exec ${cmd}`;
@@ -307,23 +311,12 @@ export class ShellExecutor implements Executor {
     await this.op(`chown -h ${shellQuote(spec)} -- ${shellQuote(path)}`, [path]);
   }
 
-  private async idTables(): Promise<{ users: Map<string, number>; groups: Map<string, number> }> {
-    if (!this.ids) {
-      const r = await this.request(ID_TABLES_SCRIPT);
-      const [passwd = '', group = ''] = splitSections(r.output, this.nonce).map(String);
-      this.ids = { users: idTable(passwd), groups: idTable(group) };
-    }
-    return this.ids;
+  userId(name: string): Promise<number | undefined> {
+    return this.ids.userId(name);
   }
 
-  async userId(name: string): Promise<number | undefined> {
-    if (/^\d+$/.test(name)) return Number(name);
-    return (await this.idTables()).users.get(name);
-  }
-
-  async groupId(name: string): Promise<number | undefined> {
-    if (/^\d+$/.test(name)) return Number(name);
-    return (await this.idTables()).groups.get(name);
+  groupId(name: string): Promise<number | undefined> {
+    return this.ids.groupId(name);
   }
 
   async facts(): Promise<Record<string, unknown>> {

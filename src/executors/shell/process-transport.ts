@@ -8,7 +8,8 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { constants } from 'node:os';
 import type { RunResult } from '../types.ts';
 import { childStream, type ShellStream } from './stream.ts';
-import { OUTPUT_LIMIT, TransportLost, type CommandOptions, type ShellTransport } from './transport.ts';
+import { TransportLost, type CommandOptions, type ShellTransport } from './transport.ts';
+import { collectOutput } from '../types.ts';
 
 export interface ProcessTransportOptions {
   /** The executor's name. */
@@ -47,15 +48,8 @@ export class ProcessTransport implements ShellTransport {
   runCommand(command: string, opts: CommandOptions): Promise<RunResult> {
     return new Promise((resolve, reject) => {
       const child = spawn(this.program, [...this.args, '-c', command], { stdio: 'pipe' });
-      let stdout = '';
-      let stderr = '';
+      const output = collectOutput(child.stdout, child.stderr);
       let timedOut = false;
-      child.stdout.on('data', (d: Buffer) => {
-        if (stdout.length < OUTPUT_LIMIT) stdout += d.toString();
-      });
-      child.stderr.on('data', (d: Buffer) => {
-        if (stderr.length < OUTPUT_LIMIT) stderr += d.toString();
-      });
       // A command that exits without reading all its stdin must not fail the run with EPIPE.
       child.stdin.on('error', () => undefined);
       const kill = () => child.kill('SIGKILL');
@@ -63,7 +57,7 @@ export class ProcessTransport implements ShellTransport {
         timedOut = true;
         kill();
         // A process the command started may hold its output open past the kill: stop waiting for it.
-        setTimeout(() => resolve({ code: 137, stdout, stderr, timedOut }), 1000).unref();
+        setTimeout(() => resolve({ code: 137, ...output, timedOut }), 1000).unref();
       }, opts.timeoutMs) : undefined;
       opts.signal?.addEventListener('abort', kill, { once: true });
       const done = () => {
@@ -78,7 +72,7 @@ export class ProcessTransport implements ShellTransport {
         done();
         const status = code ?? 128 + (signal ? constants.signals[signal] : 9);
         if (status === 137 && opts.timeoutMs) timedOut = true;
-        resolve({ code: timedOut ? 137 : status, stdout, stderr, ...(timedOut ? { timedOut } : {}) });
+        resolve({ code: timedOut ? 137 : status, ...output, ...(timedOut ? { timedOut } : {}) });
       });
       child.stdin.end(opts.stdin);
     });

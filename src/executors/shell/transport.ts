@@ -7,8 +7,6 @@
 import type { RunOptions, RunResult } from '../types.ts';
 import type { ShellStream } from './stream.ts';
 
-/** Output of a command kept per stream; beyond it, the rest is dropped. */
-export const OUTPUT_LIMIT = 1 << 20;
 
 export type CommandOptions = Pick<RunOptions, 'stdin' | 'timeoutMs' | 'signal'>;
 

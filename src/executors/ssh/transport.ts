@@ -5,7 +5,8 @@
 import type { Client as SshClient, ClientChannel } from 'ssh2';
 import { shellQuote } from '../../lib/shell.ts';
 import type { ShellStream } from '../shell/stream.ts';
-import { NoExitStatus, OUTPUT_LIMIT, TransportLost, type CommandOptions, type ShellTransport } from '../shell/transport.ts';
+import { NoExitStatus, TransportLost, type CommandOptions, type ShellTransport } from '../shell/transport.ts';
+import { collectOutput } from '../types.ts';
 import type { RunResult } from '../types.ts';
 import type { Resolved } from './connect.ts';
 
@@ -67,16 +68,9 @@ export class SshTransport implements ShellTransport {
 }
 
 function collect(channel: ClientChannel, opts: CommandOptions, resolve: (r: RunResult) => void, reject: (e: Error) => void): void {
-  let stdout = '';
-  let stderr = '';
+  const output = collectOutput(channel, channel.stderr);
   let code: number | undefined;
   let timedOut = false;
-  channel.on('data', (d: Buffer) => {
-    if (stdout.length < OUTPUT_LIMIT) stdout += d.toString();
-  });
-  channel.stderr.on('data', (d: Buffer) => {
-    if (stderr.length < OUTPUT_LIMIT) stderr += d.toString();
-  });
   channel.on('exit', (c: number | null, signal?: string) => {
     code = c ?? (signal ? 128 + 9 : 1);
   });
@@ -88,7 +82,7 @@ function collect(channel: ClientChannel, opts: CommandOptions, resolve: (r: RunR
     timedOut = true;
     kill();
     // Without timeout(1) on the far side the command may go on: stop waiting for it.
-    setTimeout(() => resolve({ code: 137, stdout, stderr, timedOut }), 1000).unref();
+    setTimeout(() => resolve({ code: 137, ...output, timedOut }), 1000).unref();
   }, opts.timeoutMs) : undefined;
   opts.signal?.addEventListener('abort', kill, { once: true });
   channel.on('close', () => {
@@ -96,11 +90,11 @@ function collect(channel: ClientChannel, opts: CommandOptions, resolve: (r: RunR
     opts.signal?.removeEventListener('abort', kill);
     // A channel closed without an exit status: the connection went (seen once the socket closes).
     if (code === undefined && !timedOut) {
-      setTimeout(() => reject(new NoExitStatus(stdout, stderr)), 50);
+      setTimeout(() => reject(new NoExitStatus(output.stdout, output.stderr)), 50);
       return;
     }
     if (code === 137 && opts.timeoutMs) timedOut = true;
-    resolve({ code: timedOut ? 137 : code!, stdout, stderr, ...(timedOut ? { timedOut } : {}) });
+    resolve({ code: timedOut ? 137 : code!, ...output, ...(timedOut ? { timedOut } : {}) });
   });
   channel.end(opts.stdin);
 }
