@@ -70,17 +70,21 @@ const plain = defineProvider<typeof motdType>({
 export default [plain];
 `;
 
-test('a new type folder is picked up by the compiler, the engine, the JSON Schema and the TypeScript API without touching another file', () => {
+/** A copy of the source tree with the motd type's folder added, registered as `npm run build` does first. */
+function copyWithMotd(providers: string): string {
   const copy = tempDir('cairn-newtype-');
   for (const entry of ['src', 'scripts', 'package.json', 'tsconfig.json']) cpSync(join(repo, entry), join(copy, entry), { recursive: true });
   symlinkSync(join(repo, 'node_modules'), join(copy, 'node_modules'));
   mkdirSync(join(copy, 'src/resources/motd'));
   writeFileSync(join(copy, 'src/resources/motd/type.ts'), MOTD_TYPE);
-  writeFileSync(join(copy, 'src/resources/motd/providers.ts'), MOTD_PROVIDERS);
-
-  // What `npm run build` does first.
+  writeFileSync(join(copy, 'src/resources/motd/providers.ts'), providers);
   const gen = run(process.execPath, ['scripts/registry.mjs'], copy);
   assert.equal(gen.status, 0, gen.stderr);
+  return copy;
+}
+
+test('a new type folder is picked up by the compiler, the engine, the JSON Schema and the TypeScript API without touching another file', () => {
+  const copy = copyWithMotd(MOTD_PROVIDERS);
 
   // A site using it from YAML and from a TypeScript state file, converged locally from source.
   const out = tempDir('cairn-newtype-out-');
@@ -126,15 +130,9 @@ motd('/etc/motd', { message: 'hi', shout: 'yes' });
 });
 
 test("a provider's bug (a TypeError) stops the command with exit 70 and its stack, never a failed node", () => {
-  const copy = tempDir('cairn-bugtype-');
-  for (const entry of ['src', 'scripts', 'package.json', 'tsconfig.json']) cpSync(join(repo, entry), join(copy, entry), { recursive: true });
-  symlinkSync(join(repo, 'node_modules'), join(copy, 'node_modules'));
-  mkdirSync(join(copy, 'src/resources/motd'));
-  writeFileSync(join(copy, 'src/resources/motd/type.ts'), MOTD_TYPE);
-  writeFileSync(join(copy, 'src/resources/motd/providers.ts'), MOTD_PROVIDERS.replace(
+  const copy = copyWithMotd(MOTD_PROVIDERS.replace(
     'const bytes = await ctx.exec.readFile(desired.path);',
     'const bytes = await ctx.exec.readFile(desired.path);\n    if (desired.message === \'boom\') (undefined as unknown as () => void)();'));
-  assert.equal(run(process.execPath, ['scripts/registry.mjs'], copy).status, 0);
   const out = tempDir('cairn-bugtype-out-');
   const site = join(copy, 'site');
   mkdirSync(site);

@@ -8,7 +8,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { constants } from 'node:os';
 import type { RunResult } from '../types.ts';
 import { childStream, type ShellStream } from './stream.ts';
-import { TransportLost, type CommandOptions, type ShellTransport } from './transport.ts';
+import { commandDeadline, TransportLost, type CommandOptions, type ShellTransport } from './transport.ts';
 import { collectOutput } from '../types.ts';
 
 export interface ProcessTransportOptions {
@@ -49,29 +49,17 @@ export class ProcessTransport implements ShellTransport {
     return new Promise((resolve, reject) => {
       const child = spawn(this.program, [...this.args, '-c', command], { stdio: 'pipe' });
       const output = collectOutput(child.stdout, child.stderr);
-      let timedOut = false;
       // A command that exits without reading all its stdin must not fail the run with EPIPE.
       child.stdin.on('error', () => undefined);
-      const kill = () => child.kill('SIGKILL');
-      const timer = opts.timeoutMs ? setTimeout(() => {
-        timedOut = true;
-        kill();
-        // A process the command started may hold its output open past the kill: stop waiting for it.
-        setTimeout(() => resolve({ code: 137, ...output, timedOut }), 1000).unref();
-      }, opts.timeoutMs) : undefined;
-      opts.signal?.addEventListener('abort', kill, { once: true });
-      const done = () => {
-        if (timer) clearTimeout(timer);
-        opts.signal?.removeEventListener('abort', kill);
-      };
+      const deadline = commandDeadline(opts, () => child.kill('SIGKILL'), () => resolve({ code: 137, ...output, timedOut: true }));
       child.once('error', (err) => {
-        done();
+        deadline.done();
         reject(new TransportLost(`cannot start ${this.program}: ${err.message}`));
       });
       child.once('close', (code, signal) => {
-        done();
+        deadline.done();
         const status = code ?? 128 + (signal ? constants.signals[signal] : 9);
-        if (status === 137 && opts.timeoutMs) timedOut = true;
+        const timedOut = deadline.timedOut || (status === 137 && Boolean(opts.timeoutMs));
         resolve({ code: timedOut ? 137 : status, ...output, ...(timedOut ? { timedOut } : {}) });
       });
       child.stdin.end(opts.stdin);

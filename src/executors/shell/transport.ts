@@ -44,3 +44,25 @@ export class NoExitStatus extends Error {
     super('no exit status received');
   }
 }
+
+/**
+ * A command's deadline: kills it when its timeout passes or its signal aborts; after a timeout's
+ * kill, `giveUp` a second later, since a process the command started may hold its output open
+ * (or, remotely, the command may go on without timeout(1)). `done()` when it ended.
+ */
+export function commandDeadline(opts: CommandOptions, kill: () => void, giveUp: () => void): { timedOut: boolean; done(): void } {
+  const timer = opts.timeoutMs ? setTimeout(() => {
+    deadline.timedOut = true;
+    kill();
+    setTimeout(giveUp, 1000).unref();
+  }, opts.timeoutMs) : undefined;
+  opts.signal?.addEventListener('abort', kill, { once: true });
+  const deadline = {
+    timedOut: false,
+    done() {
+      if (timer) clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', kill);
+    },
+  };
+  return deadline;
+}

@@ -5,7 +5,7 @@
 import type { Client as SshClient, ClientChannel } from 'ssh2';
 import { shellQuote } from '../../lib/shell.ts';
 import type { ShellStream } from '../shell/stream.ts';
-import { NoExitStatus, TransportLost, type CommandOptions, type ShellTransport } from '../shell/transport.ts';
+import { commandDeadline, NoExitStatus, TransportLost, type CommandOptions, type ShellTransport } from '../shell/transport.ts';
 import { collectOutput } from '../types.ts';
 import type { RunResult } from '../types.ts';
 import type { Resolved } from './connect.ts';
@@ -70,24 +70,16 @@ export class SshTransport implements ShellTransport {
 function collect(channel: ClientChannel, opts: CommandOptions, resolve: (r: RunResult) => void, reject: (e: Error) => void): void {
   const output = collectOutput(channel, channel.stderr);
   let code: number | undefined;
-  let timedOut = false;
   channel.on('exit', (c: number | null, signal?: string) => {
     code = c ?? (signal ? 128 + 9 : 1);
   });
-  const kill = () => {
+  const deadline = commandDeadline(opts, () => {
     channel.signal('KILL');
     channel.close();
-  };
-  const timer = opts.timeoutMs ? setTimeout(() => {
-    timedOut = true;
-    kill();
-    // Without timeout(1) on the far side the command may go on: stop waiting for it.
-    setTimeout(() => resolve({ code: 137, ...output, timedOut }), 1000).unref();
-  }, opts.timeoutMs) : undefined;
-  opts.signal?.addEventListener('abort', kill, { once: true });
+  }, () => resolve({ code: 137, ...output, timedOut: true }));
   channel.on('close', () => {
-    if (timer) clearTimeout(timer);
-    opts.signal?.removeEventListener('abort', kill);
+    deadline.done();
+    let timedOut = deadline.timedOut;
     // A channel closed without an exit status: the connection went (seen once the socket closes).
     if (code === undefined && !timedOut) {
       setTimeout(() => reject(new NoExitStatus(output.stdout, output.stderr)), 50);
