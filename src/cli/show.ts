@@ -39,7 +39,11 @@ export function formatShow(run: StateRun, graph: Graph): string {
     const from = byId.get(e.from)!.ref;
     const to = byId.get(e.to)!.ref;
     if (e.kind === 'notify') outgoing.set(e.from, [...(outgoing.get(e.from) ?? []), `notifies ${to}`]);
-    else if (e.kind === 'transition') outgoing.set(e.from, [...(outgoing.get(e.from) ?? []), `${word === 'prior_to' ? 'before' : 'puts'} ${to}`]);
+    else if (e.kind === 'transition') {
+      // A type's reference attribute (a transition's prior_to) says how it reads here.
+      const shown = graph.types[byId.get(e.from)!.type]?.shows?.[word] ?? word;
+      outgoing.set(e.from, [...(outgoing.get(e.from) ?? []), `${shown} ${to}`]);
+    }
     else incoming.set(e.to, [...(incoming.get(e.to) ?? []), `${e.kind === 'require' ? 'after' : e.kind} ${from}`]);
   }
   const describe = (n: GraphNode, i: number, w: number) => {

@@ -261,6 +261,7 @@ const TYPE_FIELDS = {
   inSync: optional(opaque<NonNullable<TypeBehaviour['inSync']>>()),
   needs: optional(list(oneOf(['running-system', 'cairn'] as const))),
   overlap: optional(oneOf(['paths', 'paths-and-parents'] as const)),
+  shows: optional(opaque<Record<string, string>>()),
   // Code: the graph builder keeps each node's readings on the node instead.
   reads: never('a type\'s reads() is code and cannot be part of a compiled run'),
 } satisfies Fields<TypeBehaviour>;

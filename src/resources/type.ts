@@ -86,7 +86,12 @@ export interface TypeDefinition<S extends z.ZodObject = z.ZodObject, K extends s
    * with the attribute's name: EngineServices.related() finds it under that word, and `says`
    * phrases it in a cycle report.
    */
-  references?: Record<string, { kind: ReferenceKind; says(from: string, to: string): string }>;
+  references?: Record<string, {
+    kind: ReferenceKind;
+    says(from: string, to: string): string;
+    /** The word `cairn show` puts before a node this attribute names ("puts", "before"). */
+    shows: string;
+  }>;
 }
 
 /** A type as the compiler and engine see it: its definition plus what its attributes declare. */
@@ -125,17 +130,21 @@ export interface Reads {
  */
 export type TypeBehaviour = Pick<ResourceType, 'name' | 'changes' | 'createAction' | 'inSync' | 'needs' | 'overlap'> &
   Partial<Pick<ResourceType, 'writeOnly' | 'sensitive'>> & {
+  /** For each reference attribute, the word `cairn show` puts before the node it names. */
+  shows?: Record<string, string>;
   /** Types the engine is handed directly (tests) may still compute their readings. */
   reads?: ResourceType['reads'];
 };
 
 export function behaviourOf(type: ResourceType): TypeBehaviour {
-  const { name, changes, createAction, writeOnly, sensitive, inSync, needs, overlap } = type;
+  const { name, changes, createAction, writeOnly, sensitive, inSync, needs, overlap, references } = type;
+  const shows = references && Object.fromEntries(Object.entries(references).map(([attr, r]) => [attr, r.shows]));
   return {
     name, changes,
     ...(createAction ? { createAction } : {}), ...(writeOnly.length ? { writeOnly } : {}),
     ...(sensitive.length ? { sensitive } : {}),
     ...(inSync ? { inSync } : {}), ...(needs?.length ? { needs } : {}), ...(overlap ? { overlap } : {}),
+    ...(shows ? { shows } : {}),
   };
 }
 

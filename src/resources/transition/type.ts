@@ -15,8 +15,8 @@ export const transitionType = defineType({
     prior_to: refList.describe('references: the transition happens only if one of them would change'),
   }),
   references: {
-    resource: { kind: 'transition', says: (from, to) => `${from} puts ${to} through a transition` },
-    prior_to: { kind: 'transition', says: (from, to) => `${from} has prior_to ${to}` },
+    resource: { kind: 'transition', says: (from, to) => `${from} puts ${to} through a transition`, shows: 'puts' },
+    prior_to: { kind: 'transition', says: (from, to) => `${from} has prior_to ${to}`, shows: 'before' },
   },
   stateful: false,
   inSync: { status: 'skipped', reason: 'prior_to in sync' },
