@@ -143,3 +143,27 @@ test("a type's change classes, write-only, sensitive and internal lists come fro
   assert.throws(() => defineType({ name: 'c', key: 'name', description: 'test type', stateful: false, schema: z.strictObject({ name: z.string(), x: writeOnly(z.string()) }) }),
     /write-only x needs a change class/);
 });
+
+test('a change to a sensitive attribute is named but shows no diff, even with --diff', async () => {
+  const { sensitive } = await import('../src/resources/define.ts');
+  const secretType = defineType({
+    name: 'secret', key: 'name', description: 'test type', stateful: false,
+    schema: z.strictObject({ name: z.string(), value: sensitive(update(z.string())) }),
+  });
+  const provider: Provider = {
+    type: 'secret', name: 'memory', suitable: () => true,
+    read: async (_ctx, desired) => ({ name: desired.name, value: 'old-password' }),
+    apply: async () => undefined,
+    diff: (desired, current) => `-${String(current?.value)}\n+${String(desired.value)}\n`,
+  };
+  const run: StateRun = {
+    version: 1, target: { name: 't', executor: 'local', state_dir: mkdtempSync(join(tmpdir(), 'cairn-state-')) }, vars: {}, facts: {}, os: {},
+    invocations: [{ index: 0, state: 's', params: {}, lazy: false, defer: false, via: 'test', includes: [], parts: [
+      { index: 0, type: 'secret', ref: 'secret:db', attributes: { name: 'db', value: 'new-password' }, requisites: [], meta: { noop: false, allow_reload: true, allow_rebuild: true, tags: [] } }] }],
+  };
+  const [r] = await new Engine(run, buildGraph(run), new LocalExecutor(), {
+    mode: 'plan', diff: true, registry: { type: (n) => (n === 'secret' ? secretType : undefined), provider: () => provider },
+  }).execute();
+  assert.deepEqual([r!.status, r!.changes, r!.diff], ['would-change', ['value'], '(sensitive)']);
+  assert.doesNotMatch(JSON.stringify(r), /password/);
+});

@@ -497,7 +497,9 @@ export class Engine {
     const { type, provider, current, changes } = reading;
     let { action } = reading;
     const refreshWhy = this.refreshFor.get(node.id);
-    const diffText = this.options.diff && action !== 'none' ? provider.diff?.(desired, current) : undefined;
+    // A change to a sensitive attribute shows no diff: its values never reach output (DESIGN §5.13).
+    const hidden = type.sensitive?.some((attr) => changes.includes(attr)) ?? false;
+    const diffText = this.options.diff && action !== 'none' ? (hidden ? '(sensitive)' : provider.diff?.(desired, current)) : undefined;
     const base = { ...(changes.length ? { changes } : {}), ...(diffText ? { diff: diffText } : {}) };
 
     if (action === 'none' && !refreshWhy) {
