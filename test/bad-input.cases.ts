@@ -130,12 +130,43 @@ export const badInputCases: BadInputCase[] = [
   {
     name: 'block opened with { in a state file and never closed',
     files: oneState('<% if (it.target.name) { %>\n  - file: /tmp/x\n'),
-    expect: [{ at: 'states/s.yaml:2:4', message: /template syntax error: a block opened with \{ in a <% %> tag is never closed/ }],
+    expect: [{ at: 'states/s.yaml:2:24', message: /template syntax error: a block opened with \{ in a <% %> tag is never closed/ }],
   },
   {
     name: 'undefined expression in a state written inline in cairn.yaml',
     files: { 'cairn.yaml': site('s', 'states:\n  s:\n    - file: /tmp/x\n      content: a <%= it.vars.missing %>\n') },
     expect: [{ at: 'cairn.yaml:8:22', message: /`it\.vars\.missing` is undefined/ }],
+  },
+
+  {
+    name: 'an unclosed { after well-formed blocks is reported at its own brace',
+    files: oneState([
+      '<% if (it.target.name) { %>',
+      '  - file: /tmp/a',
+      '<% } %>',
+      '<% for (const n of ["b", "c"]) { %>',
+      '  - file: /tmp/<%= n %>',
+      '<% } %>',
+      '<% if (it.target.name === "t1") { %>',
+      '  - file: /tmp/d',
+      '',
+    ].join('\n')),
+    expect: [{ at: 'states/s.yaml:8:33', message: /template syntax error: a block opened with \{ in a <% %> tag is never closed/ }],
+  },
+  {
+    name: 'an extra } after well-formed blocks is reported at its own brace',
+    files: oneState([
+      '<% if (it.target.name) { %>',
+      '  - file: /tmp/a',
+      '<% } %>',
+      '<% for (const n of ["b", "c"]) { %>',
+      '  - file: /tmp/<%= n %>',
+      '<% } %>',
+      '  - file: /tmp/d',
+      '<% if (true) { const s = "}"; /* } */ } } %>',
+      '',
+    ].join('\n')),
+    expect: [{ at: 'states/s.yaml:9:41', message: /a \} in a <% %> tag closes a block that was never opened/ }],
   },
 
   // ── Eta errors in template files used by a `file` part: positions point into the template ─────
@@ -170,7 +201,7 @@ export const badInputCases: BadInputCase[] = [
   {
     name: 'template file: block opened with { and never closed',
     files: withTemplate('user nginx;\n<% if (it.target.name) { %>\nlisten 80;\n'),
-    expect: [{ at: 'templates/nginx.conf.eta:2:4', message: /template syntax error: a block opened with \{ in a <% %> tag is never closed/ }],
+    expect: [{ at: 'templates/nginx.conf.eta:2:24', message: /template syntax error: a block opened with \{ in a <% %> tag is never closed/ }],
   },
 
   // ── Parts: resource types, attributes and meta attributes ─────────────────────────────────────

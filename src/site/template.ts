@@ -237,6 +237,58 @@ function checkExpressions(pieces: Piece[], pos: (offset: number) => SourcePos): 
   }
 }
 
+/**
+ * The first `}` of the control tags that closes nothing, else the innermost `{` left open, as a
+ * source offset. Braces inside strings, template literals and comments do not count; `${` in a
+ * template literal opens an expression that its `}` closes.
+ */
+function unmatchedBrace(pieces: Piece[]): { brace: '{' | '}'; offset: number } | undefined {
+  const open: number[] = [];
+  // What each open brace was: a block (or object literal), or a template literal's `${`.
+  const kinds: ('block' | 'interp')[] = [];
+  for (const p of pieces) {
+    if (p.kind !== 'code') continue;
+    const t = p.text;
+    let i = 0;
+    // Inside a template literal whose `${…}` just closed: resume scanning its text.
+    let inTemplate = false;
+    while (i < t.length) {
+      const c = t[i]!;
+      if (inTemplate) {
+        if (c === '\\') i += 2;
+        else if (c === '`') { inTemplate = false; i++; }
+        else if (c === '$' && t[i + 1] === '{') { open.push(p.srcStart + i); kinds.push('interp'); inTemplate = false; i += 2; }
+        else i++;
+        continue;
+      }
+      if (c === '/' && t[i + 1] === '/') {
+        const nl = t.indexOf('\n', i);
+        i = nl < 0 ? t.length : nl;
+      } else if (c === '/' && t[i + 1] === '*') {
+        const end = t.indexOf('*/', i + 2);
+        i = end < 0 ? t.length : end + 2;
+      } else if (c === "'" || c === '"') {
+        i++;
+        while (i < t.length && t[i] !== c && t[i] !== '\n') i += t[i] === '\\' ? 2 : 1;
+        i++;
+      } else if (c === '`') {
+        inTemplate = true;
+        i++;
+      } else if (c === '{') {
+        open.push(p.srcStart + i);
+        kinds.push('block');
+        i++;
+      } else if (c === '}') {
+        if (open.length === 0) return { brace: '}', offset: p.srcStart + i };
+        open.pop();
+        if (kinds.pop() === 'interp') inTemplate = true;
+        i++;
+      } else i++;
+    }
+  }
+  return open.length ? { brace: '{', offset: open[open.length - 1]! } : undefined;
+}
+
 /** Generates one statement per piece, the user's code of each starting on a line of its own, so
  *  that a syntax error's line and column in the generated code lead back to the source. */
 function generate(pieces: Piece[], pos: (offset: number) => SourcePos, file: string): Generated {
@@ -273,13 +325,14 @@ function generate(pieces: Piece[], pos: (offset: number) => SourcePos, file: str
       const p = pieces[owner]!;
       throw inputError(`template syntax error: ${message}`, pos(p.srcStart + offsetIn(p.text, at.line - codeLine[owner]! + 1, at.col)));
     }
-    // The error is in Cairn's own glue: a block the template opened and never closed, or closed twice.
-    const blocks = pieces.filter((p) => p.kind === 'code' && /[{}]/.test(p.text));
-    const culprit = at.line >= line ? blocks.find((p) => p.text.includes('{')) : blocks.find((p) => p.text.includes('}'));
-    const hint = at.line >= line
+    // The error is in Cairn's own glue: a block the template opened and never closed, or closed
+    // twice. The first brace in the file is rarely the culprit: match them to find the one that is.
+    const unmatched = unmatchedBrace(pieces);
+    const unclosed = unmatched ? unmatched.brace === '{' : at.line >= line;
+    const hint = unclosed
       ? 'a block opened with { in a <% %> tag is never closed'
       : 'a } in a <% %> tag closes a block that was never opened';
-    throw inputError(`template syntax error: ${hint}`, culprit ? pos(culprit.srcStart) : { file, line: 1, col: 1 });
+    throw inputError(`template syntax error: ${hint}`, unmatched ? pos(unmatched.offset) : { file, line: 1, col: 1 });
   }
   const outer = script.runInThisContext() as (it: unknown, out: unknown, at: unknown, str: unknown) => void;
   return {
