@@ -587,6 +587,26 @@ export const badInputCases: BadInputCase[] = [
     expect: [{ at: 'states/s.yaml:3:13', message: /no such site file 'files\/nope'/ }],
   },
   {
+    name: 'a source that is a folder points at the source attribute',
+    files: { ...oneState('  - file: /etc/x\n    source: files/conf\n'), 'files/conf/a.conf': 'a\n' },
+    expect: [{ at: 'states/s.yaml:3:13', message: /error: file \/etc\/x: source 'files\/conf' is a folder \(a file's source is one file\)/ }],
+  },
+  {
+    name: 'a template that is a folder points at the template attribute',
+    files: { ...oneState('  - file: /etc/x\n    template: templates/\n'), 'templates/x.eta': 'x\n' },
+    expect: [{ at: 'states/s.yaml:3:15', message: /file \/etc\/x: template 'templates\/' is a folder[\s\S]*help: name one file inside it, e\.g\. template: templates\/<name>/ }],
+  },
+  {
+    name: 'a component state whose source is a folder of the component',
+    files: {
+      'cairn.yaml': site('web'),
+      'components/web/component.yaml': 'description: web server\n',
+      'components/web/states/web.yaml': 'web:\n  - file: /etc/web\n    source: files\n',
+      'components/web/files/index.html': 'hi\n',
+    },
+    expect: [{ at: 'components/web/states/web.yaml:3:13', message: /file \/etc\/web: source 'files' is a folder/ }],
+  },
+  {
     name: 'wrong meta attribute values point at the value',
     files: oneState('  - file: /tmp/x\n    noop: yes please\n  - file: /tmp/y\n    require: [file:/tmp/x, 5]\n'),
     expect: [

@@ -3,7 +3,7 @@
  * parts rendered and validated, identical invocations once, notified handlers added. Pure apart
  * from reading site files (templates, sources) that the catalog points at.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { canonicalJson } from '../lib/canonical-json.ts';
 import { didYouMean } from '../lib/did-you-mean.ts';
@@ -121,21 +121,33 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
   const templates = new Map<string, CompiledTemplate>();
 
   const resolveContext = (def: StateDef, it: TemplateScope): ResolveContext => {
-    const locate = (path: string): string => {
+    const locate = (path: string, attribute: 'source' | 'template'): string => {
       const bases = def.component ? [join(c.root, c.components.get(def.component)!.dir), c.root] : [c.root];
       const found = bases.map((b) => resolve(b, path)).find(existsSync);
       if (!found) {
         const where = bases.map((b) => (relative(c.root, b) ? `${relative(c.root, b)}/` : 'the site folder'));
         throw inputError(`no such site file '${path}'`, undefined, `looked in ${where.join(' and ')}`);
       }
+      // Reading a folder fails with EISDIR, which is the site's mistake, not Cairn's.
+      if (statSync(found).isDirectory()) {
+        throw inputError(`${attribute} '${path}' is a folder (a file's ${attribute} is one file)`, undefined,
+          `name one file inside it, e.g. ${attribute}: ${path.replace(/\/+$/, '')}/<name>`);
+      }
       return found;
+    };
+    const read = (abs: string, path: string): Buffer => {
+      try {
+        return readFileSync(abs);
+      } catch (err) {
+        throw inputError(`cannot read site file '${path}': ${(err as Error).message}`);
+      }
     };
     return {
       renderTemplate(path, partVars) {
-        const abs = locate(path);
+        const abs = locate(path, 'template');
         let t = templates.get(abs);
         if (!t) {
-          const text = readFileSync(abs, 'utf8');
+          const text = read(abs, path).toString('utf8');
           const file = relative(c.root, abs);
           c.sources.set(file, text);
           t = compileTemplate(text, file);
@@ -144,7 +156,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
         return t.render(partVars ? { ...it, vars: mergeAll([it.vars, partVars]) } : it).text;
       },
       readSource(path) {
-        const data = readFileSync(locate(path));
+        const data = read(locate(path, 'source'), path);
         return { base64: data.toString('base64'), sha256: sha256Hex(data) };
       },
     };

@@ -109,7 +109,8 @@ export function parsePart(raw: unknown, ctx: PartContext, d: Diagnostics): PartI
       const attrPos = posOf(map, err.attribute) ?? pos;
       for (const diag of err.cause.diagnostics) {
         const related = diag.pos ? [...(diag.related ?? []), { message: `rendered for ${typeName} ${String(keyValue)}`, pos: attrPos }] : diag.related;
-        d.add(diag.message, diag.pos ?? attrPos, { hint: diag.hint, related });
+        // Without a position of its own the error is about the attribute: say whose it is.
+        d.add(diag.pos ? diag.message : `${prefix}${diag.message}`, diag.pos ?? attrPos, { hint: diag.hint, related });
       }
       return undefined;
     }
