@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, InputError } from '../lib/errors.ts';
 import { CAIRN_VERSION } from '../lib/version.ts';
 import type { ConvergeOptions, RunReport } from './converge.ts';
+import type { ShowOptions } from './show.ts';
 import { storeNamed } from './store-named.ts';
 import { writeErr, writeOut } from './output.ts';
 
@@ -31,23 +32,11 @@ export function program(): Command {
     .option('--site <dir>', 'the site folder', '.')
     .option('-t, --target <name>', 'a target, group or glob (repeatable; default: all)', collect)
     .option('--var <k=v>', 'set a variable (YAML scalar, or @file.yaml); repeatable', collect)
-    .option('--facts <file>', 'use these facts (YAML/JSON) instead of gathering them')
+    .option('--facts <file>', "use these facts instead of gathering them: one target's (YAML/JSON), or `cairn facts --json`'s")
     .option('--json', 'print JSON')
-    .action(async (options: { site: string; target?: string[]; var?: string[]; facts?: string; json?: boolean }) => {
-      const { SiteCompiler, readFactsFile } = await import('./site-compiler.ts');
-      const compiler = new SiteCompiler(options, sources);
-      const fixed = options.facts ? await readFactsFile(options.facts) : undefined;
-      const local = await localFactsOnce();
-      // show never connects: a remote target's facts are those of --facts, or none.
-      const selected = await compiler.select(options.target ?? []);
-      const results = await compiler.compile(selected.map((t) => ({ name: t.name, facts: fixed ?? (t.settings.executor === 'local' ? local() : {}) })));
-      if (options.json) {
-        const payload = results.map(({ run, graph }) => ({ run, graph }));
-        writeOut(`${JSON.stringify(payload.length === 1 ? payload[0] : payload, null, 2)}\n`);
-      } else {
-        const { formatShow } = await import('./show.ts');
-        writeOut(results.map(({ run, graph }) => formatShow(run, graph)).join('\n'));
-      }
+    .action(async (options: ShowOptions) => {
+      const { show } = await import('./show.ts');
+      process.exitCode = await show(options, sources, await localFactsOnce());
     });
 
   for (const mode of ['plan', 'apply'] as const) {
@@ -56,7 +45,7 @@ export function program(): Command {
       .option('--site <dir>', 'the site folder', '.')
       .option('-t, --target <name>', 'a target, group or glob (repeatable; default: all)', collect)
       .option('--var <k=v>', 'set a variable (YAML scalar, or @file.yaml); repeatable', collect)
-      .option('--facts <file>', 'use these facts (YAML/JSON) instead of gathering them')
+      .option('--facts <file>', "use these facts instead of gathering them: one target's (YAML/JSON), or `cairn facts --json`'s")
       .option('--diff', 'show unified diffs of file content')
       .option('--json', 'print one JSON report')
       .option('--fail-fast', 'stop a target at its first failure')
@@ -80,7 +69,7 @@ export function program(): Command {
       const sessions = await openSessions(selected, {
         forks: Math.max(1, Number(options.forks) || 10),
         ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
-        ...(options.facts ? { fixedFacts: await readFactsFile(options.facts) } : {}),
+        ...(options.facts ? { factsOf: (await readFactsFile(options.facts, sources)).factsFor(selected.map((t) => t.name)) } : {}),
         localFacts: await localFactsOnce(),
         contentIndex: { trust: options.checksum !== true, save: mode === 'apply' },
       });

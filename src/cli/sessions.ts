@@ -17,11 +17,14 @@ export interface Session {
 
 export interface OpenOptions extends ExecutorOpenOptions {
   forks: number;
+  /** `--facts FILE`'s facts per target, gathered from none. */
+  factsOf?: Map<string, Record<string, unknown>>;
 }
 
 async function open(target: SelectedTarget, options: OpenOptions): Promise<Session> {
   const { name, settings } = target;
-  const opened = await openExecutor(name, settings, options);
+  const fixed = options.factsOf?.get(name);
+  const opened = await openExecutor(name, settings, fixed ? { ...options, fixedFacts: fixed } : options);
   return 'unreachable' in opened ? { name, error: opened.unreachable } : { name, exec: opened.exec, facts: opened.facts };
 }
 

@@ -2,6 +2,48 @@
 import type { StateRun } from '../catalog/staterun.ts';
 import type { Graph, GraphNode } from '../graph/build.ts';
 import { formatPos } from '../lib/errors.ts';
+import { writeErr, writeOut } from './output.ts';
+
+export interface ShowOptions {
+  site: string;
+  target?: string[];
+  var?: string[];
+  facts?: string;
+  json?: boolean;
+}
+
+/**
+ * `cairn show`: never connects. A target's facts are those of `--facts FILE`; else a local
+ * target's are this machine's, and any other's are assumed (a generic host from the OS tables),
+ * which is said on stderr so a surprising run is not mistaken for the target's own.
+ */
+export async function show(options: ShowOptions, sources: Map<string, string>, local: () => Record<string, unknown>): Promise<number> {
+  const { SiteCompiler, readFactsFile } = await import('./site-compiler.ts');
+  const compiler = new SiteCompiler(options, sources);
+  const file = options.facts ? await readFactsFile(options.facts, sources) : undefined;
+  const selected = await compiler.select(options.target ?? []);
+  const given = file?.factsFor(selected.map((t) => t.name));
+  const assumed: string[] = [];
+  let description = '';
+  const inputs = [];
+  for (const t of selected) {
+    let facts = given?.get(t.name) ?? (t.settings.executor === 'local' ? local() : undefined);
+    if (!facts) {
+      ({ facts, description } = await compiler.assumedFacts(t.name));
+      assumed.push(t.name);
+    }
+    inputs.push({ name: t.name, facts });
+  }
+  if (assumed.length) writeErr(`cairn: no facts for ${assumed.join(', ')}: compiled as ${description}; give real ones with --facts FILE (cairn facts --json > FILE)\n`);
+  const results = await compiler.compile(inputs);
+  if (options.json) {
+    const payload = results.map(({ run, graph }) => ({ run, graph }));
+    writeOut(`${JSON.stringify(payload.length === 1 ? payload[0] : payload, null, 2)}\n`);
+  } else {
+    writeOut(results.map(({ run, graph }) => formatShow(run, graph)).join('\n'));
+  }
+  return 0;
+}
 
 function brief(params: Record<string, unknown>): string {
   const entries = Object.entries(params);

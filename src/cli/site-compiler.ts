@@ -5,6 +5,7 @@
  * target is touched.
  */
 import type { Catalog, Target } from '../catalog/catalog.ts';
+import type { FactsFile } from '../catalog/facts-input.ts';
 import type { TargetSettings } from '../catalog/schema.ts';
 import { Diagnostics, InputError } from '../lib/errors.ts';
 import { COMPILED_CODEC, type Compiled } from '../graph/codec.ts';
@@ -55,6 +56,17 @@ export class SiteCompiler {
     return this.cache.get('targets', selectors, async () => (await this.targets(selectors)).map((t) => ({ name: t.name, settings: t.settings })));
   }
 
+  /**
+   * The facts assumed for target `name` when none are known (catalog/facts-input.ts), and a line
+   * that says what they are. Call it before compile(), which lets the loaded site go.
+   */
+  async assumedFacts(name: string): Promise<{ facts: Record<string, unknown>; description: string }> {
+    const { assumedFacts, describeAssumed } = await import('../catalog/facts-input.ts');
+    const { catalog } = await this.load();
+    const facts = assumedFacts(catalog, catalog.targets.get(name)!);
+    return { facts, description: describeAssumed(facts) };
+  }
+
   /** Compiles each target with its facts; all errors of all targets are thrown together. */
   async compile(targets: { name: string; facts: Record<string, unknown> }[]): Promise<Compiled[]> {
     const errors = new Diagnostics();
@@ -89,8 +101,8 @@ export class SiteCompiler {
   }
 }
 
-/** Facts from `--facts FILE`, which stand in for every target's own. */
-export async function readFactsFile(path: string): Promise<Record<string, unknown>> {
-  const { readDataFile } = await import('../catalog/vars.ts');
-  return readDataFile(path, '--facts') as Record<string, unknown>;
+/** `--facts FILE`: one target's facts for all, or `cairn facts --json`'s per target (catalog/facts-input.ts). */
+export async function readFactsFile(path: string, sources: Map<string, string>): Promise<FactsFile> {
+  const { readFactsFile: read } = await import('../catalog/facts-input.ts');
+  return read(path, sources);
 }
