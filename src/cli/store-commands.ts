@@ -10,11 +10,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { parse } from 'yaml';
-import { Diagnostics, ExitCode, inputError, type InputError } from '../lib/errors.ts';
+import { ExitCode, inputError, type InputError } from '../lib/errors.ts';
 import type { StoreOptions } from '../store/types.ts';
 import { openStore, StoreRefusedError, StoreUnreachableError } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import type { RunReport } from '../engine/run-target.ts';
+import type { SiteCompiler } from './site-compiler.ts';
 import { SYSTEM_STORE_CONFIG } from './store-named.ts';
 import { writeErr, writeOut } from './output.ts';
 
@@ -123,16 +124,47 @@ function isText(data: Buffer): boolean {
   return !data.subarray(0, 8000).includes(0);
 }
 
-/** `cairn push`: checks the site, then uploads it as one revision and prints its id. */
+/**
+ * The facts each target of the site last reported through its agent's registration; a target
+ * with none gets the facts assumed for it (catalog/facts-input.ts), which is said on stderr.
+ */
+async function lastKnownFacts(store: Store, compiler: SiteCompiler, names: string[]): Promise<{ name: string; facts: Record<string, unknown> }[]> {
+  const { KEYS } = await import('../store/documents.ts');
+  const out = [];
+  const assumed: string[] = [];
+  let description = '';
+  for (const name of names) {
+    const kv = await store.get(KEYS.agent(name));
+    let facts: Record<string, unknown> | undefined;
+    try {
+      const record = kv && (JSON.parse(kv.value.toString('utf8')) as { facts?: unknown });
+      if (record && record.facts && typeof record.facts === 'object' && !Array.isArray(record.facts)) facts = record.facts as Record<string, unknown>;
+    } catch {
+      // A registration that is not JSON has no facts to offer; the agent rewrites it on start.
+    }
+    if (!facts) {
+      ({ facts, description } = await compiler.assumedFacts(name));
+      assumed.push(name);
+    }
+    out.push({ name, facts });
+  }
+  if (assumed.length) writeErr(`cairn: no agent has reported facts for ${assumed.join(', ')}: compiled as ${description}\n`);
+  return out;
+}
+
+/**
+ * `cairn push`: compiles every target of the site with its last known facts, then uploads the
+ * site as one revision and prints its id. A site that does not compile is never pushed: every
+ * agent would reject it, and a revision can't be taken back.
+ */
 export async function push(options: PushOptions, sources: Map<string, string>): Promise<number> {
-  // An invalid site is never pushed: agents would only reject it.
-  const { loadSite } = await import('../site/load.ts');
-  const { buildCatalog } = await import('../catalog/catalog.ts');
-  const d = new Diagnostics();
-  buildCatalog(await loadSite(options.site, d, sources), d);
-  d.throwIfAny();
+  const { SiteCompiler } = await import('./site-compiler.ts');
+  const compiler = new SiteCompiler({ site: options.site }, sources);
+  // A site that does not even load fails here, before the store is opened.
+  const names = (await compiler.select([])).map((t) => t.name);
   const { pushSite, readBlob } = await import('../store/documents.ts');
   const result = await withStore(options, async (store) => {
+    await compiler.compile(await lastKnownFacts(store, compiler, names));
     const r = await pushSite(store, resolve(options.site), { dryRun: options.diff === true });
     const { added, removed, modified } = r.diff;
     if (options.json) {
