@@ -14,6 +14,7 @@ import { CommandShell } from '../src/executors/command-shell.ts';
 import { LocalExecutor } from '../src/executors/local.ts';
 import type { RunOptions } from '../src/executors/types.ts';
 import { tempDir } from './helpers/cli.ts';
+import { waitUntil } from './helpers/wait.ts';
 
 /** Long enough never to fire: it only makes the run a spawn. */
 const SPAWNED: RunOptions = { timeoutMs: 600_000 };
@@ -99,18 +100,26 @@ test('the shell: runs it cannot give as a spawn would are spawned', async (t) =>
   assert.equal(parents.filter((p) => p !== process.pid).length, 1, 'one command in the shell, five spawned');
 });
 
-test('the shell: a daemon a command leaves behind neither stalls the run nor writes into later output', async (t) => {
+test('the shell: a daemon a command leaves behind neither stalls the run nor writes into later output', { timeout: 120_000 }, async (t) => {
   const exec = new LocalExecutor();
   t.after(() => exec.close());
-  const started = await exec.run(['/bin/sh', '-c', '(sleep 0.3; echo late; sleep 30) & echo $!']);
+  const dir = tempDir('cairn-command-shell-daemon-');
+  const go = join(dir, 'go');
+  const written = join(dir, 'written');
+  for (const fifo of [go, written]) assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+  // The daemon keeps the command's stdout and writes to it only when the next command lets it,
+  // then says so, and stays (until the test kills it).
+  const started = await exec.run(['/bin/sh', '-c', `(read x < ${go}; echo late; echo > ${written}; exec sleep infinity) & echo $!`]);
   const daemon = Number(started.stdout);
   t.after(() => process.kill(daemon, 'SIGKILL'));
   // The run returned while the daemon, which still holds that command's stdout, is alive.
+  assert.equal(started.code, 0);
   assert.doesNotThrow(() => process.kill(daemon, 0));
-  assert.deepEqual(await exec.run(['/bin/sh', '-c', 'sleep 0.6; echo next']), { code: 0, stdout: 'next\n', stderr: '' });
+  // The next command runs while the daemon writes "late": it releases it and waits until it wrote.
+  assert.deepEqual(await exec.run(['/bin/sh', '-c', `echo > ${go}; read x < ${written}; echo next`]), { code: 0, stdout: 'next\n', stderr: '' });
 });
 
-test('the shell: Cairn exits without waiting for it, and its folder goes with it', () => {
+test('the shell: Cairn exits without waiting for it, and its folder goes with it', async () => {
   const tmp = tempDir('cairn-command-shell-tmp-');
   const program = `
     import { LocalExecutor } from ${JSON.stringify(new URL('../src/executors/local.ts', import.meta.url).href)};
@@ -124,8 +133,7 @@ test('the shell: Cairn exits without waiting for it, and its folder goes with it
   assert.equal(r.stdout.trim(), 'shell');
   // The shell saw its stdin close and removed its folder on the way out.
   const folders = () => readdirSync(tmp).filter((name) => name.startsWith('cairn-commands-'));
-  for (let i = 0; i < 200 && folders().length > 0; i++) spawnSync('sleep', ['0.05']);
-  assert.deepEqual(folders(), []);
+  await waitUntil(() => folders().length === 0, () => `the shell's folder is still there: ${folders().join(', ')}`);
 });
 
 test('the shell: a command that removes its folder still reports its status, and later commands are spawned', async (t) => {

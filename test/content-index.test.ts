@@ -9,15 +9,23 @@ import { existsSync, lstatSync, readFileSync, statSync, writeFileSync } from 'no
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ContentIndex } from '../src/executors/content-index.ts';
 import { sha256Hex } from '../src/lib/digest.ts';
 import { fingerprint, fingerprintHex, murmur3Pair } from '../src/lib/fingerprint.ts';
 import { LocalExecutor } from '../src/executors/local.ts';
 import { makeSite, runCli, tempDir } from './helpers/cli.ts';
+import { waitUntil } from './helpers/wait.ts';
 
-/** More than the index's margin for file systems with fine timestamps (a file this old may be recorded). */
-const PAST_MARGIN_MS = 80;
+/**
+ * Waits until a run starting now may record `paths` (their ctime lies a clock tick before it, by
+ * the index's own rule, whatever the file system's timestamps), instead of sleeping a guess.
+ */
+async function untilRecordable(...paths: string[]): Promise<void> {
+  // Never saved: only its clock (the moment it is made) is used.
+  const unused = join(tempDir('cairn-ci-probe-'), 'index.json');
+  const probe = () => new ContentIndex(unused, { trust: true, save: false });
+  await waitUntil(() => paths.every((path) => probe().recordable(lstatSync(path))), `${paths.join(', ')} recordable`);
+}
 
 /** Writes `content` to `path` and puts its mtime back exactly (to the nanosecond), as a careful editor could. */
 function writeKeepingMtime(path: string, content: string): void {
@@ -98,7 +106,7 @@ test('the local executor records what it read, trusts it next time, and sees any
   const path = join(dir, 'motd');
   const indexFile = join(dir, 'state', 'content-index.json');
   writeFileSync(path, 'hello\n');
-  await sleep(PAST_MARGIN_MS);
+  await untilRecordable(path);
   const options = { contentIndex: { file: indexFile, trust: true, save: true } };
 
   const first = new LocalExecutor(options);
@@ -142,7 +150,7 @@ test('cairn apply keeps the index in state_dir and notices a file edited behind 
   const changed = (r: { stdout: string }) => (JSON.parse(r.stdout) as { targets: { counts: { changed: number } }[] }).targets[0]!.counts.changed;
 
   assert.equal(changed(await apply()), 3);
-  await sleep(PAST_MARGIN_MS);
+  await untilRecordable(...['a', 'b', 'c'].map((n) => join(root, n)));
   const plan = await runCli(['plan', '--site', site]);
   assert.equal(plan.status, 0, plan.stderr);
   assert.equal(existsSync(join(state, 'content-index.json')), false, 'plan writes no index');

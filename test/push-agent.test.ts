@@ -3,17 +3,22 @@
  * transaction, `--diff`), `cairn agent` converging its own machine from the newest revision (here:
  * a scratch root), reports and `cairn status`, on SQLite and on a real three-member etcd cluster
  * that loses a member while the agent watches.
+ *
+ * Each test sets up what it needs: its own scratch root, work folder, site and (SQLite) store; the
+ * etcd tests share one cluster (started in `before`) and empty its /cairn/ keys first
+ * (`beforeEach`). Waits are for the agent's log lines, never for a time.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import { KEYS, pushSite } from '../src/store/documents.ts';
 import { openStore } from '../src/store/index.ts';
-import { CAIRN, makeSite, runCli } from './helpers/cli.ts';
+import { CAIRN, makeSite, runCli, tempDir } from './helpers/cli.ts';
 import { etcdUnavailable, startEtcdCluster, type EtcdCluster } from './helpers/etcd.ts';
+import { HANG_MS } from './helpers/wait.ts';
 
 /** A site whose target `node1` converges `root` (a scratch folder); `motd` is one file's content. */
 function agentSite(root: string, motd: string, extra = ''): string {
@@ -57,14 +62,35 @@ class AgentProcess {
     this.child.stderr!.on('data', (d: Buffer) => (this.log += d));
   }
 
-  /** Waits until the log matches (within `ms`). */
-  async waitFor(re: RegExp, ms = 15000): Promise<void> {
-    const until = Date.now() + ms;
-    while (!re.test(this.log)) {
-      if (Date.now() > until) throw new Error(`agent log never matched ${re}:\n${this.log}`);
-      if (this.child.exitCode !== null) throw new Error(`agent exited ${this.child.exitCode}:\n${this.log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  /** Waits until the log matches, as output arrives; fails if the agent exits first (the deadline only bounds a hang). */
+  waitFor(re: RegExp, hangMs = HANG_MS): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!re.test(this.log)) return;
+        done();
+        resolve();
+      };
+      const exited = (code: number | null) => {
+        done();
+        reject(new Error(`agent exited ${code} before its log matched ${re}:\n${this.log}`));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`agent log never matched ${re} (still waiting after ${hangMs / 1000} s):\n${this.log}`));
+      }, hangMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.child.stdout!.off('data', check);
+        this.child.stderr!.off('data', check);
+        this.child.off('exit', exited);
+      };
+      // Listeners added after the log's own, so each check sees the output that woke it.
+      this.child.stdout!.on('data', check);
+      this.child.stderr!.on('data', check);
+      this.child.once('exit', exited);
+      if (this.child.exitCode !== null) exited(this.child.exitCode);
+      else check();
+    });
   }
 
   converged(id: string): number {
@@ -80,14 +106,19 @@ class AgentProcess {
   }
 }
 
-describe('push, agent and status on SQLite', () => {
-  const root = mkdtempSync(join(tmpdir(), 'cairn-agent-root-'));
-  const work = mkdtempSync(join(tmpdir(), 'cairn-agent-work-'));
-  const url = `sqlite:${join(mkdtempSync(join(tmpdir(), 'cairn-agent-store-')), 'store.db')}`;
-  const site = agentSite(root, 'hello');
+/** A scratch root, work folder, SQLite store and site of its own, for one test. */
+function sqliteSetup(motd = 'hello') {
+  const root = tempDir('cairn-agent-root-');
+  const work = tempDir('cairn-agent-work-');
+  const url = `sqlite:${join(tempDir('cairn-agent-store-'), 'store.db')}`;
+  const site = agentSite(root, motd);
   const agentOnce = () => runCli(['agent', '--store', url, '--name', 'node1', '--work-dir', work, '--once']);
+  return { root, work, url, site, agentOnce };
+}
 
+describe('push, agent and status on SQLite', () => {
   test('push makes one revision; pushing the same site again makes none; --diff shows what changed', async () => {
+    const { url, site } = sqliteSetup();
     const first = await push(site, url);
     assert.match(first.out, /^revision [0-9a-f]{16} \(3 added, 0 modified, 0 removed\)\n$/);
     assert.equal((await push(site, url)).out, `revision ${first.id} (unchanged)\n`);
@@ -96,10 +127,10 @@ describe('push, agent and status on SQLite', () => {
     const diff = await push(site, url, '--diff');
     assert.match(diff.out, /^modified {2}templates\/motd\.eta\n--- a\/templates\/motd\.eta\n\+\+\+ b\/templates\/motd\.eta\n@@ -1,1 \+1,1 @@\n-hello on/);
     assert.equal((await status(url)).head, first.id, '--diff uploads nothing');
-    rewrite(site, 'templates/motd.eta', 'hello on <%= it.facts.os_family %>\n');
   });
 
   test('an invalid site is not pushed (exit 2, positioned error); an unreachable store is exit 3 naming it', async () => {
+    const { url, site } = sqliteSetup();
     const bad = makeSite({ 'cairn.yaml': 'targets:\n  node1: { executor: local, run: [s] }\n  bad: [\n' });
     const r = await runCli(['push', '--site', bad, '--store', url]);
     assert.equal(r.status, 2);
@@ -112,7 +143,8 @@ describe('push, agent and status on SQLite', () => {
   });
 
   test('agent --once converges its machine from the newest revision and reports; a second run does nothing', async () => {
-    const head = (await status(url)).head!;
+    const { root, url, site, agentOnce } = sqliteSetup();
+    const head = (await push(site, url)).id!;
     const r = await agentOnce();
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, new RegExp(`revision ${head}: 4 changed, 0 unchanged, 0 failed, 0 skipped`));
@@ -127,6 +159,10 @@ describe('push, agent and status on SQLite', () => {
   });
 
   test('a new revision changes only what changed; its handler runs once', async () => {
+    const { root, url, site, agentOnce } = sqliteSetup();
+    await push(site, url);
+    assert.equal((await agentOnce()).status, 0);
+    assert.equal(readFileSync(join(root, 'announcements'), 'utf8'), 'announced\n');
     rewrite(site, 'templates/motd.eta', 'hello, world, on <%= it.facts.os_family %>\n');
     const { id } = await push(site, url);
     const r = await agentOnce();
@@ -136,7 +172,10 @@ describe('push, agent and status on SQLite', () => {
   });
 
   test('a corrupt document: a positioned error, and the agent stays on its last good revision', async () => {
-    const good = (await status(url)).head!;
+    const { url, site, agentOnce } = sqliteSetup();
+    const good = (await push(site, url)).id!;
+    const converged = await agentOnce();
+    assert.match(converged.stdout, new RegExp(`revision ${good}: 4 changed`), converged.stdout);
     rewrite(site, 'states/base.yaml', readFileSync(join(site, 'states/base.yaml'), 'utf8').replace('content: "same\\n"', 'content: [unclosed'));
     // Pushed by hand, as a broken tool or a person with etcdctl might: push itself refuses it.
     const { revisionId } = await import('../src/store/documents.ts');
@@ -176,10 +215,12 @@ describe('push, agent and status on SQLite', () => {
   });
 
   test('the store is named by --store, CAIRN_STORE, a config file, or store: in cairn.yaml', async () => {
-    const head = (await status(url)).head;
+    const { url, site } = sqliteSetup();
+    const head = (await push(site, url)).id!;
+    assert.equal((await status(url)).head, head);
     const viaEnv = await runCli(['status', '--json'], { env: { CAIRN_STORE: url }, cwd: tmpdir() });
     assert.equal((JSON.parse(viaEnv.stdout) as Status).head, head, viaEnv.stderr);
-    const config = join(mkdtempSync(join(tmpdir(), 'cairn-store-config-')), 'store.yaml');
+    const config = join(tempDir('cairn-store-config-'), 'store.yaml');
     writeFileSync(config, `url: ${url}\n`);
     const viaConfig = await runCli(['status', '--store-config', config, '--json']);
     assert.equal((JSON.parse(viaConfig.stdout) as Status).head, head, viaConfig.stderr);
@@ -192,7 +233,9 @@ describe('push, agent and status on SQLite', () => {
   });
 
   test('apply --store keeps its report; cairn status lists it', async () => {
-    const other = mkdtempSync(join(tmpdir(), 'cairn-apply-root-'));
+    const { url, site } = sqliteSetup();
+    await push(site, url);
+    const other = tempDir('cairn-apply-root-');
     const adhoc = agentSite(other, 'ad hoc');
     const r = await runCli(['apply', '--site', adhoc, '--store', url]);
     assert.equal(r.status, 0, r.stderr);
@@ -207,29 +250,53 @@ if (why) process.stderr.write(`\n*** ETCD TESTS SKIPPED: push and agent on etcd:
 
 describe('an agent watching an etcd cluster', { skip: why }, () => {
   let cluster: EtcdCluster;
-  let agent: AgentProcess | undefined;
-  const root = mkdtempSync(join(tmpdir(), 'cairn-etcd-agent-root-'));
-  const work = mkdtempSync(join(tmpdir(), 'cairn-etcd-agent-work-'));
-  const site = agentSite(root, 'v1');
   before(async () => {
     cluster = await startEtcdCluster(3);
   });
   after(async () => {
-    await agent?.stop();
     await cluster?.stop();
-    rmSync(work, { recursive: true, force: true });
+  });
+  // Every test starts from an empty store, all members up.
+  beforeEach(async () => {
+    for (const m of [0, 1, 2]) if (!cluster.members[m]!.process) await cluster.restart(m);
+    const r = cluster.etcdctl('del', '--prefix', '/cairn/');
+    assert.equal(r.code, 0, r.stderr);
   });
 
-  test('a push is converged within seconds; the next only changes what changed; bursts are one run', async () => {
-    agent = new AgentProcess(cluster.url, work, '--debounce', '300');
+  /** A scratch root, work folder and site of its own, and an agent started on them (stopped after the test). */
+  function etcdSetup(t: { after: (fn: () => Promise<unknown>) => void }, debounceMs = 300) {
+    const root = tempDir('cairn-etcd-agent-root-');
+    const work = tempDir('cairn-etcd-agent-work-');
+    const site = agentSite(root, 'v1');
+    const start = () => {
+      const agent = new AgentProcess(cluster.url, work, '--debounce', String(debounceMs));
+      t.after(() => agent.stop());
+      return agent;
+    };
+    return { root, work, site, start };
+  }
+
+  test('a push is converged by the watching agent; the next only changes what changed', async (t) => {
+    const { root, site, start } = etcdSetup(t);
+    const agent = start();
     await agent.waitFor(/nothing pushed yet[\s\S]*watching/);
-    const t0 = Date.now();
     const { id } = await push(site, cluster.url);
     await agent.waitFor(new RegExp(`revision ${id}: 4 changed`));
-    assert.ok(Date.now() - t0 < 5000, `converged in ${Date.now() - t0} ms`);
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'v1 on debian\n');
+    assert.equal(readFileSync(join(root, 'announcements'), 'utf8'), 'announced\n');
 
-    // A burst: three pushes well within the agent's quiet time (in-process: no CLI start-up between).
+    rewrite(site, 'templates/motd.eta', 'v2 on <%= it.facts.os_family %>\n');
+    const next = await push(site, cluster.url);
+    await agent.waitFor(new RegExp(`revision ${next.id}: 2 changed, 2 unchanged`));
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'v2 on debian\n');
+    assert.equal(readFileSync(join(root, 'announcements'), 'utf8'), 'announced\nannounced\n');
+  });
+
+  test('a burst of pushes within the agent\'s quiet time is one run of the newest', async (t) => {
+    // A quiet time far beyond what three pushes from this process take (no CLI start-up between).
+    const { root, site, start } = etcdSetup(t, 3000);
+    const agent = start();
+    await agent.waitFor(/nothing pushed yet[\s\S]*watching/);
     const ids: string[] = [];
     const store = await openStore(cluster.url);
     try {
@@ -240,37 +307,54 @@ describe('an agent watching an etcd cluster', { skip: why }, () => {
     } finally {
       await store.close();
     }
-    await agent.waitFor(new RegExp(`revision ${ids[2]}: 2 changed, 2 unchanged`));
-    assert.equal(agent.converged(ids[0]!) + agent.converged(ids[1]!), 0, 'a burst of pushes is one run of the newest');
-    assert.equal(readFileSync(join(root, 'announcements'), 'utf8'), 'announced\nannounced\n');
+    await agent.waitFor(new RegExp(`revision ${ids[2]}: 4 changed`));
+    assert.equal(agent.converged(ids[0]!) + agent.converged(ids[1]!), 0, `a burst of pushes is one run of the newest:\n${agent.log}`);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'v4 on debian\n');
+    assert.equal(readFileSync(join(root, 'announcements'), 'utf8'), 'announced\n');
   });
 
-  test('with a member killed (the leader), push, watch and reports go on and nothing is lost', async () => {
+  test('with a member killed (the leader), push, watch and reports go on and nothing is lost', async (t) => {
+    const { root, site, start } = etcdSetup(t);
+    const agent = start();
+    await agent.waitFor(/watching/);
+    const first = await push(site, cluster.url);
+    await agent.waitFor(new RegExp(`revision ${first.id}: 4 changed`));
     await cluster.kill(await cluster.leader());
     rewrite(site, 'templates/motd.eta', 'v5 on <%= it.facts.os_family %>\n');
     const { id } = await push(site, cluster.url);
-    await agent!.waitFor(new RegExp(`revision ${id}: 2 changed`), 20000);
+    await agent.waitFor(new RegExp(`revision ${id}: 2 changed`));
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'v5 on debian\n');
     const s = (await status(cluster.url)).targets.find((t) => t.target === 'node1')!;
     assert.equal(s.revision, id);
-    for (const m of [0, 1, 2]) if (!cluster.members[m]!.process) await cluster.restart(m);
   });
 
-  test('an agent restarted while a revision lands converges it exactly once', async () => {
+  test('an agent restarted while a revision lands converges it exactly once', async (t) => {
+    const { root, site, start } = etcdSetup(t);
+    const old = start();
+    await old.waitFor(/watching/);
+    const first = await push(site, cluster.url);
+    await old.waitFor(new RegExp(`revision ${first.id}: 4 changed`));
+
     rewrite(site, 'templates/motd.eta', 'v6 on <%= it.facts.os_family %>\n');
-    const old = agent!;
     const stopping = old.stop();
     const { id } = await push(site, cluster.url);
     await stopping;
-    agent = new AgentProcess(cluster.url, work, '--debounce', '300');
+    const agent = start();
     await agent.waitFor(/watching/);
-    await new Promise((r) => setTimeout(r, 1000));
+    // A later revision, converged by the new agent: a second run of v6 (by either) would come before it.
+    rewrite(site, 'templates/motd.eta', 'v7 on <%= it.facts.os_family %>\n');
+    const later = await push(site, cluster.url);
+    await agent.waitFor(new RegExp(`revision ${later.id}: 2 changed`));
     assert.equal(old.converged(id!) + agent.converged(id!), 1, `old:\n${old.log}\nnew:\n${agent.log}`);
-    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'v6 on debian\n');
-    assert.equal((await status(cluster.url)).targets.find((t) => t.target === 'node1')!.revision, id);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'v7 on debian\n');
+    assert.equal((await status(cluster.url)).targets.find((t) => t.target === 'node1')!.revision, later.id);
   });
 
-  test('pending notifications live in the store', async () => {
+  test('pending notifications live in the store', async (t) => {
+    const { work, site, start } = etcdSetup(t);
+    const agent = start();
+    const { id } = await push(site, cluster.url);
+    await agent.waitFor(new RegExp(`revision ${id}: 4 changed`));
     const store = await openStore(cluster.url);
     try {
       assert.ok(await store.get(KEYS.state('node1', 'pending.json')), 'the agent keeps its pending notifications in the store');

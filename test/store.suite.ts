@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Change, Store } from '../src/store/index.ts';
+import { HANG_MS, waitUntil } from './helpers/wait.ts';
 
 export interface StoreBackend {
   name: string;
@@ -33,17 +34,25 @@ export class WatchRecorder {
     })();
   }
 
-  /** Waits until at least `count` changes arrived (fails with what did arrive). */
-  async until(count: number, timeoutMs = 10_000): Promise<Change[]> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.changes.length < count && this.error === undefined) {
-      if (Date.now() > deadline) {
-        assert.fail(`watch got ${this.changes.length} of ${count} changes in ${timeoutMs} ms: ${show(this.changes).join(', ')}`);
-      }
-      await sleep(10);
-    }
+  /** Waits until at least `count` changes arrived (the deadline only bounds a hang; it fails with what did arrive). */
+  async until(count: number, hangMs = HANG_MS): Promise<Change[]> {
+    await waitUntil(() => this.changes.length >= count || this.error !== undefined,
+      () => `watch got ${this.changes.length} of ${count} changes: ${show(this.changes).join(', ')}`, hangMs);
     if (this.error !== undefined) throw this.error;
     return this.changes;
+  }
+
+  /**
+   * Puts `key` (under the watched prefix) through `store` and waits until the watch delivers it:
+   * returns the changes that came before it. A watch delivers in revision order, so anything
+   * else it was going to deliver up to now (a duplicate, a stray change) is among them.
+   */
+  async throughSentinel(store: Store, key: string): Promise<Change[]> {
+    const revision = await store.put(key, 'sentinel');
+    await waitUntil(() => this.changes.some((c) => c.key === key && c.revision === revision) || this.error !== undefined,
+      () => `the sentinel ${key} never arrived: ${show(this.changes).join(', ')}`);
+    if (this.error !== undefined) throw this.error;
+    return this.changes.slice(0, this.changes.findIndex((c) => c.key === key && c.revision === revision));
   }
 
   /** Ends the watch and waits until its loop has finished. */
@@ -56,10 +65,6 @@ export class WatchRecorder {
   ended(): Promise<void> {
     return this.done;
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** `put key=value @revision` / `delete key @revision`, for readable assertions. */
@@ -224,8 +229,7 @@ export function storeSuite(backend: StoreBackend): void {
           'put watch/a/1=one @1', 'put watch/a/2=two @3', 'delete watch/a/1 @4', 'put watch/a/2=three @5',
           'put watch/a/3=x @6', 'delete watch/a/2 @6', 'put watch/a/4=last @7',
         ]);
-        await sleep(200);
-        assert.equal(w.changes.length, 7, 'nothing more arrives');
+        assert.equal((await w.throughSentinel(store, 'watch/a/zz')).length, 7, 'nothing more arrives');
       } finally {
         await w.stop();
       }
@@ -235,9 +239,17 @@ export function storeSuite(backend: StoreBackend): void {
       await store.put('now/old', 'before');
       const w = new WatchRecorder(store, 'now/');
       try {
-        await sleep(300); // the watch attaches asynchronously (an etcd watch asks for the revision first)
+        // The watch attaches asynchronously (an etcd watch asks for the revision first): probes
+        // until one arrives, so it is surely attached; probes put before that may be missed.
+        for (let i = 0; w.changes.length === 0 && w.error === undefined; i++) {
+          assert.ok(i < 100_000, 'the watch never delivered a probe');
+          await store.put(`now/probe-${i}`, 'probe');
+          await new Promise((resolve) => setImmediate(resolve));
+        }
         const r = await store.put('now/new', 'after');
-        assert.deepEqual(show(await w.until(1)), [`put now/new=after @${r}`]);
+        const got = await w.throughSentinel(store, 'now/zz');
+        assert.ok(got.every((c) => c.key !== 'now/old'), `the change from before the watch is not delivered: ${show(got).join(', ')}`);
+        assert.deepEqual(show(got).filter((line) => !line.startsWith('put now/probe-')), [`put now/new=after @${r}`]);
       } finally {
         await w.stop();
       }
@@ -256,8 +268,7 @@ export function storeSuite(backend: StoreBackend): void {
           `put resume/2=v2 @${revs[1]}`, `put resume/3=v3 @${revs[2]}`, `put resume/4=v4 @${revs[3]}`,
           `put resume/5=v5 @${revs[4]}`, `delete resume/1 @${revs[4]! + 1}`, `put resume/6=v6 @${live}`,
         ]);
-        await sleep(200);
-        assert.equal(w.changes.length, 6, 'nothing arrives twice');
+        assert.equal((await w.throughSentinel(store, 'resume/zz')).length, 6, 'nothing arrives twice');
       } finally {
         await w.stop();
       }
@@ -300,9 +311,8 @@ export function storeSuite(backend: StoreBackend): void {
       const w = new WatchRecorder(store, 'abort/', base + 1);
       await store.put('abort/1', 'x');
       await w.until(1);
-      const t0 = Date.now();
-      await w.stop();
-      assert.ok(Date.now() - t0 < 2000, `the watch ended ${Date.now() - t0} ms after the abort`);
+      await w.stop(); // resolves once the watch's loop has ended
+
       assert.equal(w.error, undefined, 'an aborted watch ends without an error');
       await store.put('abort/2', 'y');
       assert.equal(w.changes.length, 1);
