@@ -3,7 +3,8 @@
  * through the `cairn` command over SSH: a unit file written by a `file` part and started by a
  * `service` part, restarted exactly once when its configuration changes, stopped and disabled;
  * a packaged unit (cron) stopped and started; an unknown unit failing in systemd's words while
- * an unrelated node converges.
+ * an unrelated node converges; units that die right after they start (DESIGN §5.12) failing with
+ * their journal, and what requires them skipped.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -154,5 +155,65 @@ describe('service (systemd) on a lab host, through the CLI', { skip: why }, () =
     assert.match(svc!.error ?? '', /Failed to start nosuch\.service: Unit nosuch\.service not found\./);
     assert.equal(file!.status, 'changed');
     assert.equal(await sh('cat /root/unrelated.txt'), 'converged');
+  });
+
+  /** A unit file part and a service part for it, and a file that requires the service. */
+  const unitParts = (name: string, service: string) =>
+    `    - file: /etc/systemd/system/${name}.service\n      content: ${JSON.stringify(`[Service]\n${service}\n`)}\n` +
+    `    - service: ${name}\n      ensure: running\n` +
+    `    - file: /root/after-${name}\n      content: "ran\\n"\n      require: service:${name}\n`;
+
+  test('a unit that dies right after it starts fails with its journal, and what requires it is skipped; a healthy unit converges (exit 1)', async () => {
+    const site = labSite(host,
+      unitParts('cairn-false', 'ExecStart=/bin/false') +
+      unitParts('cairn-late', "ExecStart=/bin/sh -c 'sleep 0.2; exit 1'") +
+      unitParts('cairn-cycle', "ExecStart=/bin/sh -c 'sleep 0.1; exit 3'\nRestart=always\nRestartSec=100ms") +
+      unitParts('cairn-ok', "ExecStart=/bin/sh -c 'exec sleep infinity'"));
+    for (const run of [1, 2]) {
+      const r = await apply(site);
+      assert.equal(r.status, 1, r.stderr);
+      const byRef = new Map(r.nodes.map((n) => [n.ref, n]));
+      for (const name of ['cairn-false', 'cairn-late', 'cairn-cycle']) {
+        const svc = byRef.get(`service:${name}`)!;
+        assert.equal(svc.status, 'failed', `run ${run}: ${name} is ${svc.status}, not failed`);
+        assert.equal(byRef.get(`file:/root/after-${name}`)!.status, 'skipped');
+        assert.equal(byRef.get(`file:/root/after-${name}`)!.reason, `dependency failed: service:${name}`);
+      }
+      const error = (name: string) => byRef.get(`service:${name}`)!.error ?? '';
+      // systemd's state, then the journal's last lines (the exit status is in them).
+      assert.match(error('cairn-false'), /^cairn-false is not running after it was started: ActiveState=failed, SubState=failed, Result=exit-code\n/);
+      assert.match(error('cairn-false'), /cairn-false\.service: Main process exited, code=exited, status=1\/FAILURE/);
+      assert.match(error('cairn-late'), /^cairn-late is not running after it was started: ActiveState=failed, SubState=failed, Result=exit-code\n/);
+      assert.match(error('cairn-late'), /cairn-late\.service: Main process exited, code=exited, status=1\/FAILURE/);
+      // With Restart=, systemd brings it back each time: it looks up, but it keeps dying.
+      // Still cycling at the second run, its start fails outright ("Job for … failed").
+      assert.match(error('cairn-cycle'), run === 1 ? /^cairn-cycle is not running after it was started: (systemd restarted it \d+ times?|systemd started it again by itself|ActiveState=activating, SubState=auto-restart)/
+        : /^(cairn-cycle is not running after it was started|Job for cairn-cycle\.service failed)/);
+      assert.match(error('cairn-cycle'), /status=3\/NOTIMPLEMENTED/);
+      assert.equal(byRef.get('service:cairn-ok')!.status, run === 1 ? 'changed' : 'unchanged');
+      assert.equal(byRef.get('file:/root/after-cairn-ok')!.status, run === 1 ? 'changed' : 'unchanged');
+    }
+    assert.equal(await sh('systemctl is-active cairn-ok'), 'active');
+    assert.equal(await sh('test -e /root/after-cairn-false || test -e /root/after-cairn-late || echo none ran'), 'none ran');
+    await sh('systemctl stop cairn-cycle');
+  });
+
+  test('a running unit notified after its config broke: the restart fails with the journal, not "changed"', async () => {
+    const site = labSite(host,
+      `    - file: /etc/systemd/system/cairn-conf.service\n      content: ${JSON.stringify("[Service]\nExecStart=/bin/sh -c 'test \"$$(cat /etc/cairn-conf)\" = good && exec sleep infinity || { echo bad config >&2; exit 2; }'\n")}\n` +
+      '    - file: /etc/cairn-conf\n      content: "<%= it.vars.conf %>"\n      notify: service:cairn-conf\n' +
+      '    - service: cairn-conf\n      ensure: running\n');
+    let r = await apply(site, { conf: 'good' });
+    assert.equal(r.status, 0, JSON.stringify(r.nodes, null, 2));
+    r = await apply(site, { conf: 'bad' });
+    assert.equal(r.status, 1, r.stderr);
+    const svc = r.nodes.at(-1)!;
+    assert.deepEqual([svc.status, svc.action], ['failed', 'refresh']);
+    assert.match(svc.error ?? '', /^cairn-conf is not running after it was restarted: ActiveState=failed/);
+    assert.match(svc.error ?? '', /bad config/);
+    // The notification stays pending (§5.3): the next run, with the config fixed, restarts it.
+    r = await apply(site, { conf: 'good' });
+    assert.equal(r.status, 0, JSON.stringify(r.nodes, null, 2));
+    assert.equal(await sh('systemctl is-active cairn-conf'), 'active');
   });
 });

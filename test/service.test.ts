@@ -10,12 +10,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { NodeResult } from '../src/engine/engine.ts';
-import { parseRcStatus, parseRcUpdate, statusFromOpenrc } from '../src/resources/service/openrc.ts';
-import { parseEnabled, parseRcvar, parseStatusLoop, STATUS_LOOP, statusFromRcd } from '../src/resources/service/rcd.ts';
-import { parseShow, statusFromShow } from '../src/resources/service/systemd.ts';
+import { healthFromRcService, parseRcStatus, parseRcUpdate, statusFromOpenrc } from '../src/resources/service/openrc.ts';
+import { healthFromOnestatus, parseEnabled, parseRcvar, parseStatusLoop, STATUS_LOOP, statusFromRcd } from '../src/resources/service/rcd.ts';
+import { healthFromShow, parseShow, statusFromShow } from '../src/resources/service/systemd.ts';
 import { captured, FACTS, runScripted, ScriptedExecutor, type Reply } from './helpers/scripted-executor.ts';
 
 const SHOW = 'systemctl show --property=Id,LoadState,ActiveState,SubState,UnitFileState,NeedDaemonReload --';
+/** What the provider asks after a start, restart or reload (DESIGN §5.12), until the unit has stayed up a while. */
+const HEALTH = 'systemctl show --property=ActiveState,SubState,Result,NRestarts,InvocationID,Type --';
+const healthy = (name: string): Reply => ({ when: `${HEALTH} ${name}`, stdout: captured('systemctl/health-active.txt') });
+/** The commands run, without the health checks' repeated `systemctl show`, and whether there were any. */
+const acts = (exec: ScriptedExecutor) => exec.lines.filter((l) => !l.startsWith(HEALTH));
+const checked = (exec: ScriptedExecutor, name: string) => exec.lines.filter((l) => l === `${HEALTH} ${name}`).length;
 
 /** The `systemctl show` block of each unit in a captured file, by Id. */
 function showBlocks(file: string): Map<string, string> {
@@ -142,27 +148,30 @@ function demoExec(showBlock: string, extra: Reply[] = []): ScriptedExecutor {
 const demo = (from: string, id: string) => block(id, showBlocks(from)).replace(new RegExp(id.replace('.', '\\.'), 'g'), 'demo.service');
 
 test('systemd: started by its own ensure and notified in the same run: started once, no restart after', async () => {
-  const exec = demoExec(demo('show-mixed.txt', 'ssh.socket'), [{ when: 'systemctl start -- demo' }, { when: 'systemctl enable -- demo' }]);
+  const exec = demoExec(demo('show-mixed.txt', 'ssh.socket'), [{ when: 'systemctl start -- demo' }, healthy('demo'), { when: 'systemctl enable -- demo' }]);
   const results = await runScripted(notifySite('      ensure: running\n      enable: true\n'), FACTS.debian!, exec);
   assert.deepEqual(summary(results), ['changed file:/etc/demo.conf (update)', 'changed service:demo (update)']);
-  assert.deepEqual(exec.lines, [`${SHOW} demo`, 'systemctl start -- demo', 'systemctl enable -- demo'], 'no restart');
+  assert.deepEqual(acts(exec), [`${SHOW} demo`, 'systemctl start -- demo', 'systemctl enable -- demo'], 'no restart');
+  assert.ok(checked(exec, 'demo') >= 2, 'watched for a while after its start');
 });
 
 test('systemd: running and notified: one restart; reload: true reloads instead', async () => {
-  let exec = demoExec(block('cron.service').replace(/cron/g, 'demo'), [{ when: 'systemctl restart -- demo' }]);
+  let exec = demoExec(block('cron.service').replace(/cron/g, 'demo'), [{ when: 'systemctl restart -- demo' }, healthy('demo')]);
   const results = await runScripted(notifySite('      ensure: running\n'), FACTS.debian!, exec);
   assert.deepEqual(summary(results), ['changed file:/etc/demo.conf (update)', 'changed service:demo (refresh) [notified by file:/etc/demo.conf]']);
-  assert.deepEqual(exec.lines, [`${SHOW} demo`, 'systemctl restart -- demo']);
+  assert.deepEqual(acts(exec), [`${SHOW} demo`, 'systemctl restart -- demo']);
+  assert.ok(checked(exec, 'demo') >= 2);
 
-  exec = demoExec(block('cron.service').replace(/cron/g, 'demo'), [{ when: 'systemctl reload -- demo' }]);
+  exec = demoExec(block('cron.service').replace(/cron/g, 'demo'), [{ when: 'systemctl reload -- demo' }, healthy('demo')]);
   await runScripted(notifySite('      ensure: running\n      reload: true\n'), FACTS.debian!, exec);
-  assert.deepEqual(exec.lines, [`${SHOW} demo`, 'systemctl reload -- demo']);
+  assert.deepEqual(acts(exec), [`${SHOW} demo`, 'systemctl reload -- demo']);
+  assert.ok(checked(exec, 'demo') >= 2);
 });
 
 test('contract: a unit file changed on disk (NeedDaemonReload=yes) is reloaded before the restart', async () => {
-  const exec = demoExec(demo('show-need-daemon-reload.txt', 'capdemo.service'), [{ when: 'systemctl daemon-reload' }, { when: 'systemctl restart -- demo' }]);
+  const exec = demoExec(demo('show-need-daemon-reload.txt', 'capdemo.service'), [{ when: 'systemctl daemon-reload' }, { when: 'systemctl restart -- demo' }, healthy('demo')]);
   await runScripted(notifySite('      ensure: running\n'), FACTS.debian!, exec);
-  assert.deepEqual(exec.lines, [`${SHOW} demo`, 'systemctl daemon-reload', 'systemctl restart -- demo']);
+  assert.deepEqual(acts(exec), [`${SHOW} demo`, 'systemctl daemon-reload', 'systemctl restart -- demo']);
 });
 
 test('systemd: notified while it should be stopped, or not running and not asked to run: no restart', async () => {
@@ -178,9 +187,60 @@ test('systemd: a masked unit asked to run fails with systemd\'s words', async ()
   const exec = new ScriptedExecutor([
     { when: `${SHOW} cron`, stdout: captured('systemctl/show-masked.txt').replace('ActiveState=active\nSubState=running', 'ActiveState=inactive\nSubState=dead') },
     { when: 'systemctl start -- cron', code: 1, stderr: 'Failed to start cron.service: Unit cron.service is masked.\n' },
+    { when: 'journalctl -u cron -n 20 --no-pager -q' },
   ]);
   const [r] = await runScripted(site('    - service: cron\n      ensure: running\n'), FACTS.debian!, exec);
   assert.equal(r!.error, 'Failed to start cron.service: Unit cron.service is masked.');
+});
+
+test('contract: systemd health after a start: systemctl show parsing of real output (failed, active, restarted by systemd, a finished oneshot)', () => {
+  const health = (file: string, after: 'start' | 'restart' | 'reload' = 'start') => {
+    const h = healthFromShow(parseShow(captured(`systemctl/${file}`))[0]!, after);
+    return `${h.state}: ${h.detail}`;
+  };
+  assert.equal(health('health-failed.txt'), 'down: ActiveState=failed, SubState=failed, Result=exit-code');
+  assert.equal(health('health-active.txt'), 'up: ActiveState=active, SubState=running, Result=success');
+  assert.equal(health('health-restarted.txt'), 'down: systemd restarted it 2 times already (ActiveState=active, SubState=running, Result=success)');
+  assert.equal(health('health-restarted.txt', 'restart'), health('health-restarted.txt'), 'a restart by hand sets NRestarts to 0 too');
+  assert.equal(health('health-restarted.txt', 'reload'), 'up: ActiveState=active, SubState=running, Result=success', 'a reload keeps the count of crashes before it');
+  assert.equal(health('health-oneshot.txt'), 'up: ActiveState=inactive, SubState=dead, Result=success');
+  const [crashy] = parseShow(captured('systemctl/show-auto-restart.txt'));
+  assert.equal(healthFromShow(crashy!, 'start').state, 'down', 'waiting to be restarted after a crash');
+});
+
+test('contract: systemd: a unit that died right after its start fails with systemd\'s state and its journal; what requires it is skipped (exit 1)', async () => {
+  const exec = demoExec(demo('show-mixed.txt', 'ssh.socket'), [
+    { when: 'systemctl start -- demo' },
+    { when: `${HEALTH} demo`, stdout: captured('systemctl/health-failed.txt') },
+    { when: 'journalctl -u demo -n 20 --no-pager -q', stdout: captured('systemctl/journal-failed.txt') },
+  ]);
+  const results = await runScripted(site('    - service: demo\n      ensure: running\n    - file: /etc/after\n      content: x\n      require: service:demo\n'), FACTS.debian!, exec);
+  assert.deepEqual(summary(results), ['failed service:demo (update)', 'skipped file:/etc/after [dependency failed: service:demo]']);
+  assert.equal(results[0]!.error, `demo is not running after it was started: ActiveState=failed, SubState=failed, Result=exit-code\n${captured('systemctl/journal-failed.txt').trim()}`);
+  assert.deepEqual(exec.lines, [`${SHOW} demo`, 'systemctl start -- demo', `${HEALTH} demo`, 'journalctl -u demo -n 20 --no-pager -q']);
+  assert.equal(exec.files.has('/etc/after'), false);
+});
+
+test('contract: systemd: a unit that systemd restarted by itself (Restart=) since the start fails; so does one that cycles while Cairn watches', async () => {
+  let exec = demoExec(demo('show-mixed.txt', 'ssh.socket'), [
+    { when: 'systemctl start -- demo' },
+    { when: `${HEALTH} demo`, stdout: captured('systemctl/health-restarted.txt') },
+    { when: 'journalctl -u demo', stdout: 'demo.service: Scheduled restart job, restart counter is at 2.\n' },
+  ]);
+  let [r] = await runScripted(site('    - service: demo\n      ensure: running\n'), FACTS.debian!, exec);
+  assert.equal(r!.error, 'demo is not running after it was started: systemd restarted it 2 times already (ActiveState=active, SubState=running, Result=success)\ndemo.service: Scheduled restart job, restart counter is at 2.');
+
+  // A reload does not reset NRestarts: a new InvocationID while Cairn watches is what gives it away.
+  const active = captured('systemctl/health-restarted.txt');
+  exec = demoExec(block('cron.service').replace(/cron/g, 'demo'), [
+    { when: 'systemctl reload -- demo' },
+    { when: `${HEALTH} demo`, stdout: active, times: 1 },
+    { when: `${HEALTH} demo`, stdout: active.replace(/InvocationID=\w+/, 'InvocationID=0123456789abcdef0123456789abcdef') },
+    { when: 'journalctl -u demo' },
+  ]);
+  [r] = await runScripted(notifySite('      ensure: running\n      reload: true\n'), FACTS.debian!, exec).then((rs) => rs.slice(1));
+  assert.equal(r!.status, 'failed');
+  assert.equal(r!.error, 'demo is not running after it was reloaded: systemd started it again by itself (it keeps dying)');
 });
 
 // ---- OpenRC ------------------------------------------------------------------------------------
@@ -225,7 +285,8 @@ test('contract: ssh-server is sshd via OpenRC on Alpine; one rc-status and one r
 });
 
 test('contract: OpenRC stop + disable removes it from every runlevel it starts in; start of a crashed one restarts', async () => {
-  const exec = new ScriptedExecutor([...openrcReplies(), { when: 'rc-service sshd stop' }, { when: 'rc-update del sshd default' }, { when: 'rc-service net.ethmgm restart' }, { when: 'rc-update add net.ethmgm default' }]);
+  const exec = new ScriptedExecutor([...openrcReplies(), { when: 'rc-service sshd stop' }, { when: 'rc-update del sshd default' }, { when: 'rc-service net.ethmgm restart' },
+    { when: 'rc-service net.ethmgm status', stdout: captured('openrc/status-started.txt') }, { when: 'rc-update add net.ethmgm default' }]);
   const results = await runScripted(site(
     '    - service: ssh-server\n      ensure: stopped\n      enable: false\n' +
     '    - service: net.ethmgm\n      ensure: running\n      enable: true\n'), FACTS.alpine!, exec);
@@ -233,8 +294,10 @@ test('contract: OpenRC stop + disable removes it from every runlevel it starts i
   assert.deepEqual(exec.lines, [
     'rc-status --servicelist', 'rc-update show', 'rc-service sshd stop', 'rc-update del sshd default',
     // the batch is read again after a change
-    'rc-status --servicelist', 'rc-update show', 'rc-service net.ethmgm restart', 'rc-update add net.ethmgm default',
+    'rc-status --servicelist', 'rc-update show', 'rc-service net.ethmgm restart',
+    ...exec.lines.filter((l) => l === 'rc-service net.ethmgm status'), 'rc-update add net.ethmgm default',
   ]);
+  assert.ok(exec.lines.filter((l) => l === 'rc-service net.ethmgm status').length >= 2, 'its status asked until it had stayed up a while');
 });
 
 test('contract: OpenRC: an unknown service fails with rc-service\'s words; notified running service restarts', async () => {
@@ -243,10 +306,26 @@ test('contract: OpenRC: an unknown service fails with rc-service\'s words; notif
   assert.equal(r!.status, 'failed');
   assert.equal(r!.error, "* rc-service: service `nosuch' does not exist");
 
-  exec = new ScriptedExecutor([...openrcReplies(), { when: 'rc-service sshd reload' }]);
+  exec = new ScriptedExecutor([...openrcReplies(), { when: 'rc-service sshd reload' }, { when: 'rc-service sshd status', stdout: captured('openrc/status-started.txt') }]);
   exec.files.set('/etc/ssh/sshd_config', { data: Buffer.from('old\n'), mode: 0o644, uid: 0, gid: 0 });
   await runScripted(site('    - file: /etc/ssh/sshd_config\n      content: "new\\n"\n      notify: service:ssh-server\n    - service: ssh-server\n      ensure: running\n      reload: true\n'), FACTS.alpine!, exec);
-  assert.deepEqual(exec.lines, ['rc-status --servicelist', 'rc-update show', 'rc-service sshd reload']);
+  assert.deepEqual(exec.lines.filter((l) => l !== 'rc-service sshd status'), ['rc-status --servicelist', 'rc-update show', 'rc-service sshd reload']);
+});
+
+test('contract: OpenRC: after a start, `rc-service NAME status` must say started; a crashed one fails the node in its words', async () => {
+  assert.deepEqual(healthFromRcService({ code: 0, stdout: captured('openrc/status-started.txt'), stderr: '' }), { state: 'up', detail: '* status: started' });
+  assert.deepEqual(healthFromRcService({ code: 32, stdout: '', stderr: captured('openrc/status-crashed.txt') }), { state: 'down', detail: '* status: crashed' });
+  assert.equal(healthFromRcService({ code: 8, stdout: '', stderr: ' * status: starting\n' }).state, 'starting');
+  assert.equal(healthFromRcService({ code: 16, stdout: '', stderr: ' * status: inactive\n' }).state, 'up');
+  assert.equal(healthFromRcService({ code: 3, stdout: '', stderr: '' }).state, 'down', 'a status function of its own: the exit code');
+
+  // killprocs is stopped in the captured rc-status.
+  const exec = new ScriptedExecutor([...openrcReplies(), { when: 'rc-service killprocs start' },
+    { when: 'rc-service killprocs status', code: 32, stderr: captured('openrc/status-crashed.txt') }]);
+  const results = await runScripted(site('    - service: killprocs\n      ensure: running\n    - file: /etc/after\n      content: x\n      require: service:killprocs\n'), FACTS.alpine!, exec);
+  assert.deepEqual(summary(results), ['failed service:killprocs (update)', 'skipped file:/etc/after [dependency failed: service:killprocs]']);
+  assert.equal(results[0]!.error, 'killprocs is not running after it was started: * status: crashed');
+  assert.deepEqual(exec.lines, ['rc-status --servicelist', 'rc-update show', 'rc-service killprocs start', 'rc-service killprocs status']);
 });
 
 // ---- FreeBSD rc.d ------------------------------------------------------------------------------
@@ -286,11 +365,13 @@ test('contract: rc.d stop + disable uses onestop and the script\'s own rcvar wit
     { when: 'service mysql-server rcvar', stdout: captured('rc.d/rcvar-mysql-server.txt') },
     { when: 'sysrc mysql_enable=NO', stdout: 'mysql_enable: YES -> NO\n' },
     { when: 'service apcupsd onestart', stdout: captured('rc.d/onestart.txt') },
+    { when: 'service apcupsd onestatus', stdout: captured('rc.d/onestatus-running.txt').replace('sshd', 'apcupsd') },
   ]);
   const results = await runScripted(site('    - service: mysql-server\n      ensure: stopped\n      enable: false\n    - service: apcupsd\n      ensure: running\n'), FACTS.freebsd!, exec);
   assert.deepEqual(summary(results), ['changed service:mysql-server (update)', 'changed service:apcupsd (update)']);
   assert.deepEqual(exec.lines.filter((l) => !l.startsWith('sh -c') && l !== 'service -e'), [
     'service mysql-server onestop', 'service mysql-server rcvar', 'sysrc mysql_enable=NO', 'service apcupsd onestart',
+    ...exec.lines.filter((l) => l === 'service apcupsd onestatus'),
   ]);
 });
 
@@ -302,4 +383,17 @@ test('contract: rc.d: an unknown service fails with service(8)\'s words', async 
   const [r] = await runScripted(site('    - service: apcupsd\n      ensure: running\n'), FACTS.freebsd!, exec);
   assert.equal(r!.status, 'failed');
   assert.equal(r!.error, 'apcupsd does not exist in /etc/rc.d or the local startup\ndirectories (/usr/local/etc/rc.d), or is not executable');
+});
+
+test('contract: rc.d: after onestart, `service NAME onestatus` must say it runs; one that is not running fails the node in its words', async () => {
+  assert.deepEqual(healthFromOnestatus({ code: 0, stdout: captured('rc.d/onestatus-running.txt'), stderr: '' }), { state: 'up', detail: 'sshd is running as pid 788.' });
+  const exec = new ScriptedExecutor([
+    { when: 'service -e', stdout: captured('rc.d/service-e.txt') },
+    { when: /^sh -c for s do/, stdout: loopAnswer(['apcupsd', 'onestatus-stopped.txt', 1]) },
+    { when: 'service apcupsd onestart', stdout: captured('rc.d/onestart.txt') },
+    { when: 'service apcupsd onestatus', code: 1, stdout: captured('rc.d/onestatus-stopped.txt') },
+  ]);
+  const results = await runScripted(site('    - service: apcupsd\n      ensure: running\n    - file: /etc/after\n      content: x\n      require: service:apcupsd\n'), FACTS.freebsd!, exec);
+  assert.deepEqual(summary(results), ['failed service:apcupsd (update)', 'skipped file:/etc/after [dependency failed: service:apcupsd]']);
+  assert.equal(results[0]!.error, 'apcupsd is not running after it was started: apcupsd is not running.');
 });

@@ -126,6 +126,27 @@ test('the batched read, run by a real /bin/sh on real paths, parses back to what
   assert.throws(() => parseBatch(read, nonce, paths.slice(0, 4), 2), BatchMismatch);
 });
 
+test('the batched read, run by a real /bin/sh as nobody: a path behind a folder it may not search, and a file it may not read, are refused, not absent', (t) => {
+  if (process.getuid?.() !== 0) return t.skip('runs /bin/sh as nobody: run as root');
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-batch-denied-'));
+  execFileSync('chmod', ['0755', dir]);
+  execFileSync('mkdir', ['-m', '0700', join(dir, 'private')]);
+  writeFileSync(join(dir, 'private/f'), 'x\n');
+  writeFileSync(join(dir, 'secret'), 'x\n', { mode: 0o600 });
+  writeFileSync(join(dir, 'open'), 'open\n', { mode: 0o644 });
+  const paths = [join(dir, 'secret'), join(dir, 'open'), join(dir, 'private/f'), join(dir, 'private/a/b'), join(dir, 'missing'), join(dir, 'open/x')];
+  const nonce = 'cairn-test-nonce';
+  const script = `__n=${nonce}\n{\n${REMOTE_FUNCTIONS}\n} >/dev/null\n__cairn_read 2 ${paths.map(shellQuote).join(' ')}`;
+  const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }));
+  const read = execFileSync('/bin/sh', ['-c', script], { uid: nobody, gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) });
+  const result = parseBatch(read, nonce, paths, 2);
+  assert.deepEqual(paths.map((p) => [result.get(p)!.stat?.type ?? null, result.get(p)!.denied ?? null]), [
+    ['file', 'content'], ['file', null], [null, 'path'], [null, 'path'], [null, null], [null, null],
+  ]);
+  assert.equal(result.get(paths[0]!)!.sha256, undefined);
+  assert.equal(result.get(paths[1]!)!.content!.toString(), 'open\n');
+});
+
 test('the set-up and the facts, run by a real /bin/sh, read back as this machine and this shell', () => {
   const nonce = 'cairn-test-nonce';
   const output = execFileSync('/bin/sh', ['-c', `umask 0027\n__n=${nonce}\n${REMOTE_FUNCTIONS}\n${FACTS_SCRIPT}`]);

@@ -48,6 +48,25 @@ function errno(err: unknown): string | undefined {
 }
 
 /**
+ * A read the file system refused: the node fails naming the path. Only ENOENT and ENOTDIR mean
+ * "absent" (DESIGN §5.9): a path behind a folder Cairn may not search is not known to be absent,
+ * and a plan that said it would create it (or an `exec` whose `creates` it is that ran) would lie.
+ */
+function refused(err: unknown, path: string): unknown {
+  const code = errno(err);
+  return code === 'EACCES' || code === 'EPERM' ? new TargetError(`permission denied: ${path}`, code) : err;
+}
+
+/** lstat, with a refusal named (refused()); undefined when absent. */
+function lstat(path: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(path, { throwIfNoEntry: false });
+  } catch (err) {
+    throw refused(err, path);
+  }
+}
+
+/**
  * The pid and a random part once per process, then a counter: unique names without a draw per
  * file. O_EXCL is what guards against a name already taken (it never follows a symlink); the
  * random part only keeps a process that reuses a crashed one's pid off its leftovers. Math.random
@@ -107,7 +126,7 @@ function openRegular(path: string): number | undefined {
     return fs.openSync(path, READ_FLAGS);
   } catch (err) {
     if (['ENOENT', 'ELOOP', 'ENOTDIR'].includes(errno(err) ?? '')) return undefined;
-    throw err;
+    throw refused(err, path);
   }
 }
 
@@ -162,7 +181,7 @@ export class LocalExecutor implements Executor {
       this.seen.delete(path);
       return s ?? undefined;
     }
-    return fs.lstatSync(path, { throwIfNoEntry: false });
+    return lstat(path);
   }
 
   /** Records what was just read through `fd` when the index may keep it: an old enough stat, still the open file's. */
@@ -222,7 +241,7 @@ export class LocalExecutor implements Executor {
       return fs.readFileSync(path);
     } catch (err) {
       if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return undefined;
-      throw err;
+      throw refused(err, path);
     }
   }
 
@@ -263,7 +282,7 @@ export class LocalExecutor implements Executor {
   }
 
   async stat(path: string): Promise<Stat | undefined> {
-    const s = fs.lstatSync(path, { throwIfNoEntry: false });
+    const s = lstat(path);
     if (this.seen.size >= 64) this.seen.clear();
     this.seen.set(path, s ?? null);
     if (!s) return undefined;
@@ -276,7 +295,7 @@ export class LocalExecutor implements Executor {
       return fs.readlinkSync(path);
     } catch (err) {
       if (['ENOENT', 'EINVAL', 'ENOTDIR'].includes(errno(err) ?? '')) return undefined;
-      throw err;
+      throw refused(err, path);
     }
   }
 

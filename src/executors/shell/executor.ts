@@ -29,6 +29,8 @@ type Need = 'stat' | 'sha' | 'content';
 
 function satisfies(info: PathInfo | undefined, need: Need): boolean {
   if (!info) return false;
+  // Asking again would be refused again.
+  if (info.denied) return true;
   if (!info.stat || info.stat.type !== 'file' || need === 'stat') return true;
   return need === 'sha' ? info.sha256 !== undefined : info.content !== undefined;
 }
@@ -36,6 +38,11 @@ function satisfies(info: PathInfo | undefined, need: Need): boolean {
 /** A refused file operation, with the errno name callers test (ENOENT: a folder above is missing). */
 function errnoError(message: string, code: string): TargetError {
   return new TargetError(message, code);
+}
+
+/** A path the batched read could not reach or read: the node fails naming it (never "absent", DESIGN §5.9). */
+function deniedError(path: string): TargetError {
+  return new TargetError(`permission denied: ${path}`, 'EACCES');
 }
 
 /** A shell started and set up, with the facts its set-up read. */
@@ -235,16 +242,24 @@ export class ShellExecutor implements Executor {
     }
   }
 
+  /** The reading of `path`; a path the login user cannot reach is refused here. */
+  private async reached(path: string, need: Need): Promise<PathInfo> {
+    const info = await this.info(path, need);
+    if (info.denied === 'path') throw deniedError(path);
+    return info;
+  }
+
   async stat(path: string): Promise<Stat | undefined> {
-    return (await this.info(path, 'stat')).stat ?? undefined;
+    return (await this.reached(path, 'stat')).stat ?? undefined;
   }
 
   async readLink(path: string): Promise<string | undefined> {
-    return (await this.info(path, 'stat')).link;
+    return (await this.reached(path, 'stat')).link;
   }
 
   async readFile(path: string): Promise<Buffer | undefined> {
-    const info = await this.info(path, 'content');
+    const info = await this.reached(path, 'content');
+    if (info.denied === 'content') throw deniedError(path);
     if (!info.stat) return undefined;
     if (info.stat.type === 'directory') throw errnoError(`EISDIR: illegal operation on a directory, read '${path}'`, 'EISDIR');
     if (info.stat.type !== 'file') return undefined;
@@ -252,7 +267,8 @@ export class ShellExecutor implements Executor {
   }
 
   async sha256(path: string): Promise<string | undefined> {
-    const info = await this.info(path, 'sha');
+    const info = await this.reached(path, 'sha');
+    if (info.denied === 'content') throw deniedError(path);
     return info.stat?.type === 'file' ? info.sha256 : undefined;
   }
 

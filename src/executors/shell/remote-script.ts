@@ -5,7 +5,9 @@
  * A batched read (`__cairn_read K path…`) classifies every path with shell builtins, then reads
  * modes and owners of all of them with one `stat`, link targets with one `readlink` (GNU) or one
  * per link, content hashes with one `sha256sum`, and the bytes of the first K paths' files with
- * one `od`: a handful of processes and one round trip, whatever the number of paths.
+ * one `od`: a handful of processes and one round trip, whatever the number of paths. A path the
+ * login user may not reach (a folder above it it may not search) or a file it may not read is
+ * reported as such, with builtins too, never as absent (DESIGN §5.9).
  */
 import { shellQuote } from '../../lib/shell.ts';
 import { factsFrom, PACKAGE_TOOL_DIRS, PACKAGE_TOOLS, parseAddresses, ROOT_INIT } from '../facts.ts';
@@ -34,16 +36,26 @@ elif command -v sha256 >/dev/null 2>&1; then __cairn_sha() { sha256 -r -- "$@"; 
 else __cairn_sha() { shasum -a 256 -- "$@"; }; fi
 if [ -n "$__gnu" ]; then __cairn_links() { readlink -z -- "$@"; }
 else __cairn_links() { for __q do printf '%s\0' "$(readlink -- "$__q")"; done; }; fi
+__cairn_hidden() {
+  __d=$1
+  while :; do
+    case $__d in */*) __d=${'$'}{__d%/*} ;; *) return 1 ;; esac
+    [ -n "$__d" ] || __d=/
+    if [ -d "$__d" ]; then [ ! -x "$__d" ]; return; fi
+  done
+}
 __cairn_read() {
   __k=$1; shift; __i=0; __types=; __ex=; __ln=; __rf=; __ct=
   for __p do
     __i=$((__i + 1)); __r="\"\${$__i}\""
     if [ -L "$__p" ]; then __t=l; __ln="$__ln $__r"
-    elif [ -f "$__p" ]; then __t=f; __rf="$__rf $__r"; [ "$__i" -le "$__k" ] && __ct="$__ct $__r"
+    elif [ -f "$__p" ] && [ -r "$__p" ]; then __t=f; __rf="$__rf $__r"; [ "$__i" -le "$__k" ] && __ct="$__ct $__r"
+    elif [ -f "$__p" ]; then __t=F
     elif [ -d "$__p" ]; then __t=d
     elif [ -e "$__p" ]; then __t=o
+    elif __cairn_hidden "$__p"; then __t=x
     else __t=-; fi
-    [ "$__t" = - ] || __ex="$__ex $__r"
+    case $__t in -|x) ;; *) __ex="$__ex $__r" ;; esac
     __types="$__types$__t"
   done
   printf '%s' "$__types"; ${END_SECTION}
@@ -83,6 +95,11 @@ export function parseSetup(section: Buffer): ShellSetup | undefined {
 
 export interface PathInfo {
   stat: Stat | null;
+  /**
+   * The login user may not reach the path (`path`: a folder above it it may not search; `stat`
+   * is null) or read the file (`content`: its kind, mode and owner are known, its bytes not).
+   */
+  denied?: 'path' | 'content';
   link?: string;
   sha256?: string;
   content?: Buffer;
@@ -192,8 +209,8 @@ export function parseBatch(output: Buffer, nonce: string, paths: string[], k: nu
   const bytes = Buffer.from(hex, 'hex');
   paths.forEach((path, i) => {
     const t = types[i];
-    if (t === '-') {
-      result.set(path, { stat: null });
+    if (t === '-' || t === 'x') {
+      result.set(path, t === 'x' ? { stat: null, denied: 'path' } : { stat: null });
       return;
     }
     const line = statLines[si++];
@@ -201,9 +218,10 @@ export function parseBatch(output: Buffer, nonce: string, paths: string[], k: nu
     const [modeHex, uid, gid, size] = line.trim().split(/\s+/);
     const raw = parseInt(modeHex!, 16);
     const type = TYPES[raw & 0o170000] ?? 'other';
-    const expected = { l: 'symlink', f: 'file', d: 'directory', o: 'other' }[t as 'l' | 'f' | 'd' | 'o'];
+    const expected = { l: 'symlink', f: 'file', F: 'file', d: 'directory', o: 'other' }[t as 'l' | 'f' | 'F' | 'd' | 'o'];
     if (type !== expected) throw new BatchMismatch(`batched read: ${path} changed kind`);
     const info: PathInfo = { stat: { type, mode: raw & 0o7777, uid: Number(uid), gid: Number(gid), size: Number(size) } };
+    if (t === 'F') info.denied = 'content';
     if (t === 'l') {
       const link = links[li++];
       if (link === undefined) throw new BatchMismatch('batched read: link count differs');

@@ -46,9 +46,87 @@ export interface InitSystem {
   rescan?(ctx: ProviderContext): Promise<void>;
   /** A command that fails, in the tool's own words, for a service it does not know. */
   probe(ctx: ProviderContext, name: string): Promise<RunResult>;
+  /** How the service is doing, asked right after Cairn started, restarted or reloaded it (`after`). */
+  health(ctx: ProviderContext, name: string, after: Verb): Promise<Health>;
+  /** The last lines of the service's log, where the init system keeps one (systemd's journal). */
+  logTail?(ctx: ProviderContext, name: string): Promise<string>;
 }
 
+export type Verb = 'start' | 'restart' | 'reload';
 
+/** A service as the init system reports it after a start, restart or reload. */
+export interface Health {
+  /** `starting`: on its way up (wait for it); `down`: it died, or never came up. */
+  state: 'up' | 'starting' | 'down';
+  /** The init system's words for that state, quoted when the node fails. */
+  detail: string;
+  /** Changes whenever the init system starts the service again by itself (systemd's InvocationID). */
+  instance?: string;
+}
+
+/**
+ * How long a service must stay up after its start returned. A service whose program fails at once
+ * (a bad option, a missing file) is "started" as far as the init system's start command is
+ * concerned (systemd's Type=simple: as soon as it forked) and dies a few milliseconds later;
+ * those failures come within a fraction of a second, and a site's nodes that require the
+ * service must not run on a service that is not there.
+ */
+export const SETTLE_MS = 1000;
+const POLL_MS = 200;
+/** How long a service may stay on its way up (OpenRC's `starting`, systemd's `activating`) after the start command returned. */
+const START_WAIT_MS = 30_000;
+
+const PAST: Record<Verb, string> = { start: 'started', restart: 'restarted', reload: 'reloaded' };
+
+/** The service's log tail after `message`, where the init system keeps a log. */
+async function withLog(ctx: ProviderContext, init: InitSystem, name: string, message: string): Promise<ApplyError> {
+  const log = init.logTail ? (await init.logTail(ctx, name)).trim() : '';
+  return new ApplyError(log ? `${message}\n${log}` : message);
+}
+
+/**
+ * Starts, restarts or reloads a service the init system knows, then confirms it runs. A start
+ * that fails outright ("Job for … failed") says nothing of why: its log does.
+ */
+async function act(ctx: ProviderContext, init: InitSystem, name: string, verb: Verb, status: ServiceStatus): Promise<void> {
+  try {
+    await init[verb](ctx, name, status);
+  } catch (err) {
+    if (err instanceof ApplyError) throw await withLog(ctx, init, name, err.message);
+    throw err;
+  }
+  await confirmRunning(ctx, init, name, verb);
+}
+
+/**
+ * Confirms the service is running after Cairn started, restarted or reloaded it (DESIGN §5.12):
+ * up for SETTLE_MS, without the init system starting it again by itself in between (a unit with
+ * Restart= that keeps dying looks up at every glance). One that died fails the node with the
+ * init system's words and the last lines of its log.
+ */
+async function confirmRunning(ctx: ProviderContext, init: InitSystem, name: string, after: Verb): Promise<void> {
+  const since = Date.now();
+  let instance: string | undefined;
+  let up = false;
+  for (;;) {
+    const health = await init.health(ctx, name, after);
+    const cycled = health.state === 'up' && up && health.instance !== instance;
+    if (health.state === 'down' || cycled) {
+      const why = cycled ? `${init.name} started it again by itself (it keeps dying)` : health.detail;
+      throw await withLog(ctx, init, name, `${name} is not running after it was ${PAST[after]}: ${why}`);
+    }
+    const elapsed = Date.now() - since;
+    if (health.state === 'up') {
+      if (!up) instance = health.instance;
+      up = true;
+      if (elapsed >= SETTLE_MS) return;
+    } else if (elapsed >= START_WAIT_MS) {
+      throw new ApplyError(`${name} is still starting ${START_WAIT_MS / 1000} s after it was ${PAST[after]}: ${health.detail}`);
+    }
+    if (ctx.signal.aborted) throw new ApplyError(`interrupted while checking that ${name} runs`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
 
 /** The init system's name for the service a part names (`ssh-server` → `ssh` on Debian). */
 export function serviceName(ctx: ProviderContext, desired: ServiceAttributes): string {
@@ -105,7 +183,7 @@ export function serviceProvider(init: InitSystem, suitable: Provider['suitable']
       let changed = false;
       let startedOrStopped = false;
       if (desired.ensure === 'running' && !status.running) {
-        await init.start(ctx, name, status);
+        await act(ctx, init, name, 'start', status);
         changed = startedOrStopped = true;
       } else if (desired.ensure === 'stopped' && status.running) {
         await init.stop(ctx, name, status);
@@ -135,9 +213,8 @@ export function serviceProvider(init: InitSystem, suitable: Provider['suitable']
         throw new ApplyError(outputTail(`${r.stdout}\n${r.stderr}`, 20) || `${init.name}: service ${name} not found`);
       }
       if (!status.running && desired.ensure !== 'running') return { changed: false, reason: 'notified, but not running' };
-      if (!status.running) await init.start(ctx, name, status);
-      else if (desired.reload === true) await init.reload(ctx, name, status);
-      else await init.restart(ctx, name, status);
+      const verb: Verb = !status.running ? 'start' : desired.reload === true ? 'reload' : 'restart';
+      await act(ctx, init, name, verb, status);
     },
   };
 }

@@ -5,7 +5,8 @@
 import { must } from '../commands.ts';
 import { uses } from '../os.ts';
 import type { ProviderContext } from '../type.ts';
-import { serviceProvider, type InitSystem, type ServiceStatus } from './core.ts';
+import type { RunResult } from '../../executors/types.ts';
+import { serviceProvider, type Health, type InitSystem, type ServiceStatus } from './core.ts';
 
 // Terminal colours, should a tool print them anyway.
 // eslint-disable-next-line no-control-regex
@@ -49,6 +50,21 @@ export function statusFromOpenrc(state: string | undefined, levels: string[]): S
   };
 }
 
+/**
+ * `rc-service NAME status`: ` * status: started` (exit 0), `stopped` (3), `starting` (8),
+ * `inactive` (16: started, waiting for something), `crashed` (32: its daemon is gone),
+ * `unsupervised` (64), as openrc-run's status function prints them; an init script with a status
+ * function of its own may print anything, so its exit code decides then.
+ */
+export function healthFromRcService(r: RunResult): Health {
+  const said = `${r.stdout}\n${r.stderr}`.replace(ANSI, '');
+  const word = /status:\s*(\S+)/.exec(said)?.[1];
+  const detail = said.trim() || `rc-service status exited with ${r.code}`;
+  if (word === 'starting' || (word === undefined && r.code === 8)) return { state: 'starting', detail };
+  if (word === 'started' || word === 'inactive' || (word === undefined && (r.code === 0 || r.code === 16))) return { state: 'up', detail };
+  return { state: 'down', detail };
+}
+
 async function readAll(ctx: ProviderContext, names: string[]): Promise<Map<string, ServiceStatus>> {
   const states = parseRcStatus((await must(ctx.exec, ['rc-status', '--servicelist'])).stdout);
   const levels = parseRcUpdate((await must(ctx.exec, ['rc-update', 'show'])).stdout);
@@ -79,6 +95,7 @@ export const openrc: InitSystem = {
     await must(ctx.exec, ['rc-update', 'del', name, ...(status.runlevels?.length ? status.runlevels : [])]);
   },
   probe: (ctx, name) => ctx.exec.run(['rc-service', name, 'status']),
+  health: async (ctx, name) => healthFromRcService(await ctx.exec.run(['rc-service', name, 'status'])),
 };
 
 export const openrcService = serviceProvider(openrc, uses('init_system', 'openrc'));

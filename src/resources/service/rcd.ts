@@ -9,7 +9,8 @@ import { must } from '../commands.ts';
 import { posix } from 'node:path';
 import { uses } from '../os.ts';
 import type { ProviderContext } from '../type.ts';
-import { serviceProvider, type InitSystem, type ServiceStatus } from './core.ts';
+import type { RunResult } from '../../executors/types.ts';
+import { serviceProvider, type Health, type InitSystem, type ServiceStatus } from './core.ts';
 
 const MARK = '@@cairn-service';
 
@@ -50,6 +51,12 @@ export function statusFromRcd(answer: { output: string; code: number } | undefin
   return { known: true, running: answer.code === 0, enabled };
 }
 
+/** `service NAME onestatus`: exit 0 when it runs ("sshd is running as pid 788."), else not. */
+export function healthFromOnestatus(r: RunResult): Health {
+  const detail = `${r.stdout}\n${r.stderr}`.trim() || `service onestatus exited with ${r.code}`;
+  return { state: r.code === 0 ? 'up' : 'down', detail };
+}
+
 async function readAll(ctx: ProviderContext, names: string[]): Promise<Map<string, ServiceStatus>> {
   const enabled = parseEnabled((await must(ctx.exec, ['service', '-e'])).stdout);
   const answers = parseStatusLoop((await ctx.exec.run(['sh', '-c', STATUS_LOOP, 'sh', ...names])).stdout);
@@ -83,6 +90,7 @@ export const rcd: InitSystem = {
     await setRcvar(ctx, name, 'NO');
   },
   probe: (ctx, name) => ctx.exec.run(['service', name, 'onestatus']),
+  health: async (ctx, name) => healthFromOnestatus(await ctx.exec.run(['service', name, 'onestatus'])),
 };
 
 export const rcdService = serviceProvider(rcd, uses('init_system', 'rc.d'));

@@ -5,7 +5,7 @@
 import { must, outputTail } from '../commands.ts';
 import { uses } from '../os.ts';
 import { type ProviderContext } from '../type.ts';
-import { serviceProvider, type InitSystem, type ServiceStatus } from './core.ts';
+import { serviceProvider, type Health, type InitSystem, type ServiceStatus, type Verb } from './core.ts';
 
 const PROPERTIES = 'Id,LoadState,ActiveState,SubState,UnitFileState,NeedDaemonReload';
 
@@ -78,6 +78,28 @@ async function show(ctx: ProviderContext, names: string[]): Promise<Map<string, 
   return out;
 }
 
+const HEALTH = 'ActiveState,SubState,Result,NRestarts,InvocationID,Type';
+
+/**
+ * A unit's state after Cairn started, restarted or reloaded it. `systemctl start` returns once a
+ * Type=simple unit's process is forked, so a program that fails at once reads `active` first and
+ * `failed` a moment later (core.ts watches it for a while); one with Restart= may already be back
+ * up, which NRestarts shows (a start or restart by hand sets it to 0; a reload does not).
+ */
+export function healthFromShow(p: Record<string, string>, after: Verb): Health {
+  const active = p.ActiveState ?? '';
+  const detail = `ActiveState=${active}, SubState=${p.SubState ?? ''}, Result=${p.Result ?? ''}`;
+  const restarts = Number(p.NRestarts ?? 0);
+  const health = (state: Health['state'], why = detail): Health => ({ state, detail: why, ...(p.InvocationID ? { instance: p.InvocationID } : {}) });
+  if (after !== 'reload' && restarts > 0) return health('down', `systemd restarted it ${restarts} time${restarts === 1 ? '' : 's'} already (${detail})`);
+  if (active === 'active') return health('up');
+  if (active === 'activating' && p.SubState !== 'auto-restart') return health('starting');
+  if (active === 'reloading' || active === 'refreshing') return health('starting');
+  // A oneshot unit without RemainAfterExit is done once its command succeeded.
+  if (active === 'inactive' && p.Type === 'oneshot' && p.Result === 'success') return health('up');
+  return health('down');
+}
+
 async function reloadIfStale(ctx: ProviderContext, status: ServiceStatus): Promise<void> {
   if (status.stale) await must(ctx.exec, ['systemctl', 'daemon-reload']);
 }
@@ -110,6 +132,15 @@ export const systemd: InitSystem = {
     await must(ctx.exec, ['systemctl', 'daemon-reload']);
   },
   probe: (ctx, name) => ctx.exec.run(['systemctl', 'status', '--no-pager', '--lines=0', '--', name]),
+  async health(ctx, name, after) {
+    const r = await must(ctx.exec, ['systemctl', 'show', `--property=${HEALTH}`, '--', name]);
+    return healthFromShow(parseShow(r.stdout)[0] ?? {}, after);
+  },
+  async logTail(ctx, name) {
+    // The journal may be out of reach (no rights to read it): the node fails with what systemd said anyway.
+    const r = await ctx.exec.run(['journalctl', '-u', name, '-n', '20', '--no-pager', '-q']);
+    return r.code === 0 ? outputTail(r.stdout, 20) : '';
+  },
 };
 
 export const systemdService = serviceProvider(systemd, uses('init_system', 'systemd'));
