@@ -121,6 +121,28 @@ test('a notification whose handler fails is kept in the state dir and delivered 
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'handled\n');
 });
 
+for (const file of ['pending.json', 'metadata.json']) {
+  test(`a damaged ${file} is an error naming it, never read as empty: the target's run stops before any change`, async () => {
+    const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/f\n    content: x\n    notify: h\nh:\n  lazy: true\n  parts:\n    - exec: touch ${R}/handled\n` });
+    mkdirSync(s.stateDir, { recursive: true });
+    for (const [content, why] of [['{"version": 1, "pending": [', /not JSON/], ['{"version": 1, "pending": "h", "inputs": []}', /not the content Cairn writes there/]] as const) {
+      writeFileSync(join(s.stateDir, file), content);
+      for (const mode of ['plan', 'apply'] as const) {
+        const r = await converge(s, mode, [], 3);
+        assert.equal(r.target.status, 'unreachable');
+        assert.ok(r.target.error!.startsWith(`${s.stateDir}/${file}: damaged (`), r.target.error);
+        assert.match(r.target.error!, why);
+        assert.match(r.target.error!, /Fix it, or remove it/);
+        assert.deepEqual(r.nodes, []);
+      }
+    }
+    assert.ok(!existsSync(join(s.root, 'f')));
+    const plain = await runCli(['apply', '--site', s.site]);
+    assert.equal(plain.status, 3);
+    assert.match(plain.stdout + plain.stderr, new RegExp(`${s.stateDir}/${file}: damaged`));
+  });
+}
+
 test('onchanges runs only when a watched node changed; otherwise skipped (no changes), not a failure', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n  - exec: echo changed >> ${R}/log\n    onchanges: file:${R}/conf\n`,
