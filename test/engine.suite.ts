@@ -93,17 +93,30 @@ test('listen is notify reversed; a deferred handler runs once at the end of the 
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'two-done\naudit\n');
 });
 
-test('a notified non-lazy node is refreshed (an exec runs again)', async () => {
+test('a notified non-lazy node is refreshed: an exec runs again, once, unless its own guard says it is not needed', async () => {
+  const cmd = (word: string) => `touch ${R}/${word}; echo ${word} >> ${R}/log`;
   const s = scratchSite('s', {
-    'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n    notify: exec:echo run >> ${R}/log\n  - exec: echo run >> ${R}/log\n    creates: ${R}/log\n`,
+    'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n    notify: [plain, creates, unless, onlyif]\n` +
+      `  - exec: ${cmd('plain')}\n    id: plain\n` +
+      `  - exec: ${cmd('creates')}\n    id: creates\n    creates: ${R}/creates\n` +
+      `  - exec: ${cmd('unless')}\n    id: unless\n    unless: test -f ${R}/unless\n` +
+      `  - exec: ${cmd('onlyif')}\n    id: onlyif\n    onlyif: test ! -f ${R}/onlyif\n`,
   });
   const first = await converge(s, 'apply', ['--var', 'v=1'], 0);
-  // Created and run in the same turn: the notification is already satisfied.
-  assert.deepEqual(first.nodes.map((n) => `${n.status}/${n.action}`), ['changed/create', 'changed/run']);
+  // Notified, and due to run anyway: each runs once in its turn, not a second time for the notification.
+  assert.deepEqual(first.nodes.map((n) => `${n.status}/${n.action}`), ['changed/create', 'changed/run', 'changed/run', 'changed/run', 'changed/run']);
+  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'plain\ncreates\nunless\nonlyif\n');
   const second = await converge(s, 'apply', ['--var', 'v=2'], 0);
-  assert.deepEqual(lines(second.nodes), [`changed file:${s.root}/conf`, `changed exec:echo run >> ${s.root}/log [notified by file:${s.root}/conf]`]);
-  assert.equal(second.nodes[1]!.action, 'refresh');
-  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'run\nrun\n');
+  assert.deepEqual(lines(second.nodes), [
+    `changed file:${s.root}/conf`,
+    `changed exec:${cmd('plain').replaceAll(R, s.root)}`,
+    `unchanged exec:${cmd('creates').replaceAll(R, s.root)} [not run: creates: ${s.root}/creates exists]`,
+    `unchanged exec:${cmd('unless').replaceAll(R, s.root)} [not run: unless: exited 0]`,
+    `unchanged exec:${cmd('onlyif').replaceAll(R, s.root)} [not run: onlyif: exited 1]`,
+  ]);
+  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'plain\ncreates\nunless\nonlyif\nplain\n');
+  // A guard that kept the command from running still delivered the notification.
+  assert.deepEqual(JSON.parse(readFileSync(join(s.stateDir, 'pending.json'), 'utf8')).pending, []);
 });
 
 test('a notification whose handler fails is kept in the state dir and delivered by the next run, once', async () => {
