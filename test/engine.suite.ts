@@ -156,6 +156,49 @@ for (const file of ['pending.json', 'metadata.json']) {
   });
 }
 
+test('a notification is never lost: a handler skipped by --fail-fast stays pending and the next run delivers it, once', async () => {
+  const refreshed = `exec:echo refreshed >> ${R}/log`;
+  const s = scratchSite('s', {
+    'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: x\n    notify: [h, ${refreshed}]\n  - exec: "<%= it.vars.cmd %>"\n` +
+      `  - ${refreshed.replace(':', ': ')}\n    creates: ${R}/log\nh:\n  lazy: true\n  parts:\n    - exec: echo handled >> ${R}/log\n`,
+  });
+  writeFileSync(join(s.root, 'log'), '');
+  const first = await converge(s, 'apply', ['--fail-fast', '--var', 'cmd=false'], 1);
+  const stopped = 'fail-fast: stopped after exec:false failed';
+  assert.deepEqual(lines(first.nodes), [
+    `changed file:${s.root}/conf`, 'failed exec:false', `skipped exec:echo refreshed >> ${s.root}/log [${stopped}]`,
+    `skipped exec:echo handled >> ${s.root}/log [${stopped}]`,
+  ]);
+  const pending = () => (JSON.parse(readFileSync(join(s.stateDir, 'pending.json'), 'utf8')) as { pending: { node: string }[] }).pending.map((p) => p.node);
+  assert.deepEqual(pending().sort(), [`exec:echo handled >> ${s.root}/log`, `exec:echo refreshed >> ${s.root}/log`]);
+  const second = await converge(s, 'apply', ['--fail-fast', '--var', 'cmd=true'], 0);
+  assert.deepEqual(lines(second.nodes), [
+    `unchanged file:${s.root}/conf`, 'changed exec:true',
+    // Refreshed for the pending notification, the exec still honours its guard: delivered all the same.
+    `unchanged exec:echo refreshed >> ${s.root}/log [not run: creates: ${s.root}/log exists]`,
+    `changed exec:echo handled >> ${s.root}/log [notified by a pending notification]`,
+  ]);
+  assert.deepEqual(pending(), []);
+  const third = await converge(s, 'apply', ['--var', 'cmd=true'], 0);
+  assert.deepEqual(third.target.counts, { changed: 1, unchanged: 2, failed: 0, skipped: 0 });
+  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'handled\n');
+});
+
+test('a notification is never lost: a handler skipped for a failed requisite stays pending and the next run delivers it', async () => {
+  const s = scratchSite('s', {
+    'states/s.yaml': `s:\n  - exec: "<%= it.vars.cmd %>"\n    id: prep\n  - file: ${R}/conf\n    content: x\n    notify: h\n` +
+      `h:\n  lazy: true\n  parts:\n    - exec: echo handled >> ${R}/log\n      require: prep\n`,
+  });
+  const first = await converge(s, 'apply', ['--var', 'cmd=false'], 1);
+  assert.deepEqual(lines(first.nodes), ['failed exec:false', `changed file:${s.root}/conf`, `skipped exec:echo handled >> ${s.root}/log [dependency failed: exec:false]`]);
+  assert.match(readFileSync(join(s.stateDir, 'pending.json'), 'utf8'), /"node": "exec:echo handled/);
+  const second = await converge(s, 'apply', ['--var', 'cmd=true'], 0);
+  assert.deepEqual(lines(second.nodes), ['changed exec:true', `unchanged file:${s.root}/conf`, `changed exec:echo handled >> ${s.root}/log [notified by a pending notification]`]);
+  const third = await converge(s, 'apply', ['--var', 'cmd=true'], 0);
+  assert.equal(third.nodes.length, 2);
+  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'handled\n');
+});
+
 test('onchanges runs only when a watched node changed; otherwise skipped (no changes), not a failure', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n  - exec: echo changed >> ${R}/log\n    onchanges: file:${R}/conf\n`,

@@ -319,9 +319,17 @@ export class Engine {
         set.delete(AT_FIRST_CHANCE);
       }
       const r = await this.runNode(node, undefined, 'notified');
-      // Delivered once it ran; a failed handler stays pending and is tried again next run.
-      if (!this.planning && set.size === 0 && r.status !== 'failed') await this.targetState.remove(id);
+      // Delivered only once it ran (DESIGN §5.3): one failed or skipped (a failed requisite,
+      // --fail-fast, a cancelled run) stays pending for the next run.
+      if (!this.planning && set.size === 0 && this.ran(node, r)) await this.targetState.remove(id);
     }
+  }
+
+  /** Whether a node got its turn and did its work: changed, or found nothing to do. */
+  private ran(node: GraphNode, r: NodeResult): boolean {
+    if (r.status === 'changed' || r.status === 'unchanged') return true;
+    const inSync = this.typeOf(node.type)?.inSync;
+    return inSync !== undefined && r.status === inSync.status && r.reason === inSync.reason;
   }
 
   private finish(node: GraphNode, start: number, result: Omit<NodeResult, 'ref' | 'id' | 'state' | 'invocation' | 'ms'>): NodeResult {
@@ -496,7 +504,8 @@ export class Engine {
     }
     const { type, provider, current, changes } = reading;
     let { action } = reading;
-    const refreshWhy = this.refreshFor.get(node.id);
+    // A transition's temporary state does not deliver a notification: the node's own turn does.
+    const refreshWhy = why === 'transition' ? undefined : this.refreshFor.get(node.id);
     // A change to a sensitive attribute shows no diff: its values never reach output (DESIGN §5.13).
     const hidden = type.sensitive?.some((attr) => changes.includes(attr)) ?? false;
     const diffText = this.options.diff && action !== 'none' ? (hidden ? '(sensitive)' : provider.diff?.(desired, current)) : undefined;
