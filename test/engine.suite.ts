@@ -199,6 +199,19 @@ test('a notification is never lost: a handler skipped for a failed requisite sta
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'handled\n');
 });
 
+test('onchanges on a node that failed is skipped (no changes), not a failure, and what requires it still runs', async () => {
+  const s = scratchSite('s', {
+    'states/s.yaml': `s:\n  - exec: "false"\n    id: job\n  - exec: echo watcher >> ${R}/log\n    id: watcher\n    onchanges: job\n` +
+      `  - file: ${R}/after\n    content: x\n    require: watcher\n  - file: ${R}/further\n    content: x\n    require: file:${R}/after\n`,
+  });
+  const r = await converge(s, 'apply', [], 1);
+  assert.deepEqual(lines(r.nodes), [
+    'failed exec:false', `skipped exec:echo watcher >> ${s.root}/log [no changes]`, `changed file:${s.root}/after`, `changed file:${s.root}/further`,
+  ]);
+  assert.deepEqual(r.target.counts, { changed: 2, unchanged: 0, failed: 1, skipped: 1 });
+  assert.ok(!existsSync(join(s.root, 'log')));
+});
+
 test('onchanges runs only when a watched node changed; otherwise skipped (no changes), not a failure', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n  - exec: echo changed >> ${R}/log\n    onchanges: file:${R}/conf\n`,

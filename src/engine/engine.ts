@@ -77,8 +77,12 @@ const CAPABILITY_WORDS: Record<ExecutorCapability, string> = {
 const AT_END_OF_RUN = -1; // deferred handlers
 const AT_FIRST_CHANCE = -2; // pending from an earlier run: at the first invocation end (or the run's, if deferred)
 
-/** Requisite edges whose failure skips the node that depends on them. */
-const BLOCKING: ReadonlySet<string> = new Set(['require', 'onchanges', 'transition']);
+/**
+ * Requisite edges whose failure skips the node that depends on them. Not onchanges: a watched
+ * node that failed did not change, so the watcher is `skipped (no changes)`, and what requires
+ * the watcher still runs (DESIGN §5.4).
+ */
+const BLOCKING: ReadonlySet<string> = new Set(['require', 'transition']);
 
 interface Reading {
   type: TypeBehaviour;
