@@ -212,6 +212,19 @@ test('onchanges on a node that failed is skipped (no changes), not a failure, an
   assert.ok(!existsSync(join(s.root, 'log')));
 });
 
+test('handler chains: a handler that notifies another, transitively, runs with it before the next invocation', async () => {
+  const h = (name: string, notify?: string) => `${name}:\n  lazy: true\n  parts:\n    - exec: echo ${name} >> ${R}/log\n${notify ? `      notify: ${notify}\n` : ''}`;
+  const s = scratchSite('a, b', {
+    // Declared in reverse: each handler notifies one declared before it.
+    'states/s.yaml': `${h('h3')}${h('h2', 'h3')}${h('h1', 'h2')}a:\n  - file: ${R}/x\n    content: x\n    notify: h1\nb:\n  - exec: echo b >> ${R}/log\n`,
+  });
+  const r = await converge(s, 'apply', [], 0);
+  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'h1\nh2\nh3\nb\n');
+  assert.deepEqual(r.nodes.map((n) => n.reason ?? ''), [
+    '', `notified by file:${s.root}/x`, `notified by exec:echo h1 >> ${s.root}/log`, `notified by exec:echo h2 >> ${s.root}/log`, '',
+  ]);
+});
+
 test('onchanges runs only when a watched node changed; otherwise skipped (no changes), not a failure', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n  - exec: echo changed >> ${R}/log\n    onchanges: file:${R}/conf\n`,

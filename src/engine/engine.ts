@@ -162,6 +162,8 @@ export class Engine {
    */
   private readonly notifierTurn = new Map<string, number>();
   private turns = 0;
+  /** While handlers run: the flush their own notifications join (DESIGN §5.1: before the next invocation). */
+  private flushing?: number;
   private readonly targetState: TargetState;
   private readonly facts: Record<string, unknown>;
   private readonly os: Record<string, unknown>;
@@ -307,26 +309,47 @@ export class Engine {
     this.triggered.set(handler, set);
   }
 
-  /** Runs the lazy nodes due at the end of `invocation` (AT_END_OF_RUN: deferred ones; undefined: any left over). */
+  /**
+   * Runs the lazy nodes due at the end of `invocation` (AT_END_OF_RUN: deferred ones; undefined:
+   * any left over), and the ones those trigger, transitively, before the run goes on (DESIGN
+   * §5.1). Of the handlers due, the first in graph.handlers goes next. Each runs at most once
+   * per flush, so handlers that notify each other in a loop cannot run forever; a notification
+   * that comes after its handler ran waits for the next flush.
+   */
   private async runHandlers(invocation: number | undefined): Promise<void> {
-    for (const id of this.graph.handlers) {
-      const node = this.byId.get(id)!;
-      const set = this.triggered.get(id);
-      if (!set || set.size === 0) continue;
-      const due = invocation === undefined ? [...set].some((i) => i !== AT_END_OF_RUN)
-        : invocation === AT_END_OF_RUN ? set.has(AT_END_OF_RUN) || set.has(AT_FIRST_CHANCE)
-          : set.has(invocation) || (set.has(AT_FIRST_CHANCE) && !node.defer);
-      if (!due) continue;
-      if (invocation === undefined || invocation === AT_END_OF_RUN) set.clear();
-      else {
-        set.delete(invocation);
-        set.delete(AT_FIRST_CHANCE);
+    const done = new Set<string>();
+    this.flushing = invocation !== undefined && invocation >= 0 ? invocation : AT_FIRST_CHANCE;
+    try {
+      for (;;) {
+        const id = this.graph.handlers.find((h) => !done.has(h) && this.takeDue(h, invocation));
+        if (id === undefined) return;
+        done.add(id);
+        const node = this.byId.get(id)!;
+        const r = await this.runNode(node, undefined, 'notified');
+        // Delivered only once it ran (DESIGN §5.3): one failed or skipped (a failed requisite,
+        // --fail-fast, a cancelled run) stays pending for the next run.
+        if (!this.planning && !this.triggered.get(id)?.size && this.ran(node, r)) await this.targetState.remove(id);
       }
-      const r = await this.runNode(node, undefined, 'notified');
-      // Delivered only once it ran (DESIGN §5.3): one failed or skipped (a failed requisite,
-      // --fail-fast, a cancelled run) stays pending for the next run.
-      if (!this.planning && set.size === 0 && this.ran(node, r)) await this.targetState.remove(id);
+    } finally {
+      this.flushing = undefined;
     }
+  }
+
+  /** Whether handler `id` is due in this flush; if it is, its trigger is used up. */
+  private takeDue(id: string, invocation: number | undefined): boolean {
+    const set = this.triggered.get(id);
+    if (!set || set.size === 0) return false;
+    if (invocation === undefined || invocation === AT_END_OF_RUN) {
+      const due = invocation === undefined ? [...set].some((i) => i !== AT_END_OF_RUN) : set.has(AT_END_OF_RUN) || set.has(AT_FIRST_CHANCE);
+      if (due) set.clear();
+      return due;
+    }
+    const due = set.has(invocation) || (set.has(AT_FIRST_CHANCE) && !this.byId.get(id)!.defer);
+    if (due) {
+      set.delete(invocation);
+      set.delete(AT_FIRST_CHANCE);
+    }
+    return due;
   }
 
   /** Whether a node got its turn and did its work: changed, or found nothing to do. */
@@ -603,7 +626,7 @@ export class Engine {
         this.notifiedBy.set(target.id, node.ref);
       }
       if (!this.planning) await this.targetState.add(target.id, node.ref);
-      if (target.lazy) this.trigger(target.id, target.defer ? AT_END_OF_RUN : node.invocation);
+      if (target.lazy) this.trigger(target.id, target.defer ? AT_END_OF_RUN : this.flushing ?? node.invocation);
       else if (latest) this.refreshFor.set(target.id, node.ref);
     }
   }
