@@ -225,6 +225,17 @@ test('handler chains: a handler that notifies another, transitively, runs with i
   ]);
 });
 
+test('handler order: handlers due together run in the order their states are declared in the site, not notified in', async () => {
+  const h = (name: string) => `${name}:\n  lazy: true\n  parts:\n    - exec: echo ${name} >> ${R}/log\n`;
+  const s = scratchSite('s, t', {
+    // Declared zulu (a.yaml), then alpha and mike (b.yaml); notified mike, zulu, alpha.
+    'states/a.yaml': `s:\n  - file: ${R}/x\n    content: x\n    notify: [mike, zulu]\n  - file: ${R}/y\n    content: y\n    notify: alpha\n${h('zulu')}`,
+    'states/b.yaml': `t:\n  - file: ${R}/z\n    content: z\n    notify: [mike, alpha]\n${h('alpha')}${h('mike')}`,
+  });
+  await converge(s, 'apply', [], 0);
+  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'zulu\nalpha\nmike\nalpha\nmike\n');
+});
+
 test('onchanges runs only when a watched node changed; otherwise skipped (no changes), not a failure', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n  - exec: echo changed >> ${R}/log\n    onchanges: file:${R}/conf\n`,

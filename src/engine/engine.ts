@@ -312,9 +312,10 @@ export class Engine {
   /**
    * Runs the lazy nodes due at the end of `invocation` (AT_END_OF_RUN: deferred ones; undefined:
    * any left over), and the ones those trigger, transitively, before the run goes on (DESIGN
-   * §5.1). Of the handlers due, the first in graph.handlers goes next. Each runs at most once
-   * per flush, so handlers that notify each other in a loop cannot run forever; a notification
-   * that comes after its handler ran waits for the next flush.
+   * §5.1). Of the handlers due, the first in graph.handlers goes next: their states' declaration
+   * order, not the order they were notified in (§5.3). Each runs at most once per flush, so
+   * handlers that notify each other in a loop cannot run forever; a notification that comes
+   * after its handler ran waits for the next flush.
    */
   private async runHandlers(invocation: number | undefined): Promise<void> {
     const done = new Set<string>();
