@@ -236,6 +236,41 @@ test('handler order: handlers due together run in the order their states are dec
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'zulu\nalpha\nmike\nalpha\nmike\n');
 });
 
+test('a transition fires only for a change that will happen: not when its prior_to node is noop or its requisite failed', async () => {
+  const start = (root: string) => `touch ${root}/running; echo started >> ${root}/svc.log`;
+  const s = scratchSite('s', {
+    'states/s.yaml': `s:\n  - exec: "<%= it.vars.prep %>"\n    id: prep\n  - exec: ${start(R)}\n    id: svc\n    unless: test -f ${R}/running\n` +
+      `  - transition: stop\n    resource: svc\n    attributes: { argv: [/bin/sh, -c, 'rm ${R}/running; echo stopped >> ${R}/svc.log'], unless: test ! -f ${R}/running }\n` +
+      `    prior_to: file:${R}/conf\n  - file: ${R}/mid\n    content: x\n    require: prep\n` +
+      `  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n    require: file:${R}/mid\n    noop: <%= it.vars.noop %>\n`,
+  });
+  const log = () => readFileSync(join(s.root, 'svc.log'), 'utf8');
+  const svc = `exec:${start(s.root)}`;
+  const conf = `file:${s.root}/conf`;
+  const vars = (prep: string, v: number, noop: boolean) => ['--var', `prep=${prep}`, '--var', `v=${v}`, '--var', `noop=${noop}`];
+  await converge(s, 'apply', vars('true', 1, false), 0);
+  assert.equal(log(), 'started\n');
+
+  const noop = await converge(s, 'apply', vars('true', 2, true), 0);
+  assert.deepEqual(lines(noop.nodes).slice(1), [
+    `skipped transition:stop [prior_to will not run: ${conf}]`, `unchanged ${svc}`, `unchanged file:${s.root}/mid`, `would-change ${conf} [noop]`,
+  ]);
+  const plan = await converge(s, 'plan', vars('true', 2, true), 0);
+  assert.equal(lines(plan.nodes)[1], `skipped transition:stop [prior_to will not run: ${conf}]`);
+
+  // prep fails before the transition's turn; conf depends on it through mid, which has not run yet.
+  const failed = await converge(s, 'apply', vars('false', 2, false), 1);
+  assert.deepEqual(lines(failed.nodes), [
+    'failed exec:false', `skipped transition:stop [prior_to will not run: ${conf}]`, `unchanged ${svc}`,
+    `skipped file:${s.root}/mid [dependency failed: exec:false]`, `skipped ${conf} [dependency failed: file:${s.root}/mid]`,
+  ]);
+  assert.equal(log(), 'started\n');
+
+  const runs = await converge(s, 'apply', vars('true', 2, false), 0);
+  assert.deepEqual(lines(runs.nodes).slice(1, 4), [`changed ${svc} [transition]`, 'changed transition:stop', `changed ${svc}`]);
+  assert.equal(log(), 'started\nstopped\nstarted\n');
+});
+
 test('onchanges runs only when a watched node changed; otherwise skipped (no changes), not a failure', async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n  - exec: echo changed >> ${R}/log\n    onchanges: file:${R}/conf\n`,

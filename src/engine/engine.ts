@@ -10,7 +10,7 @@ import type { StateRun } from '../catalog/staterun.ts';
 import { isTargetFailure, type Executor, type ExecutorCapability } from '../executors/types.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
 import { selectProvider } from '../resources/providers.ts';
-import { ApplyError, type Action, type ApplyOutcome, type Current, type EngineServices, type ProgressUpdate, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
+import { ApplyError, SkipNode, type Action, type ApplyOutcome, type Current, type EngineServices, type ProgressUpdate, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
 import { diffNode } from './diff.ts';
 import { footprintOf, InFlight, StartOrder, type Footprint } from './overlap.ts';
 import { stateDirStorage, TargetState, type StateStorage } from './target-state.ts';
@@ -91,6 +91,8 @@ interface Reading {
   current: Current;
   action: Action;
   changes: string[];
+  /** The provider's reason not to apply it this time (SkipNode). */
+  skipped?: string;
 }
 
 interface PlannedPath {
@@ -378,15 +380,51 @@ export class Engine {
     return r !== undefined && (r.status === 'failed' || (r.status === 'skipped' && (r.reason?.startsWith('dependency failed') ?? false)));
   }
 
+  /** What an onchanges reference counts as a change (in a plan: one that would, or may, happen). */
+  private changed(r: NodeResult | undefined): boolean {
+    return r?.status === 'changed' || (this.planning && (r?.status === 'would-change' || r?.status === 'unknown'));
+  }
+
+  /**
+   * Whether `node` will get its turn, as far as the results so far tell (EngineServices.willRun);
+   * `asker` (the node asking, before its own result) is not counted against it.
+   */
+  private willRun(node: GraphNode, asker: string): boolean {
+    if (node.meta.noop || this.stopped || this.signal.aborted) return false;
+    const incoming = (this.incoming.get(node.id) ?? []).filter((e) => e.from !== asker);
+    const doomed = new Map<string, boolean>();
+    // Skipped for a failure: a blocking requisite failed, or will be skipped for one itself.
+    const failsUpstream = (id: string): boolean => {
+      let known = doomed.get(id);
+      if (known === undefined) {
+        known = (this.incoming.get(id) ?? []).some((e) => e.from !== asker && BLOCKING.has(e.kind) &&
+          (this.latest.has(e.from) ? this.failedUpstream(this.latest.get(e.from)) : failsUpstream(e.from)));
+        doomed.set(id, known);
+      }
+      return known;
+    };
+    if (failsUpstream(node.id)) return false;
+    // onchanges and onfail whose references have all had their turn are decided already.
+    const decided = (kind: string) => {
+      const edges = incoming.filter((e) => e.kind === kind);
+      return edges.length > 0 && edges.every((e) => this.latest.has(e.from)) ? edges : undefined;
+    };
+    const watched = decided('onchanges');
+    if (watched && !watched.some((e) => this.changed(this.latest.get(e.from)))) return false;
+    const guards = decided('onfail');
+    return !(guards && !guards.some((e) => this.latest.get(e.from)?.status === 'failed'));
+  }
+
   private context(node: GraphNode): ProviderContext {
     const services: EngineServices = {
       related: (word) => (this.outgoing.get(node.id) ?? []).filter((e) => e.declared === word).map((e) => e.to),
       wouldChange: async (id) => {
         const other = this.byId.get(id)!;
-        if (other.meta.noop) return false;
         const reading = await this.read(other, other.attributes);
-        return reading.action !== 'none';
+        return reading.action !== 'none' && reading.skipped === undefined;
       },
+      willRun: (id) => this.willRun(this.byId.get(id)!, node.id),
+      refOf: (id) => this.byId.get(id)!.ref,
       applyWith: async (id, attributes) => {
         const other = this.byId.get(id)!;
         const r = await this.runNode(other, { ...other.attributes, ...attributes }, 'transition');
@@ -453,7 +491,13 @@ export class Engine {
       this.providerChoice.set(choiceKey, provider);
     }
     if (provider instanceof ApplyError) throw provider;
-    let current = await provider.read(this.context(node), desired);
+    let current: Current;
+    try {
+      current = await provider.read(this.context(node), desired);
+    } catch (err) {
+      if (!(err instanceof SkipNode)) throw err;
+      return { type, provider, desired, current: undefined, action: 'none', changes: [], skipped: err.reason };
+    }
     const hash = inputHash(type, desired);
     if (current && hash !== undefined) {
       // Write-only inputs are in sync exactly when their hash is the one stored after the last apply.
@@ -498,12 +542,8 @@ export class Engine {
         }
       }
       const watched = incoming.filter((e) => e.kind === 'onchanges');
-      if (watched.length > 0) {
-        const changed = watched.some((e) => {
-          const r = this.latest.get(e.from);
-          return r?.status === 'changed' || (this.planning && (r?.status === 'would-change' || r?.status === 'unknown'));
-        });
-        if (!changed) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'no changes' });
+      if (watched.length > 0 && !watched.some((e) => this.changed(this.latest.get(e.from)))) {
+        return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'no changes' });
       }
       const guards = incoming.filter((e) => e.kind === 'onfail');
       if (guards.length > 0 && !guards.some((e) => this.latest.get(e.from)?.status === 'failed')) {
@@ -530,6 +570,7 @@ export class Engine {
     } catch (err) {
       return this.fail(node, start, 'none', err);
     }
+    if (reading.skipped !== undefined) return this.finish(node, start, { status: 'skipped', action: 'none', reason: reading.skipped });
     const { type, provider, current, changes } = reading;
     let { action } = reading;
     // A transition's temporary state does not deliver a notification: the node's own turn does.
