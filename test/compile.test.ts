@@ -122,7 +122,8 @@ test('a notified lazy state is added as a handler; listen is notify reversed', a
   });
   assert.deepEqual(run.invocations.map((i) => `${i.state}:${i.via}`), ['s:target t1', 'h2:target t1', 'h1:notified']);
   assert.deepEqual(graph.order, ['file:/c']);
-  assert.deepEqual(graph.handlers, ['exec:audit', 'exec:reload']);
+  // Handlers go in their states' declaration order (h1 is declared first), not the run list's.
+  assert.deepEqual(graph.handlers, ['exec:reload', 'exec:audit']);
   assert.deepEqual(graph.edges.map((e) => `${e.from} ${e.kind} ${e.to}`).sort(), ['file:/c notify exec:audit', 'file:/c notify exec:reload']);
 });
 

@@ -93,17 +93,30 @@ test('listen is notify reversed; a deferred handler runs once at the end of the 
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'two-done\naudit\n');
 });
 
-test('a notified non-lazy node is refreshed (an exec runs again)', async () => {
+test('a notified non-lazy node is refreshed: an exec runs again, once, unless its own guard says it is not needed', async () => {
+  const cmd = (word: string) => `touch ${R}/${word}; echo ${word} >> ${R}/log`;
   const s = scratchSite('s', {
-    'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n    notify: exec:echo run >> ${R}/log\n  - exec: echo run >> ${R}/log\n    creates: ${R}/log\n`,
+    'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n    notify: [plain, creates, unless, onlyif]\n` +
+      `  - exec: ${cmd('plain')}\n    id: plain\n` +
+      `  - exec: ${cmd('creates')}\n    id: creates\n    creates: ${R}/creates\n` +
+      `  - exec: ${cmd('unless')}\n    id: unless\n    unless: test -f ${R}/unless\n` +
+      `  - exec: ${cmd('onlyif')}\n    id: onlyif\n    onlyif: test ! -f ${R}/onlyif\n`,
   });
   const first = await converge(s, 'apply', ['--var', 'v=1'], 0);
-  // Created and run in the same turn: the notification is already satisfied.
-  assert.deepEqual(first.nodes.map((n) => `${n.status}/${n.action}`), ['changed/create', 'changed/run']);
+  // Notified, and due to run anyway: each runs once in its turn, not a second time for the notification.
+  assert.deepEqual(first.nodes.map((n) => `${n.status}/${n.action}`), ['changed/create', 'changed/run', 'changed/run', 'changed/run', 'changed/run']);
+  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'plain\ncreates\nunless\nonlyif\n');
   const second = await converge(s, 'apply', ['--var', 'v=2'], 0);
-  assert.deepEqual(lines(second.nodes), [`changed file:${s.root}/conf`, `changed exec:echo run >> ${s.root}/log [notified by file:${s.root}/conf]`]);
-  assert.equal(second.nodes[1]!.action, 'refresh');
-  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'run\nrun\n');
+  assert.deepEqual(lines(second.nodes), [
+    `changed file:${s.root}/conf`,
+    `changed exec:${cmd('plain').replaceAll(R, s.root)}`,
+    `unchanged exec:${cmd('creates').replaceAll(R, s.root)} [not run: creates: ${s.root}/creates exists]`,
+    `unchanged exec:${cmd('unless').replaceAll(R, s.root)} [not run: unless: exited 0]`,
+    `unchanged exec:${cmd('onlyif').replaceAll(R, s.root)} [not run: onlyif: exited 1]`,
+  ]);
+  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'plain\ncreates\nunless\nonlyif\nplain\n');
+  // A guard that kept the command from running still delivered the notification.
+  assert.deepEqual(JSON.parse(readFileSync(join(s.stateDir, 'pending.json'), 'utf8')).pending, []);
 });
 
 test('a notification whose handler fails is kept in the state dir and delivered by the next run, once', async () => {
@@ -119,6 +132,143 @@ test('a notification whose handler fails is kept in the state dir and delivered 
   const third = await converge(s, 'apply', [], 0);
   assert.deepEqual(third.target.counts, { changed: 0, unchanged: 1, failed: 0, skipped: 0 });
   assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'handled\n');
+});
+
+for (const file of ['pending.json', 'metadata.json']) {
+  test(`a damaged ${file} is an error naming it, never read as empty: the target's run stops before any change`, async () => {
+    const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/f\n    content: x\n    notify: h\nh:\n  lazy: true\n  parts:\n    - exec: touch ${R}/handled\n` });
+    mkdirSync(s.stateDir, { recursive: true });
+    for (const [content, why] of [['{"version": 1, "pending": [', /not JSON/], ['{"version": 1, "pending": "h", "inputs": []}', /not the content Cairn writes there/]] as const) {
+      writeFileSync(join(s.stateDir, file), content);
+      for (const mode of ['plan', 'apply'] as const) {
+        const r = await converge(s, mode, [], 3);
+        assert.equal(r.target.status, 'unreachable');
+        assert.ok(r.target.error!.startsWith(`${s.stateDir}/${file}: damaged (`), r.target.error);
+        assert.match(r.target.error!, why);
+        assert.match(r.target.error!, /Fix it, or remove it/);
+        assert.deepEqual(r.nodes, []);
+      }
+    }
+    assert.ok(!existsSync(join(s.root, 'f')));
+    const plain = await runCli(['apply', '--site', s.site]);
+    assert.equal(plain.status, 3);
+    assert.match(plain.stdout + plain.stderr, new RegExp(`${s.stateDir}/${file}: damaged`));
+  });
+}
+
+test('a notification is never lost: a handler skipped by --fail-fast stays pending and the next run delivers it, once', async () => {
+  const refreshed = `exec:echo refreshed >> ${R}/log`;
+  const s = scratchSite('s', {
+    'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: x\n    notify: [h, ${refreshed}]\n  - exec: "<%= it.vars.cmd %>"\n` +
+      `  - ${refreshed.replace(':', ': ')}\n    creates: ${R}/log\nh:\n  lazy: true\n  parts:\n    - exec: echo handled >> ${R}/log\n`,
+  });
+  writeFileSync(join(s.root, 'log'), '');
+  const first = await converge(s, 'apply', ['--fail-fast', '--var', 'cmd=false'], 1);
+  const stopped = 'fail-fast: stopped after exec:false failed';
+  assert.deepEqual(lines(first.nodes), [
+    `changed file:${s.root}/conf`, 'failed exec:false', `skipped exec:echo refreshed >> ${s.root}/log [${stopped}]`,
+    `skipped exec:echo handled >> ${s.root}/log [${stopped}]`,
+  ]);
+  const pending = () => (JSON.parse(readFileSync(join(s.stateDir, 'pending.json'), 'utf8')) as { pending: { node: string }[] }).pending.map((p) => p.node);
+  assert.deepEqual(pending().sort(), [`exec:echo handled >> ${s.root}/log`, `exec:echo refreshed >> ${s.root}/log`]);
+  const second = await converge(s, 'apply', ['--fail-fast', '--var', 'cmd=true'], 0);
+  assert.deepEqual(lines(second.nodes), [
+    `unchanged file:${s.root}/conf`, 'changed exec:true',
+    // Refreshed for the pending notification, the exec still honours its guard: delivered all the same.
+    `unchanged exec:echo refreshed >> ${s.root}/log [not run: creates: ${s.root}/log exists]`,
+    `changed exec:echo handled >> ${s.root}/log [notified by a pending notification]`,
+  ]);
+  assert.deepEqual(pending(), []);
+  const third = await converge(s, 'apply', ['--var', 'cmd=true'], 0);
+  assert.deepEqual(third.target.counts, { changed: 1, unchanged: 2, failed: 0, skipped: 0 });
+  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'handled\n');
+});
+
+test('a notification is never lost: a handler skipped for a failed requisite stays pending and the next run delivers it', async () => {
+  const s = scratchSite('s', {
+    'states/s.yaml': `s:\n  - exec: "<%= it.vars.cmd %>"\n    id: prep\n  - file: ${R}/conf\n    content: x\n    notify: h\n` +
+      `h:\n  lazy: true\n  parts:\n    - exec: echo handled >> ${R}/log\n      require: prep\n`,
+  });
+  const first = await converge(s, 'apply', ['--var', 'cmd=false'], 1);
+  assert.deepEqual(lines(first.nodes), ['failed exec:false', `changed file:${s.root}/conf`, `skipped exec:echo handled >> ${s.root}/log [dependency failed: exec:false]`]);
+  assert.match(readFileSync(join(s.stateDir, 'pending.json'), 'utf8'), /"node": "exec:echo handled/);
+  const second = await converge(s, 'apply', ['--var', 'cmd=true'], 0);
+  assert.deepEqual(lines(second.nodes), ['changed exec:true', `unchanged file:${s.root}/conf`, `changed exec:echo handled >> ${s.root}/log [notified by a pending notification]`]);
+  const third = await converge(s, 'apply', ['--var', 'cmd=true'], 0);
+  assert.equal(third.nodes.length, 2);
+  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'handled\n');
+});
+
+test('onchanges on a node that failed is skipped (no changes), not a failure, and what requires it still runs', async () => {
+  const s = scratchSite('s', {
+    'states/s.yaml': `s:\n  - exec: "false"\n    id: job\n  - exec: echo watcher >> ${R}/log\n    id: watcher\n    onchanges: job\n` +
+      `  - file: ${R}/after\n    content: x\n    require: watcher\n  - file: ${R}/further\n    content: x\n    require: file:${R}/after\n`,
+  });
+  const r = await converge(s, 'apply', [], 1);
+  assert.deepEqual(lines(r.nodes), [
+    'failed exec:false', `skipped exec:echo watcher >> ${s.root}/log [no changes]`, `changed file:${s.root}/after`, `changed file:${s.root}/further`,
+  ]);
+  assert.deepEqual(r.target.counts, { changed: 2, unchanged: 0, failed: 1, skipped: 1 });
+  assert.ok(!existsSync(join(s.root, 'log')));
+});
+
+test('handler chains: a handler that notifies another, transitively, runs with it before the next invocation', async () => {
+  const h = (name: string, notify?: string) => `${name}:\n  lazy: true\n  parts:\n    - exec: echo ${name} >> ${R}/log\n${notify ? `      notify: ${notify}\n` : ''}`;
+  const s = scratchSite('a, b', {
+    // Declared in reverse: each handler notifies one declared before it.
+    'states/s.yaml': `${h('h3')}${h('h2', 'h3')}${h('h1', 'h2')}a:\n  - file: ${R}/x\n    content: x\n    notify: h1\nb:\n  - exec: echo b >> ${R}/log\n`,
+  });
+  const r = await converge(s, 'apply', [], 0);
+  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'h1\nh2\nh3\nb\n');
+  assert.deepEqual(r.nodes.map((n) => n.reason ?? ''), [
+    '', `notified by file:${s.root}/x`, `notified by exec:echo h1 >> ${s.root}/log`, `notified by exec:echo h2 >> ${s.root}/log`, '',
+  ]);
+});
+
+test('handler order: handlers due together run in the order their states are declared in the site, not notified in', async () => {
+  const h = (name: string) => `${name}:\n  lazy: true\n  parts:\n    - exec: echo ${name} >> ${R}/log\n`;
+  const s = scratchSite('s, t', {
+    // Declared zulu (a.yaml), then alpha and mike (b.yaml); notified mike, zulu, alpha.
+    'states/a.yaml': `s:\n  - file: ${R}/x\n    content: x\n    notify: [mike, zulu]\n  - file: ${R}/y\n    content: y\n    notify: alpha\n${h('zulu')}`,
+    'states/b.yaml': `t:\n  - file: ${R}/z\n    content: z\n    notify: [mike, alpha]\n${h('alpha')}${h('mike')}`,
+  });
+  await converge(s, 'apply', [], 0);
+  assert.equal(readFileSync(join(s.root, 'log'), 'utf8'), 'zulu\nalpha\nmike\nalpha\nmike\n');
+});
+
+test('a transition fires only for a change that will happen: not when its prior_to node is noop or its requisite failed', async () => {
+  const start = (root: string) => `touch ${root}/running; echo started >> ${root}/svc.log`;
+  const s = scratchSite('s', {
+    'states/s.yaml': `s:\n  - exec: "<%= it.vars.prep %>"\n    id: prep\n  - exec: ${start(R)}\n    id: svc\n    unless: test -f ${R}/running\n` +
+      `  - transition: stop\n    resource: svc\n    attributes: { argv: [/bin/sh, -c, 'rm ${R}/running; echo stopped >> ${R}/svc.log'], unless: test ! -f ${R}/running }\n` +
+      `    prior_to: file:${R}/conf\n  - file: ${R}/mid\n    content: x\n    require: prep\n` +
+      `  - file: ${R}/conf\n    content: "<%= it.vars.v %>"\n    require: file:${R}/mid\n    noop: <%= it.vars.noop %>\n`,
+  });
+  const log = () => readFileSync(join(s.root, 'svc.log'), 'utf8');
+  const svc = `exec:${start(s.root)}`;
+  const conf = `file:${s.root}/conf`;
+  const vars = (prep: string, v: number, noop: boolean) => ['--var', `prep=${prep}`, '--var', `v=${v}`, '--var', `noop=${noop}`];
+  await converge(s, 'apply', vars('true', 1, false), 0);
+  assert.equal(log(), 'started\n');
+
+  const noop = await converge(s, 'apply', vars('true', 2, true), 0);
+  assert.deepEqual(lines(noop.nodes).slice(1), [
+    `skipped transition:stop [prior_to will not run: ${conf}]`, `unchanged ${svc}`, `unchanged file:${s.root}/mid`, `would-change ${conf} [noop]`,
+  ]);
+  const plan = await converge(s, 'plan', vars('true', 2, true), 0);
+  assert.equal(lines(plan.nodes)[1], `skipped transition:stop [prior_to will not run: ${conf}]`);
+
+  // prep fails before the transition's turn; conf depends on it through mid, which has not run yet.
+  const failed = await converge(s, 'apply', vars('false', 2, false), 1);
+  assert.deepEqual(lines(failed.nodes), [
+    'failed exec:false', `skipped transition:stop [prior_to will not run: ${conf}]`, `unchanged ${svc}`,
+    `skipped file:${s.root}/mid [dependency failed: exec:false]`, `skipped ${conf} [dependency failed: file:${s.root}/mid]`,
+  ]);
+  assert.equal(log(), 'started\n');
+
+  const runs = await converge(s, 'apply', vars('true', 2, false), 0);
+  assert.deepEqual(lines(runs.nodes).slice(1, 4), [`changed ${svc} [transition]`, 'changed transition:stop', `changed ${svc}`]);
+  assert.equal(log(), 'started\nstopped\nstarted\n');
 });
 
 test('onchanges runs only when a watched node changed; otherwise skipped (no changes), not a failure', async () => {

@@ -188,6 +188,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     return ok ? params : undefined;
   };
 
+  const declarationRank = new Map([...c.states.keys()].map((name, i) => [name, i]));
   const invoke = (stateName: string, given: Record<string, unknown>, via: string, pos: SourcePos | undefined, chain: string[]): void => {
     const def = c.states.get(stateName);
     if (!def) {
@@ -209,6 +210,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
       params,
       lazy: def.lazy,
       defer: def.defer,
+      declared: declarationRank.get(stateName)!,
       via,
       ...(pos ? { pos } : {}),
       includes: def.include.map((i) => i.name),

@@ -44,6 +44,11 @@ export interface StateInvocation {
   lazy: boolean;
   /** A lazy state that runs once at the end of the whole run. */
   defer: boolean;
+  /**
+   * Where its state is declared in the site, as a rank: state files in the order the site loads
+   * them, then position in the file. Handlers due together run in this order (DESIGN §5.3).
+   */
+  declared?: number;
   /** Why it is in the run: "role base", "target web1", "include by webstack", "notified". */
   via: string;
   pos?: SourcePos;

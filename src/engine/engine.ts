@@ -10,7 +10,7 @@ import type { StateRun } from '../catalog/staterun.ts';
 import { isTargetFailure, type Executor, type ExecutorCapability } from '../executors/types.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
 import { selectProvider } from '../resources/providers.ts';
-import { ApplyError, type Action, type ApplyOutcome, type Current, type EngineServices, type ProgressUpdate, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
+import { ApplyError, SkipNode, type Action, type ApplyOutcome, type Current, type EngineServices, type ProgressUpdate, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
 import { diffNode } from './diff.ts';
 import { footprintOf, InFlight, StartOrder, type Footprint } from './overlap.ts';
 import { stateDirStorage, TargetState, type StateStorage } from './target-state.ts';
@@ -77,8 +77,12 @@ const CAPABILITY_WORDS: Record<ExecutorCapability, string> = {
 const AT_END_OF_RUN = -1; // deferred handlers
 const AT_FIRST_CHANCE = -2; // pending from an earlier run: at the first invocation end (or the run's, if deferred)
 
-/** Requisite edges whose failure skips the node that depends on them. */
-const BLOCKING: ReadonlySet<string> = new Set(['require', 'onchanges', 'transition']);
+/**
+ * Requisite edges whose failure skips the node that depends on them. Not onchanges: a watched
+ * node that failed did not change, so the watcher is `skipped (no changes)`, and what requires
+ * the watcher still runs (DESIGN §5.4).
+ */
+const BLOCKING: ReadonlySet<string> = new Set(['require', 'transition']);
 
 interface Reading {
   type: TypeBehaviour;
@@ -87,6 +91,8 @@ interface Reading {
   current: Current;
   action: Action;
   changes: string[];
+  /** The provider's reason not to apply it this time (SkipNode). */
+  skipped?: string;
 }
 
 interface PlannedPath {
@@ -158,6 +164,8 @@ export class Engine {
    */
   private readonly notifierTurn = new Map<string, number>();
   private turns = 0;
+  /** While handlers run: the flush their own notifications join (DESIGN §5.1: before the next invocation). */
+  private flushing?: number;
   private readonly targetState: TargetState;
   private readonly facts: Record<string, unknown>;
   private readonly os: Record<string, unknown>;
@@ -303,25 +311,55 @@ export class Engine {
     this.triggered.set(handler, set);
   }
 
-  /** Runs the lazy nodes due at the end of `invocation` (AT_END_OF_RUN: deferred ones; undefined: any left over). */
+  /**
+   * Runs the lazy nodes due at the end of `invocation` (AT_END_OF_RUN: deferred ones; undefined:
+   * any left over), and the ones those trigger, transitively, before the run goes on (DESIGN
+   * §5.1). Of the handlers due, the first in graph.handlers goes next: their states' declaration
+   * order, not the order they were notified in (§5.3). Each runs at most once per flush, so
+   * handlers that notify each other in a loop cannot run forever; a notification that comes
+   * after its handler ran waits for the next flush.
+   */
   private async runHandlers(invocation: number | undefined): Promise<void> {
-    for (const id of this.graph.handlers) {
-      const node = this.byId.get(id)!;
-      const set = this.triggered.get(id);
-      if (!set || set.size === 0) continue;
-      const due = invocation === undefined ? [...set].some((i) => i !== AT_END_OF_RUN)
-        : invocation === AT_END_OF_RUN ? set.has(AT_END_OF_RUN) || set.has(AT_FIRST_CHANCE)
-          : set.has(invocation) || (set.has(AT_FIRST_CHANCE) && !node.defer);
-      if (!due) continue;
-      if (invocation === undefined || invocation === AT_END_OF_RUN) set.clear();
-      else {
-        set.delete(invocation);
-        set.delete(AT_FIRST_CHANCE);
+    const done = new Set<string>();
+    this.flushing = invocation !== undefined && invocation >= 0 ? invocation : AT_FIRST_CHANCE;
+    try {
+      for (;;) {
+        const id = this.graph.handlers.find((h) => !done.has(h) && this.takeDue(h, invocation));
+        if (id === undefined) return;
+        done.add(id);
+        const node = this.byId.get(id)!;
+        const r = await this.runNode(node, undefined, 'notified');
+        // Delivered only once it ran (DESIGN §5.3): one failed or skipped (a failed requisite,
+        // --fail-fast, a cancelled run) stays pending for the next run.
+        if (!this.planning && !this.triggered.get(id)?.size && this.ran(node, r)) await this.targetState.remove(id);
       }
-      const r = await this.runNode(node, undefined, 'notified');
-      // Delivered once it ran; a failed handler stays pending and is tried again next run.
-      if (!this.planning && set.size === 0 && r.status !== 'failed') await this.targetState.remove(id);
+    } finally {
+      this.flushing = undefined;
     }
+  }
+
+  /** Whether handler `id` is due in this flush; if it is, its trigger is used up. */
+  private takeDue(id: string, invocation: number | undefined): boolean {
+    const set = this.triggered.get(id);
+    if (!set || set.size === 0) return false;
+    if (invocation === undefined || invocation === AT_END_OF_RUN) {
+      const due = invocation === undefined ? [...set].some((i) => i !== AT_END_OF_RUN) : set.has(AT_END_OF_RUN) || set.has(AT_FIRST_CHANCE);
+      if (due) set.clear();
+      return due;
+    }
+    const due = set.has(invocation) || (set.has(AT_FIRST_CHANCE) && !this.byId.get(id)!.defer);
+    if (due) {
+      set.delete(invocation);
+      set.delete(AT_FIRST_CHANCE);
+    }
+    return due;
+  }
+
+  /** Whether a node got its turn and did its work: changed, or found nothing to do. */
+  private ran(node: GraphNode, r: NodeResult): boolean {
+    if (r.status === 'changed' || r.status === 'unchanged') return true;
+    const inSync = this.typeOf(node.type)?.inSync;
+    return inSync !== undefined && r.status === inSync.status && r.reason === inSync.reason;
   }
 
   private finish(node: GraphNode, start: number, result: Omit<NodeResult, 'ref' | 'id' | 'state' | 'invocation' | 'ms'>): NodeResult {
@@ -342,15 +380,51 @@ export class Engine {
     return r !== undefined && (r.status === 'failed' || (r.status === 'skipped' && (r.reason?.startsWith('dependency failed') ?? false)));
   }
 
+  /** What an onchanges reference counts as a change (in a plan: one that would, or may, happen). */
+  private changed(r: NodeResult | undefined): boolean {
+    return r?.status === 'changed' || (this.planning && (r?.status === 'would-change' || r?.status === 'unknown'));
+  }
+
+  /**
+   * Whether `node` will get its turn, as far as the results so far tell (EngineServices.willRun);
+   * `asker` (the node asking, before its own result) is not counted against it.
+   */
+  private willRun(node: GraphNode, asker: string): boolean {
+    if (node.meta.noop || this.stopped || this.signal.aborted) return false;
+    const incoming = (this.incoming.get(node.id) ?? []).filter((e) => e.from !== asker);
+    const doomed = new Map<string, boolean>();
+    // Skipped for a failure: a blocking requisite failed, or will be skipped for one itself.
+    const failsUpstream = (id: string): boolean => {
+      let known = doomed.get(id);
+      if (known === undefined) {
+        known = (this.incoming.get(id) ?? []).some((e) => e.from !== asker && BLOCKING.has(e.kind) &&
+          (this.latest.has(e.from) ? this.failedUpstream(this.latest.get(e.from)) : failsUpstream(e.from)));
+        doomed.set(id, known);
+      }
+      return known;
+    };
+    if (failsUpstream(node.id)) return false;
+    // onchanges and onfail whose references have all had their turn are decided already.
+    const decided = (kind: string) => {
+      const edges = incoming.filter((e) => e.kind === kind);
+      return edges.length > 0 && edges.every((e) => this.latest.has(e.from)) ? edges : undefined;
+    };
+    const watched = decided('onchanges');
+    if (watched && !watched.some((e) => this.changed(this.latest.get(e.from)))) return false;
+    const guards = decided('onfail');
+    return !(guards && !guards.some((e) => this.latest.get(e.from)?.status === 'failed'));
+  }
+
   private context(node: GraphNode): ProviderContext {
     const services: EngineServices = {
       related: (word) => (this.outgoing.get(node.id) ?? []).filter((e) => e.declared === word).map((e) => e.to),
       wouldChange: async (id) => {
         const other = this.byId.get(id)!;
-        if (other.meta.noop) return false;
         const reading = await this.read(other, other.attributes);
-        return reading.action !== 'none';
+        return reading.action !== 'none' && reading.skipped === undefined;
       },
+      willRun: (id) => this.willRun(this.byId.get(id)!, node.id),
+      refOf: (id) => this.byId.get(id)!.ref,
       applyWith: async (id, attributes) => {
         const other = this.byId.get(id)!;
         const r = await this.runNode(other, { ...other.attributes, ...attributes }, 'transition');
@@ -417,7 +491,13 @@ export class Engine {
       this.providerChoice.set(choiceKey, provider);
     }
     if (provider instanceof ApplyError) throw provider;
-    let current = await provider.read(this.context(node), desired);
+    let current: Current;
+    try {
+      current = await provider.read(this.context(node), desired);
+    } catch (err) {
+      if (!(err instanceof SkipNode)) throw err;
+      return { type, provider, desired, current: undefined, action: 'none', changes: [], skipped: err.reason };
+    }
     const hash = inputHash(type, desired);
     if (current && hash !== undefined) {
       // Write-only inputs are in sync exactly when their hash is the one stored after the last apply.
@@ -462,12 +542,8 @@ export class Engine {
         }
       }
       const watched = incoming.filter((e) => e.kind === 'onchanges');
-      if (watched.length > 0) {
-        const changed = watched.some((e) => {
-          const r = this.latest.get(e.from);
-          return r?.status === 'changed' || (this.planning && (r?.status === 'would-change' || r?.status === 'unknown'));
-        });
-        if (!changed) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'no changes' });
+      if (watched.length > 0 && !watched.some((e) => this.changed(this.latest.get(e.from)))) {
+        return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'no changes' });
       }
       const guards = incoming.filter((e) => e.kind === 'onfail');
       if (guards.length > 0 && !guards.some((e) => this.latest.get(e.from)?.status === 'failed')) {
@@ -494,9 +570,11 @@ export class Engine {
     } catch (err) {
       return this.fail(node, start, 'none', err);
     }
+    if (reading.skipped !== undefined) return this.finish(node, start, { status: 'skipped', action: 'none', reason: reading.skipped });
     const { type, provider, current, changes } = reading;
     let { action } = reading;
-    const refreshWhy = this.refreshFor.get(node.id);
+    // A transition's temporary state does not deliver a notification: the node's own turn does.
+    const refreshWhy = why === 'transition' ? undefined : this.refreshFor.get(node.id);
     // A change to a sensitive attribute shows no diff: its values never reach output (DESIGN §5.13).
     const hidden = type.sensitive?.some((attr) => changes.includes(attr)) ?? false;
     const diffText = this.options.diff && action !== 'none' ? (hidden ? '(sensitive)' : provider.diff?.(desired, current)) : undefined;
@@ -590,7 +668,7 @@ export class Engine {
         this.notifiedBy.set(target.id, node.ref);
       }
       if (!this.planning) await this.targetState.add(target.id, node.ref);
-      if (target.lazy) this.trigger(target.id, target.defer ? AT_END_OF_RUN : node.invocation);
+      if (target.lazy) this.trigger(target.id, target.defer ? AT_END_OF_RUN : this.flushing ?? node.invocation);
       else if (latest) this.refreshFor.set(target.id, node.ref);
     }
   }

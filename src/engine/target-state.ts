@@ -3,7 +3,7 @@
  * notifications not yet delivered. Written atomically through the executor after every change,
  * so a run that fails or is killed loses none.
  */
-import type { Executor } from '../executors/types.ts';
+import { TargetError, type Executor } from '../executors/types.ts';
 
 export interface PendingNotification {
   /** The node to trigger (a graph node id). */
@@ -43,6 +43,16 @@ export function stateDirStorage(exec: Executor, dir: string): StateStorage {
   };
 }
 
+/**
+ * A state file on the target holds what Cairn did not write: the run stops before it changes
+ * anything, reported with this message (the target's error, as when its state cannot be read).
+ */
+export class DamagedStateError extends TargetError {}
+
+function isNotification(p: unknown): p is PendingNotification {
+  return p !== null && typeof p === 'object' && typeof (p as PendingNotification).node === 'string' && typeof (p as PendingNotification).from === 'string';
+}
+
 export class TargetState {
   private pending: PendingNotification[] = [];
   /** Hashes of write-only inputs by node ref (DESIGN §5.8). */
@@ -60,22 +70,40 @@ export class TargetState {
     return this.storage.paths();
   }
 
-  private async readJson<T>(file: StateFile): Promise<Partial<T>> {
+  /** Where `file` is, for messages: its path on the target, or its name when a store keeps it. */
+  private where(file: StateFile): string {
+    return this.storage.paths().find((p) => p.endsWith(`/${file}`)) ?? file;
+  }
+
+  /**
+   * A state file's content, or undefined when there is none. Content Cairn did not write is an
+   * error: reading it as empty would silently drop pending notifications (DESIGN §5.3) or make
+   * every write-only input look changed.
+   */
+  private async readJson<T>(file: StateFile, parse: (data: Record<string, unknown>) => T | undefined, loses: string): Promise<T | undefined> {
     const bytes = await this.storage.read(file);
-    if (!bytes) return {};
+    if (!bytes) return undefined;
+    let why: string;
     try {
-      return JSON.parse(bytes.toString('utf8')) as Partial<T>;
-    } catch {
-      // A torn file cannot happen (writes are atomic); an edited one is treated as empty.
-      return {};
+      const data: unknown = JSON.parse(bytes.toString('utf8'));
+      const parsed = data !== null && typeof data === 'object' && !Array.isArray(data) ? parse(data as Record<string, unknown>) : undefined;
+      if (parsed !== undefined) return parsed;
+      why = 'not the content Cairn writes there';
+    } catch (err) {
+      why = `not JSON: ${(err as Error).message}`;
     }
+    throw new DamagedStateError(`${this.where(file)}: damaged (${why}); Cairn will not guess what it held. ` +
+      `Fix it, or remove it to start afresh (${loses})`);
   }
 
   async load(): Promise<PendingNotification[]> {
-    const data = await this.readJson<{ pending: PendingNotification[] }>('pending.json');
-    this.pending = Array.isArray(data.pending) ? data.pending : [];
-    const meta = await this.readJson<{ inputs: Record<string, string> }>('metadata.json');
-    this.inputs = meta.inputs && typeof meta.inputs === 'object' ? meta.inputs : {};
+    this.pending = await this.readJson('pending.json', ({ pending }) =>
+      Array.isArray(pending) && pending.every(isNotification) ? pending : undefined,
+    'removing it drops the notifications it holds: their handlers will not run') ?? [];
+    this.inputs = await this.readJson('metadata.json', ({ inputs }) =>
+      inputs !== null && typeof inputs === 'object' && !Array.isArray(inputs) && Object.values(inputs).every((h) => typeof h === 'string')
+        ? inputs as Record<string, string> : undefined,
+    'removing it makes the next run apply every write-only input again') ?? {};
     return [...this.pending];
   }
 

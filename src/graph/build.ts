@@ -56,7 +56,10 @@ export interface Graph {
   edges: Edge[];
   /** Ids of nodes that always run, in run order. */
   order: string[];
-  /** Ids of lazy nodes, which run only when notified, in the order they run when they do. */
+  /**
+   * Ids of lazy nodes, which run only when notified, in the order they run when they do: their
+   * states' declaration order in the site (DESIGN §5.3), then invocation and part.
+   */
   handlers: string[];
   /** What the engine needs of each type in the graph: a run then loads no schema. */
   types: Record<string, TypeBehaviour>;
@@ -213,7 +216,8 @@ export function buildGraph(run: StateRun): Graph {
     return edges.filter((e) => ORDERING.includes(e.kind) && ids.has(e.from) && ids.has(e.to));
   };
   const order = topoOrder(always, orderEdges(always), d);
-  const handlers = topoOrder(lazy, orderEdges(lazy), d);
+  const declared = (n: GraphNode) => run.invocations[n.invocation]?.declared ?? n.invocation;
+  const handlers = topoOrder(lazy, orderEdges(lazy), d, (a, b) => declared(a) - declared(b));
   d.throwIfAny();
   const rank = new Map([...order, ...handlers].map((id, i) => [id, i]));
   nodes.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
@@ -279,9 +283,12 @@ function makeResolver(run: StateRun, nodeOf: Map<string, string>, byId: Map<stri
   };
 }
 
-/** Kahn's algorithm, always taking the earliest-declared ready node; reports a cycle as a path. */
-function topoOrder(nodes: GraphNode[], edges: Edge[], d: Diagnostics): string[] {
-  // Declaration order: invocation first, then part.
+/**
+ * Kahn's algorithm, always taking the ready node that comes first by `first`, then invocation,
+ * then part; reports a cycle as a path.
+ */
+function topoOrder(nodes: GraphNode[], edges: Edge[], d: Diagnostics, first: (a: GraphNode, b: GraphNode) => number = () => 0): string[] {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
   const priority = new Map(nodes.map((n) => [n.id, n.invocation * 1e6 + n.part]));
   const indegree = new Map(nodes.map((n) => [n.id, 0]));
   const out = new Map<string, Edge[]>();
@@ -291,7 +298,7 @@ function topoOrder(nodes: GraphNode[], edges: Edge[], d: Diagnostics): string[] 
     list.push(e);
     out.set(e.from, list);
   }
-  const heap = new MinHeap<string>((a, b) => priority.get(a)! - priority.get(b)! || (a < b ? -1 : a > b ? 1 : 0));
+  const heap = new MinHeap<string>((a, b) => first(byId.get(a)!, byId.get(b)!) || priority.get(a)! - priority.get(b)! || (a < b ? -1 : a > b ? 1 : 0));
   for (const n of nodes) if (indegree.get(n.id) === 0) heap.push(n.id);
   const order: string[] = [];
   while (heap.size > 0) {

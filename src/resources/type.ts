@@ -159,8 +159,16 @@ export type Action = 'none' | 'create' | 'update' | 'reload' | 'rebuild' | 'dest
 export interface EngineServices {
   /** Node ids linked from this node by edges declared with `word` (e.g. 'resource', 'prior_to'). */
   related(word: string): string[];
-  /** Reads a node now: would applying it change anything? (noop nodes count as in sync.) */
+  /** Reads a node now: would applying it change anything? */
   wouldChange(nodeId: string): Promise<boolean>;
+  /**
+   * Whether a node will get its turn in this run, as far as can be known now: not when it is
+   * noop, the run is stopping, a requisite it depends on (or one of theirs) failed, or its
+   * onchanges/onfail references have all run without meeting it.
+   */
+  willRun(nodeId: string): boolean;
+  /** How reports name a node (`file:/etc/motd`). */
+  refOf(nodeId: string): string;
   /** Applies a node with `attributes` laid over its declared ones, through the engine. */
   applyWith(nodeId: string, attributes: Record<string, unknown>): Promise<{ changed: boolean; failed?: string }>;
 }
@@ -259,6 +267,18 @@ export type ApplyOutcome = void | { changed: false; reason: string } | { refresh
  * provider throws (a TypeError) is a bug: the run stops and says so with its stack (exit 70).
  */
 export class ApplyError extends TargetError {}
+
+/**
+ * Thrown by a provider's read when the node is not to be applied this time, for a reason other
+ * than being in sync (a transition whose prior_to node will not get its turn): the engine reports
+ * it `skipped (<reason>)`, and it changes and notifies nothing.
+ */
+export class SkipNode extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'SkipNode';
+  }
+}
 
 /** `mode` as the user wrote it when the bits match, else the actual bits as "0644". */
 export function modeAs(desired: unknown, actual: number): string {

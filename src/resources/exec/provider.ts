@@ -32,6 +32,18 @@ async function runCommand(ctx: ProviderContext, desired: ExecAttributes): Promis
   }
 }
 
+/** Why a guard says the command is not needed now, or undefined when it must run. */
+async function notNeeded(ctx: ProviderContext, desired: ExecAttributes): Promise<string | undefined> {
+  if (typeof desired.creates === 'string' && (await ctx.exec.stat(desired.creates))) return `creates: ${desired.creates} exists`;
+  const guard = (cmd: string) => ctx.exec.run(shellArgv(cmd), options(desired));
+  if (typeof desired.unless === 'string' && (await guard(desired.unless)).code === 0) return 'unless: exited 0';
+  if (typeof desired.onlyif === 'string') {
+    const { code } = await guard(desired.onlyif);
+    if (code !== 0) return `onlyif: exited ${code}`;
+  }
+  return undefined;
+}
+
 export const shellExec = defineProvider<typeof execType>({
   type: 'exec',
   name: 'shell',
@@ -39,19 +51,21 @@ export const shellExec = defineProvider<typeof execType>({
 
   /** In sync (nothing to run) when a guard says so; absent means "must run". */
   async read(ctx, desired) {
-    const inSync = { command: desired.command };
-    if (typeof desired.creates === 'string' && (await ctx.exec.stat(desired.creates))) return inSync;
-    const guard = (cmd: string) => ctx.exec.run(shellArgv(cmd), options(desired));
-    if (typeof desired.unless === 'string' && (await guard(desired.unless)).code === 0) return inSync;
-    if (typeof desired.onlyif === 'string' && (await guard(desired.onlyif)).code !== 0) return inSync;
-    return undefined;
+    return (await notNeeded(ctx, desired)) === undefined ? undefined : { command: desired.command };
   },
 
   async apply(ctx, _action, desired) {
     await runCommand(ctx, desired);
   },
 
+  /**
+   * A notification does not override the guards (DESIGN §5.3, as in Salt, Puppet and Ansible).
+   * They are asked again, since a refresh is not handed the reading; it costs a command only
+   * when a notified node's guard said no.
+   */
   async refresh(ctx, desired) {
+    const why = await notNeeded(ctx, desired);
+    if (why !== undefined) return { changed: false, reason: `not run: ${why}` };
     await runCommand(ctx, desired);
   },
 });

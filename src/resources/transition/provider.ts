@@ -1,9 +1,12 @@
-import { defineProvider, ApplyError } from '../type.ts';
+import { isTargetFailure } from '../../executors/types.ts';
+import { defineProvider, ApplyError, SkipNode } from '../type.ts';
 import type { transitionType } from './type.ts';
 
 /**
- * DESIGN §5.7: "in sync" unless a prior_to node would change now; applying puts the resource
- * through the transitional attributes, through the engine (so events, noop and reports apply).
+ * DESIGN §5.7: "in sync" unless a prior_to node would change now and will get its turn (a
+ * transition for a change that will not happen would only disturb the resource); applying puts
+ * the resource through the transitional attributes, through the engine (so events, noop and
+ * reports apply).
  */
 export const engineTransition = defineProvider<typeof transitionType>({
   type: 'transition',
@@ -11,9 +14,21 @@ export const engineTransition = defineProvider<typeof transitionType>({
   suitable: () => true,
 
   async read(ctx, desired) {
+    let blocked: string | undefined;
     for (const id of ctx.engine.related('prior_to')) {
-      if (await ctx.engine.wouldChange(id)) return undefined;
+      const runs = ctx.engine.willRun(id);
+      if (!runs && blocked !== undefined) continue;
+      // A node that will not run is read only to choose the reason; one it cannot read (its
+      // failed requisite may be why) is taken as changing.
+      const changes = await ctx.engine.wouldChange(id).catch((err: unknown) => {
+        if (runs || !isTargetFailure(err)) throw err;
+        return true;
+      });
+      if (!changes) continue;
+      if (runs) return undefined;
+      blocked = ctx.engine.refOf(id);
     }
+    if (blocked !== undefined) throw new SkipNode(`prior_to will not run: ${blocked}`);
     return { name: desired.name };
   },
 
