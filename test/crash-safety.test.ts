@@ -258,7 +258,7 @@ test('a run killed inside its handler: the notification stays pending and the ne
   assert.deepEqual(tempFiles(s.root, s.stateDir), [], 'no temp file left');
 });
 
-test('a run stopped by --fail-fast after a notifier changed: the skipped handler stays pending, the next run delivers it once', { todo: 'needs the engine fix of rule 1 (sem-engine)' }, async () => {
+test('a run stopped by --fail-fast after a notifier changed: the skipped handler stays pending, the next run delivers it once', async () => {
   const s = scratchSite('conf', {
     'states/conf.yaml': [
       'conf:',
