@@ -4,7 +4,7 @@ import { runExitCode, runTarget, type RunReport } from '../engine/run-target.ts'
 import type { Compiled } from './compile-cache.ts';
 import { nodeLine, Progress, summaryLine } from './report.ts';
 import { inParallel, type Session } from './sessions.ts';
-import { stdoutIsTTY, stdoutStream, writeOut } from './output.ts';
+import { stdoutIsTTY, stdoutStream, writeErr, writeOut } from './output.ts';
 import { nowMs } from '../lib/clock.ts';
 
 export type { RunReport } from '../engine/run-target.ts';
@@ -20,6 +20,8 @@ export interface ConvergeOptions {
   failFast?: boolean;
   checksum?: boolean;
   forks: string;
+  /** Seconds (`--lock-wait`). */
+  lockWait?: number;
   detailedExitcode?: boolean;
   acceptNewHostKeys?: boolean;
   store?: string;
@@ -52,6 +54,8 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
           failFast: options.failFast ?? false,
           diff: options.diff ?? false,
           ...(session.facts ? { facts: session.facts } : {}),
+          lockWaitMs: (options.lockWait ?? 0) * 1000,
+          onNotice: (line) => writeErr(`${line}\n`),
           onResult: (r) => {
             if (options.json) return;
             progress?.node(name, r);

@@ -1,5 +1,5 @@
 /** The `cairn` command (DESIGN §11). Commands import what they need lazily to keep start-up lean. */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ExitCode, InputError } from '../lib/errors.ts';
 import { CAIRN_VERSION } from '../lib/version.ts';
 import type { ConvergeOptions, RunReport } from './converge.ts';
@@ -11,6 +11,12 @@ const sources = new Map<string, string>();
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds');
+  return n;
 }
 
 /** The facts of this machine, read once per command. */
@@ -50,7 +56,8 @@ export function program(): Command {
       .option('--json', 'print one JSON report')
       .option('--fail-fast', 'stop a target at its first failure')
       .option('--checksum', 'read every managed file, even one whose stat (inode, size, mtime, ctime) is as a past run verified it')
-      .option('--forks <n>', 'targets in parallel', '10');
+      .option('--forks <n>', 'targets in parallel', '10')
+      .option('--lock-wait <seconds>', "wait up to this long for another run's lock on a target (default: fail at once)", seconds, 0);
     if (mode === 'plan') c.option('--detailed-exitcode', 'exit 0 when in sync, 4 when changes are pending');
     c.option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)');
     if (mode === 'apply') {

@@ -8,6 +8,7 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { LockHeldError } from '../engine/run-lock.ts';
 import { runExitCode, runTarget, type RunReport } from '../engine/run-target.ts';
 import type { StateFile, StateStorage } from '../engine/target-state.ts';
 import { LocalExecutor } from '../executors/local.ts';
@@ -193,10 +194,19 @@ export class Agent {
       mode: 'apply', facts: this.facts, stateStorage: storeStateStorage(store, this.options.name), signal: this.options.signal,
       // A run that dies is not recorded as run: the agent stops, and runs the revision again when restarted.
       errors: 'throw',
+      // A daemon has no one to tell to try again: it waits out a run from elsewhere (an SSH
+      // apply), as long as it is not stopped.
+      lockWaitMs: Infinity,
+      onNotice: log,
       onResult: (r) => {
         if (r.status !== 'unchanged') log(`${r.status.padEnd(9)} ${r.ref}${r.reason ? ` — ${r.reason}` : ''}${r.error ? `\n  ${r.error.split('\n').join('\n  ')}` : ''}`);
       },
+    }).catch((err: unknown) => {
+      if (err instanceof LockHeldError) return undefined;
+      throw err;
     }).finally(() => exec.close());
+    // Stopped while waiting for another run's lock: nothing ran, and the revision is not recorded.
+    if (!report) return 2;
     const stored: StoredReport = { version: 1, mode: 'apply', revision: manifest.id, started: started.toISOString(), finished: new Date().toISOString(), targets: [report] };
     await store.put(KEYS.report(this.options.name), JSON.stringify(stored));
     this.record.revision = manifest.id;

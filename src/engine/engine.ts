@@ -676,7 +676,8 @@ export class Engine {
 
 export interface TargetReport {
   name: string;
-  status: 'ok' | 'failed' | 'unreachable';
+  /** locked: another run held the target (DESIGN §5.11); nothing was run. */
+  status: 'ok' | 'failed' | 'unreachable' | 'locked';
   counts: { changed: number; unchanged: number; failed: number; skipped: number };
   nodes: NodeResult[];
   error?: string;

@@ -8,6 +8,7 @@ import { isTargetFailure, UnreachableError, type Executor } from '../executors/t
 import type { Compiled } from '../graph/codec.ts';
 import { ExitCode } from '../lib/errors.ts';
 import { Engine, summarize, type EngineOptions, type NodeResult, type TargetReport } from './engine.ts';
+import { acquireRunLock, gated, LockHeldError } from './run-lock.ts';
 import type { StateStorage } from './target-state.ts';
 
 export interface RunTargetOptions {
@@ -33,12 +34,25 @@ export interface RunTargetOptions {
    * and always goes through: the command stops with its stack (exit 70).
    */
   errors?: 'report' | 'throw';
+  /** How long to wait for another run's lock on the target (`--lock-wait`), in ms; default 0. */
+  lockWaitMs?: number;
+  /** Lines about the run lock: a wait begun, a lock taken over from a run that is gone. */
+  onNotice?: (line: string) => void;
 }
 
 /** Plans or applies `compiled` through `exec` (which the caller opened and closes). */
 export async function runTarget(compiled: Compiled, exec: Executor, options: RunTargetOptions): Promise<TargetReport> {
   const name = compiled.run.target.name;
-  const engine = new Engine(compiled.run, compiled.graph, exec, {
+  const stateDir = compiled.run.target.state_dir;
+  let locked = false;
+  const lockedExec = !exec.tryLock ? exec : gated(exec, async () => {
+    locked = await acquireRunLock(name, exec, {
+      mode: options.mode, stateDir, waitMs: options.lockWaitMs ?? 0,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onNotice ? { onNotice: options.onNotice } : {}),
+    });
+  });
+  const engine = new Engine(compiled.run, compiled.graph, lockedExec, {
     mode: options.mode,
     failFast: options.failFast ?? false,
     diff: options.diff ?? false,
@@ -54,9 +68,13 @@ export async function runTarget(compiled: Compiled, exec: Executor, options: Run
     report = summarize(name, await engine.execute());
   } catch (err) {
     if (options.errors === 'throw') throw err;
-    if (err instanceof UnreachableError) report = summarize(name, engine.results, err.reason);
+    if (err instanceof LockHeldError) report = { name, status: 'locked', counts: { changed: 0, unchanged: 0, failed: 0, skipped: 0 }, nodes: [], error: err.message };
+    else if (err instanceof UnreachableError) report = summarize(name, engine.results, err.reason);
     else if (isTargetFailure(err)) report = summarize(name, engine.results, (err as Error).message);
     else throw err;
+  } finally {
+    // Best effort: a lock left behind names a process that is gone, and the next run takes it over.
+    if (locked) await exec.unlock?.(stateDir).catch(() => undefined);
   }
   if (exec.roundTrips !== undefined) report.round_trips = exec.roundTrips;
   return report;
@@ -72,11 +90,13 @@ export interface RunReport {
 }
 
 /**
- * A run's exit code (DESIGN §12): an unreachable target outranks a failed node, which outranks
- * pending changes (reported only when asked, with `--detailed-exitcode`).
+ * A run's exit code (DESIGN §12): an unreachable target outranks one another run held (§5.11:
+ * exit 2, it was not touched), which outranks a failed node, which outranks pending changes
+ * (reported only when asked, with `--detailed-exitcode`).
  */
 export function runExitCode(mode: 'plan' | 'apply', targets: readonly TargetReport[], detailedExitcode = false): number {
   if (targets.some((r) => r.status === 'unreachable')) return ExitCode.unreachable;
+  if (targets.some((r) => r.status === 'locked')) return ExitCode.invalidInput;
   if (targets.some((r) => r.status === 'failed')) return ExitCode.nodesFailed;
   if (mode === 'plan' && detailedExitcode && targets.some((r) => r.counts.changed > 0)) return ExitCode.changesPending;
   return ExitCode.ok;

@@ -17,8 +17,9 @@ import { ContentIndex, type Digests } from './content-index.ts';
 import { localFacts } from './local-facts.ts';
 import { IdLookup } from './accounts.ts';
 import { readTextOr } from '../lib/files.ts';
-import { collectOutput, OUTPUT_LIMIT, TargetError, type Executor, type ExecutorCapability, type RunOptions, type RunResult, type Stat, type WriteOptions } from './types.ts';
+import { collectOutput, OUTPUT_LIMIT, TargetError, type Executor, type ExecutorCapability, type LockAttempt, type LockClaim, type RunOptions, type RunResult, type Stat, type WriteOptions } from './types.ts';
 import { UnsyncedWrites } from './unsynced-writes.ts';
+import { tryLockDir, unlockDir } from './lock-dir.ts';
 
 
 /**
@@ -398,6 +399,14 @@ export class LocalExecutor implements Executor {
 
   async facts(): Promise<Record<string, unknown>> {
     return localFacts();
+  }
+
+  async tryLock(stateDir: string, claim: LockClaim): Promise<LockAttempt> {
+    return tryLockDir(stateDir, claim);
+  }
+
+  async unlock(stateDir: string): Promise<void> {
+    unlockDir(stateDir);
   }
 
   /** Keeps the content index for the next run (the only thing a local executor holds). */

@@ -109,9 +109,42 @@ export interface Executor {
   userId(name: string): Promise<number | undefined>;
   groupId(name: string): Promise<number | undefined>;
   facts(): Promise<Record<string, unknown>>;
+  /**
+   * One try at the run lock in `stateDir` (DESIGN §5.11), taking over a lock whose holder is
+   * gone; absent: runs through this executor are not locked. Operations after a taken lock are
+   * the holder's until `unlock` (or `close`).
+   */
+  tryLock?(stateDir: string, claim: LockClaim): Promise<LockAttempt>;
+  unlock?(stateDir: string): Promise<void>;
   /** Releases connections; a no-op locally. */
   close(): Promise<void>;
 }
+
+/** Who holds a target's run lock, as STATE_DIR/lock.d/holder records it. */
+export interface LockHolder {
+  pid: number;
+  /** The host the pid lives on (uname -n). */
+  host: string;
+  /** When the run started (ISO 8601). */
+  started: string;
+  /** What runs: `cairn apply`, and from where when the holder is a remote shell. */
+  by: string;
+}
+
+export interface LockClaim {
+  started: string;
+  by: string;
+}
+
+export type LockAttempt =
+  | { state: 'taken'; tookOver?: LockHolder }
+  /**
+   * Another run has it. `holder` is undefined while the lock is being created; `alive` says
+   * whether its pid runs: 'unknown' when it is on another host (nothing here can check it).
+   */
+  | { state: 'held'; holder?: LockHolder; alive: 'yes' | 'no' | 'unknown'; path: string }
+  /** The state directory cannot be written (permission denied, a read-only file system). */
+  | { state: 'unwritable'; reason: string };
 
 /** Where a target keeps Cairn's own state (pending notifications, input hashes, the content index), unless its settings say. */
 export const DEFAULT_STATE_DIR = '/var/lib/cairn';

@@ -10,12 +10,14 @@
  * and the next read fetches the window from there on again.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { printfFormat, shellCommand, shellQuote } from '../../lib/shell.ts';
 import { IdLookup } from '../accounts.ts';
-import { TargetError, UnreachableError, type Executor, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions } from '../types.ts';
+import { TargetError, UnreachableError, type Executor, type LockAttempt, type LockClaim, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions } from '../types.ts';
 import { UnsyncedWrites } from '../unsynced-writes.ts';
-import { BatchMismatch, factsScript, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
+import { lockRequest, parseLockReply } from './lock.ts';
+import { BatchMismatch, END_SECTION, factsScript, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
 import { RemoteShell, ShellGone } from './remote-shell.ts';
 import { NoExitStatus, TransportLost, type ShellTransport } from './transport.ts';
 
@@ -99,6 +101,8 @@ export class ShellExecutor implements Executor {
   private readonly hasTimeout: boolean;
   /** Set when the transport or the shell went: every operation after it fails as unreachable. */
   private lost?: string;
+  /** The state directory whose run lock this executor's shell holds. */
+  private lockedDir?: string;
 
   constructor(readonly target: string, private readonly transport: ShellTransport, opened: OpenedShell, private readonly options: ShellOptions = {}) {
     this.name = transport.name;
@@ -199,6 +203,12 @@ export class ShellExecutor implements Executor {
   private async info(path: string, need: Need): Promise<PathInfo> {
     const have = this.cache.get(path);
     if (have && satisfies(have, need)) return have;
+    await this.readBatch(this.window(path, need));
+    return this.cache.get(path)!;
+  }
+
+  /** `path` and the announced paths after it not yet read, up to a batch's limits. */
+  private window(path: string, need: Need): PrefetchEntry[] {
     const batch: PrefetchEntry[] = [{ path, content: need === 'content' }];
     const start = this.position.get(path);
     if (start !== undefined) {
@@ -210,20 +220,24 @@ export class ShellExecutor implements Executor {
         bytes += e.path.length + 8;
       }
     }
-    await this.readBatch(batch);
-    return this.cache.get(path)!;
+    return batch;
   }
 
-  private async readBatch(batch: PrefetchEntry[]): Promise<void> {
+  /** The batched read of `batch`: its shell fragment, and the paths in the order it answers (the first `k` with content). */
+  private static batchRead(batch: PrefetchEntry[]): { fragment: string; paths: string[]; k: number } {
     const unique = new Map<string, boolean>();
     for (const e of batch) unique.set(e.path, (unique.get(e.path) ?? false) || e.content === true);
     const withContent = [...unique].filter(([, c]) => c).map(([p]) => p);
     const paths = [...withContent, ...[...unique].filter(([, c]) => !c).map(([p]) => p)];
-    const fragment = `__cairn_read ${withContent.length} ${paths.map(shellQuote).join(' ')}`;
+    return { fragment: `__cairn_read ${withContent.length} ${paths.map(shellQuote).join(' ')}`, paths, k: withContent.length };
+  }
+
+  private async readBatch(batch: PrefetchEntry[]): Promise<void> {
+    const { fragment, paths, k } = ShellExecutor.batchRead(batch);
     for (let attempt = 1; ; attempt++) {
       const r = await this.request(fragment);
       try {
-        for (const [p, info] of parseBatch(r.output, this.nonce, paths, withContent.length)) this.cache.set(p, info);
+        for (const [p, info] of parseBatch(r.output, this.nonce, paths, k)) this.cache.set(p, info);
         return;
       } catch (err) {
         // Something changed a path between two commands of the batch: read again.
@@ -343,8 +357,46 @@ export class ShellExecutor implements Executor {
     return parseFacts(splitSections(r.output, this.nonce));
   }
 
+  /**
+   * Tries the run lock (lock.ts). Once the engine has announced its reads, the first window of
+   * them (the state files first) is read in the same round trip, right after the lock is taken:
+   * a run's lock costs no request of its own.
+   */
+  async tryLock(stateDir: string, claim: LockClaim): Promise<LockAttempt> {
+    if (this.lockedDir === stateDir) return { state: 'taken' };
+    const first = this.wanted[0];
+    const read = first && !this.cache.has(first.path) ? ShellExecutor.batchRead(this.window(first.path, first.content ? 'content' : 'sha')) : undefined;
+    const by = `${claim.by} from ${hostname()} pid ${process.pid}`;
+    const r = await this.request(lockRequest(stateDir, { ...claim, by }, END_SECTION, read?.fragment));
+    const sep = r.output.indexOf(`\n${this.nonce}\n`);
+    if (sep < 0) throw new TargetError(`the run lock's reply is not understood: ${r.output.toString().slice(0, 200)}`);
+    const attempt = parseLockReply(r.output.subarray(0, sep).toString(), stateDir);
+    if (attempt.state !== 'taken') return attempt;
+    this.lockedDir = stateDir;
+    if (read) {
+      try {
+        const rest = r.output.subarray(sep + this.nonce.length + 2);
+        for (const [p, info] of parseBatch(rest, this.nonce, read.paths, read.k)) this.cache.set(p, info);
+      } catch (err) {
+        // A path changed while it was read: the run's first read asks again.
+        if (!(err instanceof BatchMismatch)) throw err;
+      }
+    }
+    return attempt;
+  }
+
+  /** The lock is the shell's: it goes when the shell exits, at close (or when the connection drops). */
+  async unlock(): Promise<void> {}
+
   async close(): Promise<void> {
     this.shell.close();
+    // The shell releases the lock as it exits: waiting for that (a short wait, a dead link must
+    // not hang the command) means the next run, started right after this one, finds it free.
+    if (this.lockedDir !== undefined && !this.lost) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.shell.exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, 5000)))]);
+      clearTimeout(timer);
+    }
     this.transport.close();
   }
 }

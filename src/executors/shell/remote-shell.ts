@@ -29,6 +29,8 @@ export class RemoteShell {
   private readonly marker: Buffer;
   /** Requests sent, for the round-trip counter. */
   requests = 0;
+  /** Settles once the shell is gone (it exited, or its stream was lost). */
+  readonly exited: Promise<void>;
 
   private constructor(private readonly stream: ShellStream, private readonly nonce: string) {
     this.marker = Buffer.from(`\n${nonce} `);
@@ -37,6 +39,7 @@ export class RemoteShell {
       if (this.stderr.length < 65536) this.stderr += d.toString();
     });
     stream.onClose((error) => this.fail(new ShellGone(this.stderr.trim() || error?.message || 'the remote shell exited')));
+    this.exited = new Promise((resolve) => stream.onClose(() => resolve()));
   }
 
   /**

@@ -1,0 +1,73 @@
+/**
+ * The run lock over the shell protocol (DESIGN §5.11): the same STATE_DIR/lock.d as a local run
+ * makes (../lock-dir.ts), made with mkdir on the far side. Its holder is the remote shell itself
+ * (its pid and the far side's host name), so whether the holder is gone can always be checked
+ * where it ran, with `kill -0` — whichever workstation started it; the workstation and its pid
+ * are recorded too, for the message. The shell releases the lock when it exits (an EXIT trap,
+ * also on a hang-up or a lost connection), so a run that dies leaves no lock behind, and a normal
+ * end costs no request of its own.
+ */
+import { shellQuote } from '../../lib/shell.ts';
+import { parseHolder } from '../lock-dir.ts';
+import type { LockAttempt, LockClaim } from '../types.ts';
+
+/**
+ * `__cairn_lock DIR STARTED BY` prints `taken` (then the holder it took over, if any), `held
+ * yes|no|unknown` then the holder's line, or `unwritable` then why; status 0 only when taken.
+ * Takeover is guarded by mkdir of lock.d/takeover, as locally. A message of `kill -0` that says
+ * "not permitted" is a live process of another user.
+ */
+const LOCK_FUNCTIONS = String.raw`
+__cairn_unlock() {
+  [ -n "$__cairn_lockdir" ] || return 0
+  __u=; IFS= read -r __u <"$__cairn_lockdir/holder" 2>/dev/null
+  case $__u in "$$ "*) rm -rf -- "$__cairn_lockdir" ;; esac
+  __cairn_lockdir=
+}
+__cairn_lock() {
+  __ld=$1/lock.d; __took=; __me=$(uname -n)
+  [ -d "$1" ] || __e=$(mkdir -p -m 0700 -- "$1" 2>&1) || { echo unwritable; printf '%s\n' "$__e"; return 1; }
+  for __try in 1 2; do
+    if __e=$(mkdir -m 0700 -- "$__ld" 2>&1); then
+      printf '%s %s %s %s\n' "$$" "$__me" "$2" "$3" >"$__ld/holder"
+      __cairn_lockdir=$__ld
+      trap __cairn_unlock EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
+      echo taken; [ -z "$__took" ] || printf '%s\n' "$__took"
+      return 0
+    fi
+    [ -d "$__ld" ] || { echo unwritable; printf '%s\n' "$__e"; return 1; }
+    __h=; IFS= read -r __h <"$__ld/holder" 2>/dev/null
+    __alive=yes
+    if [ -n "$__h" ]; then
+      __p=${"${"}__h%% *}; __r=${"${"}__h#* }
+      if [ "${"${"}__r%% *}" != "$__me" ]; then __alive=unknown
+      elif ! kill -0 "$__p" 2>/dev/null; then case $(kill -0 "$__p" 2>&1) in *ermit*) ;; *) __alive=no ;; esac
+      fi
+    fi
+    if [ $__alive = no ] && [ $__try = 1 ] && mkdir -- "$__ld/takeover" 2>/dev/null; then
+      __hn=; IFS= read -r __hn <"$__ld/holder" 2>/dev/null
+      if [ "$__hn" = "$__h" ]; then rm -rf -- "$__ld"; __took=$__h; continue; fi
+      rmdir -- "$__ld/takeover"
+    fi
+    echo "held $__alive"; printf '%s\n' "$__h"; return 1
+  done
+}`;
+
+/** The request that tries the lock; `then` runs after it in the same round trip, only when it was taken. */
+export function lockRequest(stateDir: string, claim: LockClaim, endSection: string, then = ''): string {
+  const args = [stateDir, claim.started, claim.by].map(shellQuote).join(' ');
+  return `${LOCK_FUNCTIONS}\n__cairn_lock ${args}; __l=$?; ${endSection}${then ? `\n[ $__l != 0 ] || { ${then}\n}` : ''}`;
+}
+
+export function parseLockReply(section: string, stateDir: string): LockAttempt {
+  const [first = '', second = ''] = section.replace(/^\n+/, '').split('\n');
+  if (first === 'taken') {
+    const tookOver = second ? parseHolder(second) : undefined;
+    return { state: 'taken', ...(tookOver ? { tookOver } : {}) };
+  }
+  if (first === 'unwritable') return { state: 'unwritable', reason: second };
+  const alive = /^held (yes|no|unknown)$/.exec(first)?.[1] as 'yes' | 'no' | 'unknown' | undefined;
+  if (!alive) throw new Error(`the run lock's reply is not understood: ${section.slice(0, 200)}`);
+  const holder = parseHolder(second);
+  return { state: 'held', ...(holder ? { holder } : {}), alive, path: `${stateDir.replace(/\/+$/, '')}/lock.d` };
+}
