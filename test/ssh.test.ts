@@ -122,7 +122,10 @@ describe('ssh', { skip: missing }, () => {
   });
 
   test('a connection lost mid-run ends that target as unreachable (exit 3), not as a string of failed nodes', async () => {
-    const { dir, root } = site(sshTarget('h', sshd), `s:\n  - exec: echo started\n  - exec: sleep 2\n  - file: <%= it.vars.root %>/after\n    content: x\n`);
+    // The second command blocks on a fifo nobody writes: the connection drops while it waits.
+    const gate = join(mkdtempSync(join(tmpdir(), 'cairn-gate-')), 'gate');
+    execFileSync('mkfifo', [gate]);
+    const { dir, root } = site(sshTarget('h', sshd), `s:\n  - exec: echo started\n  - exec: cat ${gate}\n  - file: <%= it.vars.root %>/after\n    content: x\n`);
     let dropped = false;
     const { status, stdout: out } = await runCli(['apply', '--site', dir], {
       onStdout: (text) => {

@@ -56,6 +56,12 @@ export class SiteCompiler {
     return this.cache.get('targets', selectors, async () => (await this.targets(selectors)).map((t) => ({ name: t.name, settings: t.settings })));
   }
 
+  /** Every target of the site, in its order; none is an answer here, not an error (a push of a site being started). */
+  async allTargetNames(): Promise<string[]> {
+    const { catalog } = await this.load();
+    return [...catalog.targets.keys()];
+  }
+
   /**
    * The facts assumed for target `name` when none are known (catalog/facts-input.ts), and a line
    * that says what they are. Call it before compile(), which lets the loaded site go.

@@ -161,7 +161,7 @@ export async function push(options: PushOptions, sources: Map<string, string>): 
   const { SiteCompiler } = await import('./site-compiler.ts');
   const compiler = new SiteCompiler({ site: options.site }, sources);
   // A site that does not even load fails here, before the store is opened.
-  const names = (await compiler.select([])).map((t) => t.name);
+  const names = await compiler.allTargetNames();
   const { pushSite, readBlob } = await import('../store/documents.ts');
   const result = await withStore(options, async (store) => {
     await compiler.compile(await lastKnownFacts(store, compiler, names));
