@@ -4,7 +4,7 @@
  * says it already did what a pending notification asks.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -205,4 +205,48 @@ test('a provider with the rebuild trait replaces in one step; without it the eng
     assert.deepEqual(log, swaps ? ['rebuild'] : ['destroy', 'create']);
     assert.equal(image, 'new');
   }
+});
+
+test('a notification is written before its notifier changes anything: a run that dies right after the change still has the handler run by the next one', async () => {
+  const run = runOf([part(0, 'cfg'), part(1, 'svc', { running: true })]);
+  run.invocations[0]!.parts[0]!.requisites.push({ kind: 'notify', ref: 'pkg:svc' });
+  const w = world(['svc'], ['svc']);
+  const base = w.registry.provider('pkg', {}, {});
+  const dying: Provider = {
+    ...base,
+    async apply(ctx, action, desired, current) {
+      const outcome = await base.apply(ctx, action, desired, current);
+      // The change is made; the process dies before the engine hears of it.
+      if (desired.name === 'cfg') throw new Error('the process died here');
+      return outcome;
+    },
+  };
+  await assert.rejects(new Engine(run, buildGraph(run), new LocalExecutor(), { mode: 'apply', registry: { type: w.registry.type, provider: () => dying } }).execute(), /died here/);
+  const pendingFile = JSON.parse(readFileSync(join(run.target.state_dir, 'pending.json'), 'utf8')) as { pending: { node: string; from: string }[] };
+  assert.deepEqual(pendingFile.pending, [{ node: 'pkg:svc', from: 'pkg:cfg' }]);
+
+  const results = await execute(run, w.registry, 'apply');
+  assert.deepEqual(results.map((r) => `${r.status} ${r.ref}`), ['unchanged pkg:cfg', 'changed pkg:svc'], 'cfg is in sync now, yet svc is restarted');
+  assert.deepEqual(w.log.filter((l) => !l.startsWith('query')), ['create cfg', 'restart svc']);
+  const again = world(['cfg', 'svc'], ['svc']);
+  await execute(run, again.registry, 'apply');
+  assert.deepEqual(again.log.filter((l) => !l.startsWith('query')), [], 'delivered once');
+});
+
+test('a notification written ahead is taken back when its notifier fails or changes nothing', async () => {
+  const run = runOf([part(0, 'cfg'), part(1, 'svc', { running: true })]);
+  run.invocations[0]!.parts[0]!.requisites.push({ kind: 'notify', ref: 'pkg:svc' });
+  const w = world(['svc'], ['svc']);
+  const base = w.registry.provider('pkg', {}, {});
+  const refusing: Provider = {
+    ...base,
+    async apply(ctx, action, desired, current) {
+      if (desired.name === 'cfg') throw new ApplyError('no space left on device');
+      return base.apply(ctx, action, desired, current);
+    },
+  };
+  const results = await new Engine(run, buildGraph(run), new LocalExecutor(), { mode: 'apply', registry: { type: w.registry.type, provider: () => refusing } }).execute();
+  assert.deepEqual(results.map((r) => r.status), ['failed', 'unchanged']);
+  const pendingFile = JSON.parse(readFileSync(join(run.target.state_dir, 'pending.json'), 'utf8')) as { pending: unknown[] };
+  assert.deepEqual(pendingFile.pending, []);
 });

@@ -163,6 +163,11 @@ export class Engine {
    * out of order, and the notifier named in reports must be the last in run order, as ever.
    */
   private readonly notifierTurn = new Map<string, number>();
+  /**
+   * Handlers whose pending entry only a write-ahead made (notifyAhead), with the nodes that wrote
+   * or share it, until one of them changes (the entry stands) or all take it back.
+   */
+  private readonly aheadOnly = new Map<string, Set<string>>();
   private turns = 0;
   /** While handlers run: the flush their own notifications join (DESIGN §5.1: before the next invocation). */
   private flushing?: number;
@@ -610,6 +615,7 @@ export class Engine {
     }
 
     applying?.();
+    await this.notifyAhead(node);
     let outcome: ApplyOutcome = undefined;
     try {
       const ctx = this.context(node);
@@ -629,6 +635,7 @@ export class Engine {
         if (action === 'reload' || (refreshWhy && action === 'update' && !refreshed)) await provider.refresh?.(ctx, desired);
       }
     } catch (err) {
+      if (isTargetFailure(err)) await this.takeBack(node);
       return this.fail(node, start, action, err);
     } finally {
       // Whatever the apply did (or half did) may change what batched readings saw.
@@ -638,7 +645,10 @@ export class Engine {
       this.refreshFor.delete(node.id);
       await this.targetState.remove(node.id);
     }
-    if (outcome && 'changed' in outcome) return this.finish(node, start, { status: 'unchanged', action: 'none', reason: outcome.reason });
+    if (outcome && 'changed' in outcome) {
+      await this.takeBack(node);
+      return this.finish(node, start, { status: 'unchanged', action: 'none', reason: outcome.reason });
+    }
     if (type.writeOnly?.length) await this.targetState.setInputHash(node.ref, action === 'destroy' ? undefined : inputHash(type, desired));
     await this.notify(node, turn);
     return this.finish(node, start, { ...base, status: 'changed', action, ...(reason ? { reason } : {}) });
@@ -656,12 +666,42 @@ export class Engine {
     return this.finish(node, start, { status: 'failed', action, error: message });
   }
 
+  /**
+   * Before a node that notifies others changes anything, its notifications are written to the
+   * target's state (DESIGN §5.3: "before anything else happens"): a run killed after the change
+   * and before the handler still has them delivered by the next one, which would otherwise find
+   * the notifier in sync and never notify again. A kill before the change costs at worst a
+   * handler run the next time; takeBack() withdraws them when the node changes nothing or fails.
+   */
+  private async notifyAhead(node: GraphNode): Promise<void> {
+    const entries = (this.outgoing.get(node.id) ?? []).filter((e) => e.kind === 'notify').map((e) => ({ node: e.to, from: node.ref }));
+    if (entries.length === 0) return;
+    for (const handler of await this.targetState.addAll(entries)) {
+      const claims = this.aheadOnly.get(handler) ?? new Set<string>();
+      claims.add(node.id);
+      this.aheadOnly.set(handler, claims);
+    }
+    // Handlers already pending, written ahead by another node in flight: this one claims them too.
+    for (const { node: handler } of entries) this.aheadOnly.get(handler)?.add(node.id);
+  }
+
+  /** The node changed nothing or failed: withdraws what it wrote ahead, unless another still claims it. */
+  private async takeBack(node: GraphNode): Promise<void> {
+    for (const [handler, claims] of this.aheadOnly) {
+      if (!claims.delete(node.id) || claims.size > 0) continue;
+      this.aheadOnly.delete(handler);
+      await this.targetState.remove(handler);
+    }
+  }
+
   /** After a change: trigger notified nodes, persisting each so none is lost if the run dies. */
   private async notify(node: GraphNode, turn: number): Promise<void> {
     if (node.meta.noop) return;
     for (const e of this.outgoing.get(node.id) ?? []) {
       if (e.kind !== 'notify') continue;
       const target = this.byId.get(e.to)!;
+      // A real change: what was written ahead for this handler now stands.
+      this.aheadOnly.delete(target.id);
       const latest = turn >= (this.notifierTurn.get(target.id) ?? -1);
       if (latest) {
         this.notifierTurn.set(target.id, turn);

@@ -130,9 +130,19 @@ export class TargetState {
   }
 
   async add(node: string, from: string): Promise<void> {
-    if (this.has(node)) return;
-    this.pending.push({ node, from });
-    await this.save();
+    await this.addAll([{ node, from }]);
+  }
+
+  /** Adds the notifications not pending yet, in one write; returns the nodes it added. */
+  async addAll(entries: PendingNotification[]): Promise<string[]> {
+    const added: string[] = [];
+    for (const e of entries) {
+      if (this.has(e.node)) continue;
+      this.pending.push(e);
+      added.push(e.node);
+    }
+    if (added.length) await this.save();
+    return added;
   }
 
   async remove(node: string): Promise<void> {
