@@ -180,6 +180,15 @@ test(`kill -9 at ${KILLS} seeded random points of a ${FILES}-file run (mulberry3
   assert.equal(count(reloads), KILLS + 1, 'a run with nothing pending and nothing changed does not run the handler');
 });
 
+/** Starts an apply, waits until it is held on the fifo `gate` (made here), and kills it there. */
+async function killWhenHeld(site: string, gate: string): Promise<void> {
+  mkfifo(gate);
+  const run = startApply(site, 1);
+  const writer = await whenBlockedOn(gate, run.exited);
+  await killGroup(run);
+  await writer.close();
+}
+
 test('a run killed between a notifier\'s change and its handler: the notification is pending, then delivered once', { timeout: 120_000 }, async () => {
   const s = scratchSite('conf', {
     'states/conf.yaml': [
@@ -198,11 +207,7 @@ test('a run killed between a notifier\'s change and its handler: the notificatio
   });
   const gate = join(s.root, 'gate');
   const reloads = join(s.root, 'reloads');
-  mkfifo(gate);
-  const run = startApply(s.site, 1);
-  const writer = await whenBlockedOn(gate, run.exited);
-  await killGroup(run);
-  await writer.close();
+  await killWhenHeld(s.site, gate);
 
   assert.equal(readFileSync(join(s.root, 'app.conf'), 'utf8'), 'v1\n', 'the notifier changed');
   assert.deepEqual(pending(s).map((p) => p.from), [`file:${join(s.root, 'app.conf')}`], 'pending.json holds the notification');
@@ -237,11 +242,7 @@ test('a run killed inside its handler: the notification stays pending and the ne
   });
   const gate = join(s.root, 'gate');
   const reloads = join(s.root, 'reloads');
-  mkfifo(gate);
-  const run = startApply(s.site, 1);
-  const writer = await whenBlockedOn(gate, run.exited);
-  await killGroup(run);
-  await writer.close();
+  await killWhenHeld(s.site, gate);
 
   assert.equal(readFileSync(join(s.root, 'app.conf'), 'utf8'), 'v1\n');
   assert.deepEqual(pending(s).map((p) => p.from), [`file:${join(s.root, 'app.conf')}`], 'pending.json holds the notification');
