@@ -149,20 +149,20 @@ test('the batched read, run by a real /bin/sh as nobody: a path behind a folder 
 
 test('the set-up and the facts, run by a real /bin/sh, read back as this machine and this shell', () => {
   const nonce = 'cairn-test-nonce';
-  const output = execFileSync('/bin/sh', ['-c', `umask 0027\n__n=${nonce}\n${REMOTE_FUNCTIONS}\n${FACTS_SCRIPT}`]);
-  const [setupSection, ...factSections] = splitSections(output, nonce);
+  const shell = spawnSync('/bin/sh', ['-c', `umask 0027\n__n=${nonce}\n${REMOTE_FUNCTIONS}\n${FACTS_SCRIPT}`]);
+  const [setupSection, ...factSections] = splitSections(shell.stdout, nonce);
   const hasTimeout = spawnSync('sh', ['-c', 'command -v timeout']).status === 0;
-  assert.deepEqual(parseSetup(setupSection!), { umask: '0027', uid: process.getuid!(), gid: process.getgid!(), hasTimeout });
+  assert.deepEqual(parseSetup(setupSection!), { pid: shell.pid, umask: '0027', uid: process.getuid!(), gid: process.getgid!(), hasTimeout });
   const facts = parseFacts(factSections);
   const local = localFacts();
   for (const key of ['kernel', 'kernel_release', 'distribution', 'release', 'architecture', 'hostname', 'package_manager', 'memory_mb']) {
     assert.deepEqual(facts[key], local[key], key);
   }
   assert.equal(facts.cpus, Number(execFileSync('getconf', ['_NPROCESSORS_ONLN']).toString()));
-  // A login script's chatter before the set-up's three lines is not read as them; a shell whose
+  // A login script's chatter before the set-up's four lines is not read as them; a shell whose
   // `id` printed something else is refused rather than guessed at.
-  assert.deepEqual(parseSetup(Buffer.from('Welcome!\n0022\nuid=1000(ann) gid=100(users) groups=100(users)\n-\n')), { umask: '0022', uid: 1000, gid: 100, hasTimeout: false });
-  assert.equal(parseSetup(Buffer.from('0022\nid: command not found\n-\n')), undefined);
+  assert.deepEqual(parseSetup(Buffer.from('Welcome!\n4242\n0022\nuid=1000(ann) gid=100(users) groups=100(users)\n-\n')), { pid: 4242, umask: '0022', uid: 1000, gid: 100, hasTimeout: false });
+  assert.equal(parseSetup(Buffer.from('4242\n0022\nid: command not found\n-\n')), undefined);
 });
 
 test('CPU counts: a plain number, or a sysfs list of online CPUs', () => {

@@ -16,6 +16,7 @@
  */
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
+import { tempPathFor } from './temp-names.ts';
 
 /** [device, inode, size, mtime ms, ctime ms, fingerprint (two halves), sha256 hex]; a digest not yet known is null. */
 type Entry = [number, number, number, number, number, number | null, number | null, string | null];
@@ -104,7 +105,8 @@ export class ContentIndex {
     if (!this.options.save || !this.changed || !this.entries) return;
     let files = [...this.entries];
     if (files.length > MAX_ENTRIES) files = files.filter(([path]) => this.used.has(path));
-    const temp = `${this.file}.${process.pid}.tmp`;
+    // Named as the executor's writes are: a run that takes over a killed one's lock removes it.
+    const temp = tempPathFor(this.file);
     try {
       fs.mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
       fs.writeFileSync(temp, JSON.stringify({ version: 3, files: Object.fromEntries(files) }), { mode: 0o600 });

@@ -8,7 +8,6 @@
  */
 import * as fs from 'node:fs';
 import { constants } from 'node:os';
-import { basename, dirname, join } from 'node:path';
 import { commandEnv } from '../lib/command-env.ts';
 import { sha256Stream } from '../lib/digest.ts';
 import { fingerprint } from '../lib/fingerprint.ts';
@@ -20,6 +19,7 @@ import { readTextOr } from '../lib/files.ts';
 import { collectOutput, OUTPUT_LIMIT, TargetError, type Executor, type ExecutorCapability, type LockAttempt, type LockClaim, type RunOptions, type RunResult, type Stat, type WriteOptions } from './types.ts';
 import { UnsyncedWrites } from './unsynced-writes.ts';
 import { tryLockDir, unlockDir } from './lock-dir.ts';
+import { sweepTempFiles, tempPathFor, tempTag } from './temp-names.ts';
 
 
 /**
@@ -65,22 +65,6 @@ function lstat(path: string): fs.Stats | undefined {
   } catch (err) {
     throw refused(err, path);
   }
-}
-
-/**
- * The pid and a random part once per process, then a counter: unique names without a draw per
- * file. O_EXCL is what guards against a name already taken (it never follows a symlink); the
- * random part only keeps a process that reuses a crashed one's pid off its leftovers. Math.random
- * is enough for that (node:crypto costs milliseconds to load): the names follow each other
- * anyway, so no draw could make them unpredictable.
- */
-let tempPrefix: string | undefined;
-let tempCount = 0;
-
-/** A name for a temp file beside `path`, so the final rename stays on one file system. */
-export function tempPathFor(path: string): string {
-  tempPrefix ??= `${process.pid}.${Math.floor(Math.random() * 2 ** 32).toString(16)}`;
-  return join(dirname(path), `.${basename(path)}.cairn-tmp.${tempPrefix}.${(tempCount++).toString(36)}`);
 }
 
 /**
@@ -402,7 +386,12 @@ export class LocalExecutor implements Executor {
   }
 
   async tryLock(stateDir: string, claim: LockClaim): Promise<LockAttempt> {
-    return tryLockDir(stateDir, claim);
+    return tryLockDir(stateDir, claim, tempTag());
+  }
+
+  async sweepTemps(tag: string, folders: string[]): Promise<number> {
+    this.forgetStats();
+    return sweepTempFiles(tag, folders);
   }
 
   async unlock(stateDir: string): Promise<void> {

@@ -14,18 +14,26 @@
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { TEMP_TAG } from './temp-names.ts';
 import type { LockAttempt, LockClaim, LockHolder } from './types.ts';
 
 export const LOCK_DIR = 'lock.d';
 
-/** One line, the shell's `read` can take apart: `pid host started what-runs…`. */
+/**
+ * A line the shell's `read` can take apart, `pid host started what-runs…`, then `temps TAG`
+ * (temp-names.ts) on a line of its own: a lock of an older version, which has only the first,
+ * still reads, and the first line alone still tells two holders apart.
+ */
 export function formatHolder(h: LockHolder): string {
-  return `${h.pid} ${h.host} ${h.started} ${h.by}\n`;
+  return `${h.pid} ${h.host} ${h.started} ${h.by}\n${h.temps ? `temps ${h.temps}\n` : ''}`;
 }
 
 export function parseHolder(text: string): LockHolder | undefined {
-  const m = /^(\d+) (\S+) (\S+) ?(.*)$/.exec(text.split('\n')[0] ?? '');
-  return m ? { pid: Number(m[1]), host: m[2]!, started: m[3]!, by: m[4]! } : undefined;
+  const [first = '', second = ''] = text.split('\n');
+  const m = /^(\d+) (\S+) (\S+) ?(.*)$/.exec(first);
+  if (!m) return undefined;
+  const temps = /^temps (\S+)$/.exec(second)?.[1];
+  return { pid: Number(m[1]), host: m[2]!, started: m[3]!, by: m[4]!, ...(temps && TEMP_TAG.test(temps) ? { temps } : {}) };
 }
 
 function sameHolder(a: LockHolder, b: LockHolder): boolean {
@@ -57,7 +65,8 @@ function unwritable(err: unknown): boolean {
 /** The locks this process holds, by lock directory, released on the way out if a run cannot. */
 const held = new Map<string, LockHolder>();
 
-export function tryLockDir(stateDir: string, claim: LockClaim): LockAttempt {
+/** `temps`: what this process's temp files carry (temp-names.ts), recorded in the holder. */
+export function tryLockDir(stateDir: string, claim: LockClaim, temps?: string): LockAttempt {
   const dir = join(stateDir, LOCK_DIR);
   try {
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -81,7 +90,7 @@ export function tryLockDir(stateDir: string, claim: LockClaim): LockAttempt {
       }
       return { state: 'held', ...(holder ? { holder } : {}), alive, path: dir };
     }
-    const mine: LockHolder = { pid: process.pid, host: hostname(), ...claim };
+    const mine: LockHolder = { pid: process.pid, host: hostname(), ...claim, ...(temps ? { temps } : {}) };
     // Written in place: a reader that catches it half written sees a holder that does not match
     // what it reads again under the takeover guard, and leaves the lock alone.
     fs.writeFileSync(join(dir, 'holder'), formatHolder(mine), { mode: 0o600 });

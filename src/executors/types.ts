@@ -116,6 +116,12 @@ export interface Executor {
    */
   tryLock?(stateDir: string, claim: LockClaim): Promise<LockAttempt>;
   unlock?(stateDir: string): Promise<void>;
+  /**
+   * Removes the temp files of atomic writes that carry `tag` (a LockHolder's `temps`: a run
+   * that was killed mid-write) from `folders`, and returns how many; a folder that is missing or
+   * cannot be read is passed over. Absent: this executor's temp files cannot be told apart.
+   */
+  sweepTemps?(tag: string, folders: string[]): Promise<number>;
   /** Releases connections; a no-op locally. */
   close(): Promise<void>;
 }
@@ -129,6 +135,8 @@ export interface LockHolder {
   started: string;
   /** What runs: `cairn apply`, and from where when the holder is a remote shell. */
   by: string;
+  /** What the names of the run's temp files carry (`.<name>.cairn-tmp.<temps>.…`); absent in locks of older versions. */
+  temps?: string;
 }
 
 export interface LockClaim {

@@ -15,6 +15,7 @@ import { basename, dirname } from 'node:path';
 import { printfFormat, shellCommand, shellQuote } from '../../lib/shell.ts';
 import { IdLookup } from '../accounts.ts';
 import { TargetError, UnreachableError, type Executor, type LockAttempt, type LockClaim, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions } from '../types.ts';
+import { TEMP_TAG } from '../temp-names.ts';
 import { UnsyncedWrites } from '../unsynced-writes.ts';
 import { lockRequest, parseLockReply } from './lock.ts';
 import { BatchMismatch, END_SECTION, factsScript, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
@@ -51,6 +52,7 @@ function deniedError(path: string): TargetError {
 export interface OpenedShell {
   shell: RemoteShell;
   nonce: string;
+  pid: number;
   umask: string;
   uid: number;
   gid: number;
@@ -103,6 +105,12 @@ export class ShellExecutor implements Executor {
   private lost?: string;
   /** The state directory whose run lock this executor's shell holds. */
   private lockedDir?: string;
+  /**
+   * What this session's temp files carry after `.cairn-tmp.` (the remote shell's pid and a
+   * random part), recorded in the run lock's holder: a run that takes over the lock of one
+   * killed mid-write removes that one's leftovers by it (sweepTemps).
+   */
+  private readonly tempTag: string;
 
   constructor(readonly target: string, private readonly transport: ShellTransport, opened: OpenedShell, private readonly options: ShellOptions = {}) {
     this.name = transport.name;
@@ -112,6 +120,7 @@ export class ShellExecutor implements Executor {
     this.umask = opened.umask;
     this.shellIds = { uid: opened.uid, gid: opened.gid };
     this.openingFacts = opened.facts;
+    this.tempTag = `${opened.pid}.${randomBytes(4).toString('hex')}`;
     transport.onLost((why) => {
       this.lost ??= why;
     });
@@ -286,8 +295,12 @@ export class ShellExecutor implements Executor {
     return info.stat?.type === 'file' ? info.sha256 : undefined;
   }
 
+  /**
+   * The session's tag, then a random part per file: the shell's `>` follows a symlink, so a name
+   * in a folder others may write (/tmp) must not be one they can foresee.
+   */
   private tempPath(path: string): string {
-    return `${dirname(path)}/.${basename(path)}.cairn-tmp.${randomBytes(6).toString('hex')}`;
+    return `${dirname(path)}/.${basename(path)}.cairn-tmp.${this.tempTag}.${randomBytes(6).toString('hex')}`;
   }
 
   async writeFile(path: string, data: string | Buffer, opts: WriteOptions = {}): Promise<void> {
@@ -367,7 +380,7 @@ export class ShellExecutor implements Executor {
     const first = this.wanted[0];
     const read = first && !this.cache.has(first.path) ? ShellExecutor.batchRead(this.window(first.path, first.content ? 'content' : 'sha')) : undefined;
     const by = `${claim.by} from ${hostname()} pid ${process.pid}`;
-    const r = await this.request(lockRequest(stateDir, { ...claim, by }, END_SECTION, read?.fragment));
+    const r = await this.request(lockRequest(stateDir, { ...claim, by }, this.tempTag, END_SECTION, read?.fragment));
     const sep = r.output.indexOf(`\n${this.nonce}\n`);
     if (sep < 0) throw new TargetError(`the run lock's reply is not understood: ${r.output.toString().slice(0, 200)}`);
     const attempt = parseLockReply(r.output.subarray(0, sep).toString(), stateDir);
@@ -383,6 +396,16 @@ export class ShellExecutor implements Executor {
       }
     }
     return attempt;
+  }
+
+  /** One request whatever the number of folders: a glob per folder, counted as removed. */
+  async sweepTemps(tag: string, folders: string[]): Promise<number> {
+    if (!TEMP_TAG.test(tag) || folders.length === 0) return 0;
+    const list = [...new Set(folders)].map(shellQuote).join(' ');
+    const r = await this.request(`__k=0; for __d in ${list}; do for __f in "$__d"/.*.cairn-tmp.${tag}.*; do ` +
+      `if { [ -f "$__f" ] || [ -L "$__f" ]; } && rm -f -- "$__f" 2>/dev/null; then __k=$((__k + 1)); fi; done; done; echo $__k`);
+    this.cache.clear();
+    return Number(/(\d+)\s*$/.exec(r.output.toString())?.[1] ?? 0);
   }
 
   /** The lock is the shell's: it goes when the shell exits, at close (or when the connection drops). */

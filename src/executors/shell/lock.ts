@@ -12,8 +12,9 @@ import { parseHolder } from '../lock-dir.ts';
 import type { LockAttempt, LockClaim } from '../types.ts';
 
 /**
- * `__cairn_lock DIR STARTED BY` prints `taken` (then the holder it took over, if any), `held
- * yes|no|unknown` then the holder's line, or `unwritable` then why; status 0 only when taken.
+ * `__cairn_lock DIR STARTED BY TEMPS` prints `taken` (then the holder it took over, if any: its
+ * line and its `temps` line, perhaps empty), `held yes|no|unknown` then the holder's line, or
+ * `unwritable` then why; status 0 only when taken.
  * Takeover is guarded by mkdir of lock.d/takeover, as locally. A message of `kill -0` that says
  * "not permitted" is a live process of another user.
  */
@@ -29,14 +30,14 @@ __cairn_lock() {
   [ -d "$1" ] || __e=$(mkdir -p -m 0700 -- "$1" 2>&1) || { echo unwritable; printf '%s\n' "$__e"; return 1; }
   for __try in 1 2; do
     if __e=$(mkdir -m 0700 -- "$__ld" 2>&1); then
-      printf '%s %s %s %s\n' "$$" "$__me" "$2" "$3" >"$__ld/holder"
+      printf '%s %s %s %s\ntemps %s\n' "$$" "$__me" "$2" "$3" "$4" >"$__ld/holder"
       __cairn_lockdir=$__ld
       trap __cairn_unlock EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
-      echo taken; [ -z "$__took" ] || printf '%s\n' "$__took"
+      echo taken; [ -z "$__took" ] || printf '%s\n%s\n' "$__took" "$__tookt"
       return 0
     fi
     [ -d "$__ld" ] || { echo unwritable; printf '%s\n' "$__e"; return 1; }
-    __h=; IFS= read -r __h <"$__ld/holder" 2>/dev/null
+    __h=; __ht=; { IFS= read -r __h; IFS= read -r __ht; } 2>/dev/null <"$__ld/holder"
     __alive=yes
     if [ -n "$__h" ]; then
       __p=${"${"}__h%% *}; __r=${"${"}__h#* }
@@ -46,23 +47,26 @@ __cairn_lock() {
     fi
     if [ $__alive = no ] && [ $__try = 1 ] && mkdir -- "$__ld/takeover" 2>/dev/null; then
       __hn=; IFS= read -r __hn <"$__ld/holder" 2>/dev/null
-      if [ "$__hn" = "$__h" ]; then rm -rf -- "$__ld"; __took=$__h; continue; fi
+      if [ "$__hn" = "$__h" ]; then rm -rf -- "$__ld"; __took=$__h; __tookt=$__ht; continue; fi
       rmdir -- "$__ld/takeover"
     fi
     echo "held $__alive"; printf '%s\n' "$__h"; return 1
   done
 }`;
 
-/** The request that tries the lock; `then` runs after it in the same round trip, only when it was taken. */
-export function lockRequest(stateDir: string, claim: LockClaim, endSection: string, then = ''): string {
-  const args = [stateDir, claim.started, claim.by].map(shellQuote).join(' ');
+/**
+ * The request that tries the lock, recording `temps` (what this session's temp files carry) in
+ * the holder; `then` runs after it in the same round trip, only when it was taken.
+ */
+export function lockRequest(stateDir: string, claim: LockClaim, temps: string, endSection: string, then = ''): string {
+  const args = [stateDir, claim.started, claim.by, temps].map(shellQuote).join(' ');
   return `${LOCK_FUNCTIONS}\n__cairn_lock ${args}; __l=$?; ${endSection}${then ? `\n[ $__l != 0 ] || { ${then}\n}` : ''}`;
 }
 
 export function parseLockReply(section: string, stateDir: string): LockAttempt {
-  const [first = '', second = ''] = section.replace(/^\n+/, '').split('\n');
+  const [first = '', second = '', third = ''] = section.replace(/^\n+/, '').split('\n');
   if (first === 'taken') {
-    const tookOver = second ? parseHolder(second) : undefined;
+    const tookOver = second ? parseHolder(`${second}\n${third}`) : undefined;
     return { state: 'taken', ...(tookOver ? { tookOver } : {}) };
   }
   if (first === 'unwritable') return { state: 'unwritable', reason: second };

@@ -21,8 +21,8 @@ import { TargetError, type Stat } from '../types.ts';
 export const END_SECTION = String.raw`printf '\n%s\n' "$__n"`;
 
 /**
- * Defines the helper functions and ends with one section: the umask, `id`'s line and whether
- * timeout(1) exists (parseSetup). Every process the set-up starts is paid on every connection, so
+ * Defines the helper functions and ends with one section: the shell's pid, the umask, `id`'s
+ * line and whether timeout(1) exists (parseSetup). Every process the set-up starts is paid on every connection, so
  * it starts one where it can (`$(mv --version)` rather than a pipe into grep; no stat probe where
  * coreutils answered; one `id` for uid and gid).
  */
@@ -73,10 +73,12 @@ __cairn_commit() {
   elif [ -d "$2" ]; then echo "$2 is a directory"; false
   else mv -f -- "$1" "$2"; fi || { __c=$?; rm -f -- "$1"; return $__c; }
 }
-umask; id; if command -v timeout >/dev/null 2>&1; then echo timeout; else echo -; fi; ${END_SECTION}
+echo $$; umask; id; if command -v timeout >/dev/null 2>&1; then echo timeout; else echo -; fi; ${END_SECTION}
 `;
 
 export interface ShellSetup {
+  /** The remote shell's pid: part of the tag its temp files carry (executor.ts). */
+  pid: number;
   /** The shell's umask as it printed it (octal), restored after each write. */
   umask: string;
   uid: number;
@@ -84,13 +86,13 @@ export interface ShellSetup {
   hasTimeout: boolean;
 }
 
-/** Reads the set-up's section: its last three lines (anything a login script printed comes before). */
+/** Reads the set-up's section: its last four lines (anything a login script printed comes before). */
 export function parseSetup(section: Buffer): ShellSetup | undefined {
-  const [umask = '', id = '', timeout = ''] = section.toString().trim().split('\n').slice(-3);
+  const [pid = '', umask = '', id = '', timeout = ''] = section.toString().trim().split('\n').slice(-4);
   // POSIX fixes id's format: "uid=0(root) gid=0(root) groups=…".
   const ids = /^uid=(\d+)\S* gid=(\d+)/.exec(id);
-  if (!/^[0-7]{1,4}$/.test(umask) || !ids) return undefined;
-  return { umask, uid: Number(ids[1]), gid: Number(ids[2]), hasTimeout: timeout === 'timeout' };
+  if (!/^\d+$/.test(pid) || !/^[0-7]{1,4}$/.test(umask) || !ids) return undefined;
+  return { pid: Number(pid), umask, uid: Number(ids[1]), gid: Number(ids[2]), hasTimeout: timeout === 'timeout' };
 }
 
 export interface PathInfo {
