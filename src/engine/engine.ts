@@ -3,11 +3,12 @@
  * provider, diffs, applies, and carries out requisites, notifications, handlers, stages,
  * transitions, change classes, noop and fail-fast. It knows resource types only as data.
  */
+import { posix } from 'node:path';
 import { canonicalJson } from '../lib/canonical-json.ts';
 import { nowMs } from '../lib/clock.ts';
 import { sha256Hex } from '../lib/digest.ts';
 import type { StateRun } from '../catalog/staterun.ts';
-import { isTargetFailure, type Executor, type ExecutorCapability } from '../executors/types.ts';
+import { isTargetFailure, type Executor, type ExecutorCapability, type PrefetchEntry } from '../executors/types.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
 import { selectProvider } from '../resources/providers.ts';
 import { ApplyError, SkipNode, type Action, type ApplyOutcome, type Current, type EngineServices, type ProgressUpdate, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
@@ -205,14 +206,25 @@ export class Engine {
 
   /** Tells the executor every path this run will read, in order, so a remote one can batch them. */
   private announceReads(): void {
-    if (!this.exec.prefetch) return;
-    const entries = this.targetState.files().map((path) => ({ path, content: true }));
+    if (this.exec.prefetch) this.exec.prefetch(this.plannedReads());
+  }
+
+  private plannedReads(): PrefetchEntry[] {
+    const entries: PrefetchEntry[] = this.targetState.files().map((path) => ({ path, content: true }));
     for (const id of [...this.graph.order, ...this.graph.handlers]) {
       const node = this.byId.get(id)!;
       const reads = this.readsOf(node, node.attributes);
       for (const path of reads?.paths ?? []) entries.push({ path, content: reads?.content ?? false });
     }
-    this.exec.prefetch(entries);
+    return entries;
+  }
+
+  /**
+   * The folders this run may write files into: those of the paths it reads (a file is written
+   * where it is read), state files' among them.
+   */
+  writeFolders(): string[] {
+    return [...new Set(this.plannedReads().filter((e) => e.path.startsWith('/')).map((e) => posix.dirname(e.path)))];
   }
 
   async execute(): Promise<NodeResult[]> {

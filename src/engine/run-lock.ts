@@ -23,6 +23,11 @@ export interface LockOptions {
   signal?: AbortSignal;
   /** Lines for the user: a lock taken over from a run that is gone (a warning), a wait begun. */
   onNotice?: (line: string) => void;
+  /**
+   * The folders the run may write into, state_dir among them: where a run killed mid-write left
+   * its temp files, removed when its lock is taken over. Asked only then.
+   */
+  writeFolders?: () => string[];
 }
 
 /** Another run holds the target's lock (exit 2: nothing was changed). */
@@ -54,7 +59,11 @@ export async function acquireRunLock(target: string, exec: Executor, options: Lo
   for (let first = true; ; first = false) {
     const attempt: LockAttempt = await exec.tryLock(options.stateDir, claim);
     if (attempt.state === 'taken') {
-      if (attempt.tookOver) options.onNotice?.(`${target}: warning: took over the run lock of ${describeHolder(attempt.tookOver)}: that process is gone`);
+      if (attempt.tookOver) {
+        const removed = await sweepTemps(exec, attempt.tookOver, options);
+        options.onNotice?.(`${target}: warning: took over the run lock of ${describeHolder(attempt.tookOver)}: that process is gone` +
+          (removed > 0 ? `; removed ${removed} temp file${removed === 1 ? '' : 's'} it left` : ''));
+      }
       return true;
     }
     if (attempt.state === 'unwritable') {
@@ -71,6 +80,17 @@ export async function acquireRunLock(target: string, exec: Executor, options: Lo
   }
 }
 
+/**
+ * The dead holder's temp files (a run killed mid-write leaves the writes in flight) in the folders
+ * this run writes: the lock guarantees nothing of that run's is still in flight. Only the dead
+ * run's own, by the tag its holder recorded, so a file that merely looks alike stays.
+ */
+async function sweepTemps(exec: Executor, dead: LockHolder, options: LockOptions): Promise<number> {
+  if (!dead.temps || !exec.sweepTemps) return 0;
+  const folders = [...new Set([options.stateDir, ...(options.writeFolders?.() ?? [])])];
+  return exec.sweepTemps(dead.temps, folders);
+}
+
 function pauseFor(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
@@ -84,7 +104,7 @@ function pauseFor(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Operations that may come before the lock: announcing reads, and letting go. */
-const UNGATED = new Set<PropertyKey>(['prefetch', 'close', 'tryLock', 'unlock']);
+const UNGATED = new Set<PropertyKey>(['prefetch', 'close', 'tryLock', 'unlock', 'sweepTemps']);
 
 /**
  * `exec` with every operation on the target held until `gate` has run once (and failing as it

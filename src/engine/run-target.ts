@@ -50,9 +50,11 @@ export async function runTarget(compiled: Compiled, exec: Executor, options: Run
       mode: options.mode, stateDir, waitMs: options.lockWaitMs ?? 0,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onNotice ? { onNotice: options.onNotice } : {}),
+      // The gate opens at the engine's first operation on the target, once it exists.
+      writeFolders: () => engine.writeFolders(),
     });
   });
-  const engine = new Engine(compiled.run, compiled.graph, lockedExec, {
+  const engine: Engine = new Engine(compiled.run, compiled.graph, lockedExec, {
     mode: options.mode,
     failFast: options.failFast ?? false,
     diff: options.diff ?? false,
