@@ -48,6 +48,16 @@ function deniedError(path: string): TargetError {
   return new TargetError(`permission denied: ${path}`, 'EACCES');
 }
 
+/**
+ * `fragment`, which writes the (quoted) temp file `temp`, with the name kept in `__cairn_t` while
+ * it runs: a shell that exits mid-write (the connection lost, the workstation's run killed)
+ * removes it as it releases the lock (lock.ts), so the lock's release leaves nothing the next run
+ * would have to find. Only a shell killed outright leaves it, with its lock: the next run sweeps.
+ */
+function inFlight(temp: string, fragment: string): string {
+  return `__cairn_t=${temp}; ${fragment}; __w=$?; __cairn_t=; (exit $__w)`;
+}
+
 /** A shell started and set up, with the facts its set-up read. */
 export interface OpenedShell {
   shell: RemoteShell;
@@ -322,8 +332,8 @@ export class ShellExecutor implements Executor {
     // An owner kept from the file it replaces is best effort: a non-root user cannot give files away.
     const direct = (mode & ~0o666) === 0;
     const umask = direct ? (~mode & 0o777).toString(8).padStart(4, '0') : '0077';
-    await this.op(`__cairn_dir ${shellQuote(dirname(path))} && { umask ${umask}; ${writes.join(' && ')}; __s=$?; umask ${this.umask}; [ $__s = 0 ] || { rm -f -- ${temp}; (exit $__s); }; } && ` +
-      `__cairn_commit ${temp} ${shellQuote(path)} ${direct ? '-' : mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${explicitOwner ? 1 : 0} ${sync ? 1 : 0}`, [path]);
+    await this.op(inFlight(temp, `__cairn_dir ${shellQuote(dirname(path))} && { umask ${umask}; ${writes.join(' && ')}; __s=$?; umask ${this.umask}; [ $__s = 0 ] || { rm -f -- ${temp}; (exit $__s); }; } && ` +
+      `__cairn_commit ${temp} ${shellQuote(path)} ${direct ? '-' : mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${explicitOwner ? 1 : 0} ${sync ? 1 : 0}`), [path]);
     if (!sync) this.unsynced.add(path);
   }
 
@@ -340,7 +350,7 @@ export class ShellExecutor implements Executor {
 
   async symlink(target: string, path: string): Promise<void> {
     const temp = shellQuote(this.tempPath(path));
-    await this.op(`__cairn_dir ${shellQuote(dirname(path))} && ln -s -- ${shellQuote(target)} ${temp} && __cairn_commit ${temp} ${shellQuote(path)} - - 0 0`, [path]);
+    await this.op(inFlight(temp, `__cairn_dir ${shellQuote(dirname(path))} && ln -s -- ${shellQuote(target)} ${temp} && __cairn_commit ${temp} ${shellQuote(path)} - - 0 0`), [path]);
   }
 
   async chmod(path: string, mode: number): Promise<void> {

@@ -5,7 +5,9 @@
  * where it ran, with `kill -0` — whichever workstation started it; the workstation and its pid
  * are recorded too, for the message. The shell releases the lock when it exits (an EXIT trap,
  * also on a hang-up or a lost connection), so a run that dies leaves no lock behind, and a normal
- * end costs no request of its own.
+ * end costs no request of its own; the temp file of a write it was in the middle of goes with it
+ * (executor.ts, inFlight). A shell killed outright leaves both: the run that takes the lock over
+ * removes that shell's temp files by the tag its holder records.
  */
 import { shellQuote } from '../../lib/shell.ts';
 import { parseHolder } from '../lock-dir.ts';
@@ -20,6 +22,7 @@ import type { LockAttempt, LockClaim } from '../types.ts';
  */
 const LOCK_FUNCTIONS = String.raw`
 __cairn_unlock() {
+  [ -z "$__cairn_t" ] || rm -f -- "$__cairn_t"
   [ -n "$__cairn_lockdir" ] || return 0
   __u=; IFS= read -r __u <"$__cairn_lockdir/holder" 2>/dev/null
   case $__u in "$$ "*) rm -rf -- "$__cairn_lockdir" ;; esac
