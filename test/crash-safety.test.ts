@@ -11,9 +11,10 @@
  *
  * After each kill: pending.json in the target's state dir holds the notification; the next run
  * runs the handler exactly once (its effect is counted in a file) and the run after it not again;
- * managed files are whole (old or new content); no temp file of Cairn's atomic writes
- * (`.<name>.cairn-tmp.<pid>.…`, src/executors/local.ts) is left where the run was not killed
- * mid-write.
+ * managed files are whole (old or new content). A kill mid-write leaves the temp files of the
+ * writes in flight (`.<name>.cairn-tmp.<tag>.…`, src/executors/temp-names.ts), all carrying the
+ * tag the killed run recorded in its lock; the next run takes that lock over and removes them:
+ * after it, no temp file is left anywhere.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -51,7 +52,7 @@ async function killGroup(run: { child: ChildProcess; exited: Promise<number | nu
 function applyFully(site: string, version: number, ...args: string[]) {
   const r = spawnSync(process.execPath, [CAIRN, 'apply', '--site', site, '--var', `version=${version}`, '--json', ...args], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout) as { targets: { nodes: { ref: string; status: string }[] }[] };
+  return { ...JSON.parse(r.stdout) as { targets: { nodes: { ref: string; status: string }[] }[] }, stderr: r.stderr };
 }
 
 function mkfifo(path: string): void {
@@ -136,11 +137,11 @@ test(`kill -9 at ${KILLS} seeded random points of a ${FILES}-file run (mulberry3
   assert.deepEqual(pending(s), []);
 
   const random = mulberry32(SEED);
+  let swept = 0;
   for (let k = 1; k <= KILLS; k++) {
     // Killed once f<at> holds version k: the run is somewhere among its file writes, or at the gate.
     const at = Math.floor(random() * FILES);
     const where = `seed 0x${SEED.toString(16)}, kill ${k}, after f${at}`;
-    const tempsBefore = tempFiles(s.root, s.stateDir);
     mkfifo(gate);
     const renamed = new Promise<void>((resolve) => {
       const watcher = watch(dir, (_event, name) => {
@@ -161,21 +162,25 @@ test(`kill -9 at ${KILLS} seeded random points of a ${FILES}-file run (mulberry3
     assert.equal(readFileSync(join(dir, `f${at}`), 'utf8'), `file ${at} version ${k}\n`);
     assert.ok(pending(s).some((p) => /^file:.*\/d\/f\d+$/.test(p.from)), `pending.json holds the notification (${where}): ${JSON.stringify(pending(s))}`);
     assert.equal(count(reloads), k, `the killed run did not reach its handler (${where})`);
-    // A kill mid-write can leave the temp files of the writes in flight: all of the killed run
-    // (one name prefix), beside managed files; nothing else is new in the tree.
-    const added = tempFiles(s.root, s.stateDir).filter((path) => !tempsBefore.includes(path));
-    assert.deepEqual(added.filter((path) => !/\/d\/\.f\d+\.cairn-tmp\./.test(path)), [], `only temp files of managed files (${where})`);
-    assert.ok(new Set(added.map((path) => /\.cairn-tmp\.(\d+\.[0-9a-f]+)\./.exec(path)?.[1])).size <= 1, `temp files of the killed run only (${where}): ${added.join(', ')}`);
+    // A kill mid-write can leave the temp files of the writes in flight: beside managed files,
+    // all with the tag the killed run's lock records; nothing else is new in the tree.
+    const tag = /^temps (\S+)$/m.exec(readFileSync(join(s.stateDir, 'lock.d', 'holder'), 'utf8'))?.[1];
+    assert.ok(tag, `the killed run's lock records its temp files' tag (${where})`);
+    const left = tempFiles(s.root, s.stateDir);
+    assert.deepEqual(left.filter((path) => !path.startsWith(`${dir}/.f`) || !path.includes(`.cairn-tmp.${tag}.`)), [], `only the killed run's temp files of managed files (${where})`);
     assert.deepEqual(readdirSync(dir).filter((name) => !/^f\d+$/.test(name) && !/^\.f\d+\.cairn-tmp\./.test(name)), [], `no other file (${where})`);
-    const tempsAfterKill = tempFiles(s.root, s.stateDir);
 
+    swept += left.length;
     rmSync(gate);
-    applyFully(s.site, k);
+    const next = applyFully(s.site, k);
+    assert.match(next.stderr, new RegExp(`took over the run lock of pid \\d+ .*: that process is gone${left.length > 0 ? `; removed ${left.length} temp files? it left` : ''}$`, 'm'), where);
     assert.equal(count(reloads), k + 1, `the next run delivered the handler exactly once (${where})`);
     assert.deepEqual(pending(s), [], `nothing stays pending after a full run (${where})`);
     for (let i = 0; i < FILES; i++) assert.equal(readFileSync(join(dir, `f${i}`), 'utf8'), `file ${i} version ${k}\n`);
-    assert.deepEqual(tempFiles(s.root, s.stateDir), tempsAfterKill, `a run that finished leaves no temp file of its own (${where})`);
+    assert.deepEqual(tempFiles(s.root, s.stateDir), [], `the next run left no temp file, the killed run's nor its own (${where})`);
   }
+  // The kills land among writes in flight often enough that the sweep was put to work.
+  assert.ok(swept > 0, 'some kill left temp files for the next run to remove');
   applyFully(s.site, KILLS);
   assert.equal(count(reloads), KILLS + 1, 'a run with nothing pending and nothing changed does not run the handler');
 });

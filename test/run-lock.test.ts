@@ -183,7 +183,8 @@ describe('run lock over SSH', { skip: missing }, () => {
       const holder = readFileSync(join(held.lock, 'holder'), 'utf8');
       const [pid, host] = holder.split(' ');
       assert.equal(host, hostname());
-      assert.match(holder, new RegExp(`cairn apply from ${hostname()} pid ${held.child.pid}\\n$`));
+      // Then the tag of the session's temp files: the remote shell's pid and a random part.
+      assert.match(holder, new RegExp(`cairn apply from ${hostname()} pid ${held.child.pid}\\ntemps ${pid}\\.[0-9a-f]+\\n$`));
 
       const second = await applyJson(site.dir, '-t', 'web1');
       assert.equal(second.status, 2, second.stderr);
