@@ -83,7 +83,8 @@ export async function acquireRunLock(target: string, exec: Executor, options: Lo
 /**
  * The dead holder's temp files (a run killed mid-write leaves the writes in flight) in the folders
  * this run writes: the lock guarantees nothing of that run's is still in flight. Only the dead
- * run's own, by the tag its holder recorded, so a file that merely looks alike stays.
+ * run's own, by the tag its holder recorded, so a file that merely looks alike stays. A plan
+ * sweeps too: once it has taken the lock over, no later run would know whose the files were.
  */
 async function sweepTemps(exec: Executor, dead: LockHolder, options: LockOptions): Promise<number> {
   if (!dead.temps || !exec.sweepTemps) return 0;
@@ -104,7 +105,7 @@ function pauseFor(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Operations that may come before the lock: announcing reads, and letting go. */
-const UNGATED = new Set<PropertyKey>(['prefetch', 'close', 'tryLock', 'unlock', 'sweepTemps']);
+const UNGATED = new Set<PropertyKey>(['prefetch', 'close', 'tryLock', 'unlock']);
 
 /**
  * `exec` with every operation on the target held until `gate` has run once (and failing as it
