@@ -16,6 +16,13 @@ const nameList = z.array(z.string().min(1));
 
 export const executorName = z.enum(['local', 'ssh', 'agent', 'chroot']);
 
+const JUMP_HOP = /^(?:ssh:\/\/)?(?:[^@\s,]+@)?(?:\[[^\]\s,]+\]|[^@:\s,[\]]+)(?::\d{1,5})?$/;
+const JUMP_HELP = 'a jump host is [user@]host[:port]';
+const jumpSetting = z.union([
+  z.string().refine((s) => s === 'none' || s.split(',').every((h) => JUMP_HOP.test(h.trim())), JUMP_HELP),
+  z.array(z.string().regex(JUMP_HOP, JUMP_HELP)).min(1),
+], { error: `jump is a host, a list of hosts or none; ${JUMP_HELP}` });
+
 export const targetSettings = z.strictObject({
   executor: executorName.optional().describe('local, ssh, agent or chroot; default ssh when host is set, else local'),
   host: z.string().optional(),
@@ -25,6 +32,8 @@ export const targetSettings = z.strictObject({
   known_hosts: z.string().optional(),
   become: z.boolean().optional(),
   become_user: z.string().optional(),
+  jump: jumpSetting.optional().describe('jump hosts to go through, as ssh -J / ProxyJump: [user@]host[:port], a list or comma-separated; none for none'),
+  connect_timeout: z.number().positive().optional().describe('seconds for each TCP connection and SSH handshake; default ConnectTimeout from ~/.ssh/config, else 15'),
   root: z.string().optional().describe('for the chroot executor: the root file system to converge'),
   state_dir: z.string().optional().describe('where Cairn keeps its per-target state; default /var/lib/cairn'),
 });

@@ -3,7 +3,10 @@
  * gives (DESIGN §7). Each is imported only when a target uses it, so a local run never loads
  * ssh2 (the CLI's bundle keeps a dynamic import as a chunk of its own).
  */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { inputError } from '../lib/errors.ts';
 import type { SshSettings } from './ssh/connect.ts';
 import { DEFAULT_STATE_DIR, UnreachableError, type Executor } from './types.ts';
 
@@ -40,6 +43,16 @@ const EXECUTORS: Readonly<Record<string, OpenExecutor>> = {
   },
 
   async ssh(name, settings, options) {
+    // A key file the site names and this machine lacks is the site's mistake, not the host's: exit
+    // 2, nothing run, rather than one unreachable target per run. Checked before the first await:
+    // the targets opened in the same batch of --forks have not started to connect yet.
+    if (settings.identity_file !== undefined) {
+      const path = settings.identity_file.replace(/^~(?=\/|$)/, homedir());
+      if (!existsSync(path)) {
+        throw inputError(`target ${name}: identity_file ${settings.identity_file} does not exist${path === settings.identity_file ? '' : ` (${path})`}`,
+          undefined, 'Fix the path in the target\'s settings, or remove identity_file to use ~/.ssh/config, the default keys and ssh-agent');
+      }
+    }
     const { SshExecutor } = await import('./ssh/executor.ts');
     try {
       const exec = await SshExecutor.open(name, { ...settings, host: settings.host ?? name }, {
