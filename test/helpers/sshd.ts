@@ -78,6 +78,17 @@ async function waitForPort(host: string, port: number, child: ChildProcess, log:
   throw new Error(`sshd did not listen on ${host}:${port}:\n${log()}`);
 }
 
+async function waitForListener(netns: string, port: number, child: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`sshd exited with ${child.exitCode}:\n${log()}`);
+    const r = spawnSync('ip', ['netns', 'exec', netns, 'ss', '-Hltn', `sport = :${port}`], { encoding: 'utf8' });
+    if (r.stdout.trim()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`sshd did not listen on port ${port} in ${netns}:\n${log()}`);
+}
+
 export interface SshdOptions {
   /** Listen address; default 127.0.0.1. */
   host?: string;
@@ -88,6 +99,11 @@ export interface SshdOptions {
   config?: string;
   /** Keys allowed to log in (default: the shared client key); written to root's authorized_keys for this server. */
   authorizedKeys?: string[];
+  /**
+   * The server is in a namespace this machine has no route to (reached only through a jump
+   * host): wait for it to listen by asking its namespace, not by connecting.
+   */
+  unroutable?: boolean;
 }
 
 export async function startSshd(options: SshdOptions): Promise<Sshd> {
@@ -118,7 +134,8 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
   });
   child.unref();
   (child.stderr as unknown as { unref?: () => void }).unref?.();
-  await waitForPort(host, options.port, child, () => log);
+  if (options.unroutable && options.netns) await waitForListener(options.netns, options.port, child, () => log);
+  else await waitForPort(host, options.port, child, () => log);
   const hostKey = readFileSync(`${hostKeyFile}.pub`, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
   const knownHosts = join(dir, 'known_hosts');
   writeFileSync(knownHosts, `${options.port === 22 ? host : `[${host}]:${options.port}`} ${hostKey}\n`);
