@@ -16,6 +16,7 @@ import { compileTemplate, type CompiledTemplate } from '../site/template.ts';
 import { builtinOsTables } from './builtin-os.ts';
 import { groupsOf, type Catalog, type RunEntry, type Target } from './catalog.ts';
 import { parsePart } from './part.ts';
+import { attributesRevealing, revealSecrets } from './secrets.ts';
 import { DEFAULT_STATE_DIR, type StateInvocation, type StateRun } from './staterun.ts';
 import { mergeAll } from './vars.ts';
 
@@ -24,6 +25,11 @@ export interface CompileOptions {
   cliVars?: Record<string, unknown>;
   /** Called after each state's parts are rendered and parsed, when that text's parse is garbage (the CLI frees memory there). */
   afterState?: () => void;
+  /**
+   * Receives the plaintext of every `!secret` the target's vars use (catalog/secrets.ts must have
+   * opened them): a caller that keeps compiled runs must not keep one that used any.
+   */
+  secrets?: Set<string>;
 }
 
 /** Roles in order: those of the target's groups (in group order), then the target's own. */
@@ -98,7 +104,9 @@ export function osTable(c: Catalog, facts: Record<string, unknown>): Record<stri
 export function compile(c: Catalog, target: Target, options: CompileOptions = {}): StateRun {
   const d = new Diagnostics();
   const facts = options.facts ?? {};
-  const vars = targetVars(c, target, options.cliVars);
+  const declaredVars = targetVars(c, target, options.cliVars);
+  const secrets = options.secrets ?? new Set<string>();
+  const vars = revealSecrets(declaredVars, d, secrets);
   const os = osTable(c, facts);
   const targetInfo = {
     name: target.name,
@@ -224,7 +232,11 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     const resolveCtx = resolveContext(def, it);
     rawParts.forEach((raw, index) => {
       const part = parsePart(raw, { index, fallback: posOf(rawParts, index) ?? def.pos, resolve: resolveCtx }, d);
-      if (part) inv.parts.push(part);
+      if (!part) return;
+      // A value rendered from a secret is as secret as it (DESIGN §4a, §5.13).
+      const sensitive = attributesRevealing(part.attributes, secrets);
+      if (sensitive.length) part.meta.sensitive = sensitive;
+      inv.parts.push(part);
     });
   };
 
@@ -244,5 +256,6 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
   }
 
   d.throwIfAny();
-  return { version: 1, target: targetInfo, vars, facts, os, invocations };
+  // The run keeps the vars as declared: a secret in it prints as '(sensitive)' (its toJSON).
+  return { version: 1, target: targetInfo, vars: declaredVars, facts, os, invocations };
 }

@@ -20,6 +20,8 @@ export interface PartMeta {
   allow_reload: boolean;
   allow_rebuild: boolean;
   tags: string[];
+  /** Attributes whose value was rendered from a `!secret` (DESIGN §4a): never shown. */
+  sensitive?: string[];
 }
 
 export interface PartInvocation {

@@ -8,6 +8,8 @@
  * named by its fingerprint (no sha256: a converged run does not load node:crypto). Each target's
  * run is an entry of its own, keyed by its own facts, so a change on one machine does not
  * recompile the others. Sites with TypeScript state files (arbitrary code) are never cached.
+ * Nor is a compile that used a `!secret` (DESIGN §4a): its run holds the plaintext, which must not
+ * reach the disk, so a site with secrets recompiles those targets on every run.
  * Set CAIRN_NO_CACHE=1 to bypass it. A site folder that cannot be written simply gets no cache.
  */
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
@@ -109,7 +111,8 @@ export class CompileCache {
     return factsFile ? fileStamp(resolve(factsFile)) : facts;
   }
 
-  async get<T>(kind: string, extra: unknown, produce: () => Promise<T>, codec: Codec<T> = JSON_CODEC as Codec<T>): Promise<T> {
+  /** `keep(value)` false: the value is returned but not written (it holds a secret's plaintext). */
+  async get<T>(kind: string, extra: unknown, produce: () => Promise<T>, codec: Codec<T> = JSON_CODEC as Codec<T>, keep?: (value: T) => boolean): Promise<T> {
     if (this.base === undefined) return produce();
     // Two JSON texts, each on one line: the first ends where its object closes.
     const key = Buffer.from(`${JSON.stringify({ kind, extra })}${this.base}\n`);
@@ -122,6 +125,7 @@ export class CompileCache {
       // No entry yet, or an unreadable one: produce it.
     }
     const value = await produce();
+    if (keep && !keep(value)) return value;
     // Outside the try: a value the codec refuses is a bug to report, not a read-only site.
     const pieces = codec.encode(value);
     try {

@@ -145,6 +145,31 @@ export function program(): Command {
       process.exitCode = await showFacts(options, sources, await localFactsOnce());
     });
 
+  const secret = cmd.command('secret').description('age-encrypted `!secret` values in vars files (keys: secrets.yaml; identity: $CAIRN_SECRET_KEY_FILE)');
+  secret.command('keygen')
+    .description('print a new age identity and its public key')
+    .option('--out <file>', 'write the identity to this file (mode 0600, never overwritten) and print only the public key')
+    .action(async (options: { out?: string }) => {
+      const { keygen } = await import('./secret.ts');
+      process.exitCode = await keygen(options);
+    });
+  secret.command('encrypt')
+    .description("print the `!secret` YAML of VALUE (or standard input) for a target's or group's recipients and the admins")
+    .argument('[value]')
+    .requiredOption('--for <name>', 'a target or group named in secrets.yaml')
+    .option('--site <dir>', 'the site folder', '.')
+    .action(async (value: string | undefined, options: { site: string; for: string }) => {
+      const { encrypt } = await import('./secret.ts');
+      process.exitCode = await encrypt(options, value);
+    });
+  secret.command('decrypt')
+    .description('print the plaintext of the `!secret` at FILE:LINE (or on standard input)')
+    .argument('[file:line]')
+    .action(async (where: string | undefined) => {
+      const { decrypt } = await import('./secret.ts');
+      process.exitCode = await decrypt(where);
+    });
+
   cmd.command('schema')
     .description('print the JSON Schema of state files (or of cairn.yaml / inventory.yaml)')
     .addOption(new Option('--for <file>', 'which file kind').choices(['state', 'site', 'inventory']).default('state'))

@@ -38,11 +38,18 @@ export async function show(options: ShowOptions, sources: Map<string, string>, l
   const results = await compiler.compile(inputs);
   if (options.json) {
     const payload = results.map(({ run, graph }) => ({ run, graph }));
-    writeOut(`${JSON.stringify(payload.length === 1 ? payload[0] : payload, null, 2)}\n`);
+    writeOut(`${JSON.stringify(payload.length === 1 ? payload[0] : payload, hideSensitive, 2)}\n`);
   } else {
     writeOut(results.map(({ run, graph }) => formatShow(run, graph)).join('\n'));
   }
   return 0;
+}
+
+/** A part's or node's attributes rendered from a `!secret` print as '(sensitive)' (DESIGN §5.13). */
+function hideSensitive(this: unknown, key: string, value: unknown): unknown {
+  const sensitive = key === 'attributes' ? (this as { meta?: { sensitive?: string[] } }).meta?.sensitive : undefined;
+  if (!sensitive?.length) return value;
+  return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, sensitive.includes(k) ? '(sensitive)' : v]));
 }
 
 function brief(params: Record<string, unknown>): string {

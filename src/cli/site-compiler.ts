@@ -24,6 +24,8 @@ export interface SiteOptions {
 }
 
 export class SiteCompiler {
+  /** Compiled runs that hold a secret's plaintext: never written to the cache. */
+  private readonly withSecrets = new WeakSet<Compiled>();
   private loaded?: Promise<{ catalog: Catalog; cliVars: Record<string, unknown> }>;
   readonly cache: CompileCache;
 
@@ -40,6 +42,8 @@ export class SiteCompiler {
       const site = await loadSite(this.options.site, d, this.sources);
       const catalog = buildCatalog(site, d);
       d.throwIfAny();
+      const { unlockSecrets } = await import('../catalog/secrets.ts');
+      await unlockSecrets(catalog);
       return { catalog, cliVars: parseCliVars(this.options.var ?? [], process.cwd()) };
     })();
     return this.loaded;
@@ -79,7 +83,7 @@ export class SiteCompiler {
     const results: Compiled[] = [];
     for (const { name, facts } of targets) {
       try {
-        results.push(await this.cache.get('compiled', { name, facts: CompileCache.factsKey(this.options.facts, facts) }, () => this.compileOne(name, facts), COMPILED_CODEC));
+        results.push(await this.cache.get('compiled', { name, facts: CompileCache.factsKey(this.options.facts, facts) }, () => this.compileOne(name, facts), COMPILED_CODEC, (c) => !this.withSecrets.has(c)));
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
         errors.addAll(err.diagnostics);
@@ -98,12 +102,15 @@ export class SiteCompiler {
     const { catalog, cliVars } = await this.load();
     const target = catalog.targets.get(name)!;
     const d = new Diagnostics();
-    const run = d.collect(() => compile(catalog, target, { facts, cliVars, afterState: releaseGarbage }));
+    const secrets = new Set<string>();
+    const run = d.collect(() => compile(catalog, target, { facts, cliVars, afterState: releaseGarbage, secrets }));
     releaseGarbage();
     const graph = run && d.collect(() => buildGraph(run));
     releaseGarbage();
     d.throwIfAny();
-    return { run: run!, graph: graph! };
+    const compiled = { run: run!, graph: graph! };
+    if (secrets.size > 0) this.withSecrets.add(compiled);
+    return compiled;
   }
 }
 

@@ -593,8 +593,12 @@ export class Engine {
     // A transition's temporary state does not deliver a notification: the node's own turn does.
     const refreshWhy = why === 'transition' ? undefined : this.refreshFor.get(node.id);
     // A change to a sensitive attribute shows no diff: its values never reach output (DESIGN §5.13).
-    const hidden = type.sensitive?.some((attr) => changes.includes(attr)) ?? false;
-    const diffText = this.options.diff && action !== 'none' ? (hidden ? '(sensitive)' : provider.diff?.(desired, current)) : undefined;
+    // A node rendered from a secret (node.meta.sensitive, DESIGN §4a) hides its diff whatever
+    // changed: a diff's context lines could show the secret even when it did not change.
+    const hidden = (type.sensitive?.some((attr) => changes.includes(attr)) ?? false) || (node.meta.sensitive?.length ?? 0) > 0;
+    const diffText = this.options.diff && action !== 'none'
+      ? (hidden ? hiddenDiff(node, desired, current) : provider.diff?.(desired, current))
+      : undefined;
     const base = { ...(changes.length ? { changes } : {}), ...(diffText ? { diff: diffText } : {}) };
 
     if (action === 'none' && !refreshWhy) {
@@ -744,4 +748,16 @@ export function summarize(name: string, results: NodeResult[], error?: string): 
     else counts[r.status]++;
   }
   return { name, status: error ? 'unreachable' : counts.failed > 0 ? 'failed' : 'ok', counts, nodes: results, ...(error ? { error } : {}) };
+}
+
+/** What `--diff` shows for a change it must not show (DESIGN §5.13). */
+function hiddenDiff(node: GraphNode, desired: Record<string, unknown>, current: Record<string, unknown> | undefined): string {
+  if (typeof desired.content !== 'string' || !node.meta.sensitive?.includes('content')) return '(sensitive)';
+  const after = Buffer.from(desired.content);
+  const before = Buffer.from(typeof current?.content === 'string' ? current.content : '');
+  let head = 0;
+  while (head < after.length && head < before.length && after[head] === before[head]) head++;
+  let tail = 0;
+  while (tail < after.length - head && tail < before.length - head && after[after.length - 1 - tail] === before[before.length - 1 - tail]) tail++;
+  return `(content hidden, ${Math.max(after.length, before.length) - head - tail} bytes changed)`;
 }

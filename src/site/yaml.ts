@@ -5,6 +5,10 @@
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { inputError, InputError, type Diagnostic, type SourcePos } from '../lib/errors.ts';
 import { recordPositions, type PosInfo, type Recorded } from '../lib/positions.ts';
+import { SecretValue } from '../lib/secret-value.ts';
+
+/** `!secret` (DESIGN §4a): the scalar stays text here; convert() wraps it with its position. */
+const SECRET_TAG = { tag: '!secret', resolve: (text: string) => text };
 
 /** Packing: start × 2^21 + (1 if the text starts inside quotes) × 2^20 + length (capped). */
 const LENGTH_BITS = 2 ** 20;
@@ -15,7 +19,7 @@ export type OffsetMapper = (offset: number, length: number) => SourcePos;
 
 export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): unknown {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true, customTags: [SECRET_TAG] });
   const problems = [...doc.errors];
   if (problems.length > 0) {
     const diagnostics: Diagnostic[] = problems.map((e) => {
@@ -63,7 +67,20 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
       seen.delete(target);
       return value;
     }
-    if (isScalar(node)) return node.value;
+    if (isScalar(node)) {
+      if (node.tag === '!secret') {
+        const at = valuePos(node as YamlNode);
+        const p = typeof at === 'number' ? resolve(at) : at;
+        if (typeof node.value !== 'string' || node.value.trim() === '') {
+          throw inputError('!secret: expected the age ciphertext as text', p, 'make one with `cairn secret encrypt --for TARGET`');
+        }
+        return new SecretValue(node.value, p);
+      }
+      return node.value;
+    }
+    if ((isMap(node) || isSeq(node)) && (node as { tag?: string }).tag === '!secret') {
+      throw inputError('!secret: expected the age ciphertext as text, found a collection', resolve(where(node as YamlNode) ?? 0));
+    }
     if (isMap(node)) {
       const obj: Record<string, unknown> = {};
       const info: PosInfo = { keys: new Map(), values: new Map(), resolve };
