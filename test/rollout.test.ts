@@ -138,6 +138,17 @@ test('bad input: --max-fail without --serial exits 2 (there is no later batch to
   assert.deepEqual(s.logged(), []);
 });
 
+test('a store keeps no report for a target the rollout held back: its last run still stands', async () => {
+  const s = rolloutSite(['t1', 't2', 't3']);
+  const store = `sqlite:${join(tempDir('cairn-store-'), 'store.db')}`;
+  const r = await apply(s.site, ['--serial', '1', '--max-fail', '0', '--store', store]);
+  assert.equal(r.status, 1, r.stderr);
+  const st = await runCli(['status', '--site', s.site, '--store', store, '--json']);
+  assert.equal(st.status, 0, st.stderr);
+  const rows = (JSON.parse(st.stdout) as { targets: { target: string; status?: string }[] }).targets;
+  assert.deepEqual(rows.map((t) => `${t.target} ${t.status}`), ['t1 ok', 't2 failed']);
+});
+
 test('plan takes --serial too', async () => {
   const s = rolloutSite(['t1', 't2', 't3']);
   const r = await runCli(['plan', '--site', s.site, '--json', '--serial', '1', '--max-fail', '0']);
