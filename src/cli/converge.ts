@@ -3,6 +3,7 @@ import { summarize, type TargetReport } from '../engine/engine.ts';
 import { runExitCode, runTarget, type RunReport } from '../engine/run-target.ts';
 import type { Compiled } from './compile-cache.ts';
 import { nodeLine, Progress, summaryLine } from './report.ts';
+import { describe, inBatches, type RolloutOptions } from './rollout.ts';
 import { inParallel, type Session } from './sessions.ts';
 import { stdoutIsTTY, stdoutStream, writeErr, writeOut } from './output.ts';
 import { nowMs } from '../lib/clock.ts';
@@ -10,7 +11,7 @@ import { nowMs } from '../lib/clock.ts';
 export type { RunReport } from '../engine/run-target.ts';
 
 /** The options of `cairn plan` and `cairn apply`, as commander parses them (cli/main.ts). */
-export interface ConvergeOptions {
+export interface ConvergeOptions extends RolloutOptions {
   site: string;
   target?: string[];
   var?: string[];
@@ -40,7 +41,8 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
 
   let reports: TargetReport[];
   try {
-    reports = await inParallel(sessions, Math.max(1, Number(options.forks) || 10), async (session) => {
+    let stopped: Awaited<ReturnType<typeof inBatches>>['stopped'];
+    ({ reports, stopped } = await inBatches(sessions, options, (batch) => inParallel(batch, Math.max(1, Number(options.forks) || 10), async (session) => {
       const { name, exec } = session;
       const t0 = nowMs();
       let report: TargetReport;
@@ -67,7 +69,11 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
       progress?.finish(name);
       if (!options.json) print(summaryLine(report, (nowMs() - t0) / 1000, mode === 'plan'));
       return report;
-    });
+    })));
+    if (stopped && !options.json) {
+      print(`rollout stopped: ${stopped.failed} of ${stopped.size} targets failed in batch ${stopped.batch}, more than --max-fail ${describe(options.maxFail!)}`);
+      for (const r of reports.filter((t) => t.status === 'skipped')) print(summaryLine(r, 0, mode === 'plan'));
+    }
   } finally {
     out?.flush();
   }

@@ -4,6 +4,7 @@ import { ExitCode, InputError } from '../lib/errors.ts';
 import { CAIRN_VERSION } from '../lib/version.ts';
 import type { ConvergeOptions, RunReport } from './converge.ts';
 import type { ShowOptions } from './show.ts';
+import { checkRollout, maxFailAmount, serialAmount } from './rollout.ts';
 import { storeNamed } from './store-named.ts';
 import { writeErr, writeOut } from './output.ts';
 
@@ -57,6 +58,8 @@ export function program(): Command {
       .option('--fail-fast', 'stop a target at its first failure')
       .option('--checksum', 'read every managed file, even one whose stat (inode, size, mtime, ctime) is as a past run verified it')
       .option('--forks <n>', 'targets in parallel', '10')
+      .option('--serial <n|n%>', 'roll out in batches of N targets, or N% of them (rounded up)', serialAmount)
+      .option('--max-fail <n|n%>', "with --serial: stop when a batch's failed and unreachable targets exceed N, or N% of the batch", maxFailAmount)
       .option('--lock-wait <seconds>', "wait up to this long for another run's lock on a target (default: fail at once)", seconds, 0);
     if (mode === 'plan') c.option('--detailed-exitcode', 'exit 0 when in sync, 4 when changes are pending');
     c.option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)');
@@ -65,6 +68,7 @@ export function program(): Command {
         .option('--store-config <file>', 'YAML with url: and credentials; default /etc/cairn/store.yaml');
     }
     c.action(async (options: ConvergeOptions) => {
+      checkRollout(options);
       const { SiteCompiler, readFactsFile } = await import('./site-compiler.ts');
       const { openSessions, closeSessions } = await import('./sessions.ts');
       const compiler = new SiteCompiler(options, sources);

@@ -19,6 +19,7 @@ export function summaryLine(report: TargetReport, seconds: number, planning: boo
   const c = report.counts;
   if (report.status === 'unreachable') return `${report.name}: UNREACHABLE: ${report.error}`;
   if (report.status === 'locked') return `${report.error}`;
+  if (report.status === 'skipped') return `${report.name}: skipped (${report.reason})`;
   const changed = planning ? `${c.changed} to change` : `${c.changed} changed`;
   const trips = report.round_trips !== undefined ? ` (${report.round_trips} round trips)` : '';
   return `${report.name}: ${changed}, ${c.unchanged} unchanged, ${c.failed} failed, ${c.skipped} skipped in ${seconds.toFixed(2)} s${trips}`;

@@ -108,6 +108,8 @@ export async function keepReports(flags: StoreFlags & { site: string }, report: 
   const { id: revision } = siteRevision(resolve(flags.site));
   return withStoreAt(found, async (store) => {
     for (const target of report.targets) {
+      // A target a rollout held back was not run: its last run, and that run's revision, still stand.
+      if (target.status === 'skipped') continue;
       await store.put(KEYS.report(target.name), JSON.stringify({ ...report, revision, targets: [target] }));
     }
     return undefined;

@@ -732,11 +732,16 @@ export class Engine {
 
 export interface TargetReport {
   name: string;
-  /** locked: another run held the target (DESIGN §5.11); nothing was run. */
-  status: 'ok' | 'failed' | 'unreachable' | 'locked';
+  /**
+   * locked: another run held the target (DESIGN §5.11); skipped: a rollout stopped before its
+   * batch (`reason`). Either way nothing was run, and `nodes` is empty.
+   */
+  status: 'ok' | 'failed' | 'unreachable' | 'locked' | 'skipped';
   counts: { changed: number; unchanged: number; failed: number; skipped: number };
   nodes: NodeResult[];
   error?: string;
+  /** Why a skipped target was not run. */
+  reason?: string;
   /** Remote targets: round trips the run cost (commands and batched operations). */
   round_trips?: number;
 }
