@@ -19,7 +19,7 @@ export interface ConvergeOptions {
   json?: boolean;
   failFast?: boolean;
   checksum?: boolean;
-  forks: string;
+  forks: number;
   /** Seconds (`--lock-wait`). */
   lockWait?: number;
   detailedExitcode?: boolean;
@@ -40,7 +40,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
 
   let reports: TargetReport[];
   try {
-    reports = await inParallel(sessions, Math.max(1, Number(options.forks) || 10), async (session) => {
+    reports = await inParallel(sessions, options.forks, async (session) => {
       const { name, exec } = session;
       const t0 = nowMs();
       let report: TargetReport;

@@ -19,6 +19,13 @@ function seconds(value: string): number {
   return n;
 }
 
+/** `--forks`: a count of targets; anything else refused (exit 2) rather than quietly taken as 10. */
+export function forks(value: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of targets, 1 or more');
+  return n;
+}
+
 /** The facts of this machine, read once per command. */
 let thisMachine: Record<string, unknown> | undefined;
 async function localFactsOnce(): Promise<() => Record<string, unknown>> {
@@ -56,7 +63,7 @@ export function program(): Command {
       .option('--json', 'print one JSON report')
       .option('--fail-fast', 'stop a target at its first failure')
       .option('--checksum', 'read every managed file, even one whose stat (inode, size, mtime, ctime) is as a past run verified it')
-      .option('--forks <n>', 'targets in parallel', '10')
+      .option('--forks <n>', 'targets in parallel', forks, 10)
       .option('--lock-wait <seconds>', "wait up to this long for another run's lock on a target (default: fail at once)", seconds, 0);
     if (mode === 'plan') c.option('--detailed-exitcode', 'exit 0 when in sync, 4 when changes are pending');
     c.option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)');
@@ -74,7 +81,7 @@ export function program(): Command {
       const engineModule = import('./converge.ts');
       engineModule.catch(() => undefined);
       const sessions = await openSessions(selected, {
-        forks: Math.max(1, Number(options.forks) || 10),
+        forks: options.forks,
         ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
         ...(options.facts ? { factsOf: (await readFactsFile(options.facts, sources)).factsFor(selected.map((t) => t.name)) } : {}),
         localFacts: await localFactsOnce(),
@@ -138,9 +145,9 @@ export function program(): Command {
     .option('--site <dir>', 'the site folder (without one: this machine)', '.')
     .option('-t, --target <name>', 'a target, group or glob (repeatable; default: all)', collect)
     .option('--json', 'print JSON')
-    .option('--forks <n>', 'targets in parallel', '10')
+    .option('--forks <n>', 'targets in parallel', forks, 10)
     .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
-    .action(async (options: { site: string; target?: string[]; json?: boolean; forks: string; acceptNewHostKeys?: boolean }) => {
+    .action(async (options: { site: string; target?: string[]; json?: boolean; forks: number; acceptNewHostKeys?: boolean }) => {
       const { showFacts } = await import('./facts.ts');
       process.exitCode = await showFacts(options, sources, await localFactsOnce());
     });
