@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ExitCode, InputError } from '../lib/errors.ts';
 import { CAIRN_VERSION } from '../lib/version.ts';
 import type { ConvergeOptions, RunReport } from './converge.ts';
+import type { AdHocOptions } from './run.ts';
 import type { ShowOptions } from './show.ts';
 import { storeNamed } from './store-named.ts';
 import { writeErr, writeOut } from './output.ts';
@@ -150,6 +151,20 @@ export function program(): Command {
     .action(async (options: { site: string; target?: string[]; json?: boolean; forks: number; acceptNewHostKeys?: boolean }) => {
       const { showFacts } = await import('./facts.ts');
       process.exitCode = await showFacts(options, sources, await localFactsOnce());
+    });
+
+  cmd.command('run')
+    .description('run one command on every selected target (after --: argv as given, or one string with shell syntax through sh -c)')
+    .argument('<command...>', 'the command and its arguments, after --')
+    .option('--site <dir>', 'the site folder', '.')
+    .option('-t, --target <name>', 'a target, group, glob or !exclusion (repeatable; default: all)', collect)
+    .option('--forks <n>', 'targets in parallel', forks, 10)
+    .option('--become', "run as root: an SSH target's become (sudo -n), locally sudo -n unless already root")
+    .option('--json', 'print JSON')
+    .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
+    .action(async (words: string[], options: AdHocOptions) => {
+      const { adHoc } = await import('./run.ts');
+      process.exitCode = await adHoc(words, options, sources, await localFactsOnce());
     });
 
   cmd.command('schema')
