@@ -3,7 +3,7 @@
  * site, validated and cross-checked, independent of any one target.
  */
 import { didYouMean } from '../lib/did-you-mean.ts';
-import { Diagnostics, type SourcePos } from '../lib/errors.ts';
+import { Diagnostics, InputError, type SourcePos } from '../lib/errors.ts';
 import { keyPosOf, posOf } from '../lib/positions.ts';
 import type { SiteDoc, SiteDocs } from '../site/load.ts';
 import type { StateDef } from '../site/states.ts';
@@ -271,24 +271,39 @@ export function groupsOf(c: Catalog, target: Target): Group[] {
     (g.match !== undefined && nameMatcher(g.match)(target.name)));
 }
 
-/** Resolves `--target` values (a name, group or glob) to targets, in declaration order. */
+/**
+ * Resolves `--target` values (a name, group or glob) to targets, in declaration order. A value
+ * that starts with `!` excludes what the rest names from the union of the others (Ansible's
+ * `--limit`), whatever their order; exclusions alone exclude from every target. An exclusion
+ * that names nothing is an error like a positive one: a typo would otherwise run on the very
+ * target meant to be left out.
+ */
 export function selectTargets(c: Catalog, selectors: string[]): Target[] {
   const chosen = new Set<string>();
+  const excluded = new Set<string>();
   const d = new Diagnostics();
-  for (const sel of selectors) {
-    const before = chosen.size;
-    if (c.targets.has(sel)) chosen.add(sel);
+  const positive = selectors.filter((s) => !s.startsWith('!'));
+  for (const raw of positive.length ? selectors : ['*', ...selectors]) {
+    const exclude = raw.startsWith('!');
+    const sel = exclude ? raw.slice(1) : raw;
+    const names = new Set<string>();
+    if (c.targets.has(sel)) names.add(sel);
     else if (c.groups.has(sel)) {
-      for (const t of c.targets.values()) if (groupsOf(c, t).some((g) => g.name === sel)) chosen.add(t.name);
+      for (const t of c.targets.values()) if (groupsOf(c, t).some((g) => g.name === sel)) names.add(t.name);
     } else {
       const m = nameMatcher(sel);
-      for (const name of c.targets.keys()) if (m(name)) chosen.add(name);
+      for (const name of c.targets.keys()) if (m(name)) names.add(name);
     }
-    if (chosen.size === before && !c.groups.has(sel)) {
-      d.add(`no target, group or glob matches '${sel}'${didYouMean(sel, [...c.targets.keys(), ...c.groups.keys()])}`, undefined,
+    if (names.size === 0 && !c.groups.has(sel)) {
+      d.add(`no target, group or glob matches '${sel}'${exclude ? ` (in the exclusion '${raw}')` : ''}${didYouMean(sel, [...c.targets.keys(), ...c.groups.keys()])}`, undefined,
         { hint: `targets: ${[...c.targets.keys()].join(', ') || '(none)'}` });
     }
+    for (const name of names) (exclude ? excluded : chosen).add(name);
   }
   d.throwIfAny();
-  return [...c.targets.values()].filter((t) => chosen.has(t.name));
+  const selected = [...c.targets.values()].filter((t) => chosen.has(t.name) && !excluded.has(t.name));
+  if (selected.length === 0 && excluded.size > 0) {
+    throw new InputError([{ message: `the selection ${selectors.map((s) => `'${s}'`).join(' ')} leaves no target: its exclusions remove every one it names` }]);
+  }
+  return selected;
 }

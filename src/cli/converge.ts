@@ -20,7 +20,7 @@ export interface ConvergeOptions extends RolloutOptions {
   json?: boolean;
   failFast?: boolean;
   checksum?: boolean;
-  forks: string;
+  forks: number;
   /** Seconds (`--lock-wait`). */
   lockWait?: number;
   detailedExitcode?: boolean;
@@ -42,7 +42,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
   let reports: TargetReport[];
   try {
     let stopped: Awaited<ReturnType<typeof inBatches>>['stopped'];
-    ({ reports, stopped } = await inBatches(sessions, options, (batch) => inParallel(batch, Math.max(1, Number(options.forks) || 10), async (session) => {
+    ({ reports, stopped } = await inBatches(sessions, options, (batch) => inParallel(batch, options.forks, async (session) => {
       const { name, exec } = session;
       const t0 = nowMs();
       let report: TargetReport;

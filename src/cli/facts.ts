@@ -10,7 +10,7 @@ export interface FactsOptions {
   site: string;
   target?: string[];
   json?: boolean;
-  forks: string;
+  forks: number;
   acceptNewHostKeys?: boolean;
 }
 
@@ -31,7 +31,7 @@ export async function showFacts(options: FactsOptions, sources: Map<string, stri
   } else {
     const selected = await new SiteCompiler({ site: options.site }, sources).select(options.target ?? []);
     sessions = await openSessions(selected, {
-      forks: Math.max(1, Number(options.forks) || 10),
+      forks: options.forks,
       ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
       localFacts,
     });

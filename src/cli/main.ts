@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ExitCode, InputError } from '../lib/errors.ts';
 import { CAIRN_VERSION } from '../lib/version.ts';
 import type { ConvergeOptions, RunReport } from './converge.ts';
+import type { AdHocOptions } from './run.ts';
 import type { ShowOptions } from './show.ts';
 import { checkRollout, maxFailAmount, serialAmount } from './rollout.ts';
 import { storeNamed } from './store-named.ts';
@@ -17,6 +18,13 @@ function collect(value: string, previous: string[] = []): string[] {
 function seconds(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds');
+  return n;
+}
+
+/** `--forks`: a count of targets; anything else refused (exit 2) rather than quietly taken as 10. */
+export function forks(value: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of targets, 1 or more');
   return n;
 }
 
@@ -57,7 +65,7 @@ export function program(): Command {
       .option('--json', 'print one JSON report')
       .option('--fail-fast', 'stop a target at its first failure')
       .option('--checksum', 'read every managed file, even one whose stat (inode, size, mtime, ctime) is as a past run verified it')
-      .option('--forks <n>', 'targets in parallel', '10')
+      .option('--forks <n>', 'targets in parallel', forks, 10)
       .option('--serial <n|n%>', 'roll out in batches of N targets, or N% of them (rounded up)', serialAmount)
       .option('--max-fail <n|n%>', "with --serial: stop when a batch's failed and unreachable targets exceed N, or N% of the batch", maxFailAmount)
       .option('--lock-wait <seconds>', "wait up to this long for another run's lock on a target (default: fail at once)", seconds, 0);
@@ -78,7 +86,7 @@ export function program(): Command {
       const engineModule = import('./converge.ts');
       engineModule.catch(() => undefined);
       const sessions = await openSessions(selected, {
-        forks: Math.max(1, Number(options.forks) || 10),
+        forks: options.forks,
         ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
         ...(options.facts ? { factsOf: (await readFactsFile(options.facts, sources)).factsFor(selected.map((t) => t.name)) } : {}),
         localFacts: await localFactsOnce(),
@@ -142,9 +150,9 @@ export function program(): Command {
     .option('--site <dir>', 'the site folder (without one: this machine)', '.')
     .option('-t, --target <name>', 'a target, group or glob (repeatable; default: all)', collect)
     .option('--json', 'print JSON')
-    .option('--forks <n>', 'targets in parallel', '10')
+    .option('--forks <n>', 'targets in parallel', forks, 10)
     .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
-    .action(async (options: { site: string; target?: string[]; json?: boolean; forks: string; acceptNewHostKeys?: boolean }) => {
+    .action(async (options: { site: string; target?: string[]; json?: boolean; forks: number; acceptNewHostKeys?: boolean }) => {
       const { showFacts } = await import('./facts.ts');
       process.exitCode = await showFacts(options, sources, await localFactsOnce());
     });
@@ -172,6 +180,20 @@ export function program(): Command {
     .action(async (where: string | undefined) => {
       const { decrypt } = await import('./secret.ts');
       process.exitCode = await decrypt(where);
+    });
+
+  cmd.command('run')
+    .description('run one command on every selected target (after --: argv as given, or one string with shell syntax through sh -c)')
+    .argument('<command...>', 'the command and its arguments, after --')
+    .option('--site <dir>', 'the site folder', '.')
+    .option('-t, --target <name>', 'a target, group, glob or !exclusion (repeatable; default: all)', collect)
+    .option('--forks <n>', 'targets in parallel', forks, 10)
+    .option('--become', "run as root: an SSH target's become (sudo -n), locally sudo -n unless already root")
+    .option('--json', 'print JSON')
+    .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
+    .action(async (words: string[], options: AdHocOptions) => {
+      const { adHoc } = await import('./run.ts');
+      process.exitCode = await adHoc(words, options, sources, await localFactsOnce());
     });
 
   cmd.command('schema')

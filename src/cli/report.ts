@@ -2,7 +2,7 @@
 import type { NodeResult, TargetReport } from '../engine/engine.ts';
 
 const LABEL: Record<NodeResult['status'], string> = {
-  unchanged: 'ok', changed: 'changed', failed: 'FAILED', skipped: 'skipped', 'would-change': 'would change', unknown: 'unknown',
+  unchanged: 'unchanged', changed: 'changed', failed: 'FAILED', skipped: 'skipped', 'would-change': 'would change', unknown: 'unknown',
 };
 
 export function nodeLine(target: string, r: NodeResult, multiTarget: boolean): string {

@@ -71,12 +71,14 @@ export function formatShow(run: StateRun, graph: Graph): string {
   const varNames = Object.keys(run.vars);
   out.push(`vars: ${varNames.length ? varNames.join(', ') : '(none)'}`, '');
 
+  // Invocations are numbered from 0 here as in the JSON (`index`, a node's `invocation`, the run
+  // report's `invocation`), so a number read in one finds the same invocation in the other.
   out.push('invocations');
-  const width = String(run.invocations.length).length;
+  const width = String(run.invocations.length - 1).length;
   for (const inv of run.invocations) {
     const flags = [inv.lazy ? (inv.defer ? 'handler, deferred' : 'handler') : '', inv.includes.length ? `includes ${inv.includes.join(', ')}` : '']
       .filter(Boolean).join('; ');
-    out.push(`  ${String(inv.index + 1).padStart(width)}. ${inv.state}${brief(inv.params)}  — ${inv.via}${flags ? ` (${flags})` : ''}, ${inv.parts.length} part${inv.parts.length === 1 ? '' : 's'}`);
+    out.push(`  ${String(inv.index).padStart(width)}. ${inv.state}${brief(inv.params)}  — ${inv.via}${flags ? ` (${flags})` : ''}, ${inv.parts.length} part${inv.parts.length === 1 ? '' : 's'}`);
   }
 
   const byId = new Map(graph.nodes.map((n) => [n.id, n]));
@@ -99,7 +101,7 @@ export function formatShow(run: StateRun, graph: Graph): string {
     const inv = run.invocations[n.invocation]!;
     const stage = n.stage ? ` [stage ${n.stage.index} of ${n.stage.of}]` : '';
     const flags = [n.meta.noop ? 'noop' : '', n.defer ? 'deferred to the end of the run' : ''].filter(Boolean).join(', ');
-    const lines = [`  ${String(i + 1).padStart(w)}. ${n.ref}${stage}${flags ? ` (${flags})` : ''}   ${inv.state}#${n.invocation + 1}  ${formatPos(n.pos)}`];
+    const lines = [`  ${String(i + 1).padStart(w)}. ${n.ref}${stage}${flags ? ` (${flags})` : ''}   ${inv.state}#${n.invocation}  ${formatPos(n.pos)}`];
     const rel = [...(incoming.get(n.id) ?? []), ...(outgoing.get(n.id) ?? [])];
     if (rel.length) lines.push(`  ${' '.repeat(w)}    ${rel.join('; ')}`);
     return lines;

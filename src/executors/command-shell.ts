@@ -80,7 +80,8 @@ export class CommandShell {
   /** Whether the shell is free and would start this command exactly as a spawn would. */
   accepts(argv: string[], opts: RunOptions): boolean {
     if (this.busy || this.failed) return false;
-    if (opts.stdin !== undefined || opts.user !== undefined || opts.timeoutMs !== undefined || opts.signal) return false;
+    // Its output goes to files, read at the end: nothing to stream.
+    if (opts.stdin !== undefined || opts.user !== undefined || opts.timeoutMs !== undefined || opts.signal || opts.onOutput) return false;
     const program = argv[0];
     // dash's exec takes no `--`: a program named like an option is spawned.
     if (!program || program.startsWith('-') || argv.some((word) => word.includes('\0'))) return false;

@@ -202,7 +202,7 @@ export class LocalExecutor implements Executor {
         ...(gid !== undefined ? { gid } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
-      const output = collectOutput(child.stdout!, child.stderr!);
+      const output = collectOutput(child.stdout!, child.stderr!, opts.onOutput);
       let timedOut = false;
       if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
       const timer = opts.timeoutMs ? setTimeout(() => {

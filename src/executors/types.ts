@@ -11,19 +11,27 @@ export interface RunOptions {
   user?: string;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Sees the output as it arrives (`cairn run` on a terminal), besides the result's copy.
+   * Executors that cannot stream leave it uncalled; callers then have the result.
+   */
+  onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
 }
 
 /** Output of a command kept per stream; beyond it, the rest is dropped. */
 export const OUTPUT_LIMIT = 1 << 20;
 
 /** A command's stdout and stderr as text, each kept up to OUTPUT_LIMIT. */
-export function collectOutput(stdout: NodeJS.EventEmitter, stderr: NodeJS.EventEmitter): { stdout: string; stderr: string } {
+export function collectOutput(stdout: NodeJS.EventEmitter, stderr: NodeJS.EventEmitter,
+  onOutput?: RunOptions['onOutput']): { stdout: string; stderr: string } {
   const out = { stdout: '', stderr: '' };
   stdout.on('data', (d: Buffer) => {
     if (out.stdout.length < OUTPUT_LIMIT) out.stdout += d.toString();
+    onOutput?.('stdout', d.toString());
   });
   stderr.on('data', (d: Buffer) => {
     if (out.stderr.length < OUTPUT_LIMIT) out.stderr += d.toString();
+    onOutput?.('stderr', d.toString());
   });
   return out;
 }

@@ -48,7 +48,7 @@ export class ProcessTransport implements ShellTransport {
   runCommand(command: string, opts: CommandOptions): Promise<RunResult> {
     return new Promise((resolve, reject) => {
       const child = spawn(this.program, [...this.args, '-c', command], { stdio: 'pipe' });
-      const output = collectOutput(child.stdout, child.stderr);
+      const output = collectOutput(child.stdout, child.stderr, opts.onOutput);
       // A command that exits without reading all its stdin must not fail the run with EPIPE.
       child.stdin.on('error', () => undefined);
       const deadline = commandDeadline(opts, () => child.kill('SIGKILL'), () => resolve({ code: 137, ...output, timedOut: true }));

@@ -8,7 +8,7 @@ import type { RunOptions, RunResult } from '../types.ts';
 import type { ShellStream } from './stream.ts';
 
 
-export type CommandOptions = Pick<RunOptions, 'stdin' | 'timeoutMs' | 'signal'>;
+export type CommandOptions = Pick<RunOptions, 'stdin' | 'timeoutMs' | 'signal' | 'onOutput'>;
 
 export interface ShellTransport {
   /** The executor's name, as reports and plan-time checks say it: `ssh`, `chroot`. */

@@ -68,7 +68,7 @@ export class SshTransport implements ShellTransport {
 }
 
 function collect(channel: ClientChannel, opts: CommandOptions, resolve: (r: RunResult) => void, reject: (e: Error) => void): void {
-  const output = collectOutput(channel, channel.stderr);
+  const output = collectOutput(channel, channel.stderr, opts.onOutput);
   let code: number | undefined;
   channel.on('exit', (c: number | null, signal?: string) => {
     code = c ?? (signal ? 128 + 9 : 1);

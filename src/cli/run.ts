@@ -1,0 +1,138 @@
+/**
+ * `cairn run -t SEL -- CMD…`: one ad-hoc command on every selected target, through the same
+ * executors (and `--forks`) as a converge, with its output kept per target.
+ */
+import { ExitCode, InputError } from '../lib/errors.ts';
+import { UnreachableError, type Executor, type RunResult } from '../executors/types.ts';
+import { closeSessions, inParallel, openSessions } from './sessions.ts';
+import type { SelectedTarget } from './site-compiler.ts';
+import { stdoutIsTTY, writeOut } from './output.ts';
+
+export interface AdHocOptions {
+  site: string;
+  target?: string[];
+  forks: number;
+  become?: boolean;
+  json?: boolean;
+  acceptNewHostKeys?: boolean;
+}
+
+export interface AdHocResult {
+  name: string;
+  status: 'ok' | 'failed' | 'unreachable';
+  exit_code: number | null;
+  stdout: string;
+  stderr: string;
+  error?: string;
+}
+
+/**
+ * Words that mean something to a shell: one argument holding any of them (`'df -h | tail -1'`)
+ * was written for one, as Ansible's `shell` module would take it.
+ */
+const SHELL_SYNTAX = /[\s|&;<>()$`\\"'*?[\]#~=%{}]/;
+
+/**
+ * The argv to run: several words are run as they are (no shell, like Ansible's `command`), so
+ * `grep 'a|b' f` passes `a|b` through untouched; a single word with shell syntax goes to `sh -c`.
+ */
+export function adHocArgv(words: string[]): string[] {
+  if (words.length === 1 && SHELL_SYNTAX.test(words[0]!)) return ['/bin/sh', '-c', words[0]!];
+  return words;
+}
+
+/**
+ * `--become` for a local target: Cairn already running as root needs nothing; otherwise sudo, which
+ * must not ask (-n): a password prompt would hang a run on many targets.
+ */
+function localBecome(argv: string[]): string[] {
+  return process.getuid?.() === 0 ? argv : ['sudo', '-n', '--', ...argv];
+}
+
+/** Each line of `text` with the target's name in front, for output interleaved from several targets. */
+function prefixed(name: string, text: string): string {
+  const lines = text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n');
+  return lines.map((l) => `${name}: ${l}\n`).join('');
+}
+
+/** Whole lines of a stream as they complete, the last partial one kept until its end or the stream's. */
+class LineSplitter {
+  private rest = '';
+  constructor(private readonly emit: (text: string) => void) {}
+  push(text: string): void {
+    const all = this.rest + text;
+    const cut = all.lastIndexOf('\n');
+    if (cut < 0) {
+      this.rest = all;
+      return;
+    }
+    this.emit(all.slice(0, cut + 1));
+    this.rest = all.slice(cut + 1);
+  }
+
+  end(): void {
+    if (this.rest) this.emit(this.rest);
+    this.rest = '';
+  }
+}
+
+export async function adHoc(words: string[], options: AdHocOptions, sources: Map<string, string>,
+  localFacts: () => Record<string, unknown>): Promise<number> {
+  if (words.length === 0 || words[0] === '') {
+    throw new InputError([{ message: 'cairn run: no command given', hint: "put it after --: cairn run -t web -- uptime (or -- 'a | b' for a shell)" }]);
+  }
+  const { SiteCompiler } = await import('./site-compiler.ts');
+  const selected: SelectedTarget[] = await new SiteCompiler({ site: options.site }, sources).select(options.target ?? []);
+  const argv = adHocArgv(words);
+  const sessions = await openSessions(
+    // --become forces a target's own become setting; the SSH executor then starts its shell through sudo -n.
+    options.become ? selected.map((t) => (t.settings.executor === 'local' ? t : { ...t, settings: { ...t.settings, become: true } })) : selected,
+    { forks: options.forks, ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}), localFacts });
+  const streamed = !options.json && stdoutIsTTY();
+  const results: AdHocResult[] = [];
+  // Output for a pipe or file comes as whole blocks in selection order: the next target to print.
+  let nextToPrint = 0;
+  const printReady = () => {
+    while (nextToPrint < sessions.length && results[nextToPrint]) writeOut(block(results[nextToPrint++]!));
+  };
+  try {
+    await inParallel(sessions, options.forks, async (session, i) => {
+      const local = selected[i]!.settings.executor === 'local';
+      results[i] = session.exec
+        ? await runOne(session.name, session.exec, options.become && local ? localBecome(argv) : argv, streamed)
+        : { name: session.name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error: session.error ?? 'unreachable' };
+      if (streamed) {
+        const r = results[i];
+        writeOut(r.status === 'unreachable' ? `${r.name}: UNREACHABLE: ${r.error}\n` : r.exit_code !== 0 ? `${r.name}: FAILED: exit ${r.exit_code}${r.error ? `: ${r.error}` : ''}\n` : '');
+      } else if (!options.json) printReady();
+    });
+  } finally {
+    await closeSessions(sessions);
+  }
+  if (options.json) writeOut(`${JSON.stringify({ version: 1, targets: results }, null, 2)}\n`);
+  if (results.some((r) => r.status === 'unreachable')) return ExitCode.unreachable;
+  return results.some((r) => r.status === 'failed') ? ExitCode.nodesFailed : ExitCode.ok;
+}
+
+async function runOne(name: string, exec: Executor, argv: string[], streamed: boolean): Promise<AdHocResult> {
+  const lines = streamed ? new LineSplitter((text) => writeOut(prefixed(name, text))) : undefined;
+  let r: RunResult;
+  try {
+    r = await exec.run(argv, lines ? { onOutput: (_stream, text) => lines.push(text) } : {});
+  } catch (err) {
+    // A target lost mid-command (the connection dropped) is unreachable, as in a converge.
+    if (err instanceof UnreachableError) return { name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error: err.reason };
+    throw err;
+  } finally {
+    lines?.end();
+  }
+  return { name, status: r.code === 0 ? 'ok' : 'failed', exit_code: r.code, stdout: r.stdout, stderr: r.stderr, ...(r.timedOut ? { error: 'timed out' } : {}) };
+}
+
+/** A finished target's output for a pipe or file: a header line, then stdout and stderr as they were. */
+function block(r: AdHocResult): string {
+  if (r.status === 'unreachable') return `${r.name}: UNREACHABLE: ${r.error}\n`;
+  const head = `${r.name}: ${r.status === 'ok' ? 'ok' : `FAILED`} (exit ${r.exit_code})\n`;
+  const end = (text: string) => (text && !text.endsWith('\n') ? `${text}\n` : text);
+  return head + end(r.stdout) + (r.stderr ? `${r.name}: stderr:\n${end(r.stderr)}` : '');
+}
