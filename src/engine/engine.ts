@@ -64,10 +64,7 @@ export interface EngineOptions {
   onProgress?: (ref: string, update: ProgressUpdate) => void;
   /** A node's turn begins (its result follows through onResult). */
   onStart?: (ref: string) => void;
-  /**
-   * Each command run on the target as it finishes, its sensitive values masked, as are those of
-   * onLog's lines when this is set.
-   */
+  /** Each command run on the target as it finishes (onLog's lines too: sensitive values masked). */
   onCommand?: (command: CommandEvent) => void;
   /** Cancels the run: providers see it as ctx.signal, and no node starts after it fired. */
   signal?: AbortSignal;
@@ -223,7 +220,7 @@ export class Engine {
   private readonly mask: (text: string) => string;
 
   constructor(private readonly run: StateRun, private readonly graph: Graph, exec: Executor, private readonly options: EngineOptions) {
-    this.mask = options.onCommand ? sensitiveMask(this.sensitiveValues()) : (text) => text;
+    this.mask = options.onCommand || options.onLog ? sensitiveMask(this.sensitiveValues()) : (text) => text;
     const onCommand = options.onCommand;
     this.exec = !onCommand ? exec : observeExecutor(exec, (c) => onCommand({
       argv: c.argv.map(this.mask),
