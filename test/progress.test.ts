@@ -44,3 +44,19 @@ test('progress: a line per target in progress; printed lines go above; a finishe
   p.finish('web1');
   assert.deepEqual(s.text(), ['web2: FAILED file:/x', 'web2: 0 changed, 1 failed']);
 });
+
+test('progress: the live line names the node running and for how long; a line wider than the terminal is cut', () => {
+  const s = screen();
+  let now = 1000;
+  const p = new Progress(s.out, () => now);
+  p.start('web1', 3);
+  p.running('web1', 'exec:make');
+  now += 2500;
+  p.node('web2', node('failed'));
+  p.print('web1: changed file:/x');
+  assert.deepEqual(s.text(), ['web1: changed file:/x', 'web1: 0/3 nodes, 0 changed, 0 failed — exec:make (2.5 s)']);
+  (s.out as { columns?: number }).columns = 30;
+  p.print('x');
+  assert.equal(s.text().at(-1), 'web1: 0/3 nodes, 0 changed, …');
+  p.finish('web1');
+});

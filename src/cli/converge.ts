@@ -1,11 +1,13 @@
 /** `cairn plan` and `cairn apply` over the opened targets, `--forks` at a time. */
 import { summarize, type TargetReport } from '../engine/engine.ts';
-import { runExitCode, runTarget, type RunReport } from '../engine/run-target.ts';
+import { runExitCode, runTarget, type RunReport, type RunTargetOptions } from '../engine/run-target.ts';
 import type { Compiled } from './compile-cache.ts';
-import { nodeLine, Progress, summaryLine } from './report.ts';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { commandLines, logLine, nodeLine, Progress, summaryLine, timingLine } from './report.ts';
 import { describe, inBatches, type RolloutOptions } from './rollout.ts';
 import { inParallel, type Session } from './sessions.ts';
-import { stdoutIsTTY, stdoutStream, writeErr, writeOut } from './output.ts';
+import { clearStatus, colourAllowed, stdoutIsTTY, stdoutStream, writeErr, writeOut } from './output.ts';
+import { ExitCode } from '../lib/errors.ts';
 import { nowMs } from '../lib/clock.ts';
 
 export type { RunReport } from '../engine/run-target.ts';
@@ -27,6 +29,10 @@ export interface ConvergeOptions extends RolloutOptions {
   acceptNewHostKeys?: boolean;
   store?: string;
   storeConfig?: string;
+  /** `-v` (1): commands and providers' log lines; `-vv` (2): their output and per-node timings too. */
+  verbose?: number;
+  /** `--log FILE`: the `-vv` stream, whatever the terminal shows. */
+  log?: string;
 }
 
 /** `keep` receives the run's report at the end (to store it). */
@@ -35,9 +41,32 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
   const started = new Date();
   const multi = sessions.length > 1;
   const tty = !options.json && stdoutIsTTY();
+  clearStatus();
+  let logFd: number | undefined;
+  if (options.log) {
+    try {
+      logFd = openSync(options.log, 'w');
+    } catch (err) {
+      writeErr(`cairn: --log ${options.log}: ${(err as Error).message}\n`);
+      return ExitCode.invalidInput;
+    }
+  }
   const progress = tty ? new Progress(stdoutStream()) : undefined;
   const out = progress ? undefined : new LineBuffer();
   const print = (text: string) => (progress ? progress.print(text) : out!.write(`${text}\n`));
+  const colour = tty && colourAllowed();
+  const level = options.verbose ?? 0;
+  const toLog = (text: string) => {
+    if (logFd !== undefined) writeSync(logFd, `${text}\n`);
+  };
+  // With --json, standard output is the report alone: the commands go to standard error.
+  const verbose = (text: string, min: number) => {
+    if (level >= min) {
+      if (options.json) writeErr(`${text}\n`);
+      else print(text);
+    }
+  };
+  const watching = level > 0 || logFd !== undefined;
 
   let reports: TargetReport[];
   try {
@@ -58,16 +87,34 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
           ...(session.facts ? { facts: session.facts } : {}),
           lockWaitMs: (options.lockWait ?? 0) * 1000,
           onNotice: (line) => writeErr(`${line}\n`),
+          ...(progress ? { onStart: (ref: string) => progress.running(name, ref) } : {}),
+          ...(watching ? {
+            onCommand: (c) => {
+              verbose(commandLines(name, c, multi, level), 1);
+              toLog(commandLines(name, c, multi, 2));
+            },
+            onLog: (ref, message) => {
+              verbose(logLine(name, ref, message, multi), 1);
+              toLog(logLine(name, ref, message, multi));
+            },
+          } satisfies Partial<RunTargetOptions> : {}),
           onResult: (r) => {
-            if (options.json) return;
+            toLog(nodeLine(name, r, multi));
+            toLog(timingLine(name, r, multi));
+            if (options.json) {
+              verbose(timingLine(name, r, multi), 2);
+              return;
+            }
             progress?.node(name, r);
-            if (progress && r.status === 'unchanged') return;
-            print(nodeLine(name, r, multi));
+            if (!progress || r.status !== 'unchanged') print(nodeLine(name, r, multi, colour));
+            verbose(timingLine(name, r, multi), 2);
           },
         });
       }
       progress?.finish(name);
-      if (!options.json) print(summaryLine(report, (nowMs() - t0) / 1000, mode === 'plan'));
+      const summary = summaryLine(report, (nowMs() - t0) / 1000, mode === 'plan');
+      toLog(summary);
+      if (!options.json) print(summary);
       return report;
     })));
     if (stopped && !options.json) {
@@ -76,6 +123,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
     }
   } finally {
     out?.flush();
+    if (logFd !== undefined) closeSync(logFd);
   }
 
   const report: RunReport = { version: 1, mode, started: started.toISOString(), finished: new Date().toISOString(), targets: reports };

@@ -7,7 +7,7 @@ import type { AdHocOptions } from './run.ts';
 import type { ShowOptions } from './show.ts';
 import { checkRollout, maxFailAmount, serialAmount } from './rollout.ts';
 import { storeNamed } from './store-named.ts';
-import { writeErr, writeOut } from './output.ts';
+import { showStatus, writeErr, writeOut } from './output.ts';
 
 const sources = new Map<string, string>();
 
@@ -68,7 +68,9 @@ export function program(): Command {
       .option('--forks <n>', 'targets in parallel', forks, 10)
       .option('--serial <n|n%>', 'roll out in batches of N targets, or N% of them (rounded up)', serialAmount)
       .option('--max-fail <n|n%>', "with --serial: stop when a batch's failed and unreachable targets exceed N, or N% of the batch", maxFailAmount)
-      .option('--lock-wait <seconds>', "wait up to this long for another run's lock on a target (default: fail at once)", seconds, 0);
+      .option('--lock-wait <seconds>', "wait up to this long for another run's lock on a target (default: fail at once)", seconds, 0)
+      .option('-v, --verbose', 'print the commands run on targets and how they ended; -vv: their output and per-node timings too', (_: string, n: number) => n + 1, 0)
+      .option('--log <file>', 'write what -vv prints to this file, whatever the terminal shows');
     if (mode === 'plan') c.option('--detailed-exitcode', 'exit 0 when in sync, 4 when changes are pending');
     c.option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)');
     if (mode === 'apply') {
@@ -81,6 +83,7 @@ export function program(): Command {
       const { openSessions, closeSessions } = await import('./sessions.ts');
       const compiler = new SiteCompiler(options, sources);
       const selected = await compiler.select(options.target ?? []);
+      if (!options.json) showStatus(`connecting to ${selected.length} target${selected.length === 1 ? '' : 's'}…`);
       // Load the engine while connections are being made: compiling its code fills time that
       // would otherwise be spent waiting on the network.
       const engineModule = import('./converge.ts');
@@ -94,6 +97,7 @@ export function program(): Command {
       });
       try {
         // Everything is compiled before any target is touched: invalid input changes nothing.
+        if (!options.json) showStatus('compiling…');
         const compiled = await compiler.compile(sessions.filter((s) => s.exec).map((s) => ({ name: s.name, facts: s.facts ?? {} })));
         const { converge } = await engineModule;
         let storeCode: number | undefined;

@@ -66,7 +66,35 @@ export function stdoutIsTTY(): boolean {
   return !isDirect() && stdoutStream().isTTY === true;
 }
 
+/**
+ * Colour on a terminal unless NO_COLOR is set to anything but the empty string (no-color.org).
+ */
+export function colourAllowed(): boolean {
+  const no = process.env.NO_COLOR;
+  return (no === undefined || no === '') && stdoutIsTTY();
+}
+
+let statusShown = false;
+
+/**
+ * A transient line on a terminal's standard error while nothing else is printed yet (connecting,
+ * compiling take seconds); the next output replaces it. Nothing when output is not a terminal.
+ */
+export function showStatus(text: string): void {
+  if (sink || process.stderr.isTTY !== true || !stdoutIsTTY()) return;
+  streamsUsed = true;
+  process.stderr.write(`\r\x1b[K${text}`);
+  statusShown = true;
+}
+
+export function clearStatus(): void {
+  if (!statusShown) return;
+  statusShown = false;
+  process.stderr.write('\r\x1b[K');
+}
+
 export function writeOut(text: string): void {
+  clearStatus();
   if (sink) {
     sink.out(text);
     return;
@@ -91,6 +119,7 @@ export function writeOut(text: string): void {
 
 /** Standard error (diagnostics): always Node's stream, which is synchronous for files and terminals. */
 export function writeErr(text: string): void {
+  clearStatus();
   if (sink) {
     sink.err(text);
     return;

@@ -1,15 +1,22 @@
 /** Human output of plan/apply: a line per node as it finishes, progress on a terminal, a summary. */
-import type { NodeResult, TargetReport } from '../engine/engine.ts';
+import type { CommandEvent, NodeResult, TargetReport } from '../engine/engine.ts';
+import { nowMs } from '../lib/clock.ts';
 
 const LABEL: Record<NodeResult['status'], string> = {
   unchanged: 'unchanged', changed: 'changed', failed: 'FAILED', skipped: 'skipped', 'would-change': 'would change', unknown: 'unknown',
 };
 
-export function nodeLine(target: string, r: NodeResult, multiTarget: boolean): string {
+const COLOUR: Partial<Record<NodeResult['status'], string>> = {
+  changed: '\x1b[33m', 'would-change': '\x1b[33m', failed: '\x1b[31m', unchanged: '\x1b[2m',
+};
+
+export function nodeLine(target: string, r: NodeResult, multiTarget: boolean, colour = false): string {
   const action = r.action !== 'none' ? ` (${r.action}${r.changes?.length ? `: ${r.changes.join(', ')}` : ''})` : '';
   const reason = r.reason ? ` — ${r.reason}` : '';
   const prefix = multiTarget ? `${target}: ` : '';
-  const lines = [`${prefix}${LABEL[r.status].padEnd(12)} ${r.ref}${action}${reason}`];
+  const label = LABEL[r.status].padEnd(12);
+  const paint = colour ? COLOUR[r.status] : undefined;
+  const lines = [`${prefix}${paint ? `${paint}${label}\x1b[0m` : label} ${r.ref}${action}${reason}`];
   if (r.error) lines.push(...r.error.split('\n').map((l) => `${prefix}${' '.repeat(13)}${l}`));
   if (r.diff) lines.push(r.diff.trimEnd());
   return lines.join('\n');
@@ -25,18 +32,64 @@ export function summaryLine(report: TargetReport, seconds: number, planning: boo
   return `${report.name}: ${changed}, ${c.unchanged} unchanged, ${c.failed} failed, ${c.skipped} skipped in ${seconds.toFixed(2)} s${trips}`;
 }
 
+/** A word of argv as a shell would need it typed. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * `-v`: a command run on the target and how it ended; `-vv` (level 2): how long it took and its
+ * output, a line each, under it.
+ */
+export function commandLines(target: string, c: CommandEvent, multiTarget: boolean, level: number): string {
+  const prefix = multiTarget ? `${target}: ` : '';
+  const end = c.error !== undefined ? `failed: ${c.error}` : c.timedOut ? `timed out (exit ${c.code})` : `exit ${c.code}`;
+  const lines = [`${prefix}$ ${c.argv.map(shellWord).join(' ')} → ${end}${level >= 2 ? ` in ${c.ms.toFixed(1)} ms` : ''}`];
+  if (level >= 2) {
+    for (const [stream, text] of [['out', c.stdout], ['err', c.stderr]] as const) {
+      if (text === '') continue;
+      lines.push(...text.replace(/\n$/, '').split('\n').map((l) => `${prefix}  ${stream}| ${l}`));
+    }
+  }
+  return lines.join('\n');
+}
+
+/** `-v`: a provider's log line (ProviderContext.log). */
+export function logLine(target: string, ref: string, message: string, multiTarget: boolean): string {
+  return `${multiTarget ? `${target}: ` : ''}${ref}: ${message}`;
+}
+
+/** `-vv`: how long a node's turn took. */
+export function timingLine(target: string, r: NodeResult, multiTarget: boolean): string {
+  return `${multiTarget ? `${target}: ` : ''}${`${r.ms.toFixed(1)} ms`.padStart(12)} ${r.ref}`;
+}
+
 /**
  * On a terminal: a block of lines at the bottom, one per target being converged, rewritten in
  * place with live counts; node lines and summaries scroll above it.
  */
 export class Progress {
-  private readonly counts = new Map<string, { done: number; total: number; changed: number; failed: number }>();
+  private readonly counts = new Map<string, { done: number; total: number; changed: number; failed: number; node?: string; since: number }>();
   private drawn = 0;
-  constructor(private readonly out: NodeJS.WriteStream) {}
+  private lastDraw = 0;
+  /** Redraws the block while targets run, so the running node's time moves on a long node. */
+  private ticker: NodeJS.Timeout | undefined;
+  constructor(private readonly out: NodeJS.WriteStream, private readonly now: () => number = nowMs) {}
 
   start(target: string, total: number): void {
-    this.counts.set(target, { done: 0, total, changed: 0, failed: 0 });
+    this.counts.set(target, { done: 0, total, changed: 0, failed: 0, since: this.now() });
+    this.ticker ??= setInterval(() => this.redraw(), 500).unref();
     this.redraw();
+  }
+
+  /** A node's turn begins: the target's line names it and how long it has been running. */
+  running(target: string, ref: string): void {
+    const c = this.counts.get(target);
+    if (!c) return;
+    c.node = ref;
+    c.since = this.now();
+    // Fast nodes come by the thousand: the ticker shows them often enough.
+    if (this.now() - this.lastDraw >= 100) this.redraw();
   }
 
   node(target: string, r: NodeResult): void {
@@ -59,6 +112,10 @@ export class Progress {
   finish(target: string): void {
     this.erase();
     this.counts.delete(target);
+    if (this.counts.size === 0 && this.ticker) {
+      clearInterval(this.ticker);
+      this.ticker = undefined;
+    }
     this.draw();
   }
 
@@ -68,10 +125,16 @@ export class Progress {
   }
 
   private draw(): void {
+    const now = this.now();
     for (const [target, c] of this.counts) {
-      this.out.write(`${target}: ${c.done}/${c.total} nodes, ${c.changed} changed, ${c.failed} failed\n`);
+      const node = c.node ? ` — ${c.node} (${((now - c.since) / 1000).toFixed(1)} s)` : '';
+      const line = `${target}: ${c.done}/${c.total} nodes, ${c.changed} changed, ${c.failed} failed${node}`;
+      // A line the terminal wraps would take two rows, and erasing counts one per target.
+      const width = this.out.columns;
+      this.out.write(`${width && line.length >= width ? `${line.slice(0, width - 2)}…` : line}\n`);
     }
     this.drawn = this.counts.size;
+    this.lastDraw = now;
   }
 
   private redraw(): void {

@@ -8,6 +8,7 @@ import { canonicalJson } from '../lib/canonical-json.ts';
 import { nowMs } from '../lib/clock.ts';
 import { sha256Hex } from '../lib/digest.ts';
 import type { StateRun } from '../catalog/staterun.ts';
+import { observeExecutor } from '../executors/observe.ts';
 import { isTargetFailure, type Executor, type ExecutorCapability, type PrefetchEntry } from '../executors/types.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
 import { selectProvider } from '../resources/providers.ts';
@@ -61,10 +62,36 @@ export interface EngineOptions {
   onLog?: (ref: string, message: string) => void;
   /** A provider's progress on a long operation (ProviderContext.progress). */
   onProgress?: (ref: string, update: ProgressUpdate) => void;
+  /** A node's turn begins (its result follows through onResult). */
+  onStart?: (ref: string) => void;
+  /** Each command run on the target as it finishes (onLog's lines too: sensitive values masked). */
+  onCommand?: (command: CommandEvent) => void;
   /** Cancels the run: providers see it as ctx.signal, and no node starts after it fired. */
   signal?: AbortSignal;
   /** Where pending notifications and input hashes are kept; default: the target's state_dir. */
   stateStorage?: StateStorage;
+}
+
+/** A command run on the target (`-v`), with every sensitive value in it shown as `(sensitive)`. */
+export interface CommandEvent {
+  argv: string[];
+  /** Absent when the command did not finish: `error` says why. */
+  code?: number;
+  timedOut?: boolean;
+  error?: string;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/**
+ * Replaces every value of `values` in a text by `(sensitive)`, longest first so that a value
+ * containing another is not half shown.
+ */
+export function sensitiveMask(values: Iterable<string>): (text: string) => string {
+  const list = [...new Set(values)].filter((v) => v !== '').sort((a, b) => b.length - a.length);
+  if (list.length === 0) return (text) => text;
+  return (text) => list.reduce((t, v) => t.split(v).join('(sensitive)'), text);
 }
 
 /** What an executor that does not say offers (ssh, and executors in tests). */
@@ -188,7 +215,22 @@ export class Engine {
   private readonly startOrder = new StartOrder<NodeResult>();
   private overlapFailure?: { error: unknown };
 
-  constructor(private readonly run: StateRun, private readonly graph: Graph, private readonly exec: Executor, private readonly options: EngineOptions) {
+  private readonly exec: Executor;
+  /** Hides sensitive values from commands and log lines (DESIGN §5.13). */
+  private readonly mask: (text: string) => string;
+
+  constructor(private readonly run: StateRun, private readonly graph: Graph, exec: Executor, private readonly options: EngineOptions) {
+    this.mask = options.onCommand || options.onLog ? sensitiveMask(this.sensitiveValues()) : (text) => text;
+    const onCommand = options.onCommand;
+    this.exec = !onCommand ? exec : observeExecutor(exec, (c) => onCommand({
+      argv: c.argv.map(this.mask),
+      ...(c.result ? { code: c.result.code } : {}),
+      ...(c.result?.timedOut ? { timedOut: true } : {}),
+      ...(c.error !== undefined ? { error: this.mask(c.error instanceof Error ? c.error.message : String(c.error)) } : {}),
+      stdout: this.mask(c.result?.stdout ?? ''),
+      stderr: this.mask(c.result?.stderr ?? ''),
+      ms: c.ms,
+    }));
     this.byId = new Map(graph.nodes.map((n) => [n.id, n]));
     for (const e of graph.edges) {
       this.incoming.set(e.to, [...(this.incoming.get(e.to) ?? []), e]);
@@ -198,6 +240,22 @@ export class Engine {
     this.facts = options.facts ?? run.facts;
     this.os = run.os ?? {};
     this.signal = options.signal ?? new AbortController().signal;
+  }
+
+  /**
+   * The values of every node's sensitive attributes, not only the running node's: a command
+   * cannot always be told apart by node (nodes overlap), and hiding more is the safe way.
+   */
+  private sensitiveValues(): string[] {
+    const values: string[] = [];
+    for (const node of this.graph.nodes) {
+      for (const attr of this.typeOf(node.type)?.sensitive ?? []) {
+        const v = node.attributes[attr];
+        if (typeof v === 'string' || typeof v === 'number') values.push(String(v));
+        else if (v !== undefined && v !== null && typeof v !== 'boolean') values.push(JSON.stringify(v));
+      }
+    }
+    return values;
   }
 
   private get planning(): boolean {
@@ -450,7 +508,7 @@ export class Engine {
     };
     return {
       exec: this.exec, facts: this.facts, os: this.os, engine: services, signal: this.signal,
-      log: (message) => this.options.onLog?.(node.ref, message),
+      log: (message) => this.options.onLog?.(node.ref, this.mask(message)),
       progress: (update) => this.options.onProgress?.(node.ref, update),
       batch: <T>(key: string, load: () => Promise<T>): Promise<T> => {
         let pending = this.batches.get(key) as Promise<T> | undefined;
@@ -547,6 +605,7 @@ export class Engine {
   private async runNode(node: GraphNode, overlay?: Record<string, unknown>, why?: 'notified' | 'transition', applying?: () => void): Promise<NodeResult> {
     const start = nowMs();
     const turn = this.turns++;
+    this.options.onStart?.(node.ref);
     if (this.stopped) return this.finish(node, start, { status: 'skipped', action: 'none', reason: `fail-fast: stopped after ${this.stopped} failed` });
     if (this.signal.aborted) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'run cancelled' });
 

@@ -26,6 +26,9 @@ export interface RunTargetOptions {
   /** Providers' log lines and progress (ProviderContext.log, .progress). */
   onLog?: EngineOptions['onLog'];
   onProgress?: EngineOptions['onProgress'];
+  /** A node's turn begins; each command run on the target, sensitive values masked (`-v`). */
+  onStart?: EngineOptions['onStart'];
+  onCommand?: EngineOptions['onCommand'];
   /**
    * A run the target ends part way (the target lost, its state storage refusing a write):
    * 'report' (the default) makes it an unreachable report carrying the nodes run so far, so the
@@ -64,6 +67,8 @@ export async function runTarget(compiled: Compiled, exec: Executor, options: Run
     ...(options.onResult ? { onResult: options.onResult } : {}),
     ...(options.onLog ? { onLog: options.onLog } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.onStart ? { onStart: options.onStart } : {}),
+    ...(options.onCommand ? { onCommand: options.onCommand } : {}),
   });
   let report: TargetReport;
   try {
