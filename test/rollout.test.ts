@@ -4,6 +4,7 @@
  * order. Target t2 fails, always: its exec is `test t2 != t2`.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -103,9 +104,12 @@ test('a failure in the last batch leaves nothing to skip', async () => {
 
 test('an unreachable target counts as a failure of its batch, and the exit code says unreachable (3)', async () => {
   const root = tempDir('cairn-root-');
+  // A real key (a missing one is a site error, exit 2), for a port nothing listens on.
+  const key = join(tempDir('cairn-key-'), 'id');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
   const site = makeSite({
     'cairn.yaml': 'targets:\n' +
-      '  a1: { executor: ssh, host: 127.0.0.1, port: 1, user: root, identity_file: /nonexistent, run: [s] }\n' +
+      `  a1: { executor: ssh, host: 127.0.0.1, port: 1, user: root, identity_file: ${key}, run: [s] }\n` +
       `  a2: { executor: local, state_dir: ${join(tempDir('cairn-state-'), 'state')}, run: [s] }\n`,
     'states/s.yaml': `s:\n  - file: ${root}/done\n    content: "done\\n"\n`,
   });
