@@ -30,6 +30,8 @@ export interface StateSpec {
   lazy?: boolean;
   defer?: boolean;
   include?: string[];
+  /** Every part of the state, and of the states it includes, carries these (`--tags`). */
+  tags?: string[];
   parts: (it: Scope) => Part[];
   pos?: SourcePos;
 }

@@ -95,6 +95,32 @@ export function osTable(c: Catalog, facts: Record<string, unknown>): Record<stri
   return mergeAll([...builtinOsTables(), ...c.os].flatMap((doc) => selectors.map((s) => asRecord(asRecord(doc.doc)[s]))));
 }
 
+/**
+ * A state's tags reach the parts of the states it includes, as an Ansible role's tags reach its
+ * tasks: tagging a meta state selects everything it brings in. An included state is invoked
+ * once however many states include it, so it carries the tags of all of them. Parts then carry
+ * their own tags and their invocation's, and the engine needs nothing but the graph to filter.
+ */
+function inheritTags(c: Catalog, invocations: StateInvocation[]): void {
+  const tags = invocations.map((inv) => new Set(c.states.get(inv.state)?.tags ?? []));
+  const byState = new Map<string, number[]>();
+  for (const inv of invocations) byState.set(inv.state, [...(byState.get(inv.state) ?? []), inv.index]);
+  // An includer is invoked after what it includes: walking backwards carries tags down chains.
+  for (let i = invocations.length - 1; i >= 0; i--) {
+    const inv = invocations[i]!;
+    for (const name of inv.includes) {
+      for (const j of byState.get(name) ?? []) {
+        if (j < i) for (const t of tags[i]!) tags[j]!.add(t);
+      }
+    }
+  }
+  invocations.forEach((inv, i) => {
+    if (tags[i]!.size === 0) return;
+    inv.tags = [...tags[i]!].sort();
+    for (const part of inv.parts) part.meta.tags = [...new Set([...part.meta.tags, ...inv.tags])].sort();
+  });
+}
+
 export function compile(c: Catalog, target: Target, options: CompileOptions = {}): StateRun {
   const d = new Diagnostics();
   const facts = options.facts ?? {};
@@ -243,6 +269,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     }
   }
 
+  inheritTags(c, invocations);
   d.throwIfAny();
   return { version: 1, target: targetInfo, vars, facts, os, invocations };
 }
