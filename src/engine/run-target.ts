@@ -34,6 +34,8 @@ export interface RunTargetOptions {
    * and always goes through: the command stops with its stack (exit 70).
    */
   errors?: 'report' | 'throw';
+  /** `--tags` / `--skip-tags` (DESIGN §4a). */
+  tags?: EngineOptions['tags'];
   /** How long to wait for another run's lock on the target (`--lock-wait`), in ms; default 0. */
   lockWaitMs?: number;
   /** Lines about the run lock: a wait begun, a lock taken over from a run that is gone. */
@@ -64,6 +66,7 @@ export async function runTarget(compiled: Compiled, exec: Executor, options: Run
     ...(options.onResult ? { onResult: options.onResult } : {}),
     ...(options.onLog ? { onLog: options.onLog } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.tags ? { tags: options.tags } : {}),
   });
   let report: TargetReport;
   try {
