@@ -6,6 +6,7 @@ import { nodeLine, Progress, summaryLine } from './report.ts';
 import { inParallel, type Session } from './sessions.ts';
 import { stdoutIsTTY, stdoutStream, writeErr, writeOut } from './output.ts';
 import { nowMs } from '../lib/clock.ts';
+import { tagFilter } from './tags.ts';
 
 export type { RunReport } from '../engine/run-target.ts';
 
@@ -26,11 +27,15 @@ export interface ConvergeOptions {
   acceptNewHostKeys?: boolean;
   store?: string;
   storeConfig?: string;
+  tags?: string[];
+  skipTags?: string[];
 }
 
 /** `keep` receives the run's report at the end (to store it). */
 export async function converge(mode: 'plan' | 'apply', sessions: Session[], compiled: Map<string, Compiled>, options: ConvergeOptions,
   keep?: (report: RunReport) => Promise<void>): Promise<number> {
+  // Checked before any target is touched: a misspelt tag changes nothing.
+  const tags = tagFilter(options, compiled.values());
   const started = new Date();
   const multi = sessions.length > 1;
   const tty = !options.json && stdoutIsTTY();
@@ -53,6 +58,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
           mode,
           failFast: options.failFast ?? false,
           diff: options.diff ?? false,
+          ...(tags ? { tags } : {}),
           ...(session.facts ? { facts: session.facts } : {}),
           lockWaitMs: (options.lockWait ?? 0) * 1000,
           onNotice: (line) => writeErr(`${line}\n`),

@@ -5,6 +5,7 @@ import { CAIRN_VERSION } from '../lib/version.ts';
 import type { ConvergeOptions, RunReport } from './converge.ts';
 import type { ShowOptions } from './show.ts';
 import { storeNamed } from './store-named.ts';
+import { tagList } from './tags.ts';
 import { writeErr, writeOut } from './output.ts';
 
 const sources = new Map<string, string>();
@@ -40,6 +41,8 @@ export function program(): Command {
     .option('--var <k=v>', 'set a variable (YAML scalar, or @file.yaml); repeatable', collect)
     .option('--facts <file>', "use these facts instead of gathering them: one target's (YAML/JSON), or `cairn facts --json`'s")
     .option('--json', 'print JSON')
+    .option('--tags <a,b>', 'mark the nodes a run with these tags would leave out', tagList)
+    .option('--skip-tags <a,b>', 'mark the nodes carrying these tags as left out', tagList)
     .action(async (options: ShowOptions) => {
       const { show } = await import('./show.ts');
       process.exitCode = await show(options, sources, await localFactsOnce());
@@ -55,6 +58,8 @@ export function program(): Command {
       .option('--diff', 'show unified diffs of file content')
       .option('--json', 'print one JSON report')
       .option('--fail-fast', 'stop a target at its first failure')
+      .option('--tags <a,b>', 'run only the nodes carrying one of these tags, and what they require', tagList)
+      .option('--skip-tags <a,b>', 'leave out the nodes carrying one of these tags', tagList)
       .option('--checksum', 'read every managed file, even one whose stat (inode, size, mtime, ctime) is as a past run verified it')
       .option('--forks <n>', 'targets in parallel', '10')
       .option('--lock-wait <seconds>', "wait up to this long for another run's lock on a target (default: fail at once)", seconds, 0);
