@@ -87,7 +87,10 @@ export function program(): Command {
       });
       try {
         // Everything is compiled before any target is touched: invalid input changes nothing.
-        const compiled = await compiler.compile(sessions.filter((s) => s.exec).map((s) => ({ name: s.name, facts: s.facts ?? {} })));
+        const known = storeNamed(options)
+          ? await (await import('./store-commands.ts')).knownFacts(options, (await compiler.allTargetNames()).filter((n) => !selected.some((t) => t.name === n)))
+          : {};
+        const compiled = await compiler.compile(sessions.filter((s) => s.exec).map((s) => ({ name: s.name, facts: s.facts ?? {} })), known);
         const { converge } = await engineModule;
         let storeCode: number | undefined;
         const keep = mode === 'apply' && storeNamed(options)

@@ -17,6 +17,19 @@ export interface TemplateScope {
   facts: Record<string, unknown>;
   os: Record<string, unknown>;
   target: Record<string, unknown>;
+  /** Every target of the site (DESIGN §4a); `facts` only when known. */
+  targets: SiteTarget[];
+  /** Group name → the names of its targets. */
+  groups: Record<string, string[]>;
+}
+
+/** What a template sees of each target of the site. */
+export interface SiteTarget {
+  name: string;
+  vars: Record<string, unknown>;
+  groups: string[];
+  roles: string[];
+  facts?: Record<string, unknown>;
 }
 
 export interface ParamDecl {
