@@ -22,6 +22,11 @@ export interface Scope {
   os: Record<string, any>;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   target: Record<string, any>;
+  /** Every target of the site; `facts` only when known (this run's targets, or a store's last record). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  targets: { name: string; vars: Record<string, any>; groups: string[]; roles: string[]; facts?: Record<string, any> }[];
+  /** Group name → the names of its targets. */
+  groups: Record<string, string[]>;
 }
 
 export interface StateSpec {
@@ -30,6 +35,8 @@ export interface StateSpec {
   lazy?: boolean;
   defer?: boolean;
   include?: string[];
+  /** Every part of the state, and of the states it includes, carries these (`--tags`). */
+  tags?: string[];
   parts: (it: Scope) => Part[];
   pos?: SourcePos;
 }

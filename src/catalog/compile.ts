@@ -11,7 +11,7 @@ import { sha256Hex } from '../lib/digest.ts';
 import { Diagnostics, inputError, type SourcePos } from '../lib/errors.ts';
 import { keyPosOf, posOf } from '../lib/positions.ts';
 import type { ResolveContext } from '../resources/type.ts';
-import type { StateDef, TemplateScope } from '../site/states.ts';
+import type { SiteTarget, StateDef, TemplateScope } from '../site/states.ts';
 import { compileTemplate, type CompiledTemplate } from '../site/template.ts';
 import { builtinOsTables } from './builtin-os.ts';
 import { groupsOf, type Catalog, type RunEntry, type Target } from './catalog.ts';
@@ -30,6 +30,13 @@ export interface CompileOptions {
    * opened them): a caller that keeps compiled runs must not keep one that used any.
    */
   secrets?: Set<string>;
+  /**
+   * The facts known of the site's targets (`it.targets[].facts`): gathered by the caller, so
+   * compiling stays a function of its inputs. A target missing here has no facts in templates.
+   */
+  targetFacts?: Record<string, Record<string, unknown>>;
+  /** Called when a template first reads `it.targets` or `it.groups`: the compile then depends on targetFacts. */
+  onSiteTargetsRead?: () => void;
 }
 
 /** Roles in order: those of the target's groups (in group order), then the target's own. */
@@ -101,6 +108,61 @@ export function osTable(c: Catalog, facts: Record<string, unknown>): Record<stri
   return mergeAll([...builtinOsTables(), ...c.os].flatMap((doc) => selectors.map((s) => asRecord(asRecord(doc.doc)[s]))));
 }
 
+/**
+ * A state's tags reach the parts of the states it includes, as an Ansible role's tags reach its
+ * tasks: tagging a meta state selects everything it brings in. An included state is invoked
+ * once however many states include it, so it carries the tags of all of them. Parts then carry
+ * their own tags and their invocation's, and the engine needs nothing but the graph to filter.
+ */
+function inheritTags(c: Catalog, invocations: StateInvocation[]): void {
+  const tags = invocations.map((inv) => new Set(c.states.get(inv.state)?.tags ?? []));
+  const byState = new Map<string, number[]>();
+  for (const inv of invocations) byState.set(inv.state, [...(byState.get(inv.state) ?? []), inv.index]);
+  // An includer is invoked after what it includes: walking backwards carries tags down chains.
+  for (let i = invocations.length - 1; i >= 0; i--) {
+    const inv = invocations[i]!;
+    for (const name of inv.includes) {
+      for (const j of byState.get(name) ?? []) {
+        if (j < i) for (const t of tags[i]!) tags[j]!.add(t);
+      }
+    }
+  }
+  invocations.forEach((inv, i) => {
+    if (tags[i]!.size === 0) return;
+    inv.tags = [...tags[i]!].sort();
+    for (const part of inv.parts) part.meta.tags = [...new Set([...part.meta.tags, ...inv.tags])].sort();
+  });
+}
+
+/**
+ * `it.targets` and `it.groups`, made on first use only: most states never read them, and every
+ * target's vars cost a merge each. They live on the scopes' prototype, so a scope copied with
+ * other vars keeps them and copying one reads neither.
+ */
+function siteTargetsScope(c: Catalog, options: CompileOptions, self: { name: string; facts: Record<string, unknown> }): object {
+  let targets: SiteTarget[] | undefined;
+  let groups: Record<string, string[]> | undefined;
+  const read = () => {
+    if (targets) return;
+    options.onSiteTargetsRead?.();
+    targets = [...c.targets.values()].map((t) => {
+      const facts = t.name === self.name ? self.facts : options.targetFacts?.[t.name];
+      return {
+        name: t.name,
+        vars: targetVars(c, t, options.cliVars),
+        groups: groupsOf(c, t).map((g) => g.name),
+        roles: rolesOf(c, t).map((r) => r.name),
+        ...(facts ? { facts } : {}),
+      };
+    });
+    groups = Object.fromEntries([...c.groups.keys()].map((g) => [g, targets!.filter((t) => t.groups.includes(g)).map((t) => t.name)]));
+  };
+  return Object.create(Object.prototype, {
+    targets: { get: () => (read(), targets), enumerable: false },
+    groups: { get: () => (read(), groups), enumerable: false },
+  }) as object;
+}
+
 export function compile(c: Catalog, target: Target, options: CompileOptions = {}): StateRun {
   const d = new Diagnostics();
   const facts = options.facts ?? {};
@@ -114,11 +176,13 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     state_dir: target.settings.state_dir ?? DEFAULT_STATE_DIR,
   };
   const scopes = new Map<string, TemplateScope>();
+  const siteTargets = siteTargetsScope(c, options, { name: target.name, facts });
+  const scopeWith = (fields: Omit<TemplateScope, 'targets' | 'groups'>) => Object.assign(Object.create(siteTargets) as TemplateScope, fields);
   const scopeFor = (params: Record<string, unknown>): TemplateScope => {
     const key = canonicalJson(params);
     let it = scopes.get(key);
     if (!it) {
-      it = { vars, params, facts, os, target: targetInfo };
+      it = scopeWith({ vars, params, facts, os, target: targetInfo });
       scopes.set(key, it);
     }
     return it;
@@ -161,7 +225,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
           t = compileTemplate(text, file);
           templates.set(abs, t);
         }
-        return t.render(partVars ? { ...it, vars: mergeAll([it.vars, partVars]) } : it).text;
+        return t.render(partVars ? scopeWith({ ...it, vars: mergeAll([it.vars, partVars]) }) : it).text;
       },
       readSource(path) {
         const data = read(locate(path, 'source'), path);
@@ -255,6 +319,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     }
   }
 
+  inheritTags(c, invocations);
   d.throwIfAny();
   // The run keeps the vars as declared: a secret in it prints as '(sensitive)' (its toJSON).
   return { version: 1, target: targetInfo, vars: declaredVars, facts, os, invocations };

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { nearest } from '../lib/did-you-mean.ts';
 import type { Diagnostics, SourcePos } from '../lib/errors.ts';
 import { keyPosOf, posOf, setPos } from '../lib/positions.ts';
+import { TAG_NAME } from '../lib/tag-name.ts';
 import { resourceType, resourceTypes } from '../resources/index.ts';
 import { identityOf, ResolveError, type ResolveContext } from '../resources/type.ts';
 import { validate } from '../site/validate.ts';
@@ -23,7 +24,7 @@ export const metaSchema = z.strictObject({
   provider: z.string().optional().describe('force a provider'),
   allow_reload: z.boolean().optional().describe('allow changes that need a restart (default true)'),
   allow_rebuild: z.boolean().optional().describe('allow changes that destroy and recreate'),
-  tags: z.array(z.string()).optional(),
+  tags: z.array(z.string().regex(TAG_NAME, "a tag is letters, digits, '_', '-' and '.'")).optional().describe('run with --tags naming one of these; skip with --skip-tags'),
 });
 export const META_NAMES = Object.keys(metaSchema.shape);
 const TYPE_NAMES = resourceTypes.map((t) => t.name);

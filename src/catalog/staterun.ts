@@ -56,6 +56,8 @@ export interface StateInvocation {
   pos?: SourcePos;
   /** States this invocation's state includes (a meta state); their invocations precede it. */
   includes: string[];
+  /** Its state's tags and those of the states that include it (transitively); its parts' meta.tags hold them too. */
+  tags?: string[];
   parts: PartInvocation[];
 }
 

@@ -9,6 +9,7 @@ import { inParallel, type Session } from './sessions.ts';
 import { clearStatus, colourAllowed, stdoutIsTTY, stdoutStream, writeErr, writeOut } from './output.ts';
 import { ExitCode } from '../lib/errors.ts';
 import { nowMs } from '../lib/clock.ts';
+import { tagFilter } from './tags.ts';
 
 export type { RunReport } from '../engine/run-target.ts';
 
@@ -33,11 +34,15 @@ export interface ConvergeOptions extends RolloutOptions {
   verbose?: number;
   /** `--log FILE`: the `-vv` stream, whatever the terminal shows. */
   log?: string;
+  tags?: string[];
+  skipTags?: string[];
 }
 
 /** `keep` receives the run's report at the end (to store it). */
 export async function converge(mode: 'plan' | 'apply', sessions: Session[], compiled: Map<string, Compiled>, options: ConvergeOptions,
   keep?: (report: RunReport) => Promise<void>): Promise<number> {
+  // Checked before any target is touched: a misspelt tag changes nothing.
+  const tags = tagFilter(options, compiled.values());
   const started = new Date();
   const multi = sessions.length > 1;
   const tty = !options.json && stdoutIsTTY();
@@ -84,6 +89,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
           mode,
           failFast: options.failFast ?? false,
           diff: options.diff ?? false,
+          ...(tags ? { tags } : {}),
           ...(session.facts ? { facts: session.facts } : {}),
           lockWaitMs: (options.lockWait ?? 0) * 1000,
           onNotice: (line) => writeErr(`${line}\n`),

@@ -7,6 +7,7 @@ import type { AdHocOptions } from './run.ts';
 import type { ShowOptions } from './show.ts';
 import { checkRollout, maxFailAmount, serialAmount } from './rollout.ts';
 import { storeNamed } from './store-named.ts';
+import { tagList } from './tags.ts';
 import { showStatus, writeErr, writeOut } from './output.ts';
 
 const sources = new Map<string, string>();
@@ -49,6 +50,8 @@ export function program(): Command {
     .option('--var <k=v>', 'set a variable (YAML scalar, or @file.yaml); repeatable', collect)
     .option('--facts <file>', "use these facts instead of gathering them: one target's (YAML/JSON), or `cairn facts --json`'s")
     .option('--json', 'print JSON')
+    .option('--tags <a,b>', 'mark the nodes a run with these tags would leave out', tagList)
+    .option('--skip-tags <a,b>', 'mark the nodes carrying these tags as left out', tagList)
     .action(async (options: ShowOptions) => {
       const { show } = await import('./show.ts');
       process.exitCode = await show(options, sources, await localFactsOnce());
@@ -64,6 +67,8 @@ export function program(): Command {
       .option('--diff', 'show unified diffs of file content')
       .option('--json', 'print one JSON report')
       .option('--fail-fast', 'stop a target at its first failure')
+      .option('--tags <a,b>', 'run only the nodes carrying one of these tags, and what they require', tagList)
+      .option('--skip-tags <a,b>', 'leave out the nodes carrying one of these tags', tagList)
       .option('--checksum', 'read every managed file, even one whose stat (inode, size, mtime, ctime) is as a past run verified it')
       .option('--forks <n>', 'targets in parallel', forks, 10)
       .option('--serial <n|n%>', 'roll out in batches of N targets, or N% of them (rounded up)', serialAmount)
@@ -97,8 +102,11 @@ export function program(): Command {
       });
       try {
         // Everything is compiled before any target is touched: invalid input changes nothing.
+        const known = storeNamed(options)
+          ? await (await import('./store-commands.ts')).knownFacts(options, (await compiler.allTargetNames()).filter((n) => !selected.some((t) => t.name === n)))
+          : {};
         if (!options.json) showStatus('compiling…');
-        const compiled = await compiler.compile(sessions.filter((s) => s.exec).map((s) => ({ name: s.name, facts: s.facts ?? {} })));
+        const compiled = await compiler.compile(sessions.filter((s) => s.exec).map((s) => ({ name: s.name, facts: s.facts ?? {} })), known);
         const { converge } = await engineModule;
         let storeCode: number | undefined;
         const keep = mode === 'apply' && storeNamed(options)

@@ -30,6 +30,7 @@ export function stateFileSchema() {
       lazy: z.boolean().optional().describe('a handler: runs only when notified'),
       defer: z.boolean().optional().describe('a lazy state that runs once at the end of the run'),
       include: z.array(z.string()).optional().describe('a meta state: invokes these states'),
+      tags: z.array(z.string()).optional().describe('every part of this state, and of the states it includes, carries these'),
     }),
   ]);
   return z.record(z.string(), state).describe('A Cairn state file: state names mapped to states.');

@@ -1,7 +1,9 @@
 /** `cairn show`: the compiled StateRun and its graph, for people (or as JSON). */
 import type { StateRun } from '../catalog/staterun.ts';
 import type { Graph, GraphNode } from '../graph/build.ts';
+import { tagFiltered } from '../graph/tags.ts';
 import { formatPos } from '../lib/errors.ts';
+import { tagFilter } from './tags.ts';
 import { writeErr, writeOut } from './output.ts';
 
 export interface ShowOptions {
@@ -10,6 +12,8 @@ export interface ShowOptions {
   var?: string[];
   facts?: string;
   json?: boolean;
+  tags?: string[];
+  skipTags?: string[];
 }
 
 /**
@@ -36,11 +40,18 @@ export async function show(options: ShowOptions, sources: Map<string, string>, l
   }
   if (assumed.length) writeErr(`cairn: no facts for ${assumed.join(', ')}: compiled as ${description}; give real ones with --facts FILE (cairn facts --json > FILE)\n`);
   const results = await compiler.compile(inputs);
+  const filter = tagFilter(options, results);
+  // The nodes a run with these tags leaves out are marked, not hidden: what a tagged node
+  // pulls in (its requisites) is easier to see beside what it does not.
+  const leftOut = (graph: Graph) => (filter ? tagFiltered(graph, filter) : undefined);
   if (options.json) {
-    const payload = results.map(({ run, graph }) => ({ run, graph }));
+    const payload = results.map(({ run, graph }) => {
+      const out = leftOut(graph);
+      return { run, graph, ...(out ? { left_out_by_tags: graph.order.filter((id) => out.has(id)) } : {}) };
+    });
     writeOut(`${JSON.stringify(payload.length === 1 ? payload[0] : payload, hideSensitive, 2)}\n`);
   } else {
-    writeOut(results.map(({ run, graph }) => formatShow(run, graph)).join('\n'));
+    writeOut(results.map(({ run, graph }) => formatShow(run, graph, leftOut(graph))).join('\n'));
   }
   return 0;
 }
@@ -66,7 +77,8 @@ function target(run: StateRun): string {
   return `target ${t.name} (${t.executor}${where}), state in ${t.state_dir}`;
 }
 
-export function formatShow(run: StateRun, graph: Graph): string {
+/** `leftOut`: the nodes a tag filter leaves out, marked as such. */
+export function formatShow(run: StateRun, graph: Graph, leftOut?: Set<string>): string {
   const out: string[] = [target(run)];
   const varNames = Object.keys(run.vars);
   out.push(`vars: ${varNames.length ? varNames.join(', ') : '(none)'}`, '');
@@ -100,13 +112,15 @@ export function formatShow(run: StateRun, graph: Graph): string {
   const describe = (n: GraphNode, i: number, w: number) => {
     const inv = run.invocations[n.invocation]!;
     const stage = n.stage ? ` [stage ${n.stage.index} of ${n.stage.of}]` : '';
-    const flags = [n.meta.noop ? 'noop' : '', n.defer ? 'deferred to the end of the run' : ''].filter(Boolean).join(', ');
+    const flags = [leftOut?.has(n.id) ? 'left out by tags' : '', n.meta.noop ? 'noop' : '', n.defer ? 'deferred to the end of the run' : '',
+      n.meta.tags.length ? `tags ${n.meta.tags.join(', ')}` : ''].filter(Boolean).join(', ');
     const lines = [`  ${String(i + 1).padStart(w)}. ${n.ref}${stage}${flags ? ` (${flags})` : ''}   ${inv.state}#${n.invocation}  ${formatPos(n.pos)}`];
     const rel = [...(incoming.get(n.id) ?? []), ...(outgoing.get(n.id) ?? [])];
     if (rel.length) lines.push(`  ${' '.repeat(w)}    ${rel.join('; ')}`);
     return lines;
   };
-  out.push('', `run order (${graph.order.length} node${graph.order.length === 1 ? '' : 's'})`);
+  const skipped = leftOut ? `, ${graph.order.filter((id) => leftOut.has(id)).length} left out by tags` : '';
+  out.push('', `run order (${graph.order.length} node${graph.order.length === 1 ? '' : 's'}${skipped})`);
   const w = String(Math.max(graph.order.length, graph.handlers.length)).length;
   graph.order.forEach((id, i) => out.push(...describe(byId.get(id)!, i, w)));
   if (graph.handlers.length) {

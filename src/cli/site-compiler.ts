@@ -77,13 +77,18 @@ export class SiteCompiler {
     return { facts, description: describeAssumed(facts) };
   }
 
-  /** Compiles each target with its facts; all errors of all targets are thrown together. */
-  async compile(targets: { name: string; facts: Record<string, unknown> }[]): Promise<Compiled[]> {
+  /**
+   * Compiles each target with its facts; all errors of all targets are thrown together. `known`:
+   * facts of other targets of the site (a store's last records), which templates see in
+   * `it.targets`; the targets compiled here are seen with the facts they are compiled with.
+   */
+  async compile(targets: { name: string; facts: Record<string, unknown> }[], known: Record<string, Record<string, unknown>> = {}): Promise<Compiled[]> {
     const errors = new Diagnostics();
     const results: Compiled[] = [];
+    const targetFacts = { ...known, ...Object.fromEntries(targets.map((t) => [t.name, t.facts])) };
     for (const { name, facts } of targets) {
       try {
-        results.push(await this.cache.get('compiled', { name, facts: CompileCache.factsKey(this.options.facts, facts) }, () => this.compileOne(name, facts), COMPILED_CODEC, (c) => !this.withSecrets.has(c)));
+        results.push(await this.compileCached(name, facts, targetFacts));
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
         errors.addAll(err.diagnostics);
@@ -96,21 +101,41 @@ export class SiteCompiler {
     return results;
   }
 
-  private async compileOne(name: string, facts: Record<string, unknown>): Promise<Compiled> {
+  /**
+   * A run depends on other targets' facts only when a template reads `it.targets`, and whether
+   * one does depends only on the inputs read before (the site, the vars, its own facts): a small
+   * entry keyed by those says so, and only then are the others' facts in the run's key. A
+   * changed backend so recompiles its load balancer, and nothing that never looked.
+   */
+  private async compileCached(name: string, facts: Record<string, unknown>, targetFacts: Record<string, Record<string, unknown>>): Promise<Compiled> {
+    const own = { name, facts: CompileCache.factsKey(this.options.facts, facts) };
+    let fresh: { compiled: Compiled; readsTargets: boolean } | undefined;
+    const compileNow = async () => (fresh = await this.compileOne(name, facts, targetFacts));
+    const readsTargets = await this.cache.get('reads-targets', own, async () => (await compileNow()).readsTargets);
+    const others = Object.fromEntries(Object.entries(targetFacts).filter(([n]) => n !== name));
+    const key = readsTargets ? { ...own, others } : own;
+    // A run that used a secret is never written to the cache: its plaintext would be on disk.
+    return this.cache.get('compiled', key, async () => (fresh ?? (await compileNow())).compiled, COMPILED_CODEC, (c) => !this.withSecrets.has(c));
+  }
+
+  private async compileOne(name: string, facts: Record<string, unknown>, targetFacts: Record<string, Record<string, unknown>>): Promise<{ compiled: Compiled; readsTargets: boolean }> {
     const { compile } = await import('../catalog/compile.ts');
     const { buildGraph } = await import('../graph/build.ts');
     const { catalog, cliVars } = await this.load();
     const target = catalog.targets.get(name)!;
     const d = new Diagnostics();
     const secrets = new Set<string>();
-    const run = d.collect(() => compile(catalog, target, { facts, cliVars, afterState: releaseGarbage, secrets }));
+    let readsTargets = false;
+    const run = d.collect(() => compile(catalog, target, {
+      facts, cliVars, afterState: releaseGarbage, secrets, targetFacts, onSiteTargetsRead: () => (readsTargets = true),
+    }));
     releaseGarbage();
     const graph = run && d.collect(() => buildGraph(run));
     releaseGarbage();
     d.throwIfAny();
     const compiled = { run: run!, graph: graph! };
     if (secrets.size > 0) this.withSecrets.add(compiled);
-    return compiled;
+    return { compiled, readsTargets };
   }
 }
 

@@ -136,14 +136,7 @@ async function lastKnownFacts(store: Store, compiler: SiteCompiler, names: strin
   const assumed: string[] = [];
   let description = '';
   for (const name of names) {
-    const kv = await store.get(KEYS.agent(name));
-    let facts: Record<string, unknown> | undefined;
-    try {
-      const record = kv && (JSON.parse(kv.value.toString('utf8')) as { facts?: unknown });
-      if (record && record.facts && typeof record.facts === 'object' && !Array.isArray(record.facts)) facts = record.facts as Record<string, unknown>;
-    } catch {
-      // A registration that is not JSON has no facts to offer; the agent rewrites it on start.
-    }
+    let facts = await agentFacts(store, KEYS.agent(name));
     if (!facts) {
       ({ facts, description } = await compiler.assumedFacts(name));
       assumed.push(name);
@@ -152,6 +145,36 @@ async function lastKnownFacts(store: Store, compiler: SiteCompiler, names: strin
   }
   if (assumed.length) writeErr(`cairn: no agent has reported facts for ${assumed.join(', ')}: compiled as ${description}\n`);
   return out;
+}
+
+async function agentFacts(store: Store, key: string): Promise<Record<string, unknown> | undefined> {
+  const kv = await store.get(key);
+  try {
+    const record = kv && (JSON.parse(kv.value.toString('utf8')) as { facts?: unknown });
+    if (record && record.facts && typeof record.facts === 'object' && !Array.isArray(record.facts)) return record.facts as Record<string, unknown>;
+  } catch {
+    // A registration that is not JSON has no facts to offer; the agent rewrites it on start.
+  }
+  return undefined;
+}
+
+/**
+ * For plan and apply: the facts each of `names` last reported through its agent's registration,
+ * for templates' `it.targets` (DESIGN §4a). Without a configured store, or one that cannot be
+ * reached (said on stderr), none are known: a template must do without, not stop the run.
+ */
+export async function knownFacts(flags: StoreFlags, names: string[]): Promise<Record<string, Record<string, unknown>>> {
+  const found = configuredStore(flags);
+  if (!found) return {};
+  const { KEYS } = await import('../store/documents.ts');
+  const out: Record<string, Record<string, unknown>> = {};
+  const r = await withStoreAt(found, async (store) => {
+    for (const name of names) {
+      const facts = await agentFacts(store, KEYS.agent(name));
+      if (facts) out[name] = facts;
+    }
+  }, "other targets' facts were not read: ");
+  return typeof r === 'number' ? {} : out;
 }
 
 /**

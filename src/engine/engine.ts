@@ -11,6 +11,7 @@ import type { StateRun } from '../catalog/staterun.ts';
 import { observeExecutor } from '../executors/observe.ts';
 import { isTargetFailure, type Executor, type ExecutorCapability, type PrefetchEntry } from '../executors/types.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
+import { tagFiltered, type TagFilter } from '../graph/tags.ts';
 import { selectProvider } from '../resources/providers.ts';
 import { ApplyError, SkipNode, type Action, type ApplyOutcome, type Current, type EngineServices, type ProgressUpdate, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
 import { diffNode } from './diff.ts';
@@ -70,6 +71,8 @@ export interface EngineOptions {
   signal?: AbortSignal;
   /** Where pending notifications and input hashes are kept; default: the target's state_dir. */
   stateStorage?: StateStorage;
+  /** `--tags` / `--skip-tags`: the nodes left out are reported `skipped (tags)`. */
+  tags?: TagFilter;
 }
 
 /** A command run on the target (`-v`), with every sensitive value in it shown as `(sensitive)`. */
@@ -214,6 +217,7 @@ export class Engine {
   private readonly inFlight = new InFlight();
   private readonly startOrder = new StartOrder<NodeResult>();
   private overlapFailure?: { error: unknown };
+  private readonly filtered: Set<string>;
 
   private readonly exec: Executor;
   /** Hides sensitive values from commands and log lines (DESIGN §5.13). */
@@ -240,6 +244,7 @@ export class Engine {
     this.facts = options.facts ?? run.facts;
     this.os = run.os ?? {};
     this.signal = options.signal ?? new AbortController().signal;
+    this.filtered = tagFiltered(graph, options.tags);
   }
 
   /**
@@ -465,7 +470,7 @@ export class Engine {
    * `asker` (the node asking, before its own result) is not counted against it.
    */
   private willRun(node: GraphNode, asker: string): boolean {
-    if (node.meta.noop || this.stopped || this.signal.aborted) return false;
+    if (node.meta.noop || this.stopped || this.signal.aborted || this.filtered.has(node.id)) return false;
     const incoming = (this.incoming.get(node.id) ?? []).filter((e) => e.from !== asker);
     const doomed = new Map<string, boolean>();
     // Skipped for a failure: a blocking requisite failed, or will be skipped for one itself.
@@ -608,6 +613,8 @@ export class Engine {
     this.options.onStart?.(node.ref);
     if (this.stopped) return this.finish(node, start, { status: 'skipped', action: 'none', reason: `fail-fast: stopped after ${this.stopped} failed` });
     if (this.signal.aborted) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'run cancelled' });
+    // A notification due to a node left out stays pending for a run that includes it.
+    if (!why && this.filtered.has(node.id)) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'tags' });
 
     const incoming = this.incoming.get(node.id) ?? [];
     if (why !== 'transition') {

@@ -37,6 +37,8 @@ export interface RunTargetOptions {
    * and always goes through: the command stops with its stack (exit 70).
    */
   errors?: 'report' | 'throw';
+  /** `--tags` / `--skip-tags` (DESIGN §4a). */
+  tags?: EngineOptions['tags'];
   /** How long to wait for another run's lock on the target (`--lock-wait`), in ms; default 0. */
   lockWaitMs?: number;
   /** Lines about the run lock: a wait begun, a lock taken over from a run that is gone. */
@@ -69,6 +71,7 @@ export async function runTarget(compiled: Compiled, exec: Executor, options: Run
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.onStart ? { onStart: options.onStart } : {}),
     ...(options.onCommand ? { onCommand: options.onCommand } : {}),
+    ...(options.tags ? { tags: options.tags } : {}),
   });
   let report: TargetReport;
   try {

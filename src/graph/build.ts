@@ -75,8 +75,10 @@ interface Decl {
   state: string;
 }
 
+/** Tags do not make declarations differ: a node declared by two states carries the tags of both. */
+const untagged = ({ tags: _tags, ...meta }: PartInvocation['meta']) => meta;
 const sameDeclaration = (a: PartInvocation, b: PartInvocation) =>
-  canonicalJson(a.attributes) === canonicalJson(b.attributes) && canonicalJson(a.meta) === canonicalJson(b.meta);
+  canonicalJson(a.attributes) === canonicalJson(b.attributes) && canonicalJson(untagged(a.meta)) === canonicalJson(untagged(b.meta));
 
 export function buildGraph(run: StateRun): Graph {
   const d = new Diagnostics();
@@ -123,7 +125,8 @@ export function buildGraph(run: StateRun): Graph {
     const node: GraphNode = {
       id, ref: decl.part.ref, type: decl.part.type, state: decl.state,
       invocation: decl.invocation, part: decl.part.index, lazy: decl.lazy, defer: decl.defer,
-      attributes: decl.part.attributes, meta: decl.part.meta,
+      attributes: decl.part.attributes,
+      meta: declarations.length > 1 ? { ...decl.part.meta, tags: [...new Set(declarations.flatMap((x) => x.part.meta.tags))].sort() } : decl.part.meta,
       ...(stage ? { stage } : {}),
       declarations: declarations.map((x) => ({ invocation: x.invocation, part: x.part.index, ...(x.part.pos ? { pos: x.part.pos } : {}) })),
       ...(decl.part.pos ? { pos: decl.part.pos } : {}),

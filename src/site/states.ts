@@ -6,6 +6,7 @@
 import { didYouMean } from '../lib/did-you-mean.ts';
 import { Diagnostics, inputError, InputError, type SourcePos } from '../lib/errors.ts';
 import { keyPosOf, LineIndex, mapStrings, posOf } from '../lib/positions.ts';
+import { TAG_NAME } from '../lib/tag-name.ts';
 import { compileTemplate, type CompiledTemplate } from './template.ts';
 import { parseYaml } from './yaml.ts';
 
@@ -16,6 +17,19 @@ export interface TemplateScope {
   facts: Record<string, unknown>;
   os: Record<string, unknown>;
   target: Record<string, unknown>;
+  /** Every target of the site (DESIGN §4a); `facts` only when known. */
+  targets: SiteTarget[];
+  /** Group name → the names of its targets. */
+  groups: Record<string, string[]>;
+}
+
+/** What a template sees of each target of the site. */
+export interface SiteTarget {
+  name: string;
+  vars: Record<string, unknown>;
+  groups: string[];
+  roles: string[];
+  facts?: Record<string, unknown>;
 }
 
 export interface ParamDecl {
@@ -35,6 +49,8 @@ export interface StateDef {
   lazy: boolean;
   defer: boolean;
   include: { name: string; pos?: SourcePos }[];
+  /** `tags:` of the state: every part of its invocations carries them, and so do the parts of states it includes. */
+  tags: string[];
   /** The raw part maps for one invocation (positions attached); throws InputError. */
   parts(it: TemplateScope): unknown[];
   /** Declared, but its header is invalid (already reported): known by name, never compiled. */
@@ -43,25 +59,26 @@ export interface StateDef {
 
 function brokenState(name: string, file: string, pos: SourcePos | undefined, component: string | undefined): StateDef {
   return {
-    name, file, component, pos, params: {}, lazy: false, defer: false, include: [], broken: true,
+    name, file, component, pos, params: {}, lazy: false, defer: false, include: [], tags: [], broken: true,
     parts: () => {
       throw new Error(`state '${name}' is invalid and cannot be compiled`);
     },
   };
 }
 
-const STATE_KEYS = ['params', 'parts', 'lazy', 'defer', 'include'];
+const STATE_KEYS = ['params', 'parts', 'lazy', 'defer', 'include', 'tags'];
 
 interface Header {
   params: Record<string, ParamDecl>;
   lazy: boolean;
   defer: boolean;
   include: { name: string; pos?: SourcePos }[];
+  tags: string[];
 }
 
 /** Reads the parts-independent header of a state body: list form, or map form with STATE_KEYS. */
 function readHeader(name: string, body: unknown, parent: unknown, d: Diagnostics): Header | undefined {
-  const header: Header = { params: {}, lazy: false, defer: false, include: [] };
+  const header: Header = { params: {}, lazy: false, defer: false, include: [], tags: [] };
   if (Array.isArray(body) || body === null) return header;
   if (typeof body !== 'object') {
     d.add(`state '${name}' must be a list of parts or a map with ${STATE_KEYS.join('/')}`, posOf(parent, name));
@@ -109,6 +126,16 @@ function readHeader(name: string, body: unknown, parent: unknown, d: Diagnostics
         d.add(`state '${name}': include lists state names`, Array.isArray(include) ? posOf(include, i) : posOf(map, 'include'));
         ok = false;
       } else header.include.push({ name: entry, pos: Array.isArray(include) ? posOf(include, i) : posOf(map, 'include') });
+    });
+  }
+  const tags = map.tags;
+  if (tags !== undefined && tags !== null) {
+    const list = Array.isArray(tags) ? tags : [tags];
+    list.forEach((entry, i) => {
+      if (typeof entry !== 'string' || !TAG_NAME.test(entry)) {
+        d.add(`state '${name}': tags lists tag names (letters, digits, '_', '-', '.')`, Array.isArray(tags) ? posOf(tags, i) : posOf(map, 'tags'));
+        ok = false;
+      } else header.tags.push(entry);
     });
   }
   if (map.parts !== undefined && map.parts !== null && !Array.isArray(map.parts)) {

@@ -85,6 +85,7 @@ export async function typescriptStateFile(absPath: string, root: string, d: Diag
       lazy: value.lazy ?? false,
       defer: value.defer ?? false,
       include: (value.include ?? []).map((n) => ({ name: n, pos })),
+      tags: value.tags ?? [],
       parts(it) {
         let parts: unknown;
         try {
