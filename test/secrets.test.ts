@@ -127,3 +127,20 @@ test("an agent's compile cannot open a secret encrypted to another target: a pos
     return true;
   });
 });
+
+test('-vv and --log never show a secret: commands and output that carry it print (sensitive)', async () => {
+  const { s, t1 } = await secretSite();
+  writeFileInto(join(s.site, 'states/s.yaml'), 's:\n  - exec: echo <%= it.vars.db_password %> > <%= it.vars.root %>/echoed\n');
+  const log = join(tempDir('cairn-log-'), 'run.log');
+  const r = await runCli(['apply', '--site', s.site, '-vv', '--log', log], { env: { CAIRN_SECRET_KEY_FILE: t1.file } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(readFileSync(join(s.root, 'echoed'), 'utf8'), `${PLAIN}\n`, 'the command itself got the plaintext');
+  assert.match(r.stdout, /\(sensitive\)/, 'the command is shown, masked');
+  for (const text of [r.stdout, r.stderr, readFileSync(log, 'utf8')]) assert.ok(!text.includes(PLAIN), text);
+  assert.match(r.stdout, /changed +exec:\(sensitive\) \(run\)/, "the exec's ref is its command: masked too");
+  for (const args of [['show'], ['show', '--json'], ['apply', '--json']]) {
+    const out = await runCli([...args, '--site', s.site], { env: { CAIRN_SECRET_KEY_FILE: t1.file } });
+    assert.equal(out.status, 0, out.stderr);
+    assert.ok(!out.stdout.includes(PLAIN), `${args.join(' ')}: ${out.stdout}`);
+  }
+});

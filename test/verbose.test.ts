@@ -84,7 +84,7 @@ test('verbose: log lines are masked without onCommand too', async () => {
 });
 
 test('verbose: the mask hides a longer value before a shorter one inside it', () => {
-  const mask = sensitiveMask(['ab', 'abcd', '']);
+  const mask = sensitiveMask(['ab', 'abcd', ''])!;
   assert.equal(mask('x abcd y ab z'), 'x (sensitive) y (sensitive) z');
 });
 

@@ -1,6 +1,7 @@
 /** `cairn show`: the compiled StateRun and its graph, for people (or as JSON). */
 import type { StateRun } from '../catalog/staterun.ts';
 import type { Graph, GraphNode } from '../graph/build.ts';
+import { sensitiveMask, sensitiveValues } from '../graph/sensitive.ts';
 import { tagFiltered } from '../graph/tags.ts';
 import { formatPos } from '../lib/errors.ts';
 import { tagFilter } from './tags.ts';
@@ -49,9 +50,17 @@ export async function show(options: ShowOptions, sources: Map<string, string>, l
       const out = leftOut(graph);
       return { run, graph, ...(out ? { left_out_by_tags: graph.order.filter((id) => out.has(id)) } : {}) };
     });
-    writeOut(`${JSON.stringify(payload.length === 1 ? payload[0] : payload, hideSensitive, 2)}\n`);
+    // A value rendered from a secret can also stand in a ref (an exec's command) or an edge:
+    // masked as JSON writes it, escapes and all.
+    const mask = sensitiveMask(results.flatMap(({ graph }) => sensitiveValues(graph)).map((v) => JSON.stringify(v).slice(1, -1)));
+    const text = `${JSON.stringify(payload.length === 1 ? payload[0] : payload, hideSensitive, 2)}\n`;
+    writeOut(mask ? mask(text) : text);
   } else {
-    writeOut(results.map(({ run, graph }) => formatShow(run, graph, leftOut(graph))).join('\n'));
+    writeOut(results.map(({ run, graph }) => {
+      const text = formatShow(run, graph, leftOut(graph));
+      const mask = sensitiveMask(sensitiveValues(graph));
+      return mask ? mask(text) : text;
+    }).join('\n'));
   }
   return 0;
 }

@@ -11,6 +11,7 @@ import type { StateRun } from '../catalog/staterun.ts';
 import { observeExecutor } from '../executors/observe.ts';
 import { isTargetFailure, type Executor, type ExecutorCapability, type PrefetchEntry } from '../executors/types.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
+import { sensitiveMask, sensitiveValues } from '../graph/sensitive.ts';
 import { tagFiltered, type TagFilter } from '../graph/tags.ts';
 import { selectProvider } from '../resources/providers.ts';
 import { ApplyError, SkipNode, type Action, type ApplyOutcome, type Current, type EngineServices, type ProgressUpdate, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
@@ -87,15 +88,7 @@ export interface CommandEvent {
   ms: number;
 }
 
-/**
- * Replaces every value of `values` in a text by `(sensitive)`, longest first so that a value
- * containing another is not half shown.
- */
-export function sensitiveMask(values: Iterable<string>): (text: string) => string {
-  const list = [...new Set(values)].filter((v) => v !== '').sort((a, b) => b.length - a.length);
-  if (list.length === 0) return (text) => text;
-  return (text) => list.reduce((t, v) => t.split(v).join('(sensitive)'), text);
-}
+export { sensitiveMask } from '../graph/sensitive.ts';
 
 /** What an executor that does not say offers (ssh, and executors in tests). */
 const DEFAULT_CAPABILITIES: readonly ExecutorCapability[] = ['running-system'];
@@ -222,9 +215,14 @@ export class Engine {
   private readonly exec: Executor;
   /** Hides sensitive values from commands and log lines (DESIGN §5.13). */
   private readonly mask: (text: string) => string;
+  /** The same for the results reported (a ref, a reason, an error), when there is anything to hide. */
+  private readonly reportMask: ((text: string) => string) | undefined;
 
   constructor(private readonly run: StateRun, private readonly graph: Graph, exec: Executor, private readonly options: EngineOptions) {
-    this.mask = options.onCommand || options.onLog ? sensitiveMask(this.sensitiveValues()) : (text) => text;
+    // Every node's sensitive values, not only the running node's: a command cannot always be
+    // told apart by node (nodes overlap), and hiding more is the safe way.
+    this.reportMask = sensitiveMask(sensitiveValues(graph, (name) => this.typeOf(name)));
+    this.mask = this.reportMask ?? ((text) => text);
     const onCommand = options.onCommand;
     this.exec = !onCommand ? exec : observeExecutor(exec, (c) => onCommand({
       argv: c.argv.map(this.mask),
@@ -245,22 +243,6 @@ export class Engine {
     this.os = run.os ?? {};
     this.signal = options.signal ?? new AbortController().signal;
     this.filtered = tagFiltered(graph, options.tags);
-  }
-
-  /**
-   * The values of every node's sensitive attributes, not only the running node's: a command
-   * cannot always be told apart by node (nodes overlap), and hiding more is the safe way.
-   */
-  private sensitiveValues(): string[] {
-    const values: string[] = [];
-    for (const node of this.graph.nodes) {
-      for (const attr of this.typeOf(node.type)?.sensitive ?? []) {
-        const v = node.attributes[attr];
-        if (typeof v === 'string' || typeof v === 'number') values.push(String(v));
-        else if (v !== undefined && v !== null && typeof v !== 'boolean') values.push(JSON.stringify(v));
-      }
-    }
-    return values;
   }
 
   private get planning(): boolean {
@@ -447,6 +429,13 @@ export class Engine {
       ref: node.ref, id: node.id, state: node.state, invocation: node.invocation,
       ...result, ms: Math.round((nowMs() - start) * 10) / 10,
     };
+    if (this.reportMask) {
+      // An exec's ref is its command: one rendered from a secret must not reach a report either.
+      const mask = this.reportMask;
+      full.ref = mask(full.ref);
+      full.id = mask(full.id);
+      for (const key of ['reason', 'error', 'diff'] as const) if (full[key] !== undefined) full[key] = mask(full[key]);
+    }
     this.latest.set(node.id, full);
     // Overlapped nodes are reported once every node started before them is: output keeps run order.
     for (const due of this.startOrder.release(node.id, full)) {
