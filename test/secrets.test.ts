@@ -144,3 +144,41 @@ test('-vv and --log never show a secret: commands and output that carry it print
     assert.ok(!out.stdout.includes(PLAIN), `${args.join(' ')}: ${out.stdout}`);
   }
 });
+
+test('rekey: every !secret is encrypted again to the recipients secrets.yaml lists now for where it stands; comments and other values kept', async () => {
+  const { s, t1, admin } = await secretSite();
+  const t2 = await keygen('t2');
+  // vars/all.yaml's secret is for every target; a secret in vars/targets/t1.yaml only for t1.
+  const forT1 = await runCli(['secret', 'encrypt', '--site', s.site, '--for', 't1', 'only-for-t1']);
+  writeFileInto(join(s.site, 'vars/targets/t1.yaml'), `# t1's own\nown: ${forT1.stdout}plain: kept\n`);
+  writeFileSync(join(s.site, 'secrets.yaml'), `admins: [${admin.recipient}]\nrecipients:\n  t1: [${t1.recipient}]\n  t2: [${t2.recipient}]\n`);
+  const open = async (file: string, line: number, key: string) => runCli(['secret', 'decrypt', `${join(s.site, file)}:${line}`], { env: { CAIRN_SECRET_KEY_FILE: key } });
+  assert.notEqual((await open('vars/all.yaml', 2, t2.file)).status, 0, 't2 was not a recipient before');
+
+  const r = await runCli(['secret', 'rekey', '--site', s.site], { env: { CAIRN_SECRET_KEY_FILE: admin.file } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'rekeyed 2 secrets\n');
+  const all = await open('vars/all.yaml', 2, t2.file);
+  assert.equal(all.status, 0, all.stderr);
+  assert.equal(all.stdout, `${PLAIN}\n`, 'the secret every target uses is now t2s too');
+  assert.equal((await open('vars/all.yaml', 2, t1.file)).stdout, `${PLAIN}\n`);
+  assert.equal((await open('vars/targets/t1.yaml', 2, t1.file)).stdout, 'only-for-t1\n');
+  assert.notEqual((await open('vars/targets/t1.yaml', 2, t2.file)).status, 0, "t1's own secret stays t1's");
+  const text = readFileSync(join(s.site, 'vars/targets/t1.yaml'), 'utf8');
+  assert.match(text, /^# t1's own\nown: !secret \|\n {2}-----BEGIN AGE ENCRYPTED FILE-----/);
+  assert.match(text, /\nplain: kept\n$/);
+  assert.ok(!text.includes('only-for-t1'));
+
+  const apply = await runCli(['apply', '--site', s.site], { env: { CAIRN_SECRET_KEY_FILE: t1.file } });
+  assert.equal(apply.status, 0, apply.stderr);
+});
+
+test('rekey without an identity that opens a secret changes no file (exit 2)', async () => {
+  const { s } = await secretSite();
+  const stranger = await keygen('stranger');
+  const before = readFileSync(join(s.site, 'vars/all.yaml'), 'utf8');
+  const r = await runCli(['secret', 'rekey', '--site', s.site], { env: { CAIRN_SECRET_KEY_FILE: stranger.file } });
+  assert.equal(r.status, 2, r.stdout);
+  assert.match(r.stderr, /vars\/all\.yaml: a !secret this identity cannot open/);
+  assert.equal(readFileSync(join(s.site, 'vars/all.yaml'), 'utf8'), before);
+});

@@ -186,6 +186,13 @@ export function program(): Command {
       const { encrypt } = await import('./secret.ts');
       process.exitCode = await encrypt(options, value);
     });
+  secret.command('rekey')
+    .description("encrypt every !secret of the site again to the recipients secrets.yaml lists now (with $CAIRN_SECRET_KEY_FILE's identity)")
+    .option('--site <dir>', 'the site folder', '.')
+    .action(async (options: { site: string }) => {
+      const { rekey } = await import('./secret.ts');
+      process.exitCode = await rekey(options);
+    });
   secret.command('decrypt')
     .description('print the plaintext of the `!secret` at FILE:LINE (or on standard input)')
     .argument('[file:line]')

@@ -7,8 +7,8 @@
  *       web: [age1…]           # a group's or target's public keys
  *       db1: age1…
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { decryptText, encryptText, KEY_FILE_VARIABLE, readIdentities, secretsIn } from '../catalog/secrets.ts';
 import { inputError } from '../lib/errors.ts';
 import { LineIndex } from '../lib/positions.ts';
@@ -108,5 +108,96 @@ export async function decrypt(where: string | undefined): Promise<number> {
   } catch (err) {
     throw inputError(`secret decrypt: ${(err as Error).message}`);
   }
+  return 0;
+}
+
+/** Every group's and target's keys and the admins': whom a secret every target may use is for. */
+function everyRecipient(site: string): string[] {
+  const text = readFileSync(join(resolve(site), 'secrets.yaml'), 'utf8');
+  const lines = new LineIndex(text);
+  const doc = parseYaml(text, (offset, length) => ({ file: 'secrets.yaml', ...lines.lineCol(offset), length }), 'secrets.yaml');
+  const map = (doc && typeof doc === 'object' ? doc : {}) as Record<string, unknown>;
+  const recipients = (map.recipients && typeof map.recipients === 'object' ? map.recipients : {}) as Record<string, unknown>;
+  return [...new Set([...Object.entries(recipients).flatMap(([name, keys]) => asKeys(keys, name)), ...asKeys(map.admins, 'admins')])];
+}
+
+/**
+ * Whom a `!secret` is for follows from where it stands, as the targets that can use it do:
+ * `vars/targets/T.yaml` and `targets: {T: {vars}}` → T; `vars/groups/G.yaml` and
+ * `groups: {G: {vars}}` → G; anywhere else (vars/all.yaml, the site's or a role's or a
+ * component's vars) → every target, so every recipient.
+ */
+function scopeOf(file: string, path: readonly (string | number)[]): string | undefined {
+  const stem = /^vars\/(targets|groups)\/([^/]+)\.ya?ml$/.exec(file);
+  if (stem) return stem[2];
+  if ((file === 'cairn.yaml' || file === 'cairn.yml' || file === 'inventory.yaml' || file === 'inventory.yml')
+    && (path[0] === 'targets' || path[0] === 'groups') && typeof path[1] === 'string' && path[2] === 'vars') return path[1];
+  return undefined;
+}
+
+/** The site's YAML files that may hold vars, relative to the site. */
+function varsFiles(root: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+      const rel = dir ? `${dir}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) {
+        if (!entry.name.startsWith('.') && entry.name !== 'node_modules') walk(rel);
+      } else if (/\.ya?ml$/.test(entry.name) && rel !== 'secrets.yaml') out.push(rel);
+    }
+  };
+  walk('');
+  return out.sort();
+}
+
+/**
+ * `cairn secret rekey`: every `!secret` of the site, decrypted with the operator's identity and
+ * encrypted again to the recipients secrets.yaml lists now for where it stands (scopeOf); each
+ * file is rewritten in place (comments and layout kept), atomically. Run after adding a target's
+ * key, or removing one (then change the secrets too: a removed key may have kept a copy).
+ */
+export async function rekey(options: { site: string }): Promise<number> {
+  const { isPair, isScalar, parseDocument, visit } = await import('yaml');
+  const root = resolve(options.site);
+  const everyone = everyRecipient(root);
+  const ids = identities();
+  const secretTag = { tag: '!secret', resolve: (s: string) => s };
+  let count = 0;
+  const rewritten: { abs: string; text: string }[] = [];
+  for (const file of varsFiles(root)) {
+    const abs = join(root, file);
+    const text = readFileSync(abs, 'utf8');
+    if (!text.includes('!secret')) continue;
+    const doc = parseDocument(text, { customTags: [secretTag], keepSourceTokens: false });
+    const found: { node: { value: unknown; type?: string }; recipients: string[] }[] = [];
+    visit(doc, {
+      Scalar(_key, node, ancestors) {
+        if (node.tag !== '!secret') return;
+        const path = ancestors.filter(isPair).map((p) => (isScalar(p.key) ? (p.key.value as string | number) : ''));
+        const scope = scopeOf(file, path);
+        found.push({ node: node as { value: unknown; type?: string }, recipients: scope === undefined ? everyone : recipientsFor(root, scope) });
+      },
+    });
+    for (const { node, recipients } of found) {
+      let plain: string;
+      try {
+        plain = await decryptText(String(node.value), ids);
+      } catch (err) {
+        throw inputError(`secret rekey: ${file}: a !secret this identity cannot open: ${(err as Error).message}`);
+      }
+      node.value = `${(await encryptText(plain, recipients)).trimEnd()}\n`;
+      node.type = 'BLOCK_LITERAL';
+      count++;
+    }
+    rewritten.push({ abs, text: doc.toString() });
+  }
+  // Written only once every secret opened: a file this identity cannot open leaves all as they were.
+  for (const { abs, text } of rewritten) {
+    // Atomic: a temp file beside it, renamed over it; a crash leaves the old file whole.
+    const temp = join(dirname(abs), `.${basename(abs)}.cairn-rekey.${process.pid}`);
+    writeFileSync(temp, text, { mode: statSync(abs).mode & 0o777 });
+    renameSync(temp, abs);
+  }
+  writeOut(`rekeyed ${count} secret${count === 1 ? '' : 's'}\n`);
   return 0;
 }
