@@ -2,13 +2,14 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { buildCatalog } from '../src/catalog/catalog.ts';
 import { compile } from '../src/catalog/compile.ts';
 import { unlockSecrets } from '../src/catalog/secrets.ts';
 import { Diagnostics, InputError } from '../src/lib/errors.ts';
 import { loadSite } from '../src/site/load.ts';
 import { runCli, tempDir } from './helpers/cli.ts';
+import { etcdUnavailable, startEtcdCluster, type EtcdCluster } from './helpers/etcd.ts';
 import { scratchSite } from './helpers/converge.ts';
 
 // The compile cache is on only for a build; these runs get one so that it is exercised.
@@ -181,4 +182,32 @@ test('rekey without an identity that opens a secret changes no file (exit 2)', a
   assert.equal(r.status, 2, r.stdout);
   assert.match(r.stderr, /vars\/all\.yaml: a !secret this identity cannot open/);
   assert.equal(readFileSync(join(s.site, 'vars/all.yaml'), 'utf8'), before);
+});
+
+const etcdWhy = etcdUnavailable();
+if (etcdWhy) process.stderr.write(`\n*** ETCD TESTS SKIPPED: secrets in an etcd store: ${etcdWhy} ***\n\n`);
+
+describe('secrets and an etcd store', { skip: etcdWhy }, () => {
+  let cluster: EtcdCluster;
+  before(async () => {
+    cluster = await startEtcdCluster(1);
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test('push and a kept report leave no plaintext in any etcd key or value (etcdctl get --prefix)', async () => {
+    const { s, t1 } = await secretSite();
+    const env = { CAIRN_SECRET_KEY_FILE: t1.file };
+    const pushed = await runCli(['push', '--site', s.site, '--store', cluster.url], { env });
+    assert.equal(pushed.status, 0, pushed.stderr);
+    const applied = await runCli(['apply', '--site', s.site, '--store', cluster.url], { env });
+    assert.equal(applied.status, 0, applied.stderr);
+    assert.equal(readFileSync(join(s.root, 'conf'), 'utf8'), `password=${PLAIN}\n`);
+    const dump = cluster.etcdctl('get', '--prefix', '/', '--print-value-only=false');
+    assert.equal(dump.code, 0, dump.stderr);
+    assert.match(dump.stdout, /BEGIN AGE ENCRYPTED FILE/, 'the site went up, ciphertext and all');
+    assert.match(dump.stdout, /reports\//, 'and the report');
+    assert.ok(!dump.stdout.includes(PLAIN), 'no plaintext anywhere in the store');
+  });
 });
