@@ -34,7 +34,7 @@ npm ci --no-fund --no-audit
 npm run build
 
 # The bundled example converges a scratch folder (/tmp/cairn-example), never the real /etc.
-rm -rf /tmp/cairn-example
+rm -rf /tmp/cairn-example /tmp/cairn-example-state
 run() { echo; echo "== cairn $*"; node dist/cairn.cjs "$@"; }
 run plan --site examples/site --target web1
 run apply --site examples/site --target web1
