@@ -156,3 +156,18 @@ test('terminal: a status line at once, colour unless NO_COLOR, the running node 
   assert.ok(plain.includes('changed      exec:echo hello world (run)'), plain);
   assert.ok(!['\x1b[33m', '\x1b[31m', '\x1b[2m'].some((c) => plain.includes(c)), plain);
 });
+
+test("verbose: a ref that carries a sensitive value (a node rendered from a secret) is masked in onStart, log lines and results", async () => {
+  const registry: Registry = { type: (n) => (n === 'secret' ? secretType : undefined), provider: () => provider };
+  const run = runOf();
+  const part = run.invocations[0]!.parts[0]!;
+  Object.assign(part, { ref: `secret:${SECRET}`, attributes: { name: SECRET, password: 'plain' }, meta: { ...part.meta, sensitive: ['name'] } });
+  const started: string[] = [];
+  const logs: string[] = [];
+  const results = await new Engine(run, buildGraph(run), new LocalExecutor(), {
+    mode: 'apply', registry, onStart: (ref) => started.push(ref), onLog: (ref) => logs.push(ref),
+  }).execute();
+  assert.deepEqual(started, ['secret:(sensitive)']);
+  assert.deepEqual(logs, ['secret:(sensitive)']);
+  assert.deepEqual(results.map((r) => [r.ref, r.status]), [['secret:(sensitive)', 'changed']]);
+});

@@ -213,9 +213,9 @@ export class Engine {
   private readonly filtered: Set<string>;
 
   private readonly exec: Executor;
-  /** Hides sensitive values from commands and log lines (DESIGN §5.13). */
+  /** Hides sensitive values from commands, log lines, refs and results (DESIGN §5.13). */
   private readonly mask: (text: string) => string;
-  /** The same for the results reported (a ref, a reason, an error), when there is anything to hide. */
+  /** The same mask, undefined when there is nothing to hide (results are then left as they are). */
   private readonly reportMask: ((text: string) => string) | undefined;
 
   constructor(private readonly run: StateRun, private readonly graph: Graph, exec: Executor, private readonly options: EngineOptions) {
@@ -431,10 +431,9 @@ export class Engine {
     };
     if (this.reportMask) {
       // An exec's ref is its command: one rendered from a secret must not reach a report either.
-      const mask = this.reportMask;
-      full.ref = mask(full.ref);
-      full.id = mask(full.id);
-      for (const key of ['reason', 'error', 'diff'] as const) if (full[key] !== undefined) full[key] = mask(full[key]);
+      full.ref = this.mask(full.ref);
+      full.id = this.mask(full.id);
+      for (const key of ['reason', 'error', 'diff'] as const) if (full[key] !== undefined) full[key] = this.mask(full[key]);
     }
     this.latest.set(node.id, full);
     // Overlapped nodes are reported once every node started before them is: output keeps run order.
@@ -502,8 +501,9 @@ export class Engine {
     };
     return {
       exec: this.exec, facts: this.facts, os: this.os, engine: services, signal: this.signal,
-      log: (message) => this.options.onLog?.(node.ref, this.mask(message)),
-      progress: (update) => this.options.onProgress?.(node.ref, update),
+      // A ref can carry a sensitive value too (an exec's ref is its command).
+      log: (message) => this.options.onLog?.(this.mask(node.ref), this.mask(message)),
+      progress: (update) => this.options.onProgress?.(this.mask(node.ref), update),
       batch: <T>(key: string, load: () => Promise<T>): Promise<T> => {
         let pending = this.batches.get(key) as Promise<T> | undefined;
         if (!pending) {
@@ -599,7 +599,7 @@ export class Engine {
   private async runNode(node: GraphNode, overlay?: Record<string, unknown>, why?: 'notified' | 'transition', applying?: () => void): Promise<NodeResult> {
     const start = nowMs();
     const turn = this.turns++;
-    this.options.onStart?.(node.ref);
+    this.options.onStart?.(this.mask(node.ref));
     if (this.stopped) return this.finish(node, start, { status: 'skipped', action: 'none', reason: `fail-fast: stopped after ${this.stopped} failed` });
     if (this.signal.aborted) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'run cancelled' });
     // A notification due to a node left out stays pending for a run that includes it.
