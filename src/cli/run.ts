@@ -3,6 +3,7 @@
  * executors (and `--forks`) as a converge, with its output kept per target.
  */
 import { ExitCode, InputError } from '../lib/errors.ts';
+import { commandLineArgv } from '../lib/shell.ts';
 import { UnreachableError, type Executor, type RunResult } from '../executors/types.ts';
 import { closeSessions, inParallel, openSessions } from './sessions.ts';
 import type { SelectedTarget } from './site-compiler.ts';
@@ -27,18 +28,12 @@ export interface AdHocResult {
 }
 
 /**
- * Words that mean something to a shell: one argument holding any of them (`'df -h | tail -1'`)
- * was written for one, as Ansible's `shell` module would take it.
- */
-const SHELL_SYNTAX = /[\s|&;<>()$`\\"'*?[\]#~=%{}]/;
-
-/**
  * The argv to run: several words are run as they are (no shell, like Ansible's `command`), so
- * `grep 'a|b' f` passes `a|b` through untouched; a single word with shell syntax goes to `sh -c`.
+ * `grep 'a|b' f` passes `a|b` through untouched; a single word is a command line, run as `sh -c`
+ * would run it (lib/shell.ts), so `'df -h | tail -1'` gets its pipe.
  */
 export function adHocArgv(words: string[]): string[] {
-  if (words.length === 1 && SHELL_SYNTAX.test(words[0]!)) return ['/bin/sh', '-c', words[0]!];
-  return words;
+  return words.length === 1 ? commandLineArgv(words[0]!) : words;
 }
 
 /**

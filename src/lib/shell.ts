@@ -63,3 +63,8 @@ export function plainCommandWords(command: string): string[] | undefined {
   if (first.includes('=') || first.startsWith('%') || SHELL_OWN_NAMES.has(first)) return undefined;
   return words;
 }
+
+/** A command line as `sh -c` would run it: plain words (a program and its arguments) without starting sh first. */
+export function commandLineArgv(command: string): string[] {
+  return plainCommandWords(command) ?? ['/bin/sh', '-c', command];
+}

@@ -10,7 +10,7 @@
  * removes that shell's temp files by the tag its holder records.
  */
 import { shellQuote } from '../../lib/shell.ts';
-import { parseHolder } from '../lock-dir.ts';
+import { LOCK_DIR, parseHolder } from '../lock-dir.ts';
 import type { LockAttempt, LockClaim } from '../types.ts';
 
 /**
@@ -76,5 +76,5 @@ export function parseLockReply(section: string, stateDir: string): LockAttempt {
   const alive = /^held (yes|no|unknown)$/.exec(first)?.[1] as 'yes' | 'no' | 'unknown' | undefined;
   if (!alive) throw new Error(`the run lock's reply is not understood: ${section.slice(0, 200)}`);
   const holder = parseHolder(second);
-  return { state: 'held', ...(holder ? { holder } : {}), alive, path: `${stateDir.replace(/\/+$/, '')}/lock.d` };
+  return { state: 'held', ...(holder ? { holder } : {}), alive, path: `${stateDir.replace(/\/+$/, '')}/${LOCK_DIR}` };
 }

@@ -1,17 +1,12 @@
-import { plainCommandWords } from '../../lib/shell.ts';
+import { commandLineArgv } from '../../lib/shell.ts';
 import { outputTail } from '../commands.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { execType } from './type.ts';
 
 type ExecAttributes = Desired<typeof execType>;
 
-/** A command line as sh would run it; plain words (a program and its arguments) without starting sh first. */
-function shellArgv(command: string): string[] {
-  return plainCommandWords(command) ?? ['/bin/sh', '-c', command];
-}
-
 function argvOf(desired: ExecAttributes): string[] {
-  return desired.argv ?? shellArgv(desired.command);
+  return desired.argv ?? commandLineArgv(desired.command);
 }
 
 function options(desired: ExecAttributes) {
@@ -35,7 +30,7 @@ async function runCommand(ctx: ProviderContext, desired: ExecAttributes): Promis
 /** Why a guard says the command is not needed now, or undefined when it must run. */
 async function notNeeded(ctx: ProviderContext, desired: ExecAttributes): Promise<string | undefined> {
   if (typeof desired.creates === 'string' && (await ctx.exec.stat(desired.creates))) return `creates: ${desired.creates} exists`;
-  const guard = (cmd: string) => ctx.exec.run(shellArgv(cmd), options(desired));
+  const guard = (cmd: string) => ctx.exec.run(commandLineArgv(cmd), options(desired));
   if (typeof desired.unless === 'string' && (await guard(desired.unless)).code === 0) return 'unless: exited 0';
   if (typeof desired.onlyif === 'string') {
     const { code } = await guard(desired.onlyif);
