@@ -19,7 +19,7 @@
 set -eu
 LAB=${CAIRN_LAB_DIR:-/var/tmp/cairn-lab}
 SUITE=bookworm
-INCLUDE=systemd,systemd-sysv,dbus,openssh-server,sudo,cron,procps
+INCLUDE=systemd,systemd-sysv,dbus,openssh-server,sudo,cron,procps,git,curl,ca-certificates,xz-utils,bzip2,unzip
 # Change a version when its recipe changes: the cache key changes with it.
 ROOT_KEY=$(printf 'root-v1 %s minbase %s' "$SUITE" "$INCLUDE" | sha256sum | cut -c1-12)
 ROOT=$LAB/root-$ROOT_KEY
