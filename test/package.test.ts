@@ -84,6 +84,7 @@ test('contract: apt reads every package of the run with one dpkg-query and one a
   const exec = new ScriptedExecutor([
     { when: `${DPKG} bash coreutils hello nosuch openssh-server`, code: 1, stdout: captured('apt/dpkg-query.stdout'), stderr: captured('apt/dpkg-query.stderr') },
     { when: 'apt-cache policy bash coreutils', stdout: captured('apt/apt-cache-policy.stdout') },
+    { when: 'apt-mark showhold', stdout: '' },
   ]);
   const results = await runScripted(site(parts), FACTS.debian!, exec, 'plan');
   assert.deepEqual(summary(results), [
@@ -93,7 +94,7 @@ test('contract: apt reads every package of the run with one dpkg-query and one a
     'would-change package:hello (create)',
     'unchanged package:nosuch',
   ]);
-  assert.deepEqual(exec.lines, [`${DPKG} bash coreutils hello nosuch openssh-server`, 'apt-cache policy bash coreutils']);
+  assert.deepEqual(exec.lines, [`${DPKG} bash coreutils hello nosuch openssh-server`, 'apt-mark showhold', 'apt-cache policy bash coreutils']);
 });
 
 test('contract: apt install, upgrade, version and removal argv', async () => {
@@ -101,6 +102,10 @@ test('contract: apt install, upgrade, version and removal argv', async () => {
     { when: DPKG, code: 1, stdout: captured('apt/dpkg-query.stdout'), stderr: captured('apt/dpkg-query.stderr') },
     { when: 'apt-cache policy bash', stdout: captured('apt/apt-cache-policy.stdout') },
     { when: APT_GET },
+    // bash is held (by an admin): ensure latest, with no pin, releases it before the upgrade.
+    { when: 'apt-mark showhold', stdout: 'bash\n' , times: 1 },
+    { when: 'apt-mark showhold', stdout: '' },
+    { when: 'apt-mark ' },
   ]);
   const results = await runScripted(site(
     '    - package: bash\n      ensure: latest\n' +
@@ -110,22 +115,26 @@ test('contract: apt install, upgrade, version and removal argv', async () => {
     '    - package: nosuch\n      ensure: absent\n' +
     '    - package: coreutils-to-remove\n      ensure: absent\n'), FACTS.debian!, exec, 'apply');
   // coreutils-to-remove is not installed (dpkg-query lists no such name): nothing to do.
+  // openssh-server is at its pinned version but not held: only the hold changes.
   assert.deepEqual(summary(results), [
-    'changed package:bash (update)', 'changed package:coreutils (update)', 'unchanged package:openssh-server',
+    'changed package:bash (update)', 'changed package:coreutils (update)', 'changed package:openssh-server (update)',
     'changed package:hello (create)', 'unchanged package:nosuch', 'unchanged package:coreutils-to-remove',
   ]);
-  assert.deepEqual(exec.lines.filter((l) => l.startsWith('apt-get')), [
-    `${APT_GET} install bash`,
-    `${APT_GET} --allow-downgrades install coreutils=9.1-2`,
-    `${APT_GET} --allow-downgrades install hello=2.10-3`,
+  assert.deepEqual(results.find((r) => r.ref === 'package:openssh-server')?.changes, ['hold']);
+  assert.deepEqual(exec.lines.filter((l) => /^apt-(get|mark) (?!showhold)/.test(l)), [
+    'apt-mark unhold bash', `${APT_GET} install bash`,
+    `${APT_GET} --allow-downgrades install coreutils=9.1-2`, 'apt-mark hold coreutils',
+    'apt-mark hold openssh-server',
+    `${APT_GET} --allow-downgrades install hello=2.10-3`, 'apt-mark hold hello',
   ]);
 
   const remove = new ScriptedExecutor([
     { when: `${DPKG} bash`, stdout: 'bash\tinstall ok installed\t5.2.15-2+b8\n' },
     { when: `${APT_GET} remove bash` },
+    { when: 'apt-mark showhold', stdout: 'bash\n' }, { when: 'apt-mark unhold bash' },
   ]);
   assert.deepEqual(summary(await runScripted(site('    - package: bash\n      ensure: absent\n'), FACTS.debian!, remove)), ['changed package:bash (destroy)']);
-  assert.deepEqual(remove.lines, [`${DPKG} bash`, `${APT_GET} remove bash`]);
+  assert.deepEqual(remove.lines, [`${DPKG} bash`, 'apt-mark showhold', 'apt-mark unhold bash', `${APT_GET} remove bash`], 'a held package is released, then removed');
 });
 
 test('contract: an unknown package fails with apt\'s own error after one apt-get update; an unrelated node still converges', async () => {
@@ -203,6 +212,7 @@ test('contract: dnf on Rocky: one rpm -q and one repoquery for the run; install,
   const exec = new ScriptedExecutor([
     { when: `${RPM} bash nosuch openssh-server perl-interpreter tree`, code: 2, stdout: captured('dnf/rpm-q.stdout') + 'package tree is not installed\n' },
     { when: `${REPOQUERY} bash openssh-server`, stdout: captured('dnf/repoquery-upgrades.stdout') },
+    { when: 'dnf -q versionlock list', stdout: captured('dnf/versionlock-list.stdout') },
     { when: 'dnf ' },
   ]);
   const results = await runScripted(site(
@@ -216,12 +226,20 @@ test('contract: dnf on Rocky: one rpm -q and one repoquery for the run; install,
     'changed package:tree (create)', 'unchanged package:nosuch',
   ]);
   // (after each change the engine forgets batched readings: the next package node reads again)
-  assert.deepEqual(exec.lines.slice(0, 2), [`${RPM} bash nosuch openssh-server perl-interpreter tree`, `${REPOQUERY} bash openssh-server`]);
-  assert.deepEqual(exec.lines.filter((l) => /^dnf (install|upgrade|remove)/.test(l)), ['dnf upgrade -y openssh-server', 'dnf install -y tree-1.8.0']);
+  assert.deepEqual(exec.lines.slice(0, 3), [`${RPM} bash nosuch openssh-server perl-interpreter tree`, 'dnf -q versionlock list', `${REPOQUERY} bash openssh-server`]);
+  // openssh-server was locked (by an admin) and has no pin: released to upgrade it, and left released;
+  // perl-interpreter is pinned and already locked: in sync; tree is locked once installed.
+  assert.deepEqual(exec.lines.filter((l) => /^dnf (install|upgrade|remove|versionlock)/.test(l)), [
+    'dnf versionlock delete openssh-server', 'dnf upgrade -y openssh-server', 'dnf install -y tree-1.8.0', 'dnf versionlock add tree',
+  ]);
 
-  const remove = new ScriptedExecutor([{ when: `${RPM} bash`, stdout: 'bash\t(none)\t5.1.8\t9.el9\tx86_64\n' }, { when: 'dnf remove -y bash' }]);
+  // Without the versionlock plugin nothing is locked: removal needs no release.
+  const remove = new ScriptedExecutor([
+    { when: `${RPM} bash`, stdout: 'bash\t(none)\t5.1.8\t9.el9\tx86_64\n' }, { when: 'dnf remove -y bash' },
+    { when: 'dnf -q versionlock list', code: 2, stderr: 'No such command: versionlock. Please use /usr/bin/dnf --help\n' },
+  ]);
   assert.deepEqual(summary(await runScripted(site('    - package: bash\n      ensure: absent\n'), FACTS.rocky!, remove)), ['changed package:bash (destroy)']);
-  assert.deepEqual(remove.lines, [`${RPM} bash`, 'dnf remove -y bash']);
+  assert.deepEqual(remove.lines, [`${RPM} bash`, 'dnf -q versionlock list', 'dnf remove -y bash']);
 });
 
 test('contract: dnf: an unknown package fails with dnf\'s own error', async () => {
@@ -240,18 +258,22 @@ test('contract: yum on CentOS 7 (the OS tables say so): check-update for latest,
     { when: `${RPM} openssh-server selinux-policy-targeted`, stdout: 'openssh-server\t(none)\t7.4p1\t23.el7_9\tx86_64\nselinux-policy-targeted\t(none)\t3.13.1\t268.el7_9.2\tnoarch\n' },
     { when: 'yum -q check-update openssh-server', code: 100, stdout: captured('dnf/yum-check-update.stdout') },
     { when: 'yum upgrade -y openssh-server' },
+    { when: 'yum -q versionlock list', stdout: '0:selinux-policy-targeted-3.13.1-268.el7_9.2.*\nversionlock list done\n' },
   ]);
   const results = await runScripted(site(
     '    - package: ssh-server\n      ensure: latest\n' +
     '    - package: selinux-policy-targeted\n      version: "3.13.1-268.el7_9.2"\n'), centos7, exec);
   assert.deepEqual(summary(results), ['changed package:ssh-server (update)', 'unchanged package:selinux-policy-targeted']);
   // After a change the engine forgets batched readings, so the next package node reads again.
-  assert.deepEqual(exec.lines.slice(1), ['yum -q check-update openssh-server', 'yum upgrade -y openssh-server', `${RPM} openssh-server selinux-policy-targeted`]);
+  assert.deepEqual(exec.lines.slice(1), [
+    'yum -q versionlock list', 'yum -q check-update openssh-server', 'yum upgrade -y openssh-server', `${RPM} openssh-server selinux-policy-targeted`, 'yum -q versionlock list',
+  ]);
 
   // yum install does not downgrade: a version it did not reach is a failure, not a change.
   const down = new ScriptedExecutor([
     { when: RPM, stdout: 'tree\t(none)\t1.6.0\t10.el7\tx86_64\n' },
     { when: 'yum install -y tree-1.5.0', stdout: 'Package matching tree-1.5.0-1.el7.x86_64 already installed. Checking for update.\nNothing to do\n' },
+    { when: 'yum -q versionlock list', stdout: '' },
   ]);
   const failed = await runScripted(site('    - package: tree\n      version: "1.5.0"\n'), centos7, down);
   assert.equal(failed[0]!.status, 'failed');
@@ -288,6 +310,8 @@ test('contract: apk latest, version, removal; an unknown package fails with apk\
     { when: 'apk update --no-progress' },
     { when: 'apk add ' }, { when: 'apk del ' },
   ]);
+  // apk's hold is the world file: busybox is pinned there already, musl is not.
+  exec.files.set('/etc/apk/world', { data: Buffer.from('busybox=1.36.1-r29\nopenssh-server\nscanelf\nzlib\n'), mode: 0o644, uid: 0, gid: 0 });
   const results = await runScripted(site(
     '    - package: openssh-server\n      ensure: latest\n' +
     '    - package: zlib\n      ensure: latest\n' +
@@ -323,7 +347,7 @@ test('contract: pacman on Arch: one pacman -Q, one -Qu; install, upgrade, remova
   const results = await runScripted(site(
     '    - package: ssh-server\n      ensure: latest\n' +
     '    - package: pacman\n      ensure: absent\n' +
-    '    - package: tree\n      version: "2.1.3-1"\n' +
+    '    - package: tree\n      version: "2.1.3-1"\n      hold: false\n' +
     '    - package: nosuch\n'), FACTS.arch!, exec);
   assert.deepEqual(summary(results), ['changed package:ssh-server (update)', 'changed package:pacman (destroy)', 'changed package:tree (create)', 'failed package:nosuch (create)']);
   assert.equal(errorOf(results, 'package:nosuch'), 'pacman -S nosuch exited with 1:\nerror: target not found: nosuch');
@@ -331,6 +355,14 @@ test('contract: pacman on Arch: one pacman -Q, one -Qu; install, upgrade, remova
   assert.deepEqual(exec.lines.filter((l) => /^pacman -[SR]/.test(l)), [
     'pacman -S --noconfirm --needed openssh', 'pacman -R --noconfirm pacman', 'pacman -S --noconfirm --needed tree=2.1.3-1', 'pacman -S --noconfirm --needed nosuch',
   ]);
+});
+
+test('contract: pacman has no hold command: a pin that would hold fails the node and says what to do, installing nothing', async () => {
+  const exec = new ScriptedExecutor([{ when: 'pacman -Q tree', code: 1, stderr: "error: package 'tree' was not found\n" }]);
+  const results = await runScripted(site('    - package: tree\n      version: "2.1.3-1"\n'), FACTS.arch!, exec);
+  assert.deepEqual(summary(results), ['failed package:tree (create)']);
+  assert.match(errorOf(results, 'package:tree'), /^pacman has no command to hold a package: list it in IgnorePkg .* and write hold: false$/);
+  assert.deepEqual(exec.lines, ['pacman -Q tree']);
 });
 
 // ---- pkg (FreeBSD) -----------------------------------------------------------------------------
@@ -344,6 +376,8 @@ test('contract: pkg on FreeBSD: one pkg query, one pkg version; install, upgrade
   const exec = new ScriptedExecutor([
     { when: 'pkg query %n %v apache24 curl nosuch sudo', code: 1, stdout: captured('pkg/query.stdout') },
     { when: 'pkg version -vRL=', stdout: captured('pkg/version-vRL.stdout') },
+    // `%k %n`: 1 when locked. sudo is locked (by an admin) and its node has no pin: unlocked.
+    { when: 'pkg query -a %k %n', stdout: '0 curl\n1 sudo\n' },
     { when: 'pkg install -y nosuch', code: 1, stdout: captured('pkg/install-unknown.stdout'), stderr: captured('pkg/install-unknown.stderr') },
     { when: 'pkg ' },
   ]);
@@ -354,13 +388,13 @@ test('contract: pkg on FreeBSD: one pkg query, one pkg version; install, upgrade
     '    - package: nosuch\n' +
     '    - package: ssh-server\n'), FACTS.freebsd!, exec);
   assert.deepEqual(summary(results), [
-    'changed package:curl (update)', 'unchanged package:sudo', 'changed package:apache (create)', 'failed package:nosuch (create)', 'unchanged package:ssh-server',
+    'changed package:curl (update)', 'changed package:sudo (update)', 'changed package:apache (create)', 'failed package:nosuch (create)', 'unchanged package:ssh-server',
   ]);
   assert.equal(errorOf(results, 'package:nosuch'), "pkg install nosuch exited with 1:\npkg: No packages available to install matching 'nosuch' have been found in the repositories");
-  assert.deepEqual(exec.lines.slice(0, 2), ['pkg query %n %v apache24 curl nosuch sudo', 'pkg version -vRL=']);
-  assert.deepEqual(exec.lines.filter((l) => /^pkg (install|upgrade|delete)/.test(l)), ['pkg upgrade -y curl', 'pkg install -y apache24', 'pkg install -y nosuch']);
+  assert.deepEqual(exec.lines.slice(0, 3), ['pkg query %n %v apache24 curl nosuch sudo', 'pkg query -a %k %n', 'pkg version -vRL=']);
+  assert.deepEqual(exec.lines.filter((l) => /^pkg (install|upgrade|delete|lock|unlock)/.test(l)), ['pkg upgrade -y curl', 'pkg unlock -y sudo', 'pkg install -y apache24', 'pkg install -y nosuch']);
 
-  const remove = new ScriptedExecutor([{ when: 'pkg query %n %v curl', stdout: 'curl 8.10.1\n' }, { when: 'pkg delete -y curl' }]);
+  const remove = new ScriptedExecutor([{ when: 'pkg query %n %v curl', stdout: 'curl 8.10.1\n' }, { when: 'pkg query -a %k %n', stdout: '0 curl\n' }, { when: 'pkg delete -y curl' }]);
   assert.deepEqual(summary(await runScripted(site('    - package: curl\n      ensure: absent\n'), FACTS.freebsd!, remove)), ['changed package:curl (destroy)']);
-  assert.deepEqual(remove.lines, ['pkg query %n %v curl', 'pkg delete -y curl']);
+  assert.deepEqual(remove.lines, ['pkg query %n %v curl', 'pkg query -a %k %n', 'pkg delete -y curl']);
 });

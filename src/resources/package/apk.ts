@@ -69,6 +69,43 @@ export const apk: PackageManager = {
   async remove(exec, name) {
     await mustRun(exec, ['apk', 'del', '--no-progress', name]);
   },
+
+  async refreshIndex(exec) {
+    const r = await exec.run(['apk', 'update', '--no-progress'], { env: C_LOCALE });
+    updates.set(exec, Promise.resolve(r));
+    if (r.code !== 0 || r.timedOut) throw toolError('apk update (a package repository changed in this run)', r);
+  },
+
+  // apk's hold is its world file: `name=version` keeps the package at that version.
+  holds: {
+    async list(exec) {
+      return parseApkWorld((await exec.readFile(APK_WORLD))?.toString('utf8') ?? '');
+    },
+    async hold(exec, name) {
+      // The installed version as apk spells it (with its release): `name=1.36.1` would not match 1.36.1-r29.
+      const at = (await apk.installed(exec, [name])).get(name)?.at(-1);
+      if (at === undefined) throw new ApplyError(`${name} is not installed: there is no version to hold it at`);
+      await mustRun(exec, ['apk', 'add', '--no-progress', `${name}=${at}`]);
+    },
+    async release(exec, name) {
+      // The world's entry loses its version; what is installed stays.
+      await mustRun(exec, ['apk', 'add', '--no-progress', name]);
+    },
+    installWithVersionHolds: true,
+  },
 };
+
+/** The packages an admin (or `apk add`) asked for, one constraint each: `name`, `name=1.2-r0`, `name>1`. */
+export const APK_WORLD = '/etc/apk/world';
+
+/** The names the world file pins to one version (`name=version`, `name@tag=version`). */
+export function parseApkWorld(text: string): Set<string> {
+  const held = new Set<string>();
+  for (const entry of text.split(/\s+/)) {
+    const m = /^([^=<>~@!\s]+)(?:@\S+?)?=[^=<>~]/.exec(entry);
+    if (m) held.add(m[1]!);
+  }
+  return held;
+}
 
 export const apkProvider = packageProvider(apk);

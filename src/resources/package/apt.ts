@@ -58,9 +58,9 @@ const STALE_LISTS = /Unable to locate package|has no installation candidate|Vers
 /** One `apt-get update` per target and run, shared by every install that needs it. */
 const updates = new WeakMap<Executor, Promise<RunResult>>();
 
-function aptUpdate(exec: Executor): Promise<RunResult> {
+function aptUpdate(exec: Executor, again = false): Promise<RunResult> {
   let pending = updates.get(exec);
-  if (!pending) {
+  if (!pending || again) {
     pending = exec.run([...APT_GET, 'update'], { env: APT_ENV });
     updates.set(exec, pending);
   }
@@ -103,6 +103,25 @@ export const apt: PackageManager = {
 
   async remove(exec, name) {
     await mustRun(exec, [...APT_GET, 'remove', name], APT_ENV);
+  },
+
+  async refreshIndex(exec) {
+    // Also what a later install that finds stale lists would run: it shares this one.
+    const r = await aptUpdate(exec, true);
+    if (r.code !== 0 || r.timedOut) throw toolError('apt-get update (a package repository changed in this run)', r);
+  },
+
+  holds: {
+    async list(exec) {
+      const out = await query(exec, ['apt-mark', 'showhold'], (code) => code === 0);
+      return new Set(out.split('\n').map((l) => l.trim()).filter(Boolean));
+    },
+    async hold(exec, name) {
+      await mustRun(exec, ['apt-mark', 'hold', name]);
+    },
+    async release(exec, name) {
+      await mustRun(exec, ['apt-mark', 'unhold', name]);
+    },
   },
 };
 

@@ -4,7 +4,8 @@
  */
 import type { Executor } from '../../executors/types.ts';
 import { ApplyError } from '../type.ts';
-import { addVersion, mustRun, packageProvider, query, type PackageManager, type Versions } from './manager.ts';
+import { toolError } from '../commands.ts';
+import { addVersion, C_LOCALE, mustRun, packageProvider, query, type PackageManager, type Versions } from './manager.ts';
 
 /** rpm expands `\t` and `\n` itself. EPOCH is "(none)" when the package has none. */
 export const RPM_QUERY_FORMAT = '%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n';
@@ -62,7 +63,33 @@ async function rpmInstalled(exec: Executor, names: string[]): Promise<Versions> 
   return parseRpmQuery(await query(exec, ['rpm', '-q', '--qf', RPM_QUERY_FORMAT, ...names], () => true));
 }
 
+/**
+ * `dnf versionlock list` lines (dnf 4: `name-epoch:version-release.*`; yum: `epoch:name-version-release.*`)
+ * → the names locked; exclusions (`!name…`) are not holds.
+ */
+export function parseVersionlockList(stdout: string): Set<string> {
+  const held = new Set<string>();
+  for (const line of stdout.split('\n')) {
+    const m = /^(?:\d+:)?(\S+?)-(?:\d+:)?[^-\s]+-[^-\s]+$/.exec(line.trim().replace(/\.\*$/, ''));
+    if (m && !line.trim().startsWith('!')) held.add(m[1]!);
+  }
+  return held;
+}
+
+/** The words of dnf and yum for "no versionlock plugin here". */
+const NO_VERSIONLOCK = /No such command: versionlock|Unknown argument "versionlock"/;
+
 function rpmManager(tool: 'dnf' | 'yum'): PackageManager {
+  /** `dnf versionlock …` that must succeed; without the plugin, an error that says which package brings it. */
+  const versionlock = async (exec: Executor, args: string[]) => {
+    const r = await exec.run([tool, 'versionlock', ...args], { env: C_LOCALE });
+    if (r.code === 0 && !r.timedOut) return r;
+    if (NO_VERSIONLOCK.test(`${r.stdout}${r.stderr}`)) {
+      throw new ApplyError(`${tool} has no versionlock command here: holding a package needs its versionlock plugin ` +
+        `(declare \`package: versionlock\` before it: ${tool === 'dnf' ? 'python3-dnf-plugin-versionlock' : 'yum-plugin-versionlock'}), or write hold: false`);
+    }
+    throw toolError(`${tool} versionlock ${args.join(' ')}`, r);
+  };
   return {
     name: tool,
     serves: [tool],
@@ -94,6 +121,23 @@ function rpmManager(tool: 'dnf' | 'yum'): PackageManager {
 
     async remove(exec, name) {
       await mustRun(exec, [tool, 'remove', '-y', name]);
+    },
+
+    // Locks the installed version: an install or upgrade of another one is refused until released.
+    holds: {
+      async list(exec) {
+        const r = await exec.run([tool, '-q', 'versionlock', 'list'], { env: C_LOCALE });
+        // Without the plugin nothing can be locked: nothing is held.
+        if (r.code !== 0 && NO_VERSIONLOCK.test(`${r.stdout}${r.stderr}`)) return new Set<string>();
+        if (r.code !== 0 || r.timedOut) throw toolError(`${tool} versionlock list`, r);
+        return parseVersionlockList(r.stdout);
+      },
+      async hold(exec, name) {
+        await versionlock(exec, ['add', name]);
+      },
+      async release(exec, name) {
+        await versionlock(exec, ['delete', name]);
+      },
     },
   };
 }

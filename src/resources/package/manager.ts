@@ -7,6 +7,7 @@
 import type { Executor, RunResult } from '../../executors/types.ts';
 import { must, toolError } from '../commands.ts';
 import { osName, uses } from '../os.ts';
+import { takePackageIndexChange, packageIndexChanged } from '../package-index.ts';
 import { ApplyError, type Current, type Provider, type ProviderContext, type Desired } from '../type.ts';
 import type { packageType } from './type.ts';
 
@@ -38,6 +39,27 @@ export interface PackageManager {
   versionMatches(installed: string, wanted: string): boolean;
   install(exec: Executor, request: InstallRequest): Promise<void>;
   remove(exec: Executor, name: string): Promise<void>;
+  /**
+   * Re-reads the repositories' indexes (apt-get update, apk update), run before the next install
+   * after a `package_repository` changed; absent: the manager loads a new repository's index by
+   * itself (dnf keeps one cache per repository URL).
+   */
+  refreshIndex?(exec: Executor): Promise<void>;
+  /** The manager's own hold (apt-mark hold, dnf versionlock, apk's `name=version`, pkg lock). */
+  holds?: Holds;
+  /** Why this manager cannot hold a package, and what to do instead (when it has no `holds`). */
+  noHold?: string;
+}
+
+/** Holding a package at its installed version, so no upgrade moves it (`version:` pins, `hold:`). */
+export interface Holds {
+  /** The names held now, with one command (or one file read). */
+  list(exec: Executor): Promise<Set<string>>;
+  /** Holds `name` (installed) at `version`, or at the version installed when none is given. */
+  hold(exec: Executor, name: string, version: string | undefined): Promise<void>;
+  release(exec: Executor, name: string): Promise<void>;
+  /** Installing an exact version holds it already (apk writes `name=version` to its world file). */
+  installWithVersionHolds?: boolean;
 }
 
 /** Tools speak English here, so their output can be parsed and their errors matched. */
@@ -106,8 +128,11 @@ function baseSystem(ctx: ProviderContext, desired: PackageAttributes): Current<t
   if (desired.version !== undefined) {
     throw new ApplyError(`${name} is part of the base system on ${os} (the OS tables map it to false): its version cannot be chosen`);
   }
+  if (desired.hold === true) {
+    throw new ApplyError(`${name} is part of the base system on ${os} (the OS tables map it to false): it cannot be held`);
+  }
   // Nothing to install and nothing to ask: in sync as declared.
-  return { name, ensure: desired.ensure };
+  return { name, ensure: desired.ensure, ...(desired.hold !== undefined ? { hold: desired.hold } : {}) };
 }
 
 export function packageProvider(manager: PackageManager): Provider<typeof packageType> {
@@ -125,6 +150,11 @@ export function packageProvider(manager: PackageManager): Provider<typeof packag
       return installed.size ? manager.upgrades(ctx.exec, [...installed.keys()], installed) : new Map<string, string>();
     });
 
+  const heldOf = (ctx: ProviderContext, name: string): Promise<boolean> =>
+    manager.holds
+      ? ctx.batch(`package:${manager.name}:holds`, () => manager.holds!.list(ctx.exec)).then((held) => held.has(name))
+      : Promise.resolve(false);
+
   return {
     type: 'package',
     name: manager.name,
@@ -136,7 +166,7 @@ export function packageProvider(manager: PackageManager): Provider<typeof packag
       const versions = await installedOf(ctx, name);
       if (!versions?.length) return undefined;
       const wanted = typeof desired.version === 'string' ? desired.version : undefined;
-      const current: Record<string, unknown> = { name: desired.name, ensure: 'present', version: versions.at(-1) };
+      const current: Record<string, unknown> = { name: desired.name, ensure: 'present', version: versions.at(-1), hold: await heldOf(ctx, name) };
       if (wanted !== undefined && versions.some((v) => manager.versionMatches(v, wanted))) current.version = wanted;
       if (desired.ensure === 'latest') current.ensure = (await upgradeOf(ctx, name)) === undefined ? 'latest' : 'present';
       return current;
@@ -148,14 +178,44 @@ export function packageProvider(manager: PackageManager): Provider<typeof packag
         baseSystem(ctx, desired);
         return;
       }
-      if (action === 'destroy') return manager.remove(ctx.exec, name);
+      const holds = manager.holds;
+      let held = current?.hold === true;
+      if (action === 'destroy') {
+        // A held package is released first: apt refuses to remove it, dnf would keep a lock for nothing.
+        if (held && holds) await holds.release(ctx.exec, name);
+        return manager.remove(ctx.exec, name);
+      }
+      const wantHold = desired.hold === true;
+      if (wantHold && !holds) throw new ApplyError(manager.noHold ?? `${manager.name} cannot hold packages`);
       const installed = current && current.ensure !== 'absent' && typeof current.version === 'string' ? current.version : undefined;
-      await manager.install(ctx.exec, {
-        name,
-        ...(typeof desired.version === 'string' ? { version: desired.version } : {}),
-        ...(installed !== undefined ? { installed } : {}),
-        upgrade: desired.ensure === 'latest' && installed !== undefined,
-      });
+      const version = typeof desired.version === 'string' ? desired.version : undefined;
+      const needsInstall = installed === undefined || (version !== undefined && current?.version !== version) ||
+        (desired.ensure === 'latest' && current?.ensure !== 'latest');
+      if (needsInstall) {
+        // A hold keeps the package where it is: released to move it, held again after.
+        if (held && holds) {
+          await holds.release(ctx.exec, name);
+          held = false;
+        }
+        if (takePackageIndexChange(ctx.exec) && manager.refreshIndex) {
+          try {
+            await manager.refreshIndex(ctx.exec);
+          } catch (err) {
+            // Still stale: the next install on this target tries again.
+            packageIndexChanged(ctx.exec);
+            throw err;
+          }
+        }
+        await manager.install(ctx.exec, {
+          name,
+          ...(version !== undefined ? { version } : {}),
+          ...(installed !== undefined ? { installed } : {}),
+          upgrade: desired.ensure === 'latest' && installed !== undefined,
+        });
+        if (version !== undefined && holds?.installWithVersionHolds) held = true;
+      }
+      if (wantHold && !held) await holds!.hold(ctx.exec, name, version);
+      else if (desired.hold === false && held && holds) await holds.release(ctx.exec, name);
     },
   };
 }

@@ -51,6 +51,8 @@ export const pacman: PackageManager = {
   async remove(exec, name) {
     await mustRun(exec, ['pacman', '-R', '--noconfirm', name]);
   },
+
+  noHold: 'pacman has no command to hold a package: list it in IgnorePkg in /etc/pacman.conf (a line part), and write hold: false',
 };
 
 export const pacmanProvider = packageProvider(pacman);

@@ -55,6 +55,20 @@ export const pkg: PackageManager = {
   async remove(exec, name) {
     await mustRun(exec, ['pkg', 'delete', '-y', name], PKG_ENV);
   },
+
+  // `pkg lock`: a locked package is not upgraded, reinstalled or removed until unlocked.
+  holds: {
+    async list(exec) {
+      const out = await query(exec, ['pkg', 'query', '-a', '%k %n'], (code) => code === 0);
+      return new Set(out.split('\n').filter((l) => l.startsWith('1 ')).map((l) => l.slice(2).trim()));
+    },
+    async hold(exec, name) {
+      await mustRun(exec, ['pkg', 'lock', '-y', name], PKG_ENV);
+    },
+    async release(exec, name) {
+      await mustRun(exec, ['pkg', 'unlock', '-y', name], PKG_ENV);
+    },
+  },
 };
 
 export const pkgProvider = packageProvider(pkg);
