@@ -250,6 +250,55 @@ export const badInputCases: BadInputCase[] = [
     expect: [{ at: 'states/s.yaml:3:5', message: /package nginx: unknown attribute 'versoin' \(did you mean 'version'\?\)/ }],
   },
   {
+    name: 'a package hold with ensure: latest',
+    files: oneState('  - package: nginx\n    ensure: latest\n    hold: true\n'),
+    expect: [{ at: 'states/s.yaml:4:11', message: /package nginx: hold: hold goes with ensure: present/ }],
+  },
+  // ── package_repository ─────────────────────────────────────────────────────────────────────────
+  {
+    name: 'unknown attribute of a package_repository',
+    files: oneState('  - package_repository: example\n    uri: https://deb.example.org/debian\n    suits: bookworm\n'),
+    expect: [{ at: 'states/s.yaml:4:5', message: /package_repository example: unknown attribute 'suits' \(did you mean 'suites'\?\)/ }],
+  },
+  {
+    name: 'a package_repository key downloaded from a URL without key_sha256',
+    files: oneState('  - package_repository: example\n    uri: https://deb.example.org/debian\n    suites: bookworm\n    key: https://deb.example.org/key.asc\n'),
+    expect: [{ at: 'states/s.yaml:2:5', message: /package_repository example: key_sha256: is required\n[\s\S]*help: a key downloaded from a URL needs key_sha256/ }],
+  },
+  {
+    name: 'a package_repository without uri',
+    files: oneState('  - package_repository: example\n    suites: bookworm\n'),
+    expect: [{ at: 'states/s.yaml:2:5', message: /package_repository example: uri: is required\n[\s\S]*help: uri is required \(where the repository is\)/ }],
+  },
+  {
+    name: 'a package_repository key_sha256 that is no sha256',
+    files: oneState('  - package_repository: example\n    uri: https://deb.example.org/debian\n    suites: bookworm\n    key: https://deb.example.org/key.asc\n    key_sha256: abc\n'),
+    expect: [{ at: 'states/s.yaml:6:17', message: /package_repository example: .*a sha256 is 64 lower-case hex digits/ }],
+  },
+  {
+    name: 'a package_repository key from a site file that is not there',
+    files: oneState('  - package_repository: example\n    uri: https://deb.example.org/debian\n    suites: bookworm\n    key: keys/nope.asc\n'),
+    expect: [{ at: 'states/s.yaml:5:10', message: /no such site file 'keys\/nope\.asc'/ }],
+  },
+  {
+    name: 'a package_repository key file whose sha256 is not the key_sha256 given',
+    files: {
+      ...oneState(`  - package_repository: example\n    uri: https://deb.example.org/debian\n    suites: bookworm\n    key: keys/example.asc\n    key_sha256: ${'ab'.repeat(32)}\n`),
+      'keys/example.asc': '-----BEGIN PGP PUBLIC KEY BLOCK-----\n',
+    },
+    expect: [{ at: 'states/s.yaml:6:17', message: /package_repository example: the key keys\/example\.asc has sha256 [0-9a-f]{64}, not the key_sha256 given/ }],
+  },
+  {
+    name: 'a package_repository key URL of another scheme',
+    files: oneState('  - package_repository: example\n    uri: https://deb.example.org/debian\n    suites: bookworm\n    key: ftp://deb.example.org/key.asc\n'),
+    expect: [{ at: 'states/s.yaml:5:10', message: /package_repository example: .*a key URL is http:\/\/ or https:\/\// }],
+  },
+  {
+    name: 'a flat package_repository with components',
+    files: oneState('  - package_repository: example\n    uri: http://10.0.0.1/repo\n    suites: ./\n    components: main\n'),
+    expect: [{ at: 'states/s.yaml:5:17', message: /package_repository example: .*a flat repository .* has no components/ }],
+  },
+  {
     name: 'meta attribute typo suggests the meta attribute',
     files: oneState('  - file: /tmp/x\n    requires: file:/tmp/y\n'),
     expect: [{ at: 'states/s.yaml:3:5', message: /file \/tmp\/x: unknown attribute 'requires' \(did you mean 'require'\?\)/ }],

@@ -10,6 +10,7 @@ export const group = builder('group');
 export const hostname = builder('hostname');
 export const line = builder('line');
 export const pkg = builder('package');
+export const packageRepository = builder('package_repository');
 export const service = builder('service');
 export const symlink = builder('symlink');
 export const sysctl = builder('sysctl');

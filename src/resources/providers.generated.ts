@@ -9,6 +9,7 @@ import groupProviders from './group/providers.ts';
 import hostnameProviders from './hostname/providers.ts';
 import lineProviders from './line/providers.ts';
 import packageProviders from './package/providers.ts';
+import packageRepositoryProviders from './package_repository/providers.ts';
 import serviceProviders from './service/providers.ts';
 import symlinkProviders from './symlink/providers.ts';
 import sysctlProviders from './sysctl/providers.ts';
@@ -26,6 +27,7 @@ export const generatedProviders: Record<string, readonly Provider[]> = {
   hostname: hostnameProviders,
   line: lineProviders,
   package: packageProviders,
+  package_repository: packageRepositoryProviders,
   service: serviceProviders,
   symlink: symlinkProviders,
   sysctl: sysctlProviders,

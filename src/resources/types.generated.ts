@@ -8,6 +8,7 @@ import groupType from './group/type.ts';
 import hostnameType from './hostname/type.ts';
 import lineType from './line/type.ts';
 import packageType from './package/type.ts';
+import packageRepositoryType from './package_repository/type.ts';
 import serviceType from './service/type.ts';
 import symlinkType from './symlink/type.ts';
 import sysctlType from './sysctl/type.ts';
@@ -25,6 +26,7 @@ export const generatedTypes = {
   hostname: hostnameType,
   line: lineType,
   package: packageType,
+  package_repository: packageRepositoryType,
   service: serviceType,
   symlink: symlinkType,
   sysctl: sysctlType,

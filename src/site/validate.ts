@@ -56,7 +56,9 @@ export function validate<S extends z.ZodType>(
     const pos = (key === undefined ? posOf(parent) : posOf(parent, key)) ?? options.fallback;
     const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
     const missing = key !== undefined && parent !== null && typeof parent === 'object' && (parent as Record<string, unknown>)[key] === undefined;
-    diagnostics.add(`${prefix}${where}${missing ? 'is required' : describeIssue(issue)}`, pos);
+    // A refinement that requires the attribute says why (a key URL needs its sha256): the help line.
+    const why = missing && issue.code === 'custom' ? { hint: issue.message } : undefined;
+    diagnostics.add(`${prefix}${where}${missing ? 'is required' : describeIssue(issue)}`, pos, why);
   }
   return undefined;
 }
