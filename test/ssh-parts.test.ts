@@ -85,6 +85,9 @@ test('shell quoting: every byte but NUL survives /bin/sh; printf formats keep NU
   assert.equal(execFileSync('/bin/sh', ['-c', `${shellCommand(['printf', '%s|', 'a b', "c'd"])}`]).toString(), "a b|c'd|");
   const bytes = Buffer.concat([Buffer.from("100% \\ ' \" $x\n"), Buffer.from([0, 1, 127, 128, 255]), randomBytes(512)]);
   assert.deepEqual(execFileSync('/bin/sh', ['-c', `printf ${printfFormat(bytes)}`]), bytes);
+  // Content that starts like an option (a PEM key) is still a format, for dash's printf too.
+  const pem = Buffer.from('-----BEGIN PGP PUBLIC KEY BLOCK-----\n');
+  assert.deepEqual(execFileSync('/bin/sh', ['-c', `printf ${printfFormat(pem)}`]), pem);
 });
 
 test('plain command words: what sh would run as one program with those words, else undefined', () => {

@@ -21,12 +21,14 @@ export function shellCommand(argv: readonly string[]): string {
 
 /**
  * A `printf` format that prints exactly `bytes`, NUL and all, with nothing but the shell's
- * builtin printf: `%` and `\` escaped, control and non-ASCII bytes as octal escapes, quoted.
+ * builtin printf: `%` and `\` escaped, control and non-ASCII bytes (and a leading `-`) as octal escapes, quoted.
  */
 export function printfFormat(bytes: Buffer): string {
   let out = '';
-  for (const byte of bytes) {
-    if (byte === 0x25) out += '%%';
+  for (const [i, byte] of bytes.entries()) {
+    // A format starting with "-" would be an option to printf (a PEM key's "-----BEGIN").
+    if (i === 0 && byte === 0x2d) out += '\\055';
+    else if (byte === 0x25) out += '%%';
     else if (byte === 0x5c) out += '\\\\';
     else if (byte === 0x27) out += `'\\''`;
     else if (byte >= 0x20 && byte < 0x7f) out += String.fromCharCode(byte);
