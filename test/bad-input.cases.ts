@@ -273,7 +273,7 @@ export const badInputCases: BadInputCase[] = [
   {
     name: 'a package_repository key_sha256 that is no sha256',
     files: oneState('  - package_repository: example\n    uri: https://deb.example.org/debian\n    suites: bookworm\n    key: https://deb.example.org/key.asc\n    key_sha256: abc\n'),
-    expect: [{ at: 'states/s.yaml:6:17', message: /package_repository example: .*a sha256 is 64 lower-case hex digits/ }],
+    expect: [{ at: 'states/s.yaml:6:17', message: /package_repository example: .*a sha256 is 64 hex digits/ }],
   },
   {
     name: 'a package_repository key from a site file that is not there',

@@ -184,3 +184,28 @@ test('command contract: apk holds: a pin is name=version in the world file; remo
   assert.equal(text(exec, '/etc/apk/world'), 'musl\n');
   assert.deepEqual(exec.lines.filter((l) => l.startsWith('apk add')), ['apk add --no-progress musl=1.2.5-r0', 'apk add --no-progress musl']);
 });
+
+test('command contract: apt: a downloaded key whose armour is not what its name says is refused, nothing in place; a .gpg URL is a binary keyring', async () => {
+  const binary = Buffer.from([0x99, 0x01, 0x0d, 0x04, 0x65, 0x00]).toString('latin1');
+  const binarySha = createHash('sha256').update(Buffer.from(binary, 'latin1')).digest('hex');
+  const part = (file: string, sha: string) => '    - package_repository: vendor\n      uri: https://deb.vendor.example/debian\n      suites: bookworm\n' +
+    `      components: main\n      key: https://deb.vendor.example/${file}\n      key_sha256: ${sha.toUpperCase()}\n`;
+  const withBytes = (): Reply[] => [
+    { when: 'mktemp -d', stdout: '/tmp/tmp.cairn1\n' },
+    { when: /^curl /, effect: (e) => e.files.set('/tmp/tmp.cairn1/key', { data: Buffer.from(binary, 'latin1'), mode: 0o600, uid: 0, gid: 0 }) },
+  ];
+  const refused = new ScriptedExecutor(withBytes());
+  const results = await runScripted(site(part('vendor.asc', binarySha)), FACTS.debian!, refused);
+  assert.deepEqual(summary(results), ['failed package_repository:vendor (create)']);
+  assert.match(results[0]!.error!, /is binary, but its name says armoured \(\.asc\).*nothing was put in place$/);
+  assert.deepEqual([...refused.files.keys()].filter((p) => p.startsWith('/etc/')), []);
+
+  const keyring = new ScriptedExecutor(withBytes());
+  assert.deepEqual(summary(await runScripted(site(part('vendor.gpg', binarySha)), FACTS.debian!, keyring)), ['changed package_repository:vendor (create)']);
+  assert.deepEqual(keyring.files.get('/etc/apt/keyrings/vendor.gpg')?.data, Buffer.from(binary, 'latin1'));
+  assert.equal(text(keyring, '/etc/apt/sources.list.d/vendor.sources'), [
+    '# Written by Cairn (package_repository vendor); changes made here are overwritten.',
+    'Types: deb', 'URIs: https://deb.vendor.example/debian', 'Suites: bookworm', 'Components: main', 'Signed-By: /etc/apt/keyrings/vendor.gpg', '',
+  ].join('\n'));
+  assert.deepEqual(summary(await runScripted(site(part('vendor.gpg', binarySha)), FACTS.debian!, keyring)), ['unchanged package_repository:vendor'], 'an upper-case sha256 is the same sha256');
+});

@@ -45,7 +45,8 @@ export const packageRepositoryType = defineType({
         .describe('the signing key: a site path (keys/example.asc), or an http(s) URL the target downloads (then key_sha256 is required)'),
       key_sha256: update(z
         .string()
-        .regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lower-case hex digits')
+        .regex(/^[0-9a-fA-F]{64}$/, 'a sha256 is 64 hex digits')
+        .transform((hex) => hex.toLowerCase())
         .optional()
         .describe('the key\'s sha256: required with a key URL (checked before the key is put in place); with a site file, checked against it')),
       // Filled by resolve(): a site key's bytes, so plans and applies need no site.
