@@ -137,6 +137,29 @@ test('contract: apt install, upgrade, version and removal argv', async () => {
   assert.deepEqual(remove.lines, [`${DPKG} bash`, 'apt-mark showhold', 'apt-mark unhold bash', `${APT_GET} remove bash`], 'a held package is released, then removed');
 });
 
+test('contract: apt: a held package moving to another version is released, installed, held again; held again when the install fails', async () => {
+  const exec = new ScriptedExecutor([
+    { when: `${DPKG} coreutils`, stdout: 'coreutils\tinstall ok installed\t9.1-1\n' },
+    { when: 'apt-mark showhold', stdout: 'coreutils\n' },
+    { when: `${APT_GET} --allow-downgrades install coreutils=9.1-2`, times: 1 },
+    { when: `${APT_GET} --allow-downgrades install coreutils=9.1-3`, code: 100, stderr: "E: Version '9.1-3' for 'coreutils' was not found\n" },
+    { when: `${APT_GET} update` },
+    { when: 'apt-mark ' },
+  ]);
+  const moved = await runScripted(site('    - package: coreutils\n      version: "9.1-2"\n'), FACTS.debian!, exec);
+  assert.deepEqual(summary(moved), ['changed package:coreutils (update)']);
+  assert.deepEqual(exec.lines.filter((l) => /^apt-(get|mark) (?!showhold)/.test(l)), [
+    'apt-mark unhold coreutils', `${APT_GET} --allow-downgrades install coreutils=9.1-2`, 'apt-mark hold coreutils',
+  ]);
+  const before = exec.lines.length;
+  const failed = await runScripted(site('    - package: coreutils\n      version: "9.1-3"\n'), FACTS.debian!, exec);
+  assert.deepEqual(summary(failed), ['failed package:coreutils (update)']);
+  assert.deepEqual(exec.lines.slice(before).filter((l) => /^apt-(get|mark) (?!showhold)/.test(l)), [
+    'apt-mark unhold coreutils', `${APT_GET} --allow-downgrades install coreutils=9.1-3`, `${APT_GET} update`,
+    `${APT_GET} --allow-downgrades install coreutils=9.1-3`, 'apt-mark hold coreutils',
+  ]);
+});
+
 test('contract: an unknown package fails with apt\'s own error after one apt-get update; an unrelated node still converges', async () => {
   const unknown = (name: string): Reply => ({
     when: `${APT_GET} install ${name}`, code: 100,

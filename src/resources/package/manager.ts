@@ -55,8 +55,8 @@ export interface PackageManager {
 export interface Holds {
   /** The names held now, with one command (or one file read). */
   list(exec: Executor): Promise<Set<string>>;
-  /** Holds `name` (installed) at `version`, or at the version installed when none is given. */
-  hold(exec: Executor, name: string, version: string | undefined): Promise<void>;
+  /** Holds `name` at the version installed. */
+  hold(exec: Executor, name: string): Promise<void>;
   release(exec: Executor, name: string): Promise<void>;
   /** Installing an exact version holds it already (apk writes `name=version` to its world file). */
   installWithVersionHolds?: boolean;
@@ -192,11 +192,6 @@ export function packageProvider(manager: PackageManager): Provider<typeof packag
       const needsInstall = installed === undefined || (version !== undefined && current?.version !== version) ||
         (desired.ensure === 'latest' && current?.ensure !== 'latest');
       if (needsInstall) {
-        // A hold keeps the package where it is: released to move it, held again after.
-        if (held && holds) {
-          await holds.release(ctx.exec, name);
-          held = false;
-        }
         if (takePackageIndexChange(ctx.exec) && manager.refreshIndex) {
           try {
             await manager.refreshIndex(ctx.exec);
@@ -206,15 +201,28 @@ export function packageProvider(manager: PackageManager): Provider<typeof packag
             throw err;
           }
         }
-        await manager.install(ctx.exec, {
-          name,
-          ...(version !== undefined ? { version } : {}),
-          ...(installed !== undefined ? { installed } : {}),
-          upgrade: desired.ensure === 'latest' && installed !== undefined,
-        });
+        // A hold keeps the package where it is: released to move it, held again after (also
+        // when the install fails: the package stays where it was, and held).
+        const wasHeld = held && holds !== undefined;
+        if (wasHeld) {
+          await holds.release(ctx.exec, name);
+          held = false;
+        }
+        try {
+          await manager.install(ctx.exec, {
+            name,
+            ...(version !== undefined ? { version } : {}),
+            ...(installed !== undefined ? { installed } : {}),
+            upgrade: desired.ensure === 'latest' && installed !== undefined,
+          });
+        } catch (err) {
+          // The install's error is the node's: a failed re-hold must not replace it.
+          if (wasHeld) await holds.hold(ctx.exec, name).catch(() => undefined);
+          throw err;
+        }
         if (version !== undefined && holds?.installWithVersionHolds) held = true;
       }
-      if (wantHold && !held) await holds!.hold(ctx.exec, name, version);
+      if (wantHold && !held) await holds!.hold(ctx.exec, name);
       else if (desired.hold === false && held && holds) await holds.release(ctx.exec, name);
     },
   };
