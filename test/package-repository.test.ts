@@ -52,6 +52,7 @@ test('parsing: deb822 fields, a .repo section, the apk list\'s marked entries an
   assert.deepEqual([...parseApkWorld('busybox=1.36.1-r29\nmusl\nzlib>1.3\nfoo@edge=2.0-r0\nbar~1.2\n')].sort(), ['busybox', 'foo']);
   assert.deepEqual([...parseVersionlockList(captured('dnf/versionlock-list.stdout'))].sort(), ['openssh-server', 'perl-interpreter'], 'an exclusion is no lock');
   assert.deepEqual([...parseVersionlockList('0:selinux-policy-targeted-3.13.1-268.el7_9.2.*\nversionlock list done\n')], ['selinux-policy-targeted'], 'yum\'s layout');
+  assert.deepEqual([...parseVersionlockList("# Added by 'versionlock add' command on 2024-11-05 10:12:01\nPackage name: tree\nevr = 2.1.1-7.fc41\n")], ['tree'], 'dnf 5\'s layout (its man page\'s example)');
 });
 
 test('command contract: dnf: a .repo file and its key downloaded by the host and checked; then nothing to do; absent removes both', async () => {

@@ -64,12 +64,17 @@ async function rpmInstalled(exec: Executor, names: string[]): Promise<Versions> 
 }
 
 /**
- * `dnf versionlock list` lines (dnf 4: `name-epoch:version-release.*`; yum: `epoch:name-version-release.*`)
- * → the names locked; exclusions (`!name…`) are not holds.
+ * `dnf versionlock list` lines (dnf 4: `name-epoch:version-release.*`; yum: `epoch:name-version-release.*`;
+ * dnf 5: a `Package name: name` line per entry) → the names locked; exclusions (`!name…`) are not holds.
  */
 export function parseVersionlockList(stdout: string): Set<string> {
   const held = new Set<string>();
   for (const line of stdout.split('\n')) {
+    const dnf5 = /^Package name: (\S+)$/.exec(line.trim());
+    if (dnf5) {
+      held.add(dnf5[1]!);
+      continue;
+    }
     const m = /^(?:\d+:)?(\S+?)-(?:\d+:)?[^-\s]+-[^-\s]+$/.exec(line.trim().replace(/\.\*$/, ''));
     if (m && !line.trim().startsWith('!')) held.add(m[1]!);
   }
