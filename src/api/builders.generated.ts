@@ -9,6 +9,7 @@ export const file = builder('file');
 export const group = builder('group');
 export const hostname = builder('hostname');
 export const line = builder('line');
+export const mount = builder('mount');
 export const pkg = builder('package');
 export const service = builder('service');
 export const symlink = builder('symlink');

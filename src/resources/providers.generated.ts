@@ -8,6 +8,7 @@ import fileProviders from './file/providers.ts';
 import groupProviders from './group/providers.ts';
 import hostnameProviders from './hostname/providers.ts';
 import lineProviders from './line/providers.ts';
+import mountProviders from './mount/providers.ts';
 import packageProviders from './package/providers.ts';
 import serviceProviders from './service/providers.ts';
 import symlinkProviders from './symlink/providers.ts';
@@ -25,6 +26,7 @@ export const generatedProviders: Record<string, readonly Provider[]> = {
   group: groupProviders,
   hostname: hostnameProviders,
   line: lineProviders,
+  mount: mountProviders,
   package: packageProviders,
   service: serviceProviders,
   symlink: symlinkProviders,

@@ -7,6 +7,7 @@ import fileType from './file/type.ts';
 import groupType from './group/type.ts';
 import hostnameType from './hostname/type.ts';
 import lineType from './line/type.ts';
+import mountType from './mount/type.ts';
 import packageType from './package/type.ts';
 import serviceType from './service/type.ts';
 import symlinkType from './symlink/type.ts';
@@ -24,6 +25,7 @@ export const generatedTypes = {
   group: groupType,
   hostname: hostnameType,
   line: lineType,
+  mount: mountType,
   package: packageType,
   service: serviceType,
   symlink: symlinkType,
