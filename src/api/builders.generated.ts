@@ -11,6 +11,7 @@ export const hostname = builder('hostname');
 export const line = builder('line');
 export const mount = builder('mount');
 export const pkg = builder('package');
+export const reboot = builder('reboot');
 export const service = builder('service');
 export const symlink = builder('symlink');
 export const sysctl = builder('sysctl');

@@ -10,6 +10,7 @@ import hostnameProviders from './hostname/providers.ts';
 import lineProviders from './line/providers.ts';
 import mountProviders from './mount/providers.ts';
 import packageProviders from './package/providers.ts';
+import rebootProviders from './reboot/providers.ts';
 import serviceProviders from './service/providers.ts';
 import symlinkProviders from './symlink/providers.ts';
 import sysctlProviders from './sysctl/providers.ts';
@@ -28,6 +29,7 @@ export const generatedProviders: Record<string, readonly Provider[]> = {
   line: lineProviders,
   mount: mountProviders,
   package: packageProviders,
+  reboot: rebootProviders,
   service: serviceProviders,
   symlink: symlinkProviders,
   sysctl: sysctlProviders,

@@ -9,6 +9,7 @@ import hostnameType from './hostname/type.ts';
 import lineType from './line/type.ts';
 import mountType from './mount/type.ts';
 import packageType from './package/type.ts';
+import rebootType from './reboot/type.ts';
 import serviceType from './service/type.ts';
 import symlinkType from './symlink/type.ts';
 import sysctlType from './sysctl/type.ts';
@@ -27,6 +28,7 @@ export const generatedTypes = {
   line: lineType,
   mount: mountType,
   package: packageType,
+  reboot: rebootType,
   service: serviceType,
   symlink: symlinkType,
   sysctl: sysctlType,
