@@ -297,6 +297,34 @@ export const badInputCases: BadInputCase[] = [
     name: 'a flat package_repository with components',
     files: oneState('  - package_repository: example\n    uri: http://10.0.0.1/repo\n    suites: ./\n    components: main\n'),
     expect: [{ at: 'states/s.yaml:5:17', message: /package_repository example: .*a flat repository .* has no components/ }],
+    name: 'mount: mounted without a device',
+    files: oneState('  - mount: /mnt/x\n    fstype: tmpfs\n'),
+    expect: [{ at: 'states/s.yaml:2:5', message: /mount \/mnt\/x: device: is required/ }],
+  },
+  {
+    name: 'mount: an ensure that is not one of the four states',
+    files: oneState('  - mount: /mnt/x\n    device: tmpfs\n    fstype: tmpfs\n    ensure: mount\n'),
+    expect: [{ at: 'states/s.yaml:5:13', message: /mount \/mnt\/x: ensure: .*expected one of "mounted"\|"unmounted"\|"present"\|"absent"/ }],
+  },
+  {
+    name: 'mount: options with a blank (fstab would split them)',
+    files: oneState('  - mount: /mnt/x\n    device: tmpfs\n    fstype: tmpfs\n    options: size=1m, mode=0755\n'),
+    expect: [{ at: 'states/s.yaml:5:14', message: /mount \/mnt\/x: options: options is one word with no blanks/ }],
+  },
+  {
+    name: 'reboot: a when that is not notified or required',
+    files: oneState('  - reboot: now\n    when: always\n'),
+    expect: [{ at: 'states/s.yaml:3:11', message: /reboot now: when: .*expected one of "notified"\|"required"/ }],
+  },
+  {
+    name: 'reboot: a misspelt timeout',
+    files: oneState('  - reboot: now\n    timout: 30\n'),
+    expect: [{ at: 'states/s.yaml:3:5', message: /reboot now: unknown attribute 'timout' \(did you mean 'timeout'\?\)/ }],
+  },
+  {
+    name: 'reboot: a command given as one string, not an argument list',
+    files: oneState('  - reboot: now\n    command: shutdown -r now\n'),
+    expect: [{ at: 'states/s.yaml:3:14', message: /reboot now: command: expected array, received string/ }],
   },
   {
     name: 'meta attribute typo suggests the meta attribute',

@@ -211,6 +211,8 @@ export class Engine {
   private readonly startOrder = new StartOrder<NodeResult>();
   private overlapFailure?: { error: unknown };
   private readonly filtered: Set<string>;
+  /** Handler nodes whose turn is under way because their lazy state was triggered (ProviderContext.triggered). */
+  private readonly triggeredTurns = new Set<string>();
 
   private readonly exec: Executor;
   /** Hides sensitive values from commands, log lines, refs and results (DESIGN §5.13). */
@@ -390,7 +392,13 @@ export class Engine {
         if (id === undefined) return;
         done.add(id);
         const node = this.byId.get(id)!;
-        const r = await this.runNode(node, undefined, 'notified');
+        this.triggeredTurns.add(id);
+        let r: NodeResult;
+        try {
+          r = await this.runNode(node, undefined, 'notified');
+        } finally {
+          this.triggeredTurns.delete(id);
+        }
         // Delivered only once it ran (DESIGN §5.3): one failed or skipped (a failed requisite,
         // --fail-fast, a cancelled run) stays pending for the next run.
         if (!this.planning && !this.triggered.get(id)?.size && this.ran(node, r)) await this.targetState.remove(id);
@@ -501,6 +509,7 @@ export class Engine {
     };
     return {
       exec: this.exec, facts: this.facts, os: this.os, engine: services, signal: this.signal,
+      ...(this.triggeredTurns.has(node.id) ? { triggered: true } : {}),
       // A ref can carry a sensitive value too (an exec's ref is its command).
       log: (message) => this.options.onLog?.(this.mask(node.ref), this.mask(message)),
       progress: (update) => this.options.onProgress?.(this.mask(node.ref), update),

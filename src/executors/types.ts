@@ -130,8 +130,24 @@ export interface Executor {
    * cannot be read is passed over. Absent: this executor's temp files cannot be told apart.
    */
   sweepTemps?(tag: string, folders: string[]): Promise<number>;
+  /**
+   * After the target was told to restart (a reboot): lets the current connection go and opens a
+   * new one to the same target, with the same settings and the same host-key verification,
+   * trying again until the target answers or `timeoutMs` has passed; operations then go on over
+   * it (the run lock is taken again). Rejects with UnreachableError when the time ran out (the
+   * executor then stays unreachable). Absent: this executor cannot wait for its target to come
+   * back (the local one runs on the machine that would restart).
+   */
+  reconnect?(options: ReconnectOptions): Promise<void>;
   /** Releases connections; a no-op locally. */
   close(): Promise<void>;
+}
+
+export interface ReconnectOptions {
+  /** How long the target may take to answer again, from now. */
+  timeoutMs: number;
+  /** Stops the waiting (the run is cancelled). */
+  signal?: AbortSignal;
 }
 
 /** Who holds a target's run lock, as STATE_DIR/lock.d/holder records it. */

@@ -39,3 +39,14 @@ export function osPath(os: Record<string, unknown>, key: string): string | undef
   const path = section(os, 'paths')[key];
   return typeof path === 'string' && path !== '' ? path : undefined;
 }
+
+/** A section of the OS tables a type of its own reads (`mount`, `reboot`): {} when they have none. */
+export function osSection(os: Record<string, unknown>, name: string): Record<string, unknown> {
+  return section(os, name);
+}
+
+/** A command the OS tables give as an argument list (`reboot.command`), if they give one. */
+export function osCommand(os: Record<string, unknown>, sectionName: string, key: string): string[] | undefined {
+  const argv = section(os, sectionName)[key];
+  return Array.isArray(argv) && argv.length > 0 && argv.every((a) => typeof a === 'string') ? (argv as string[]) : undefined;
+}

@@ -8,8 +8,10 @@ import fileProviders from './file/providers.ts';
 import groupProviders from './group/providers.ts';
 import hostnameProviders from './hostname/providers.ts';
 import lineProviders from './line/providers.ts';
+import mountProviders from './mount/providers.ts';
 import packageProviders from './package/providers.ts';
 import packageRepositoryProviders from './package_repository/providers.ts';
+import rebootProviders from './reboot/providers.ts';
 import serviceProviders from './service/providers.ts';
 import symlinkProviders from './symlink/providers.ts';
 import sysctlProviders from './sysctl/providers.ts';
@@ -26,8 +28,10 @@ export const generatedProviders: Record<string, readonly Provider[]> = {
   group: groupProviders,
   hostname: hostnameProviders,
   line: lineProviders,
+  mount: mountProviders,
   package: packageProviders,
   package_repository: packageRepositoryProviders,
+  reboot: rebootProviders,
   service: serviceProviders,
   symlink: symlinkProviders,
   sysctl: sysctlProviders,

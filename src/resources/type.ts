@@ -182,6 +182,11 @@ export interface ProviderContext<T extends { schema: z.ZodType } = ResourceType>
   engine: EngineServices;
   /** Aborted when the run is cancelled: a long operation (a download, a build) stops early. */
   signal: AbortSignal;
+  /**
+   * The node runs because its lazy state was triggered (a handler's turn), not at a turn of its
+   * own: a type whose work is an event rather than a state (a reboot) does it then.
+   */
+  triggered?: boolean;
   /** A line for the run's log, attributed to this node (shown with -v, kept by `--log`). */
   log(message: string): void;
   /** How far a long operation is, shown live while it runs; never part of the report. */

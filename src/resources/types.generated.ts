@@ -7,8 +7,10 @@ import fileType from './file/type.ts';
 import groupType from './group/type.ts';
 import hostnameType from './hostname/type.ts';
 import lineType from './line/type.ts';
+import mountType from './mount/type.ts';
 import packageType from './package/type.ts';
 import packageRepositoryType from './package_repository/type.ts';
+import rebootType from './reboot/type.ts';
 import serviceType from './service/type.ts';
 import symlinkType from './symlink/type.ts';
 import sysctlType from './sysctl/type.ts';
@@ -25,8 +27,10 @@ export const generatedTypes = {
   group: groupType,
   hostname: hostnameType,
   line: lineType,
+  mount: mountType,
   package: packageType,
   package_repository: packageRepositoryType,
+  reboot: rebootType,
   service: serviceType,
   symlink: symlinkType,
   sysctl: sysctlType,

@@ -101,29 +101,33 @@ export class ShellExecutor implements Executor {
     return { passwd, group };
   });
   private commands = 0;
-  private readonly shell: RemoteShell;
-  private readonly nonce: string;
+  // The session: replaced as a whole when the executor goes on over a new connection (resume).
+  private shell: RemoteShell;
+  private nonce: string;
   /** The remote shell's umask: a new file's default mode, put back after each write sets its own. */
-  private readonly umask: string;
+  private umask: string;
   /** The facts read with the set-up, handed out once; a later `facts()` reads them again. */
   private openingFacts?: Record<string, unknown>;
   /** Who the remote shell runs as: a new file belongs to them without a chown. */
-  private readonly shellIds: { uid: number; gid: number };
+  private shellIds: { uid: number; gid: number };
   /** The far side has timeout(1): a command past its time is killed there, not just abandoned. */
-  private readonly hasTimeout: boolean;
+  private hasTimeout: boolean;
   /** Set when the transport or the shell went: every operation after it fails as unreachable. */
-  private lost?: string;
-  /** The state directory whose run lock this executor's shell holds. */
+  protected lost?: string;
+  /** The state directory whose run lock this executor's shell holds, and the claim it was taken with. */
   private lockedDir?: string;
+  private lockClaim?: LockClaim;
   /**
    * What this session's temp files carry after `.cairn-tmp.` (the remote shell's pid and a
    * random part), recorded in the run lock's holder: a run that takes over the lock of one
    * killed mid-write removes that one's leftovers by it (sweepTemps).
    */
-  private readonly tempTag: string;
+  private tempTag: string;
+  protected transport: ShellTransport;
 
-  constructor(readonly target: string, private readonly transport: ShellTransport, opened: OpenedShell, private readonly options: ShellOptions = {}) {
+  constructor(readonly target: string, transport: ShellTransport, opened: OpenedShell, private readonly options: ShellOptions = {}) {
     this.name = transport.name;
+    this.transport = transport;
     this.shell = opened.shell;
     this.nonce = opened.nonce;
     this.hasTimeout = opened.hasTimeout;
@@ -131,9 +135,60 @@ export class ShellExecutor implements Executor {
     this.shellIds = { uid: opened.uid, gid: opened.gid };
     this.openingFacts = opened.facts;
     this.tempTag = `${opened.pid}.${randomBytes(4).toString('hex')}`;
+    this.watch(transport);
+  }
+
+  /** A transport's loss makes the executor lost, while it is the one in use. */
+  private watch(transport: ShellTransport): void {
     transport.onLost((why) => {
-      this.lost ??= why;
+      if (this.transport === transport) this.lost ??= why;
     });
+  }
+
+  /**
+   * Lets the current session go (the target is rebooting): every operation fails as unreachable,
+   * saying `why`, until resume() brings a new one.
+   */
+  protected suspend(why: string): void {
+    this.lost = why;
+    this.cache.clear();
+    this.ids.forget();
+    this.shell.close();
+    this.transport.close();
+  }
+
+  /**
+   * Goes on over a new transport and shell to the same target (it rebooted): what was read
+   * through the old session is forgotten, and the run lock the old shell held is taken again by
+   * the new one. The old shell's holder entry, if the reboot left it, carries this session's old
+   * temps tag: it is this session's own, taken over without asking whether its pid runs.
+   * Throws UnreachableError when another run took the lock meanwhile.
+   */
+  protected async resume(transport: ShellTransport, opened: OpenedShell): Promise<void> {
+    const previousTag = this.tempTag;
+    this.transport = transport;
+    this.shell = opened.shell;
+    this.nonce = opened.nonce;
+    this.hasTimeout = opened.hasTimeout;
+    this.umask = opened.umask;
+    this.shellIds = { uid: opened.uid, gid: opened.gid };
+    this.openingFacts = undefined;
+    this.tempTag = `${opened.pid}.${randomBytes(4).toString('hex')}`;
+    this.cache.clear();
+    this.ids.forget();
+    this.watch(transport);
+    this.lost = undefined;
+    if (this.lockedDir === undefined || !this.lockClaim) return;
+    const stateDir = this.lockedDir;
+    const by = `${this.lockClaim.by} from ${hostname()} pid ${process.pid}`;
+    const r = await this.request(lockRequest(stateDir, { ...this.lockClaim, by }, this.tempTag, END_SECTION, undefined, previousTag));
+    const sep = r.output.indexOf(`\n${this.nonce}\n`);
+    const attempt = parseLockReply(r.output.subarray(0, sep < 0 ? r.output.length : sep).toString(), stateDir);
+    if (attempt.state !== 'taken') {
+      const why = attempt.state === 'held' ? `another run took the run lock while the target restarted (${attempt.path})` : `cannot take the run lock again: ${attempt.reason}`;
+      this.suspend(why);
+      throw this.unreachable();
+    }
   }
 
   /** Opens the transport's shell; the transport is closed again if that fails. */
@@ -146,7 +201,7 @@ export class ShellExecutor implements Executor {
     }
   }
 
-  private unreachable(): UnreachableError {
+  protected unreachable(): UnreachableError {
     return new UnreachableError(this.target, `lost the connection to ${this.transport.endpoint}: ${this.lost ?? 'the connection closed'}`);
   }
 
@@ -387,6 +442,7 @@ export class ShellExecutor implements Executor {
    */
   async tryLock(stateDir: string, claim: LockClaim): Promise<LockAttempt> {
     if (this.lockedDir === stateDir) return { state: 'taken' };
+    this.lockClaim = claim;
     const first = this.wanted[0];
     const read = first && !this.cache.has(first.path) ? ShellExecutor.batchRead(this.window(first.path, first.content ? 'content' : 'sha')) : undefined;
     const by = `${claim.by} from ${hostname()} pid ${process.pid}`;

@@ -29,7 +29,7 @@ __cairn_unlock() {
   __cairn_lockdir=
 }
 __cairn_lock() {
-  __ld=$1/lock.d; __took=; __me=$(uname -n)
+  __ld=$1/lock.d; __took=; __me=$(uname -n); __mine=${"${"}5:-}
   [ -d "$1" ] || __e=$(mkdir -p -m 0700 -- "$1" 2>&1) || { echo unwritable; printf '%s\n' "$__e"; return 1; }
   for __try in 1 2; do
     if __e=$(mkdir -m 0700 -- "$__ld" 2>&1); then
@@ -44,7 +44,8 @@ __cairn_lock() {
     __alive=yes
     if [ -n "$__h" ]; then
       __p=${"${"}__h%% *}; __r=${"${"}__h#* }
-      if [ "${"${"}__r%% *}" != "$__me" ]; then __alive=unknown
+      if [ -n "$__mine" ] && [ "$__ht" = "temps $__mine" ]; then __alive=no
+      elif [ "${"${"}__r%% *}" != "$__me" ]; then __alive=unknown
       elif ! kill -0 "$__p" 2>/dev/null; then case $(kill -0 "$__p" 2>&1) in *ermit*) ;; *) __alive=no ;; esac
       fi
     fi
@@ -59,10 +60,12 @@ __cairn_lock() {
 
 /**
  * The request that tries the lock, recording `temps` (what this session's temp files carry) in
- * the holder; `then` runs after it in the same round trip, only when it was taken.
+ * the holder; `then` runs after it in the same round trip, only when it was taken. `mine`: the
+ * temps tag of this session's shell before the target rebooted (unique to it), whose entry is
+ * taken over as its own.
  */
-export function lockRequest(stateDir: string, claim: LockClaim, temps: string, endSection: string, then = ''): string {
-  const args = [stateDir, claim.started, claim.by, temps].map(shellQuote).join(' ');
+export function lockRequest(stateDir: string, claim: LockClaim, temps: string, endSection: string, then = '', mine?: string): string {
+  const args = [stateDir, claim.started, claim.by, temps, ...(mine !== undefined ? [mine] : [])].map(shellQuote).join(' ');
   return `${LOCK_FUNCTIONS}\n__cairn_lock ${args}; __l=$?; ${endSection}${then ? `\n[ $__l != 0 ] || { ${then}\n}` : ''}`;
 }
 

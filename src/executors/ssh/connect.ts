@@ -178,6 +178,9 @@ function login(ssh2: Ssh2, e: Endpoint, known: string, knownHosts: string, timeo
       resolve(client);
     });
     client.once('error', (err: Error & { level?: string; code?: string }) => {
+      // A connection that fails mid-handshake can report more than once (a host going down, or
+      // coming up, resets it): the first says why, the others must not go unhandled.
+      client.on('error', () => undefined);
       client.end();
       let why: string;
       if (refusal) why = refusal;
