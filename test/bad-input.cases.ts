@@ -297,6 +297,8 @@ export const badInputCases: BadInputCase[] = [
     name: 'a flat package_repository with components',
     files: oneState('  - package_repository: example\n    uri: http://10.0.0.1/repo\n    suites: ./\n    components: main\n'),
     expect: [{ at: 'states/s.yaml:5:17', message: /package_repository example: .*a flat repository .* has no components/ }],
+  },
+  {
     name: 'mount: mounted without a device',
     files: oneState('  - mount: /mnt/x\n    fstype: tmpfs\n'),
     expect: [{ at: 'states/s.yaml:2:5', message: /mount \/mnt\/x: device: is required/ }],
