@@ -1,6 +1,7 @@
 // Written by scripts/registry.mjs from the folders in src/resources/ (`npm run build` runs it): do not edit.
 import { builder } from './builder.ts';
 
+export const archive = builder('archive');
 export const authorizedKey = builder('authorized_key');
 export const cron = builder('cron');
 export const directory = builder('directory');

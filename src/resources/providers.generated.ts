@@ -1,5 +1,6 @@
 // Written by scripts/registry.mjs from the folders in src/resources/ (`npm run build` runs it): do not edit.
 import type { Provider } from './type.ts';
+import archiveProviders from './archive/providers.ts';
 import authorizedKeyProviders from './authorized_key/providers.ts';
 import cronProviders from './cron/providers.ts';
 import directoryProviders from './directory/providers.ts';
@@ -17,6 +18,7 @@ import userProviders from './user/providers.ts';
 
 /** Every type's providers, in the order they are tried. */
 export const generatedProviders: Record<string, readonly Provider[]> = {
+  archive: archiveProviders,
   authorized_key: authorizedKeyProviders,
   cron: cronProviders,
   directory: directoryProviders,

@@ -1,4 +1,5 @@
 // Written by scripts/registry.mjs from the folders in src/resources/ (`npm run build` runs it): do not edit.
+import archiveType from './archive/type.ts';
 import authorizedKeyType from './authorized_key/type.ts';
 import cronType from './cron/type.ts';
 import directoryType from './directory/type.ts';
@@ -16,6 +17,7 @@ import userType from './user/type.ts';
 
 /** Every resource type, by name. */
 export const generatedTypes = {
+  archive: archiveType,
   authorized_key: authorizedKeyType,
   cron: cronType,
   directory: directoryType,
