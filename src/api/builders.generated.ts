@@ -7,6 +7,7 @@ export const cron = builder('cron');
 export const directory = builder('directory');
 export const exec = builder('exec');
 export const file = builder('file');
+export const git = builder('git');
 export const group = builder('group');
 export const hostname = builder('hostname');
 export const line = builder('line');

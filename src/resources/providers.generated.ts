@@ -6,6 +6,7 @@ import cronProviders from './cron/providers.ts';
 import directoryProviders from './directory/providers.ts';
 import execProviders from './exec/providers.ts';
 import fileProviders from './file/providers.ts';
+import gitProviders from './git/providers.ts';
 import groupProviders from './group/providers.ts';
 import hostnameProviders from './hostname/providers.ts';
 import lineProviders from './line/providers.ts';
@@ -24,6 +25,7 @@ export const generatedProviders: Record<string, readonly Provider[]> = {
   directory: directoryProviders,
   exec: execProviders,
   file: fileProviders,
+  git: gitProviders,
   group: groupProviders,
   hostname: hostnameProviders,
   line: lineProviders,

@@ -5,6 +5,7 @@ import cronType from './cron/type.ts';
 import directoryType from './directory/type.ts';
 import execType from './exec/type.ts';
 import fileType from './file/type.ts';
+import gitType from './git/type.ts';
 import groupType from './group/type.ts';
 import hostnameType from './hostname/type.ts';
 import lineType from './line/type.ts';
@@ -23,6 +24,7 @@ export const generatedTypes = {
   directory: directoryType,
   exec: execType,
   file: fileType,
+  git: gitType,
   group: groupType,
   hostname: hostnameType,
   line: lineType,
