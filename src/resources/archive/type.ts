@@ -30,9 +30,9 @@ export const archiveType = defineType({
       source_base64: internal(z.string().optional().describe('internal: the content of a site file `source`')),
     })
     .refine((a) => a.ensure === 'absent' || a.source !== undefined, { message: 'source is required', path: ['source'] })
+    // Reported at the part, not at a `sha256` key that is not there (that would say only "is required").
     .refine((a) => a.source === undefined || !isDownload(a.source) || a.sha256 !== undefined, {
       message: 'a download needs its sha256 (the target checks what it downloaded against it): add sha256: <64 hex digits>',
-      path: ['sha256'],
     }),
   reads: (a) => ({
     paths: [String(a.path), `${String(a.path)}/.cairn-archive`, ...(typeof a.creates === 'string' ? [a.creates] : [])],
