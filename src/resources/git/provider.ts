@@ -257,8 +257,9 @@ export const gitProvider = defineProvider<typeof gitType>({
     return current;
   },
 
-  async apply(ctx, action, desired) {
+  async apply(ctx, action, desired, current) {
     if (action === 'destroy') {
+      if (current?.kind !== undefined) throw new ApplyError(`${desired.path} is a ${String(current.kind)}; not removing it`);
       await ctx.exec.remove(desired.path);
       return;
     }
