@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -56,6 +56,8 @@ class FileServer {
   readonly files = new Map<string, Buffer>();
   readonly cut = new Set<string>();
   readonly requests: Request[] = [];
+  /** Paths under a prefix served from a folder of this machine (a git repository for the dumb protocol). */
+  readonly folders = new Map<string, string>();
   private server!: Server;
   port = 0;
 
@@ -68,7 +70,8 @@ class FileServer {
   private answer(req: IncomingMessage, res: ServerResponse): void {
     const path = req.url ?? '/';
     this.requests.push({ path, ...(req.headers.range !== undefined ? { range: req.headers.range } : {}) });
-    const body = this.files.get(path);
+    const folder = [...this.folders].find(([prefix]) => path.startsWith(prefix));
+    const body = folder ? fileIn(folder[1], path.slice(folder[0].length)) : this.files.get(path);
     if (!body) {
       res.writeHead(404).end('not found\n');
       return;
@@ -96,6 +99,13 @@ class FileServer {
     this.server.closeAllConnections();
     return new Promise((done) => this.server.close(() => done()));
   }
+}
+
+/** A file under `folder` (a path that stays inside it), or undefined. */
+function fileIn(folder: string, relativePath: string): Buffer | undefined {
+  const path = join(folder, decodeURIComponent(relativePath.replace(/[?#].*$/, '')));
+  if (!path.startsWith(`${folder}/`) || !existsSync(path) || !statSync(path).isFile()) return undefined;
+  return readFileSync(path);
 }
 
 const why = labUnavailable();
@@ -374,5 +384,45 @@ if (why) {
     assert.deepEqual(statuses(await apply(['  - git: /srv/two/app', '    ensure: absent'])), ['changed git:/srv/two/app']);
     assert.equal((await host.sh('test -e /srv/two/app')).code, 1);
     assert.deepEqual(statuses(await apply(['  - git: /srv/two/app', '    ensure: absent'])), ['unchanged git:/srv/two/app']);
+  });
+
+  test('git: a repository over HTTP (git\'s dumb protocol, served from this machine); notified, it fetches again and HEAD stays', async () => {
+    const dir = tempDir('cairn-git-http-');
+    const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd: dir, encoding: 'utf8' }).trim();
+    git('init', '-q', '--bare', 'repo.git');
+    git('-C', 'repo.git', 'symbolic-ref', 'HEAD', 'refs/heads/main');
+    git('init', '-q', 'work');
+    git('-C', 'work', 'symbolic-ref', 'HEAD', 'refs/heads/main');
+    const push = (file: string, content: string) => {
+      writeFileSync(join(dir, 'work', file), content);
+      git('-C', 'work', 'add', '-A');
+      git('-C', 'work', 'commit', '-qm', file);
+      git('-C', 'work', 'push', '-q', join(dir, 'repo.git'), 'main');
+      // What the dumb protocol reads: info/refs and objects/info/packs.
+      git('-C', 'repo.git', 'update-server-info');
+      return git('-C', 'work', 'rev-parse', 'HEAD');
+    };
+    const first = push('a.txt', 'one\n');
+    server.folders.set('/repo.git/', join(dir, 'repo.git'));
+    await sh('mkdir /srv/http');
+    const parts = ['  - git: /srv/http/app', `    repository: ${url('/repo.git')}`];
+    assert.deepEqual(statuses(await apply(parts)), ['changed git:/srv/http/app']);
+    assert.equal(await head('/srv/http/app'), first);
+    assert.equal(await sh('cat /srv/http/app/a.txt'), 'one\n');
+    assert.deepEqual(statuses(await apply(parts)), ['unchanged git:/srv/http/app']);
+
+    const second = push('b.txt', 'two\n');
+    assert.deepEqual(statuses(await apply(parts)), ['changed git:/srv/http/app']);
+    assert.equal(await head('/srv/http/app'), second);
+
+    // A file that changes notifies the checkout: it fetches again (the server is asked), HEAD stays.
+    const notified = [...parts, '  - file: /srv/http/trigger', '    content: "1"', '    notify: git:/srv/http/app'];
+    const asked = server.requests.length;
+    const nodes = await apply(notified);
+    // The notifier runs first (a notify orders it before its handler), then the checkout, notified.
+    assert.deepEqual(statuses(nodes), ['changed file:/srv/http/trigger', 'unchanged git:/srv/http/app']);
+    assert.match(nodes[1]!.reason ?? '', /fetched; HEAD already at/);
+    assert.ok(server.requests.slice(asked).some((r) => r.path.startsWith('/repo.git/info/refs')), 'the remote was asked again');
+    assert.equal(await head('/srv/http/app'), second);
   });
 }
