@@ -247,6 +247,12 @@ if (why) {
     assert.match(nodes[0]!.error ?? '', new RegExp(`has sha256 ${sha256(real)}, not the ${wrong} expected; nothing was unpacked`));
     assert.equal(await sh('ls -A /opt/t3'), '', 'neither the download nor an unpacked tree is left');
 
+    // A download that is not there: the tool's words, nothing left.
+    const missing = await apply(['  - archive: /opt/t3/missing', `    source: ${url('/no-such.tar.gz')}`, `    sha256: ${wrong}`], 1);
+    assert.equal(missing[0]!.status, 'failed');
+    assert.match(missing[0]!.error ?? '', /downloading http:\S+\/no-such\.tar\.gz \(curl\) exited with 22:[\s\S]*404/);
+    assert.equal(await sh('ls -A /opt/t3'), '');
+
     // Over an existing folder: the old archive stays as it was.
     const good = archive('tar.gz', 'x', { 'a.txt': 'good\n' });
     server.files.set('/good.tar.gz', good);
@@ -405,6 +411,12 @@ if (why) {
     const first = push('a.txt', 'one\n');
     server.folders.set('/repo.git/', join(dir, 'repo.git'));
     await sh('mkdir /srv/http');
+    // A repository that is not there: git's words, and nothing created.
+    const nowhere = await apply(['  - git: /srv/http/nowhere', `    repository: ${url('/nowhere.git')}`], 1);
+    assert.equal(nowhere[0]!.status, 'failed');
+    assert.match(nowhere[0]!.error ?? '', /git ls-remote --symref http:\S+\/nowhere\.git HEAD exited with 128/);
+    assert.equal((await host.sh('test -e /srv/http/nowhere')).code, 1);
+
     const parts = ['  - git: /srv/http/app', `    repository: ${url('/repo.git')}`];
     assert.deepEqual(statuses(await apply(parts)), ['changed git:/srv/http/app']);
     assert.equal(await head('/srv/http/app'), first);

@@ -87,8 +87,11 @@ async function download(ctx: ProviderContext, url: string, file: string, sha256:
     // curl 33: the server cannot resume; 22 with a partial file: most often the range is past its end.
     if (tool.endsWith('curl') && (r.code === 33 || r.code === 22)) await ctx.exec.remove(file);
   }
-  // What was got so far stays for the next run to resume.
-  if (failure) throw failure;
+  if (failure) {
+    // What was got so far stays for the next run to resume; an empty file is nothing got.
+    if ((await ctx.exec.stat(file))?.size === 0) await ctx.exec.remove(file);
+    throw failure;
+  }
   const actual = await checksum(ctx, file);
   if (actual !== sha256) {
     await ctx.exec.remove(file);

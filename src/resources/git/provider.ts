@@ -1,4 +1,4 @@
-import type { RunResult } from '../../executors/types.ts';
+import type { RunResult, Stat } from '../../executors/types.ts';
 import { toolError } from '../commands.ts';
 import { ownership } from '../posix.ts';
 import { defineProvider, ApplyError, type Current, type Desired, type ProviderContext } from '../type.ts';
@@ -182,14 +182,28 @@ async function move(ctx: ProviderContext, desired: GitAttributes, checkout: Chec
   return checkout.head !== commit;
 }
 
-/** A new checkout: an empty folder the owner owns, `git init`, origin, then what `move` does. */
-async function clone(ctx: ProviderContext, desired: GitAttributes, wanted: Wanted | undefined): Promise<void> {
+/**
+ * A new checkout: an empty folder the owner owns, `git init`, origin, then what `move` does. The
+ * revision is resolved first (a repository that cannot be reached creates nothing), and a clone
+ * that fails half way is taken back: the folder as it was (absent, or empty).
+ */
+async function clone(ctx: ProviderContext, desired: GitAttributes, before: Stat | undefined): Promise<void> {
   const path = desired.path;
+  const wanted = await resolveRevision(ctx, desired);
   await ctx.exec.mkdir(path, { parents: true });
-  await chownTree(ctx, desired);
-  await mustGit(ctx, desired, ['init', '-q']);
-  await mustGit(ctx, desired, ['remote', 'add', 'origin', desired.repository!]);
-  await move(ctx, desired, { dirty: [], local: [] }, wanted ?? await resolveRevision(ctx, desired), false);
+  try {
+    await chownTree(ctx, desired);
+    await mustGit(ctx, desired, ['init', '-q']);
+    await mustGit(ctx, desired, ['remote', 'add', 'origin', desired.repository!]);
+    await move(ctx, desired, { dirty: [], local: [] }, wanted, false);
+  } catch (err) {
+    await ctx.exec.remove(path);
+    if (before) {
+      await ctx.exec.mkdir(path, { mode: before.mode });
+      await ctx.exec.chown(path, String(before.uid), String(before.gid));
+    }
+    throw err;
+  }
 }
 
 /** Reads and, when the checkout must move or be created, converges it; the outcome for apply and refresh. */
@@ -200,7 +214,7 @@ async function converge(ctx: ProviderContext, desired: GitAttributes, refetch = 
   const checkout = stat ? await inspect(ctx, desired) : undefined;
   if (checkout === 'not a checkout') throw new ApplyError(`${path} is a folder with files in it but not a git checkout; remove it or choose another path`);
   if (!checkout) {
-    await clone(ctx, desired, undefined);
+    await clone(ctx, desired, stat);
     return { changed: true, reason: 'cloned' };
   }
   const currentOwner = stat ? await ownership(ctx, desired, stat.uid, stat.gid) : {};
