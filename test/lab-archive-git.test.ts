@@ -335,8 +335,14 @@ if (why) {
       '    repository: file:///srv/one.git',
       '    revision: main',
       '    depth: 1',
+      '  - git: /srv/one/pinned-shallow',
+      '    repository: file:///srv/one.git',
+      `    revision: "${second}"`,
+      '    depth: 1',
     ];
-    assert.deepEqual(statuses(await apply(parts)), ['changed git:/srv/one/app', 'changed git:/srv/one/tagged', 'changed git:/srv/one/pinned', 'changed git:/srv/one/shallow']);
+    assert.deepEqual(statuses(await apply(parts)), [
+      'changed git:/srv/one/app', 'changed git:/srv/one/tagged', 'changed git:/srv/one/pinned', 'changed git:/srv/one/shallow', 'changed git:/srv/one/pinned-shallow',
+    ]);
     assert.equal(await head('/srv/one/app'), third);
     assert.equal(await sh('git -C /srv/one/app rev-parse --abbrev-ref HEAD @{upstream}'), 'main\norigin/main\n', 'on a branch that tracks origin');
     assert.equal(await sh('stat -c %U /srv/one/app /srv/one/app/b.txt /srv/one/app/.git/HEAD'), 'app\napp\napp\n');
@@ -345,8 +351,13 @@ if (why) {
     assert.equal(await head('/srv/one/pinned'), second);
     assert.equal(await head('/srv/one/shallow'), third);
     assert.equal(await sh('git -C /srv/one/shallow rev-list --count HEAD'), '1\n', 'depth 1: one commit of history');
+    // A commit no branch tip names, fetched by its id with depth 1.
+    assert.equal(await head('/srv/one/pinned-shallow'), second);
+    assert.equal(await sh('git -C /srv/one/pinned-shallow rev-list --count HEAD'), '1\n');
 
-    assert.deepEqual(statuses(await apply(parts)), ['unchanged git:/srv/one/app', 'unchanged git:/srv/one/tagged', 'unchanged git:/srv/one/pinned', 'unchanged git:/srv/one/shallow']);
+    assert.deepEqual(statuses(await apply(parts)), [
+      'unchanged git:/srv/one/app', 'unchanged git:/srv/one/tagged', 'unchanged git:/srv/one/pinned', 'unchanged git:/srv/one/shallow', 'unchanged git:/srv/one/pinned-shallow',
+    ]);
   });
 
   test('git: a new commit upstream moves HEAD (plan shows old → new); local edits fail with what is dirty and touch nothing; force: true resets', async () => {
