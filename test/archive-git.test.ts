@@ -39,6 +39,8 @@ describe('archive and git: schemas and commands', () => {
     assert.equal(parsed.revision, 'HEAD');
     assert.equal(parsed.force, false);
     assert.equal(errors(gitType.schema, { path: '/srv/app', repository: 'x', revision: 5 }).length, 1);
+    assert.deepEqual(errors(gitType.schema, { path: '/srv/app', repository: '--upload-pack=touch /tmp/x' }), ["a repository cannot start with '-'"]);
+    assert.deepEqual(errors(gitType.schema, { path: '/srv/app', repository: 'x', revision: '-b' }), ["a revision cannot start with '-'"]);
   });
 
   test('archive formats by name, and the unpack command of each', () => {

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { absolutePath, ensurePresence, userName } from '../attributes.ts';
 import { defineType, update } from '../define.ts';
 
+/** A word git is handed as an argument: never one it would read as an option. */
+const notAnOption = (what: string) => z.string().min(1).refine((v) => !v.startsWith('-'), `${what} cannot start with '-'`);
+
 export const gitType = defineType({
   name: 'git',
   key: 'path',
@@ -12,8 +15,9 @@ export const gitType = defineType({
     .strictObject({
       path: absolutePath.describe('the folder of the checkout'),
       ensure: update(ensurePresence),
-      repository: update(z.string().min(1).optional().describe('the URL or path git clones from (required unless absent)')),
-      revision: update(z.string().min(1).default('HEAD').describe("a branch, tag or commit; default: the remote's HEAD (its default branch)")),
+      repository: update(notAnOption('a repository').optional().describe('the URL or path git clones from (required unless absent)')),
+      revision: update(notAnOption('a revision').refine((v) => !/\s/.test(v), 'a revision has no spaces')
+        .default('HEAD').describe("a branch, tag or commit; default: the remote's HEAD (its default branch)")),
       depth: z.number().int().positive().optional().describe('fetch only this many commits of history (a shallow clone)'),
       owner: update(userName.optional().describe('owns the checkout; git runs as this user')),
       group: update(userName.optional().describe('group of the checkout (chown -R)')),
