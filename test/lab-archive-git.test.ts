@@ -48,13 +48,17 @@ interface Request {
 }
 
 /**
- * Serves `files` by path. A path in `cut` answers its first request with the full length
- * announced but only half the bytes, then drops the connection; every request honours
- * `Range: bytes=N-` with a 206.
+ * Serves `files` by path. A path in `cut` answers its next requests without a range (as many as
+ * it says) with the full length announced but only half the bytes, then drops the connection;
+ * every request honours `Range: bytes=N-` with a 206.
  */
 class FileServer {
   readonly files = new Map<string, Buffer>();
-  readonly cut = new Set<string>();
+  /** Paths whose next N full (not ranged) answers are cut off halfway. */
+  readonly cut = new Map<string, number>();
+  /** Paths answered 503 (the server is down for them); `downAfterCut`: from their next cut on. */
+  readonly down = new Set<string>();
+  readonly downAfterCut = new Set<string>();
   readonly requests: Request[] = [];
   /** Paths under a prefix served from a folder of this machine (a git repository for the dumb protocol). */
   readonly folders = new Map<string, string>();
@@ -70,6 +74,10 @@ class FileServer {
   private answer(req: IncomingMessage, res: ServerResponse): void {
     const path = req.url ?? '/';
     this.requests.push({ path, ...(req.headers.range !== undefined ? { range: req.headers.range } : {}) });
+    if (this.down.has(path)) {
+      res.writeHead(503).end('down\n');
+      return;
+    }
     const folder = [...this.folders].find(([prefix]) => path.startsWith(prefix));
     const body = folder ? fileIn(folder[1], path.slice(folder[0].length)) : this.files.get(path);
     if (!body) {
@@ -88,7 +96,10 @@ class FileServer {
       return;
     }
     res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' });
-    if (this.cut.delete(path)) {
+    const cuts = this.cut.get(path) ?? 0;
+    if (cuts > 0) {
+      this.cut.set(path, cuts - 1);
+      if (this.downAfterCut.delete(path)) this.down.add(path);
       res.write(body.subarray(0, Math.floor(body.length / 2)), () => res.destroy());
       return;
     }
@@ -223,7 +234,7 @@ if (why) {
   test('archive: a download cut off midway is resumed with a Range request in the same run', async () => {
     const big = archive('tar.gz', 'data', { 'blob.bin': createHash('sha512').update('seed').digest('hex').repeat(20000) });
     server.files.set('/cut.tar.gz', big);
-    server.cut.add('/cut.tar.gz');
+    server.cut.set('/cut.tar.gz', 1);
     await sh('mkdir /opt/t2');
     const before = server.requests.length;
     const parts = ['  - archive: /opt/t2/cut', `    source: ${url('/cut.tar.gz')}`, `    sha256: ${sha256(big)}`];
@@ -236,6 +247,30 @@ if (why) {
     assert.equal(await sh('sha256sum < /opt/t2/cut/data/blob.bin'), `${sha256(Buffer.from(createHash('sha512').update('seed').digest('hex').repeat(20000)))}  -\n`);
     assert.equal(await sh('ls -A /opt/t2'), 'cut\n');
       });
+
+  test('archive: a run whose download failed leaves what it got, and the next run resumes it', async () => {
+    await sh('mkdir /opt/t5');
+    const big = archive('tar.gz', 'data', { 'blob.bin': createHash('sha512').update('another seed').digest('hex').repeat(20000) });
+    server.files.set('/flaky.tar.gz', big);
+    // The first answer is cut off halfway, and the server is down for it after that: the run gives up.
+    server.cut.set('/flaky.tar.gz', 1);
+    server.downAfterCut.add('/flaky.tar.gz');
+    const parts = ['  - archive: /opt/t5/data', `    source: ${url('/flaky.tar.gz')}`, `    sha256: ${sha256(big)}`];
+    const failed = await apply(parts, 1);
+    assert.equal(failed[0]!.status, 'failed');
+    assert.match(failed[0]!.error ?? '', /exited with 22:[\s\S]*503/);
+    const partial = (await sh('ls -A /opt/t5')).trim();
+    assert.match(partial, /^\.data\.cairn-download\.[0-9a-f]{16}$/, 'the half it got is kept');
+    assert.equal(Number(await sh(`stat -c %s /opt/t5/${partial}`)), Math.floor(big.length / 2));
+
+    // The next run asks only for the rest.
+    server.down.delete('/flaky.tar.gz');
+    const asked = server.requests.length;
+    assert.deepEqual(statuses(await apply(parts)), ['changed archive:/opt/t5/data']);
+    assert.deepEqual(server.requests.slice(asked).map((r) => r.range), [`bytes=${Math.floor(big.length / 2)}-`]);
+    assert.equal(await sh('ls -A /opt/t5'), 'data\n');
+    assert.equal(await sh('sha256sum < /opt/t5/data/data/blob.bin'), `${sha256(Buffer.from(createHash('sha512').update('another seed').digest('hex').repeat(20000)))}  -\n`);
+  });
 
   test('archive: a download whose sha256 differs fails the node and leaves nothing in place', async () => {
     await sh('mkdir /opt/t3');

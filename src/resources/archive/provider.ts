@@ -84,8 +84,9 @@ async function download(ctx: ProviderContext, url: string, file: string, sha256:
     }
     failure = toolError(`downloading ${url} (${tool})`, r);
     ctx.log(`download try ${attempt} of ${DOWNLOAD_TRIES} failed: ${outputTail(r.stderr || r.stdout, 1)}`);
-    // curl 33: the server cannot resume; 22 with a partial file: most often the range is past its end.
-    if (tool.endsWith('curl') && (r.code === 33 || r.code === 22)) await ctx.exec.remove(file);
+    // What was got cannot be carried on from: the server cannot resume (curl 33), or the range is
+    // past its end (416: the file is as long as the archive, or longer, and not it). Start afresh.
+    if ((tool.endsWith('curl') && r.code === 33) || /\b416\b/.test(r.stderr)) await ctx.exec.remove(file);
   }
   if (failure) {
     // What was got so far stays for the next run to resume; an empty file is nothing got.
