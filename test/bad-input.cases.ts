@@ -764,4 +764,39 @@ export const badInputCases: BadInputCase[] = [
     files: oneState('  - file: /tmp/x\n<% } %>\n'),
     expect: [{ at: 'states/s.yaml:3:4', message: /a \} in a <% %> tag closes a block that was never opened/ }],
   },
+
+  // ── archive and git ───────────────────────────────────────────────────────────────────────────
+  {
+    name: 'an archive download without its sha256 is an error, not a warning',
+    files: oneState('  - archive: /opt/app\n    source: https://example.org/app-1.0.tar.gz\n'),
+    expect: [{ at: 'states/s.yaml:2:5', message: /archive \/opt\/app: a download needs its sha256 \(the target checks what it downloaded against it\)/ }],
+  },
+  {
+    name: "an archive whose format its name does not tell points at the source",
+    files: oneState(`  - archive: /opt/app\n    source: https://example.org/app.rar\n    sha256: "${'a'.repeat(64)}"\n`),
+    expect: [{ at: 'states/s.yaml:3:13', message: /cannot tell the archive format of 'https:\/\/example\.org\/app\.rar' from its name: add format: tar\.gz \| tgz/ }],
+  },
+  {
+    name: 'an archive site file whose sha256 is not the one given points at the sha256',
+    files: { ...oneState(`  - archive: /opt/app\n    source: files/app.tar.gz\n    sha256: "${'0'.repeat(64)}"\n`), 'files/app.tar.gz': 'not really an archive\n' },
+    expect: [{ at: 'states/s.yaml:4:14', message: /the site file 'files\/app\.tar\.gz' has sha256 [0-9a-f]{64}, not 0{64}/ }],
+  },
+  {
+    name: 'unknown attribute of an archive',
+    files: oneState('  - archive: /opt/app\n    source: files/app.zip\n    strip_component: 1\n'),
+    expect: [{ at: 'states/s.yaml:4:5', message: /archive \/opt\/app: unknown attribute 'strip_component' \(did you mean 'strip_components'\?\)/ }],
+  },
+  {
+    name: 'a git revision given as a number',
+    files: oneState('  - git: /srv/app\n    repository: https://example.org/app.git\n    revision: 1.5\n'),
+    expect: [{ at: 'states/s.yaml:4:15', message: /git \/srv\/app: revision: expected string, received number/ }],
+  },
+  {
+    name: 'unknown attribute of a git checkout, and its missing repository',
+    files: oneState('  - git: /srv/app\n    repo: https://example.org/app.git\n'),
+    expect: [
+      { at: 'states/s.yaml:3:5', message: /git \/srv\/app: unknown attribute 'repo'/ },
+      { at: 'states/s.yaml:2:5', message: /git \/srv\/app: repository: is required/ },
+    ],
+  },
 ];

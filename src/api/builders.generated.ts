@@ -1,11 +1,13 @@
 // Written by scripts/registry.mjs from the folders in src/resources/ (`npm run build` runs it): do not edit.
 import { builder } from './builder.ts';
 
+export const archive = builder('archive');
 export const authorizedKey = builder('authorized_key');
 export const cron = builder('cron');
 export const directory = builder('directory');
 export const exec = builder('exec');
 export const file = builder('file');
+export const git = builder('git');
 export const group = builder('group');
 export const hostname = builder('hostname');
 export const line = builder('line');

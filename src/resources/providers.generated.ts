@@ -1,10 +1,12 @@
 // Written by scripts/registry.mjs from the folders in src/resources/ (`npm run build` runs it): do not edit.
 import type { Provider } from './type.ts';
+import archiveProviders from './archive/providers.ts';
 import authorizedKeyProviders from './authorized_key/providers.ts';
 import cronProviders from './cron/providers.ts';
 import directoryProviders from './directory/providers.ts';
 import execProviders from './exec/providers.ts';
 import fileProviders from './file/providers.ts';
+import gitProviders from './git/providers.ts';
 import groupProviders from './group/providers.ts';
 import hostnameProviders from './hostname/providers.ts';
 import lineProviders from './line/providers.ts';
@@ -20,11 +22,13 @@ import userProviders from './user/providers.ts';
 
 /** Every type's providers, in the order they are tried. */
 export const generatedProviders: Record<string, readonly Provider[]> = {
+  archive: archiveProviders,
   authorized_key: authorizedKeyProviders,
   cron: cronProviders,
   directory: directoryProviders,
   exec: execProviders,
   file: fileProviders,
+  git: gitProviders,
   group: groupProviders,
   hostname: hostnameProviders,
   line: lineProviders,

@@ -1,9 +1,11 @@
 // Written by scripts/registry.mjs from the folders in src/resources/ (`npm run build` runs it): do not edit.
+import archiveType from './archive/type.ts';
 import authorizedKeyType from './authorized_key/type.ts';
 import cronType from './cron/type.ts';
 import directoryType from './directory/type.ts';
 import execType from './exec/type.ts';
 import fileType from './file/type.ts';
+import gitType from './git/type.ts';
 import groupType from './group/type.ts';
 import hostnameType from './hostname/type.ts';
 import lineType from './line/type.ts';
@@ -19,11 +21,13 @@ import userType from './user/type.ts';
 
 /** Every resource type, by name. */
 export const generatedTypes = {
+  archive: archiveType,
   authorized_key: authorizedKeyType,
   cron: cronType,
   directory: directoryType,
   exec: execType,
   file: fileType,
+  git: gitType,
   group: groupType,
   hostname: hostnameType,
   line: lineType,
