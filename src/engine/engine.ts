@@ -582,7 +582,8 @@ export class Engine {
   private planDependency(node: GraphNode, desired: Record<string, unknown>): string | undefined {
     const reads = this.readsOf(node, desired);
     for (const e of this.incoming.get(node.id) ?? []) {
-      if (e.kind !== 'notify' && this.planned.has(e.from) && (reads?.commands || e.kind !== 'require' || !reads)) {
+      // An implicit requisite (DESIGN §6) names what this node reads (its owner, its package).
+      if (e.kind !== 'notify' && this.planned.has(e.from) && (reads?.commands || e.kind !== 'require' || e.declared === 'auto' || !reads)) {
         return this.byId.get(e.from)!.ref;
       }
     }

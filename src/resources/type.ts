@@ -78,6 +78,13 @@ export interface TypeDefinition<S extends z.ZodObject = z.ZodObject, K extends s
   /** Turns site-relative inputs (templates, sources) into values the engine can compare. */
   resolve?(attributes: Record<string, unknown>, ctx: ResolveContext): Record<string, unknown>;
 
+  /**
+   * Implicit ordering (DESIGN §6, Puppet's autorequire): the nodes of other types this node
+   * requires when they are in the run. The graph builder reads these generically; an explicit
+   * requisite between the two nodes wins, and an edge that would close a cycle is dropped.
+   */
+  autoRequires?: AutoRequire[];
+
   // What the graph and the catalog read of a type, so neither needs a branch on its name.
 
   /**
@@ -113,6 +120,19 @@ export interface ResourceType<S extends z.ZodObject = z.ZodObject, K extends str
 }
 
 export type { ExecutorCapability };
+
+/**
+ * What a node names that makes it require another node (ResourceType.autoRequires):
+ * - `{ attribute, type }`: the node of `type` whose key equals the attribute's value (each value,
+ *   for a list): a file's `owner` names a `user`, a service's `name` a `package`;
+ * - `{ attribute, type, parent: true }`: the node of `type` whose key is the closest folder above
+ *   the attribute's path (a file's `path`, its parent `directory`);
+ * - `{ type, every: true }`: every node of `type` on the target (a package after every package
+ *   repository).
+ */
+export type AutoRequire =
+  | { attribute: string; type: string; parent?: true }
+  | { type: string; every: true };
 
 /** The edges a type's references make: they order this node before the nodes it names. */
 export type ReferenceKind = 'transition';

@@ -17,6 +17,8 @@ export const directoryType = defineType({
   reads: (a) => ({ paths: [String(a.path)] }),
   overlap: 'paths-and-parents',
   stateful: false,
+  // Implicit ordering (DESIGN §6): after the folder above it, and its owner and group, when they are in the run.
+  autoRequires: [{ attribute: 'path', type: 'directory', parent: true }, { attribute: 'owner', type: 'user' }, { attribute: 'group', type: 'group' }],
 });
 
 export default directoryType;

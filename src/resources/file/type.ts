@@ -31,6 +31,8 @@ export const fileType = defineType({
   reads: (a) => ({ paths: a.backup === true ? [String(a.path), `${String(a.path)}.cairn-bak`] : [String(a.path)] }),
   overlap: 'paths',
   stateful: false,
+  // Implicit ordering (DESIGN §6): after the folder above it, and its owner and group, when they are in the run.
+  autoRequires: [{ attribute: 'path', type: 'directory', parent: true }, { attribute: 'owner', type: 'user' }, { attribute: 'group', type: 'group' }],
   resolve(attributes, ctx) {
     const resolved = { ...attributes };
     if (typeof attributes.template === 'string') {

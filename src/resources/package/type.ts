@@ -25,6 +25,8 @@ export const packageType = defineType({
       path: ['version'],
     }),
   stateful: false,
+  // Implicit ordering (DESIGN §6): after every package repository of the target (their index refresh comes first).
+  autoRequires: [{ type: 'package_repository', every: true }],
 });
 
 export default packageType;
