@@ -211,13 +211,18 @@ export const badInputCases: BadInputCase[] = [
     expect: [
       { at: 'states/s.yaml:3:5', message: /unknown attribute 'contnet' \(did you mean 'content'\?\)/ },
       // source_base64 and content_sha256 are the file type's internal attributes: never offered.
-      { message: /help: file takes: ensure, content, template, source, vars, mode, owner, group, backup\n/ },
+      { message: /help: file takes: ensure, content, template, source, vars, mode, owner, group, backup, validate\n/ },
     ],
   },
   {
     name: "an internal attribute (filled in by the type, never written) is not the site's to write",
     files: oneState('  - file: /tmp/x\n    source: motd\n    content_sha256: abc\n'),
     expect: [{ at: 'states/s.yaml:4:5', message: /file \/tmp\/x: unknown attribute 'content_sha256'/ }],
+  },
+  {
+    name: "a file's validate command that does not name the file to check (no %)",
+    files: oneState('  - file: /etc/sudoers.d/deploy\n    content: "deploy ALL=(ALL) NOPASSWD: ALL\\n"\n    validate: visudo -c\n'),
+    expect: [{ at: 'states/s.yaml:4:15', message: /file \/etc\/sudoers\.d\/deploy: validate: a validate command names the file to check as %/ }],
   },
   {
     name: 'unknown attribute of a directory',
