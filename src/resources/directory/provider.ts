@@ -1,4 +1,4 @@
-import { convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
+import { attributeDiff, convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
 import { defineProvider, ApplyError } from '../type.ts';
 import type { directoryType } from './type.ts';
 
@@ -28,5 +28,9 @@ export const posixDirectory = defineProvider<typeof directoryType>({
       }
     }
     await convergeAttributes(ctx, path, desired, current);
+  },
+
+  diff(desired, current) {
+    return attributeDiff(desired, current);
   },
 });

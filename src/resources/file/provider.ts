@@ -3,7 +3,7 @@ import { createTwoFilesPatch } from 'diff';
 import { sha256Hex } from '../../lib/digest.ts';
 import { VALIDATE_FAILED, type WriteOptions } from '../../executors/types.ts';
 import { outputTail } from '../commands.ts';
-import { convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
+import { attributeDiff, convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { fileType } from './type.ts';
 
@@ -82,10 +82,11 @@ export const posixFile = defineProvider<typeof fileType>({
   },
 
   diff(desired, current) {
-    if (typeof desired.content !== 'string') return undefined;
+    const attributes = attributeDiff(desired, current);
     const before = typeof current?.content === 'string' ? current.content : '';
-    if (before === desired.content) return undefined;
+    if (typeof desired.content !== 'string' || before === desired.content) return attributes;
     const path = desired.path;
-    return createTwoFilesPatch(current ? path : '/dev/null', path, before, desired.content, undefined, undefined, { context: 3 });
+    const patch = createTwoFilesPatch(current ? path : '/dev/null', path, before, desired.content, undefined, undefined, { context: 3 });
+    return attributes ? `${attributes}\n${patch}` : patch;
   },
 });
