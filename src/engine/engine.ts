@@ -31,6 +31,8 @@ export interface NodeResult {
   action: Action;
   reason?: string;
   changes?: string[];
+  /** What the change is item by item, when the node stands for many things (Provider.items). */
+  items?: string[];
   diff?: string;
   error?: string;
   ms: number;
@@ -434,6 +436,7 @@ export class Engine {
       full.ref = this.mask(full.ref);
       full.id = this.mask(full.id);
       for (const key of ['reason', 'error', 'diff'] as const) if (full[key] !== undefined) full[key] = this.mask(full[key]);
+      if (full.items) full.items = full.items.map((item) => this.mask(item));
     }
     this.latest.set(node.id, full);
     // Overlapped nodes are reported once every node started before them is: output keeps run order.
@@ -655,7 +658,8 @@ export class Engine {
     const diffText = this.options.diff && action !== 'none'
       ? (hidden ? hiddenDiff(node, desired, current) : provider.diff?.(desired, current))
       : undefined;
-    const base = { ...(changes.length ? { changes } : {}), ...(diffText ? { diff: diffText } : {}) };
+    const items = action !== 'none' ? provider.items?.(desired, current) : undefined;
+    const base = { ...(changes.length ? { changes } : {}), ...(items?.length ? { items } : {}), ...(diffText ? { diff: diffText } : {}) };
 
     if (action === 'none' && !refreshWhy) {
       if (this.planning) {

@@ -16,6 +16,11 @@ export interface ResolveContext {
   renderTemplate(path: string, vars: Record<string, unknown> | undefined): string;
   /** Reads a site file as is; returns its content as base64 and its sha256. */
   readSource(path: string): { base64: string; sha256: string };
+  /**
+   * The entries of a site folder, recursively, each a path relative to it (folders before what
+   * they hold, names sorted): what `renderTemplate` and `readSource` then read as `<path>/<entry>`.
+   */
+  readFolder(path: string): { path: string; kind: 'file' | 'directory' }[];
 }
 
 /** A resolve failure, tied to the attribute whose value caused it (for the error's position). */
@@ -258,6 +263,12 @@ export interface Provider<T extends { schema: z.ZodType } = ResourceType> {
   /** Trait: what a notification does; absent: nothing. `{ changed: false }` when it had nothing
    *  to do (a stopped service is not restarted), so the node does not report a change. */
   refresh?(ctx: ProviderContext<T>, desired: Desired<T>): Promise<void | { changed: false; reason: string }>;
+  /**
+   * Trait: the change item by item, when a node stands for many things (a directory copied from
+   * the site: `created /srv/www/index.html`, `changed …`, `removed …`), for the report, under the
+   * node. Called with the reading that decided the node's action.
+   */
+  items?(desired: Desired<T>, current: Current<T>): string[];
   /** Trait: a unified diff of content for `--diff`, when the type has content. */
   diff?(desired: Desired<T>, current: Current<T>): string | undefined;
   /** Trait: the same work as POSIX sh, for `cairn export` (DESIGN §11). */
