@@ -225,6 +225,21 @@ export const badInputCases: BadInputCase[] = [
     expect: [{ at: 'states/s.yaml:4:15', message: /file \/etc\/sudoers\.d\/deploy: validate: a validate command names the file to check as %/ }],
   },
   {
+    name: "a directory's source that is a file of the site, not a folder",
+    files: { ...oneState('  - directory: /srv/www\n    source: files/index.html\n'), 'files/index.html': '<h1>hi</h1>\n' },
+    expect: [{ at: 'states/s.yaml:3:13', message: /directory \/srv\/www: source 'files\/index\.html' is a file \(a directory's source is a folder of the site\)/ }],
+  },
+  {
+    name: "a directory's source holding a template and the file it renders to",
+    files: { ...oneState('  - directory: /srv/www\n    source: www\n    template: true\n'), 'www/app.conf': 'a\n', 'www/app.conf.eta': 'b\n' },
+    expect: [{ at: 'states/s.yaml:3:13', message: /the site folder 'www' has both app\.conf and app\.conf\.eta, which are both app\.conf in the directory/ }],
+  },
+  {
+    name: 'purge on a directory without a source',
+    files: oneState('  - directory: /srv/www\n    purge: true\n'),
+    expect: [{ at: 'states/s.yaml:2:5', message: /directory \/srv\/www: purge, template, file_mode and vars go with source/ }],
+  },
+  {
     name: 'unknown attribute of a directory',
     files: oneState('  - directory: /srv/www\n    mdoe: "0755"\n'),
     expect: [{ at: 'states/s.yaml:3:5', message: /directory \/srv\/www: unknown attribute 'mdoe' \(did you mean 'mode'\?\)/ }],
