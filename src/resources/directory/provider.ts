@@ -132,6 +132,7 @@ export const posixDirectory = defineProvider<typeof directoryType>({
 async function copyTree(ctx: ProviderContext, desired: DirectoryAttributes, have: Found): Promise<void> {
   const want = wanted(desired);
   const content = (desired.tree_content ?? {}) as Record<string, string>;
+  const rendered = (desired.tree_rendered ?? {}) as Record<string, string>;
   for (const [rel, h] of Object.entries(have)) if (h.type === 'extra') await ctx.exec.remove(inside(desired, rel));
   for (const [rel, w] of Object.entries(want).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     let h = have[rel] as TreeEntry | undefined;
@@ -143,7 +144,8 @@ async function copyTree(ctx: ProviderContext, desired: DirectoryAttributes, have
       h = undefined;
     }
     if (w.type === 'file' && (!h || h.sha256 !== w.sha256)) {
-      await ctx.exec.writeFile(path, Buffer.from(content[rel] ?? '', 'base64'), {
+      const bytes = rendered[rel] !== undefined ? Buffer.from(rendered[rel]) : Buffer.from(content[rel] ?? '', 'base64');
+      await ctx.exec.writeFile(path, bytes, {
         ...(mode !== undefined ? { mode } : {}), ...(w.owner !== undefined ? { owner: w.owner } : {}), ...(w.group !== undefined ? { group: w.group } : {}),
       });
       continue;

@@ -35,7 +35,9 @@ export const directoryType = defineType({
     file_mode: fileMode.optional().describe('with source: octal permission bits of the files it copies (default: a new file follows the umask, an existing one keeps its mode)'),
     // Filled by resolve(): what `source` holds, so plans compare without the site.
     tree: internal(update(z.record(z.string(), z.custom<TreeEntry>()).optional().describe('internal: the entries of `source`, by path inside the directory'))),
-    tree_content: internal(z.record(z.string(), z.string()).optional().describe('internal: the content of each file of `source`, base64')),
+    tree_content: internal(z.record(z.string(), z.string()).optional().describe('internal: the content of each file of `source` copied as is, base64')),
+    // Text, not base64: a value rendered from a secret is found in it, and the node is marked sensitive (DESIGN §4a).
+    tree_rendered: internal(z.record(z.string(), z.string()).optional().describe('internal: the content of each template of `source`, rendered')),
   }).refine((a) => a.source !== undefined || (a.purge === undefined && a.template === undefined && a.file_mode === undefined && a.vars === undefined), {
     message: 'purge, template, file_mode and vars go with source (a folder of the site to copy)',
   }).refine((a) => a.source === undefined || a.ensure !== 'absent', { message: 'source goes with ensure: present', path: ['source'] }),
@@ -59,6 +61,7 @@ export const directoryType = defineType({
     });
     const tree: Record<string, TreeEntry> = {};
     const content: Record<string, string> = {};
+    const renderedText: Record<string, string> = {};
     const made = new Map<string, string>();
     for (const entry of blame('source', () => ctx.readFolder(source))) {
       if (entry.kind === 'directory') {
@@ -76,13 +79,17 @@ export const directoryType = defineType({
       }
       made.set(rel, entry.path);
       const sitePath = `${source}/${entry.path}`;
-      const bytes = rendered
-        ? Buffer.from(blame('source', () => ctx.renderTemplate(sitePath, vars)))
-        : Buffer.from(blame('source', () => ctx.readSource(sitePath)).base64, 'base64');
-      content[rel] = bytes.toString('base64');
+      let bytes: Buffer;
+      if (rendered) {
+        renderedText[rel] = blame('source', () => ctx.renderTemplate(sitePath, vars));
+        bytes = Buffer.from(renderedText[rel]);
+      } else {
+        content[rel] = blame('source', () => ctx.readSource(sitePath)).base64;
+        bytes = Buffer.from(content[rel], 'base64');
+      }
       tree[rel] = { type: 'file', sha256: sha256Hex(bytes), ...managed(attributes.file_mode) };
     }
-    return { ...attributes, tree, tree_content: content };
+    return { ...attributes, tree, tree_content: content, ...(Object.keys(renderedText).length ? { tree_rendered: renderedText } : {}) };
   },
 });
 
