@@ -286,10 +286,6 @@ const GRAPH_FIELDS = {
   edges: records(EDGE_FIELDS),
   order: required(strings),
   handlers: required(strings),
-  dropped: optional(list((v, where) => {
-    const r = record(v, where);
-    return { from: str(r.from, `${where}.from`), to: str(r.to, `${where}.to`) };
-  })),
   types: {
     encode: (types, _whole, where) => mapRecord(types, (t, name) => encodeWith(TYPE_FIELDS, t, `${where}.${name}`)),
     decode(wire, _whole, where) {
@@ -297,6 +293,10 @@ const GRAPH_FIELDS = {
       return mapRecord(record(wire, where), (t, name) => decodeWith(TYPE_FIELDS, t, `${where}.${name}`));
     },
   },
+  dropped: optional(list((v, where) => {
+    const r = record(v, where);
+    return { from: str(r.from, `${where}.from`), to: str(r.to, `${where}.to`) };
+  })),
 } satisfies Fields<Graph>;
 
 /** The run's header fields; `invocations` travels on a line of its own. */
