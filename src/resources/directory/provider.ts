@@ -48,6 +48,8 @@ async function readTree(ctx: ProviderContext, desired: DirectoryAttributes): Pro
     // Listed last: a command makes a remote executor forget what its batched read fetched.
     const r = await ctx.exec.run(['find', desired.path, '-mindepth', '1', '-print0']);
     if (r.code !== 0) throw toolError(`find ${desired.path}`, r);
+    // A listing cut short (the executor keeps OUTPUT_LIMIT of it) could end in part of a name.
+    if (r.stdout !== '' && !r.stdout.endsWith('\0')) throw new ApplyError(`purge: the listing of ${desired.path} was cut short (too many entries to list at once)`);
     const prefix = `${desired.path.replace(/\/+$/, '')}/`;
     const extras = new Set(r.stdout.split('\0').filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length)).filter((rel) => !(rel in want)));
     for (const rel of extras) {
