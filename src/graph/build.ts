@@ -249,7 +249,11 @@ export function buildGraph(run: StateRun): Graph {
 function addAutoRequires(nodes: GraphNode[], edges: Edge[], addEdge: (e: Edge) => void): { from: string; to: string }[] {
   const linked = new Set(edges.flatMap((e) => [`${e.from}\u0000${e.to}`, `${e.to}\u0000${e.from}`]));
   const after = new Map<string, string[]>();
-  const link = (from: string, to: string) => after.set(from, [...(after.get(from) ?? []), to]);
+  const link = (from: string, to: string) => {
+    const list = after.get(from);
+    if (list) list.push(to);
+    else after.set(from, [to]);
+  };
   for (const e of edges) if (ORDERING.includes(e.kind)) link(e.from, e.to);
   const reaches = (start: string, goal: string): boolean => {
     const seen = new Set<string>([start]);
@@ -276,7 +280,9 @@ function addAutoRequires(nodes: GraphNode[], edges: Edge[], addEdge: (e: Edge) =
     const byKey = named.get(n.type) ?? new Map<string, GraphNode>();
     byKey.set(String(n.attributes[key]), n);
     named.set(n.type, byKey);
-    ofType.set(n.type, [...(ofType.get(n.type) ?? []), n]);
+    const same = ofType.get(n.type);
+    if (same) same.push(n);
+    else ofType.set(n.type, [n]);
   }
   const closestAbove = (type: string, path: string): GraphNode | undefined => {
     const byKey = named.get(type);
