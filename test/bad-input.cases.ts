@@ -211,13 +211,33 @@ export const badInputCases: BadInputCase[] = [
     expect: [
       { at: 'states/s.yaml:3:5', message: /unknown attribute 'contnet' \(did you mean 'content'\?\)/ },
       // source_base64 and content_sha256 are the file type's internal attributes: never offered.
-      { message: /help: file takes: ensure, content, template, source, vars, mode, owner, group, backup\n/ },
+      { message: /help: file takes: ensure, content, template, source, vars, mode, owner, group, backup, validate\n/ },
     ],
   },
   {
     name: "an internal attribute (filled in by the type, never written) is not the site's to write",
     files: oneState('  - file: /tmp/x\n    source: motd\n    content_sha256: abc\n'),
     expect: [{ at: 'states/s.yaml:4:5', message: /file \/tmp\/x: unknown attribute 'content_sha256'/ }],
+  },
+  {
+    name: "a file's validate command that does not name the file to check (no %)",
+    files: oneState('  - file: /etc/sudoers.d/deploy\n    content: "deploy ALL=(ALL) NOPASSWD: ALL\\n"\n    validate: visudo -c\n'),
+    expect: [{ at: 'states/s.yaml:4:15', message: /file \/etc\/sudoers\.d\/deploy: validate: a validate command names the file to check as %/ }],
+  },
+  {
+    name: "a directory's source that is a file of the site, not a folder",
+    files: { ...oneState('  - directory: /srv/www\n    source: files/index.html\n'), 'files/index.html': '<h1>hi</h1>\n' },
+    expect: [{ at: 'states/s.yaml:3:13', message: /directory \/srv\/www: source 'files\/index\.html' is a file \(a directory's source is a folder of the site\)/ }],
+  },
+  {
+    name: "a directory's source holding a template and the file it renders to",
+    files: { ...oneState('  - directory: /srv/www\n    source: www\n    template: true\n'), 'www/app.conf': 'a\n', 'www/app.conf.eta': 'b\n' },
+    expect: [{ at: 'states/s.yaml:3:13', message: /the site folder 'www' has both app\.conf and app\.conf\.eta, which are both app\.conf in the directory/ }],
+  },
+  {
+    name: 'purge on a directory without a source',
+    files: oneState('  - directory: /srv/www\n    purge: true\n'),
+    expect: [{ at: 'states/s.yaml:2:5', message: /directory \/srv\/www: purge, template, file_mode and vars go with source/ }],
   },
   {
     name: 'unknown attribute of a directory',

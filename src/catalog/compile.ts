@@ -3,7 +3,7 @@
  * parts rendered and validated, identical invocations once, notified handlers added. Pure apart
  * from reading site files (templates, sources) that the catalog points at.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { canonicalJson } from '../lib/canonical-json.ts';
 import { didYouMean } from '../lib/did-you-mean.ts';
@@ -193,12 +193,19 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
   const templates = new Map<string, CompiledTemplate>();
 
   const resolveContext = (def: StateDef, it: TemplateScope): ResolveContext => {
-    const locate = (path: string, attribute: 'source' | 'template'): string => {
+    const locate = (path: string, attribute: 'source' | 'template', want: 'file' | 'folder' = 'file'): string => {
       const bases = def.component ? [join(c.root, c.components.get(def.component)!.dir), c.root] : [c.root];
       const found = bases.map((b) => resolve(b, path)).find(existsSync);
       if (!found) {
         const where = bases.map((b) => (relative(c.root, b) ? `${relative(c.root, b)}/` : 'the site folder'));
         throw inputError(`no such site file '${path}'`, undefined, `looked in ${where.join(' and ')}`);
+      }
+      if (want === 'folder') {
+        if (!statSync(found).isDirectory()) {
+          throw inputError(`${attribute} '${path}' is a file (a directory's ${attribute} is a folder of the site)`, undefined,
+            'copy one file with a file part, or name the folder that holds it');
+        }
+        return found;
       }
       // Reading a folder fails with EISDIR, which is the site's mistake, not Cairn's.
       if (statSync(found).isDirectory()) {
@@ -230,6 +237,31 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
       readSource(path) {
         const data = read(locate(path, 'source'), path);
         return { base64: data.toString('base64'), sha256: sha256Hex(data) };
+      },
+      readFolder(path) {
+        const root = locate(path, 'source', 'folder');
+        const entries: { path: string; kind: 'file' | 'directory' }[] = [];
+        const walk = (dir: string) => {
+          let names: string[];
+          try {
+            names = readdirSync(dir).sort();
+          } catch (err) {
+            throw inputError(`cannot read site folder '${join(path, relative(root, dir))}': ${(err as Error).message}`);
+          }
+          for (const name of names) {
+            const abs = join(dir, name);
+            const rel = relative(root, abs);
+            // A link in the site is copied as what it points to.
+            const kind = statSync(abs, { throwIfNoEntry: false });
+            if (kind?.isDirectory()) {
+              entries.push({ path: rel, kind: 'directory' });
+              walk(abs);
+            } else if (kind?.isFile()) entries.push({ path: rel, kind: 'file' });
+            else throw inputError(`site folder '${path}' holds '${rel}', which is neither a file nor a folder (or a link to nothing)`);
+          }
+        };
+        walk(root);
+        return entries;
       },
     };
   };

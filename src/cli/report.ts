@@ -17,6 +17,7 @@ export function nodeLine(target: string, r: NodeResult, multiTarget: boolean, co
   const label = LABEL[r.status].padEnd(12);
   const paint = colour ? COLOUR[r.status] : undefined;
   const lines = [`${prefix}${paint ? `${paint}${label}\x1b[0m` : label} ${r.ref}${action}${reason}`];
+  if (r.items) lines.push(...r.items.map((item) => `${prefix}${' '.repeat(13)}${item}`));
   if (r.error) lines.push(...r.error.split('\n').map((l) => `${prefix}${' '.repeat(13)}${l}`));
   if (r.diff) lines.push(r.diff.trimEnd());
   return lines.join('\n');

@@ -116,7 +116,11 @@ export function formatShow(run: StateRun, graph: Graph, leftOut?: Set<string>): 
       const shown = graph.types[byId.get(e.from)!.type]?.shows?.[word] ?? word;
       outgoing.set(e.from, [...(outgoing.get(e.from) ?? []), `${shown} ${to}`]);
     }
-    else incoming.set(e.to, [...(incoming.get(e.to) ?? []), `${e.kind === 'require' ? 'after' : e.kind} ${from}`]);
+    else incoming.set(e.to, [...(incoming.get(e.to) ?? []), `${e.kind === 'require' ? 'after' : e.kind} ${from}${word === 'auto' ? ' (auto)' : ''}`]);
+  }
+  // Implicit requisites that would have closed a cycle were left out: said where they would have stood.
+  for (const { from, to } of graph.dropped ?? []) {
+    incoming.set(to, [...(incoming.get(to) ?? []), `not after ${byId.get(from)!.ref} (auto, dropped: it would make a cycle)`]);
   }
   const describe = (n: GraphNode, i: number, w: number) => {
     const inv = run.invocations[n.invocation]!;

@@ -31,6 +31,8 @@ export interface NodeResult {
   action: Action;
   reason?: string;
   changes?: string[];
+  /** What the change is item by item, when the node stands for many things (Provider.items). */
+  items?: string[];
   diff?: string;
   error?: string;
   ms: number;
@@ -442,6 +444,7 @@ export class Engine {
       full.ref = this.mask(full.ref);
       full.id = this.mask(full.id);
       for (const key of ['reason', 'error', 'diff'] as const) if (full[key] !== undefined) full[key] = this.mask(full[key]);
+      if (full.items) full.items = full.items.map((item) => this.mask(item));
     }
     this.latest.set(node.id, full);
     // Overlapped nodes are reported once every node started before them is: output keeps run order.
@@ -591,7 +594,8 @@ export class Engine {
   private planDependency(node: GraphNode, desired: Record<string, unknown>): string | undefined {
     const reads = this.readsOf(node, desired);
     for (const e of this.incoming.get(node.id) ?? []) {
-      if (e.kind !== 'notify' && this.planned.has(e.from) && (reads?.commands || e.kind !== 'require' || !reads)) {
+      // An implicit requisite (DESIGN §6) names what this node reads (its owner, its package).
+      if (e.kind !== 'notify' && this.planned.has(e.from) && (reads?.commands || e.kind !== 'require' || e.declared === 'auto' || !reads)) {
         return this.byId.get(e.from)!.ref;
       }
     }
@@ -663,7 +667,8 @@ export class Engine {
     const diffText = this.options.diff && action !== 'none'
       ? (hidden ? hiddenDiff(node, desired, current) : provider.diff?.(desired, current))
       : undefined;
-    const base = { ...(changes.length ? { changes } : {}), ...(diffText ? { diff: diffText } : {}) };
+    const items = action !== 'none' ? provider.items?.(desired, current) : undefined;
+    const base = { ...(changes.length ? { changes } : {}), ...(items?.length ? { items } : {}), ...(diffText ? { diff: diffText } : {}) };
 
     if (action === 'none' && !refreshWhy) {
       if (this.planning) {

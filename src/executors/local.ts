@@ -16,7 +16,8 @@ import { ContentIndex, type Digests } from './content-index.ts';
 import { localFacts } from './local-facts.ts';
 import { IdLookup } from './accounts.ts';
 import { readTextOr } from '../lib/files.ts';
-import { collectOutput, OUTPUT_LIMIT, TargetError, type Executor, type ExecutorCapability, type LockAttempt, type LockClaim, type RunOptions, type RunResult, type Stat, type WriteOptions } from './types.ts';
+import { withPathFor } from '../lib/shell.ts';
+import { collectOutput, OUTPUT_LIMIT, TargetError, type Executor, type ExecutorCapability, type LockAttempt, type LockClaim, type RunOptions, type RunResult, type Stat, type WriteOptions, VALIDATE_FAILED } from './types.ts';
 import { UnsyncedWrites } from './unsynced-writes.ts';
 import { tryLockDir, unlockDir } from './lock-dir.ts';
 import { sweepTempFiles, tempPathFor, tempTag } from './temp-names.ts';
@@ -258,12 +259,20 @@ export class LocalExecutor implements Executor {
           // Keeping the old owner is best effort when not root.
         }
       }
+      if (opts.validate !== undefined) await this.validate(temp, opts.validate);
       fs.renameSync(temp, path);
     } catch (err) {
       fs.rmSync(temp, { force: true });
       throw err;
     }
     if (!sync) this.unsynced.add(path);
+  }
+
+  /** Runs a write's `validate` command on its temp file (WriteOptions.validate). */
+  private async validate(temp: string, command: string): Promise<void> {
+    const r = await this.run(['/bin/sh', '-c', withPathFor(command, temp)]);
+    if (r.code === 0 && !r.timedOut) return;
+    throw new TargetError(`validate exited with ${r.code}\n${r.stdout}${r.stderr}`.trimEnd(), VALIDATE_FAILED);
   }
 
   async stat(path: string): Promise<Stat | undefined> {

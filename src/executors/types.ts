@@ -58,7 +58,17 @@ export interface WriteOptions {
   mode?: number;
   owner?: string;
   group?: string;
+  /**
+   * A shell command line run on the temp file, with its final mode and owner, before it is
+   * renamed into place (`visudo -cf %`: each `%` is the temp file's quoted path, `%%` a `%`). A
+   * non-zero exit removes the temp file, leaves `path` as it was, and throws a TargetError with
+   * code EVALIDATE whose message is the exit status and the command's output.
+   */
+  validate?: string;
 }
+
+/** The code of the TargetError a refused `validate` throws (WriteOptions.validate). */
+export const VALIDATE_FAILED = 'EVALIDATE';
 
 /** A path the run will read, announced up front so a remote executor can read many at once. */
 export interface PrefetchEntry {

@@ -3,6 +3,7 @@
  * into stages, references resolved (same invocation first, then the run), cycles reported as a path,
  * and a deterministic run order (declaration order among nodes free to run).
  */
+import { posix } from 'node:path';
 import { canonicalJson } from '../lib/canonical-json.ts';
 import type { PartInvocation, RequisiteKind, StateRun } from '../catalog/staterun.ts';
 import { nearest } from '../lib/did-you-mean.ts';
@@ -63,6 +64,11 @@ export interface Graph {
   handlers: string[];
   /** What the engine needs of each type in the graph: a run then loads no schema. */
   types: Record<string, TypeBehaviour>;
+  /**
+   * Implicit requisites (DESIGN §6) left out because they would have closed a cycle: `to` would
+   * have required `from`. `cairn show` says so.
+   */
+  dropped?: { from: string; to: string }[];
 }
 
 const ORDERING: readonly EdgeKind[] = ['require', 'onchanges', 'onfail', 'transition', 'stage', 'notify'];
@@ -210,6 +216,7 @@ export function buildGraph(run: StateRun): Graph {
     }
   }
   d.throwIfAny();
+  const dropped = addAutoRequires(nodes, edges, addEdge);
 
   // 4. Order: nodes that always run, then handlers, each a deterministic topological order.
   const always = nodes.filter((n) => !n.lazy);
@@ -229,7 +236,91 @@ export function buildGraph(run: StateRun): Graph {
     const type = types[n.type] ? undefined : resourceType(n.type);
     if (type) types[n.type] = behaviourOf(type);
   }
-  return { nodes, edges, order, handlers, types };
+  return { nodes, edges, order, handlers, types, ...(dropped.length ? { dropped } : {}) };
+}
+
+/**
+ * Implicit ordering (DESIGN §6, Puppet's autorequire), from what each type declares it names
+ * (ResourceType.autoRequires): a `require` edge declared `auto` from each node named to the node
+ * naming it. Only between nodes that are both handlers or both not (handlers have an order of
+ * their own), never when an explicit edge already links the two (either way: explicit
+ * requisites win), and never one that would close a cycle: that one is returned, not added.
+ */
+function addAutoRequires(nodes: GraphNode[], edges: Edge[], addEdge: (e: Edge) => void): { from: string; to: string }[] {
+  const linked = new Set(edges.flatMap((e) => [`${e.from}\u0000${e.to}`, `${e.to}\u0000${e.from}`]));
+  const after = new Map<string, string[]>();
+  const link = (from: string, to: string) => {
+    const list = after.get(from);
+    if (list) list.push(to);
+    else after.set(from, [to]);
+  };
+  for (const e of edges) if (ORDERING.includes(e.kind)) link(e.from, e.to);
+  const reaches = (start: string, goal: string): boolean => {
+    const seen = new Set<string>([start]);
+    const stack = [start];
+    while (stack.length > 0) {
+      const id = stack.pop()!;
+      if (id === goal) return true;
+      for (const next of after.get(id) ?? []) {
+        if (!seen.has(next)) {
+          seen.add(next);
+          stack.push(next);
+        }
+      }
+    }
+    return false;
+  };
+  // Nodes another may name: each node's end state (a stage's later declarations are the same thing), by type and key.
+  const named = new Map<string, Map<string, GraphNode>>();
+  const ofType = new Map<string, GraphNode[]>();
+  for (const n of nodes) {
+    if (n.stage && n.stage.index < n.stage.of) continue;
+    const key = resourceType(n.type)?.key;
+    if (key === undefined) continue;
+    const byKey = named.get(n.type) ?? new Map<string, GraphNode>();
+    byKey.set(String(n.attributes[key]), n);
+    named.set(n.type, byKey);
+    const same = ofType.get(n.type);
+    if (same) same.push(n);
+    else ofType.set(n.type, [n]);
+  }
+  const closestAbove = (type: string, path: string): GraphNode | undefined => {
+    const byKey = named.get(type);
+    if (!byKey || !path.startsWith('/')) return undefined;
+    for (let p = posix.dirname(posix.normalize(path)); ; p = posix.dirname(p)) {
+      const found = byKey.get(p);
+      if (found) return found;
+      if (p === '/') return undefined;
+    }
+  };
+  const dropped: { from: string; to: string }[] = [];
+  for (const node of nodes) {
+    const wanted: GraphNode[] = [];
+    for (const auto of resourceType(node.type)?.autoRequires ?? []) {
+      if ('every' in auto) {
+        wanted.push(...(ofType.get(auto.type) ?? []));
+        continue;
+      }
+      const value = node.attributes[auto.attribute];
+      for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) {
+        if (typeof v !== 'string' && typeof v !== 'number') continue;
+        const found = auto.parent ? closestAbove(auto.type, String(v)) : named.get(auto.type)?.get(String(v));
+        if (found) wanted.push(found);
+      }
+    }
+    for (const other of wanted) {
+      if (other.id === node.id || other.lazy !== node.lazy || linked.has(`${other.id}\u0000${node.id}`)) continue;
+      linked.add(`${other.id}\u0000${node.id}`);
+      linked.add(`${node.id}\u0000${other.id}`);
+      if (reaches(node.id, other.id)) {
+        dropped.push({ from: other.id, to: node.id });
+        continue;
+      }
+      addEdge({ from: other.id, to: node.id, kind: 'require', declared: 'auto' });
+      link(other.id, node.id);
+    }
+  }
+  return dropped;
 }
 
 type Resolution =
@@ -330,6 +421,7 @@ function phrase(e: Edge, ref: (id: string) => string, typeOf: (id: string) => st
     case 'onfail': return `${to} has onfail ${from}`;
     case 'listen': return `${to} listens to ${from}`;
     case 'notify': return `${from} notifies ${to}`;
+    case 'auto': return `${to} requires ${from} (implicitly: it names it)`;
     default: return `${from} is an earlier stage of ${to}`;
   }
 }

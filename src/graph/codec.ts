@@ -293,6 +293,10 @@ const GRAPH_FIELDS = {
       return mapRecord(record(wire, where), (t, name) => decodeWith(TYPE_FIELDS, t, `${where}.${name}`));
     },
   },
+  dropped: optional(list((v, where) => {
+    const r = record(v, where);
+    return { from: str(r.from, `${where}.from`), to: str(r.to, `${where}.to`) };
+  })),
 } satisfies Fields<Graph>;
 
 /** The run's header fields; `invocations` travels on a line of its own. */

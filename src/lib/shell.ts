@@ -70,3 +70,16 @@ export function plainCommandWords(command: string): string[] | undefined {
 export function commandLineArgv(command: string): string[] {
   return plainCommandWords(command) ?? ['/bin/sh', '-c', command];
 }
+
+/**
+ * A `validate` command line (`visudo -cf %`) with each `%` replaced by `path`, quoted; `%%` is a
+ * literal `%`.
+ */
+export function withPathFor(command: string, path: string): string {
+  return command.replace(/%%|%/g, (m) => (m === '%%' ? '%' : shellQuote(path)));
+}
+
+/** Whether a `validate` command line names the file to check (a `%` that is not `%%`). */
+export function namesPath(command: string): boolean {
+  return command.replace(/%%/g, '').includes('%');
+}

@@ -69,6 +69,11 @@ export function defineType<S extends z.ZodObject, const K extends string>(defini
     if (b.sensitive) sensitiveList.push(name);
     if (b.internal) internalList.push(name);
   }
+  for (const auto of definition.autoRequires ?? []) {
+    if ('attribute' in auto && !(auto.attribute in definition.schema.shape)) {
+      throw new Error(`type ${definition.name}: autoRequires names ${auto.attribute}, which is not an attribute`);
+    }
+  }
   for (const name of writeOnlyList) {
     if (!changes[name]) throw new Error(`type ${definition.name}: write-only ${name} needs a change class (it is compared by hash)`);
   }

@@ -53,3 +53,15 @@ export async function convergeAttributes(ctx: ProviderContext, path: string, des
     await ctx.exec.chown(path, owner, group);
   }
 }
+
+/**
+ * `--diff` lines for the path attributes that change on a path that exists: `mode: 0644 → 0600`,
+ * `owner: 1000 → deploy` (an owner the target does not know by the part's name shows as its id).
+ */
+export function attributeDiff(desired: Record<string, unknown>, current: Current): string | undefined {
+  if (!current || current.kind !== undefined) return undefined;
+  const lines = ['mode', 'owner', 'group']
+    .filter((attr) => desired[attr] !== undefined && current[attr] !== undefined && String(current[attr]) !== String(desired[attr]))
+    .map((attr) => `${attr}: ${String(current[attr])} → ${String(desired[attr])}`);
+  return lines.length ? lines.join('\n') : undefined;
+}

@@ -16,6 +16,11 @@ export interface ResolveContext {
   renderTemplate(path: string, vars: Record<string, unknown> | undefined): string;
   /** Reads a site file as is; returns its content as base64 and its sha256. */
   readSource(path: string): { base64: string; sha256: string };
+  /**
+   * The entries of a site folder, recursively, each a path relative to it (folders before what
+   * they hold, names sorted): what `renderTemplate` and `readSource` then read as `<path>/<entry>`.
+   */
+  readFolder(path: string): { path: string; kind: 'file' | 'directory' }[];
 }
 
 /** A resolve failure, tied to the attribute whose value caused it (for the error's position). */
@@ -78,6 +83,13 @@ export interface TypeDefinition<S extends z.ZodObject = z.ZodObject, K extends s
   /** Turns site-relative inputs (templates, sources) into values the engine can compare. */
   resolve?(attributes: Record<string, unknown>, ctx: ResolveContext): Record<string, unknown>;
 
+  /**
+   * Implicit ordering (DESIGN §6, Puppet's autorequire): the nodes of other types this node
+   * requires when they are in the run. The graph builder reads these generically; an explicit
+   * requisite between the two nodes wins, and an edge that would close a cycle is dropped.
+   */
+  autoRequires?: AutoRequire[];
+
   // What the graph and the catalog read of a type, so neither needs a branch on its name.
 
   /**
@@ -113,6 +125,19 @@ export interface ResourceType<S extends z.ZodObject = z.ZodObject, K extends str
 }
 
 export type { ExecutorCapability };
+
+/**
+ * What a node names that makes it require another node (ResourceType.autoRequires):
+ * - `{ attribute, type }`: the node of `type` whose key equals the attribute's value (each value,
+ *   for a list): a file's `owner` names a `user`, a service's `name` a `package`;
+ * - `{ attribute, type, parent: true }`: the node of `type` whose key is the closest folder above
+ *   the attribute's path (a file's `path`, its parent `directory`);
+ * - `{ type, every: true }`: every node of `type` on the target (a package after every package
+ *   repository).
+ */
+export type AutoRequire =
+  | { attribute: string; type: string; parent?: true }
+  | { type: string; every: true };
 
 /** The edges a type's references make: they order this node before the nodes it names. */
 export type ReferenceKind = 'transition';
@@ -243,6 +268,12 @@ export interface Provider<T extends { schema: z.ZodType } = ResourceType> {
   /** Trait: what a notification does; absent: nothing. `{ changed: false }` when it had nothing
    *  to do (a stopped service is not restarted), so the node does not report a change. */
   refresh?(ctx: ProviderContext<T>, desired: Desired<T>): Promise<void | { changed: false; reason: string }>;
+  /**
+   * Trait: the change item by item, when a node stands for many things (a directory copied from
+   * the site: `created /srv/www/index.html`, `changed …`, `removed …`), for the report, under the
+   * node. Called with the reading that decided the node's action.
+   */
+  items?(desired: Desired<T>, current: Current<T>): string[];
   /** Trait: a unified diff of content for `--diff`, when the type has content. */
   diff?(desired: Desired<T>, current: Current<T>): string | undefined;
   /** Trait: the same work as POSIX sh, for `cairn export` (DESIGN §11). */

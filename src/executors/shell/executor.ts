@@ -12,9 +12,9 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
-import { printfFormat, shellCommand, shellQuote } from '../../lib/shell.ts';
+import { printfFormat, shellCommand, shellQuote, withPathFor } from '../../lib/shell.ts';
 import { IdLookup } from '../accounts.ts';
-import { TargetError, UnreachableError, type Executor, type LockAttempt, type LockClaim, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions } from '../types.ts';
+import { TargetError, UnreachableError, type Executor, type LockAttempt, type LockClaim, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions, VALIDATE_FAILED } from '../types.ts';
 import { TEMP_TAG } from '../temp-names.ts';
 import { UnsyncedWrites } from '../unsynced-writes.ts';
 import { lockRequest, parseLockReply } from './lock.ts';
@@ -230,6 +230,7 @@ export class ShellExecutor implements Executor {
     if (r.code === 0) return;
     const text = r.output.toString().trim();
     if (r.code === 20) throw errnoError(text, 'ENOENT');
+    if (r.code === 21) throw errnoError(text, VALIDATE_FAILED);
     throw new TargetError(text || `exited with ${r.code}`);
   }
 
@@ -377,7 +378,8 @@ export class ShellExecutor implements Executor {
     const explicitOwner = opts.owner !== undefined || opts.group !== undefined;
     const owner = explicitOwner ? `${opts.owner ?? ''}${opts.group !== undefined ? `:${opts.group}` : ''}`
       : kept && (kept.uid !== this.shellIds.uid || kept.gid !== this.shellIds.gid) ? `${kept.uid}:${kept.gid}` : '-';
-    const temp = shellQuote(this.tempPath(path));
+    const tempFile = this.tempPath(path);
+    const temp = shellQuote(tempFile);
     const writes = bytes.length === 0 ? [`: > ${temp}`] : [];
     for (let at = 0; at < bytes.length; at += WRITE_CHUNK) {
       writes.push(`printf ${printfFormat(bytes.subarray(at, at + WRITE_CHUNK))} ${at === 0 ? '>' : '>>'} ${temp}`);
@@ -388,7 +390,8 @@ export class ShellExecutor implements Executor {
     const direct = (mode & ~0o666) === 0;
     const umask = direct ? (~mode & 0o777).toString(8).padStart(4, '0') : '0077';
     await this.op(inFlight(temp, `__cairn_dir ${shellQuote(dirname(path))} && { umask ${umask}; ${writes.join(' && ')}; __s=$?; umask ${this.umask}; [ $__s = 0 ] || { rm -f -- ${temp}; (exit $__s); }; } && ` +
-      `__cairn_commit ${temp} ${shellQuote(path)} ${direct ? '-' : mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${explicitOwner ? 1 : 0} ${sync ? 1 : 0}`), [path]);
+      `__cairn_commit ${temp} ${shellQuote(path)} ${direct ? '-' : mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${explicitOwner ? 1 : 0} ${sync ? 1 : 0}` +
+      `${opts.validate !== undefined ? ` ${shellQuote(withPathFor(opts.validate, tempFile))}` : ''}`), [path]);
     if (!sync) this.unsynced.add(path);
   }
 

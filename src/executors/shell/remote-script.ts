@@ -65,9 +65,13 @@ __cairn_read() {
   [ -z "$__ct" ] || eval "od -An -v -tx1 -- $__ct" 2>/dev/null; ${END_SECTION}
 }
 __cairn_dir() { [ -d "$1" ] || { echo "no such directory: $1"; return 20; }; }
+__cairn_check() {
+  __vo=$(/bin/sh -c "$1" 2>&1 </dev/null); __vs=$?
+  [ $__vs = 0 ] || { printf 'validate exited with %s\n%s\n' $__vs "$__vo"; return 21; }
+}
 __cairn_commit() {
   { [ "$3" = - ] || chmod "$3" -- "$1"; } && { [ "$4" = - ] || chown "$4" -- "$1" || [ "$5" = 0 ]; } &&
-  { [ "$6" != 1 ] || [ -z "$__gnu" ] || sync -- "$1"; } &&
+  { [ "$6" != 1 ] || [ -z "$__gnu" ] || sync -- "$1"; } && { [ -z "$7" ] || __cairn_check "$7"; } &&
   if [ -n "$__gnu" ]; then mv -f -T -- "$1" "$2"
   elif [ -L "$2" ] && [ -d "$2" ]; then rm -f -- "$2" && mv -f -- "$1" "$2"
   elif [ -d "$2" ]; then echo "$2 is a directory"; false

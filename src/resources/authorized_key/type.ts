@@ -17,6 +17,8 @@ export const authorizedKeyType = defineType({
     options: update(z.string().optional().describe('key options, e.g. from="10.0.0.0/8" ("" for none)')),
   }),
   stateful: false,
+  // Implicit ordering (DESIGN §6): after its user, when it is in the run.
+  autoRequires: [{ attribute: 'user', type: 'user' }],
   identity: (a) => `${String(a.user)}#${String(a.key).trim().split(/\s+/).slice(0, 2).join(' ')}`,
 });
 

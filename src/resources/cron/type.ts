@@ -42,6 +42,8 @@ export const cronType = defineType({
   // plan's reading provisional.
   reads: () => ({ paths: [], commands: true }),
   stateful: false,
+  // Implicit ordering (DESIGN §6): after the user whose crontab it is, when it is in the run.
+  autoRequires: [{ attribute: 'user', type: 'user' }],
 });
 
 export default cronType;

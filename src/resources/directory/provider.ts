@@ -1,6 +1,78 @@
-import { convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
-import { defineProvider, ApplyError } from '../type.ts';
-import type { directoryType } from './type.ts';
+import { isDeepStrictEqual } from 'node:util';
+import { toolError } from '../commands.ts';
+import { attributeDiff, convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
+import { defineProvider, ApplyError, modeAs, type Current, type Desired, type ProviderContext } from '../type.ts';
+import type { directoryType, TreeEntry } from './type.ts';
+
+type DirectoryAttributes = Desired<typeof directoryType>;
+
+/**
+ * What the directory holds where the source has an entry (only what the part manages: a file's
+ * hash, and mode, owner and group when asked), and, with purge, `{ type: 'extra' }` for each
+ * topmost entry the source lacks. An entry absent from the directory is absent here.
+ */
+type Found = Record<string, TreeEntry | { type: 'symlink' | 'other' | 'extra' }>;
+
+function inside(desired: DirectoryAttributes, rel: string): string {
+  return `${desired.path.replace(/\/+$/, '')}/${rel}`;
+}
+
+function wanted(desired: DirectoryAttributes): Record<string, TreeEntry> {
+  return (desired.tree ?? {}) as Record<string, TreeEntry>;
+}
+
+async function readTree(ctx: ProviderContext, desired: DirectoryAttributes): Promise<Found> {
+  const want = wanted(desired);
+  const uid = desired.owner !== undefined ? await ctx.exec.userId(String(desired.owner)) : undefined;
+  const gid = desired.group !== undefined ? await ctx.exec.groupId(String(desired.group)) : undefined;
+  const found: Found = {};
+  for (const [rel, entry] of Object.entries(want)) {
+    const path = inside(desired, rel);
+    const stat = await ctx.exec.stat(path);
+    if (!stat) continue;
+    if (stat.type !== entry.type) {
+      found[rel] = { type: stat.type } as Found[string];
+      continue;
+    }
+    const seen: TreeEntry = { type: entry.type };
+    if (entry.type === 'file') {
+      const sha256 = await ctx.exec.sha256(path);
+      if (sha256 !== undefined) seen.sha256 = sha256;
+    }
+    if (entry.mode !== undefined) seen.mode = modeAs(entry.mode, stat.mode);
+    if (entry.owner !== undefined) seen.owner = uid === stat.uid ? entry.owner : String(stat.uid);
+    if (entry.group !== undefined) seen.group = gid === stat.gid ? entry.group : String(stat.gid);
+    found[rel] = seen;
+  }
+  if (desired.purge === true) {
+    // Listed last: a command makes a remote executor forget what its batched read fetched.
+    const r = await ctx.exec.run(['find', desired.path, '-mindepth', '1', '-print0']);
+    if (r.code !== 0) throw toolError(`find ${desired.path}`, r);
+    // A listing cut short (the executor keeps OUTPUT_LIMIT of it) could end in part of a name.
+    if (r.stdout !== '' && !r.stdout.endsWith('\0')) throw new ApplyError(`purge: the listing of ${desired.path} was cut short (too many entries to list at once)`);
+    const prefix = `${desired.path.replace(/\/+$/, '')}/`;
+    const extras = new Set(r.stdout.split('\0').filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length)).filter((rel) => !(rel in want)));
+    for (const rel of extras) {
+      // What is inside an extra folder goes with it.
+      let above = rel;
+      let topmost = true;
+      for (let i = above.lastIndexOf('/'); i > 0; i = above.lastIndexOf('/')) {
+        above = above.slice(0, i);
+        if (extras.has(above)) topmost = false;
+      }
+      if (topmost) found[rel] = { type: 'extra' };
+    }
+  }
+  return found;
+}
+
+/** Why an entry differs, in a word or two: what a report line says after the path. */
+function why(want: TreeEntry, have: Found[string]): string {
+  if (have.type !== want.type) return `${have.type === 'directory' ? 'a folder' : `a ${have.type}`} was in the way`;
+  const h = have as TreeEntry;
+  return (['sha256', 'mode', 'owner', 'group'] as const).filter((k) => want[k] !== undefined && want[k] !== h[k])
+    .map((k) => (k === 'sha256' ? 'content' : k)).join(', ');
+}
 
 export const posixDirectory = defineProvider<typeof directoryType>({
   type: 'directory',
@@ -8,7 +80,9 @@ export const posixDirectory = defineProvider<typeof directoryType>({
   suitable: () => true,
 
   async read(ctx, desired) {
-    return (await readPath(ctx, desired, 'directory')).current;
+    const { current } = await readPath(ctx, desired, 'directory');
+    if (!current || current.kind !== undefined || desired.tree === undefined) return current;
+    return { ...current, tree: await readTree(ctx, desired) } as Current<typeof directoryType>;
   },
 
   async apply(ctx, action, desired, current) {
@@ -28,5 +102,60 @@ export const posixDirectory = defineProvider<typeof directoryType>({
       }
     }
     await convergeAttributes(ctx, path, desired, current);
+    if (desired.tree !== undefined) await copyTree(ctx, desired, (current?.tree ?? {}) as Found);
+  },
+
+  items(desired, current) {
+    if (desired.tree === undefined || current?.kind !== undefined) return [];
+    const want = wanted(desired);
+    const have = (current?.tree ?? {}) as Found;
+    const out: string[] = [];
+    for (const rel of [...new Set([...Object.keys(want), ...Object.keys(have)])].sort()) {
+      const w = want[rel];
+      const h = have[rel];
+      const shown = `${inside(desired, rel)}${(w ?? h)?.type === 'directory' ? '/' : ''}`;
+      if (w && !h) out.push(`created ${shown}`);
+      else if (w && h && !isDeepStrictEqual(w, h)) out.push(`changed ${shown} (${why(w, h)})`);
+      else if (!w && h) out.push(`removed ${shown}`);
+    }
+    return out;
+  },
+
+  diff(desired, current) {
+    return attributeDiff(desired, current);
   },
 });
+
+/**
+ * Brings what the directory holds to the source's tree: removes what purge found extra (first,
+ * so that a folder in the way of a file goes), then makes or fixes each entry that differs,
+ * folders before what they hold; an entry in sync is not touched.
+ */
+async function copyTree(ctx: ProviderContext, desired: DirectoryAttributes, have: Found): Promise<void> {
+  const want = wanted(desired);
+  const content = (desired.tree_content ?? {}) as Record<string, string>;
+  const rendered = (desired.tree_rendered ?? {}) as Record<string, string>;
+  for (const [rel, h] of Object.entries(have)) if (h.type === 'extra') await ctx.exec.remove(inside(desired, rel));
+  for (const [rel, w] of Object.entries(want).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    let h = have[rel] as TreeEntry | undefined;
+    if (isDeepStrictEqual(w, h)) continue;
+    const path = inside(desired, rel);
+    const mode = w.mode !== undefined ? parseInt(w.mode, 8) : undefined;
+    if (h && h.type !== w.type) {
+      await ctx.exec.remove(path);
+      h = undefined;
+    }
+    if (w.type === 'file' && (!h || h.sha256 !== w.sha256)) {
+      const bytes = rendered[rel] !== undefined ? Buffer.from(rendered[rel]) : Buffer.from(content[rel] ?? '', 'base64');
+      await ctx.exec.writeFile(path, bytes, {
+        ...(mode !== undefined ? { mode } : {}), ...(w.owner !== undefined ? { owner: w.owner } : {}), ...(w.group !== undefined ? { group: w.group } : {}),
+      });
+      continue;
+    }
+    if (!h) await ctx.exec.mkdir(path, { parents: false, ...(mode !== undefined ? { mode } : {}) });
+    else if (mode !== undefined && h.mode !== w.mode) await ctx.exec.chmod(path, mode);
+    if ((w.owner !== undefined && h?.owner !== w.owner) || (w.group !== undefined && h?.group !== w.group)) {
+      await ctx.exec.chown(path, w.owner, w.group);
+    }
+  }
+}

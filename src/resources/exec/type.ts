@@ -17,6 +17,8 @@ export const execType = defineType({
     timeout: z.number().positive().optional().describe('seconds'),
   }),
   stateful: false,
+  // Implicit ordering (DESIGN §6): after the user it runs as and the folder it runs in, when they are in the run.
+  autoRequires: [{ attribute: 'user', type: 'user' }, { attribute: 'cwd', type: 'directory' }],
   refresh: 'runs again',
   createAction: 'run',
   reads: (a) => ({

@@ -1,7 +1,9 @@
 import { dirname } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { sha256Hex } from '../../lib/digest.ts';
-import { convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
+import { VALIDATE_FAILED, type WriteOptions } from '../../executors/types.ts';
+import { outputTail } from '../commands.ts';
+import { attributeDiff, convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { fileType } from './type.ts';
 
@@ -14,11 +16,14 @@ export function desiredBytes(desired: FileAttributes): Buffer | undefined {
   return undefined;
 }
 
-async function write(ctx: ProviderContext, path: string, bytes: Buffer, opts: { mode?: number; owner?: string; group?: string }) {
+async function write(ctx: ProviderContext, path: string, bytes: Buffer, opts: WriteOptions) {
   try {
     await ctx.exec.writeFile(path, bytes, opts);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    if (code === VALIDATE_FAILED) {
+      throw new ApplyError(`validate refused the new content (${path} left as it was): ${opts.validate ?? ''}\n${outputTail((err as Error).message, 12)}`);
+    }
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new ApplyError(`the directory ${dirname(path)} does not exist (declare it with a directory part and require it)`);
     }
@@ -57,7 +62,7 @@ export const posixFile = defineProvider<typeof fileType>({
       await ctx.exec.remove(path);
       return;
     }
-    const attributes = pathAttributes(desired);
+    const attributes: WriteOptions = { ...pathAttributes(desired), ...(desired.validate !== undefined ? { validate: desired.validate } : {}) };
     const bytes = desiredBytes(desired);
     const contentChanged = !current || ('content' in current && current.content !== desired.content) ||
       ('content_sha256' in current && current.content_sha256 !== desired.content_sha256);
@@ -77,10 +82,11 @@ export const posixFile = defineProvider<typeof fileType>({
   },
 
   diff(desired, current) {
-    if (typeof desired.content !== 'string') return undefined;
+    const attributes = attributeDiff(desired, current);
     const before = typeof current?.content === 'string' ? current.content : '';
-    if (before === desired.content) return undefined;
+    if (typeof desired.content !== 'string' || before === desired.content) return attributes;
     const path = desired.path;
-    return createTwoFilesPatch(current ? path : '/dev/null', path, before, desired.content, undefined, undefined, { context: 3 });
+    const patch = createTwoFilesPatch(current ? path : '/dev/null', path, before, desired.content, undefined, undefined, { context: 3 });
+    return attributes ? `${attributes}\n${patch}` : patch;
   },
 });

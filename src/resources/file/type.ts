@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { namesPath } from '../../lib/shell.ts';
 import { absolutePath, ensurePresence, fileMode, userName } from '../attributes.ts';
 import { blame } from '../type.ts';
 import { defineType, internal, update } from '../define.ts';
@@ -19,6 +20,10 @@ export const fileType = defineType({
       owner: update(userName.optional()),
       group: update(userName.optional()),
       backup: z.boolean().optional().describe('keep the old content beside it as <path>.cairn-bak'),
+      validate: z.string().min(1)
+        .refine(namesPath, 'a validate command names the file to check as % (e.g. "visudo -cf %"; %% is a literal %)')
+        .optional()
+        .describe('a command run on the new content before it replaces the old (% is the temp file); non-zero leaves the old file'),
       // Filled by resolve(): what `source` holds, so plans compare content without the site.
       source_base64: internal(z.string().optional().describe('internal: the content of `source`')),
       content_sha256: internal(update(z.string().optional().describe('internal: sha256 of the content of `source`'))),
@@ -31,6 +36,8 @@ export const fileType = defineType({
   reads: (a) => ({ paths: a.backup === true ? [String(a.path), `${String(a.path)}.cairn-bak`] : [String(a.path)] }),
   overlap: 'paths',
   stateful: false,
+  // Implicit ordering (DESIGN §6): after the folder above it, and its owner and group, when they are in the run.
+  autoRequires: [{ attribute: 'path', type: 'directory', parent: true }, { attribute: 'owner', type: 'user' }, { attribute: 'group', type: 'group' }],
   resolve(attributes, ctx) {
     const resolved = { ...attributes };
     if (typeof attributes.template === 'string') {

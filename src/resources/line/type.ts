@@ -27,6 +27,8 @@ export const lineType = defineType({
   reads: (a) => ({ paths: [String(a.path)], content: true }),
   overlap: 'paths',
   stateful: false,
+  // Implicit ordering (DESIGN §6): after the folder above the file, when it is in the run.
+  autoRequires: [{ attribute: 'path', type: 'directory', parent: true }],
   identity: (a) => `${String(a.path)}#${String(a.match ?? a.text)}`,
 });
 

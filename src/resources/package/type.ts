@@ -38,6 +38,8 @@ export const packageType = defineType({
     if (attributes.ensure === 'absent' || attributes.hold !== undefined) return attributes;
     return { ...attributes, hold: attributes.version !== undefined };
   },
+  // Implicit ordering (DESIGN §6): after every package repository of the target (their index refresh comes first).
+  autoRequires: [{ type: 'package_repository', every: true }],
 });
 
 export default packageType;

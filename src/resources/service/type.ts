@@ -12,6 +12,8 @@ export const serviceType = defineType({
     reload: z.boolean().default(false).describe('a notification reloads instead of restarting'),
   }),
   stateful: false,
+  // Implicit ordering (DESIGN §6): after the package of the same OS-agnostic name, when it is in the run.
+  autoRequires: [{ attribute: 'name', type: 'package' }],
   // Sets the running system's state (now), besides any file it keeps.
   needs: ['running-system'],
   refresh: 'restart (or reload)',

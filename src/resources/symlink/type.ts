@@ -20,6 +20,8 @@ export const symlinkType = defineType({
   reads: (a) => ({ paths: [String(a.path)] }),
   overlap: 'paths',
   stateful: false,
+  // Implicit ordering (DESIGN §6): after the folder above it, when it is in the run.
+  autoRequires: [{ attribute: 'path', type: 'directory', parent: true }],
 });
 
 export default symlinkType;

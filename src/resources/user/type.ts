@@ -24,6 +24,8 @@ export const userType = defineType({
     remove_home: z.boolean().optional().describe('with ensure: absent, remove the home too (default false: the home is kept)'),
   }),
   stateful: false,
+  // Implicit ordering (DESIGN §6): after its primary and supplementary groups, when they are in the run.
+  autoRequires: [{ attribute: 'gid', type: 'group' }, { attribute: 'groups', type: 'group' }],
 });
 
 export default userType;
