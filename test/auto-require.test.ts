@@ -74,3 +74,17 @@ test('auto: an implicit edge that would close a cycle is dropped, the run goes o
     'changed exec:mkdir', `changed file:${s.root}/x/f`, 'changed exec:touch', `unchanged directory:${s.root}/x`,
   ]);
 });
+
+test('auto: every package follows every package_repository of its target, and an explicit before the other way wins', async () => {
+  const site = makeSite({
+    'cairn.yaml': 'targets:\n  web1:\n    executor: local\n    run: [s]\n',
+    'keys/example.asc': '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxx\n-----END PGP PUBLIC KEY BLOCK-----\n',
+    'states/s.yaml': 's:\n  - package: example-tool\n  - package: gnupg\n    before: package_repository:example\n' +
+      '  - package_repository: example\n    uri: https://deb.example.org/debian\n    suites: bookworm\n    key: keys/example.asc\n',
+  });
+  const text = await show(site);
+  const run = text.slice(text.indexOf('run order'));
+  assert.match(run, /\d\. package:example-tool .*\n\s+after package_repository:example \(auto\)\n/);
+  const order = [...run.matchAll(/^\s+\d+\. (\S+)/gm)].map((m) => m[1]);
+  assert.deepEqual(order, ['package:gnupg', 'package_repository:example', 'package:example-tool']);
+});
