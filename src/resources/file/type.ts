@@ -19,6 +19,7 @@ export const fileType = defineType({
       owner: update(userName.optional()),
       group: update(userName.optional()),
       backup: z.boolean().optional().describe('keep the old content beside it as <path>.cairn-bak'),
+      sensitive: z.boolean().optional().describe('true: the content is never shown; false: shown in diffs even when the file is not readable by others'),
       // Filled by resolve(): what `source` holds, so plans compare content without the site.
       source_base64: internal(z.string().optional().describe('internal: the content of `source`')),
       content_sha256: internal(update(z.string().optional().describe('internal: sha256 of the content of `source`'))),
@@ -31,6 +32,7 @@ export const fileType = defineType({
   reads: (a) => ({ paths: a.backup === true ? [String(a.path), `${String(a.path)}.cairn-bak`] : [String(a.path)] }),
   overlap: 'paths',
   stateful: false,
+  hiddenWhenSensitive: ['content', 'source_base64'],
   resolve(attributes, ctx) {
     const resolved = { ...attributes };
     if (typeof attributes.template === 'string') {
