@@ -15,8 +15,9 @@ function chmodIfNeeded(path: string, mode: number, s: fs.Stats | undefined): voi
   try {
     fs.chmodSync(path, mode);
   } catch (err) {
-    // Another user's file (a store opened read-only by a non-root user): not ours to change.
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    // Another user's file (a store another user opens to read), or a read-only file system: not
+    // ours to change, and nothing can be written there either.
+    if (!['EPERM', 'EROFS'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
   }
 }
 
