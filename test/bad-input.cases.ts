@@ -211,7 +211,7 @@ export const badInputCases: BadInputCase[] = [
     expect: [
       { at: 'states/s.yaml:3:5', message: /unknown attribute 'contnet' \(did you mean 'content'\?\)/ },
       // source_base64 and content_sha256 are the file type's internal attributes: never offered.
-      { message: /help: file takes: ensure, content, template, source, vars, mode, owner, group, backup, validate\n/ },
+      { message: /help: file takes: ensure, content, template, source, vars, mode, owner, group, backup, validate, sensitive\n/ },
     ],
   },
   {

@@ -35,7 +35,7 @@ function writeKeepingMtime(path: string, content: string): void {
   execFileSync('touch', ['-m', '-r', reference, path]);
 }
 
-const FP: [number, number] = [1, 2];
+const SHA = 'a'.repeat(64);
 
 function fakeStat(fields: Partial<Stats>): Stats {
   return { dev: 1, ino: 2, size: 3, mtimeMs: 1000.5, ctimeMs: 1000.5, ...fields } as Stats;
@@ -57,13 +57,12 @@ test('the fingerprint is MurmurHash3 (x86, 32-bit) with two seeds: the reference
 test('an entry answers only for the exact stat it was recorded with', () => {
   const index = new ContentIndex(join(tempDir('cairn-ci-'), 'index.json'), { trust: true, save: true });
   const s = fakeStat({});
-  index.record('/f', s, { fingerprint: FP });
-  assert.deepEqual(index.lookup('/f', s), { fingerprint: FP });
-  index.record('/f', s, { sha256: 'def' });
-  assert.deepEqual(index.lookup('/f', s), { fingerprint: FP, sha256: 'def' }, 'what is known of one stat is kept together');
-  index.record('/f', fakeStat({ ctimeMs: 999.5 }), { sha256: 'ghi' });
-  assert.deepEqual(index.lookup('/f', fakeStat({ ctimeMs: 999.5 })), { sha256: 'ghi' }, 'and dropped with a new stat');
-  index.record('/f', s, { fingerprint: FP });
+  index.record('/f', s, SHA);
+  assert.equal(index.lookup('/f', s), SHA);
+  index.record('/f', fakeStat({ ctimeMs: 999.5 }), 'b'.repeat(64));
+  assert.equal(index.lookup('/f', fakeStat({ ctimeMs: 999.5 })), 'b'.repeat(64), 'a new stat replaces the entry');
+  assert.equal(index.lookup('/f', s), undefined);
+  index.record('/f', s, SHA);
   for (const change of [{ dev: 9 }, { ino: 9 }, { size: 9 }, { mtimeMs: 1000.6 }, { ctimeMs: 1000.6 }]) {
     assert.equal(index.lookup('/f', fakeStat(change)), undefined, JSON.stringify(change));
   }
@@ -80,7 +79,7 @@ test('a file changed just before the run is not recorded (a later change could s
   const whole = Math.floor(now / 1000) * 1000;
   assert.equal(index.recordable(fakeStat({ ctimeMs: whole - 1000 })), false);
   assert.equal(index.recordable(fakeStat({ ctimeMs: whole - 3000 })), true);
-  index.record('/recent', fakeStat({ ctimeMs: now - 10.25 }), { fingerprint: FP });
+  index.record('/recent', fakeStat({ ctimeMs: now - 10.25 }), SHA);
   assert.equal(index.lookup('/recent', fakeStat({ ctimeMs: now - 10.25 })), undefined);
 });
 
@@ -88,15 +87,19 @@ test('saved and loaded whole; a damaged index counts as empty; without trust not
   const dir = tempDir('cairn-ci-');
   const file = join(dir, 'state', 'index.json');
   const first = new ContentIndex(file, { trust: true, save: true });
-  first.record('/f', fakeStat({}), { fingerprint: FP });
+  first.record('/f', fakeStat({}), SHA);
   first.save();
   assert.equal(statSync(join(dir, 'state')).mode & 0o777, 0o700);
-  assert.deepEqual(new ContentIndex(file, { trust: true, save: true }).lookup('/f', fakeStat({})), { fingerprint: FP });
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  assert.equal(new ContentIndex(file, { trust: true, save: true }).lookup('/f', fakeStat({})), SHA);
   assert.equal(new ContentIndex(file, { trust: false, save: true }).lookup('/f', fakeStat({})), undefined);
-  writeFileSync(file, '{"version":3,"files":{"/f":[1,2');
+  writeFileSync(file, '{"version":4,"files":{"/f":[1,2');
+  assert.equal(new ContentIndex(file, { trust: true, save: true }).lookup('/f', fakeStat({})), undefined);
+  // An index of the format before SHA-256 (a 64-bit fingerprint per file) is not trusted.
+  writeFileSync(file, JSON.stringify({ version: 3, files: { '/f': [1, 2, 3, 1000.5, 1000.5, 1, 2, null] } }));
   assert.equal(new ContentIndex(file, { trust: true, save: true }).lookup('/f', fakeStat({})), undefined);
   const readOnly = new ContentIndex(join(dir, 'plan.json'), { trust: true, save: false });
-  readOnly.record('/f', fakeStat({}), { fingerprint: FP });
+  readOnly.record('/f', fakeStat({}), SHA);
   readOnly.save();
   assert.equal(existsSync(join(dir, 'plan.json')), false);
 });
@@ -115,28 +118,28 @@ test('the local executor records what it read, trusts it next time, and sees any
   await first.close();
   const saved = JSON.parse(readFileSync(indexFile, 'utf8')) as { files: Record<string, unknown[]> };
   const s = lstatSync(path);
-  assert.deepEqual(saved.files[path], [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, ...fingerprint(Buffer.from('hello\n')), sha256Hex(Buffer.from('hello\n'))]);
+  assert.deepEqual(saved.files[path], [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256Hex(Buffer.from('hello\n'))]);
 
   // The index is trusted: an entry saying the file holds other bytes (of the same size) is believed.
-  const forged = { version: 3, files: { [path]: [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, ...fingerprint(Buffer.from('HELLO\n')), 'f'.repeat(64)] } };
+  const forged = { version: 4, files: { [path]: [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256Hex(Buffer.from('HELLO\n'))] } };
   writeFileSync(indexFile, JSON.stringify(forged));
   assert.equal(await new LocalExecutor(options).holds(path, Buffer.from('HELLO\n')), true);
   assert.equal(await new LocalExecutor(options).holds(path, Buffer.from('hello\n')), false);
-  assert.equal(await new LocalExecutor(options).sha256(path), 'f'.repeat(64));
+  assert.equal(await new LocalExecutor(options).sha256(path), sha256Hex(Buffer.from('HELLO\n')));
   // ...and `--checksum` reads the file instead.
   const checking = new LocalExecutor({ contentIndex: { ...options.contentIndex, trust: false } });
   assert.equal(await checking.holds(path, Buffer.from('hello\n')), true);
   assert.equal(await checking.holds(path, Buffer.from('HELLO\n')), false);
 
   // A write of the same size with the mtime put back still moves the ctime: the file is read.
-  writeFileSync(indexFile, JSON.stringify({ version: 3, files: saved.files }));
+  writeFileSync(indexFile, JSON.stringify({ version: 4, files: saved.files }));
   writeKeepingMtime(path, 'HELLO\n');
   assert.equal(lstatSync(path).mtimeMs, s.mtimeMs);
   const after = new LocalExecutor(options);
   assert.equal(await after.holds(path, Buffer.from('hello\n')), false);
   assert.equal(await after.holds(path, Buffer.from('HELLO\n')), true);
   await after.close();
-  assert.deepEqual(JSON.parse(readFileSync(indexFile, 'utf8')), { version: 3, files: saved.files }, 'written just now: read, not recorded');
+  assert.deepEqual(JSON.parse(readFileSync(indexFile, 'utf8')), { version: 4, files: saved.files }, 'written just now: read, not recorded');
 });
 
 test('cairn apply keeps the index in state_dir and notices a file edited behind its back; plan writes none', async () => {

@@ -16,7 +16,7 @@ import { compileTemplate, type CompiledTemplate } from '../site/template.ts';
 import { builtinOsTables } from './builtin-os.ts';
 import { groupsOf, type Catalog, type RunEntry, type Target } from './catalog.ts';
 import { parsePart } from './part.ts';
-import { attributesRevealing, revealSecrets } from './secrets.ts';
+import { revealSecrets } from './secrets.ts';
 import { DEFAULT_STATE_DIR, type StateInvocation, type StateRun } from './staterun.ts';
 import { mergeAll } from './vars.ts';
 
@@ -327,12 +327,8 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     options.afterState?.();
     const resolveCtx = resolveContext(def, it);
     rawParts.forEach((raw, index) => {
-      const part = parsePart(raw, { index, fallback: posOf(rawParts, index) ?? def.pos, resolve: resolveCtx }, d);
-      if (!part) return;
-      // A value rendered from a secret is as secret as it (DESIGN §4a, §5.13).
-      const sensitive = attributesRevealing(part.attributes, secrets);
-      if (sensitive.length) part.meta.sensitive = sensitive;
-      inv.parts.push(part);
+      const part = parsePart(raw, { index, fallback: posOf(rawParts, index) ?? def.pos, resolve: resolveCtx, secrets }, d);
+      if (part) inv.parts.push(part);
     });
   };
 

@@ -7,6 +7,7 @@ import { TAG_NAME } from '../lib/tag-name.ts';
 import { resourceType, resourceTypes } from '../resources/index.ts';
 import { identityOf, ResolveError, type ResolveContext } from '../resources/type.ts';
 import { validate } from '../site/validate.ts';
+import { attributesRevealing } from './secrets.ts';
 import { REQUISITE_KINDS, type PartInvocation, type Requisite } from './staterun.ts';
 
 const REF_HELP = 'expected a reference (type:key, a part id or a state name) or a list of them';
@@ -31,6 +32,8 @@ const TYPE_NAMES = resourceTypes.map((t) => t.name);
 
 export interface PartContext {
   index: number;
+  /** The plaintext of every `!secret` the target's vars use: an attribute showing one is sensitive. */
+  secrets?: ReadonlySet<string>;
   /** Where the part's state is declared, when the part itself has no position. */
   fallback?: SourcePos;
   resolve: ResolveContext;
@@ -126,13 +129,25 @@ export function parsePart(raw: unknown, ctx: PartContext, d: Diagnostics): PartI
       requisites.push({ kind, ref: String(ref), pos: (Array.isArray(value) ? posOf(value, i) : posOf(map, kind)) ?? pos });
     });
   }
+  // A value rendered from a secret is as secret as it (DESIGN §4a, §5.13); so are the attributes
+  // a part's `sensitive: true` hides.
+  const sensitive = [...new Set([
+    ...attributesRevealing(resolved, ctx.secrets ?? new Set()),
+    ...(resolved.sensitive === true ? type.hiddenWhenSensitive ?? [] : []),
+  ])].filter((attr) => resolved[attr] !== undefined);
+  const identity = identityOf(type, resolved, { sensitive, ...(meta.id ? { id: meta.id } : {}) });
+  if (typeof identity !== 'string') {
+    d.add(`${prefix}${identity.error}`, pos);
+    return undefined;
+  }
   return {
     index: ctx.index,
     type: typeName,
-    ref: `${typeName}:${identityOf(type, resolved)}`,
+    ref: `${typeName}:${identity}`,
     attributes: resolved,
     meta: {
       ...(meta.id ? { id: meta.id } : {}),
+      ...(sensitive.length ? { sensitive } : {}),
       noop: meta.noop ?? false,
       ...(meta.provider ? { provider: meta.provider } : {}),
       allow_reload: meta.allow_reload ?? true,

@@ -3,7 +3,9 @@
  *
  * Compiling is a pure function of the site's files, the target selection, `--var`, the facts and
  * Cairn's own build (templates cannot reach the process, its environment or modules). The key is
- * all of those, with each site file represented by its path, size, inode and modification time;
+ * all of those, with each site file represented by its path, size, inode, modification time and
+ * change time (ctime: an edit that restores the mtime, as `touch -r` or utimes() can, still sets
+ * it, and nothing can set it back, as the content index relies on too);
  * it is written in full on an entry's first line and compared in full, and the entry's file is
  * named by its fingerprint (no sha256: a converged run does not load node:crypto). Each target's
  * run is an entry of its own, keyed by its own facts, so a change on one machine does not
@@ -11,10 +13,13 @@
  * Nor is a compile that used a `!secret` (DESIGN §4a): its run holds the plaintext, which must not
  * reach the disk, so a site with secrets recompiles those targets on every run.
  * Set CAIRN_NO_CACHE=1 to bypass it. A site folder that cannot be written simply gets no cache.
+ * Entries hold rendered templates (a key, a password built from facts): they are 0600 files in
+ * 0700 folders, whatever the umask, and a cache an older Cairn left more open is closed on use.
  */
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { closeSync, fchmodSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fingerprintHex } from '../lib/fingerprint.ts';
+import { PRIVATE_FILE, privateDir, privateFile } from '../lib/private-files.ts';
 
 declare const __CAIRN_BUILD__: string | undefined;
 
@@ -22,7 +27,7 @@ export type { Compiled } from '../graph/codec.ts';
 
 const SKIP = new Set(['.cairn', '.git', 'node_modules']);
 
-/** Path, size, inode and mtime of every file in the site; undefined if the site must not be cached. */
+/** Path, size, inode, mtime and ctime of every file in the site; undefined if the site must not be cached. */
 function siteFiles(root: string): string[] | undefined {
   const out: string[] = [];
   const walk = (dir: string): boolean => {
@@ -35,7 +40,7 @@ function siteFiles(root: string): string[] | undefined {
       }
       if (/\.m?ts$/.test(entry.name) && /(^|\/)states\//.test(relative(root, abs))) return false;
       const s = statSync(abs, { bigint: true });
-      out.push(`${relative(root, abs)}\u0000${s.size}\u0000${s.ino}\u0000${s.mtimeNs}`);
+      out.push(`${relative(root, abs)}\u0000${s.size}\u0000${s.ino}\u0000${s.mtimeNs}\u0000${s.ctimeNs}`);
     }
     return true;
   };
@@ -45,7 +50,7 @@ function siteFiles(root: string): string[] | undefined {
 function fileStamp(path: string): string {
   try {
     const s = statSync(path, { bigint: true });
-    return `${path}\u0000${s.size}\u0000${s.ino}\u0000${s.mtimeNs}`;
+    return `${path}\u0000${s.size}\u0000${s.ino}\u0000${s.mtimeNs}\u0000${s.ctimeNs}`;
   } catch {
     return `${path}\u0000missing`;
   }
@@ -106,6 +111,16 @@ export class CompileCache {
     });
   }
 
+  private closed = false;
+
+  /** `.cairn` and its cache folder 0700; once per process, and every entry 0600 if the folder was open to others. */
+  private makePrivate(): void {
+    if (this.closed) return;
+    privateDir(dirname(this.dir));
+    if (privateDir(this.dir)) for (const f of readdirSync(this.dir)) privateFile(join(this.dir, f));
+    this.closed = true;
+  }
+
   /** A facts file stands in the key by its stamp, gathered facts by their value. */
   static factsKey(factsFile: string | undefined, facts: Record<string, unknown>): unknown {
     return factsFile ? fileStamp(resolve(factsFile)) : facts;
@@ -120,6 +135,7 @@ export class CompileCache {
     try {
       // The key on the first line, then the value as its codec wrote it.
       const bytes = readFileSync(path);
+      this.makePrivate();
       if (bytes.length > key.length && bytes.subarray(0, key.length).equals(key)) return codec.decode(bytes.subarray(key.length));
     } catch {
       // No entry yet, or an unreadable one: produce it.
@@ -129,10 +145,11 @@ export class CompileCache {
     // Outside the try: a value the codec refuses is a bug to report, not a read-only site.
     const pieces = codec.encode(value);
     try {
-      mkdirSync(this.dir, { recursive: true });
+      this.makePrivate();
       const temp = `${path}.${process.pid}.tmp`;
-      const fd = openSync(temp, 'w');
+      const fd = openSync(temp, 'w', PRIVATE_FILE);
       try {
+        fchmodSync(fd, PRIVATE_FILE);
         for (const piece of [key, ...pieces]) {
           const bytes = typeof piece === 'string' ? Buffer.from(piece) : piece;
           for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done);

@@ -7,6 +7,7 @@ import { posix } from 'node:path';
 import { canonicalJson } from '../lib/canonical-json.ts';
 import { nowMs } from '../lib/clock.ts';
 import { sha256Hex } from '../lib/digest.ts';
+import { hiddenContentDiff } from '../lib/hidden-diff.ts';
 import type { StateRun } from '../catalog/staterun.ts';
 import { observeExecutor } from '../executors/observe.ts';
 import { isTargetFailure, type Executor, type ExecutorCapability, type PrefetchEntry } from '../executors/types.ts';
@@ -827,11 +828,5 @@ export function summarize(name: string, results: NodeResult[], error?: string): 
 /** What `--diff` shows for a change it must not show (DESIGN §5.13). */
 function hiddenDiff(node: GraphNode, desired: Record<string, unknown>, current: Record<string, unknown> | undefined): string {
   if (typeof desired.content !== 'string' || !node.meta.sensitive?.includes('content')) return '(sensitive)';
-  const after = Buffer.from(desired.content);
-  const before = Buffer.from(typeof current?.content === 'string' ? current.content : '');
-  let head = 0;
-  while (head < after.length && head < before.length && after[head] === before[head]) head++;
-  let tail = 0;
-  while (tail < after.length - head && tail < before.length - head && after[after.length - 1 - tail] === before[before.length - 1 - tail]) tail++;
-  return `(content hidden, ${Math.max(after.length, before.length) - head - tail} bytes changed)`;
+  return hiddenContentDiff(typeof current?.content === 'string' ? current.content : '', desired.content);
 }

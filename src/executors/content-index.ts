@@ -2,8 +2,9 @@
  * What the local executor last verified each managed file held, keyed by the file's stat: a file
  * whose device, inode, size, mtime and ctime are all as they were when its content was read has
  * not been written since, so a later run need not read it again (git's index does the same).
- * It holds a fingerprint of that content (lib/fingerprint.ts), which answers "does it hold these
- * bytes?", and its sha256 when a run asked for that.
+ * It holds the SHA-256 of that content: "does it hold these bytes?" is answered by comparing the
+ * SHA-256 of the bytes wanted with it, never by a weaker fingerprint (a crafted content of the same
+ * size with the same 64-bit fingerprint would pass for the wanted one).
  *
  * Why trusting the stat is sound: every change to a file's content sets its ctime to the file
  * system's clock, and no user call can set a ctime back. The one gap is a change made within the
@@ -18,14 +19,11 @@ import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 import { tempPathFor } from './temp-names.ts';
 
-/** [device, inode, size, mtime ms, ctime ms, fingerprint (two halves), sha256 hex]; a digest not yet known is null. */
-type Entry = [number, number, number, number, number, number | null, number | null, string | null];
+/** [device, inode, size, mtime ms, ctime ms, sha256 hex of the content]. */
+type Entry = [number, number, number, number, number, string];
 
-/** What is known of a file's content. */
-export interface Digests {
-  fingerprint?: [number, number];
-  sha256?: string;
-}
+/** Entries of this format: older ones (a fingerprint, not a hash) are not read. */
+const VERSION = 4;
 
 /** How far a recorded ctime must lie before the run's start: more than a clock tick of the file system. */
 const FINE_MARGIN_MS = 50;
@@ -59,9 +57,9 @@ export class ContentIndex {
     this.entries = new Map();
     try {
       const data = JSON.parse(fs.readFileSync(this.file, 'utf8')) as { version?: unknown; files?: Record<string, unknown> };
-      if (data.version === 3 && data.files && typeof data.files === 'object') {
+      if (data.version === VERSION && data.files && typeof data.files === 'object') {
         for (const [path, entry] of Object.entries(data.files)) {
-          if (Array.isArray(entry) && entry.length === 8) this.entries.set(path, entry as Entry);
+          if (Array.isArray(entry) && entry.length === 6 && typeof entry[5] === 'string') this.entries.set(path, entry as Entry);
         }
       }
     } catch {
@@ -70,14 +68,13 @@ export class ContentIndex {
     return this.entries;
   }
 
-  /** What is known of `path`'s content if this stat is the one recorded with it. */
-  lookup(path: string, s: fs.Stats): Digests | undefined {
+  /** The sha256 (hex) of `path`'s content if this stat is the one recorded with it. */
+  lookup(path: string, s: fs.Stats): string | undefined {
     if (!this.options.trust) return undefined;
     const entry = this.load().get(path);
     if (!entry) return undefined;
     this.used.add(path);
-    if (!sameStat(entry, s)) return undefined;
-    return { ...(entry[5] !== null && entry[6] !== null ? { fingerprint: [entry[5], entry[6]] } : {}), ...(entry[7] !== null ? { sha256: entry[7] } : {}) };
+    return sameStat(entry, s) ? entry[5] : undefined;
   }
 
   /** Whether content read after taking `s` may be recorded with it: its ctime is older than a tick before the run. */
@@ -86,14 +83,12 @@ export class ContentIndex {
     return s.ctimeMs <= this.startedMs - margin;
   }
 
-  /** Records what `path`, with stat `s` (taken before its content was read), held; kept with what is known of the same stat. */
-  record(path: string, s: fs.Stats, digests: Digests): void {
+  /** Records the sha256 (hex) of what `path`, with stat `s` (taken before its content was read), held. */
+  record(path: string, s: fs.Stats, sha256: string): void {
     if (!this.recordable(s)) return;
     const entries = this.load();
     const old = entries.get(path);
-    const known = old && sameStat(old, s) ? old : undefined;
-    const fingerprint = digests.fingerprint ?? (known && known[5] !== null && known[6] !== null ? [known[5], known[6]] : undefined);
-    const entry: Entry = [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, fingerprint?.[0] ?? null, fingerprint?.[1] ?? null, digests.sha256 ?? known?.[7] ?? null];
+    const entry: Entry = [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256];
     this.used.add(path);
     if (old && old.every((v, i) => v === entry[i])) return;
     entries.set(path, entry);
@@ -109,7 +104,7 @@ export class ContentIndex {
     const temp = tempPathFor(this.file);
     try {
       fs.mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-      fs.writeFileSync(temp, JSON.stringify({ version: 3, files: Object.fromEntries(files) }), { mode: 0o600 });
+      fs.writeFileSync(temp, JSON.stringify({ version: VERSION, files: Object.fromEntries(files) }), { mode: 0o600 });
       fs.renameSync(temp, this.file);
       this.changed = false;
     } catch {

@@ -9,10 +9,9 @@
 import * as fs from 'node:fs';
 import { constants } from 'node:os';
 import { commandEnv } from '../lib/command-env.ts';
-import { sha256Stream } from '../lib/digest.ts';
-import { fingerprint } from '../lib/fingerprint.ts';
+import { sha256Hex, sha256Stream } from '../lib/digest.ts';
 import { CommandShell, type SpawnFunction } from './command-shell.ts';
-import { ContentIndex, type Digests } from './content-index.ts';
+import { ContentIndex } from './content-index.ts';
 import { localFacts } from './local-facts.ts';
 import { IdLookup } from './accounts.ts';
 import { readTextOr } from '../lib/files.ts';
@@ -171,8 +170,8 @@ export class LocalExecutor implements Executor {
   }
 
   /** Records what was just read through `fd` when the index may keep it: an old enough stat, still the open file's. */
-  private remember(path: string, s: fs.Stats, fd: number, digests: () => Digests): void {
-    if (this.index?.recordable(s) && sameFile(fd, s)) this.index.record(path, s, digests());
+  private remember(path: string, s: fs.Stats, fd: number, sha256: () => string): void {
+    if (this.index?.recordable(s) && sameFile(fd, s)) this.index.record(path, s, sha256());
   }
 
   private forgetStats(): void {
@@ -297,13 +296,13 @@ export class LocalExecutor implements Executor {
     // Only a regular file is opened (opening a device or FIFO can block or have effects).
     const s = this.takeStat(path);
     if (!s?.isFile()) return undefined;
-    const known = this.index?.lookup(path, s)?.sha256;
+    const known = this.index?.lookup(path, s);
     if (known !== undefined) return known;
     const fd = openRegular(path);
     if (fd === undefined) return undefined;
     try {
       const hash = hashFd(fd, s.size);
-      this.remember(path, s, fd, () => ({ sha256: hash }));
+      this.remember(path, s, fd, () => hash);
       return hash;
     } finally {
       fs.closeSync(fd);
@@ -314,11 +313,9 @@ export class LocalExecutor implements Executor {
     const s = this.takeStat(path);
     if (!s?.isFile()) return undefined;
     if (s.size !== bytes.length) return false;
-    const known = this.index?.lookup(path, s)?.fingerprint;
-    if (known !== undefined) {
-      const wanted = fingerprint(bytes);
-      return known[0] === wanted[0] && known[1] === wanted[1];
-    }
+    // A file unchanged since its content was verified: it holds these bytes if they hash the same.
+    const known = this.index?.lookup(path, s);
+    if (known !== undefined) return known === sha256Hex(bytes);
     const fd = openRegular(path);
     if (fd === undefined) return undefined;
     try {
@@ -331,7 +328,7 @@ export class LocalExecutor implements Executor {
         length += n;
       }
       const same = length === bytes.length && buffer.subarray(0, length).equals(bytes);
-      if (same) this.remember(path, s, fd, () => ({ fingerprint: fingerprint(bytes) }));
+      if (same) this.remember(path, s, fd, () => sha256Hex(bytes));
       return same;
     } finally {
       fs.closeSync(fd);

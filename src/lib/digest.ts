@@ -1,7 +1,7 @@
 /**
- * sha256 from node:crypto, loaded on first use: loading it costs about as much
- * as checking every file of a small site, and a converged run needs neither (it compares
- * fingerprints, lib/fingerprint.ts).
+ * sha256 from node:crypto, loaded on first use (loading it costs a few milliseconds, which a run
+ * that reads no file content does not pay). It is the content identity of every in-sync
+ * decision: the content index, source files, store blobs.
  */
 import type * as Crypto from 'node:crypto';
 

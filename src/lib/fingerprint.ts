@@ -1,8 +1,9 @@
 /**
  * A 64-bit fingerprint of bytes: MurmurHash3 (x86, 32-bit) run with two seeds, side by side.
- * Not a cryptographic hash: it tells apart inputs that differ by accident (a cache key, a file's
- * content between runs), and it is what a converged run computes instead of sha256, because
- * loading node:crypto alone costs about as much as checking every file of a small site.
+ * Not a cryptographic hash, and not collision resistant: two blocks can be crafted to collide for
+ * every seed. It only names things whose full value is compared afterwards (a compile-cache
+ * entry's file, whose key is checked in full); whether content is in sync is always decided by
+ * SHA-256 or by the bytes themselves (lib/digest.ts, executors/content-index.ts).
  */
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;

@@ -54,8 +54,17 @@ export interface TypeDefinition<S extends z.ZodObject = z.ZodObject, K extends s
   stateful: boolean;
   /** What a notification does to a non-lazy node of this type; undefined: nothing. */
   refresh?: string;
-  /** The identity used in references, `type:<identity>`; defaults to the key attribute. */
-  identity?(attributes: Record<string, unknown>): string;
+  /**
+   * The identity used in references, `type:<identity>`; defaults to the key attribute. It must not
+   * show an attribute of `context.sensitive` (refs are printed and stored on every run): a type
+   * whose identity would show one names the node otherwise (its `id`) or refuses with an error.
+   */
+  identity?(attributes: Record<string, unknown>, context: IdentityContext): string | { error: string };
+  /**
+   * The attributes a part's `sensitive: true` makes sensitive (DESIGN §5.13); the type's schema
+   * then has a `sensitive` boolean attribute, which is an input, never compared.
+   */
+  hiddenWhenSensitive?: string[];
   /** How a node in sync is reported, when not `unchanged` (a transition: skipped, prior_to in sync). */
   inSync?: { status: 'skipped'; reason: string };
   /**
@@ -173,8 +182,14 @@ export function behaviourOf(type: ResourceType): TypeBehaviour {
   };
 }
 
-export function identityOf(type: ResourceType, attributes: Record<string, unknown>): string {
-  return type.identity ? type.identity(attributes) : String(attributes[type.key]);
+/** What names a node besides its attributes: which of them are sensitive, and the part's `id`. */
+export interface IdentityContext {
+  sensitive: readonly string[];
+  id?: string;
+}
+
+export function identityOf(type: ResourceType, attributes: Record<string, unknown>, context: IdentityContext = { sensitive: [] }): string | { error: string } {
+  return type.identity ? type.identity(attributes, context) : String(attributes[type.key]);
 }
 
 /** What the engine does to a node (DESIGN §11's report `action`). */

@@ -9,9 +9,15 @@
  * Watches poll: another process's commit is only visible in the file, so a timer checks
  * `PRAGMA data_version` (it changes when any other connection commits) and then reads the log
  * after the last revision delivered. The log keeps the last `historyRevisions` revisions.
+ *
+ * The store holds run reports and compiled documents (rendered templates): the file and its
+ * `-wal` and `-shm` companions are 0600 (SQLite gives the companions the main file's mode, so the
+ * file is created 0600 before SQLite opens it), and a folder made for it is 0700; an existing
+ * store left more open is closed when it is opened.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { createPrivateFile, privateDir, privateFile } from '../lib/private-files.ts';
 import type BetterSqlite3 from 'better-sqlite3';
 import { ChangeQueue, checkCompare, checkOps, holds, prefixEnd, toBuffer } from './common.ts';
 import { StoreCompactedError, StoreUnreachableError } from './errors.ts';
@@ -42,11 +48,16 @@ export async function openSqliteStore(url: string, path: string, options: StoreO
   const { default: Database } = await dynamicImport<{ default: typeof BetterSqlite3 }>('better-sqlite3');
   let db: BetterSqlite3.Database | undefined;
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    const folder = dirname(path);
+    // The site's own `.cairn` is Cairn's to close; another existing folder is the user's choice.
+    if (!existsSync(folder) || basename(folder) === '.cairn') privateDir(folder);
+    createPrivateFile(path);
     db = new Database(path);
     // Set before anything that takes a lock, so a second process opening the file waits instead of failing.
     db.pragma('busy_timeout = 10000');
     db.pragma('journal_mode = WAL');
+    // Companions an older Cairn (or a 0644 main file) left open.
+    for (const companion of [`${path}-wal`, `${path}-shm`]) privateFile(companion);
     // With WAL, NORMAL never corrupts the file; a power cut may lose the last commits (not a crash).
     db.pragma('synchronous = NORMAL');
     db.transaction(() => db!.exec(SCHEMA)).immediate();

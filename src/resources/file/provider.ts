@@ -2,6 +2,7 @@ import { dirname } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { sha256Hex } from '../../lib/digest.ts';
 import { VALIDATE_FAILED, type WriteOptions } from '../../executors/types.ts';
+import { hiddenContentDiff } from '../../lib/hidden-diff.ts';
 import { outputTail } from '../commands.ts';
 import { attributeDiff, convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
@@ -40,6 +41,8 @@ export const posixFile = defineProvider<typeof fileType>({
     const { current, stat } = await readPath(ctx, desired, 'file');
     if (!current || !stat) return current;
     const path = desired.path;
+    // Not readable by others: its content is treated as sensitive (see diff).
+    if ((stat.mode & 0o004) === 0) current.private = true;
     // Content is compared by hash where reading costs more than hashing (a remote target sends a
     // hash, not the file), else byte for byte; the bytes are fetched only when they differ (for
     // the diff).
@@ -69,7 +72,10 @@ export const posixFile = defineProvider<typeof fileType>({
     if (bytes !== undefined && contentChanged) {
       if (desired.backup === true && current) {
         const old = await ctx.exec.readFile(path);
-        if (old) await ctx.exec.writeFile(`${path}.cairn-bak`, old);
+        // The old content is as private as the file it comes from: the backup (and its temp
+        // file, which is never more open) takes the file's mode, owner and group.
+        const stat = old && await ctx.exec.stat(path);
+        if (old && stat) await ctx.exec.writeFile(`${path}.cairn-bak`, old, { mode: stat.mode, owner: String(stat.uid), group: String(stat.gid) });
       }
       await write(ctx, path, bytes, attributes);
       return;
@@ -85,6 +91,13 @@ export const posixFile = defineProvider<typeof fileType>({
     const attributes = attributeDiff(desired, current);
     const before = typeof current?.content === 'string' ? current.content : '';
     if (typeof desired.content !== 'string' || before === desired.content) return attributes;
+    // A file others may not read (as it is, or as the part wants it) holds what its owner keeps
+    // to itself: its content is sensitive (DESIGN §5.13) unless the part says `sensitive: false`.
+    const wantedPrivate = desired.mode !== undefined && (parseInt(String(desired.mode), 8) & 0o004) === 0;
+    if (desired.sensitive !== false && (wantedPrivate || current?.private === true)) {
+      const hidden = hiddenContentDiff(before, desired.content);
+      return attributes ? `${attributes}\n${hidden}` : hidden;
+    }
     const path = desired.path;
     const patch = createTwoFilesPatch(current ? path : '/dev/null', path, before, desired.content, undefined, undefined, { context: 3 });
     return attributes ? `${attributes}\n${patch}` : patch;

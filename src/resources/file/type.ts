@@ -24,6 +24,7 @@ export const fileType = defineType({
         .refine(namesPath, 'a validate command names the file to check as % (e.g. "visudo -cf %"; %% is a literal %)')
         .optional()
         .describe('a command run on the new content before it replaces the old (% is the temp file); non-zero leaves the old file'),
+      sensitive: z.boolean().optional().describe('true: the content is never shown; false: shown in diffs even when the file is not readable by others'),
       // Filled by resolve(): what `source` holds, so plans compare content without the site.
       source_base64: internal(z.string().optional().describe('internal: the content of `source`')),
       content_sha256: internal(update(z.string().optional().describe('internal: sha256 of the content of `source`'))),
@@ -38,6 +39,7 @@ export const fileType = defineType({
   stateful: false,
   // Implicit ordering (DESIGN §6): after the folder above it, and its owner and group, when they are in the run.
   autoRequires: [{ attribute: 'path', type: 'directory', parent: true }, { attribute: 'owner', type: 'user' }, { attribute: 'group', type: 'group' }],
+  hiddenWhenSensitive: ['content', 'source_base64'],
   resolve(attributes, ctx) {
     const resolved = { ...attributes };
     if (typeof attributes.template === 'string') {
