@@ -53,13 +53,15 @@ test('plan --diff: a line in a file that does not exist yet shows the file made'
   assert.ok(out.includes(['--- /dev/null', `+++ ${s.root}/new.conf`, '@@ -0,0 +1,1 @@', '+a = 1'].join('\n')), out);
 });
 
-test('plan --diff: a mode or owner change shows old → new, with the content diff when both change', async () => {
+test('plan --diff: a mode or owner change shows old → new, with the content diff when both change (and the content hidden when the file becomes private)', async () => {
   const s = scratchSite('s', {
-    'states/s.yaml': `s:\n  - file: ${R}/secret\n    content: "new\\n"\n    mode: "0600"\n    owner: root\n  - file: ${R}/same\n    content: "same\\n"\n    mode: "0640"\n` +
+    'states/s.yaml': `s:\n  - file: ${R}/secret\n    content: "new\\n"\n    mode: "0600"\n    owner: root\n    sensitive: false\n  - file: ${R}/private\n    content: "new\\n"\n    mode: "0600"\n  - file: ${R}/same\n    content: "same\\n"\n    mode: "0640"\n` +
       `  - directory: ${R}/d\n    mode: "0700"\n`,
   });
   writeFileSync(join(s.root, 'secret'), 'old\n');
   chmodSync(join(s.root, 'secret'), 0o644);
+  writeFileSync(join(s.root, 'private'), 'old\n');
+  chmodSync(join(s.root, 'private'), 0o644);
   writeFileSync(join(s.root, 'same'), 'same\n');
   chmodSync(join(s.root, 'same'), 0o644);
   mkdirSync(join(s.root, 'd'), { mode: 0o755 });
@@ -67,6 +69,9 @@ test('plan --diff: a mode or owner change shows old → new, with the content di
   const out = await planDiff(s.site);
   assert.ok(out.includes([`would change file:${s.root}/secret (update: content, mode)`, 'mode: 0644 → 0600', `Index: ${s.root}/secret`].join('\n')), out);
   assert.ok(out.includes(['-old', '+new'].join('\n')), out);
+  // Without `sensitive: false`, a file others will not be able to read shows no content (DESIGN §5.13).
+  assert.ok(out.includes([`would change file:${s.root}/private (update: content, mode)`, 'mode: 0644 → 0600', '(content hidden, 3 bytes changed)'].join('\n')), out);
+  assert.doesNotMatch(out.slice(out.indexOf(`file:${s.root}/private`)), /^[+-](old|new)$/m);
   assert.ok(out.includes([`would change file:${s.root}/same (update: mode)`, 'mode: 0644 → 0640', `would change directory:${s.root}/d (update: mode)`, 'mode: 0755 → 0700', ''].join('\n')), out);
 });
 
