@@ -12,6 +12,7 @@ import { Diagnostics, inputError, type SourcePos } from '../lib/errors.ts';
 import { keyPosOf, posOf } from '../lib/positions.ts';
 import type { ResolveContext } from '../resources/type.ts';
 import type { SiteTarget, StateDef, TemplateScope } from '../site/states.ts';
+import { SANDBOX, TemplateSandbox } from '../site/sandbox.ts';
 import { compileTemplate, type CompiledTemplate } from '../site/template.ts';
 import { builtinOsTables } from './builtin-os.ts';
 import { groupsOf, type Catalog, type RunEntry, type Target } from './catalog.ts';
@@ -160,6 +161,8 @@ function siteTargetsScope(c: Catalog, options: CompileOptions, self: { name: str
   return Object.create(Object.prototype, {
     targets: { get: () => (read(), targets), enumerable: false },
     groups: { get: () => (read(), groups), enumerable: false },
+    // One sandbox per compile: inputs shared by its renders are copied into it once.
+    [SANDBOX]: { value: new TemplateSandbox(c.templateTimeout), enumerable: false },
   }) as object;
 }
 

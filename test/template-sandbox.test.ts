@@ -1,0 +1,182 @@
+/**
+ * Templates are pure, bounded and cannot reach the host (issue 27, DESIGN §4): every escape that
+ * reached Cairn's process from a template is tried through `cairn show` and `cairn plan`, and
+ * must end in an input error with a position while its canary (a file the escape would create)
+ * stays absent.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { compileTemplate } from '../src/site/template.ts';
+import { makeSite, runCli, tempDir } from './helpers/cli.ts';
+
+/** What an escape does with the host's `process` once it has it: create the canary file. */
+const payload = (getProcess: string, canary: string) =>
+  `const P = ${getProcess}; const cp = P.getBuiltinModule ? P.getBuiltinModule('child_process') : P.mainModule.require('child_process'); cp.execSync(${JSON.stringify(`touch ${canary}`)});`;
+
+interface Escape {
+  name: string;
+  /** Template code (inside `<% %>`) given the canary's path. */
+  code: (canary: string) => string;
+}
+
+const escapes: Escape[] = [
+  { name: 'it.constructor.constructor', code: (c) => payload(`it.constructor.constructor('return process')()`, c) },
+  { name: 'the constructor of an input value', code: (c) => payload(`it.vars.list.constructor.constructor('return process')()`, c) },
+  { name: 'indirect eval', code: (c) => payload(`(0, eval)('process')`, c) },
+  { name: 'the Function global', code: (c) => payload(`Function('return process')()`, c) },
+  { name: 'the arrow function constructor', code: (c) => payload(`(() => 0).constructor('return process')()`, c) },
+  { name: 'the generator function constructor', code: (c) => payload(`(function* () {}).constructor('return process')().next().value`, c) },
+  { name: 'the async function constructor', code: (c) => payload(`(async () => 0).constructor('return process')()`, c) },
+  { name: 'process.mainModule.require', code: (c) => `process.mainModule.require('child_process').execSync(${JSON.stringify(`touch ${c}`)});` },
+  { name: 'process.getBuiltinModule', code: (c) => `process.getBuiltinModule('child_process').execSync(${JSON.stringify(`touch ${c}`)});` },
+  { name: 'require', code: (c) => `require('child_process').execSync(${JSON.stringify(`touch ${c}`)});` },
+  { name: 'globalThis.process', code: (c) => payload('globalThis.process', c) },
+  { name: 'indirect import()', code: (c) => `import('node:child_process').then((m) => m.execSync(${JSON.stringify(`touch ${c}`)}));` },
+  { name: "the error of a refused import()", code: (c) => `import('nosuch').catch((e) => { ${payload(`e.constructor.constructor('return process')()`, c)} });` },
+  { name: 'a getter of it', code: (c) => payload(`Object.getOwnPropertyDescriptor(it, 'targets').get.constructor('return process')()`, c) },
+  { name: 'stack trace call sites', code: (c) => `Error.prepareStackTrace = (e, sites) => sites; const sites = new Error().stack; ${payload(`sites[0].getFunction().constructor('return process')()`, c)}` },
+  { name: 'WebAssembly', code: (c) => payload(`new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]))) && process`, c) },
+];
+
+/** A site with one local target whose state file runs `code` in a control tag. */
+function stateFileSite(code: string) {
+  return makeSite({
+    'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    run: [s]\nvars:\n  list: [1, 2]\n',
+    'states/s.yaml': `<% ${code} %>\ns:\n  - file: /tmp/cairn-sandbox-never\n    content: x\n`,
+  });
+}
+
+/** A site whose file part renders a template file holding `code`. */
+function templateFileSite(code: string) {
+  return makeSite({
+    'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    run: [s]\nvars:\n  list: [1, 2]\n',
+    'states/s.yaml': 's:\n  - file: /tmp/cairn-sandbox-never\n    template: templates/t.eta\n',
+    'templates/t.eta': `line one\n<% ${code} %>\n`,
+  });
+}
+
+for (const escape of escapes) {
+  for (const command of ['show', 'plan'] as const) {
+    test(`template sandbox: ${escape.name} does not reach the host (${command}, state file and template file)`, async () => {
+      for (const [make, at] of [[stateFileSite, 'states/s.yaml:1:'], [templateFileSite, 'templates/t.eta:2:']] as const) {
+        const canary = join(tempDir('cairn-canary-'), 'escaped');
+        const site = make(escape.code(canary));
+        const r = await runCli([command, '--site', site], { env: { CAIRN_NO_CACHE: '1' } });
+        assert.equal(r.status, 2, `exit code; stderr:\n${r.stderr}`);
+        assert.ok(r.stderr.includes(`--> ${at}`), `a position at ${at} in:\n${r.stderr}`);
+        assert.equal(existsSync(canary), false, 'the canary command ran');
+      }
+    });
+  }
+}
+
+test('template sandbox: an endless loop ends at the timeout in cairn.yaml with an input error at its tag', async () => {
+  const site = makeSite({
+    'cairn.yaml': 'timeout: 1\ntargets:\n  t1:\n    executor: local\n    run: [s]\n',
+    'states/s.yaml': 's:\n  - file: /tmp/cairn-sandbox-never\n    content: x\n<% while (true) {} %>\n',
+  });
+  const r = await runCli(['show', '--site', site], { env: { CAIRN_NO_CACHE: '1' } });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /template did not finish within 1 s/);
+  assert.ok(r.stderr.includes('--> states/s.yaml:4:4'), r.stderr);
+});
+
+test('template sandbox: an endless loop in a template file, and one in an inline state, end at the timeout', async () => {
+  const site = makeSite({
+    'cairn.yaml': 'timeout: 0.5\ntargets:\n  t1:\n    executor: local\n    run: [s, inline]\nstates:\n  inline:\n    - file: /tmp/cairn-sandbox-inline\n      content: "<% for (;;) {} %>"\n',
+    'states/s.yaml': 's:\n  - file: /tmp/cairn-sandbox-never\n    template: templates/t.eta\n',
+    'templates/t.eta': 'a\nb <% while (true) {} %>\n',
+  });
+  const r = await runCli(['plan', '--site', site], { env: { CAIRN_NO_CACHE: '1' } });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /template did not finish within 0\.5 s/);
+  assert.ok(r.stderr.includes('--> templates/t.eta:2:6'), r.stderr);
+  assert.ok(r.stderr.includes('--> cairn.yaml:9:'), r.stderr);
+});
+
+test('template sandbox: a timeout that is not a positive number of seconds is refused', async () => {
+  const site = makeSite({ 'cairn.yaml': 'timeout: 0\ntargets:\n  t1:\n    executor: local\n' });
+  const r = await runCli(['show', '--site', site]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.ok(r.stderr.includes('--> cairn.yaml:1:'), r.stderr);
+});
+
+test('template sandbox: process.exit in a template is an input error, and the process goes on', async () => {
+  const site = stateFileSite('process.exit(0)');
+  const r = await runCli(['show', '--site', site], { env: { CAIRN_NO_CACHE: '1' } });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /process is not defined/);
+  assert.ok(r.stderr.includes('--> states/s.yaml:1:4'), r.stderr);
+});
+
+test('template sandbox: the clock, randomness and the environment are refused with a reason', async () => {
+  for (const [code, message] of [
+    ['Date.now()', /Date is not available in templates: a template has no clock/],
+    ['new Date()', /Date is not available in templates/],
+    ['new Intl.DateTimeFormat().format()', /Intl is not available in templates/],
+    ['Math.random()', /Math\.random is not available in templates/],
+    ['process.env.HOME', /process is not defined/],
+    ['setTimeout(() => 0, 1)', /setTimeout is not defined/],
+  ] as const) {
+    const r = await runCli(['show', '--site', stateFileSite(`const v = ${code};`)], { env: { CAIRN_NO_CACHE: '1' } });
+    assert.equal(r.status, 2, `${code}: ${r.stderr}`);
+    assert.match(r.stderr, message, code);
+    assert.ok(r.stderr.includes('--> states/s.yaml:1:4'), r.stderr);
+  }
+});
+
+test('template sandbox: renders are the same every time (locale methods use en-US, special numbers survive the copy)', async () => {
+  const site = makeSite({
+    'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    run: [s]\nvars:\n  n: .nan\n  big: .inf\n  list: [b, a]\n',
+    'states/s.yaml': 's:\n  - file: /tmp/cairn-sandbox-x\n    content: "<%= [(1234.5).toLocaleString(), \'a\'.localeCompare(\'B\'), Number.isNaN(it.vars.n), it.vars.big, [...it.vars.list].sort()].join(\' \') %>"\n',
+  });
+  const first = await runCli(['show', '--json', '--site', site], { env: { CAIRN_NO_CACHE: '1' } });
+  const second = await runCli(['show', '--json', '--site', site], { env: { CAIRN_NO_CACHE: '1' } });
+  assert.equal(first.status, 0, first.stderr);
+  assert.equal(first.stdout, second.stdout);
+  assert.match(first.stdout, /1,234\.5 -1 true Infinity a,b/);
+});
+
+test('template sandbox: inputs are read-only; a copy can be changed', async () => {
+  const r = await runCli(['show', '--site', stateFileSite('it.vars.list.push(3)')], { env: { CAIRN_NO_CACHE: '1' } });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /not extensible/);
+  const ok = await runCli(['show', '--site', stateFileSite('const l = [...it.vars.list]; l.push(3); if (l.length !== 3) throw new Error("copy")')], { env: { CAIRN_NO_CACHE: '1' } });
+  assert.equal(ok.status, 0, ok.stderr);
+});
+
+test('template sandbox: a throw of something that is not an Error is an input error with its position', async () => {
+  for (const [code, message] of [
+    ['throw Object.create(null)', /threw a value that is not an Error/],
+    ['throw 5', /threw 5, not an Error/],
+    ["throw 'no'", /threw "no", not an Error/],
+    ['throw new Proxy({}, { get() { throw new Error("trap") } })', /threw a value that is not an Error/],
+    ['throw { get message() { while (true) {} } }', /threw a value that is not an Error/],
+  ] as const) {
+    const r = await runCli(['show', '--site', stateFileSite(code)], { env: { CAIRN_NO_CACHE: '1' } });
+    assert.equal(r.status, 2, `${code}: ${r.stderr}`);
+    assert.match(r.stderr, message, code);
+    assert.ok(r.stderr.includes('--> states/s.yaml:1:4'), r.stderr);
+  }
+});
+
+test('template sandbox: import and async are refused where they are keywords, and only there', () => {
+  const it = { vars: { import: 'i', async: 'a' } };
+  assert.equal(compileTemplate("<%= it.vars.import + it.vars.async + 'import async' %>", 'f').render(it).text, 'iaimport async');
+  assert.throws(() => compileTemplate("x\n<% const f = async () => 1 %>", 'f').render(it), (err: Error) =>
+    /`async` is not available in templates/.test(err.message) && (err as { diagnostics?: { pos?: { line: number; col: number } }[] }).diagnostics?.[0]?.pos?.line === 2);
+  assert.throws(() => compileTemplate("<%= import.meta %>", 'f').render(it), /syntax error|`import` is not available/);
+  assert.throws(() => compileTemplate("<% /* 'x */ import('fs') %>", 'f').render(it), /`import` is not available in templates/);
+});
+
+test('template sandbox: it.targets is read only when a template asks, and then it is there', async () => {
+  const site = makeSite({
+    'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    run: [s]\n  t2:\n    executor: local\n',
+    'states/s.yaml': 's:\n  - file: /tmp/cairn-sandbox-x\n    content: "<%= it.targets.map((t) => t.name).join(\',\') %> <%= it.groups.all ?? \'-\' %>"\n',
+  });
+  const r = await runCli(['show', '--json', '--site', site, '-t', 't1'], { env: { CAIRN_NO_CACHE: '1' } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /t1,t2 -/);
+});
