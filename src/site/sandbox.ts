@@ -75,6 +75,7 @@ pinLocale(String.prototype, 'toLocaleLowerCase', 0);
 defineProperty(ErrorCtor, 'stackTraceLimit', { value: 0, writable: false, configurable: false });
 defineProperty(ErrorCtor, 'prepareStackTrace', { value: undefined, writable: false, configurable: false });
 defineProperty(G, '__cairnIn', { value: '', writable: true, configurable: false });
+defineProperty(G, '__cairnFn', { value: undefined, writable: true, configurable: false });
 
 const templates = [];
 const values = [];
@@ -168,7 +169,10 @@ const renderOne = (job, index) => {
 };
 
 const api = freeze({
-  define(fn) {
+  define() {
+    const fn = G.__cairnFn;
+    G.__cairnFn = undefined;
+    if (typeof fn !== 'function') return -1;
     templates[templates.length] = fn;
     return templates.length - 1;
   },
@@ -191,11 +195,12 @@ defineProperty(G, '__cairn', { value: api, writable: false, configurable: false 
 })();`;
 
 const RUN = new vm.Script('__cairn.run()', { filename: 'cairn-sandbox' });
+const DEFINE = new vm.Script('__cairn.define()', { filename: 'cairn-sandbox' });
 const WHERE = new vm.Script('__cairn.where()', { filename: 'cairn-sandbox' });
 
 /** One render asked of the sandbox. */
 export interface RenderJob {
-  /** The template's `__cairn.define(function …)` script. */
+  /** The template's `(function (it, out, at, __str) { … })` script. */
   script: vm.Script;
   it: unknown;
 }
@@ -279,9 +284,12 @@ export class TemplateSandbox {
   private templateId(script: vm.Script): number {
     let id = this.templateIds.get(script);
     if (id === undefined) {
-      // Defining runs no template code (it creates the function): the limit is only a guard.
-      const result: unknown = script.runInContext(this.ctx(), { timeout: this.timeoutMs });
-      if (typeof result !== 'number') throw new Error('the template sandbox did not register a template');
+      // Evaluating runs no template code (it makes the function, which Cairn hands back to the
+      // context untouched): the limits are only guards.
+      const ctx = this.ctx();
+      (ctx as Record<string, unknown>).__cairnFn = script.runInContext(ctx, { timeout: this.timeoutMs });
+      const result: unknown = DEFINE.runInContext(ctx, { timeout: this.timeoutMs });
+      if (typeof result !== 'number' || result < 0) throw new Error('the template sandbox did not register a template');
       id = result;
       this.templateIds.set(script, id);
     }

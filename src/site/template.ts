@@ -196,7 +196,7 @@ function toPieces(source: string, tokens: Token[], removed: Uint8Array): Piece[]
 }
 
 interface Generated {
-  /** `__cairn.define(function (it, out, at, __str) { … })`, run in a template sandbox. */
+  /** `(function (it, out, at, __str) { … })`: evaluated in a template sandbox, never in Cairn's realm. */
   script: vm.Script;
 }
 
@@ -308,7 +308,7 @@ function generate(pieces: Piece[], pos: (offset: number) => SourcePos, file: str
     body.push(stmt);
     line += stmt.split('\n').length;
   }
-  const assemble = (texts: string[]) => `__cairn.define(function (it, out, at, __str) {\n'use strict';\n${texts.join('\n')}\n})`;
+  const assemble = (texts: string[]) => `(function (it, out, at, __str) {\n'use strict';\n${texts.join('\n')}\n})`;
   const code = assemble(body);
   let script: vm.Script;
   try {
