@@ -127,6 +127,20 @@ test('template sandbox: the clock, randomness and the environment are refused wi
   }
 });
 
+test('template sandbox: nothing a template starts outlives its render (no Promise, async refused, no console)', async () => {
+  for (const [code, message, at] of [
+    ['Promise.reject(new Error("later"))', /Promise is not defined/, 'states/s.yaml:1:4'],
+    ['const f = async () => { throw new Error("later") }; f()', /`async` is not available in templates/, 'states/s.yaml:1:14'],
+    ['console.log("x")', /console is not defined/, 'states/s.yaml:1:4'],
+    ['new FinalizationRegistry(() => { while (true) {} })', /FinalizationRegistry is not defined/, 'states/s.yaml:1:4'],
+  ] as const) {
+    const r = await runCli(['show', '--site', stateFileSite(code)], { env: { CAIRN_NO_CACHE: '1' } });
+    assert.equal(r.status, 2, `${code}: ${r.stderr}`);
+    assert.match(r.stderr, message, code);
+    assert.ok(r.stderr.includes(`--> ${at}`), r.stderr);
+  }
+});
+
 test('template sandbox: renders are the same every time (locale methods use en-US, special numbers survive the copy)', async () => {
   const site = makeSite({
     'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    run: [s]\nvars:\n  n: .nan\n  big: .inf\n  list: [b, a]\n',

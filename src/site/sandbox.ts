@@ -44,7 +44,7 @@ const StringCtor = String;
 const split = String.prototype.split;
 const slice = String.prototype.slice;
 
-for (const name of ['Promise', 'SharedArrayBuffer', 'Atomics', 'WeakRef', 'FinalizationRegistry', 'WebAssembly']) delete G[name];
+for (const name of ['Promise', 'SharedArrayBuffer', 'Atomics', 'WeakRef', 'FinalizationRegistry', 'WebAssembly', 'console']) delete G[name];
 const refuse = (name, why) => defineProperty(G, name, {
   get() { throw new ErrorCtor(name + ' is not available in templates: ' + why); },
   configurable: false,
