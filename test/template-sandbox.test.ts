@@ -96,6 +96,18 @@ test('template sandbox: an endless loop in a template file, and one in an inline
   assert.ok(r.stderr.includes('--> cairn.yaml:9:'), r.stderr);
 });
 
+test('template sandbox: the strings of an inline state render together; one that loops is named, and the others still report their own errors', async () => {
+  const site = makeSite({
+    'cairn.yaml': 'timeout: 0.5\ntargets:\n  t1:\n    executor: local\n    run: [inline]\nstates:\n  inline:\n    - file: /tmp/cairn-sandbox-inline\n      owner: "<%= it.vars.nosuch %>"\n      content: "<% for (;;) {} %>"\n      group: "<%= \'ok\' %>"\n',
+  });
+  const r = await runCli(['show', '--site', site], { env: { CAIRN_NO_CACHE: '1' } });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /`it\.vars\.nosuch` is undefined/);
+  assert.ok(r.stderr.includes('--> cairn.yaml:9:'), r.stderr);
+  assert.match(r.stderr, /template did not finish within 0\.5 s/);
+  assert.ok(r.stderr.includes('--> cairn.yaml:10:'), r.stderr);
+});
+
 test('template sandbox: a timeout that is not a positive number of seconds is refused', async () => {
   const site = makeSite({ 'cairn.yaml': 'timeout: 0\ntargets:\n  t1:\n    executor: local\n' });
   const r = await runCli(['show', '--site', site]);

@@ -316,7 +316,8 @@ export class TemplateSandbox {
   }
 
   /**
-   * Renders every job in one call into the context. A job whose template read `it.targets` or
+   * Renders every job in one call into the context, within one time limit (the strings of an
+   * inline state render together, as a state file's state is one render). A job whose template read `it.targets` or
    * `it.groups` before they were supplied is rendered again with them (reading them on the host
    * side is what tells the compile cache that the run depends on other targets' data).
    */
@@ -340,8 +341,14 @@ export class TemplateSandbox {
       if (raw === undefined) {
         const [job, piece] = this.where();
         this.reset();
-        // The batch stopped at one job; the others did not run to the end either.
-        for (const [k, i] of pending.entries()) results[i] = { timeout: true, piece: k === job ? piece : -1 };
+        const culprit = pending[job];
+        if (culprit === undefined) {
+          for (const i of pending) results[i] = { timeout: true, piece: -1 };
+          break;
+        }
+        results[culprit] = { timeout: true, piece };
+        // The call stopped inside one job: the others of the batch are rendered on their own.
+        for (const i of pending) if (i !== culprit) results[i] = this.render([jobs[i]!])[0]!;
         break;
       }
       const again: number[] = [];

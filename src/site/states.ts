@@ -7,6 +7,7 @@ import { didYouMean } from '../lib/did-you-mean.ts';
 import { Diagnostics, inputError, InputError, type SourcePos } from '../lib/errors.ts';
 import { keyPosOf, LineIndex, mapStrings, posOf } from '../lib/positions.ts';
 import { TAG_NAME } from '../lib/tag-name.ts';
+import { sandboxOf, type RenderJob } from './sandbox.ts';
 import { compileTemplate, type CompiledTemplate } from './template.ts';
 import { parseYaml } from './yaml.ts';
 
@@ -259,16 +260,29 @@ function plainStates(map: Record<string, unknown>, file: string, d: Diagnostics,
       name, file, component, pos: keyPosOf(map, name), ...header,
       parts(it) {
         if (!templated) return rawParts;
-        // Every string is its own template: report all their errors, not just the first.
+        // Every string is its own template: report all their errors, not just the first. They
+        // render together, in one call into the sandbox: first gather them, then read them back.
         const errors = new Diagnostics();
-        const parts = mapStrings(rawParts, (s, pos) => errors.collect(() => {
+        const box = sandboxOf(it);
+        const jobs: RenderJob[] = [];
+        const slots: { t: CompiledTemplate; job: number }[] = [];
+        mapStrings(rawParts, (s, pos) => errors.collect(() => {
           const cacheKey = `${pos?.line}:${pos?.col}:${s}`;
           let t = compiled.get(cacheKey);
           if (!t) {
             t = compileTemplate(s, file, pos);
             compiled.set(cacheKey, t);
           }
-          return t.isStatic ? s : t.render(it).text;
+          if (!t.isStatic) slots.push({ t, job: jobs.push(t.job(it)) - 1 });
+        }));
+        errors.throwIfAny();
+        const results = jobs.length ? box.render(jobs) : [];
+        let next = 0;
+        const parts = mapStrings(rawParts, (s, pos) => errors.collect(() => {
+          const t = compiled.get(`${pos?.line}:${pos?.col}:${s}`);
+          if (!t || t.isStatic) return s;
+          const slot = slots[next++]!;
+          return slot.t.finish(results[slot.job]!, box.timeout).text;
         })) as unknown[];
         errors.throwIfAny();
         return parts;

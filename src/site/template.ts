@@ -13,7 +13,7 @@
 import vm from 'node:vm';
 import { inputError, type SourcePos } from '../lib/errors.ts';
 import { LineIndex } from '../lib/positions.ts';
-import { sandboxOf, type JobResult, type TemplateSandbox } from './sandbox.ts';
+import { sandboxOf, type JobResult, type RenderJob, type TemplateSandbox } from './sandbox.ts';
 
 type TagKind = 'exec' | 'interpolate' | 'raw';
 
@@ -55,6 +55,10 @@ export interface CompiledTemplate {
   isStatic: boolean;
   /** Renders in `sandbox` (by default the one the compile put on `it`, else a new one). */
   render(it: unknown, sandbox?: TemplateSandbox): RenderResult;
+  /** The render of `it` as one job of a sandbox's batch (for a template that is not static)… */
+  job(it: unknown): RenderJob;
+  /** …and its result read back: the text, or the input error with its position. */
+  finish(result: JobResult, timeout: number): RenderResult;
   /** The text with every tag evaluated as nothing: used to discover a file's structure. */
   skeleton(): RenderResult;
   pos(offset: number): SourcePos;
@@ -407,6 +411,11 @@ export function compileTemplate(source: string, file: string, base?: SourcePos):
     return piece.srcStart;
   };
 
+  const job = (it: unknown): RenderJob => {
+    generated ??= generate(pieces, pos, file);
+    return { script: generated.script, it };
+  };
+
   const outcome = (result: JobResult, timeout: number): RenderResult => {
     if ('text' in result) return { text: result.text, sourceOffset: mapper(result.marks) };
     if ('undefined' in result) {
@@ -430,11 +439,11 @@ export function compileTemplate(source: string, file: string, base?: SourcePos):
     pos,
     render(it: unknown, sandbox?: TemplateSandbox): RenderResult {
       if (isStatic) return { text: source, sourceOffset: (o) => o };
-      generated ??= generate(pieces, pos, file);
       const box = sandbox ?? sandboxOf(it);
-      const result = box.render([{ script: generated.script, it }])[0]!;
-      return outcome(result, box.timeout);
+      return outcome(box.render([job(it)])[0]!, box.timeout);
     },
+    job,
+    finish: outcome,
     skeleton(): RenderResult {
       const out = { text: '', marks: [] as number[] };
       // A value tag stands as a placeholder so that `<%= k %>: v` still parses as a key.
