@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
 import { compileTemplate } from '../src/site/template.ts';
 import { makeSite, runCli, tempDir } from './helpers/cli.ts';
 
@@ -205,4 +206,16 @@ test('template sandbox: it.targets is read only when a template asks, and then i
   const r = await runCli(['show', '--json', '--site', site, '-t', 't1'], { env: { CAIRN_NO_CACHE: '1' } });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /t1,t2 -/);
+});
+
+test("template sandbox: the globals are ECMAScript's own, even those a V8 flag adds to new contexts (lib/memory.ts turns on gc())", () => {
+  setFlagsFromString('--expose-gc');
+  const names = compileTemplate('<%= Object.getOwnPropertyNames(globalThis).sort().join(" ") %>', 'f').render({}).text.split(' ');
+  for (const absent of ['process', 'require', 'console', 'Promise', 'WebAssembly', 'SharedArrayBuffer', 'Atomics', 'WeakRef', 'FinalizationRegistry', 'setTimeout']) {
+    assert.ok(!names.includes(absent), `${absent} is a global of the sandbox`);
+  }
+  // V8 makes gc undeletable: it stays a name, with nothing behind it.
+  assert.equal(compileTemplate('<%= typeof gc %>', 'f').render({}).text, 'undefined');
+  for (const present of ['Object', 'JSON', 'Math', 'Map', 'RegExp', 'Date', 'Intl']) assert.ok(names.includes(present), `${present} is missing`);
+  assert.throws(() => compileTemplate('<%= typeof Date %>', 'f').render({}), /Date is not available in templates/);
 });

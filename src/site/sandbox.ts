@@ -44,7 +44,21 @@ const StringCtor = String;
 const split = String.prototype.split;
 const slice = String.prototype.slice;
 
-for (const name of ['Promise', 'SharedArrayBuffer', 'Atomics', 'WeakRef', 'FinalizationRegistry', 'WebAssembly', 'console']) delete G[name];
+// ECMAScript's own globals, less those that outlive a call (Promise, WeakRef, FinalizationRegistry,
+// Atomics, SharedArrayBuffer), compile (WebAssembly) or talk to the host (console). Anything
+// else goes too: V8 flags add globals to new contexts (lib/memory.ts turns on gc()).
+const KEPT = new Set(['Object', 'Function', 'Array', 'Number', 'parseFloat', 'parseInt', 'Infinity', 'NaN', 'undefined',
+  'Boolean', 'String', 'Symbol', 'RegExp', 'Error', 'AggregateError', 'EvalError', 'RangeError', 'ReferenceError',
+  'SyntaxError', 'TypeError', 'URIError', 'globalThis', 'JSON', 'Math', 'ArrayBuffer', 'Uint8Array', 'Int8Array',
+  'Uint16Array', 'Int16Array', 'Uint32Array', 'Int32Array', 'Float32Array', 'Float64Array', 'Uint8ClampedArray',
+  'BigUint64Array', 'BigInt64Array', 'DataView', 'Map', 'BigInt', 'Set', 'WeakMap', 'WeakSet', 'Proxy', 'Reflect',
+  'decodeURI', 'decodeURIComponent', 'encodeURI', 'encodeURIComponent', 'escape', 'unescape', 'eval', 'isFinite',
+  'isNaN', 'Iterator']);
+for (const name of Object.getOwnPropertyNames(G)) {
+  if (KEPT.has(name) || Reflect.deleteProperty(G, name)) continue;
+  // One V8 made undeletable (gc): emptied instead.
+  defineProperty(G, name, { value: undefined, writable: false });
+}
 const refuse = (name, why) => defineProperty(G, name, {
   get() { throw new ErrorCtor(name + ' is not available in templates: ' + why); },
   configurable: false,
