@@ -38,6 +38,11 @@ const escapes: Escape[] = [
   { name: "the error of a refused import()", code: (c) => `import('nosuch').catch((e) => { ${payload(`e.constructor.constructor('return process')()`, c)} });` },
   { name: 'a getter of it', code: (c) => payload(`Object.getOwnPropertyDescriptor(it, 'targets').get.constructor('return process')()`, c) },
   { name: 'stack trace call sites', code: (c) => `Error.prepareStackTrace = (e, sites) => sites; const sites = new Error().stack; ${payload(`sites[0].getFunction().constructor('return process')()`, c)}` },
+  { name: 'the constructor of the global object', code: (c) => payload(`globalThis.constructor.constructor('return process')()`, c) },
+  { name: "a method the global object inherits", code: (c) => payload(`globalThis.toString.constructor('return process')()`, c) },
+  { name: "the descriptor of one of the sandbox's own globals", code: (c) => payload(`Object.getOwnPropertyDescriptor(globalThis, '__cairnIn').constructor.constructor('return process')()`, c) },
+  { name: 'the error of a stack overflow', code: (c) => `let e; try { (function f() { f(); })(); } catch (x) { e = x; } ${payload(`e.constructor.constructor('return process')()`, c)}` },
+  { name: 'the error of a timed-out render in the same compile', code: (c) => payload(`__cairn.constructor.constructor('return process')()`, c) },
   { name: 'WebAssembly', code: (c) => payload(`new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]))) && process`, c) },
 ];
 
@@ -218,4 +223,36 @@ test("template sandbox: the globals are ECMAScript's own, even those a V8 flag a
   assert.equal(compileTemplate('<%= typeof gc %>', 'f').render({}).text, 'undefined');
   for (const present of ['Object', 'JSON', 'Math', 'Map', 'RegExp', 'Date', 'Intl']) assert.ok(names.includes(present), `${present} is missing`);
   assert.throws(() => compileTemplate('<%= typeof Date %>', 'f').render({}), /Date is not available in templates/);
+});
+
+test("template sandbox: no object reachable from a template belongs to Cairn's realm", () => {
+  // Everything reachable from the globals and the render's arguments, through own properties
+  // (as descriptors: no getter runs), prototypes and getters/setters: each must inherit from the
+  // sandbox's own Object.prototype (or from nothing). One that does not is another realm's,
+  // whose Function compiles strings.
+  const walk = `<%
+    const seen = new Set();
+    const queue = [globalThis, it, out, at, __str, it.vars, it.params];
+    const foreign = [];
+    // Names the global object finds by lookup, not as its own: Node looks them up elsewhere.
+    for (const k of Object.getOwnPropertyNames(Object.prototype)) { try { queue.push(globalThis[k]); } catch { /* a getter that refuses */ } }
+    const own = (o) => { for (let p = o, i = 0; i < 64; i++) { p = Object.getPrototypeOf(p); if (p === null) return true; if (p === Object.prototype) return true; } return false; };
+    while (queue.length) {
+      const o = queue.pop();
+      if (o === null || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o)) continue;
+      seen.add(o);
+      if (Object.getPrototypeOf(o) !== null && !own(o)) foreign.push(typeof o);
+      queue.push(Object.getPrototypeOf(o));
+      for (const k of Reflect.ownKeys(o)) {
+        const d = Reflect.getOwnPropertyDescriptor(o, k);
+        if (!d) continue;
+        // A descriptor is a new object each time: checked, not walked.
+        if (!own(d)) foreign.push('descriptor');
+        if ('value' in d) queue.push(d.value); else queue.push(d.get, d.set);
+      }
+    }
+  %><%= seen.size %> <%= foreign.length %>`;
+  const [reached, foreign] = compileTemplate(walk, 'f').render({ vars: { list: [1, { a: 2 }] }, params: { p: 'x' } }).text.split(' ');
+  assert.ok(Number(reached) > 300, `the walk reached ${reached} objects`);
+  assert.equal(foreign, '0');
 });

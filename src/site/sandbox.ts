@@ -276,7 +276,10 @@ export class TemplateSandbox {
 
   private ctx(): vm.Context {
     if (!this.context) {
-      this.context = vm.createContext({}, {
+      // The contextified object must have no prototype: Node looks global names up along its
+      // chain, which would hand templates Cairn's own Object.prototype (`globalThis.constructor`
+      // is then Cairn's Object, whose constructor compiles strings).
+      this.context = vm.createContext(Object.create(null) as object, {
         name: 'cairn-templates',
         codeGeneration: { strings: false, wasm: false },
         microtaskMode: 'afterEvaluate',
