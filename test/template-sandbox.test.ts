@@ -42,7 +42,9 @@ const escapes: Escape[] = [
   { name: "a method the global object inherits", code: (c) => payload(`globalThis.toString.constructor('return process')()`, c) },
   { name: "the descriptor of one of the sandbox's own globals", code: (c) => payload(`Object.getOwnPropertyDescriptor(globalThis, '__cairnIn').constructor.constructor('return process')()`, c) },
   { name: 'the error of a stack overflow', code: (c) => `let e; try { (function f() { f(); })(); } catch (x) { e = x; } ${payload(`e.constructor.constructor('return process')()`, c)}` },
-  { name: 'the error of a timed-out render in the same compile', code: (c) => payload(`__cairn.constructor.constructor('return process')()`, c) },
+  { name: "the error of redefining one of the sandbox's globals", code: (c) => `let e; try { Object.defineProperty(globalThis, '__cairnIn', { get() { return 1; } }); } catch (x) { e = x; } ${payload(`e.constructor.constructor('return process')()`, c)}` },
+  { name: "the error of assigning to the sandbox's frozen API", code: (c) => `let e; try { __cairn.run = 1; } catch (x) { e = x; } ${payload(`e.constructor.constructor('return process')()`, c)}` },
+  { name: "the sandbox's own API", code: (c) => payload(`__cairn.constructor.constructor('return process')()`, c) },
   { name: 'WebAssembly', code: (c) => payload(`new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]))) && process`, c) },
 ];
 
@@ -236,7 +238,7 @@ test("template sandbox: no object reachable from a template belongs to Cairn's r
     const foreign = [];
     // Names the global object finds by lookup, not as its own: Node looks them up elsewhere.
     for (const k of Object.getOwnPropertyNames(Object.prototype)) { try { queue.push(globalThis[k]); } catch { /* a getter that refuses */ } }
-    const own = (o) => { for (let p = o, i = 0; i < 64; i++) { p = Object.getPrototypeOf(p); if (p === null) return true; if (p === Object.prototype) return true; } return false; };
+    const own = (o) => { for (let p = o, i = 0; i < 64; i++) { p = Object.getPrototypeOf(p); if (p === Object.prototype) return true; if (p === null) return false; } return false; };
     while (queue.length) {
       const o = queue.pop();
       if (o === null || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o)) continue;
