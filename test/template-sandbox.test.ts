@@ -80,6 +80,20 @@ for (const escape of escapes) {
   }
 }
 
+test('template sandbox: a template named by a TypeScript state file is rendered in the sandbox too', async () => {
+  const canary = join(tempDir('cairn-canary-'), 'escaped');
+  const site = makeSite({
+    'cairn.yaml': 'timeout: 1\ntargets:\n  t1:\n    executor: local\n    run: [motd]\n',
+    'states/motd.ts': "import { state, file } from 'cairn';\n\nexport const motd = state(() => [file('/tmp/cairn-sandbox-never', { template: 'templates/t.eta' })]);\n",
+    'templates/t.eta': `ok\n<% ${payload(`it.constructor.constructor('return process')()`, canary)} %>\n`,
+  });
+  const r = await runCli(['plan', '--site', site], { env: { CAIRN_NO_CACHE: '1' } });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /Code generation from strings disallowed/);
+  assert.ok(r.stderr.includes('--> templates/t.eta:2:4'), r.stderr);
+  assert.equal(existsSync(canary), false, 'the canary command ran');
+});
+
 test('template sandbox: an endless loop ends at the timeout in cairn.yaml with an input error at its tag', async () => {
   const site = makeSite({
     'cairn.yaml': 'timeout: 1\ntargets:\n  t1:\n    executor: local\n    run: [s]\n',
