@@ -130,6 +130,26 @@ test('template sandbox: the strings of an inline state render together; one that
   assert.ok(r.stderr.includes('--> cairn.yaml:10:'), r.stderr);
 });
 
+test('template sandbox: the invocations of a run list render together; one that fails or loops is named, the rest compile', async () => {
+  const run = Array.from({ length: 40 }, (_, i) => `      - f: { i: ${i} }\n`).join('');
+  const state = (code: string) => makeSite({
+    'cairn.yaml': `timeout: 0.5\ntargets:\n  t1:\n    executor: local\n    run:\n${run}`,
+    'states/f.yaml': `f:\n  params: { i: ~ }\n  parts:\n    - file: /tmp/cairn-sandbox-<%= it.params.i %>\n      content: "${code}"\n`,
+  });
+  const ok = await runCli(['show', '--json', '--site', state('<%= it.params.i * 2 %>')], { env: { CAIRN_NO_CACHE: '1' } });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /cairn-sandbox-39/);
+  assert.match(ok.stdout, /"content": ?"78"/);
+  const undef = await runCli(['show', '--site', state('<%= it.params.i === 7 ? it.vars.nosuch : 1 %>')], { env: { CAIRN_NO_CACHE: '1' } });
+  assert.equal(undef.status, 2, undef.stderr);
+  assert.match(undef.stderr, /`it\.params\.i === 7 \? it\.vars\.nosuch : 1` is undefined/);
+  assert.ok(undef.stderr.includes('--> states/f.yaml:5:'), undef.stderr);
+  const loop = await runCli(['show', '--site', state('<% if (it.params.i === 30) while (true) {} %>x')], { env: { CAIRN_NO_CACHE: '1' } });
+  assert.equal(loop.status, 2, loop.stderr);
+  assert.match(loop.stderr, /template did not finish within 0\.5 s/);
+  assert.ok(loop.stderr.includes('--> states/f.yaml:5:'), loop.stderr);
+});
+
 test('template sandbox: a timeout that is not a positive number of seconds is refused', async () => {
   const site = makeSite({ 'cairn.yaml': 'timeout: 0\ntargets:\n  t1:\n    executor: local\n' });
   const r = await runCli(['show', '--site', site]);
