@@ -42,8 +42,9 @@ test('sites with TypeScript state files are never cached', async () => {
 
 test('templates cannot reach the process, its environment or modules', () => {
   const render = (src: string) => compileTemplate(src, 'f').render({}).text;
-  assert.throws(() => render('<%= process.env.HOME %>'), /Cannot read properties of undefined \(reading 'env'\)/);
-  assert.equal(render('<%= typeof require %> <%= typeof globalThis %> <%= Math.max(1, 2) %>'), 'undefined undefined 2');
+  // The sandbox's own tests (template-sandbox.test.ts) try every known way out.
+  assert.throws(() => render('<%= process.env.HOME %>'), /process is not defined/);
+  assert.equal(render('<%= typeof require %> <%= typeof process %> <%= typeof setTimeout %> <%= Math.max(1, 2) %>'), 'undefined undefined undefined 2');
 });
 
 test('a compiled run read back from the cache is the one compiled: show --json is the same, key for key', async () => {

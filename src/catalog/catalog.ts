@@ -67,6 +67,8 @@ export interface Catalog {
   targetVarsFiles: Map<string, SiteDoc>;
   os: SiteDoc[];
   incomplete: SiteDocs['incomplete'];
+  /** Seconds one template render may take (`timeout` in cairn.yaml); the sandbox's default when unset. */
+  templateTimeout?: number;
 }
 
 function asRecord(v: unknown): Record<string, unknown> {
@@ -220,6 +222,7 @@ export function buildCatalog(site: SiteDocs, d: Diagnostics): Catalog {
     root: site.root,
     sources: site.sources,
     ...(config?.name ? { name: config.name } : {}),
+    ...(config?.timeout !== undefined ? { templateTimeout: config.timeout } : {}),
     targets, groups, roles, states, components,
     allVars: [asRecord(configDoc.vars), ...site.vars.all.map((v) => asRecord(v.doc))],
     targetVarsFiles: site.vars.targets,

@@ -12,6 +12,7 @@ import { Diagnostics, inputError, type SourcePos } from '../lib/errors.ts';
 import { keyPosOf, posOf } from '../lib/positions.ts';
 import type { ResolveContext } from '../resources/type.ts';
 import type { SiteTarget, StateDef, TemplateScope } from '../site/states.ts';
+import { SANDBOX, TemplateSandbox } from '../site/sandbox.ts';
 import { compileTemplate, type CompiledTemplate } from '../site/template.ts';
 import { builtinOsTables } from './builtin-os.ts';
 import { groupsOf, type Catalog, type RunEntry, type Target } from './catalog.ts';
@@ -139,7 +140,7 @@ function inheritTags(c: Catalog, invocations: StateInvocation[]): void {
  * target's vars cost a merge each. They live on the scopes' prototype, so a scope copied with
  * other vars keeps them and copying one reads neither.
  */
-function siteTargetsScope(c: Catalog, options: CompileOptions, self: { name: string; facts: Record<string, unknown> }): object {
+function siteTargetsScope(c: Catalog, options: CompileOptions, self: { name: string; facts: Record<string, unknown> }, sandbox: TemplateSandbox): object {
   let targets: SiteTarget[] | undefined;
   let groups: Record<string, string[]> | undefined;
   const read = () => {
@@ -160,6 +161,8 @@ function siteTargetsScope(c: Catalog, options: CompileOptions, self: { name: str
   return Object.create(Object.prototype, {
     targets: { get: () => (read(), targets), enumerable: false },
     groups: { get: () => (read(), groups), enumerable: false },
+    // One sandbox per compile: inputs shared by its renders are copied into it once.
+    [SANDBOX]: { value: sandbox, enumerable: false },
   }) as object;
 }
 
@@ -176,7 +179,8 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     state_dir: target.settings.state_dir ?? DEFAULT_STATE_DIR,
   };
   const scopes = new Map<string, TemplateScope>();
-  const siteTargets = siteTargetsScope(c, options, { name: target.name, facts });
+  const sandbox = new TemplateSandbox(c.templateTimeout);
+  const siteTargets = siteTargetsScope(c, options, { name: target.name, facts }, sandbox);
   const scopeWith = (fields: Omit<TemplateScope, 'targets' | 'groups'>) => Object.assign(Object.create(siteTargets) as TemplateScope, fields);
   const scopeFor = (params: Record<string, unknown>): TemplateScope => {
     const key = canonicalJson(params);
@@ -331,6 +335,39 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
       if (part) inv.parts.push(part);
     });
   };
+
+  // The run list's renders, in the order `invoke` will ask for them, go into the sandbox
+  // together. Whatever is wrong with an invocation is left to `invoke` to report.
+  const prefetch = () => {
+    const seen = new Set<string>();
+    const wanted: { def: StateDef; it: TemplateScope }[] = [];
+    const visit = (name: string, given: Record<string, unknown>, chain: string[]): void => {
+      const def = c.states.get(name);
+      if (!def || def.broken || chain.includes(name)) return;
+      if (Object.keys(given).some((p) => !(p in def.params))) return;
+      const params: Record<string, unknown> = {};
+      for (const [p, decl] of Object.entries(def.params)) {
+        if (p in given) params[p] = given[p];
+        else if (decl.required) return;
+        else params[p] = decl.default;
+      }
+      const identity = `${name}\u0000${canonicalJson(params)}`;
+      if (seen.has(identity)) return;
+      seen.add(identity);
+      for (const inc of def.include) visit(inc.name, {}, [...chain, name]);
+      wanted.push({ def, it: scopeFor(params) });
+    };
+    for (const entry of runListOf(c, target)) visit(entry.state, entry.params, []);
+    const prepared = wanted.flatMap(({ def, it }) => def.prepare?.(it) ?? []);
+    if (prepared.length < 2) return;
+    const results = sandbox.render(prepared.flatMap((p) => p.jobs));
+    let at = 0;
+    for (const p of prepared) {
+      p.accept(results.slice(at, at + p.jobs.length), sandbox.timeout);
+      at += p.jobs.length;
+    }
+  };
+  prefetch();
 
   for (const entry of runListOf(c, target)) invoke(entry.state, entry.params, entry.via, entry.pos, []);
 

@@ -72,6 +72,7 @@ export const configSchema = z.strictObject({
   states: z.record(z.string(), z.unknown()).optional(),
   vars: varsMap.optional(),
   store: z.string().optional().describe('store URL: sqlite:<path> or etcd:<host:port,…>'),
+  timeout: z.number().positive().max(3600).optional().describe('seconds one template render may take before it is stopped (an input error); default 5'),
 });
 
 export const inventorySchema = z.strictObject({

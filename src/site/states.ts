@@ -7,6 +7,7 @@ import { didYouMean } from '../lib/did-you-mean.ts';
 import { Diagnostics, inputError, InputError, type SourcePos } from '../lib/errors.ts';
 import { keyPosOf, LineIndex, mapStrings, posOf } from '../lib/positions.ts';
 import { TAG_NAME } from '../lib/tag-name.ts';
+import { sandboxOf, type JobResult, type RenderJob } from './sandbox.ts';
 import { compileTemplate, type CompiledTemplate } from './template.ts';
 import { parseYaml } from './yaml.ts';
 
@@ -21,6 +22,12 @@ export interface TemplateScope {
   targets: SiteTarget[];
   /** Group name → the names of its targets. */
   groups: Record<string, string[]>;
+}
+
+/** Renders gathered ahead of `parts(it)`, and where their results go. */
+export interface PreparedRender {
+  jobs: RenderJob[];
+  accept(results: JobResult[], timeout: number): void;
 }
 
 /** What a template sees of each target of the site. */
@@ -53,6 +60,12 @@ export interface StateDef {
   tags: string[];
   /** The raw part maps for one invocation (positions attached); throws InputError. */
   parts(it: TemplateScope): unknown[];
+  /**
+   * The renders `parts(it)` will need, to run with other invocations' in one call into the
+   * sandbox before it is asked (a call per render would cost a watchdog thread each). Undefined
+   * when there is nothing to render, or when `parts(it)` will report an error anyway.
+   */
+  prepare?(it: TemplateScope): PreparedRender | undefined;
   /** Declared, but its header is invalid (already reported): known by name, never compiled. */
   broken?: true;
 }
@@ -210,21 +223,52 @@ export function yamlStateFile(text: string, file: string, d: Diagnostics, compon
     }
     let template: CompiledTemplate | undefined;
     const renders = new WeakMap<TemplateScope, unknown[]>();
+    // A render done ahead (prepare) that failed: reported when its parts are asked for.
+    const failures = new WeakMap<TemplateScope, InputError>();
+    const partsFrom = (t: CompiledTemplate, rendered: { text: string; sourceOffset(o: number): number }): unknown[] => {
+      const doc = parseRendered(t, rendered) as Record<string, unknown> | null;
+      if (!doc || typeof doc !== 'object' || !(name in doc)) {
+        throw inputError(`state '${name}' is not in ${file} once rendered with these parameters`, pos,
+          'a template condition removed it');
+      }
+      return partsOf(doc[name]);
+    };
     defs.push({
       name, file, component, pos, ...header,
       parts(it) {
+        const failed = failures.get(it);
+        if (failed) throw failed;
         let parts = renders.get(it);
         if (!parts) {
           template ??= stretchOf(i);
-          const doc = parseRendered(template, template.render(it)) as Record<string, unknown> | null;
-          if (!doc || typeof doc !== 'object' || !(name in doc)) {
-            throw inputError(`state '${name}' is not in ${file} once rendered with these parameters`, pos,
-              'a template condition removed it');
-          }
-          parts = partsOf(doc[name]);
+          parts = partsFrom(template, template.render(it));
           renders.set(it, parts);
         }
         return parts;
+      },
+      prepare(it) {
+        if (renders.has(it) || failures.has(it)) return undefined;
+        let job: RenderJob;
+        let t: CompiledTemplate;
+        try {
+          t = template ??= stretchOf(i);
+          if (t.isStatic) return undefined;
+          job = t.job(it);
+        } catch (err) {
+          if (err instanceof InputError) return undefined;
+          throw err;
+        }
+        return {
+          jobs: [job],
+          accept([result], timeout) {
+            try {
+              renders.set(it, partsFrom(t, t.finish(result!, timeout)));
+            } catch (err) {
+              if (err instanceof InputError) failures.set(it, err);
+              else throw err;
+            }
+          },
+        };
       },
     });
   });
@@ -255,23 +299,53 @@ function plainStates(map: Record<string, unknown>, file: string, d: Diagnostics,
     }
     const rawParts = partsOf(body);
     const compiled = new Map<string, CompiledTemplate>();
+    // Every string is its own template: report all their errors, not just the first. They render
+    // together, in one call into the sandbox: first gather them, then read them back.
+    const gather = (it: TemplateScope, errors: Diagnostics) => {
+      const jobs: RenderJob[] = [];
+      mapStrings(rawParts, (s, pos) => errors.collect(() => {
+        const cacheKey = `${pos?.line}:${pos?.col}:${s}`;
+        let t = compiled.get(cacheKey);
+        if (!t) {
+          t = compileTemplate(s, file, pos);
+          compiled.set(cacheKey, t);
+        }
+        if (!t.isStatic) jobs.push(t.job(it));
+      }));
+      return jobs;
+    };
+    const assemble = (results: JobResult[], timeout: number): unknown[] => {
+      const errors = new Diagnostics();
+      let next = 0;
+      const parts = mapStrings(rawParts, (s, pos) => errors.collect(() => {
+        const t = compiled.get(`${pos?.line}:${pos?.col}:${s}`)!;
+        return t.isStatic ? s : t.finish(results[next++]!, timeout).text;
+      })) as unknown[];
+      errors.throwIfAny();
+      return parts;
+    };
+    const prepared = new WeakMap<TemplateScope, { results: JobResult[]; timeout: number }>();
     defs.push({
       name, file, component, pos: keyPosOf(map, name), ...header,
       parts(it) {
         if (!templated) return rawParts;
-        // Every string is its own template: report all their errors, not just the first.
+        const ahead = prepared.get(it);
+        if (ahead) {
+          prepared.delete(it);
+          return assemble(ahead.results, ahead.timeout);
+        }
         const errors = new Diagnostics();
-        const parts = mapStrings(rawParts, (s, pos) => errors.collect(() => {
-          const cacheKey = `${pos?.line}:${pos?.col}:${s}`;
-          let t = compiled.get(cacheKey);
-          if (!t) {
-            t = compileTemplate(s, file, pos);
-            compiled.set(cacheKey, t);
-          }
-          return t.isStatic ? s : t.render(it).text;
-        })) as unknown[];
+        const jobs = gather(it, errors);
         errors.throwIfAny();
-        return parts;
+        const box = sandboxOf(it);
+        return assemble(jobs.length ? box.render(jobs) : [], box.timeout);
+      },
+      prepare(it) {
+        if (!templated || prepared.has(it)) return undefined;
+        const errors = new Diagnostics();
+        const jobs = gather(it, errors);
+        if (!errors.empty || jobs.length === 0) return undefined;
+        return { jobs, accept: (results, timeout) => prepared.set(it, { results, timeout }) };
       },
     });
   }

@@ -13,6 +13,7 @@
 import vm from 'node:vm';
 import { inputError, type SourcePos } from '../lib/errors.ts';
 import { LineIndex } from '../lib/positions.ts';
+import { sandboxOf, type JobResult, type RenderJob, type TemplateSandbox } from './sandbox.ts';
 
 type TagKind = 'exec' | 'interpolate' | 'raw';
 
@@ -52,7 +53,12 @@ export interface CompiledTemplate {
   lines: LineIndex;
   /** True when the source has no tags at all: rendering is the identity. */
   isStatic: boolean;
-  render(it: unknown): RenderResult;
+  /** Renders in `sandbox` (by default the one the compile put on `it`, else a new one). */
+  render(it: unknown, sandbox?: TemplateSandbox): RenderResult;
+  /** The render of `it` as one job of a sandbox's batch (for a template that is not static)… */
+  job(it: unknown): RenderJob;
+  /** …and its result read back: the text, or the input error with its position. */
+  finish(result: JobResult, timeout: number): RenderResult;
   /** The text with every tag evaluated as nothing: used to discover a file's structure. */
   skeleton(): RenderResult;
   pos(offset: number): SourcePos;
@@ -193,14 +199,10 @@ function toPieces(source: string, tokens: Token[], removed: Uint8Array): Piece[]
   return pieces;
 }
 
-type RenderFn = (it: unknown, out: { text: string; marks: number[] }, at: { piece: number }) => void;
-
 interface Generated {
-  fn: RenderFn;
+  /** `(function (it, out, at, __str) { … })`: evaluated in a template sandbox, never in Cairn's realm. */
+  script: vm.Script;
 }
-
-/** Globals a template cannot see (they read as undefined). */
-const HIDDEN_GLOBALS = ['process', 'require', 'module', 'globalThis', 'global', 'Buffer', 'fetch', 'setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask', 'Function'];
 
 /** Line and caret column (both 1-based) that V8 puts at the top of a SyntaxError's stack. */
 function syntaxErrorAt(err: unknown): { line: number; col: number } | undefined {
@@ -289,6 +291,13 @@ function unmatchedBrace(pieces: Piece[]): { brace: '{' | '}'; offset: number } |
   return open.length ? { brace: '{', offset: open[open.length - 1]! } : undefined;
 }
 
+function statement(p: Piece, i: number, text: string): string {
+  if (p.kind === 'literal') return `out.marks.push(out.text.length, ${i}); out.text += ${JSON.stringify(text)};`;
+  return p.kind === 'value'
+    ? `at.piece = ${i}; out.marks.push(out.text.length, ${i}); out.text += __str(\n${text}\n, ${i});`
+    : `at.piece = ${i};\n${text}\n;`;
+}
+
 /** Generates one statement per piece, the user's code of each starting on a line of its own, so
  *  that a syntax error's line and column in the generated code lead back to the source. */
 function generate(pieces: Piece[], pos: (offset: number) => SourcePos, file: string): Generated {
@@ -298,22 +307,13 @@ function generate(pieces: Piece[], pos: (offset: number) => SourcePos, file: str
   let line = 3;
   for (let i = 0; i < pieces.length; i++) {
     const p = pieces[i]!;
-    let stmt: string;
-    if (p.kind === 'literal') {
-      codeLine.push(-1);
-      stmt = `out.marks.push(out.text.length, ${i}); out.text += ${JSON.stringify(p.text)};`;
-    } else {
-      codeLine.push(line + 1);
-      stmt = p.kind === 'value'
-        ? `at.piece = ${i}; out.marks.push(out.text.length, ${i}); out.text += __str(\n${p.text}\n, ${i});`
-        : `at.piece = ${i};\n${p.text}\n;`;
-    }
+    codeLine.push(p.kind === 'literal' ? -1 : line + 1);
+    const stmt = statement(p, i, p.text);
     body.push(stmt);
     line += stmt.split('\n').length;
   }
-  // Templates are pure functions of `it`: the host's process, modules and timers are out of
-  // reach, so a compiled run depends on the site and its inputs only (and can be cached).
-  const code = `(function (it, out, at, __str, ${HIDDEN_GLOBALS.join(', ')}) {\n'use strict';\n${body.join('\n')}\n})`;
+  const assemble = (texts: string[]) => `(function (it, out, at, __str) {\n'use strict';\n${texts.join('\n')}\n})`;
+  const code = assemble(body);
   let script: vm.Script;
   try {
     script = new vm.Script(code, { filename: 'cairn-template' });
@@ -334,20 +334,41 @@ function generate(pieces: Piece[], pos: (offset: number) => SourcePos, file: str
       : 'a } in a <% %> tag closes a block that was never opened';
     throw inputError(`template syntax error: ${hint}`, unmatched ? pos(unmatched.offset) : { file, line: 1, col: 1 });
   }
-  const outer = script.runInThisContext() as (it: unknown, out: unknown, at: unknown, str: unknown) => void;
-  return {
-    fn: (it, out, at) => outer(it, out, at, (v: unknown, i: number) => stringify(v, pieces[i]!, pos)),
-  };
+  refuseKeywords(pieces, body, assemble, pos);
+  return { script };
 }
 
-function stringify(value: unknown, piece: Piece, pos: (offset: number) => SourcePos): string {
-  if (value === undefined) {
-    throw inputError(`template: \`${piece.text.trim()}\` is undefined`, pos(piece.srcStart),
-      'check the name; a value that may be missing needs a default, e.g. `<%= it.vars.x ?? "default" %>`');
+/**
+ * `import()` and `async` are refused where they are keywords: a dynamic import's failure is an
+ * error object made by Node in Cairn's realm (whose constructors compile strings), and an async
+ * function's promise outlives the render and its time limit. Each occurrence of the word is
+ * written with an escape (`impor\u0074`), which is harmless in a string, comment or property
+ * name and a syntax error only where the word is a keyword: the compiler decides, not a scan.
+ */
+function refuseKeywords(pieces: Piece[], body: string[], assemble: (texts: string[]) => string, pos: (offset: number) => SourcePos): void {
+  for (let i = 0; i < pieces.length; i++) {
+    const p = pieces[i]!;
+    if (p.kind === 'literal') continue;
+    for (const word of ['import', 'async']) {
+      for (let at = p.text.indexOf(word); at >= 0; at = p.text.indexOf(word, at + 1)) {
+        const escaped = `${p.text.slice(0, at + word.length - 1)}\\u${word.charCodeAt(word.length - 1).toString(16).padStart(4, '0')}${p.text.slice(at + word.length)}`;
+        const texts = [...body];
+        texts[i] = statement(p, i, escaped);
+        try {
+          new vm.Script(assemble(texts), { filename: 'cairn-template' });
+        } catch {
+          throw inputError(word === 'import'
+            ? 'template: `import` is not available in templates (they cannot load modules)'
+            : 'template: `async` is not available in templates (a render is synchronous and has nothing to wait for)', { ...pos(p.srcStart + at), length: word.length });
+        }
+      }
+    }
   }
-  if (value === null) return '';
-  if (typeof value === 'object') return JSON.stringify(value);
-  return String(value);
+}
+
+function undefinedValue(piece: Piece, pos: (offset: number) => SourcePos) {
+  return inputError(`template: \`${piece.text.trim()}\` is undefined`, pos(piece.srcStart),
+    'check the name; a value that may be missing needs a default, e.g. `<%= it.vars.x ?? "default" %>`');
 }
 
 /**
@@ -381,11 +402,33 @@ export function compileTemplate(source: string, file: string, base?: SourcePos):
       } else hi = mid - 1;
     }
     if (found < 0) return 0;
-    const piece = pieces[marks[found * 2 + 1]!]!;
+    const piece = pieces[marks[found * 2 + 1]!];
+    // The template's own code can write to the marks: an index that names no piece maps to the start.
+    if (!piece) return 0;
     if (piece.kind === 'literal') {
       return Math.min(piece.srcStart + (outputOffset - marks[found * 2]!), piece.srcStart + piece.text.length);
     }
     return piece.srcStart;
+  };
+
+  const job = (it: unknown): RenderJob => {
+    generated ??= generate(pieces, pos, file);
+    return { script: generated.script, it };
+  };
+
+  const outcome = (result: JobResult, timeout: number): RenderResult => {
+    if ('text' in result) return { text: result.text, sourceOffset: mapper(result.marks) };
+    if ('undefined' in result) {
+      const piece = pieces[result.undefined];
+      if (piece) throw undefinedValue(piece, pos);
+    }
+    const piece = 'piece' in result ? pieces[result.piece] : undefined;
+    const at = piece ? pos(piece.srcStart) : pos(0);
+    if ('timeout' in result) {
+      throw inputError(`template did not finish within ${timeout} s`, at,
+        'a loop that never ends? The limit is `timeout` in cairn.yaml (seconds)');
+    }
+    throw inputError(`template error: ${'error' in result ? result.error : 'the template failed'}`, at);
   };
 
   return {
@@ -394,21 +437,13 @@ export function compileTemplate(source: string, file: string, base?: SourcePos):
     lines,
     isStatic,
     pos,
-    render(it: unknown): RenderResult {
+    render(it: unknown, sandbox?: TemplateSandbox): RenderResult {
       if (isStatic) return { text: source, sourceOffset: (o) => o };
-      generated ??= generate(pieces, pos, file);
-      const out = { text: '', marks: [] as number[] };
-      const at = { piece: -1 };
-      try {
-        generated.fn(it, out, at);
-      } catch (err) {
-        if (err instanceof Error && err.name === 'InputError') throw err;
-        const piece = pieces[at.piece];
-        const message = err instanceof Error ? err.message : String(err);
-        throw inputError(`template error: ${message}`, piece ? pos(piece.srcStart) : pos(0));
-      }
-      return { text: out.text, sourceOffset: mapper(out.marks) };
+      const box = sandbox ?? sandboxOf(it);
+      return outcome(box.render([job(it)])[0]!, box.timeout);
     },
+    job,
+    finish: outcome,
     skeleton(): RenderResult {
       const out = { text: '', marks: [] as number[] };
       // A value tag stands as a placeholder so that `<%= k %>: v` still parses as a key.
