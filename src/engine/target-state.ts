@@ -4,6 +4,7 @@
  * so a run that fails or is killed loses none.
  */
 import { TargetError, type Executor } from '../executors/types.ts';
+import { killPoint } from '../lib/test-kill.ts';
 
 export interface PendingNotification {
   /** The node to trigger (a graph node id). */
@@ -120,7 +121,12 @@ export class TargetState {
 
   /** Queues a write of `file`, its content taken when its turn comes (so the last write is the newest). */
   private write(file: StateFile, content: () => string): Promise<void> {
-    const next = (this.writing.get(file) ?? Promise.resolve()).then(() => this.storage.write(file, content()));
+    const next = (this.writing.get(file) ?? Promise.resolve()).then(async () => {
+      const data = content();
+      killPoint('before-state-write', file);
+      await this.storage.write(file, data);
+      killPoint('after-state-write', file);
+    });
     this.writing.set(file, next.catch(() => undefined));
     return next;
   }

@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { constants } from 'node:os';
+import { basename } from 'node:path';
 import { commandEnv } from '../lib/command-env.ts';
 import { sha256Stream } from '../lib/digest.ts';
 import { fingerprint } from '../lib/fingerprint.ts';
@@ -16,6 +17,7 @@ import { ContentIndex, type Digests } from './content-index.ts';
 import { localFacts } from './local-facts.ts';
 import { IdLookup } from './accounts.ts';
 import { readTextOr } from '../lib/files.ts';
+import { killPoint } from '../lib/test-kill.ts';
 import { collectOutput, OUTPUT_LIMIT, TargetError, type Executor, type ExecutorCapability, type LockAttempt, type LockClaim, type RunOptions, type RunResult, type Stat, type WriteOptions } from './types.ts';
 import { UnsyncedWrites } from './unsynced-writes.ts';
 import { tryLockDir, unlockDir } from './lock-dir.ts';
@@ -258,11 +260,13 @@ export class LocalExecutor implements Executor {
           // Keeping the old owner is best effort when not root.
         }
       }
+      killPoint('before-rename', basename(path));
       fs.renameSync(temp, path);
     } catch (err) {
       fs.rmSync(temp, { force: true });
       throw err;
     }
+    killPoint('after-rename', basename(path));
     if (!sync) this.unsynced.add(path);
   }
 
