@@ -10,10 +10,22 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { CAIRN, tempDir } from './helpers/cli.ts';
+import { buildCatalog } from '../src/catalog/catalog.ts';
+import { compile } from '../src/catalog/compile.ts';
+import { storeStateStorage } from '../src/daemon/agent.ts';
+import { runTarget } from '../src/engine/run-target.ts';
+import { stateDirStorage, TargetState } from '../src/engine/target-state.ts';
+import { LocalExecutor } from '../src/executors/local.ts';
+import { buildGraph } from '../src/graph/build.ts';
+import type { Compiled } from '../src/graph/codec.ts';
+import { Diagnostics } from '../src/lib/errors.ts';
+import { loadSite } from '../src/site/load.ts';
+import { openStore } from '../src/store/index.ts';
+import { CAIRN, makeSite, tempDir } from './helpers/cli.ts';
 import { scratchSite, type Scratch } from './helpers/converge.ts';
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same kill points. */
@@ -235,4 +247,72 @@ test('the test hook is inert unless set: a run with CAIRN_TEST_KILL_AT naming no
   const r = apply(s, 0, 'after-rename:no-such-file');
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(runs(s), { reload: 1, restart: 1 });
+});
+
+/** Compiles a one-target site whose state `s` has a.conf notify the lazy `reload`. */
+async function notifierSite(root: string): Promise<Compiled> {
+  const site = makeSite({
+    'cairn.yaml': `targets:\n  t1:\n    executor: local\n    state_dir: ${root}/state\n    run: [s]\n`,
+    'states/s.yaml': `s:\n  - file: ${root}/a.conf\n    content: one\n    notify: reload\nreload:\n  lazy: true\n  parts:\n    - exec: echo reloaded >> ${root}/reloads\n`,
+  });
+  const d = new Diagnostics();
+  const catalog = buildCatalog(await loadSite(site, d), d);
+  d.throwIfAny();
+  const run = compile(catalog, catalog.targets.get('t1')!, { facts: { os_family: 'debian' }, cliVars: {} });
+  return { run, graph: buildGraph(run) };
+}
+
+describe('pending.json is read, changed and written under the run lock, never from a stale copy', () => {
+  test('two runs\' states over one state dir: each write starts from the file as it is, so neither erases nor brings back the other\'s entries', async () => {
+    const dir = join(tempDir('cairn-state-'), 'state');
+    const exec = new LocalExecutor();
+    const first = new TargetState(stateDirStorage(exec, dir));
+    await first.add('old', 'file:/old');
+    // A run that read the file, then paused while another delivered `old` and recorded `new`.
+    const paused = new TargetState(stateDirStorage(exec, dir));
+    assert.deepEqual((await paused.load()).map((p) => p.node), ['old']);
+    const other = new TargetState(stateDirStorage(exec, dir));
+    await other.load();
+    await other.remove('old');
+    await other.add('new', 'file:/new');
+    // The paused run goes on: its own entry joins the file as it is now.
+    assert.deepEqual(await paused.addAll([{ node: 'mine', from: 'file:/mine' }]), ['mine']);
+    const onDisk = () => (JSON.parse(readFileSync(join(dir, 'pending.json'), 'utf8')) as { pending: { node: string }[] }).pending.map((p) => p.node);
+    assert.deepEqual(onDisk(), ['new', 'mine'], 'the other run\'s entry kept, the delivered one not brought back');
+    await paused.remove('mine');
+    assert.deepEqual(onDisk(), ['new']);
+    await exec.close();
+  });
+
+  test('a run whose state is in a store reads its pending notifications only once it holds the run lock: one delivered while it waited does not run again', async () => {
+    const root = tempDir('cairn-root-');
+    const unit = await notifierSite(root);
+    const store = await openStore(`sqlite:${join(root, 'store.db')}`);
+    const storage = storeStateStorage(store, 't1');
+    const exec = new LocalExecutor();
+    // Converged, then a notification left pending by a run that is now going on (it holds the lock).
+    assert.equal((await runTarget(unit, exec, { mode: 'apply', stateStorage: storage })).status, 'ok');
+    assert.equal(count(join(root, 'reloads')), 1);
+    const handler = unit.graph.handlers[0]!;
+    await storage.write('pending.json', JSON.stringify({ version: 1, pending: [{ node: handler, from: `file:${root}/a.conf` }] }));
+    const lockDir = join(root, 'state', 'lock.d');
+    mkdirSync(lockDir, { recursive: true });
+    writeFileSync(join(lockDir, 'holder'), `${process.pid} ${hostname()} 2026-01-01T00:00:00.000Z cairn apply\n`);
+
+    let waiting!: () => void;
+    const waits = new Promise<void>((resolve) => (waiting = resolve));
+    const run = runTarget(unit, exec, { mode: 'apply', stateStorage: storage, lockWaitMs: Infinity, onNotice: (line) => line.includes('waiting for the run lock') && waiting() });
+    await waits;
+    // The run holding the lock delivers the notification (runs the handler, removes the entry) and lets go.
+    writeFileSync(join(root, 'reloads'), 'reloaded\nreloaded\n');
+    await storage.write('pending.json', JSON.stringify({ version: 1, pending: [] }));
+    rmSync(lockDir, { recursive: true });
+
+    const report = await run;
+    assert.equal(report.status, 'ok', JSON.stringify(report));
+    assert.deepEqual(report.nodes.map((n) => n.status), ['unchanged'], 'the delivered handler is not run again');
+    assert.equal(count(join(root, 'reloads')), 2);
+    await exec.close();
+    await store.close();
+  });
 });
