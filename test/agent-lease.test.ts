@@ -193,6 +193,24 @@ function leaseCases(backend: string, skip: string | undefined, storeUrl: () => P
       assert.equal(announcements(root), 2);
       await successor.kill('SIGTERM');
     });
+
+    test('an agent paused past its lease loses the name to a successor, and stops with exit 3 when it resumes', async () => {
+      const url = await storeUrl();
+      const name = uniqueName();
+      const root = tempDir('cairn-agent-root-');
+      assert.equal((await runCli(['push', '--site', agentSite(root, name), '--store', url])).status, 0);
+      const paused = agent(url, name, '--lease-ttl', '2');
+      await paused.waitFor(/watching .* for new revisions/);
+      paused.child.kill('SIGSTOP');
+      const successor = agent(url, name, '--lease-wait', '60');
+      await successor.waitFor(/watching .* for new revisions/);
+      paused.child.kill('SIGCONT');
+      const { code } = await paused.exited;
+      assert.equal(code, 3, paused.out);
+      assert.match(paused.out, new RegExp(`stopping: the lease on /cairn/leases/agents/${name} .*; another agent named ${name} may be running`));
+      assert.equal(successor.child.exitCode, null, 'the successor runs on');
+      await successor.kill('SIGTERM');
+    });
   });
 }
 

@@ -146,7 +146,13 @@ export class Agent {
     const attempt = await store.lease(KEYS.agentLease(name), JSON.stringify(holder), ttl, waitMs);
     if ('holder' in attempt) throw new AgentRunningError(name, store.url, attempt.holder, waitMs > 0);
     const lease = attempt.held;
-    this.signal = AbortSignal.any([this.options.signal, lease.lost]);
+    // Either ends the agent (AbortSignal.any is newer than the Node 20.0 Cairn supports).
+    const stopping = new AbortController();
+    for (const s of [this.options.signal, lease.lost]) {
+      if (s.aborted) stopping.abort();
+      else s.addEventListener('abort', () => stopping.abort(), { once: true });
+    }
+    this.signal = stopping.signal;
     try {
       const code = await this.runHeld();
       if (lease.lost.aborted) {
