@@ -40,7 +40,8 @@ function plantDeadRun(root: string, stateDir: string, pid: number, host: string,
   const other = join(root, 'other');
   for (const dir of [d, other, join(stateDir, 'lock.d')]) mkdirSync(dir, { recursive: true });
   writeFileSync(join(stateDir, 'lock.d', 'holder'), `${pid} ${host} 2020-01-02T03:04:05.000Z cairn apply\ntemps ${tag}\n`);
-  const gone = [join(d, `.f1.cairn-tmp.${tag}.0`), join(d, `.f2.cairn-tmp.${tag}.1`), join(stateDir, `.content-index.json.cairn-tmp.${tag}.2`)];
+  const gone = [join(d, `.f1.cairn-tmp.${tag}.0`), join(d, `.f2.cairn-tmp.${tag}.1`), join(stateDir, `.content-index.json.cairn-tmp.${tag}.2`),
+    join(stateDir, `.pending.json.cairn-tmp.${tag}.5`)];
   for (const path of gone) writeFileSync(path, 'half');
   const link = join(d, `.link.cairn-tmp.${tag}.3`);
   symlinkSync('/nonexistent/target', link);
@@ -77,7 +78,7 @@ describe('temp files of a killed run, local', () => {
     const planted = plantDeadRun(root, stateDir, pid, hostname(), `${pid}.5eed`);
     const r = await applyJson(siteFor(root, localTarget(stateDir)));
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, new RegExp(`^web1: warning: took over the run lock of pid ${pid} on host ${hostname()} \\(started 2020-01-02T03:04:05\\.000Z, cairn apply\\): that process is gone; removed 4 temp files it left$`, 'm'));
+    assert.match(r.stderr, new RegExp(`^web1: warning: took over the run lock of pid ${pid} on host ${hostname()} \\(started 2020-01-02T03:04:05\\.000Z, cairn apply\\): that process is gone; removed 5 temp files it left$`, 'm'));
     for (const path of planted.gone) assert.ok(!present(path), `${path} removed`);
     for (const path of planted.stays) assert.ok(present(path), `${path} stays`);
     assert.ok(!existsSync(planted.lock), 'the lock released');
@@ -118,12 +119,12 @@ describe('temp files of a killed run, over SSH', { skip: missing }, () => {
     const planted = plantDeadRun(root, join(root, 'state'), pid, hostname(), tag);
     const r = await applyJson(siteFor(root, sshTarget(join(root, 'state'))));
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, new RegExp(`^web1: warning: took over the run lock of pid ${pid} on host ${hostname()} \\(started 2020-01-02T03:04:05\\.000Z, cairn apply\\): that process is gone; removed 4 temp files it left$`, 'm'));
+    assert.match(r.stderr, new RegExp(`^web1: warning: took over the run lock of pid ${pid} on host ${hostname()} \\(started 2020-01-02T03:04:05\\.000Z, cairn apply\\): that process is gone; removed 5 temp files it left$`, 'm'));
     for (const path of planted.gone) assert.ok(!present(path), `${path} removed`);
     for (const path of planted.stays) assert.ok(present(path), `${path} stays`);
     assert.ok(!existsSync(planted.lock), 'the lock released');
 
-    // The same takeover where the dead run left nothing: removing 4 files costs no request more
+    // The same takeover where the dead run left nothing: removing 5 files costs no request more
     // than finding none (one request for all folders, none per file).
     const root2 = tempDir('cairn-sweep-');
     const none = plantDeadRun(root2, join(root2, 'state'), pid, hostname(), tag);
