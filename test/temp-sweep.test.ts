@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Report } from './helpers/converge.ts';
-import { makeSite, runCli, tempDir } from './helpers/cli.ts';
+import { cairnBin, makeSite, runCli, tempDir } from './helpers/cli.ts';
 import { sshUnavailable, startSshd, type Sshd } from './helpers/sshd.ts';
 
 /** Whether anything is at `path`, a dangling symlink too (existsSync follows it). */
@@ -40,7 +40,8 @@ function plantDeadRun(root: string, stateDir: string, pid: number, host: string,
   const other = join(root, 'other');
   for (const dir of [d, other, join(stateDir, 'lock.d')]) mkdirSync(dir, { recursive: true });
   writeFileSync(join(stateDir, 'lock.d', 'holder'), `${pid} ${host} 2020-01-02T03:04:05.000Z cairn apply\ntemps ${tag}\n`);
-  const gone = [join(d, `.f1.cairn-tmp.${tag}.0`), join(d, `.f2.cairn-tmp.${tag}.1`), join(stateDir, `.content-index.json.cairn-tmp.${tag}.2`)];
+  const gone = [join(d, `.f1.cairn-tmp.${tag}.0`), join(d, `.f2.cairn-tmp.${tag}.1`), join(stateDir, `.content-index.json.cairn-tmp.${tag}.2`),
+    join(stateDir, `.pending.json.cairn-tmp.${tag}.5`)];
   for (const path of gone) writeFileSync(path, 'half');
   const link = join(d, `.link.cairn-tmp.${tag}.3`);
   symlinkSync('/nonexistent/target', link);
@@ -77,7 +78,7 @@ describe('temp files of a killed run, local', () => {
     const planted = plantDeadRun(root, stateDir, pid, hostname(), `${pid}.5eed`);
     const r = await applyJson(siteFor(root, localTarget(stateDir)));
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, new RegExp(`^web1: warning: took over the run lock of pid ${pid} on host ${hostname()} \\(started 2020-01-02T03:04:05\\.000Z, cairn apply\\): that process is gone; removed 4 temp files it left$`, 'm'));
+    assert.match(r.stderr, new RegExp(`^web1: warning: took over the run lock of pid ${pid} on host ${hostname()} \\(started 2020-01-02T03:04:05\\.000Z, cairn apply\\): that process is gone; removed 5 temp files it left$`, 'm'));
     for (const path of planted.gone) assert.ok(!present(path), `${path} removed`);
     for (const path of planted.stays) assert.ok(present(path), `${path} stays`);
     assert.ok(!existsSync(planted.lock), 'the lock released');
@@ -118,12 +119,12 @@ describe('temp files of a killed run, over SSH', { skip: missing }, () => {
     const planted = plantDeadRun(root, join(root, 'state'), pid, hostname(), tag);
     const r = await applyJson(siteFor(root, sshTarget(join(root, 'state'))));
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, new RegExp(`^web1: warning: took over the run lock of pid ${pid} on host ${hostname()} \\(started 2020-01-02T03:04:05\\.000Z, cairn apply\\): that process is gone; removed 4 temp files it left$`, 'm'));
+    assert.match(r.stderr, new RegExp(`^web1: warning: took over the run lock of pid ${pid} on host ${hostname()} \\(started 2020-01-02T03:04:05\\.000Z, cairn apply\\): that process is gone; removed 5 temp files it left$`, 'm'));
     for (const path of planted.gone) assert.ok(!present(path), `${path} removed`);
     for (const path of planted.stays) assert.ok(present(path), `${path} stays`);
     assert.ok(!existsSync(planted.lock), 'the lock released');
 
-    // The same takeover where the dead run left nothing: removing 4 files costs no request more
+    // The same takeover where the dead run left nothing: removing 5 files costs no request more
     // than finding none (one request for all folders, none per file).
     const root2 = tempDir('cairn-sweep-');
     const none = plantDeadRun(root2, join(root2, 'state'), pid, hostname(), tag);
@@ -132,5 +133,63 @@ describe('temp files of a killed run, over SSH', { skip: missing }, () => {
     assert.equal(clean.status, 0, clean.stderr);
     assert.match(clean.stderr, /: that process is gone$/m);
     assert.equal(r.report.targets[0]!.round_trips, clean.report.targets[0]!.round_trips);
+  });
+});
+
+/**
+ * Temp files that no run lock covers: the compile cache's (`site/.cairn/cache/<entry>.<pid>.tmp`)
+ * and the command shell's folder (`$TMPDIR/cairn-commands-<pid>-XXXXXX`). Each names the process
+ * that made it; the next run that uses the folder removes those whose process is gone, and leaves
+ * a live process's (a concurrent run's), names of another pattern, and anything not a plain
+ * file or folder of this user's alone. Both need the built command (the compile cache is on only
+ * in a build; the folder goes by $TMPDIR).
+ */
+describe('temp files no run lock covers, left by a killed run', () => {
+  const livePid = process.pid;
+
+  test('the compile cache: a dead run\'s entry temp files are removed by the next run that uses the cache, a live one\'s and other names stay', () => {
+    const root = tempDir('cairn-sweep-');
+    mkdirSync(join(root, 'd'));
+    const site = siteFor(root, localTarget(join(root, 'state')));
+    const cache = join(site, '.cairn', 'cache');
+    mkdirSync(cache, { recursive: true });
+    const pid = deadPid();
+    const gone = [join(cache, `run-0123abcd.json.${pid}.tmp`), join(cache, `facts-99.json.${pid}.tmp`)];
+    const stays = [join(cache, `run-0123abcd.json.${livePid}.tmp`), join(cache, `notes.${pid}.tmp`), join(cache, `run-1.json.${pid}.tmp.keep`)];
+    for (const path of [...gone, ...stays]) writeFileSync(path, '{"half":');
+    const r = cairnBin(['apply', '--site', site]);
+    assert.equal(r.status, 0, r.stderr);
+    for (const path of gone) assert.ok(!present(path), `${path} removed`);
+    for (const path of stays) assert.ok(present(path), `${path} stays`);
+    // And a half-written entry is never read as one: the run after it still converges from a compile.
+    const again = cairnBin(['apply', '--site', site]);
+    assert.equal(again.status, 0, again.stderr);
+  });
+
+  test('$TMPDIR: a dead run\'s command-shell folder is removed by the next run that starts a command, a live one\'s, another pattern and a symlink stay', () => {
+    const root = tempDir('cairn-sweep-');
+    const tmp = tempDir('cairn-tmpdir-');
+    const site = makeSite({
+      'cairn.yaml': `targets:\n${localTarget(join(root, 'state'))}`,
+      'states/s.yaml': `s:\n  - exec: echo ran >> ${root}/ran\n`,
+    });
+    const pid = deadPid();
+    const dead = join(tmp, `cairn-commands-${pid}-Ab3dE9`);
+    mkdirSync(dead);
+    writeFileSync(join(dead, 'out.1'), 'half');
+    const elsewhere = tempDir('cairn-elsewhere-');
+    writeFileSync(join(elsewhere, 'keep'), 'not a temp file');
+    const link = join(tmp, `cairn-commands-${pid}-L1nk00`);
+    symlinkSync(elsewhere, link);
+    const stays = [join(tmp, `cairn-commands-${livePid}-Zz9yX8`), join(tmp, 'cairn-commands-Qw3rty'), join(tmp, `cairn-commandsx-${pid}-Ab3dE9`)];
+    for (const path of stays) mkdirSync(path);
+    const r = cairnBin(['apply', '--site', site], process.cwd(), { TMPDIR: tmp });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(join(root, 'ran')), 'the command ran');
+    assert.ok(!present(dead), `${dead} removed`);
+    for (const path of [...stays, link]) assert.ok(present(path), `${path} stays`);
+    assert.ok(existsSync(join(elsewhere, 'keep')), 'a symlink is not followed');
+    // The run's own folder went with it.
+    assert.deepEqual(readdirSync(tmp).filter((n) => n.startsWith('cairn-commands-')).sort(), stays.concat(link).map((p) => basename(p)).filter((n) => n.startsWith('cairn-commands-')).sort());
   });
 });

@@ -18,6 +18,7 @@
  */
 import { closeSync, fchmodSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
+import { sweepOrphans } from '../executors/temp-names.ts';
 import { fingerprintHex } from '../lib/fingerprint.ts';
 import { PRIVATE_FILE, privateDir, privateFile } from '../lib/private-files.ts';
 
@@ -26,6 +27,9 @@ declare const __CAIRN_BUILD__: string | undefined;
 export type { Compiled } from '../graph/codec.ts';
 
 const SKIP = new Set(['.cairn', '.git', 'node_modules']);
+
+/** An entry's temp file while it is written: `<kind>-<fingerprint>.json.<pid>.tmp`. */
+const CACHE_TEMP = /^[a-z]+-[^/]*\.json\.(\d+)\.tmp$/;
 
 /** Path, size, inode, mtime and ctime of every file in the site; undefined if the site must not be cached. */
 function siteFiles(root: string): string[] | undefined {
@@ -90,6 +94,7 @@ export interface CacheInputs {
 export class CompileCache {
   private readonly base?: string;
   private readonly dir: string;
+  private swept = false;
 
   constructor(inputs: CacheInputs) {
     const root = resolve(inputs.site);
@@ -130,6 +135,12 @@ export class CompileCache {
   async get<T>(kind: string, extra: unknown, produce: () => Promise<T>, codec: Codec<T> = JSON_CODEC as Codec<T>, keep?: (value: T) => boolean): Promise<T> {
     if (this.base === undefined) return produce();
     // Two JSON texts, each on one line: the first ends where its object closes.
+    if (!this.swept) {
+      // A run killed mid-write left `<entry>.<pid>.tmp`: never read (entries are found by their
+      // exact name), but litter; removed once its process is gone.
+      this.swept = true;
+      sweepOrphans(this.dir, CACHE_TEMP, 'file');
+    }
     const key = Buffer.from(`${JSON.stringify({ kind, extra })}${this.base}\n`);
     const path = join(this.dir, `${kind}-${fingerprintHex(key)}.json`);
     try {

@@ -151,8 +151,10 @@ export function program(): Command {
     .requiredOption('--name <target>', "this machine's target name in the site")
     .option('--once', 'converge the newest revision, then exit')
     .option('--work-dir <dir>', 'where revisions are unpacked', '/var/lib/cairn/agent')
-    .option('--debounce <ms>', 'wait this long after a change for more before converging', '500'))
-    .action(async (options: { name: string; once?: boolean; workDir: string; debounce: string; store?: string; storeConfig?: string }) => {
+    .option('--debounce <ms>', 'wait this long after a change for more before converging', '500')
+    .option('--lease-ttl <seconds>', 'how long the lease on the name outlives this agent if it dies (another agent of the name is refused meanwhile)', seconds, 15)
+    .option('--lease-wait <seconds>', "wait up to this long for another agent's lease on the name to run out (default: refuse at once, exit 3)", seconds, 0))
+    .action(async (options: { name: string; once?: boolean; workDir: string; debounce: string; leaseTtl: number; leaseWait: number; store?: string; storeConfig?: string }) => {
       const { agent } = await import('./store-commands.ts');
       process.exitCode = await agent(options);
     });

@@ -276,11 +276,13 @@ export interface AgentCliOptions extends StoreFlags {
   once?: boolean;
   workDir: string;
   debounce: string;
+  leaseTtl?: number;
+  leaseWait?: number;
 }
 
 /** `cairn agent`: see daemon/agent.ts. Stops cleanly on SIGINT and SIGTERM. */
 export async function agent(options: AgentCliOptions): Promise<number> {
-  const { Agent } = await import('../daemon/agent.ts');
+  const { Agent, AgentRunningError } = await import('../daemon/agent.ts');
   const { formatDiagnostics } = await import('./diagnostics.ts');
   const { SiteCompiler } = await import('./site-compiler.ts');
   const controller = new AbortController();
@@ -294,6 +296,8 @@ export async function agent(options: AgentCliOptions): Promise<number> {
       ...(options.once ? { once: true } : {}),
       workDir: options.workDir,
       debounceMs: Number(options.debounce) || 0,
+      ...(options.leaseTtl !== undefined ? { leaseTtlSeconds: Math.max(1, options.leaseTtl) } : {}),
+      ...(options.leaseWait !== undefined ? { leaseWaitSeconds: options.leaseWait } : {}),
       signal: controller.signal,
       log: (line) => writeOut(`${new Date().toISOString()} ${line}\n`),
       formatErrors: (err: InputError, files) => formatDiagnostics(err.diagnostics, files).trimEnd(),
@@ -304,7 +308,11 @@ export async function agent(options: AgentCliOptions): Promise<number> {
         const [compiled] = await compiler.compile([{ name, facts }]);
         return compiled!;
       },
-    }).run());
+    }).run().catch((err: unknown) => {
+      if (!(err instanceof AgentRunningError)) throw err;
+      writeErr(`cairn: ${err.message}\n`);
+      return err.exitCode;
+    }));
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);

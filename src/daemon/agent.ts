@@ -13,7 +13,7 @@ import { runExitCode, runTarget, type RunReport } from '../engine/run-target.ts'
 import type { StateFile, StateStorage } from '../engine/target-state.ts';
 import { LocalExecutor } from '../executors/local.ts';
 import { localFacts } from '../executors/local-facts.ts';
-import { InputError } from '../lib/errors.ts';
+import { ExitCode, InputError } from '../lib/errors.ts';
 import { CAIRN_VERSION } from '../lib/version.ts';
 import { CorruptDocument, headManifest, KEYS, materialize, type Manifest } from '../store/documents.ts';
 import type { Compiled } from '../graph/codec.ts';
@@ -39,6 +39,40 @@ export interface AgentOptions {
   compile: (dir: string, name: string, facts: Record<string, unknown>, sources: Map<string, string>) => Promise<Compiled>;
   /** Renders input errors for the log and the agent's record (positions and source lines). */
   formatErrors: (err: InputError, sources: Map<string, string>) => string;
+  /** How long the agent's lease on its name lasts after it stops renewing it (default 15 s). */
+  leaseTtlSeconds?: number;
+  /** How long to wait for another agent's lease on the name to run out before giving up (default 0). */
+  leaseWaitSeconds?: number;
+}
+
+export const DEFAULT_LEASE_TTL_S = 15;
+
+/** Who holds an agent's lease: what its value says. */
+interface LeaseHolder {
+  host: string;
+  pid: number;
+  started: string;
+  ttl: number;
+}
+
+/**
+ * Another agent of the same name holds its lease in the store (exit 3): two would converge every
+ * revision twice, running handlers twice.
+ */
+export class AgentRunningError extends Error {
+  readonly exitCode = ExitCode.unreachable;
+  constructor(name: string, url: string, holderValue: Buffer, waited: boolean) {
+    let holder: LeaseHolder | undefined;
+    try {
+      holder = JSON.parse(holderValue.toString('utf8')) as LeaseHolder;
+    } catch {
+      holder = undefined;
+    }
+    const who = holder ? `pid ${holder.pid} on host ${holder.host} (since ${holder.started})` : 'an agent that did not say who it is';
+    super(`another agent named ${name} is running against ${url}: ${who}; two would converge every revision twice. ` +
+      (waited ? 'Its lease did not run out while this one waited.' : `Stop it first; if it is gone, its lease runs out within ${holder?.ttl ?? DEFAULT_LEASE_TTL_S} s (--lease-wait SECONDS to wait for that).`));
+    this.name = 'AgentRunningError';
+  }
 }
 
 /** What the agent records in the store after each run: the revision it ran and how it went. */
@@ -85,9 +119,12 @@ export class Agent {
   private record: AgentRecord;
   /** Read again before each run: a run may change them (a hostname, a package manager). */
   private facts = localFacts();
+  /** The caller's signal, or the loss of the agent's lease. */
+  private signal: AbortSignal;
 
   constructor(private readonly options: AgentOptions) {
     this.record = { name: options.name, host: hostname(), version: CAIRN_VERSION, facts: this.facts, updated: new Date().toISOString() };
+    this.signal = options.signal;
   }
 
   private async saveRecord(): Promise<void> {
@@ -95,9 +132,42 @@ export class Agent {
     await this.options.store.put(KEYS.agent(this.options.name), JSON.stringify(this.record));
   }
 
-  /** Runs until the signal aborts (or once); returns the exit code of the last run. */
+  /**
+   * Runs until the signal aborts (or once); returns the exit code of the last run. Holds the
+   * store's lease on its name meanwhile: throws AgentRunningError if another agent holds it,
+   * and stops (exit 3) if it loses it.
+   */
   async run(): Promise<number> {
-    const { store, signal, log } = this.options;
+    const { store, name, log } = this.options;
+    const ttl = this.options.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_S;
+    const waitMs = (this.options.leaseWaitSeconds ?? 0) * 1000;
+    const holder: LeaseHolder = { host: hostname(), pid: process.pid, started: new Date().toISOString(), ttl };
+    if (waitMs > 0) log(`taking the lease on the name ${name} (waiting up to ${waitMs / 1000} s for another agent's to run out)`);
+    const attempt = await store.lease(KEYS.agentLease(name), JSON.stringify(holder), ttl, waitMs);
+    if ('holder' in attempt) throw new AgentRunningError(name, store.url, attempt.holder, waitMs > 0);
+    const lease = attempt.held;
+    // Either ends the agent (AbortSignal.any is newer than the Node 20.0 Cairn supports).
+    const stopping = new AbortController();
+    for (const s of [this.options.signal, lease.lost]) {
+      if (s.aborted) stopping.abort();
+      else s.addEventListener('abort', () => stopping.abort(), { once: true });
+    }
+    this.signal = stopping.signal;
+    try {
+      const code = await this.runHeld();
+      if (lease.lost.aborted) {
+        log(`stopping: ${(lease.lost.reason as Error).message}; another agent named ${name} may be running`);
+        return ExitCode.unreachable;
+      }
+      return code;
+    } finally {
+      await lease.release();
+    }
+  }
+
+  private async runHeld(): Promise<number> {
+    const { store, log } = this.options;
+    const signal = this.signal;
     const previous = await readAgentRecord(store, this.options.name);
     if (previous?.revision) this.record.revision = previous.revision;
     await this.saveRecord();
@@ -191,7 +261,7 @@ export class Agent {
     // The agent's runs share a content index in its work dir (its state is in the store).
     const exec = new LocalExecutor({ contentIndex: { file: join(this.options.workDir, 'content-index.json'), trust: true, save: true } });
     const report = await runTarget(compiled, exec, {
-      mode: 'apply', facts: this.facts, stateStorage: storeStateStorage(store, this.options.name), signal: this.options.signal,
+      mode: 'apply', facts: this.facts, stateStorage: storeStateStorage(store, this.options.name), signal: this.signal,
       // A run that dies is not recorded as run: the agent stops, and runs the revision again when restarted.
       errors: 'throw',
       // A daemon has no one to tell to try again: it waits out a run from elsewhere (an SSH

@@ -6,6 +6,7 @@
 import { posix } from 'node:path';
 import { canonicalJson } from '../lib/canonical-json.ts';
 import { nowMs } from '../lib/clock.ts';
+import { killPoint } from '../lib/test-kill.ts';
 import { sha256Hex } from '../lib/digest.ts';
 import { hiddenContentDiff } from '../lib/hidden-diff.ts';
 import type { StateRun } from '../catalog/staterun.ts';
@@ -402,6 +403,7 @@ export class Engine {
         } finally {
           this.triggeredTurns.delete(id);
         }
+        killPoint('after-handler', node.ref);
         // Delivered only once it ran (DESIGN §5.3): one failed or skipped (a failed requisite,
         // --fail-fast, a cancelled run) stays pending for the next run.
         if (!this.planning && !this.triggered.get(id)?.size && this.ran(node, r)) await this.targetState.remove(id);
@@ -727,6 +729,7 @@ export class Engine {
       // Whatever the apply did (or half did) may change what batched readings saw.
       this.batches.clear();
     }
+    killPoint('after-change', node.ref);
     if (refreshWhy) {
       this.refreshFor.delete(node.id);
       await this.targetState.remove(node.id);

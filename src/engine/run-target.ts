@@ -50,21 +50,26 @@ export async function runTarget(compiled: Compiled, exec: Executor, options: Run
   const name = compiled.run.target.name;
   const stateDir = compiled.run.target.state_dir;
   let locked = false;
-  const lockedExec = !exec.tryLock ? exec : gated(exec, async () => {
-    locked = await acquireRunLock(name, exec, {
-      mode: options.mode, stateDir, waitMs: options.lockWaitMs ?? 0,
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.onNotice ? { onNotice: options.onNotice } : {}),
-      // The gate opens at the engine's first operation on the target, once it exists.
-      writeFolders: () => engine.writeFolders(),
-    });
-  });
+  let locking: Promise<void> | undefined;
+  const lock = () => (locking ??= acquireRunLock(name, exec, {
+    mode: options.mode, stateDir, waitMs: options.lockWaitMs ?? 0,
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onNotice ? { onNotice: options.onNotice } : {}),
+    // The gate opens at the engine's first operation on the target, once it exists.
+    writeFolders: () => engine.writeFolders(),
+  }).then((taken) => {
+    locked = taken;
+  }));
+  const lockedExec = !exec.tryLock ? exec : gated(exec, lock);
+  // State kept elsewhere (a store) is read and written under the lock too: a run waiting for
+  // the lock must not hold a copy of the pending notifications from before the run it waits for.
+  const stateStorage = options.stateStorage && exec.tryLock ? lockedStorage(options.stateStorage, lock) : options.stateStorage;
   const engine: Engine = new Engine(compiled.run, compiled.graph, lockedExec, {
     mode: options.mode,
     failFast: options.failFast ?? false,
     diff: options.diff ?? false,
     ...(options.facts ? { facts: options.facts } : {}),
-    ...(options.stateStorage ? { stateStorage: options.stateStorage } : {}),
+    ...(stateStorage ? { stateStorage } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onResult ? { onResult: options.onResult } : {}),
     ...(options.onLog ? { onLog: options.onLog } : {}),
@@ -88,6 +93,21 @@ export async function runTarget(compiled: Compiled, exec: Executor, options: Run
   }
   if (exec.roundTrips !== undefined) report.round_trips = exec.roundTrips;
   return report;
+}
+
+/** `storage` whose every read and write first waits for the run lock (`lock`, taken once). */
+function lockedStorage(storage: StateStorage, lock: () => Promise<void>): StateStorage {
+  return {
+    paths: () => storage.paths(),
+    read: async (file) => {
+      await lock();
+      return storage.read(file);
+    },
+    write: async (file, data) => {
+      await lock();
+      await storage.write(file, data);
+    },
+  };
 }
 
 /** The JSON report (DESIGN §12): what `--json` prints and what a store keeps. */

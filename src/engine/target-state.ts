@@ -4,6 +4,7 @@
  * so a run that fails or is killed loses none.
  */
 import { TargetError, type Executor } from '../executors/types.ts';
+import { killPoint } from '../lib/test-kill.ts';
 
 export interface PendingNotification {
   /** The node to trigger (a graph node id). */
@@ -97,14 +98,18 @@ export class TargetState {
   }
 
   async load(): Promise<PendingNotification[]> {
-    this.pending = await this.readJson('pending.json', ({ pending }) =>
-      Array.isArray(pending) && pending.every(isNotification) ? pending : undefined,
-    'removing it drops the notifications it holds: their handlers will not run') ?? [];
+    this.pending = await this.readPending();
     this.inputs = await this.readJson('metadata.json', ({ inputs }) =>
       inputs !== null && typeof inputs === 'object' && !Array.isArray(inputs) && Object.values(inputs).every((h) => typeof h === 'string')
         ? inputs as Record<string, string> : undefined,
     'removing it makes the next run apply every write-only input again') ?? {};
     return [...this.pending];
+  }
+
+  private async readPending(): Promise<PendingNotification[]> {
+    return await this.readJson('pending.json', ({ pending }) =>
+      Array.isArray(pending) && pending.every(isNotification) ? pending : undefined,
+    'removing it drops the notifications it holds: their handlers will not run') ?? [];
   }
 
   inputHash(ref: string): string | undefined {
@@ -120,7 +125,12 @@ export class TargetState {
 
   /** Queues a write of `file`, its content taken when its turn comes (so the last write is the newest). */
   private write(file: StateFile, content: () => string): Promise<void> {
-    const next = (this.writing.get(file) ?? Promise.resolve()).then(() => this.storage.write(file, content()));
+    const next = (this.writing.get(file) ?? Promise.resolve()).then(async () => {
+      const data = content();
+      killPoint('before-state-write', file);
+      await this.storage.write(file, data);
+      killPoint('after-state-write', file);
+    });
     this.writing.set(file, next.catch(() => undefined));
     return next;
   }
@@ -135,23 +145,49 @@ export class TargetState {
 
   /** Adds the notifications not pending yet, in one write; returns the nodes it added. */
   async addAll(entries: PendingNotification[]): Promise<string[]> {
-    const added: string[] = [];
-    for (const e of entries) {
-      if (this.has(e.node)) continue;
-      this.pending.push(e);
-      added.push(e.node);
-    }
-    if (added.length) await this.save();
+    // Nothing to write when this run's own copy has them all: only this run removes entries.
+    if (entries.every((e) => this.has(e.node))) return [];
+    let added: string[] = [];
+    await this.update((pending) => {
+      added = [];
+      for (const e of entries) {
+        if (pending.some((p) => p.node === e.node)) continue;
+        pending.push(e);
+        added.push(e.node);
+      }
+      return added.length > 0;
+    });
     return added;
   }
 
   async remove(node: string): Promise<void> {
-    const before = this.pending.length;
-    this.pending = this.pending.filter((p) => p.node !== node);
-    if (this.pending.length !== before) await this.save();
+    if (!this.has(node)) return;
+    await this.update((pending) => {
+      const at = pending.findIndex((p) => p.node === node);
+      if (at >= 0) pending.splice(at, 1);
+      return at >= 0;
+    });
   }
 
-  private async save(): Promise<void> {
-    await this.write('pending.json', () => `${JSON.stringify({ version: 1, pending: this.pending }, null, 1)}\n`);
+  /**
+   * Read, modify, write, one after another: each change starts from pending.json as it is on
+   * the target now, never from the copy this run read at its start. Under the run lock nothing
+   * else writes it; a run without the lock, or state kept in a store that another process writes,
+   * then still cannot erase an entry it did not see. `change` edits the list and says whether it
+   * changed it.
+   */
+  private update(change: (pending: PendingNotification[]) => boolean): Promise<void> {
+    const next = (this.writing.get('pending.json') ?? Promise.resolve()).then(async () => {
+      const pending = await this.readPending();
+      const changed = change(pending);
+      this.pending = pending;
+      if (!changed) return;
+      const data = `${JSON.stringify({ version: 1, pending }, null, 1)}\n`;
+      killPoint('before-state-write', 'pending.json');
+      await this.storage.write('pending.json', data);
+      killPoint('after-state-write', 'pending.json');
+    });
+    this.writing.set('pending.json', next.catch(() => undefined));
+    return next;
   }
 }

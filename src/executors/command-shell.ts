@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { shellQuote } from '../lib/shell.ts';
+import { sweepOrphans } from './temp-names.ts';
 import type { RunOptions, RunResult } from './types.ts';
 
 /** The command's exit status, or that it never started, or why the shell could not tell. */
@@ -26,6 +27,9 @@ type Reply = number | 'not started' | Error;
 export type SpawnFunction = (command: string, args: string[], options: SpawnOptions) => ChildProcess;
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The shell's folder in $TMPDIR, by the pid of the Cairn that made it (mkdtemp adds six characters). */
+const COMMAND_FOLDER = /^cairn-commands-(\d+)-[A-Za-z0-9]{6}$/;
 
 /** Variables sh sets or reads itself: a command whose env sets one is spawned. */
 const SHELL_VARIABLES = new Set(['ENV', 'IFS', 'LINENO', 'OLDPWD', 'OPTIND', 'PPID', 'PS1', 'PS2', 'PS4', 'PWD', '_']);
@@ -141,7 +145,10 @@ export class CommandShell {
   /** Starts the shell; undefined (and every command spawned) if it cannot have its folder. */
   private start(): ChildProcess | undefined {
     try {
-      this.folder = fs.mkdtempSync(join(tmpdir(), 'cairn-commands-'));
+      // Named by this process, so a later run can tell a killed one's folder (its shell killed
+      // with it, or before the trap that removes it was set) from a live run's, and remove it.
+      sweepOrphans(tmpdir(), COMMAND_FOLDER, 'directory');
+      this.folder = fs.mkdtempSync(join(tmpdir(), `cairn-commands-${process.pid}-`));
     } catch {
       this.failed = true;
       return undefined;

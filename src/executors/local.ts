@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { constants } from 'node:os';
+import { basename } from 'node:path';
 import { commandEnv } from '../lib/command-env.ts';
 import { sha256Hex, sha256Stream } from '../lib/digest.ts';
 import { CommandShell, type SpawnFunction } from './command-shell.ts';
@@ -16,6 +17,7 @@ import { localFacts } from './local-facts.ts';
 import { IdLookup } from './accounts.ts';
 import { readTextOr } from '../lib/files.ts';
 import { withPathFor } from '../lib/shell.ts';
+import { killPoint } from '../lib/test-kill.ts';
 import { collectOutput, OUTPUT_LIMIT, TargetError, type Executor, type ExecutorCapability, type LockAttempt, type LockClaim, type RunOptions, type RunResult, type Stat, type WriteOptions, VALIDATE_FAILED } from './types.ts';
 import { UnsyncedWrites } from './unsynced-writes.ts';
 import { tryLockDir, unlockDir } from './lock-dir.ts';
@@ -259,11 +261,13 @@ export class LocalExecutor implements Executor {
         }
       }
       if (opts.validate !== undefined) await this.validate(temp, opts.validate);
+      killPoint('before-rename', basename(path));
       fs.renameSync(temp, path);
     } catch (err) {
       fs.rmSync(temp, { force: true });
       throw err;
     }
+    killPoint('after-rename', basename(path));
     if (!sync) this.unsynced.add(path);
   }
 

@@ -14,7 +14,7 @@
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { TEMP_TAG } from './temp-names.ts';
+import { pidAlive, TEMP_TAG } from './temp-names.ts';
 import type { LockAttempt, LockClaim, LockHolder } from './types.ts';
 
 export const LOCK_DIR = 'lock.d';
@@ -40,15 +40,6 @@ function sameHolder(a: LockHolder, b: LockHolder): boolean {
   return formatHolder(a) === formatHolder(b);
 }
 
-/** EPERM: the process exists but belongs to someone else. */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function readHolder(dir: string): LockHolder | undefined {
   try {

@@ -57,3 +57,46 @@ export function sweepTempFiles(tag: string, folders: Iterable<string>): number {
   }
   return removed;
 }
+
+/** Whether process `pid` exists on this machine (EPERM: it does, but belongs to someone else). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Temp files no run lock covers (the compile cache's, the command shell's folder) carry the pid
+ * of the process that made them in their name instead: `pattern`'s first group. Removes the
+ * entries of `folder` it matches whose process is gone, when they are this user's own and of
+ * `kind` (never a symlink, which is not followed); a live process's (a run going on beside
+ * this one) stays, whatever its age. A pid reused since only keeps a leftover longer. Returns
+ * how many went; a folder that cannot be read is passed over.
+ */
+export function sweepOrphans(folder: string, pattern: RegExp, kind: 'file' | 'directory'): number {
+  let names: string[];
+  try {
+    names = fs.readdirSync(folder);
+  } catch {
+    return 0;
+  }
+  const uid = process.getuid?.();
+  let removed = 0;
+  for (const name of names) {
+    const pid = Number(pattern.exec(name)?.[1] ?? NaN);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid)) continue;
+    const path = join(folder, name);
+    try {
+      const s = fs.lstatSync(path);
+      if ((kind === 'file' ? !s.isFile() : !s.isDirectory()) || (uid !== undefined && s.uid !== uid)) continue;
+      fs.rmSync(path, { recursive: kind === 'directory', force: true });
+      removed++;
+    } catch {
+      // Gone meanwhile, or not ours to remove: left as it is.
+    }
+  }
+  return removed;
+}

@@ -8,6 +8,7 @@
  *   /cairn/reports/<target>             the target's last run report (JSON, as `--json` prints)
  *   /cairn/agents/<target>              an agent's registration: host, facts, version, last revision run
  *   /cairn/state/<target>/<file>        what a target keeps between runs (pending.json, metadata.json)
+ *   /cairn/leases/agents/<target>       the running agent of that name (Store.lease: host, pid, start)
  *
  * A revision's id is the hash of its file list, so pushing an unchanged site makes no revision.
  * Blobs are written first (harmless if a push then fails: nothing refers to them); the manifest
@@ -27,6 +28,7 @@ export const KEYS = {
   agents: '/cairn/agents/',
   agent: (target: string) => `/cairn/agents/${target}`,
   state: (target: string, file: string) => `/cairn/state/${target}/${file}`,
+  agentLease: (target: string) => `/cairn/leases/agents/${target}`,
 };
 
 export interface Manifest {

@@ -42,7 +42,7 @@ import type { Etcd3, IKeyValue, IRequestOp, IWatchCreateRequest, IWatchResponse,
 import { inputError, type InputError } from '../lib/errors.ts';
 import { ChangeQueue, checkCompare, checkOps, prefixEnd, toBuffer } from './common.ts';
 import { StoreCompactedError, StoreRefusedError, StoreUnreachableError } from './errors.ts';
-import type { Change, Compare, KeyValue, Op, Store, StoreOptions, WatchOptions } from './types.ts';
+import type { Change, Compare, HeldLease, KeyValue, LeaseAttempt, Op, Store, StoreOptions, WatchOptions } from './types.ts';
 import { dynamicImport } from '../lib/dynamic-import.ts';
 
 /** What index.ts parsed from an `etcd:` URL and the settings. */
@@ -187,6 +187,72 @@ class EtcdStore implements Store {
 
   watch(prefix: string, options: WatchOptions): AsyncIterable<Change> {
     return this.changes(prefix, options);
+  }
+
+  /**
+   * An etcd lease (the etcd3 client sends its keep-alives every third of the TTL) with the key
+   * attached, put only if the key does not exist: etcd deletes it when the lease expires or is
+   * revoked. A retried put may have landed the first time: a key already attached to this very
+   * lease is taken.
+   */
+  async lease(key: string, value: string, ttlSeconds: number, waitMs = 0): Promise<LeaseAttempt> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const attempt = await this.leaseOnce(key, value, ttlSeconds);
+      const left = deadline - Date.now();
+      if ('held' in attempt || left <= 0) return 'held' in attempt ? attempt : { holder: attempt.holder.value };
+      // etcd deletes the key when the holder's lease runs out: wait for that, or the deadline.
+      const signal = AbortSignal.timeout(left);
+      try {
+        for await (const change of this.watch(key, { signal, fromRevision: Number(attempt.holder.mod_revision) + 1 })) {
+          if (change.key === key && change.type === 'delete') break;
+        }
+      } catch (err) {
+        if (!signal.aborted) throw err;
+      }
+    }
+  }
+
+  private async leaseOnce(key: string, value: string, ttlSeconds: number): Promise<{ held: HeldLease } | { holder: IKeyValue }> {
+    const lease = this.client.lease(Math.max(1, Math.ceil(ttlSeconds)), { autoKeepAlive: true });
+    // Until the lease is taken, a failure to grant or keep it is reported by grant() and the txn.
+    const early = (): void => undefined;
+    lease.on('lost', early);
+    let id: string;
+    try {
+      id = await this.call(() => lease.grant());
+    } catch (err) {
+      lease.release();
+      throw this.failure(err);
+    }
+    const k = Buffer.from(key);
+    let holder: IKeyValue | undefined;
+    try {
+      const res = await this.call(() => this.client.kv.txn({
+        compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: 0 }],
+        success: [{ request_put: { key: k, value: Buffer.from(value), lease: id } }],
+        failure: [{ request_range: { key: k } }],
+      }));
+      holder = res.succeeded ? undefined : res.responses[0]?.response_range?.kvs[0];
+    } catch (err) {
+      await lease.revoke().catch(() => undefined);
+      throw this.failure(err);
+    }
+    if (holder && String(holder.lease) !== id) {
+      await lease.revoke().catch(() => undefined);
+      return { holder };
+    }
+    const lost = new AbortController();
+    lease.off('lost', early);
+    lease.on('lost', (err) => lost.abort(new Error(`the lease on ${key} was lost: ${err.message}`)));
+    return {
+      held: {
+        lost: lost.signal,
+        release: async () => {
+          await lease.revoke().catch(() => undefined);
+        },
+      },
+    };
   }
 
   async close(): Promise<void> {

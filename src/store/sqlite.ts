@@ -15,13 +15,14 @@
  * file is created 0600 before SQLite opens it), and a folder made for it is 0700; an existing
  * store left more open is closed when it is opened.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { createPrivateFile, privateDir, privateFile } from '../lib/private-files.ts';
 import type BetterSqlite3 from 'better-sqlite3';
 import { ChangeQueue, checkCompare, checkOps, holds, prefixEnd, toBuffer } from './common.ts';
 import { StoreCompactedError, StoreUnreachableError } from './errors.ts';
-import type { Change, Compare, KeyValue, Op, Store, StoreOptions, WatchOptions } from './types.ts';
+import type { Change, Compare, KeyValue, LeaseAttempt, Op, Store, StoreOptions, WatchOptions } from './types.ts';
 import { dynamicImport } from '../lib/dynamic-import.ts';
 
 const SCHEMA_VERSION = 1;
@@ -35,9 +36,11 @@ const SCHEMA = `
     id INTEGER PRIMARY KEY, revision INTEGER NOT NULL, key BLOB NOT NULL,
     deleted INTEGER NOT NULL, value BLOB);
   CREATE INDEX IF NOT EXISTS log_revision ON log (revision);
+  CREATE TABLE IF NOT EXISTS lease (key BLOB PRIMARY KEY, value BLOB NOT NULL, owner TEXT NOT NULL, expires INTEGER NOT NULL);
   INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ${SCHEMA_VERSION}), ('revision', 1), ('compacted', 0);
 `;
 
+interface LeaseRow { value: Buffer; owner: string; expires: number }
 interface KvRow { key: Buffer; value: Buffer; create_revision: number; mod_revision: number; version: number }
 interface LogRow { revision: number; key: Buffer; deleted: number; value: Buffer | null }
 
@@ -72,6 +75,8 @@ export async function openSqliteStore(url: string, path: string, options: StoreO
 
 class SqliteStore implements Store {
   private readonly watches = new Set<SqliteWatch>();
+  /** Leases this connection holds: let go when it closes. */
+  private readonly leases = new Set<() => void>();
   private timer: NodeJS.Timeout | undefined;
   private dataVersion = -1;
   private readonly pollIntervalMs: number;
@@ -95,6 +100,11 @@ class SqliteStore implements Store {
       log: db.prepare(`INSERT INTO log (revision, key, deleted, value) VALUES (?, ?, ?, ?)`),
       forget: db.prepare(`DELETE FROM log WHERE revision < ?`),
       changesFrom: db.prepare(`SELECT revision, key, deleted, value FROM log WHERE revision > ? AND revision <= ? AND key >= ? ORDER BY id`),
+      leaseGet: db.prepare(`SELECT value, owner, expires FROM lease WHERE key = ?`),
+      leasePut: db.prepare(`INSERT INTO lease (key, value, owner, expires) VALUES (?, ?, ?, ?)
+                            ON CONFLICT (key) DO UPDATE SET value = excluded.value, owner = excluded.owner, expires = excluded.expires`),
+      leaseRenew: db.prepare(`UPDATE lease SET expires = ? WHERE key = ? AND owner = ?`),
+      leaseDrop: db.prepare(`DELETE FROM lease WHERE key = ? AND owner = ?`),
       changesRange: db.prepare(`SELECT revision, key, deleted, value FROM log WHERE revision > ? AND revision <= ? AND key >= ? AND key < ? ORDER BY id`),
     };
   }
@@ -150,7 +160,52 @@ class SqliteStore implements Store {
     return this.changes(prefix, options);
   }
 
+  async lease(key: string, value: string, ttlSeconds: number, waitMs = 0): Promise<LeaseAttempt> {
+    const k = Buffer.from(key);
+    const owner = randomUUID();
+    const ttlMs = Math.max(1, ttlSeconds) * 1000;
+    // Date.now, not the run clock: expiry is compared across processes on this machine.
+    const take = () => this.db.transaction(() => {
+      const row = this.sql.leaseGet.get(k) as LeaseRow | undefined;
+      if (row && row.expires > Date.now()) return row;
+      this.sql.leasePut.run(k, Buffer.from(value), owner, Date.now() + ttlMs);
+      return undefined;
+    }).immediate();
+    const deadline = Date.now() + waitMs;
+    for (let held = take(); held; held = take()) {
+      // Its holder renews it before then, or is gone by then: try again at its expiry.
+      if (held.expires >= deadline) return { holder: held.value };
+      await new Promise((resolve) => setTimeout(resolve, held!.expires - Date.now() + 5));
+    }
+    const lost = new AbortController();
+    const stop = () => {
+      clearInterval(timer);
+      this.leases.delete(release);
+    };
+    const timer = setInterval(() => {
+      if (!this.db.open) return stop();
+      try {
+        const renewed = this.sql.leaseRenew.run(Date.now() + ttlMs, k, owner).changes > 0;
+        if (!renewed) {
+          stop();
+          lost.abort(new Error(`the lease on ${key} ran out and was taken by another holder`));
+        }
+      } catch {
+        // The file busy past busy_timeout: the next renewal tries again, well before expiry.
+      }
+    }, ttlMs / 3);
+    // The holder's own work keeps the process alive, not its lease.
+    timer.unref();
+    const release = () => {
+      stop();
+      if (this.db.open) this.sql.leaseDrop.run(k, owner);
+    };
+    this.leases.add(release);
+    return { held: { lost: lost.signal, release: async () => release() } };
+  }
+
   async close(): Promise<void> {
+    for (const release of [...this.leases]) release();
     for (const w of this.watches) w.queue.end();
     this.watches.clear();
     this.stopPolling();

@@ -56,6 +56,17 @@ export interface WatchOptions {
   fromRevision?: number;
 }
 
+/** A key this process holds (Store.lease), renewed by the store as long as the process lives. */
+export interface HeldLease {
+  /** Aborted when the lease is lost: it ran out while this process could not renew it, and may be another's now. */
+  readonly lost: AbortSignal;
+  /** Lets go at once: the key is free for the next taker. */
+  release(): Promise<void>;
+}
+
+/** Taken, or refused with the value the live holder wrote. */
+export type LeaseAttempt = { held: HeldLease } | { holder: Buffer };
+
 export interface Store {
   /** The URL as given, with credentials removed (fit for messages and reports). */
   readonly url: string;
@@ -81,6 +92,17 @@ export interface Store {
   txn(compare: Compare[], then: Op[], otherwise?: Op[]): Promise<{ succeeded: boolean; revision: number }>;
   /** The current store revision. */
   revision(): Promise<number>;
+  /**
+   * Takes `key` for this process, saying who holds it (`value`), unless another holder's lease
+   * on it is live: then its value comes back instead. A lease lasts `ttlSeconds` and the store
+   * renews it (every third of that) while the process lives; one whose holder stopped (crashed,
+   * killed, cut off) runs out `ttlSeconds` later, and the key can be taken again. etcd: a real
+   * lease the key is attached to (etcd deletes it when the lease expires); SQLite: a row of its
+   * own table with the holder's id and expiry, taken and renewed in transactions (one machine,
+   * one clock). Read a lease only through this: etcd's is a key, SQLite's is not. With `waitMs`,
+   * a live holder's lease is waited for, up to that long, before the holder is returned.
+   */
+  lease(key: string, value: string, ttlSeconds: number, waitMs?: number): Promise<LeaseAttempt>;
   /** Releases connections and ends open watches. */
   close(): Promise<void>;
 }
