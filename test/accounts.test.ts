@@ -153,7 +153,8 @@ describe('contract: FreeBSD pw(8)', () => {
       '    - group: operator\n      gid: 5\n' +
       '    - group: www\n' +
       '    - user: nosuch\n      ensure: absent\n'), FACTS.freebsd!, exec);
-    assert.deepEqual(statuses(results), ['unchanged user:root', 'unchanged user:charix', 'unchanged group:operator', 'unchanged group:www', 'unchanged user:nosuch']);
+    // root is in the operator group: it follows that group's node (implicit ordering, DESIGN §6).
+    assert.deepEqual(statuses(results), ['unchanged user:charix', 'unchanged group:operator', 'unchanged user:root', 'unchanged group:www', 'unchanged user:nosuch']);
     assert.equal(exec.reads, 1);
     assert.deepEqual(exec.tools, []);
   });
@@ -211,7 +212,8 @@ describe('contract: Alpine BusyBox adduser/addgroup/deluser/delgroup', () => {
       '    - user: appuser\n      gid: appgroup\n      groups: [appgroup]\n      comment: appuser/appgroup\n      home: /app\n      shell: /sbin/nologin\n' +
       '    - user: root\n      gid: 0\n      groups: [wheel, bin, daemon, sys, adm, disk, floppy, dialout, tape, video, root]\n' +
       '    - group: appgroup\n      gid: 10000\n'), FACTS.alpine!, exec);
-    assert.deepEqual(statuses(results), ['unchanged user:appuser', 'unchanged user:root', 'unchanged group:appgroup']);
+    // appuser's group is declared after it: the user follows the group's node (implicit ordering, DESIGN §6).
+    assert.deepEqual(statuses(results), ['unchanged user:root', 'unchanged group:appgroup', 'unchanged user:appuser']);
     assert.equal(exec.reads, 1);
   });
 
