@@ -58,7 +58,7 @@ const SETUP = [
 
 /** Why `root` cannot be converged by the chroot executor, or undefined when it can be tried. */
 export function rootProblem(root: string): string | undefined {
-  let isDir = false;
+  let isDir: boolean;
   try {
     isDir = statSync(root).isDirectory();
   } catch {
