@@ -184,10 +184,15 @@ describe('the chroot executor on a debootstrapped root', { skip: why }, () => {
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /--root converges one root, but 2 targets are selected \(img, other\)/);
 
+    // A policy-rc.d the root has already is its own: left in place, as it was.
+    const policy = join(root, 'usr/sbin/policy-rc.d');
+    writeFileSync(policy, '#!/bin/sh\n# the image builder\'s own\nexit 0\n', { mode: 0o755 });
     r = await runCli(['apply', '--site', s, '--target', 'img', '--root', root]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(readFileSync(join(root, 'srv/by-root-option'), 'utf8'), 'via --root\n');
     assert.equal(existsSync('/srv/by-root-option'), false);
+    assert.equal(readFileSync(policy, 'utf8'), '#!/bin/sh\n# the image builder\'s own\nexit 0\n');
+    rmSync(policy);
 
     const notDir = join(work, 'upper', 'not-a-root');
     writeFileSync(notDir, '');
