@@ -68,6 +68,8 @@ async function applyJson(args: string[]): Promise<{ status: number | null; targe
   }
 }
 
+const BUILDER_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDGNQ3XJE8mVgZCzAFOFrYSKJOfiM9S03i5ukxPRwXnO builder';
+
 const SYSTEM = `system:
   - package: tree
   - package: cairn-svc
@@ -82,6 +84,8 @@ const SYSTEM = `system:
     owner: alice
     group: builders
     mode: "0640"
+  - authorized_key: "${BUILDER_KEY}"
+    user: alice
   - cron: nightly
     user: alice
     command: /usr/bin/tree /srv > /dev/null
@@ -146,7 +150,7 @@ describe('the chroot executor on a debootstrapped root', { skip: why }, () => {
     assert.equal(r.status, 0, `${r.stderr}\n${JSON.stringify(r.target.nodes, null, 1)}`);
     assert.deepEqual(brief(r.target.nodes), [
       'changed package:tree', 'changed package:cairn-svc', 'changed service:cairn-svc', 'changed group:builders',
-      'changed user:alice', 'changed file:/srv/notes.txt', 'changed cron:nightly', 'changed hostname:image1',
+      'changed user:alice', 'changed file:/srv/notes.txt', `changed authorized_key:alice#${BUILDER_KEY.split(' ').slice(0, 2).join(' ')}`, 'changed cron:nightly', 'changed hostname:image1',
     ]);
 
     // In the root, by its own files.
@@ -158,6 +162,9 @@ describe('the chroot executor on a debootstrapped root', { skip: why }, () => {
     const alice = readFileSync(join(root, 'etc/passwd'), 'utf8').split('\n').find((l) => l.startsWith('alice:'))!.split(':');
     const builders = readFileSync(join(root, 'etc/group'), 'utf8').split('\n').find((l) => l.startsWith('builders:'))!.split(':');
     assert.deepEqual([notes.uid, notes.gid, notes.mode & 0o777], [Number(alice[2]), Number(builders[2]), 0o640]);
+    const keys = join(root, 'home/alice/.ssh/authorized_keys');
+    assert.ok(readFileSync(keys, 'utf8').includes(BUILDER_KEY));
+    assert.equal(statSync(keys).uid, Number(alice[2]));
     assert.match(inRoot('crontab -l -u alice'), /# cairn: nightly\n15 3 \* \* \* \/usr\/bin\/tree \/srv > \/dev\/null/);
     assert.equal(readFileSync(join(root, 'etc/hostname'), 'utf8'), 'image1\n');
 
@@ -171,7 +178,7 @@ describe('the chroot executor on a debootstrapped root', { skip: why }, () => {
 
     r = await applyJson(['apply', '--site', s]);
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(r.target.counts, { changed: 0, unchanged: 8, failed: 0, skipped: 0 });
+    assert.deepEqual(r.target.counts, { changed: 0, unchanged: 9, failed: 0, skipped: 0 });
     assert.deepEqual(mountsUnder(root), []);
   });
 
