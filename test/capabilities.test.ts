@@ -17,6 +17,7 @@ import { buildGraph } from '../src/graph/build.ts';
 import { defineType, update } from '../src/resources/define.ts';
 import fileType from '../src/resources/file/type.ts';
 import { selectProvider } from '../src/resources/providers.ts';
+import { makeSite, runCli } from './helpers/cli.ts';
 import type { Provider } from '../src/resources/type.ts';
 
 const daemonType = defineType({
@@ -85,4 +86,20 @@ test('the same parts run where a running system is offered; without `ensure` the
   const rest = await new Engine(offline.run, buildGraph(offline.run), offering([]), { mode: 'apply', registry: offline.registry }).execute();
   assert.deepEqual(rest.map((r) => r.status), ['changed', 'changed']);
   assert.deepEqual(offline.applied, ['web']);
+});
+
+test('cairn apply: a chroot target without a root, or --root with several targets selected, is exit 2 and runs nothing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-needs-'));
+  const state = { 'states/s.yaml': `s:\n  - file: ${dir}/never\n    content: "x"\n` };
+  let r = await runCli(['apply', '--site', makeSite({ 'cairn.yaml': 'targets:\n  img:\n    executor: chroot\n    run: [s]\n', ...state })]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /target img: the chroot executor needs root: \(the root file system to converge\)/);
+
+  const two = makeSite({ 'cairn.yaml': 'targets:\n  a: { run: [s] }\n  b: { run: [s] }\n', ...state });
+  r = await runCli(['plan', '--site', two, '--root', dir]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--root converges one root, but 2 targets are selected \(a, b\)/);
+  r = await runCli(['plan', '--site', two, '-t', 'nothing-*', '--root', dir]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(existsSync(`${dir}/never`), false);
 });

@@ -20,6 +20,7 @@ import { shellQuote } from '../lib/shell.ts';
 import { ProcessTransport } from './shell/process-transport.ts';
 import { ShellExecutor } from './shell/executor.ts';
 import { ShellGone } from './shell/remote-shell.ts';
+import { TransportLost } from './shell/transport.ts';
 import { UnreachableError, type ExecutorCapability } from './types.ts';
 
 /** What the chroot executor offers: files and commands, neither a running system nor Cairn inside. */
@@ -82,9 +83,10 @@ export function chrootTransport(root: string): ProcessTransport {
     endpoint: root,
     shell: ['unshare', '--mount', '--uts', '--propagation', 'private', '--', '/bin/sh', '-c', SETUP, 'cairn-chroot', root],
     // Each command joins the shell's namespaces (its mounts) and the root.
-    command: (command, shellPid) => shellPid === undefined
-      ? ['/bin/false']
-      : ['nsenter', '-t', String(shellPid), '--mount', '--uts', '--', 'chroot', root, '/bin/sh', '-c', command],
+    command: (command, shellPid) => {
+      if (shellPid === undefined) throw new TransportLost('the chroot shell is not running');
+      return ['nsenter', '-t', String(shellPid), '--mount', '--uts', '--', 'chroot', root, '/bin/sh', '-c', command];
+    },
     // The root's own tools and user database: runuser where util-linux is, else su (BusyBox).
     asUser: (command, user) => `if command -v runuser >/dev/null 2>&1; then exec runuser -u ${shellQuote(user)} -- /bin/sh -c ${shellQuote(command)}; ` +
       `else exec su -s /bin/sh -c ${shellQuote(command)} ${shellQuote(user)}; fi`,

@@ -54,7 +54,9 @@ export class ProcessTransport implements ShellTransport {
 
   runCommand(command: string, opts: CommandOptions): Promise<RunResult> {
     return new Promise((resolve, reject) => {
-      const [program, ...args] = this.commandArgv(command, this.shellProcess?.pid);
+      // A shell that ended has no pid to join any more (the number may be another process's by now).
+      const sh = this.shellProcess;
+      const [program, ...args] = this.commandArgv(command, sh && sh.exitCode === null && sh.signalCode === null ? sh.pid : undefined);
       const child = spawn(program!, args, { stdio: 'pipe' });
       const output = collectOutput(child.stdout, child.stderr, opts.onOutput);
       // A command that exits without reading all its stdin must not fail the run with EPIPE.
