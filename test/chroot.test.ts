@@ -146,6 +146,12 @@ describe('the chroot executor on a debootstrapped root', { skip: why }, () => {
     const hostName = readFileSync('/etc/hostname', 'utf8');
     const s = site(SYSTEM);
 
+    // The root's facts, from its files: its release, the init it would boot, its package tool.
+    const facts = await runCli(['facts', '--site', s, '--json']);
+    assert.equal(facts.status, 0, facts.stderr);
+    const rootFacts = (JSON.parse(facts.stdout) as { targets: { facts: Record<string, unknown> }[] }).targets[0]!.facts;
+    assert.deepEqual([rootFacts.distribution, rootFacts.release, rootFacts.init_system, rootFacts.package_manager], ['debian', '12', 'systemd', 'apt']);
+
     let r = await applyJson(['apply', '--site', s]);
     assert.equal(r.status, 0, `${r.stderr}\n${JSON.stringify(r.target.nodes, null, 1)}`);
     assert.deepEqual(brief(r.target.nodes), [
