@@ -16,6 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import type { NodeResult, TargetReport } from '../src/engine/engine.ts';
 import { makeSite, runCli } from './helpers/cli.ts';
 import { LAB_SH } from './helpers/lab.ts';
+import { waitUntil } from './helpers/wait.ts';
 
 const TOOLS = ['unshare', 'nsenter', 'chroot', 'mount', 'systemd-nspawn'];
 
@@ -52,10 +53,6 @@ function processesIn(dir: string): number[] {
   return found;
 }
 
-/** Polls `check` until it holds (each try a tick of the event loop apart, 100 ms); the case's timeout is the hang guard. */
-async function until(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((r) => setTimeout(r, 100));
-}
 
 const brief = (nodes: NodeResult[]) => nodes.map((n) => `${n.status} ${n.ref}`);
 
@@ -227,7 +224,7 @@ describe('the chroot executor on a debootstrapped root', { skip: why }, () => {
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<void>((done) => child.once('exit', () => done()));
-    await until(() => (existsSync(marker) && readFileSync(marker, 'utf8').trim() !== '') || child.exitCode !== null);
+    await waitUntil(() => (existsSync(marker) && readFileSync(marker, 'utf8').trim() !== '') || child.exitCode !== null, () => `the run's command to start:\n${output}`);
     assert.equal(child.exitCode, null, `cairn ended before its command started:\n${output}`);
     // The command has /proc (bound in its namespace) while the host sees no mount under the root.
     assert.ok(Number(readFileSync(marker, 'utf8')) > 0, 'the command sees /proc mounted');
@@ -237,7 +234,7 @@ describe('the chroot executor on a debootstrapped root', { skip: why }, () => {
     await exited;
     // The orphaned command dies on its closed output, the shell on its closed input: the session
     // ends by itself, taking its namespace (and mounts) with it and removing policy-rc.d.
-    await until(() => processesIn(root).length === 0);
+    await waitUntil(() => processesIn(root).length === 0, () => `the killed run's processes to end: ${processesIn(root).join(' ')}`);
     assert.deepEqual(mountsUnder(root), []);
     assert.equal(existsSync(join(root, 'usr/sbin/policy-rc.d')), false);
     rmSync(marker);
@@ -269,13 +266,13 @@ describe('the chroot executor on a debootstrapped root', { skip: why }, () => {
         return undefined;
       };
       let pid: string | undefined;
-      await until(() => boot.exitCode !== null || (pid = init()) !== undefined);
+      await waitUntil(() => boot.exitCode !== null || (pid = init()) !== undefined, () => `the container's init:\n${log}`);
       assert.ok(pid, `systemd-nspawn ended before its init started:\n${log}`);
       // The guest's bus exists once systemd is up: until then is-system-running fails.
-      await until(() => {
+      await waitUntil(() => {
         const r = spawnSync('nsenter', ['-t', pid!, '-a', 'systemctl', 'is-system-running', '--wait'], { encoding: 'utf8' });
         return ['running', 'degraded'].includes(r.stdout.trim());
-      });
+      }, () => `the container to finish booting:\n${log}`, 120_000);
       const inGuest = (...argv: string[]) => spawnSync('nsenter', ['-t', pid!, '-a', ...argv], { encoding: 'utf8' }).stdout.trim();
       assert.equal(inGuest('systemctl', 'is-enabled', 'cairn-svc'), 'enabled');
       assert.equal(inGuest('systemctl', 'is-active', 'cairn-svc'), 'active');
