@@ -74,6 +74,15 @@ test('a part setting an attribute that needs a running system fails before any n
   assert.deepEqual(applied, []);
 });
 
+test('a part --skip-tags leaves out asks for nothing: the others run offline', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-needs-'));
+  const { run, registry, applied } = setUp(dir);
+  run.invocations[0]!.parts[2]!.meta.tags = ['live'];
+  const results = await new Engine(run, buildGraph(run), offering([]), { mode: 'apply', registry, tags: { skip: ['live'] } }).execute();
+  assert.deepEqual(results.map((r) => `${r.status} ${r.ref}`), [`changed file:${dir}/first`, 'changed daemon:web', 'skipped daemon:db']);
+  assert.deepEqual(applied, ['web']);
+});
+
 test('the same parts run where a running system is offered; without `ensure` they run offline too', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-needs-'));
   const live = setUp(dir);

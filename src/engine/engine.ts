@@ -302,6 +302,8 @@ export class Engine {
   private refuseUnsupported(): NodeResult[] | undefined {
     const refused = new Map<string, string>();
     for (const node of this.graph.nodes) {
+      // A node `--tags` leaves out does not run: it asks for nothing.
+      if (this.filtered.has(node.id)) continue;
       const why = this.refusal(node.type, node.attributes);
       if (why !== undefined) refused.set(node.id, `${node.ref}${node.pos ? ` (${formatPos(node.pos)})` : ''}: ${why}`);
     }
