@@ -34,7 +34,7 @@ async function compiled(): Promise<Compiled> {
   graph.dropped = [{ from: first!.id, to: second!.id }];
   // In the order behaviourOf writes them, as a compiled graph has them.
   const [name, { changes }] = Object.entries(graph.types)[0]!;
-  graph.types[name] = { name, changes, createAction: 'run', writeOnly: ['password'], sensitive: ['password'], inSync: { status: 'skipped', reason: 'test' }, needs: ['running-system', 'cairn'], overlap: 'paths-and-parents', shows: { prior_to: 'before' } };
+  graph.types[name] = { name, changes, createAction: 'run', writeOnly: ['password'], sensitive: ['password'], inSync: { status: 'skipped', reason: 'test' }, needs: ['running-system', 'cairn'], attributeNeeds: { ensure: ['running-system'] }, overlap: 'paths-and-parents', shows: { prior_to: 'before' } };
   return { run, graph };
 }
 

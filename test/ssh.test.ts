@@ -210,7 +210,7 @@ describe('ssh', { skip: missing }, () => {
     const exec = await SshExecutor.open('h', { host: sshd.host, port: sshd.port, user: 'root', identity_file: sshd.identityFile, known_hosts: sshd.knownHosts });
     try {
       const [overSsh] = await new Engine(run, buildGraph(run), exec, { mode: 'plan', registry }).execute();
-      assert.deepEqual([overSsh!.status, overSsh!.error], ['failed', 'needs Cairn on the machine (the local or agent executor): the guest type cannot work through the ssh executor']);
+      assert.deepEqual([overSsh!.status, overSsh!.error], ['failed', 'guest:vm1: the guest type needs Cairn on the machine (the local or agent executor), which the ssh executor does not offer']);
     } finally {
       await exec.close();
     }

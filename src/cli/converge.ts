@@ -36,6 +36,8 @@ export interface ConvergeOptions extends RolloutOptions {
   log?: string;
   tags?: string[];
   skipTags?: string[];
+  /** `--root PATH`: the selected target converges this root through the chroot executor. */
+  root?: string;
 }
 
 /** `keep` receives the run's report at the end (to store it). */

@@ -75,7 +75,8 @@ export function program(): Command {
       .option('--max-fail <n|n%>', "with --serial: stop when a batch's failed and unreachable targets exceed N, or N% of the batch", maxFailAmount)
       .option('--lock-wait <seconds>', "wait up to this long for another run's lock on a target (default: fail at once)", seconds, 0)
       .option('-v, --verbose', 'print the commands run on targets and how they ended; -vv: their output and per-node timings too', (_: string, n: number) => n + 1, 0)
-      .option('--log <file>', 'write what -vv prints to this file, whatever the terminal shows');
+      .option('--log <file>', 'write what -vv prints to this file, whatever the terminal shows')
+      .option('--root <path>', 'converge this root file system through the chroot executor, as the one selected target (its executor becomes chroot with this root)');
     if (mode === 'plan') c.option('--detailed-exitcode', 'exit 0 when in sync, 4 when changes are pending');
     c.option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)');
     if (mode === 'apply') {
@@ -87,7 +88,7 @@ export function program(): Command {
       const { SiteCompiler, readFactsFile } = await import('./site-compiler.ts');
       const { openSessions, closeSessions } = await import('./sessions.ts');
       const compiler = new SiteCompiler(options, sources);
-      const selected = await compiler.select(options.target ?? []);
+      const selected = withRoot(await compiler.select(options.target ?? []), options.root);
       if (!options.json) showStatus(`connecting to ${selected.length} target${selected.length === 1 ? '' : 's'}…`);
       // Load the engine while connections are being made: compiling its code fills time that
       // would otherwise be spent waiting on the network.
@@ -253,4 +254,20 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     process.exitCode = outer;
   }
+}
+
+/**
+ * `--root PATH`: the one selected target is converged as a root file system, through the chroot
+ * executor (DESIGN §7). Several targets would converge the same root with different states: the
+ * selection must name one.
+ */
+function withRoot<T extends { name: string; settings: { executor: string; root?: string } }>(selected: T[], root: string | undefined): T[] {
+  if (root === undefined) return selected;
+  if (selected.length !== 1) {
+    throw new InputError([{
+      message: `--root converges one root, but ${selected.length === 0 ? 'no target is' : `${selected.length} targets are`} selected${selected.length > 0 ? ` (${selected.slice(0, 5).map((t) => t.name).join(', ')}${selected.length > 5 ? ', …' : ''})` : ''}`,
+      hint: 'select the target whose states the root gets with --target NAME',
+    }]);
+  }
+  return selected.map((t) => ({ ...t, settings: { ...t.settings, executor: 'chroot', root } }));
 }

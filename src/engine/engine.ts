@@ -5,6 +5,7 @@
  */
 import { posix } from 'node:path';
 import { canonicalJson } from '../lib/canonical-json.ts';
+import { formatPos } from '../lib/errors.ts';
 import { nowMs } from '../lib/clock.ts';
 import { killPoint } from '../lib/test-kill.ts';
 import { sha256Hex } from '../lib/digest.ts';
@@ -278,7 +279,50 @@ export class Engine {
     return [...new Set(this.plannedReads().filter((e) => e.path.startsWith('/')).map((e) => posix.dirname(e.path)))];
   }
 
+  /**
+   * What a node needs of the executor that it does not offer (ResourceType.needs, and
+   * attributeNeeds for the attributes it sets), said as the failure: the type, the attributes,
+   * the executor. Undefined when it has all it needs.
+   */
+  private refusal(typeName: string, attributes: Record<string, unknown>): string | undefined {
+    const type = this.typeOf(typeName);
+    if (!type) return undefined;
+    const offered = this.exec.capabilities ?? DEFAULT_CAPABILITIES;
+    const whole = (type.needs ?? []).filter((c) => !offered.includes(c));
+    const byAttribute = Object.entries(type.attributeNeeds ?? {})
+      .filter(([attr, needs]) => attributes[attr] !== undefined && needs.some((c) => !offered.includes(c)));
+    const missing = [...new Set([...whole, ...byAttribute.flatMap(([, needs]) => needs.filter((c) => !offered.includes(c)))])];
+    if (missing.length === 0) return undefined;
+    const what = whole.length > 0 ? `the ${typeName} type` : `${byAttribute.map(([attr]) => `\`${attr}\``).join(' and ')} of the ${typeName} type`;
+    return `${what} needs ${missing.map((c) => CAPABILITY_WORDS[c]).join(' and ')}, which the ${this.exec.name} executor does not offer`;
+  }
+
+  /**
+   * Before anything runs: the nodes whose executor lacks what they need fail, saying so, and no
+   * other node runs (DESIGN §7: such a part fails at plan time, and nothing is applied).
+   */
+  private refuseUnsupported(): NodeResult[] | undefined {
+    const refused = new Map<string, string>();
+    for (const node of this.graph.nodes) {
+      // A node `--tags` leaves out does not run: it asks for nothing.
+      if (this.filtered.has(node.id)) continue;
+      const why = this.refusal(node.type, node.attributes);
+      if (why !== undefined) refused.set(node.id, `${node.ref}${node.pos ? ` (${formatPos(node.pos)})` : ''}: ${why}`);
+    }
+    if (refused.size === 0) return undefined;
+    const refs = [...refused.keys()].map((id) => this.byId.get(id)!.ref);
+    const reason = `not run: ${refs.length === 1 ? `${refs[0]} needs` : `${refs.length} parts need`} what the ${this.exec.name} executor does not offer (${refs.join(', ')})`;
+    for (const id of [...this.graph.order, ...this.graph.handlers.filter((h) => refused.has(h))]) {
+      const node = this.byId.get(id)!;
+      const error = refused.get(id);
+      this.finish(node, nowMs(), error !== undefined ? { status: 'failed', action: 'none', error } : { status: 'skipped', action: 'none', reason });
+    }
+    return this.results;
+  }
+
   async execute(): Promise<NodeResult[]> {
+    const refused = this.refuseUnsupported();
+    if (refused) return refused;
     this.announceReads();
     for (const p of await this.targetState.load()) {
       const node = this.byId.get(p.node);
@@ -557,11 +601,9 @@ export class Engine {
   private async read(node: GraphNode, desired: Record<string, unknown>): Promise<Reading> {
     const type = this.typeOf(node.type);
     if (!type) throw new ApplyError(`unknown resource type ${node.type}`);
-    const offered = this.exec.capabilities ?? DEFAULT_CAPABILITIES;
-    const missing = (type.needs ?? []).filter((c) => !offered.includes(c));
-    if (missing.length > 0) {
-      throw new ApplyError(`needs ${missing.map((c) => CAPABILITY_WORDS[c]).join(' and ')}: the ${node.type} type cannot work through the ${this.exec.name} executor`);
-    }
+    // A transition's overlay may set what the node as declared did not (refuseUnsupported saw those).
+    const refusal = this.refusal(node.type, desired);
+    if (refusal !== undefined) throw new ApplyError(refusal);
     // The choice depends only on the type, the target and `provider:`: made once per run.
     const choiceKey = `${node.type}\u0000${node.meta.provider ?? ''}`;
     let provider = this.providerChoice.get(choiceKey);

@@ -14,6 +14,8 @@ import { DEFAULT_STATE_DIR, UnreachableError, type Executor } from './types.ts';
 export interface ExecutorSettings extends Partial<SshSettings> {
   executor: string;
   state_dir?: string;
+  /** The chroot executor's root file system. */
+  root?: string;
 }
 
 export interface ExecutorOpenOptions {
@@ -69,6 +71,27 @@ const EXECUTORS: Readonly<Record<string, OpenExecutor>> = {
       throw err;
     }
   },
+
+  async chroot(name, settings, options) {
+    // A site that names the chroot executor without a root is the site's mistake: exit 2.
+    if (settings.root === undefined || settings.root === '') {
+      throw inputError(`target ${name}: the chroot executor needs root: (the root file system to converge)`, undefined,
+        'Set root: in the target\'s settings, or pass --root PATH');
+    }
+    const { openChroot } = await import('./chroot.ts');
+    try {
+      const exec = await openChroot(name, settings.root);
+      try {
+        return { exec, facts: options.fixedFacts ?? (await exec.facts()) };
+      } catch (err) {
+        await exec.close();
+        throw err;
+      }
+    } catch (err) {
+      if (err instanceof UnreachableError) return { unreachable: err.reason };
+      throw err;
+    }
+  },
 };
 
 /** The executor a target's settings name, if this version of Cairn has it. */
@@ -76,7 +99,7 @@ export function executorNamed(name: string): OpenExecutor | undefined {
   return Object.hasOwn(EXECUTORS, name) ? EXECUTORS[name] : undefined;
 }
 
-/** Opens a target through the executor its settings name; one Cairn lacks (agent, chroot) leaves it unreachable. */
+/** Opens a target through the executor its settings name; one Cairn lacks (agent) leaves it unreachable. */
 export async function openExecutor(name: string, settings: ExecutorSettings, options: ExecutorOpenOptions): Promise<Opened> {
   const open = executorNamed(settings.executor);
   if (!open) return { unreachable: `the ${settings.executor} executor is not available in this version of Cairn` };

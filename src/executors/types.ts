@@ -83,6 +83,11 @@ export interface PrefetchEntry {
  */
 export type ExecutorCapability = 'running-system' | 'cairn';
 
+/** Whether `exec` offers `capability`; an executor that does not say offers a running system. */
+export function offers(exec: Pick<Executor, 'capabilities'>, capability: ExecutorCapability): boolean {
+  return (exec.capabilities ?? ['running-system']).includes(capability);
+}
+
 export interface Executor {
   readonly name: string;
   /** What this executor offers (ResourceType.needs); absent: a running system, no Cairn. */

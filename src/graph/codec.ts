@@ -260,6 +260,7 @@ const TYPE_FIELDS = {
   sensitive: optional(strings),
   inSync: optional(opaque<NonNullable<TypeBehaviour['inSync']>>()),
   needs: optional(list(oneOf(['running-system', 'cairn'] as const))),
+  attributeNeeds: optional(opaque<NonNullable<TypeBehaviour['attributeNeeds']>>()),
   overlap: optional(oneOf(['paths', 'paths-and-parents'] as const)),
   shows: optional(opaque<Record<string, string>>()),
   // Code: the graph builder keeps each node's readings on the node instead.

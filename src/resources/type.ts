@@ -72,6 +72,12 @@ export interface TypeDefinition<S extends z.ZodObject = z.ZodObject, K extends s
    * executor lacks one fails at plan time, saying so.
    */
   needs?: ExecutorCapability[];
+  /**
+   * What a node needs of the executor when it sets an attribute (a service's `ensure`: starting
+   * or stopping needs a running system, while `enable` works on the files of an offline root);
+   * checked with `needs`, before any node runs.
+   */
+  attributeNeeds?: Record<string, ExecutorCapability[]>;
   /** The action when a node is absent and must be made (`run` for commands). */
   createAction?: 'create' | 'run';
   /**
@@ -162,7 +168,7 @@ export interface Reads {
  * What the engine needs of a type while it runs: plain data, kept in the compiled graph, so a
  * run loads no schema (and no zod) at all.
  */
-export type TypeBehaviour = Pick<ResourceType, 'name' | 'changes' | 'createAction' | 'inSync' | 'needs' | 'overlap'> &
+export type TypeBehaviour = Pick<ResourceType, 'name' | 'changes' | 'createAction' | 'inSync' | 'needs' | 'attributeNeeds' | 'overlap'> &
   Partial<Pick<ResourceType, 'writeOnly' | 'sensitive'>> & {
   /** For each reference attribute, the word `cairn show` puts before the node it names. */
   shows?: Record<string, string>;
@@ -171,13 +177,14 @@ export type TypeBehaviour = Pick<ResourceType, 'name' | 'changes' | 'createActio
 };
 
 export function behaviourOf(type: ResourceType): TypeBehaviour {
-  const { name, changes, createAction, writeOnly, sensitive, inSync, needs, overlap, references } = type;
+  const { name, changes, createAction, writeOnly, sensitive, inSync, needs, attributeNeeds, overlap, references } = type;
   const shows = references && Object.fromEntries(Object.entries(references).map(([attr, r]) => [attr, r.shows]));
   return {
     name, changes,
     ...(createAction ? { createAction } : {}), ...(writeOnly.length ? { writeOnly } : {}),
     ...(sensitive.length ? { sensitive } : {}),
-    ...(inSync ? { inSync } : {}), ...(needs?.length ? { needs } : {}), ...(overlap ? { overlap } : {}),
+    ...(inSync ? { inSync } : {}), ...(needs?.length ? { needs } : {}),
+    ...(attributeNeeds ? { attributeNeeds } : {}), ...(overlap ? { overlap } : {}),
     ...(shows ? { shows } : {}),
   };
 }

@@ -14,7 +14,7 @@ import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { printfFormat, shellCommand, shellQuote, withPathFor } from '../../lib/shell.ts';
 import { IdLookup } from '../accounts.ts';
-import { TargetError, UnreachableError, type Executor, type LockAttempt, type LockClaim, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions, VALIDATE_FAILED } from '../types.ts';
+import { TargetError, UnreachableError, type Executor, type ExecutorCapability, type LockAttempt, type LockClaim, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions, VALIDATE_FAILED } from '../types.ts';
 import { TEMP_TAG } from '../temp-names.ts';
 import { UnsyncedWrites } from '../unsynced-writes.ts';
 import { lockRequest, parseLockReply } from './lock.ts';
@@ -76,13 +76,17 @@ export interface ShellOptions {
    * executor whose shell runs outside the root); the rest of the facts stay the machine's.
    */
   factsRoot?: string;
+  /** The shell runs inside a system that is not running (chroot): `/`'s facts are read from its files. */
+  offline?: boolean;
+  /** What the executor offers (Executor.capabilities); absent: a running system. */
+  capabilities?: readonly ExecutorCapability[];
 }
 
 /** Starts the transport's shell and sets it up; the facts come in the same round trip. */
 export async function openShell(transport: ShellTransport, options: ShellOptions = {}): Promise<OpenedShell> {
   const stream = await transport.openShell();
   // Every run asks for the facts first.
-  const { shell, nonce, init } = await RemoteShell.start(stream, factsScript(options.factsRoot));
+  const { shell, nonce, init } = await RemoteShell.start(stream, factsScript(options.factsRoot, options.offline));
   const [setupSection = Buffer.alloc(0), ...factSections] = splitSections(init, nonce);
   const setup = parseSetup(setupSection);
   if (!setup) throw new ShellGone(`the remote shell's set-up printed what Cairn cannot read: ${init.toString().trim().slice(0, 500)}`);
@@ -91,6 +95,7 @@ export async function openShell(transport: ShellTransport, options: ShellOptions
 
 export class ShellExecutor implements Executor {
   readonly name: string;
+  readonly capabilities?: readonly ExecutorCapability[];
   private readonly cache = new Map<string, PathInfo>();
   private readonly unsynced = new UnsyncedWrites();
   private wanted: PrefetchEntry[] = [];
@@ -127,6 +132,7 @@ export class ShellExecutor implements Executor {
 
   constructor(readonly target: string, transport: ShellTransport, opened: OpenedShell, private readonly options: ShellOptions = {}) {
     this.name = transport.name;
+    if (options.capabilities) this.capabilities = options.capabilities;
     this.transport = transport;
     this.shell = opened.shell;
     this.nonce = opened.nonce;
@@ -434,7 +440,7 @@ export class ShellExecutor implements Executor {
     const opening = this.openingFacts;
     this.openingFacts = undefined;
     if (opening) return opening;
-    const r = await this.request(factsScript(this.options.factsRoot));
+    const r = await this.request(factsScript(this.options.factsRoot, this.options.offline));
     return parseFacts(splitSections(r.output, this.nonce));
   }
 

@@ -20,6 +20,11 @@ export interface ProcessTransportOptions {
   shell: string[];
   /** A command line that runs `command` as `user`; without it, commands cannot change users. */
   asUser?: (command: string, user: string) => string;
+  /**
+   * The argv of one command, given the shell's pid (to join its namespaces); default: the
+   * shell's argv with `-c COMMAND` appended.
+   */
+  command?: (command: string, shellPid: number | undefined) => string[];
 }
 
 export class ProcessTransport implements ShellTransport {
@@ -29,6 +34,7 @@ export class ProcessTransport implements ShellTransport {
   private readonly program: string;
   private readonly args: string[];
   private shellProcess?: ChildProcessWithoutNullStreams;
+  private readonly commandArgv: (command: string, shellPid: number | undefined) => string[];
 
   constructor(options: ProcessTransportOptions) {
     const [program, ...args] = options.shell;
@@ -38,6 +44,7 @@ export class ProcessTransport implements ShellTransport {
     if (options.asUser) this.asUser = options.asUser;
     this.program = program;
     this.args = args;
+    this.commandArgv = options.command ?? ((command) => [program, ...args, '-c', command]);
   }
 
   async openShell(): Promise<ShellStream> {
@@ -47,14 +54,17 @@ export class ProcessTransport implements ShellTransport {
 
   runCommand(command: string, opts: CommandOptions): Promise<RunResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.program, [...this.args, '-c', command], { stdio: 'pipe' });
+      // A shell that ended has no pid to join any more (the number may be another process's by now).
+      const sh = this.shellProcess;
+      const [program, ...args] = this.commandArgv(command, sh && sh.exitCode === null && sh.signalCode === null ? sh.pid : undefined);
+      const child = spawn(program!, args, { stdio: 'pipe' });
       const output = collectOutput(child.stdout, child.stderr, opts.onOutput);
       // A command that exits without reading all its stdin must not fail the run with EPIPE.
       child.stdin.on('error', () => undefined);
       const deadline = commandDeadline(opts, () => child.kill('SIGKILL'), () => resolve({ code: 137, ...output, timedOut: true }));
       child.once('error', (err) => {
         deadline.done();
-        reject(new TransportLost(`cannot start ${this.program}: ${err.message}`));
+        reject(new TransportLost(`cannot start ${program}: ${err.message}`));
       });
       child.once('close', (code, signal) => {
         deadline.done();

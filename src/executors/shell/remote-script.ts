@@ -132,17 +132,20 @@ export function splitSections(output: Buffer, nonce: string): Buffer[] {
  *
  * With `root` (a folder holding another system, as a chroot executor converges), the release,
  * init system and package tool are that system's, found by its files (facts.ts: ROOT_INIT, PACKAGE_TOOL_DIRS); kernel,
- * architecture, CPUs, memory, host name and addresses are the running machine's.
+ * architecture, CPUs, memory, host name and addresses are the running machine's. `offline` reads
+ * `/` that way: a shell running inside such a root.
  */
-export function factsScript(root?: string): string {
-  // `/` is the running machine itself, read the live way.
+export function factsScript(root?: string, offline = false): string {
+  // `/` is the running machine itself, read the live way, unless the shell runs inside a root
+  // that is not running (`offline`: the chroot executor's shell, chrooted into it).
   const dir = root?.replace(/\/+$/, '');
   const r = dir ? shellQuote(dir) : '';
-  const init = r === '' ? String.raw`if [ -d /run/systemd/system ]; then echo systemd; elif [ -d /run/openrc ] || [ -x /sbin/openrc ]; then echo openrc`
+  const live = r === '' && !offline;
+  const init = live ? String.raw`if [ -d /run/systemd/system ]; then echo systemd; elif [ -d /run/openrc ] || [ -x /sbin/openrc ]; then echo openrc`
     : `if ${ROOT_INIT.systemd.map((p) => `[ -e ${r}${p} ]`).join(' || ')}; then echo systemd; elif [ -e ${r}${ROOT_INIT.openrc} ]; then echo openrc`;
   // In a root, an absolute symlink (apt-get → /etc/alternatives/…) points into the running
   // machine, not the root: a link is enough.
-  const packageTool = r === '' ? `for __m in ${PACKAGE_TOOLS.join(' ')}; do command -v $__m >/dev/null 2>&1 && { echo $__m; break; }; done`
+  const packageTool = live ? `for __m in ${PACKAGE_TOOLS.join(' ')}; do command -v $__m >/dev/null 2>&1 && { echo $__m; break; }; done`
     : `for __m in ${PACKAGE_TOOLS.join(' ')}; do for __d in ${PACKAGE_TOOL_DIRS.join(' ')}; do ` +
       `{ [ -e ${r}"$__d/$__m" ] || [ -L ${r}"$__d/$__m" ]; } && { echo $__m; break 2; }; done; done`;
   return String.raw`for __f in ${r}/etc/os-release ${r}/usr/lib/os-release; do

@@ -4,6 +4,7 @@
  * in sync only when both are the name asked for.
  */
 import { outputTail } from '../commands.ts';
+import { offers } from '../../executors/types.ts';
 import { osSetting } from '../os.ts';
 import { defineProvider, ApplyError, type Current, type ProviderContext } from '../type.ts';
 import type { hostnameType } from './type.ts';
@@ -16,7 +17,12 @@ async function run(ctx: ProviderContext, argv: string[]): Promise<string> {
   return r.stdout;
 }
 
-async function runningName(ctx: ProviderContext): Promise<string> {
+/**
+ * The running half; without a running system (an offline root) there is none, and the name
+ * asked for stands in for it: only /etc/hostname is compared and written.
+ */
+async function runningName(ctx: ProviderContext, want: string): Promise<string> {
+  if (!offers(ctx.exec, 'running-system')) return want;
   return (await run(ctx, ['uname', '-n'])).trim();
 }
 
@@ -51,11 +57,12 @@ export const hostnamectlHostname = defineProvider<typeof hostnameType>({
   suitable: (facts, os) => facts.kernel === 'linux' && osSetting(os, facts, 'init_system') === 'systemd',
 
   async read(ctx, desired) {
-    return current(desired.name, await runningName(ctx), await etcHostname(ctx));
+    return current(desired.name, await runningName(ctx, desired.name), await etcHostname(ctx));
   },
 
   async apply(ctx, _action, desired, was) {
     const want = desired.name;
+    if (!offers(ctx.exec, 'running-system')) return applyEtcHostname(ctx, want, was);
     // Sets the static name (/etc/hostname) and the running one in one go, and tells the system.
     const r = await ctx.exec.run(['hostnamectl', 'set-hostname', want]);
     if (r.code === 0) return;
@@ -71,7 +78,7 @@ export const etcHostnameHostname = defineProvider<typeof hostnameType>({
   suitable: (facts) => facts.kernel === 'linux',
 
   async read(ctx, desired) {
-    return current(desired.name, await runningName(ctx), await etcHostname(ctx));
+    return current(desired.name, await runningName(ctx, desired.name), await etcHostname(ctx));
   },
 
   async apply(ctx, _action, desired, was) {
@@ -89,7 +96,7 @@ export const sysrcHostname = defineProvider<typeof hostnameType>({
     // Not set in rc.conf: "sysrc: unknown variable 'hostname'" (exit 1).
     if (r.code !== 0 && !/unknown variable/.test(r.stderr)) throw new ApplyError(outputTail(r.stderr || r.stdout));
     const persisted = r.code === 0 ? r.stdout.trim() : undefined;
-    return current(desired.name, await runningName(ctx), persisted);
+    return current(desired.name, await runningName(ctx, desired.name), persisted);
   },
 
   async apply(ctx, _action, desired, was) {

@@ -7,14 +7,13 @@ const HOST_NAME = /^(?=.{1,64}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-
 export const hostnameType = defineType({
   name: 'hostname',
   key: 'name',
+  // Without a running system (an offline root) only the name kept across reboots is set.
   description: "The machine's host name: the running one and the one it keeps across reboots.",
   schema: z.strictObject({
     name: update(z.string().regex(HOST_NAME, 'a host name is letters, digits and hyphens, in dot-separated labels, at most 64 characters')),
   }),
   reads: () => ({ paths: ['/etc/hostname'], content: true, commands: true }),
   stateful: false,
-  // Sets the running system's state (now), besides any file it keeps.
-  needs: ['running-system'],
 });
 
 export default hostnameType;

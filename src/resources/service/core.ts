@@ -4,7 +4,7 @@
  * over an init system's handful of commands (systemd, OpenRC, rc.d).
  */
 import { outputTail } from '../commands.ts';
-import type { RunResult } from '../../executors/types.ts';
+import { offers, type RunResult } from '../../executors/types.ts';
 import { osName } from '../os.ts';
 import { ApplyError, type ApplyOutcome, type Provider, type ProviderContext, type Desired } from '../type.ts';
 import type { serviceType } from './type.ts';
@@ -42,6 +42,12 @@ export interface InitSystem {
   reload(ctx: ProviderContext, name: string, status: ServiceStatus): Promise<void>;
   enable(ctx: ProviderContext, name: string, status: ServiceStatus): Promise<void>;
   disable(ctx: ProviderContext, name: string, status: ServiceStatus): Promise<void>;
+  /**
+   * A service's reading from the files alone, in a system that is not running (the chroot
+   * executor): whether it is known and enabled; it never runs. Absent: this init system's
+   * services cannot be read offline.
+   */
+  readOffline?(ctx: ProviderContext, name: string): Promise<ServiceStatus>;
   /** Makes the init system look again for services that appeared (systemd: daemon-reload). */
   rescan?(ctx: ProviderContext): Promise<void>;
   /** A command that fails, in the tool's own words, for a service it does not know. */
@@ -136,6 +142,10 @@ export function serviceName(ctx: ProviderContext, desired: ServiceAttributes): s
 
 /** This service's reading, from one batched reading of every service node of the run. */
 async function statusOf(ctx: ProviderContext<typeof serviceType>, init: InitSystem, name: string): Promise<ServiceStatus> {
+  if (!offers(ctx.exec, 'running-system')) {
+    if (!init.readOffline) throw new ApplyError(`the ${init.name} provider cannot read services without a running system (the ${ctx.exec.name} executor)`);
+    return init.readOffline(ctx, name);
+  }
   // The names are gathered when the reading is taken, not at every node.
   const all = await ctx.batch(`service:${init.name}`, () => init.readAll(ctx, [...new Set([...ctx.peers().map((p) => serviceName(ctx, p)), name])]));
   return all.get(name) ?? (await init.readAll(ctx, [name])).get(name) ?? { known: false, running: false, enabled: undefined };
@@ -149,6 +159,7 @@ async function unknown(ctx: ProviderContext, init: InitSystem, name: string, des
   else if (desired.ensure === 'stopped') await init.stop(ctx, name, status);
   else if (desired.enable === true) await init.enable(ctx, name, status);
   else if (desired.enable === false) await init.disable(ctx, name, status);
+  if (!offers(ctx.exec, 'running-system')) throw new ApplyError(`${init.name}: service ${name} not found`);
   const r = await init.probe(ctx, name);
   throw new ApplyError(outputTail(`${r.stdout}\n${r.stderr}`, 20) || `${init.name}: service ${name} not found`);
 }
@@ -173,7 +184,7 @@ export function serviceProvider(init: InitSystem, suitable: Provider['suitable']
     async apply(ctx, _action, desired): Promise<ApplyOutcome> {
       const name = serviceName(ctx, desired);
       let status = await statusOf(ctx, init, name);
-      if (!status.known && !status.problem && init.rescan) {
+      if (!status.known && !status.problem && init.rescan && offers(ctx.exec, 'running-system')) {
         // A unit file written earlier in this run may not be loaded yet.
         await init.rescan(ctx);
         status = (await init.readAll(ctx, [name])).get(name) ?? status;
@@ -206,6 +217,7 @@ export function serviceProvider(init: InitSystem, suitable: Provider['suitable']
      */
     async refresh(ctx, desired) {
       if (desired.ensure === 'stopped') return { changed: false, reason: 'notified, but meant to be stopped' };
+      if (!offers(ctx.exec, 'running-system')) return { changed: false, reason: `notified, but nothing runs through the ${ctx.exec.name} executor` };
       const name = serviceName(ctx, desired);
       const status = await statusOf(ctx, init, name);
       if (!status.known) {

@@ -128,6 +128,19 @@ export const systemd: InitSystem = {
   async disable(ctx, name) {
     await must(ctx.exec, ['systemctl', 'disable', '--', name]);
   },
+  // `systemctl is-enabled` and `enable`/`disable` work on the unit files when systemd is not
+  // running (inside a chroot), as `systemctl --root` does.
+  async readOffline(ctx, name) {
+    const r = await ctx.exec.run(['systemctl', 'is-enabled', '--', name]);
+    const state = r.stdout.trim().split('\n')[0] ?? '';
+    if (state === '') {
+      const said = outputTail(`${r.stdout}\n${r.stderr}`, 20);
+      // An unknown unit: "Failed to get unit file state for x.service: No such file or directory".
+      if (/No such file or directory/.test(said)) return { known: false, running: false, enabled: undefined };
+      return { known: false, running: false, enabled: undefined, problem: said || `systemctl is-enabled exited with ${r.code}` };
+    }
+    return { known: true, running: false, enabled: isEnabled(state) };
+  },
   async rescan(ctx) {
     await must(ctx.exec, ['systemctl', 'daemon-reload']);
   },

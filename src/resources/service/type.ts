@@ -14,8 +14,8 @@ export const serviceType = defineType({
   stateful: false,
   // Implicit ordering (DESIGN §6): after the package of the same OS-agnostic name, when it is in the run.
   autoRequires: [{ attribute: 'name', type: 'package' }],
-  // Sets the running system's state (now), besides any file it keeps.
-  needs: ['running-system'],
+  // Starting and stopping needs a running system; `enable` works on the files (an offline root).
+  attributeNeeds: { ensure: ['running-system'] },
   refresh: 'restart (or reload)',
 });
 
