@@ -172,7 +172,8 @@ describe('user and group', () => {
     assert.deepEqual(fragments('shadow user', shadowUser, user(full), DEBIAN), {
       check: "cairn_getent passwd deploy >/dev/null && cairn_user_is deploy 3 2345 && cairn_user_gid_is deploy deploy && cairn_user_groups_are deploy adm users && " +
         "cairn_user_is deploy 6 /srv/deploy && cairn_user_is deploy 7 /bin/sh && cairn_user_is deploy 5 'Deploy, bot'",
-      apply: "if cairn_getent passwd deploy >/dev/null; then usermod -u 2345 -g deploy -G adm,users -d /srv/deploy -s /bin/sh -c 'Deploy, bot' deploy; " +
+      apply: "if cairn_getent passwd deploy >/dev/null; then { cairn_user_is deploy 3 2345 && cairn_user_gid_is deploy deploy && cairn_user_groups_are deploy adm users && " +
+        "cairn_user_is deploy 6 /srv/deploy && cairn_user_is deploy 7 /bin/sh && cairn_user_is deploy 5 'Deploy, bot'; } || usermod -u 2345 -g deploy -G adm,users -d /srv/deploy -s /bin/sh -c 'Deploy, bot' deploy; " +
         "else useradd -u 2345 -g deploy -G adm,users -d /srv/deploy -s /bin/sh -c 'Deploy, bot' -m deploy; fi",
     });
     // No gid: the group named like the user, when there is one (useradd would refuse to make it).

@@ -16,7 +16,8 @@ export const SHELL_FUNCTIONS: Readonly<Record<string, string>> = {
 
   cairn_edit: `# cairn_edit FILE MODE OWNER COMMAND...: FILE replaced atomically (temp + rename) by COMMAND's output,
 # COMMAND reading FILE (nothing when FILE is missing); an existing FILE keeps its mode and owner, a
-# new one gets MODE and OWNER (user:group, or empty); FILE is left alone when nothing changes.
+# new one gets MODE and OWNER (user:group, or empty); FILE (and its folder) is left alone when nothing
+# changes. COMMAND is a filter: it may run twice.
 cairn_edit() {
   local file="$1" mode="$2" owner="$3" src="$1" tmp="$1.cairn-tmp.$$"
   shift 3
@@ -25,8 +26,9 @@ cairn_edit() {
   else
     src=/dev/null
   fi
+  # Compared first, so a file already as asked is not touched, nor is its folder.
+  if [ -e "$file" ] && "$@" < "$src" | cmp -s - "$file"; then return 0; fi
   if ! "$@" < "$src" > "$tmp"; then rm -f "$tmp"; return 1; fi
-  if [ -e "$file" ] && cmp -s "$tmp" "$file"; then rm -f "$tmp"; return 0; fi
   if chmod "$mode" "$tmp" && { [ -z "$owner" ] || chown "$owner" "$tmp"; } && mv -f "$tmp" "$file"; then return 0; fi
   rm -f "$tmp"
   return 1

@@ -6,7 +6,7 @@
 import { defineProvider } from '../type.ts';
 import type { userType } from './type.ts';
 import { isAlpine, readAccounts, runTool } from '../accounts.ts';
-import { accountOptions, createsHome, implicitGroup, readUser, shellCreate, shellUserInSync } from './state.ts';
+import { accountOptions, createsHome, implicitGroup, readUser, shellAttributeTests, shellCreate, shellUserInSync } from './state.ts';
 import { shellCommand, shellQuote } from '../../lib/shell.ts';
 
 export const shadowUser = defineProvider<typeof userType>({
@@ -17,7 +17,7 @@ export const shadowUser = defineProvider<typeof userType>({
   suitable: (facts) => facts.kernel === 'linux' && !isAlpine(facts),
   read: readUser,
 
-  // useradd and usermod with every attribute the part gives (usermod changes only what differs).
+  // useradd and usermod with every attribute the part gives.
   shell: {
     check: shellUserInSync,
     apply(desired) {
@@ -27,7 +27,8 @@ export const shadowUser = defineProvider<typeof userType>({
       }
       const options = shellCommand(accountOptions(desired, undefined));
       const create = shellCreate(desired, (group) => ['useradd', options, group && `-g ${group}`, desired.system === true && '-r', createsHome(desired) ? '-m' : '-M', name].filter(Boolean).join(' '));
-      const change = options ? `usermod ${options} ${name}` : 'true';
+      // usermod only when something differs, so a user in sync is not written again.
+      const change = options ? `{ ${shellAttributeTests(desired).map((t) => t.test).join(' && ')}; } || usermod ${options} ${name}` : 'true';
       return `if cairn_getent passwd ${name} >/dev/null; then ${change}; else ${create}; fi`;
     },
   },
