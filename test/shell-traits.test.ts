@@ -4,12 +4,13 @@
  * family (apk, OpenRC, BusyBox). Their text for representative parts (no Alpine host runs here:
  * those are command contracts, named so); every fragment and the prelude's functions parse under
  * dash and BusyBox ash; and the prelude's text-editing functions (authorized_keys, crontab,
- * sysctl.conf lines, atomic edits) do the same thing under both shells, on real files. Their
+ * sysctl.conf lines, atomic edits) do the same thing under dash with this machine's tools and under
+ * BusyBox ash with BusyBox's own (awk, cmp, stat, …), on real files. Their
  * behaviour on a real Debian host is test/lab-shell-traits.test.ts's.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { builtinOsTables } from '../src/catalog/builtin-os.ts';
@@ -292,13 +293,24 @@ describe('authorized_key, cron, hostname, sysctl', () => {
 
 // ---- the shells themselves ------------------------------------------------------------------------
 
-const busybox = spawnSync('busybox', ['sh', '-c', 'true']).status === 0;
+const busybox = spawnSync('/bin/busybox', ['sh', '-c', 'true']).status === 0;
 const noBusybox = busybox ? undefined : 'busybox is not installed (scripts/install.sh installs it): BusyBox ash checks skipped';
 if (noBusybox) process.stderr.write(`\n*** ${noBusybox} ***\n\n`);
 
-const SHELLS: { name: string; argv: string[]; skip?: string }[] = [
+/**
+ * A PATH of nothing but BusyBox's applets (awk, cmp, stat, sort, grep, …), as on Alpine: under
+ * `busybox sh` the functions then run on BusyBox's tools, not on this machine's GNU ones.
+ */
+function busyboxPath(): string {
+  const dir = tempDir('cairn-busybox-path-');
+  const applets = spawnSync('busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter((a) => /^[a-z0-9_.-]+$/.test(a));
+  for (const applet of applets) symlinkSync(realpathSync('/bin/busybox'), join(dir, applet));
+  return dir;
+}
+
+const SHELLS: { name: string; argv: string[]; path?: () => string; skip?: string }[] = [
   { name: 'dash', argv: ['dash'] },
-  { name: 'busybox ash', argv: ['busybox', 'sh'], ...(noBusybox ? { skip: noBusybox } : {}) },
+  { name: 'busybox ash, BusyBox tools', argv: ['/bin/busybox', 'sh'], path: busyboxPath, ...(noBusybox ? { skip: noBusybox } : {}) },
 ];
 
 for (const shell of SHELLS) {
@@ -316,13 +328,18 @@ for (const shell of SHELLS) {
     });
 
     /** Runs `script` after the functions it needs, in `dir`; stdin `input`. */
+    let path: string | undefined;
     const run = (dir: string, script: string, input = '') => {
-      const r = spawnSync(shell.argv[0]!, [...shell.argv.slice(1), '-c', `${preludeFor([script])}\n${script}`], { cwd: dir, input, encoding: 'utf8' });
+      if (shell.path) path ??= shell.path();
+      const env = path ? { ...process.env, PATH: path } : process.env;
+      const r = spawnSync(shell.argv[0]!, [...shell.argv.slice(1), '-c', `${preludeFor([script])}\n${script}`], { cwd: dir, input, encoding: 'utf8', env });
       return { code: r.status, stdout: r.stdout, stderr: r.stderr };
     };
 
     test('authorized_keys lines: found by type and body with their options (quoted spaces too), replaced in place, appended, removed', () => {
       const dir = tempDir('cairn-shell-keys-');
+      // BusyBox's own awk, where the test says so.
+      if (shell.path) assert.equal(run(dir, 'command -v awk').stdout, `${path}/awk\n`);
       const file = '# keys\nssh-rsa AAAAB3Nza other@host\ncommand="echo a b",no-pty ssh-ed25519 AAAAC3Nza alice@old\nssh-ed25519 AAAAC3Nza dup\n';
       assert.deepEqual(run(dir, 'cairn_key_lines find ssh-ed25519 AAAAC3Nza', file), { code: 0, stdout: 'command="echo a b",no-pty\n', stderr: '' });
       assert.deepEqual(run(dir, 'cairn_key_lines find ssh-rsa AAAAB3Nza', file), { code: 0, stdout: '\n', stderr: '' });
@@ -375,7 +392,7 @@ for (const shell of SHELLS) {
       // A failing command leaves the file as it was, and no temp file.
       assert.notEqual(run(dir, "cairn_edit sub/99-cairn.conf 644 '' false").code, 0);
       assert.equal(readFileSync(path, 'utf8'), 'a = 1\nb = 2\n');
-      assert.deepEqual(spawnSync('ls', [join(dir, 'sub')], { encoding: 'utf8' }).stdout, '99-cairn.conf\n');
+      assert.deepEqual(readdirSync(join(dir, 'sub')), ['99-cairn.conf']);
     });
   });
 }
