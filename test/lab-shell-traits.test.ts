@@ -4,9 +4,12 @@
  * write run with the host's /bin/sh (dash), the functions they call defined before them as the
  * exported script defines them. `check` fails, `apply` converges, `check` passes, a second `apply`
  * changes nothing observable, and `cairn plan` with the same part on that host reports it
- * unchanged: the exported script and Cairn's own providers agree on what "in sync" is.
+ * unchanged: the exported script and Cairn's own providers agree on what "in sync" is. The
+ * BusyBox family's user, hostname and sysctl fragments run there too, under BusyBox ash with
+ * nothing but its applets on PATH (this machine's busybox, bound in): no getent, no usermod.
  */
 import assert from 'node:assert/strict';
+import { existsSync, realpathSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import type { TargetReport } from '../src/engine/engine.ts';
 import { builtinOsTables } from '../src/catalog/builtin-os.ts';
@@ -16,16 +19,18 @@ import { crontabCron } from '../src/resources/cron/provider.ts';
 import { cronType } from '../src/resources/cron/type.ts';
 import { shadowGroup } from '../src/resources/group/provider.ts';
 import { groupType } from '../src/resources/group/type.ts';
-import { hostnamectlHostname } from '../src/resources/hostname/provider.ts';
+import { etcHostnameHostname, hostnamectlHostname } from '../src/resources/hostname/provider.ts';
 import { hostnameType } from '../src/resources/hostname/type.ts';
 import { aptProvider } from '../src/resources/package/apt.ts';
 import { packageType } from '../src/resources/package/type.ts';
 import { systemdService } from '../src/resources/service/systemd.ts';
 import { serviceType } from '../src/resources/service/type.ts';
 import { preludeFor } from '../src/resources/shell-prelude.ts';
+import { shellQuote } from '../src/lib/shell.ts';
 import { linuxSysctl } from '../src/resources/sysctl/provider.ts';
 import { sysctlType } from '../src/resources/sysctl/type.ts';
 import { shadowUser } from '../src/resources/user/shadow.ts';
+import { busyboxUser } from '../src/resources/user/busybox.ts';
 import { userType } from '../src/resources/user/type.ts';
 import type { Provider, ResolveContext } from '../src/resources/type.ts';
 import type { Report } from './helpers/converge.ts';
@@ -35,6 +40,7 @@ import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.
 const DEBIAN = (builtinOsTables().find((t) => t.file.endsWith('/debian.yaml'))!.doc as Record<string, Record<string, unknown>>).debian!;
 
 const why = labUnavailable();
+const noBusybox = existsSync('/bin/busybox') ? undefined : 'busybox is not installed here (scripts/install.sh installs it): the BusyBox case is skipped';
 if (why) {
   test(`LAB TESTS SKIPPED: shell traits on a lab host: ${why}`, { skip: why }, () => {});
   process.stderr.write(`\n*** LAB TESTS SKIPPED: ${why} ***\n\n`);
@@ -42,7 +48,8 @@ if (why) {
   let lab: Lab;
   let host: LabHost;
   before(async () => {
-    lab = await startLab(1, { repo: true });
+    // BusyBox (this machine's, when it has it) for the BusyBox family's fragments.
+    lab = await startLab(1, { repo: true, ...(noBusybox ? {} : { binds: [{ source: realpathSync('/bin/busybox'), target: '/opt/busybox', readOnly: true }] }) });
     host = lab.hosts[0]!;
   });
   after(() => lab?.stop());
@@ -80,7 +87,8 @@ if (why) {
    * The exported script's turn at one node: check fails, apply converges, check passes; a second
    * apply changes nothing `observe` shows; `cairn plan` of `part` reports `unchanged <ref>`.
    */
-  async function converges(provider: Provider, desired: Attrs, observe: string, part: string, ref: string): Promise<string> {
+  async function converges(provider: Provider, desired: Attrs, observe: string, part: string, ref: string, run = sh): Promise<string> {
+    const sh = run;
     const check = provider.shell!.check(desired, DEBIAN);
     const apply = provider.shell!.apply(desired, desired.ensure === 'absent' ? 'destroy' : 'create', DEBIAN);
     const before = await sh(check);
@@ -245,5 +253,34 @@ if (why) {
     state = await converges(linuxSysctl, parsed(sysctlType, { name: 'net.ipv4.ip_forward', value: 1, persist: false }), SYSCTL,
       '    - sysctl: net.ipv4.ip_forward\n      value: 1\n      persist: false\n', 'sysctl:net.ipv4.ip_forward');
     assert.ok(state.endsWith('applied at boot. Lines Cairn does not manage are kept.\nnet.ipv4.ping_group_range = 0  2000\n'), state);
+  });
+
+  test('the BusyBox family\'s fragments under BusyBox ash with only its applets (no getent, no usermod): user fields rewritten, a uid change refused, hostname, sysctl', { skip: noBusybox }, async () => {
+    // Debian's BusyBox has no adduser or crontab applets: the user exists already, in its groups.
+    await out('useradd -m -s /bin/sh bob && groupadd crew && usermod -aG crew bob');
+    const bb = (fragment: string) => host.sh('mkdir -p /tmp/bb && for a in $(/opt/busybox --list); do ln -sf /opt/busybox "/tmp/bb/$a"; done && ' +
+      `PATH=/tmp/bb /opt/busybox sh -c ${shellQuote(`${preludeFor([fragment])}\n${fragment}`)}`);
+    assert.equal((await bb('command -v getent || command -v usermod || echo none')).stdout, 'none\n');
+
+    const user = (a: Record<string, unknown>) => parsed(userType, { name: 'bob', ...a });
+    const PASSWD = "stat -c %Y.%i /etc/passwd; grep '^bob:' /etc/passwd";
+    let state = await converges(busyboxUser, user({ shell: '/bin/dash', home: '/srv/bob', comment: 'Bob, B', groups: ['crew'] }), PASSWD,
+      "    - user: bob\n      shell: /bin/dash\n      home: /srv/bob\n      comment: 'Bob, B'\n      groups: [crew]\n", 'user:bob', bb);
+    assert.match(state, /^bob:x:\d+:\d+:Bob, B:\/srv\/bob:\/bin\/dash$/m);
+    assert.equal(await out('stat -c %a /etc/passwd'), '644\n');
+
+    const refused = await bb(busyboxUser.shell!.apply(user({ uid: 4242 }), 'update'));
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /BusyBox cannot change the uid of an existing user \(it has no usermod\)/);
+    assert.equal(await out(PASSWD), state);
+
+    state = await converges(etcHostnameHostname, parsed(hostnameType, { name: 'busybox-1' }), 'uname -n; cat /etc/hostname; stat -c %Y.%i /etc/hostname',
+      '    - hostname: busybox-1\n', 'hostname:busybox-1', bb);
+    assert.match(state, /^busybox-1\nbusybox-1\n/);
+
+    await out('sysctl -w net.ipv4.tcp_syncookies=0 >/dev/null');
+    state = await converges(linuxSysctl, parsed(sysctlType, { name: 'net.ipv4.tcp_syncookies', value: 1 }), 'sysctl -n net.ipv4.tcp_syncookies; cat /etc/sysctl.d/99-cairn.conf',
+      '    - sysctl: net.ipv4.tcp_syncookies\n      value: 1\n', 'sysctl:net.ipv4.tcp_syncookies', bb);
+    assert.match(state, /^1\n[^]*\nnet\.ipv4\.tcp_syncookies = 1\n$/);
   });
 }
