@@ -5,8 +5,9 @@
  * ones its fragments use, and what those use in turn: `preludeFor(fragments)`.
  *
  * The functions return non-zero on failure and say why on stderr, so a fragment chains them with
- * `&&` and works with or without `set -e`. Values reach them as arguments, and awk reads them
- * from the environment (`-v` would expand backslashes).
+ * `&&`; they work with or without `set -e` (no command whose failure is expected stands alone).
+ * Values reach them as arguments, and awk reads them from the environment (`-v` would expand
+ * backslashes).
  */
 import { shellQuote } from '../lib/shell.ts';
 
@@ -401,7 +402,7 @@ cairn_systemd_enabled() {
 cairn_systemd_unit() {
   cairn_systemd_known "$1" && return 0
   systemctl daemon-reload && cairn_systemd_known "$1" && return 0
-  systemctl status --no-pager --lines=0 -- "$1" >&2
+  systemctl status --no-pager --lines=0 -- "$1" >&2 || true
   return 1
 }`,
 
@@ -411,14 +412,15 @@ cairn_systemd_do() {
   if [ "$(systemctl show -p NeedDaemonReload --value -- "$2")" = yes ]; then systemctl daemon-reload || return 1; fi
   if systemctl "$1" -- "$2" && sleep 1 && cairn_systemd_running "$2"; then return 0; fi
   if [ "$(systemctl show -p Type --value -- "$2")" = oneshot ] && [ "$(systemctl show -p Result --value -- "$2")" = success ]; then return 0; fi
-  journalctl -u "$2" -n 20 --no-pager -q >&2
+  journalctl -u "$2" -n 20 --no-pager -q >&2 || true
   cairn_refuse "$2 is not running after $1"
 }`,
 
   cairn_openrc_running: `# cairn_openrc_running SERVICE: started, starting, or inactive (started, waiting for something).
 cairn_openrc_running() {
-  rc-service "$1" status >/dev/null 2>&1
-  case $? in 0 | 8 | 16) return 0 ;; esac
+  local code=0
+  rc-service "$1" status >/dev/null 2>&1 || code=$?
+  case $code in 0 | 8 | 16) return 0 ;; esac
   return 1
 }`,
 
@@ -430,18 +432,18 @@ cairn_openrc_levels() {
   cairn_openrc_service: `# cairn_openrc_service SERVICE: OpenRC has an init script for it; fails in its words when not.
 cairn_openrc_service() {
   rc-service --exists "$1" && return 0
-  rc-service "$1" status >&2
+  rc-service "$1" status >&2 || true
   return 1
 }`,
 
   cairn_openrc_do: `# cairn_openrc_do start|restart|reload SERVICE: does it (a crashed service, still marked started, is
 # restarted), then makes sure it runs a second later.
 cairn_openrc_do() {
-  local verb="$1"
-  rc-service "$2" status >/dev/null 2>&1
-  case $? in 32 | 64) [ "$verb" != start ] || verb=restart ;; esac
+  local verb="$1" code=0
+  rc-service "$2" status >/dev/null 2>&1 || code=$?
+  case $code in 32 | 64) [ "$verb" != start ] || verb=restart ;; esac
   rc-service "$2" "$verb" && sleep 1 && cairn_openrc_running "$2" && return 0
-  rc-service "$2" status >&2
+  rc-service "$2" status >&2 || true
   cairn_refuse "$2 is not running after $verb"
 }`,
 };
