@@ -54,8 +54,8 @@ if (why) {
   });
   after(() => lab?.stop());
 
-  /** Runs a fragment as the exported script would: after the functions it calls. */
-  const sh = (fragment: string) => host.sh(`${preludeFor([fragment])}\n${fragment}`);
+  /** Runs a fragment as an exported script would: after the functions it calls (and under `set -e`, which they bear). */
+  const sh = (fragment: string) => host.sh(`set -e\n${preludeFor([fragment])}\n${fragment}`);
   const out = async (command: string) => {
     const r = await host.sh(command);
     assert.equal(r.code, 0, `${command}: ${r.stderr}`);
@@ -259,7 +259,7 @@ if (why) {
     // Debian's BusyBox has no adduser or crontab applets: the user exists already, in its groups.
     await out('useradd -m -s /bin/sh bob && groupadd crew && usermod -aG crew bob');
     const bb = (fragment: string) => host.sh('mkdir -p /tmp/bb && for a in $(/opt/busybox --list); do ln -sf /opt/busybox "/tmp/bb/$a"; done && ' +
-      `PATH=/tmp/bb /opt/busybox sh -c ${shellQuote(`${preludeFor([fragment])}\n${fragment}`)}`);
+      `PATH=/tmp/bb /opt/busybox sh -c ${shellQuote(`set -e\n${preludeFor([fragment])}\n${fragment}`)}`);
     assert.equal((await bb('command -v getent || command -v usermod || echo none')).stdout, 'none\n');
 
     const user = (a: Record<string, unknown>) => parsed(userType, { name: 'bob', ...a });
