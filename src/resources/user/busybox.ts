@@ -14,6 +14,10 @@ import { changed, createsHome, groupName, implicitGroup, memberOf, readUser, she
 import { shellCommand, shellQuote } from '../../lib/shell.ts';
 import { shellRefusal } from '../shell-prelude.ts';
 
+/** Why a uid or gid cannot change here, and the way out. */
+const noUsermod = (attribute: string) =>
+  `BusyBox cannot change the ${attribute} of an existing user (it has no usermod): install the shadow package and give this part provider: shadow`;
+
 /** BusyBox resolves -G by name only: a gid the database knows is passed as its group's name. */
 function primaryGroup(accounts: Accounts, gid: unknown): string {
   return groupName(accounts, String(gid)) ?? String(gid);
@@ -77,7 +81,7 @@ export const busyboxUser = defineProvider<typeof userType>({
       const change: string[] = [];
       for (const { attribute, test } of shellAttributeTests(desired)) {
         if (attribute === 'uid' || attribute === 'gid') {
-          change.push(`{ ${test} || ${shellRefusal(`BusyBox cannot change the ${attribute} of an existing user (it has no usermod): install the shadow package and give this part provider: shadow`)}; }`);
+          change.push(`{ ${test} || ${shellRefusal(noUsermod(attribute))}; }`);
         } else if (attribute !== 'groups') {
           const field = { comment: 5, home: 6, shell: 7 }[attribute];
           change.push(`{ ${test} || cairn_passwd_set ${name} ${field} ${shellQuote(String(desired[attribute]))}; }`);
@@ -112,7 +116,7 @@ export const busyboxUser = defineProvider<typeof userType>({
     }
     for (const attr of ['uid', 'gid'] as const) {
       if (changed(desired, current, attr)) {
-        throw new ApplyError(`BusyBox cannot change the ${attr} of an existing user (it has no usermod): install the shadow package and give this part provider: shadow`);
+        throw new ApplyError(noUsermod(attr));
       }
     }
     const fields: { comment?: string; home?: string; shell?: string } = {};
