@@ -304,13 +304,19 @@ export interface Provider<T extends { schema: z.ZodType } = ResourceType> {
 
 /**
  * A provider's work written as POSIX sh fragments (dash and busybox ash), for a run exported as
- * one script: `check` exits 0 when the node is in sync, `apply` converges it, `refresh` is what a
- * notification runs. Values reach the fragments already quoted (lib/shell.ts).
+ * one script: `check` exits 0 when the node is in sync, `apply` converges it from any state (the
+ * script runs it after `check` failed; `action` is a hint), `refresh` is what a notification runs.
+ * Values reach the fragments already quoted (lib/shell.ts). Fragments may call the functions of
+ * resources/shell-prelude.ts: a script defines those its fragments use (`preludeFor`).
+ *
+ * `os` is the target's OS tables (`it.os`, what `ctx.os` is to `apply`): the OS's own package and
+ * service names and paths come from there, so an exporter passes them; without them names are
+ * used as the part writes them.
  */
 export interface ShellProvider<T extends { schema: z.ZodType } = ResourceType> {
-  check(desired: Desired<T>): string;
-  apply(desired: Desired<T>, action: Action): string;
-  refresh?(desired: Desired<T>): string;
+  check(desired: Desired<T>, os?: Record<string, unknown>): string;
+  apply(desired: Desired<T>, action: Action, os?: Record<string, unknown>): string;
+  refresh?(desired: Desired<T>, os?: Record<string, unknown>): string;
 }
 
 /** Declares a provider of one type, keeping its attribute types (`defineProvider<typeof fileType>({…})`). */

@@ -5,6 +5,7 @@
  * `~/.ssh` 0700) owned by the user and the user's primary group.
  */
 import { dirname } from 'node:path';
+import { shellCommand } from '../../lib/shell.ts';
 import type { Stat } from '../../executors/types.ts';
 import { readAccounts, type PasswdEntry } from '../accounts.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
@@ -52,6 +53,22 @@ export const sshAuthorizedKey = defineProvider<typeof authorizedKeyType>({
   type: 'authorized_key',
   name: 'openssh',
   suitable: () => true,
+
+  // The key is known by its type and body; the file is edited atomically, its other lines kept
+  // (resources/shell-prelude.ts: cairn_key_is, cairn_authorized_key).
+  shell: {
+    check(desired) {
+      const { type, body } = identity(desired);
+      const args = [desired.user, type, body, ...(typeof desired.options === 'string' ? [desired.options] : [])];
+      const test = shellCommand(['cairn_key_is', ...args]);
+      return desired.ensure === 'absent' ? `! ${test}` : test;
+    },
+    apply(desired) {
+      const { type, body } = identity(desired);
+      const line = desired.ensure === 'absent' ? [] : [keyLineOf(desired.key, typeof desired.options === 'string' ? desired.options : undefined)];
+      return shellCommand(['cairn_authorized_key', desired.user, type, body, ...line]);
+    },
+  },
 
   async read(ctx, desired) {
     const { type, body } = identity(desired);

@@ -1,7 +1,8 @@
 import { outputTail } from '../commands.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { cronType } from './type.ts';
-import { findJob, parseCrontab, renderCrontab, withJob, type Crontab, type CronJob } from './crontab.ts';
+import { findJob, formatJob, parseCrontab, renderCrontab, withJob, type Crontab, type CronJob } from './crontab.ts';
+import { shellCommand } from '../../lib/shell.ts';
 
 type CronAttributes = Desired<typeof cronType>;
 
@@ -37,6 +38,13 @@ export const crontabCron = defineProvider<typeof cronType>({
   name: 'crontab',
   // Vixie/Debian cron, cronie, BusyBox and FreeBSD all take these arguments.
   suitable: () => true,
+
+  // The entry under its `# cairn: <name>` marker; every other line of the crontab kept
+  // (resources/shell-prelude.ts: cairn_cron_is, cairn_cron_set).
+  shell: {
+    check: (desired) => shellCommand(['cairn_cron_is', desired.user, desired.name, desired.ensure === 'absent' ? '' : formatJob(jobOf(desired))]),
+    apply: (desired) => shellCommand(['cairn_cron_set', desired.user, desired.name, ...(desired.ensure === 'absent' ? [] : [formatJob(jobOf(desired))])]),
+  },
 
   async read(ctx, desired) {
     const user = desired.user;

@@ -6,8 +6,12 @@
 import { defineProvider, ApplyError, type Current, type ProviderContext, type Desired } from '../type.ts';
 import type { groupType } from './type.ts';
 import { isAlpine, readAccounts, runTool } from '../accounts.ts';
+import { shellCommand, shellQuote } from '../../lib/shell.ts';
+import { shellRefusal } from '../shell-prelude.ts';
 
 type GroupAttributes = Desired<typeof groupType>;
+
+const BUSYBOX_NO_GROUPMOD = 'BusyBox cannot change the gid of an existing group (it has no groupmod): install the shadow package and give this part provider: shadow';
 
 async function readGroup(ctx: ProviderContext, desired: GroupAttributes): Promise<Current<typeof groupType>> {
   const entry = (await readAccounts(ctx)).groups.get(desired.name);
@@ -19,11 +23,37 @@ function gidArgs(desired: GroupAttributes): string[] {
   return desired.gid !== undefined ? ['-g', String(desired.gid)] : [];
 }
 
+// ---- as shell, for `cairn export` (resources/shell-prelude.ts has the functions) ----
+
+function shellGroupInSync(desired: GroupAttributes): string {
+  const name = shellQuote(desired.name);
+  if (desired.ensure === 'absent') return `! cairn_getent group ${name} >/dev/null`;
+  return desired.gid !== undefined ? `cairn_group_gid_is ${name} ${desired.gid}` : `cairn_getent group ${name} >/dev/null`;
+}
+
+/** `create` when the group is missing, `change` (a gid that differs) when it is there; `remove` when absent. */
+function shellGroupConverge(desired: GroupAttributes, commands: { create: string; system: string; change: (gid: number) => string; remove: string }): string {
+  const name = shellQuote(desired.name);
+  if (desired.ensure === 'absent') return `if cairn_getent group ${name} >/dev/null; then ${commands.remove} ${name}; fi`;
+  const change = desired.gid !== undefined ? `cairn_group_gid_is ${name} ${desired.gid} || ${commands.change(desired.gid)}` : 'true';
+  const create = shellCommand([commands.create, ...gidArgs(desired), ...(desired.system === true ? [commands.system] : [])]);
+  return `if cairn_getent group ${name} >/dev/null; then ${change}; else ${create} ${name}; fi`;
+}
+
 export const shadowGroup = defineProvider<typeof groupType>({
   type: 'group',
   name: 'shadow',
   suitable: (facts) => facts.kernel === 'linux' && !isAlpine(facts),
   read: readGroup,
+  shell: {
+    check: shellGroupInSync,
+    apply: (desired) => shellGroupConverge(desired, {
+      create: 'groupadd',
+      system: '-r',
+      change: (gid) => `groupmod -g ${gid} ${shellQuote(desired.name)}`,
+      remove: 'groupdel',
+    }),
+  },
   async apply(ctx, action, desired) {
     const name = desired.name;
     if (action === 'destroy') await runTool(ctx, ['groupdel', name]);
@@ -50,10 +80,19 @@ export const busyboxGroup = defineProvider<typeof groupType>({
   name: 'busybox',
   suitable: (facts) => isAlpine(facts),
   read: readGroup,
+  shell: {
+    check: shellGroupInSync,
+    apply: (desired) => shellGroupConverge(desired, {
+      create: 'addgroup',
+      system: '-S',
+      change: () => shellRefusal(BUSYBOX_NO_GROUPMOD),
+      remove: 'delgroup',
+    }),
+  },
   async apply(ctx, action, desired) {
     const name = desired.name;
     if (action === 'destroy') await runTool(ctx, ['delgroup', name]);
     else if (action === 'create') await runTool(ctx, ['addgroup', ...gidArgs(desired), ...(desired.system === true ? ['-S'] : []), name]);
-    else throw new ApplyError('BusyBox cannot change the gid of an existing group (it has no groupmod): install the shadow package and give this part provider: shadow');
+    else throw new ApplyError(BUSYBOX_NO_GROUPMOD);
   },
 });

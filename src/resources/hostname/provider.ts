@@ -6,6 +6,7 @@
 import { outputTail } from '../commands.ts';
 import { offers } from '../../executors/types.ts';
 import { osSetting } from '../os.ts';
+import { shellQuote } from '../../lib/shell.ts';
 import { defineProvider, ApplyError, type Current, type ProviderContext } from '../type.ts';
 import type { hostnameType } from './type.ts';
 
@@ -56,6 +57,12 @@ export const hostnamectlHostname = defineProvider<typeof hostnameType>({
   name: 'hostnamectl',
   suitable: (facts, os) => facts.kernel === 'linux' && osSetting(os, facts, 'init_system') === 'systemd',
 
+  // hostnamectl when systemd-hostnamed answers; else the file and the running name (a root being built, a rescue system).
+  shell: {
+    check: (desired) => `cairn_hostname_is ${shellQuote(desired.name)}`,
+    apply: (desired) => `{ command -v hostnamectl >/dev/null 2>&1 && hostnamectl set-hostname ${shellQuote(desired.name)}; } || cairn_set_hostname ${shellQuote(desired.name)}`,
+  },
+
   async read(ctx, desired) {
     return current(desired.name, await runningName(ctx, desired.name), await etcHostname(ctx));
   },
@@ -76,6 +83,11 @@ export const etcHostnameHostname = defineProvider<typeof hostnameType>({
   type: 'hostname',
   name: 'etc-hostname',
   suitable: (facts) => facts.kernel === 'linux',
+
+  shell: {
+    check: (desired) => `cairn_hostname_is ${shellQuote(desired.name)}`,
+    apply: (desired) => `cairn_set_hostname ${shellQuote(desired.name)}`,
+  },
 
   async read(ctx, desired) {
     return current(desired.name, await runningName(ctx, desired.name), await etcHostname(ctx));

@@ -6,7 +6,7 @@
 import type { Executor, RunResult } from '../../executors/types.ts';
 import { ApplyError } from '../type.ts';
 import { toolError } from '../commands.ts';
-import { addVersion, C_LOCALE, labelOf, mustRun, packageProvider, query, type PackageManager, type Versions } from './manager.ts';
+import { addVersion, C_LOCALE, labelOf, mustRun, packageProvider, query, type PackageManager, type PackageShell, type Versions } from './manager.ts';
 
 /** `name-version-rN`: apk versions always end in a release, so the name is what precedes them. */
 const NAME_VERSION = /^(.+)-([^-\s]+-r\d+)$/;
@@ -107,5 +107,22 @@ export function parseApkWorld(text: string): Set<string> {
   }
   return held;
 }
+
+/**
+ * apk's commands as shell, for `cairn export`: an install at a version writes `name=version` to
+ * the world file, which is apk's hold; released, the entry loses its version.
+ */
+export const apkShell: PackageShell = {
+  installed: (name) => `cairn_apk_version ${name} >/dev/null`,
+  // `1.2.3-r0`, or `1.2.3` for any release of it.
+  versionIs: (name, version) => `case $(cairn_apk_version ${name}) in ${version} | ${version}-r[0-9]*) true ;; *) false ;; esac`,
+  latest: (name) => `cairn_apk_latest ${name}`,
+  install: (name, version, upgrade) => `cairn_apk_add ${upgrade ? '--upgrade ' : ''}${version !== undefined ? `${name}=${version}` : name}`,
+  remove: (name) => `apk del --no-progress ${name}`,
+  held: (name) => `cairn_apk_held ${name}`,
+  hold: (name) => `cairn_apk_hold ${name}`,
+  release: (name) => `apk add --no-progress ${name}`,
+};
+apk.shell = apkShell;
 
 export const apkProvider = packageProvider(apk);

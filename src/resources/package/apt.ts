@@ -6,7 +6,7 @@
 import type { Executor, RunResult } from '../../executors/types.ts';
 import { ApplyError } from '../type.ts';
 import { toolError } from '../commands.ts';
-import { addVersion, C_LOCALE, labelOf, mustRun, packageProvider, query, type PackageManager, type Versions } from './manager.ts';
+import { addVersion, C_LOCALE, labelOf, mustRun, packageProvider, query, type PackageManager, type PackageShell, type Versions } from './manager.ts';
 
 /** Seconds apt-get waits for another apt or dpkg to release its lock, rather than failing at once. */
 export const APT_LOCK_TIMEOUT = 300;
@@ -124,5 +124,18 @@ export const apt: PackageManager = {
     },
   },
 };
+
+/** apt's commands as shell, for `cairn export`: the same apt-get options, apt-get update when an install fails. */
+export const aptShell: PackageShell = {
+  installed: (name) => `cairn_dpkg_version ${name} >/dev/null`,
+  versionIs: (name, version) => `[ "$(cairn_dpkg_version ${name})" = ${version} ]`,
+  latest: (name) => `cairn_apt_latest ${name}`,
+  install: (name, version) => (version !== undefined ? `cairn_apt_install --allow-downgrades ${name}=${version}` : `cairn_apt_install ${name}`),
+  remove: (name) => `cairn_apt_get remove ${name}`,
+  held: (name) => `cairn_apt_held ${name}`,
+  hold: (name) => `apt-mark hold ${name}`,
+  release: (name) => `apt-mark unhold ${name}`,
+};
+apt.shell = aptShell;
 
 export const aptProvider = packageProvider(apt);

@@ -8,7 +8,9 @@ import type { Executor, RunResult } from '../../executors/types.ts';
 import { must, toolError } from '../commands.ts';
 import { osName, uses } from '../os.ts';
 import { takePackageIndexChange, packageIndexChanged } from '../package-index.ts';
-import { ApplyError, type Current, type Provider, type ProviderContext, type Desired } from '../type.ts';
+import { shellQuote } from '../../lib/shell.ts';
+import { shellRefusal } from '../shell-prelude.ts';
+import { ApplyError, type Current, type Provider, type ProviderContext, type Desired, type ShellProvider } from '../type.ts';
 import type { packageType } from './type.ts';
 
 type PackageAttributes = Desired<typeof packageType>;
@@ -49,6 +51,27 @@ export interface PackageManager {
   holds?: Holds;
   /** Why this manager cannot hold a package, and what to do instead (when it has no `holds`). */
   noHold?: string;
+  /** The same commands as POSIX sh, for `cairn export` (resources/shell-prelude.ts has their functions). */
+  shell?: PackageShell;
+}
+
+/**
+ * A package manager's commands as shell text, each for one package (its name and version already
+ * quoted): tests that exit 0 when true, and actions. packageProvider composes them into a node's
+ * check and apply, with the same decisions its `apply` makes.
+ */
+export interface PackageShell {
+  installed(name: string): string;
+  /** Installed at `version` as the part spells it (apk: with or without its release). */
+  versionIs(name: string, version: string): string;
+  /** Installed, at the version the repositories offer. */
+  latest(name: string): string;
+  /** Installs (at `version`); `upgrade`: brings an installed package to the candidate. */
+  install(name: string, version: string | undefined, upgrade: boolean): string;
+  remove(name: string): string;
+  held(name: string): string;
+  hold(name: string): string;
+  release(name: string): string;
 }
 
 /** Holding a package at its installed version, so no upgrade moves it (`version:` pins, `hold:`). */
@@ -119,20 +142,53 @@ async function batched<T>(ctx: ProviderContext, key: string, name: string, names
   return (await load([name])).get(name);
 }
 
+/** Why a part cannot have a package the OS tables map to false (part of the base system), if it cannot. */
+function baseSystemRefusal(desired: PackageAttributes, os: string): string | undefined {
+  const why = `${desired.name} is part of the base system on ${os} (the OS tables map it to false)`;
+  if (desired.ensure === 'absent') return `${why}: it cannot be removed`;
+  if (desired.version !== undefined) return `${why}: its version cannot be chosen`;
+  if (desired.hold === true) return `${why}: it cannot be held`;
+  return undefined;
+}
+
 function baseSystem(ctx: ProviderContext, desired: PackageAttributes): Current<typeof packageType> {
-  const os = String(ctx.facts.distribution ?? ctx.facts.os_family ?? 'this OS');
-  const name = desired.name;
-  if (desired.ensure === 'absent') {
-    throw new ApplyError(`${name} is part of the base system on ${os} (the OS tables map it to false): it cannot be removed`);
-  }
-  if (desired.version !== undefined) {
-    throw new ApplyError(`${name} is part of the base system on ${os} (the OS tables map it to false): its version cannot be chosen`);
-  }
-  if (desired.hold === true) {
-    throw new ApplyError(`${name} is part of the base system on ${os} (the OS tables map it to false): it cannot be held`);
-  }
+  const refusal = baseSystemRefusal(desired, String(ctx.facts.distribution ?? ctx.facts.os_family ?? 'this OS'));
+  if (refusal) throw new ApplyError(refusal);
   // Nothing to install and nothing to ask: in sync as declared.
-  return { name, ensure: desired.ensure, ...(desired.hold !== undefined ? { hold: desired.hold } : {}) };
+  return { name: desired.name, ensure: desired.ensure, ...(desired.hold !== undefined ? { hold: desired.hold } : {}) };
+}
+
+/** Whether a node's package is where the part wants it, as a shell test (`name`: the OS's, quoted). */
+function shellInSync(sh: PackageShell, name: string, desired: PackageAttributes): string {
+  if (desired.ensure === 'absent') return `! ${sh.installed(name)}`;
+  const tests = [
+    desired.ensure === 'latest' ? sh.latest(name) : desired.version !== undefined ? sh.versionIs(name, shellQuote(desired.version)) : sh.installed(name),
+  ];
+  if (desired.hold === true) tests.push(sh.held(name));
+  else if (desired.hold === false) tests.push(`! ${sh.held(name)}`);
+  return tests.join(' && ');
+}
+
+/**
+ * `apply` as shell: what the TypeScript apply decides from its reading, decided by the script
+ * from the target's state when it runs. A held package is released to be moved or removed, and
+ * held again when its install fails.
+ */
+function shellConverge(sh: PackageShell, name: string, desired: PackageAttributes, manager: PackageManager): string {
+  if (desired.ensure === 'absent') return `if ${sh.installed(name)}; then { ! ${sh.held(name)} || ${sh.release(name)}; } && ${sh.remove(name)}; fi`;
+  const version = desired.version !== undefined ? shellQuote(desired.version) : undefined;
+  const placed = desired.ensure === 'latest' ? sh.latest(name) : version !== undefined ? sh.versionIs(name, version) : sh.installed(name);
+  const install = sh.install(name, version, desired.ensure === 'latest');
+  const steps = [
+    `if ! ${placed}; then\n  if ${sh.held(name)}; then ${sh.release(name)} && { ${install} || { ${sh.hold(name)}; false; }; }; else ${install}; fi\nfi`,
+  ];
+  if (desired.hold === true) {
+    if (!manager.holds) return shellRefusal(manager.noHold ?? `${manager.name} cannot hold packages`);
+    steps.push(`{ ${sh.held(name)} || ${sh.hold(name)}; }`);
+  } else if (desired.hold === false) {
+    steps.push(`{ ! ${sh.held(name)} || ${sh.release(name)}; }`);
+  }
+  return steps.join(' &&\n');
 }
 
 export function packageProvider(manager: PackageManager): Provider<typeof packageType> {
@@ -155,10 +211,25 @@ export function packageProvider(manager: PackageManager): Provider<typeof packag
       ? ctx.batch(`package:${manager.name}:holds`, () => manager.holds!.list(ctx.exec)).then((held) => held.has(name))
       : Promise.resolve(false);
 
+  const sh = manager.shell;
   return {
     type: 'package',
     name: manager.name,
     suitable: uses('package_manager', ...manager.serves),
+    ...(sh ? {
+      shell: {
+        check(desired, os = {}) {
+          const name = osName(os, 'packages', desired.name);
+          if (name === null) return baseSystemRefusal(desired, 'this OS') ? 'false' : 'true';
+          return shellInSync(sh, shellQuote(name), desired);
+        },
+        apply(desired, _action, os = {}) {
+          const name = osName(os, 'packages', desired.name);
+          if (name === null) return shellRefusal(baseSystemRefusal(desired, 'this OS') ?? `${desired.name} is part of the base system`);
+          return shellConverge(sh, shellQuote(name), desired, manager);
+        },
+      } satisfies ShellProvider<typeof packageType>,
+    } : {}),
 
     async read(ctx, desired) {
       const name = osName(ctx.os, 'packages', desired.name);

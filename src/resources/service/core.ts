@@ -6,7 +6,8 @@
 import { outputTail } from '../commands.ts';
 import { offers, type RunResult } from '../../executors/types.ts';
 import { osName } from '../os.ts';
-import { ApplyError, type ApplyOutcome, type Provider, type ProviderContext, type Desired } from '../type.ts';
+import { shellQuote } from '../../lib/shell.ts';
+import { ApplyError, type ApplyOutcome, type Provider, type ProviderContext, type Desired, type ShellProvider } from '../type.ts';
 import type { serviceType } from './type.ts';
 
 type ServiceAttributes = Desired<typeof serviceType>;
@@ -164,11 +165,68 @@ async function unknown(ctx: ProviderContext, init: InitSystem, name: string, des
   throw new ApplyError(outputTail(`${r.stdout}\n${r.stderr}`, 20) || `${init.name}: service ${name} not found`);
 }
 
-export function serviceProvider(init: InitSystem, suitable: Provider['suitable']): Provider<typeof serviceType> {
+/**
+ * An init system's commands as shell text, for `cairn export`, each for one service (its name
+ * already quoted): tests that exit 0 when true, and actions (resources/shell-prelude.ts has their
+ * functions). serviceProvider composes them with the decisions its `apply` and `refresh` make.
+ */
+export interface InitShell {
+  /** The init system knows the service (a test: no side effect, nothing said). */
+  known(name: string): string;
+  /** Makes sure the init system knows the service (looking again for new ones), else fails in its words. */
+  found(name: string): string;
+  running(name: string): string;
+  /** `want`: whether it should start at boot; true when it is as wanted or that is not the init system's to change. */
+  enabled(name: string, want: boolean): string;
+  /** Starts, restarts or reloads, then makes sure it runs. */
+  act(name: string, verb: Verb): string;
+  stop(name: string): string;
+  enable(name: string): string;
+  disable(name: string): string;
+}
+
+/** The OS's name for a service, from the tables an exporter passes (`ssh-server` → `ssh` on Debian). */
+function shellServiceName(os: Record<string, unknown>, desired: ServiceAttributes): string {
+  return shellQuote(osName(os, 'services', desired.name) ?? desired.name);
+}
+
+function serviceShell(sh: InitShell): ShellProvider<typeof serviceType> {
+  return {
+    check(desired, os = {}) {
+      const name = shellServiceName(os, desired);
+      const tests = [sh.known(name)];
+      if (desired.ensure === 'running') tests.push(sh.running(name));
+      else if (desired.ensure === 'stopped') tests.push(`! ${sh.running(name)}`);
+      if (typeof desired.enable === 'boolean') tests.push(sh.enabled(name, desired.enable));
+      return tests.join(' && ');
+    },
+    apply(desired, _action, os = {}) {
+      const name = shellServiceName(os, desired);
+      const steps = [sh.found(name)];
+      if (desired.ensure === 'running') steps.push(`{ ${sh.running(name)} || ${sh.act(name, 'start')}; }`);
+      else if (desired.ensure === 'stopped') steps.push(`{ ! ${sh.running(name)} || ${sh.stop(name)}; }`);
+      if (typeof desired.enable === 'boolean') {
+        steps.push(`{ ${sh.enabled(name, desired.enable)} || ${desired.enable ? sh.enable(name) : sh.disable(name)}; }`);
+      }
+      return steps.join(' &&\n');
+    },
+    // As `refresh` below: a service meant to be stopped, or not running and not asked to run, is left alone.
+    refresh(desired, os = {}) {
+      if (desired.ensure === 'stopped') return 'true';
+      const name = shellServiceName(os, desired);
+      const verb: Verb = desired.reload === true ? 'reload' : 'restart';
+      const otherwise = desired.ensure === 'running' ? `else ${sh.act(name, 'start')}; ` : '';
+      return `${sh.found(name)} &&\nif ${sh.running(name)}; then ${sh.act(name, verb)}; ${otherwise}fi`;
+    },
+  };
+}
+
+export function serviceProvider(init: InitSystem, suitable: Provider['suitable'], shell?: InitShell): Provider<typeof serviceType> {
   return {
     type: 'service',
     name: init.name,
     suitable,
+    ...(shell ? { shell: serviceShell(shell) } : {}),
 
     /** Absent when the init system does not know the service: the apply then fails in its words. */
     async read(ctx, desired) {

@@ -6,7 +6,7 @@ import { must } from '../commands.ts';
 import { uses } from '../os.ts';
 import type { ProviderContext } from '../type.ts';
 import type { RunResult } from '../../executors/types.ts';
-import { serviceProvider, type Health, type InitSystem, type ServiceStatus } from './core.ts';
+import { serviceProvider, type Health, type InitShell, type InitSystem, type ServiceStatus } from './core.ts';
 
 // Terminal colours, should a tool print them anyway.
 // eslint-disable-next-line no-control-regex
@@ -98,4 +98,16 @@ export const openrc: InitSystem = {
   health: async (ctx, name) => healthFromRcService(await ctx.exec.run(['rc-service', name, 'status'])),
 };
 
-export const openrcService = serviceProvider(openrc, uses('init_system', 'openrc'));
+/** OpenRC's commands as shell, for `cairn export`: a disable takes the service out of every runlevel it starts in. */
+export const openrcShell: InitShell = {
+  known: (name) => `rc-service --exists ${name}`,
+  found: (name) => `cairn_openrc_service ${name}`,
+  running: (name) => `cairn_openrc_running ${name}`,
+  enabled: (name, want) => `[ ${want ? '-n' : '-z'} "$(cairn_openrc_levels ${name})" ]`,
+  act: (name, verb) => `cairn_openrc_do ${verb} ${name}`,
+  stop: (name) => `rc-service ${name} stop`,
+  enable: (name) => `rc-update add ${name} default`,
+  disable: (name) => `rc-update del ${name} $(cairn_openrc_levels ${name})`,
+};
+
+export const openrcService = serviceProvider(openrc, uses('init_system', 'openrc'), openrcShell);

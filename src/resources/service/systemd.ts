@@ -5,7 +5,7 @@
 import { must, outputTail } from '../commands.ts';
 import { uses } from '../os.ts';
 import { type ProviderContext } from '../type.ts';
-import { serviceProvider, type Health, type InitSystem, type ServiceStatus, type Verb } from './core.ts';
+import { serviceProvider, type Health, type InitShell, type InitSystem, type ServiceStatus, type Verb } from './core.ts';
 
 const PROPERTIES = 'Id,LoadState,ActiveState,SubState,UnitFileState,NeedDaemonReload';
 
@@ -156,4 +156,16 @@ export const systemd: InitSystem = {
   },
 };
 
-export const systemdService = serviceProvider(systemd, uses('init_system', 'systemd'));
+/** systemd's commands as shell, for `cairn export` (the functions are resources/shell-prelude.ts's). */
+export const systemdShell: InitShell = {
+  known: (name) => `cairn_systemd_known ${name}`,
+  found: (name) => `cairn_systemd_unit ${name}`,
+  running: (name) => `cairn_systemd_running ${name}`,
+  enabled: (name, want) => `cairn_systemd_enabled ${name} ${want ? 'yes' : 'no'}`,
+  act: (name, verb) => `cairn_systemd_do ${verb} ${name}`,
+  stop: (name) => `systemctl stop -- ${name}`,
+  enable: (name) => `systemctl enable -- ${name}`,
+  disable: (name) => `systemctl disable -- ${name}`,
+};
+
+export const systemdService = serviceProvider(systemd, uses('init_system', 'systemd'), systemdShell);

@@ -6,7 +6,8 @@
 import { outputTail } from '../commands.ts';
 import { dirname } from 'node:path';
 import { freebsdConfPath, linuxConfPath } from './paths.ts';
-import { ApplyError, type Provider, type ProviderContext } from '../type.ts';
+import { ApplyError, type Provider, type ProviderContext, type ShellProvider } from '../type.ts';
+import { shellCommand, shellQuote } from '../../lib/shell.ts';
 import type { sysctlType } from './type.ts';
 
 interface Flavour {
@@ -135,11 +136,34 @@ function complaintAbout(stderr: string, name: string): string {
   return lines.join('\n') || outputTail(stderr) || `sysctl printed no value for ${name}`;
 }
 
-function sysctlProvider(name: string, kernel: string, flavour: Flavour): Provider<typeof sysctlType> {
+/**
+ * The Linux provider as shell, for `cairn export`: `sysctl -w` when the kernel's value differs,
+ * and the parameter's line in the tables' sysctl.d file (resources/shell-prelude.ts: cairn_sysctl_is,
+ * cairn_sysctl_kept, cairn_sysctl_conf, cairn_edit).
+ */
+const linuxShell: ShellProvider<typeof sysctlType> = {
+  check(desired, os = {}) {
+    const key = keyOf(desired.name);
+    const kept = desired.persist === false ? '' : normalizeValue(desired.value);
+    return `${shellCommand(['cairn_sysctl_is', key, normalizeValue(desired.value)])} && ${shellCommand(['cairn_sysctl_kept', LINUX.confPath(os), key, kept])}`;
+  },
+  apply(desired, _action, os = {}) {
+    const key = keyOf(desired.name);
+    const path = LINUX.confPath(os);
+    const live = `{ ${shellCommand(['cairn_sysctl_is', key, normalizeValue(desired.value)])} || ${shellCommand(['sysctl', '-w', `${desired.name}=${desired.value}`])} >/dev/null; }`;
+    const kept = desired.persist === false
+      ? `{ [ ! -f ${shellQuote(path)} ] || ${shellCommand(['cairn_edit', path, '644', '', 'cairn_sysctl_conf', 'edit', key])}; }`
+      : `${shellCommand(['mkdir', '-p', dirname(path)])} && ${shellCommand(['cairn_edit', path, '644', '', 'cairn_sysctl_conf', 'edit', key, LINUX.confLine(desired.name, desired.value), LINUX.confHeader])}`;
+    return `${live} &&\n${kept}`;
+  },
+};
+
+function sysctlProvider(name: string, kernel: string, flavour: Flavour, shell?: ShellProvider<typeof sysctlType>): Provider<typeof sysctlType> {
   return {
     type: 'sysctl',
     name,
     suitable: (facts) => facts.kernel === kernel,
+    ...(shell ? { shell } : {}),
 
     async read(ctx, desired) {
       const key = keyOf(desired.name);
@@ -175,5 +199,5 @@ function sysctlProvider(name: string, kernel: string, flavour: Flavour): Provide
   };
 }
 
-export const linuxSysctl = sysctlProvider('procps', 'linux', LINUX);
+export const linuxSysctl = sysctlProvider('procps', 'linux', LINUX, linuxShell);
 export const freebsdSysctl = sysctlProvider('freebsd', 'freebsd', FREEBSD);

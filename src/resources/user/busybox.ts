@@ -10,7 +10,13 @@
 import { defineProvider, ApplyError, type ProviderContext } from '../type.ts';
 import type { userType } from './type.ts';
 import { isAlpine, readAccounts, runTool, type Accounts } from '../accounts.ts';
-import { changed, createsHome, groupName, implicitGroup, memberOf, readUser } from './state.ts';
+import { changed, createsHome, groupName, implicitGroup, memberOf, readUser, shellAttributeTests, shellCreate, shellUserInSync } from './state.ts';
+import { shellCommand, shellQuote } from '../../lib/shell.ts';
+import { shellRefusal } from '../shell-prelude.ts';
+
+/** Why a uid or gid cannot change here, and the way out. */
+const noUsermod = (attribute: string) =>
+  `BusyBox cannot change the ${attribute} of an existing user (it has no usermod): install the shadow package and give this part provider: shadow`;
 
 /** BusyBox resolves -G by name only: a gid the database knows is passed as its group's name. */
 function primaryGroup(accounts: Accounts, gid: unknown): string {
@@ -51,6 +57,41 @@ export const busyboxUser = defineProvider<typeof userType>({
   suitable: (facts) => isAlpine(facts),
   read: readUser,
 
+  shell: {
+    check: shellUserInSync,
+    apply(desired) {
+      const name = shellQuote(desired.name);
+      if (desired.ensure === 'absent') {
+        return `if cairn_getent passwd ${name} >/dev/null; then deluser ${desired.remove_home === true ? '--remove-home ' : ''}${name}; fi`;
+      }
+      const groups = desired.groups ? ['cairn_busybox_groups', name, ...desired.groups.map(shellQuote)].join(' ') : undefined;
+      const args = ['-D'];
+      if (desired.system === true) args.push('-S');
+      if (!createsHome(desired)) args.push('-H');
+      if (desired.uid !== undefined) args.push('-u', String(desired.uid));
+      // BusyBox resolves -G by name only: a number is passed as its group's name.
+      const primary = desired.gid !== undefined ? `-G "$(cairn_group_names ${shellQuote(String(desired.gid))})" ` : '';
+      const rest = shellCommand([
+        ...args,
+        ...(desired.home !== undefined ? ['-h', desired.home] : []),
+        ...(desired.shell !== undefined ? ['-s', desired.shell] : []),
+        ...(desired.comment !== undefined ? ['-g', desired.comment] : []),
+      ]);
+      const create = shellCreate(desired, (group) => `adduser ${primary}${group ? `-G ${group} ` : ''}${rest} ${name}`);
+      const change: string[] = [];
+      for (const { attribute, test } of shellAttributeTests(desired)) {
+        if (attribute === 'uid' || attribute === 'gid') {
+          change.push(`{ ${test} || ${shellRefusal(noUsermod(attribute))}; }`);
+        } else if (attribute !== 'groups') {
+          const field = { comment: 5, home: 6, shell: 7 }[attribute];
+          change.push(`{ ${test} || cairn_passwd_set ${name} ${field} ${shellQuote(String(desired[attribute]))}; }`);
+        }
+      }
+      if (groups) change.push(groups);
+      return `if cairn_getent passwd ${name} >/dev/null; then\n  ${change.length ? change.join(' &&\n  ') : 'true'}\nelse\n  ${create}${groups ? ` &&\n  ${groups}` : ''}\nfi`;
+    },
+  },
+
   async apply(ctx, action, desired, current) {
     const name = desired.name;
     if (action === 'destroy') {
@@ -75,7 +116,7 @@ export const busyboxUser = defineProvider<typeof userType>({
     }
     for (const attr of ['uid', 'gid'] as const) {
       if (changed(desired, current, attr)) {
-        throw new ApplyError(`BusyBox cannot change the ${attr} of an existing user (it has no usermod): install the shadow package and give this part provider: shadow`);
+        throw new ApplyError(noUsermod(attr));
       }
     }
     const fields: { comment?: string; home?: string; shell?: string } = {};

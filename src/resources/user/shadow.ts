@@ -6,7 +6,8 @@
 import { defineProvider } from '../type.ts';
 import type { userType } from './type.ts';
 import { isAlpine, readAccounts, runTool } from '../accounts.ts';
-import { accountOptions, createsHome, implicitGroup, readUser } from './state.ts';
+import { accountOptions, createsHome, implicitGroup, readUser, shellAttributeTests, shellCreate, shellUserInSync } from './state.ts';
+import { shellCommand, shellQuote } from '../../lib/shell.ts';
 
 export const shadowUser = defineProvider<typeof userType>({
   type: 'user',
@@ -15,6 +16,22 @@ export const shadowUser = defineProvider<typeof userType>({
   // asks for `provider: shadow`.
   suitable: (facts) => facts.kernel === 'linux' && !isAlpine(facts),
   read: readUser,
+
+  // useradd and usermod with every attribute the part gives.
+  shell: {
+    check: shellUserInSync,
+    apply(desired) {
+      const name = shellQuote(desired.name);
+      if (desired.ensure === 'absent') {
+        return `if cairn_getent passwd ${name} >/dev/null; then userdel ${desired.remove_home === true ? '-r ' : ''}${name}; fi`;
+      }
+      const options = shellCommand(accountOptions(desired, undefined));
+      const create = shellCreate(desired, (group) => ['useradd', options, group && `-g ${group}`, desired.system === true && '-r', createsHome(desired) ? '-m' : '-M', name].filter(Boolean).join(' '));
+      // usermod only when something differs, so a user in sync is not written again.
+      const change = options ? `{ ${shellAttributeTests(desired).map((t) => t.test).join(' && ')}; } || usermod ${options} ${name}` : 'true';
+      return `if cairn_getent passwd ${name} >/dev/null; then ${change}; else ${create}; fi`;
+    },
+  },
 
   async apply(ctx, action, desired, current) {
     const name = desired.name;

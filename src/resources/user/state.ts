@@ -6,6 +6,7 @@
 import { type Current, type ProviderContext, type Desired } from '../type.ts';
 import { readAccounts, type Accounts, type PasswdEntry } from '../accounts.ts';
 import type { userType } from './type.ts';
+import { shellQuote } from '../../lib/shell.ts';
 
 type UserAttributes = Desired<typeof userType>;
 
@@ -95,4 +96,44 @@ export function implicitGroup(accounts: Accounts, desired: UserAttributes): stri
   if (desired.gid !== undefined) return undefined;
   const name = desired.name;
   return accounts.groups.has(name) ? name : undefined;
+}
+
+// ---- the same, as shell for `cairn export` (resources/shell-prelude.ts has the functions) ----
+
+/** A primary group given by number is compared as the entry's number, one given by name through the group database. */
+function numeric(gid: string | number): boolean {
+  return typeof gid === 'number' || /^\d+$/.test(gid);
+}
+
+/** The tests of every user provider's check: exists, then each attribute the part gives. */
+export function shellUserInSync(desired: UserAttributes): string {
+  const name = shellQuote(desired.name);
+  if (desired.ensure === 'absent') return `! cairn_getent passwd ${name} >/dev/null`;
+  return [`cairn_getent passwd ${name} >/dev/null`, ...shellAttributeTests(desired).map((t) => t.test)].join(' && ');
+}
+
+/** Per attribute the part gives: a test that it is as asked. */
+export function shellAttributeTests(desired: UserAttributes): { attribute: 'uid' | 'gid' | 'groups' | 'home' | 'shell' | 'comment'; test: string }[] {
+  const name = shellQuote(desired.name);
+  const tests: { attribute: 'uid' | 'gid' | 'groups' | 'home' | 'shell' | 'comment'; test: string }[] = [];
+  if (desired.uid !== undefined) tests.push({ attribute: 'uid', test: `cairn_user_is ${name} 3 ${desired.uid}` });
+  if (desired.gid !== undefined) {
+    const gid = shellQuote(String(desired.gid));
+    tests.push({ attribute: 'gid', test: numeric(desired.gid) ? `cairn_user_is ${name} 4 ${gid}` : `cairn_user_gid_is ${name} ${gid}` });
+  }
+  if (desired.groups !== undefined) tests.push({ attribute: 'groups', test: ['cairn_user_groups_are', name, ...desired.groups.map(shellQuote)].join(' ') });
+  if (desired.home !== undefined) tests.push({ attribute: 'home', test: `cairn_user_is ${name} 6 ${shellQuote(desired.home)}` });
+  if (desired.shell !== undefined) tests.push({ attribute: 'shell', test: `cairn_user_is ${name} 7 ${shellQuote(desired.shell)}` });
+  if (desired.comment !== undefined) tests.push({ attribute: 'comment', test: `cairn_user_is ${name} 5 ${shellQuote(desired.comment)}` });
+  return tests;
+}
+
+/**
+ * A create command with the primary group `implicitGroup` would give it: a group already named
+ * like the user, when the part names none (decided by the script, as the run decides it).
+ */
+export function shellCreate(desired: UserAttributes, command: (group: string | undefined) => string): string {
+  if (desired.gid !== undefined) return command(undefined);
+  const name = shellQuote(desired.name);
+  return `if cairn_getent group ${name} >/dev/null; then ${command(name)}; else ${command(undefined)}; fi`;
 }
