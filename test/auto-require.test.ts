@@ -88,3 +88,13 @@ test('auto: every package follows every package_repository of its target, and an
   const order = [...run.matchAll(/^\s+\d+\. (\S+)/gm)].map((m) => m[1]);
   assert.deepEqual(order, ['package:gnupg', 'package_repository:example', 'package:example-tool']);
 });
+
+test('auto: what a node names is removed after it: a folder being removed goes after the file in it, whatever the declaration order', async () => {
+  const s = scratchSite('s', {
+    'states/s.yaml': `s:\n  - directory: ${R}/gone\n    ensure: absent\n  - file: ${R}/gone/f\n    ensure: absent\n`,
+  });
+  const text = await show(s.site);
+  assert.match(text.slice(text.indexOf('run order')), /\d\. directory:\S+\/gone .*\n\s+after file:\S+\/gone\/f \(auto\)\n/);
+  const plan = await converge(s, 'plan', [], 0);
+  assert.deepEqual(plan.nodes.map((n) => n.ref.split(' ')[0]), [`file:${s.root}/gone/f`, `directory:${s.root}/gone`]);
+});

@@ -242,7 +242,7 @@ export function buildGraph(run: StateRun): Graph {
 /**
  * Implicit ordering (DESIGN §6, Puppet's autorequire), from what each type declares it names
  * (ResourceType.autoRequires): a `require` edge declared `auto` from each node named to the node
- * naming it. Only between nodes that are both handlers or both not (handlers have an order of
+ * naming it, or the other way when the node named is removed (`ensure: absent`). Only between nodes that are both handlers or both not (handlers have an order of
  * their own), never when an explicit edge already links the two (either way: explicit
  * requisites win), and never one that would close a cycle: that one is returned, not added.
  */
@@ -312,12 +312,15 @@ function addAutoRequires(nodes: GraphNode[], edges: Edge[], addEdge: (e: Edge) =
       if (other.id === node.id || other.lazy !== node.lazy || linked.has(`${other.id}\u0000${node.id}`)) continue;
       linked.add(`${other.id}\u0000${node.id}`);
       linked.add(`${node.id}\u0000${other.id}`);
-      if (reaches(node.id, other.id)) {
-        dropped.push({ from: other.id, to: node.id });
+      // What a node names must exist before it, and is removed after it: a user being removed
+      // goes after its keys, a folder after its files, a package after its service.
+      const [first, then] = other.attributes.ensure === 'absent' ? [node, other] : [other, node];
+      if (reaches(then.id, first.id)) {
+        dropped.push({ from: first.id, to: then.id });
         continue;
       }
-      addEdge({ from: other.id, to: node.id, kind: 'require', declared: 'auto' });
-      link(other.id, node.id);
+      addEdge({ from: first.id, to: then.id, kind: 'require', declared: 'auto' });
+      link(first.id, then.id);
     }
   }
   return dropped;
