@@ -119,25 +119,38 @@ export interface PushResult {
   /** False when the site is the stored head already: no revision was made. */
   created: boolean;
   diff: SiteDiff;
+  /** Blobs of this site that were missing from the store or did not match their hash, written again. */
+  repaired: number;
 }
 
 /** At most this many operations and bytes in one transaction (etcd: 128 operations, 1.5 MiB a request). */
 const OPS_PER_TXN = 64;
 const BYTES_PER_TXN = 1 << 20;
 
-/** Uploads a site as one revision (see the file comment); `dryRun` only compares. */
+/**
+ * Uploads a site as one revision (see the file comment); `dryRun` only compares. Every blob the
+ * site needs is checked against its hash, also when the site is the head already: a blob that
+ * is missing or was altered in the store is written again, so a push repairs it instead of
+ * saying "unchanged" while agents fail on it.
+ */
 export async function pushSite(store: Store, root: string, options: { dryRun?: boolean } = {}): Promise<PushResult & { files: Map<string, Buffer>; previous?: Manifest }> {
   const { files, hashes, id } = siteRevision(root);
   const head = await headManifest(store);
   const parent = head?.manifest.id ?? null;
   const diff = diffFiles(head?.manifest.files ?? {}, hashes);
   const base = { id, parent, diff, files, ...(head ? { previous: head.manifest } : {}) };
-  if (parent === id || options.dryRun) return { ...base, created: false };
+  if (options.dryRun) return { ...base, created: false, repaired: 0 };
 
-  // Blobs not yet stored, written before anything refers to them.
+  // Blobs not stored as they should be, written before anything refers to them.
   const bySha = new Map([...files].map(([p, data]) => [hashes[p]!, data]));
   const missing: string[] = [];
-  for (const sha of bySha.keys()) if (!(await store.get(KEYS.blob(sha)))) missing.push(sha);
+  let repaired = 0;
+  for (const sha of bySha.keys()) {
+    const stored = await store.get(KEYS.blob(sha));
+    if (stored && sha256Hex(stored.value) === sha) continue;
+    missing.push(sha);
+    if (stored || parent === id) repaired++;
+  }
   let batch: string[] = [];
   let bytes = 0;
   const flush = async () => {
@@ -152,13 +165,14 @@ export async function pushSite(store: Store, root: string, options: { dryRun?: b
     bytes += size;
   }
   await flush();
+  if (parent === id) return { ...base, created: false, repaired };
   const manifest: Manifest = { version: 1, id, parent, created: new Date().toISOString(), files: hashes };
   const { succeeded } = await store.txn(
     [head ? { key: KEYS.head, target: 'modRevision', op: '=', value: head.modRevision } : { key: KEYS.head, target: 'exists', op: '=', value: false }],
     [{ put: KEYS.revision(id), value: JSON.stringify(manifest) }, { put: KEYS.head, value: id }],
   );
   if (!succeeded) throw new Error('another push landed while this one was being uploaded; run cairn push again');
-  return { ...base, created: true };
+  return { ...base, created: true, repaired };
 }
 
 /** A blob's bytes, checked against its hash. */
