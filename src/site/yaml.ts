@@ -2,13 +2,19 @@
  * YAML (and JSON, which the same parser reads) into plain data, with the source position of every
  * map key and value kept aside (lib/positions.ts) so later steps can point at exactly what is wrong.
  */
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias, type Node as YamlNode } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, parseDocument, Schema, visit, type Alias, type Node as YamlNode } from 'yaml';
 import { inputError, InputError, type Diagnostic, type SourcePos } from '../lib/errors.ts';
 import { recordPositions, type PosInfo, type Recorded } from '../lib/positions.ts';
 import { SecretValue } from '../lib/secret-value.ts';
 
 /** `!secret` (DESIGN §4a): the scalar stays text here; convert() wraps it with its position. */
 const SECRET_TAG = { tag: '!secret', resolve: (text: string) => text };
+
+/**
+ * YAML 1.2's core schema with `!secret`, made once: parseDocument would build a schema for every
+ * document, a large share of parsing the small documents a state renders per invocation.
+ */
+const SCHEMA = new Schema({ schema: 'core', resolveKnownTags: true, customTags: [SECRET_TAG] });
 
 /** Packing: start × 2^21 + (1 if the text starts inside quotes) × 2^20 + length (capped). */
 const LENGTH_BITS = 2 ** 20;
@@ -27,10 +33,9 @@ export const MAX_ALIAS_EXPANSION = 100_000;
 export type OffsetMapper = (offset: number, length: number) => SourcePos;
 
 export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): unknown {
-  const lineCounter = new LineCounter();
   // Duplicate keys are found in convert(): the library's check compares each key with every
   // earlier one of its map, quadratic in a map's size (40,000 variables took 20 s).
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false, strict: true, customTags: [SECRET_TAG] });
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: false, strict: true, schema: SCHEMA });
   const problems = [...doc.errors];
   if (problems.length > 0) {
     const diagnostics: Diagnostic[] = problems.map((e) => {
