@@ -153,6 +153,16 @@ const LINES = [
   'x: &x [a, *x]',
 ];
 
+/** What a site file may be turned into instead of a plain file. */
+export type FileKind = 'fifo' | 'folder' | 'link-out' | 'link-in' | 'link-dangling' | 'cr-only' | 'crlf' | 'bom' | 'empty';
+
+/** In one case out of eight: one site file made something other than a plain LF text file. */
+export function kindMutation(files: Record<string, string>, rng: Prng): { file: string; kind: FileKind } | undefined {
+  if (rng.int(8) !== 0) return undefined;
+  const kinds: FileKind[] = ['fifo', 'folder', 'link-out', 'link-in', 'link-dangling', 'cr-only', 'crlf', 'bom', 'empty'];
+  return { file: rng.pick(Object.keys(files)), kind: rng.pick(kinds) };
+}
+
 export interface Mutation {
   file: string;
   what: string;

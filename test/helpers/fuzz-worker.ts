@@ -5,11 +5,12 @@
  * the case starts, then what `show` and `plan` or `apply` did. The parent judges.
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { runCli } from './cli.ts';
-import { baseSite, mutate, Prng } from './fuzz-sites.ts';
+import { baseSite, kindMutation, mutate, Prng, type FileKind } from './fuzz-sites.ts';
 
 export interface CaseStart {
   kind: 'start';
@@ -60,6 +61,45 @@ function staysInside(shown: string, caseDir: string): boolean {
   }
 }
 
+/** Writes `path` as `kind` instead of a plain file holding `content`. */
+function writeOdd(path: string, content: string, kind: FileKind, caseDir: string): void {
+  switch (kind) {
+    case 'fifo': {
+      const r = spawnSync('mkfifo', [path]);
+      if (r.status !== 0) throw new Error(`mkfifo ${path}: ${r.stderr}`);
+      return;
+    }
+    case 'folder':
+      mkdirSync(path);
+      return;
+    case 'link-out': {
+      const outside = join(caseDir, 'outside.txt');
+      writeFileSync(outside, content);
+      symlinkSync(outside, path);
+      return;
+    }
+    case 'link-in': {
+      writeFileSync(`${path}.real`, content);
+      symlinkSync(`${path.split('/').pop()!}.real`, path);
+      return;
+    }
+    case 'link-dangling':
+      symlinkSync('nowhere', path);
+      return;
+    case 'cr-only':
+      writeFileSync(path, content.replaceAll('\n', '\r'));
+      return;
+    case 'crlf':
+      writeFileSync(path, content.replaceAll('\n', '\r\n'));
+      return;
+    case 'bom':
+      writeFileSync(path, `\ufeff${content}`);
+      return;
+    case 'empty':
+      writeFileSync(path, '');
+  }
+}
+
 async function runCase(base: string, seed: number, index: number): Promise<void> {
   const rng = new Prng((seed * 1_000_003 + index) >>> 0);
   const caseDir = mkdtempSync(join(base, `case-${index}-`));
@@ -70,9 +110,12 @@ async function runCase(base: string, seed: number, index: number): Promise<void>
   writeFileSync(join(root, 'etc/motd'), 'old\n');
   const files = baseSite(caseDir);
   const mutations = mutate(files, rng);
+  const odd = kindMutation(files, rng);
+  if (odd) mutations.push({ file: odd.file, what: `make it: ${odd.kind}` });
   for (const [path, content] of Object.entries(files)) {
     mkdirSync(dirname(join(site, path)), { recursive: true });
-    writeFileSync(join(site, path), content);
+    if (odd?.file === path) writeOdd(join(site, path), content, odd.kind, caseDir);
+    else writeFileSync(join(site, path), content);
   }
   process.send!({ kind: 'start', index, mutations } satisfies CaseStart);
   const vars = ['--var', `root=${root}`];
