@@ -157,3 +157,18 @@ test('scale: 2,000 invocations of one state (each required by the next) compile 
   assert.equal(shown.graph.edges.length, 1999);
   assert.deepEqual(shown.graph.order, Array.from({ length: 2000 }, (_, i) => `file:/tmp/f${i}`));
 });
+
+test('push uploads a link inside the site under the link\'s name, as the loader reads it, and leaves a link out of the site out', async () => {
+  const { site } = motdSite({ 'shared/t1-vars.yaml': 'motd: from the linked file\n' });
+  mkdirSync(join(site, 'vars/targets'));
+  symlinkSync('../../shared/t1-vars.yaml', join(site, 'vars/targets/t1.yaml'));
+  const outside = join(tempDir('cairn-outside-'), 'notes.txt');
+  writeFileSync(outside, 'not the site\n');
+  symlinkSync(outside, join(site, 'notes.txt'));
+  const url = `sqlite:${join(tempDir('cairn-bounded-store-'), 'store.db')}`;
+  const r = await runCli(['push', '--site', site, '--store', url, '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const pushed = JSON.parse(r.stdout) as { added: string[] };
+  assert.ok(pushed.added.includes('vars/targets/t1.yaml'), `pushed: ${pushed.added.join(', ')}`);
+  assert.ok(!pushed.added.includes('notes.txt'), `pushed: ${pushed.added.join(', ')}`);
+});

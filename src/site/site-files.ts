@@ -74,7 +74,8 @@ export class SiteFiles {
       throw inputError(`cannot read ${what}: ${(err as Error).message}`, at);
     }
     if (!this.inside(real)) {
-      throw inputError(`${what} is a symbolic link to ${real}, outside the site folder`, at,
+      const how = lstatSync(abs).isSymbolicLink() ? 'is a symbolic link to' : 'leads to';
+      throw inputError(`${what} ${how} ${real}, outside the site folder`, at,
         'a site file must lie inside the site: copy the file into the site, or link to a file inside it');
     }
     return { real, stats: statSync(real) };

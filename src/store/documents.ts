@@ -13,8 +13,8 @@
  * Blobs are written first (harmless if a push then fails: nothing refers to them); the manifest
  * and the head move together in one transaction that fails if another push landed meanwhile.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
 import type { Store } from './types.ts';
 import { sha256Hex } from '../lib/digest.ts';
 
@@ -46,18 +46,40 @@ export class CorruptDocument extends Error {
   }
 }
 
-/** Every file of a site, by site-relative path; dot folders (.cairn, .git) and node_modules are not the site. */
+/**
+ * Every file of a site, by site-relative path; dot folders (.cairn, .git) and node_modules are not
+ * the site. A symbolic link that leads to a file or folder inside the site is followed, as the
+ * site loader follows it (site/site-files.ts), so an agent compiles what `push` compiled; one
+ * that leads out of the site, or to no file, is left out (the compile refuses it where it is read).
+ */
 export function siteFiles(root: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
-  const walk = (dir: string) => {
+  const realRoot = realpathSync(root);
+  const inside = (real: string) => real === realRoot || real.startsWith(realRoot + sep);
+  const walk = (dir: string, seen: Set<string>) => {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
       const abs = join(dir, entry.name);
-      if (entry.isDirectory()) walk(abs);
-      else if (entry.isFile()) out.set(relative(root, abs), readFileSync(abs));
+      let real = abs;
+      let isDir = entry.isDirectory();
+      let isFile = entry.isFile();
+      if (entry.isSymbolicLink()) {
+        try {
+          real = realpathSync(abs);
+          const s = statSync(real);
+          isDir = s.isDirectory();
+          isFile = s.isFile();
+        } catch {
+          continue;
+        }
+        if (!inside(real)) continue;
+      }
+      // A folder reached again through a link (a loop) is not walked twice.
+      if (isDir && !seen.has(realpathSync(real))) walk(abs, new Set([...seen, realpathSync(real)]));
+      else if (isFile) out.set(relative(root, abs), readFileSync(real));
     }
   };
-  walk(root);
+  walk(root, new Set([realRoot]));
   return out;
 }
 
