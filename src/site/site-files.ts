@@ -25,15 +25,18 @@ function kindOf(s: Stats): string {
 }
 
 export class SiteFiles {
-  /** The site folder with every link resolved, to tell inside from outside. */
-  private readonly realRoot: string;
+  /** The site folder with every link resolved, to tell inside from outside; worked out on first use. */
+  private realRootCache: string | undefined;
 
   /**
    * `pointAtFile`: errors point at the file itself (line 1); false for files named by an
    * attribute (`template:`, `source:`), whose errors the attribute's position places.
    */
-  constructor(readonly root: string, private readonly pointAtFile = true) {
-    this.realRoot = realpathSync(root);
+  constructor(readonly root: string, private readonly pointAtFile = true) {}
+
+  private get realRoot(): string {
+    this.realRootCache ??= realpathSync(this.root);
+    return this.realRootCache;
   }
 
   private at(abs: string): SourcePos | undefined {

@@ -23,7 +23,7 @@ export interface CaseDone {
   index: number;
   show: { status: number | null; stderr: string };
   /** The converging command, when one ran: not when the compiled site would reach outside the case's folder. */
-  run?: { command: 'plan' | 'apply'; status: number | null; stderr: string; changed: string[] };
+  run?: { command: 'plan' | 'apply'; status: number | null; stderr: string; changed: string[]; failed?: string };
 }
 
 /** Every entry under `dir` but `skip`: type, mode, size, mtime and a content hash (or link target). */
@@ -127,6 +127,7 @@ async function runCase(base: string, seed: number, index: number): Promise<void>
     const before = snapshot(caseDir, site);
     const r = await runCli([command, '--site', site, ...vars]);
     result.run = { command, status: r.status, stderr: r.stderr, changed: differences(before, snapshot(caseDir, site)) };
+    if (r.status === 1) result.run.failed = r.stdout.split('\n').filter((l) => /fail|error/i.test(l)).slice(0, 3).join(' | ');
   }
   rmSync(caseDir, { recursive: true, force: true });
   process.send!(result);
