@@ -172,3 +172,11 @@ test('push uploads a link inside the site under the link\'s name, as the loader 
   assert.ok(pushed.added.includes('vars/targets/t1.yaml'), `pushed: ${pushed.added.join(', ')}`);
   assert.ok(!pushed.added.includes('notes.txt'), `pushed: ${pushed.added.join(', ')}`);
 });
+
+test('an editor lock (.#name, a dangling link Emacs leaves while editing) in states/ is not a site file', async () => {
+  const { site, root } = motdSite();
+  symlinkSync('user@host.1234:1700000000', join(site, 'states/.#s.yaml'));
+  const r = await runCli(['apply', '--site', site]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(readFileSync(join(root, 'out'), 'utf8'), 'from all\n');
+});

@@ -120,7 +120,8 @@ export class SiteFiles {
    */
   list(dir: string, extensions: readonly string[]): string[] {
     if (!this.isFolder(dir)) return [];
-    return readdirSync(dir).filter((name) => extensions.includes(extname(name))).map((name) => join(dir, name)).sort();
+    // `.#name` is an editor's lock (Emacs: a dangling link), not a file of the site.
+    return readdirSync(dir).filter((name) => extensions.includes(extname(name)) && !name.startsWith('.#')).map((name) => join(dir, name)).sort();
   }
 
   /** The sub-folders of `dir` (links to folders inside the site included), in name order. */
