@@ -23,6 +23,9 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const runs = Number(args[args.indexOf('--runs') + 1]) || (quick ? 3 : 5);
 const scaleSizes = quick ? [1000] : [1000, 10000, 50000];
+// Compile-only scale (issue #27): a site with N variables, and one with N invocations of a state.
+const varSizes = quick ? [10000] : [40000, 100000];
+const invocationSizes = quick ? [1000] : [5000, 10000];
 const withPeers = args.includes('--peers');
 const sshOnly = args.includes('--ssh-only');
 const withSsh = !args.includes('--no-ssh');
@@ -245,6 +248,35 @@ for (const n of scaleSizes) {
   setAside(root);
 }
 emptyAside();
+
+// Compile at scale: `cairn show` (compiles, touches nothing) with the compile cache off.
+function varsSite(n) {
+  const dir = join(work, `vars-${n}`);
+  mkdirSync(join(dir, 'states'), { recursive: true });
+  mkdirSync(join(dir, 'vars'), { recursive: true });
+  writeFileSync(join(dir, 'cairn.yaml'), 'targets:\n  local:\n    executor: local\n    run: [vars]\n');
+  writeFileSync(join(dir, 'vars/all.yaml'), Array.from({ length: n }, (_, i) => `v${i}: value ${i}\n`).join(''));
+  writeFileSync(join(dir, 'states/vars.yaml'), `vars:\n  - file: /tmp/cairn-bench-never/out\n    content: "<%= it.vars.v${n - 1} %>\\n"\n`);
+  return dir;
+}
+function invocationsSite(n) {
+  const dir = join(work, `invocations-${n}`);
+  mkdirSync(join(dir, 'states'), { recursive: true });
+  const run = Array.from({ length: n }, (_, i) => `      - one: { i: ${i} }\n`).join('');
+  writeFileSync(join(dir, 'cairn.yaml'), `targets:\n  local:\n    executor: local\n    run:\n${run}`);
+  writeFileSync(join(dir, 'states/one.yaml'), 'one:\n  params: { i: ~ }\n  parts:\n    - file: /tmp/cairn-bench-never/f<%= it.params.i %>\n      content: "<%= it.params.i %>\\n"\n');
+  return dir;
+}
+const compileScale = [];
+for (const [what, sizes, make] of [['variables', varSizes, varsSite], ['invocations of one state', invocationSizes, invocationsSite]]) {
+  for (const n of sizes) {
+    const dir = make(n);
+    const samples = [];
+    for (let i = 0; i < (quick ? 1 : 3); i++) samples.push(timed(['node', cairnBin, 'show', '--site', dir], { CAIRN_NO_CACHE: '1' }));
+    compileScale.push({ site: `${n} ${what}`, samples });
+  }
+}
+
 const oneSite = scaleSite(1);
 const startup = [];
 // Node.js's own start-up, alternating with Cairn's, so the ratios can be read against it.
@@ -289,6 +321,9 @@ for (const r of results) {
 lines.push('', '## Scale series (generated sites: directories of 10 files)', '');
 lines.push('| resources | first run | no-op (compile cached) | peak RSS MiB (no-op) | no-op, fresh compile | peak RSS MiB (fresh compile) |', '| ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const s of scale) lines.push(`| ${s.resources} | ${fmtMs(s.first.wall)} | ${fmtMs(s.noop.wall)} | ${Math.round(s.noop.rss)} | ${fmtMs(s.cold.wall)} | ${Math.round(s.cold.rss)} |`);
+lines.push('', '## Compile at scale (`cairn show`, compile cache off; one target)', '');
+lines.push('| site | wall, median (min–max) | cpu s, median | peak RSS MiB |', '| --- | ---: | ---: | ---: |');
+for (const c of compileScale) lines.push(`| ${c.site} | ${stat(c.samples, 'wall', fmtMs)} | ${median(c.samples.map((x) => x.cpu)).toFixed(2)} | ${Math.round(median(c.samples.map((x) => x.rss)))} |`);
 lines.push('', `Start-up cost (a one-resource no-op run): ${stat(startup, 'wall', fmtMs)}, peak RSS ${Math.round(median(startup.map((s) => s.rss)))} MiB. ` +
   `Node.js itself (\`node -e 0\`, alternating with it): ${stat(bareNode, 'wall', fmtMs)}, peak RSS ${Math.round(median(bareNode.map((s) => s.rss)))} MiB.`, '');
 if (!withPeers) lines.push('Peers not run: `npm run bench -- --peers` adds Puppet and Ansible (installed by `bench/install-peers.sh`).');

@@ -819,4 +819,45 @@ export const badInputCases: BadInputCase[] = [
       { at: 'states/s.yaml:2:5', message: /git \/srv\/app: repository: is required/ },
     ],
   },
+  // ── Bounded inputs (issue #27 §3): refused with a position, never a hang or a crash ────────
+  {
+    name: 'state_dir: "" is refused at compile time, not mid-run',
+    files: { 'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    state_dir: ""\n    run: [s]\n', ...okState },
+    expect: [{ at: 'cairn.yaml:4:17', message: /state_dir: state_dir must be an absolute path/ }],
+  },
+  {
+    name: 'a relative state_dir is refused',
+    files: { 'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    state_dir: state\n    run: [s]\n', ...okState },
+    expect: [{ at: 'cairn.yaml:4:16', message: /state_dir must be an absolute path/ }],
+  },
+  {
+    name: 'provider: nosuch is a compile error naming the providers there are',
+    files: oneState('  - file: /tmp/x\n    content: a\n  - file: /tmp/y\n    content: b\n    provider: nosuch\n'),
+    expect: [{ at: 'states/s.yaml:6:15', message: /file \/tmp\/y: no provider 'nosuch' for file[\s\S]*providers of file: posix/ }],
+  },
+  {
+    name: 'CR-only line ends in cairn.yaml',
+    files: { 'cairn.yaml': 'targets:\r  t1:\r    executor: local\r    run: [s]\r', ...okState },
+    expect: [{ at: 'cairn.yaml:1:9', message: /a carriage return \(CR\) that does not end a CRLF line end/ }],
+  },
+  {
+    name: 'a bare CR inside a state file',
+    files: { 'cairn.yaml': site('s'), 'states/s.yaml': 's:\n  - file: /tmp/x\n    content: a\rb\n' },
+    expect: [{ at: 'states/s.yaml:3:15', message: /carriage return \(CR\)/ }],
+  },
+  {
+    name: 'a YAML alias bomb in a vars file is cut off at the alias that crosses the cap',
+    files: { 'cairn.yaml': site('s'), ...okState, 'vars/all.yaml': 'a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\ni: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]\n' },
+    expect: [{ at: 'vars/all.yaml:5:36', message: /YAML: aliases expand to more than 100,000 values in this document/ }],
+  },
+  {
+    name: 'a YAML alias bomb in a state file',
+    files: { 'cairn.yaml': site('s'), 'states/s.yaml': 'a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\ni: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]\ns:\n  - file: /tmp/x\n' },
+    expect: [{ message: /YAML: aliases expand to more than 100,000 values/ }],
+  },
+  {
+    name: 'a duplicate key far down a large map is still found',
+    files: { 'cairn.yaml': site('s'), ...okState, 'vars/all.yaml': `${Array.from({ length: 5000 }, (_, i) => `v${i}: ${i}\n`).join('')}v17: again\n` },
+    expect: [{ at: 'vars/all.yaml:5001:1', message: /YAML: Map keys must be unique/ }],
+  },
 ];

@@ -3,14 +3,16 @@
  * parts rendered and validated, identical invocations once, notified handlers added. Pure apart
  * from reading site files (templates, sources) that the catalog points at.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { canonicalJson } from '../lib/canonical-json.ts';
 import { didYouMean } from '../lib/did-you-mean.ts';
 import { sha256Hex } from '../lib/digest.ts';
 import { Diagnostics, inputError, type SourcePos } from '../lib/errors.ts';
+import { pushTo } from '../lib/multimap.ts';
 import { keyPosOf, posOf } from '../lib/positions.ts';
 import type { ResolveContext } from '../resources/type.ts';
+import { SiteFiles } from '../site/site-files.ts';
 import type { SiteTarget, StateDef, TemplateScope } from '../site/states.ts';
 import { SANDBOX, TemplateSandbox } from '../site/sandbox.ts';
 import { compileTemplate, type CompiledTemplate } from '../site/template.ts';
@@ -118,10 +120,11 @@ export function osTable(c: Catalog, facts: Record<string, unknown>): Record<stri
 function inheritTags(c: Catalog, invocations: StateInvocation[]): void {
   const tags = invocations.map((inv) => new Set(c.states.get(inv.state)?.tags ?? []));
   const byState = new Map<string, number[]>();
-  for (const inv of invocations) byState.set(inv.state, [...(byState.get(inv.state) ?? []), inv.index]);
+  for (const inv of invocations) pushTo(byState, inv.state, inv.index);
   // An includer is invoked after what it includes: walking backwards carries tags down chains.
   for (let i = invocations.length - 1; i >= 0; i--) {
     const inv = invocations[i]!;
+    if (tags[i]!.size === 0) continue;
     for (const name of inv.includes) {
       for (const j of byState.get(name) ?? []) {
         if (j < i) for (const t of tags[i]!) tags[j]!.add(t);
@@ -194,12 +197,15 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
 
   const invocations: StateInvocation[] = [];
   const invoked = new Map<string, StateInvocation>();
+  /** The states invoked so far, whatever their parameters. */
+  const invokedStates = new Set<string>();
   const templates = new Map<string, CompiledTemplate>();
+  const siteFiles = new SiteFiles(c.root, false);
 
   const resolveContext = (def: StateDef, it: TemplateScope): ResolveContext => {
     const locate = (path: string, attribute: 'source' | 'template', want: 'file' | 'folder' = 'file'): string => {
       const bases = def.component ? [join(c.root, c.components.get(def.component)!.dir), c.root] : [c.root];
-      const found = bases.map((b) => resolve(b, path)).find(existsSync);
+      const found = bases.map((b) => resolve(b, path)).find((abs) => siteFiles.exists(abs));
       if (!found) {
         const where = bases.map((b) => (relative(c.root, b) ? `${relative(c.root, b)}/` : 'the site folder'));
         throw inputError(`no such site file '${path}'`, undefined, `looked in ${where.join(' and ')}`);
@@ -212,19 +218,13 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
         return found;
       }
       // Reading a folder fails with EISDIR, which is the site's mistake, not Cairn's.
-      if (statSync(found).isDirectory()) {
+      if (siteFiles.isFolder(found)) {
         throw inputError(`${attribute} '${path}' is a folder (a file's ${attribute} is one file)`, undefined,
           `name one file inside it, e.g. ${attribute}: ${path.replace(/\/+$/, '')}/<name>`);
       }
       return found;
     };
-    const read = (abs: string, path: string): Buffer => {
-      try {
-        return readFileSync(abs);
-      } catch (err) {
-        throw inputError(`cannot read site file '${path}': ${(err as Error).message}`);
-      }
-    };
+    const read = (abs: string, path: string): Buffer => siteFiles.read(abs, `site file '${path}'`);
     return {
       renderTemplate(path, partVars) {
         const abs = locate(path, 'template');
@@ -325,6 +325,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
       parts: [],
     };
     invoked.set(identity, inv);
+    invokedStates.add(stateName);
     invocations.push(inv);
     const it = scopeFor(params);
     const rawParts = d.collect(() => def.parts(it)) ?? [];
@@ -378,8 +379,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
         if (req.kind !== 'notify') continue;
         const def = c.states.get(req.ref);
         if (!def?.lazy) continue;
-        const already = invocations.some((inv) => inv.state === def.name);
-        if (!already) invoke(def.name, {}, 'notified', req.pos, []);
+        if (!invokedStates.has(def.name)) invoke(def.name, {}, 'notified', req.pos, []);
       }
     }
   }

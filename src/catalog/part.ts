@@ -1,10 +1,11 @@
 /** One raw part map (`- file: /etc/motd\n  content: …`) into a validated PartInvocation. */
 import { z } from 'zod';
-import { nearest } from '../lib/did-you-mean.ts';
+import { didYouMean, nearest } from '../lib/did-you-mean.ts';
 import type { Diagnostics, SourcePos } from '../lib/errors.ts';
 import { keyPosOf, posOf, setPos } from '../lib/positions.ts';
 import { TAG_NAME } from '../lib/tag-name.ts';
 import { resourceType, resourceTypes } from '../resources/index.ts';
+import { providersOf } from '../resources/providers.ts';
 import { identityOf, ResolveError, type ResolveContext } from '../resources/type.ts';
 import { validate } from '../site/validate.ts';
 import { attributesRevealing } from './secrets.ts';
@@ -102,6 +103,15 @@ export function parsePart(raw: unknown, ctx: PartContext, d: Diagnostics): PartI
   const meta = validate(metaSchema, withPositions(metaRaw, map, typeName, type.key), d, { prefix, fallback: pos });
   const valid = validate(type.schema, withPositions(attrs, map, typeName, type.key), d, { prefix, what: 'attribute', fallback: pos });
   if (!ok || !meta || !valid) return undefined;
+  // A provider that does not exist is the site's mistake, known now: not a node failing mid-run.
+  if (meta.provider !== undefined) {
+    const names = providersOf(typeName).map((p) => p.name);
+    if (!names.includes(meta.provider)) {
+      d.add(`${prefix}no provider '${meta.provider}' for ${typeName}${didYouMean(meta.provider, names)}`, posOf(map, 'provider') ?? pos,
+        { hint: names.length ? `providers of ${typeName}: ${names.join(', ')}` : `${typeName} has no providers` });
+      return undefined;
+    }
+  }
 
   let resolved: Record<string, unknown> = valid as Record<string, unknown>;
   if (type.resolve) {

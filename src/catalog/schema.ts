@@ -35,7 +35,9 @@ export const targetSettings = z.strictObject({
   jump: jumpSetting.optional().describe('jump hosts to go through, as ssh -J / ProxyJump: [user@]host[:port], a list or comma-separated; none for none'),
   connect_timeout: z.number().positive().optional().describe('seconds for each TCP connection and SSH handshake; default ConnectTimeout from ~/.ssh/config, else 15'),
   root: z.string().optional().describe('for the chroot executor: the root file system to converge'),
-  state_dir: z.string().optional().describe('where Cairn keeps its per-target state; default /var/lib/cairn'),
+  // Checked here, not when a run first needs the folder: by then other nodes were applied.
+  state_dir: z.string().refine((dir) => dir.startsWith('/'), 'state_dir must be an absolute path (a folder on the target)').optional()
+    .describe('where Cairn keeps its per-target state; default /var/lib/cairn'),
 });
 
 export const targetSchema = targetSettings.extend({

@@ -34,12 +34,14 @@ const CACHE_TEMP = /^[a-z]+-[^/]*\.json\.(\d+)\.tmp$/;
 /** Path, size, inode, mtime and ctime of every file in the site; undefined if the site must not be cached. */
 function siteFiles(root: string): string[] | undefined {
   const out: string[] = [];
-  const walk = (dir: string): boolean => {
+  const walk = (dir: string, depth: number): boolean => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       if (SKIP.has(entry.name)) continue;
       const abs = join(dir, entry.name);
-      if (entry.isDirectory()) {
-        if (!walk(abs)) return false;
+      // A link to a folder is walked too (the loader follows links inside the site); a deep
+      // nesting means a link loop, and such a site is not cached.
+      if (entry.isDirectory() || (entry.isSymbolicLink() && statSync(abs).isDirectory())) {
+        if (depth > 32 || !walk(abs, depth + 1)) return false;
         continue;
       }
       if (/\.m?ts$/.test(entry.name) && /(^|\/)states\//.test(relative(root, abs))) return false;
@@ -48,7 +50,7 @@ function siteFiles(root: string): string[] | undefined {
     }
     return true;
   };
-  return walk(root) ? out.sort() : undefined;
+  return walk(root, 0) ? out.sort() : undefined;
 }
 
 function fileStamp(path: string): string {

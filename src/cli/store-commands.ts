@@ -85,6 +85,12 @@ async function withStoreAt<T>(at: { url: string; options: StoreOptions }, fn: (s
       writeErr(`cairn: ${what}${err.message}\n`);
       return err.exitCode;
     }
+    // A document that is not what Cairn wrote: the store's fault, like a damaged file (exit 3).
+    const { CorruptDocument } = await import('../store/documents.ts');
+    if (err instanceof CorruptDocument) {
+      writeErr(`cairn: ${what}store ${at.url}: ${err.message}\n`);
+      return ExitCode.unreachable;
+    }
     throw err;
   } finally {
     await store?.close();
@@ -193,7 +199,7 @@ export async function push(options: PushOptions, sources: Map<string, string>): 
     const r = await pushSite(store, resolve(options.site), { dryRun: options.diff === true });
     const { added, removed, modified } = r.diff;
     if (options.json) {
-      writeOut(`${JSON.stringify({ revision: r.id, parent: r.parent, created: r.created, added, removed, modified }, null, 2)}\n`);
+      writeOut(`${JSON.stringify({ revision: r.id, parent: r.parent, created: r.created, added, removed, modified, repaired: r.repaired }, null, 2)}\n`);
       return ExitCode.ok;
     }
     if (options.diff) {
@@ -212,7 +218,8 @@ export async function push(options: PushOptions, sources: Map<string, string>): 
       return ExitCode.ok;
     }
     const what = `${added.length} added, ${modified.length} modified, ${removed.length} removed`;
-    writeOut(r.created ? `revision ${r.id} (${what}${r.parent ? ` since ${r.parent}` : ''})\n` : `revision ${r.id} (unchanged)\n`);
+    const repaired = r.repaired ? `; ${r.repaired} stored file${r.repaired === 1 ? '' : 's'} that did not match ${r.repaired === 1 ? 'its' : 'their'} hash written again` : '';
+    writeOut(r.created ? `revision ${r.id} (${what}${r.parent ? ` since ${r.parent}` : ''}${repaired})\n` : `revision ${r.id} (unchanged${repaired})\n`);
     return ExitCode.ok;
   });
   return result;
@@ -226,7 +233,8 @@ export interface StatusOptions extends StoreFlags {
 export async function status(options: StatusOptions): Promise<number> {
   const { KEYS, headManifest } = await import('../store/documents.ts');
   return withStore(options, async (store) => {
-    const head = await headManifest(store).catch(() => undefined);
+    // A head that names no readable revision is an error to show, not "nothing pushed".
+    const head = await headManifest(store);
     const parse = (v: Buffer) => {
       try {
         return JSON.parse(v.toString('utf8')) as Record<string, unknown>;

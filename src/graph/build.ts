@@ -8,6 +8,7 @@ import { canonicalJson } from '../lib/canonical-json.ts';
 import type { PartInvocation, RequisiteKind, StateRun } from '../catalog/staterun.ts';
 import { nearest } from '../lib/did-you-mean.ts';
 import { Diagnostics, formatPos, type SourcePos } from '../lib/errors.ts';
+import { pushTo } from '../lib/multimap.ts';
 import { resourceType } from '../resources/index.ts';
 import { behaviourOf, type Reads, type TypeBehaviour } from '../resources/type.ts';
 
@@ -342,11 +343,11 @@ function makeResolver(run: StateRun, nodeOf: Map<string, string>, byId: Map<stri
     for (const p of inv.parts) {
       const id = nodeOf.get(`${inv.index}/${p.index}`);
       if (!id) continue;
-      for (const name of p.meta.id ? [p.ref, p.meta.id] : [p.ref]) names.set(name, [...(names.get(name) ?? []), id]);
-      if (p.meta.id) byPartId.set(p.meta.id, [...(byPartId.get(p.meta.id) ?? []), id]);
+      for (const name of p.meta.id ? [p.ref, p.meta.id] : [p.ref]) pushTo(names, name, id);
+      if (p.meta.id) pushTo(byPartId, p.meta.id, id);
     }
     local.set(inv.index, names);
-    invocationsOf.set(inv.state, [...(invocationsOf.get(inv.state) ?? []), inv.index]);
+    pushTo(invocationsOf, inv.state, inv.index);
   }
   const statesIncluding = (name: string, seen = new Set<string>()): string[] => {
     if (seen.has(name)) return [];
@@ -354,6 +355,8 @@ function makeResolver(run: StateRun, nodeOf: Map<string, string>, byId: Map<stri
     const includes = (invocationsOf.get(name) ?? []).flatMap((i) => run.invocations[i]!.includes);
     return [name, ...includes.flatMap((inc) => statesIncluding(inc, seen))];
   };
+  /** A state's nodes, worked out once: a state invoked thousands of times is often required as often. */
+  const stateNodes = new Map<string, string[]>();
   const everyName = () => [...byId.values()].flatMap((n) => [n.ref, ...(n.meta.id ? [n.meta.id] : []), n.state]);
 
   return (ref: string, fromInvocation: number): Resolution => {
@@ -371,8 +374,12 @@ function makeResolver(run: StateRun, nodeOf: Map<string, string>, byId: Map<stri
     if (byId.has(ref)) return { kind: 'found', ids: [ref] };
 
     if (invocationsOf.has(ref)) {
-      const ids = uniq(statesIncluding(ref).flatMap((state) => (invocationsOf.get(state) ?? [])
-        .flatMap((i) => run.invocations[i]!.parts.map((p) => nodeOf.get(`${i}/${p.index}`)))));
+      let ids = stateNodes.get(ref);
+      if (!ids) {
+        ids = uniq(statesIncluding(ref).flatMap((state) => (invocationsOf.get(state) ?? [])
+          .flatMap((i) => run.invocations[i]!.parts.map((p) => nodeOf.get(`${i}/${p.index}`)))));
+        stateNodes.set(ref, ids);
+      }
       if (ids.length > 0) return { kind: 'found', ids };
     }
     const suggestion = nearest(ref, everyName());
@@ -435,7 +442,7 @@ function reportCycle(nodes: GraphNode[], edges: Edge[], done: Set<string>, d: Di
   const incoming = new Map<string, Edge[]>();
   for (const e of edges) {
     if (done.has(e.from) || done.has(e.to)) continue;
-    incoming.set(e.to, [...(incoming.get(e.to) ?? []), e]);
+    pushTo(incoming, e.to, e);
   }
   // Every node left over has a left-over predecessor, so walking backwards must close a loop;
   // the earliest stuck node itself may only be downstream of the cycle.

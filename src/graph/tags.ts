@@ -1,5 +1,6 @@
 /** Which nodes of a graph `--tags` / `--skip-tags` leave out (DESIGN §4a): the engine skips them, `show` marks them. */
 import type { Graph, GraphNode } from './build.ts';
+import { pushTo } from '../lib/multimap.ts';
 
 export interface TagFilter {
   /** Only nodes carrying one of these, and what they require (transitively). */
@@ -21,7 +22,7 @@ export function tagFiltered(graph: Graph, filter: TagFilter | undefined): Set<st
   const candidates = graph.nodes.filter((n) => !n.lazy);
   if (filter.only?.length) {
     const requisites = new Map<string, string[]>();
-    for (const e of graph.edges) if (e.kind !== 'notify') requisites.set(e.to, [...(requisites.get(e.to) ?? []), e.from]);
+    for (const e of graph.edges) if (e.kind !== 'notify') pushTo(requisites, e.to, e.from);
     const kept = new Set<string>();
     const keep = (id: string): void => {
       if (kept.has(id)) return;

@@ -21,7 +21,30 @@ export interface PosInfo {
   resolve?: (packed: number) => SourcePos;
 }
 
-const positions = new WeakMap<object, PosInfo>();
+/**
+ * Where each object's PosInfo is kept: on the object itself, under a symbol that is neither
+ * enumerable nor copied (Object.keys, spreads, JSON and structuredClone never see it), so a copy
+ * has no positions unless given them, as with a side table. Not a WeakMap: with one entry per
+ * parsed map and list (hundreds of thousands in a large run), its ephemeron table made a large
+ * share of the garbage collector's work. Objects that cannot take a property (frozen ones) use
+ * the WeakMap still.
+ */
+const POSITIONS = Symbol('cairn.positions');
+const frozen = new WeakMap<object, PosInfo>();
+
+const positions = {
+  get(obj: object): PosInfo | undefined {
+    return Object.hasOwn(obj, POSITIONS) ? (obj as { [POSITIONS]: PosInfo })[POSITIONS] : frozen.get(obj);
+  },
+  has(obj: object): boolean {
+    return Object.hasOwn(obj, POSITIONS) || frozen.has(obj);
+  },
+  set(obj: object, info: PosInfo): void {
+    if (Object.hasOwn(obj, POSITIONS)) (obj as { [POSITIONS]: PosInfo })[POSITIONS] = info;
+    else if (Object.isExtensible(obj)) Object.defineProperty(obj, POSITIONS, { value: info, writable: true, configurable: true, enumerable: false });
+    else frozen.set(obj, info);
+  },
+};
 
 /** Records what a parser found for `obj`, replacing anything recorded before. */
 export function recordPositions(obj: object, info: PosInfo): void {

@@ -2,11 +2,12 @@
  * Reads a site folder (DESIGN §3): cairn.yaml plus the conventional folders, into documents with
  * positions and state definitions. Nothing is interpreted here beyond what each file format needs.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, extname, join, relative, resolve } from 'node:path';
 import { inputError, type Diagnostics } from '../lib/errors.ts';
 import { LineIndex, posOf } from '../lib/positions.ts';
 import { inlineStates, jsonStateFile, yamlStateFile, type StateDef } from './states.ts';
+import { SiteFiles } from './site-files.ts';
 import { parseYaml } from './yaml.ts';
 
 export interface SiteDoc {
@@ -45,31 +46,33 @@ export type NameKind = 'states' | 'roles' | 'targets' | 'groups';
 
 const STATE_EXTENSIONS = ['.yaml', '.yml', '.json', '.ts', '.mts'];
 
-function listFiles(dir: string, extensions: readonly string[]): string[] {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isFile() && extensions.includes(extname(e.name)))
-    .map((e) => join(dir, e.name))
-    .sort();
-}
-
 export class SiteReader {
-  constructor(readonly root: string, readonly d: Diagnostics, readonly sources: Map<string, string>) {}
+  readonly files: SiteFiles;
+
+  constructor(readonly root: string, readonly d: Diagnostics, readonly sources: Map<string, string>) {
+    this.files = new SiteFiles(root);
+  }
 
   rel(abs: string): string {
     return relative(this.root, abs) || basename(abs);
   }
 
-  readText(abs: string): string {
-    const text = readFileSync(abs, 'utf8');
+  /** A site file's text, checked (site-files.ts); undefined, with the problem collected, if it is not one. */
+  readText(abs: string): string | undefined {
+    const text = this.d.collect(() => this.files.read(abs).toString('utf8'));
+    if (text === undefined) return undefined;
     this.sources.set(this.rel(abs), text);
-    return text;
+    return this.d.collect(() => {
+      refuseBareCarriageReturns(text, this.rel(abs));
+      return text;
+    });
   }
 
   /** A plain YAML or JSON document (no templating). */
   readYaml(abs: string): SiteDoc {
     const file = this.rel(abs);
     const text = this.readText(abs);
+    if (text === undefined) return { file, doc: null };
     const lines = new LineIndex(text);
     const doc = this.d.collect(() => parseYaml(text, (offset, length) => ({ file, ...lines.lineCol(offset), length }), labelFor(file)));
     return { file, doc: doc ?? null };
@@ -77,14 +80,27 @@ export class SiteReader {
 
   async readStateFile(abs: string, component?: string): Promise<StateDef[]> {
     const ext = extname(abs);
+    const text = this.readText(abs);
+    if (text === undefined) return [];
     if (ext === '.ts' || ext === '.mts') {
-      this.readText(abs);
       const { typescriptStateFile } = await import('./typescript.ts');
       return typescriptStateFile(abs, this.root, this.d, component);
     }
-    const text = this.readText(abs);
     const file = this.rel(abs);
     return ext === '.json' ? jsonStateFile(text, file, this.d, component) : yamlStateFile(text, file, this.d, component);
+  }
+}
+
+/**
+ * Line ends are LF or CRLF. A carriage return on its own ends a line for YAML but not for the
+ * positions Cairn reports or the templates' line handling: a file saved with classic-Mac line
+ * ends would be misread and mislocated, so it is refused where the first one is.
+ */
+function refuseBareCarriageReturns(text: string, file: string): void {
+  for (let at = text.indexOf('\r'); at >= 0; at = text.indexOf('\r', at + 1)) {
+    if (text[at + 1] === '\n') continue;
+    const { line, col } = new LineIndex(text).lineCol(at);
+    throw inputError('a carriage return (CR) that does not end a CRLF line end', { file, line, col }, 'save the file with LF (or CRLF) line ends');
   }
 }
 
@@ -101,7 +117,7 @@ function inlineStateMap(doc: SiteDoc | undefined): Record<string, unknown> | und
 export async function loadSite(siteDir: string, d: Diagnostics, sources = new Map<string, string>()): Promise<SiteDocs> {
   const root = resolve(siteDir);
   const configPath = join(root, 'cairn.yaml');
-  if (!existsSync(configPath)) {
+  if (!existsSync(root) || !new SiteFiles(root).exists(configPath)) {
     throw inputError(`no cairn.yaml in ${root}`, undefined, 'point --site at a folder with a cairn.yaml, or create one');
   }
   const r = new SiteReader(root, d, sources);
@@ -113,26 +129,26 @@ export async function loadSite(siteDir: string, d: Diagnostics, sources = new Ma
     return result;
   };
   const config = await failing(['states', 'roles', 'targets', 'groups'], () => r.readYaml(configPath));
-  const inventoryPath = ['inventory.yaml', 'inventory.yml'].map((f) => join(root, f)).find(existsSync);
+  const exists = (abs: string) => r.files.exists(abs);
+  const listFiles = (dir: string, extensions: readonly string[]) => d.collect(() => r.files.list(dir, extensions)) ?? [];
+  const inventoryPath = ['inventory.yaml', 'inventory.yml'].map((f) => join(root, f)).find(exists);
   const inventory = inventoryPath ? await failing(['targets', 'groups'], () => r.readYaml(inventoryPath)) : undefined;
 
   const states: StateDef[] = [];
   const inline = inlineStateMap(config);
   if (inline) states.push(...inlineStates(inline, config.file, d));
-  for (const f of listFiles(join(root, 'states'), STATE_EXTENSIONS)) states.push(...await failing(['states'], () => r.readStateFile(f)));
+  for (const f of await failing(['states'], () => listFiles(join(root, 'states'), STATE_EXTENSIONS))) states.push(...await failing(['states'], () => r.readStateFile(f)));
 
   const components: ComponentDocs[] = [];
   const componentsDir = join(root, 'components');
-  if (existsSync(componentsDir)) {
-    for (const entry of readdirSync(componentsDir, { withFileTypes: true }).filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
-      const dir = join(componentsDir, entry.name);
-      const manifestPath = ['component.yaml', 'component.yml'].map((f) => join(dir, f)).find(existsSync);
-      const manifest = manifestPath ? await failing(['states'], () => r.readYaml(manifestPath)) : undefined;
-      components.push({ name: entry.name, dir: r.rel(dir), ...(manifest ? { manifest } : {}) });
-      const own = inlineStateMap(manifest);
-      if (own && manifest) states.push(...inlineStates(own, manifest.file, d, entry.name));
-      for (const f of listFiles(join(dir, 'states'), STATE_EXTENSIONS)) states.push(...await failing(['states'], () => r.readStateFile(f, entry.name)));
-    }
+  for (const dir of await failing(['states'], () => d.collect(() => r.files.folders(componentsDir)) ?? [])) {
+    const name = basename(dir);
+    const manifestPath = ['component.yaml', 'component.yml'].map((f) => join(dir, f)).find(exists);
+    const manifest = manifestPath ? await failing(['states'], () => r.readYaml(manifestPath)) : undefined;
+    components.push({ name, dir: r.rel(dir), ...(manifest ? { manifest } : {}) });
+    const own = inlineStateMap(manifest);
+    if (own && manifest) states.push(...inlineStates(own, manifest.file, d, name));
+    for (const f of await failing(['states'], () => listFiles(join(dir, 'states'), STATE_EXTENSIONS))) states.push(...await failing(['states'], () => r.readStateFile(f, name)));
   }
 
   const yamlIn = (dir: string) => listFiles(join(root, dir), ['.yaml', '.yml', '.json']).map((f) => r.readYaml(f));
@@ -143,7 +159,7 @@ export async function loadSite(siteDir: string, d: Diagnostics, sources = new Ma
     return false;
   });
   const byStem = (docs: SiteDoc[]) => new Map(docs.map((doc) => [basename(doc.file, extname(doc.file)), doc]));
-  const allVars = mapsIn(['vars/all.yaml', 'vars/all.yml'].map((f) => join(root, f)).filter(existsSync).map((f) => r.readYaml(f)), 'a vars file');
+  const allVars = mapsIn(['vars/all.yaml', 'vars/all.yml'].map((f) => join(root, f)).filter(exists).map((f) => r.readYaml(f)), 'a vars file');
 
   const roles = await failing(['roles'], () => yamlIn('roles'));
   return {

@@ -2,7 +2,7 @@
  * YAML (and JSON, which the same parser reads) into plain data, with the source position of every
  * map key and value kept aside (lib/positions.ts) so later steps can point at exactly what is wrong.
  */
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, parseDocument, Schema, visit, type Alias, type Node as YamlNode } from 'yaml';
 import { inputError, InputError, type Diagnostic, type SourcePos } from '../lib/errors.ts';
 import { recordPositions, type PosInfo, type Recorded } from '../lib/positions.ts';
 import { SecretValue } from '../lib/secret-value.ts';
@@ -10,16 +10,32 @@ import { SecretValue } from '../lib/secret-value.ts';
 /** `!secret` (DESIGN §4a): the scalar stays text here; convert() wraps it with its position. */
 const SECRET_TAG = { tag: '!secret', resolve: (text: string) => text };
 
+/**
+ * YAML 1.2's core schema with `!secret`, made once: parseDocument would build a schema for every
+ * document, a large share of parsing the small documents a state renders per invocation.
+ */
+const SCHEMA = new Schema({ schema: 'core', resolveKnownTags: true, customTags: [SECRET_TAG] });
+
 /** Packing: start × 2^21 + (1 if the text starts inside quotes) × 2^20 + length (capped). */
 const LENGTH_BITS = 2 ** 20;
 const pack = (start: number, length: number, quoted: boolean) => start * 2 * LENGTH_BITS + (quoted ? LENGTH_BITS : 0) + Math.min(length, LENGTH_BITS - 1);
+
+/**
+ * The most values that aliases may expand to in one document, all aliases together. An anchored
+ * block reused a few dozen times stays far below it; a "billion laughs" document (each level's
+ * anchor aliasing the one before ten times) would otherwise expand to billions of values from a
+ * few hundred bytes. The yaml library's own `maxAliasCount` guards only its toJS(), which Cairn
+ * does not use (it converts nodes itself, to keep positions), so the cap is counted here.
+ */
+export const MAX_ALIAS_EXPANSION = 100_000;
 
 /** `toPos(offset, length)` maps an offset in `text` to a source position. */
 export type OffsetMapper = (offset: number, length: number) => SourcePos;
 
 export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): unknown {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true, customTags: [SECRET_TAG] });
+  // Duplicate keys are found in convert(): the library's check compares each key with every
+  // earlier one of its map, quadratic in a map's size (40,000 variables took 20 s).
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: false, strict: true, schema: SCHEMA });
   const problems = [...doc.errors];
   if (problems.length > 0) {
     const diagnostics: Diagnostic[] = problems.map((e) => {
@@ -56,16 +72,44 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
   };
   const resolve = packedResolver(toPos);
 
+  // What each alias names: the last node before it with that anchor. Alias.resolve() without a
+  // context walks the whole document for every alias, so it is worked out in one walk here.
+  const aliasTargets = new Map<Alias, YamlNode>();
+  if (text.includes('*')) {
+    const anchored = new Map<string, YamlNode>();
+    visit(doc, {
+      Node: (_key, node) => {
+        if (isAlias(node)) {
+          const target = anchored.get(node.source);
+          if (target) aliasTargets.set(node, target);
+        } else if (node.anchor) anchored.set(node.anchor, node);
+      },
+    });
+  }
+
   const seen = new Set<YamlNode>();
+  /** Values still allowed to come out of aliases; `expanding` is the outermost alias being expanded. */
+  let aliasBudget = MAX_ALIAS_EXPANSION;
+  let expanding: Alias | undefined;
   const convert = (node: unknown): unknown => {
     if (node === null || node === undefined) return null;
+    if (expanding && --aliasBudget < 0) {
+      throw inputError(`YAML: aliases expand to more than ${MAX_ALIAS_EXPANSION.toLocaleString('en')} values in this document`, resolve(where(expanding) ?? 0),
+        'an anchor aliased at many levels multiplies (an "alias bomb"): write the values out, or reuse them through variables');
+    }
     if (isAlias(node)) {
-      const target = node.resolve(doc);
-      if (!target || seen.has(target)) throw inputError('YAML: recursive alias', resolve(where(node) ?? 0));
+      const target = aliasTargets.get(node);
+      if (!target) throw inputError(`YAML: unknown alias *${node.source} (the anchor must come before it)`, resolve(where(node) ?? 0));
+      if (seen.has(target)) throw inputError('YAML: recursive alias', resolve(where(node) ?? 0));
       seen.add(target);
-      const value = convert(target);
-      seen.delete(target);
-      return value;
+      const outermost = !expanding;
+      if (outermost) expanding = node;
+      try {
+        return convert(target);
+      } finally {
+        seen.delete(target);
+        if (outermost) expanding = undefined;
+      }
     }
     if (isScalar(node)) {
       if (node.tag === '!secret') {
@@ -91,6 +135,7 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
         const keyNode = pair.key as YamlNode | null;
         const key = isScalar(keyNode) ? String(keyNode.value) : String(convert(keyNode));
         const keyPos = where(keyNode);
+        if (Object.hasOwn(obj, key)) throw inputError(`${label}: Map keys must be unique`, resolve(keyPos ?? self ?? 0));
         if (keyPos) info.keys.set(key, keyPos);
         const vPos = valuePos(pair.value as YamlNode | null) ?? keyPos;
         if (vPos) info.values.set(key, vPos);

@@ -14,8 +14,8 @@
  * Blobs are written first (harmless if a push then fails: nothing refers to them); the manifest
  * and the head move together in one transaction that fails if another push landed meanwhile.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
 import type { Store } from './types.ts';
 import { sha256Hex } from '../lib/digest.ts';
 
@@ -48,18 +48,40 @@ export class CorruptDocument extends Error {
   }
 }
 
-/** Every file of a site, by site-relative path; dot folders (.cairn, .git) and node_modules are not the site. */
+/**
+ * Every file of a site, by site-relative path; dot folders (.cairn, .git) and node_modules are not
+ * the site. A symbolic link that leads to a file or folder inside the site is followed, as the
+ * site loader follows it (site/site-files.ts), so an agent compiles what `push` compiled; one
+ * that leads out of the site, or to no file, is left out (the compile refuses it where it is read).
+ */
 export function siteFiles(root: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
-  const walk = (dir: string) => {
+  const realRoot = realpathSync(root);
+  const inside = (real: string) => real === realRoot || real.startsWith(realRoot + sep);
+  const walk = (dir: string, seen: Set<string>) => {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
       const abs = join(dir, entry.name);
-      if (entry.isDirectory()) walk(abs);
-      else if (entry.isFile()) out.set(relative(root, abs), readFileSync(abs));
+      let real = abs;
+      let isDir = entry.isDirectory();
+      let isFile = entry.isFile();
+      if (entry.isSymbolicLink()) {
+        try {
+          real = realpathSync(abs);
+          const s = statSync(real);
+          isDir = s.isDirectory();
+          isFile = s.isFile();
+        } catch {
+          continue;
+        }
+        if (!inside(real)) continue;
+      }
+      // A folder reached again through a link (a loop) is not walked twice.
+      if (isDir && !seen.has(realpathSync(real))) walk(abs, new Set([...seen, realpathSync(real)]));
+      else if (isFile) out.set(relative(root, abs), readFileSync(real));
     }
   };
-  walk(root);
+  walk(root, new Set([realRoot]));
   return out;
 }
 
@@ -121,25 +143,38 @@ export interface PushResult {
   /** False when the site is the stored head already: no revision was made. */
   created: boolean;
   diff: SiteDiff;
+  /** Blobs of this site that were missing from the store or did not match their hash, written again. */
+  repaired: number;
 }
 
 /** At most this many operations and bytes in one transaction (etcd: 128 operations, 1.5 MiB a request). */
 const OPS_PER_TXN = 64;
 const BYTES_PER_TXN = 1 << 20;
 
-/** Uploads a site as one revision (see the file comment); `dryRun` only compares. */
+/**
+ * Uploads a site as one revision (see the file comment); `dryRun` only compares. Every blob the
+ * site needs is checked against its hash, also when the site is the head already: a blob that
+ * is missing or was altered in the store is written again, so a push repairs it instead of
+ * saying "unchanged" while agents fail on it.
+ */
 export async function pushSite(store: Store, root: string, options: { dryRun?: boolean } = {}): Promise<PushResult & { files: Map<string, Buffer>; previous?: Manifest }> {
   const { files, hashes, id } = siteRevision(root);
   const head = await headManifest(store);
   const parent = head?.manifest.id ?? null;
   const diff = diffFiles(head?.manifest.files ?? {}, hashes);
   const base = { id, parent, diff, files, ...(head ? { previous: head.manifest } : {}) };
-  if (parent === id || options.dryRun) return { ...base, created: false };
+  if (options.dryRun) return { ...base, created: false, repaired: 0 };
 
-  // Blobs not yet stored, written before anything refers to them.
+  // Blobs not stored as they should be, written before anything refers to them.
   const bySha = new Map([...files].map(([p, data]) => [hashes[p]!, data]));
   const missing: string[] = [];
-  for (const sha of bySha.keys()) if (!(await store.get(KEYS.blob(sha)))) missing.push(sha);
+  let repaired = 0;
+  for (const sha of bySha.keys()) {
+    const stored = await store.get(KEYS.blob(sha));
+    if (stored && sha256Hex(stored.value) === sha) continue;
+    missing.push(sha);
+    if (stored || parent === id) repaired++;
+  }
   let batch: string[] = [];
   let bytes = 0;
   const flush = async () => {
@@ -154,13 +189,14 @@ export async function pushSite(store: Store, root: string, options: { dryRun?: b
     bytes += size;
   }
   await flush();
+  if (parent === id) return { ...base, created: false, repaired };
   const manifest: Manifest = { version: 1, id, parent, created: new Date().toISOString(), files: hashes };
   const { succeeded } = await store.txn(
     [head ? { key: KEYS.head, target: 'modRevision', op: '=', value: head.modRevision } : { key: KEYS.head, target: 'exists', op: '=', value: false }],
     [{ put: KEYS.revision(id), value: JSON.stringify(manifest) }, { put: KEYS.head, value: id }],
   );
   if (!succeeded) throw new Error('another push landed while this one was being uploaded; run cairn push again');
-  return { ...base, created: true };
+  return { ...base, created: true, repaired };
 }
 
 /** A blob's bytes, checked against its hash. */

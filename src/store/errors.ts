@@ -10,6 +10,20 @@ export class StoreUnreachableError extends Error {
 }
 
 /**
+ * The store's data is not what Cairn wrote: an SQLite file that is damaged or not a store, a
+ * document that is not JSON, a head naming a revision that is not there. Like an unreachable
+ * store it is the environment's fault, not the input's (exit code 3); the message names the
+ * store (and its file) so the user knows what to repair or move aside.
+ */
+export class StoreCorruptError extends StoreUnreachableError {
+  constructor(url: string, reason: string) {
+    super(url, reason);
+    this.message = `store ${url} is corrupt: ${reason}`;
+    this.name = 'StoreCorruptError';
+  }
+}
+
+/**
  * The store answered but refused the request: the user may not do it (a role without write
  * access), or it is larger than the store accepts. Nothing was written. The CLI exits 2.
  */

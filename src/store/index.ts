@@ -18,7 +18,7 @@ import type { EtcdTarget } from './etcd.ts';
 import type { Store, StoreOptions } from './types.ts';
 
 export type { Change, Compare, KeyValue, Op, Store, StoreOptions, WatchOptions } from './types.ts';
-export { StoreCompactedError, StoreRefusedError, StoreUnreachableError } from './errors.ts';
+export { StoreCompactedError, StoreCorruptError, StoreRefusedError, StoreUnreachableError } from './errors.ts';
 
 export type StoreTarget =
   | { kind: 'sqlite'; url: string; path: string }

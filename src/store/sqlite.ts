@@ -21,7 +21,7 @@ import { basename, dirname } from 'node:path';
 import { createPrivateFile, privateDir, privateFile } from '../lib/private-files.ts';
 import type BetterSqlite3 from 'better-sqlite3';
 import { ChangeQueue, checkCompare, checkOps, holds, prefixEnd, toBuffer } from './common.ts';
-import { StoreCompactedError, StoreUnreachableError } from './errors.ts';
+import { StoreCompactedError, StoreCorruptError, StoreUnreachableError } from './errors.ts';
 import type { Change, Compare, KeyValue, LeaseAttempt, Op, Store, StoreOptions, WatchOptions } from './types.ts';
 import { dynamicImport } from '../lib/dynamic-import.ts';
 
@@ -41,6 +41,29 @@ const SCHEMA = `
 `;
 
 interface LeaseRow { value: Buffer; owner: string; expires: number }
+
+/** The columns each table must have, in order: a file whose tables differ is not a store of this Cairn. */
+const COLUMNS: Record<string, string[]> = {
+  meta: ['name', 'value'],
+  kv: ['key', 'value', 'create_revision', 'mod_revision', 'version'],
+  log: ['id', 'revision', 'key', 'deleted', 'value'],
+};
+
+/**
+ * SQLite's own errors as the store's: a damaged or foreign file (SQLITE_CORRUPT, SQLITE_NOTADB,
+ * a missing column: SQLITE_ERROR) is a corrupt store, anything else from SQLite (busy, I/O, a
+ * full disk, no permission) an unreachable one; both name the file. Anything else is a bug.
+ */
+function storeError(url: string, path: string, err: unknown): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return err;
+  const message = `${path}: ${(err as Error).message} (${code})`;
+  if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB' || code === 'SQLITE_ERROR' || code === 'SQLITE_MISMATCH') {
+    return new StoreCorruptError(url, `${message}; move the file aside to start an empty store, or restore it from a backup`);
+  }
+  return new StoreUnreachableError(url, message);
+}
+
 interface KvRow { key: Buffer; value: Buffer; create_revision: number; mod_revision: number; version: number }
 interface LogRow { revision: number; key: Buffer; deleted: number; value: Buffer | null }
 
@@ -64,13 +87,24 @@ export async function openSqliteStore(url: string, path: string, options: StoreO
     // With WAL, NORMAL never corrupts the file; a power cut may lose the last commits (not a crash).
     db.pragma('synchronous = NORMAL');
     db.transaction(() => db!.exec(SCHEMA)).immediate();
+    // CREATE TABLE IF NOT EXISTS leaves a table of that name as it is, whatever its columns.
+    for (const [table, expected] of Object.entries(COLUMNS)) {
+      const found = (db.prepare(`SELECT name FROM pragma_table_info(?) ORDER BY cid`).pluck().all(table) as string[]);
+      if (found.join() !== expected.join()) {
+        throw new StoreCorruptError(url, `${path}: table ${table} has the columns (${found.join(', ')}), a Cairn store's has (${expected.join(', ')}); ` +
+          'move the file aside to start an empty store');
+      }
+    }
     const schema = db.prepare(`SELECT value FROM meta WHERE name = 'schema'`).pluck().get();
-    if (schema !== SCHEMA_VERSION) throw new Error(`${path} has store schema ${String(schema)}, this Cairn knows ${SCHEMA_VERSION}`);
+    if (schema !== SCHEMA_VERSION) throw new StoreUnreachableError(url, `${path} has store schema ${String(schema)}, this Cairn knows ${SCHEMA_VERSION}`);
+    return new SqliteStore(url, path, db, options);
   } catch (err) {
     db?.close();
+    if (err instanceof StoreUnreachableError) throw err;
+    const known = storeError(url, path, err);
+    if (known !== err) throw known;
     throw new StoreUnreachableError(url, `cannot open ${path}: ${(err as Error).message}`);
   }
-  return new SqliteStore(url, db, options);
 }
 
 class SqliteStore implements Store {
@@ -83,7 +117,7 @@ class SqliteStore implements Store {
   private readonly history: number;
   private readonly sql;
 
-  constructor(readonly url: string, private readonly db: BetterSqlite3.Database, options: StoreOptions) {
+  constructor(readonly url: string, private readonly path: string, private readonly db: BetterSqlite3.Database, options: StoreOptions) {
     this.pollIntervalMs = options.pollIntervalMs ?? 50;
     this.history = Math.max(1, options.historyRevisions ?? 1000);
     const meta = (name: string) => db.prepare(`SELECT value FROM meta WHERE name = '${name}'`).pluck();
@@ -109,8 +143,17 @@ class SqliteStore implements Store {
     };
   }
 
+  /** Runs a statement, turning SQLite's errors into the store's (storeError). */
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw storeError(this.url, this.path, err);
+    }
+  }
+
   async get(key: string): Promise<KeyValue | undefined> {
-    const row = this.sql.get.get(Buffer.from(key)) as KvRow | undefined;
+    const row = this.guard(() => this.sql.get.get(Buffer.from(key)) as KvRow | undefined);
     return row && keyValue(row);
   }
 
@@ -127,7 +170,7 @@ class SqliteStore implements Store {
 
   async list(prefix: string): Promise<KeyValue[]> {
     const [start, end] = range(prefix);
-    const rows = (end ? this.sql.listRange.all(start, end) : this.sql.listFrom.all(start)) as KvRow[];
+    const rows = this.guard(() => (end ? this.sql.listRange.all(start, end) : this.sql.listFrom.all(start)) as KvRow[]);
     return rows.map(keyValue);
   }
 
@@ -153,7 +196,7 @@ class SqliteStore implements Store {
   }
 
   async revision(): Promise<number> {
-    return this.sql.revision.get() as number;
+    return this.guard(() => this.sql.revision.get() as number);
   }
 
   watch(prefix: string, options: WatchOptions): AsyncIterable<Change> {
@@ -216,7 +259,7 @@ class SqliteStore implements Store {
     if (signal.aborted) return;
     const watch: SqliteWatch = {
       range: range(prefix),
-      last: fromRevision !== undefined ? fromRevision - 1 : (this.sql.revision.get() as number),
+      last: fromRevision !== undefined ? fromRevision - 1 : this.guard(() => this.sql.revision.get() as number),
       queue: new ChangeQueue(),
     };
     const stop = () => watch.queue.end();
@@ -235,7 +278,7 @@ class SqliteStore implements Store {
 
   /** Runs `apply` in a write transaction at the next revision; the revision moves only if it changed something. */
   private write(apply: (next: number) => number): number {
-    const revision = this.db.transaction(() => {
+    const revision = this.guard(() => this.db.transaction(() => {
       const current = this.sql.revision.get() as number;
       const next = current + 1;
       if (apply(next) === 0) return current;
@@ -246,7 +289,7 @@ class SqliteStore implements Store {
         this.sql.setMeta.run(oldest, 'compacted');
       }
       return next;
-    }).immediate();
+    }).immediate());
     // This connection's own commits do not move data_version: look now rather than at the next tick.
     if (this.watches.size > 0) setImmediate(() => this.pollAll(true));
     return revision;
@@ -289,7 +332,13 @@ class SqliteStore implements Store {
 
   private pollAll(ownWrite: boolean): void {
     if (!this.db.open) return;
-    const version = this.db.pragma('data_version', { simple: true }) as number;
+    let version: number;
+    try {
+      version = this.guard(() => this.db.pragma('data_version', { simple: true }) as number);
+    } catch (err) {
+      for (const watch of this.watches) watch.queue.fail(err);
+      return;
+    }
     if (!ownWrite && version === this.dataVersion) return;
     this.dataVersion = version;
     for (const watch of this.watches) this.catchUp(watch);
@@ -311,7 +360,7 @@ class SqliteStore implements Store {
         watch.queue.push(rows.map(change));
       }).deferred();
     } catch (err) {
-      watch.queue.fail(err);
+      watch.queue.fail(storeError(this.url, this.path, err));
     }
   }
 }
