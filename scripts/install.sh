@@ -14,9 +14,10 @@ fi
 # and iproute2 (network namespaces) for the SSH tests; debootstrap, systemd-container
 # (systemd-nspawn) and dpkg-dev (dpkg-scanpackages) for the test lab's Debian hosts (test/lab/);
 # gnupg to sign the second apt repository test/lab-package-repository.test.ts serves them;
-# etcd-server and etcd-client for the store's etcd cluster tests; GNU time for the benchmark.
+# etcd-server and etcd-client for the store's etcd cluster tests; GNU time for the benchmark;
+# busybox, whose `sh` (ash) runs the scripts `cairn export` writes in the export tests.
 missing=""
-for pkg in git openssh-server openssh-client sudo iproute2 debootstrap systemd-container dpkg-dev gnupg etcd-server etcd-client time; do
+for pkg in git openssh-server openssh-client sudo iproute2 debootstrap systemd-container dpkg-dev gnupg etcd-server etcd-client time busybox; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then

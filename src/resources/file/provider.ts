@@ -6,6 +6,7 @@ import { outputTail } from '../commands.ts';
 import { attributeDiff, convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { fileType } from './type.ts';
+import { attrWords, feed, holds, managesAttrs, put, quote as q, validateCommand } from '../shell-fragments.ts';
 
 type FileAttributes = Desired<typeof fileType>;
 
@@ -88,5 +89,40 @@ export const posixFile = defineProvider<typeof fileType>({
     const path = desired.path;
     const patch = createTwoFilesPatch(current ? path : '/dev/null', path, before, desired.content, undefined, undefined, { context: 3 });
     return attributes ? `${attributes}\n${patch}` : patch;
+  },
+
+  shell: {
+    check(desired) {
+      const p = q(desired.path);
+      if (desired.ensure === 'absent') return `[ ! -e ${p} ] && [ ! -L ${p} ]`;
+      const bytes = desiredBytes(desired);
+      const kind = bytes !== undefined ? holds(desired.path, bytes) : `{ [ -f ${p} ] && [ ! -L ${p} ]; }`;
+      return managesAttrs(desired) ? `${kind} && cairn_attrs_ok ${p} ${attrWords(desired)}` : kind;
+    },
+    exists: (desired) => `[ -e ${q(desired.path)} ] || [ -L ${q(desired.path)} ]`,
+    apply(desired, action) {
+      const p = q(desired.path);
+      const otherKind = [
+        `if [ -L ${p} ] || { [ -e ${p} ] && [ ! -f ${p} ]; }; then`,
+        `  if [ -d ${p} ]; then k=directory; elif [ -L ${p} ]; then k=symlink; else k=other; fi`,
+        `  printf '%s is a %s, not a file; ${action === 'destroy' ? 'not removing it' : 'remove it first'}\\n' ${p} "$k"; return 1`,
+        'fi',
+        '',
+      ].join('\n');
+      if (action === 'destroy') return `${otherKind}rm -f ${p}`;
+      const bytes = desiredBytes(desired);
+      const validate = desired.validate !== undefined ? `cairn_validate=${q(validateCommand(desired.validate))}\n` : '';
+      if (bytes !== undefined) {
+        return `${otherKind}if ${holds(desired.path, bytes)}; then cairn_attrs ${p} ${attrWords(desired)}; return; fi\n${validate}${put(desired.path, attrWords(desired), desired.backup === true, bytes)}`;
+      }
+      return `${otherKind}if [ -f ${p} ]; then cairn_attrs ${p} ${attrWords(desired)}; return; fi\n${validate}${put(desired.path, attrWords(desired), false, Buffer.alloc(0))}`;
+    },
+    diff(desired) {
+      const bytes = desiredBytes(desired);
+      if (bytes === undefined || desired.ensure === 'absent') return 'exit 0';
+      const p = q(desired.path);
+      const old = `if [ -f ${p} ]; then o=${p}; else o=/dev/null; fi`;
+      return `t=$(mktemp) || exit 1\n${feed(bytes, 'cat >"$t"')}${old}\ndiff -u "$o" "$t" | sed "1s|^--- .*|--- $o|;2s|^+++ .*|+++ "${p}"|"\nrm -f "$t"\nexit 0`;
+    },
   },
 });
