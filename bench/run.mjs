@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, w
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { snapshot } from './snapshot.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..');
@@ -141,9 +142,6 @@ function peerTools() {
   ];
 }
 
-function snapshot(root) {
-  return execFileSync('sh', [join(peers, 'tools/snapshot.sh'), root], { encoding: 'utf8' }).replaceAll(root, '$ROOT');
-}
 
 // 1. Correctness first: both converge the same tree, with the right counts.
 let version = 1;

@@ -74,19 +74,22 @@ export const shellExec = defineProvider<typeof execType>({
     },
     apply: (desired) => shellRun(desired),
     refresh(desired) {
-      const guards = shellGuards(desired).map((g) => `if ${g.test}; then echo ${q(`not run: ${g.why}`)}; return 100; fi\n`).join('');
+      const guards = shellGuards(desired).map((g) => (g.onlyif !== undefined
+        ? `${g.onlyif}; rc=$?\nif [ $rc -ne 0 ]; then echo "not run: onlyif: exited $rc"; return 100; fi\n`
+        : `if ${g.test}; then echo ${q(`not run: ${g.why}`)}; return 100; fi\n`)).join('');
       return `${guards}${shellRun(desired)}`;
     },
   },
 });
 
 /** The guards as shell tests, each with why it says the command is not needed (notNeeded()). */
-function shellGuards(desired: ExecAttributes): { test: string; why: string }[] {
-  const out: { test: string; why: string }[] = [];
+function shellGuards(desired: ExecAttributes): { test: string; why: string; onlyif?: string }[] {
+  const out: { test: string; why: string; onlyif?: string }[] = [];
   if (typeof desired.creates === 'string') out.push({ test: `{ [ -e ${q(desired.creates)} ] || [ -L ${q(desired.creates)} ]; }`, why: `creates: ${desired.creates} exists` });
   if (typeof desired.unless === 'string') out.push({ test: `${shellInvocation(desired, desired.unless, false)} >/dev/null 2>&1`, why: 'unless: exited 0' });
   if (typeof desired.onlyif === 'string') {
-    out.push({ test: `! ${shellInvocation(desired, desired.onlyif, false)} >/dev/null 2>&1`, why: 'onlyif: exited non-zero' });
+    const run = `${shellInvocation(desired, desired.onlyif, false)} >/dev/null 2>&1`;
+    out.push({ test: `! ${run}`, why: 'onlyif: exited non-zero', onlyif: run });
   }
   return out;
 }
