@@ -190,15 +190,39 @@ export const CASES: Case[] = [
     },
     steps: [{ exit: 0, before: { 'www/old.txt': 'stale' } }, { exit: 0 }],
   },
+  {
+    name: 'a notification whose handler fails is kept in the state dir and delivered by the next run, once',
+    run: 's',
+    files: { 'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: x\n    notify: h\nh:\n  lazy: true\n  parts:\n    - exec: test -f ${R}/ok && echo handled >> ${R}/log\n` },
+    steps: [{ exit: 1 }, { exit: 0, before: { ok: '' } }, { exit: 0 }],
+  },
+  {
+    name: 'a notification is never lost: a handler skipped by --fail-fast stays pending and the next run delivers it, once',
+    run: 's',
+    files: {
+      'states/s.yaml': `s:\n  - file: ${R}/conf\n    content: x\n    notify: [h, exec:echo refreshed >> ${R}/log]\n  - exec: "<%= it.vars.cmd %>"\n` +
+        `  - exec: echo refreshed >> ${R}/log\n    creates: ${R}/log\nh:\n  lazy: true\n  parts:\n    - exec: echo handled >> ${R}/log\n`,
+    },
+    steps: [
+      { vars: ['cmd=false'], flags: ['--fail-fast'], exit: 1, before: { log: '' } },
+      { vars: ['cmd=true'], flags: ['--fail-fast'], exit: 0 },
+      { vars: ['cmd=true'], exit: 0 },
+    ],
+  },
+  {
+    name: 'a notification is never lost: a handler skipped for a failed requisite stays pending and the next run delivers it',
+    run: 's',
+    files: {
+      'states/s.yaml': `s:\n  - exec: "<%= it.vars.cmd %>"\n    id: prep\n  - file: ${R}/conf\n    content: x\n    notify: h\n` +
+        `h:\n  lazy: true\n  parts:\n    - exec: echo handled >> ${R}/log\n      require: prep\n`,
+    },
+    steps: [{ vars: ['cmd=false'], exit: 1 }, { vars: ['cmd=true'], exit: 0 }, { vars: ['cmd=true'], exit: 0 }],
+  },
 ];
 
 /** Cases of the engine's suites left out, and why (nothing is dropped silently). */
 export const EXCLUDED: Record<string, string> = {
-  'a notification whose handler fails is kept in the state dir and delivered by the next run, once':
-    'the script does not keep pending notifications between runs: a handler that failed runs again only when its notifier changes again',
-  'a notification is never lost: a handler skipped by --fail-fast stays pending and the next run delivers it, once': 'as above: no pending notifications between runs',
-  'a notification is never lost: a handler skipped for a failed requisite stays pending and the next run delivers it': 'as above: no pending notifications between runs',
-  'is an error naming it, never read as empty': 'the script keeps no state files (pending.json, metadata.json)',
+  'is an error naming it, never read as empty': 'the script keeps its pending notifications as one file each (export-pending/), not in pending.json or metadata.json',
   'plan changes nothing, shows diffs, and is honest about what depends on earlier changes':
     '--check reports would-change from each check alone; it does not mark a reading that depends on an earlier change as unknown (after …)',
   'the JSON report has the documented shape and counts add up': 'the script prints plain report lines, not JSON',

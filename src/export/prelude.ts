@@ -137,6 +137,8 @@ cairn_node() {
     return
   fi
   if [ $cairn_diff = 1 ] && [ $_act != refresh ] && command -v d$_f >/dev/null; then (d$_f) 2>&1; fi
+  cairn_claimed=
+  [ "$_why" = transition ] || ! command -v oa$_i >/dev/null || oa$_i
   if [ $_act = refresh ]; then
     if command -v r$_f >/dev/null; then r$_f >"$cairn_log" 2>&1; _rc=$?; else _rc=0; fi
   elif [ "$7" = 1 ]; then
@@ -147,6 +149,10 @@ cairn_node() {
     if [ $_rc = 0 ] && [ -n "$_pending" ] && [ $_act = update ] && command -v r$_f >/dev/null; then r$_f >"$cairn_log" 2>&1; _rc=$?; [ $_rc != 100 ] || _rc=0; fi
   fi
   [ -z "$_pending" ] || eval "p_$_i="
+  # Delivered (changed or found nothing to do): the pending entry goes; a change's own entries
+  # written ahead stand; a failure or no change takes them back.
+  if [ -n "$_pending" ] && { [ $_rc = 0 ] || [ $_rc = 100 ]; }; then eval "rm -f \"\$cairn_pending_dir/\$pk_$_i\""; fi
+  if [ $_rc != 0 ] && [ -n "$cairn_claimed" ]; then (cd "$cairn_pending_dir" && rm -f $cairn_claimed); fi
   case $_rc in
     0) command -v o$_i >/dev/null && o$_i; cairn_result "$_i" changed $_act "$_reason" ;;
     100) if [ "$7" = 1 ] && [ $_act != refresh ]; then _r=$cairn_reason; else _r=$(tail -n 1 "$cairn_log"); fi; cairn_result "$_i" unchanged none "$_r" ;;
@@ -160,6 +166,22 @@ cairn_notify_lazy() {
   eval "tr_$1=\"\${tr_$1:-} $_k\"; nb_$1=\$4"
 }
 cairn_notify() { eval "p_$1=\$2; nb_$1=\$2"; }
+
+# cairn_ahead KEY REF…: before a node that notifies changes anything, each notification is written
+# to the state directory (DESIGN §5.3: never lost), unless already pending; cairn_claimed lists
+# those this node wrote, taken back if it fails or changes nothing.
+cairn_ahead() {
+  [ -d "$cairn_pending_dir" ] || mkdir -p "$cairn_pending_dir" || return 0
+  while [ $# -ge 2 ]; do
+    if [ ! -e "$cairn_pending_dir/$1" ]; then printf '%s\n' "$2" > "$cairn_pending_dir/$1" && cairn_claimed="$cairn_claimed $1"; fi
+    shift 2
+  done
+}
+# cairn_pending KEY: whether a notification of an earlier run is pending; its notifier in cairn_from.
+cairn_pending() {
+  [ -f "$cairn_pending_dir/$1" ] || return 1
+  IFS= read -r cairn_from < "$cairn_pending_dir/$1" || [ -n "$cairn_from" ]
+}
 
 # cairn_due H WHEN DEFER: whether handler H is due in this flush; if so its trigger is used up.
 cairn_due() {
@@ -191,6 +213,11 @@ cairn_flush() {
     [ -n "$_next" ] || break
     _done="$_done$_next "
     t$_next notified
+    # Delivered only once it ran (changed or unchanged), and nothing triggered it again.
+    eval "_st=\$s_$_next _again=\${tr_$_next:-}"
+    if [ $cairn_mode = apply ] && [ -z "$_again" ]; then
+      case $_st in changed|unchanged) eval "rm -f \"\$cairn_pending_dir/\$pk_$_next\"" ;; esac
+    fi
   done
   cairn_flushing=
 }

@@ -7,6 +7,7 @@
  */
 import type { StateRun } from '../catalog/staterun.ts';
 import type { Edge, Graph, GraphNode } from '../graph/build.ts';
+import { sha256Hex } from '../lib/digest.ts';
 import { InputError, type Diagnostic } from '../lib/errors.ts';
 import { shellQuote as q } from '../lib/shell.ts';
 import { selectProvider } from '../resources/providers.ts';
@@ -174,6 +175,10 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
         return target.lazy ? `  cairn_notify_lazy ${ix(e.to)} ${target.defer ? 1 : 0} ${node.invocation} ${q(node.ref)}` : `  cairn_notify ${ix(e.to)} ${q(node.ref)}`;
       }).join('\n')}\n}`);
     }
+    if (notifies.length) {
+      // Written before the node changes anything, in apply mode (cairn_ahead).
+      out.push(`oa${i}() {\n  [ $cairn_mode = apply ] || return 0\n  cairn_ahead ${notifies.map((e) => `${pendingKey(e.to)} ${q(node.ref)}`).join(' ')}\n}`);
+    }
     const inc = incoming.get(node.id) ?? [];
     const turn = [`t${i}() {`, `  cairn_ref=${q(node.ref)}`,
       '  if [ -n "$cairn_stopped" ]; then cairn_result ' + i + ' skipped none "fail-fast: stopped after $cairn_stopped failed"; return; fi'];
@@ -190,6 +195,15 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     turn.push(`  ${nodeCall(node, String(i), '"${1:-}"', node.attributes)}`, '}');
     out.push(turn.join('\n'));
   }
+
+  // Notifications an earlier run left pending (a handler that failed or did not get its turn).
+  const notified = [...new Set(graph.edges.filter((e) => e.kind === 'notify').map((e) => e.to))];
+  const pending = notified.flatMap((id) => {
+    const node = byId.get(id)!;
+    const i = ix(id);
+    const deliver = node.lazy ? `tr_${i}=${node.defer ? 'E' : 'F'}` : `p_${i}="$cairn_from (pending from an earlier run)"`;
+    return [`pk_${i}=${pendingKey(id)}`, `if cairn_pending ${pendingKey(id)}; then ${deliver}; fi`];
+  });
 
   const main: string[] = [];
   const remaining = new Map<number, number>();
@@ -212,11 +226,13 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     PRELUDE.trim(),
     'cairn_chg() { [ "$1" = changed ] || { [ $cairn_mode = check ] && [ "$1" = would-change ]; }; }',
     `cairn_handlers=${q(graph.handlers.map(ix).join(' '))}`,
+    `cairn_pending_dir=${q(`${run.target.state_dir}/export-pending`)}`,
     ...graph.handlers.filter((id) => byId.get(id)!.defer).map((id) => `df_${ix(id)}=1`),
     '',
     ...out,
     ...extra,
     '',
+    ...pending,
     ...main,
     `if [ $cairn_mode = check ]; then cairn_what="$cairn_n_changed to change"; else cairn_what="$cairn_n_changed changed"; fi`,
     `printf '%s: %s, %s unchanged, %s failed, %s skipped\\n' ${q(target)} "$cairn_what" "$cairn_n_unchanged" "$cairn_n_failed" "$cairn_n_skipped"`,
@@ -224,4 +240,9 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     'exit 0',
     '',
   ].join('\n');
+}
+
+/** The file name of a node's pending notification: stable across exports of the same site. */
+function pendingKey(id: string): string {
+  return sha256Hex(id).slice(0, 24);
 }
