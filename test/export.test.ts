@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
@@ -125,4 +125,32 @@ test('export needs exactly one target (exit 2)', async () => {
   const r = await runCli(['export', '--site', site]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /one target's script/);
+});
+
+test('a run with a secret: the script holds it (and writes it), shows it nowhere, and export warns; -o is 0600', async () => {
+  const keyFile = join(tempDir('cairn-key-'), 't1.key');
+  const key = await runCli(['secret', 'keygen', '--out', keyFile]);
+  assert.equal(key.status, 0, key.stderr);
+  const recipient = /public key: (age1\S+)/.exec(key.stdout)![1]!;
+  const root = tempDir('cairn-export-secret-root-');
+  const site = makeSite({
+    'cairn.yaml': `targets:\n  t1:\n    executor: local\n    run: [s]\nvars:\n  root: ${root}\n`,
+    'states/s.yaml': 's:\n  - file: <%= it.vars.root %>/conf\n    content: "password=<%= it.vars.db_password %>\\n"\n',
+    'secrets.yaml': `recipients:\n  t1: [${recipient}]\n`,
+  });
+  const plain = 'hunter2-export-secret';
+  const enc = await runCli(['secret', 'encrypt', '--site', site, '--for', 't1', plain]);
+  assert.equal(enc.status, 0, enc.stderr);
+  mkdirSync(join(site, 'vars'));
+  writeFileSync(join(site, 'vars/all.yaml'), `db_password: ${enc.stdout}`);
+  const out = join(tempDir('cairn-export-secret-'), 'script.sh');
+  const r = await runCli(['export', '--site', site, '-t', 't1', '-o', out], { env: { CAIRN_SECRET_KEY_FILE: keyFile } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /holds sensitive values \(secrets\) in the clear/);
+  assert.equal(statSync(out).mode & 0o777, 0o600);
+  const run = dash(out, '--diff');
+  assert.equal(run.status, 0, run.stdout + run.stderr);
+  assert.equal(readFileSync(join(root, 'conf'), 'utf8'), `password=${plain}\n`);
+  assert.ok(!run.stdout.includes(plain) && !run.stderr.includes(plain), run.stdout);
+  assert.match(run.stdout, /\(content hidden\)/);
 });

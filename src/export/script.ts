@@ -10,6 +10,7 @@ import type { Edge, Graph, GraphNode } from '../graph/build.ts';
 import { sha256Hex } from '../lib/digest.ts';
 import { InputError, type Diagnostic } from '../lib/errors.ts';
 import { shellQuote as q } from '../lib/shell.ts';
+import { sensitiveMask, sensitiveValues } from '../graph/sensitive.ts';
 import { selectProvider } from '../resources/providers.ts';
 import { ApplyError, type Provider, type ShellContext, type ShellProvider } from '../resources/type.ts';
 import { PRELUDE } from './prelude.ts';
@@ -39,6 +40,8 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     outgoing.set(e.from, [...(outgoing.get(e.from) ?? []), e]);
   }
 
+  // The script must hold the secrets it writes, but its report lines show none (DESIGN §5.13).
+  const mask = sensitiveMask(sensitiveValues(graph)) ?? ((text: string) => text);
   const shells = new Map<string, ShellProvider>();
   const problems: Diagnostic[] = [];
   for (const node of graph.nodes) {
@@ -47,12 +50,12 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
       provider = selectProvider(node.type, facts, os, node.meta.provider);
     } catch (err) {
       if (!(err instanceof ApplyError)) throw err;
-      problems.push({ message: `${node.ref}: ${err.message}: cannot export it`, ...(node.pos ? { pos: node.pos } : {}) });
+      problems.push({ message: `${mask(node.ref)}: ${err.message}: cannot export it`, ...(node.pos ? { pos: node.pos } : {}) });
       continue;
     }
     if (!provider.shell) {
       problems.push({
-        message: `${node.ref}: the ${node.type} type's provider '${provider.name}' has no shell trait: cannot export it as a shell script`,
+        message: `${mask(node.ref)}: the ${node.type} type's provider '${provider.name}' has no shell trait: cannot export it as a shell script`,
         ...(node.pos ? { pos: node.pos } : {}),
         hint: 'leave this part out of the exported target, or run it with cairn apply',
       });
@@ -63,7 +66,8 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
   if (problems.length) throw new InputError(problems);
 
   const ix = (id: string) => index.get(id)!;
-  const refOf = (id: string) => byId.get(id)!.ref;
+  const refOf = (id: string) => mask(byId.get(id)!.ref);
+  const hidden = (node: GraphNode) => (node.meta.sensitive?.length ?? 0) > 0 || (graph.types[node.type]?.sensitive?.length ?? 0) > 0;
   const out: string[] = [];
   const extra: string[] = [];
 
@@ -82,7 +86,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     ];
     if (shell.exists) lines.push(define(`e${fn}`, shell.exists(desired), true));
     if (shell.refresh) lines.push(define(`r${fn}`, shell.refresh(desired), true));
-    if (shell.diff) lines.push(define(`d${fn}`, shell.diff(desired), true));
+    if (shell.diff) lines.push(define(`d${fn}`, hidden(node) ? "echo '(content hidden)'" : shell.diff(desired), true));
     return lines.join('\n');
   };
 
@@ -104,7 +108,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
         willRunFunction(Number(h), asker);
         return `w${h}_${asker}`;
       },
-      refOf: (h) => q(graph.nodes[Number(h) - 1]!.ref),
+      refOf: (h) => q(mask(graph.nodes[Number(h) - 1]!.ref)),
       applyWith: (h, attributes) => {
         const other = graph.nodes[Number(h) - 1]!;
         const fn = `${h}_t${asker}`;
@@ -112,9 +116,9 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
         extra.push(functions(other, fn, desired));
         extra.push([
           `tw${fn}() {`,
-          `  cairn_ref=${q(other.ref)}`,
+          `  cairn_ref=${q(mask(other.ref))}`,
           `  ${nodeCall(other, fn, 'transition', desired)}`,
-          `  cairn_ref=${q(node.ref)}`,
+          `  cairn_ref=${q(mask(node.ref))}`,
           `  case $s_${h} in changed|would-change) return 0 ;; failed) return 2 ;; esac`,
           '  return 1',
           '}',
@@ -166,21 +170,21 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
 
   for (const node of graph.nodes) {
     const i = ix(node.id);
-    out.push(`# ${node.ref.replace(/\n/g, ' ')}${node.pos ? ` (${node.pos.file}:${node.pos.line}:${node.pos.col})` : ''}`);
+    out.push(`# ${mask(node.ref).replace(/\n/g, ' ')}${node.pos ? ` (${node.pos.file}:${node.pos.line}:${node.pos.col})` : ''}`);
     out.push(functions(node, String(i), node.attributes));
     const notifies = node.meta.noop ? [] : (outgoing.get(node.id) ?? []).filter((e) => e.kind === 'notify');
     if (notifies.length) {
       out.push(`o${i}() {\n${notifies.map((e) => {
         const target = byId.get(e.to)!;
-        return target.lazy ? `  cairn_notify_lazy ${ix(e.to)} ${target.defer ? 1 : 0} ${node.invocation} ${q(node.ref)}` : `  cairn_notify ${ix(e.to)} ${q(node.ref)}`;
+        return target.lazy ? `  cairn_notify_lazy ${ix(e.to)} ${target.defer ? 1 : 0} ${node.invocation} ${q(mask(node.ref))}` : `  cairn_notify ${ix(e.to)} ${q(mask(node.ref))}`;
       }).join('\n')}\n}`);
     }
     if (notifies.length) {
       // Written before the node changes anything, in apply mode (cairn_ahead).
-      out.push(`oa${i}() {\n  [ $cairn_mode = apply ] || return 0\n  cairn_ahead ${notifies.map((e) => `${pendingKey(e.to)} ${q(node.ref)}`).join(' ')}\n}`);
+      out.push(`oa${i}() {\n  [ $cairn_mode = apply ] || return 0\n  cairn_ahead ${notifies.map((e) => `${pendingKey(e.to)} ${q(mask(node.ref))}`).join(' ')}\n}`);
     }
     const inc = incoming.get(node.id) ?? [];
-    const turn = [`t${i}() {`, `  cairn_ref=${q(node.ref)}`,
+    const turn = [`t${i}() {`, `  cairn_ref=${q(mask(node.ref))}`,
       '  if [ -n "$cairn_stopped" ]; then cairn_result ' + i + ' skipped none "fail-fast: stopped after $cairn_stopped failed"; return; fi'];
     for (const e of inc.filter((x) => BLOCKING.has(x.kind))) {
       turn.push(`  if [ "\${x_${ix(e.from)}:-}" = 1 ]; then cairn_result ${i} skipped none ${q(`dependency failed: ${refOf(e.from)}`)}; return; fi`);
