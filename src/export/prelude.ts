@@ -90,6 +90,9 @@ cairn_put() {
   if [ ! -d "$_d" ]; then echo "the directory $_d does not exist (declare it with a directory part and require it)"; return 1; fi
   _t="$_d/.${"${"}1##*/}.cairn-$$" _v=${"${"}cairn_validate:-}
   cairn_validate=
+  # A file it replaces keeps its mode and owner unless they are managed: cp -p makes the temp file
+  # with them, and writing into it keeps them.
+  if [ -z "$2$3$4" ] && [ -f "$1" ]; then cp -p "$1" "$_t" 2>/dev/null || rm -f "$_t"; fi
   if [ $# -ge 6 ]; then printf '%s' "$6" > "$_t" || { rm -f "$_t"; return 1; }
   else cat > "$_t" || { rm -f "$_t"; return 1; }; fi
   if [ -n "$_v" ]; then
@@ -97,8 +100,7 @@ cairn_put() {
       rm -f "$_t"; printf 'validate refused the new content (%s left as it was)\n%s\n' "$1" "$_o" | tail -n 12; return 1
     fi
   fi
-  if [ -n "$2" ]; then chmod "$2" "$_t" || { rm -f "$_t"; return 1; }
-  elif [ -f "$1" ]; then chmod "$(stat -c %a "$1")" "$_t" || { rm -f "$_t"; return 1; }; fi
+  if [ -n "$2" ]; then chmod "$2" "$_t" || { rm -f "$_t"; return 1; }; fi
   if [ -n "$3$4" ]; then chown "$3${"${"}4:+:$4}" "$_t" || { rm -f "$_t"; return 1; }; fi
   if [ -e "$1" ]; then
     if [ "$5" = 1 ] && [ -f "$1" ]; then cp "$1" "$1.cairn-bak" || { rm -f "$_t"; return 1; }; fi

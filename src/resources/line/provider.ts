@@ -83,9 +83,10 @@ export const posixLine = defineProvider<typeof lineType>({
         ? '{ if (!(re != "" ? $0 ~ re : $0 == t)) print }'
         : '{ l[++n] = $0 } END { for (i = 1; i <= n && re != ""; i++) if (l[i] ~ re) { k = i; break } ' +
           'if (!k) for (i = 1; i <= n; i++) if (l[i] == t) { k = i; break } if (k) l[k] = t; else l[++n] = t; for (i = 1; i <= n; i++) print l[i] }';
+      // The edited text comes back whole (the x keeps its final newlines) and is written atomically.
       return `${missing}if [ -e ${p} ]; then src=${p}; else src=/dev/null; fi\n` +
-        `${awkLine(desired)} 'BEGIN { re = ENVIRON["CAIRN_RE"]; t = ENVIRON["CAIRN_TEXT"] } ${program}' "$src" > ${q(`${desired.path}.cairn-line`)} || return 1\n` +
-        `cairn_put ${p} '' '' '' '' < ${q(`${desired.path}.cairn-line`)}; rc=$?; rm -f ${q(`${desired.path}.cairn-line`)}; return $rc`;
+        `text=$(${awkLine(desired)} 'BEGIN { re = ENVIRON["CAIRN_RE"]; t = ENVIRON["CAIRN_TEXT"] } ${program}' "$src" && echo x) || return 1\n` +
+        `cairn_put ${p} '' '' '' '' "\${text%x}"`;
     },
   },
 });
