@@ -154,3 +154,18 @@ test('a run with a secret: the script holds it (and writes it), shows it nowhere
   assert.ok(!run.stdout.includes(plain) && !run.stderr.includes(plain), run.stdout);
   assert.match(run.stdout, /\(content hidden\)/);
 });
+
+test('a script fed on stdin (curl … | sh) runs to its end: no fragment reads the script as its input', async () => {
+  const root = tempDir('cairn-export-stdin-');
+  const site = makeSite({
+    'cairn.yaml': `targets:\n  t1:\n    executor: local\n    run: [s]\nvars:\n  root: ${root}\n`,
+    'states/s.yaml': 's:\n  - exec: cat > <%= it.vars.root %>/seen\n  - file: <%= it.vars.root %>/after\n    content: "still here\\n"\n',
+  });
+  const sh = await runCli(['export', '--site', site, '-t', 't1']);
+  assert.equal(sh.status, 0, sh.stderr);
+  const r = spawnSync('dash', ['-s'], { input: sh.stdout, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^t1: 2 changed, 0 unchanged, 0 failed, 0 skipped$/m);
+  assert.equal(readFileSync(join(root, 'seen'), 'utf8'), '');
+  assert.equal(readFileSync(join(root, 'after'), 'utf8'), 'still here\n');
+});

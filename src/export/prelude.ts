@@ -119,36 +119,37 @@ cairn_node() {
   eval "_pending=\${p_$_i:-}"
   [ "$_why" != transition ] || _pending=
   cairn_skip=
-  if c$_f; then _sync=1; else _sync=0; fi
+  # Fragments never read the script's stdin: \`curl … | sh\` feeds the script itself through it.
+  if c$_f </dev/null; then _sync=1; else _sync=0; fi
   if [ -n "$cairn_skip" ]; then cairn_result "$_i" skipped none "$cairn_skip"; return; fi
   if [ $_sync = 1 ] && [ -z "$_pending" ]; then
     if [ -n "$8" ]; then cairn_result "$_i" skipped none "$8"; else cairn_result "$_i" unchanged none ''; fi
     return
   fi
   if [ $_sync = 1 ]; then _act=refresh
-  elif [ "$5" != destroy ] && [ "$6" = 1 ] && e$_f; then _act=update
+  elif [ "$5" != destroy ] && [ "$6" = 1 ] && e$_f </dev/null; then _act=update
   else _act=$5; fi
   _reason=
   if [ "$_why" = transition ]; then _reason=transition
   elif [ $_act = refresh ] || [ "$_why" = notified ]; then eval "_by=\${nb_$_i:-}"; _reason="notified by ${"${"}_pending:-${"${"}_by:-a pending notification}}"; fi
   if [ "$4" = 1 ] || [ $cairn_mode = check ]; then
-    if [ $cairn_diff = 1 ] && [ $_act != refresh ] && command -v d$_f >/dev/null; then (d$_f) 2>&1; fi
+    if [ $cairn_diff = 1 ] && [ $_act != refresh ] && command -v d$_f >/dev/null; then (d$_f) 2>&1 </dev/null; fi
     [ "$4" = 1 ] && _reason=noop
     [ "$4" = 1 ] || { command -v o$_i >/dev/null && o$_i; }
     cairn_result "$_i" would-change $_act "$_reason"
     return
   fi
-  if [ $cairn_diff = 1 ] && [ $_act != refresh ] && command -v d$_f >/dev/null; then (d$_f) 2>&1; fi
+  if [ $cairn_diff = 1 ] && [ $_act != refresh ] && command -v d$_f >/dev/null; then (d$_f) 2>&1 </dev/null; fi
   cairn_claimed=
   [ "$_why" = transition ] || ! command -v oa$_i >/dev/null || oa$_i
   if [ $_act = refresh ]; then
-    if command -v r$_f >/dev/null; then r$_f >"$cairn_log" 2>&1; _rc=$?; else _rc=0; fi
+    if command -v r$_f >/dev/null; then r$_f >"$cairn_log" 2>&1 </dev/null; _rc=$?; else _rc=0; fi
   elif [ "$7" = 1 ]; then
     cairn_reason= cairn_error=
-    a$_f; _rc=$?
+    a$_f </dev/null; _rc=$?
   else
-    a$_f >"$cairn_log" 2>&1; _rc=$?
-    if [ $_rc = 0 ] && [ -n "$_pending" ] && [ $_act = update ] && command -v r$_f >/dev/null; then r$_f >"$cairn_log" 2>&1; _rc=$?; [ $_rc != 100 ] || _rc=0; fi
+    a$_f >"$cairn_log" 2>&1 </dev/null; _rc=$?
+    if [ $_rc = 0 ] && [ -n "$_pending" ] && [ $_act = update ] && command -v r$_f >/dev/null; then r$_f >"$cairn_log" 2>&1 </dev/null; _rc=$?; [ $_rc != 100 ] || _rc=0; fi
   fi
   [ -z "$_pending" ] || eval "p_$_i="
   # Delivered (changed or found nothing to do): the pending entry goes; a change's own entries

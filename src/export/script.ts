@@ -194,7 +194,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     const guards = inc.filter((x) => x.kind === 'onfail').map((x) => ix(x.from));
     if (guards.length) turn.push(`  if ! { ${guards.map((k) => `[ "\${s_${k}:-}" = failed ]`).join(' || ')}; }; then cairn_result ${i} skipped none 'onfail: nothing failed'; return; fi`);
     if (node.stage && node.stage.index < node.stage.of) {
-      turn.push(`  if c${ix(node.stage.end)}; then cairn_result ${i} skipped none ${q(`end state in sync (stage ${node.stage.index} of ${node.stage.of})`)}; return; fi`);
+      turn.push(`  if c${ix(node.stage.end)} </dev/null; then cairn_result ${i} skipped none ${q(`end state in sync (stage ${node.stage.index} of ${node.stage.of})`)}; return; fi`);
     }
     turn.push(`  ${nodeCall(node, String(i), '"${1:-}"', node.attributes)}`, '}');
     out.push(turn.join('\n'));

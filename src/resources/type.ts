@@ -299,16 +299,20 @@ export interface Provider<T extends { schema: z.ZodType } = ResourceType> {
  * - `exists` returns 0 when the thing is there at all (an update, not a create, in the report).
  * - `diff` prints what would change, for `--diff` (content as a unified diff), after a failed check.
  *
- * `apply`, `refresh` and `diff` run in a subshell with their output captured, so they may `cd`,
- * set variables or `exit`; `check` and `exists` may not (one that mentions `exit` is run in a
- * subshell too, at the cost of a fork). Helpers the script's prelude defines, for fragments to
- * use: `cairn_put PATH MODE OWNER GROUP BACKUP` (writes stdin atomically: a temp file in the same
- * folder, chmod/chown, then rename; empty arguments leave that attribute alone; BACKUP `1` keeps
- * the old content as PATH.cairn-bak; `cairn_validate` set to a command run on the temp file, which
- * is `$1`), `cairn_b64` (base64 on stdin → bytes), `cairn_file_is PATH TEXT` (a regular file
- * holding exactly TEXT, which ends in a newline; no fork), `cairn_sha256_is PATH HEX`,
- * `cairn_attrs_ok PATH MODE OWNER GROUP` and `cairn_attrs PATH MODE OWNER GROUP` (check and fix
- * mode, owner and group; empty ones are not managed).
+ * Every fragment runs as a shell function in the script's own shell, so a converged run forks only
+ * for the commands its checks run; `apply`, `refresh` and `diff` have their output captured. A
+ * fragment that mentions `exit` becomes a subshell function (`name() ( … )`) instead, at the cost
+ * of a fork, so `exit` ends only it. Otherwise a fragment must not `cd` or `exit` outside a
+ * subshell of its own, and its scratch variables are plain lowercase names (the script's own
+ * start with `cairn_` or `_`). Helpers the script's prelude (src/export/prelude.ts) defines:
+ * `cairn_put PATH MODE OWNER GROUP BACKUP [TEXT]` (writes TEXT, else stdin, atomically: a temp file
+ * in the same folder, then a rename; empty arguments leave that attribute alone, and a file it
+ * replaces keeps its mode and owner; BACKUP `1` keeps the old content as PATH.cairn-bak;
+ * `cairn_validate` set to a command runs it on the temp file, `$1`, first), `cairn_b64` (base64
+ * on stdin → bytes), `cairn_file_is PATH TEXT` (a regular file holding exactly TEXT, which ends
+ * in a newline; no fork), `cairn_sha256_is PATH HEX`, `cairn_attrs_ok PATH MODE OWNER GROUP` and
+ * `cairn_attrs PATH MODE OWNER GROUP` (check and fix mode, owner and group; empty ones are not
+ * managed), `cairn_not CMD…`. resources/shell-fragments.ts builds the usual calls.
  *
  * `ctx` is given to meta types (a transition), whose work is other nodes' turns.
  */
