@@ -42,6 +42,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
 
   // The script must hold the secrets it writes, but its report lines show none (DESIGN §5.13).
   const mask = sensitiveMask(sensitiveValues(graph)) ?? ((text: string) => text);
+  const notifiedIds = new Set(graph.edges.filter((e) => e.kind === 'notify').map((e) => e.to));
   const shells = new Map<string, ShellProvider>();
   const problems: Diagnostic[] = [];
   for (const node of graph.nodes) {
@@ -95,7 +96,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     const shell = shells.get(node.id)!;
     const action = desired.ensure === 'absent' ? 'destroy' : graph.types[node.type]?.createAction ?? 'create';
     const inSync = graph.types[node.type]?.inSync?.reason ?? '';
-    return `cairn_node ${ix(node.id)} ${fn} ${why} ${node.meta.noop ? 1 : 0} ${action} ${shell.exists ? 1 : 0} ${shell.inline ? 1 : 0} ${q(inSync)}`;
+    return `cairn_node ${ix(node.id)} ${fn} ${why} ${node.meta.noop ? 1 : 0} ${action} ${shell.exists ? 1 : 0} ${shell.inline ? 1 : 0} ${q(inSync)} ${notifiedIds.has(node.id) ? 1 : 0}`;
   };
 
   /** What a meta type's fragments see of the rest of the run (ShellContext). */
@@ -194,9 +195,16 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     const guards = inc.filter((x) => x.kind === 'onfail').map((x) => ix(x.from));
     if (guards.length) turn.push(`  if ! { ${guards.map((k) => `[ "\${s_${k}:-}" = failed ]`).join(' || ')}; }; then cairn_result ${i} skipped none 'onfail: nothing failed'; return; fi`);
     if (node.stage && node.stage.index < node.stage.of) {
-      turn.push(`  if c${ix(node.stage.end)} </dev/null; then cairn_result ${i} skipped none ${q(`end state in sync (stage ${node.stage.index} of ${node.stage.of})`)}; return; fi`);
+      turn.push(`  if c${ix(node.stage.end)}; then cairn_result ${i} skipped none ${q(`end state in sync (stage ${node.stage.index} of ${node.stage.of})`)}; return; fi`);
     }
-    turn.push(`  ${nodeCall(node, String(i), '"${1:-}"', node.attributes)}`, '}');
+    const call = nodeCall(node, String(i), '"${1:-}"', node.attributes);
+    if (shells.get(node.id)!.inline || graph.types[node.type]?.inSync) turn.push(`  ${call} 0`);
+    else {
+      // The common case without cairn_node: checked, in sync, reported (a converged run is mostly this).
+      const fast = `cairn_skip=; if c${i}; then s_${i}=unchanged; cairn_n_unchanged=$((cairn_n_unchanged + 1)); printf 'unchanged    %s\\n' "$cairn_ref"; return; fi; ${call} 1`;
+      turn.push(notifiedIds.has(node.id) ? `  if [ -z "\${p_${i}:-}" ]; then ${fast}; return; fi\n  ${call} 0` : `  ${fast}`);
+    }
+    turn.push('}');
     out.push(turn.join('\n'));
   }
 
@@ -236,8 +244,14 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     ...out,
     ...extra,
     '',
-    ...pending,
-    ...main,
+    // One function, its input /dev/null: no fragment reads the script's stdin, which is the
+    // script itself when it is fed to sh (\`curl … | sh\`); sh has read all of it by then.
+    'cairn_main() {',
+    '  :',
+    ...pending.map((l) => `  ${l}`),
+    ...main.map((l) => `  ${l}`),
+    '}',
+    'cairn_main </dev/null',
     `if [ $cairn_mode = check ]; then cairn_what="$cairn_n_changed to change"; else cairn_what="$cairn_n_changed changed"; fi`,
     `printf '%s: %s, %s unchanged, %s failed, %s skipped\\n' ${q(target)} "$cairn_what" "$cairn_n_unchanged" "$cairn_n_failed" "$cairn_n_skipped"`,
     '[ $cairn_n_failed -eq 0 ] || exit 1',
