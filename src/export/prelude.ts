@@ -108,6 +108,23 @@ cairn_put() {
   fi
   mv -f "$_t" "$1" || { rm -f "$_t"; return 1; }
 }
+# cairn_other PATH KIND WHAT: fails (1) saying so when something other than a KIND is at PATH.
+cairn_other() {
+  if [ -L "$1" ]; then _k=symlink; [ "$2" != symlink ] || return 0
+  elif [ ! -e "$1" ]; then return 0
+  elif [ -d "$1" ]; then _k=directory; [ "$2" != directory ] || return 0
+  elif [ -f "$1" ]; then _k=file; [ "$2" != file ] || return 0
+  else _k=other; fi
+  printf '%s is a %s, not a %s; %s\n' "$1" "$_k" "$2" "$3"; return 1
+}
+# cairn_diff PATH [TEXT]: a unified diff from PATH's content to TEXT (else stdin), for --diff.
+cairn_diff() {
+  _t=$(mktemp) || return 1
+  if [ $# -ge 2 ]; then printf '%s' "$2" > "$_t"; else cat > "$_t"; fi
+  if [ -f "$1" ]; then _o=$1; else _o=/dev/null; fi
+  diff -u "$_o" "$_t" | sed "1s|^--- .*|--- $_o|;2s|^+++ .*|+++ $1|"
+  rm -f "$_t"
+}
 cairn_not() { if "$@"; then return 1; fi; return 0; }
 cairn_in() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
 

@@ -186,7 +186,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     }
     const inc = incoming.get(node.id) ?? [];
     const turn = [`t${i}() {`, `  cairn_ref=${q(mask(node.ref))}`,
-      '  if [ -n "$cairn_stopped" ]; then cairn_result ' + i + ' skipped none "fail-fast: stopped after $cairn_stopped failed"; return; fi'];
+      `  [ -z "$cairn_stopped" ] || { cairn_stop ${i}; return; }`];
     for (const e of inc.filter((x) => BLOCKING.has(x.kind))) {
       turn.push(`  if [ "\${x_${ix(e.from)}:-}" = 1 ]; then cairn_result ${i} skipped none ${q(`dependency failed: ${refOf(e.from)}`)}; return; fi`);
     }
@@ -201,7 +201,10 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     if (shells.get(node.id)!.inline || graph.types[node.type]?.inSync) turn.push(`  ${call} 0`);
     else {
       // The common case without cairn_node: checked, in sync, reported (a converged run is mostly this).
-      const fast = `cairn_skip=; if c${i}; then s_${i}=unchanged; cairn_n_unchanged=$((cairn_n_unchanged + 1)); printf 'unchanged    %s\\n' "$cairn_ref"; return; fi; ${call} 1`;
+      // A one-line check without return or exit is written in place: one function call less.
+      const check = shells.get(node.id)!.check(node.attributes, contextFor(node));
+      const inPlace = !/\n|\breturn\b|\bexit\b/.test(check) ? `{ ${check}; }` : `c${i}`;
+      const fast = `cairn_skip=; if ${inPlace}; then s_${i}=unchanged; cairn_n_unchanged=$((cairn_n_unchanged + 1)); printf 'unchanged    %s\\n' "$cairn_ref"; return; fi; ${call} 1`;
       turn.push(notifiedIds.has(node.id) ? `  if [ -z "\${p_${i}:-}" ]; then ${fast}; return; fi\n  ${call} 0` : `  ${fast}`);
     }
     turn.push('}');
@@ -236,6 +239,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     '# Options: --check (a dry run: what would change), --diff (show content changes), --fail-fast.',
     '# Exit 0 when no node failed, 1 when one did, 2 on a bad option. Needs a POSIX sh (dash, busybox ash).',
     PRELUDE.trim(),
+    'cairn_stop() { cairn_result "$1" skipped none "fail-fast: stopped after $cairn_stopped failed"; }',
     'cairn_chg() { [ "$1" = changed ] || { [ $cairn_mode = check ] && [ "$1" = would-change ]; }; }',
     `cairn_handlers=${q(graph.handlers.map(ix).join(' '))}`,
     `cairn_pending_dir=${q(`${run.target.state_dir}/export-pending`)}`,

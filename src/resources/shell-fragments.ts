@@ -46,6 +46,11 @@ export function put(path: string, attrs: string, backup: boolean, bytes: Buffer)
   return bytes.length <= INLINE_COMPARE_LIMIT && plainText(bytes) ? `${head} ${q(bytes.toString('utf8'))}\n` : feed(bytes, head);
 }
 
+/** A command that prints a unified diff from `path` to `bytes` (`cairn_diff`, for --diff). */
+export function diffTo(path: string, bytes: Buffer): string {
+  return bytes.length <= INLINE_COMPARE_LIMIT && plainText(bytes) ? `cairn_diff ${q(path)} ${q(bytes.toString('utf8'))}` : feed(bytes, `cairn_diff ${q(path)}`);
+}
+
 /** A command that returns 0 when `path` is a regular file holding exactly `bytes`. */
 export function holds(path: string, bytes: Buffer): string {
   if (bytes.length <= INLINE_COMPARE_LIMIT && plainText(bytes)) return `cairn_file_is ${q(path)} ${q(bytes.toString('utf8'))}`;

@@ -6,7 +6,7 @@ import { outputTail } from '../commands.ts';
 import { attributeDiff, convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { fileType } from './type.ts';
-import { attrWords, feed, holds, managesAttrs, put, quote as q, validateCommand } from '../shell-fragments.ts';
+import { attrWords, diffTo, holds, managesAttrs, put, quote as q, validateCommand } from '../shell-fragments.ts';
 
 type FileAttributes = Desired<typeof fileType>;
 
@@ -102,13 +102,7 @@ export const posixFile = defineProvider<typeof fileType>({
     exists: (desired) => `[ -e ${q(desired.path)} ] || [ -L ${q(desired.path)} ]`,
     apply(desired, action) {
       const p = q(desired.path);
-      const otherKind = [
-        `if [ -L ${p} ] || { [ -e ${p} ] && [ ! -f ${p} ]; }; then`,
-        `  if [ -d ${p} ]; then k=directory; elif [ -L ${p} ]; then k=symlink; else k=other; fi`,
-        `  printf '%s is a %s, not a file; ${action === 'destroy' ? 'not removing it' : 'remove it first'}\\n' ${p} "$k"; return 1`,
-        'fi',
-        '',
-      ].join('\n');
+      const otherKind = `cairn_other ${p} file ${q(action === 'destroy' ? 'not removing it' : 'remove it first')} || return 1\n`;
       if (action === 'destroy') return `${otherKind}rm -f ${p}`;
       const bytes = desiredBytes(desired);
       const validate = desired.validate !== undefined ? `cairn_validate=${q(validateCommand(desired.validate))}\n` : '';
@@ -119,10 +113,7 @@ export const posixFile = defineProvider<typeof fileType>({
     },
     diff(desired) {
       const bytes = desiredBytes(desired);
-      if (bytes === undefined || desired.ensure === 'absent') return 'exit 0';
-      const p = q(desired.path);
-      const old = `if [ -f ${p} ]; then o=${p}; else o=/dev/null; fi`;
-      return `t=$(mktemp) || exit 1\n${feed(bytes, 'cat >"$t"')}${old}\ndiff -u "$o" "$t" | sed "1s|^--- .*|--- $o|;2s|^+++ .*|+++ "${p}"|"\nrm -f "$t"\nexit 0`;
+      return bytes === undefined || desired.ensure === 'absent' ? ':' : diffTo(desired.path, bytes);
     },
   },
 });
