@@ -4,6 +4,8 @@
 // scale series. Prints a table and writes bench/RESULTS.md.
 //
 //   npm run bench [-- --runs N] [-- --quick] [-- --peers] [-- --ssh-only | --no-ssh]   (needs `npm run build` first)
+// --export-only: just the standard workload's three scenarios for Cairn, the hand-written shell
+// script and the script `cairn export --format sh` writes (no scale series, no SSH, no RESULTS.md).
 // --peers also runs Puppet and Ansible (bench/install-peers.sh installs them); an Ansible run
 // takes minutes, so it gets one run per scenario and Puppet three.
 //
@@ -14,6 +16,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, w
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { snapshot } from './snapshot.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..');
@@ -28,14 +31,15 @@ const varSizes = quick ? [10000] : [40000, 100000];
 const invocationSizes = quick ? [1000] : [5000, 10000];
 const withPeers = args.includes('--peers');
 const sshOnly = args.includes('--ssh-only');
-const withSsh = !args.includes('--no-ssh');
+const exportOnly = args.includes('--export-only');
+const withSsh = !args.includes('--no-ssh') && !exportOnly;
 
 if (!existsSync(cairnBin)) throw new Error('dist/cairn.cjs is missing: run `npm run build` first');
 if (!existsSync(join(peers, 'shell/converge.sh'))) throw new Error(`the peer workload is missing: ${peers}`);
 if (!existsSync('/usr/bin/time')) throw new Error('GNU time is missing: apt-get install time');
 
 const work = mkdtempSync(join(tmpdir(), 'cairn-bench-'));
-const roots = { cairn: join(work, 'cairn'), shell: join(work, 'shell') };
+const roots = { cairn: join(work, 'cairn'), shell: join(work, 'shell'), exported: join(work, 'exported') };
 const stateDir = '/tmp/cmbench/cairn-state'; // bench/site/cairn.yaml's state_dir
 
 /**
@@ -97,6 +101,31 @@ function resetCairn() {
 function resetShell() {
   setAside(roots.shell);
 }
+function resetExported() {
+  setAside(roots.exported);
+}
+
+/**
+ * The script `cairn export --format sh` writes for the workload at app_version `v` (the version
+ * is compiled in): exported once per version, outside the timed runs, and run with dash.
+ */
+const exportedScripts = new Map();
+function exportedScript(v) {
+  let file = exportedScripts.get(v);
+  if (!file) {
+    file = join(work, `exported-${v}.sh`);
+    execFileSync('node', [cairnBin, 'export', '--site', join(repo, 'bench/site'), '-t', 'local', '--var', `root=${roots.exported}`, '--var', `app_version=${v}`, '-o', file]);
+    exportedScripts.set(v, file);
+  }
+  return file;
+}
+const exported = (v) => ['dash', exportedScript(v)];
+/** The exported script's report lines: changed nodes, the handler's among them. */
+function exportedCounts(stdout) {
+  const changed = stdout.split('\n').filter((l) => l.startsWith('changed '));
+  const handler = changed.filter((l) => l.includes('app.reloads')).length;
+  return { changed: changed.length - handler, handler };
+}
 
 /** What each tool changed: Cairn's JSON report, the shell script's last line. */
 function cairnCounts(stdout) {
@@ -144,9 +173,6 @@ function peerTools() {
   ];
 }
 
-function snapshot(root) {
-  return execFileSync('sh', [join(peers, 'tools/snapshot.sh'), root], { encoding: 'utf8' }).replaceAll(root, '$ROOT');
-}
 
 // 1. Correctness first: both converge the same tree, with the right counts.
 let version = 1;
@@ -160,19 +186,26 @@ const expectCounts = (what, got, want) => {
 };
 expectCounts('cairn first run', cairnCounts(timed(cairn(roots.cairn, ['--json', '--var', `app_version=${version}`])).stdout), { changed: 742, handler: 1 });
 expectCounts('shell first run', shellCounts(timed(shell(), { ROOT: roots.shell, APP_VERSION: String(version) }).stdout), { changed: 742, handler: 1 });
+expectCounts('exported script first run', exportedCounts(timed(exported(version)).stdout), { changed: 742, handler: 1 });
 expectCounts('cairn no-op', cairnCounts(timed(cairn(roots.cairn, ['--json', '--var', `app_version=${version}`])).stdout), { changed: 0, handler: 0 });
 expectCounts('shell no-op', shellCounts(timed(shell(), { ROOT: roots.shell, APP_VERSION: String(version) }).stdout), { changed: 0, handler: 0 });
+expectCounts('exported script no-op', exportedCounts(timed(exported(version)).stdout), { changed: 0, handler: 0 });
 version++;
 expectCounts('cairn change', cairnCounts(timed(cairn(roots.cairn, ['--json', '--var', `app_version=${version}`])).stdout), { changed: 1, handler: 1 });
 expectCounts('shell change', shellCounts(timed(shell(), { ROOT: roots.shell, APP_VERSION: String(version) }).stdout), { changed: 1, handler: 1 });
+expectCounts('exported script change', exportedCounts(timed(exported(version)).stdout), { changed: 1, handler: 1 });
 const same = snapshot(roots.cairn) === snapshot(roots.shell);
 checks.push(`${same ? 'ok' : 'WRONG'}: the trees are identical (tools/snapshot.sh)`);
 if (!same) process.exitCode = 1;
+const sameExported = snapshot(roots.exported) === snapshot(roots.shell);
+checks.push(`${sameExported ? 'ok' : 'WRONG'}: the exported script leaves the same tree as the shell script (tools/snapshot.sh)`);
+if (!sameExported) process.exitCode = 1;
 
 // 2. Timings, alternating the tools run by run (peers, being slow, get fewer runs).
 const tools = [
   { name: 'cairn', runs, reset: resetCairn, run: (v) => timed(cairn(roots.cairn, ['--var', `app_version=${v}`])) },
   { name: 'shell', runs, reset: resetShell, run: (v) => timed(shell(), { ROOT: roots.shell, APP_VERSION: String(v) }) },
+  { name: 'exported', runs, reset: resetExported, run: (v) => timed(exported(v)) },
   ...(withPeers ? peerTools() : []),
 ];
 const scenarios = [
@@ -186,7 +219,7 @@ const results = [];
 // left Node's and Cairn's files cold, and this kind of VM pages cold files out (DAMON): the
 // Cairn run after it measured a cold start (a cold no-op is 0.3 to 0.7 s against 0.13 s warm;
 // the shell script's few pages barely notice).
-const groups = [tools.slice(0, 2), ...(withPeers ? [tools.slice(2)] : [])];
+const groups = [tools.slice(0, 3), ...(withPeers ? [tools.slice(3)] : [])];
 for (const sc of scenarios) {
   const samples = Object.fromEntries(tools.map((t) => [t.name, []]));
   // No warm-up run: each scenario starts where the previous one left every tool (converged at
@@ -196,6 +229,8 @@ for (const sc of scenarios) {
   for (const group of groups) {
     for (let i = 0; i < runs; i++) {
       const v = sc.fixedVersion ? base : base + i + 1;
+      // The exported script has the version compiled in: export it before the timed run.
+      if (group.some((t) => t.name === 'exported')) exportedScript(v);
       for (const t of group) {
         if (i >= t.runs) continue;
         if (sc.reset) t.reset();
@@ -209,12 +244,26 @@ for (const sc of scenarios) {
   // After the first runs every tool has converged the same version from scratch: compare trees.
   if (sc.reset && withPeers) {
     const expected = strip(snapshot(roots.shell));
-    for (const t of tools.slice(2)) {
+    for (const t of tools.slice(3)) {
       const same = strip(snapshot(t.root)) === expected;
       checks.push(`${same ? 'ok' : 'WRONG'}: ${t.name} leaves the same tree as the shell script (app.reloads aside)`);
       if (!same) process.exitCode = 1;
     }
   }
+}
+
+if (exportOnly) {
+  const out = ['## Checks', '', ...checks.map((c) => `- ${c}`), '', '| scenario | tool | wall, median (min–max) | cpu s, median | / shell |', '| --- | --- | --- | --- | ---: |'];
+  for (const r of results) {
+    const shellMedian = median(r.samples.shell.map((s) => s.wall));
+    for (const t of tools) {
+      const s = r.samples[t.name];
+      out.push(`| ${r.scenario} | ${t.name} | ${stat(s, 'wall', fmtMs)} | ${median(s.map((x) => x.cpu)).toFixed(2)} | ${(median(s.map((x) => x.wall)) / shellMedian).toFixed(2)}× |`);
+    }
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+  rmSync(work, { recursive: true, force: true });
+  process.exit();
 }
 
 // 3. Scale series: generated sites of N resources (directories of 10 files), no-op and first run.
@@ -300,7 +349,7 @@ const version_ = (cmd) => {
 };
 const lines = [];
 lines.push('# Benchmark results', '');
-lines.push(`Written by \`npm run bench\` on ${new Date().toISOString()}; ${runs} runs per figure, the two tools alternating.`, '');
+lines.push(`Written by \`npm run bench\` on ${new Date().toISOString()}; ${runs} runs per figure, Cairn, the shell script and the exported script alternating.`, '');
 lines.push('| machine | value |', '| --- | --- |');
 lines.push(`| CPU | ${cpus().length} × ${cpus()[0]?.model ?? '?'} |`, `| memory | ${(totalmem() / 2 ** 30).toFixed(1)} GiB |`);
 lines.push(`| OS | ${version_(['sh', '-c', '. /etc/os-release; echo $PRETTY_NAME'])}, Linux ${version_(['uname', '-r'])} |`);
@@ -308,7 +357,7 @@ lines.push(`| Node.js | ${process.version} |`, `| Cairn | ${JSON.parse(readFileS
 lines.push(`| shell | ${version_(['sh', '-c', 'dpkg-query -W -f "dash \\${Version}" dash'])} |`, '');
 lines.push('## Checks', '', ...checks.map((c) => `- ${c}`), '');
 lines.push('## The standard workload (742 resources), Cairn against the shell script', '');
-lines.push('| scenario | tool | wall, median (min–max) | cpu s, median | peak RSS MiB | Cairn / shell |', '| --- | --- | --- | --- | ---: | ---: |');
+lines.push('| scenario | tool | wall, median (min–max) | cpu s, median | peak RSS MiB | tool / shell |', '| --- | --- | --- | --- | ---: | ---: |');
 for (const r of results) {
   const shellMedian = median(r.samples.shell.map((s) => s.wall));
   for (const t of tools) {

@@ -15,7 +15,7 @@ fi
 # (systemd-nspawn) and dpkg-dev (dpkg-scanpackages) for the test lab's Debian hosts (test/lab/);
 # gnupg to sign the second apt repository test/lab-package-repository.test.ts serves them;
 # etcd-server and etcd-client for the store's etcd cluster tests; GNU time for the benchmark;
-# busybox to check that the shell fragments of `cairn export` parse under BusyBox ash.
+# busybox: its `sh` (ash) runs the scripts `cairn export` writes, and checks the shell fragments parse.
 missing=""
 for pkg in git openssh-server openssh-client sudo iproute2 debootstrap systemd-container dpkg-dev gnupg etcd-server etcd-client time busybox; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $pkg"

@@ -36,6 +36,7 @@ import type { Provider, ResolveContext } from '../src/resources/type.ts';
 import type { Report } from './helpers/converge.ts';
 import { makeSite, runCli } from './helpers/cli.ts';
 import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
+import { osContext } from './helpers/shell-context.ts';
 
 const DEBIAN = (builtinOsTables().find((t) => t.file.endsWith('/debian.yaml'))!.doc as Record<string, Record<string, unknown>>).debian!;
 
@@ -89,8 +90,8 @@ if (why) {
    */
   async function converges(provider: Provider, desired: Attrs, observe: string, part: string, ref: string, run = sh): Promise<string> {
     const sh = run;
-    const check = provider.shell!.check(desired, DEBIAN);
-    const apply = provider.shell!.apply(desired, desired.ensure === 'absent' ? 'destroy' : 'create', DEBIAN);
+    const check = provider.shell!.check(desired, osContext(DEBIAN));
+    const apply = provider.shell!.apply(desired, desired.ensure === 'absent' ? 'destroy' : 'create', osContext(DEBIAN));
     const before = await sh(check);
     assert.notEqual(before.code, 0, `check passed before apply:\n${check}`);
     const applied = await sh(apply);
@@ -141,7 +142,7 @@ if (why) {
     assert.match(state, /ActiveState=active/);
     assert.match(state, /UnitFileState=enabled/);
 
-    const refreshed = await sh(systemdService.shell!.refresh!(running, DEBIAN));
+    const refreshed = await sh(systemdService.shell!.refresh!(running, osContext(DEBIAN)));
     assert.equal(refreshed.code, 0, refreshed.stderr);
     const now = await out(UNIT);
     assert.match(now, /ActiveState=active/);
@@ -152,11 +153,11 @@ if (why) {
     assert.match(state, /ActiveState=inactive/);
     assert.match(state, /UnitFileState=disabled/);
     // Notified while meant to be stopped: nothing starts it.
-    assert.equal((await sh(systemdService.shell!.refresh!(svc({ name: 'cairn-svc', ensure: 'stopped' }), DEBIAN))).code, 0);
+    assert.equal((await sh(systemdService.shell!.refresh!(svc({ name: 'cairn-svc', ensure: 'stopped' }), osContext(DEBIAN)))).code, 0);
     assert.match(await out(UNIT), /ActiveState=inactive/);
 
     // A unit systemd does not know: apply fails in systemd's words.
-    const unknown = await sh(systemdService.shell!.apply(svc({ name: 'no-such-unit', ensure: 'running' }), 'update', DEBIAN));
+    const unknown = await sh(systemdService.shell!.apply(svc({ name: 'no-such-unit', ensure: 'running' }), 'update', osContext(DEBIAN)));
     assert.notEqual(unknown.code, 0);
     assert.match(unknown.stderr, /no-such-unit/);
   });

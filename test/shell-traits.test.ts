@@ -36,6 +36,7 @@ import { shadowUser } from '../src/resources/user/shadow.ts';
 import { userType } from '../src/resources/user/type.ts';
 import type { Action, Provider, ResolveContext } from '../src/resources/type.ts';
 import { tempDir } from './helpers/cli.ts';
+import { osContext } from './helpers/shell-context.ts';
 
 /** The built-in OS tables of a family (the section providers read through `it.os`). */
 function osOf(family: 'debian' | 'alpine'): Record<string, unknown> {
@@ -60,8 +61,8 @@ interface Fragments { check: string; apply: string; refresh?: string }
 function fragments(label: string, provider: Provider, attrs: Record<string, unknown>, os: Record<string, unknown>, action: Action = 'create'): Fragments {
   const shell = provider.shell;
   assert.ok(shell, `${provider.type}/${provider.name} has a shell trait`);
-  const out: Fragments = { check: shell.check(attrs, os), apply: shell.apply(attrs, action, os) };
-  if (shell.refresh) out.refresh = shell.refresh(attrs, os);
+  const out: Fragments = { check: shell.check(attrs, osContext(os)), apply: shell.apply(attrs, action, osContext(os)) };
+  if (shell.refresh) out.refresh = shell.refresh(attrs, osContext(os));
   for (const [k, v] of Object.entries(out)) made.push({ label: `${label} (${k})`, text: v as string });
   return out;
 }

@@ -5,6 +5,7 @@ import { CAIRN_VERSION } from '../lib/version.ts';
 import type { ConvergeOptions, RunReport } from './converge.ts';
 import type { AdHocOptions } from './run.ts';
 import type { ShowOptions } from './show.ts';
+import type { ExportOptions } from './export.ts';
 import { checkRollout, maxFailAmount, serialAmount } from './rollout.ts';
 import { storeNamed } from './store-named.ts';
 import { tagList } from './tags.ts';
@@ -55,6 +56,20 @@ export function program(): Command {
     .action(async (options: ShowOptions) => {
       const { show } = await import('./show.ts');
       process.exitCode = await show(options, sources, await localFactsOnce());
+    });
+
+  cmd.command('export')
+    .description("write a target's run as one POSIX shell script (or cloud-config that runs it) that converges it with no Cairn")
+    .option('--site <dir>', 'the site folder', '.')
+    .option('-t, --target <name>', 'the target (exactly one)', collect)
+    .option('--var <k=v>', 'set a variable (YAML scalar, or @file.yaml); repeatable', collect)
+    .option('--facts <file>', "compile with these facts instead of gathering the target's: one target's (YAML/JSON), or `cairn facts --json`'s")
+    .option('--format <format>', 'sh (a POSIX script) or cloud-init (#cloud-config user data running it)', 'sh')
+    .option('-o, --output <file>', 'write it to this file (mode 0600: it holds every value of the run) instead of stdout')
+    .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
+    .action(async (options: ExportOptions) => {
+      const { exportTarget } = await import('./export.ts');
+      process.exitCode = await exportTarget(options, sources, await localFactsOnce());
     });
 
   for (const mode of ['plan', 'apply'] as const) {

@@ -304,19 +304,71 @@ export interface Provider<T extends { schema: z.ZodType } = ResourceType> {
 
 /**
  * A provider's work written as POSIX sh fragments (dash and busybox ash), for a run exported as
- * one script: `check` exits 0 when the node is in sync, `apply` converges it from any state (the
- * script runs it after `check` failed; `action` is a hint), `refresh` is what a notification runs.
- * Values reach the fragments already quoted (lib/shell.ts). Fragments may call the functions of
- * resources/shell-prelude.ts: a script defines those its fragments use (`preludeFor`).
+ * one script (`cairn export`, DESIGN §11; src/export/). Values reach the fragments already quoted
+ * (lib/shell.ts `shellQuote`). Each fragment becomes the body of a shell function:
  *
- * `os` is the target's OS tables (`it.os`, what `ctx.os` is to `apply`): the OS's own package and
- * service names and paths come from there, so an exporter passes them; without them names are
- * used as the part writes them.
+ * - `check` returns 0 when the node is in sync, anything else when it must change. It runs in the
+ *   script's own shell (no fork), so a run that changes nothing costs only what the checks cost:
+ *   prefer `test`, `read` and the script's helpers to commands. It may set `cairn_skip` to a
+ *   reason, and the node is then skipped with it (a transition whose prior_to will not run).
+ * - `apply(desired, action)` converges the node from whatever state `check` found, and returns
+ *   non-zero on failure (its output's last lines are the node's error). The script calls it only
+ *   when `check` failed. `action` is the one a plan would pick for an absent thing: `destroy` when
+ *   `ensure` is absent, else the type's create action (`create`, or `run` for commands); which of
+ *   create and update the report shows comes from `exists`. Returning 100 means it found nothing
+ *   to do after all (the last line of its output is the reason): the node is `unchanged`.
+ * - `refresh` is what a notification runs (DESIGN §5.3); 100 and a reason as for `apply`.
+ * - `exists` returns 0 when the thing is there at all (an update, not a create, in the report).
+ * - `diff` prints what would change, for `--diff` (content as a unified diff), after a failed check.
+ *
+ * Every fragment runs as a shell function in the script's own shell, so a converged run forks only
+ * for the commands its checks run; `apply`, `refresh` and `diff` have their output captured. A
+ * fragment that mentions `exit` becomes a subshell function (`name() ( … )`) instead, at the cost
+ * of a fork, so `exit` ends only it. Otherwise a fragment must not `cd` or `exit` outside a
+ * subshell of its own, and its scratch variables are plain lowercase names (the script's own
+ * start with `cairn_` or `_`). Helpers the script's prelude (src/export/prelude.ts) defines:
+ * `cairn_put PATH MODE OWNER GROUP BACKUP [TEXT]` (writes TEXT, else stdin, atomically: a temp file
+ * in the same folder, then a rename; empty arguments leave that attribute alone, and a file it
+ * replaces keeps its mode and owner; BACKUP `1` keeps the old content as PATH.cairn-bak;
+ * `cairn_validate` set to a command runs it on the temp file, `$1`, first), `cairn_b64` (base64
+ * on stdin → bytes), `cairn_file_is PATH TEXT` (a regular file holding exactly TEXT, which ends
+ * in a newline; no fork), `cairn_sha256_is PATH HEX`, `cairn_attrs_ok PATH MODE OWNER GROUP` and
+ * `cairn_attrs PATH MODE OWNER GROUP` (check and fix mode, owner and group; empty ones are not
+ * managed), `cairn_not CMD…`. resources/shell-fragments.ts builds the usual calls.
+ *
+ * `ctx` is given to meta types (a transition), whose work is other nodes' turns.
  */
 export interface ShellProvider<T extends { schema: z.ZodType } = ResourceType> {
-  check(desired: Desired<T>, os?: Record<string, unknown>): string;
-  apply(desired: Desired<T>, action: Action, os?: Record<string, unknown>): string;
-  refresh?(desired: Desired<T>, os?: Record<string, unknown>): string;
+  check(desired: Desired<T>, ctx?: ShellContext): string;
+  apply(desired: Desired<T>, action: Action, ctx?: ShellContext): string;
+  refresh?(desired: Desired<T>, ctx?: ShellContext): string;
+  exists?(desired: Desired<T>, ctx?: ShellContext): string;
+  diff?(desired: Desired<T>, ctx?: ShellContext): string;
+  /**
+   * `apply` runs in the script's own shell, output not captured (a meta type whose work is other
+   * nodes' turns, which report themselves): it says why it did nothing in `cairn_reason`, and
+   * why it failed in `cairn_error`.
+   */
+  inline?: boolean;
+}
+
+/** What the exporter offers a meta type's fragments: other nodes of the run, as shell commands. */
+export interface ShellContext {
+  /** The target's OS tables (`it.os`). */
+  os: Record<string, unknown>;
+  /** Handles of the nodes linked from this node by edges declared with `word` (EngineServices.related). */
+  related(word: string): string[];
+  /** A command that returns 0 when that node is out of sync now (its check fails). */
+  wouldChange(handle: string): string;
+  /** A command that returns 0 when that node will get its turn (EngineServices.willRun). */
+  willRun(handle: string): string;
+  /** How reports name it, quoted for the shell. */
+  refOf(handle: string): string;
+  /**
+   * A command that runs that node's turn with `attributes` laid over its declared ones (reported
+   * as its own line, reason `transition`): returns 0 changed, 1 unchanged, 2 failed.
+   */
+  applyWith(handle: string, attributes: Record<string, unknown>): string;
 }
 
 /** Declares a provider of one type, keeping its attribute types (`defineProvider<typeof fileType>({…})`). */

@@ -3,6 +3,7 @@ import { toolError } from '../commands.ts';
 import { attributeDiff, convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
 import { defineProvider, ApplyError, modeAs, type Current, type Desired, type ProviderContext } from '../type.ts';
 import type { directoryType, TreeEntry } from './type.ts';
+import { attrWords, feed, holds, managesAttrs, quote as q } from '../shell-fragments.ts';
 
 type DirectoryAttributes = Desired<typeof directoryType>;
 
@@ -124,6 +125,50 @@ export const posixDirectory = defineProvider<typeof directoryType>({
   diff(desired, current) {
     return attributeDiff(desired, current);
   },
+
+  shell: {
+    check(desired) {
+      const p = q(desired.path);
+      if (desired.ensure === 'absent') return `[ ! -e ${p} ] && [ ! -L ${p} ]`;
+      const parts = [`[ -d ${p} ]`, `[ ! -L ${p} ]`];
+      if (managesAttrs(desired)) parts.push(`cairn_attrs_ok ${p} ${attrWords(desired)}`);
+      for (const [rel, entry, bytes] of shellTree(desired)) {
+        const path = inside(desired, rel);
+        parts.push(bytes ? holds(path, bytes) : `[ -d ${q(path)} ]`);
+        if (managesAttrs(entry)) parts.push(`cairn_attrs_ok ${q(path)} ${attrWords(entry)}`);
+      }
+      if (desired.purge === true) parts.push(`[ "$(cd ${p} && find . -mindepth 1 | LC_ALL=C sort)" = ${q(listing(desired))} ]`);
+      return parts.join(' && ');
+    },
+    exists: (desired) => `[ -e ${q(desired.path)} ] || [ -L ${q(desired.path)} ]`,
+    apply(desired, action) {
+      const p = q(desired.path);
+      const kind = `if [ -L ${p} ]; then k=symlink; else k=file; fi`;
+      if (action === 'destroy') return `if [ -L ${p} ] || [ ! -d ${p} ]; then ${kind}; printf '%s is a %s, not a directory; not removing it\\n' ${p} "$k"; return 1; fi\nrm -rf ${p}`;
+      const lines = [
+        `if [ -L ${p} ] || { [ -e ${p} ] && [ ! -d ${p} ]; }; then ${kind}; printf '%s is a %s, not a directory; remove it first\\n' ${p} "$k"; return 1; fi`,
+        desired.parents === false
+          ? `if [ ! -d ${p} ]; then mkdir ${p} 2>/dev/null || { printf 'the parent of %s does not exist (parents: false)\\n' ${p}; return 1; }; fi`
+          : `[ -d ${p} ] || mkdir -p ${p} || return 1`,
+        `cairn_attrs ${p} ${attrWords(desired)} || return 1`,
+      ];
+      if (desired.purge === true) {
+        // What the source does not have goes first, so that a folder in the way of a file goes.
+        lines.push(`(cd ${p} && find . -mindepth 1 -maxdepth 1) | LC_ALL=C sort | while IFS= read -r e; do cairn_keep ${p} "$e" || rm -rf ${p}/"$e"; done`);
+        lines.unshift(`cairn_keep() { case "$2" in ${[...Object.keys(wanted(desired))].map((rel) => q(`./${rel}`)).join('|') || "''"}) [ -d "$1/$2" ] && (cd "$1" && find "$2" -mindepth 1 -maxdepth 1) | while IFS= read -r s; do cairn_keep "$1" "$s" || rm -rf "$1/$s"; done; return 0 ;; esac; return 1; }`);
+      }
+      for (const [rel, entry, bytes] of shellTree(desired)) {
+        const path = q(inside(desired, rel));
+        if (bytes) {
+          lines.push(`if ! ${holds(inside(desired, rel), bytes)}; then [ ! -d ${path} ] || [ -L ${path} ] || rm -rf ${path}; ${feed(bytes, `cairn_put ${path} ${attrWords(entry)} ''`).trimEnd()}`, 'fi');
+          lines.push(`cairn_attrs ${path} ${attrWords(entry)} || return 1`);
+        } else {
+          lines.push(`if [ -e ${path} ] && [ ! -d ${path} ]; then rm -f ${path}; fi`, `[ -d ${path} ] || mkdir ${path} || return 1`, `cairn_attrs ${path} ${attrWords(entry)} || return 1`);
+        }
+      }
+      return lines.join('\n');
+    },
+  },
 });
 
 /**
@@ -158,4 +203,19 @@ async function copyTree(ctx: ProviderContext, desired: DirectoryAttributes, have
       await ctx.exec.chown(path, w.owner, w.group);
     }
   }
+}
+
+/** The source's entries (sorted, folders before what they hold), with each file's bytes. */
+function shellTree(desired: DirectoryAttributes): [string, TreeEntry, Buffer | undefined][] {
+  const content = (desired.tree_content ?? {}) as Record<string, string>;
+  const rendered = (desired.tree_rendered ?? {}) as Record<string, string>;
+  return Object.entries(wanted(desired)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([rel, entry]) => [
+    rel, entry,
+    entry.type === 'file' ? (rendered[rel] !== undefined ? Buffer.from(rendered[rel]) : Buffer.from(content[rel] ?? '', 'base64')) : undefined,
+  ]);
+}
+
+/** What `find . -mindepth 1 | LC_ALL=C sort` prints in a directory that holds exactly the source. */
+function listing(desired: DirectoryAttributes): string {
+  return Object.keys(wanted(desired)).map((rel) => `./${rel}`).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))).join('\n');
 }

@@ -2,6 +2,8 @@ import { commandLineArgv } from '../../lib/shell.ts';
 import { outputTail } from '../commands.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { execType } from './type.ts';
+import { quote as q } from '../shell-fragments.ts';
+import { shellCommand } from '../../lib/shell.ts';
 
 type ExecAttributes = Desired<typeof execType>;
 
@@ -63,4 +65,48 @@ export const shellExec = defineProvider<typeof execType>({
     if (why !== undefined) return { changed: false, reason: `not run: ${why}` };
     await runCommand(ctx, desired);
   },
+
+  shell: {
+    check(desired) {
+      const guards = shellGuards(desired);
+      // No guard: a command always runs. In a subshell: guards run with the command's cwd and env.
+      return guards.length === 0 ? 'return 1' : `{ ${guards.map((g) => g.test).join(' || ')}; } >/dev/null 2>&1`;
+    },
+    apply: (desired) => shellRun(desired),
+    refresh(desired) {
+      const guards = shellGuards(desired).map((g) => (g.onlyif !== undefined
+        ? `${g.onlyif}; rc=$?\nif [ $rc -ne 0 ]; then echo "not run: onlyif: exited $rc"; return 100; fi\n`
+        : `if ${g.test}; then echo ${q(`not run: ${g.why}`)}; return 100; fi\n`)).join('');
+      return `${guards}${shellRun(desired)}`;
+    },
+  },
 });
+
+/** The guards as shell tests, each with why it says the command is not needed (notNeeded()). */
+function shellGuards(desired: ExecAttributes): { test: string; why: string; onlyif?: string }[] {
+  const out: { test: string; why: string; onlyif?: string }[] = [];
+  if (typeof desired.creates === 'string') out.push({ test: `{ [ -e ${q(desired.creates)} ] || [ -L ${q(desired.creates)} ]; }`, why: `creates: ${desired.creates} exists` });
+  if (typeof desired.unless === 'string') out.push({ test: `${shellInvocation(desired, desired.unless, false)} >/dev/null 2>&1`, why: 'unless: exited 0' });
+  if (typeof desired.onlyif === 'string') {
+    const run = `${shellInvocation(desired, desired.onlyif, false)} >/dev/null 2>&1`;
+    out.push({ test: `! ${run}`, why: 'onlyif: exited non-zero', onlyif: run });
+  }
+  return out;
+}
+
+/** `command` (a shell line, or argv) with the part's cwd, env, user and timeout, as one shell command. */
+function shellInvocation(desired: ExecAttributes, command: string | string[], timed: boolean): string {
+  const env = Object.entries(desired.env ?? {}).map(([k, v]) => `${k}=${q(v)}`);
+  // Plain words (a program and its arguments) run directly, as the provider runs them.
+  const argv = Array.isArray(command) ? command : commandLineArgv(command);
+  let line = `${env.length ? `env ${env.join(' ')} ` : ''}${shellCommand(argv)}`;
+  if (typeof desired.user === 'string') line = `su -s /bin/sh -c ${q(line)} ${q(desired.user)}`;
+  if (timed && typeof desired.timeout === 'number') line = `timeout ${desired.timeout} ${line}`;
+  return typeof desired.cwd === 'string' ? `( cd ${q(desired.cwd)} && ${line} )` : line;
+}
+
+/** Runs the command; fails as the provider does: the exit code (or the timeout), after its output. */
+function shellRun(desired: ExecAttributes): string {
+  const timeout = typeof desired.timeout === 'number' ? `[ $rc -ne 124 ] || { echo ${q(`timed out after ${desired.timeout} s`)}; return 1; }\n` : '';
+  return `${shellInvocation(desired, desired.argv ?? desired.command, true)}\nrc=$?\n${timeout}[ $rc -eq 0 ] || { echo "exited with $rc"; return 1; }`;
+}

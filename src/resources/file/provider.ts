@@ -7,6 +7,7 @@ import { outputTail } from '../commands.ts';
 import { attributeDiff, convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { fileType } from './type.ts';
+import { attrWords, diffTo, holds, managesAttrs, put, quote as q, validateCommand } from '../shell-fragments.ts';
 
 type FileAttributes = Desired<typeof fileType>;
 
@@ -101,5 +102,31 @@ export const posixFile = defineProvider<typeof fileType>({
     const path = desired.path;
     const patch = createTwoFilesPatch(current ? path : '/dev/null', path, before, desired.content, undefined, undefined, { context: 3 });
     return attributes ? `${attributes}\n${patch}` : patch;
+  },
+
+  shell: {
+    check(desired) {
+      const p = q(desired.path);
+      if (desired.ensure === 'absent') return `[ ! -e ${p} ] && [ ! -L ${p} ]`;
+      const bytes = desiredBytes(desired);
+      const kind = bytes !== undefined ? holds(desired.path, bytes) : `{ [ -f ${p} ] && [ ! -L ${p} ]; }`;
+      return managesAttrs(desired) ? `${kind} && cairn_attrs_ok ${p} ${attrWords(desired)}` : kind;
+    },
+    exists: (desired) => `[ -e ${q(desired.path)} ] || [ -L ${q(desired.path)} ]`,
+    apply(desired, action) {
+      const p = q(desired.path);
+      const otherKind = `cairn_other ${p} file ${q(action === 'destroy' ? 'not removing it' : 'remove it first')} || return 1\n`;
+      if (action === 'destroy') return `${otherKind}rm -f ${p}`;
+      const bytes = desiredBytes(desired);
+      const validate = desired.validate !== undefined ? `cairn_validate=${q(validateCommand(desired.validate))}\n` : '';
+      if (bytes !== undefined) {
+        return `${otherKind}if ${holds(desired.path, bytes)}; then cairn_attrs ${p} ${attrWords(desired)}; return; fi\n${validate}${put(desired.path, attrWords(desired), desired.backup === true, bytes)}`;
+      }
+      return `${otherKind}if [ -f ${p} ]; then cairn_attrs ${p} ${attrWords(desired)}; return; fi\n${validate}${put(desired.path, attrWords(desired), false, Buffer.alloc(0))}`;
+    },
+    diff(desired) {
+      const bytes = desiredBytes(desired);
+      return bytes === undefined || desired.ensure === 'absent' ? ':' : diffTo(desired.path, bytes);
+    },
   },
 });

@@ -1,6 +1,7 @@
 import { createTwoFilesPatch } from 'diff';
 import { defineProvider, ApplyError, type Action, type Desired } from '../type.ts';
 import type { lineType } from './type.ts';
+import { quote as q } from '../shell-fragments.ts';
 
 type LineAttributes = Desired<typeof lineType>;
 
@@ -63,4 +64,49 @@ export const posixLine = defineProvider<typeof lineType>({
     const path = desired.path;
     return createTwoFilesPatch(before === undefined ? '/dev/null' : path, path, before ?? '', after, undefined, undefined, { context: 3 });
   },
+
+  shell: {
+    check(desired) {
+      const p = q(desired.path);
+      const found = lineFound(desired);
+      if (desired.ensure === 'absent') return `{ [ ! -e ${p} ] || ! ${found}; }`;
+      if (desired.match === undefined) return `grep -qxF -- ${q(desired.text)} ${p} 2>/dev/null`;
+      return `${awkLine(desired)} 'BEGIN { re = ENVIRON["CAIRN_RE"]; t = ENVIRON["CAIRN_TEXT"] } !f && $0 ~ re { f = 1; m = ($0 == t) } $0 == t { e = 1 } END { exit !(f ? m : e) }' ${p} 2>/dev/null`;
+    },
+    // Without match, a file without the line is a create for the engine too (current: absent).
+    exists: (desired) => (desired.match === undefined ? 'return 1' : lineFound(desired)),
+    apply(desired, action) {
+      const p = q(desired.path);
+      const missing = desired.create === false && action !== 'destroy'
+        ? `if [ ! -e ${p} ]; then printf '%s does not exist (create: false)\\n' ${p}; return 1; fi\n` : '';
+      const program = action === 'destroy'
+        ? '{ if (!(re != "" ? $0 ~ re : $0 == t)) print }'
+        : '{ l[++n] = $0 } END { for (i = 1; i <= n && re != ""; i++) if (l[i] ~ re) { k = i; break } ' +
+          'if (!k) for (i = 1; i <= n; i++) if (l[i] == t) { k = i; break } if (k) l[k] = t; else l[++n] = t; for (i = 1; i <= n; i++) print l[i] }';
+      // The edited text comes back whole (the x keeps its final newlines) and is written atomically.
+      return `${missing}if [ -e ${p} ]; then src=${p}; else src=/dev/null; fi\n` +
+        `text=$(${awkLine(desired)} 'BEGIN { re = ENVIRON["CAIRN_RE"]; t = ENVIRON["CAIRN_TEXT"] } ${program}' "$src" && echo x) || return 1\n` +
+        `cairn_put ${p} '' '' '' '' "\${text%x}"`;
+    },
+  },
 });
+
+/** `awk` with the part's regular expression and text in its environment (no escapes processed there). */
+function awkLine(desired: LineAttributes): string {
+  return `CAIRN_RE=${q(ereOf(desired.match))} CAIRN_TEXT=${q(desired.text)} awk`;
+}
+
+/** A command that returns 0 when the file has the line this part manages (provider's find()). */
+function lineFound(desired: LineAttributes): string {
+  if (desired.match === undefined) return `grep -qxF -- ${q(desired.text)} ${q(desired.path)} 2>/dev/null`;
+  return `${awkLine(desired)} 'BEGIN { re = ENVIRON["CAIRN_RE"]; t = ENVIRON["CAIRN_TEXT"] } $0 ~ re || $0 == t { f = 1 } END { exit !f }' ${q(desired.path)} 2>/dev/null`;
+}
+
+/**
+ * A `match` (a JavaScript regular expression) as awk's extended one: the class escapes \d, \s and
+ * \w spelt as bracket expressions; the rest of the common syntax is the same in both.
+ */
+function ereOf(match: string | undefined): string {
+  if (match === undefined) return '';
+  return match.replace(/\\([dswDSW])/g, (_, c: string) => ({ d: '[0-9]', s: '[[:space:]]', w: '[[:alnum:]_]', D: '[^0-9]', S: '[^[:space:]]', W: '[^[:alnum:]_]' })[c]!);
+}

@@ -218,12 +218,14 @@ export function packageProvider(manager: PackageManager): Provider<typeof packag
     suitable: uses('package_manager', ...manager.serves),
     ...(sh ? {
       shell: {
-        check(desired, os = {}) {
+        check(desired, ctx) {
+          const os = ctx?.os ?? {};
           const name = osName(os, 'packages', desired.name);
           if (name === null) return baseSystemRefusal(desired, 'this OS') ? 'false' : 'true';
           return shellInSync(sh, shellQuote(name), desired);
         },
-        apply(desired, _action, os = {}) {
+        apply(desired, _action, ctx) {
+          const os = ctx?.os ?? {};
           const name = osName(os, 'packages', desired.name);
           if (name === null) return shellRefusal(baseSystemRefusal(desired, 'this OS') ?? `${desired.name} is part of the base system`);
           return shellConverge(sh, shellQuote(name), desired, manager);

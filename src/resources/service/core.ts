@@ -192,7 +192,8 @@ function shellServiceName(os: Record<string, unknown>, desired: ServiceAttribute
 
 function serviceShell(sh: InitShell): ShellProvider<typeof serviceType> {
   return {
-    check(desired, os = {}) {
+    check(desired, ctx) {
+      const os = ctx?.os ?? {};
       const name = shellServiceName(os, desired);
       const tests = [sh.known(name)];
       if (desired.ensure === 'running') tests.push(sh.running(name));
@@ -200,7 +201,8 @@ function serviceShell(sh: InitShell): ShellProvider<typeof serviceType> {
       if (typeof desired.enable === 'boolean') tests.push(sh.enabled(name, desired.enable));
       return tests.join(' && ');
     },
-    apply(desired, _action, os = {}) {
+    apply(desired, _action, ctx) {
+      const os = ctx?.os ?? {};
       const name = shellServiceName(os, desired);
       const steps = [sh.found(name)];
       if (desired.ensure === 'running') steps.push(`{ ${sh.running(name)} || ${sh.act(name, 'start')}; }`);
@@ -211,7 +213,8 @@ function serviceShell(sh: InitShell): ShellProvider<typeof serviceType> {
       return steps.join(' &&\n');
     },
     // As `refresh` below: a service meant to be stopped, or not running and not asked to run, is left alone.
-    refresh(desired, os = {}) {
+    refresh(desired, ctx) {
+      const os = ctx?.os ?? {};
       if (desired.ensure === 'stopped') return 'true';
       const name = shellServiceName(os, desired);
       const verb: Verb = desired.reload === true ? 'reload' : 'restart';

@@ -1,6 +1,7 @@
 import { readPath } from '../posix.ts';
 import { defineProvider, ApplyError } from '../type.ts';
 import type { symlinkType } from './type.ts';
+import { quote as q } from '../shell-fragments.ts';
 
 export const posixSymlink = defineProvider<typeof symlinkType>({
   type: 'symlink',
@@ -24,5 +25,25 @@ export const posixSymlink = defineProvider<typeof symlinkType>({
       await ctx.exec.remove(path);
     }
     await ctx.exec.symlink(String(desired.target), path);
+  },
+
+  shell: {
+    check(desired) {
+      const p = q(desired.path);
+      if (desired.ensure === 'absent') return `[ ! -L ${p} ] && [ ! -e ${p} ]`;
+      const t = q(String(desired.target));
+      // A link that resolves to the target itself is taken as in sync without a fork (readlink).
+      const same = String(desired.target).startsWith('/') ? `{ [ ${p} -ef ${t} ] || [ "$(readlink ${p})" = ${t} ]; }` : `[ "$(readlink ${p})" = ${t} ]`;
+      return `[ -L ${p} ] && ${same}`;
+    },
+    exists: (desired) => `[ -L ${q(desired.path)} ] || [ -e ${q(desired.path)} ]`,
+    apply(desired, action) {
+      const p = q(desired.path);
+      const kind = `if [ -d ${p} ]; then k=directory; else k=file; fi`;
+      if (action === 'destroy') return `if [ -e ${p} ] && [ ! -L ${p} ]; then ${kind}; printf '%s is a %s, not a symlink; not removing it\\n' ${p} "$k"; return 1; fi\nrm -f ${p}`;
+      const inTheWay = desired.force === true ? `rm -rf ${p} || return 1`
+        : `${kind}; printf 'a %s is in the way at %s (set force: true to replace it)\\n' "$k" ${p}; return 1`;
+      return `if [ -e ${p} ] && [ ! -L ${p} ]; then ${inTheWay}; fi\nln -sfn ${q(String(desired.target))} ${p}`;
+    },
   },
 });

@@ -142,12 +142,14 @@ function complaintAbout(stderr: string, name: string): string {
  * cairn_sysctl_kept, cairn_sysctl_conf, cairn_edit).
  */
 const linuxShell: ShellProvider<typeof sysctlType> = {
-  check(desired, os = {}) {
+  check(desired, ctx) {
+    const os = ctx?.os ?? {};
     const key = keyOf(desired.name);
     const kept = desired.persist === false ? '' : normalizeValue(desired.value);
     return `${shellCommand(['cairn_sysctl_is', key, normalizeValue(desired.value)])} && ${shellCommand(['cairn_sysctl_kept', LINUX.confPath(os), key, kept])}`;
   },
-  apply(desired, _action, os = {}) {
+  apply(desired, _action, ctx) {
+    const os = ctx?.os ?? {};
     const key = keyOf(desired.name);
     const path = LINUX.confPath(os);
     const live = `{ ${shellCommand(['cairn_sysctl_is', key, normalizeValue(desired.value)])} || ${shellCommand(['sysctl', '-w', `${desired.name}=${desired.value}`])} >/dev/null; }`;

@@ -41,4 +41,28 @@ export const engineTransition = defineProvider<typeof transitionType>({
     }
     return changed ? undefined : { changed: false, reason: 'resource already in the transitional state' };
   },
+
+  shell: {
+    inline: true,
+    check(_desired, ctx) {
+      if (!ctx) throw new Error('a transition is exported with the exporter\'s context');
+      // The provider's read(): the first prior_to that would change and will run decides.
+      const lines = ['cairn_blocked='];
+      for (const h of ctx.related('prior_to')) {
+        lines.push(`if ${ctx.willRun(h)}; then cairn_runs=1; else cairn_runs=0; fi`,
+          `if [ $cairn_runs = 1 ] || [ -z "$cairn_blocked" ]; then if ${ctx.wouldChange(h)}; then [ $cairn_runs = 0 ] || return 1; cairn_blocked=${ctx.refOf(h)}; fi; fi`);
+      }
+      lines.push('[ -z "$cairn_blocked" ] && return 0', 'cairn_skip="prior_to will not run: $cairn_blocked"', 'return 1');
+      return lines.join('\n');
+    },
+    apply(desired, _action, ctx) {
+      if (!ctx) throw new Error('a transition is exported with the exporter\'s context');
+      const lines = ['cairn_any=0'];
+      for (const h of ctx.related('resource')) {
+        lines.push(`${ctx.applyWith(h, desired.attributes)}`, `case $? in 0) cairn_any=1 ;; 2) cairn_error=${ctx.refOf(h)}': failed'; return 1 ;; esac`);
+      }
+      lines.push('[ $cairn_any = 1 ] && return 0', "cairn_reason='resource already in the transitional state'", 'return 100');
+      return lines.join('\n');
+    },
+  },
 });

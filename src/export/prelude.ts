@@ -1,0 +1,243 @@
+/**
+ * The helpers every exported script starts with (DESIGN §11): options, the report of each node,
+ * the counts and summary, handler flushes, and what providers' fragments use (ShellProvider in
+ * resources/type.ts documents them). POSIX sh: dash and busybox ash run it.
+ */
+export const PRELUDE = String.raw`
+cairn_mode=apply cairn_diff=0 cairn_fail_fast=0
+for cairn_arg in "$@"; do
+  case $cairn_arg in
+    --check) cairn_mode=check ;;
+    --diff) cairn_diff=1 ;;
+    --fail-fast) cairn_fail_fast=1 ;;
+    -h|--help) echo "usage: $0 [--check] [--diff] [--fail-fast]"; exit 0 ;;
+    *) echo "$0: unknown option $cairn_arg (usage: $0 [--check] [--diff] [--fail-fast])" >&2; exit 2 ;;
+  esac
+done
+cairn_n_changed=0 cairn_n_unchanged=0 cairn_n_failed=0 cairn_n_skipped=0
+cairn_stopped= cairn_flushing=
+cairn_nl='
+'
+cairn_log=$(mktemp) || { echo "$0: cannot make a temp file" >&2; exit 3; }
+trap 'rm -f "$cairn_log"' EXIT
+trap 'exit 130' INT TERM
+
+# cairn_result I STATUS ACTION REASON [ERROR]: records a node's result and prints its line.
+cairn_result() {
+  eval "s_$1=\$2"
+  case $2:$4 in failed:*|skipped:dependency\ failed*) eval "x_$1=1" ;; esac
+  case $2 in
+    changed|would-change) cairn_n_changed=$((cairn_n_changed + 1)) ;;
+    unchanged) cairn_n_unchanged=$((cairn_n_unchanged + 1)) ;;
+    failed) cairn_n_failed=$((cairn_n_failed + 1)); [ $cairn_fail_fast = 0 ] || cairn_stopped=$cairn_ref ;;
+    skipped) cairn_n_skipped=$((cairn_n_skipped + 1)) ;;
+  esac
+  # Padded as cairn's own report lines (cli/report.ts), with builtins only: no fork per node.
+  case $2 in
+    failed) _line="FAILED       $cairn_ref" ;;
+    would-change) _line="would change $cairn_ref" ;;
+    changed) _line="changed      $cairn_ref" ;;
+    skipped) _line="skipped      $cairn_ref" ;;
+    *) _line="unchanged    $cairn_ref" ;;
+  esac
+  [ "$3" = none ] || _line="$_line ($3)"
+  [ -z "$4" ] || _line="$_line — $4"
+  printf '%s\n' "$_line"
+  [ -z "$5" ] || printf '%s\n' "$5" | sed 's/^/             /'
+}
+
+# cairn_file_is PATH TEXT: a regular file holding exactly TEXT (which ends in a newline), no fork.
+cairn_file_is() {
+  [ -f "$1" ] && [ ! -L "$1" ] || return 1
+  _c= _l=
+  while IFS= read -r _l; do _c="$_c$_l$cairn_nl"; done < "$1"
+  [ -z "$_l" ] && [ "$_c" = "$2" ]
+}
+cairn_sha256_is() {
+  [ -f "$1" ] && [ ! -L "$1" ] || return 1
+  _h=$(sha256sum < "$1") || return 1
+  [ "${"${"}_h%% *}" = "$2" ]
+}
+cairn_b64() { base64 -d; }
+# cairn_octal 0644 → 644, as stat -c %a prints it.
+cairn_octal() {
+  _m=$1
+  while :; do case $_m in 0?*) _m=${"${"}_m#0} ;; *) break ;; esac; done
+  printf '%s' "$_m"
+}
+# cairn_attrs_ok PATH MODE OWNER GROUP: the managed ones (non-empty) are as asked.
+cairn_attrs_ok() {
+  [ -n "$2$3$4" ] || return 0
+  _st=$(stat -c '%a %u %U %g %G' "$1" 2>/dev/null) || return 1
+  set -- "$@" $_st
+  if [ -n "$2" ] && [ "$(cairn_octal "$2")" != "$5" ]; then return 1; fi
+  case $3 in '') ;; *[!0-9]*) [ "$3" = "$7" ] || return 1 ;; *) [ "$3" = "$6" ] || return 1 ;; esac
+  case $4 in '') ;; *[!0-9]*) [ "$4" = "$9" ] || return 1 ;; *) [ "$4" = "$8" ] || return 1 ;; esac
+  return 0
+}
+# cairn_attrs PATH MODE OWNER GROUP: brings the managed ones to what is asked.
+cairn_attrs() {
+  cairn_attrs_ok "$@" && return 0
+  [ -z "$2" ] || chmod "$2" "$1" || return 1
+  [ -z "$3$4" ] || chown "$3${"${"}4:+:$4}" "$1" || return 1
+}
+# cairn_put PATH MODE OWNER GROUP BACKUP [TEXT]: writes TEXT (else stdin) atomically: a temp file in
+# the same folder, then a rename; cairn_validate (if set) runs on the temp file as $1 first. Like
+# cairn's own writes (executors/unsynced-writes.ts), new content that replaces a file is synced
+# to disk before the rename (sync FILE: fsync); a path that held nothing has nothing to lose.
+cairn_put() {
+  _d=${"${"}1%/*}; [ -n "$_d" ] || _d=/
+  if [ ! -d "$_d" ]; then echo "the directory $_d does not exist (declare it with a directory part and require it)"; return 1; fi
+  _t="$_d/.${"${"}1##*/}.cairn-$$" _v=${"${"}cairn_validate:-}
+  cairn_validate=
+  # A file it replaces keeps its mode and owner unless they are managed: cp -p makes the temp file
+  # with them, and writing into it keeps them.
+  if [ -z "$2$3$4" ] && [ -f "$1" ]; then cp -p "$1" "$_t" 2>/dev/null || rm -f "$_t"; fi
+  if [ $# -ge 6 ]; then printf '%s' "$6" > "$_t" || { rm -f "$_t"; return 1; }
+  else cat > "$_t" || { rm -f "$_t"; return 1; }; fi
+  if [ -n "$_v" ]; then
+    if ! _o=$(sh -c "$_v" cairn-validate "$_t" 2>&1); then
+      rm -f "$_t"; printf 'validate refused the new content (%s left as it was)\n%s\n' "$1" "$_o" | tail -n 12; return 1
+    fi
+  fi
+  if [ -n "$2" ]; then chmod "$2" "$_t" || { rm -f "$_t"; return 1; }; fi
+  if [ -n "$3$4" ]; then chown "$3${"${"}4:+:$4}" "$_t" || { rm -f "$_t"; return 1; }; fi
+  if [ -e "$1" ]; then
+    if [ "$5" = 1 ] && [ -f "$1" ]; then cp "$1" "$1.cairn-bak" || { rm -f "$_t"; return 1; }; fi
+    sync "$_t" 2>/dev/null
+  fi
+  mv -f "$_t" "$1" || { rm -f "$_t"; return 1; }
+}
+# cairn_other PATH KIND WHAT: fails (1) saying so when something other than a KIND is at PATH.
+cairn_other() {
+  if [ -L "$1" ]; then _k=symlink; [ "$2" != symlink ] || return 0
+  elif [ ! -e "$1" ]; then return 0
+  elif [ -d "$1" ]; then _k=directory; [ "$2" != directory ] || return 0
+  elif [ -f "$1" ]; then _k=file; [ "$2" != file ] || return 0
+  else _k=other; fi
+  printf '%s is a %s, not a %s; %s\n' "$1" "$_k" "$2" "$3"; return 1
+}
+# cairn_diff PATH [TEXT]: a unified diff from PATH's content to TEXT (else stdin), for --diff.
+cairn_diff() {
+  _t=$(mktemp) || return 1
+  if [ $# -ge 2 ]; then printf '%s' "$2" > "$_t"; else cat > "$_t"; fi
+  if [ -f "$1" ]; then _o=$1; else _o=/dev/null; fi
+  diff -u "$_o" "$_t" | sed "1s|^--- .*|--- $_o|;2s|^+++ .*|+++ $1|"
+  rm -f "$_t"
+}
+cairn_not() { if "$@"; then return 1; fi; return 0; }
+cairn_in() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# cairn_node I FN WHY NOOP ACTION EXISTS INLINE INSYNC NOTIFIED CHECKED: a node's turn once its requisites allow
+# it (engine.ts runNode): check, then apply, refresh or report. FN names its c/a/e/r/d functions.
+cairn_node() {
+  local _i _f _why _pending _sync _act _reason _by _rc _r _e
+  _i=$1 _f=$2 _why=$3 _pending=
+  # Only a node something notifies ($9) can have a refresh due.
+  [ "$9" != 1 ] || [ "$_why" = transition ] || eval "_pending=\${p_$_i:-}"
+  # ${10} = 1: the turn's fast path ran the check already, and it failed.
+  if [ "${"${"}10:-0}" = 1 ]; then _sync=0; else cairn_skip=; if c$_f; then _sync=1; else _sync=0; fi; fi
+  if [ -n "$cairn_skip" ]; then cairn_result "$_i" skipped none "$cairn_skip"; return; fi
+  if [ $_sync = 1 ] && [ -z "$_pending" ]; then
+    if [ -n "$8" ]; then cairn_result "$_i" skipped none "$8"; else cairn_result "$_i" unchanged none ''; fi
+    return
+  fi
+  if [ $_sync = 1 ]; then _act=refresh
+  elif [ "$5" != destroy ] && [ "$6" = 1 ] && e$_f; then _act=update
+  else _act=$5; fi
+  _reason=
+  if [ "$_why" = transition ]; then _reason=transition
+  elif [ $_act = refresh ] || [ "$_why" = notified ]; then eval "_by=\${nb_$_i:-}"; _reason="notified by ${"${"}_pending:-${"${"}_by:-a pending notification}}"; fi
+  if [ "$4" = 1 ] || [ $cairn_mode = check ]; then
+    if [ $cairn_diff = 1 ] && [ $_act != refresh ] && command -v d$_f >/dev/null; then (d$_f) 2>&1; fi
+    [ "$4" = 1 ] && _reason=noop
+    [ "$4" = 1 ] || { command -v o$_i >/dev/null && o$_i; }
+    cairn_result "$_i" would-change $_act "$_reason"
+    return
+  fi
+  if [ $cairn_diff = 1 ] && [ $_act != refresh ] && command -v d$_f >/dev/null; then (d$_f) 2>&1; fi
+  cairn_claimed=
+  [ "$_why" = transition ] || ! command -v oa$_i >/dev/null || oa$_i
+  if [ $_act = refresh ]; then
+    if command -v r$_f >/dev/null; then r$_f >"$cairn_log" 2>&1; _rc=$?; else _rc=0; fi
+  elif [ "$7" = 1 ]; then
+    cairn_reason= cairn_error=
+    a$_f; _rc=$?
+  else
+    a$_f >"$cairn_log" 2>&1; _rc=$?
+    if [ $_rc = 0 ] && [ -n "$_pending" ] && [ $_act = update ] && command -v r$_f >/dev/null; then r$_f >"$cairn_log" 2>&1; _rc=$?; [ $_rc != 100 ] || _rc=0; fi
+  fi
+  [ -z "$_pending" ] || eval "p_$_i="
+  # Delivered (changed or found nothing to do): the pending entry goes; a change's own entries
+  # written ahead stand; a failure or no change takes them back.
+  if [ -n "$_pending" ] && { [ $_rc = 0 ] || [ $_rc = 100 ]; }; then eval "rm -f \"\$cairn_pending_dir/\$pk_$_i\""; fi
+  if [ $_rc != 0 ] && [ -n "$cairn_claimed" ]; then (cd "$cairn_pending_dir" && rm -f $cairn_claimed); fi
+  case $_rc in
+    0) command -v o$_i >/dev/null && o$_i; cairn_result "$_i" changed $_act "$_reason" ;;
+    100) if [ "$7" = 1 ] && [ $_act != refresh ]; then _r=$cairn_reason; else _r=$(tail -n 1 "$cairn_log"); fi; cairn_result "$_i" unchanged none "$_r" ;;
+    *) if [ "$7" = 1 ] && [ $_act != refresh ]; then _e=$cairn_error; else _e=$(tail -n 20 "$cairn_log"); fi; cairn_result "$_i" failed $_act '' "$_e" ;;
+  esac
+}
+
+# cairn_notify_lazy H DEFER INVOCATION REF / cairn_notify H REF: a change notifies (engine.ts notify()).
+cairn_notify_lazy() {
+  if [ "$2" = 1 ]; then _k=E; elif [ -n "$cairn_flushing" ]; then _k=$cairn_flushing; else _k=$3; fi
+  eval "tr_$1=\"\${tr_$1:-} $_k\"; nb_$1=\$4"
+}
+cairn_notify() { eval "p_$1=\$2; nb_$1=\$2"; }
+
+# cairn_ahead KEY REF…: before a node that notifies changes anything, each notification is written
+# to the state directory (DESIGN §5.3: never lost), unless already pending; cairn_claimed lists
+# those this node wrote, taken back if it fails or changes nothing.
+cairn_ahead() {
+  [ -d "$cairn_pending_dir" ] || mkdir -p "$cairn_pending_dir" || return 0
+  while [ $# -ge 2 ]; do
+    if [ ! -e "$cairn_pending_dir/$1" ]; then printf '%s\n' "$2" > "$cairn_pending_dir/$1" && cairn_claimed="$cairn_claimed $1"; fi
+    shift 2
+  done
+}
+# cairn_pending KEY: whether a notification of an earlier run is pending; its notifier in cairn_from.
+cairn_pending() {
+  [ -f "$cairn_pending_dir/$1" ] || return 1
+  IFS= read -r cairn_from < "$cairn_pending_dir/$1" || [ -n "$cairn_from" ]
+}
+
+# cairn_due H WHEN DEFER: whether handler H is due in this flush; if so its trigger is used up.
+cairn_due() {
+  eval "_set=\${tr_$1:-}"
+  [ -n "$_set" ] || return 1
+  case $2 in
+    rest) for _k in $_set; do [ "$_k" = E ] || { eval "tr_$1="; return 0; }; done; return 1 ;;
+    end) if cairn_in E "$_set" || cairn_in F "$_set"; then eval "tr_$1="; return 0; fi; return 1 ;;
+  esac
+  if cairn_in "$2" "$_set" || { [ "$3" != 1 ] && cairn_in F "$_set"; }; then
+    _left=; for _k in $_set; do [ "$_k" = "$2" ] || [ "$_k" = F ] || _left="$_left $_k"; done
+    eval "tr_$1=\$_left"; return 0
+  fi
+  return 1
+}
+
+# cairn_flush WHEN: runs the handlers due (their states' declaration order), and those they
+# notify, transitively; each at most once per flush (engine.ts runHandlers()).
+cairn_flush() {
+  _done=' '
+  case $1 in rest|end) cairn_flushing=F ;; *) cairn_flushing=$1 ;; esac
+  while :; do
+    _next=
+    for _h in $cairn_handlers; do
+      case $_done in *" $_h "*) continue ;; esac
+      eval "_df=\${df_$_h:-0}"
+      if cairn_due "$_h" "$1" "$_df"; then _next=$_h; break; fi
+    done
+    [ -n "$_next" ] || break
+    _done="$_done$_next "
+    t$_next notified
+    # Delivered only once it ran (changed or unchanged), and nothing triggered it again.
+    eval "_st=\$s_$_next _again=\${tr_$_next:-}"
+    if [ $cairn_mode = apply ] && [ -z "$_again" ]; then
+      case $_st in changed|unchanged) eval "rm -f \"\$cairn_pending_dir/\$pk_$_next\"" ;; esac
+    fi
+  done
+  cairn_flushing=
+}
+`;
