@@ -13,7 +13,7 @@
  * first of it in the same round trip as it takes the lock.
  */
 import type { Executor, LockAttempt, LockHolder } from '../executors/types.ts';
-import { nowMs } from '../lib/clock.ts';
+import { nowMs, pauseFor } from '../lib/clock.ts';
 
 export interface LockOptions {
   mode: 'plan' | 'apply';
@@ -92,17 +92,6 @@ async function sweepTemps(exec: Executor, dead: LockHolder, options: LockOptions
   return exec.sweepTemps(dead.temps, folders);
 }
 
-function pauseFor(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
 
 /** Operations that may come before the lock: announcing reads, and letting go. */
 const UNGATED = new Set<PropertyKey>(['prefetch', 'close', 'tryLock', 'unlock']);

@@ -35,6 +35,22 @@ export interface ExecutorOpenOptions {
 export type Opened = { exec: Executor; facts: Record<string, unknown> } | { unreachable: string };
 
 /** Opens target `name`; a target that cannot be reached is an answer, any other error a bug. */
+/** Opens an executor and reads its facts (or takes the fixed ones); a target it cannot reach is `unreachable`, not an error. */
+async function withFacts(open: () => Promise<Executor>, options: ExecutorOpenOptions): Promise<Opened> {
+  try {
+    const exec = await open();
+    try {
+      return { exec, facts: options.fixedFacts ?? (await exec.facts()) };
+    } catch (err) {
+      await exec.close();
+      throw err;
+    }
+  } catch (err) {
+    if (err instanceof UnreachableError) return { unreachable: err.reason };
+    throw err;
+  }
+}
+
 export type OpenExecutor = (name: string, settings: ExecutorSettings, options: ExecutorOpenOptions) => Promise<Opened>;
 
 const EXECUTORS: Readonly<Record<string, OpenExecutor>> = {
@@ -56,20 +72,9 @@ const EXECUTORS: Readonly<Record<string, OpenExecutor>> = {
       }
     }
     const { SshExecutor } = await import('./ssh/executor.ts');
-    try {
-      const exec = await SshExecutor.open(name, { ...settings, host: settings.host ?? name }, {
-        ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
-      });
-      try {
-        return { exec, facts: options.fixedFacts ?? (await exec.facts()) };
-      } catch (err) {
-        await exec.close();
-        throw err;
-      }
-    } catch (err) {
-      if (err instanceof UnreachableError) return { unreachable: err.reason };
-      throw err;
-    }
+    return withFacts(() => SshExecutor.open(name, { ...settings, host: settings.host ?? name }, {
+      ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
+    }), options);
   },
 
   async chroot(name, settings, options) {
@@ -79,18 +84,8 @@ const EXECUTORS: Readonly<Record<string, OpenExecutor>> = {
         'Set root: in the target\'s settings, or pass --root PATH');
     }
     const { openChroot } = await import('./chroot.ts');
-    try {
-      const exec = await openChroot(name, settings.root);
-      try {
-        return { exec, facts: options.fixedFacts ?? (await exec.facts()) };
-      } catch (err) {
-        await exec.close();
-        throw err;
-      }
-    } catch (err) {
-      if (err instanceof UnreachableError) return { unreachable: err.reason };
-      throw err;
-    }
+    const root = settings.root;
+    return withFacts(() => openChroot(name, root), options);
   },
 };
 

@@ -3,7 +3,7 @@
  * (shell/executor.ts) over it. What is SSH's own (host keys, authentication, channels, sudo) is
  * in connect.ts and transport.ts.
  */
-import { nowMs } from '../../lib/clock.ts';
+import { nowMs, pauseFor } from '../../lib/clock.ts';
 import { openShell, ShellExecutor, type OpenedShell } from '../shell/executor.ts';
 import { UnreachableError, type ReconnectOptions } from '../types.ts';
 import { connect, type ConnectOptions, type SshSettings } from './connect.ts';
@@ -73,19 +73,8 @@ export class SshExecutor extends ShellExecutor {
         // A session that connected but could not be resumed is let go too.
         this.suspend('the target is restarting');
       }
-      await pause(Math.min(RETRY_PAUSE_MS, Math.max(0, deadline - nowMs())), options.signal);
+      await pauseFor(Math.min(RETRY_PAUSE_MS, Math.max(0, deadline - nowMs())), options.signal);
     }
   }
 }
 
-function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
