@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test';
 import type { NodeResult, TargetReport } from '../src/engine/engine.ts';
 import type { Report } from './helpers/converge.ts';
 import { makeSite, runCli } from './helpers/cli.ts';
-import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
+import { labUnavailable, startLab, type Lab, type LabHost, targetYaml } from './helpers/lab.ts';
 
 const why = labUnavailable();
 if (why) {
@@ -37,8 +37,7 @@ if (why) {
 
   /** A site whose one target is the lab host, running the parts given (YAML list items). */
   const siteWith = (parts: string) => {
-    const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
-    return makeSite({ 'cairn.yaml': `targets:\n  lab:\n${settings}    run: [accounts]\nstates:\n  accounts:\n${parts}` });
+    return makeSite({ 'cairn.yaml': `${targetYaml(host, 'lab')}    run: [accounts]\nstates:\n  accounts:\n${parts}` });
   };
 
   const apply = async (site: string, expectStatus = 0): Promise<TargetReport> => {

@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import type { NodeResult } from '../src/engine/engine.ts';
 import type { Report } from './helpers/converge.ts';
 import { makeSite, runCli, tempDir } from './helpers/cli.ts';
-import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
+import { labUnavailable, startLab, type Lab, type LabHost, targetYaml } from './helpers/lab.ts';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -157,9 +157,8 @@ if (why) {
 
   /** `cairn <mode> --json` of a site whose one target is the lab host, running `parts`; `files` are binary site files. */
   const converge = async (parts: string[], options: { status?: number; mode?: 'apply' | 'plan'; files?: Record<string, Buffer> } = {}) => {
-    const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
     const site = makeSite({
-      'cairn.yaml': `targets:\n  ${host.name}:\n${settings}    run: [s]\n`,
+      'cairn.yaml': `${targetYaml(host)}    run: [s]\n`,
       'states/s.yaml': `s:\n${parts.map((p) => `${p}\n`).join('')}`,
     });
     for (const [path, data] of Object.entries(options.files ?? {})) {
@@ -174,9 +173,8 @@ if (why) {
   const statuses = (nodes: NodeResult[]) => nodes.map((n) => `${n.status} ${n.ref}`);
   /** `cairn plan --diff` in text: what a user reads. */
   const planText = async (parts: string[]) => {
-    const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
     const site = makeSite({
-      'cairn.yaml': `targets:\n  ${host.name}:\n${settings}    run: [s]\n`,
+      'cairn.yaml': `${targetYaml(host)}    run: [s]\n`,
       'states/s.yaml': `s:\n${parts.map((p) => `${p}\n`).join('')}`,
     });
     const r = await runCli(['plan', '--diff', '--site', site]);

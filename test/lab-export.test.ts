@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Report } from './helpers/converge.ts';
 import { makeSite, runCli } from './helpers/cli.ts';
-import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
+import { labUnavailable, startLab, type Lab, type LabHost, targetYaml } from './helpers/lab.ts';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBp6T3vq4pGxwWgNn5dJz8P1vE9gQm3hKcQeUo7a2b5X deploy@laptop';
 
@@ -24,9 +24,8 @@ if (why) {
   before(async () => {
     lab = await startLab(1, { repo: true });
     host = lab.hosts[0]!;
-    const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
     site = makeSite({
-      'cairn.yaml': `targets:\n  ${host.name}:\n${settings}    run: [system]\n`,
+      'cairn.yaml': `${targetYaml(host)}    run: [system]\n`,
       'states/system.yaml': [
         'system:',
         '  - package: tree',

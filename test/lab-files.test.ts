@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import type { NodeResult, TargetReport } from '../src/engine/engine.ts';
 import type { Report } from './helpers/converge.ts';
 import { makeSite, runCli } from './helpers/cli.ts';
-import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
+import { labUnavailable, startLab, type Lab, type LabHost, targetYaml } from './helpers/lab.ts';
 
 const why = labUnavailable();
 if (why) {
@@ -28,8 +28,7 @@ if (why) {
 
   /** A site whose one target is the lab host, running the parts given (YAML list items). */
   const siteWith = (parts: string) => {
-    const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
-    return makeSite({ 'cairn.yaml': `targets:\n  lab:\n${settings}    run: [s]\nstates:\n  s:\n${parts}` });
+    return makeSite({ 'cairn.yaml': `${targetYaml(host, 'lab')}    run: [s]\nstates:\n  s:\n${parts}` });
   };
 
   const run = async (mode: 'plan' | 'apply', site: string, expectStatus = 0): Promise<TargetReport> => {

@@ -16,7 +16,7 @@ import { after, before, test } from 'node:test';
 import type { TargetReport } from '../src/engine/engine.ts';
 import type { Report } from './helpers/converge.ts';
 import { makeSite, runCli } from './helpers/cli.ts';
-import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
+import { labUnavailable, startLab, type Lab, type LabHost, targetYaml } from './helpers/lab.ts';
 
 /** The tools this machine needs to build and sign the second repository. */
 function missingTools(): string | undefined {
@@ -121,8 +121,7 @@ if (why) {
 
   /** `cairn apply|plan --json` on a one-target site whose state `s` has `parts`; `files`: more site files. */
   const converge = async (parts: string, mode: 'apply' | 'plan' = 'apply', files: Record<string, string> = {}) => {
-    const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
-    const site = makeSite({ 'cairn.yaml': `targets:\n  ${host.name}:\n${settings}    run: [s]\nstates:\n  s:\n${parts}`, ...files });
+    const site = makeSite({ 'cairn.yaml': `${targetYaml(host)}    run: [s]\nstates:\n  s:\n${parts}`, ...files });
     const r = await runCli([mode, '--site', site, '--json']);
     let target: TargetReport;
     try {

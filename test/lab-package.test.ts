@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import type { TargetReport } from '../src/engine/engine.ts';
 import type { Report } from './helpers/converge.ts';
 import { makeSite, runCli } from './helpers/cli.ts';
-import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
+import { labUnavailable, startLab, type Lab, type LabHost, targetYaml } from './helpers/lab.ts';
 
 const why = labUnavailable();
 if (why) {
@@ -24,8 +24,7 @@ if (why) {
 
   /** `cairn apply|plan --json` on a one-target site whose state `s` has `parts` (YAML list items). */
   const converge = async (parts: string, mode: 'apply' | 'plan' = 'apply') => {
-    const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
-    const site = makeSite({ 'cairn.yaml': `targets:\n  ${host.name}:\n${settings}    run: [s]\nstates:\n  s:\n${parts}` });
+    const site = makeSite({ 'cairn.yaml': `${targetYaml(host)}    run: [s]\nstates:\n  s:\n${parts}` });
     const r = await runCli([mode, '--site', site, '--json']);
     let target: TargetReport;
     try {

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import type { NodeResult } from '../src/engine/engine.ts';
 import type { Report } from './helpers/converge.ts';
 import { makeSite, runCli } from './helpers/cli.ts';
-import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
+import { labUnavailable, startLab, type Lab, type LabHost, targetYaml } from './helpers/lab.ts';
 
 const why = labUnavailable();
 if (why) {
@@ -35,9 +35,8 @@ if (why) {
 
   /** `cairn apply --json` of a site whose one target is the lab host: `cairn.yaml` runs `run`, `states` is states/s.yaml. */
   const apply = async (run: string[], states: string, expectStatus = 0): Promise<{ status: string; error?: string; nodes: NodeResult[] }> => {
-    const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
     const site = makeSite({
-      'cairn.yaml': `targets:\n  ${host.name}:\n${settings}    run: [${run.join(', ')}]\n`,
+      'cairn.yaml': `${targetYaml(host)}    run: [${run.join(', ')}]\n`,
       'states/s.yaml': states,
     });
     const r = await runCli(['apply', '--site', site, '--json']);

@@ -35,7 +35,7 @@ import { userType } from '../src/resources/user/type.ts';
 import type { Provider, ResolveContext } from '../src/resources/type.ts';
 import type { Report } from './helpers/converge.ts';
 import { makeSite, runCli } from './helpers/cli.ts';
-import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
+import { labUnavailable, startLab, type Lab, type LabHost, targetYaml } from './helpers/lab.ts';
 import { osContext } from './helpers/shell-context.ts';
 
 const DEBIAN = (builtinOsTables().find((t) => t.file.endsWith('/debian.yaml'))!.doc as Record<string, Record<string, unknown>>).debian!;
@@ -65,8 +65,7 @@ if (why) {
 
   /** `cairn plan --json` of one part (a YAML list item) on the host: its node's status. */
   const plan = async (part: string) => {
-    const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
-    const site = makeSite({ 'cairn.yaml': `targets:\n  ${host.name}:\n${settings}    run: [s]\nstates:\n  s:\n${part}` });
+    const site = makeSite({ 'cairn.yaml': `${targetYaml(host)}    run: [s]\nstates:\n  s:\n${part}` });
     const r = await runCli(['plan', '--site', site, '--json']);
     let target: TargetReport;
     try {

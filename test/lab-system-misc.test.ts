@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import type { NodeResult } from '../src/engine/engine.ts';
 import type { Report } from './helpers/converge.ts';
 import { makeSite, runCli } from './helpers/cli.ts';
-import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
+import { labUnavailable, startLab, type Lab, type LabHost, targetYaml } from './helpers/lab.ts';
 
 const why = labUnavailable();
 if (why) {
@@ -36,9 +36,8 @@ if (why) {
 
   /** `cairn apply --json` of a site whose one target is the lab host, running `parts`. */
   const apply = async (parts: string[], expectStatus = 0): Promise<NodeResult[]> => {
-    const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
     const site = makeSite({
-      'cairn.yaml': `targets:\n  ${host.name}:\n${settings}    run: [s]\n`,
+      'cairn.yaml': `${targetYaml(host)}    run: [s]\n`,
       'states/s.yaml': `s:\n${parts.map((p) => `${p}\n`).join('')}`,
     });
     const r = await runCli(['apply', '--site', site, '--json']);

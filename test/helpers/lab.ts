@@ -230,3 +230,9 @@ async function guestSh(slot: string, command: string): Promise<RunResult> {
     'HOME=/root', 'LANG=C.UTF-8', 'DEBIAN_FRONTEND=noninteractive', 'sh', '-c', command,
   ]);
 }
+
+/** The `targets:` block of a site whose one target is `host` over SSH (named `name`); the caller adds its `run:` line. */
+export function targetYaml(host: LabHost, name = host.name): string {
+  const settings = Object.entries(host.target).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
+  return `targets:\n  ${name}:\n${settings}`;
+}
