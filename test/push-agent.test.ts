@@ -214,6 +214,44 @@ describe('push, agent and status on SQLite', () => {
     }
   });
 
+  test('a revision whose template never ends is rejected at the timeout, and the watching agent takes the fixed revision pushed after it', async () => {
+    const { root, work, url, site } = sqliteSetup();
+    rewrite(site, 'cairn.yaml', `${readFileSync(join(site, 'cairn.yaml'), 'utf8')}timeout: 1\n`);
+    const good = (await push(site, url)).id!;
+    const agent = new AgentProcess(url, work);
+    try {
+      await agent.waitFor(new RegExp(`revision ${good}: 4 changed`));
+      // Pushed by hand (push itself compiles the site and refuses it): a template that loops forever.
+      const { revisionId } = await import('../src/store/documents.ts');
+      const { createHash } = await import('node:crypto');
+      const store = await openStore(url);
+      let looping: string;
+      try {
+        const old = JSON.parse((await store.get(KEYS.revision(good)))!.value.toString()) as { files: Record<string, string> };
+        const bytes = Buffer.from('<% while (true) {} %>\n');
+        const sha = createHash('sha256').update(bytes).digest('hex');
+        const files = { ...old.files, 'templates/motd.eta': sha };
+        looping = revisionId(files);
+        await store.put(KEYS.blob(sha), bytes);
+        await store.put(KEYS.revision(looping), JSON.stringify({ version: 1, id: looping, parent: good, created: new Date().toISOString(), files }));
+        await store.put(KEYS.head, looping);
+      } finally {
+        await store.close();
+      }
+      await agent.waitFor(new RegExp(`revision ${looping} rejected; staying on ${good}`));
+      assert.match(agent.log, /templates\/motd\.eta:1:\d+/);
+      assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'hello on debian\n', 'the last good revision stays applied');
+
+      rewrite(site, 'templates/motd.eta', 'fixed on <%= it.facts.os_family %>\n');
+      const fixed = (await push(site, url)).id!;
+      await agent.waitFor(new RegExp(`revision ${fixed}: 2 changed, 2 unchanged`));
+      assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'fixed on debian\n');
+    } finally {
+      // A daemon stopped by SIGTERM, after all that, ends.
+      assert.notEqual(await agent.stop(), null);
+    }
+  });
+
   test('the store is named by --store, CAIRN_STORE, a config file, or store: in cairn.yaml', async () => {
     const { url, site } = sqliteSetup();
     const head = (await push(site, url)).id!;
