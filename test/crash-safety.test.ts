@@ -24,18 +24,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CAIRN, runCli } from './helpers/cli.ts';
 import { scratchSite, type Scratch } from './helpers/converge.ts';
-
-/** A small seeded PRNG (mulberry32): the same seed gives the same kill points. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from './helpers/random.ts';
 
 /** `cairn apply` in its own process group (so a kill takes the command shell and execs with it). */
 function startApply(site: string, version: number, ...args: string[]): { child: ChildProcess; exited: Promise<number | null> } {

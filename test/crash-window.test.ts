@@ -27,18 +27,7 @@ import { loadSite } from '../src/site/load.ts';
 import { openStore } from '../src/store/index.ts';
 import { CAIRN, makeSite, tempDir } from './helpers/cli.ts';
 import { scratchSite, type Scratch } from './helpers/converge.ts';
-
-/** A small seeded PRNG (mulberry32): the same seed gives the same kill points. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from './helpers/random.ts';
 
 interface Site extends Scratch {
   /** $TMPDIR of the runs: where their command shells keep their folders. */

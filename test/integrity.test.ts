@@ -18,6 +18,7 @@ import { openStore } from '../src/store/index.ts';
 import { makeSite, runCli, tempDir } from './helpers/cli.ts';
 import { sshUnavailable, startSshd, type Sshd } from './helpers/sshd.ts';
 import { waitUntil } from './helpers/wait.ts';
+import { mulberry32 } from './helpers/random.ts';
 
 // The compile cache is on only for a build; these runs get one so that it is exercised.
 (globalThis as { __CAIRN_BUILD__?: string }).__CAIRN_BUILD__ = `source-${process.pid}`;
@@ -46,17 +47,6 @@ const text = (w: number) => {
   return b.toString('latin1');
 };
 
-/** A seeded PRNG (mulberry32): the search below finds the same pair every time. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Text a YAML double-quoted string carries as is (JSON.stringify escapes what it must): printable
  * ASCII, tab and newline. (Letters and digits alone cannot do: the second block is nearly the
@@ -84,7 +74,7 @@ function blockPair(random: () => number, delta: number): [string, string] {
  * second mixed block flips bit 31 back. Both hashes (two seeds) end the same.
  */
 export function murmurCollision(seed = 27): [string, string] {
-  const random = prng(seed);
+  const random = mulberry32(seed); // seeded: the search finds the same pair every time
   const [a1, b1] = blockPair(random, 0x00040000);
   const [a2, b2] = blockPair(random, 0x80000000);
   return [`key=${a1}${a2}\n`, `key=${b1}${b2}\n`];

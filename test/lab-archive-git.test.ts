@@ -130,11 +130,7 @@ if (why) {
   /** The URL of `path` as the lab host reaches this machine. */
   let url: (path: string) => string;
 
-  const sh = async (command: string) => {
-    const r = await host.sh(command);
-    assert.equal(r.code, 0, `${command}: exit ${r.code}\n${r.stdout}${r.stderr}`);
-    return r.stdout;
-  };
+  const sh = (command: string) => host.must(command);
 
   before(async () => {
     await server.start();

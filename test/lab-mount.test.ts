@@ -7,9 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { NodeResult } from '../src/engine/engine.ts';
-import type { Report } from './helpers/converge.ts';
-import { makeSite, runCli } from './helpers/cli.ts';
-import { labUnavailable, startLab, type Lab, type LabHost, targetYaml } from './helpers/lab.ts';
+import { labUnavailable, startLab, type Lab, type LabHost, applyParts } from './helpers/lab.ts';
 
 const why = labUnavailable();
 if (why) {
@@ -19,11 +17,7 @@ if (why) {
   let lab: Lab;
   let host: LabHost;
 
-  const sh = async (command: string) => {
-    const r = await host.sh(command);
-    assert.equal(r.code, 0, `${command}: exit ${r.code}\n${r.stdout}${r.stderr}`);
-    return r.stdout;
-  };
+  const sh = (command: string) => host.must(command);
 
   /** Lines of the fstab Cairn did not write, which must survive every run. */
   const FSTAB_HEAD = '# /etc/fstab: static file system information.\n#\n# <file system> <mount point> <type> <options> <dump> <pass>\nproc /proc proc defaults 0 0\n';
@@ -35,15 +29,7 @@ if (why) {
   });
   after(() => lab?.stop());
 
-  const apply = async (parts: string[], expectStatus = 0): Promise<NodeResult[]> => {
-    const site = makeSite({
-      'cairn.yaml': `${targetYaml(host)}    run: [s]\n`,
-      'states/s.yaml': `s:\n${parts.map((p) => `${p}\n`).join('')}`,
-    });
-    const r = await runCli(['apply', '--site', site, '--json']);
-    assert.equal(r.status, expectStatus, `cairn apply exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
-    return (JSON.parse(r.stdout) as Report).targets[0]!.nodes;
-  };
+  const apply = (parts: string[], expectStatus = 0) => applyParts(host, parts, expectStatus);
   const statuses = (nodes: NodeResult[]) => nodes.map((n) => `${n.status} ${n.ref}${n.error ? `: ${n.error}` : ''}`);
 
   /** The kernel's mount at `path` (the top one): mount id, root, options, fstype, source, super options. */

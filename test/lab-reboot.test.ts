@@ -20,11 +20,7 @@ if (why) {
   let lab: Lab;
   let host: LabHost;
 
-  const sh = async (command: string) => {
-    const r = await host.sh(command);
-    assert.equal(r.code, 0, `${command}: exit ${r.code}\n${r.stdout}${r.stderr}`);
-    return r.stdout;
-  };
+  const sh = (command: string) => host.must(command);
   const bootId = async () => (await sh('cat /proc/sys/kernel/random/boot_id')).trim();
 
   before(async () => {

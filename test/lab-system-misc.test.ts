@@ -6,9 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { NodeResult } from '../src/engine/engine.ts';
-import type { Report } from './helpers/converge.ts';
-import { makeSite, runCli } from './helpers/cli.ts';
-import { labUnavailable, startLab, type Lab, type LabHost, targetYaml } from './helpers/lab.ts';
+import { labUnavailable, startLab, type Lab, type LabHost, applyParts } from './helpers/lab.ts';
 
 const why = labUnavailable();
 if (why) {
@@ -18,11 +16,7 @@ if (why) {
   let lab: Lab;
   let host: LabHost;
 
-  const sh = async (command: string) => {
-    const r = await host.sh(command);
-    assert.equal(r.code, 0, `${command}: exit ${r.code}\n${r.stdout}${r.stderr}`);
-    return r.stdout;
-  };
+  const sh = (command: string) => host.must(command);
 
   before(async () => {
     lab = await startLab(1);
@@ -34,16 +28,7 @@ if (why) {
   });
   after(() => lab?.stop());
 
-  /** `cairn apply --json` of a site whose one target is the lab host, running `parts`. */
-  const apply = async (parts: string[], expectStatus = 0): Promise<NodeResult[]> => {
-    const site = makeSite({
-      'cairn.yaml': `${targetYaml(host)}    run: [s]\n`,
-      'states/s.yaml': `s:\n${parts.map((p) => `${p}\n`).join('')}`,
-    });
-    const r = await runCli(['apply', '--site', site, '--json']);
-    assert.equal(r.status, expectStatus, `cairn apply exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
-    return (JSON.parse(r.stdout) as Report).targets[0]!.nodes;
-  };
+  const apply = (parts: string[], expectStatus = 0) => applyParts(host, parts, expectStatus);
   const statuses = (nodes: NodeResult[]) => nodes.map((n) => `${n.status} ${n.ref}`);
 
   test('cron: entries for root and another user, unmanaged lines kept; a new schedule is one change; removed', async () => {

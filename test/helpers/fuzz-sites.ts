@@ -9,19 +9,13 @@
  * only when every node's path and the state_dir lie inside the case's folder.
  */
 
-/** mulberry32: a small, well-mixed 32-bit PRNG; the same seed gives the same cases everywhere. */
-export class Prng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
+import { mulberry32 } from './random.ts';
 
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+/** Seeded choices over mulberry32: the same seed gives the same cases everywhere. */
+export class Prng {
+  readonly next: () => number;
+  constructor(seed: number) {
+    this.next = mulberry32(seed);
   }
 
   int(n: number): number {

@@ -5,10 +5,14 @@
  * tests. Hosts are removed by `stop()`, by an exit handler if a test process ends without it, and
  * by the next `startLab` (in any process) if their owner died without running either.
  */
+import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
+import type { NodeResult } from '../../src/engine/engine.ts';
+import { makeSite, runCli } from './cli.ts';
+import type { Report } from './converge.ts';
 
 export const LAB_SH = resolve(import.meta.dirname, '../lab/lab.sh');
 
@@ -20,6 +24,8 @@ export interface LabHost {
   target: { executor: 'ssh'; host: string; port: number; user: string; identity_file: string; known_hosts: string };
   /** Runs a shell command as root on the host (for assertions), not through Cairn. */
   sh(command: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** As `sh`, for a command that must succeed (the test fails with its output otherwise): its stdout. */
+  must(command: string): Promise<string>;
 }
 
 export interface Lab {
@@ -204,6 +210,11 @@ export async function startLab(count: number, options: LabOptions = {}): Promise
       address: h.address,
       target: { executor: 'ssh', host: h.address, port: 22, user: 'root', identity_file: identityFile, known_hosts: knownHosts },
       sh: (command: string) => guestSh(h.slot, command),
+      must: async (command: string) => {
+        const r = await guestSh(h.slot, command);
+        assert.equal(r.code, 0, `${command}: exit ${r.code}\n${r.stdout}${r.stderr}`);
+        return r.stdout;
+      },
     }));
     let stopping: Promise<void> | undefined;
     return { hosts, packages, stop: () => (stopping ??= remove('poweroff')) };
@@ -229,6 +240,17 @@ async function guestSh(slot: string, command: string): Promise<RunResult> {
     'nsenter', '-t', pid, '-a', '-r', '-w', 'env', '-i', '-C', '/root', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     'HOME=/root', 'LANG=C.UTF-8', 'DEBIAN_FRONTEND=noninteractive', 'sh', '-c', command,
   ]);
+}
+
+/** `cairn apply --json` of a site whose one target is `host`, running `parts` (YAML list items): its nodes' results. */
+export async function applyParts(host: LabHost, parts: string[], expectStatus = 0): Promise<NodeResult[]> {
+  const site = makeSite({
+    'cairn.yaml': `${targetYaml(host)}    run: [s]\n`,
+    'states/s.yaml': `s:\n${parts.map((p) => `${p}\n`).join('')}`,
+  });
+  const r = await runCli(['apply', '--site', site, '--json']);
+  assert.equal(r.status, expectStatus, `cairn apply exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
+  return (JSON.parse(r.stdout) as Report).targets[0]!.nodes;
 }
 
 /** The `targets:` block of a site whose one target is `host` over SSH (named `name`); the caller adds its `run:` line. */
