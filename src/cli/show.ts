@@ -6,6 +6,7 @@ import { tagFiltered } from '../graph/tags.ts';
 import { formatPos } from '../lib/errors.ts';
 import { tagFilter } from './tags.ts';
 import { writeErr, writeOut } from './output.ts';
+import { pushTo } from '../lib/multimap.ts';
 
 export interface ShowOptions {
   site: string;
@@ -110,17 +111,17 @@ export function formatShow(run: StateRun, graph: Graph, leftOut?: Set<string>): 
     if (e.kind === 'stage') continue;
     const from = byId.get(e.from)!.ref;
     const to = byId.get(e.to)!.ref;
-    if (e.kind === 'notify') outgoing.set(e.from, [...(outgoing.get(e.from) ?? []), `notifies ${to}`]);
+    if (e.kind === 'notify') pushTo(outgoing, e.from, `notifies ${to}`);
     else if (e.kind === 'transition') {
       // A type's reference attribute (a transition's prior_to) says how it reads here.
       const shown = graph.types[byId.get(e.from)!.type]?.shows?.[word] ?? word;
-      outgoing.set(e.from, [...(outgoing.get(e.from) ?? []), `${shown} ${to}`]);
+      pushTo(outgoing, e.from, `${shown} ${to}`);
     }
-    else incoming.set(e.to, [...(incoming.get(e.to) ?? []), `${e.kind === 'require' ? 'after' : e.kind} ${from}${word === 'auto' ? ' (auto)' : ''}`]);
+    else pushTo(incoming, e.to, `${e.kind === 'require' ? 'after' : e.kind} ${from}${word === 'auto' ? ' (auto)' : ''}`);
   }
   // Implicit requisites that would have closed a cycle were left out: said where they would have stood.
   for (const { from, to } of graph.dropped ?? []) {
-    incoming.set(to, [...(incoming.get(to) ?? []), `not after ${byId.get(from)!.ref} (auto, dropped: it would make a cycle)`]);
+    pushTo(incoming, to, `not after ${byId.get(from)!.ref} (auto, dropped: it would make a cycle)`);
   }
   const describe = (n: GraphNode, i: number, w: number) => {
     const inv = run.invocations[n.invocation]!;

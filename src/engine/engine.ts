@@ -21,6 +21,7 @@ import { ApplyError, SkipNode, type Action, type ApplyOutcome, type Current, typ
 import { diffNode } from './diff.ts';
 import { footprintOf, InFlight, StartOrder, type Footprint } from './overlap.ts';
 import { stateDirStorage, TargetState, type StateStorage } from './target-state.ts';
+import { pushTo } from '../lib/multimap.ts';
 
 export type NodeStatus = 'unchanged' | 'changed' | 'failed' | 'skipped' | 'would-change' | 'unknown';
 
@@ -242,8 +243,8 @@ export class Engine {
     }));
     this.byId = new Map(graph.nodes.map((n) => [n.id, n]));
     for (const e of graph.edges) {
-      this.incoming.set(e.to, [...(this.incoming.get(e.to) ?? []), e]);
-      this.outgoing.set(e.from, [...(this.outgoing.get(e.from) ?? []), e]);
+      pushTo(this.incoming, e.to, e);
+      pushTo(this.outgoing, e.from, e);
     }
     this.targetState = new TargetState(options.stateStorage ?? stateDirStorage(exec, run.target.state_dir));
     this.facts = options.facts ?? run.facts;

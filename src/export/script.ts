@@ -15,6 +15,7 @@ import { selectProvider } from '../resources/providers.ts';
 import { ApplyError, type Provider, type ShellContext, type ShellProvider } from '../resources/type.ts';
 import { preludeFor } from '../resources/shell-prelude.ts';
 import { PRELUDE } from './prelude.ts';
+import { pushTo } from '../lib/multimap.ts';
 
 export interface ExportInput {
   run: StateRun;
@@ -37,8 +38,8 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
   const incoming = new Map<string, Edge[]>();
   const outgoing = new Map<string, Edge[]>();
   for (const e of graph.edges) {
-    incoming.set(e.to, [...(incoming.get(e.to) ?? []), e]);
-    outgoing.set(e.from, [...(outgoing.get(e.from) ?? []), e]);
+    pushTo(incoming, e.to, e);
+    pushTo(outgoing, e.from, e);
   }
 
   // The script must hold the secrets it writes, but its report lines show none (DESIGN §5.13).
