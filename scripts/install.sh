@@ -15,9 +15,13 @@ fi
 # (systemd-nspawn) and dpkg-dev (dpkg-scanpackages) for the test lab's Debian hosts (test/lab/);
 # gnupg to sign the second apt repository test/lab-package-repository.test.ts serves them;
 # etcd-server and etcd-client for the store's etcd cluster tests; GNU time for the benchmark;
-# busybox: its `sh` (ash) runs the scripts `cairn export` writes, and checks the shell fragments parse.
+# busybox: its `sh` (ash) runs the scripts `cairn export` writes, and checks the shell fragments parse;
+# the guest tools (disk images with fdisk/partx/kpartx, file systems, qemu-img, qemu, libvirt, ISO
+# makers) for the provisioner and the lifecycle types; chromium for the web UI's browser tests.
 missing=""
-for pkg in git openssh-server openssh-client sudo iproute2 debootstrap systemd-container dpkg-dev gnupg etcd-server etcd-client time busybox; do
+for pkg in git openssh-server openssh-client sudo iproute2 debootstrap systemd-container dpkg-dev gnupg etcd-server etcd-client time busybox \
+    fdisk dosfstools qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients genisoimage xorriso kpartx \
+    chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then
