@@ -17,7 +17,7 @@ import type { Edge, Graph, GraphNode } from '../graph/build.ts';
 import { sensitiveMask, sensitiveValues } from '../graph/sensitive.ts';
 import { tagFiltered, type TagFilter } from '../graph/tags.ts';
 import { selectProvider } from '../resources/providers.ts';
-import { ApplyError, SkipNode, type Action, type ApplyOutcome, type Current, type EngineServices, type ProgressUpdate, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
+import { ApplyError, SkipNode, type Action, type ApplyOutcome, type Current, type EngineServices, type ImageBuilder, type ProgressUpdate, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
 import { diffNode } from './diff.ts';
 import { footprintOf, InFlight, StartOrder, type Footprint } from './overlap.ts';
 import { stateDirStorage, TargetState, type StateStorage } from './target-state.ts';
@@ -80,6 +80,8 @@ export interface EngineOptions {
   stateStorage?: StateStorage;
   /** `--tags` / `--skip-tags`: the nodes left out are reported `skipped (tags)`. */
   tags?: TagFilter;
+  /** The provisioner, for the lifecycle types' builds (ProviderContext.images). */
+  images?: ImageBuilder;
 }
 
 /** A command run on the target (`-v`), with every sensitive value in it shown as `(sensitive)`. */
@@ -560,6 +562,7 @@ export class Engine {
     };
     return {
       exec: this.exec, facts: this.facts, os: this.os, engine: services, signal: this.signal,
+      ...(this.options.images ? { images: this.options.images } : {}),
       ...(this.triggeredTurns.has(node.id) ? { triggered: true } : {}),
       // A ref can carry a sensitive value too (an exec's ref is its command).
       log: (message) => this.options.onLog?.(this.mask(node.ref), this.mask(message)),

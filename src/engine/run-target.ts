@@ -29,6 +29,8 @@ export interface RunTargetOptions {
   /** A node's turn begins; each command run on the target, sensitive values masked (`-v`). */
   onStart?: EngineOptions['onStart'];
   onCommand?: EngineOptions['onCommand'];
+  /** The provisioner, for the lifecycle types' builds (ProviderContext.images). */
+  images?: EngineOptions['images'];
   /**
    * A run the target ends part way (the target lost, its state storage refusing a write):
    * 'report' (the default) makes it an unreachable report carrying the nodes run so far, so the
@@ -77,6 +79,7 @@ export async function runTarget(compiled: Compiled, exec: Executor, options: Run
     ...(options.onStart ? { onStart: options.onStart } : {}),
     ...(options.onCommand ? { onCommand: options.onCommand } : {}),
     ...(options.tags ? { tags: options.tags } : {}),
+    ...(options.images ? { images: options.images } : {}),
   });
   let report: TargetReport;
   try {

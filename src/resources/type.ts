@@ -246,6 +246,43 @@ export interface ProviderContext<T extends { schema: z.ZodType } = ResourceType>
   batch<T>(key: string, load: () => Promise<T>): Promise<T>;
   /** The desired attributes of every node of this node's type in the run: what a batch reads. */
   peers(): Desired<T>[];
+  /**
+   * Builds an image through a provisioning profile (DESIGN §10) for a `guest` or `container` on
+   * create or rebuild. The provisioner sits above the engine, so whoever starts the run (the CLI)
+   * hands it in; absent where no build can run for this target, and a type that needs one fails
+   * the node saying so.
+   */
+  images?: ImageBuilder;
+}
+
+/** The provisioner as the lifecycle types see it (DESIGN §10): one build per call. */
+export interface ImageBuilder {
+  build(request: ImageBuildRequest): Promise<ImageBuildResult>;
+}
+
+export interface ImageBuildRequest {
+  /** A profile of the site (`profiles/<name>.yaml`). */
+  profile: string;
+  /** The guest's or container's name: the build's `ctx.name`. */
+  name: string;
+  kind: 'guest' | 'container';
+  /** The folder the build leaves its output in (disk images, a root folder). */
+  outputDir: string;
+  /** Override the profile's arguments, as `--arg k=v` does. */
+  args?: Record<string, string>;
+  user_data?: string;
+  signal: AbortSignal;
+  progress(update: ProgressUpdate): void;
+  log(message: string): void;
+}
+
+export interface ImageBuildResult {
+  /** The definition the build made: libvirt domain XML for a guest, `.nspawn` settings for a container. */
+  definition?: string;
+  /** Disk images in disk order (absolute paths in outputDir). */
+  disks: string[];
+  /** A container's root folder, when the build made one rather than a disk image. */
+  root?: string;
 }
 
 export interface ProgressUpdate {
