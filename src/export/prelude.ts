@@ -128,44 +128,47 @@ cairn_diff() {
 cairn_not() { if "$@"; then return 1; fi; return 0; }
 cairn_in() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
 
-# cairn_node I FN WHY NOOP ACTION EXISTS INLINE INSYNC NOTIFIED CHECKED: a node's turn once its requisites allow
-# it (engine.ts runNode): check, then apply, refresh or report. FN names its c/a/e/r/d functions.
+# cairn_node I FN WHY NOOP ACTION EXISTS INLINE INSYNC NOTIFIED CHECKED HAS: a node's turn once its requisites
+# allow it (engine.ts runNode): check, then apply, refresh or report. nFN is the node's function:
+# \`nFN c|a|e|r|d\` checks, applies, tells whether it exists, refreshes, shows its diff; HAS lists
+# which of r and d it has.
 cairn_node() {
   local _i _f _why _pending _sync _act _reason _by _rc _r _e
   _i=$1 _f=$2 _why=$3 _pending=
+  [ -n "$cairn_loaded" ] || cairn_load
   # Only a node something notifies ($9) can have a refresh due.
   [ "$9" != 1 ] || [ "$_why" = transition ] || eval "_pending=\${p_$_i:-}"
   # ${10} = 1: the turn's fast path ran the check already, and it failed.
-  if [ "${"${"}10:-0}" = 1 ]; then _sync=0; else cairn_skip=; if c$_f; then _sync=1; else _sync=0; fi; fi
+  if [ "${"${"}10:-0}" = 1 ]; then _sync=0; else cairn_skip=; if n$_f c; then _sync=1; else _sync=0; fi; fi
   if [ -n "$cairn_skip" ]; then cairn_result "$_i" skipped none "$cairn_skip"; return; fi
   if [ $_sync = 1 ] && [ -z "$_pending" ]; then
     if [ -n "$8" ]; then cairn_result "$_i" skipped none "$8"; else cairn_result "$_i" unchanged none ''; fi
     return
   fi
   if [ $_sync = 1 ]; then _act=refresh
-  elif [ "$5" != destroy ] && [ "$6" = 1 ] && e$_f; then _act=update
+  elif [ "$5" != destroy ] && [ "$6" = 1 ] && n$_f e; then _act=update
   else _act=$5; fi
   _reason=
   if [ "$_why" = transition ]; then _reason=transition
   elif [ $_act = refresh ] || [ "$_why" = notified ]; then eval "_by=\${nb_$_i:-}"; _reason="notified by ${"${"}_pending:-${"${"}_by:-a pending notification}}"; fi
   if [ "$4" = 1 ] || [ $cairn_mode = check ]; then
-    if [ $cairn_diff = 1 ] && [ $_act != refresh ] && command -v d$_f >/dev/null; then (d$_f) 2>&1; fi
+    if [ $cairn_diff = 1 ] && [ $_act != refresh ] && cairn_in d "${"${"}11}"; then (n$_f d) 2>&1; fi
     [ "$4" = 1 ] && _reason=noop
     [ "$4" = 1 ] || { command -v o$_i >/dev/null && o$_i; }
     cairn_result "$_i" would-change $_act "$_reason"
     return
   fi
-  if [ $cairn_diff = 1 ] && [ $_act != refresh ] && command -v d$_f >/dev/null; then (d$_f) 2>&1; fi
+  if [ $cairn_diff = 1 ] && [ $_act != refresh ] && cairn_in d "${"${"}11}"; then (n$_f d) 2>&1; fi
   cairn_claimed=
   [ "$_why" = transition ] || ! command -v oa$_i >/dev/null || oa$_i
   if [ $_act = refresh ]; then
-    if command -v r$_f >/dev/null; then r$_f >"$cairn_log" 2>&1; _rc=$?; else _rc=0; fi
+    if cairn_in r "${"${"}11}"; then n$_f r >"$cairn_log" 2>&1; _rc=$?; else _rc=0; fi
   elif [ "$7" = 1 ]; then
     cairn_reason= cairn_error=
-    a$_f; _rc=$?
+    n$_f a; _rc=$?
   else
-    a$_f >"$cairn_log" 2>&1; _rc=$?
-    if [ $_rc = 0 ] && [ -n "$_pending" ] && [ $_act = update ] && command -v r$_f >/dev/null; then r$_f >"$cairn_log" 2>&1; _rc=$?; [ $_rc != 100 ] || _rc=0; fi
+    n$_f a >"$cairn_log" 2>&1; _rc=$?
+    if [ $_rc = 0 ] && [ -n "$_pending" ] && [ $_act = update ] && cairn_in r "${"${"}11}"; then n$_f r >"$cairn_log" 2>&1; _rc=$?; [ $_rc != 100 ] || _rc=0; fi
   fi
   [ -z "$_pending" ] || eval "p_$_i="
   # Delivered (changed or found nothing to do): the pending entry goes; a change's own entries

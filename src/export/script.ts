@@ -73,32 +73,39 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
   const hidden = (node: GraphNode) => (node.meta.sensitive?.length ?? 0) > 0 || (graph.types[node.type]?.sensitive?.length ?? 0) > 0;
   const out: string[] = [];
   const extra: string[] = [];
+  /** Handlers' turns (t<i>), which cairn_flush calls. */
+  const turns: string[] = [];
 
-  /** The c/a/e/r/d functions of a node (suffix `fn`) from its trait and desired attributes. */
+  /**
+   * A node's one function, n<fn>: `n<fn> c|a|e|r|d` checks, applies, says whether it exists,
+   * refreshes, shows its diff. One function a node rather than one a verb: dash and ash keep
+   * functions in a small hash table, and every call walks a chain as long as the functions are
+   * many (five a node made a no-op of the standard workload spend most of its time in strcmp).
+   */
   const functions = (node: GraphNode, fn: string, desired: Record<string, unknown>) => {
     const shell = shells.get(node.id)!;
     const ctx = contextFor(node);
     const action = desired.ensure === 'absent' ? 'destroy' : graph.types[node.type]?.createAction ?? 'create';
-    const define = (name: string, body: string, subshellIfExit: boolean) => {
+    // A fragment that says `exit` runs in a subshell, so that exit ends only its step.
+    const branch = (verb: string, body: string, subshellIfExit: boolean) => {
       const text = body.replace(/\n+$/, '') || ':';
-      return subshellIfExit && /\bexit\b/.test(text) ? `${name}() (\n${text}\n)` : `${name}() {\n${text}\n}`;
+      return subshellIfExit && /\bexit\b/.test(text) ? `${verb}) (\n${text}\n) ;;` : `${verb})\n${text}\n;;`;
     };
-    const lines = [
-      define(`c${fn}`, shell.check(desired, ctx), true),
-      define(`a${fn}`, shell.apply(desired, action, ctx), !shell.inline),
-    ];
-    if (shell.exists) lines.push(define(`e${fn}`, shell.exists(desired, ctx), true));
-    if (shell.refresh) lines.push(define(`r${fn}`, shell.refresh(desired, ctx), true));
-    if (shell.diff) lines.push(define(`d${fn}`, hidden(node) ? "echo '(content hidden)'" : shell.diff(desired, ctx), true));
-    return lines.join('\n');
+    const branches = [branch('c', shell.check(desired, ctx), true), branch('a', shell.apply(desired, action, ctx), !shell.inline)];
+    if (shell.exists) branches.push(branch('e', shell.exists(desired, ctx), true));
+    if (shell.refresh) branches.push(branch('r', shell.refresh(desired, ctx), true));
+    if (shell.diff) branches.push(branch('d', hidden(node) ? "echo '(content hidden)'" : shell.diff(desired, ctx), true));
+    // The verb is shifted off: the fragments see no arguments, as when each verb had its function.
+    return `n${fn}() {\ncairn_v=$1; shift\ncase $cairn_v in\n${branches.join('\n')}\nesac\n}`;
   };
 
   /** The cairn_node call that runs a node's turn once its requisites let it. */
-  const nodeCall = (node: GraphNode, fn: string, why: string, desired: Record<string, unknown>) => {
+  const nodeCall = (node: GraphNode, fn: string, why: string, desired: Record<string, unknown>, checked: 0 | 1) => {
     const shell = shells.get(node.id)!;
     const action = desired.ensure === 'absent' ? 'destroy' : graph.types[node.type]?.createAction ?? 'create';
     const inSync = graph.types[node.type]?.inSync?.reason ?? '';
-    return `cairn_node ${ix(node.id)} ${fn} ${why} ${node.meta.noop ? 1 : 0} ${action} ${shell.exists ? 1 : 0} ${shell.inline ? 1 : 0} ${q(inSync)} ${notifiedIds.has(node.id) ? 1 : 0}`;
+    const has = [...(shell.refresh ? ['r'] : []), ...(shell.diff ? ['d'] : [])].join(' ') || '-';
+    return `cairn_node ${ix(node.id)} ${fn} ${why} ${node.meta.noop ? 1 : 0} ${action} ${shell.exists ? 1 : 0} ${shell.inline ? 1 : 0} ${q(inSync)} ${notifiedIds.has(node.id) ? 1 : 0} ${checked} ${q(has)}`;
   };
 
   /** What a meta type's fragments see of the rest of the run (ShellContext). */
@@ -107,7 +114,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     return {
       os,
       related: (word) => (outgoing.get(node.id) ?? []).filter((e) => e.declared === word).map((e) => String(ix(e.to))),
-      wouldChange: (h) => `cairn_not c${h}`,
+      wouldChange: (h) => `cairn_not n${h} c`,
       willRun: (h) => {
         willRunFunction(Number(h), asker);
         return `w${h}_${asker}`;
@@ -121,7 +128,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
         extra.push([
           `tw${fn}() {`,
           `  cairn_ref=${q(mask(other.ref))}`,
-          `  ${nodeCall(other, fn, 'transition', desired)}`,
+          `  ${nodeCall(other, fn, 'transition', desired, 0)}`,
           `  cairn_ref=${q(mask(node.ref))}`,
           `  case $s_${h} in changed|would-change) return 0 ;; failed) return 2 ;; esac`,
           '  return 1',
@@ -132,6 +139,8 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     };
   }
 
+  /** Handlers: cairn_flush calls their turns, so those are functions (t<i>); the rest are in cairn_main. */
+  const flushed: ReadonlySet<string> = new Set(graph.handlers);
   const written = new Set<string>();
   /** EngineServices.willRun as a shell function: w<node>_<asker>, and the u… ones it needs. */
   function willRunFunction(h: number, asker: number): void {
@@ -187,31 +196,51 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
       // Written before the node changes anything, in apply mode (cairn_ahead).
       out.push(`oa${i}() {\n  [ $cairn_mode = apply ] || return 0\n  cairn_ahead ${notifies.map((e) => `${pendingKey(e.to)} ${q(mask(node.ref))}`).join(' ')}\n}`);
     }
+    if (flushed.has(node.id)) turns.push([`t${i}() {`, ...turnOf(node, '"${1:-}"'), '}'].join('\n'));
+  }
+
+  /**
+   * A node's turn (engine.ts runNode's gate, then its check): one if/elif chain, so that it can be
+   * written straight into cairn_main (no function to look up) or, for a handler that cairn_flush
+   * calls, into the node's t<i> function. WHY is the turn's reason (`notified` from a flush).
+   */
+  function turnOf(node: GraphNode, why: string): string[] {
+    const i = ix(node.id);
+    const arms: Array<[condition: string, action: string]> = [['[ -n "$cairn_stopped" ]', `cairn_stop ${i}`]];
     const inc = incoming.get(node.id) ?? [];
-    const turn = [`t${i}() {`, `  cairn_ref=${q(mask(node.ref))}`,
-      `  [ -z "$cairn_stopped" ] || { cairn_stop ${i}; return; }`];
     for (const e of inc.filter((x) => BLOCKING.has(x.kind))) {
-      turn.push(`  if [ "\${x_${ix(e.from)}:-}" = 1 ]; then cairn_result ${i} skipped none ${q(`dependency failed: ${refOf(e.from)}`)}; return; fi`);
+      arms.push([`[ "\${x_${ix(e.from)}:-}" = 1 ]`, `cairn_result ${i} skipped none ${q(`dependency failed: ${refOf(e.from)}`)}`]);
     }
     const watched = inc.filter((x) => x.kind === 'onchanges').map((x) => ix(x.from));
-    if (watched.length) turn.push(`  if ! { ${watched.map((k) => `cairn_chg "\${s_${k}:-}"`).join(' || ')}; }; then cairn_result ${i} skipped none 'no changes'; return; fi`);
+    if (watched.length) arms.push([`! { ${watched.map((k) => `cairn_chg "\${s_${k}:-}"`).join(' || ')}; }`, `cairn_result ${i} skipped none 'no changes'`]);
     const guards = inc.filter((x) => x.kind === 'onfail').map((x) => ix(x.from));
-    if (guards.length) turn.push(`  if ! { ${guards.map((k) => `[ "\${s_${k}:-}" = failed ]`).join(' || ')}; }; then cairn_result ${i} skipped none 'onfail: nothing failed'; return; fi`);
+    if (guards.length) arms.push([`! { ${guards.map((k) => `[ "\${s_${k}:-}" = failed ]`).join(' || ')}; }`, `cairn_result ${i} skipped none 'onfail: nothing failed'`]);
     if (node.stage && node.stage.index < node.stage.of) {
-      turn.push(`  if c${ix(node.stage.end)}; then cairn_result ${i} skipped none ${q(`end state in sync (stage ${node.stage.index} of ${node.stage.of})`)}; return; fi`);
+      arms.push([`cairn_n ${ix(node.stage.end)} c`, `cairn_result ${i} skipped none ${q(`end state in sync (stage ${node.stage.index} of ${node.stage.of})`)}`]);
     }
-    const call = nodeCall(node, String(i), '"${1:-}"', node.attributes);
-    if (shells.get(node.id)!.inline || graph.types[node.type]?.inSync) turn.push(`  ${call} 0`);
+    const call = (checked: 0 | 1) => nodeCall(node, String(i), why, node.attributes, checked);
+    let otherwise: string;
+    if (shells.get(node.id)!.inline || graph.types[node.type]?.inSync) otherwise = call(0);
     else {
-      // The common case without cairn_node: checked, in sync, reported (a converged run is mostly this).
-      // A one-line check without return or exit is written in place: one function call less.
+      // The common case without cairn_node: checked, in sync, reported (a converged run is mostly
+      // this). A check without return or exit is written in place: no function call at all.
       const check = shells.get(node.id)!.check(node.attributes, contextFor(node));
-      const inPlace = !/\n|\breturn\b|\bexit\b/.test(check) ? `{ ${check}; }` : `c${i}`;
-      const fast = `cairn_skip=; if ${inPlace}; then s_${i}=unchanged; cairn_n_unchanged=$((cairn_n_unchanged + 1)); printf 'unchanged    %s\\n' "$cairn_ref"; return; fi; ${call} 1`;
-      turn.push(notifiedIds.has(node.id) ? `  if [ -z "\${p_${i}:-}" ]; then ${fast}; return; fi\n  ${call} 0` : `  ${fast}`);
+      const inPlace = /\breturn\b|\bexit\b/.test(check) ? `cairn_n ${i} c` : `{\n${check.replace(/\n+$/, '')}\n}`;
+      const unchanged = `s_${i}=unchanged; cairn_n_unchanged=$((cairn_n_unchanged + 1)); printf 'unchanged    %s\\n' "$cairn_ref"`;
+      if (notifiedIds.has(node.id)) {
+        arms.push([`[ -z "\${p_${i}:-}" ] && { cairn_skip=; ${inPlace}; }`, unchanged], [`[ -z "\${p_${i}:-}" ]`, call(1)]);
+        otherwise = call(0);
+      } else {
+        arms.push([`cairn_skip=; ${inPlace}`, unchanged]);
+        otherwise = call(1);
+      }
     }
-    turn.push('}');
-    out.push(turn.join('\n'));
+    return [
+      `cairn_ref=${q(mask(node.ref))}`,
+      ...arms.map(([condition, action], n) => `${n ? 'elif' : 'if'} ${condition}; then ${action}`),
+      `else ${otherwise}`,
+      'fi',
+    ];
   }
 
   // Notifications an earlier run left pending (a handler that failed or did not get its turn).
@@ -228,7 +257,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
   for (const id of graph.order) remaining.set(byId.get(id)!.invocation, (remaining.get(byId.get(id)!.invocation) ?? 0) + 1);
   for (const id of graph.order) {
     const node = byId.get(id)!;
-    main.push(`t${ix(id)}`);
+    main.push(...(flushed.has(id) ? [`t${ix(id)}`] : turnOf(node, "''")));
     const left = remaining.get(node.invocation)! - 1;
     remaining.set(node.invocation, left);
     if (left === 0 && graph.handlers.length) main.push(`cairn_flush ${node.invocation}`);
@@ -243,15 +272,15 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     '# Exit 0 when no node failed, 1 when one did, 2 on a bad option. Needs a POSIX sh (dash, busybox ash).',
     PRELUDE.trim(),
     // The helpers the system types' fragments call (resources/shell-prelude.ts), only those used.
-    preludeFor([...out, ...extra]).trim(),
+    preludeFor([...out, ...extra, ...turns, ...main]).trim(),
     'cairn_stop() { cairn_result "$1" skipped none "fail-fast: stopped after $cairn_stopped failed"; }',
     'cairn_chg() { [ "$1" = changed ] || { [ $cairn_mode = check ] && [ "$1" = would-change ]; }; }',
     `cairn_handlers=${q(graph.handlers.map(ix).join(' '))}`,
     `cairn_pending_dir=${q(`${run.target.state_dir}/export-pending`)}`,
     ...graph.handlers.filter((id) => byId.get(id)!.defer).map((id) => `df_${ix(id)}=1`),
     '',
-    ...out,
-    ...extra,
+    lazyDefinitions([...out, ...extra].join('\n')),
+    ...turns,
     '',
     // One function, its input /dev/null: no fragment reads the script's stdin, which is the
     // script itself when it is fed to sh (\`curl … | sh\`); sh has read all of it by then.
@@ -266,6 +295,29 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     '[ $cairn_n_failed -eq 0 ] || exit 1',
     'exit 0',
     '',
+  ].join('\n');
+}
+
+/**
+ * The nodes' functions, defined only when a node first needs more than its check (cairn_load):
+ * a converged run never parses them. They are most of the script, and parsing them cost a no-op
+ * more than its checks. Kept as a quoted here-document, which the shell reads without parsing.
+ */
+function lazyDefinitions(text: string): string {
+  const lines = new Set(text.split('\n'));
+  let delimiter = 'CAIRN_DEFINITIONS';
+  for (let n = 2; lines.has(delimiter); n++) delimiter = `CAIRN_DEFINITIONS_${n}`;
+  return [
+    'cairn_loaded=',
+    'cairn_load() {',
+    '  cairn_loaded=1',
+    `  eval "$(cat <<'${delimiter}'`,
+    text,
+    delimiter,
+    ')"',
+    '}',
+    '# cairn_n I VERB: node I\'s function (n<I>), once the definitions are loaded.',
+    'cairn_n() { [ -n "$cairn_loaded" ] || cairn_load; "n$@"; }',
   ].join('\n');
 }
 
