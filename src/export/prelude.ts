@@ -15,17 +15,21 @@ for cairn_arg in "$@"; do
   esac
 done
 cairn_n_changed=0 cairn_n_unchanged=0 cairn_n_failed=0 cairn_n_skipped=0
-cairn_stopped= cairn_flushing=
+cairn_stopped= cairn_flushing= cairn_failed=
 cairn_nl='
 '
-cairn_log=$(mktemp) || { echo "$0: cannot make a temp file" >&2; exit 3; }
-trap 'rm -f "$cairn_log"' EXIT
+# Commands' output, in a temp file made with the nodes' functions (cairn_load): a converged run
+# forks nothing for it.
+cairn_log=
+trap '[ -z "$cairn_log" ] || rm -f "$cairn_log"' EXIT
 trap 'exit 130' INT TERM
 
 # cairn_result I STATUS ACTION REASON [ERROR]: records a node's result and prints its line.
 cairn_result() {
   eval "s_$1=\$2"
-  case $2:$4 in failed:*|skipped:dependency\ failed*) eval "x_$1=1" ;; esac
+  # x_I: I failed or was skipped for a failed requisite, which skips what requires it; cairn_failed
+  # lists those nodes and xr_I keeps I's name for the message.
+  case $2:$4 in failed:*|skipped:dependency\ failed*) eval "x_$1=1 xr_$1=\$cairn_ref"; cairn_failed="$cairn_failed $1 " ;; esac
   case $2 in
     changed|would-change) cairn_n_changed=$((cairn_n_changed + 1)) ;;
     unchanged) cairn_n_unchanged=$((cairn_n_unchanged + 1)) ;;
@@ -44,6 +48,23 @@ cairn_result() {
   [ -z "$4" ] || _line="$_line — $4"
   printf '%s\n' "$_line"
   [ -z "$5" ] || printf '%s\n' "$5" | sed 's/^/             /'
+}
+
+# cairn_go I REQ…: whether node I gets its turn: the run goes on (no fail-fast stop) and none of
+# the requisites REQ it needs failed; if not, its result says why.
+cairn_go() {
+  cairn_skip=
+  if [ -n "$cairn_stopped" ]; then cairn_stop "$1"; return 1; fi
+  [ -n "$cairn_failed" ] || return 0
+  _g=$1; shift
+  for _d in "$@"; do
+    case $cairn_failed in *" $_d "*) eval "_r=\$xr_$_d"; cairn_result "$_g" skipped none "dependency failed: $_r"; return 1 ;; esac
+  done
+}
+# cairn_ok: the node (cairn_ref) was found in sync.
+cairn_ok() {
+  cairn_n_unchanged=$((cairn_n_unchanged + 1))
+  printf 'unchanged    %s\n' "$cairn_ref"
 }
 
 # cairn_file_is PATH TEXT: a regular file holding exactly TEXT (which ends in a newline), no fork.

@@ -69,7 +69,6 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
   if (problems.length) throw new InputError(problems);
 
   const ix = (id: string) => index.get(id)!;
-  const refOf = (id: string) => mask(byId.get(id)!.ref);
   const hidden = (node: GraphNode) => (node.meta.sensitive?.length ?? 0) > 0 || (graph.types[node.type]?.sensitive?.length ?? 0) > 0;
   const out: string[] = [];
   const extra: string[] = [];
@@ -206,42 +205,47 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
    */
   function turnOf(node: GraphNode, why: string): string[] {
     const i = ix(node.id);
-    const arms: Array<[condition: string, action: string]> = [['[ -n "$cairn_stopped" ]', `cairn_stop ${i}`]];
     const inc = incoming.get(node.id) ?? [];
-    for (const e of inc.filter((x) => BLOCKING.has(x.kind))) {
-      arms.push([`[ "\${x_${ix(e.from)}:-}" = 1 ]`, `cairn_result ${i} skipped none ${q(`dependency failed: ${refOf(e.from)}`)}`]);
-    }
+    const requisites = inc.filter((x) => BLOCKING.has(x.kind)).map((e) => ix(e.from));
     const watched = inc.filter((x) => x.kind === 'onchanges').map((x) => ix(x.from));
-    if (watched.length) arms.push([`! { ${watched.map((k) => `cairn_chg "\${s_${k}:-}"`).join(' || ')}; }`, `cairn_result ${i} skipped none 'no changes'`]);
     const guards = inc.filter((x) => x.kind === 'onfail').map((x) => ix(x.from));
-    if (guards.length) arms.push([`! { ${guards.map((k) => `[ "\${s_${k}:-}" = failed ]`).join(' || ')}; }`, `cairn_result ${i} skipped none 'onfail: nothing failed'`]);
-    if (node.stage && node.stage.index < node.stage.of) {
-      arms.push([`cairn_n ${ix(node.stage.end)} c`, `cairn_result ${i} skipped none ${q(`end state in sync (stage ${node.stage.index} of ${node.stage.of})`)}`]);
-    }
+    const staged = node.stage && node.stage.index < node.stage.of ? node.stage : undefined;
     const call = (checked: 0 | 1) => nodeCall(node, String(i), why, node.attributes, checked);
+    const shell = shells.get(node.id)!;
+    const checked = !(shell.inline || graph.types[node.type]?.inSync);
+    // A check without return or exit is written in place: no function call at all.
+    const check = checked ? shell.check(node.attributes, contextFor(node)) : '';
+    const inPlace = /\breturn\b|\bexit\b/.test(check) ? `cairn_n ${i} c` : `{\n${check.replace(/\n+$/, '')}\n}`;
+    const head = `cairn_ref=${q(mask(node.ref))}`;
+    const go = `cairn_go ${[i, ...requisites].join(' ')}`;
+    if (!watched.length && !guards.length && !staged && !notifiedIds.has(node.id)) {
+      // Most nodes: the gate, then the check, which a converged run stops at (cairn_ok).
+      if (!checked) return [head, `if ${go}; then ${call(0)}; fi`];
+      return [head, `if ${go}; then if ${inPlace}; then s_${i}=unchanged; cairn_ok; else ${call(1)}; fi; fi`];
+    }
+    const arms: Array<[condition: string, action: string]> = [[`! ${go}`, ':']];
+    if (watched.length) arms.push([`! { ${watched.map((k) => `cairn_chg "\${s_${k}:-}"`).join(' || ')}; }`, `cairn_result ${i} skipped none 'no changes'`]);
+    if (guards.length) arms.push([`! { ${guards.map((k) => `[ "\${s_${k}:-}" = failed ]`).join(' || ')}; }`, `cairn_result ${i} skipped none 'onfail: nothing failed'`]);
+    if (staged) {
+      arms.push([`cairn_n ${ix(staged.end)} c`, `cairn_result ${i} skipped none ${q(`end state in sync (stage ${staged.index} of ${staged.of})`)}`]);
+    }
     let otherwise: string;
-    if (shells.get(node.id)!.inline || graph.types[node.type]?.inSync) otherwise = call(0);
-    else {
-      // The common case without cairn_node: checked, in sync, reported (a converged run is mostly
-      // this). A check without return or exit is written in place: no function call at all.
-      const check = shells.get(node.id)!.check(node.attributes, contextFor(node));
-      const inPlace = /\breturn\b|\bexit\b/.test(check) ? `cairn_n ${i} c` : `{\n${check.replace(/\n+$/, '')}\n}`;
-      const unchanged = `s_${i}=unchanged; cairn_n_unchanged=$((cairn_n_unchanged + 1)); printf 'unchanged    %s\\n' "$cairn_ref"`;
-      if (notifiedIds.has(node.id)) {
-        arms.push([`[ -z "\${p_${i}:-}" ] && { cairn_skip=; ${inPlace}; }`, unchanged], [`[ -z "\${p_${i}:-}" ]`, call(1)]);
-        otherwise = call(0);
-      } else {
-        arms.push([`cairn_skip=; ${inPlace}`, unchanged]);
-        otherwise = call(1);
-      }
+    if (!checked) otherwise = call(0);
+    else if (notifiedIds.has(node.id)) {
+      arms.push([`[ -z "\${p_${i}:-}" ] && { cairn_skip=; ${inPlace}; }`, `s_${i}=unchanged; cairn_ok`], [`[ -z "\${p_${i}:-}" ]`, call(1)]);
+      otherwise = call(0);
+    } else {
+      arms.push([`cairn_skip=; ${inPlace}`, `s_${i}=unchanged; cairn_ok`]);
+      otherwise = call(1);
     }
     return [
-      `cairn_ref=${q(mask(node.ref))}`,
+      head,
       ...arms.map(([condition, action], n) => `${n ? 'elif' : 'if'} ${condition}; then ${action}`),
       `else ${otherwise}`,
       'fi',
     ];
   }
+
 
   // Notifications an earlier run left pending (a handler that failed or did not get its turn).
   const notified = [...new Set(graph.edges.filter((e) => e.kind === 'notify').map((e) => e.to))];
@@ -311,6 +315,7 @@ function lazyDefinitions(text: string): string {
     'cairn_loaded=',
     'cairn_load() {',
     '  cairn_loaded=1',
+    '  cairn_log=$(mktemp) || { echo "$0: cannot make a temp file" >&2; exit 3; }',
     `  eval "$(cat <<'${delimiter}'`,
     text,
     delimiter,
