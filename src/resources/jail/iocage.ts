@@ -257,8 +257,13 @@ async function createJail(ctx: Ctx, desired: Jail): Promise<void> {
 
 /** Destroys a jail a failed create left (if it did), and says what is left. */
 async function removeHalfMade(ctx: Ctx, name: string): Promise<string> {
-  const list = parseList((await iocage(ctx, ['list', '-Hl'])).stdout.concat('\n', (await iocage(ctx, ['list', '-Htl'])).stdout));
-  if (!list.some((r) => r.name === name)) return `nothing of jail ${name} is left`;
+  const listed = [await iocage(ctx, ['list', '-Hl']), await iocage(ctx, ['list', '-Htl'])];
+  const failed = listed.find((r) => r.code !== 0);
+  if (failed) {
+    return `what is left of jail ${name} is unknown: iocage list failed (${outputTail(failed.stderr || failed.stdout, 3)}); ` +
+      `look with \`iocage list\` and remove it with \`iocage destroy -f ${name}\``;
+  }
+  if (!parseList(listed.map((r) => r.stdout).join('\n')).some((r) => r.name === name)) return `nothing of jail ${name} is left`;
   const r = await iocage(ctx, ['destroy', '-f', name]);
   if (r.code === 0) return `the half-made jail ${name} was destroyed: nothing of it is left`;
   return `the half-made jail ${name} is left, and destroying it failed too (${outputTail(r.stderr || r.stdout, 3)}): remove it with \`iocage destroy -f ${name}\``;
