@@ -385,3 +385,24 @@ describe('iocage command contract: an interrupted create leaves no half jail', (
     assert.ok(h.logLines().includes('iocage destroy -f web1'), h.logLines().join('\n'));
   });
 });
+
+describe('iocage command contract: progress of a create on a terminal', { skip: spawnSync('script', ['--version']).status !== 0 && 'script(1) is missing' }, () => {
+  test("iocage command contract: the terminal's live line shows the create's step while it runs", async () => {
+    const h = host();
+    const gate = join(h.work, 'gate');
+    assert.equal(spawnSync('mkfifo', [gate]).status, 0);
+    // The user data waits on the gate, so the step is on screen until the test opens it.
+    const s = h.site(WEB1(`    user_data: |\n      read line < ${gate}\n`));
+    const quote = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+    const command = [process.execPath, '--import', 'tsx', resolve(import.meta.dirname, '../src/cli/bin.ts'), 'apply', '--site', s, '--facts', h.facts].map(quote).join(' ');
+    const child = spawn('script', ['-qec', command, '/dev/null'], { cwd: resolve(import.meta.dirname, '..'), env: { ...process.env, ...h.env, NO_COLOR: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let screen = '';
+    child.stdout.on('data', (d: Buffer) => (screen += d.toString()));
+    const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+    await waitUntil(() => /jail:web1 \(\d+\.\d s\): running its user data \(1\/3\)/.test(screen) || child.exitCode !== null, () => `the step on screen:\n${screen}`);
+    assert.equal(child.exitCode, null, screen);
+    writeFileSync(gate, 'go\n');
+    assert.equal(await exited, 0, screen);
+    assert.match(screen, /changed +jail:web1 \(create\)/);
+  });
+});

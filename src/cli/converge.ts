@@ -10,6 +10,7 @@ import { clearStatus, colourAllowed, stdoutIsTTY, stdoutStream, writeErr, writeO
 import { ExitCode } from '../lib/errors.ts';
 import { nowMs } from '../lib/clock.ts';
 import { tagFilter } from './tags.ts';
+import type { ProgressUpdate } from '../resources/type.ts';
 
 export type { RunReport } from '../engine/run-target.ts';
 
@@ -97,7 +98,10 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
           lockWaitMs: (options.lockWait ?? 0) * 1000,
           signal: interrupt.signal,
           onNotice: (line) => writeErr(`${line}\n`),
-          ...(progress ? { onStart: (ref: string) => progress.running(name, ref) } : {}),
+          ...(progress ? {
+            onStart: (ref: string) => progress.running(name, ref),
+            onProgress: (ref: string, update: ProgressUpdate) => progress.progress(name, ref, update),
+          } : {}),
           ...(watching ? {
             onCommand: (c) => {
               verbose(commandLines(name, c, multi, level), 1);
