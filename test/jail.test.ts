@@ -380,7 +380,7 @@ describe('iocage command contract: an interrupted create leaves no half jail', (
     process.kill(child.pid!, 'SIGINT');
     assert.equal(await exited, 1, output());
     assert.deepEqual(readdirSync(join(h.root, 'jails')), []);
-    assert.match(output(), /cairn: SIGINT: stopping the node under way/);
+    assert.match(output(), /cairn: SIGINT: finishing the node under way \(a long operation stops early and cleans up\) and starting no other/);
     assert.match(output(), /interrupted\n\s+the half-made jail web1 was destroyed: nothing of it is left/);
     assert.ok(h.logLines().includes('iocage destroy -f web1'), h.logLines().join('\n'));
   });

@@ -164,7 +164,7 @@ function interruptible(): { signal: AbortSignal; dispose(): void } {
       process.kill(process.pid, signal);
       return;
     }
-    writeErr(`cairn: ${signal}: stopping the node under way and starting no other (${signal} again ends at once)\n`);
+    writeErr(`cairn: ${signal}: finishing the node under way (a long operation stops early and cleans up) and starting no other; ${signal} again ends at once\n`);
     controller.abort();
   };
   const dispose = () => {
