@@ -156,6 +156,29 @@ describe('iocage command contract: jail through the CLI', () => {
     assert.equal(h.jails()[0]![3], 'down');
   });
 
+  test('iocage command contract: type is a reload: a running jail is stopped and made a template, and a template made a jail again and started', async () => {
+    const h = host();
+    const base = '  - jail: base\n    release: 13.2-RELEASE\n';
+    assert.equal((await h.run('apply', h.site(`${base}    state: running\n`))).status, 0);
+    const toTemplate = await h.during(() => h.run('apply', h.site(`${base}    type: template\n`)));
+    assert.deepEqual([toTemplate.result.status, toTemplate.result.node.action, toTemplate.result.node.changes], [0, 'reload', ['type']]);
+    assert.deepEqual(events(toTemplate.lines), ['iocage stop base', 'event: stop base', 'iocage set template=yes base']);
+    assert.deepEqual(h.jails(), []);
+    const toJail = await h.during(() => h.run('apply', h.site(`${base}    state: running\n`)));
+    assert.deepEqual([toJail.result.status, toJail.result.node.action, toJail.result.node.changes], [0, 'reload', ['state', 'type']]);
+    assert.deepEqual(events(toJail.lines), ['iocage set template=no base', 'iocage start base', 'event: start base']);
+    assert.deepEqual(h.jails()[0]!.slice(1, 5), ['base', 'off', 'up', 'jail']);
+  });
+
+  test('iocage command contract: a property iocage does not have fails the node with what iocage lists, and nothing is changed', async () => {
+    const h = host();
+    assert.equal((await h.run('apply', h.site(WEB1()))).status, 0);
+    const { result, lines } = await h.during(() => h.run('apply', h.site(WEB1('    properties:\n      allow_nothing: 1\n'))));
+    assert.deepEqual([result.status, result.node.status], [1, 'failed']);
+    assert.equal(result.node.error, 'properties: allow_nothing is not an iocage property (`iocage get all default` does not list it)');
+    assert.deepEqual(events(lines), []);
+  });
+
   test('iocage command contract: an fstab change is a reload; entries are removed and added so the fstab is exactly the list', async () => {
     const h = host();
     const [a, b] = ['a', 'b'].map((n) => {
