@@ -170,6 +170,29 @@ describe('iocage command contract: jail through the CLI', () => {
     assert.deepEqual(h.jails()[0]!.slice(1, 5), ['base', 'off', 'up', 'jail']);
   });
 
+  test('iocage command contract: a reload whose change iocage refuses starts the jail again and says so', async () => {
+    const h = host();
+    const src = join(h.work, 'data');
+    mkdirSync(src);
+    assert.equal((await h.run('apply', h.site(WEB1()))).status, 0);
+    const { result, lines } = await h.during(() => h.run('apply', h.site(WEB1(`    fstab:\n      - ${src} /nosuch\n`))));
+    assert.deepEqual([result.status, result.node.status, result.node.action], [1, 'failed', 'reload']);
+    assert.equal(result.node.error, `iocage fstab exited with 1:\nDestination: ${h.root}/jails/web1/root/nosuch does not exist or is not a directory.\n` +
+      'jail web1 was started again with the changes made before this one');
+    assert.deepEqual(events(lines), ['iocage stop web1', 'event: stop web1', `iocage fstab -a web1 ${src} /nosuch nullfs ro 0 0`, 'iocage start web1', 'event: start web1']);
+    assert.equal(h.jails()[0]![3], 'up');
+  });
+
+  test('iocage command contract: a name iocage holds for another jail (web.1 is web_1 to it) fails the create and removes nothing', async () => {
+    const h = host();
+    assert.equal(h.iocage('create', '-r', '13.2-RELEASE', '-n', 'web_1').code, 0);
+    const { result, lines } = await h.during(() => h.run('apply', h.site('  - jail: web.1\n    release: 13.2-RELEASE\n')));
+    assert.deepEqual([result.status, result.node.action], [1, 'create']);
+    assert.equal(result.node.error, 'iocage create exited with 1:\nJail: web.1 already exists!');
+    assert.deepEqual(events(lines), ['iocage create -n web.1 -r 13.2-RELEASE']);
+    assert.deepEqual(h.jails().map((j) => j[1]), ['web_1']);
+  });
+
   test('iocage command contract: a property iocage does not have fails the node with what iocage lists, and nothing is changed', async () => {
     const h = host();
     assert.equal((await h.run('apply', h.site(WEB1()))).status, 0);

@@ -172,17 +172,29 @@ async function setChanged(ctx: Ctx, desired: Jail, current: Current | undefined)
   if (assignments.length) await must(ctx, ['set', ...assignments, desired.name]);
 }
 
-/** Reload (DESIGN §6): stop, change, start again if it ran (or state says so). */
+/**
+ * Reload (DESIGN §6): stop, change, start again if it ran (or state says so). A change that fails
+ * after the stop does not leave a jail that ran stopped: it is started again with what changed so
+ * far, and the error says so.
+ */
 async function reloadJail(ctx: Ctx, desired: Jail, current: Current): Promise<void> {
   const wasRunning = current.state === 'running';
   const runAfter = desired.type !== 'template' && (desired.state !== undefined ? desired.state === 'running' : wasRunning);
   if (wasRunning) await stop(ctx, desired.name);
-  // A template is turned back into a jail before it is changed, and a jail into a template after.
-  if (current.type === 'template' && desired.type === 'jail') await must(ctx, ['set', 'template=no', desired.name]);
-  await setChanged(ctx, desired, current);
-  if (desired.fstab && !isDeepStrictEqual(desired.fstab, current.fstab)) await syncFstab(ctx, desired.name, desiredFstab(desired));
-  if (desired.boot !== undefined && desired.boot !== current.boot) await must(ctx, ['set', `boot=${desired.boot ? 'on' : 'off'}`, desired.name]);
-  if (current.type === 'jail' && desired.type === 'template') await must(ctx, ['set', 'template=yes', desired.name]);
+  try {
+    // A template is turned back into a jail before it is changed, and a jail into a template after.
+    if (current.type === 'template' && desired.type === 'jail') await must(ctx, ['set', 'template=no', desired.name]);
+    await setChanged(ctx, desired, current);
+    if (desired.fstab && !isDeepStrictEqual(desired.fstab, current.fstab)) await syncFstab(ctx, desired.name, desiredFstab(desired));
+    if (desired.boot !== undefined && desired.boot !== current.boot) await must(ctx, ['set', `boot=${desired.boot ? 'on' : 'off'}`, desired.name]);
+    if (current.type === 'jail' && desired.type === 'template') await must(ctx, ['set', 'template=yes', desired.name]);
+  } catch (err) {
+    if (!(err instanceof ApplyError) || !wasRunning) throw err;
+    const again = await iocage(ctx, ['start', desired.name]);
+    throw new ApplyError(`${err.message}\n${again.code === 0
+      ? `jail ${desired.name} was started again with the changes made before this one`
+      : `jail ${desired.name} is stopped: starting it again failed too (${outputTail(again.stderr || again.stdout, 3)})`}`);
+  }
   if (runAfter) await start(ctx, desired.name);
 }
 
@@ -218,7 +230,9 @@ async function createJail(ctx: Ctx, desired: Jail): Promise<void> {
     }
     const source = desired.template !== undefined ? ['-t', desired.template] : ['-r', desired.release!];
     const r = await iocage(ctx, ['create', '-n', name, ...source, ...(pkglistFile ? ['-p', pkglistFile] : []), ...createProps(desired)], { signal: ctx.signal });
-    made = true;
+    // A refusal because the name is taken (iocage holds foo.bar and foo_bar for one name) made
+    // nothing, and what holds the name is not this run's to remove.
+    made = !/^Jail: .* already exists!$/m.test(r.stderr);
     const stopped = interrupted(ctx);
     if (stopped) throw stopped;
     if (r.code !== 0 || r.timedOut) throw toolError('iocage create', r);

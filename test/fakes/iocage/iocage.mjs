@@ -259,7 +259,9 @@ function create(args) {
       exception(`Please supply a valid JSON file with the format:${format}`);
     }
   }
-  if (allJails().has(name)) exception(`Jail: ${name} already exists!`);
+  // ioc_common.py match_to_dir: jail(8) turns dots into underscores, so foo.bar and foo_bar are one name.
+  const same = (n) => n.replace(/\./g, '_');
+  if ([...allJails().keys()].some((n) => same(n) === same(name))) exception(`Jail: ${name} already exists!`);
   const props = positional.map(splitProp).map(([k, v]) => [k, k === 'template' ? truthy(v) : checkProp(k, v)]);
   let release;
   let source;
