@@ -353,6 +353,10 @@ describe('iocage command contract: jail through the CLI', () => {
     assert.deepEqual(h.jails()[0]!.slice(1, 9), ['www', 'off', 'up', 'jail', '13.2-RELEASE-p4', '-', '-', 'base']);
     const again = await h.run('apply', s);
     assert.deepEqual([again.status, again.target.counts.changed], [0, 0]);
+    // An address iocage gives the jail itself (dhcp) is one too.
+    const dhcp = await h.during(() => h.run('apply', h.site('  - jail: dhcp1\n    release: 13.2-RELEASE\n    properties: {dhcp: on}\n    pkglist: [tmux]\n')));
+    assert.equal(dhcp.result.status, 0, dhcp.result.stderr);
+    assert.ok(dhcp.lines.includes('event: pkg install dhcp1 tmux'), dhcp.lines.join('\n'));
   });
 
   test('iocage command contract: a name is never matched by prefix: jail web is absent while web1 exists, and is created beside it', async () => {

@@ -53,7 +53,7 @@ export function parseProps(text: string): Map<string, string> {
 }
 
 /** ioc_json.py truthy_props: stored as 0/1 whatever on/off/yes/no/true/false was given. */
-const TRUTHY_PROPS = new Set(['bpf', 'template', 'host_time', 'basejail', 'dhcp', 'vnet', 'rtsold', 'jail_zfs', 'hostid_strict_check',
+const TRUTHY_PROPS = new Set(['bpf', 'template', 'nat', 'ip_hostname', 'host_time', 'basejail', 'dhcp', 'vnet', 'rtsold', 'jail_zfs', 'hostid_strict_check',
   'boot', 'exec_clean', 'mount_linprocfs', 'mount_procfs', 'allow_vmm', 'allow_tun', 'allow_socket_af', 'allow_quotas', 'allow_mount_zfs',
   'allow_mount_tmpfs', 'allow_mount_procfs', 'allow_mount_nullfs', 'allow_mount_fusefs', 'allow_mount_devfs', 'allow_mount_fdescfs',
   'allow_mount', 'allow_mlock', 'allow_chflags', 'allow_raw_sockets', 'allow_sysvipc', 'allow_set_hostname', 'mount_fdescfs',

@@ -11,6 +11,10 @@ const jailName = (what: string) => z.string().regex(JAIL_NAME, `${what} is lette
 export const RESERVED_PROPERTIES = ['template', 'type', 'boot', 'ip4_addr', 'ip6_addr', 'release', 'state', 'host_hostuuid', 'jail_zfs_dataset', 'last_started'];
 
 const noAddress = (a: string | undefined) => a === undefined || a === 'none' || a.trim() === '';
+const on = (v: unknown) => v !== undefined && ['1', 'on', 'yes', 'true'].includes(String(v).toLowerCase());
+/** iocage installs packages when the jail has an address, or gets one itself (dhcp, nat, ip_hostname). */
+const hasAddress = (a: { ip4_addr?: string | undefined; ip6_addr?: string | undefined; properties?: Record<string, unknown> | undefined }) =>
+  !noAddress(a.ip4_addr) || !noAddress(a.ip6_addr) || ['dhcp', 'nat', 'ip_hostname'].some((k) => on(a.properties?.[k]));
 
 export const jailType = defineType({
   name: 'jail',
@@ -42,8 +46,9 @@ export const jailType = defineType({
     .refine((a) => !(a.type === 'template' && (a.fstab?.length ?? 0) > 0), { message: 'a template cannot have an fstab', path: ['fstab'] })
     .refine((a) => !(a.release !== undefined && a.template !== undefined), { message: 'release and template exclude each other: give one', path: ['template'] })
     .refine((a) => a.ensure === 'absent' || a.release !== undefined || a.template !== undefined, { message: 'a jail needs a release or a template', path: ['release'] })
-    .refine((a) => (a.pkglist?.length ?? 0) === 0 || !noAddress(a.ip4_addr) || !noAddress(a.ip6_addr), {
-      message: 'a pkglist needs an IP address (ip4_addr or ip6_addr): iocage installs the packages over the network', path: ['pkglist'],
+    .refine((a) => (a.pkglist?.length ?? 0) === 0 || hasAddress(a), {
+      message: 'a pkglist needs an IP address (ip4_addr, ip6_addr, or dhcp, nat or ip_hostname in properties): iocage installs the packages over the network',
+      path: ['pkglist'],
     })
     .refine((a) => Object.keys(a.properties ?? {}).every((k) => !RESERVED_PROPERTIES.includes(k)), {
       message: `properties cannot set ${RESERVED_PROPERTIES.join(', ')}: they are attributes of their own or iocage's`, path: ['properties'],

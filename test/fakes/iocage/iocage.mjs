@@ -57,11 +57,11 @@ const DEFAULTS = {
   sysvmsg: 'new', sysvsem: 'new', sysvshm: 'new', allow_set_hostname: 1, allow_sysvipc: 0, allow_raw_sockets: 0,
   allow_chflags: 0, allow_mlock: 0, allow_mount: 0, allow_mount_devfs: 0, allow_mount_nullfs: 0, allow_mount_tmpfs: 0,
   allow_quotas: 0, allow_socket_af: 0, allow_tun: 0, allow_vmm: 0, cpuset: 'off', rlimits: 'off', memoryuse: 'off',
-  pcpu: 'off', openfiles: 'off', maxproc: 'off', host_time: 1, bpf: 0, dhcp: 0, vnet: 0, boot: 0, template: 0,
+  pcpu: 'off', openfiles: 'off', maxproc: 'off', host_time: 1, bpf: 0, dhcp: 0, nat: 0, ip_hostname: 0, vnet: 0, boot: 0, template: 0,
   basejail: 0, jail_zfs: 0, jail_zfs_dataset: 'iocage/jails/${host_hostuuid}/data', priority: '99', notes: 'none',
   type: 'jail', release: 'none', host_hostname: 'none', host_hostuuid: 'none', last_started: 'none',
 };
-const TRUTHY = new Set(['bpf', 'template', 'host_time', 'basejail', 'dhcp', 'vnet', 'rtsold', 'jail_zfs', 'hostid_strict_check', 'boot',
+const TRUTHY = new Set(['bpf', 'template', 'nat', 'ip_hostname', 'host_time', 'basejail', 'dhcp', 'vnet', 'rtsold', 'jail_zfs', 'hostid_strict_check', 'boot',
   'exec_clean', 'mount_linprocfs', 'mount_procfs', 'allow_vmm', 'allow_tun', 'allow_socket_af', 'allow_quotas', 'allow_mount_zfs',
   'allow_mount_tmpfs', 'allow_mount_procfs', 'allow_mount_nullfs', 'allow_mount_fusefs', 'allow_mount_devfs', 'allow_mount_fdescfs',
   'allow_mount', 'allow_mlock', 'allow_chflags', 'allow_raw_sockets', 'allow_sysvipc', 'allow_set_hostname', 'mount_fdescfs',
@@ -310,7 +310,8 @@ function finishCreate(dir, source, conf, name, pkgs) {
   info(`${name} successfully created!`);
   if (pkgs) {
     const full = fullConfig(conf);
-    if (full.ip4_addr === 'none' && full.ip6_addr === 'none' && !truthy(full.dhcp)) {
+    // ioc_create.py: dhcp, ip_hostname or nat give the jail an address of its own.
+    if (full.ip4_addr === 'none' && full.ip6_addr === 'none' && !truthy(full.dhcp) && !truthy(full.ip_hostname) && !truthy(full.nat)) {
       warn('You need an IP address for the jail to install packages!\n');
     } else {
       info('\nInstalling pkg... ');
