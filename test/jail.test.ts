@@ -63,7 +63,7 @@ const events = (lines: string[]) => lines.filter((l) => l.startsWith('event: ') 
 const WEB1 = (extra = '') => `  - jail: web1\n    release: 13.2-RELEASE\n    ip4_addr: "em0|10.0.0.5/24"\n    state: running\n${extra}`;
 
 describe('iocage command contract: the fake reproduces the real CLI', () => {
-  test('iocage command contract: list -Hl (JID None when stopped), stop of a stopped jail (stderr, exit 0), prefix matching, fstab under the jail root', () => {
+  test('iocage command contract: list -Hl (JID None when stopped), stop of a stopped jail (stderr, exit 0), prefix matching, fstab under the jail root, templates', () => {
     const h = host();
     assert.equal(h.iocage('create', '-r', '13.2-RELEASE', '-n', 'web1', 'ip4_addr=em0|10.0.0.5/24').stdout, 'web1 successfully created!\n');
     assert.equal(h.iocage('create', '-r', '13.2-RELEASE', '-n', 'web10').code, 0);
@@ -85,8 +85,13 @@ describe('iocage command contract: the fake reproduces the real CLI', () => {
     mkdirSync(src);
     assert.equal(h.iocage('fstab', '-a', 'web1', `${src} /mnt nullfs ro 0 0`).stdout, "Successfully added mount to web1's fstab\n");
     assert.equal(h.iocage('fstab', '-Hl', 'web1').stdout, `0\t${src}\t${h.root}/jails/web1/root/mnt\tnullfs\tro\t0\t0\n`);
+    assert.equal(h.iocage('set', 'boot=on', 'web1').stdout, 'boot: 0 -> 1\n');
+    assert.equal(h.iocage('set', 'template=yes', 'web10').stdout, 'web10 converted to a template.\n');
     const template = h.iocage('start', 'web10');
-    assert.equal(template.code, 0);
+    assert.deepEqual([template.code, template.stdout, template.stderr], [1, '', 'Please convert back to a jail before trying to start web10\n']);
+    assert.equal(h.iocage('list', '-Htl').stdout, 'None\tweb10\toff\tdown\ttemplate\t13.2-RELEASE-p4\t-\t-\t-\tno\n');
+    const running = h.iocage('exec', 'web10', 'true');
+    assert.deepEqual([running.code, running.stderr], [1, 'web10 is not running! Please supply --force (-f) or start the jail\n']);
     assert.equal(h.iocage('create', '-r', '14.0-RELEASE', '-n', 'x').stderr, 'RELEASE: 14.0-RELEASE not found!\n');
   });
 });
