@@ -860,4 +860,50 @@ export const badInputCases: BadInputCase[] = [
     files: { 'cairn.yaml': site('s'), ...okState, 'vars/all.yaml': `${Array.from({ length: 5000 }, (_, i) => `v${i}: ${i}\n`).join('')}v17: again\n` },
     expect: [{ at: 'vars/all.yaml:5001:1', message: /YAML: Map keys must be unique/ }],
   },
+  // ── jail (DESIGN §6: the seed puppet-iocage's validations) ─────────────────────────────────────
+  {
+    name: 'jail: a template cannot run',
+    files: oneState('  - jail: web1\n    template: base\n    type: template\n    state: running\n'),
+    expect: [{ at: 'states/s.yaml:5:12', message: /jail web1: state: a template cannot run/ }],
+  },
+  {
+    name: 'jail: a template cannot boot',
+    files: oneState('  - jail: web1\n    release: 13.2-RELEASE\n    type: template\n    boot: true\n'),
+    expect: [{ at: 'states/s.yaml:5:11', message: /jail web1: boot: a template cannot boot/ }],
+  },
+  {
+    name: 'jail: a template cannot have an fstab',
+    files: oneState('  - jail: web1\n    release: 13.2-RELEASE\n    type: template\n    fstab: [/data /mnt]\n'),
+    expect: [{ at: 'states/s.yaml:5:12', message: /jail web1: fstab: a template cannot have an fstab/ }],
+  },
+  {
+    name: 'jail: release and template exclude each other',
+    files: oneState('  - jail: web1\n    release: 13.2-RELEASE\n    template: base\n'),
+    expect: [{ at: 'states/s.yaml:4:15', message: /jail web1: template: release and template exclude each other/ }],
+  },
+  {
+    name: 'jail: neither release nor template',
+    files: oneState('  - jail: web1\n    state: running\n'),
+    expect: [{ at: 'states/s.yaml:2:5', message: /jail web1: release: is required[\s\S]*a jail needs a release or a template/ }],
+  },
+  {
+    name: 'jail: a pkglist needs an IP address',
+    files: oneState('  - jail: web1\n    release: 13.2-RELEASE\n    ip4_addr: none\n    pkglist: [nginx]\n'),
+    expect: [{ at: 'states/s.yaml:5:14', message: /jail web1: pkglist: a pkglist needs an IP address/ }],
+  },
+  {
+    name: 'jail: an fstab entry that is not `src dst [fs opts [dump pass]]`',
+    files: oneState('  - jail: web1\n    release: 13.2-RELEASE\n    fstab: ["/data"]\n'),
+    expect: [{ at: 'states/s.yaml:4:14', message: /jail web1: fstab\.0: an fstab entry is `src dst \[fs opts \[dump pass\]\]`/ }],
+  },
+  {
+    name: 'jail: properties cannot set what has an attribute of its own',
+    files: oneState('  - jail: web1\n    release: 13.2-RELEASE\n    properties: {boot: 1}\n'),
+    expect: [{ at: 'states/s.yaml:4:17', message: /jail web1: properties: properties cannot set template, type, boot/ }],
+  },
+  {
+    name: "jail: a name iocage would refuse",
+    files: oneState('  - jail: "web 1"\n    release: 13.2-RELEASE\n'),
+    expect: [{ at: 'states/s.yaml:2:12', message: /name: a jail's name is letters, digits, '\.', '_' and '-'/ }],
+  },
 ];

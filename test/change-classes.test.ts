@@ -100,6 +100,21 @@ test('reload applies in place then refreshes; rebuild destroys then creates', as
   assert.deepEqual(w.log, ['create', 'reload', 'refresh', 'destroy', 'create']);
 });
 
+test('a reload whose apply restarted the thing itself ({ refreshed: true }) is not refreshed again', async () => {
+  const w = world();
+  const dir = join(mkdtempSync(join(tmpdir(), 'cairn-cc-')), 'state');
+  await apply(w, dir, { config: 'a' });
+  const provider = w.registry.provider('unit', {}, {});
+  const plainApply = provider.apply.bind(provider);
+  provider.apply = async (ctx, action, desired, current) => {
+    await plainApply(ctx, action, desired, current);
+    return action === 'reload' ? { refreshed: true } : undefined;
+  };
+  const reload = await apply(w, dir, { config: 'b' });
+  assert.deepEqual([reload.status, reload.action], ['changed', 'reload']);
+  assert.deepEqual(w.log, ['create', 'reload']);
+});
+
 test('a reload or rebuild that is not allowed fails, naming the attributes and the setting', async () => {
   const w = world();
   const dir = join(mkdtempSync(join(tmpdir(), 'cairn-cc-')), 'state');

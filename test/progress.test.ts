@@ -60,3 +60,24 @@ test('progress: the live line names the node running and for how long; a line wi
   assert.equal(s.text().at(-1), 'web1: 0/3 nodes, 0 changed, …');
   p.finish('web1');
 });
+
+test("progress: a long operation's step and amount follow the running node, and go with it", () => {
+  const s = screen();
+  let now = 1000;
+  const p = new Progress(s.out, () => now);
+  p.start('host1', 2);
+  p.running('host1', 'jail:web1');
+  now += 1500;
+  p.progress('host1', 'jail:web1', { done: 1, total: 4, step: 'adding its fstab entries' });
+  assert.deepEqual(s.text(), ['host1: 0/2 nodes, 0 changed, 0 failed — jail:web1 (1.5 s): adding its fstab entries (1/4)']);
+  // A late update of a node no longer running is not shown against the next one.
+  p.running('host1', 'jail:web2');
+  now += 200;
+  p.progress('host1', 'jail:web1', { done: 2, total: 4 });
+  p.print('x');
+  assert.equal(s.text().at(-1), 'host1: 0/2 nodes, 0 changed, 0 failed — jail:web2 (0.2 s)');
+  now += 200;
+  p.progress('host1', 'jail:web2', { done: 300 });
+  assert.equal(s.text().at(-1), 'host1: 0/2 nodes, 0 changed, 0 failed — jail:web2 (0.4 s): 300');
+  p.finish('host1');
+});

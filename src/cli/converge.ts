@@ -10,6 +10,7 @@ import { clearStatus, colourAllowed, stdoutIsTTY, stdoutStream, writeErr, writeO
 import { ExitCode } from '../lib/errors.ts';
 import { nowMs } from '../lib/clock.ts';
 import { tagFilter } from './tags.ts';
+import type { ProgressUpdate } from '../resources/type.ts';
 
 export type { RunReport } from '../engine/run-target.ts';
 
@@ -74,6 +75,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
     }
   };
   const watching = level > 0 || logFd !== undefined;
+  const interrupt = interruptible();
 
   let reports: TargetReport[];
   try {
@@ -94,8 +96,12 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
           ...(tags ? { tags } : {}),
           ...(session.facts ? { facts: session.facts } : {}),
           lockWaitMs: (options.lockWait ?? 0) * 1000,
+          signal: interrupt.signal,
           onNotice: (line) => writeErr(`${line}\n`),
-          ...(progress ? { onStart: (ref: string) => progress.running(name, ref) } : {}),
+          ...(progress ? {
+            onStart: (ref: string) => progress.running(name, ref),
+            onProgress: (ref: string, update: ProgressUpdate) => progress.progress(name, ref, update),
+          } : {}),
           ...(watching ? {
             onCommand: (c) => {
               verbose(commandLines(name, c, multi, level), 1);
@@ -130,6 +136,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
       for (const r of reports.filter((t) => t.status === 'skipped')) print(summaryLine(r, 0, mode === 'plan'));
     }
   } finally {
+    interrupt.dispose();
     out?.flush();
     if (logFd !== undefined) closeSync(logFd);
   }
@@ -137,7 +144,34 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
   const report: RunReport = { version: 1, mode, started: started.toISOString(), finished: new Date().toISOString(), targets: reports };
   if (options.json) writeOut(`${JSON.stringify(report, null, 2)}\n`);
   await keep?.(report);
-  return runExitCode(mode, reports, options.detailedExitcode ?? false);
+  const code = runExitCode(mode, reports, options.detailedExitcode ?? false);
+  // An interrupted run did not do all it was asked, even when no node failed.
+  return interrupt.signal.aborted && (code === ExitCode.ok || code === ExitCode.changesPending) ? ExitCode.nodesFailed : code;
+}
+
+/**
+ * Ctrl-C (SIGINT) or SIGTERM during a run: the first cancels it (no node starts after it, and a
+ * provider in the middle of a long operation, creating a jail, say, stops and removes what it
+ * half made: ProviderContext.signal); a second ends the process at once, as without Cairn.
+ */
+function interruptible(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      // What is left listening (the run lock's release, lock-dir.ts) or the default ends it.
+      dispose();
+      process.kill(process.pid, signal);
+      return;
+    }
+    writeErr(`cairn: ${signal}: finishing the node under way (a long operation stops early and cleans up) and starting no other; ${signal} again ends at once\n`);
+    controller.abort();
+  };
+  const dispose = () => {
+    for (const s of signals) process.off(s, onSignal);
+  };
+  for (const s of signals) process.on(s, onSignal);
+  return { signal: controller.signal, dispose };
 }
 
 /**

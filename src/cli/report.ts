@@ -1,6 +1,7 @@
 /** Human output of plan/apply: a line per node as it finishes, progress on a terminal, a summary. */
 import type { CommandEvent, NodeResult, TargetReport } from '../engine/engine.ts';
 import { nowMs } from '../lib/clock.ts';
+import type { ProgressUpdate } from '../resources/type.ts';
 
 const LABEL: Record<NodeResult['status'], string> = {
   unchanged: 'unchanged', changed: 'changed', failed: 'FAILED', skipped: 'skipped', 'would-change': 'would change', unknown: 'unknown',
@@ -70,7 +71,7 @@ export function timingLine(target: string, r: NodeResult, multiTarget: boolean):
  * place with live counts; node lines and summaries scroll above it.
  */
 export class Progress {
-  private readonly counts = new Map<string, { done: number; total: number; changed: number; failed: number; node?: string; since: number }>();
+  private readonly counts = new Map<string, { done: number; total: number; changed: number; failed: number; node?: string; since: number; step?: string }>();
   private drawn = 0;
   private lastDraw = 0;
   /** Redraws the block while targets run, so the running node's time moves on a long node. */
@@ -89,7 +90,17 @@ export class Progress {
     if (!c) return;
     c.node = ref;
     c.since = this.now();
+    delete c.step;
     // Fast nodes come by the thousand: the ticker shows them often enough.
+    if (this.now() - this.lastDraw >= 100) this.redraw();
+  }
+
+  /** How far the running node's long operation is (ProviderContext.progress): shown after it. */
+  progress(target: string, ref: string, update: ProgressUpdate): void {
+    const c = this.counts.get(target);
+    if (!c || c.node !== ref) return;
+    const amount = update.total !== undefined ? `${update.done}/${update.total}` : `${update.done}`;
+    c.step = update.step ? `${update.step} (${amount})` : amount;
     if (this.now() - this.lastDraw >= 100) this.redraw();
   }
 
@@ -128,7 +139,7 @@ export class Progress {
   private draw(): void {
     const now = this.now();
     for (const [target, c] of this.counts) {
-      const node = c.node ? ` — ${c.node} (${((now - c.since) / 1000).toFixed(1)} s)` : '';
+      const node = c.node ? ` — ${c.node} (${((now - c.since) / 1000).toFixed(1)} s)${c.step ? `: ${c.step}` : ''}` : '';
       const line = `${target}: ${c.done}/${c.total} nodes, ${c.changed} changed, ${c.failed} failed${node}`;
       // A line the terminal wraps would take two rows, and erasing counts one per target.
       const width = this.out.columns;

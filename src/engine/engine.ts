@@ -765,8 +765,9 @@ export class Engine {
         // A reload is an in-place change followed by the type's refresh; a notification due for
         // a node that was just created or run is already satisfied, and so is one the provider
         // says its change took care of.
+        // A reload whose apply already restarted the thing (stop, change, start) says so the same way.
         const refreshed = outcome !== undefined && 'refreshed' in outcome;
-        if (action === 'reload' || (refreshWhy && action === 'update' && !refreshed)) await provider.refresh?.(ctx, desired);
+        if (!refreshed && (action === 'reload' || (refreshWhy && action === 'update'))) await provider.refresh?.(ctx, desired);
       }
     } catch (err) {
       if (isTargetFailure(err)) await this.takeBack(node);

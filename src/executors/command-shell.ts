@@ -106,7 +106,8 @@ export class CommandShell {
       const n = this.count++;
       const out = join(this.folder!, `o${n}`);
       const err = join(this.folder!, `e${n}`);
-      const steps: string[] = [];
+      // The command gets Ctrl-C's SIGINT as a spawned one would (the shell itself ignores it).
+      const steps: string[] = ['trap - INT'];
       // An absolute folder: cd consults CDPATH (and may print) only for relative ones.
       if (opts.cwd !== undefined) {
         steps.push(`cd ${shellQuote(resolve(opts.cwd))}`);
@@ -179,8 +180,10 @@ export class CommandShell {
     child.stderr!.on('data', (d: Buffer) => {
       if (this.shellErrors.length < 4096) this.shellErrors += d.toString();
     });
-    // The folder goes with the shell, however Cairn ends (its stdin closes).
-    child.stdin!.write(`__cairn_folder=${shellQuote(this.folder)}; trap 'rm -rf -- "$__cairn_folder"' EXIT\n`);
+    // The folder goes with the shell, however Cairn ends (its stdin closes). Ctrl-C reaches the
+    // whole process group: the shell outlives it, so a run that was interrupted (and cleans up
+    // after itself, ProviderContext.signal) still has it for its next commands.
+    child.stdin!.write(`__cairn_folder=${shellQuote(this.folder)}; trap 'rm -rf -- "$__cairn_folder"' EXIT; trap '' INT\n`);
     return child;
   }
 

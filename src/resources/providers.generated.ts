@@ -9,6 +9,7 @@ import fileProviders from './file/providers.ts';
 import gitProviders from './git/providers.ts';
 import groupProviders from './group/providers.ts';
 import hostnameProviders from './hostname/providers.ts';
+import jailProviders from './jail/providers.ts';
 import lineProviders from './line/providers.ts';
 import mountProviders from './mount/providers.ts';
 import packageProviders from './package/providers.ts';
@@ -31,6 +32,7 @@ export const generatedProviders: Record<string, readonly Provider[]> = {
   git: gitProviders,
   group: groupProviders,
   hostname: hostnameProviders,
+  jail: jailProviders,
   line: lineProviders,
   mount: mountProviders,
   package: packageProviders,

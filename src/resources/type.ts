@@ -316,7 +316,8 @@ export interface Provider<T extends { schema: z.ZodType } = ResourceType> {
    * Returns `{ changed: false }` when it found nothing to do after all (a transition whose
    * resource is already in the transitional state), so nothing reports a change it did not make;
    * `{ refreshed: true }` when the change already did what a pending notification asks (a service
-   * started from stopped reads its new configuration: no restart right after).
+   * started from stopped reads its new configuration: no restart right after), or a reload's
+   * refresh (a jail stopped, changed and started again by the apply itself).
    */
   apply(ctx: ProviderContext<T>, action: Action, desired: Desired<T>, current: Current<T>): Promise<ApplyOutcome>;
   /**

@@ -8,6 +8,7 @@ import fileType from './file/type.ts';
 import gitType from './git/type.ts';
 import groupType from './group/type.ts';
 import hostnameType from './hostname/type.ts';
+import jailType from './jail/type.ts';
 import lineType from './line/type.ts';
 import mountType from './mount/type.ts';
 import packageType from './package/type.ts';
@@ -30,6 +31,7 @@ export const generatedTypes = {
   git: gitType,
   group: groupType,
   hostname: hostnameType,
+  jail: jailType,
   line: lineType,
   mount: mountType,
   package: packageType,
