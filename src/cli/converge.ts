@@ -13,6 +13,7 @@ import { tagFilter } from './tags.ts';
 
 export type { RunReport } from '../engine/run-target.ts';
 
+
 /** The options of `cairn plan` and `cairn apply`, as commander parses them (cli/main.ts). */
 export interface ConvergeOptions extends RolloutOptions {
   site: string;
@@ -75,6 +76,19 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
   };
   const watching = level > 0 || logFd !== undefined;
 
+  // Ctrl-C cancels the run: the node in progress is told (ProviderContext.signal) and cleans up
+  // what it half made, no node starts after it; a second Ctrl-C ends Cairn at once.
+  const cancel = new AbortController();
+  const onInterrupt = () => {
+    if (cancel.signal.aborted) {
+      process.off('SIGINT', onInterrupt);
+      process.kill(process.pid, 'SIGINT');
+      return;
+    }
+    writeErr('cairn: interrupted: stopping the run (Ctrl-C again to end at once)\n');
+    cancel.abort();
+  };
+  process.on('SIGINT', onInterrupt);
   let reports: TargetReport[];
   try {
     let stopped: Awaited<ReturnType<typeof inBatches>>['stopped'];
@@ -94,6 +108,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
           ...(tags ? { tags } : {}),
           ...(session.facts ? { facts: session.facts } : {}),
           lockWaitMs: (options.lockWait ?? 0) * 1000,
+          signal: cancel.signal,
           onNotice: (line) => writeErr(`${line}\n`),
           ...(progress ? { onStart: (ref: string) => progress.running(name, ref) } : {}),
           ...(watching ? {
@@ -130,6 +145,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
       for (const r of reports.filter((t) => t.status === 'skipped')) print(summaryLine(r, 0, mode === 'plan'));
     }
   } finally {
+    process.off('SIGINT', onInterrupt);
     out?.flush();
     if (logFd !== undefined) closeSync(logFd);
   }
