@@ -86,7 +86,8 @@ describe('container (nspawn) on a lab host', { skip }, () => {
     assert.equal(r.status, 0, `plan: exit ${r.status}\n${r.stderr}\n${r.stdout}`);
     return nodesOf(r.stdout);
   }
-  const machineState = async () => (await host.sh('machinectl show box -p State --value')).stdout.trim() || 'absent';
+  const machineState2 = async (name: string) => (await host.sh(`machinectl show ${name} -p State --value`)).stdout.trim() || 'absent';
+  const machineState = () => machineState2('box');
 
   test('create from a root folder, no-op, reload, refused and allowed rebuild, boot, destroy; plan shows each without doing it', HANG_GUARD, async () => {
     const first = site(box(''));
@@ -164,6 +165,36 @@ describe('container (nspawn) on a lab host', { skip }, () => {
     assert.equal((await host.sh('test -e /var/lib/machines/box || test -e /etc/systemd/nspawn/box.nspawn')).code, 1);
     assert.equal((await host.sh('systemctl is-enabled systemd-nspawn@box.service')).stdout.trim(), 'disabled');
     assert.equal(containerNode(await apply(gone)).status, 'unchanged');
+  });
+
+  test('one site: the host, the container it runs, and a target inside it through via: (host first; re-run 0 changes)', HANG_GUARD, async () => {
+    const dir = makeSite({
+      'cairn.yaml': `${targetYaml(host, 'host1')}    run: [c]\n` +
+        '  inside:\n    via: host1\n    executor: container\n    machine: nest\n    run: [i]\n',
+      'states/c.yaml': 'c:\n  - container: nest\n    image: /srv/golden\n    properties: { Exec: { PrivateUsers: "no" } }\n',
+      'states/i.yaml': 'i:\n  - file: /etc/motd\n    content: "converged inside {{ it.facts.hostname }}\\n"\n  - directory: /srv/inner\n    mode: "0750"\n',
+    });
+    // A plan changes nothing: the container is not there yet, so the inside target waits for it.
+    const planned = await runCli(['plan', '--site', dir]);
+    assert.equal(planned.status, 0, planned.stderr + planned.stdout);
+    assert.match(planned.stdout, /inside: skipped \(via host1: after the changes its plan shows/);
+    assert.equal(await machineState2('nest'), 'absent');
+
+    const r = await runCli(['apply', '--site', dir, '--json']);
+    assert.equal(r.status, 0, `${r.stderr}\n${r.stdout}`);
+    const report = JSON.parse(r.stdout) as Report;
+    assert.deepEqual(report.targets.map((t) => t.name), ['host1', 'inside']);
+    assert.deepEqual(report.targets[0]!.nodes.map((n) => [n.ref, n.status]), [['container:nest', 'changed']]);
+    assert.deepEqual(report.targets[1]!.nodes.map((n) => [n.ref, n.status]), [['file:/etc/motd', 'changed'], ['directory:/srv/inner', 'changed']]);
+    // Facts come from inside: the hostname is the container's.
+    assert.equal(await host.must('systemd-run -M nest --wait --pipe -q cat /etc/motd'), 'converged inside nest\n');
+    assert.equal((await host.must('systemd-run -M nest --wait --pipe -q stat -c %a /srv/inner')).trim(), '750');
+    assert.equal((await host.sh('test -e /srv/inner')).code, 1, 'nothing written on the host itself');
+
+    const again = await runCli(['apply', '--site', dir, '--json']);
+    assert.equal(again.status, 0, again.stderr);
+    const counts = (JSON.parse(again.stdout) as Report).targets.map((t) => [t.name, t.counts.changed, t.counts.unchanged]);
+    assert.deepEqual(counts, [['host1', 0, 1], ['inside', 0, 2]]);
   });
 
   test('a raw disk image is copied as NAME.raw and listed by machinectl', HANG_GUARD, async () => {
