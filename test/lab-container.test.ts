@@ -172,7 +172,7 @@ describe('container (nspawn) on a lab host', { skip }, () => {
       'cairn.yaml': `${targetYaml(host, 'host1')}    run: [c]\n` +
         '  inside:\n    via: host1\n    executor: container\n    machine: nest\n    run: [i]\n',
       'states/c.yaml': 'c:\n  - container: nest\n    image: /srv/golden\n    properties: { Exec: { PrivateUsers: "no" } }\n',
-      'states/i.yaml': 'i:\n  - file: /etc/motd\n    content: "converged inside {{ it.facts.hostname }}\\n"\n  - directory: /srv/inner\n    mode: "0750"\n',
+      'states/i.yaml': 'i:\n  - file: /etc/motd\n    content: "converged inside <%= it.facts.hostname %>\\n"\n  - directory: /srv/inner\n    mode: "0750"\n',
     });
     // A plan changes nothing: the container is not there yet, so the inside target waits for it.
     const planned = await runCli(['plan', '--site', dir]);
