@@ -298,7 +298,7 @@ export async function main(argv: string[]): Promise<number> {
  * executor (DESIGN §7). Several targets would converge the same root with different states: the
  * selection must name one.
  */
-function withRoot<T extends { name: string; settings: { executor: string; root?: string } }>(selected: T[], root: string | undefined): T[] {
+function withRoot<T extends { name: string; settings: { executor: string; root?: string; via?: string }; via?: unknown }>(selected: T[], root: string | undefined): T[] {
   if (root === undefined) return selected;
   if (selected.length !== 1) {
     throw new InputError([{
@@ -306,7 +306,8 @@ function withRoot<T extends { name: string; settings: { executor: string; root?:
       hint: 'select the target whose states the root gets with --target NAME',
     }]);
   }
-  return selected.map((t) => ({ ...t, settings: { ...t.settings, executor: 'chroot', root } }));
+  // The root is on this machine: a via the target has leads nowhere here.
+  return selected.map(({ via: _via, ...t }) => ({ ...t, settings: { ...t.settings, executor: 'chroot', root, via: undefined } }) as T);
 }
 
 /**
