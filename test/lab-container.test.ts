@@ -238,5 +238,7 @@ describe('container (nspawn) on a lab host', { skip }, () => {
     assert.match(out, /interrupted: stopping the run/);
     assert.equal((await host.sh('ls -A /var/lib/machines /etc/systemd/nspawn 2>/dev/null | grep halfway')).stdout, '', 'nothing of halfway left');
     assert.doesNotMatch(await host.must('machinectl list-images --no-legend'), /halfway/);
+    // The copy was stopped, not left to write into a folder that was removed under it.
+    assert.equal((await host.sh('pgrep -x cp')).code, 1, 'no copy still running');
   });
 });

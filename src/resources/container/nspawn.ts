@@ -252,10 +252,10 @@ async function buildImage(ctx: Ctx, desired: Want): Promise<{ staged: string; fi
   }
   const final = kind === 'root' ? `${MACHINES}/${name}` : `${MACHINES}/${name}.raw`;
   const staged = `${MACHINES}/.${name}${kind === 'raw' ? '.raw' : ''}.cairn-new`;
-  if (kind === 'raw' && desired.user_data !== undefined) {
-    throw new ApplyError('user_data needs a root folder image: a raw disk image cannot be written without mounting it');
-  }
   try {
+    if (kind === 'raw' && desired.user_data !== undefined) {
+      throw new ApplyError('user_data needs a root folder image: a raw disk image cannot be written without mounting it');
+    }
     ctx.log(`copying ${source} to ${staged}`);
     ctx.progress({ done: 0, step: `copying ${source}` });
     await run(ctx, ['cp', '-a', '--reflink=auto', '--sparse=always', '--', source, staged], `copying the image ${source}`, ctx.signal);
