@@ -167,23 +167,28 @@ describe('container (nspawn) on a lab host', { skip }, () => {
     assert.equal(containerNode(await apply(gone)).status, 'unchanged');
   });
 
-  test('one site: the host, the container it runs, and a target inside it through via: (host first; re-run 0 changes)', HANG_GUARD, async () => {
+  test('one site: the host, the container it runs, a target inside it through via: and its root through a nested chroot (host first; re-run 0 changes)', HANG_GUARD, async () => {
     const dir = makeSite({
       'cairn.yaml': `${targetYaml(host, 'host1')}    run: [c]\n` +
-        '  inside:\n    via: host1\n    executor: container\n    machine: nest\n    run: [i]\n',
+        '  inside:\n    via: host1\n    executor: container\n    machine: nest\n    run: [i]\n' +
+        '  offline:\n    via: host1\n    executor: chroot\n    root: /var/lib/machines/nest\n    state_dir: /var/lib/cairn-offline\n    run: [o]\n',
       'states/c.yaml': 'c:\n  - container: nest\n    image: /srv/golden\n    properties: { Exec: { PrivateUsers: "no" } }\n',
+      'states/o.yaml': 'o:\n  - file: /etc/written-offline\n    content: "through chroot on host1\\n"\n',
       'states/i.yaml': 'i:\n  - file: /etc/motd\n    content: "converged inside <%= it.facts.hostname %>\\n"\n  - directory: /srv/inner\n    mode: "0750"\n',
     });
     // A plan changes nothing: the container is not there yet, so the inside target waits for it.
     const planned = await runCli(['plan', '--site', dir]);
     assert.equal(planned.status, 0, planned.stderr + planned.stdout);
     assert.match(planned.stdout, /inside: skipped \(via host1: after the changes its plan shows/);
+    assert.match(planned.stdout, /offline: skipped \(via host1: after the changes its plan shows/);
     assert.equal(await machineState2('nest'), 'absent');
 
     const r = await runCli(['apply', '--site', dir, '--json']);
     assert.equal(r.status, 0, `${r.stderr}\n${r.stdout}`);
     const report = JSON.parse(r.stdout) as Report;
-    assert.deepEqual(report.targets.map((t) => t.name), ['host1', 'inside']);
+    assert.deepEqual(report.targets.map((t) => t.name), ['host1', 'inside', 'offline']);
+    assert.deepEqual(report.targets[2]!.nodes.map((n) => [n.ref, n.status]), [['file:/etc/written-offline', 'changed']]);
+    assert.equal(await host.must('systemd-run -M nest --wait --pipe -q cat /etc/written-offline'), 'through chroot on host1\n');
     assert.deepEqual(report.targets[0]!.nodes.map((n) => [n.ref, n.status]), [['container:nest', 'changed']]);
     assert.deepEqual(report.targets[1]!.nodes.map((n) => [n.ref, n.status]), [['file:/etc/motd', 'changed'], ['directory:/srv/inner', 'changed']]);
     // Facts come from inside: the hostname is the container's.
@@ -194,7 +199,7 @@ describe('container (nspawn) on a lab host', { skip }, () => {
     const again = await runCli(['apply', '--site', dir, '--json']);
     assert.equal(again.status, 0, again.stderr);
     const counts = (JSON.parse(again.stdout) as Report).targets.map((t) => [t.name, t.counts.changed, t.counts.unchanged]);
-    assert.deepEqual(counts, [['host1', 0, 1], ['inside', 0, 2]]);
+    assert.deepEqual(counts, [['host1', 0, 1], ['inside', 0, 2], ['offline', 0, 1]]);
   });
 
   test('a raw disk image is copied as NAME.raw and listed by machinectl', HANG_GUARD, async () => {

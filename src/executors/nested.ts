@@ -8,9 +8,11 @@
  * - `container` (`machine: NAME`): `systemd-run -M NAME --pipe --wait /bin/sh`, a transient
  *   service inside the machine, with the machine's own environment and its exit status;
  * - `jail` (`jail: NAME`): `jexec NAME /bin/sh`;
- * - `chroot` (`root: PATH`): `chroot PATH /bin/sh`, an offline root (no service runs).
+ * - `chroot` (`root: PATH`): `chroot PATH /bin/sh` in a private mount namespace with `/proc`,
+ *   `/sys` and `/dev` bound in, as the chroot executor does, an offline root (no service runs).
  */
 import { shellQuote } from '../lib/shell.ts';
+import { CHROOT_COMMAND_SETUP, CHROOT_SHELL_SETUP } from './chroot.ts';
 import { ShellExecutor } from './shell/executor.ts';
 import { ShellGone } from './shell/remote-shell.ts';
 import type { ShellStream } from './shell/stream.ts';
@@ -33,8 +35,14 @@ export function nestedArgv(place: NestedPlace, args: string[]): string[] {
       return ['systemd-run', '-M', place.name, '--quiet', '--pipe', '--wait', '--collect', '/bin/sh', ...args];
     case 'jail':
       return ['jexec', place.name, '/bin/sh', ...args];
-    case 'chroot':
-      return ['chroot', place.name, '/bin/sh', ...args];
+    case 'chroot': {
+      // As the chroot executor does: /proc, /sys and /dev bound into the root in a mount namespace
+      // of the process's own, which the outer host never sees and the kernel drops with it.
+      const unshare = ['unshare', '--mount', '--uts', '--propagation', 'private', '--', '/bin/sh', '-c'];
+      return args.length === 0
+        ? [...unshare, CHROOT_SHELL_SETUP, 'cairn-chroot', place.name]
+        : [...unshare, CHROOT_COMMAND_SETUP, 'cairn-chroot', place.name, args.at(-1)!];
+    }
   }
 }
 
