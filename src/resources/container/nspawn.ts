@@ -150,11 +150,16 @@ async function imageAt(ctx: Ctx, name: string): Promise<string | undefined> {
   return undefined;
 }
 
-async function requireTools(ctx: Ctx): Promise<void> {
-  const missing = await ctx.batch('nspawn:tools', async () => {
+/** The tools the provider runs that the target lacks (read once per run until something changes). */
+function missingTools(ctx: Ctx): Promise<string[]> {
+  return ctx.batch('nspawn:tools', async () => {
     const r = await ctx.exec.run(['sh', '-c', 'for t in machinectl systemd-nspawn systemctl; do command -v $t >/dev/null 2>&1 || echo $t; done']);
     return r.stdout.trim().split('\n').filter(Boolean);
   });
+}
+
+async function requireTools(ctx: Ctx): Promise<void> {
+  const missing = await missingTools(ctx);
   if (missing.length) throw new ApplyError(`${missing.join(', ')} not found on the target: the nspawn provider needs systemd-container (apt-get install systemd-container)`);
 }
 
@@ -342,7 +347,9 @@ export const nspawnContainer = defineProvider<Container>({
   suitable: (facts) => facts.init_system === 'systemd',
 
   async read(ctx, desired) {
-    await requireTools(ctx);
+    // Without machined there is no machine (a plan before the run installs systemd-container
+    // shows a create, after that package); applying then says what is missing.
+    if ((await missingTools(ctx)).length) return undefined;
     const name = desired.name;
     if (!(await imageAt(ctx, name))) return undefined;
     const file = await ctx.exec.readFile(nspawnPath(name));
@@ -355,6 +362,7 @@ export const nspawnContainer = defineProvider<Container>({
   },
 
   async apply(ctx, action: Action, desired, current: Current<Container>) {
+    await requireTools(ctx);
     const name = desired.name;
     switch (action) {
       case 'create': {
@@ -385,6 +393,7 @@ export const nspawnContainer = defineProvider<Container>({
 
   /** Builds the new image first; only then stops the old machine and swaps. */
   async rebuild(ctx, desired, current) {
+    await requireTools(ctx);
     const { staged, final } = await buildImage(ctx, desired);
     try {
       await poweroff(ctx, desired.name);

@@ -1,6 +1,6 @@
 /**
- * The `container` type's image from a provisioning profile (DESIGN §10), at the provider level:
- * a CONTRACT TEST. The provisioner is a stand-in ImageBuilder that records the request and
+ * The `container` type's `nspawn` provider where a lab host cannot show it: an image from a
+ * provisioning profile (DESIGN §10), and a host without systemd-container. CONTRACT TESTS. The provisioner is a stand-in ImageBuilder that records the request and
  * answers with a root folder, and the target is the scripted executor (machinectl and systemd
  * as PID 1 cannot run on this machine; the real nspawn provider runs on lab hosts in
  * lab-container.test.ts, where images come from a root folder and a raw disk image).
@@ -19,7 +19,7 @@ import { ScriptedExecutor } from './helpers/scripted-executor.ts';
 
 const FACTS = { os_family: 'debian', distribution: 'debian', release: '12', init_system: 'systemd', package_manager: 'apt' };
 
-async function apply(exec: ScriptedExecutor, images: ImageBuilder | undefined, image = '{ profile: debian-base, args: { suite: bookworm } }'): Promise<NodeResult[]> {
+async function apply(exec: ScriptedExecutor, images: ImageBuilder | undefined, image = '{ profile: debian-base, args: { suite: bookworm } }', mode: 'plan' | 'apply' = 'apply'): Promise<NodeResult[]> {
   const d = new Diagnostics();
   const catalog = buildCatalog(await loadSite(makeSite({
     'cairn.yaml': 'targets:\n  t1:\n    executor: local\n    state_dir: /var/lib/cairn-test\n    run: [s]\n',
@@ -27,7 +27,7 @@ async function apply(exec: ScriptedExecutor, images: ImageBuilder | undefined, i
   }), d), d);
   d.throwIfAny();
   const run = compile(catalog, [...catalog.targets.values()][0]!, { facts: FACTS });
-  return new Engine(run, buildGraph(run), exec, { mode: 'apply', ...(images ? { images } : {}) }).execute();
+  return new Engine(run, buildGraph(run), exec, { mode, ...(images ? { images } : {}) }).execute();
 }
 
 /** A host with machinectl and no machine: every command answered as systemd-container would. */
@@ -105,4 +105,15 @@ test('provider contract: nspawn — image: { profile } through a remote executor
   const [node] = await apply(host('ssh'), images);
   assert.equal(node!.status, 'failed');
   assert.match(node!.error ?? '', /builds on the machine Cairn runs on: converge this container through the local executor/);
+});
+
+test('provider contract: nspawn — a host without systemd-container: plan shows a create, apply fails naming the package and changes nothing', async () => {
+  const bare = () => new ScriptedExecutor([{ when: /^sh -c for t in machinectl/, stdout: 'machinectl\nsystemd-nspawn\n' }], 'local');
+  const [planned] = await apply(bare(), undefined, '/srv/roots/bookworm', 'plan');
+  assert.deepEqual([planned!.status, planned!.action], ['would-change', 'create']);
+  const exec = bare();
+  const [node] = await apply(exec, undefined, '/srv/roots/bookworm');
+  assert.equal(node!.status, 'failed');
+  assert.equal(node!.error, 'machinectl, systemd-nspawn not found on the target: the nspawn provider needs systemd-container (apt-get install systemd-container)');
+  assert.deepEqual(exec.lines.filter((l) => !l.startsWith('sh -c for t in')), []);
 });
