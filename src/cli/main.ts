@@ -134,13 +134,15 @@ export function program(): Command {
         const nested = selected.filter(waits);
         const assumed = [];
         for (const t of nested) assumed.push({ name: t.name, facts: (await compiler.assumedFacts(t.name)).facts });
-        if (assumed.length) await compiler.compile(assumed, known);
+        // Templates of a nested target see the facts of the targets opened before it (it.targets).
+        const knownAll = { ...known, ...Object.fromEntries(sessions.filter((s) => s.exec).map((s) => [s.name, s.facts ?? {}])) };
+        if (assumed.length) await compiler.compile(assumed, knownAll);
         const later = new Map(nested.map((t) => [t.name, {
           after: t.via!.name,
           open: async () => {
             const [session] = await openSessions([t], openOptions);
             if (!session!.exec) return { session: session! };
-            const [unit] = await compiler.compile([{ name: t.name, facts: session!.facts ?? {} }], known);
+            const [unit] = await compiler.compile([{ name: t.name, facts: session!.facts ?? {} }], knownAll);
             return { session: session!, compiled: unit! };
           },
         }]));
