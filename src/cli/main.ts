@@ -142,8 +142,13 @@ export function program(): Command {
           open: async () => {
             const [session] = await openSessions([t], openOptions);
             if (!session!.exec) return { session: session! };
-            const [unit] = await compiler.compile([{ name: t.name, facts: session!.facts ?? {} }], knownAll);
-            return { session: session!, compiled: unit! };
+            try {
+              const [unit] = await compiler.compile([{ name: t.name, facts: session!.facts ?? {} }], knownAll);
+              return { session: session!, compiled: unit! };
+            } catch (err) {
+              await session!.exec.close();
+              throw err;
+            }
           },
         }]));
         const { converge } = await engineModule;
