@@ -46,7 +46,7 @@ function containerNode(nodes: NodeResult[], name = 'box'): NodeResult {
   return node;
 }
 
-describe('container (nspawn) on a lab host', { skip }, () => {
+describe('container (nspawn) on a lab host (slow)', { skip }, () => {
   let lab: Lab;
   let host: LabHost;
 
