@@ -38,7 +38,7 @@ function host(name = 'local'): ScriptedExecutor {
     { when: 'systemctl is-enabled systemd-nspawn@box.service', code: 1, stdout: 'disabled\n' },
     { when: 'mkdir -p', effect: (e, argv) => e.dirs.add(argv.at(-1)!) },
     {
-      when: /^cp -a /,
+      when: /^sh -c echo \$\$ > "\$1" && exec cp -a /,
       effect: (e, argv) => {
         e.dirs.add(argv.at(-1)!);
         e.dirs.add(`${argv.at(-1)!}/etc`);
@@ -78,7 +78,8 @@ test('provider contract: nspawn — image: { profile } is built by the provision
   assert.deepEqual({ profile, name, kind, outputDir, args, user_data },
     { profile: 'debian-base', name: 'box', kind: 'container', outputDir: '/var/lib/machines/.box.cairn-build', args: { suite: 'bookworm' }, user_data: 'echo hi' });
   const lines = exec.lines;
-  const copy = lines.indexOf('cp -a --reflink=auto --sparse=always -- /var/lib/machines/.box.cairn-build/root /var/lib/machines/.box.cairn-new');
+  const copy = lines.indexOf('sh -c echo $$ > "$1" && exec cp -a --reflink=auto --sparse=always -- "$2" "$3" cairn-copy /var/lib/machines/.box.cairn-copy.pid ' +
+    '/var/lib/machines/.box.cairn-build/root /var/lib/machines/.box.cairn-new');
   const swap = lines.indexOf('mv -T -- /var/lib/machines/.box.cairn-new /var/lib/machines/box');
   assert.ok(copy >= 0 && swap > copy, lines.join('\n'));
   // The built root gets the container's name and the first-boot unit for its user data.
@@ -96,7 +97,7 @@ test('provider contract: nspawn — image: { profile } without a provisioner fai
   const [node] = await apply(exec, undefined);
   assert.equal(node!.status, 'failed');
   assert.match(node!.error ?? '', /image: \{ profile: debian-base \} needs the provisioner, and this run has none/);
-  assert.ok(!exec.lines.some((l) => l.startsWith('cp ') || l.startsWith('mv ')), exec.lines.join('\n'));
+  assert.ok(!exec.lines.some((l) => l.includes('exec cp ') || l.startsWith('mv ')), exec.lines.join('\n'));
   assert.equal(exec.files.has('/etc/systemd/nspawn/box.nspawn'), false);
 });
 

@@ -241,6 +241,9 @@ describe('container (nspawn) on a lab host (slow)', { skip }, () => {
     assert.ok(sent, `the copy never started:\n${out}`);
     assert.notEqual(status, 0, out);
     assert.match(out, /interrupted: stopping the run/);
+    // The copy itself was stopped (killed: 137), not waited for.
+    assert.match(out, /exec cp -a .*→ exit 137/);
+    assert.match(out, /FAILED\s+container:halfway \(create\)\s+cancelled while copying the image/);
     assert.equal((await host.sh('ls -A /var/lib/machines /etc/systemd/nspawn 2>/dev/null | grep halfway')).stdout, '', 'nothing of halfway left');
     assert.doesNotMatch(await host.must('machinectl list-images --no-legend'), /halfway/);
     // The copy was stopped, not left to write into a folder that was removed under it.

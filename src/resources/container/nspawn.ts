@@ -263,7 +263,7 @@ async function buildImage(ctx: Ctx, desired: Want): Promise<{ staged: string; fi
     }
     ctx.log(`copying ${source} to ${staged}`);
     ctx.progress({ done: 0, step: `copying ${source}` });
-    await run(ctx, ['cp', '-a', '--reflink=auto', '--sparse=always', '--', source, staged], `copying the image ${source}`, ctx.signal);
+    await copyStoppably(ctx, source, staged, `${MACHINES}/.${name}.cairn-copy.pid`);
     if (ctx.signal.aborted) throw new ApplyError('cancelled while copying the image');
     if (kind === 'root') {
       // The machine is named after its container, as machinectl's own pulls do.
@@ -279,9 +279,30 @@ async function buildImage(ctx: Ctx, desired: Want): Promise<{ staged: string; fi
   return { staged, final };
 }
 
+/**
+ * Copies `source` to `target` on the target machine; a cancelled run kills the copy there. Not
+ * every transport delivers a signal to a command (sshd does not), so the copy records its pid
+ * and a command of its own kills it.
+ */
+async function copyStoppably(ctx: Ctx, source: string, target: string, pidFile: string): Promise<void> {
+  if (ctx.signal.aborted) return;
+  const stop = () => void ctx.exec.run(['sh', '-c', 'kill -KILL "$(cat "$1")" 2>/dev/null', 'cairn-stop', pidFile]);
+  ctx.signal.addEventListener('abort', stop, { once: true });
+  try {
+    await run(ctx, ['sh', '-c', 'echo $$ > "$1" && exec cp -a --reflink=auto --sparse=always -- "$2" "$3"', 'cairn-copy', pidFile, source, target],
+      `copying the image ${source}`, ctx.signal);
+  } catch (err) {
+    if (ctx.signal.aborted) throw new ApplyError('cancelled while copying the image (the copy was stopped)');
+    throw err;
+  } finally {
+    ctx.signal.removeEventListener('abort', stop);
+    await ctx.exec.remove(pidFile);
+  }
+}
+
 /** Removes what an interrupted create or rebuild of `name` left (hidden, never a machine). */
 async function sweep(ctx: Ctx, name: string): Promise<void> {
-  for (const leftover of [`.${name}.cairn-new`, `.${name}.raw.cairn-new`, `.${name}.cairn-old`, `.${name}.raw.cairn-old`, `.${name}.cairn-build`]) {
+  for (const leftover of [`.${name}.cairn-new`, `.${name}.raw.cairn-new`, `.${name}.cairn-old`, `.${name}.raw.cairn-old`, `.${name}.cairn-build`, `.${name}.cairn-copy.pid`]) {
     await ctx.exec.remove(`${MACHINES}/${leftover}`);
   }
 }
