@@ -906,4 +906,29 @@ export const badInputCases: BadInputCase[] = [
     files: oneState('  - jail: "web 1"\n    release: 13.2-RELEASE\n'),
     expect: [{ at: 'states/s.yaml:2:12', message: /name: a jail's name is letters, digits, '\.', '_' and '-'/ }],
   },
+  // ── nested targets (via:) ───────────────────────────────────────────────────────────────────
+  {
+    name: 'via naming an unknown target points at the via',
+    files: { 'cairn.yaml': 'targets:\n  host1:\n    executor: local\n  inside:\n    executor: container\n    machine: box\n    via: hots1\n    run: [s]\n', ...okState },
+    expect: [{ at: 'cairn.yaml:7:10', message: /target 'inside': via names an unknown target 'hots1' \(did you mean 'host1'\?\)/ }],
+  },
+  {
+    name: 'a cycle of vias is reported once, with each via\'s position',
+    files: {
+      'cairn.yaml': 'targets:\n  a:\n    executor: container\n    machine: m\n    via: b\n  b:\n    executor: jail\n    jail: j\n    via: a\n',
+    },
+    expect: [
+      { at: 'cairn.yaml:5:10', message: /targets reach each other through via: a -> b -> a/ },
+      { message: /note: b's via at cairn.yaml:9:10/ },
+      { message: /1 error; nothing was run/ },
+    ],
+  },
+  {
+    name: 'the container executor needs machine: and via:',
+    files: { 'cairn.yaml': 'targets:\n  host1:\n    executor: local\n  c1:\n    executor: container\n    via: host1\n  c2:\n    executor: container\n    machine: box\n' },
+    expect: [
+      { at: 'cairn.yaml:6:10', message: /target 'c1': the container executor needs machine: \(the container's name on host1\)/ },
+      { at: 'cairn.yaml:7:3', message: /target 'c2': the container executor needs via:/ },
+    ],
+  },
 ];

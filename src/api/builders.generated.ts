@@ -3,6 +3,7 @@ import { builder } from './builder.ts';
 
 export const archive = builder('archive');
 export const authorizedKey = builder('authorized_key');
+export const container = builder('container');
 export const cron = builder('cron');
 export const directory = builder('directory');
 export const exec = builder('exec');

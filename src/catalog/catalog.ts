@@ -23,7 +23,9 @@ export interface RunEntry {
 export interface Target {
   name: string;
   pos?: SourcePos;
-  settings: TargetSettings & { executor: 'local' | 'ssh' | 'agent' | 'chroot' };
+  settings: TargetSettings & { executor: 'local' | 'ssh' | 'agent' | 'chroot' | 'container' | 'jail' };
+  /** Where `via:` is written, for errors about it. */
+  viaPos?: SourcePos;
   vars: Record<string, unknown>;
   roles: { name: string; pos?: SourcePos }[];
   groups: { name: string; pos?: SourcePos }[];
@@ -134,6 +136,7 @@ export function buildCatalog(site: SiteDocs, d: Diagnostics): Catalog {
       const executor = merged.executor ?? (merged.host ? 'ssh' : 'local');
       targets.set(name, {
         name, pos,
+        ...(merged.via !== undefined ? { viaPos: posOf(doc, 'via') ?? posOf(defaults, 'via') ?? pos } : {}),
         settings: { ...merged, executor },
         vars: asRecord(vars),
         roles: nameRefs(roles),
@@ -259,9 +262,54 @@ function checkReferences(c: Catalog, d: Diagnostics): void {
     checkRun(g.run);
   }
   for (const r of c.roles.values()) checkRun(r.run);
+  if (!c.incomplete.has('targets')) checkVia(c, d);
   for (const s of c.states.values()) {
     for (const inc of s.include) {
       if (!c.states.has(inc.name) && !c.incomplete.has('states')) d.add(`state '${s.name}': include of unknown state '${inc.name}'${didYouMean(inc.name, stateNames)}`, inc.pos);
+    }
+  }
+}
+
+/**
+ * Nested targets (DESIGN §6): `via` names a target of the site, a chain of them never comes back
+ * to where it started, and a nested executor has what it needs (`machine`, `jail`, `root`).
+ */
+function checkVia(c: Catalog, d: Diagnostics): void {
+  const names = [...c.targets.keys()];
+  const reported = new Set<string>();
+  for (const t of c.targets.values()) {
+    const { via, executor } = t.settings;
+    const nestedExecutor = executor === 'container' || executor === 'jail';
+    if (via === undefined) {
+      if (nestedExecutor) d.add(`target '${t.name}': the ${executor} executor needs via: (the target the ${executor} is on)`, t.pos);
+      continue;
+    }
+    if (!c.targets.has(via)) {
+      d.add(`target '${t.name}': via names an unknown target '${via}'${didYouMean(via, names)}`, t.viaPos);
+      continue;
+    }
+    if (!nestedExecutor && executor !== 'chroot') {
+      d.add(`target '${t.name}': via needs executor container (machine:), jail (jail:) or chroot (root:), not ${executor}`, t.viaPos);
+    }
+    if (executor === 'container' && !t.settings.machine) d.add(`target '${t.name}': the container executor needs machine: (the container's name on ${via})`, t.viaPos);
+    if (executor === 'jail' && !t.settings.jail) d.add(`target '${t.name}': the jail executor needs jail: (the jail's name on ${via})`, t.viaPos);
+    // A chain of vias that comes back to a target is a cycle: reported once, from where it closes.
+    const path = [t.name];
+    let next: string | undefined = via;
+    while (next !== undefined && c.targets.has(next)) {
+      if (next === t.name) {
+        const key = [...path].sort().join('\u0000');
+        if (!reported.has(key)) {
+          reported.add(key);
+          d.add(`targets reach each other through via: ${[...path, t.name].join(' -> ')}`, t.viaPos, {
+            related: path.slice(1).map((n) => ({ message: `${n}'s via`, pos: c.targets.get(n)!.viaPos })),
+          });
+        }
+        break;
+      }
+      if (path.includes(next)) break;
+      path.push(next);
+      next = c.targets.get(next)!.settings.via;
     }
   }
 }

@@ -14,7 +14,7 @@ export const runEntry = z.union([
 export const runList = z.array(runEntry);
 const nameList = z.array(z.string().min(1));
 
-export const executorName = z.enum(['local', 'ssh', 'agent', 'chroot']);
+export const executorName = z.enum(['local', 'ssh', 'agent', 'chroot', 'container', 'jail']);
 
 const JUMP_HOP = /^(?:ssh:\/\/)?(?:[^@\s,]+@)?(?:\[[^\]\s,]+\]|[^@:\s,[\]]+)(?::\d{1,5})?$/;
 const JUMP_HELP = 'a jump host is [user@]host[:port]';
@@ -24,7 +24,7 @@ const jumpSetting = z.union([
 ], { error: `jump is a host, a list of hosts or none; ${JUMP_HELP}` });
 
 export const targetSettings = z.strictObject({
-  executor: executorName.optional().describe('local, ssh, agent or chroot; default ssh when host is set, else local'),
+  executor: executorName.optional().describe('local, ssh, agent, chroot, container or jail; default ssh when host is set, else local'),
   host: z.string().optional(),
   port: z.number().int().min(1).max(65535).optional(),
   user: z.string().optional(),
@@ -35,6 +35,9 @@ export const targetSettings = z.strictObject({
   jump: jumpSetting.optional().describe('jump hosts to go through, as ssh -J / ProxyJump: [user@]host[:port], a list or comma-separated; none for none'),
   connect_timeout: z.number().positive().optional().describe('seconds for each TCP connection and SSH handshake; default ConnectTimeout from ~/.ssh/config, else 15'),
   root: z.string().optional().describe('for the chroot executor: the root file system to converge'),
+  via: z.string().min(1).optional().describe('a nested target: the target it is reached through (with executor container, jail or chroot)'),
+  machine: z.string().min(1).optional().describe('for the container executor: the machine (container) name on the via target'),
+  jail: z.string().min(1).optional().describe('for the jail executor: the jail name on the via target'),
   // Checked here, not when a run first needs the folder: by then other nodes were applied.
   state_dir: z.string().refine((dir) => dir.startsWith('/'), 'state_dir must be an absolute path (a folder on the target)').optional()
     .describe('where Cairn keeps its per-target state; default /var/lib/cairn'),

@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ExitCode, InputError } from '../lib/errors.ts';
 import { CAIRN_VERSION } from '../lib/version.ts';
 import type { ConvergeOptions, RunReport } from './converge.ts';
+import type { SelectedTarget } from './site-compiler.ts';
 import type { AdHocOptions } from './run.ts';
 import type { ShowOptions } from './show.ts';
 import type { ExportOptions } from './export.ts';
@@ -103,19 +104,24 @@ export function program(): Command {
       const { SiteCompiler, readFactsFile } = await import('./site-compiler.ts');
       const { openSessions, closeSessions } = await import('./sessions.ts');
       const compiler = new SiteCompiler(options, sources);
-      const selected = withRoot(await compiler.select(options.target ?? []), options.root);
-      if (!options.json) showStatus(`connecting to ${selected.length} target${selected.length === 1 ? '' : 's'}…`);
+      const selected = outerFirst(withRoot(await compiler.select(options.target ?? []), options.root));
+      // A nested target whose outer target runs too is opened once that one is done (DESIGN §6).
+      const inRun = new Set(selected.map((t) => t.name));
+      const waits = (t: SelectedTarget) => t.via !== undefined && inRun.has(t.via.name);
+      const now = selected.filter((t) => !waits(t));
+      if (!options.json) showStatus(`connecting to ${now.length} target${now.length === 1 ? '' : 's'}…`);
       // Load the engine while connections are being made: compiling its code fills time that
       // would otherwise be spent waiting on the network.
       const engineModule = import('./converge.ts');
       engineModule.catch(() => undefined);
-      const sessions = await openSessions(selected, {
+      const openOptions = {
         forks: options.forks,
         ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
         ...(options.facts ? { factsOf: (await readFactsFile(options.facts, sources)).factsFor(selected.map((t) => t.name)) } : {}),
         localFacts: await localFactsOnce(),
         contentIndex: { trust: options.checksum !== true, save: mode === 'apply' },
-      });
+      };
+      const sessions = await openSessions(now, openOptions);
       try {
         // Everything is compiled before any target is touched: invalid input changes nothing.
         const known = storeNamed(options)
@@ -123,6 +129,28 @@ export function program(): Command {
           : {};
         if (!options.json) showStatus('compiling…');
         const compiled = await compiler.compile(sessions.filter((s) => s.exec).map((s) => ({ name: s.name, facts: s.facts ?? {} })), known);
+        // Nested targets are compiled from their own facts once they can be reached; compiled now
+        // from assumed facts, so that input errors in them stop the command before anything runs.
+        const nested = selected.filter(waits);
+        const assumed = [];
+        for (const t of nested) assumed.push({ name: t.name, facts: (await compiler.assumedFacts(t.name)).facts });
+        // Templates of a nested target see the facts of the targets opened before it (it.targets).
+        const knownAll = { ...known, ...Object.fromEntries(sessions.filter((s) => s.exec).map((s) => [s.name, s.facts ?? {}])) };
+        if (assumed.length) await compiler.compile(assumed, knownAll);
+        const later = new Map(nested.map((t) => [t.name, {
+          after: t.via!.name,
+          open: async () => {
+            const [session] = await openSessions([t], openOptions);
+            if (!session!.exec) return { session: session! };
+            try {
+              const [unit] = await compiler.compile([{ name: t.name, facts: session!.facts ?? {} }], knownAll);
+              return { session: session!, compiled: unit! };
+            } catch (err) {
+              await session!.exec.close();
+              throw err;
+            }
+          },
+        }]));
         const { converge } = await engineModule;
         let storeCode: number | undefined;
         const keep = mode === 'apply' && storeNamed(options)
@@ -131,7 +159,8 @@ export function program(): Command {
             storeCode = await keepReports(options, report);
           }
           : undefined;
-        const code = await converge(mode, sessions, new Map(compiled.map((c) => [c.run.target.name, c])), options, keep);
+        const placeholders = selected.map((t) => sessions.find((s) => s.name === t.name) ?? { name: t.name });
+        const code = await converge(mode, placeholders, new Map(compiled.map((c) => [c.run.target.name, c])), options, keep, later);
         process.exitCode = code === 0 && storeCode !== undefined ? storeCode : code;
       } finally {
         await closeSessions(sessions);
@@ -276,7 +305,7 @@ export async function main(argv: string[]): Promise<number> {
  * executor (DESIGN §7). Several targets would converge the same root with different states: the
  * selection must name one.
  */
-function withRoot<T extends { name: string; settings: { executor: string; root?: string } }>(selected: T[], root: string | undefined): T[] {
+function withRoot<T extends { name: string; settings: { executor: string; root?: string; via?: string }; via?: unknown }>(selected: T[], root: string | undefined): T[] {
   if (root === undefined) return selected;
   if (selected.length !== 1) {
     throw new InputError([{
@@ -284,5 +313,28 @@ function withRoot<T extends { name: string; settings: { executor: string; root?:
       hint: 'select the target whose states the root gets with --target NAME',
     }]);
   }
-  return selected.map((t) => ({ ...t, settings: { ...t.settings, executor: 'chroot', root } }));
+  // The root is on this machine: a via the target has leads nowhere here.
+  return selected.map(({ via: _via, ...t }) => ({ ...t, settings: { ...t.settings, executor: 'chroot', root, via: undefined } }) as T);
+}
+
+/**
+ * The selection in its order, except that a nested target comes after the target it is reached
+ * through (`via:`) when both are selected: it is opened once that one is done (DESIGN §6). The
+ * catalog has refused cycles of vias.
+ */
+function outerFirst<T extends { name: string; via?: { name: string } }>(selected: T[]): T[] {
+  const names = new Set(selected.map((t) => t.name));
+  const placed = new Set<string>();
+  const out: T[] = [];
+  let rest = selected;
+  while (rest.length > 0) {
+    const ready = rest.filter((t) => !t.via || !names.has(t.via.name) || placed.has(t.via.name));
+    for (const t of ready) {
+      out.push(t);
+      placed.add(t.name);
+    }
+    rest = rest.filter((t) => !placed.has(t.name));
+    if (ready.length === 0) return [...out, ...rest];
+  }
+  return out;
 }

@@ -24,7 +24,7 @@ export interface OpenOptions extends ExecutorOpenOptions {
 async function open(target: SelectedTarget, options: OpenOptions): Promise<Session> {
   const { name, settings } = target;
   const fixed = options.factsOf?.get(name);
-  const opened = await openExecutor(name, settings, fixed ? { ...options, fixedFacts: fixed } : options);
+  const opened = await openExecutor(name, settings, { ...options, ...(fixed ? { fixedFacts: fixed } : {}), ...(target.via ? { via: target.via } : {}) });
   return 'unreachable' in opened ? { name, error: opened.unreachable } : { name, exec: opened.exec, facts: opened.facts };
 }
 

@@ -15,6 +15,8 @@ import { releaseGarbage } from '../lib/memory.ts';
 export interface SelectedTarget {
   name: string;
   settings: TargetSettings & { executor: string };
+  /** A nested target's outer target (`via:`), resolved along the chain. */
+  via?: SelectedTarget;
 }
 
 export interface SiteOptions {
@@ -57,7 +59,15 @@ export class SiteCompiler {
 
   /** The targets `selectors` name (all when none), in the site's order. */
   async select(selectors: string[]): Promise<SelectedTarget[]> {
-    return this.cache.get('targets', selectors, async () => (await this.targets(selectors)).map((t) => ({ name: t.name, settings: t.settings })));
+    return this.cache.get('targets', selectors, async () => {
+      const { catalog } = await this.load();
+      // The catalog checked that every via names a target and that no chain of them is a cycle.
+      const resolve = (t: Target): SelectedTarget => {
+        const outer = t.settings.via !== undefined ? catalog.targets.get(t.settings.via) : undefined;
+        return { name: t.name, settings: t.settings, ...(outer ? { via: resolve(outer) } : {}) };
+      };
+      return (await this.targets(selectors)).map(resolve);
+    });
   }
 
   /** Every target of the site, in its order; none is an answer here, not an error (a push of a site being started). */

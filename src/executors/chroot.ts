@@ -45,17 +45,27 @@ const INNER = [
   '/bin/sh',
 ].join('\n');
 
-/**
- * On the host, in the new namespace: binds what commands in a root need, then becomes the shell
- * inside it. `$1` is the root. A folder the root lacks is not bound.
- */
-const SETUP = [
+/** Binds what commands in a root need into it (`$1`); a folder the root lacks is not bound. */
+const MOUNTS = [
   'set -e',
   '[ ! -d "$1/proc" ] || mount -t proc proc "$1/proc"',
   '[ ! -d "$1/sys" ] || mount --rbind /sys "$1/sys"',
   '[ ! -d "$1/dev" ] || mount --rbind /dev "$1/dev"',
-  `exec chroot "$1" /bin/sh -c ${shellQuote(INNER)}`,
-].join('\n');
+];
+
+/**
+ * On the host, in the new namespace: binds what commands in a root need, then becomes the shell
+ * inside it. `$1` is the root.
+ */
+export const CHROOT_SHELL_SETUP = [...MOUNTS, `exec chroot "$1" /bin/sh -c ${shellQuote(INNER)}`].join('\n');
+
+/**
+ * The same for one command (`$2`) in a namespace of its own: how a nested chroot (executors/
+ * nested.ts) runs commands, where the shell's namespace cannot be joined by pid.
+ */
+export const CHROOT_COMMAND_SETUP = [...MOUNTS, 'exec chroot "$1" /bin/sh -c "$2"'].join('\n');
+
+const SETUP = CHROOT_SHELL_SETUP;
 
 /** Why `root` cannot be converged by the chroot executor, or undefined when it can be tried. */
 export function rootProblem(root: string): string | undefined {

@@ -11,7 +11,9 @@ import { constants } from 'node:os';
 import { basename } from 'node:path';
 import { commandEnv } from '../lib/command-env.ts';
 import { sha256Hex, sha256Stream } from '../lib/digest.ts';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CommandShell, type SpawnFunction } from './command-shell.ts';
+import { childStream, type ShellStream } from './shell/stream.ts';
 import { ContentIndex } from './content-index.ts';
 import { localFacts } from './local-facts.ts';
 import { IdLookup } from './accounts.ts';
@@ -190,6 +192,13 @@ export class LocalExecutor implements Executor {
     // A command may have added or removed users and groups (useradd): read them again when asked.
     this.ids.forget();
     return result;
+  }
+
+  /** A process of its own whose stdio is the stream (a nested target's shell, executors/nested.ts). */
+  async openProcess(argv: string[]): Promise<ShellStream> {
+    this.forgetStats();
+    const child = loadSpawn()(argv[0]!, argv.slice(1), { env: commandEnv(), stdio: 'pipe' }) as ChildProcessWithoutNullStreams;
+    return childStream(child);
   }
 
   /** Runs a command in a process of Node's own (user, stdin, timeout, abort signal). */

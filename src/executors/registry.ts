@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { inputError } from '../lib/errors.ts';
+import type { NestedPlace } from './nested.ts';
 import type { SshSettings } from './ssh/connect.ts';
 import { DEFAULT_STATE_DIR, UnreachableError, type Executor } from './types.ts';
 
@@ -16,6 +17,19 @@ export interface ExecutorSettings extends Partial<SshSettings> {
   state_dir?: string;
   /** The chroot executor's root file system. */
   root?: string;
+  /** A nested target (DESIGN §6): the target it is reached through. */
+  via?: string;
+  /** The container executor's machine. */
+  machine?: string;
+  /** The jail executor's jail. */
+  jail?: string;
+}
+
+/** The target a nested target is reached through, with its own settings (and its own `via`, for a chain). */
+export interface ViaTarget {
+  name: string;
+  settings: ExecutorSettings;
+  via?: ViaTarget;
 }
 
 export interface ExecutorOpenOptions {
@@ -29,6 +43,8 @@ export interface ExecutorOpenOptions {
    * `save` for `apply` (plan changes nothing), `trust` false for `--checksum`.
    */
   contentIndex?: { trust: boolean; save: boolean };
+  /** The target named by the settings' `via:`, resolved (catalog order checked it exists, with no cycle). */
+  via?: ViaTarget;
 }
 
 /** An open target and its facts, or why it cannot be reached (reported, exit 3, while the others go on). */
@@ -83,11 +99,38 @@ const EXECUTORS: Readonly<Record<string, OpenExecutor>> = {
       throw inputError(`target ${name}: the chroot executor needs root: (the root file system to converge)`, undefined,
         'Set root: in the target\'s settings, or pass --root PATH');
     }
+    if (settings.via !== undefined) return nested(name, settings, options, { kind: 'chroot', name: settings.root });
     const { openChroot } = await import('./chroot.ts');
     const root = settings.root;
     return withFacts(() => openChroot(name, root), options);
   },
+
+  async container(name, settings, options) {
+    if (!settings.machine) throw inputError(`target ${name}: the container executor needs machine: (the container's name on the target named by via:)`);
+    return nested(name, settings, options, { kind: 'container', name: settings.machine });
+  },
+
+  async jail(name, settings, options) {
+    if (!settings.jail) throw inputError(`target ${name}: the jail executor needs jail: (the jail's name on the target named by via:)`);
+    return nested(name, settings, options, { kind: 'jail', name: settings.jail });
+  },
 };
+
+/**
+ * A nested target (DESIGN §6): the outer target is opened with its own settings (a connection of
+ * its own, closed with this target's), and the nested shell started through it.
+ */
+async function nested(name: string, settings: ExecutorSettings, options: ExecutorOpenOptions, place: NestedPlace): Promise<Opened> {
+  const via = options.via;
+  if (settings.via === undefined || via === undefined) {
+    throw inputError(`target ${name}: the ${place.kind} executor needs via: (the target the ${place.kind === 'chroot' ? 'root' : place.kind} is on)`);
+  }
+  const { fixedFacts: _fixed, contentIndex: _index, via: _via, ...rest } = options;
+  const outer = await openExecutor(via.name, via.settings, { ...rest, ...(via.via ? { via: via.via } : {}) });
+  if ('unreachable' in outer) return { unreachable: `via ${via.name}: ${outer.unreachable}` };
+  const { openNested } = await import('./nested.ts');
+  return withFacts(() => openNested(name, place, outer.exec, via.name), options);
+}
 
 /** The executor a target's settings name, if this version of Cairn has it. */
 export function executorNamed(name: string): OpenExecutor | undefined {

@@ -2,6 +2,7 @@
  * How the engine and providers act on a target (DESIGN §7). Providers touch a target only
  * through this interface, so the same provider works locally and (later) over SSH.
  */
+import type { ShellStream } from './shell/stream.ts';
 
 export interface RunOptions {
   stdin?: string | Buffer;
@@ -154,6 +155,12 @@ export interface Executor {
    * back (the local one runs on the machine that would restart).
    */
   reconnect?(options: ReconnectOptions): Promise<void>;
+  /**
+   * Starts a long-lived process on the target and hands back its stdio as a stream: the shell of
+   * a target nested in this one (`via:`, executors/nested.ts), which speaks the shell protocol
+   * over it. Absent: this executor cannot carry a nested target.
+   */
+  openProcess?(argv: string[]): Promise<ShellStream>;
   /** Releases connections; a no-op locally. */
   close(): Promise<void>;
 }

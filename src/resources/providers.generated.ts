@@ -2,6 +2,7 @@
 import type { Provider } from './type.ts';
 import archiveProviders from './archive/providers.ts';
 import authorizedKeyProviders from './authorized_key/providers.ts';
+import containerProviders from './container/providers.ts';
 import cronProviders from './cron/providers.ts';
 import directoryProviders from './directory/providers.ts';
 import execProviders from './exec/providers.ts';
@@ -25,6 +26,7 @@ import userProviders from './user/providers.ts';
 export const generatedProviders: Record<string, readonly Provider[]> = {
   archive: archiveProviders,
   authorized_key: authorizedKeyProviders,
+  container: containerProviders,
   cron: cronProviders,
   directory: directoryProviders,
   exec: execProviders,

@@ -1,6 +1,7 @@
 // Written by scripts/registry.mjs from the folders in src/resources/ (`npm run build` runs it): do not edit.
 import archiveType from './archive/type.ts';
 import authorizedKeyType from './authorized_key/type.ts';
+import containerType from './container/type.ts';
 import cronType from './cron/type.ts';
 import directoryType from './directory/type.ts';
 import execType from './exec/type.ts';
@@ -24,6 +25,7 @@ import userType from './user/type.ts';
 export const generatedTypes = {
   archive: archiveType,
   authorized_key: authorizedKeyType,
+  container: containerType,
   cron: cronType,
   directory: directoryType,
   exec: execType,

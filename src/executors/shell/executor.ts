@@ -20,6 +20,7 @@ import { UnsyncedWrites } from '../unsynced-writes.ts';
 import { lockRequest, parseLockReply } from './lock.ts';
 import { BatchMismatch, END_SECTION, factsScript, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
 import { RemoteShell, ShellGone } from './remote-shell.ts';
+import type { ShellStream } from './stream.ts';
 import { NoExitStatus, TransportLost, type ShellTransport } from './transport.ts';
 
 /** Paths per batched read, and bytes of path arguments (well under any ARG_MAX). */
@@ -267,6 +268,27 @@ export class ShellExecutor implements Executor {
       if (err instanceof NoExitStatus) {
         if (this.lost) throw this.unreachable();
         return { code: 255, stdout: err.stdout, stderr: `${err.stderr}no exit status received` };
+      }
+      throw err;
+    }
+  }
+
+  /** A long-lived process beside the shell (a nested target's shell), as the transport starts one. */
+  async openProcess(argv: string[]): Promise<ShellStream> {
+    if (this.lost) throw this.unreachable();
+    if (!this.transport.openProcess) throw new TargetError(`the ${this.name} executor cannot start a nested target's shell`);
+    let cmd = shellCommand(argv);
+    const as = this.transport.runAs;
+    if (as !== undefined) {
+      if (!this.transport.asUser) throw new TargetError(`cannot run a command as ${as}: the ${this.name} executor cannot change users`);
+      cmd = this.transport.asUser(cmd, as);
+    }
+    try {
+      return await this.transport.openProcess(cmd);
+    } catch (err) {
+      if (err instanceof TransportLost) {
+        this.lost ??= err.message;
+        throw this.unreachable();
       }
       throw err;
     }

@@ -52,6 +52,12 @@ export class ProcessTransport implements ShellTransport {
     return childStream(this.shellProcess);
   }
 
+  async openProcess(command: string): Promise<ShellStream> {
+    const sh = this.shellProcess;
+    const [program, ...args] = this.commandArgv(command, sh && sh.exitCode === null && sh.signalCode === null ? sh.pid : undefined);
+    return childStream(spawn(program!, args, { stdio: 'pipe' }));
+  }
+
   runCommand(command: string, opts: CommandOptions): Promise<RunResult> {
     return new Promise((resolve, reject) => {
       // A shell that ended has no pid to join any more (the number may be another process's by now).

@@ -25,6 +25,11 @@ export interface ShellTransport {
    * the transport is gone, and with NoExitStatus when it ended without reporting a status.
    */
   runCommand(command: string, opts: CommandOptions): Promise<RunResult>;
+  /**
+   * Starts `command` (sh syntax) as a long-lived process with its stdio as a stream (a nested
+   * target's shell); absent: the transport cannot.
+   */
+  openProcess?(command: string): Promise<ShellStream>;
   /** A command line that runs `command` as `user`; absent: the transport cannot change users. */
   asUser?(command: string, user: string): string;
   /** `listener` runs when the transport goes (a connection dropped). */

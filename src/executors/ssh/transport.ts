@@ -44,6 +44,13 @@ export class SshTransport implements ShellTransport {
     return channelStream(channel);
   }
 
+  async openProcess(command: string): Promise<ShellStream> {
+    const channel = await new Promise<ClientChannel>((resolve, reject) => {
+      this.client.exec(command, (err, ch) => (err ? reject(new TransportLost(err.message)) : resolve(ch)));
+    });
+    return channelStream(channel);
+  }
+
   asUser(command: string, user: string): string {
     return `sudo -n -u ${shellQuote(user)} -- /bin/sh -c ${shellQuote(command)}`;
   }
