@@ -137,6 +137,7 @@ export interface BuildHost {
   detach(device: string): Promise<void>;
   volume(spec: VolumeSpec): Promise<string>;
   rootfs(): Promise<string>;
+  outputFile(file: string): Promise<string>;
   log(message: string): void;
   progress(done: number, total: number | undefined, what?: string): void;
   signal: AbortSignal;
@@ -238,6 +239,14 @@ export abstract class Builder {
   /** A container's root folder in the output folder, writable by the build; kept on success. */
   rootfs(): Promise<string> {
     return this.#host.rootfs();
+  }
+
+  /**
+   * An empty file `file` in the output folder, writable by the build (a seed ISO, a kernel for
+   * direct boot); its path. Kept when the build succeeds, deleted when it fails.
+   */
+  outputFile(file: string): Promise<string> {
+    return this.#host.outputFile(file);
   }
 
   log(message: string): void {

@@ -515,6 +515,16 @@ class Build {
           });
           return path;
         }
+        case 'file': {
+          if (request.file !== basename(request.file) || request.file.startsWith('.')) throw new Error(`outputFile: ${request.file}: expected a file name`);
+          const path = join(this.req.outputDir, request.file);
+          if (existsSync(path)) throw new Error(`outputFile: ${path} exists already: remove it, or build into another --output`);
+          await this.act({ op: 'file', path }, async () => {
+            writeFileSync(path, '', { mode: 0o644, flag: 'wx' });
+            await this.writable(pid, path);
+          });
+          return path;
+        }
         case 'rootfs': {
           const path = join(this.req.outputDir, `${this.req.name}.rootfs`);
           if (this.stack.some((e) => e.action.op === 'rootfs')) return path;
