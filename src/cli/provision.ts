@@ -45,6 +45,7 @@ export async function provisionCommand(name: string | undefined, options: Provis
 
   const bar = !options.json && stdoutIsTTY() ? new StepBar(stdoutStream()) : undefined;
   const show = (line: string) => (bar ? bar.print(line) : print(line));
+  let failed = false;
   const onEvent = (e: BuildEvent) => {
     if (options.json) {
       json(e);
@@ -71,13 +72,15 @@ export async function provisionCommand(name: string | undefined, options: Provis
         if ((options.verbose ?? 0) > 0) show(`  + ${e.action}`);
         break;
       case 'undo':
-        show(`  undone: ${e.action}`);
+        // After a success only mounts and loop devices go, as always: worth a line only with -v.
+        if (failed || (options.verbose ?? 0) > 0) show(`  undone: ${e.action}`);
         break;
       case 'kept':
         show(`${name}: kept for debugging (cairn provision --clean ${name} removes it):`);
         for (const item of e.items) show(`  kept: ${item}`);
         break;
       case 'failed':
+        failed = true;
         show(`${name}: failed${e.step ? ` in ${e.step}()` : ''}: ${e.message}`);
         break;
       case 'done':
