@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { ExitCode, InputError, inputError } from '../lib/errors.ts';
 import { parseArgOverrides } from '../provision/profile.ts';
 import {
-  BuildError, cleanBuild, DEFAULT_BUILDS_DIR, provision, type BuildEvent,
+  BuildError, cleanBuild, defaultBuildsDir, provision, type BuildEvent,
 } from '../provision/provisioner.ts';
 import type { ImageBuilder, ImageBuildRequest, ImageBuildResult } from '../resources/type.ts';
 import { ApplyError } from '../resources/type.ts';
@@ -26,7 +26,7 @@ export interface ProvisionOptions {
 }
 
 export async function provisionCommand(name: string | undefined, options: ProvisionOptions, sources: Map<string, string>): Promise<number> {
-  const buildsDir = resolve(options.builds ?? DEFAULT_BUILDS_DIR);
+  const buildsDir = resolve(options.builds ?? defaultBuildsDir());
   const print = (line: string) => (options.json ? undefined : writeOut(`${line}\n`));
   const json = (event: object) => writeOut(`${JSON.stringify(event)}\n`);
   if (options.clean !== undefined) {
@@ -175,7 +175,7 @@ class StepBar {
  * The provisioner as `cairn apply` hands it to the lifecycle types (ProviderContext.images) for a
  * target run on this machine: builds through the site's profiles. A failed build fails the node.
  */
-export function localImageBuilder(siteDir: string, buildsDir = DEFAULT_BUILDS_DIR): ImageBuilder {
+export function localImageBuilder(siteDir: string, buildsDir?: string): ImageBuilder {
   return {
     async build(request: ImageBuildRequest): Promise<ImageBuildResult> {
       try {
@@ -185,7 +185,7 @@ export function localImageBuilder(siteDir: string, buildsDir = DEFAULT_BUILDS_DI
           name: request.name,
           kind: request.kind,
           outputDir: resolve(request.outputDir),
-          buildsDir,
+          buildsDir: buildsDir ?? defaultBuildsDir(),
           ...(request.args ? { args: request.args } : {}),
           ...(request.user_data !== undefined ? { user_data: request.user_data } : {}),
           signal: request.signal,

@@ -68,7 +68,10 @@ export class BuildError extends Error {
   }
 }
 
-export const DEFAULT_BUILDS_DIR = '/var/lib/cairn/builds';
+/** Where builds keep their work folders and journals: $CAIRN_BUILDS_DIR, else /var/lib/cairn/builds. */
+export function defaultBuildsDir(): string {
+  return process.env.CAIRN_BUILDS_DIR || '/var/lib/cairn/builds';
+}
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /**
