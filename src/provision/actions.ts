@@ -123,12 +123,27 @@ export function mountNamespaceOf(pid: number): string | undefined {
   }
 }
 
-/** Every process in mount namespace `ns` (`mnt:[N]`). */
-export function processesIn(ns: string): number[] {
+/** Whether process `pid` sees a mount on `path` (mountinfo escapes blanks as octal). */
+function seesMountOn(pid: number, path: string): boolean {
+  try {
+    const escaped = path.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+    return readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').some((l) => l.split(' ')[4] === escaped);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Every process in the build's mount namespace: in namespace `ns` (`mnt:[N]`) and seeing the
+ * build's own mount of its work folder. The second test matters: a namespace's number is reused
+ * once it is gone, and another namespace that got it must never be taken for the build's.
+ */
+export function processesIn(ns: string, workDir: string): number[] {
   const out: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    if (mountNamespaceOf(Number(entry)) === ns) out.push(Number(entry));
+    const pid = Number(entry);
+    if (mountNamespaceOf(pid) === ns && seesMountOn(pid, workDir)) out.push(pid);
   }
   return out;
 }
@@ -138,9 +153,9 @@ export function processesIn(ns: string): number[] {
  * anything they started), so the namespace ends and its mounts with it; returns once they are
  * gone. A namespace no process holds is already gone.
  */
-export async function endNamespace(ns: string): Promise<void> {
+export async function endNamespace(ns: string, workDir: string): Promise<void> {
   for (let round = 0; ; round++) {
-    const left = processesIn(ns);
+    const left = processesIn(ns, workDir);
     if (left.length === 0) return;
     for (const pid of left) {
       try {
@@ -280,7 +295,7 @@ export function listBuilds(buildsDir: string): LeftBuild[] {
  */
 export async function clearBuild(build: LeftBuild): Promise<Action[]> {
   const lines = readJournal(join(build.workDir, JOURNAL));
-  for (const line of lines) if (line.t === 'child') await endNamespace(line.ns);
+  for (const line of lines) if (line.t === 'child') await endNamespace(line.ns, build.workDir);
   const actions = [...build.actions].reverse();
   // A kept namespace first: its mounts hold the loop devices.
   actions.sort((a, b) => Number(b.op === 'namespace') - Number(a.op === 'namespace'));

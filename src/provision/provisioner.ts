@@ -346,10 +346,14 @@ class Build {
 
   /** Kills everything in the build's namespace and waits for the child to be gone. */
   private async endChild(): Promise<void> {
-    if (this.childNs) await endNamespace(this.childNs);
-    else if (this.childAlive()) this.child!.kill('SIGKILL');
-    await this.childExit;
-    this.child = undefined;
+    // What this call ends, fixed now: a signal's call may finish after a fresh child (for
+    // cleanup()) has taken the fields over.
+    const { child, childNs: ns, childExit: exit } = this;
+    if (!child) return;
+    if (ns) await endNamespace(ns, this.workDir);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exit;
+    if (this.child === child) this.child = undefined;
   }
 
   /** The build is over: the child goes, normally (its IPC channel closed), then anything left in its namespace. */
