@@ -77,18 +77,21 @@ export const JOURNAL = 'journal.jsonl';
 
 /** Append-only and synced line by line: what it says was begun is on disk before it is begun. */
 export class Journal {
-  private readonly fd: number;
+  private fd: number | undefined;
   constructor(readonly path: string) {
     this.fd = openSync(path, 'a', 0o600);
   }
 
   write(line: JournalLine): void {
+    if (this.fd === undefined) throw new Error(`the journal ${this.path} is closed`);
     writeSync(this.fd, `${JSON.stringify(line)}\n`);
     fsyncSync(this.fd);
   }
 
+  /** Idempotent: a build closes it however it ends. */
   close(): void {
-    closeSync(this.fd);
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 

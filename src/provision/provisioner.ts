@@ -208,6 +208,8 @@ class Build {
       throw await this.fail(err as Error, failedStep);
     } finally {
       this.req.signal?.removeEventListener('abort', onAbort);
+      // Whatever happened, the journal on disk says it; one left behind is the next build's to clear.
+      this.journal.close();
     }
   }
 
