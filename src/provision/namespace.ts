@@ -20,7 +20,7 @@ shift
 mount --bind "$W" "$W"
 exec 9</tmp
 mount -o remount,bind,ro /
-for m in $(findmnt -rn -o TARGET | sort -u); do
+findmnt -rn -o TARGET | sed 's/\\x20/ /g' | sort -u | while IFS= read -r m; do
   case $m in /|"$W"|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue;; esac
   mount -o remount,bind,ro "$m" 2>/dev/null || true
 done
