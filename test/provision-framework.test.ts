@@ -197,7 +197,7 @@ test('a step writing outside its work folder gets EROFS (the file system, a comm
 const SOURCE_CLI = resolve(import.meta.dirname, '../src/cli/bin.ts');
 
 /** `cairn provision` in a process of its own (from source), its JSON events read as they come. */
-function startBuild(a: string[]): { events: Event[]; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; pid: number; stderr: () => string } {
+function startBuild(a: string[]): { events: Event[]; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; kill: (signal: NodeJS.Signals) => void; stderr: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', SOURCE_CLI, ...a], { cwd: resolve(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'pipe'] });
   const events: Event[] = [];
   let buffer = '';
@@ -213,19 +213,26 @@ function startBuild(a: string[]): { events: Event[]; exited: Promise<{ code: num
   });
   child.stderr.on('data', (b: Buffer) => (err += b.toString('utf8')));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
-  return { events, exited, pid: child.pid!, stderr: () => err };
+  // child.kill() does nothing once the process is reaped: never a signal to a pid used again since.
+  return { events, exited, kill: (signal) => child.kill(signal), stderr: () => err };
 }
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  test(`${signal} mid-install unwinds the stack and runs cleanup(): nothing left`, { skip: why }, async () => {
+  test(`${signal} mid-install unwinds the stack and runs cleanup(): nothing left`, { skip: why }, async (t) => {
     const d = dirs();
     const name = `sig-${signal.toLowerCase()}`;
     const build = startBuild(args(d, name, ['--arg', 'fail=hang']));
+    // Should the build not end as it must, it is killed and cleared, not left hanging on the machine.
+    t.after(async () => {
+      build.kill('SIGKILL');
+      await build.exited;
+      await runCli(['provision', '--clean', name, '--builds', d.builds]);
+    });
     await waitUntil(() => logs(build.events).includes('hanging'), () => `the build reaching install(): ${build.stderr()}`);
     // The disk is attached and mounted while install() hangs.
     assert.ok(execFileSync('losetup', ['-a'], { encoding: 'utf8' }).includes(join(d.out, `${name}-vda.raw`)));
     assert.ok(mountsAnywhere([d.builds]).some((m) => m.startsWith(join(d.builds, name, 'mnt'))), 'the disk is mounted in the build\'s namespace');
-    process.kill(build.pid, signal);
+    build.kill(signal);
     const { code } = await build.exited;
     assert.equal(code, 1, build.stderr());
     const failed = build.events.find((e) => e.event === 'failed')!;
@@ -236,11 +243,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-test('SIGKILL of the whole build mid-install: the next cairn provision reports and clears what it left (the journal)', { skip: why }, async () => {
+test('SIGKILL of the whole build mid-install: the next cairn provision reports and clears what it left (the journal)', { skip: why }, async (t) => {
   const d = dirs();
   const build = startBuild(args(d, 'killed', ['--arg', 'fail=hang']));
+  t.after(() => runCli(['provision', '--clean', 'killed', '--builds', d.builds]));
   await waitUntil(() => logs(build.events).includes('hanging'), () => `the build reaching install(): ${build.stderr()}`);
-  process.kill(build.pid, 'SIGKILL');
+  build.kill('SIGKILL');
   await build.exited;
   const image = join(d.out, 'killed-vda.raw');
   // Left behind: the loop device (global), the volume, the definition, the journal.
@@ -255,8 +263,10 @@ test('SIGKILL of the whole build mid-install: the next cairn provision reports a
   assertNothingLeft(d, 'killed');
 });
 
-test('--keep-on-failure keeps the mounts, loop device, volume, definition and work folder and lists them; --clean NAME removes them', { skip: why }, async () => {
+test('--keep-on-failure keeps the mounts, loop device, volume, definition and work folder and lists them; --clean NAME removes them', { skip: why }, async (t) => {
   const d = dirs();
+  // A failed assertion must not leave the kept build on the machine: clear it in any case.
+  t.after(() => runCli(['provision', '--clean', 'kept', '--builds', d.builds]));
   const r = await runCli(args(d, 'kept', ['--arg', 'fail=install', '--keep-on-failure']));
   assert.equal(r.status, 1, r.stderr + r.stdout);
   const events = parse(r.stdout);
