@@ -13,7 +13,7 @@
  *
  * A build runs in a child process whose `/` is read-only: only `ctx.workDir`, a fresh `/tmp`, and
  * the volumes and root folders the build asks for are writable. Everything needing privileges
- * (mount, loop, volume, rootfs) is a request to the parent process (`BuildHost`), which carries it
+ * (mount, loop, volume, rootfs, outputFile) is a request to the parent process (`BuildHost`), which carries it
  * out and pushes it on the build's undo stack: a failed or interrupted build leaves nothing behind.
  * This class lives in api/ so that site builder scripts import it from 'cairn'; the machinery
  * behind `BuildHost` is in provision/.
