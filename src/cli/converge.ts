@@ -10,7 +10,7 @@ import { clearStatus, colourAllowed, stdoutIsTTY, stdoutStream, writeErr, writeO
 import { ExitCode } from '../lib/errors.ts';
 import { nowMs } from '../lib/clock.ts';
 import { tagFilter } from './tags.ts';
-import type { ProgressUpdate } from '../resources/type.ts';
+import type { ImageBuilder, ProgressUpdate } from '../resources/type.ts';
 
 export type { RunReport } from '../engine/run-target.ts';
 
@@ -70,7 +70,8 @@ function notRun(name: string, reason: string): TargetReport {
  * their outer target (their sessions in `sessions` are placeholders, `{ name }`).
  */
 export async function converge(mode: 'plan' | 'apply', sessions: Session[], compiled: Map<string, Compiled>, options: ConvergeOptions,
-  keep?: (report: RunReport) => Promise<void>, later: Map<string, AfterOuter> = new Map()): Promise<number> {
+  keep?: (report: RunReport) => Promise<void>, later: Map<string, AfterOuter> = new Map(),
+  imagesFor?: (target: string) => ImageBuilder | undefined): Promise<number> {
   // Checked before any target is touched: a misspelt tag changes nothing.
   const tags = tagFilter(options, compiled.values());
   const started = new Date();
@@ -170,6 +171,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
         ...(session.facts ? { facts: session.facts } : {}),
         lockWaitMs: (options.lockWait ?? 0) * 1000,
         signal: interrupt.signal,
+        ...(imagesFor?.(name) ? { images: imagesFor(name)! } : {}),
         onNotice: (line) => writeErr(`${line}\n`),
         ...(progress ? {
           onStart: (ref: string) => progress.running(name, ref),
