@@ -82,7 +82,7 @@ test('a damaged disk in the OVA fails the manifest check, naming the manifest li
   const ova = makeOva(dir, { version: 1, name: 'broken', cpus: 1, memoryMiB: 256, disks: [{ raw: join(dir, 'a.raw'), capacity: 8, units: 'byte * 2^20' }], nics: [] });
   const member = tarMembers(ova).find((m) => m.name.endsWith('.vmdk'))!;
   const bytes = readFileSync(ova);
-  bytes[member.offset + member.size - 1] ^= 0xff;
+  bytes[member.offset + member.size - 1]! ^= 0xff;
   writeFileSync(ova, bytes);
   await assert.rejects(readOva(ova), (err: unknown) => {
     assert.ok(err instanceof InputError);
