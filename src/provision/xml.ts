@@ -206,15 +206,3 @@ export function childOf(el: XmlElement, ns: string, local: string): XmlElement |
 export function attributeOf(el: XmlElement, ns: string, local: string): { value: string; pos: SourcePos } | undefined {
   return el.attributes.get(ns ? `{${ns}}${local}` : local);
 }
-
-/** Escapes text for an XML attribute value or element content. */
-export function xmlEscape(value: string): string {
-  // XML 1.0 has no way to write control characters but tab, newline and CR, escaped or not.
-  for (const ch of value) {
-    const code = ch.charCodeAt(0);
-    if ((code < 0x20 && code !== 9 && code !== 10 && code !== 13) || code === 0xfffe || code === 0xffff) {
-      throw inputError(`${JSON.stringify(value)}: character U+${code.toString(16).padStart(4, '0')} cannot be written in XML`);
-    }
-  }
-  return value.replace(/[&<>"']/g, (c) => `&${{ '&': 'amp', '<': 'lt', '>': 'gt', '"': 'quot', "'": 'apos' }[c]};`);
-}
