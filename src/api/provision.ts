@@ -137,6 +137,12 @@ export interface BuildHost {
   detach(device: string): Promise<void>;
   volume(spec: VolumeSpec): Promise<string>;
   rootfs(): Promise<string>;
+  /**
+   * The script `cairn export --format sh` writes for the site's target `target` (DESIGN §11),
+   * compiled with `facts` instead of facts gathered from the target. Absent where the build was
+   * started without a site exporter (export/ ranks above provision/: the CLI hands it in).
+   */
+  exportScript?(target: string, facts: Record<string, unknown>): Promise<string>;
   log(message: string): void;
   progress(done: number, total: number | undefined, what?: string): void;
   signal: AbortSignal;
@@ -238,6 +244,15 @@ export abstract class Builder {
   /** A container's root folder in the output folder, writable by the build; kept on success. */
   rootfs(): Promise<string> {
     return this.#host.rootfs();
+  }
+
+  /**
+   * The exported script (DESIGN §11) of the site's target `target`, compiled with `facts` (an
+   * image's own, as `localFacts(root)` reads them): what a first-boot unit runs.
+   */
+  async exportScript(target: string, facts: Record<string, unknown>): Promise<string> {
+    if (!this.#host.exportScript) this.fail(`cannot export target ${target}'s script: this build was started without the site's exporter`);
+    return this.#host.exportScript(target, facts);
   }
 
   log(message: string): void {

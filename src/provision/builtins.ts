@@ -8,4 +8,5 @@ export const BUILTIN_SCRIPTS: Record<string, () => Promise<{ default: BuilderCla
   noop: () => import('./builtin/noop.ts'),
   ova: () => import('./builtin/ova.ts'),
   iso: () => import('./builtin/iso.ts'),
+  debootstrap: () => import('./builtin/debootstrap.ts'),
 };
