@@ -174,8 +174,9 @@ export default class Debootstrap extends Builder {
     this.progress(3, 3, 'done');
   }
 
+  /** Writes a file of the image: a link already there is replaced, never followed out of the root. */
   async #write(root: string, path: string, text: string, mode = '0644'): Promise<void> {
-    await this.run(['install', '-D', '-m', mode, '/dev/stdin', join(root, path)], { input: text });
+    await this.run(['sh', '-c', 'mkdir -p "${1%/*}" && rm -f "$1" && cat > "$1" && chmod "$2" "$1"', 'sh', join(root, path), mode], { input: text });
   }
 
   /** `systemctl enable` for a unit wanted by multi-user.target, done as the link it makes. */
