@@ -6,6 +6,7 @@ import type { ConvergeOptions, RunReport } from './converge.ts';
 import type { AdHocOptions } from './run.ts';
 import type { ShowOptions } from './show.ts';
 import type { ExportOptions } from './export.ts';
+import type { ProvisionOptions } from './provision.ts';
 import { checkRollout, maxFailAmount, serialAmount } from './rollout.ts';
 import { storeNamed } from './store-named.ts';
 import { tagList } from './tags.ts';
@@ -231,6 +232,32 @@ export function program(): Command {
     .action(async (words: string[], options: AdHocOptions) => {
       const { adHoc } = await import('./run.ts');
       process.exitCode = await adHoc(words, options, sources, await localFactsOnce());
+    });
+
+  cmd.command('provision')
+    .description('build a guest or container image through a profile of the site (profiles/P.yaml); --clean NAME clears a kept or interrupted build')
+    .argument('[name]', 'the guest or container to build')
+    .option('--site <dir>', 'the site folder', '.')
+    .option('--profile <name>', "the profile (the site's profiles/<name>.yaml)")
+    .option('--arg <k=v>', "override one of the profile's args (repeatable)", collect)
+    .option('--keep-on-failure', 'keep what a failed build made (mounts, loop devices, volumes, definition, work folder) and list it')
+    .option('--output <dir>', 'where the images and the definition go (default /var/lib/cairn/images/NAME)')
+    .option('--builds <dir>', "where builds keep their work folders and journals (default /var/lib/cairn/builds)")
+    .option('--clean <name>', 'clear the kept or interrupted build of NAME')
+    .option('--json', 'print one JSON event a line')
+    .option('-v, --verbose', "print the script's commands and log lines, and each action", (_: string, n: number) => n + 1, 0)
+    .action(async (name: string | undefined, options: ProvisionOptions) => {
+      const { provisionCommand } = await import('./provision.ts');
+      process.exitCode = await provisionCommand(name, options, sources);
+    });
+
+  cmd.command('__build-child', { hidden: true })
+    .description("a build's child process (started by cairn provision, never by hand)")
+    .action(async () => {
+      const { buildChild } = await import('../provision/child.ts');
+      buildChild();
+      // The child lives as long as its IPC channel: main() must not return before.
+      await new Promise(() => undefined);
     });
 
   cmd.command('schema')
