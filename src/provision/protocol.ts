@@ -13,7 +13,8 @@ export type Request =
   | { op: 'loop'; image: string }
   | { op: 'detach'; device: string }
   | { op: 'volume'; size: number; format: 'raw' | 'qcow2'; file?: string; disk?: string }
-  | { op: 'rootfs' };
+  | { op: 'rootfs' }
+  | { op: 'export'; target: string; facts: Record<string, unknown> };
 
 export type ToChild =
   | { t: 'load'; script: ScriptSource; siteDir: string }

@@ -217,7 +217,7 @@ export default class Debootstrap extends Builder {
     // The target's facts are the image's own: its release and tools from its files, and the
     // machine it will be (name, CPUs, memory) from the profile.
     const facts = { ...localFacts(root), hostname: name, cpus: system.cpus, memory_mb: system.memory, addresses: { ipv4: [], ipv6: [] } };
-    const script = await this.exportScript(this.#target, facts);
+    const script = await this.exportScript(this.#target, facts).catch((err: Error) => this.fail(`first boot: exporting target ${this.#target}: ${err.message}`));
     await this.#write(root, `${FIRSTBOOT_DIR.slice(1)}/firstboot.sh`, script, '0700');
     await this.#write(root, 'etc/systemd/system/cairn-firstboot.service', [
       '[Unit]',
