@@ -1,21 +1,30 @@
 /**
- * The `ova` built-in's reading side, on OVAs made here with qemu-img and tar: OVF 1 and 2
- * descriptors, capacity units, the manifest, and each disk converted by qemu-img straight out of
- * the OVA to an image identical to its source (`qemu-img compare`).
+ * The `ova` built-in, on OVAs made here with qemu-img and tar: OVF 1 and 2 descriptors, capacity
+ * units, the manifest, each disk converted by qemu-img straight out of the OVA to an image
+ * identical to its source (`qemu-img compare`), and `cairn provision` with the `ova` script making
+ * the volumes and a definition (valid for libvirt's schema) with the OVA's CPUs, memory and NICs.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { InputError } from '../src/lib/errors.ts';
 import { parseOvf, unitBytes } from '../src/provision/ovf.ts';
 import { qemuSource, readOva, tarMembers } from '../src/provision/ova.ts';
+import { runCli } from './helpers/cli.ts';
 import { makeOva, makeRaw } from './helpers/ova.ts';
 
 const noQemuImg = spawnSync('qemu-img', ['--version']).status === 0 ? undefined : 'qemu-img is not installed (scripts/install.sh installs qemu-utils)';
 if (noQemuImg) console.error(`SKIP provision-builtins-ova: ${noQemuImg}`);
+// A build's child runs in a mount namespace of its own, and volumes are made with loop-free
+// qemu-img: root is what it takes.
+const noBuild = noQemuImg ?? (process.getuid?.() === 0 ? undefined : 'cairn provision needs root (mount namespaces)');
+if (noBuild && !noQemuImg) console.error(`SKIP provision-builtins-ova (builds): ${noBuild}`);
+// virt-xml-validate (libvirt-clients) runs xmllint (libxml2-utils) against libvirt's schemas.
+const noValidate = spawnSync('virt-xml-validate', ['--help']).error ? 'virt-xml-validate is not installed (libvirt-clients)'
+  : spawnSync('xmllint', ['--version']).error ? 'xmllint is not installed (libxml2-utils), which virt-xml-validate runs' : undefined;
 
 const MiB = 2 ** 20;
 
@@ -117,4 +126,98 @@ test('bad descriptors are input errors at their line and column', () => {
       return true;
     }, what);
   }
+});
+
+/** A site with one profile, an OVA beside it, and the folders a build writes. */
+function ovaSite(dir: string, profile: string): { site: string; out: string; builds: string } {
+  const site = join(dir, 'site');
+  mkdirSync(join(site, 'profiles'), { recursive: true });
+  writeFileSync(join(site, 'cairn.yaml'), 'targets: {}\n');
+  writeFileSync(join(site, 'profiles/imported.yaml'), profile);
+  return { site, out: join(dir, 'out'), builds: join(dir, 'builds') };
+}
+
+function loopDevicesOf(path: string): string {
+  return spawnSync('losetup', ['-j', path], { encoding: 'utf8' }).stdout;
+}
+
+test('cairn provision with the ova script: OVF 1 into qcow2 volumes identical to the sources; the definition has the OVA\'s CPUs, memory and NICs', { skip: noBuild }, async (t) => {
+  const dir = tempDir(t);
+  makeRaw(join(dir, 'a.raw'), 64 * MiB, 21);
+  makeRaw(join(dir, 'b.raw'), 16 * MiB, 22);
+  const { site, out, builds } = ovaSite(dir, [
+    'script: ova',
+    'args:',
+    '  ova: appliance.ova',
+    'networks:',
+    '  - bridge: br-lan',
+    'storage:',
+    '  - size: 128M',
+    '    format: qcow2',
+    '  - size: 16M',
+    '    format: raw',
+    '',
+  ].join('\n'));
+  makeOva(join(site), {
+    version: 1, name: 'appliance', cpus: 2, memoryMiB: 768,
+    disks: [{ raw: join(dir, 'a.raw'), capacity: 64, units: 'byte * 2^20' }, { raw: join(dir, 'b.raw'), capacity: 16 * 1024, units: 'byte * 2^10' }],
+    nics: [{ network: 'lan', subtype: 'E1000', mac: '00:50:56:00:00:01' }, { network: 'dmz', subtype: 'VmxNet3' }],
+  });
+  const r = await runCli(['provision', '--site', site, '--profile', 'imported', 'vm1', '--output', out, '--builds', builds, '--json']);
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const done = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; disks?: string[]; definition?: string }).find((e) => e.event === 'done')!;
+  assert.deepEqual(done.disks, [join(out, 'vm1-vda.qcow2'), join(out, 'vm1-vdb.raw')]);
+  assert.equal(done.definition, join(out, 'vm1.xml'));
+  // The first volume is larger than the disk (128M for 64M): identical where the source has data, zero beyond.
+  for (const [volume, source, format] of [['vm1-vda.qcow2', 'a.raw', 'qcow2'], ['vm1-vdb.raw', 'b.raw', 'raw']] as const) {
+    const compare = spawnSync('qemu-img', ['compare', '-f', 'raw', '-F', format, join(dir, source), join(out, volume)], { encoding: 'utf8' });
+    assert.equal(compare.status, 0, `${volume}: ${compare.stdout}${compare.stderr}`);
+  }
+  assert.equal(JSON.parse(execFileSync('qemu-img', ['info', '--output=json', join(out, 'vm1-vda.qcow2')], { encoding: 'utf8' }))['virtual-size'], 128 * MiB);
+  const xml = readFileSync(join(out, 'vm1.xml'), 'utf8');
+  assert.match(xml, /<vcpu>2<\/vcpu>/);
+  assert.match(xml, /<memory unit='MiB'>768<\/memory>/);
+  // The OVA's disks hang off its SCSI controller; its first NIC joins the profile's bridge, the second the network named in the OVF.
+  assert.match(xml, new RegExp(`<source file='${join(out, 'vm1-vda.qcow2')}'/>\\s*<target dev='sda' bus='scsi'/>`));
+  assert.match(xml, /<interface type='bridge'>\s*<source bridge='br-lan'\/>\s*<mac address='00:50:56:00:00:01'\/>\s*<model type='e1000'\/>/);
+  assert.match(xml, /<interface type='network'>\s*<source network='dmz'\/>\s*<model type='vmxnet3'\/>/);
+  if (noValidate) {
+    t.diagnostic(`SKIPPED: the definition is not validated against libvirt's schema: ${noValidate}`);
+    console.error(`SKIP provision-builtins-ova (schema check): ${noValidate}`);
+  }
+  else {
+    const v = spawnSync('virt-xml-validate', [join(out, 'vm1.xml'), 'domain'], { encoding: 'utf8' });
+    assert.equal(v.status, 0, v.stdout + v.stderr);
+  }
+  assert.deepEqual(readdirSync(out).sort(), ['vm1-vda.qcow2', 'vm1-vdb.raw', 'vm1.xml']);
+});
+
+test('cairn provision with the ova script: OVF 2 with no storage: volumes as large as the capacities (byte * 2^30 units)', { skip: noBuild }, async (t) => {
+  const dir = tempDir(t);
+  // 1 GiB declared in byte * 2^30 units, sparse: only the patches hold data.
+  makeRaw(join(dir, 'a.raw'), 2 ** 30, 31);
+  const { site, out, builds } = ovaSite(dir, 'script: ova\nargs:\n  ova: v2.ova\n  format: raw\n');
+  makeOva(site, { version: 2, name: 'v2', cpus: 4, memoryMiB: 2048, disks: [{ raw: join(dir, 'a.raw'), capacity: 1, units: 'byte * 2^30' }], nics: [{ network: 'lan', subtype: 'virtio' }] });
+  const r = await runCli(['provision', '--site', site, '--profile', 'imported', 'vm2', '--output', out, '--builds', builds]);
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const compare = spawnSync('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', join(dir, 'a.raw'), join(out, 'vm2-vda.raw')], { encoding: 'utf8' });
+  assert.equal(compare.status, 0, compare.stdout + compare.stderr);
+  const xml = readFileSync(join(out, 'vm2.xml'), 'utf8');
+  assert.match(xml, /<vcpu>4<\/vcpu>/);
+  assert.match(xml, /<memory unit='MiB'>2048<\/memory>/);
+  assert.match(xml, /<interface type='network'>\s*<source network='lan'\/>\s*<model type='virtio'\/>/);
+});
+
+test('bad input: a volume smaller than the OVA disk it receives is exit 2 at its storage: size, and nothing is created', { skip: noBuild }, async (t) => {
+  const dir = tempDir(t);
+  makeRaw(join(dir, 'a.raw'), 64 * MiB, 41);
+  const { site, out, builds } = ovaSite(dir, 'script: ova\nargs:\n  ova: small.ova\nstorage:\n  - size: 32M\n');
+  const ova = makeOva(site, { version: 1, name: 'small', cpus: 1, memoryMiB: 256, disks: [{ raw: join(dir, 'a.raw'), capacity: 64, units: 'byte * 2^20' }], nics: [] });
+  const r = await runCli(['provision', '--site', site, '--profile', 'imported', 'vm3', '--output', out, '--builds', builds]);
+  assert.equal(r.status, 2, r.stderr + r.stdout);
+  assert.match(r.stderr, /disk vda: 33554432 bytes is smaller than the image it receives \(small-disk1\.vmdk in the OVA, 67108864 bytes\)/);
+  assert.match(r.stderr, /profiles\/imported\.yaml:5:11/);
+  assert.deepEqual(existsSync(out) ? readdirSync(out) : [], []);
+  assert.deepEqual(existsSync(builds) ? readdirSync(builds) : [], []);
+  assert.equal(loopDevicesOf(ova), '');
 });

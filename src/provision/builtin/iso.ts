@@ -21,8 +21,9 @@ export default class Iso extends Builder {
   #iso = '';
   #volumes: { disk: string; file: string; format: 'raw' | 'qcow2'; size: number }[] = [];
 
+  /** The seed ISO's file name in the output folder, when there is user data to carry. */
   get #seed(): string | undefined {
-    return this.ctx.user_data === undefined ? undefined : join(this.ctx.outputDir, `${this.ctx.name}-seed.iso`);
+    return this.ctx.user_data === undefined ? undefined : `${this.ctx.name}-seed.iso`;
   }
 
   override async setup(): Promise<void> {
@@ -37,7 +38,7 @@ export default class Iso extends Builder {
   override async create(): Promise<string> {
     const disks: DomainDisk[] = this.#volumes.map((v) => ({ file: v.file, format: v.format }));
     disks.push({ file: this.#iso, format: 'raw', device: 'cdrom' });
-    if (this.#seed) disks.push({ file: this.#seed, format: 'raw', device: 'cdrom' });
+    if (this.#seed) disks.push({ file: join(this.ctx.outputDir, this.#seed), format: 'raw', device: 'cdrom' });
     return domainXml(this.ctx, { disks, boot: ['cdrom', 'hd'] });
   }
 
@@ -49,8 +50,10 @@ export default class Iso extends Builder {
   }
 
   override async install(): Promise<void> {
-    const seed = this.#seed;
-    if (!seed) return;
+    if (!this.#seed) return;
+    // The output folder is read-only to the script: the seed is a volume of the build (kept on
+    // success, removed on failure) that the ISO tool then writes over.
+    const seed = await this.volume({ size: 2 ** 20, format: 'raw', disk: 'seed', file: this.#seed });
     await this.run(seedIsoCommand({
       userData: this.ctx.user_data!,
       instanceId: this.ctx.uuid,
