@@ -7,6 +7,7 @@ import type { AdHocOptions } from './run.ts';
 import type { ShowOptions } from './show.ts';
 import type { ExportOptions } from './export.ts';
 import type { ProvisionOptions } from './provision.ts';
+import type { ImageBuilder } from '../resources/type.ts';
 import { checkRollout, maxFailAmount, serialAmount } from './rollout.ts';
 import { storeNamed } from './store-named.ts';
 import { tagList } from './tags.ts';
@@ -132,7 +133,7 @@ export function program(): Command {
             storeCode = await keepReports(options, report);
           }
           : undefined;
-        const code = await converge(mode, sessions, new Map(compiled.map((c) => [c.run.target.name, c])), options, keep);
+        const code = await converge(mode, sessions, new Map(compiled.map((c) => [c.run.target.name, c])), options, keep, imagesOnThisMachine(options.site, selected));
         process.exitCode = code === 0 && storeCode !== undefined ? storeCode : code;
       } finally {
         await closeSessions(sessions);
@@ -296,6 +297,18 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     process.exitCode = outer;
   }
+}
+
+/**
+ * The provisioner (DESIGN §10) for the lifecycle types of targets run on this machine (executor
+ * local or chroot): builds through the site's profiles. Loaded only when a build is asked for.
+ */
+function imagesOnThisMachine(site: string, selected: { name: string; settings: { executor: string } }[]): (target: string) => ImageBuilder | undefined {
+  const here = new Set(selected.filter((t) => t.settings.executor === 'local' || t.settings.executor === 'chroot').map((t) => t.name));
+  const images: ImageBuilder = {
+    build: async (request) => (await import('./provision.ts')).localImageBuilder(site).build(request),
+  };
+  return (target) => (here.has(target) ? images : undefined);
 }
 
 /**

@@ -258,9 +258,10 @@ export function listBuilds(buildsDir: string): LeftBuild[] {
     const lines = readJournal(journal);
     const head = lines.find((l) => l.t === 'build');
     const alive = head?.t === 'build' && processStart(head.pid) === head.start;
+    // Kept before running: a build kept by a process that lives on (a test, an agent) is over.
     const state = lines.some((l) => l.t === 'committed') ? 'committed'
-      : alive ? 'running'
-        : lines.some((l) => l.t === 'kept') ? 'kept' : 'interrupted';
+      : lines.some((l) => l.t === 'kept') ? 'kept'
+        : alive ? 'running' : 'interrupted';
     out.push({
       name, workDir, state,
       ...(head?.t === 'build' ? { pid: head.pid } : {}),

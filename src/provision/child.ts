@@ -98,7 +98,10 @@ function stepError(err: unknown): StepError {
   if (err instanceof BuildInputError) return { kind: 'input', message: err.message, path: err.path };
   if (err instanceof BuildFailure) return { kind: 'failure', message: err.message };
   const e = err instanceof Error ? err : new Error(String(err));
-  return { kind: 'crash', message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
+  // Where in the script it happened: the first frame outside Node and this framework.
+  const frame = (e.stack ?? '').split('\n').slice(1).map((l) => /\(?((?:file:\/\/)?\/[^()]+:\d+:\d+)\)?$/.exec(l.trim())?.[1])
+    .find((f) => f !== undefined && !/\/src\/(provision|api)\//.test(f) && !f.includes('/dist/cairn'));
+  return { kind: 'crash', message: `${e.message}${frame ? ` (at ${frame.replace(/^file:\/\//, '')})` : ''}`, ...(e.stack ? { stack: e.stack } : {}) };
 }
 
 async function step(message: Extract<ToChild, { t: 'step' }>): Promise<void> {

@@ -27,6 +27,7 @@ done
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
 for p in $CARRY; do
   rel=$(printf %s "$p" | sed "s|^/tmp/||")
+  [ -d "/proc/self/fd/9/$rel" ] || continue
   mkdir -p "/tmp/$rel"
   mount --no-canonicalize --bind "/proc/self/fd/9/$rel" "/tmp/$rel"
   if [ "$p" = "$W" ]; then mount -o remount,bind,rw "/tmp/$rel"; fi

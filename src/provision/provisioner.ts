@@ -22,7 +22,7 @@ import { STEPS, type FromChild, type Request, type Step, type StepError } from '
 
 export type BuildEvent =
   | { event: 'cleared'; name: string; state: string; undone: string[] }
-  | { event: 'start'; name: string; profile: string; script: string; uuid: string; workDir: string }
+  | { event: 'start'; name: string; profile: string; script: string; uuid: string; workDir: string; namespace?: string }
   | { event: 'step'; step: Step; index: number; total: number }
   | { event: 'log'; message: string }
   | { event: 'progress'; done: number; total?: number; what?: string }
@@ -186,7 +186,7 @@ class Build {
         outputDir: this.req.outputDir,
         siteDir: this.req.siteDir,
       };
-      this.emit({ event: 'start', name: this.req.name, profile: this.req.profile, script: declared.label, uuid, workDir: this.workDir });
+      this.emit({ event: 'start', name: this.req.name, profile: this.req.profile, script: declared.label, uuid, workDir: this.workDir, ...(this.childNs ? { namespace: this.childNs } : {}) });
       for (const step of STEPS) {
         failedStep = step;
         const definition = await this.step(step);
@@ -310,6 +310,7 @@ class Build {
         this.stepWaiter = undefined;
         return;
       case 'step-failed':
+        if (m.error.stack) this.emit({ event: 'log', message: m.error.stack });
         this.stepWaiter?.reject(stepFailure(m.error, this.profile));
         this.stepWaiter = undefined;
         return;
@@ -545,6 +546,5 @@ class Build {
 
 function stepFailure(error: StepError, profile: Profile): Error {
   if (error.kind === 'input') return new InputError([{ message: error.message, pos: pathPos(profile, error.path ?? []) }]);
-  const err = new Error(error.kind === 'crash' && error.stack ? error.stack : error.message);
-  return err;
+  return new Error(error.message);
 }
