@@ -120,3 +120,13 @@ test('bad input: a root volume smaller than the image it receives is exit 2 at i
   assert.deepEqual(existsSync(out) ? readdirSync(out) : [], []);
   assert.deepEqual(existsSync(builds) ? readdirSync(builds) : [], []);
 });
+
+test('bad input: debootstrap for a guest (a VM) is exit 2 at kind:, since the image has no kernel', { skip }, async (t) => {
+  const { cache, include } = labRoot();
+  const { site: s, out, builds } = site(t, profile(cache, include, ['  - size: 1G', '    filesystem: ext4', '    mountpoint: /']).replace('kind: container', 'kind: guest'));
+  const r = await runCli(['provision', '--site', s, '--profile', 'deb', 'vm1', '--output', out, '--builds', builds]);
+  assert.equal(r.status, 2, r.stderr + r.stdout);
+  assert.match(r.stderr, /debootstrap builds images that boot as containers .*: set kind: container/);
+  assert.match(r.stderr, /profiles\/deb\.yaml:2:7/);
+  assert.deepEqual(existsSync(out) ? readdirSync(out) : [], []);
+});

@@ -8,8 +8,8 @@
  * target's exported script (DESIGN §11). A qcow2 volume is built raw in the work folder (this
  * machine kind cannot mount qcow2) and converted at the end.
  *
- * The image boots as a container (`systemd-nspawn -i`, or loop-mounted with `-D`): a bootable VM
- * (a kernel and boot loader in the image) is not built.
+ * The image boots as a container (`systemd-nspawn -i`, or loop-mounted with `-D`), so the profile
+ * must say `kind: container`: a bootable VM (a kernel and boot loader in the image) is not built.
  *
  * Arguments: `suite` (bookworm), `mirror` (the host's configured Debian mirror), `variant`
  * (minbase), `include` (packages added to the variant's, comma-separated), `target` (a site target
@@ -23,7 +23,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { localFacts } from '../../executors/local-facts.ts';
 import { Builder, type BuildVolume } from '../builder.ts';
-import { domainXml, nspawnSettings } from '../definitions.ts';
+import { nspawnSettings } from '../definitions.ts';
 
 /** The packages every image gets besides the variant's: an init, and the pieces it boots with. */
 const BASE_INCLUDE = ['systemd', 'systemd-sysv', 'dbus'];
@@ -76,6 +76,9 @@ export default class Debootstrap extends Builder {
 
   override async setup(): Promise<void> {
     const { args, storage } = this.ctx;
+    if (this.ctx.kind !== 'container') {
+      this.invalid('debootstrap builds images that boot as containers (no kernel or boot loader is installed, so a VM could not boot them): set kind: container', ['kind']);
+    }
     const rootIndex = storage.findIndex((v) => v.mountpoint === '/');
     if (rootIndex < 0) this.invalid('debootstrap needs a storage: volume with mountpoint: / (and a filesystem) for the root', ['storage']);
     for (const [i, v] of storage.entries()) {
@@ -117,8 +120,7 @@ export default class Debootstrap extends Builder {
   }
 
   override async create(): Promise<string> {
-    if (this.ctx.kind === 'container') return nspawnSettings(this.ctx);
-    return domainXml(this.ctx, { disks: this.#disks.map((d) => ({ file: d.file, format: d.volume.format })) });
+    return nspawnSettings(this.ctx);
   }
 
   override async prepare(): Promise<void> {
