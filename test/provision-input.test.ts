@@ -87,7 +87,7 @@ const CASES: Case[] = [
     name: 'an unknown argument in the profile',
     files: { 'profiles/p.yaml': 'script: needs-args\nargs:\n  mirror: http://deb\n  relase: trixie\n', 'builders/needs-args.ts': NEEDS_ARGS },
     message: /args\.relase: script 'builders\/needs-args\.ts' takes no argument 'relase' \(did you mean 'release'\?\)/,
-    at: 'profiles/p.yaml:4:11',
+    at: 'profiles/p.yaml:4:3',
     child: true,
   },
   {

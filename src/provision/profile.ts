@@ -134,12 +134,13 @@ export function loadProfile(siteDir: string, name: string, sources: Map<string, 
 }
 
 /** The position of `path` (keys and list indexes) in the profile: the deepest one recorded. */
-export function pathPos(profile: Profile, path: readonly (string | number)[]): SourcePos {
+export function pathPos(profile: Profile, path: readonly (string | number)[], at: 'value' | 'key' = 'value'): SourcePos {
   let node: unknown = profile.doc;
   let pos: SourcePos = posOf(node) ?? { file: profile.file, line: 1, col: 1 };
-  for (const step of path) {
+  for (const [i, step] of path.entries()) {
     if (node === null || typeof node !== 'object') break;
-    const here = posOf(node, step) ?? keyPosOf(node, String(step));
+    const key = at === 'key' && i === path.length - 1 && typeof step === 'string' ? keyPosOf(node, step) : undefined;
+    const here = key ?? posOf(node, step) ?? keyPosOf(node, String(step));
     if (!here) break;
     pos = here;
     node = (node as Record<string | number, unknown>)[step];
@@ -179,7 +180,7 @@ export function resolveArguments(profile: Profile, overrides: Record<string, str
     if (Object.hasOwn(declared, key)) continue;
     const fromCommandLine = Object.hasOwn(overrides, key);
     d.add(`${fromCommandLine ? `--arg ${key}` : `args.${key}`}: script '${scriptLabel}' takes no argument '${key}'${didYouMean(key, names)}`,
-      fromCommandLine ? undefined : pathPos(profile, ['args', key]),
+      fromCommandLine ? undefined : pathPos(profile, ['args', key], 'key'),
       { hint: names.length ? `its arguments: ${names.join(', ')}` : `script '${scriptLabel}' takes no arguments` });
   }
   for (const [key, spec] of Object.entries(declared)) {
@@ -187,7 +188,7 @@ export function resolveArguments(profile: Profile, overrides: Record<string, str
     if (spec.default !== undefined) args[key] = spec.default;
     else if (spec.required) {
       d.add(`script '${scriptLabel}' needs argument '${key}'${spec.description ? ` (${spec.description})` : ''}`,
-        pathPos(profile, (profile.doc as Record<string, unknown>).args !== undefined ? ['args'] : ['script']),
+        pathPos(profile, (profile.doc as Record<string, unknown>).args !== undefined ? ['args'] : ['script'], 'key'),
         { hint: `set it in the profile's args: or with --arg ${key}=VALUE` });
     }
   }

@@ -439,8 +439,9 @@ class Build {
 
   private async writeDefinition(text: string): Promise<void> {
     const path = join(this.req.outputDir, `${this.req.name}.${text.trimStart().startsWith('<') ? 'xml' : 'nspawn'}`);
+    // Checked before the action begins: a failed action is undone, and this file is not the build's.
+    if (existsSync(path)) throw new Error(`${path} exists already: remove it, or build into another --output`);
     await this.serial(() => this.act({ op: 'definition', path }, async () => {
-      if (existsSync(path)) throw new Error(`${path} exists already: remove it, or build into another --output`);
       writeFileSync(`${path}.tmp`, text, { mode: 0o644 });
       renameSync(`${path}.tmp`, path);
     }));
@@ -516,8 +517,8 @@ class Build {
           if (file !== basename(file) || file.startsWith('.')) throw new Error(`volume: ${file}: expected a file name`);
           if (!Number.isSafeInteger(request.size) || request.size <= 0) throw new Error(`volume: size ${request.size}: expected a number of bytes`);
           const path = join(this.req.outputDir, file);
+          if (existsSync(path)) throw new Error(`volume: ${path} exists already: remove it, or build into another --output`);
           await this.act({ op: 'volume', path }, async () => {
-            if (existsSync(path)) throw new Error(`volume: ${path} exists already: remove it, or build into another --output`);
             await must(['qemu-img', 'create', '-q', '-f', request.format, path, String(request.size)]);
             await this.writable(pid, path);
           });
@@ -526,8 +527,8 @@ class Build {
         case 'rootfs': {
           const path = join(this.req.outputDir, `${this.req.name}.rootfs`);
           if (this.stack.some((e) => e.action.op === 'rootfs')) return path;
+          if (existsSync(path)) throw new Error(`rootfs: ${path} exists already: remove it, or build into another --output`);
           await this.act({ op: 'rootfs', path }, async () => {
-            if (existsSync(path)) throw new Error(`rootfs: ${path} exists already: remove it, or build into another --output`);
             mkdirSync(path, { mode: 0o755 });
             await this.writable(pid, path);
           });
