@@ -60,7 +60,7 @@ test('debootstrap: a raw disk image that boots with nspawn to running; the first
   const image = join(out, 'web1-vda.raw');
   assert.match(execFileSync('sfdisk', ['-d', image], { encoding: 'utf8' }), /start=\s*2048, size=\s*\d+, type=83/);
 
-  const first = await bootImage(image, 'cairnprov1');
+  const first = await bootImage(image, `cairnprov${process.pid}`);
   try {
     assert.equal(first.state, 'running', (await first.sh('systemctl --failed --no-legend')).stdout);
     assert.equal((await first.sh('cat /srv/www/index.html')).stdout, 'hello from the first boot\n');
@@ -77,7 +77,7 @@ test('debootstrap: a raw disk image that boots with nspawn to running; the first
     await first.stop();
   }
 
-  const second = await bootImage(image, 'cairnprov1');
+  const second = await bootImage(image, `cairnprov${process.pid}`);
   try {
     assert.equal(second.state, 'running', (await second.sh('systemctl --failed --no-legend')).stdout);
     assert.equal((await second.sh('systemctl show cairn-firstboot -p ConditionResult -p ActiveState')).stdout, 'ActiveState=inactive\nConditionResult=no\n');

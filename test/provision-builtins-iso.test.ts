@@ -89,3 +89,12 @@ test('iso: without user data there is no seed ISO; a missing installer ISO is ex
   assert.match(bad.stderr, /profiles\/installer\.yaml:3:8/);
   assert.deepEqual(existsSync(out2) ? readdirSync(out2) : [], []);
 });
+
+test('iso: a container profile is exit 2 at kind: (an installer makes a VM)', { skip }, async (t) => {
+  const { site, out, builds } = setup(t, 'script: iso\nkind: container\nargs:\n  iso: installer.iso\nstorage:\n  - size: 1G\n');
+  const r = await runCli(['provision', '--site', site, '--profile', 'installer', 'box1', '--output', out, '--builds', builds]);
+  assert.equal(r.status, 2, r.stderr + r.stdout);
+  assert.match(r.stderr, /an installer ISO makes a VM: the profile's kind must be guest/);
+  assert.match(r.stderr, /profiles\/installer\.yaml:2:7/);
+  assert.deepEqual(existsSync(out) ? readdirSync(out) : [], []);
+});

@@ -70,6 +70,8 @@ export async function bootImage(image: string, name: string, offset = 1048576): 
     for (const c of cgroupRoots()) {
       const dir = join(c, 'cairn-prov', name);
       if (existsSync(dir)) spawnSync('find', [dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';'], { stdio: 'ignore' });
+      // The common parent goes too unless another boot (another test process) still uses it.
+      spawnSync('rmdir', [join(c, 'cairn-prov')], { stdio: 'ignore' });
     }
     rmSync(`/run/systemd/nspawn/propagate/${name}`, { recursive: true, force: true });
   };

@@ -28,6 +28,7 @@ export default class Iso extends Builder {
 
   override async setup(): Promise<void> {
     const { args, siteDir, storage } = this.ctx;
+    if (this.ctx.kind !== 'guest') this.invalid(`an installer ISO makes a VM: the profile's kind must be guest`, ['kind']);
     this.#iso = isAbsolute(args.iso!) ? args.iso! : resolve(siteDir, args.iso!);
     if (!existsSync(this.#iso)) this.invalid(`iso: ${this.#iso} does not exist`, ['args', 'iso']);
     if (storage.length === 0) this.invalid('an installer needs a disk to install on: give the profile a storage: entry', ['storage']);

@@ -36,6 +36,7 @@ export default class Ova extends Builder {
 
   override async setup(): Promise<void> {
     const { args, siteDir, storage } = this.ctx;
+    if (this.ctx.kind !== 'guest') this.invalid(`an OVA makes a VM: the profile's kind must be guest`, ['kind']);
     this.#ova = isAbsolute(args.ova!) ? args.ova! : resolve(siteDir, args.ova!);
     if (!existsSync(this.#ova)) this.invalid(`ova: ${this.#ova} does not exist`, ['args', 'ova']);
     if (args.format !== 'qcow2' && args.format !== 'raw') this.invalid(`format: ${JSON.stringify(args.format)} is neither qcow2 nor raw`, ['args', 'format']);
