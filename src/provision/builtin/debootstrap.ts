@@ -90,6 +90,7 @@ export default class Debootstrap extends Builder {
     this.#mirror = args.mirror || hostMirror() || this.invalid('no mirror given and none configured on this host (/etc/apt/sources.list.d/debian.sources)', ['args', 'mirror']);
     if (!/^(https?|file):\/\//.test(this.#mirror)) this.invalid(`mirror ${JSON.stringify(this.#mirror)} is not an http(s):// or file:// URL`, ['args', 'mirror']);
     if (!/^[a-z0-9][a-z0-9.-]*$/.test(args.suite!)) this.invalid(`suite ${JSON.stringify(args.suite)} is not a Debian release name`, ['args', 'suite']);
+    if (!/^[a-z][a-z-]*$/.test(args.variant!)) this.invalid(`variant ${JSON.stringify(args.variant)} is not a debootstrap variant (minbase, buildd, …)`, ['args', 'variant']);
     const extra = args.include ? args.include.split(',').map((p) => p.trim()).filter(Boolean) : [];
     const bad = extra.find((p) => !/^[a-z0-9][a-z0-9+.-]*$/.test(p));
     if (bad) this.invalid(`include: ${JSON.stringify(bad)} is not a package name`, ['args', 'include']);

@@ -40,7 +40,7 @@ export default class Ova extends Builder {
     this.#ova = isAbsolute(args.ova!) ? args.ova! : resolve(siteDir, args.ova!);
     if (!existsSync(this.#ova)) this.invalid(`ova: ${this.#ova} does not exist`, ['args', 'ova']);
     if (args.format !== 'qcow2' && args.format !== 'raw') this.invalid(`format: ${JSON.stringify(args.format)} is neither qcow2 nor raw`, ['args', 'format']);
-    await this.run(['qemu-img', '--version']);
+    await this.run(['qemu-img', '--version']).catch(() => this.fail('qemu-img is not installed here (qemu-utils)'));
     try {
       this.#contents = await readOva(this.#ova);
     } catch (err) {
