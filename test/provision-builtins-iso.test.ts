@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli } from './helpers/cli.ts';
 
-const missing = ['qemu-img', 'genisoimage', 'isoinfo'].filter((tool) => spawnSync(tool, ['--version']).error);
+const missing = ['qemu-img', 'genisoimage', 'isoinfo', 'virsh'].filter((tool) => spawnSync(tool, ['--version']).error);
 const skip = process.getuid?.() !== 0 ? 'cairn provision needs root (mount namespaces)'
-  : missing.length ? `missing ${missing.join(', ')} (scripts/install.sh installs qemu-utils and genisoimage)` : undefined;
+  : missing.length ? `missing ${missing.join(', ')} (scripts/install.sh installs qemu-utils, genisoimage and libvirt-clients)` : undefined;
 if (skip) console.error(`SKIP provision-builtins-iso: ${skip}`);
 
 function setup(t: { after(fn: () => void): void }, profile: string) {
@@ -59,6 +59,11 @@ test('iso: the definition boots the installer ISO first, with the empty volume a
   assert.match(xml, new RegExp(`<disk type='file' device='disk'>\\s*<driver name='qemu' type='qcow2'/>\\s*<source file='${join(out, 'web1-vda.qcow2')}'/>\\s*<target dev='vda' bus='virtio'/>`));
   assert.match(xml, new RegExp(`<disk type='file' device='cdrom'>\\s*<driver name='qemu' type='raw'/>\\s*<source file='${join(site, 'installer.iso')}'/>\\s*<target dev='sda' bus='sata'/>\\s*<readonly/>`));
   assert.match(xml, new RegExp(`<disk type='file' device='cdrom'>\\s*<driver name='qemu' type='raw'/>\\s*<source file='${join(out, 'web1-seed.iso')}'/>\\s*<target dev='sdb' bus='sata'/>`));
+  // libvirt's test driver (one virsh process: its state lives as long as the connection) takes it as written.
+  const dumped = spawnSync('virsh', ['-c', 'test:///default', `define ${join(out, 'web1.xml')}; dumpxml web1`], { encoding: 'utf8' });
+  assert.equal(dumped.status, 0, dumped.stderr);
+  assert.match(dumped.stdout, /<boot dev='cdrom'\/>\s*<boot dev='hd'\/>/);
+  assert.equal((dumped.stdout.match(/<disk type='file' device='cdrom'>/g) ?? []).length, 2);
   // The empty disk to install on: the profile's size, nothing in it.
   const info = JSON.parse(spawnSync('qemu-img', ['info', '--output=json', join(out, 'web1-vda.qcow2')], { encoding: 'utf8' }).stdout) as { 'virtual-size': number; format: string };
   assert.deepEqual([info.format, info['virtual-size']], ['qcow2', 2 * 2 ** 30]);
