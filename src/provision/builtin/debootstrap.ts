@@ -34,7 +34,6 @@ const PARTITION_TYPE: Record<string, string> = { swap: '82', vfat: 'c' };
 const FIRSTBOOT_DIR = '/var/lib/cairn';
 
 interface Disk {
-  index: number;
   volume: BuildVolume;
   /** The image built on (raw): the volume itself, or a raw stand-in in the work folder for qcow2. */
   raw: string;
@@ -84,6 +83,7 @@ export default class Debootstrap extends Builder {
     for (const [i, v] of storage.entries()) {
       if (v.mountpoint && !v.filesystem) this.invalid(`volume ${v.disk} has a mountpoint but no filesystem`, ['storage', i]);
       if (v.mountpoint && !v.mountpoint.startsWith('/')) this.invalid(`volume ${v.disk}: mountpoint ${v.mountpoint} is not absolute`, ['storage', i, 'mountpoint']);
+      if (v.filesystem && !/^[a-z0-9]+$/.test(v.filesystem)) this.invalid(`volume ${v.disk}: ${JSON.stringify(v.filesystem)} is not a file system type (ext4, xfs, vfat, swap, …)`, ['storage', i, 'filesystem']);
       if (v.source) this.invalid(`volume ${v.disk}: debootstrap makes its disks itself and takes no source image`, ['storage', i, 'source']);
       if (v.filesystem && v.filesystem !== 'swap') await this.run(['sh', '-c', `command -v mkfs.${v.filesystem}`]).catch(() => this.fail(`mkfs.${v.filesystem} is not installed here (volume ${v.disk})`));
     }
@@ -114,9 +114,9 @@ export default class Debootstrap extends Builder {
         this.invalid(`volume ${rootVolume.disk}: ${rootVolume.size} bytes is smaller than the image it receives (the root is ${used} bytes; give it at least ${needed})`, ['storage', rootIndex, 'size']);
       }
     }
-    this.#disks = storage.map((volume, index) => {
+    this.#disks = storage.map((volume) => {
       const file = join(this.ctx.outputDir, `${this.ctx.name}-${volume.disk}.${volume.format}`);
-      return { index, volume, file, raw: volume.format === 'raw' ? file : join(this.ctx.workDir, `${volume.disk}.raw`) };
+      return { volume, file, raw: volume.format === 'raw' ? file : join(this.ctx.workDir, `${volume.disk}.raw`) };
     });
   }
 
@@ -127,7 +127,7 @@ export default class Debootstrap extends Builder {
   override async prepare(): Promise<void> {
     for (const d of this.#disks) {
       const made = await this.volume({ size: d.volume.size, format: d.volume.format, disk: d.volume.disk, file: d.file.slice(this.ctx.outputDir.length + 1) });
-      if (made !== d.file) this.fail(`the volume for ${d.volume.disk} is ${made}, not ${d.file} as the definition says`);
+      if (made !== d.file) this.fail(`the volume for ${d.volume.disk} is ${made}, not ${d.file}`);
       if (d.raw !== d.file) await this.run(['truncate', '-s', String(d.volume.size), d.raw]);
       if (!d.volume.filesystem) continue;
       const fs = d.volume.filesystem;
