@@ -35,6 +35,7 @@ export default class Recorder extends Builder {
   async create() { this.log('step:create'); this.check('create'); return '[Exec]\\nBoot=yes\\n'; }
   async prepare() {
     this.log('step:prepare');
+    writeFileSync(await this.outputFile('notes.txt'), 'notes of ' + this.ctx.name + '\\n');
     const image = await this.volume({ size: 32 * 1024 * 1024, format: 'raw' });
     await this.run(['sfdisk', '-q', image], { input: 'label: dos\\nstart=2048, type=83\\n' });
     const loop = await this.loop(image);
@@ -124,6 +125,7 @@ function assertNothingLeft(d: Dirs, name: string): void {
   assert.deepEqual(mountsAnywhere([d.builds, d.out]), [], 'a mount is left in some namespace');
   assert.ok(!existsSync(image), `volume ${image} is left`);
   assert.ok(!existsSync(join(d.out, `${name}.nspawn`)), 'the definition is left');
+  assert.ok(!existsSync(join(d.out, 'notes.txt')), 'an output file is left');
   assert.ok(!existsSync(d.out), 'the output folder the build made is left');
   assert.ok(!existsSync(join(d.builds, name)), 'the work folder is left');
 }
@@ -140,6 +142,7 @@ test('a builder script runs setup, create, prepare, install, cleanup in order; i
   assert.deepEqual(done.disks, [image]);
   assert.equal(done.definition, join(d.out, 'rec1.nspawn'));
   assert.equal(readFileSync(join(d.out, 'rec1.nspawn'), 'utf8'), '[Exec]\nBoot=yes\n');
+  assert.equal(readFileSync(join(d.out, 'notes.txt'), 'utf8'), 'notes of rec1\n');
   assert.ok(events.some((e) => e.event === 'progress' && e.what === 'disk ready'));
   // The mount and the loop device were temporary: undone at the end, newest first.
   assert.deepEqual(events.filter((e) => e.event === 'undo').map((e) => String(e.action).split(' ')[0]), ['mount', 'loop']);
@@ -169,7 +172,7 @@ for (const step of ['setup', 'create', 'prepare', 'install', 'cleanup', 'crash']
     assert.deepEqual(ran, step === 'cleanup' ? upTo : [...upTo, 'cleanup']);
     if (step !== 'setup' && step !== 'create') {
       const undone = events.filter((e) => e.event === 'undo').map((e) => String(e.action).split(' ')[0]);
-      assert.deepEqual(undone, ['mount', 'loop', 'volume', 'definition', 'output']);
+      assert.deepEqual(undone, ['mount', 'loop', 'volume', 'output', 'definition', 'output']);
       const lastUndo = events.map((e) => e.event).lastIndexOf('undo');
       if (step !== 'cleanup') assert.ok(events.findIndex((e) => e.event === 'log' && e.message === 'step:cleanup') > lastUndo, 'cleanup() runs after the unwinding');
     }

@@ -137,6 +137,7 @@ export interface BuildHost {
   detach(device: string): Promise<void>;
   volume(spec: VolumeSpec): Promise<string>;
   rootfs(): Promise<string>;
+  outputFile(file: string): Promise<string>;
   /**
    * The script `cairn export --format sh` writes for the site's target `target` (DESIGN §11),
    * compiled with `facts` instead of facts gathered from the target. Absent where the build was
@@ -244,6 +245,14 @@ export abstract class Builder {
   /** A container's root folder in the output folder, writable by the build; kept on success. */
   rootfs(): Promise<string> {
     return this.#host.rootfs();
+  }
+
+  /**
+   * An empty file `file` in the output folder, writable by the build (a seed ISO, a kernel for
+   * direct boot); its path. Kept when the build succeeds, deleted when it fails.
+   */
+  outputFile(file: string): Promise<string> {
+    return this.#host.outputFile(file);
   }
 
   /**

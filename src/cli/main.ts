@@ -243,7 +243,7 @@ export function program(): Command {
     .option('--arg <k=v>', "override one of the profile's args (repeatable)", collect)
     .option('--keep-on-failure', 'keep what a failed build made (mounts, loop devices, volumes, definition, work folder) and list it')
     .option('--output <dir>', 'where the images and the definition go (default /var/lib/cairn/images/NAME)')
-    .option('--builds <dir>', "where builds keep their work folders and journals (default /var/lib/cairn/builds)")
+    .option('--builds <dir>', "where builds keep their work folders and journals (default $CAIRN_BUILDS_DIR, else /var/lib/cairn/builds)")
     .option('--clean <name>', 'clear the kept or interrupted build of NAME')
     .option('--json', 'print one JSON event a line')
     .option('-v, --verbose', "print the script's commands and log lines, and each action", (_: string, n: number) => n + 1, 0)
@@ -303,7 +303,7 @@ export async function main(argv: string[]): Promise<number> {
  * The provisioner (DESIGN §10) for the lifecycle types of targets run on this machine (executor
  * local or chroot): builds through the site's profiles. Loaded only when a build is asked for.
  */
-function imagesOnThisMachine(site: string, selected: { name: string; settings: { executor: string } }[]): (target: string) => ImageBuilder | undefined {
+export function imagesOnThisMachine(site: string, selected: { name: string; settings: { executor: string } }[]): (target: string) => ImageBuilder | undefined {
   const here = new Set(selected.filter((t) => t.settings.executor === 'local' || t.settings.executor === 'chroot').map((t) => t.name));
   const images: ImageBuilder = {
     build: async (request) => (await import('./provision.ts')).localImageBuilder(site).build(request),

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { ExitCode, InputError, inputError } from '../lib/errors.ts';
 import { parseArgOverrides } from '../provision/profile.ts';
 import {
-  BuildError, cleanBuild, DEFAULT_BUILDS_DIR, provision, type BuildEvent,
+  BuildError, cleanBuild, defaultBuildsDir, provision, type BuildEvent,
 } from '../provision/provisioner.ts';
 import type { ImageBuilder, ImageBuildRequest, ImageBuildResult } from '../resources/type.ts';
 import { ApplyError } from '../resources/type.ts';
@@ -27,7 +27,7 @@ export interface ProvisionOptions {
 }
 
 export async function provisionCommand(name: string | undefined, options: ProvisionOptions, sources: Map<string, string>): Promise<number> {
-  const buildsDir = resolve(options.builds ?? DEFAULT_BUILDS_DIR);
+  const buildsDir = resolve(options.builds ?? defaultBuildsDir());
   const print = (line: string) => (options.json ? undefined : writeOut(`${line}\n`));
   const json = (event: object) => writeOut(`${JSON.stringify(event)}\n`);
   if (options.clean !== undefined) {
@@ -46,6 +46,7 @@ export async function provisionCommand(name: string | undefined, options: Provis
 
   const bar = !options.json && stdoutIsTTY() ? new StepBar(stdoutStream()) : undefined;
   const show = (line: string) => (bar ? bar.print(line) : print(line));
+  let failed = false;
   const onEvent = (e: BuildEvent) => {
     if (options.json) {
       json(e);
@@ -72,13 +73,15 @@ export async function provisionCommand(name: string | undefined, options: Provis
         if ((options.verbose ?? 0) > 0) show(`  + ${e.action}`);
         break;
       case 'undo':
-        show(`  undone: ${e.action}`);
+        // After a success only mounts and loop devices go, as always: worth a line only with -v.
+        if (failed || (options.verbose ?? 0) > 0) show(`  undone: ${e.action}`);
         break;
       case 'kept':
         show(`${name}: kept for debugging (cairn provision --clean ${name} removes it):`);
         for (const item of e.items) show(`  kept: ${item}`);
         break;
       case 'failed':
+        failed = true;
         show(`${name}: failed${e.step ? ` in ${e.step}()` : ''}: ${e.message}`);
         break;
       case 'done':
@@ -174,7 +177,7 @@ class StepBar {
  * The provisioner as `cairn apply` hands it to the lifecycle types (ProviderContext.images) for a
  * target run on this machine: builds through the site's profiles. A failed build fails the node.
  */
-export function localImageBuilder(siteDir: string, buildsDir = DEFAULT_BUILDS_DIR): ImageBuilder {
+export function localImageBuilder(siteDir: string, buildsDir?: string): ImageBuilder {
   return {
     async build(request: ImageBuildRequest): Promise<ImageBuildResult> {
       try {
@@ -184,7 +187,7 @@ export function localImageBuilder(siteDir: string, buildsDir = DEFAULT_BUILDS_DI
           name: request.name,
           kind: request.kind,
           outputDir: resolve(request.outputDir),
-          buildsDir,
+          buildsDir: buildsDir ?? defaultBuildsDir(),
           ...(request.args ? { args: request.args } : {}),
           ...(request.user_data !== undefined ? { user_data: request.user_data } : {}),
           signal: request.signal,

@@ -19,11 +19,12 @@ export type Action =
   | { op: 'loop'; image: string; device?: string }
   | { op: 'volume'; path: string }
   | { op: 'rootfs'; path: string }
+  | { op: 'file'; path: string }
   | { op: 'definition'; path: string }
   | { op: 'namespace'; file: string };
 
 /** What a build keeps when it succeeds; everything else is undone at its end. */
-const OUTPUT_OPS = new Set<Action['op']>(['outdir', 'volume', 'rootfs', 'definition']);
+const OUTPUT_OPS = new Set<Action['op']>(['outdir', 'volume', 'rootfs', 'file', 'definition']);
 export const isOutput = (a: Action) => OUTPUT_OPS.has(a.op);
 
 export function describeAction(a: Action): string {
@@ -33,6 +34,7 @@ export function describeAction(a: Action): string {
     case 'loop': return `loop device ${a.device ?? '(attaching)'} for ${a.image}`;
     case 'volume': return `volume ${a.path}`;
     case 'rootfs': return `root folder ${a.path}`;
+    case 'file': return `output file ${a.path}`;
     case 'definition': return `definition ${a.path}`;
     case 'namespace': return `mount namespace ${a.file} (enter with: nsenter --mount=${a.file})`;
   }
@@ -204,6 +206,7 @@ export async function undo(action: Action, nsPid: number | undefined): Promise<v
       return;
     }
     case 'volume':
+    case 'file':
     case 'definition':
       rmSync(action.path, { force: true });
       return;

@@ -73,7 +73,10 @@ export class BuildError extends Error {
   }
 }
 
-export const DEFAULT_BUILDS_DIR = '/var/lib/cairn/builds';
+/** Where builds keep their work folders and journals: $CAIRN_BUILDS_DIR, else /var/lib/cairn/builds. */
+export function defaultBuildsDir(): string {
+  return process.env.CAIRN_BUILDS_DIR || '/var/lib/cairn/builds';
+}
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /**
@@ -520,6 +523,16 @@ class Build {
           if (existsSync(path)) throw new Error(`volume: ${path} exists already: remove it, or build into another --output`);
           await this.act({ op: 'volume', path }, async () => {
             await must(['qemu-img', 'create', '-q', '-f', request.format, path, String(request.size)]);
+            await this.writable(pid, path);
+          });
+          return path;
+        }
+        case 'file': {
+          if (request.file !== basename(request.file) || request.file.startsWith('.')) throw new Error(`outputFile: ${request.file}: expected a file name`);
+          const path = join(this.req.outputDir, request.file);
+          if (existsSync(path)) throw new Error(`outputFile: ${path} exists already: remove it, or build into another --output`);
+          await this.act({ op: 'file', path }, async () => {
+            writeFileSync(path, '', { mode: 0o644, flag: 'wx' });
             await this.writable(pid, path);
           });
           return path;

@@ -52,9 +52,9 @@ export default class Iso extends Builder {
 
   override async install(): Promise<void> {
     if (!this.#seed) return;
-    // The output folder is read-only to the script: the seed is a volume of the build (kept on
-    // success, removed on failure) that the ISO tool then writes over.
-    const seed = await this.volume({ size: 2 ** 20, format: 'raw', disk: 'seed', file: this.#seed });
+    // The output folder is read-only to the script: the seed is an output file of the build
+    // (kept on success, removed on failure) that the ISO tool writes.
+    const seed = await this.outputFile(this.#seed);
     await this.run(seedIsoCommand({
       userData: this.ctx.user_data!,
       instanceId: this.ctx.uuid,
