@@ -138,6 +138,12 @@ export interface BuildHost {
   volume(spec: VolumeSpec): Promise<string>;
   rootfs(): Promise<string>;
   outputFile(file: string): Promise<string>;
+  /**
+   * The script `cairn export --format sh` writes for the site's target `target` (DESIGN §11),
+   * compiled with `facts` instead of facts gathered from the target. Absent where the build was
+   * started without a site exporter (export/ ranks above provision/: the CLI hands it in).
+   */
+  exportScript?(target: string, facts: Record<string, unknown>): Promise<string>;
   log(message: string): void;
   progress(done: number, total: number | undefined, what?: string): void;
   signal: AbortSignal;
@@ -247,6 +253,15 @@ export abstract class Builder {
    */
   outputFile(file: string): Promise<string> {
     return this.#host.outputFile(file);
+  }
+
+  /**
+   * The exported script (DESIGN §11) of the site's target `target`, compiled with `facts` (an
+   * image's own, as `localFacts(root)` reads them): what a first-boot unit runs.
+   */
+  async exportScript(target: string, facts: Record<string, unknown>): Promise<string> {
+    if (!this.#host.exportScript) this.fail(`cannot export target ${target}'s script: this build was started without the site's exporter`);
+    return this.#host.exportScript(target, facts);
   }
 
   log(message: string): void {

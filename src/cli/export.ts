@@ -5,7 +5,7 @@
  */
 import { writeFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-import { inputError } from '../lib/errors.ts';
+import { formatPos, InputError, inputError } from '../lib/errors.ts';
 import { writeErr, writeOut } from './output.ts';
 
 export interface ExportOptions {
@@ -80,4 +80,28 @@ export async function exportTarget(options: ExportOptions, sources: Map<string, 
   }
   if (secret) writeErr(`cairn: the exported script holds sensitive values (secrets) in the clear: keep it ${options.output ? `(${options.output}, mode 0600)` : ''} where only root can read it\n`);
   return 0;
+}
+
+/**
+ * The script `cairn export --target T --format sh` writes, compiled with `facts` rather than facts
+ * gathered from T (a guest being built has none yet: the provisioner passes its image's): what
+ * a first-boot unit runs (DESIGN §10). Compiles the site at `site`; an unknown target is an input
+ * error, as with `--target`.
+ */
+export async function exportScriptFor(site: { site: string; var?: string[] }, target: string, facts: Record<string, unknown>, sources: Map<string, string>): Promise<string> {
+  try {
+    const { SiteCompiler } = await import('./site-compiler.ts');
+    const compiler = new SiteCompiler(site, sources);
+    const selected = await compiler.select([target]);
+    if (selected.length !== 1 || selected[0]!.name !== target) {
+      throw inputError(`the first-boot target ${JSON.stringify(target)} is ${selected.length ? `a selection of ${selected.length} targets (${selected.map((t) => t.name).join(', ')})` : 'not a target of the site'}: name one target`);
+    }
+    const [compiled] = await compiler.compile([{ name: target, facts }]);
+    const { exportScript } = await import('../export/script.ts');
+    return exportScript({ run: compiled!.run, graph: compiled!.graph, facts });
+  } catch (err) {
+    // The build hears of it as text: every problem with its position.
+    if (err instanceof InputError) throw new Error(err.diagnostics.map((d) => `${d.pos ? `${formatPos(d.pos)}: ` : ''}${d.message}`).join('\n'), { cause: err });
+    throw err;
+  }
 }

@@ -11,6 +11,7 @@ import {
 } from '../provision/provisioner.ts';
 import type { ImageBuilder, ImageBuildRequest, ImageBuildResult } from '../resources/type.ts';
 import { ApplyError } from '../resources/type.ts';
+import { exportScriptFor } from './export.ts';
 import { stdoutIsTTY, stdoutStream, writeErr, writeOut } from './output.ts';
 
 export interface ProvisionOptions {
@@ -109,6 +110,7 @@ export async function provisionCommand(name: string | undefined, options: Provis
       signal: stop.signal,
       onEvent,
       sources,
+      exportScript: (target, facts) => exportScriptFor({ site: resolve(options.site) }, target, facts, new Map()),
     });
     return ExitCode.ok;
   } catch (err) {
@@ -189,6 +191,7 @@ export function localImageBuilder(siteDir: string, buildsDir?: string): ImageBui
           ...(request.args ? { args: request.args } : {}),
           ...(request.user_data !== undefined ? { user_data: request.user_data } : {}),
           signal: request.signal,
+          exportScript: (target, facts) => exportScriptFor({ site: resolve(siteDir) }, target, facts, new Map()),
           onEvent: (e) => {
             if (e.event === 'log') request.log(e.message);
             else if (e.event === 'progress') request.progress({ done: e.done, ...(e.total !== undefined ? { total: e.total } : {}), ...(e.what ? { step: e.what } : {}) });

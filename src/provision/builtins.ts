@@ -6,4 +6,7 @@ export type BuilderClass = (abstract new (...args: ConstructorParameters<typeof 
 
 export const BUILTIN_SCRIPTS: Record<string, () => Promise<{ default: BuilderClass }>> = {
   noop: () => import('./builtin/noop.ts'),
+  ova: () => import('./builtin/ova.ts'),
+  iso: () => import('./builtin/iso.ts'),
+  debootstrap: () => import('./builtin/debootstrap.ts'),
 };

@@ -64,6 +64,7 @@ const host: BuildHost = {
   detach: (device) => request({ op: 'detach', device }),
   volume: (spec) => request({ op: 'volume', ...spec }),
   rootfs: () => request({ op: 'rootfs' }),
+  exportScript: (target, facts) => request({ op: 'export', target, facts }),
   outputFile: (file) => request({ op: 'file', file }),
   log: (message) => send({ t: 'log', message }),
   progress: (done, total, what) => send({ t: 'progress', done, ...(total !== undefined ? { total } : {}), ...(what ? { what } : {}) }),

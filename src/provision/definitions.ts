@@ -2,7 +2,7 @@
  * Definitions a build returns from create(): libvirt domain XML for a guest, `.nspawn` settings
  * for a container. Shared by the built-in scripts; a site's script may write its own.
  */
-import type { BuildContext } from './builder.ts';
+import type { BuildContext, BuildNetwork } from './builder.ts';
 
 /** A disk or cdrom of a domain, in target order. */
 export interface DomainDisk {
@@ -11,6 +11,8 @@ export interface DomainDisk {
   device?: 'disk' | 'cdrom';
   /** vda, sda, hdc, …; default: vda, vdb, … for disks and sda, sdb, … for cdroms. */
   target?: string;
+  /** The bus: virtio for disks and sata for cdroms unless given (an imported guest may lack virtio drivers). */
+  bus?: 'virtio' | 'scsi' | 'sata' | 'ide';
   readonly?: boolean;
 }
 
@@ -22,6 +24,8 @@ export interface DomainOptions {
   boot?: ('hd' | 'cdrom' | 'network')[];
   /** Where the serial console's output goes (a file), instead of a pty. */
   consoleLog?: string;
+  /** The network adapters, instead of one per `ctx.networks` entry. */
+  nics?: BuildNetwork[];
 }
 
 const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
@@ -55,20 +59,24 @@ export function domainXml(ctx: BuildContext, options: DomainOptions = {}): strin
       if (!used.has(name)) return name;
     }
   };
+  let scsi = false;
   for (const disk of options.disks ?? []) {
     const cdrom = disk.device === 'cdrom';
-    const target = disk.target ?? next(cdrom ? 'sd' : 'vd');
+    const bus = disk.bus ?? (cdrom ? 'sata' : 'virtio');
+    if (bus === 'scsi') scsi = true;
+    const target = disk.target ?? next(bus === 'virtio' ? 'vd' : bus === 'ide' ? 'hd' : 'sd');
     used.add(target);
     lines.push(
       `    <disk type='file' device='${cdrom ? 'cdrom' : 'disk'}'>`,
       `      <driver name='qemu' type='${disk.format}'/>`,
       `      <source file='${e(disk.file)}'/>`,
-      `      <target dev='${target}' bus='${cdrom ? 'sata' : 'virtio'}'/>`,
+      `      <target dev='${target}' bus='${bus}'/>`,
       ...(cdrom || disk.readonly ? ['      <readonly/>'] : []),
       `    </disk>`,
     );
   }
-  for (const net of ctx.networks) {
+  if (scsi) lines.push(`    <controller type='scsi' model='virtio-scsi'/>`);
+  for (const net of options.nics ?? ctx.networks) {
     const source = net.bridge ? `<source bridge='${e(net.bridge)}'/>` : `<source network='${e(net.network ?? 'default')}'/>`;
     lines.push(
       `    <interface type='${net.bridge ? 'bridge' : 'network'}'>`,

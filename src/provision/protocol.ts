@@ -14,6 +14,7 @@ export type Request =
   | { op: 'detach'; device: string }
   | { op: 'volume'; size: number; format: 'raw' | 'qcow2'; file?: string; disk?: string }
   | { op: 'rootfs' }
+  | { op: 'export'; target: string; facts: Record<string, unknown> }
   | { op: 'file'; file: string };
 
 export type ToChild =

@@ -49,6 +49,11 @@ export interface ProvisionRequest {
   onEvent?: (event: BuildEvent) => void;
   /** Receives the profile's text for error snippets. */
   sources?: Map<string, string>;
+  /**
+   * A site target's exported script compiled with given facts (DESIGN §11), for scripts that
+   * install a first-boot unit; the CLI hands it in (export/ ranks above provision/).
+   */
+  exportScript?: (target: string, facts: Record<string, unknown>) => Promise<string>;
 }
 
 export interface ProvisionResult {
@@ -458,6 +463,10 @@ class Build {
       if (this.stopping || !this.childAlive()) throw new Error('the build is stopping');
       const pid = this.childPid!;
       switch (request.op) {
+        case 'export': {
+          if (!this.req.exportScript) throw new Error(`cannot export target ${request.target}'s script: this build was started without the site's exporter`);
+          return this.req.exportScript(request.target, request.facts);
+        }
         case 'mount': {
           if (!isAbsolute(request.target)) throw new Error(`mount: ${request.target}: expected an absolute path`);
           const target = resolve(request.target);
