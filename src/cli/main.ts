@@ -94,6 +94,7 @@ export function program(): Command {
       .option('--root <path>', 'converge this root file system through the chroot executor, as the one selected target (its executor becomes chroot with this root)');
     if (mode === 'plan') c.option('--detailed-exitcode', 'exit 0 when in sync, 4 when changes are pending');
     c.option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)');
+    masterOptions(c);
     if (mode === 'apply') {
       c.option('--store <url>', "keep the run's report in this store (default: $CAIRN_STORE, the store config, or store: in cairn.yaml, when set)")
         .option('--store-config <file>', 'YAML with url: and credentials; default /etc/cairn/store.yaml');
@@ -109,8 +110,10 @@ export function program(): Command {
       // would otherwise be spent waiting on the network.
       const engineModule = import('./converge.ts');
       engineModule.catch(() => undefined);
+      const { masterFor } = await import('./master-client.ts');
       const sessions = await openSessions(selected, {
         forks: options.forks,
+        master: masterFor(options),
         ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
         ...(options.facts ? { factsOf: (await readFactsFile(options.facts, sources)).factsFor(selected.map((t) => t.name)) } : {}),
         localFacts: await localFactsOnce(),
@@ -219,7 +222,7 @@ export function program(): Command {
       process.exitCode = await decrypt(where);
     });
 
-  cmd.command('run')
+  masterOptions(cmd.command('run'))
     .description('run one command on every selected target (after --: argv as given, or one string with shell syntax through sh -c)')
     .argument('<command...>', 'the command and its arguments, after --')
     .option('--site <dir>', 'the site folder', '.')
@@ -242,6 +245,14 @@ export function program(): Command {
     });
 
   return cmd;
+}
+
+/** How targets with `executor: agent` reach their master (cli/master-client.ts). */
+function masterOptions(c: Command): Command {
+  return c
+    .option('--master <url>', "the master's API for targets with executor: agent, https://HOST:8640 (default: $CAIRN_MASTER, else master: in cairn.yaml)")
+    .option('--master-ca <file>', "the CA (PEM) the master's API certificate is checked against (default: $CAIRN_MASTER_CA, else the system's)")
+    .option('--token-file <file>', 'a file holding the API token (default: $CAIRN_TOKEN, else $CAIRN_TOKEN_FILE)');
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -200,7 +200,7 @@ export class AgentLink {
     const controller = new AbortController();
     this.ops.set(op.id, controller);
     let seq = 0;
-    const log = (stream: 'stdout' | 'stderr' | 'log', data: string) => send({ type: 'log', re: op.id, seq: ++seq, stream, data });
+    const log = (stream: 'stdout' | 'stderr' | 'log' | 'notice', data: string, ref?: string) => send({ type: 'log', re: op.id, seq: ++seq, stream, data, ...(ref !== undefined ? { ref } : {}) });
     try {
       if (op.op === 'facts') {
         send({ type: 'result', re: op.id, ok: true, facts: localFacts() });
@@ -232,8 +232,8 @@ export class AgentLink {
           diff: op.options.diff ?? false, failFast: op.options.fail_fast ?? false,
           ...(op.options.tags ? { tags: op.options.tags } : {}),
           lockWaitMs: (op.options.lock_wait_s ?? 0) * 1000,
-          onNotice: (line) => log('log', line),
-          onLog: (ref, message) => log('log', `${ref}: ${message}`),
+          onNotice: (line) => log('notice', line),
+          onLog: (ref, message) => log('log', message, ref),
           onResult: (node: NodeResult) => send({ type: 'event', re: op.id, seq: ++seq, node }),
         });
         send({ type: 'result', re: op.id, ok: true, report, facts });

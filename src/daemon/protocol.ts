@@ -90,7 +90,11 @@ const v = z.literal(PROTOCOL_VERSION);
 // Agent → master.
 export const helloSchema = z.strictObject({ v, type: z.literal('hello'), id: id.optional(), agent_version: z.string().max(64), facts, boot_id: z.string().max(64) });
 export const eventSchema = z.strictObject({ v, type: z.literal('event'), re: id, seq: count, node: nodeResultSchema });
-export const logSchema = z.strictObject({ v, type: z.literal('log'), re: id, seq: count, stream: z.enum(['stdout', 'stderr', 'log']), data: z.string() });
+/**
+ * A line of an op's output: a command's `stdout`/`stderr` (op run), a provider's `log` line
+ * (with the node's `ref`), or a `notice` about the run itself (waiting for the run lock).
+ */
+export const logSchema = z.strictObject({ v, type: z.literal('log'), re: id, seq: count, stream: z.enum(['stdout', 'stderr', 'log', 'notice']), data: z.string(), ref: z.string().optional() });
 export const resultSchema = z.strictObject({
   v, type: z.literal('result'), re: id, ok: z.boolean(),
   report: z.union([targetReportSchema, commandReportSchema]).optional(),

@@ -36,7 +36,7 @@ export interface AgentInfo {
   disconnected_at?: string;
 }
 
-export const MASTER_KEYS = {
+export const RUN_KEYS = {
   agents: '/cairn/master/agents/',
   agent: (name: string) => `/cairn/master/agents/${name}`,
   runs: '/cairn/master/runs/',
@@ -64,7 +64,7 @@ export class AgentNotConnectedError extends Error {
 /** An op's stream back: node results, log lines (with the agent's seq). */
 export interface OpHandlers {
   onEvent?: (node: NodeResult, seq: number) => void;
-  onLog?: (stream: LogFrame['stream'], data: string, seq: number) => void;
+  onLog?: (stream: LogFrame['stream'], data: string, ref: string | undefined, seq: number) => void;
 }
 
 interface PendingOp {
@@ -115,6 +115,8 @@ export class AgentHub {
   private running = 0;
   private readonly waiting: (() => void)[] = [];
   private closing = false;
+  /** Store writes not yet done: close() waits for them. */
+  private readonly writes = new Set<Promise<void>>();
   private readonly log: (line: string) => void;
 
   constructor(private readonly options: AgentHubOptions) {
@@ -166,10 +168,11 @@ export class AgentHub {
       // A frame for an op this master no longer waits for (it gave up on it): nothing to do.
       if (!op) return;
       if (frame.type === 'event') op.handlers.onEvent?.(frame.node as NodeResult, frame.seq);
-      else if (frame.type === 'log') op.handlers.onLog?.(frame.stream, frame.data, frame.seq);
+      else if (frame.type === 'log') op.handlers.onLog?.(frame.stream, frame.data, frame.ref, frame.seq);
       else {
         session.ops.delete(frame.re);
-        if (frame.facts) void this.saveFacts(session, frame.facts);
+        const current = session;
+        if (frame.facts) this.background(current.name, () => this.saveFacts(current, frame.facts!));
         op.resolve(frame);
       }
     });
@@ -195,7 +198,7 @@ export class AgentHub {
       this.log(`agent ${name} connected (cairn ${hello.agent_version})`);
     }
     void session.send(frameText({ type: 'welcome', name, heartbeat_s: this.options.heartbeatS ?? HEARTBEAT_S }));
-    void this.saveInfo({ name, agent_version: hello.agent_version, boot_id: hello.boot_id, facts: hello.facts, connected_at: session.connectedAt.toISOString() });
+    this.background(name, () => this.saveInfo({ name, agent_version: hello.agent_version, boot_id: hello.boot_id, facts: hello.facts, connected_at: session.connectedAt.toISOString() }));
     return session;
   }
 
@@ -206,7 +209,11 @@ export class AgentHub {
     if (this.sessions.get(session.name) !== session) return;
     this.sessions.delete(session.name);
     this.log(`agent ${session.name} disconnected`);
-    void this.readInfo(session.name).then((info) => info && this.saveInfo({ ...info, disconnected_at: new Date().toISOString() }));
+    this.background(session.name, async () => {
+      const info = await this.readInfo(session.name);
+      // Unless the agent came back (to any master) meanwhile.
+      if (info && info.connected_at === session.connectedAt.toISOString()) await this.saveInfo({ ...info, disconnected_at: new Date().toISOString() });
+    });
   }
 
   private ping(): void {
@@ -221,12 +228,17 @@ export class AgentHub {
     }
   }
 
+  /** Runs a store update in the background; close() waits for it. A failure is logged: the agent still works. */
+  private background(name: string, update: () => Promise<unknown>): void {
+    const write = update().then(() => undefined, (err: unknown) => {
+      this.log(`agent ${name}: could not record it in the store: ${(err as Error).message}`);
+    });
+    this.writes.add(write);
+    void write.finally(() => this.writes.delete(write));
+  }
+
   private async saveInfo(info: AgentInfo): Promise<void> {
-    try {
-      await this.options.store.put(MASTER_KEYS.agent(info.name), JSON.stringify(info));
-    } catch (err) {
-      this.log(`agent ${info.name}: could not record it in the store: ${(err as Error).message}`);
-    }
+    await this.options.store.put(RUN_KEYS.agent(info.name), JSON.stringify(info));
   }
 
   private async saveFacts(session: Session, facts: Record<string, unknown>): Promise<void> {
@@ -237,7 +249,7 @@ export class AgentHub {
   /** What the store knows of agent `name` (from its last hello or result), connected or not. */
   async readInfo(name: string): Promise<AgentInfo | undefined> {
     if (!AGENT_NAME.test(name)) return undefined;
-    const kv = await this.options.store.get(MASTER_KEYS.agent(name));
+    const kv = await this.options.store.get(RUN_KEYS.agent(name));
     if (!kv) return undefined;
     try {
       return JSON.parse(kv.value.toString('utf8')) as AgentInfo;
@@ -253,7 +265,7 @@ export class AgentHub {
   /** Every agent the store knows, with whether it is connected here now. */
   async list(): Promise<AgentSummary[]> {
     const out: AgentSummary[] = [];
-    for (const kv of await this.options.store.list(MASTER_KEYS.agents)) {
+    for (const kv of await this.options.store.list(RUN_KEYS.agents)) {
       let info: AgentInfo;
       try {
         info = JSON.parse(kv.value.toString('utf8')) as AgentInfo;
@@ -283,6 +295,8 @@ export class AgentHub {
       if (!session) throw new AgentNotConnectedError(name);
       const id = `op-${process.pid}-${++opCounter}`;
       const result = new Promise<ResultFrame>((resolve, reject) => session.ops.set(id, { handlers, resolve, reject }));
+      // Awaited below; a loss while the op is still being sent must not count as unhandled meanwhile.
+      result.catch(() => undefined);
       const cancel = () => void session.send(frameText({ type: 'cancel', re: id }));
       signal?.addEventListener('abort', cancel, { once: true });
       try {
@@ -310,10 +324,21 @@ export class AgentHub {
     else this.running--;
   }
 
-  /** Closes every agent socket with 4503 (agents reconnect elsewhere or later). */
-  close(): void {
+  /**
+   * Closes every agent socket with 4503 (agents reconnect elsewhere or later) and waits for them
+   * to close (a peer that does not answer the close is cut off) and for the store's last writes.
+   */
+  async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.heartbeat);
-    for (const session of this.sessions.values()) session.socket.close(CloseCode.shuttingDown, 'master shutting down');
+    await Promise.all([...this.sessions.values()].map(async (session) => {
+      if (session.socket.readyState === session.socket.CLOSED) return;
+      const closed = new Promise((resolve) => session.socket.once('close', resolve));
+      session.socket.close(CloseCode.shuttingDown, 'master shutting down');
+      const cutOff = setTimeout(() => session.socket.terminate(), 2000);
+      await closed;
+      clearTimeout(cutOff);
+    }));
+    while (this.writes.size > 0) await Promise.all([...this.writes]);
   }
 }

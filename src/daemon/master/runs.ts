@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { NodeResult, TargetReport } from '../../engine/engine.ts';
 import { summarize } from '../../engine/engine.ts';
 import type { Store } from '../../store/types.ts';
-import { AgentNotConnectedError, MASTER_KEYS, type AgentHub } from './agents.ts';
+import { AgentNotConnectedError, RUN_KEYS, type AgentHub } from './agents.ts';
 import type { CommandReport, OpOptions } from '../protocol.ts';
 
 export type RunMode = 'plan' | 'apply' | 'facts' | 'run';
@@ -63,7 +63,7 @@ export type RunEvent =
   | { seq: number; type: 'target'; target: string; phase: 'started' }
   | { seq: number; type: 'target'; target: string; phase: 'finished'; outcome: TargetOutcome }
   | { seq: number; type: 'node'; target: string; node: NodeResult }
-  | { seq: number; type: 'log'; target: string; stream: 'stdout' | 'stderr' | 'log'; data: string };
+  | { seq: number; type: 'log'; target: string; stream: 'stdout' | 'stderr' | 'log' | 'notice'; data: string; ref?: string };
 
 type Unsequenced<E> = E extends unknown ? Omit<E, 'seq'> : never;
 
@@ -153,6 +153,7 @@ export class RunManager {
       : request.mode === 'facts' ? { name, status: 'unreachable', error } : { name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error });
     if (signal.aborted) return skipped('the run was cancelled before this target began');
     this.emit(run, { type: 'target', target: name, phase: 'started' });
+    if (!this.agents.isConnected(name)) return unreachable(new AgentNotConnectedError(name).message);
     const compiled = request.compiled?.get(name);
     if ((request.mode === 'plan' || request.mode === 'apply') && compiled === undefined) throw new Error(`no compiled run for target ${name}`);
     try {
@@ -163,12 +164,12 @@ export class RunManager {
         ...(request.revision ? { revision: request.revision } : {}),
       }, {
         onEvent: (node) => this.emit(run, { type: 'node', target: name, node }),
-        onLog: (stream, data) => this.emit(run, { type: 'log', target: name, stream, data }),
+        onLog: (stream, data, ref) => this.emit(run, { type: 'log', target: name, stream, data, ...(ref !== undefined ? { ref } : {}) }),
       }, signal);
       if (request.mode === 'plan' || request.mode === 'apply') {
         if (!result.ok || !result.report || !('nodes' in result.report)) return unreachable(result.error ?? 'the agent sent no report');
         const report = result.report as TargetReport;
-        if (request.mode === 'apply') await this.store.put(MASTER_KEYS.report(name), JSON.stringify({ version: 1, mode: 'apply', run: run.record.id, started: run.record.started, finished: new Date().toISOString(), targets: [report] }));
+        if (request.mode === 'apply') await this.store.put(RUN_KEYS.report(name), JSON.stringify({ version: 1, mode: 'apply', run: run.record.id, started: run.record.started, finished: new Date().toISOString(), targets: [report] }));
         return report;
       }
       if (request.mode === 'facts') return result.ok && result.facts ? { name, status: 'ok', facts: result.facts } : { name, status: 'failed', error: result.error ?? 'no facts' };
@@ -200,14 +201,14 @@ export class RunManager {
     const sequenced = { seq: run.events.length + 1, ...event } as RunEvent;
     run.events.push(sequenced);
     const id = run.record.id;
-    run.writes = run.writes.then(() => this.store.put(MASTER_KEYS.event(id, sequenced.seq), JSON.stringify(sequenced)))
+    run.writes = run.writes.then(() => this.store.put(RUN_KEYS.event(id, sequenced.seq), JSON.stringify(sequenced)))
       .then(() => undefined, (err: unknown) => this.log(`run ${id}: event ${sequenced.seq} not stored: ${(err as Error).message}`));
     for (const listener of run.listeners) listener(sequenced);
   }
 
   private saveRecord(run: LiveRun): Promise<void> {
     const snapshot = JSON.stringify(run.record);
-    run.writes = run.writes.then(() => this.store.put(MASTER_KEYS.run(run.record.id), snapshot))
+    run.writes = run.writes.then(() => this.store.put(RUN_KEYS.run(run.record.id), snapshot))
       .then(() => undefined, (err: unknown) => this.log(`run ${run.record.id}: record not stored: ${(err as Error).message}`));
     return run.writes;
   }
@@ -216,15 +217,15 @@ export class RunManager {
     if (!RUN_ID.test(id)) return undefined;
     const live = this.live.get(id);
     if (live) return live.record;
-    const kv = await this.store.get(MASTER_KEYS.run(id));
+    const kv = await this.store.get(RUN_KEYS.run(id));
     return kv ? JSON.parse(kv.value.toString('utf8')) as RunRecord : undefined;
   }
 
   /** The newest runs first, without their reports' nodes (a list, not every run's detail). */
   async list(limit = 100): Promise<Omit<RunRecord, 'report'>[]> {
-    const kvs = await this.store.list(MASTER_KEYS.runs);
+    const kvs = await this.store.list(RUN_KEYS.runs);
     return kvs.slice(-limit).reverse().map((kv) => {
-      const record = this.live.get(kv.key.slice(MASTER_KEYS.runs.length))?.record ?? JSON.parse(kv.value.toString('utf8')) as RunRecord;
+      const record = this.live.get(kv.key.slice(RUN_KEYS.runs.length))?.record ?? JSON.parse(kv.value.toString('utf8')) as RunRecord;
       const { report, ...rest } = record;
       void report;
       return rest;
@@ -246,7 +247,7 @@ export class RunManager {
       live = this.live.get(id);
       if (!live) {
         // A run another master ran, or this one before it restarted: from the store.
-        const events = (await this.store.list(MASTER_KEYS.events(id))).map((kv) => JSON.parse(kv.value.toString('utf8')) as RunEvent);
+        const events = (await this.store.list(RUN_KEYS.events(id))).map((kv) => JSON.parse(kv.value.toString('utf8')) as RunEvent);
         for (const e of events) if (e.seq > after) listener(e);
         if (record.state === 'finished') onEnd();
         return () => undefined;
