@@ -86,6 +86,7 @@ export class AgentLink {
   private readonly url: string;
   /** Set by the welcome: the name the master knows this agent by (its certificate's). */
   name?: string;
+  private socket?: WebSocket;
 
   constructor(private readonly options: AgentLinkOptions) {
     this.url = agentSocketUrl(options.master);
@@ -129,6 +130,7 @@ export class AgentLink {
         maxPayload: MAX_FRAME_BYTES,
         handshakeTimeout: 15_000,
       });
+      this.socket = socket;
       let welcomed = false;
       let lastPing = Date.now();
       // A master that stopped pinging (a dead link that TCP has not noticed): drop and reconnect.
@@ -193,6 +195,11 @@ export class AgentLink {
         }
       });
     });
+  }
+
+  /** Ends the current connection cleanly; the agent connects again at once (a renewed certificate). */
+  reconnect(reason: string): void {
+    this.socket?.close(1000, reason);
   }
 
   /** Runs one op and sends its events, log lines and result back. */

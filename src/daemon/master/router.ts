@@ -121,9 +121,10 @@ function checkOrigin(req: IncomingMessage, required: boolean): void {
 async function readBody(req: IncomingMessage, route: Route): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
+  const limit = route.maxBodyBytes ?? MAX_BODY_BYTES;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `the body is larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > limit) throw new HttpError(413, `the body is larger than ${limit} bytes`);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8');

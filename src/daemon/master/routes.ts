@@ -63,6 +63,8 @@ export interface Route {
   auth: 'open' | 'certificate' | Role;
   /** Schema of the JSON body; a route without one takes no body. */
   body?: z.ZodType;
+  /** Largest body this route takes (default router.ts's MAX_BODY_BYTES): compiled runs are larger. */
+  maxBodyBytes?: number;
   /**
    * Answers the request: a RouteReply for the router to send, or undefined when the handler wrote
    * the response itself (server-sent events, a file).

@@ -94,6 +94,8 @@ class LiveRun {
   readonly controller = new AbortController();
   /** Store writes of this run, one after another (events in seq order). */
   writes: Promise<void> = Promise.resolve();
+  /** Settles when the run has finished and its record is written. */
+  done: Promise<void> = Promise.resolve();
   constructor(public record: RunRecord) {}
 }
 
@@ -120,7 +122,7 @@ export class RunManager {
     this.live.set(record.id, run);
     this.emit(run, { type: 'run', state: 'queued' });
     await this.saveRecord(run);
-    void this.execute(run, request).catch((err: unknown) => {
+    run.done = this.execute(run, request).catch((err: unknown) => {
       // A bug, not a target's failure: logged with its stack, and the run still ends.
       this.log(`run ${record.id}: ${(err as Error).stack ?? String(err)}`);
       if (run.record.state !== 'finished') this.finish(run, request.targets.map((name) => ({ name, status: 'failed', error: `internal error: ${(err as Error).message}` }) as FactsOutcome), new Date());
@@ -279,9 +281,13 @@ export class RunManager {
     return 'cancelled';
   }
 
-  /** Stops every run in flight (the master is shutting down); waits for their records. */
-  async close(): Promise<void> {
+  /** Cancels every run in flight (the master is shutting down). */
+  cancelAll(): void {
     for (const run of this.live.values()) if (run.record.state !== 'finished') run.controller.abort();
-    await Promise.all([...this.live.values()].map((r) => r.writes));
+  }
+
+  /** Waits for every run to finish and its record and events to be written. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.live.values()].map((r) => r.done.then(() => r.writes)));
   }
 }
