@@ -6,6 +6,7 @@ import type { ConvergeOptions, RunReport } from './converge.ts';
 import type { AdHocOptions } from './run.ts';
 import type { ShowOptions } from './show.ts';
 import type { ExportOptions } from './export.ts';
+import type { FactsOptions } from './facts.ts';
 import { checkRollout, maxFailAmount, serialAmount } from './rollout.ts';
 import { storeNamed } from './store-named.ts';
 import { tagList } from './tags.ts';
@@ -178,14 +179,14 @@ export function program(): Command {
       process.exitCode = await agent(options);
     });
 
-  cmd.command('facts')
+  masterOptions(cmd.command('facts'))
     .description("print what targets report about themselves (OS, release, init system, package manager, addresses, …)")
     .option('--site <dir>', 'the site folder (without one: this machine)', '.')
     .option('-t, --target <name>', 'a target, group or glob (repeatable; default: all)', collect)
     .option('--json', 'print JSON')
     .option('--forks <n>', 'targets in parallel', forks, 10)
     .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
-    .action(async (options: { site: string; target?: string[]; json?: boolean; forks: number; acceptNewHostKeys?: boolean }) => {
+    .action(async (options: FactsOptions) => {
       const { showFacts } = await import('./facts.ts');
       process.exitCode = await showFacts(options, sources, await localFactsOnce());
     });
