@@ -9,6 +9,7 @@ import type { ExportOptions } from './export.ts';
 import type { FactsOptions } from './facts.ts';
 import { checkRollout, maxFailAmount, serialAmount } from './rollout.ts';
 import { storeNamed } from './store-named.ts';
+import { registerAgentEnrolment, registerMasterCommands } from './master.ts';
 import { tagList } from './tags.ts';
 import { showStatus, writeErr, writeOut } from './output.ts';
 
@@ -166,18 +167,27 @@ export function program(): Command {
       process.exitCode = await status(options);
     });
 
-  storeOption(cmd.command('agent')
+  const agentCommand = storeOption(cmd.command('agent')
     .description("watch the store and converge this machine as target NAME whenever a new revision lands")
-    .requiredOption('--name <target>', "this machine's target name in the site")
+    // Not a requiredOption: commander would then demand it of `agent enrol` and `agent renew` too.
+    .option('--name <target>', "this machine's target name in the site (required)")
     .option('--once', 'converge the newest revision, then exit')
     .option('--work-dir <dir>', 'where revisions are unpacked', '/var/lib/cairn/agent')
     .option('--debounce <ms>', 'wait this long after a change for more before converging', '500')
     .option('--lease-ttl <seconds>', 'how long the lease on the name outlives this agent if it dies (another agent of the name is refused meanwhile)', seconds, 15)
     .option('--lease-wait <seconds>', "wait up to this long for another agent's lease on the name to run out (default: refuse at once, exit 3)", seconds, 0))
-    .action(async (options: { name: string; once?: boolean; workDir: string; debounce: string; leaseTtl: number; leaseWait: number; store?: string; storeConfig?: string }) => {
+    .action(async (options: { name?: string; once?: boolean; workDir: string; debounce: string; leaseTtl: number; leaseWait: number; store?: string; storeConfig?: string }) => {
+      if (options.name === undefined) {
+        writeErr("error: required option '--name <target>' not specified\n");
+        process.exitCode = ExitCode.invalidInput;
+        return;
+      }
       const { agent } = await import('./store-commands.ts');
-      process.exitCode = await agent(options);
+      process.exitCode = await agent({ ...options, name: options.name });
     });
+  // `agent enrol --name N`: the subcommand's options are its own, not taken by `agent`'s.
+  registerAgentEnrolment(agentCommand.enablePositionalOptions());
+  registerMasterCommands(cmd);
 
   masterOptions(cmd.command('facts'))
     .description("print what targets report about themselves (OS, release, init system, package manager, addresses, …)")
@@ -245,6 +255,10 @@ export function program(): Command {
       writeOut(`${JSON.stringify(jsonSchema(options.for), null, 2)}\n`);
     });
 
+  // `cairn master token create --name N` and `cairn agent enrol --name N`: options after a
+  // subcommand are that subcommand's, not its parent's (`master` and `agent` have a --name of
+  // their own). Set last, so the other commands keep commander's default parsing.
+  cmd.enablePositionalOptions();
   return cmd;
 }
 
