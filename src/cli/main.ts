@@ -175,8 +175,15 @@ export function program(): Command {
     .option('--work-dir <dir>', 'where revisions are unpacked', '/var/lib/cairn/agent')
     .option('--debounce <ms>', 'wait this long after a change for more before converging', '500')
     .option('--lease-ttl <seconds>', 'how long the lease on the name outlives this agent if it dies (another agent of the name is refused meanwhile)', seconds, 15)
-    .option('--lease-wait <seconds>', "wait up to this long for another agent's lease on the name to run out (default: refuse at once, exit 3)", seconds, 0))
-    .action(async (options: { name?: string; once?: boolean; workDir: string; debounce: string; leaseTtl: number; leaseWait: number; store?: string; storeConfig?: string }) => {
+    .option('--lease-wait <seconds>', "wait up to this long for another agent's lease on the name to run out (default: refuse at once, exit 3)", seconds, 0)
+    .option('--master <url>', "instead of the store: serve a master's runs over its agent port, https://HOST:8641 (default: the one enrolled with; needs cairn agent enrol first)")
+    .option('--dir <dir>', 'with --master: the enrolment folder (key, certificate, CA)', '/var/lib/cairn/agent-tls'))
+    .action(async (options: { name?: string; once?: boolean; workDir: string; debounce: string; leaseTtl: number; leaseWait: number; store?: string; storeConfig?: string; master?: string; dir: string }, command: Command) => {
+      if (options.master !== undefined || command.getOptionValueSource('dir') === 'cli') {
+        const { agentOverMaster } = await import('./agent-master.ts');
+        process.exitCode = await agentOverMaster({ ...(options.master !== undefined ? { master: options.master } : {}), dir: options.dir, workDir: options.workDir });
+        return;
+      }
       if (options.name === undefined) {
         writeErr("error: required option '--name <target>' not specified\n");
         process.exitCode = ExitCode.invalidInput;

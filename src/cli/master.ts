@@ -67,10 +67,11 @@ export function registerMasterCommands(program: Command): void {
     .option('--state <dir>', 'where the CA certificate and key (0600) live; made on first start', DEFAULT_STATE_DIR)
     .option('--listen <host:port>', 'the UI and API listener (HTTPS)', '127.0.0.1:8640')
     .option('--agent-listen <host:port>', 'the agent listener (mutual TLS)', '0.0.0.0:8641')
-    .option('--name <dns-name>', "a name agents and browsers reach this master by, for its server certificate (repeatable; default: this host's name)", collect))
+    .option('--name <dns-name>', "a name agents and browsers reach this master by, for its server certificate (repeatable; default: this host's name)", collect)
+    .option('--forks <n>', 'ops (runs on agents) in flight at once', wholeNumber, 50))
     // `master token create --name N --store S`: a subcommand's options are its own.
     .enablePositionalOptions()
-    .action(async (options: StoreFlags & { state: string; listen: string; agentListen: string; name?: string[] }) => {
+    .action(async (options: StoreFlags & { state: string; listen: string; agentListen: string; name?: string[]; forks: number }) => {
       process.exitCode = await storeCommand(options, (store) => runMaster(store, options));
     });
 
@@ -250,11 +251,14 @@ export function registerAgentEnrolment(agent: Command): void {
 }
 
 /** Runs the master until SIGINT or SIGTERM. */
-async function runMaster(store: Store, options: { state: string; listen: string; agentListen: string; name?: string[] }): Promise<number> {
-  const { createMaster } = await import('../daemon/master/server.ts');
+async function runMaster(store: Store, options: { state: string; listen: string; agentListen: string; name?: string[]; forks: number }): Promise<number> {
+  const { createFleetMaster } = await import('../daemon/master/fleet.ts');
+  const { compileHeadFrom } = await import('./master-compile.ts');
   const stateDir = resolve(options.state);
-  const master = await createMaster({
-    store, stateDir, listen: options.listen, agentListen: options.agentListen,
+  // The agent protocol and the run API (fleet.ts); API runs without compiled runs compile the pushed head here.
+  const master = await createFleetMaster({
+    store, stateDir, listen: options.listen, agentListen: options.agentListen, forks: options.forks,
+    compileHead: compileHeadFrom(store, join(stateDir, 'work')),
     ...(options.name ? { names: options.name } : {}),
     log: (line) => writeErr(`cairn master: ${line}\n`),
   });
