@@ -127,7 +127,7 @@ export function program(): Command {
           ? await (await import('./store-commands.ts')).knownFacts(options, (await compiler.allTargetNames()).filter((n) => !selected.some((t) => t.name === n)))
           : {};
         if (!options.json) showStatus('compiling…');
-        const compiled = await compiler.compile(sessions.filter((s) => s.exec).map((s) => ({ name: s.name, facts: s.facts ?? {} })), known);
+        const compiled = await compiler.compile(sessions.filter((s) => s.exec || s.remote).map((s) => ({ name: s.name, facts: s.facts ?? {} })), known);
         const { converge } = await engineModule;
         let storeCode: number | undefined;
         const keep = mode === 'apply' && storeNamed(options)
