@@ -18,8 +18,8 @@ export interface TestMaster {
   dir: string;
   agentUrl: string;
   apiUrl: string;
-  /** Enrols `name` with a fresh token into its own folder; returns its credentials. */
-  enrol(name: string): Promise<AgentCredentials>;
+  /** Enrols `name` with a fresh token into a folder of its own; returns its credentials and that folder. */
+  enrol(name: string): Promise<AgentCredentials & { dir: string }>;
   stop(): Promise<void>;
 }
 
@@ -35,7 +35,8 @@ export async function startMaster(options: Partial<MasterOptions> & { storeUrl?:
     master, store, dir, agentUrl, apiUrl: `https://127.0.0.1:${master.apiPort}`,
     async enrol(name) {
       const { token } = await createEnrolToken(store, { name, ttlSeconds: 600, uses: 1, replace: false });
-      return enrolAgent({ master: agentUrl, token, caHash: master.ca.hash, name, dir: tempDir(`cairn-agent-${name}-`) });
+      const agentDir = tempDir(`cairn-agent-${name}-`);
+      return { ...(await enrolAgent({ master: agentUrl, token, caHash: master.ca.hash, name, dir: agentDir })), dir: agentDir };
     },
     async stop() {
       await master.close();
