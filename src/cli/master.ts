@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ExitCode } from '../lib/errors.ts';
 import type { Store } from '../store/types.ts';
+import type { MasterOptions } from '../daemon/master/server.ts';
 import { withStore, type StoreFlags } from './store-commands.ts';
 import { writeErr, writeOut } from './output.ts';
 
@@ -249,11 +250,20 @@ export function registerAgentEnrolment(agent: Command): void {
     });
 }
 
+/**
+ * What the master serves beyond its own routes (the run API, the agent protocol): the one place
+ * the CLI composes the route table, so the tests that call every route build the same table.
+ */
+export async function masterParts(_store: Store): Promise<Pick<MasterOptions, 'routes' | 'onAgentSocket'>> {
+  return {};
+}
+
 /** Runs the master until SIGINT or SIGTERM. */
 async function runMaster(store: Store, options: { state: string; listen: string; agentListen: string; name?: string[] }): Promise<number> {
   const { createMaster } = await import('../daemon/master/server.ts');
   const stateDir = resolve(options.state);
   const master = await createMaster({
+    ...(await masterParts(store)),
     store, stateDir, listen: options.listen, agentListen: options.agentListen,
     ...(options.name ? { names: options.name } : {}),
     log: (line) => writeErr(`cairn master: ${line}\n`),

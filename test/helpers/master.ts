@@ -65,7 +65,10 @@ export interface CallOptions {
 export function call(base: string, method: string, path: string, options: CallOptions = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const payload = options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
-    const req = request(`${base}${path}`, {
+    const at = new URL(base);
+    // The path goes out exactly as given (`..` and all), as a hostile client would send it.
+    const req = request({
+      host: at.hostname, port: at.port, path,
       method,
       agent: false,
       ...(options.ca ? { ca: options.ca } : { rejectUnauthorized: false }),
