@@ -16,7 +16,7 @@ import { WebSocket } from 'ws';
 import { cairnBin, CAIRN, tempDir } from './helpers/cli.ts';
 import {
   api, CairnProcess, enrolAgent, masterJson, readEvents, startAgent, startMaster, type RunningMaster, type SseEvent,
-} from './helpers/master.ts';
+} from './helpers/master-processes.ts';
 import { waitUntil } from './helpers/wait.ts';
 
 const HANG = { timeout: 180_000 };

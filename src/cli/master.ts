@@ -8,6 +8,8 @@ import { join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ExitCode } from '../lib/errors.ts';
 import type { Store } from '../store/types.ts';
+import type { MasterOptions } from '../daemon/master/server.ts';
+import type { AgentParts, AgentPartsOptions } from '../daemon/master/fleet.ts';
 import { withStore, type StoreFlags } from './store-commands.ts';
 import { writeErr, writeOut } from './output.ts';
 
@@ -250,17 +252,28 @@ export function registerAgentEnrolment(agent: Command): void {
     });
 }
 
+/**
+ * What the master serves beyond its own routes (the run API, the agent protocol): the one place
+ * the CLI composes the route table, so the tests that call every route build the same table.
+ */
+export async function masterParts(store: Store, options: AgentPartsOptions = {}): Promise<Pick<MasterOptions, 'routes' | 'onAgentSocket'> & AgentParts> {
+  const { agentParts } = await import('../daemon/master/fleet.ts');
+  return agentParts(store, options);
+}
+
 /** Runs the master until SIGINT or SIGTERM. */
 async function runMaster(store: Store, options: { state: string; listen: string; agentListen: string; name?: string[]; forks: number }): Promise<number> {
-  const { createFleetMaster } = await import('../daemon/master/fleet.ts');
+  const { createMaster } = await import('../daemon/master/server.ts');
   const { compileHeadFrom } = await import('./master-compile.ts');
+  const log = (line: string) => writeErr(`cairn master: ${line}\n`);
   const stateDir = resolve(options.state);
-  // The agent protocol and the run API (fleet.ts); API runs without compiled runs compile the pushed head here.
-  const master = await createFleetMaster({
-    store, stateDir, listen: options.listen, agentListen: options.agentListen, forks: options.forks,
-    compileHead: compileHeadFrom(store, join(stateDir, 'work')),
+  // The agent protocol and the run API; API runs sent without compiled runs compile the pushed head here.
+  const parts = await masterParts(store, { forks: options.forks, compileHead: compileHeadFrom(store, join(stateDir, 'work')), log });
+  const master = await createMaster({
+    routes: parts.routes, onAgentSocket: parts.onAgentSocket,
+    store, stateDir, listen: options.listen, agentListen: options.agentListen,
     ...(options.name ? { names: options.name } : {}),
-    log: (line) => writeErr(`cairn master: ${line}\n`),
+    log,
   });
   const host = (listen: string) => listen.replace(/:\d+$/, '');
   writeOut(`CA ${master.ca.hash}${master.caCreated ? ` (new, in ${stateDir})` : ''}\n`);
@@ -275,6 +288,7 @@ async function runMaster(store: Store, options: { state: string; listen: string;
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  await parts.close();
   await master.close();
   return ExitCode.ok;
 }

@@ -68,8 +68,10 @@ export function createRouter(
     res.once('close', onClose);
     shutdown.addEventListener('abort', onClose, { once: true });
     try {
-      const url = new URL(req.url ?? '/', 'https://master.invalid');
-      const found = match(req.method ?? '', url.pathname);
+      // Matched as sent: URL parsing would resolve `..` segments, and no route has any.
+      const [path = '/', queryText = ''] = (req.url ?? '/').split(/\?(.*)/s);
+      const url = { searchParams: new URLSearchParams(queryText) };
+      const found = match(req.method ?? '', path);
       if (!found) throw new HttpError(404, 'no such route');
       const { route, params } = found;
       const who = route.auth === 'open' ? {} : await caller(req);

@@ -170,7 +170,7 @@ export async function createMaster(options: MasterOptions): Promise<Master> {
     if (serial && revocations.has(serial)) socket.destroy();
   });
   agentServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = new URL(req.url ?? '/', 'https://master.invalid').pathname;
+    const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' || path !== '/v1/agent') return refuseUpgrade(socket, 404, 'Not Found');
     const identity = identityOf(socket as TLSSocket);
     if (!identity) return refuseUpgrade(socket, 401, 'Unauthorized');
