@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
@@ -163,6 +163,10 @@ describe('agents through a master (real processes)', { skip: built }, () => {
     const runs = (await api(master, viewer, 'GET', '/api/v1/runs')).json as { runs: { id: string; state: string }[] };
     const running = runs.runs.find((r) => r.state === 'running');
     assert.ok(running, JSON.stringify(runs));
+    // Events are live: the target's start is streamed while the run is held at the gate.
+    const live = await readEvents(master, viewer, running.id, undefined, (e) => e.event === 'target');
+    assert.deepEqual(live.map((e) => [e.event, e.data.state ?? e.data.phase]), [['run', 'queued'], ['run', 'running'], ['target', 'started']]);
+    assert.equal(((await api(master, viewer, 'GET', `/api/v1/runs/${running.id}`)).json as { state: string }).state, 'running');
     const cancelled = await api(master, operator, 'POST', `/api/v1/runs/${running.id}/cancel`);
     assert.equal(cancelled.status, 202);
     writeFileSync(join(root('web1'), 'go'), '');
@@ -176,6 +180,36 @@ describe('agents through a master (real processes)', { skip: built }, () => {
     assert.deepEqual([record.state, record.cancelled], ['finished', true]);
     const again = await api(master, operator, 'POST', `/api/v1/runs/${running.id}/cancel`);
     assert.equal(again.status, 409);
+  });
+
+  test('an agent lost during a run: its target is unreachable, naming it; restarted, it serves again', HANG, async () => {
+    rmSync(join(root('web1'), 'started'), { force: true });
+    rmSync(join(root('web1'), 'go'), { force: true });
+    const apply = new CairnProcess(['apply', '--site', gateSite, '-t', 'web1', '--json', '--master', master.apiUrl, '--master-ca', master.caFile], { CAIRN_TOKEN: operator });
+    await waitUntil(() => existsSync(join(root('web1'), 'started')), () => `the gated run to start: ${apply.stderr}`);
+    agents.get('web1')!.child.kill('SIGKILL');
+    assert.equal(await apply.exited, 3, apply.stderr);
+    const report = JSON.parse(apply.stdout) as Report;
+    assert.equal(report.targets[0]!.status, 'unreachable');
+    assert.match(report.targets[0]!.error!, /agent web1 is not connected/);
+    writeFileSync(join(root('web1'), 'go'), '');
+    agents.set('web1', await startAgent(master, tls('web1'), work('web1')));
+    const r = cli(['apply', '--site', site, '-t', 'web1', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  test('the master restarted: agents reconnect by themselves (back-off), and runs go through again', HANG, async () => {
+    const ports = { api: Number(new URL(master.apiUrl).port), agent: Number(new URL(master.agentUrl).port) };
+    const connections = (name: string) => agents.get(name)!.stdout.match(/connected to \S+ as /g)?.length ?? 0;
+    const before = { web1: connections('web1'), web2: connections('web2') };
+    assert.equal(await master.process.stop(), 0);
+    await waitUntil(() => /disconnected from/.test(agents.get('web1')!.stdout) && /disconnected from/.test(agents.get('web2')!.stdout), 'the agents to see the master go');
+    master = await startMaster(dir, ports);
+    await waitUntil(() => connections('web1') > before.web1 && connections('web2') > before.web2, () => `the agents to reconnect:\n${agents.get('web1')!.stdout}`);
+    assert.match(agents.get('web1')!.stdout, /reconnecting in \d+\.\d s/);
+    const r = cli(['apply', '--site', site, '-t', 'web1', '-t', 'web2', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual((JSON.parse(r.stdout) as Report).targets.map((t) => t.status), ['ok', 'ok']);
   });
 
   test('the real mTLS listener closes an unknown message type with 4400 and another protocol version with 4426', HANG, async () => {

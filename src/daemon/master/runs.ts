@@ -150,8 +150,10 @@ export class RunManager {
     const skipped = (reason: string): TargetOutcome => (request.mode === 'plan' || request.mode === 'apply'
       ? { ...summarize(name, []), status: 'skipped', reason }
       : request.mode === 'facts' ? { name, status: 'skipped', error: reason } : { name, status: 'skipped', exit_code: null, stdout: '', stderr: '', error: reason });
+    // The nodes the agent reported before it went away stay in the report.
+    const nodes: NodeResult[] = [];
     const unreachable = (error: string): TargetOutcome => (request.mode === 'plan' || request.mode === 'apply'
-      ? summarize(name, [], error)
+      ? summarize(name, nodes, error)
       : request.mode === 'facts' ? { name, status: 'unreachable', error } : { name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error });
     if (signal.aborted) return skipped('the run was cancelled before this target began');
     this.emit(run, { type: 'target', target: name, phase: 'started' });
@@ -165,13 +167,16 @@ export class RunManager {
         ...(request.argv ? { argv: request.argv } : {}),
         ...(request.revision ? { revision: request.revision } : {}),
       }, {
-        onEvent: (node) => this.emit(run, { type: 'node', target: name, node }),
+        onEvent: (node) => {
+          nodes.push(node);
+          this.emit(run, { type: 'node', target: name, node });
+        },
         onLog: (stream, data, ref) => this.emit(run, { type: 'log', target: name, stream, data, ...(ref !== undefined ? { ref } : {}) }),
       }, signal);
       if (request.mode === 'plan' || request.mode === 'apply') {
         if (!result.ok || !result.report || !('nodes' in result.report)) return unreachable(result.error ?? 'the agent sent no report');
         const report = result.report as TargetReport;
-        if (request.mode === 'apply') await this.store.put(RUN_KEYS.report(name), JSON.stringify({ version: 1, mode: 'apply', run: run.record.id, started: run.record.started, finished: new Date().toISOString(), targets: [report] }));
+        if (request.mode === 'apply') await this.store.put(RUN_KEYS.report(name), JSON.stringify({ version: 1, mode: 'apply', run: run.record.id, ...(run.record.revision ? { revision: run.record.revision } : {}), started: run.record.started, finished: new Date().toISOString(), targets: [report] }));
         return report;
       }
       if (request.mode === 'facts') return result.ok && result.facts ? { name, status: 'ok', facts: result.facts } : { name, status: 'failed', error: result.error ?? 'no facts' };
