@@ -220,6 +220,45 @@ describe("the master's agent socket handler over a loopback WebSocket", () => {
     await waitUntil(() => !hub.isConnected('web2'), 'the hub to see the second connection go');
   });
 
+  test('ops in flight are bounded by forks: with forks 1, the second op is sent only once the first has its result', async () => {
+    const bounded = new AgentHub({ store, forks: 1 });
+    const boundedServer = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    let name = '';
+    boundedServer.on('connection', (socket) => bounded.handle(socket, { name }));
+    await once(boundedServer, 'listening');
+    const at = `ws://127.0.0.1:${(boundedServer.address() as AddressInfo).port}`;
+    const open = async (n: string) => {
+      name = n;
+      const socket = new WebSocket(at);
+      const frames: Record<string, unknown>[] = [];
+      socket.on('message', (data) => frames.push(JSON.parse(String(data)) as Record<string, unknown>));
+      await once(socket, 'open');
+      socket.send(JSON.stringify(VALID_AGENT.hello));
+      await waitUntil(() => frames.length > 0, `${n}'s welcome`);
+      return { socket, frames };
+    };
+    try {
+      const a = await open('fork-a');
+      const b = await open('fork-b');
+      const first = bounded.request('fork-a', { op: 'facts', options: {} }, {});
+      const second = bounded.request('fork-b', { op: 'facts', options: {} }, {});
+      await waitUntil(() => a.frames.length > 1, 'the first op');
+      // The second waits for a slot: fork-b has had its welcome and nothing else, until fork-a
+      // answers. A ping's pong comes back after every frame the master sent fork-b before it.
+      b.socket.ping();
+      await once(b.socket, 'pong');
+      assert.equal(b.frames.length, 1);
+      a.socket.send(JSON.stringify({ v: 1, type: 'result', re: a.frames[1]!.id, ok: true, facts: { os: 'a' } }));
+      assert.deepEqual((await first).facts, { os: 'a' });
+      await waitUntil(() => b.frames.length > 1, 'the second op, once the first is done');
+      b.socket.send(JSON.stringify({ v: 1, type: 'result', re: b.frames[1]!.id, ok: true, facts: { os: 'b' } }));
+      assert.deepEqual((await second).facts, { os: 'b' });
+    } finally {
+      await bounded.close();
+      boundedServer.close();
+    }
+  });
+
   test('an op for an agent that is not connected is refused, naming it', async () => {
     await assert.rejects(hub.request('nobody', { op: 'facts', options: {} }, {}), /agent nobody is not connected/);
   });
