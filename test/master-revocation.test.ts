@@ -123,3 +123,19 @@ test('without an agent-protocol handler a socket is closed with 4503; shutting d
   await served.stop();
   assert.deepEqual(await end, { code: 4503, reason: 'master shutting down' });
 });
+
+test('the CRL is replaced before its nextUpdate: agents still connect after the first CRL would have run out', async (t) => {
+  const { x509 } = await import('../src/daemon/pki/x509.ts');
+  const m = await startMaster({ onAgentSocket: echo, crl: { validMs: 3000, refreshMs: 300 } });
+  t.after(() => m.stop());
+  const web = await m.enrol('web-1');
+  const first = new x509.X509Crl(m.master.crl());
+  const firstEnd = first.nextUpdate!.getTime();
+  assert.ok(firstEnd > Date.now());
+  await waitUntil(() => Date.now() > firstEnd, 'the first CRL to run out');
+  const now = new x509.X509Crl(m.master.crl());
+  assert.ok(now.nextUpdate!.getTime() > Date.now(), 'the CRL served now is current');
+  const ws = await connectAgent(m.agentUrl, web);
+  assert.equal(await ask(ws, 'late'), 'web-1:late');
+  ws.close();
+});

@@ -184,7 +184,8 @@ export class CertificateAuthority {
 
   /** A client certificate for `name` with the CSR's key: only the extensions chosen here. */
   async issueClient(csr: CheckedCsr): Promise<IssuedCertificate> {
-    const now = Date.now();
+    // Whole seconds, as the certificate holds them: the inventory then says what the certificate says.
+    const now = Math.floor(Date.now() / 1000) * 1000;
     const notBefore = new Date(now - BACKDATE_MS);
     const notAfter = new Date(now + CLIENT_CERT_DAYS * DAY_MS);
     const serial = randomSerial();

@@ -26,7 +26,7 @@ import { AgentSockets, CLOSE, refuseAgentSocket, type AgentSocketHandler } from 
 import { apiCaller } from './api-auth.ts';
 import { CertificateAuthority } from './ca.ts';
 import { masterRoutes } from './master-routes.ts';
-import { MASTER_KEYS, readRecord, sessionRecord } from './records.ts';
+import { MASTER_KEYS, enrolTokenRecord, readRecord, sessionRecord } from './records.ts';
 import { RevocationSet } from './revocation.ts';
 import { createRouter, type Caller } from './router.ts';
 import type { AgentIdentity, Route } from './routes.ts';
@@ -56,6 +56,8 @@ export interface MasterOptions {
   /** Serves an authenticated agent WebSocket (default: closes it with 4503). */
   onAgentSocket?: AgentSocketHandler;
   log?: (line: string) => void;
+  /** How long each CRL is valid and how often a new one is made (default 48 h and 12 h). */
+  crl?: { validMs: number; refreshMs: number };
 }
 
 export interface Master {
@@ -112,6 +114,8 @@ export async function createMaster(options: MasterOptions): Promise<Master> {
   const names = serverNames(options.names?.length ? options.names : [hostname()], [apiAt, agentAt]);
   let server = await ca.issueServer(names.dns, names.ips);
 
+  const crlTiming = options.crl ?? { validMs: CRL_VALID_MS, refreshMs: CRL_REFRESH_MS };
+  if (!(crlTiming.refreshMs < crlTiming.validMs)) throw new Error('a new CRL must be made before the last one runs out');
   const shutdown = new AbortController();
   const sockets = new AgentSockets();
   let crlPem = '';
@@ -121,7 +125,7 @@ export async function createMaster(options: MasterOptions): Promise<Master> {
   const agentContext = () => ({ key: server.key, cert: server.cert, ca: ca.pem, crl: crlPem, minVersion: 'TLSv1.2' as const });
   const apiContext = () => ({ key: server.key, cert: server.cert, minVersion: 'TLSv1.2' as const });
   const regenerateCrl = async () => {
-    crlPem = await ca.crl(revocations.list().map((r) => ({ serial: r.serial, revoked: new Date(r.revoked) })), new Date(Date.now() + CRL_VALID_MS));
+    crlPem = await ca.crl(revocations.list().map((r) => ({ serial: r.serial, revoked: new Date(r.revoked) })), new Date(Date.now() + crlTiming.validMs));
     live.agent?.setSecureContext(agentContext());
   };
   let crlQueue = Promise.resolve();
@@ -220,9 +224,10 @@ export async function createMaster(options: MasterOptions): Promise<Master> {
   }
 
   let lastCrl = Date.now();
+  // Each CRL is replaced well before its nextUpdate: the TLS layer would refuse every agent after it.
   const housekeeping = setInterval(() => {
     void (async () => {
-      if (Date.now() - lastCrl >= CRL_REFRESH_MS) {
+      if (Date.now() - lastCrl >= crlTiming.refreshMs) {
         lastCrl = Date.now();
         queueCrl();
       }
@@ -235,8 +240,12 @@ export async function createMaster(options: MasterOptions): Promise<Master> {
         const s = readRecord(sessionRecord, kv);
         if (!s || Date.parse(s.expires) <= Date.now()) await store.delete(kv.key);
       }
+      for (const kv of await store.list(MASTER_KEYS.enrolTokens)) {
+        const t = readRecord(enrolTokenRecord, kv);
+        if (t && Date.parse(t.expires) <= Date.now()) await store.txn([{ key: kv.key, target: 'modRevision', op: '=', value: kv.modRevision }], [{ delete: kv.key }]);
+      }
     })().catch((err: unknown) => log(`housekeeping failed: ${(err as Error).message}`));
-  }, Math.min(HOUSEKEEPING_MS, CRL_REFRESH_MS));
+  }, Math.min(HOUSEKEEPING_MS, crlTiming.refreshMs));
   housekeeping.unref();
 
   let closing: Promise<void> | undefined;
