@@ -259,4 +259,21 @@ describe('agents through a master (real processes)', { skip: built }, () => {
     assert.match(report.targets[0]!.error!, /agent web2 is not connected to master https:\/\/127\.0\.0\.1:\d+/);
     assert.equal(readFileSync(join(root('local1'), 'motd'), 'utf8'), 'hello\n');
   });
+
+  test('revoking an agent closes its socket (4401) and ends it; started again it never connects; the other agent goes on', HANG, async () => {
+    const web2 = await startAgent(master, tls('web2'), work('web2'));
+    agents.set('web2', web2);
+    const revoked = cairnBin(['master', 'ca', 'revoke', 'web2', '--store', master.store]);
+    assert.equal(revoked.status, 0, revoked.stderr);
+    assert.equal(await web2.exited, 3);
+    assert.match(web2.stderr, /the master refused this agent's certificate \(certificate revoked\)/);
+    // Started again, it is cut off at each TLS handshake: it never connects, and keeps backing off.
+    const again = new CairnProcess(['agent', '--master', master.agentUrl, '--dir', tls('web2'), '--work-dir', work('web2')]);
+    agents.set('web2', again);
+    await waitUntil(() => (again.stdout.match(/reconnecting in/g)?.length ?? 0) >= 2, () => `two refused attempts:\n${again.stdout}${again.stderr}`);
+    assert.doesNotMatch(again.stdout, /connected to \S+ as/);
+    assert.equal(((await api(master, viewer, 'GET', '/api/v1/targets/web2')).json as { connected: boolean }).connected, false);
+    const r = cli(['apply', '--site', site, '-t', 'web1', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+  });
 });

@@ -174,6 +174,14 @@ export class AgentLink {
           void this.answer(frame, send);
         }
       });
+      // The upgrade answered 401: the certificate is revoked or expired (a master that is down or
+      // restarting never says so): retrying cannot help.
+      let refused = false;
+      socket.on('unexpected-response', (_req, res) => {
+        refused = res.statusCode === 401;
+        log(`connection to ${this.url}: the master answered ${res.statusCode} ${res.statusMessage ?? ''}`.trimEnd());
+        socket.terminate();
+      });
       socket.on('error', (err) => log(`connection to ${this.url}: ${err.message}`));
       socket.on('close', (code, reasonBytes) => {
         clearInterval(watchdog);
@@ -182,6 +190,10 @@ export class AgentLink {
         for (const controller of this.ops.values()) controller.abort();
         this.ops.clear();
         const reason = reasonBytes.toString('utf8');
+        if (refused) {
+          reject(new AgentStopped(`the master refused this agent's certificate (HTTP 401: revoked or expired); enrol again (cairn agent enrol)`, ExitCode.unreachable));
+          return;
+        }
         if (signal.aborted) {
           resolve(welcomed);
           return;
