@@ -19,6 +19,8 @@ import {
 } from '../src/daemon/protocol.ts';
 import { openStore, type Store } from '../src/store/index.ts';
 import { waitUntil } from './helpers/wait.ts';
+import { mulberry32 } from './helpers/random.ts';
+import { backoffMs } from '../src/daemon/agent-link.ts';
 
 const NODE = { ref: 'file:/etc/motd', id: 'n1', state: 'motd', invocation: 0, status: 'changed', action: 'update', changes: ['content'], ms: 3 };
 const REPORT = { name: 'web1', status: 'ok', counts: { changed: 1, unchanged: 0, failed: 0, skipped: 0 }, nodes: [NODE] };
@@ -112,6 +114,17 @@ describe('agent protocol frames', () => {
       assert.equal(parsed.refused.code, 4400);
     }
   });
+  test("the agent's back-off: attempt n waits a random time in 0 … min(60 s, 2^n s), spread over that range", () => {
+    const random = mulberry32(22);
+    for (let attempt = 0; attempt < 12; attempt++) {
+      const cap = Math.min(60, 2 ** attempt) * 1000;
+      const waits = Array.from({ length: 200 }, () => backoffMs(attempt, random));
+      assert.ok(waits.every((w) => w >= 0 && w < cap), `attempt ${attempt}`);
+      // Jittered: the waits cover the range rather than sit at its end.
+      assert.ok(Math.min(...waits) < cap * 0.1 && Math.max(...waits) > cap * 0.9, `attempt ${attempt} spread`);
+    }
+  });
+
   test('frameText writes the version', () => {
     assert.deepEqual(JSON.parse(frameText({ type: 'cancel', re: 'op-9' })), { v: PROTOCOL_VERSION, type: 'cancel', re: 'op-9' });
   });
@@ -256,6 +269,28 @@ describe("the master's agent socket handler over a loopback WebSocket", () => {
     } finally {
       await bounded.close();
       boundedServer.close();
+    }
+  });
+
+  test('an agent that stops answering pings is dropped at the next heartbeat', async () => {
+    const beating = new AgentHub({ store, heartbeatS: 0.05 });
+    const beatingServer = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    beatingServer.on('connection', (socket) => beating.handle(socket, { name: 'silent' }));
+    await once(beatingServer, 'listening');
+    try {
+      // A peer whose pongs never come (a machine gone without closing its connection).
+      const socket = new WebSocket(`ws://127.0.0.1:${(beatingServer.address() as AddressInfo).port}`, { autoPong: false });
+      const closed = once(socket, 'close');
+      await once(socket, 'open');
+      const welcome = once(socket, 'message');
+      socket.send(JSON.stringify(VALID_AGENT.hello));
+      assert.equal((JSON.parse(String((await welcome)[0])) as { type: string }).type, 'welcome');
+      const [code] = await closed;
+      assert.equal(code, 1006, 'cut off, not closed politely');
+      await waitUntil(() => !beating.isConnected('silent'), 'the hub to drop it');
+    } finally {
+      await beating.close();
+      beatingServer.close();
     }
   });
 

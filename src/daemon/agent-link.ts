@@ -72,6 +72,15 @@ export function agentSocketUrl(master: string): string {
   return url.toString();
 }
 
+/**
+ * The wait before reconnection attempt `attempt` (0 after a welcome): jittered exponential
+ * back-off, a random time in 0 … min(maxS, 2^attempt) seconds, so a fleet that lost its master
+ * at once does not come back at once.
+ */
+export function backoffMs(attempt: number, random: () => number, maxS = 60): number {
+  return random() * Math.min(maxS, 2 ** attempt) * 1000;
+}
+
 /** This boot's id: an agent that rebooted says so in its hello. */
 function bootId(): string {
   try {
@@ -109,7 +118,7 @@ export class AgentLink {
       }
       if (signal.aborted) break;
       if (welcomed) attempt = 0;
-      const delay = random() * Math.min(maxBackoff, 2 ** attempt) * 1000;
+      const delay = backoffMs(attempt, random, maxBackoff);
       attempt++;
       log(`reconnecting in ${(delay / 1000).toFixed(1)} s`);
       await sleep(delay, signal);
