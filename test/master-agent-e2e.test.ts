@@ -171,6 +171,11 @@ describe('agents through a master (real processes)', { skip: built }, () => {
     assert.equal(cancelled.status, 202);
     writeFileSync(join(root('web1'), 'go'), '');
     await apply.exited;
+    // The stream dropped while the run was held, resumed after it ended: the rest, once each.
+    const rest = await readEvents(master, viewer, running.id, live.at(-1)!.id, (e) => e.event === 'run' && e.data.state === 'finished');
+    const whole = await readEvents(master, viewer, running.id, undefined, (e) => e.event === 'run' && e.data.state === 'finished');
+    assert.deepEqual([...live, ...rest].map((e) => e.id), whole.map((e) => e.id));
+    assert.deepEqual(whole.map((e) => e.id), whole.map((_, i) => i + 1));
     const report = JSON.parse(apply.stdout) as Report;
     const nodes = report.targets[0]!.nodes;
     assert.equal(nodes.find((n) => n.ref.startsWith('file:'))!.status, 'skipped', apply.stdout);
