@@ -95,11 +95,11 @@ export function revokeOps(cert: Pick<CertificateRecord, 'serial' | 'name' | 'not
  * serials newly revoked; an argument that names neither a known serial nor a name holding
  * certificates is an empty list.
  */
-export async function revoke(store: Store, serialOrName: string): Promise<{ revoked: string[]; already: string[] }> {
+export async function revoke(store: Store, serialOrName: string, by: 'serial' | 'serial-or-name' = 'serial-or-name'): Promise<{ revoked: string[]; already: string[] }> {
   const certificates = readRecords(certificateRecord, await store.list(MASTER_KEYS.certificates));
   let chosen: CertificateRecord[] = [];
   if (SERIAL_PATTERN.test(serialOrName)) chosen = certificates.filter((c) => c.serial === normalSerial(serialOrName));
-  if (chosen.length === 0) {
+  if (chosen.length === 0 && by === 'serial-or-name') {
     const now = Date.now();
     chosen = certificates.filter((c) => c.name === serialOrName && Date.parse(c.not_after) > now);
   }
