@@ -189,3 +189,17 @@ test('admin routes for certificates: list, revoke by serial (never by name), unk
   assert.deepEqual(Object.fromEntries((await list()).map((c) => [c.serial, c.status])), { [web.serial]: 'revoked', [cafe.serial]: 'valid' });
   await waitUntil(() => m.master.isRevoked(web.serial), 'the master to learn of the revocation');
 });
+
+test('a route table that says something it cannot mean is refused at start', async () => {
+  const { checkRouteTable } = await import('../src/daemon/master/server.ts');
+  const handle = async () => ({ status: 204 });
+  assert.throws(() => checkRouteTable([
+    { method: 'GET', path: '/api/v1/x', listener: 'api', auth: 'viewer', handle },
+    { method: 'GET', path: '/api/v1/x', listener: 'api', auth: 'admin', handle },
+  ]), /there twice/);
+  assert.throws(() => checkRouteTable([{ method: 'GET', path: '/v1/x', listener: 'agent', auth: 'admin', handle }]), /roles exist only on the API port/);
+  assert.throws(() => checkRouteTable([{ method: 'GET', path: '/api/v1/x', listener: 'api', auth: 'certificate', handle }]), /only on the agent port/);
+  assert.throws(() => checkRouteTable([{ method: 'GET', path: '/api/v1/../x', listener: 'api', auth: 'viewer', handle }]), /not a path/);
+  assert.throws(() => checkRouteTable([{ method: 'GET', path: 'api/v1/x', listener: 'api', auth: 'viewer', handle }]), /not a path/);
+  await assert.rejects(startMaster({ routes: [{ method: 'GET', path: '/v1/ca', listener: 'agent', auth: 'open', handle }] }), /\/v1\/ca is there twice/);
+});
