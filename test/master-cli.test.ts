@@ -154,6 +154,12 @@ test('bad input to enrol and the master: clear errors, exit 2 for input and 3 fo
   const badListen = await runCli(['master', '--store', store, '--state', join(dir, 'state'), '--listen', 'everywhere']);
   assert.equal(badListen.status, 2);
   assert.match(badListen.stderr, /--listen "everywhere" is not HOST:PORT/);
+  // A state folder that cannot be made: exit 3, naming it.
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(join(dir, 'a-file'), '');
+  const badState = await runCli(['master', '--store', store, '--state', join(dir, 'a-file', 'state'), '--listen', '127.0.0.1:0', '--agent-listen', '127.0.0.1:0']);
+  assert.equal(badState.status, 3);
+  assert.match(badState.stderr, /the CA state .*a-file\/state cannot be used: ENOTDIR/);
   // A port another process holds: exit 3, naming it.
   const holder = createServer();
   await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));

@@ -51,7 +51,14 @@ test('an agent enrols: key 0600 kept on its side, certificate from the CA, token
   assert.deepEqual(await listEnrolTokens(m.store), []);
   // The private key never reached the master: nothing in the store holds it.
   const key = readFileSync(join(dir, `key-${creds.serial}.pem`), 'utf8');
-  for (const kv of await m.store.list('')) assert.ok(!kv.value.toString('utf8').includes(key.split('\n')[1]!));
+  // Neither did the CA's key leave the master's disk.
+  const caKey = readFileSync(join(m.dir, 'state', 'ca.key'), 'utf8');
+  assert.equal(statSync(join(m.dir, 'state', 'ca.key')).mode & 0o777, 0o600);
+  for (const kv of await m.store.list('')) {
+    const text = kv.value.toString('utf8');
+    assert.ok(!text.includes(key.split('\n')[1]!), `the agent's key is in ${kv.key}`);
+    assert.ok(!text.includes(caKey.split('\n')[1]!), `the CA key is in ${kv.key}`);
+  }
 
   const again = await enrolStatus(m, 'web-1', token);
   assert.equal(again.status, 403);

@@ -14,6 +14,7 @@ import { openStore } from '../src/store/index.ts';
 import { tempDir } from './helpers/cli.ts';
 import { makeCertificates, opensslUnavailable } from './helpers/etcd.ts';
 import { call, startMaster, type TestMaster } from './helpers/master.ts';
+import { waitUntil } from './helpers/wait.ts';
 
 const OPEN = new Set(['GET /v1/ca', 'POST /v1/enrol', 'GET /healthz', 'POST /api/v1/login']);
 
@@ -167,4 +168,38 @@ test('bodies are checked against the route\'s schema: unknown fields, wrong type
   assert.equal(tokens[0]!.token, undefined);
   assert.equal((await call(m.apiUrl, 'DELETE', `/api/v1/tokens/${tokens[0]!.id}`, { headers })).status, 200);
   assert.equal((await call(m.apiUrl, 'DELETE', `/api/v1/tokens/${tokens[0]!.id}`, { headers })).status, 404);
+});
+
+test('admin routes for certificates: list, revoke by serial (never by name), unknown serial 404', async (t) => {
+  const m = await fullMaster();
+  t.after(() => m.stop());
+  const { token } = await createApiToken(m.store, 'root', 'admin');
+  const headers = { authorization: `Bearer ${token}` };
+  const web = await m.enrol('web-1');
+  const cafe = await m.enrol('cafe');
+  const list = async () => (await call(m.apiUrl, 'GET', '/api/v1/certificates', { headers })).json() as { serial: string; name: string; status: string; pem?: string }[];
+  assert.deepEqual((await list()).map((c) => [c.name, c.status]).sort(), [['cafe', 'valid'], ['web-1', 'valid']]);
+  assert.ok((await list()).every((c) => c.pem === undefined));
+  const r = await call(m.apiUrl, 'POST', `/api/v1/certificates/${web.serial}/revoke`, { headers });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json(), { revoked: [web.serial], already: [] });
+  // "cafe" is hex, but it is a name, not a serial: this route revokes serials only.
+  assert.equal((await call(m.apiUrl, 'POST', '/api/v1/certificates/cafe/revoke', { headers })).status, 404);
+  assert.equal((await call(m.apiUrl, 'POST', '/api/v1/certificates/web-1/revoke', { headers })).status, 400);
+  assert.deepEqual(Object.fromEntries((await list()).map((c) => [c.serial, c.status])), { [web.serial]: 'revoked', [cafe.serial]: 'valid' });
+  await waitUntil(() => m.master.isRevoked(web.serial), 'the master to learn of the revocation');
+});
+
+test('a route table that says something it cannot mean is refused at start', async () => {
+  const { checkRouteTable } = await import('../src/daemon/master/server.ts');
+  const handle = async () => ({ status: 204 });
+  assert.throws(() => checkRouteTable([
+    { method: 'GET', path: '/api/v1/x', listener: 'api', auth: 'viewer', handle },
+    { method: 'GET', path: '/api/v1/x', listener: 'api', auth: 'admin', handle },
+  ]), /there twice/);
+  assert.throws(() => checkRouteTable([{ method: 'GET', path: '/v1/x', listener: 'agent', auth: 'admin', handle }]), /roles exist only on the API port/);
+  assert.throws(() => checkRouteTable([{ method: 'GET', path: '/api/v1/x', listener: 'api', auth: 'certificate', handle }]), /only on the agent port/);
+  assert.throws(() => checkRouteTable([{ method: 'GET', path: '/api/v1/../x', listener: 'api', auth: 'viewer', handle }]), /not a path/);
+  assert.throws(() => checkRouteTable([{ method: 'GET', path: 'api/v1/x', listener: 'api', auth: 'viewer', handle }]), /not a path/);
+  await assert.rejects(startMaster({ routes: [{ method: 'GET', path: '/v1/ca', listener: 'agent', auth: 'open', handle }] }), /\/v1\/ca is there twice/);
 });

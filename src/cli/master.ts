@@ -10,7 +10,7 @@ import { ExitCode } from '../lib/errors.ts';
 import type { Store } from '../store/types.ts';
 import type { MasterOptions } from '../daemon/master/server.ts';
 import type { AgentParts, AgentPartsOptions } from '../daemon/master/fleet.ts';
-import { withStore, type StoreFlags } from './store-commands.ts';
+import type { StoreFlags } from './store-commands.ts';
 import { writeErr, writeOut } from './output.ts';
 
 export const DEFAULT_STATE_DIR = '/var/lib/cairn/master';
@@ -60,7 +60,11 @@ async function said(fn: () => Promise<number>): Promise<number> {
 }
 
 function storeCommand(flags: StoreFlags, fn: (store: Store) => Promise<number>): Promise<number> {
-  return said(async () => Number(await withStore(flags, fn)));
+  return said(async () => {
+    // Loaded on use: main.ts imports this file, and a plain `apply` must not load the store's code.
+    const { withStore } = await import('./store-commands.ts');
+    return Number(await withStore(flags, fn));
+  });
 }
 
 export function registerMasterCommands(program: Command): void {

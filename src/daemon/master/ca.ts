@@ -67,6 +67,18 @@ export class CertificateAuthority {
    * CA, copy both files into each master's state folder before starting it.
    */
   static async open(stateDir: string): Promise<{ ca: CertificateAuthority; created: boolean }> {
+    try {
+      return await CertificateAuthority.openOrCreate(stateDir);
+    } catch (err) {
+      // A state folder that cannot be made or written (permissions, a read-only disk): the
+      // machine's fault, said with the folder's name.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (typeof code === 'string' && !(err instanceof CaFileError)) throw new CaFileError(stateDir, (err as Error).message);
+      throw err;
+    }
+  }
+
+  private static async openOrCreate(stateDir: string): Promise<{ ca: CertificateAuthority; created: boolean }> {
     privateDir(stateDir);
     const certFile = join(stateDir, 'ca.pem');
     const keyFile = join(stateDir, 'ca.key');
@@ -229,7 +241,7 @@ export class CertificateAuthority {
 export class CaFileError extends Error {
   readonly exitCode = 3;
   constructor(readonly file: string, reason: string) {
-    super(`the CA file ${file} cannot be used: ${reason}`);
+    super(`the CA state ${file} cannot be used: ${reason}`);
     this.name = 'CaFileError';
   }
 }

@@ -93,7 +93,7 @@ export function masterRoutes(ctx: MasterContext): Route[] {
       handle: async (req) => {
         const serial = req.params.serial!;
         if (!/^[0-9A-Fa-f]{1,40}$/.test(serial)) throw new HttpError(400, `${JSON.stringify(serial)} is not a serial number`);
-        const r = await revoke(store, serial);
+        const r = await revoke(store, serial, 'serial');
         if (r.revoked.length === 0 && r.already.length === 0) throw new HttpError(404, `no certificate with serial ${serial}`);
         return { status: 200, json: r };
       },

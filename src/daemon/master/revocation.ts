@@ -11,8 +11,6 @@ import { MASTER_KEYS, certificateRecord, readRecord, readRecords, revocationReco
 
 export class RevocationSet {
   private readonly entries = new Map<string, RevocationRecord>();
-  private readonly ready: Promise<void>;
-  private markReady!: () => void;
 
   constructor(
     private readonly store: Store,
@@ -21,9 +19,7 @@ export class RevocationSet {
     /** Called after any change of the set (a revocation, or entries cleaned away). */
     private readonly onChange: () => void,
     private readonly log: (line: string) => void,
-  ) {
-    this.ready = new Promise((resolve) => (this.markReady = resolve));
-  }
+  ) {}
 
   has(serial: string): boolean {
     return this.entries.has(normalSerial(serial));
@@ -33,21 +29,29 @@ export class RevocationSet {
     return [...this.entries.values()];
   }
 
-  /** Reads the set and keeps it current until `signal` aborts; resolves once the first read is done. */
-  start(signal: AbortSignal): Promise<void> {
-    void this.follow(signal);
-    return this.ready;
+  /**
+   * Reads the set (a store that cannot be read fails the start) and keeps it current until
+   * `signal` aborts, reading it again whenever the watch is lost.
+   */
+  async start(signal: AbortSignal): Promise<void> {
+    const revision = await this.readAll();
+    void this.follow(signal, revision + 1);
   }
 
-  private async follow(signal: AbortSignal): Promise<void> {
+  private async readAll(): Promise<number> {
+    const revision = await this.store.revision();
+    this.replace(readRecords(revocationRecord, await this.store.list(MASTER_KEYS.revoked)));
+    return revision;
+  }
+
+  private async follow(signal: AbortSignal, fromRevision: number): Promise<void> {
+    let from = fromRevision;
     let failures = 0;
     while (!signal.aborted) {
       try {
-        const revision = await this.store.revision();
-        this.replace(readRecords(revocationRecord, await this.store.list(MASTER_KEYS.revoked)));
-        this.markReady();
-        failures = 0;
-        for await (const change of this.store.watch(MASTER_KEYS.revoked, { signal, fromRevision: revision + 1 })) {
+        for await (const change of this.store.watch(MASTER_KEYS.revoked, { signal, fromRevision: from })) {
+          failures = 0;
+          from = change.revision + 1;
           const serial = change.key.slice(MASTER_KEYS.revoked.length);
           if (change.type === 'delete') {
             if (this.entries.delete(serial)) this.onChange();
@@ -62,6 +66,11 @@ export class RevocationSet {
         if (!(err instanceof StoreCompactedError)) this.log(`revocation watch failed (${(err as Error).message}); reading the set again`);
         // Back off while the store is unreachable; the set in memory stays authoritative meanwhile.
         await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 100 * 2 ** Math.min(failures, 6))).unref());
+        try {
+          from = (await this.readAll()) + 1;
+        } catch {
+          // Still unreachable: the next round waits longer and tries again.
+        }
       }
     }
   }
@@ -95,11 +104,11 @@ export function revokeOps(cert: Pick<CertificateRecord, 'serial' | 'name' | 'not
  * serials newly revoked; an argument that names neither a known serial nor a name holding
  * certificates is an empty list.
  */
-export async function revoke(store: Store, serialOrName: string): Promise<{ revoked: string[]; already: string[] }> {
+export async function revoke(store: Store, serialOrName: string, by: 'serial' | 'serial-or-name' = 'serial-or-name'): Promise<{ revoked: string[]; already: string[] }> {
   const certificates = readRecords(certificateRecord, await store.list(MASTER_KEYS.certificates));
   let chosen: CertificateRecord[] = [];
   if (SERIAL_PATTERN.test(serialOrName)) chosen = certificates.filter((c) => c.serial === normalSerial(serialOrName));
-  if (chosen.length === 0) {
+  if (chosen.length === 0 && by === 'serial-or-name') {
     const now = Date.now();
     chosen = certificates.filter((c) => c.name === serialOrName && Date.parse(c.not_after) > now);
   }

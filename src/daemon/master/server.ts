@@ -132,6 +132,8 @@ export async function createMaster(options: MasterOptions): Promise<Master> {
   const queueCrl = () => {
     crlQueue = crlQueue.then(regenerateCrl).catch((err: unknown) => log(`cannot regenerate the CRL: ${(err as Error).message}`));
   };
+  const routes: Route[] = [...masterRoutes({ store, ca, crl: () => crlPem }), ...(options.routes ?? [])];
+  checkRouteTable(routes);
   const revocations: RevocationSet = new RevocationSet(store, (record) => {
     const n = sockets.close(record.serial, CLOSE.unauthorised, 'certificate revoked');
     if (n > 0) log(`closed ${n} connection${n === 1 ? '' : 's'} of ${record.name} (certificate ${record.serial} revoked)`);
@@ -152,7 +154,6 @@ export async function createMaster(options: MasterOptions): Promise<Master> {
     return { name: cn, serial };
   };
 
-  const routes: Route[] = [...masterRoutes({ store, ca, crl: () => crlPem }), ...(options.routes ?? [])];
   const agentRouter = createRouter('agent', routes, async (req): Promise<Caller> => {
     const identity = identityOf(req.socket as TLSSocket);
     return identity ? { identity } : {};
@@ -275,6 +276,23 @@ export async function createMaster(options: MasterOptions): Promise<Master> {
       return closing;
     },
   };
+}
+
+/**
+ * The table must say exactly what it means: each method and path once per listener, paths of
+ * plain segments and `:params`, certificates only on the agent port and roles only on the API
+ * port. A mistake here is a bug in Cairn, found at start rather than by a caller.
+ */
+export function checkRouteTable(routes: readonly Route[]): void {
+  const seen = new Set<string>();
+  for (const r of routes) {
+    const id = `${r.listener} ${r.method} ${r.path}`;
+    if (seen.has(id)) throw new Error(`route table: ${id} is there twice`);
+    seen.add(id);
+    if (!/^(\/(?:[A-Za-z0-9][A-Za-z0-9._-]*|:[A-Za-z_][A-Za-z0-9_]*))+$/.test(r.path)) throw new Error(`route table: ${id}: not a path of plain segments and :params`);
+    if (r.auth === 'certificate' && r.listener !== 'agent') throw new Error(`route table: ${id}: client certificates exist only on the agent port`);
+    if (r.auth !== 'open' && r.auth !== 'certificate' && r.listener !== 'api') throw new Error(`route table: ${id}: roles exist only on the API port`);
+  }
 }
 
 /** A listener's address cannot be bound (in use, not this machine's): exit 3. */
