@@ -15,7 +15,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
-import { parse } from 'yaml';
 import type { NodeResult, TargetReport } from '../engine/engine.ts';
 import { summarize } from '../engine/engine.ts';
 import type { RunTargetOptions } from '../engine/run-target.ts';
@@ -51,12 +50,10 @@ export function masterUrl(flags: MasterFlags): string | undefined {
   if (flags.master) return flags.master;
   if (process.env.CAIRN_MASTER) return process.env.CAIRN_MASTER;
   if (flags.site && existsSync(join(flags.site, 'cairn.yaml'))) {
-    try {
-      const doc = parse(readFileSync(join(flags.site, 'cairn.yaml'), 'utf8')) as Record<string, unknown> | null;
-      if (typeof doc?.master === 'string') return doc.master;
-    } catch {
-      // A malformed cairn.yaml is reported by whatever loads the site.
-    }
+    // A top-level `master: URL` seen in the text, as store-named.ts sees `store:`: no YAML parser
+    // is loaded for it (a compile-cached run loads none). The site's schema checks it is a URL.
+    const m = /^master:[ \t]*(['"]?)([^'"\s#]+)\1[ \t]*(?:#.*)?$/m.exec(readFileSync(join(flags.site, 'cairn.yaml'), 'utf8'));
+    if (m) return m[2];
   }
   return undefined;
 }
