@@ -92,6 +92,7 @@ describe('agents through a master (real processes)', { skip: built }, () => {
   });
 
   test('plan through the CLI shows the change and changes nothing; --detailed-exitcode says 4', HANG, async () => {
+    assert.equal(cli(['apply', '--site', site, '-t', 'web1']).status, 0);
     const r = cli(['plan', '--site', site, '-t', 'web1', '--var', 'greeting=changed', '--json', '--detailed-exitcode', '--diff']);
     assert.equal(r.status, 4, r.stderr);
     const t = (JSON.parse(r.stdout) as Report).targets[0]!;
@@ -107,6 +108,12 @@ describe('agents through a master (real processes)', { skip: built }, () => {
   });
 
   test('the API: targets with their facts, agents connected, roles enforced', HANG, async () => {
+    const factsRun = await api(master, operator, 'POST', '/api/v1/runs', { mode: 'facts', targets: ['web1'] });
+    assert.equal(factsRun.status, 202, JSON.stringify(factsRun.json));
+    const factsId = (factsRun.json as { id: string }).id;
+    const factsEvents = await readEvents(master, viewer, factsId, undefined, (e) => e.event === 'run' && e.data.state === 'finished');
+    const outcome = factsEvents.find((e) => e.event === 'target' && e.data.phase === 'finished')!.data.outcome as { status: string; facts: Record<string, unknown> };
+    assert.equal(outcome.status, 'ok');
     const agentsList = await api(master, viewer, 'GET', '/api/v1/agents');
     assert.equal(agentsList.status, 200);
     const byName = new Map((agentsList.json as { agents: { name: string; connected: boolean }[] }).agents.map((a) => [a.name, a.connected]));
@@ -117,12 +124,17 @@ describe('agents through a master (real processes)', { skip: built }, () => {
     const info = target.json as { connected: boolean; facts: Record<string, unknown>; last_runs: unknown[] };
     assert.equal(info.connected, true);
     assert.equal(typeof info.facts.hostname, 'string');
-    assert.ok(info.last_runs.length > 0);
+    assert.deepEqual(info.facts, outcome.facts, "a facts run's answer is what the master keeps");
+    assert.equal((info.last_runs[0] as { id: string }).id, factsId);
     // A viewer may look but not run; nobody may do either without a token.
     const refused = await api(master, viewer, 'POST', '/api/v1/runs', { mode: 'facts', targets: ['web1'] });
     assert.equal(refused.status, 403);
     const anonymous = await api(master, '', 'GET', '/api/v1/runs');
     assert.equal(anonymous.status, 401);
+    // cairn facts shows what the agent reported to the master.
+    const facts = cli(['facts', '--site', site, '-t', 'web1', '--json']);
+    assert.equal(facts.status, 0, facts.stderr);
+    assert.deepEqual((JSON.parse(facts.stdout) as { targets: { name: string; facts: Record<string, unknown> }[] }).targets[0]!.facts, info.facts);
     const bad = await api(master, operator, 'POST', '/api/v1/runs', { mode: 'run', targets: ['web1'] });
     assert.equal(bad.status, 400);
     assert.match((bad.json as { error: string }).error, /argv/);
@@ -143,7 +155,8 @@ describe('agents through a master (real processes)', { skip: built }, () => {
     assert.deepEqual([...seqs(first), ...seqs(rest)], seqs(whole));
     assert.deepEqual(seqs(whole), whole.map((_, i) => i + 1));
     assert.deepEqual(whole.map((e) => e.data), [...first, ...rest].map((e) => e.data));
-    assert.deepEqual(whole.filter((e) => e.event === 'node').map((e) => (e.data.node as { status: string }).status), ['changed', 'unchanged']);
+    const motd = whole.find((e) => e.event === 'node' && (e.data.node as { ref: string }).ref === `file:${root('web2')}/motd`);
+    assert.equal((motd?.data.node as { status: string } | undefined)?.status, 'changed');
     assert.equal(readFileSync(join(root('web2'), 'motd'), 'utf8'), 'from the api\n');
 
     const run = await api(master, viewer, 'GET', `/api/v1/runs/${id}`);

@@ -112,6 +112,7 @@ type RunEvent =
 
 /** How often a dropped event stream is resumed before the run is given up as unreachable. */
 const RESUME_ATTEMPTS = 5;
+const RESUME_DELAY_MS = 1000;
 
 export class MasterClient {
   private readonly base: URL;
@@ -207,6 +208,8 @@ export class MasterClient {
         if (!finished) throw new MasterUnreachable(this.url, 'the event stream ended before the run did');
       } catch (err) {
         if (err instanceof MasterError || ++failures > RESUME_ATTEMPTS) throw err;
+        // As an EventSource would (the stream's `retry:`): a master restarting gets a moment.
+        await new Promise((resolve) => setTimeout(resolve, RESUME_DELAY_MS));
       }
     }
   }

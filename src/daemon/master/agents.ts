@@ -138,13 +138,12 @@ export class AgentHub {
     }
     const helloTimer = setTimeout(() => socket.close(CloseCode.badMessage, 'no hello'), HELLO_TIMEOUT_MS);
     let session: Session | undefined;
-    socket.on('message', (data, isBinary) => {
+    socket.on('message', (data) => {
       const text = messageText(data);
       if (text === undefined) {
         socket.close(CloseCode.badMessage, 'frame too large');
         return;
       }
-      void isBinary;
       const parsed = parseAgentFrame(text);
       if ('refused' in parsed) {
         socket.close(parsed.refused.code, parsed.refused.reason);
