@@ -78,11 +78,16 @@ export interface RunRequest {
   requestedBy?: string;
 }
 
-export const RUN_ID = /^r[0-9]{14}-[0-9a-f]{8}$/;
+/** r, the time to the millisecond, a counter (runs of one millisecond in order), random hex (several masters). */
+export const RUN_ID = /^r[0-9]{17}-[0-9]{4}[0-9a-f]{6}$/;
 
+let runCounter = 0;
+
+/** Run ids sort as the runs were made (the store lists keys in order: the newest last). */
 function newRunId(now: Date): string {
-  const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
-  return `r${stamp}-${randomBytes(4).toString('hex')}`;
+  const stamp = now.toISOString().replace(/[-:T.Z]/g, '');
+  runCounter = (runCounter + 1) % 10_000;
+  return `r${stamp}-${String(runCounter).padStart(4, '0')}${randomBytes(3).toString('hex')}`;
 }
 
 type Listener = (event: RunEvent) => void;
