@@ -121,7 +121,9 @@ describe('agents through a master (real processes)', { skip: built }, () => {
     assert.equal(byName.get('web2'), true);
     const target = await api(master, viewer, 'GET', '/api/v1/targets/web1');
     assert.equal(target.status, 200);
-    const info = target.json as { connected: boolean; facts: Record<string, unknown>; last_runs: unknown[] };
+    const info = target.json as { connected: boolean; facts: Record<string, unknown>; last_runs: unknown[]; certificate: { serial: string; status: string } };
+    const enrolment = JSON.parse(readFileSync(join(tls('web1'), 'enrolment.json'), 'utf8')) as { serial: string };
+    assert.deepEqual([info.certificate.serial, info.certificate.status], [enrolment.serial, 'valid']);
     assert.equal(info.connected, true);
     assert.equal(typeof info.facts.hostname, 'string');
     assert.deepEqual(info.facts, outcome.facts, "a facts run's answer is what the master keeps");

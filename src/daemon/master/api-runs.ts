@@ -17,6 +17,7 @@ import { KEYS, readBlob, readManifest, type Manifest } from '../../store/documen
 import type { Store } from '../../store/types.ts';
 import { opOptionsSchema } from '../protocol.ts';
 import { AGENT_NAME, type AgentHub } from './agents.ts';
+import { certificateRecord, MASTER_KEYS, readRecord } from './records.ts';
 import { HttpError, type Route, type RouteRequest } from './routes.ts';
 import { RUN_ID, type RunEvent, type RunManager, type RunRecord } from './runs.ts';
 
@@ -52,6 +53,17 @@ export const runRequestSchema = z.strictObject({
   .refine((r) => r.compiled === undefined || r.vars === undefined, { message: 'vars are compiled into the runs sent: give either compiled or vars', path: ['vars'] })
   .refine((r) => r.compiled === undefined || r.mode === 'plan' || r.mode === 'apply', { message: 'only a plan or apply carries compiled runs', path: ['compiled'] })
   .refine((r) => r.compiled === undefined || r.targets.every((t) => Object.hasOwn(r.compiled!, t)), { message: 'a compiled run for every target', path: ['compiled'] });
+
+/** The certificate that holds agent `name` (the newest issued to it), and whether it is valid now. */
+async function certificateOf(store: Store, name: string) {
+  const holder = await store.get(MASTER_KEYS.holder(name));
+  const serial = holder?.value.toString('utf8');
+  const cert = serial ? readRecord(certificateRecord, await store.get(MASTER_KEYS.certificate(serial))) : undefined;
+  if (!cert) return null;
+  const revoked = (await store.get(MASTER_KEYS.revocation(cert.serial))) !== undefined;
+  const status = revoked ? 'revoked' : Date.parse(cert.not_after) <= Date.now() ? 'expired' : 'valid';
+  return { serial: cert.serial, not_before: cert.not_before, not_after: cert.not_after, issued: cert.issued, via: cert.via, status };
+}
 
 function lastRun(outcome: NonNullable<RunRecord['report']>['targets'][number] | undefined) {
   return outcome ? { status: outcome.status } : {};
@@ -164,7 +176,7 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
         if (!info) throw new HttpError(404, `no agent named ${name} ever connected to a master of this store`);
         return {
           status: 200,
-          json: { name, connected: agents.isConnected(name), agent_version: info.agent_version, boot_id: info.boot_id, connected_at: info.connected_at, ...(info.disconnected_at ? { disconnected_at: info.disconnected_at } : {}), facts: info.facts, last_runs: await recentRuns(name) },
+          json: { name, connected: agents.isConnected(name), agent_version: info.agent_version, boot_id: info.boot_id, connected_at: info.connected_at, ...(info.disconnected_at ? { disconnected_at: info.disconnected_at } : {}), facts: info.facts, last_runs: await recentRuns(name), certificate: await certificateOf(store, name) },
         };
       },
     },
