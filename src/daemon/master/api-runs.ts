@@ -15,7 +15,7 @@ import { createTwoFilesPatch } from 'diff';
 import { z } from 'zod';
 import { KEYS, readBlob, readManifest, type Manifest } from '../../store/documents.ts';
 import type { Store } from '../../store/types.ts';
-import { opOptionsSchema } from '../protocol.ts';
+import { MAX_FRAME_BYTES, opOptionsSchema } from '../protocol.ts';
 import { AGENT_NAME, type AgentHub } from './agents.ts';
 import { certificateRecord, MASTER_KEYS, readRecord } from './records.ts';
 import { HttpError, type Route, type RouteRequest } from './routes.ts';
@@ -181,7 +181,7 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
       },
     },
     {
-      method: 'POST', path: '/api/v1/runs', listener: 'api', auth: 'operator', body: runRequestSchema, maxBodyBytes: 256 * 1024 * 1024,
+      method: 'POST', path: '/api/v1/runs', listener: 'api', auth: 'operator', body: runRequestSchema, maxBodyBytes: MAX_FRAME_BYTES,
       async handle(req) {
         const body = req.body as z.infer<typeof runRequestSchema>;
         const options = { ...body.options, ...(body.diff !== undefined ? { diff: body.diff } : {}) };
