@@ -232,6 +232,15 @@ describe('agents through a master (real processes)', { skip: built }, () => {
     assert.deepEqual((JSON.parse(r.stdout) as Report).targets.map((t) => t.status), ['ok', 'ok']);
   });
 
+  test('cairn agent --master refuses, exit 2, a folder with no enrolment and a master URL that is not TLS', HANG, async () => {
+    const none = cairnBin(['agent', '--master', master.agentUrl, '--dir', join(dir, 'never-enrolled')]);
+    assert.equal(none.status, 2, none.stderr);
+    assert.match(none.stderr, /holds no enrolment: run `cairn agent enrol` first/);
+    const plain = cairnBin(['agent', '--master', master.agentUrl.replace('https:', 'http:'), '--dir', tls('web1'), '--work-dir', work('web1')]);
+    assert.equal(plain.status, 2, plain.stderr);
+    assert.match(plain.stderr, /the agent port is spoken to over TLS/);
+  });
+
   test('the real mTLS listener closes an unknown message type with 4400 and another protocol version with 4426', HANG, async () => {
     enrolAgent(master, 'probe', tls('probe'));
     const enrolment = JSON.parse(readFileSync(join(tls('probe'), 'enrolment.json'), 'utf8')) as { serial: string };

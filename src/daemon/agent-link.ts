@@ -22,7 +22,7 @@ import { runTarget } from '../engine/run-target.ts';
 import { LocalExecutor } from '../executors/local.ts';
 import { localFacts } from '../executors/local-facts.ts';
 import { CodecError, decodeCompiled } from '../graph/codec.ts';
-import { ExitCode } from '../lib/errors.ts';
+import { ExitCode, inputError } from '../lib/errors.ts';
 import { CAIRN_VERSION } from '../lib/version.ts';
 import {
   AGENT_PATH, CloseCode, frameText, HEARTBEAT_S, MAX_FRAME_BYTES, messageText, parseMasterFrame,
@@ -64,9 +64,14 @@ export class AgentStopped extends Error {
 /** The WebSocket URL of a master's agent port from what the user gave (`https://`, `wss://` or `host:port`). */
 export function agentSocketUrl(master: string): string {
   const withScheme = /^[a-z]+:\/\//i.test(master) ? master : `wss://${master}`;
-  const url = new URL(withScheme);
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw inputError(`--master ${JSON.stringify(master)} is not a URL`, undefined, "give the master's agent port: https://HOST:8641");
+  }
   if (url.protocol === 'https:') url.protocol = 'wss:';
-  if (url.protocol !== 'wss:') throw new Error(`the master's agent port is spoken to over TLS: wss:// or https://, not ${url.protocol}//`);
+  if (url.protocol !== 'wss:') throw inputError(`--master ${master}: the agent port is spoken to over TLS (https:// or wss://), not ${url.protocol}//`, undefined, "give the master's agent port: https://HOST:8641");
   url.pathname = AGENT_PATH;
   url.search = '';
   return url.toString();
