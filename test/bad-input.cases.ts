@@ -729,6 +729,11 @@ export const badInputCases: BadInputCase[] = [
     ],
   },
   {
+    name: "cairn.yaml's master: must be a URL",
+    files: { 'cairn.yaml': 'master: just words\ntargets:\n  t1: {}\n' },
+    expect: [{ at: 'cairn.yaml:1:9', message: /master: Invalid URL/ }],
+  },
+  {
     name: 'an unknown key in an inline role is reported once',
     files: { 'cairn.yaml': 'roles:\n  base:\n    runs: [s]\n' },
     expect: [{ at: 'cairn.yaml:3:5', message: /roles\.base: unknown key 'runs' \(did you mean 'run'\?\)\n[\s\S]*\n1 error; nothing was run/ }],

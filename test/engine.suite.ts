@@ -418,16 +418,21 @@ test('the bundled example: plan shows changes, apply makes them, a second apply 
   assert.deepEqual(second.targets[0]!.counts, { changed: 0, unchanged: 16, failed: 0, skipped: 0 });
 });
 
-test('a target whose executor is not available is reported unreachable: exit 3, others still converge', async () => {
+test('a target with executor: agent and no master given is an input error: exit 2, no target touched', async () => {
   const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/f\n    content: x\n` }, 'groups:\n  all: { match: "*", run: [] }\n');
   const site = join(s.site, 'cairn.yaml');
   writeFileSync(site, readFileSync(site, 'utf8').replace('targets:\n', 'targets:\n  far:\n    executor: agent\n    run: [s]\n'));
-  const r = await runCli(['apply', '--site', s.site, '--json']);
-  assert.equal(r.status, 3);
-  const report = JSON.parse(r.stdout) as { targets: { name: string; status: string; error?: string }[] };
-  assert.deepEqual(report.targets.map((t) => [t.name, t.status]), [['far', 'unreachable'], ['t1', 'ok']]);
-  assert.match(report.targets[0]!.error!, /the agent executor is not available/);
-  assert.ok(existsSync(join(s.root, 'f')));
+  const saved = process.env.CAIRN_MASTER;
+  delete process.env.CAIRN_MASTER;
+  try {
+    const r = await runCli(['apply', '--site', s.site, '--json']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /target far has executor: agent, but no master is given/);
+    assert.match(r.stderr, /--master/);
+    assert.ok(!existsSync(join(s.root, 'f')));
+  } finally {
+    if (saved !== undefined) process.env.CAIRN_MASTER = saved;
+  }
 });
 
 test('a file part never removes a directory in its place', async () => {

@@ -102,7 +102,7 @@ test('the executor registry opens local targets and says which executors this Ca
 
   const options = { localFacts: () => ({ os_family: 'debian' }) };
   assert.deepEqual(await openExecutor('t1', { executor: 'agent' }, options),
-    { unreachable: 'the agent executor is not available in this version of Cairn' });
+    { unreachable: 'target t1 is run by its agent through a master (cairn plan, apply, run and facts reach it with --master); this command cannot' });
   // A chroot target without a root is the site's mistake (exit 2), not an unreachable target.
   await assert.rejects(openExecutor('t1', { executor: 'chroot' }, options), /target t1: the chroot executor needs root:/);
   const opened = await openExecutor('t1', { executor: 'local' }, options);

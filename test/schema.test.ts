@@ -22,7 +22,7 @@ test('the file variant lists its attributes and forbids others', () => {
 
 test('schemas for cairn.yaml and the inventory', () => {
   const site = jsonSchema('site') as { properties: Record<string, unknown> };
-  assert.deepEqual(Object.keys(site.properties).sort(), ['defaults', 'groups', 'name', 'roles', 'states', 'store', 'targets', 'timeout', 'vars']);
+  assert.deepEqual(Object.keys(site.properties).sort(), ['defaults', 'groups', 'master', 'name', 'roles', 'states', 'store', 'targets', 'timeout', 'vars']);
   const inv = jsonSchema('inventory') as { properties: Record<string, unknown> };
   assert.deepEqual(Object.keys(inv.properties).sort(), ['groups', 'targets']);
 });

@@ -77,6 +77,7 @@ export const configSchema = z.strictObject({
   states: z.record(z.string(), z.unknown()).optional(),
   vars: varsMap.optional(),
   store: z.string().optional().describe('store URL: sqlite:<path> or etcd:<host:port,…>'),
+  master: z.string().url().optional().describe("the master's API (https://HOST:8640) that targets with executor: agent are run through"),
   timeout: z.number().positive().max(3600).optional().describe('seconds one template render may take before it is stopped (an input error); default 5'),
 });
 

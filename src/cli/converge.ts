@@ -11,12 +11,12 @@ import { ExitCode } from '../lib/errors.ts';
 import { nowMs } from '../lib/clock.ts';
 import { tagFilter } from './tags.ts';
 import type { ImageBuilder, ProgressUpdate } from '../resources/type.ts';
+import type { MasterFlags } from './master-client.ts';
 
 export type { RunReport } from '../engine/run-target.ts';
 
-
 /** The options of `cairn plan` and `cairn apply`, as commander parses them (cli/main.ts). */
-export interface ConvergeOptions extends RolloutOptions {
+export interface ConvergeOptions extends RolloutOptions, MasterFlags {
   site: string;
   target?: string[];
   var?: string[];
@@ -156,14 +156,14 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
   }
 
   async function runSession(session: Session, unit: Compiled | undefined): Promise<TargetReport> {
-    const { name, exec } = session;
+    const { name, exec, remote } = session;
     const t0 = nowMs();
     let report: TargetReport;
-    if (!exec || !unit) {
+    if ((!exec && !remote) || !unit) {
       report = summarize(name, [], session.error ?? 'not compiled');
     } else {
       progress?.start(name, unit.graph.order.length);
-      report = await runTarget(unit, exec, {
+      const runOptions: RunTargetOptions = {
         mode,
         failFast: options.failFast ?? false,
         diff: options.diff ?? false,
@@ -198,7 +198,9 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
           if (!progress || r.status !== 'unchanged') print(nodeLine(name, r, multi, colour));
           verbose(timingLine(name, r, multi), 2);
         },
-      });
+      };
+      // A target with `executor: agent` runs where it is, through the master: one round trip.
+      report = remote ? await remote.converge(unit, runOptions) : await runTarget(unit, exec!, runOptions);
     }
     progress?.finish(name);
     const summary = summaryLine(report, (nowMs() - t0) / 1000, mode === 'plan');

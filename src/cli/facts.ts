@@ -5,8 +5,9 @@ import { ExitCode } from '../lib/errors.ts';
 import { closeSessions, openSessions, type Session } from './sessions.ts';
 import { SiteCompiler } from './site-compiler.ts';
 import { writeOut } from './output.ts';
+import { masterFor, type MasterFlags } from './master-client.ts';
 
-export interface FactsOptions {
+export interface FactsOptions extends MasterFlags {
   site: string;
   target?: string[];
   json?: boolean;
@@ -34,6 +35,8 @@ export async function showFacts(options: FactsOptions, sources: Map<string, stri
       forks: options.forks,
       ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
       localFacts,
+      // An agent's facts are those it last reported to the master.
+      master: masterFor(options),
     });
     await closeSessions(sessions);
   }

@@ -9,8 +9,10 @@ import type { ShowOptions } from './show.ts';
 import type { ExportOptions } from './export.ts';
 import type { ProvisionOptions } from './provision.ts';
 import type { ImageBuilder } from '../resources/type.ts';
+import type { FactsOptions } from './facts.ts';
 import { checkRollout, maxFailAmount, serialAmount } from './rollout.ts';
 import { storeNamed } from './store-named.ts';
+import { registerAgentEnrolment, registerMasterCommands } from './master.ts';
 import { tagList } from './tags.ts';
 import { showStatus, writeErr, writeOut } from './output.ts';
 
@@ -97,6 +99,7 @@ export function program(): Command {
       .option('--root <path>', 'converge this root file system through the chroot executor, as the one selected target (its executor becomes chroot with this root)');
     if (mode === 'plan') c.option('--detailed-exitcode', 'exit 0 when in sync, 4 when changes are pending');
     c.option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)');
+    masterOptions(c);
     if (mode === 'apply') {
       c.option('--store <url>', "keep the run's report in this store (default: $CAIRN_STORE, the store config, or store: in cairn.yaml, when set)")
         .option('--store-config <file>', 'YAML with url: and credentials; default /etc/cairn/store.yaml');
@@ -116,8 +119,10 @@ export function program(): Command {
       // would otherwise be spent waiting on the network.
       const engineModule = import('./converge.ts');
       engineModule.catch(() => undefined);
+      const { masterFor } = await import('./master-client.ts');
       const openOptions = {
         forks: options.forks,
+        master: masterFor(options),
         ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
         ...(options.facts ? { factsOf: (await readFactsFile(options.facts, sources)).factsFor(selected.map((t) => t.name)) } : {}),
         localFacts: await localFactsOnce(),
@@ -130,7 +135,7 @@ export function program(): Command {
           ? await (await import('./store-commands.ts')).knownFacts(options, (await compiler.allTargetNames()).filter((n) => !selected.some((t) => t.name === n)))
           : {};
         if (!options.json) showStatus('compiling…');
-        const compiled = await compiler.compile(sessions.filter((s) => s.exec).map((s) => ({ name: s.name, facts: s.facts ?? {} })), known);
+        const compiled = await compiler.compile(sessions.filter((s) => s.exec || s.remote).map((s) => ({ name: s.name, facts: s.facts ?? {} })), known);
         // Nested targets are compiled from their own facts once they can be reached; compiled now
         // from assumed facts, so that input errors in them stop the command before anything runs.
         const nested = selected.filter(waits);
@@ -193,27 +198,43 @@ export function program(): Command {
       process.exitCode = await status(options);
     });
 
-  storeOption(cmd.command('agent')
+  const agentCommand = storeOption(cmd.command('agent')
     .description("watch the store and converge this machine as target NAME whenever a new revision lands")
-    .requiredOption('--name <target>', "this machine's target name in the site")
+    // Not a requiredOption: commander would then demand it of `agent enrol` and `agent renew` too.
+    .option('--name <target>', "this machine's target name in the site (required)")
     .option('--once', 'converge the newest revision, then exit')
     .option('--work-dir <dir>', 'where revisions are unpacked', '/var/lib/cairn/agent')
     .option('--debounce <ms>', 'wait this long after a change for more before converging', '500')
     .option('--lease-ttl <seconds>', 'how long the lease on the name outlives this agent if it dies (another agent of the name is refused meanwhile)', seconds, 15)
-    .option('--lease-wait <seconds>', "wait up to this long for another agent's lease on the name to run out (default: refuse at once, exit 3)", seconds, 0))
-    .action(async (options: { name: string; once?: boolean; workDir: string; debounce: string; leaseTtl: number; leaseWait: number; store?: string; storeConfig?: string }) => {
+    .option('--lease-wait <seconds>', "wait up to this long for another agent's lease on the name to run out (default: refuse at once, exit 3)", seconds, 0)
+    .option('--master <url>', "instead of the store: serve a master's runs over its agent port, https://HOST:8641 (default: the one enrolled with; needs cairn agent enrol first)")
+    .option('--dir <dir>', 'with --master: the enrolment folder (key, certificate, CA)', '/var/lib/cairn/agent-tls'))
+    .action(async (options: { name?: string; once?: boolean; workDir: string; debounce: string; leaseTtl: number; leaseWait: number; store?: string; storeConfig?: string; master?: string; dir: string }, command: Command) => {
+      if (options.master !== undefined || command.getOptionValueSource('dir') === 'cli') {
+        const { agentOverMaster } = await import('./agent-master.ts');
+        process.exitCode = await agentOverMaster({ ...(options.master !== undefined ? { master: options.master } : {}), dir: options.dir, workDir: options.workDir });
+        return;
+      }
+      if (options.name === undefined) {
+        writeErr("error: required option '--name <target>' not specified\n");
+        process.exitCode = ExitCode.invalidInput;
+        return;
+      }
       const { agent } = await import('./store-commands.ts');
-      process.exitCode = await agent(options);
+      process.exitCode = await agent({ ...options, name: options.name });
     });
+  // `agent enrol --name N`: the subcommand's options are its own, not taken by `agent`'s.
+  registerAgentEnrolment(agentCommand.enablePositionalOptions());
+  registerMasterCommands(cmd);
 
-  cmd.command('facts')
+  masterOptions(cmd.command('facts'))
     .description("print what targets report about themselves (OS, release, init system, package manager, addresses, …)")
     .option('--site <dir>', 'the site folder (without one: this machine)', '.')
     .option('-t, --target <name>', 'a target, group or glob (repeatable; default: all)', collect)
     .option('--json', 'print JSON')
     .option('--forks <n>', 'targets in parallel', forks, 10)
     .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
-    .action(async (options: { site: string; target?: string[]; json?: boolean; forks: number; acceptNewHostKeys?: boolean }) => {
+    .action(async (options: FactsOptions) => {
       const { showFacts } = await import('./facts.ts');
       process.exitCode = await showFacts(options, sources, await localFactsOnce());
     });
@@ -250,7 +271,7 @@ export function program(): Command {
       process.exitCode = await decrypt(where);
     });
 
-  cmd.command('run')
+  masterOptions(cmd.command('run'))
     .description('run one command on every selected target (after --: argv as given, or one string with shell syntax through sh -c)')
     .argument('<command...>', 'the command and its arguments, after --')
     .option('--site <dir>', 'the site folder', '.')
@@ -298,7 +319,19 @@ export function program(): Command {
       writeOut(`${JSON.stringify(jsonSchema(options.for), null, 2)}\n`);
     });
 
+  // `cairn master token create --name N` and `cairn agent enrol --name N`: options after a
+  // subcommand are that subcommand's, not its parent's (`master` and `agent` have a --name of
+  // their own). Set last, so the other commands keep commander's default parsing.
+  cmd.enablePositionalOptions();
   return cmd;
+}
+
+/** How targets with `executor: agent` reach their master (cli/master-client.ts). */
+function masterOptions(c: Command): Command {
+  return c
+    .option('--master <url>', "the master's API for targets with executor: agent, https://HOST:8640 (default: $CAIRN_MASTER, else master: in cairn.yaml)")
+    .option('--master-ca <file>', "the CA (PEM) the master's API certificate is checked against (default: $CAIRN_MASTER_CA, else the system's)")
+    .option('--token-file <file>', 'a file holding the API token (default: $CAIRN_TOKEN, else $CAIRN_TOKEN_FILE)');
 }
 
 export async function main(argv: string[]): Promise<number> {

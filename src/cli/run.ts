@@ -8,8 +8,9 @@ import { UnreachableError, type Executor, type RunResult } from '../executors/ty
 import { closeSessions, inParallel, openSessions } from './sessions.ts';
 import type { SelectedTarget } from './site-compiler.ts';
 import { stdoutIsTTY, writeOut } from './output.ts';
+import { masterFor, MasterError, MasterUnreachable, type MasterClient, type MasterFlags } from './master-client.ts';
 
-export interface AdHocOptions {
+export interface AdHocOptions extends MasterFlags {
   site: string;
   target?: string[];
   forks: number;
@@ -82,7 +83,7 @@ export async function adHoc(words: string[], options: AdHocOptions, sources: Map
   const sessions = await openSessions(
     // --become forces a target's own become setting; the SSH executor then starts its shell through sudo -n.
     options.become ? selected.map((t) => (t.settings.executor === 'local' ? t : { ...t, settings: { ...t.settings, become: true } })) : selected,
-    { forks: options.forks, ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}), localFacts });
+    { forks: options.forks, ...(options.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}), localFacts, master: masterFor(options) });
   const streamed = !options.json && stdoutIsTTY();
   const results: AdHocResult[] = [];
   // Output for a pipe or file comes as whole blocks in selection order: the next target to print.
@@ -95,6 +96,7 @@ export async function adHoc(words: string[], options: AdHocOptions, sources: Map
       const local = selected[i]!.settings.executor === 'local';
       results[i] = session.exec
         ? await runOne(session.name, session.exec, options.become && local ? localBecome(argv) : argv, streamed)
+        : session.remote ? await runRemote(session.name, session.remote, argv, options.become ?? false, streamed)
         : { name: session.name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error: session.error ?? 'unreachable' };
       if (streamed) {
         const r = results[i];
@@ -122,6 +124,20 @@ async function runOne(name: string, exec: Executor, argv: string[], streamed: bo
     lines?.end();
   }
   return { name, status: r.code === 0 ? 'ok' : 'failed', exit_code: r.code, stdout: r.stdout, stderr: r.stderr, ...(r.timedOut ? { error: 'timed out' } : {}) };
+}
+
+/** The command run by target `name`'s agent, through the master (`executor: agent`). */
+async function runRemote(name: string, master: MasterClient, argv: string[], become: boolean, streamed: boolean): Promise<AdHocResult> {
+  const lines = streamed ? new LineSplitter((text) => writeOut(prefixed(name, text))) : undefined;
+  try {
+    const r = await master.command(name, argv, become, lines ? (_stream, text) => lines.push(text) : undefined);
+    return { name, status: r.code === 0 ? 'ok' : 'failed', exit_code: r.code, stdout: r.stdout, stderr: r.stderr, ...(r.error ? { error: r.error } : {}) };
+  } catch (err) {
+    if (err instanceof MasterUnreachable || err instanceof MasterError) return { name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error: err.message };
+    throw err;
+  } finally {
+    lines?.end();
+  }
 }
 
 /** A finished target's output for a pipe or file: a header line, then stdout and stderr as they were. */

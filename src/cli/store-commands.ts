@@ -97,7 +97,7 @@ async function withStoreAt<T>(at: { url: string; options: StoreOptions }, fn: (s
   }
 }
 
-function withStore<T>(flags: StoreFlags, fn: (store: Store) => Promise<T>): Promise<T | number> {
+export function withStore<T>(flags: StoreFlags, fn: (store: Store) => Promise<T>): Promise<T | number> {
   return withStoreAt(resolveStore(flags), fn);
 }
 

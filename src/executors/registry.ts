@@ -137,9 +137,14 @@ export function executorNamed(name: string): OpenExecutor | undefined {
   return Object.hasOwn(EXECUTORS, name) ? EXECUTORS[name] : undefined;
 }
 
-/** Opens a target through the executor its settings name; one Cairn lacks (agent) leaves it unreachable. */
+/**
+ * Opens a target through the executor its settings name. `agent` is not one: its agent runs the
+ * whole run where it is, reached through a master (cli/master-client.ts), so a command that needs
+ * an executor on this machine (export) finds it unreachable.
+ */
 export async function openExecutor(name: string, settings: ExecutorSettings, options: ExecutorOpenOptions): Promise<Opened> {
   const open = executorNamed(settings.executor);
+  if (settings.executor === 'agent') return { unreachable: `target ${name} is run by its agent through a master (cairn plan, apply, run and facts reach it with --master); this command cannot` };
   if (!open) return { unreachable: `the ${settings.executor} executor is not available in this version of Cairn` };
   return open(name, settings, options);
 }

@@ -1,0 +1,270 @@
+/**
+ * The `agent` executor's client side (DESIGN §7, §9): a target with `executor: agent` is run by
+ * its agent, reached through a master's HTTP API. The CLI compiles the target here, as for any
+ * target, with the facts the agent last reported; sends the compiled run (data) in one
+ * `POST /api/v1/runs`; and follows the run's server-sent events, handing each node result to the
+ * same callbacks a local or SSH run feeds, so output and the JSON report are the same. A dropped
+ * event stream is resumed with Last-Event-ID: no event is lost or seen twice.
+ *
+ * Where the master is: `--master URL`, else `$CAIRN_MASTER`, else `master:` in cairn.yaml. The API
+ * token: `$CAIRN_TOKEN`, else the file `--token-file` (or `$CAIRN_TOKEN_FILE`) names (a token
+ * is a secret: never a command-line argument, never in the site). The API port's certificate is
+ * checked against `--master-ca FILE` (or `$CAIRN_MASTER_CA`), else the system's CAs.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import type { NodeResult, TargetReport } from '../engine/engine.ts';
+import { summarize } from '../engine/engine.ts';
+import type { RunTargetOptions } from '../engine/run-target.ts';
+import { encodeCompiled, type Compiled } from '../graph/codec.ts';
+import { inputError } from '../lib/errors.ts';
+import type { RunResult } from '../executors/types.ts';
+
+export interface MasterFlags {
+  site?: string;
+  master?: string;
+  masterCa?: string;
+  tokenFile?: string;
+}
+
+/** A master's answer other than the one expected: its status and error. */
+export class MasterError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+    this.name = 'MasterError';
+  }
+}
+
+/** The master could not be reached at all (connection refused, TLS refused, DNS). */
+export class MasterUnreachable extends Error {
+  constructor(url: string, cause: string) {
+    super(`master ${url} could not be reached: ${cause}`);
+    this.name = 'MasterUnreachable';
+  }
+}
+
+/** The master's URL from the flags, the environment or cairn.yaml; undefined when none says. */
+export function masterUrl(flags: MasterFlags): string | undefined {
+  if (flags.master) return flags.master;
+  if (process.env.CAIRN_MASTER) return process.env.CAIRN_MASTER;
+  if (flags.site && existsSync(join(flags.site, 'cairn.yaml'))) {
+    // A top-level `master: URL` seen in the text, as store-named.ts sees `store:`: no YAML parser
+    // is loaded for it (a compile-cached run loads none). The site's schema checks it is a URL.
+    const m = /^master:[ \t]*(['"]?)([^'"\s#]+)\1[ \t]*(?:#.*)?$/m.exec(readFileSync(join(flags.site, 'cairn.yaml'), 'utf8'));
+    if (m) return m[2];
+  }
+  return undefined;
+}
+
+/** The master client for a command, or an input error saying what to set (exit 2, nothing run). */
+export function masterClient(flags: MasterFlags, forTarget: string): MasterClient {
+  const url = masterUrl(flags);
+  if (!url) {
+    throw inputError(`target ${forTarget} has executor: agent, but no master is given`, undefined,
+      'pass --master https://HOST:8640, set $CAIRN_MASTER, or put master: https://HOST:8640 in cairn.yaml');
+  }
+  const tokenFile = flags.tokenFile ?? process.env.CAIRN_TOKEN_FILE;
+  let token = process.env.CAIRN_TOKEN;
+  if (!token && tokenFile) {
+    try {
+      token = readFileSync(tokenFile, 'utf8').trim();
+    } catch (err) {
+      throw inputError(`--token-file ${tokenFile}: ${(err as Error).message}`);
+    }
+  }
+  if (!token) {
+    throw inputError(`target ${forTarget} goes through master ${url}, which needs an API token`, undefined,
+      'set $CAIRN_TOKEN, or pass --token-file FILE (cairn master api-token create --role operator makes one)');
+  }
+  const caFile = flags.masterCa ?? process.env.CAIRN_MASTER_CA;
+  let ca: Buffer | undefined;
+  if (caFile) {
+    try {
+      ca = readFileSync(caFile);
+    } catch (err) {
+      throw inputError(`--master-ca ${caFile}: ${(err as Error).message}`);
+    }
+  }
+  return new MasterClient(url, token, ca);
+}
+
+/** One master client per command, made when the first agent target asks (sessions.ts's `master`). */
+export function masterFor(flags: MasterFlags): (target: string) => MasterClient {
+  let client: MasterClient | undefined;
+  return (target) => (client ??= masterClient(flags, target));
+}
+
+/** What `GET /api/v1/targets/:name` says. */
+export interface TargetInfo {
+  name: string;
+  connected: boolean;
+  facts: Record<string, unknown>;
+}
+
+type RunEvent =
+  | { seq: number; type: 'run'; state: string; cancelled?: boolean }
+  | { seq: number; type: 'target'; target: string; phase: 'started' }
+  | { seq: number; type: 'target'; target: string; phase: 'finished'; outcome: Record<string, unknown> }
+  | { seq: number; type: 'node'; target: string; node: NodeResult }
+  | { seq: number; type: 'log'; target: string; stream: 'stdout' | 'stderr' | 'log' | 'notice'; data: string; ref?: string };
+
+/** How often a dropped event stream is resumed before the run is given up as unreachable. */
+const RESUME_ATTEMPTS = 5;
+const RESUME_DELAY_MS = 1000;
+
+export class MasterClient {
+  private readonly base: URL;
+
+  constructor(readonly url: string, private readonly token: string, private readonly ca?: Buffer) {
+    this.base = new URL(url);
+  }
+
+  private open(method: string, path: string, headers: Record<string, string>, body?: string): Promise<IncomingMessage> {
+    const target = new URL(path, this.base);
+    const options: RequestOptions = {
+      method, headers: { authorization: `Bearer ${this.token}`, accept: 'application/json', ...headers, ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) },
+      ...(this.ca ? { ca: this.ca } : {}),
+    };
+    const send = target.protocol === 'http:' ? httpRequest : httpsRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(target, options, resolve);
+      req.on('error', (err) => reject(new MasterUnreachable(this.url, err.message)));
+      req.end(body);
+    });
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.open(method, path, {}, body === undefined ? undefined : JSON.stringify(body));
+    const chunks: Buffer[] = [];
+    for await (const chunk of res) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined;
+    }
+    if (res.statusCode! >= 300) {
+      const error = (value as { error?: string } | undefined)?.error ?? text.slice(0, 200);
+      throw new MasterError(res.statusCode!, `master ${this.url}: ${method} ${path}: ${res.statusCode} ${error}`);
+    }
+    return value as T;
+  }
+
+  /** The agent's facts and whether it is connected; undefined when no agent of that name ever connected. */
+  async target(name: string): Promise<TargetInfo | undefined> {
+    try {
+      return await this.json<TargetInfo>('GET', `/api/v1/targets/${encodeURIComponent(name)}`);
+    } catch (err) {
+      if (err instanceof MasterError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async startRun(body: Record<string, unknown>): Promise<string> {
+    return (await this.json<{ id: string }>('POST', '/api/v1/runs', body)).id;
+  }
+
+  async cancel(id: string): Promise<void> {
+    await this.json('POST', `/api/v1/runs/${encodeURIComponent(id)}/cancel`).catch(() => undefined);
+  }
+
+  /**
+   * Hands every event of run `id` to `onEvent`, once each and in order, until the run's last;
+   * a stream that drops is resumed after the last event seen (Last-Event-ID).
+   */
+  async follow(id: string, onEvent: (event: RunEvent) => void): Promise<void> {
+    let last = 0;
+    let finished = false;
+    let failures = 0;
+    while (!finished) {
+      try {
+        const res = await this.open('GET', `/api/v1/runs/${encodeURIComponent(id)}/events`, { accept: 'text/event-stream', 'last-event-id': String(last) });
+        if (res.statusCode !== 200) {
+          res.resume();
+          throw new MasterError(res.statusCode!, `master ${this.url}: the events of run ${id}: ${res.statusCode}`);
+        }
+        let buffer = '';
+        res.setEncoding('utf8');
+        for await (const chunk of res) {
+          buffer += chunk as string;
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+            if (!data) continue;
+            const event = JSON.parse(data) as RunEvent;
+            // Seq is the resumption point: anything at or before it was handed over already.
+            if (event.seq <= last) continue;
+            last = event.seq;
+            failures = 0;
+            onEvent(event);
+            if (event.type === 'run' && event.state === 'finished') finished = true;
+          }
+        }
+        if (!finished) throw new MasterUnreachable(this.url, 'the event stream ended before the run did');
+      } catch (err) {
+        if (err instanceof MasterError || ++failures > RESUME_ATTEMPTS) throw err;
+        // As an EventSource would (the stream's `retry:`): a master restarting gets a moment.
+        await new Promise((resolve) => setTimeout(resolve, RESUME_DELAY_MS));
+      }
+    }
+  }
+
+  /**
+   * Plans or applies `compiled` on its agent through the master: one run, its node results handed
+   * to `options.onResult` as they come. A master or agent that cannot be reached makes the
+   * target unreachable, as a lost SSH connection does.
+   */
+  async converge(compiled: Compiled, options: RunTargetOptions): Promise<TargetReport> {
+    const name = compiled.run.target.name;
+    let runId: string | undefined;
+    const cancel = () => void (runId && this.cancel(runId));
+    options.signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      runId = await this.startRun({
+        mode: options.mode, targets: [name], compiled: { [name]: encodeCompiled(compiled).join('') },
+        diff: options.diff ?? false,
+        options: {
+          ...(options.failFast ? { fail_fast: true } : {}),
+          ...(options.tags ? { tags: options.tags } : {}),
+          ...(options.lockWaitMs ? { lock_wait_s: options.lockWaitMs / 1000 } : {}),
+        },
+      });
+      let report: TargetReport | undefined;
+      const nodes: NodeResult[] = [];
+      await this.follow(runId, (event) => {
+        if (event.type === 'node' && event.target === name) {
+          nodes.push(event.node);
+          options.onResult?.(event.node);
+        } else if (event.type === 'log' && event.target === name) {
+          if (event.stream === 'notice') options.onNotice?.(event.data);
+          else options.onLog?.(event.ref ?? name, event.data);
+        } else if (event.type === 'target' && event.phase === 'finished' && event.target === name) {
+          report = event.outcome as unknown as TargetReport;
+        }
+      });
+      return report ?? summarize(name, nodes, `master ${this.url} finished run ${runId} without a report for ${name}`);
+    } catch (err) {
+      if (err instanceof MasterUnreachable || err instanceof MasterError) return summarize(name, [], err.message);
+      throw err;
+    } finally {
+      options.signal?.removeEventListener('abort', cancel);
+    }
+  }
+
+  /** Runs one command on the agent through the master (`cairn run`), its output streamed to `onOutput`. */
+  async command(name: string, argv: string[], become: boolean, onOutput?: (stream: 'stdout' | 'stderr', text: string) => void): Promise<RunResult & { error?: string }> {
+    const id = await this.startRun({ mode: 'run', targets: [name], argv, ...(become ? { options: { become: true } } : {}) });
+    let outcome: { status?: string; exit_code?: number | null; stdout?: string; stderr?: string; error?: string } | undefined;
+    await this.follow(id, (event) => {
+      if (event.type === 'log' && event.target === name && (event.stream === 'stdout' || event.stream === 'stderr')) onOutput?.(event.stream, event.data);
+      else if (event.type === 'target' && event.phase === 'finished' && event.target === name) outcome = event.outcome;
+    });
+    if (!outcome || outcome.status === 'unreachable') throw new MasterUnreachable(this.url, outcome?.error ?? 'no outcome');
+    return { code: outcome.exit_code ?? -1, stdout: outcome.stdout ?? '', stderr: outcome.stderr ?? '', ...(outcome.error ? { error: outcome.error } : {}) };
+  }
+}

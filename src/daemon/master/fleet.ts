@@ -1,0 +1,49 @@
+/**
+ * What a master adds to createMaster (server.ts) to serve agents (DESIGN §9): the agent protocol
+ * behind the agent port's WebSocket (agents.ts) and the run API on the API port (api-runs.ts),
+ * sharing one agent hub and one run manager. `cairn master` (cli/master.ts's masterParts) and
+ * the tests put a master together through here.
+ */
+import type { Store } from '../../store/types.ts';
+import { AgentHub } from './agents.ts';
+import { apiRunRoutes, type CompileHead } from './api-runs.ts';
+import type { AgentSocketHandler } from './agent-sockets.ts';
+import type { Route } from './routes.ts';
+import { RunManager } from './runs.ts';
+
+export interface AgentPartsOptions {
+  /** Ops in flight at once on this master (`--forks`). */
+  forks?: number;
+  /** Compiles the pushed head revision for API runs sent without compiled runs. */
+  compileHead?: CompileHead;
+  log?: (line: string) => void;
+}
+
+export interface AgentParts {
+  routes: Route[];
+  onAgentSocket: AgentSocketHandler;
+  agents: AgentHub;
+  runs: RunManager;
+  /**
+   * Before the listeners close: runs in flight are cancelled, agents told 4503 (their ops end),
+   * and the runs' records and events written.
+   */
+  close(): Promise<void>;
+}
+
+export function agentParts(store: Store, options: AgentPartsOptions = {}): AgentParts {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const agents = new AgentHub({ store, ...(options.forks ? { forks: options.forks } : {}), log });
+  const runs = new RunManager(store, agents, log);
+  return {
+    routes: apiRunRoutes({ store, agents, runs, ...(options.compileHead ? { compileHead: options.compileHead } : {}) }),
+    onAgentSocket: agents.handle,
+    agents,
+    runs,
+    async close() {
+      runs.cancelAll();
+      await agents.close();
+      await runs.settled();
+    },
+  };
+}

@@ -1,0 +1,303 @@
+/**
+ * Runs requested of a master (DESIGN §9): a plan, apply, facts or ad-hoc command over some
+ * agent targets. A run is a record in the store (queued → running → finished, with the §12
+ * report once done) and a sequence of events numbered from 1 (`seq`), each written to the store
+ * as it happens and handed to whoever follows the run: the API's server-sent events, which resume
+ * after a dropped connection from the last seq the client saw (Last-Event-ID), so a follower
+ * sees every event once, in order, however often it reconnects.
+ *
+ * A plan or apply ships each target's compiled run (graph/codec.ts's text: data, never code) to
+ * its agent as one op; the agent streams node results back and ends with its TargetReport. An
+ * agent not connected makes its target unreachable, naming it. Cancelling a run cancels the ops
+ * in flight (each agent stops its engine and reports what ran) and skips the targets not begun.
+ */
+import { randomBytes } from 'node:crypto';
+import type { NodeResult, TargetReport } from '../../engine/engine.ts';
+import { summarize } from '../../engine/engine.ts';
+import type { Store } from '../../store/types.ts';
+import { AgentNotConnectedError, RUN_KEYS, type AgentHub } from './agents.ts';
+import type { CommandReport, OpOptions } from '../protocol.ts';
+
+export type RunMode = 'plan' | 'apply' | 'facts' | 'run';
+export type RunState = 'queued' | 'running' | 'finished';
+
+/** A target's outcome in a facts run. */
+export interface FactsOutcome {
+  name: string;
+  status: 'ok' | 'failed' | 'unreachable' | 'skipped';
+  facts?: Record<string, unknown>;
+  error?: string;
+}
+
+/** A target's outcome in an ad-hoc command run (as `cairn run --json` reports one). */
+export interface CommandOutcome {
+  name: string;
+  status: 'ok' | 'failed' | 'unreachable' | 'skipped';
+  exit_code: number | null;
+  stdout: string;
+  stderr: string;
+  error?: string;
+}
+
+export type TargetOutcome = TargetReport | FactsOutcome | CommandOutcome;
+
+export interface RunRecord {
+  id: string;
+  mode: RunMode;
+  targets: string[];
+  state: RunState;
+  cancelled?: boolean;
+  requested_by?: string;
+  /** The pushed revision the runs were compiled from, when the master compiled them. */
+  revision?: string;
+  created: string;
+  started?: string;
+  finished?: string;
+  /** Once finished: the §12 report (`targets` one per requested target, in order). */
+  report?: { version: 1; mode: RunMode; started: string; finished: string; targets: TargetOutcome[] };
+}
+
+/** One event of a run, as the API streams it. */
+export type RunEvent =
+  | { seq: number; type: 'run'; state: RunState; cancelled?: boolean; report?: RunRecord['report'] }
+  | { seq: number; type: 'target'; target: string; phase: 'started' }
+  | { seq: number; type: 'target'; target: string; phase: 'finished'; outcome: TargetOutcome }
+  | { seq: number; type: 'node'; target: string; node: NodeResult }
+  | { seq: number; type: 'log'; target: string; stream: 'stdout' | 'stderr' | 'log' | 'notice'; data: string; ref?: string };
+
+type Unsequenced<E> = E extends unknown ? Omit<E, 'seq'> : never;
+
+export interface RunRequest {
+  mode: RunMode;
+  targets: string[];
+  /** plan/apply: each target's compiled run, as graph/codec.ts writes it. */
+  compiled?: Map<string, string>;
+  options: OpOptions;
+  argv?: string[];
+  revision?: string;
+  requestedBy?: string;
+}
+
+/** r, the time to the millisecond, a counter (runs of one millisecond in order), random hex (several masters). */
+export const RUN_ID = /^r[0-9]{17}-[0-9]{4}[0-9a-f]{6}$/;
+
+let runCounter = 0;
+
+/** Run ids sort as the runs were made (the store lists keys in order: the newest last). */
+function newRunId(now: Date): string {
+  const stamp = now.toISOString().replace(/[-:T.Z]/g, '');
+  runCounter = (runCounter + 1) % 10_000;
+  return `r${stamp}-${String(runCounter).padStart(4, '0')}${randomBytes(3).toString('hex')}`;
+}
+
+type Listener = (event: RunEvent) => void;
+
+/** A run this master is running or ran lately: its events in memory, for followers. */
+class LiveRun {
+  readonly events: RunEvent[] = [];
+  readonly listeners = new Set<Listener>();
+  readonly controller = new AbortController();
+  /** Store writes of this run, one after another (events in seq order). */
+  writes: Promise<void> = Promise.resolve();
+  /** Settles when the run has finished and its record is written. */
+  done: Promise<void> = Promise.resolve();
+  constructor(public record: RunRecord) {}
+}
+
+/** Finished runs kept in memory for followers; older ones are read back from the store. */
+const KEEP_FINISHED = 32;
+
+export class RunManager {
+  private readonly live = new Map<string, LiveRun>();
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly store: Store, private readonly agents: AgentHub, log?: (line: string) => void) {
+    this.log = log ?? (() => undefined);
+  }
+
+  /** Records the run and starts it; resolves with its id once the record is in the store. */
+  async start(request: RunRequest): Promise<string> {
+    const now = new Date();
+    const record: RunRecord = {
+      id: newRunId(now), mode: request.mode, targets: request.targets, state: 'queued', created: now.toISOString(),
+      ...(request.requestedBy ? { requested_by: request.requestedBy } : {}),
+      ...(request.revision ? { revision: request.revision } : {}),
+    };
+    const run = new LiveRun(record);
+    this.live.set(record.id, run);
+    this.emit(run, { type: 'run', state: 'queued' });
+    await this.saveRecord(run);
+    run.done = this.execute(run, request).catch((err: unknown) => {
+      // A bug, not a target's failure: logged with its stack, and the run still ends.
+      this.log(`run ${record.id}: ${(err as Error).stack ?? String(err)}`);
+      if (run.record.state !== 'finished') this.finish(run, request.targets.map((name) => ({ name, status: 'failed', error: `internal error: ${(err as Error).message}` }) as FactsOutcome), new Date());
+    });
+    return record.id;
+  }
+
+  private async execute(run: LiveRun, request: RunRequest): Promise<void> {
+    const started = new Date();
+    run.record.state = 'running';
+    run.record.started = started.toISOString();
+    this.emit(run, { type: 'run', state: 'running' });
+    await this.saveRecord(run);
+    const signal = run.controller.signal;
+    const outcomes = await Promise.all(request.targets.map(async (name): Promise<TargetOutcome> => {
+      const outcome = await this.runTarget(run, request, name, signal);
+      this.emit(run, { type: 'target', target: name, phase: 'finished', outcome });
+      return outcome;
+    }));
+    this.finish(run, outcomes, started);
+    await run.writes;
+  }
+
+  private async runTarget(run: LiveRun, request: RunRequest, name: string, signal: AbortSignal): Promise<TargetOutcome> {
+    const skipped = (reason: string): TargetOutcome => (request.mode === 'plan' || request.mode === 'apply'
+      ? { ...summarize(name, []), status: 'skipped', reason }
+      : request.mode === 'facts' ? { name, status: 'skipped', error: reason } : { name, status: 'skipped', exit_code: null, stdout: '', stderr: '', error: reason });
+    // The nodes the agent reported before it went away stay in the report.
+    const nodes: NodeResult[] = [];
+    const unreachable = (error: string): TargetOutcome => (request.mode === 'plan' || request.mode === 'apply'
+      ? summarize(name, nodes, error)
+      : request.mode === 'facts' ? { name, status: 'unreachable', error } : { name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error });
+    if (signal.aborted) return skipped('the run was cancelled before this target began');
+    this.emit(run, { type: 'target', target: name, phase: 'started' });
+    if (!this.agents.isConnected(name)) return unreachable(new AgentNotConnectedError(name).message);
+    const compiled = request.compiled?.get(name);
+    if ((request.mode === 'plan' || request.mode === 'apply') && compiled === undefined) throw new Error(`no compiled run for target ${name}`);
+    try {
+      const result = await this.agents.request(name, {
+        op: request.mode, options: request.options,
+        ...(compiled !== undefined ? { run: compiled } : {}),
+        ...(request.argv ? { argv: request.argv } : {}),
+        ...(request.revision ? { revision: request.revision } : {}),
+      }, {
+        onEvent: (node) => {
+          nodes.push(node);
+          this.emit(run, { type: 'node', target: name, node });
+        },
+        onLog: (stream, data, ref) => this.emit(run, { type: 'log', target: name, stream, data, ...(ref !== undefined ? { ref } : {}) }),
+      }, signal);
+      if (request.mode === 'plan' || request.mode === 'apply') {
+        if (!result.ok || !result.report || !('nodes' in result.report)) return unreachable(result.error ?? 'the agent sent no report');
+        const report = result.report as TargetReport;
+        if (request.mode === 'apply') await this.store.put(RUN_KEYS.report(name), JSON.stringify({ version: 1, mode: 'apply', run: run.record.id, ...(run.record.revision ? { revision: run.record.revision } : {}), started: run.record.started, finished: new Date().toISOString(), targets: [report] }));
+        return report;
+      }
+      if (request.mode === 'facts') return result.ok && result.facts ? { name, status: 'ok', facts: result.facts } : { name, status: 'failed', error: result.error ?? 'no facts' };
+      const command = result.report && 'exit_code' in result.report ? result.report as CommandReport : undefined;
+      if (!result.ok || !command) return { name, status: 'failed', exit_code: null, stdout: '', stderr: '', error: result.error ?? 'the agent sent no result' };
+      return { name, status: command.exit_code === 0 ? 'ok' : 'failed', exit_code: command.exit_code, stdout: command.stdout, stderr: command.stderr, ...(command.timed_out ? { error: 'timed out' } : {}) };
+    } catch (err) {
+      if (err instanceof AgentNotConnectedError) return unreachable(err.message);
+      throw err;
+    }
+  }
+
+  private finish(run: LiveRun, outcomes: TargetOutcome[], started: Date): void {
+    const finished = new Date();
+    run.record.state = 'finished';
+    run.record.finished = finished.toISOString();
+    if (run.controller.signal.aborted) run.record.cancelled = true;
+    run.record.report = { version: 1, mode: run.record.mode, started: started.toISOString(), finished: finished.toISOString(), targets: outcomes };
+    this.emit(run, { type: 'run', state: 'finished', ...(run.record.cancelled ? { cancelled: true } : {}), report: run.record.report });
+    void this.saveRecord(run);
+    // Finished runs beyond the newest few are followed from the store.
+    const done = [...this.live.values()].filter((r) => r.record.state === 'finished');
+    for (const old of done.slice(0, Math.max(0, done.length - KEEP_FINISHED))) {
+      void old.writes.then(() => this.live.delete(old.record.id));
+    }
+  }
+
+  private emit(run: LiveRun, event: Unsequenced<RunEvent>): void {
+    const sequenced = { seq: run.events.length + 1, ...event } as RunEvent;
+    run.events.push(sequenced);
+    const id = run.record.id;
+    run.writes = run.writes.then(() => this.store.put(RUN_KEYS.event(id, sequenced.seq), JSON.stringify(sequenced)))
+      .then(() => undefined, (err: unknown) => this.log(`run ${id}: event ${sequenced.seq} not stored: ${(err as Error).message}`));
+    for (const listener of run.listeners) listener(sequenced);
+  }
+
+  private saveRecord(run: LiveRun): Promise<void> {
+    const snapshot = JSON.stringify(run.record);
+    run.writes = run.writes.then(() => this.store.put(RUN_KEYS.run(run.record.id), snapshot))
+      .then(() => undefined, (err: unknown) => this.log(`run ${run.record.id}: record not stored: ${(err as Error).message}`));
+    return run.writes;
+  }
+
+  async get(id: string): Promise<RunRecord | undefined> {
+    if (!RUN_ID.test(id)) return undefined;
+    const live = this.live.get(id);
+    if (live) return live.record;
+    const kv = await this.store.get(RUN_KEYS.run(id));
+    return kv ? JSON.parse(kv.value.toString('utf8')) as RunRecord : undefined;
+  }
+
+  /** The newest runs first, without their reports' nodes (a list, not every run's detail). */
+  async list(limit = 100): Promise<Omit<RunRecord, 'report'>[]> {
+    const kvs = await this.store.list(RUN_KEYS.runs);
+    return kvs.slice(-limit).reverse().map((kv) => {
+      const record = this.live.get(kv.key.slice(RUN_KEYS.runs.length))?.record ?? JSON.parse(kv.value.toString('utf8')) as RunRecord;
+      const { report, ...rest } = record;
+      void report;
+      return rest;
+    });
+  }
+
+  /**
+   * Hands `listener` every event of run `id` after seq `after`, in order, then each new one as
+   * it happens; `onEnd` once the run's last event was handed over. The events already recorded
+   * are replayed and the listener registered in one step (no event can fall between).
+   * Returns undefined for an unknown run, else a function that stops following.
+   */
+  async follow(id: string, after: number, listener: Listener, onEnd: () => void): Promise<(() => void) | undefined> {
+    if (!RUN_ID.test(id)) return undefined;
+    let live = this.live.get(id);
+    if (!live) {
+      const record = await this.get(id);
+      if (!record) return undefined;
+      live = this.live.get(id);
+      if (!live) {
+        // A run another master ran, or this one before it restarted: from the store.
+        const events = (await this.store.list(RUN_KEYS.events(id))).map((kv) => JSON.parse(kv.value.toString('utf8')) as RunEvent);
+        for (const e of events) if (e.seq > after) listener(e);
+        if (record.state === 'finished') onEnd();
+        return () => undefined;
+      }
+    }
+    const run = live;
+    for (const e of run.events) if (e.seq > after) listener(e);
+    if (run.record.state === 'finished') {
+      onEnd();
+      return () => undefined;
+    }
+    const wrapped: Listener = (e) => {
+      listener(e);
+      if (e.type === 'run' && e.state === 'finished') {
+        run.listeners.delete(wrapped);
+        onEnd();
+      }
+    };
+    run.listeners.add(wrapped);
+    return () => run.listeners.delete(wrapped);
+  }
+
+  /** Cancels a run: 'cancelled', 'finished' (too late) or 'unknown'. */
+  async cancel(id: string): Promise<'cancelled' | 'finished' | 'unknown'> {
+    const live = this.live.get(id);
+    if (!live) return (await this.get(id)) ? 'finished' : 'unknown';
+    if (live.record.state === 'finished') return 'finished';
+    live.controller.abort();
+    return 'cancelled';
+  }
+
+  /** Cancels every run in flight (the master is shutting down). */
+  cancelAll(): void {
+    for (const run of this.live.values()) if (run.record.state !== 'finished') run.controller.abort();
+  }
+
+  /** Waits for every run to finish and its record and events to be written. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.live.values()].map((r) => r.done.then(() => r.writes)));
+  }
+}
