@@ -193,13 +193,14 @@ async function growDisks(ctx: Ctx, v: Virsh, d: Want, live: boolean): Promise<vo
 /** ACPI shutdown, waiting up to `shutdown_timeout` for the guest to power off; then destroy. */
 async function stop(ctx: Ctx, v: Virsh, d: Want): Promise<void> {
   const r = await v.run(['shutdown', d.name]);
-  if (r.code !== 0) {
-    if ((await domstate(v, d.name)) === 'stopped') return;
-    throw virshError(['shutdown', d.name], r);
-  }
   const start = nowMs();
   const limit = d.shutdown_timeout * 1000;
-  for (;;) {
+  if (r.code !== 0) {
+    if ((await domstate(v, d.name)) === 'stopped') return;
+    // No graceful way to stop this guest (no ACPI, say): stopping it is destroying it.
+    ctx.log(`guest ${d.name} refused the ACPI shutdown (${r.stderr.trim()}): destroying it`);
+  }
+  while (r.code === 0) {
     if ((await domstate(v, d.name)) === 'stopped') return;
     const waited = nowMs() - start;
     if (waited >= limit) break;
@@ -207,7 +208,7 @@ async function stop(ctx: Ctx, v: Virsh, d: Want): Promise<void> {
     ctx.progress({ done: Math.round(waited / 1000), total: d.shutdown_timeout, step: 'waiting for the ACPI shutdown' });
     await pauseFor(Math.min(SHUTDOWN_POLL_MS, limit - waited), ctx.signal);
   }
-  ctx.log(`guest ${d.name} did not shut down within ${d.shutdown_timeout}s of the ACPI request: destroying it`);
+  if (r.code === 0) ctx.log(`guest ${d.name} did not shut down within ${d.shutdown_timeout}s of the ACPI request: destroying it`);
   const destroyed = await v.run(['destroy', d.name]);
   if (destroyed.code !== 0 && (await domstate(v, d.name)) !== 'stopped') throw virshError(['destroy', d.name], destroyed);
 }
