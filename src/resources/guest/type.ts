@@ -20,7 +20,7 @@ const size = z.string().refine((v) => (sizeBytes(v) ?? 0) > 0, SIZE_HELP).transf
 
 /** Memory in MiB: a number is MiB already, a string carries its unit. */
 const memory = z
-  .union([z.number().int().positive(), z.string().refine((v) => (sizeBytes(v) ?? 0) > 0, `memory: ${SIZE_HELP}`)])
+  .union([z.number().int().positive(), z.string().refine((v) => (sizeBytes(v) ?? 0) > 0, SIZE_HELP)])
   .transform((v) => (typeof v === 'number' ? v * 1024 ** 2 : sizeBytes(v)!))
   .refine((bytes) => bytes % 1024 ** 2 === 0, 'memory must be a whole number of MiB')
   .transform((bytes) => bytes / 1024 ** 2);
