@@ -46,8 +46,16 @@ const PROFILES: Record<string, { disk: number; memoryMiB: number; bus?: string; 
 /** The test image builder: the provisioner's seam (ProviderContext.images), building for real. */
 class TestImages implements ImageBuilder {
   readonly builds: ImageBuildRequest[] = [];
+  /** Called when a build of the `slow` profile has begun (it then runs until cancelled). */
+  onSlowBuild?: () => void;
   async build(request: ImageBuildRequest): Promise<ImageBuildResult> {
     this.builds.push(request);
+    if (request.profile === 'slow') {
+      writeFileSync(join(request.outputDir, 'disk1.qcow2'), 'half a disk');
+      this.onSlowBuild?.();
+      if (!request.signal.aborted) await new Promise((resolve) => request.signal.addEventListener('abort', resolve, { once: true }));
+      throw new Error('build cancelled');
+    }
     const profile = PROFILES[request.profile];
     if (!profile) throw new Error(`no profile ${request.profile}`);
     const disk = join(request.outputDir, 'disk1.qcow2');
@@ -73,6 +81,9 @@ class TestImages implements ImageBuilder {
     return { definition, disks: [disk] };
   }
 }
+
+/** A hang guard per test (never a limit on how long a transition may take). */
+const HANG = { timeout: 5 * 60_000 };
 
 const why = libvirtdUnavailable();
 if (why) process.stderr.write(`\n*** GUEST TESTS SKIPPED: ${why} ***\n\n`);
@@ -106,14 +117,14 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
   const guest = guestPart;
 
   /** Plans or applies a site whose state `s` is `parts`; the state dir is kept between runs of one `Runner`. */
-  function runner(images: ImageBuilder | undefined = new TestImages(), logs: string[] = []) {
+  function runner(images: ImageBuilder | undefined = new TestImages(), logs: string[] = [], signal?: AbortSignal) {
     const stateDir = tempDir('cairn-guest-state-');
     return async (parts: string, mode: 'plan' | 'apply' = 'apply'): Promise<TargetReport> => {
       const unit = await compiled(`s:\n${parts}`);
       unit.run.target.state_dir = stateDir;
       const exec = new LocalExecutor();
       try {
-        return await runTarget(unit, exec, { mode, onLog: (_ref, line) => logs.push(line), ...(images ? { images } : {}) });
+        return await runTarget(unit, exec, { mode, onLog: (_ref, line) => logs.push(line), ...(images ? { images } : {}), ...(signal ? { signal } : {}) });
       } finally {
         await exec.close();
       }
@@ -133,7 +144,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
   const hasStarted = (lines: string[]) => lines.some((e) => e.startsWith('Started '));
   const stopsAndStarts = (lines: string[]) => lines.filter((l) => /^(Stopped|Started) /.test(l)).map((l) => l.split(' ')[0]);
 
-  test('create: plan shows it without doing it; apply builds through the profile, defines, sizes the disk, autostarts and starts it; a re-run changes nothing', async () => {
+  test('create: plan shows it without doing it; apply builds through the profile, defines, sizes the disk, autostarts and starts it; a re-run changes nothing', HANG, async () => {
     const images = new TestImages();
     const run = runner(images);
     const part = guest('g-create', { boot: true, cpus: 2, memory: '128M', disks: ['32M'] });
@@ -165,7 +176,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.equal(images.builds.length, 1, 'a converged guest is not built again');
   });
 
-  test('update in place: state stopped (a guest without ACPI ignores the shutdown request: destroyed after shutdown_timeout), autostart off, then running again', async () => {
+  test('update in place: state stopped (a guest without ACPI ignores the shutdown request: destroyed after shutdown_timeout), autostart off, then running again', HANG, async () => {
     const logs: string[] = [];
     const run = runner(new TestImages(), logs);
     const guest = (name: string, attrs: Record<string, unknown> = {}) => guestPart(name, { profile: 'noacpi', ...attrs });
@@ -195,7 +206,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.equal((await run(guest('g-state'))).counts.unchanged, 1);
   });
 
-  test('reload: cpus and memory change the definition, then the running guest is stopped and started (libvirt events in that order); refused with allow_reload: false', async () => {
+  test('reload: cpus and memory change the definition, then the running guest is stopped and started (libvirt events in that order); refused with allow_reload: false', HANG, async () => {
     const run = runner();
     assert.equal(node(await run(guest('g-reload'))).status, 'changed');
     const refused = node(await run(guest('g-reload', { allow_reload: false, cpus: 2 })));
@@ -218,7 +229,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.equal((await run(guest('g-reload', { cpus: 2, memory: 96 }))).counts.unchanged, 1);
   });
 
-  test('reload on a stopped guest: networks and cdroms change its definition and it is not started', async () => {
+  test('reload on a stopped guest: networks and cdroms change its definition and it is not started', HANG, async () => {
     const run = runner();
     const iso = join(tempDir('cairn-guest-iso-'), 'tools.iso');
     const content = join(tempDir('cairn-guest-isodata-'), 'readme');
@@ -247,7 +258,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.equal((await run(guest('g-devices', { state: 'stopped', networks: ['bridge:br-b'], cdroms: [] }))).counts.unchanged, 1);
   });
 
-  test('disks: growing is an update in place (blockresize while running, qemu-img resize when stopped); a smaller disk or another count is a rebuild', async () => {
+  test('disks: growing is an update in place (blockresize while running, qemu-img resize when stopped); a smaller disk or another count is a rebuild', HANG, async () => {
     const run = runner();
     assert.equal(node(await run(guest('g-disk', { disks: ['16M'] }))).status, 'changed');
     const grown = node(await run(guest('g-disk', { disks: ['20M'] })));
@@ -267,7 +278,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.equal(more.action, 'rebuild');
   });
 
-  test('rebuild: refused by default naming the attributes and allow_rebuild; done when allowed (built first, then swapped); a new definition libvirt refuses leaves the old guest running', async () => {
+  test('rebuild: refused by default naming the attributes and allow_rebuild; done when allowed (built first, then swapped); a new definition libvirt refuses leaves the old guest running', HANG, async () => {
     const images = new TestImages();
     const run = runner(images);
     assert.equal(node(await run(guest('g-rebuild'))).status, 'changed');
@@ -304,7 +315,56 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.equal((await run(part)).counts.unchanged, 1);
   });
 
-  test('user_data: a NoCloud seed ISO (cidata) attached as a cdrom at create; a re-run does not apply it again; changed user_data is a rebuild', async () => {
+  test('rebuild that fails after the old guest was taken down (the new one cannot start): the old guest is put back as it was, running', HANG, async () => {
+    const run = runner();
+    assert.equal(node(await run(guest('g-swap'))).status, 'changed');
+    const uuid = lv.virsh('domuuid', 'g-swap').trim();
+    // The new definition is fine for libvirt; starting it fails (no such bridge on this host).
+    const failed = node(await run(guest('g-swap', { allow_rebuild: true, profile: 'tiny2', networks: ['bridge:nosuchbr'] })));
+    assert.equal(failed.status, 'failed');
+    assert.match(failed.error!, /rebuilding guest g-swap failed, and the old guest was put back as it was: virsh start g-swap exited with 1/);
+    assert.equal(lv.virsh('domuuid', 'g-swap').trim(), uuid, 'the same domain');
+    assert.equal(domstate('g-swap'), 'running');
+    assert.equal(capacity('g-swap', 'vda'), 16 * MiB, 'its own disk, not the new build\'s');
+    assert.doesNotMatch(lv.virsh('domiflist', 'g-swap'), /nosuchbr/);
+    assert.deepEqual(readdirSync(join(lv.dir, 'guests')).filter((f) => f.startsWith('g-swap')), ['g-swap'], 'no staging, old or saved definition left');
+    assert.deepEqual(readdirSync(folder('g-swap')).sort(), ['disk1.qcow2', 'domain.xml']);
+    assert.equal((await run(guest('g-swap'))).counts.unchanged, 1);
+  });
+
+  test('an interrupted create (the run cancelled during the build) leaves no half guest: no domain, no folder', HANG, async () => {
+    const images = new TestImages();
+    const cancel = new AbortController();
+    images.onSlowBuild = () => cancel.abort();
+    const run = runner(images, [], cancel.signal);
+    const cancelled = node(await run(guest('g-cancel', { profile: 'slow' })));
+    assert.equal(cancelled.status, 'failed');
+    assert.match(cancelled.error!, /the build of guest g-cancel was cancelled; nothing is left of it/);
+    assert.ok(!defined('g-cancel'));
+    assert.deepEqual(readdirSync(join(lv.dir, 'guests')).filter((f) => f.startsWith('g-cancel')), []);
+  });
+
+  test('a folder left by a create that was killed part way is cleared by the next create; a folder Cairn did not make is refused', HANG, async () => {
+    const images = new TestImages();
+    const run = runner(images);
+    mkdirSync(folder('g-left'), { recursive: true });
+    writeFileSync(join(folder('g-left'), 'disk1.qcow2'), 'half a disk');
+    writeFileSync(join(folder('g-left'), '.cairn-guest'), 'g-left\n');
+    const made = node(await run(guest('g-left')));
+    assert.equal(made.status, 'changed', made.error);
+    assert.equal(capacity('g-left', 'vda'), 16 * MiB);
+    assert.deepEqual(readdirSync(folder('g-left')).sort(), ['disk1.qcow2', 'domain.xml'], 'the marker is gone once the guest is made');
+
+    mkdirSync(folder('g-theirs'), { recursive: true });
+    writeFileSync(join(folder('g-theirs'), 'precious.img'), 'data');
+    const refused = node(await run(guest('g-theirs')));
+    assert.equal(refused.status, 'failed');
+    assert.match(refused.error!, /guest g-theirs does not exist, but .*g-theirs does: .*will not build over a folder it did not make/);
+    assert.deepEqual(readdirSync(folder('g-theirs')), ['precious.img']);
+    assert.equal(images.builds.filter((b) => b.name === 'g-theirs').length, 0);
+  });
+
+  test('user_data: a NoCloud seed ISO (cidata) attached as a cdrom at create; a re-run does not apply it again; changed user_data is a rebuild', HANG, async () => {
     const images = new TestImages();
     const run = runner(images);
     const part = guest('g-seed', { user_data: '#cloud-config\nhostname: g-seed\n' });
@@ -324,7 +384,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.deepEqual([changed.action, changed.changes], ['rebuild', ['user_data']]);
   });
 
-  test('destroy: ensure absent stops, undefines and removes <storage>/<name>; plan shows it without doing it; absent stays absent', async () => {
+  test('destroy: ensure absent stops, undefines and removes <storage>/<name>; plan shows it without doing it; absent stays absent', HANG, async () => {
     const run = runner();
     assert.equal(node(await run(guest('g-gone', { user_data: 'x' }))).status, 'changed');
     assert.ok(existsSync(folder('g-gone')));
@@ -339,7 +399,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.equal((await run(guest('g-gone', { ensure: 'absent' }))).counts.unchanged, 1);
   });
 
-  test('refresh when notified: a running guest is restarted (stop, then start)', async () => {
+  test('refresh when notified: a running guest is restarted (stop, then start)', HANG, async () => {
     const run = runner();
     const trigger = join(tempDir('cairn-guest-trigger-'), 'conf');
     const parts = (content: string) => `  - file: ${trigger}\n    content: ${JSON.stringify(content)}\n    notify: guest:g-notify\n${guest('g-notify')}`;
@@ -354,7 +414,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.deepEqual(stopsAndStarts(events.lines()), ['Stopped', 'Started'], events.lines().join(', '));
   });
 
-  test('a create with no provisioner in the run (the cairn CLI today) fails the node saying so, and defines nothing', async () => {
+  test('a create with no provisioner in the run (the cairn CLI today) fails the node saying so, and defines nothing', HANG, async () => {
     const root = tempDir('cairn-guest-cli-');
     mkdirSync(join(root, 'state'));
     const site = makeSite({
@@ -371,7 +431,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.ok(!existsSync(folder('g-cli')));
   });
 
-  test('an existing guest Cairn did not build is managed in place through the CLI (state, autostart) without a provisioner', async () => {
+  test('an existing guest Cairn did not build is managed in place through the CLI (state, autostart) without a provisioner', HANG, async () => {
     const xml = join(lv.dir, 'g-adopt.xml');
     writeFileSync(xml, `<domain type='qemu'><name>g-adopt</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>/usr/bin/qemu-system-x86_64</emulator><memballoon model='none'/></devices></domain>`);

@@ -7,6 +7,7 @@
  * libvirt has accepted the new definition, keeping the old one until the new one is defined.
  */
 import { posix } from 'node:path';
+import { isTargetFailure } from '../../executors/types.ts';
 import { nowMs, pauseFor } from '../../lib/clock.ts';
 import { sha256Hex } from '../../lib/digest.ts';
 import { must } from '../commands.ts';
@@ -22,6 +23,11 @@ type Ctx = ProviderContext<typeof guestType>;
 const METADATA_URI = 'https://cairn.invalid/guest/1';
 /** The seed ISO's file name: a cdrom of that name is Cairn's, not one of `cdroms`. */
 export const SEED_ISO = 'cairn-seed.iso';
+/**
+ * A file in a guest's folder while Cairn is making it (from the build until the guest is
+ * defined and started): a folder that still has it belongs to a create that never finished.
+ */
+const MARKER = '.cairn-guest';
 /** How often a shutdown is checked on. */
 const SHUTDOWN_POLL_MS = 500;
 
@@ -237,9 +243,11 @@ async function build(ctx: Ctx, d: Want, out: string): Promise<{ definition: stri
     if (!built.definition) throw new ApplyError(`profile ${d.profile} made no domain definition for guest ${d.name}`);
     const named = /<name>([^<]*)<\/name>/.exec(built.definition)?.[1];
     if (named !== d.name) throw new ApplyError(`profile ${d.profile} defined a domain named ${named ?? '(none)'}, not ${d.name}`);
+    await ctx.exec.writeFile(posix.join(out, MARKER), `${d.name}\n`, { mode: 0o600 });
     return { definition: built.definition, disks: built.disks };
   } catch (err) {
     await ctx.exec.remove(out);
+    if (ctx.signal.aborted && !isTargetFailure(err)) throw new ApplyError(`the build of guest ${d.name} was cancelled; nothing is left of it`);
     throw err;
   }
 }
@@ -264,12 +272,13 @@ async function writeSeed(ctx: Ctx, d: Want, folder: string): Promise<string> {
 /**
  * Makes the guest from a finished build in `from`: the folder becomes `<storage>/<name>`, its
  * disks are grown (or added) to `disks`, the seed ISO is made, and the domain is defined,
- * configured, marked for autostart and started as asked. Returns whether it got as far as
- * defining the domain (what a caller has to undo).
+ * configured, marked for autostart and started as asked. `done` says how far it got (what a
+ * caller has to undo).
  */
-async function install(ctx: Ctx, v: Virsh, d: Want, from: string, built: { definition: string; disks: string[] }, defined: { value: boolean }): Promise<void> {
+async function install(ctx: Ctx, v: Virsh, d: Want, from: string, built: { definition: string; disks: string[] }, done: { moved: boolean; defined: boolean }): Promise<void> {
   const folder = folderOf(d);
   await must(ctx.exec, ['mv', '-T', from, folder], { label: `mv ${from} ${folder}` });
+  done.moved = true;
   const moved = (p: string) => (p.startsWith(`${from}/`) ? folder + p.slice(from.length) : p);
   const xml = built.definition.split(`${from}/`).join(`${folder}/`);
   const disks = built.disks.map(moved);
@@ -293,7 +302,7 @@ async function install(ctx: Ctx, v: Virsh, d: Want, from: string, built: { defin
   const file = posix.join(folder, 'domain.xml');
   await ctx.exec.writeFile(file, xml, { mode: 0o600 });
   await v.must(['define', file]);
-  defined.value = true;
+  done.defined = true;
   await configure(v, d);
   const used = new Set((await blockDevices(v, d.name, false)).map((b) => b.target));
   for (const path of added) {
@@ -303,6 +312,8 @@ async function install(ctx: Ctx, v: Virsh, d: Want, from: string, built: { defin
   await v.must(['metadata', d.name, '--uri', METADATA_URI, '--key', 'cairn', '--set', `<guest profile="${d.profile}"/>`, '--config']);
   await setAutostart(v, d);
   if (d.state === 'running') await v.must(['start', d.name]);
+  // Made: from now on the folder is the guest's, never a leftover to clear.
+  await ctx.exec.remove(posix.join(folder, MARKER));
 }
 
 /** Stops a running guest at once and removes its definition (and its NVRAM and saved state). */
@@ -318,16 +329,24 @@ async function create(ctx: Ctx, d: Want): Promise<void> {
   const v = new Virsh(ctx, d.uri);
   const folder = folderOf(d);
   if (await ctx.exec.stat(folder)) {
+    const marker = await ctx.exec.readFile(posix.join(folder, MARKER));
+    if (marker?.toString() === `${d.name}\n`) {
+      // A create (or the swap of a rebuild) that was killed part way: that guest never was.
+      ctx.log(`removing ${folder}, left by an interrupted create of ${d.name}`);
+      await ctx.exec.remove(folder);
+    }
+  }
+  if (await ctx.exec.stat(folder)) {
     throw new ApplyError(`guest ${d.name} does not exist, but ${folder} does: Cairn keeps a guest's files there, ` +
       'and will not build over a folder it did not make for this guest; move it away or remove it');
   }
   const built = await build(ctx, d, stagingOf(d));
-  const defined = { value: false };
+  const done = { moved: false, defined: false };
   try {
-    await install(ctx, v, d, stagingOf(d), built, defined);
+    await install(ctx, v, d, stagingOf(d), built, done);
   } catch (err) {
     // A create that fails leaves nothing: no domain, no files.
-    if (defined.value) await undefine(v, d.name).catch(() => undefined);
+    if (done.defined) await undefine(v, d.name).catch(() => undefined);
     await ctx.exec.remove(folder);
     await ctx.exec.remove(stagingOf(d));
     throw err;
@@ -387,29 +406,44 @@ async function rebuild(ctx: Ctx, d: Want, current: Have): Promise<void> {
   const oldXml = await v.must(['dumpxml', d.name, '--inactive']);
   const wasRunning = current?.state !== 'stopped';
   const hadFolder = (await ctx.exec.stat(folder)) !== undefined;
-  if (wasRunning) await stop(ctx, v, d);
-  await v.must(['undefine', d.name, '--managed-save', '--snapshots-metadata']);
-  await ctx.exec.remove(previous);
-  if (hadFolder) await must(ctx.exec, ['mv', '-T', folder, previous], { label: `mv ${folder} ${previous}` });
-  const savedXml = posix.join(hadFolder ? previous : staging, 'domain.previous.xml');
-  await ctx.exec.writeFile(savedXml, oldXml, { mode: 0o600 });
-
-  const defined = { value: false };
+  // How far the swap got, for putting the old guest back.
+  const done = { undefined: false, movedAside: false, moved: false, defined: false };
+  // The old definition, as a file to define it again from (kept only if that fails).
+  const saved = `${previous}.xml`;
   try {
-    await install(ctx, v, d, staging, built, defined);
+    if (wasRunning) await stop(ctx, v, d);
+    await v.must(['undefine', d.name, '--managed-save', '--snapshots-metadata']);
+    done.undefined = true;
+    if (hadFolder) {
+      await ctx.exec.remove(previous);
+      await must(ctx.exec, ['mv', '-T', folder, previous], { label: `mv ${folder} ${previous}` });
+      done.movedAside = true;
+    }
+    await install(ctx, v, d, staging, built, done);
   } catch (err) {
     const why = (err as Error).message;
     try {
-      if (defined.value) await undefine(v, d.name);
-      await ctx.exec.remove(folder);
-      if (hadFolder) await must(ctx.exec, ['mv', '-T', previous, folder], { label: `mv ${previous} ${folder}` });
-      await v.must(['define', hadFolder ? posix.join(folder, 'domain.previous.xml') : savedXml]);
+      if (done.defined) await undefine(v, d.name);
+      if (done.moved) await ctx.exec.remove(folder);
+      await ctx.exec.remove(staging);
+      if (done.movedAside) await must(ctx.exec, ['mv', '-T', previous, folder], { label: `mv ${previous} ${folder}` });
+      done.movedAside = false;
+      if (done.undefined) {
+        await ctx.exec.writeFile(saved, oldXml, { mode: 0o600 });
+        await v.must(['define', saved]);
+        await ctx.exec.remove(saved);
+      }
       if (wasRunning) await v.must(['start', d.name]);
     } catch (undo) {
+      const kept = done.undefined ? await ctx.exec.writeFile(saved, oldXml, { mode: 0o600 }).then(() => true, () => false) : false;
+      const restore = [
+        ...(done.movedAside ? [`mv -T ${previous} ${folder}`] : []),
+        ...(done.undefined ? [kept ? `virsh -c '${d.uri}' define ${saved}` : `virsh -c '${d.uri}' define <its definition, which could not be saved>`] : []),
+        ...(wasRunning ? [`virsh -c '${d.uri}' start ${d.name}`] : []),
+      ];
       throw new ApplyError(`rebuilding guest ${d.name} failed (${why}), and putting the old one back failed too ` +
-        `(${(undo as Error).message}). What is left: the old definition in ${savedXml}` +
-        `${hadFolder ? ` and the old guest's files in ${previous}` : ''}. To restore it: ` +
-        `${hadFolder ? `mv ${previous} ${folder} && ` : ''}virsh -c '${d.uri}' define ${hadFolder ? posix.join(folder, 'domain.previous.xml') : savedXml}`);
+        `(${(undo as Error).message}).${hadFolder ? ` The old guest's files are in ${done.movedAside ? previous : folder}.` : ''}` +
+        `${done.undefined ? ` It is not defined${kept ? `; its definition is in ${saved}` : ''}.` : ''} To restore it: ${restore.join(' && ')}`);
     }
     throw new ApplyError(`rebuilding guest ${d.name} failed, and the old guest was put back as it was: ${why}`);
   }
