@@ -47,4 +47,8 @@ export function state(spec: Omit<StateSpec, 'kind' | 'pos'> | ((it: Scope) => Pa
 }
 
 export * from './builders.generated.ts';
-export type { Attrs, Builder, Meta, Part, TypeName } from './builder.ts';
+export type { Attrs, Builder as PartBuilder, Meta, Part, TypeName } from './builder.ts';
+export { Builder, BuildFailure, BuildInputError } from './provision.ts';
+export type {
+  ArgumentSpec, BuildContext, BuildNetwork, BuildSystem, BuildVolume, LoopDevice, MountOptions, RunOptions, RunOutput, VolumeSpec,
+} from './provision.ts';

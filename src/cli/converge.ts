@@ -10,6 +10,7 @@ import { clearStatus, colourAllowed, stdoutIsTTY, stdoutStream, writeErr, writeO
 import { ExitCode } from '../lib/errors.ts';
 import { nowMs } from '../lib/clock.ts';
 import { tagFilter } from './tags.ts';
+import type { ImageBuilder } from '../resources/type.ts';
 
 export type { RunReport } from '../engine/run-target.ts';
 
@@ -42,7 +43,7 @@ export interface ConvergeOptions extends RolloutOptions {
 
 /** `keep` receives the run's report at the end (to store it). */
 export async function converge(mode: 'plan' | 'apply', sessions: Session[], compiled: Map<string, Compiled>, options: ConvergeOptions,
-  keep?: (report: RunReport) => Promise<void>): Promise<number> {
+  keep?: (report: RunReport) => Promise<void>, imagesFor?: (target: string) => ImageBuilder | undefined): Promise<number> {
   // Checked before any target is touched: a misspelt tag changes nothing.
   const tags = tagFilter(options, compiled.values());
   const started = new Date();
@@ -94,6 +95,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
           ...(tags ? { tags } : {}),
           ...(session.facts ? { facts: session.facts } : {}),
           lockWaitMs: (options.lockWait ?? 0) * 1000,
+          ...(imagesFor?.(name) ? { images: imagesFor(name)! } : {}),
           onNotice: (line) => writeErr(`${line}\n`),
           ...(progress ? { onStart: (ref: string) => progress.running(name, ref) } : {}),
           ...(watching ? {

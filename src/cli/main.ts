@@ -6,6 +6,8 @@ import type { ConvergeOptions, RunReport } from './converge.ts';
 import type { AdHocOptions } from './run.ts';
 import type { ShowOptions } from './show.ts';
 import type { ExportOptions } from './export.ts';
+import type { ProvisionOptions } from './provision.ts';
+import type { ImageBuilder } from '../resources/type.ts';
 import { checkRollout, maxFailAmount, serialAmount } from './rollout.ts';
 import { storeNamed } from './store-named.ts';
 import { tagList } from './tags.ts';
@@ -131,7 +133,7 @@ export function program(): Command {
             storeCode = await keepReports(options, report);
           }
           : undefined;
-        const code = await converge(mode, sessions, new Map(compiled.map((c) => [c.run.target.name, c])), options, keep);
+        const code = await converge(mode, sessions, new Map(compiled.map((c) => [c.run.target.name, c])), options, keep, imagesOnThisMachine(options.site, selected));
         process.exitCode = code === 0 && storeCode !== undefined ? storeCode : code;
       } finally {
         await closeSessions(sessions);
@@ -233,6 +235,32 @@ export function program(): Command {
       process.exitCode = await adHoc(words, options, sources, await localFactsOnce());
     });
 
+  cmd.command('provision')
+    .description('build a guest or container image through a profile of the site (profiles/P.yaml); --clean NAME clears a kept or interrupted build')
+    .argument('[name]', 'the guest or container to build')
+    .option('--site <dir>', 'the site folder', '.')
+    .option('--profile <name>', "the profile (the site's profiles/<name>.yaml)")
+    .option('--arg <k=v>', "override one of the profile's args (repeatable)", collect)
+    .option('--keep-on-failure', 'keep what a failed build made (mounts, loop devices, volumes, definition, work folder) and list it')
+    .option('--output <dir>', 'where the images and the definition go (default /var/lib/cairn/images/NAME)')
+    .option('--builds <dir>', "where builds keep their work folders and journals (default /var/lib/cairn/builds)")
+    .option('--clean <name>', 'clear the kept or interrupted build of NAME')
+    .option('--json', 'print one JSON event a line')
+    .option('-v, --verbose', "print the script's commands and log lines, and each action", (_: string, n: number) => n + 1, 0)
+    .action(async (name: string | undefined, options: ProvisionOptions) => {
+      const { provisionCommand } = await import('./provision.ts');
+      process.exitCode = await provisionCommand(name, options, sources);
+    });
+
+  cmd.command('__build-child', { hidden: true })
+    .description("a build's child process (started by cairn provision, never by hand)")
+    .action(async () => {
+      const { buildChild } = await import('../provision/child.ts');
+      buildChild();
+      // The child lives as long as its IPC channel: main() must not return before.
+      await new Promise(() => undefined);
+    });
+
   cmd.command('schema')
     .description('print the JSON Schema of state files (or of cairn.yaml / inventory.yaml)')
     .addOption(new Option('--for <file>', 'which file kind').choices(['state', 'site', 'inventory']).default('state'))
@@ -269,6 +297,18 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     process.exitCode = outer;
   }
+}
+
+/**
+ * The provisioner (DESIGN §10) for the lifecycle types of targets run on this machine (executor
+ * local or chroot): builds through the site's profiles. Loaded only when a build is asked for.
+ */
+function imagesOnThisMachine(site: string, selected: { name: string; settings: { executor: string } }[]): (target: string) => ImageBuilder | undefined {
+  const here = new Set(selected.filter((t) => t.settings.executor === 'local' || t.settings.executor === 'chroot').map((t) => t.name));
+  const images: ImageBuilder = {
+    build: async (request) => (await import('./provision.ts')).localImageBuilder(site).build(request),
+  };
+  return (target) => (here.has(target) ? images : undefined);
 }
 
 /**

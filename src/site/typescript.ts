@@ -17,6 +17,56 @@ const API_GLOBAL = Symbol.for('cairn.api');
 
 export async function typescriptStateFile(absPath: string, root: string, d: Diagnostics, component?: string): Promise<StateDef[]> {
   const file = relative(root, absPath);
+  const mod = await importTypeScript(absPath, root, d);
+  if (!mod) return [];
+
+  const defs: StateDef[] = [];
+  const exported = mod.default && typeof mod.default === 'object' && !isState(mod.default)
+    ? Object.entries(mod.default as Record<string, unknown>)
+    : Object.entries(mod).filter(([k]) => k !== 'default');
+  for (const [name, value] of exported) {
+    if (!isState(value)) continue;
+    const pos = relativePos(value.pos, root) ?? { file, line: 1, col: 1 };
+    defs.push({
+      name, file, component, pos,
+      params: Object.fromEntries(Object.entries(value.params ?? {}).map(([p, def]) => [p,
+        def === null || def === undefined ? { required: true, pos } : { required: false, default: def, pos }])),
+      lazy: value.lazy ?? false,
+      defer: value.defer ?? false,
+      include: (value.include ?? []).map((n) => ({ name: n, pos })),
+      tags: value.tags ?? [],
+      parts(it) {
+        let parts: unknown;
+        try {
+          parts = value.parts(it);
+        } catch (err) {
+          const site = /\((\/[^():]+\.m?ts):(\d+):(\d+)\)/.exec((err as Error).stack ?? '');
+          const at = site ? { file: relative(root, site[1]!), line: Number(site[2]), col: Number(site[3]) } : pos;
+          const diag = new Diagnostics();
+          diag.add(`state '${name}' failed: ${(err as Error).message}`, at);
+          diag.throwIfAny();
+        }
+        if (!Array.isArray(parts)) {
+          const diag = new Diagnostics();
+          diag.add(`state '${name}': parts() must return a list of parts`, pos);
+          diag.throwIfAny();
+        }
+        for (const p of parts as unknown[]) fixPositions(p, root);
+        return parts as unknown[];
+      },
+    });
+  }
+  return defs;
+}
+
+
+/**
+ * Bundles and imports a site's TypeScript file (a state file, a builder script), with `import …
+ * from 'cairn'` bound to this running Cairn's API; undefined, with the problems collected at
+ * their positions, when it does not build or load.
+ */
+export async function importTypeScript(absPath: string, root: string, d: Diagnostics): Promise<Record<string, unknown> | undefined> {
+  const file = relative(root, absPath);
   const esbuild = await dynamicImport<typeof Esbuild>('esbuild');
   (globalThis as Record<symbol, unknown>)[API_GLOBAL] = api;
   // The bundle's source map must be relative to where the bundle is written, so stack traces
@@ -56,7 +106,7 @@ export async function typescriptStateFile(absPath: string, root: string, d: Diag
     }
     if (errors.length === 0) d.add(`TypeScript: ${(err as Error).message}`, { file, line: 1, col: 1 });
     rmSync(dir, { recursive: true, force: true });
-    return [];
+    return undefined;
   }
 
   process.setSourceMapsEnabled(true);
@@ -65,49 +115,12 @@ export async function typescriptStateFile(absPath: string, root: string, d: Diag
     writeFileSync(bundled, code);
     mod = await dynamicImport<Record<string, unknown>>(pathToFileURL(bundled).href);
   } catch (err) {
-    d.add(`TypeScript state file failed to load: ${(err as Error).message}`, { file, line: 1, col: 1 });
-    return [];
+    d.add(`TypeScript file failed to load: ${(err as Error).message}`, { file, line: 1, col: 1 });
+    return undefined;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-
-  const defs: StateDef[] = [];
-  const exported = mod.default && typeof mod.default === 'object' && !isState(mod.default)
-    ? Object.entries(mod.default as Record<string, unknown>)
-    : Object.entries(mod).filter(([k]) => k !== 'default');
-  for (const [name, value] of exported) {
-    if (!isState(value)) continue;
-    const pos = relativePos(value.pos, root) ?? { file, line: 1, col: 1 };
-    defs.push({
-      name, file, component, pos,
-      params: Object.fromEntries(Object.entries(value.params ?? {}).map(([p, def]) => [p,
-        def === null || def === undefined ? { required: true, pos } : { required: false, default: def, pos }])),
-      lazy: value.lazy ?? false,
-      defer: value.defer ?? false,
-      include: (value.include ?? []).map((n) => ({ name: n, pos })),
-      tags: value.tags ?? [],
-      parts(it) {
-        let parts: unknown;
-        try {
-          parts = value.parts(it);
-        } catch (err) {
-          const site = /\((\/[^():]+\.m?ts):(\d+):(\d+)\)/.exec((err as Error).stack ?? '');
-          const at = site ? { file: relative(root, site[1]!), line: Number(site[2]), col: Number(site[3]) } : pos;
-          const diag = new Diagnostics();
-          diag.add(`state '${name}' failed: ${(err as Error).message}`, at);
-          diag.throwIfAny();
-        }
-        if (!Array.isArray(parts)) {
-          const diag = new Diagnostics();
-          diag.add(`state '${name}': parts() must return a list of parts`, pos);
-          diag.throwIfAny();
-        }
-        for (const p of parts as unknown[]) fixPositions(p, root);
-        return parts as unknown[];
-      },
-    });
-  }
-  return defs;
+  return mod;
 }
 
 function isState(v: unknown): v is api.StateSpec {
