@@ -117,7 +117,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
   const guest = guestPart;
 
   /** Plans or applies a site whose state `s` is `parts`; the state dir is kept between runs of one `Runner`. */
-  function runner(images: ImageBuilder | undefined = new TestImages(), logs: string[] = [], signal?: AbortSignal) {
+  function runner(images: ImageBuilder | null = new TestImages(), logs: string[] = [], signal?: AbortSignal) {
     const stateDir = tempDir('cairn-guest-state-');
     return async (parts: string, mode: 'plan' | 'apply' = 'apply'): Promise<TargetReport> => {
       const unit = await compiled(`s:\n${parts}`);
@@ -414,21 +414,38 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.deepEqual(stopsAndStarts(events.lines()), ['Stopped', 'Started'], events.lines().join(', '));
   });
 
-  test('a create with no provisioner in the run (the cairn CLI today) fails the node saying so, and defines nothing', HANG, async () => {
+  test('a create in a run with no provisioner (as for a target the CLI cannot build for) fails the node saying so, and defines nothing', HANG, async () => {
+    const run = runner(null);
+    const plan = node(await run(guest('g-nobuild'), 'plan'));
+    assert.deepEqual([plan.status, plan.action], ['would-change', 'create']);
+    const failed = node(await run(guest('g-nobuild')));
+    assert.equal(failed.status, 'failed');
+    assert.match(failed.error!, /guest g-nobuild must be built from profile tiny, but this run has no provisioner/);
+    assert.ok(!defined('g-nobuild'));
+    assert.ok(!existsSync(folder('g-nobuild')));
+  });
+
+  test('through the cairn CLI with the real provisioner (a `noop` profile: a definition only): created with an added disk, re-run 0 changes, then stopped', HANG, async () => {
     const root = tempDir('cairn-guest-cli-');
-    mkdirSync(join(root, 'state'));
-    const site = makeSite({
+    const files = (attrs: Record<string, unknown>) => makeSite({
       'cairn.yaml': `targets:\n  t1:\n    executor: local\n    state_dir: ${root}/state\n    run: [s]\n`,
-      'states/s.yaml': `s:\n${guest('g-cli')}`,
+      'profiles/bare.yaml': 'script: noop\nsystem:\n  cpus: 1\n  memory: 64\n  serial: false\n',
+      'states/s.yaml': `s:\n${guest('g-real', { profile: 'bare', ...attrs })}`,
     });
-    const plan = await runCli(['plan', '--site', site]);
-    assert.equal(plan.status, 0, plan.stderr);
-    assert.match(plan.stdout, /guest:g-cli/);
+    const site = files({ disks: ['8M'], memory: '96M' });
     const apply = await runCli(['apply', '--site', site]);
-    assert.equal(apply.status, 1, apply.stdout + apply.stderr);
-    assert.match(apply.stdout + apply.stderr, /guest g-cli must be built from profile tiny, but this run has no provisioner/);
-    assert.ok(!defined('g-cli'));
-    assert.ok(!existsSync(folder('g-cli')));
+    assert.equal(apply.status, 0, apply.stdout + apply.stderr);
+    assert.equal(domstate('g-real'), 'running');
+    const xml = lv.virsh('dumpxml', 'g-real', '--inactive');
+    assert.match(xml, /<memory unit='KiB'>98304<\/memory>/, 'memory from the guest, over the profile\'s');
+    assert.match(xml, new RegExp(`<source file='${folder('g-real')}/disk1.qcow2'/>`), 'disks[0] added empty: the noop build has none');
+    assert.equal(capacity('g-real', 'vda'), 8 * MiB);
+    const again = await runCli(['apply', '--site', site]);
+    assert.equal(again.status, 0, again.stdout + again.stderr);
+    assert.match(again.stdout, /0 changed/);
+    const stop = await runCli(['apply', '--site', files({ disks: ['8M'], memory: '96M', state: 'stopped' })]);
+    assert.equal(stop.status, 0, stop.stdout + stop.stderr);
+    assert.equal(domstate('g-real'), 'shut off');
   });
 
   test('an existing guest Cairn did not build is managed in place through the CLI (state, autostart) without a provisioner', HANG, async () => {
