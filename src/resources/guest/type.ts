@@ -2,21 +2,24 @@ import { z } from 'zod';
 import { absolutePath, ensurePresence } from '../attributes.ts';
 import { defineType, internal, rebuild, reload, update, writeOnly } from '../define.ts';
 
-/** Binary multiples, as libvirt and qemu-img count them (1G = 1024M). */
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tib: 1024 ** 4 };
-const SIZE = /^(\d+)\s*([a-z]*)$/i;
-const SIZE_HELP = 'a size is a whole number with a unit K, M, G or T (binary: 1G = 1024M), e.g. 512M or 20G';
+/** Binary multiples, as libvirt, qemu-img and provisioning profiles count them (1G = 1024M). */
+const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+/** `20G`, `512M`, `1.5G`, `512MiB`, `512MB` (binary, as profiles read them), or bytes. */
+const SIZE = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i;
+const SIZE_HELP = 'a size is a number with a unit K, M, G or T (binary: 1G = 1024M), e.g. 512M or 20G';
 
 /** Bytes of a size as a site writes it (`20G`, `512M`), or undefined when it is not one. */
 export function sizeBytes(text: string): number | undefined {
-  const m = SIZE.exec(text.trim());
+  const m = SIZE.exec(text);
   if (!m) return undefined;
-  const unit = UNITS[m[2]!.toLowerCase()];
-  return unit === undefined ? undefined : Number(m[1]) * unit;
+  const bytes = Number(m[1]) * UNITS[m[2]!.toUpperCase()]!;
+  return Number.isSafeInteger(bytes) ? bytes : undefined;
 }
 
-/** A size given with its unit, in bytes. */
-const size = z.string().refine((v) => (sizeBytes(v) ?? 0) > 0, SIZE_HELP).transform((v) => sizeBytes(v)!);
+/** A size in bytes: a number is bytes already, a string carries its unit. */
+const size = z
+  .union([z.number().int().positive(), z.string().refine((v) => (sizeBytes(v) ?? 0) > 0, SIZE_HELP)])
+  .transform((v) => (typeof v === 'number' ? v : sizeBytes(v)!));
 
 /** Memory in MiB: a number is MiB already, a string carries its unit. */
 const memory = z
