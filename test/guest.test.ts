@@ -27,6 +27,8 @@ import { buildGraph } from '../src/graph/build.ts';
 import type { Compiled } from '../src/graph/codec.ts';
 import { Diagnostics } from '../src/lib/errors.ts';
 import type { ImageBuilder, ImageBuildRequest, ImageBuildResult } from '../src/resources/type.ts';
+import { sizeBytes } from '../src/resources/guest/type.ts';
+import { parseBlockList, parseDefinition, parseFields, parseInterfaces } from '../src/resources/guest/virsh.ts';
 import { loadSite } from '../src/site/load.ts';
 import { makeSite, runCli, tempDir } from './helpers/cli.ts';
 import { libvirtdUnavailable, startLibvirtd, type Libvirtd } from './helpers/libvirtd.ts';
@@ -81,6 +83,27 @@ class TestImages implements ImageBuilder {
     return { definition, disks: [disk] };
   }
 }
+
+test('virsh output as libvirt 9 prints it (-q): dominfo fields, domblklist --details, domiflist, the vcpu and memory of a definition', () => {
+  const info = parseFields('Id:             1\nName:           t1\nState:          shut off\nCPU(s):         1\nMax memory:     65536 KiB\nAutostart:      enable\n');
+  assert.deepEqual([info.State, info.Autostart, info['Max memory']], ['shut off', 'enable', '65536 KiB']);
+  assert.deepEqual(parseBlockList(' file   disk     vda      /tmp/l3d/d1.qcow2\n file   cdrom    sda      /srv/iso/a b.iso\n file   cdrom    sdb      -\n'), [
+    { type: 'file', device: 'disk', target: 'vda', source: '/tmp/l3d/d1.qcow2' },
+    { type: 'file', device: 'cdrom', target: 'sda', source: '/srv/iso/a b.iso' },
+    { type: 'file', device: 'cdrom', target: 'sdb', source: '-' },
+  ]);
+  assert.deepEqual(parseInterfaces(' -           bridge   br0      virtio   52:54:00:08:54:58\n vnet0       network  default  virtio   52:54:00:aa:bb:cc\n'), [
+    { type: 'bridge', source: 'br0', model: 'virtio', mac: '52:54:00:08:54:58' },
+    { type: 'network', source: 'default', model: 'virtio', mac: '52:54:00:aa:bb:cc' },
+  ]);
+  assert.deepEqual(parseDefinition("<domain type='qemu'>\n  <memory unit='KiB'>131072</memory>\n  <vcpu placement='static' current='1'>2</vcpu>\n"), { cpus: 1, memoryKiB: 131072 });
+  assert.deepEqual(parseDefinition("  <memory unit='KiB'>65536</memory>\n  <vcpu placement='static'>2</vcpu>\n"), { cpus: 2, memoryKiB: 65536 });
+});
+
+test('guest sizes: binary units as profiles read them; anything else is not a size', () => {
+  assert.deepEqual(['20G', '512M', '512MiB', '512 MB', '1.5G', '4096'].map(sizeBytes), [20 * 1024 ** 3, 512 * MiB, 512 * MiB, 512 * MiB, 1.5 * 1024 ** 3, 4096]);
+  assert.deepEqual(['2GG', '512MX', '', 'G', '1.1G'].map(sizeBytes), [undefined, undefined, undefined, undefined, undefined]);
+});
 
 /** A hang guard per test (never a limit on how long a transition may take). */
 const HANG = { timeout: 5 * 60_000 };
