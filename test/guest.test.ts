@@ -14,7 +14,7 @@
  * domain definition) and records each build, since the provisioner is not wired into runs yet.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -471,7 +471,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.equal(domstate('g-real'), 'shut off');
   });
 
-  test('an existing guest Cairn did not build is managed in place through the CLI (state, autostart) without a provisioner', HANG, async () => {
+  test('an existing guest Cairn did not build is managed in place through the CLI (state, autostart) without a build; ensure absent undefines it and leaves the files it had', HANG, async () => {
     const xml = join(lv.dir, 'g-adopt.xml');
     writeFileSync(xml, `<domain type='qemu'><name>g-adopt</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>/usr/bin/qemu-system-x86_64</emulator><memballoon model='none'/></devices></domain>`);
@@ -488,7 +488,18 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     const again = await runCli(['apply', '--site', site, '--json']);
     assert.equal(again.status, 0);
     assert.match(again.stdout, /"unchanged":\s*1/);
-    const r = spawnSync('virsh', ['-c', lv.uri, 'destroy', 'g-adopt']);
-    assert.equal(r.status, 0);
+
+    // Its own files where Cairn would keep a guest's: ensure absent removes the domain, not them.
+    mkdirSync(folder('g-adopt'), { recursive: true });
+    writeFileSync(join(folder('g-adopt'), 'theirs.img'), 'data');
+    const absent = makeSite({
+      'cairn.yaml': `targets:\n  t1:\n    executor: local\n    state_dir: ${root}/state\n    run: [s]\n`,
+      'states/s.yaml': `s:\n${guest('g-adopt', { ensure: 'absent' })}`,
+    });
+    const gone = await runCli(['apply', '--site', absent, '-v']);
+    assert.equal(gone.status, 0, gone.stdout + gone.stderr);
+    assert.ok(!defined('g-adopt'));
+    assert.deepEqual(readdirSync(folder('g-adopt')), ['theirs.img']);
+    assert.match(gone.stdout + gone.stderr, /left .*g-adopt as it is: g-adopt was not built by Cairn/);
   });
 });

@@ -355,11 +355,16 @@ async function create(ctx: Ctx, d: Want): Promise<void> {
 
 async function destroy(ctx: Ctx, d: Want): Promise<void> {
   const v = new Virsh(ctx, d.uri);
+  // Only a guest Cairn built (its record in the definition) has a folder Cairn made.
+  const built = (await v.run(['metadata', d.name, '--uri', METADATA_URI, '--config'])).code === 0;
   await undefine(v, d.name);
   const folder = folderOf(d);
-  if (await ctx.exec.stat(folder)) {
+  if (!(await ctx.exec.stat(folder))) return;
+  if (built) {
     await ctx.exec.remove(folder);
     ctx.log(`removed ${folder} (the disks, seed ISO and definition Cairn made for ${d.name})`);
+  } else {
+    ctx.log(`left ${folder} as it is: ${d.name} was not built by Cairn`);
   }
 }
 
