@@ -170,7 +170,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
   test('create: plan shows it without doing it; apply builds through the profile, defines, sizes the disk, autostarts and starts it; a re-run changes nothing', HANG, async () => {
     const images = new TestImages();
     const run = runner(images);
-    const part = guest('g-create', { boot: true, cpus: 2, memory: '128M', disks: ['32M'] });
+    const part = guest('g-create', { boot: true, cpus: 2, memory: '128M', disks: ['32M', '8M'] });
 
     const plan = node(await run(part, 'plan'));
     assert.equal(plan.status, 'would-change');
@@ -190,6 +190,8 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.match(xml, /<vcpu placement='static'>2<\/vcpu>/);
     assert.match(xml, /<memory unit='KiB'>131072<\/memory>/);
     assert.equal(capacity('g-create', 'vda'), 32 * MiB, 'the profile\'s 16M disk grown to disks[0]');
+    assert.equal(capacity('g-create', 'vdb'), 8 * MiB, 'disks[1]: a new empty disk');
+    assert.match(xml, new RegExp(`<source file='${folder('g-create')}/cairn-disk2.qcow2'/>`));
     assert.match(xml, new RegExp(`<source file='${folder('g-create')}/disk1.qcow2'/>`), 'its disk lives in <storage>/<name>');
     assert.match(lv.virsh('metadata', 'g-create', '--uri', 'https://cairn.invalid/guest/1', '--config'), /profile="tiny"/);
     assert.ok(!existsSync(`${folder('g-create')}.cairn-new`), 'no staging folder left');
@@ -461,7 +463,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.equal(domstate('g-real'), 'running');
     const xml = lv.virsh('dumpxml', 'g-real', '--inactive');
     assert.match(xml, /<memory unit='KiB'>98304<\/memory>/, 'memory from the guest, over the profile\'s');
-    assert.match(xml, new RegExp(`<source file='${folder('g-real')}/disk1.qcow2'/>`), 'disks[0] added empty: the noop build has none');
+    assert.match(xml, new RegExp(`<source file='${folder('g-real')}/cairn-disk1.qcow2'/>`), 'disks[0] added empty: the noop build has none');
     assert.equal(capacity('g-real', 'vda'), 8 * MiB);
     const again = await runCli(['apply', '--site', site]);
     assert.equal(again.status, 0, again.stdout + again.stderr);

@@ -294,7 +294,8 @@ async function install(ctx: Ctx, v: Virsh, d: Want, from: string, built: { defin
   }
   const added: string[] = [];
   for (let i = disks.length; i < wanted.length; i++) {
-    const path = posix.join(folder, `disk${i + 1}.qcow2`);
+    // A name of its own: a build may have named its disks disk1, disk2, …
+    const path = posix.join(folder, `cairn-disk${i + 1}.qcow2`);
     await must(ctx.exec, ['qemu-img', 'create', '-q', '-f', 'qcow2', path, String(wanted[i])], { label: `qemu-img create ${path}` });
     added.push(path);
   }
