@@ -15,7 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildCatalog } from '../src/catalog/catalog.ts';
@@ -32,6 +32,7 @@ import { parseBlockList, parseDefinition, parseFields, parseInterfaces } from '.
 import { loadSite } from '../src/site/load.ts';
 import { makeSite, runCli, tempDir } from './helpers/cli.ts';
 import { libvirtdUnavailable, startLibvirtd, type Libvirtd } from './helpers/libvirtd.ts';
+import { READY, tinyLinux } from './helpers/tiny-linux.ts';
 
 const MiB = 1024 ** 2;
 
@@ -41,6 +42,8 @@ const PROFILES: Record<string, { disk: number; memoryMiB: number; bus?: string; 
   // No ACPI: an ACPI shutdown request is accepted and ignored.
   noacpi: { disk: 16 * MiB, memoryMiB: 64, acpi: false },
   tiny2: { disk: 24 * MiB, memoryMiB: 64 },
+  // Debian's kernel and a busybox initramfs (helpers/tiny-linux.ts), booted directly.
+  linux: { disk: 16 * MiB, memoryMiB: 128 },
   // A definition libvirt refuses (an unknown disk bus): a rebuild must leave the old guest.
   refused: { disk: 16 * MiB, memoryMiB: 64, bus: 'nosuchbus' },
 };
@@ -48,6 +51,8 @@ const PROFILES: Record<string, { disk: number; memoryMiB: number; bus?: string; 
 /** The test image builder: the provisioner's seam (ProviderContext.images), building for real. */
 class TestImages implements ImageBuilder {
   readonly builds: ImageBuildRequest[] = [];
+  /** For the `linux` profile: a kernel and initrd booted directly, the console to a file. */
+  linux?: { kernel: string; initrd: string };
   /** Called when a build of the `slow` profile has begun (it then runs until cancelled). */
   onSlowBuild?: () => void;
   async build(request: ImageBuildRequest): Promise<ImageBuildResult> {
@@ -62,12 +67,16 @@ class TestImages implements ImageBuilder {
     if (!profile) throw new Error(`no profile ${request.profile}`);
     const disk = join(request.outputDir, 'disk1.qcow2');
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, String(profile.disk)]);
+    const boot = request.profile === 'linux' && this.linux
+      ? `<kernel>${this.linux.kernel}</kernel><initrd>${this.linux.initrd}</initrd><cmdline>console=ttyS0 panic=-1 quiet</cmdline>`
+      : "<boot dev='hd'/>";
+    const console = request.profile === 'linux' ? `<serial type='file'><source path='${join(request.outputDir, 'console.log')}'/><target port='0'/></serial>` : '';
     const definition = `<domain type='qemu'>
   <name>${request.name}</name>
   <description>built from profile ${request.profile}</description>
   <memory unit='MiB'>${profile.memoryMiB}</memory>
   <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <os><type arch='x86_64' machine='pc'>hvm</type>${boot}</os>
   ${profile.acpi === false ? '' : '<features><acpi/></features>'}
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
@@ -76,6 +85,7 @@ class TestImages implements ImageBuilder {
       <source file='${disk}'/>
       <target dev='vda' bus='${profile.bus ?? 'virtio'}'/>
     </disk>
+    ${console}
     <memballoon model='none'/>
   </devices>
 </domain>
@@ -437,6 +447,38 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.equal(refreshed?.status, 'changed', JSON.stringify(second.nodes));
     await events.waitFor(hasStarted);
     assert.deepEqual(stopsAndStarts(events.lines()), ['Stopped', 'Started'], events.lines().join(', '));
+  });
+
+  test('(slow) a real Linux guest (Debian\'s kernel, a busybox initramfs) boots under TCG through libvirt, and stopping it is a graceful ACPI shutdown: it powers itself off, nothing is destroyed', HANG, async (t) => {
+    const linux = tinyLinux();
+    if ('unavailable' in linux) {
+      process.stderr.write(`\n*** SLOW GUEST BOOT SKIPPED: ${linux.unavailable} ***\n\n`);
+      t.skip(linux.unavailable);
+      return;
+    }
+    const images = new TestImages();
+    images.linux = linux;
+    const logs: string[] = [];
+    const run = runner(images, logs);
+    const part = (state: string) => guest('g-linux', { profile: 'linux', state, shutdown_timeout: '5m' });
+    const created = node(await run(part('running')));
+    assert.equal(created.status, 'changed', created.error);
+    const consoleLog = join(folder('g-linux'), 'console.log');
+    // Up once /init says so on the serial console (it then watches the power button).
+    for (let said = ''; !said.includes(READY);) {
+      said = existsSync(consoleLog) ? readFileSync(consoleLog, 'utf8') : '';
+      assert.doesNotMatch(said, /CAIRN-GUEST-(NO-POWER-BUTTON|READ-FAILED)/);
+      if (!said.includes(READY)) await new Promise((r) => setTimeout(r, 200));
+    }
+    const events = await lv.events('g-linux');
+    const stopped = node(await run(part('stopped')));
+    assert.deepEqual([stopped.status, stopped.action], ['changed', 'update'], stopped.error);
+    assert.equal(domstate('g-linux'), 'shut off');
+    await events.waitFor((l) => l.some((e) => e.startsWith('Stopped ')));
+    assert.ok(events.lines().includes('Shutdown Finished after guest request'), events.lines().join(', '));
+    assert.ok(events.lines().includes('Stopped Shutdown'), events.lines().join(', '));
+    assert.ok(!logs.some((l) => /did not shut down|destroying it/.test(l)), logs.join('\n'));
+    assert.match(readFileSync(consoleLog, 'utf8'), /CAIRN-GUEST-POWEROFF/);
   });
 
   test('a create in a run with no provisioner (as for a target the CLI cannot build for) fails the node saying so, and defines nothing', HANG, async () => {
