@@ -150,14 +150,17 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
   const guest = guestPart;
 
   /** Plans or applies a site whose state `s` is `parts`; the state dir is kept between runs of one `Runner`. */
-  function runner(images: ImageBuilder | null = new TestImages(), logs: string[] = [], signal?: AbortSignal) {
+  function runner(images: ImageBuilder | null = new TestImages(), logs: string[] = [], signal?: AbortSignal, onProgress?: (step: string | undefined) => void) {
     const stateDir = tempDir('cairn-guest-state-');
     return async (parts: string, mode: 'plan' | 'apply' = 'apply'): Promise<TargetReport> => {
       const unit = await compiled(`s:\n${parts}`);
       unit.run.target.state_dir = stateDir;
       const exec = new LocalExecutor();
       try {
-        return await runTarget(unit, exec, { mode, onLog: (_ref, line) => logs.push(line), ...(images ? { images } : {}), ...(signal ? { signal } : {}) });
+        return await runTarget(unit, exec, {
+          mode, onLog: (_ref, line) => logs.push(line), onProgress: (_ref, update) => onProgress?.(update.step),
+          ...(images ? { images } : {}), ...(signal ? { signal } : {}),
+        });
       } finally {
         await exec.close();
       }
@@ -377,6 +380,23 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.match(cancelled.error!, /the build of guest g-cancel was cancelled; nothing is left of it/);
     assert.ok(!defined('g-cancel'));
     assert.deepEqual(readdirSync(join(lv.dir, 'guests')).filter((f) => f.startsWith('g-cancel')), []);
+  });
+
+  test('a rebuild cancelled while the old guest shuts down leaves the old guest as it was, running', HANG, async () => {
+    const cancel = new AbortController();
+    const images = new TestImages();
+    const run = runner(images, [], cancel.signal, (step) => {
+      if (step === 'waiting for the ACPI shutdown') cancel.abort();
+    });
+    // No ACPI: the shutdown is never answered, so the run is still waiting when it is cancelled.
+    assert.equal(node(await runner(images)(guest('g-cancel2', { profile: 'noacpi', shutdown_timeout: '5m' }))).status, 'changed');
+    const uuid = lv.virsh('domuuid', 'g-cancel2').trim();
+    const cancelled = node(await run(guest('g-cancel2', { allow_rebuild: true, profile: 'tiny2', shutdown_timeout: '5m' })));
+    assert.equal(cancelled.status, 'failed');
+    assert.match(cancelled.error!, /rebuilding guest g-cancel2 failed, and the old guest was put back as it was: cancelled while guest g-cancel2 was shutting down/);
+    assert.equal(lv.virsh('domuuid', 'g-cancel2').trim(), uuid);
+    assert.equal(domstate('g-cancel2'), 'running');
+    assert.deepEqual(readdirSync(join(lv.dir, 'guests')).filter((f) => f.startsWith('g-cancel2')), ['g-cancel2']);
   });
 
   test('a folder left by a create that was killed part way is cleared by the next create; a folder Cairn did not make is refused', HANG, async () => {
