@@ -512,11 +512,12 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.ok(!existsSync(folder('g-nobuild')));
   });
 
-  test('through the cairn CLI with the real provisioner (a `noop` profile: a definition only): created with an added disk, re-run 0 changes, then stopped', HANG, async () => {
+  test('through the cairn CLI with the real provisioner (`noop` profiles: a definition only): created with an added disk, re-run 0 changes, stopped, rebuilt from another profile', HANG, async () => {
     const root = tempDir('cairn-guest-cli-');
     const files = (attrs: Record<string, unknown>) => makeSite({
       'cairn.yaml': `targets:\n  t1:\n    executor: local\n    state_dir: ${root}/state\n    run: [s]\n`,
       'profiles/bare.yaml': 'script: noop\nsystem:\n  cpus: 1\n  memory: 64\n  serial: false\n',
+      'profiles/bare2.yaml': 'script: noop\nsystem:\n  cpus: 2\n  memory: 64\n  serial: false\n',
       'states/s.yaml': `s:\n${guest('g-real', { profile: 'bare', ...attrs })}`,
     });
     const site = files({ disks: ['8M'], memory: '96M' });
@@ -533,6 +534,13 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     const stop = await runCli(['apply', '--site', files({ disks: ['8M'], memory: '96M', state: 'stopped' })]);
     assert.equal(stop.status, 0, stop.stdout + stop.stderr);
     assert.equal(domstate('g-real'), 'shut off');
+    const uuid = lv.virsh('domuuid', 'g-real').trim();
+    const rebuilt = await runCli(['apply', '--site', files({ disks: ['8M'], memory: '96M', state: 'stopped', profile: 'bare2', allow_rebuild: true })]);
+    assert.equal(rebuilt.status, 0, rebuilt.stdout + rebuilt.stderr);
+    assert.notEqual(lv.virsh('domuuid', 'g-real').trim(), uuid);
+    assert.match(lv.virsh('dumpxml', 'g-real', '--inactive'), /<vcpu placement='static'>2<\/vcpu>/, 'the new profile\'s cpus');
+    assert.equal(domstate('g-real'), 'shut off', 'stopped, as it is to be');
+    assert.deepEqual(readdirSync(join(lv.dir, 'guests')).filter((f) => f.startsWith('g-real')), ['g-real']);
   });
 
   test('an existing guest Cairn did not build is managed in place through the CLI (state, autostart) without a build; ensure absent undefines it and leaves the files it had', HANG, async () => {
