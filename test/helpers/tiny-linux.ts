@@ -24,10 +24,12 @@ for e in /sys/class/input/event*; do
   if /bin/busybox grep -q "Power Button" "$e/device/name"; then dev=/dev/input/\${e##*/}; fi
 done
 if [ -z "$dev" ]; then echo CAIRN-GUEST-NO-POWER-BUTTON > /dev/ttyS0; exec /bin/busybox sleep 1000000; fi
+# Open before saying so: a press is delivered only to a reader that has the device open.
+exec 3< "$dev"
 echo ${READY} > /dev/ttyS0
 # One event from the power button (the press; 24 bytes, an input_event) is all it takes: power
 # off, as an OS does. Anything else keeps it up, so a test cannot pass by accident.
-if /bin/busybox dd if="$dev" bs=24 count=1 of=/dev/null 2>/dev/ttyS0; then
+if /bin/busybox dd bs=24 count=1 of=/dev/null <&3 2>/dev/ttyS0; then
   echo CAIRN-GUEST-POWEROFF > /dev/ttyS0
   /bin/busybox poweroff -f
 fi
@@ -55,7 +57,7 @@ function cpio(entries: Entry[]): Buffer {
 
 /** Why the tiny Linux cannot be had here (no Debian packages reachable), or its kernel and initrd. */
 export function tinyLinux(cacheRoot = '/var/tmp/cairn-test-cache'): { kernel: string; initrd: string } | { unavailable: string } {
-  const recipe = createHash('sha256').update(INIT).update('linux-image-cloud-amd64 busybox-static v3').digest('hex').slice(0, 16);
+  const recipe = createHash('sha256').update(INIT).update('linux-image-cloud-amd64 busybox-static v4').digest('hex').slice(0, 16);
   const dir = join(cacheRoot, `tiny-linux-${recipe}`);
   const kernel = join(dir, 'vmlinuz');
   const initrd = join(dir, 'initrd.gz');
