@@ -469,7 +469,7 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.deepEqual(stopsAndStarts(events.lines()), ['Stopped', 'Started'], events.lines().join(', '));
   });
 
-  test('(slow) a real Linux guest (Debian\'s kernel, a busybox initramfs) boots under TCG through libvirt, and stopping it is a graceful ACPI shutdown: it powers itself off, nothing is destroyed', HANG, async (t) => {
+  test('(slow) a real Linux guest (Debian\'s kernel, a busybox initramfs) boots under TCG through libvirt, reads its user data from the seed cdrom, and stopping it is a graceful ACPI shutdown: it powers itself off, nothing is destroyed', HANG, async (t) => {
     const linux = tinyLinux();
     if ('unavailable' in linux) {
       process.stderr.write(`\n*** SLOW GUEST BOOT SKIPPED: ${linux.unavailable} ***\n\n`);
@@ -480,16 +480,21 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     images.linux = linux;
     const logs: string[] = [];
     const run = runner(images, logs);
-    const part = (state: string) => guest('g-linux', { profile: 'linux', state, shutdown_timeout: '5m' });
+    const userData = '#cloud-config\nhostname: g-linux\n';
+    const part = (state: string) => guest('g-linux', { profile: 'linux', state, shutdown_timeout: '5m', user_data: userData });
     const created = node(await run(part('running')));
     assert.equal(created.status, 'changed', created.error);
     const consoleLog = join(folder('g-linux'), 'console.log');
     // Up once /init says so on the serial console (it then watches the power button).
     for (let said = ''; !said.includes(READY);) {
       said = existsSync(consoleLog) ? readFileSync(consoleLog, 'utf8') : '';
-      assert.doesNotMatch(said, /CAIRN-GUEST-(NO-POWER-BUTTON|READ-FAILED)/);
+      assert.doesNotMatch(said, /CAIRN-GUEST-(NO-POWER-BUTTON|READ-FAILED|NO-SEED)/);
       if (!said.includes(READY)) await new Promise((r) => setTimeout(r, 200));
     }
+    // The guest found the seed on its cdrom (SATA) and read the user data from it.
+    assert.ok(readFileSync(consoleLog, 'utf8').replace(/\r/g, '').includes(`CAIRN-USER-DATA-BEGIN\n${userData}CAIRN-USER-DATA-END`),
+      readFileSync(consoleLog, 'utf8'));
+    assert.equal((await run(part('running'))).counts.unchanged, 1, 'the user data is not applied again');
     const events = await lv.events('g-linux');
     const stopped = node(await run(part('stopped')));
     assert.deepEqual([stopped.status, stopped.action], ['changed', 'update'], stopped.error);
