@@ -341,6 +341,9 @@ async function create(ctx: Ctx, d: Want): Promise<void> {
     throw new ApplyError(`guest ${d.name} does not exist, but ${folder} does: Cairn keeps a guest's files there, ` +
       'and will not build over a folder it did not make for this guest; move it away or remove it');
   }
+  if (await ctx.exec.stat(previousOf(d))) {
+    ctx.log(`${previousOf(d)} holds the files of a guest ${d.name} whose rebuild was killed part way: left for you to restore or remove`);
+  }
   const built = await build(ctx, d, stagingOf(d));
   const done = { moved: false, defined: false };
   try {
