@@ -9,6 +9,7 @@ import execProviders from './exec/providers.ts';
 import fileProviders from './file/providers.ts';
 import gitProviders from './git/providers.ts';
 import groupProviders from './group/providers.ts';
+import guestProviders from './guest/providers.ts';
 import hostnameProviders from './hostname/providers.ts';
 import jailProviders from './jail/providers.ts';
 import lineProviders from './line/providers.ts';
@@ -33,6 +34,7 @@ export const generatedProviders: Record<string, readonly Provider[]> = {
   file: fileProviders,
   git: gitProviders,
   group: groupProviders,
+  guest: guestProviders,
   hostname: hostnameProviders,
   jail: jailProviders,
   line: lineProviders,

@@ -8,6 +8,7 @@ import execType from './exec/type.ts';
 import fileType from './file/type.ts';
 import gitType from './git/type.ts';
 import groupType from './group/type.ts';
+import guestType from './guest/type.ts';
 import hostnameType from './hostname/type.ts';
 import jailType from './jail/type.ts';
 import lineType from './line/type.ts';
@@ -32,6 +33,7 @@ export const generatedTypes = {
   file: fileType,
   git: gitType,
   group: groupType,
+  guest: guestType,
   hostname: hostnameType,
   jail: jailType,
   line: lineType,
