@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// The benchmark harness: the standard workload (../shared/bench, 742 resources) converged by Cairn
-// and by the hand-written shell script in the same run, alternating, for three scenarios, then a
-// scale series. Prints a table and writes bench/RESULTS.md.
+// The benchmark harness: the standard workload (../shared/bench, 742 resources) converged by Cairn,
+// by the hand-written shell script and by CFEngine 3's cf-agent (its policy in bench/peers/cfengine)
+// in the same run, alternating, for three scenarios, then a scale series (Cairn and cf-agent), the
+// one-resource fixed cost (Cairn, cf-agent, `node -e 0`). Prints a table and writes bench/RESULTS.md.
 //
 //   npm run bench [-- --runs N] [-- --quick] [-- --peers] [-- --ssh-only | --no-ssh]   (needs `npm run build` first)
 // --export-only: just the standard workload's three scenarios for Cairn, the hand-written shell
 // script and the script `cairn export --format sh` writes (no scale series, no SSH, no RESULTS.md).
 // --peers also runs Puppet and Ansible (bench/install-peers.sh installs them); an Ansible run
-// takes minutes, so it gets one run per scenario and Puppet three.
+// takes minutes, so it gets one run per scenario and Puppet three. CFEngine (Debian's cfengine3,
+// also installed by bench/install-peers.sh) runs in every full run, as fast as the others.
 //
 // Every figure is a whole process timed from outside (start-up included), like the peers'
 // RESULTS.md: wall time from a monotonic clock, CPU (user+sys) and peak RSS from GNU time.
@@ -37,9 +39,13 @@ const withSsh = !args.includes('--no-ssh') && !exportOnly;
 if (!existsSync(cairnBin)) throw new Error('dist/cairn.cjs is missing: run `npm run build` first');
 if (!existsSync(join(peers, 'shell/converge.sh'))) throw new Error(`the peer workload is missing: ${peers}`);
 if (!existsSync('/usr/bin/time')) throw new Error('GNU time is missing: apt-get install time');
+const withCfengine = !sshOnly && !exportOnly;
+if (withCfengine && spawnSync('sh', ['-c', 'command -v cf-agent && command -v cf-promises']).status !== 0) {
+  throw new Error('CFEngine is missing (cf-agent, cf-promises): run bench/install-peers.sh (Debian\'s cfengine3) first');
+}
 
 const work = mkdtempSync(join(tmpdir(), 'cairn-bench-'));
-const roots = { cairn: join(work, 'cairn'), shell: join(work, 'shell'), exported: join(work, 'exported') };
+const roots = { cairn: join(work, 'cairn'), shell: join(work, 'shell'), exported: join(work, 'exported'), cfengine: join(work, 'cfengine') };
 const stateDir = '/tmp/cmbench/cairn-state'; // bench/site/cairn.yaml's state_dir
 
 /**
@@ -89,6 +95,31 @@ if (sshOnly) {
   process.stdout.write(`${['## Checks', '', ...checks.map((c) => `- ${c}`), ...lines].join('\n')}\n`);
   rmSync(work, { recursive: true, force: true });
   process.exit();
+}
+
+/**
+ * A cf-agent work directory with `policy` (a file of bench/peers/cfengine) installed as its
+ * inputs/promises.cf, beside the workload's bundle and template: the way CFEngine runs in
+ * production, cf-agent validating the policy (cf-promises, which must be in WORKDIR/bin) only when
+ * it changed. `-K` on every run: without it cf-agent skips a promise kept less than a minute ago.
+ */
+const cfPolicy = join(repo, 'bench/peers/cfengine');
+function cfWorkdir(name, policy) {
+  const w = join(work, `cf-${name}`);
+  mkdirSync(join(w, 'bin'), { recursive: true });
+  mkdirSync(join(w, 'inputs/templates'), { recursive: true });
+  execFileSync('ln', ['-sfn', execFileSync('sh', ['-c', 'command -v cf-promises'], { encoding: 'utf8' }).trim(), join(w, 'bin/cf-promises')]);
+  writeFileSync(join(w, 'inputs/promises.cf'), readFileSync(join(cfPolicy, policy)));
+  writeFileSync(join(w, 'inputs/cmbench.cf'), readFileSync(join(cfPolicy, 'cmbench.cf')));
+  writeFileSync(join(w, 'inputs/templates/service.conf.mustache'), readFileSync(join(cfPolicy, 'templates/service.conf.mustache')));
+  return w;
+}
+const cfWorkload = withCfengine ? cfWorkdir('workload', 'workload.cf') : undefined;
+const cfengine = (v) => timed(['cf-agent', '-K', '-w', cfWorkload], { ROOT: roots.cfengine, APP_VERSION: String(v) });
+/** What cf-agent changed, from its inform output (bench/peers/cfengine/count-changes.sh). */
+function cfCounts(v) {
+  const r = timed(['sh', '-c', 'cf-agent -K -I -w "$W" | sh "$COUNT"'], { W: cfWorkload, COUNT: join(cfPolicy, 'count-changes.sh'), ROOT: roots.cfengine, APP_VERSION: String(v) });
+  return shellCounts(r.stdout);
 }
 
 const cairn = (root, extra = []) => ['node', cairnBin, 'apply', '--site', join(repo, 'bench/site'), '--var', `root=${root}`, ...extra];
@@ -187,27 +218,38 @@ const expectCounts = (what, got, want) => {
 expectCounts('cairn first run', cairnCounts(timed(cairn(roots.cairn, ['--json', '--var', `app_version=${version}`])).stdout), { changed: 742, handler: 1 });
 expectCounts('shell first run', shellCounts(timed(shell(), { ROOT: roots.shell, APP_VERSION: String(version) }).stdout), { changed: 742, handler: 1 });
 expectCounts('exported script first run', exportedCounts(timed(exported(version)).stdout), { changed: 742, handler: 1 });
+if (withCfengine) expectCounts('cf-agent first run', cfCounts(version), { changed: 742, handler: 1 });
 expectCounts('cairn no-op', cairnCounts(timed(cairn(roots.cairn, ['--json', '--var', `app_version=${version}`])).stdout), { changed: 0, handler: 0 });
 expectCounts('shell no-op', shellCounts(timed(shell(), { ROOT: roots.shell, APP_VERSION: String(version) }).stdout), { changed: 0, handler: 0 });
 expectCounts('exported script no-op', exportedCounts(timed(exported(version)).stdout), { changed: 0, handler: 0 });
+if (withCfengine) expectCounts('cf-agent no-op', cfCounts(version), { changed: 0, handler: 0 });
 version++;
 expectCounts('cairn change', cairnCounts(timed(cairn(roots.cairn, ['--json', '--var', `app_version=${version}`])).stdout), { changed: 1, handler: 1 });
 expectCounts('shell change', shellCounts(timed(shell(), { ROOT: roots.shell, APP_VERSION: String(version) }).stdout), { changed: 1, handler: 1 });
 expectCounts('exported script change', exportedCounts(timed(exported(version)).stdout), { changed: 1, handler: 1 });
+if (withCfengine) expectCounts('cf-agent change', cfCounts(version), { changed: 1, handler: 1 });
 const same = snapshot(roots.cairn) === snapshot(roots.shell);
 checks.push(`${same ? 'ok' : 'WRONG'}: the trees are identical (tools/snapshot.sh)`);
 if (!same) process.exitCode = 1;
 const sameExported = snapshot(roots.exported) === snapshot(roots.shell);
 checks.push(`${sameExported ? 'ok' : 'WRONG'}: the exported script leaves the same tree as the shell script (tools/snapshot.sh)`);
 if (!sameExported) process.exitCode = 1;
+if (withCfengine) {
+  const sameCf = snapshot(roots.cfengine) === snapshot(roots.shell);
+  checks.push(`${sameCf ? 'ok' : 'WRONG'}: cf-agent leaves the same tree as the shell script (tools/snapshot.sh)`);
+  if (!sameCf) process.exitCode = 1;
+}
 
 // 2. Timings, alternating the tools run by run (peers, being slow, get fewer runs).
 const tools = [
   { name: 'cairn', runs, reset: resetCairn, run: (v) => timed(cairn(roots.cairn, ['--var', `app_version=${v}`])) },
   { name: 'shell', runs, reset: resetShell, run: (v) => timed(shell(), { ROOT: roots.shell, APP_VERSION: String(v) }) },
   { name: 'exported', runs, reset: resetExported, run: (v) => timed(exported(v)) },
+  ...(withCfengine ? [{ name: 'cfengine', label: 'cf-agent', root: roots.cfengine, runs, reset: () => setAside(roots.cfengine), run: cfengine }] : []),
   ...(withPeers ? peerTools() : []),
 ];
+/** The tools that take well under a second a run, alternated run by run; the rest (Puppet, Ansible) go after them. */
+const fast = withCfengine ? 4 : 3;
 const scenarios = [
   { name: 'first run (742 changes + handler)', reset: true, fixedVersion: true },
   { name: 'no-op re-run (0 changes)', reset: false, fixedVersion: true },
@@ -219,7 +261,7 @@ const results = [];
 // left Node's and Cairn's files cold, and this kind of VM pages cold files out (DAMON): the
 // Cairn run after it measured a cold start (a cold no-op is 0.3 to 0.7 s against 0.13 s warm;
 // the shell script's few pages barely notice).
-const groups = [tools.slice(0, 3), ...(withPeers ? [tools.slice(3)] : [])];
+const groups = [tools.slice(0, fast), ...(withPeers ? [tools.slice(fast)] : [])];
 for (const sc of scenarios) {
   const samples = Object.fromEntries(tools.map((t) => [t.name, []]));
   // No warm-up run: each scenario starts where the previous one left every tool (converged at
@@ -242,11 +284,11 @@ for (const sc of scenarios) {
   results.push({ scenario: sc.name, samples });
   emptyAside();
   // After the first runs every tool has converged the same version from scratch: compare trees.
-  if (sc.reset && withPeers) {
+  if (sc.reset && tools.length > 3) {
     const expected = strip(snapshot(roots.shell));
     for (const t of tools.slice(3)) {
       const same = strip(snapshot(t.root)) === expected;
-      checks.push(`${same ? 'ok' : 'WRONG'}: ${t.name} leaves the same tree as the shell script (app.reloads aside)`);
+      checks.push(`${same ? 'ok' : 'WRONG'}: ${t.label ?? t.name} leaves the same tree as the shell script after its first runs (app.reloads aside)`);
       if (!same) process.exitCode = 1;
     }
   }
@@ -286,14 +328,32 @@ function scaleSite(n) {
   return { dir, count: dirs * 11 };
 }
 const scale = [];
+// The same generated tree for cf-agent (bench/peers/cfengine/scale.cf: DIRS directories of 10 files).
+const cfScale = withCfengine ? cfWorkdir('scale', 'scale.cf') : undefined;
 for (const n of scaleSizes) {
   const { dir, count } = scaleSite(n);
   const root = join(work, `root-${n}`);
   const cmd = ['node', cairnBin, 'apply', '--site', dir, '--var', `root=${root}`];
   const first = timed(cmd);
   const noop = timed(cmd);
-  const cold = timed([...cmd, '--var', 'cache=miss']); // same tree, a fresh compile
-  scale.push({ resources: count, first, noop, cold });
+  // Same tree, a fresh compile: with the cache off (a new --var nobody reads would now be an
+  // incremental compile that reuses every invocation).
+  const cold = timed(cmd, { CAIRN_NO_CACHE: '1' });
+  const entry = { resources: count, first, noop, cold };
+  if (cfScale) {
+    const cfRoot = join(work, `cf-root-${n}`);
+    const cf = () => timed(['cf-agent', '-K', '-w', cfScale], { ROOT: cfRoot, DIRS: String(count / 11) });
+    entry.cfFirst = cf();
+    entry.cfNoop = cf();
+    // The smallest size is compared entry by entry (snapshot.sh starts processes per file).
+    if (n === scaleSizes[0]) {
+      const sameScale = snapshot(root) === snapshot(cfRoot);
+      checks.push(`${sameScale ? 'ok' : 'WRONG'}: at ${count} resources cf-agent leaves the same tree as Cairn (tools/snapshot.sh)`);
+      if (!sameScale) process.exitCode = 1;
+    }
+    setAside(cfRoot);
+  }
+  scale.push(entry);
   setAside(root);
 }
 emptyAside();
@@ -328,11 +388,15 @@ for (const [what, sizes, make] of [['variables', varSizes, varsSite], ['invocati
 
 const oneSite = scaleSite(1);
 const startup = [];
-// Node.js's own start-up, alternating with Cairn's, so the ratios can be read against it.
+// Node.js's own start-up and cf-agent's one-resource run (bench/peers/cfengine/floor.cf, a
+// converged folder), alternating with Cairn's, so the ratios can be read against them.
 const bareNode = [];
+const cfFloor = [];
+const cfFloorDir = withCfengine ? cfWorkdir('floor', 'floor.cf') : undefined;
 for (let i = 0; i < runs; i++) {
   startup.push(timed(['node', cairnBin, 'apply', '--site', oneSite.dir, '--var', `root=${join(work, 'root-1')}`]));
   bareNode.push(timed(['node', '-e', '0']));
+  if (cfFloorDir) cfFloor.push(timed(['cf-agent', '-K', '-w', cfFloorDir], { ROOT: join(work, 'cf-root-1') }));
 }
 
 // 4. The SSH variant.
@@ -349,32 +413,42 @@ const version_ = (cmd) => {
 };
 const lines = [];
 lines.push('# Benchmark results', '');
-lines.push(`Written by \`npm run bench\` on ${new Date().toISOString()}; ${runs} runs per figure, Cairn, the shell script and the exported script alternating.`, '');
+lines.push(`Written by \`npm run bench\` on ${new Date().toISOString()}; ${runs} runs per figure, Cairn, the shell script, the exported script${withCfengine ? ' and cf-agent' : ''} alternating.`, '');
 lines.push('| machine | value |', '| --- | --- |');
 lines.push(`| CPU | ${cpus().length} × ${cpus()[0]?.model ?? '?'} |`, `| memory | ${(totalmem() / 2 ** 30).toFixed(1)} GiB |`);
 lines.push(`| OS | ${version_(['sh', '-c', '. /etc/os-release; echo $PRETTY_NAME'])}, Linux ${version_(['uname', '-r'])} |`);
 lines.push(`| Node.js | ${process.version} |`, `| Cairn | ${JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')).version} (${version_(['git', '-C', repo, 'rev-parse', '--short', 'HEAD'])}) |`);
-lines.push(`| shell | ${version_(['sh', '-c', 'dpkg-query -W -f "dash \\${Version}" dash'])} |`, '');
+lines.push(`| shell | ${version_(['sh', '-c', 'dpkg-query -W -f "dash \\${Version}" dash'])} |`);
+if (withCfengine) lines.push(`| CFEngine | ${version_(['cf-agent', '--version'])} (policy installed as inputs/promises.cf, \`cf-agent -K -w DIR\`) |`);
+lines.push('');
 lines.push('## Checks', '', ...checks.map((c) => `- ${c}`), '');
-lines.push('## The standard workload (742 resources), Cairn against the shell script', '');
-lines.push('| scenario | tool | wall, median (min–max) | cpu s, median | peak RSS MiB | tool / shell |', '| --- | --- | --- | --- | ---: | ---: |');
+lines.push(`## The standard workload (742 resources), Cairn against the shell script${withCfengine ? ' and cf-agent' : ''}`, '');
+lines.push(`| scenario | tool | wall, median (min–max) | cpu s, median | peak RSS MiB | tool / shell |${withCfengine ? ' tool / cf-agent |' : ''}`, `| --- | --- | --- | --- | ---: | ---: |${withCfengine ? ' ---: |' : ''}`);
+const ratio = (a, b) => (a === b ? '1×' : `${(a / b).toFixed(2)}×`);
 for (const r of results) {
-  const shellMedian = median(r.samples.shell.map((s) => s.wall));
+  const wallOf = (name) => median(r.samples[name].map((s) => s.wall));
   for (const t of tools) {
     const s = r.samples[t.name];
     if (!s.length) continue;
-    const ratio = median(s.map((x) => x.wall)) / shellMedian;
-    lines.push(`| ${r.scenario} | ${t.name}${s.length < runs ? ` (${s.length} run${s.length === 1 ? '' : 's'})` : ''} | ${stat(s, 'wall', fmtMs)} | ${median(s.map((x) => x.cpu)).toFixed(2)} | ${Math.round(median(s.map((x) => x.rss)))} | ${t.name === 'shell' ? '1×' : `${ratio.toFixed(2)}×`} |`);
+    const wall = median(s.map((x) => x.wall));
+    lines.push(`| ${r.scenario} | ${t.label ?? t.name}${s.length < runs ? ` (${s.length} run${s.length === 1 ? '' : 's'})` : ''} | ${stat(s, 'wall', fmtMs)} | ${median(s.map((x) => x.cpu)).toFixed(2)} | ${Math.round(median(s.map((x) => x.rss)))} | ${ratio(wall, wallOf('shell'))} |${withCfengine ? ` ${ratio(wall, wallOf('cfengine'))} |` : ''}`);
   }
 }
 lines.push('', '## Scale series (generated sites: directories of 10 files)', '');
-lines.push('| resources | first run | no-op (compile cached) | peak RSS MiB (no-op) | no-op, fresh compile | peak RSS MiB (fresh compile) |', '| ---: | ---: | ---: | ---: | ---: | ---: |');
-for (const s of scale) lines.push(`| ${s.resources} | ${fmtMs(s.first.wall)} | ${fmtMs(s.noop.wall)} | ${Math.round(s.noop.rss)} | ${fmtMs(s.cold.wall)} | ${Math.round(s.cold.rss)} |`);
+lines.push(`| resources | first run | no-op (compile cached) | peak RSS MiB (no-op) | no-op, fresh compile | peak RSS MiB (fresh compile) |${withCfengine ? ' cf-agent first run | cf-agent no-op | peak RSS MiB (cf-agent no-op) | first run / cf-agent | no-op / cf-agent |' : ''}`,
+  `| ---: | ---: | ---: | ---: | ---: | ---: |${withCfengine ? ' ---: | ---: | ---: | ---: | ---: |' : ''}`);
+for (const s of scale) {
+  const cf = s.cfFirst ? ` ${fmtMs(s.cfFirst.wall)} | ${fmtMs(s.cfNoop.wall)} | ${Math.round(s.cfNoop.rss)} | ${ratio(s.first.wall, s.cfFirst.wall)} | ${ratio(s.noop.wall, s.cfNoop.wall)} |` : '';
+  lines.push(`| ${s.resources} | ${fmtMs(s.first.wall)} | ${fmtMs(s.noop.wall)} | ${Math.round(s.noop.rss)} | ${fmtMs(s.cold.wall)} | ${Math.round(s.cold.rss)} |${cf}`);
+}
 lines.push('', '## Compile at scale (`cairn show`, compile cache off; one target)', '');
 lines.push('| site | wall, median (min–max) | cpu s, median | peak RSS MiB |', '| --- | ---: | ---: | ---: |');
 for (const c of compileScale) lines.push(`| ${c.site} | ${stat(c.samples, 'wall', fmtMs)} | ${median(c.samples.map((x) => x.cpu)).toFixed(2)} | ${Math.round(median(c.samples.map((x) => x.rss)))} |`);
 lines.push('', `Start-up cost (a one-resource no-op run): ${stat(startup, 'wall', fmtMs)}, peak RSS ${Math.round(median(startup.map((s) => s.rss)))} MiB. ` +
-  `Node.js itself (\`node -e 0\`, alternating with it): ${stat(bareNode, 'wall', fmtMs)}, peak RSS ${Math.round(median(bareNode.map((s) => s.rss)))} MiB.`, '');
+  `Node.js itself (\`node -e 0\`, alternating with it): ${stat(bareNode, 'wall', fmtMs)}, peak RSS ${Math.round(median(bareNode.map((s) => s.rss)))} MiB.` +
+  (cfFloor.length ? ` cf-agent's one-resource run (bench/peers/cfengine/floor.cf, in the same turns): ${stat(cfFloor, 'wall', fmtMs)}, peak RSS ${Math.round(median(cfFloor.map((s) => s.rss)))} MiB.` : ''), '');
+const startupWall = median(startup.map((s) => s.wall));
+lines.push(`Cairn's one-resource run / \`node -e 0\`: ${ratio(startupWall, median(bareNode.map((s) => s.wall)))}${cfFloor.length ? `; / cf-agent's: ${ratio(startupWall, median(cfFloor.map((s) => s.wall)))}` : ''}.`, '');
 if (!withPeers) lines.push('Peers not run: `npm run bench -- --peers` adds Puppet and Ansible (installed by `bench/install-peers.sh`).');
 lines.push(...ssh.lines, '');
 const text = lines.join('\n');

@@ -3,7 +3,7 @@
  * parts rendered and validated, identical invocations once, notified handlers added. Pure apart
  * from reading site files (templates, sources) that the catalog points at.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { canonicalJson } from '../lib/canonical-json.ts';
 import { didYouMean } from '../lib/did-you-mean.ts';
@@ -20,7 +20,7 @@ import { builtinOsTables } from './builtin-os.ts';
 import { groupsOf, type Catalog, type RunEntry, type Target } from './catalog.ts';
 import { parsePart } from './part.ts';
 import { revealSecrets } from './secrets.ts';
-import { DEFAULT_STATE_DIR, type StateInvocation, type StateRun } from './staterun.ts';
+import { DEFAULT_STATE_DIR, type PartInvocation, type StateInvocation, type StateRun } from './staterun.ts';
 import { mergeAll } from './vars.ts';
 
 export interface CompileOptions {
@@ -40,6 +40,60 @@ export interface CompileOptions {
   targetFacts?: Record<string, Record<string, unknown>>;
   /** Called when a template first reads `it.targets` or `it.groups`: the compile then depends on targetFacts. */
   onSiteTargetsRead?: () => void;
+  /**
+   * Records of an earlier compile of this target (InvocationRecord): an invocation whose state
+   * file, site files and every input it read are unchanged takes its parts from there instead of
+   * being rendered and parsed again. Ignored when the target's vars hold a secret.
+   */
+  previous?: InvocationRecords;
+  /**
+   * Filled with this compile's records, by invocation identity. Left empty when a render read
+   * `it.targets`/`it.groups` or a secret was used: such a compile is never reused.
+   */
+  records?: InvocationRecords;
+  /** Counts the invocations compiled afresh and those reused from `previous`. */
+  stats?: { compiled: number; reused: number };
+}
+
+/**
+ * One invocation's parts and what they were made from, for the incremental compile: the next
+ * compile of the target reuses the parts when all of it is the same.
+ */
+export interface InvocationRecord {
+  /** sha256 of the file declaring the state. */
+  file: string;
+  /** For `vars`, `facts`, `os` and `target`: each name read → its value (exactJson); WHOLE → the whole input's. */
+  reads: Record<string, Record<string, string>>;
+  /** Site files the parts were made from (templates, sources): path → sha256, '' for a candidate that did not exist. */
+  files: Record<string, string>;
+  /** The parts as parsed (JSON), before tags are inherited. */
+  parts: string;
+}
+
+/** Invocation identity (state and parameters) → its record. */
+export type InvocationRecords = Record<string, InvocationRecord>;
+
+/**
+ * An invocation of more parts than this keeps no record: its copy as JSON would weigh on every
+ * compile's memory (a generated state of 100,000 files), for a reuse that the whole-run compile
+ * cache gives it anyway when nothing changed.
+ */
+const RECORD_MAX_PARTS = 5000;
+
+/** The key of a record's reads that stands for all of an input (its keys were listed). */
+const WHOLE = '\u0000*';
+
+/** JSON that tells apart what canonicalJson does not (undefined, NaN, ±Infinity, -0, bigint): two inputs are the same exactly when theirs are. */
+function exactJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (typeof v === 'number' && (!Number.isFinite(v) || Object.is(v, -0))) return { '\u0000n': Object.is(v, -0) ? '-0' : String(v) };
+    if (typeof v === 'bigint') return { '\u0000b': String(v) };
+    if (v === undefined) return { '\u0000u': 1 };
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    return v;
+  });
 }
 
 /** Roles in order: those of the target's groups (in group order), then the target's own. */
@@ -183,10 +237,16 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
   };
   const scopes = new Map<string, TemplateScope>();
   const sandbox = new TemplateSandbox(c.templateTimeout);
-  const siteTargets = siteTargetsScope(c, options, { name: target.name, facts }, sandbox);
+  let siteTargetsRead = false;
+  const siteTargets = siteTargetsScope(c, { ...options, onSiteTargetsRead: () => {
+    siteTargetsRead = true;
+    options.onSiteTargetsRead?.();
+  } }, { name: target.name, facts }, sandbox);
   const scopeWith = (fields: Omit<TemplateScope, 'targets' | 'groups'>) => Object.assign(Object.create(siteTargets) as TemplateScope, fields);
-  const scopeFor = (params: Record<string, unknown>): TemplateScope => {
-    const key = canonicalJson(params);
+  // A scope per invocation (state and parameters), not per parameters: what its renders read is
+  // that invocation's alone (TemplateSandbox.readsOf).
+  const scopeFor = (state: string, params: Record<string, unknown>): TemplateScope => {
+    const key = `${state}\u0000${canonicalJson(params)}`;
     let it = scopes.get(key);
     if (!it) {
       it = scopeWith({ vars, params, facts, os, target: targetInfo });
@@ -202,10 +262,64 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
   const templates = new Map<string, CompiledTemplate>();
   const siteFiles = new SiteFiles(c.root, false);
 
+  // The incremental compile: what each invocation read besides its scope's inputs.
+  const inputs: Record<string, unknown> = { vars, facts, os, target: targetInfo };
+  // A secret's plaintext must not be in a record, and a reused part would not be marked sensitive.
+  const incremental = secrets.size === 0;
+  const previous = incremental ? options.previous : undefined;
+  const fileHashes = new Map<string, string>();
+  const fileHash = (abs: string): string => {
+    let hash = fileHashes.get(abs);
+    if (hash === undefined) {
+      hash = existsSync(abs) && statSync(abs).isFile() ? sha256Hex(readFileSync(abs)) : '';
+      fileHashes.set(abs, hash);
+    }
+    return hash;
+  };
+  /** Per invocation (by its scope): site files read, scopes of its part templates, and whether it read something no record can hold. */
+  const extraReads = new Map<TemplateScope, { files: Map<string, string>; scopes: TemplateScope[]; uncacheable: boolean }>();
+  const extraOf = (it: TemplateScope) => {
+    let e = extraReads.get(it);
+    if (!e) extraReads.set(it, (e = { files: new Map(), scopes: [], uncacheable: false }));
+    return e;
+  };
+  const recordOf = (def: StateDef, it: TemplateScope, parts: PartInvocation[]): InvocationRecord | undefined => {
+    const extra = extraOf(it);
+    if (extra.uncacheable || parts.length > RECORD_MAX_PARTS) return undefined;
+    const reads: Record<string, Record<string, string>> = {};
+    for (const scope of [it, ...extra.scopes]) {
+      for (const [input, names] of sandbox.readsOf(scope) ?? []) {
+        const value = inputs[input] as Record<string, unknown> | undefined;
+        const into = (reads[input] ??= {});
+        if (names === '*') into[WHOLE] = exactJson(value);
+        else for (const name of names) into[name] = exactJson(value?.[name]);
+      }
+    }
+    return { file: fileHash(join(c.root, def.file)), reads, files: Object.fromEntries(extra.files), parts: JSON.stringify(parts) };
+  };
+  const unchanged = (def: StateDef, record: InvocationRecord): boolean => {
+    if (record.file !== fileHash(join(c.root, def.file))) return false;
+    for (const [abs, hash] of Object.entries(record.files)) if (fileHash(abs) !== hash) return false;
+    for (const [input, names] of Object.entries(record.reads)) {
+      const value = inputs[input] as Record<string, unknown> | undefined;
+      for (const [name, json] of Object.entries(names)) {
+        if (exactJson(name === WHOLE ? value : value?.[name]) !== json) return false;
+      }
+    }
+    return true;
+  };
+
   const resolveContext = (def: StateDef, it: TemplateScope): ResolveContext => {
     const locate = (path: string, attribute: 'source' | 'template', want: 'file' | 'folder' = 'file'): string => {
       const bases = def.component ? [join(c.root, c.components.get(def.component)!.dir), c.root] : [c.root];
       const found = bases.map((b) => resolve(b, path)).find((abs) => siteFiles.exists(abs));
+      // Which file a path names depends on the candidates before it being absent.
+      for (const abs of bases.map((b) => resolve(b, path))) {
+        if (abs === found) break;
+        extraOf(it).files.set(abs, '');
+      }
+      if (want === 'folder') extraOf(it).uncacheable = true;
+      else if (found) extraOf(it).files.set(found, fileHash(found));
       if (!found) {
         const where = bases.map((b) => (relative(c.root, b) ? `${relative(c.root, b)}/` : 'the site folder'));
         throw inputError(`no such site file '${path}'`, undefined, `looked in ${where.join(' and ')}`);
@@ -236,7 +350,11 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
           t = compileTemplate(text, file);
           templates.set(abs, t);
         }
-        return t.render(partVars ? scopeWith({ ...it, vars: mergeAll([it.vars, partVars]) }) : it).text;
+        if (!partVars) return t.render(it).text;
+        // Its reads count as the invocation's (of the target's vars: a part's own come from its render).
+        const scope = scopeWith({ ...it, vars: mergeAll([it.vars, partVars]) });
+        extraOf(it).scopes.push(scope);
+        return t.render(scope).text;
       },
       readSource(path) {
         const data = read(locate(path, 'source'), path);
@@ -312,6 +430,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     const identity = `${stateName}\u0000${canonicalJson(params)}`;
     if (invoked.has(identity)) return;
     for (const inc of def.include) invoke(inc.name, {}, `include by ${stateName}`, inc.pos ?? def.pos, [...chain, stateName]);
+    const prior = previous?.[identity];
     const inv: StateInvocation = {
       index: invocations.length,
       state: stateName,
@@ -327,7 +446,15 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     invoked.set(identity, inv);
     invokedStates.add(stateName);
     invocations.push(inv);
-    const it = scopeFor(params);
+    if (prior && unchanged(def, prior)) {
+      inv.parts = JSON.parse(prior.parts) as PartInvocation[];
+      if (options.records) options.records[identity] = prior;
+      if (options.stats) options.stats.reused++;
+      return;
+    }
+    if (options.stats) options.stats.compiled++;
+    const it = scopeFor(stateName, params);
+    const errorsBefore = d.items.length;
     const rawParts = d.collect(() => def.parts(it)) ?? [];
     options.afterState?.();
     const resolveCtx = resolveContext(def, it);
@@ -335,6 +462,10 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
       const part = parsePart(raw, { index, fallback: posOf(rawParts, index) ?? def.pos, resolve: resolveCtx, secrets }, d);
       if (part) inv.parts.push(part);
     });
+    if (options.records && incremental && d.items.length === errorsBefore) {
+      const record = recordOf(def, it, inv.parts);
+      if (record) options.records[identity] = record;
+    }
   };
 
   // The run list's renders, in the order `invoke` will ask for them, go into the sandbox
@@ -356,7 +487,10 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
       if (seen.has(identity)) return;
       seen.add(identity);
       for (const inc of def.include) visit(inc.name, {}, [...chain, name]);
-      wanted.push({ def, it: scopeFor(params) });
+      // One a record will stand for is not rendered.
+      const prior = previous?.[identity];
+      if (prior && unchanged(def, prior)) return;
+      wanted.push({ def, it: scopeFor(name, params) });
     };
     for (const entry of runListOf(c, target)) visit(entry.state, entry.params, []);
     const prepared = wanted.flatMap(({ def, it }) => def.prepare?.(it) ?? []);
@@ -386,6 +520,8 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
 
   inheritTags(c, invocations);
   d.throwIfAny();
+  // Records of a compile that read other targets' data or used a secret would lie next time.
+  if (options.records && (siteTargetsRead || secrets.size > 0)) for (const k of Object.keys(options.records)) delete options.records[k];
   // The run keeps the vars as declared: a secret in it prints as '(sensitive)' (its toJSON).
   return { version: 1, target: targetInfo, vars: declaredVars, facts, os, invocations };
 }

@@ -15,6 +15,11 @@
  * Set CAIRN_NO_CACHE=1 to bypass it. A site folder that cannot be written simply gets no cache.
  * Entries hold rendered templates (a key, a password built from facts): they are 0600 files in
  * 0700 folders, whatever the umask, and a cache an older Cairn left more open is closed on use.
+ *
+ * Besides those entries, each target keeps its last compile's invocation records (`latest`):
+ * keyed by Cairn's build and the target alone, since each record says itself what it was made
+ * from (catalog/compile.ts, InvocationRecord). A compile after any change reuses from them every
+ * invocation whose inputs are the same, and renders only the others.
  */
 import { closeSync, fchmodSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -95,6 +100,7 @@ export interface CacheInputs {
  */
 export class CompileCache {
   private readonly base?: string;
+  private build?: string;
   private readonly dir: string;
   private swept = false;
 
@@ -110,6 +116,7 @@ export class CompileCache {
       files = undefined;
     }
     if (!files) return;
+    this.build = build;
     this.base = JSON.stringify({
       build,
       files,
@@ -156,7 +163,40 @@ export class CompileCache {
     const value = await produce();
     if (keep && !keep(value)) return value;
     // Outside the try: a value the codec refuses is a bug to report, not a read-only site.
-    const pieces = codec.encode(value);
+    this.write(kind, path, key, codec.encode(value));
+    return value;
+  }
+
+  /** The key line and file of a `latest` entry: Cairn's build, the kind and `extra`, not the site's files or vars. */
+  private latestEntry(kind: string, extra: unknown): { key: Buffer; path: string } | undefined {
+    if (this.build === undefined) return undefined;
+    const key = Buffer.from(`${JSON.stringify({ kind, extra, build: this.build })}\n`);
+    return { key, path: join(this.dir, `${kind}-${fingerprintHex(key)}.json`) };
+  }
+
+  /** The value last stored with `storeLatest(kind, extra)`, whatever changed in the site since; undefined if none (or the cache is off). */
+  latest<T>(kind: string, extra: unknown): T | undefined {
+    const entry = this.latestEntry(kind, extra);
+    if (!entry) return undefined;
+    try {
+      const bytes = readFileSync(entry.path);
+      this.makePrivate();
+      if (bytes.length > entry.key.length && bytes.subarray(0, entry.key.length).equals(entry.key)) {
+        return JSON.parse(bytes.subarray(entry.key.length).toString('utf8')) as T;
+      }
+    } catch {
+      // None yet, or unreadable: nothing to reuse.
+    }
+    return undefined;
+  }
+
+  storeLatest(kind: string, extra: unknown, value: unknown): void {
+    const entry = this.latestEntry(kind, extra);
+    if (entry) this.write(kind, entry.path, entry.key, [JSON.stringify(value)]);
+  }
+
+  /** Writes an entry atomically (0600); a site that cannot be written simply keeps none. */
+  private write(kind: string, path: string, key: Buffer, pieces: (string | Buffer)[]): void {
     try {
       this.makePrivate();
       const temp = `${path}.${process.pid}.tmp`;
@@ -175,6 +215,5 @@ export class CompileCache {
     } catch {
       // A read-only site: no cache.
     }
-    return value;
   }
 }

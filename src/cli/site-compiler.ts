@@ -5,6 +5,7 @@
  * target is touched.
  */
 import type { Catalog, Target } from '../catalog/catalog.ts';
+import type { InvocationRecords } from '../catalog/compile.ts';
 import type { FactsFile } from '../catalog/facts-input.ts';
 import type { TargetSettings } from '../catalog/schema.ts';
 import { Diagnostics, InputError } from '../lib/errors.ts';
@@ -136,13 +137,20 @@ export class SiteCompiler {
     const d = new Diagnostics();
     const secrets = new Set<string>();
     let readsTargets = false;
+    // The incremental compile: the last compile's records of this target, and this one's.
+    const previous = this.cache.latest<InvocationRecords>('invocations', { name });
+    const records: InvocationRecords = {};
+    const stats = { compiled: 0, reused: 0 };
     const run = d.collect(() => compile(catalog, target, {
       facts, cliVars, afterState: releaseGarbage, secrets, targetFacts, onSiteTargetsRead: () => (readsTargets = true),
+      records, stats, ...(previous ? { previous } : {}),
     }));
+    if (process.env.CAIRN_COMPILE_STATS) process.stderr.write(`compile ${name}: ${stats.compiled} invocations compiled, ${stats.reused} reused\n`);
     releaseGarbage();
     const graph = run && d.collect(() => buildGraph(run));
     releaseGarbage();
     d.throwIfAny();
+    if (Object.keys(records).length > 0) this.cache.storeLatest('invocations', { name }, records);
     const compiled = { run: run!, graph: graph! };
     if (secrets.size > 0) this.withSecrets.add(compiled);
     return { compiled, readsTargets };

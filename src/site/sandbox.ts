@@ -20,6 +20,10 @@
  *   the inputs alone, which is what lets the compile cache reuse it.
  * - `Error.stackTraceLimit` 0: a stack would show Cairn's install path, and positions come from
  *   the template's own bookkeeping, not from stacks.
+ * - Each render says which names of `it.vars`, `it.facts`, `it.os` and `it.target` it read (or
+ *   that it looked at all of one, by listing its keys): those come to the template as proxies of
+ *   the frozen copies, whose handlers live where template code cannot reach them. The incremental
+ *   compile (catalog/compile.ts) reuses an invocation none of whose reads changed.
  *
  * One sandbox serves one compile (one target): inputs shared by its renders are copied once.
  */
@@ -43,6 +47,10 @@ const ErrorCtor = Error;
 const StringCtor = String;
 const split = String.prototype.split;
 const slice = String.prototype.slice;
+const ProxyCtor = Proxy;
+const reflectGet = Reflect.get;
+const ownKeys = Reflect.ownKeys;
+const descriptorOf = Reflect.getOwnPropertyDescriptor;
 // The real clock, for the batch's own bookkeeping only (templates get none): taken before Date goes.
 const clock = Date.now;
 
@@ -158,9 +166,31 @@ const describe = (e) => {
   }
 };
 
-const scopeOf = (job) => {
+// What a render read of the tracked inputs: a set of names each, or '*' when it listed the keys.
+const TRACKED = { vars: 1, facts: 1, os: 1, target: 1 };
+const note = (reads, name, key) => {
+  if (reads[name] === '*' || typeof key !== 'string') return;
+  if (!reads[name]) reads[name] = {};
+  reads[name][key] = 1;
+};
+const watched = (value, name, reads) => {
+  if (typeof value !== 'object' || value === null) return value;
+  return new ProxyCtor(value, freeze({
+    get(t, k, r) { note(reads, name, k); return apply(reflectGet, undefined, [t, k, r]); },
+    has(t, k) { note(reads, name, k); return k in t; },
+    getOwnPropertyDescriptor(t, k) { note(reads, name, k); return apply(descriptorOf, undefined, [t, k]); },
+    ownKeys(t) { reads[name] = '*'; return apply(ownKeys, undefined, [t]); },
+  }));
+};
+const readsOut = (reads) => {
+  const out = {};
+  for (const name of keys(reads)) out[name] = reads[name] === '*' ? '*' : keys(reads[name]);
+  return out;
+};
+
+const scopeOf = (job, reads) => {
   const it = {};
-  for (const k of keys(job.it)) it[k] = values[job.it[k]];
+  for (const k of keys(job.it)) it[k] = hasOwn(TRACKED, k) ? watched(values[job.it[k]], k, reads) : values[job.it[k]];
   for (const k of ['targets', 'groups']) {
     if (job.site) it[k] = values[job.site[k]];
     else if (job.lazy) defineProperty(it, k, { get() { siteTargetsWanted = true; throw needSiteTargets; }, enumerable: false });
@@ -173,15 +203,16 @@ const renderOne = (job, index) => {
   const at = { piece: -1 };
   current = { job: index, at };
   siteTargetsWanted = false;
+  const reads = {};
   try {
-    templates[job.t](scopeOf(job), out, at, str);
+    templates[job.t](scopeOf(job, reads), out, at, str);
   } catch (e) {
     if (siteTargetsWanted) return { need: 'site' };
     if (undefinedAt.has(e)) return { undefined: undefinedAt.get(e) };
     return { error: describe(e), piece: at.piece };
   }
   if (siteTargetsWanted) return { need: 'site' };
-  return { text: out.text, marks: out.marks };
+  return { text: out.text, marks: out.marks, reads: readsOut(reads) };
 };
 
 const api = freeze({
@@ -240,8 +271,11 @@ export interface RenderJob {
   it: unknown;
 }
 
+/** Which names of each tracked input (`vars`, `facts`, `os`, `target`) a render read; '*': all of them. */
+export type InputReads = Record<string, string[] | '*'>;
+
 export type JobResult =
-  | { text: string; marks: number[] }
+  | { text: string; marks: number[]; reads?: InputReads }
   | { undefined: number }
   | { error: string; piece: number }
   | { timeout: true; piece: number };
@@ -289,6 +323,29 @@ export class TemplateSandbox {
   private valueIds = new WeakMap<object, number>();
   private siteIds = new WeakMap<object, Record<(typeof LAZY_KEYS)[number], number>>();
   private nextValue = 0;
+  /** What the renders with each scope read, merged (readsOf). */
+  private readonly reads = new WeakMap<object, Map<string, Set<string> | '*'>>();
+
+  /**
+   * What the renders made with `scope` (a job's `it`) have read so far of each tracked input:
+   * the names, or '*' for all. Undefined when none was rendered with it.
+   */
+  readsOf(scope: object): ReadonlyMap<string, ReadonlySet<string> | '*'> | undefined {
+    return this.reads.get(scope);
+  }
+
+  private noteReads(scope: unknown, reads: InputReads | undefined): void {
+    if (!reads || typeof scope !== 'object' || scope === null) return;
+    let seen = this.reads.get(scope);
+    if (!seen) this.reads.set(scope, (seen = new Map()));
+    for (const [name, keys] of Object.entries(reads)) {
+      const have = seen.get(name);
+      if (have === '*') continue;
+      if (keys === '*') seen.set(name, '*');
+      else if (have) for (const k of keys) have.add(k);
+      else seen.set(name, new Set(keys));
+    }
+  }
 
   /** `timeout` in seconds. */
   constructor(readonly timeout = DEFAULT_TEMPLATE_TIMEOUT) {
@@ -397,7 +454,9 @@ export class TemplateSandbox {
       pending.slice(0, done.length).forEach((i, k) => {
         const r = done[k] as { need?: string } | undefined;
         if (r?.need !== 'site') {
-          results[i] = checked(r);
+          const result = checked(r);
+          if ('text' in result) this.noteReads(jobs[i]!.it, result.reads);
+          results[i] = result;
           return;
         }
         const scope = jobs[i]!.it as Record<string, unknown>;
@@ -459,11 +518,23 @@ function isTimeout(err: unknown): boolean {
 function checked(r: unknown): JobResult {
   const o = (r ?? {}) as Record<string, unknown>;
   if (typeof o.text === 'string' && Array.isArray(o.marks) && o.marks.every((n) => Number.isInteger(n))) {
-    return { text: o.text, marks: o.marks as number[] };
+    // Reads come from the sandbox's own bookkeeping; anything else there means every input was read.
+    return { text: o.text, marks: o.marks as number[], reads: checkedReads(o.reads) };
   }
   if (Number.isInteger(o.undefined)) return { undefined: o.undefined as number };
   if (typeof o.error === 'string') return { error: o.error, piece: Number.isInteger(o.piece) ? o.piece as number : -1 };
   return { error: 'the template changed the output Cairn was collecting', piece: -1 };
+}
+
+function checkedReads(reads: unknown): InputReads {
+  const all: InputReads = { vars: '*', facts: '*', os: '*', target: '*' };
+  if (typeof reads !== 'object' || reads === null || Array.isArray(reads)) return all;
+  const out: InputReads = {};
+  for (const [name, keys] of Object.entries(reads)) {
+    if (!(name in all)) continue;
+    out[name] = keys === '*' || (Array.isArray(keys) && keys.every((k) => typeof k === 'string')) ? keys as string[] | '*' : '*';
+  }
+  return out;
 }
 
 /** Where a compile keeps its sandbox: on the template scope (`it`), out of templates' sight. */

@@ -8,6 +8,14 @@
  * first read of any of them fetches a window of them in one round trip. A write drops what it may
  * have changed from the cache (the path, what is below it and above it); a command drops all of it,
  * and the next read fetches the window from there on again.
+ *
+ * Writes are pipelined (DESIGN §7): each file operation is sent at once, behind those still
+ * unanswered (remote-shell.ts), and the engine applies nodes side by side (`overlap`) while
+ * their statuses come back, so a first run's writes share a handful of round trips. Each write
+ * keeps its own status: a failed one fails its node alone. The shell runs requests in the order
+ * sent, so a read sent after a write sees it; a command (run apart from the shell) waits until
+ * every status is in. A path the run reads again after writing it (lines of one file) is read
+ * back in the write's own request.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -28,6 +36,12 @@ const WINDOW_PATHS = 1000;
 const WINDOW_BYTES = 96 * 1024;
 /** Bytes of file content per printf command. */
 const WRITE_CHUNK = 64 * 1024;
+/**
+ * Nodes the engine may have in flight at once (Executor.overlap): each holds one unanswered
+ * request at most, and a few hundred keep a first run's writes flowing without waiting on the
+ * link, while the bytes waiting in the pipe stay small.
+ */
+const PIPELINE_DEPTH = 256;
 
 type Need = 'stat' | 'sha' | 'content';
 
@@ -37,6 +51,17 @@ function satisfies(info: PathInfo | undefined, need: Need): boolean {
   if (info.denied) return true;
   if (!info.stat || info.stat.type !== 'file' || need === 'stat') return true;
   return need === 'sha' ? info.sha256 !== undefined : info.content !== undefined;
+}
+
+/** A write to `path` reads it back when the run reads it again (several nodes announced it). */
+function readBack(path: string, rereads: Map<string, boolean>): { readBack?: PrefetchEntry } {
+  const content = rereads.get(path);
+  return content === undefined ? {} : { readBack: { path, content } };
+}
+
+/** Whether `path` is strictly below the folder `folder`. */
+function isBelow(path: string, folder: string): boolean {
+  return path !== folder && path.startsWith(folder.endsWith('/') ? folder : `${folder}/`);
 }
 
 /** A refused file operation, with the errno name callers test (ENOENT: a folder above is missing). */
@@ -96,11 +121,18 @@ export async function openShell(transport: ShellTransport, options: ShellOptions
 
 export class ShellExecutor implements Executor {
   readonly name: string;
+  readonly overlap = PIPELINE_DEPTH;
   readonly capabilities?: readonly ExecutorCapability[];
   private readonly cache = new Map<string, PathInfo>();
   private readonly unsynced = new UnsyncedWrites();
   private wanted: PrefetchEntry[] = [];
   private readonly position = new Map<string, number>();
+  /** Paths announced more than once (several nodes read them): a write to one reads it back. */
+  private readonly rereads = new Map<string, boolean>();
+  /** Operations sent so far; what each touched is kept while a read is unanswered (`touchedSince`). */
+  private operations = 0;
+  private readsInFlight = 0;
+  private touches: { seq: number; path: string; below: boolean }[] = [];
   private readonly ids = new IdLookup(async () => {
     const r = await this.request(ID_TABLES_SCRIPT);
     const [passwd = '', group = ''] = splitSections(r.output, this.nonce).map(String);
@@ -212,9 +244,12 @@ export class ShellExecutor implements Executor {
     return new UnreachableError(this.target, `lost the connection to ${this.transport.endpoint}: ${this.lost ?? 'the connection closed'}`);
   }
 
-  /** Requests and commands so far: the run's round trips (not counting the transport's handshake). */
+  /**
+   * The run's round trips (not counting the transport's handshake): commands, and requests sent
+   * while no other was unanswered (one sent behind others shares their round trip).
+   */
   get roundTrips(): number {
-    return this.shell.requests + this.commands;
+    return this.shell.exchanges + this.commands;
   }
 
   private async request(fragment: string): Promise<{ code: number; output: Buffer }> {
@@ -230,10 +265,20 @@ export class ShellExecutor implements Executor {
     }
   }
 
-  /** Runs a file operation; a non-zero status becomes an error with its output (code 20: no such directory). */
-  private async op(fragment: string, touched: string[]): Promise<void> {
-    for (const p of touched) this.invalidate(p);
-    const r = await this.request(fragment);
+  /**
+   * Runs a file operation; a non-zero status becomes an error with its output (code 20: no such
+   * directory). `below`: it may change what is below `path` too. With `readBack`, `path` is read
+   * again in the same request, right after the operation, whatever its status.
+   */
+  private async op(fragment: string, path: string, { below = true, readBack }: { below?: boolean; readBack?: PrefetchEntry } = {}): Promise<void> {
+    this.invalidate(path, below);
+    if (!readBack) return this.status(await this.request(fragment));
+    const read = ShellExecutor.batchRead([readBack]);
+    const r = await this.reading(`${fragment}\n__o=$?; ${END_SECTION}; ${read.fragment}; (exit $__o)`, read, true);
+    this.status(r);
+  }
+
+  private status(r: { code: number; output: Buffer }): void {
     if (r.code === 0) return;
     const text = r.output.toString().trim();
     if (r.code === 20) throw errnoError(text, 'ENOENT');
@@ -245,6 +290,8 @@ export class ShellExecutor implements Executor {
     // A command may change anything: files, and users and groups (useradd).
     this.cache.clear();
     this.ids.forget();
+    // It runs apart from the shell: the writes sent before it must have landed, whatever their status.
+    await this.shell.idle();
     let cmd = shellCommand(argv);
     if (opts.env) cmd = `env ${Object.entries(opts.env).map(([k, v]) => shellQuote(`${k}=${v}`)).join(' ')} ${cmd}`;
     if (opts.cwd) cmd = `cd ${shellQuote(opts.cwd)} && exec ${cmd}`;
@@ -297,8 +344,10 @@ export class ShellExecutor implements Executor {
   prefetch(entries: PrefetchEntry[]): void {
     this.wanted = entries;
     this.position.clear();
+    this.rereads.clear();
     entries.forEach((e, i) => {
       if (!this.position.has(e.path)) this.position.set(e.path, i);
+      else this.rereads.set(e.path, (this.rereads.get(e.path) ?? entries[this.position.get(e.path)!]!.content === true) || e.content === true);
     });
   }
 
@@ -336,11 +385,10 @@ export class ShellExecutor implements Executor {
   }
 
   private async readBatch(batch: PrefetchEntry[]): Promise<void> {
-    const { fragment, paths, k } = ShellExecutor.batchRead(batch);
+    const read = ShellExecutor.batchRead(batch);
     for (let attempt = 1; ; attempt++) {
-      const r = await this.request(fragment);
       try {
-        for (const [p, info] of parseBatch(r.output, this.nonce, paths, k)) this.cache.set(p, info);
+        await this.reading(read.fragment, read);
         return;
       } catch (err) {
         // Something changed a path between two commands of the batch: read again.
@@ -349,10 +397,54 @@ export class ShellExecutor implements Executor {
     }
   }
 
-  /** Forgets what a write to `path` may have changed: it, what is below it, and what is above it. */
-  private invalidate(path: string): void {
-    const below = path.endsWith('/') ? path : `${path}/`;
-    for (const key of this.cache.keys()) if (key === path || key.startsWith(below)) this.cache.delete(key);
+  /**
+   * Sends `fragment`, whose output ends with `read`'s batched reading (after one section of its
+   * own when `prefixed`), and caches that reading. A path an operation sent after it touched is
+   * not cached: that operation may have changed it after this reading was taken.
+   */
+  private async reading(fragment: string, read: { paths: string[]; k: number }, prefixed = false): Promise<{ code: number; output: Buffer }> {
+    const since = this.operations;
+    this.readsInFlight++;
+    try {
+      const r = await this.request(fragment);
+      const sep = prefixed ? r.output.indexOf(`\n${this.nonce}\n`) : -1;
+      if (prefixed && sep < 0) return r;
+      const own = prefixed ? r.output.subarray(0, sep) : r.output;
+      try {
+        const parsed = parseBatch(prefixed ? r.output.subarray(sep + this.nonce.length + 2) : r.output, this.nonce, read.paths, read.k);
+        for (const [p, info] of parsed) if (!this.touchedSince(since, p)) this.cache.set(p, info);
+      } catch (err) {
+        // A read-back that does not fit (the path changed as it was read) is read again when
+        // needed; the operation's own status stands.
+        if (!prefixed || !(err instanceof BatchMismatch)) throw err;
+      }
+      return { code: r.code, output: own };
+    } finally {
+      if (--this.readsInFlight === 0) this.touches = [];
+    }
+  }
+
+  /** Whether an operation sent after the `since`th touched `path`: it, what is above it, or (`below`) what is below. */
+  private touchedSince(since: number, path: string): boolean {
+    if (this.operations === since) return false;
+    for (const t of this.touches) {
+      if (t.seq > since && (t.path === path || isBelow(t.path, path) || (t.below && isBelow(path, t.path)))) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Forgets what a write to `path` may have changed: it, what is above it, and (when `below`)
+   * what is below it; a read still unanswered will not cache it either.
+   */
+  private invalidate(path: string, below = true): void {
+    this.operations++;
+    if (this.readsInFlight > 0) this.touches.push({ seq: this.operations, path, below });
+    if (below) {
+      const under = path.endsWith('/') ? path : `${path}/`;
+      for (const key of this.cache.keys()) if (key.startsWith(under)) this.cache.delete(key);
+    }
+    this.cache.delete(path);
     for (let p = dirname(path); ; p = dirname(p)) {
       this.cache.delete(p);
       if (p === dirname(p)) break;
@@ -419,35 +511,37 @@ export class ShellExecutor implements Executor {
     const umask = direct ? (~mode & 0o777).toString(8).padStart(4, '0') : '0077';
     await this.op(inFlight(temp, `__cairn_dir ${shellQuote(dirname(path))} && { umask ${umask}; ${writes.join(' && ')}; __s=$?; umask ${this.umask}; [ $__s = 0 ] || { rm -f -- ${temp}; (exit $__s); }; } && ` +
       `__cairn_commit ${temp} ${shellQuote(path)} ${direct ? '-' : mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${explicitOwner ? 1 : 0} ${sync ? 1 : 0}` +
-      `${opts.validate !== undefined ? ` ${shellQuote(withPathFor(opts.validate, tempFile))}` : ''}`), [path]);
+      `${opts.validate !== undefined ? ` ${shellQuote(withPathFor(opts.validate, tempFile))}` : ''}`), path, readBack(path, this.rereads));
     if (!sync) this.unsynced.add(path);
   }
 
   async mkdir(path: string, opts: { parents?: boolean; mode?: number } = {}): Promise<void> {
     const mode = opts.mode !== undefined ? opts.mode.toString(8).padStart(4, '0') : undefined;
     const p = shellQuote(path);
-    if (!opts.parents) await this.op(`__cairn_dir ${shellQuote(dirname(path))} && mkdir ${mode ? `-m ${mode} ` : ''}-- ${p}`, [path]);
-    else await this.op(`mkdir -p -- ${p}${mode ? ` && chmod ${mode} -- ${p}` : ''}`, [path]);
+    // A new folder is empty: what was read below it (nothing) stands, unless its mode keeps its owner out.
+    const below = opts.mode !== undefined && (opts.mode & 0o100) === 0;
+    if (!opts.parents) await this.op(`__cairn_dir ${shellQuote(dirname(path))} && mkdir ${mode ? `-m ${mode} ` : ''}-- ${p}`, path, { below });
+    else await this.op(`mkdir -p -- ${p}${mode ? ` && chmod ${mode} -- ${p}` : ''}`, path, { below });
   }
 
   async remove(path: string): Promise<void> {
-    await this.op(`rm -rf -- ${shellQuote(path)}`, [path]);
+    await this.op(`rm -rf -- ${shellQuote(path)}`, path);
   }
 
   async symlink(target: string, path: string): Promise<void> {
     const temp = shellQuote(this.tempPath(path));
-    await this.op(inFlight(temp, `__cairn_dir ${shellQuote(dirname(path))} && ln -s -- ${shellQuote(target)} ${temp} && __cairn_commit ${temp} ${shellQuote(path)} - - 0 0`), [path]);
+    await this.op(inFlight(temp, `__cairn_dir ${shellQuote(dirname(path))} && ln -s -- ${shellQuote(target)} ${temp} && __cairn_commit ${temp} ${shellQuote(path)} - - 0 0`), path);
   }
 
   async chmod(path: string, mode: number): Promise<void> {
-    await this.op(`chmod ${mode.toString(8).padStart(4, '0')} -- ${shellQuote(path)}`, [path]);
+    await this.op(`chmod ${mode.toString(8).padStart(4, '0')} -- ${shellQuote(path)}`, path);
   }
 
   async chown(path: string, owner?: string, group?: string): Promise<void> {
     if (owner !== undefined && (await this.userId(owner)) === undefined) throw new TargetError(`no such user: ${owner}`);
     if (group !== undefined && (await this.groupId(group)) === undefined) throw new TargetError(`no such group: ${group}`);
     const spec = `${owner ?? ''}${group !== undefined ? `:${group}` : ''}`;
-    await this.op(`chown -h ${shellQuote(spec)} -- ${shellQuote(path)}`, [path]);
+    await this.op(`chown -h ${shellQuote(spec)} -- ${shellQuote(path)}`, path);
   }
 
   userId(name: string): Promise<number | undefined> {

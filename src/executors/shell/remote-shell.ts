@@ -2,8 +2,12 @@
  * One long-lived `sh` on the far side, fed requests on its stdin: a file operation or a batched
  * read costs one round trip on an open stream instead of a new channel or process and a new
  * shell. Each request is a shell fragment; its output (stdout and stderr merged) ends with a line
- * holding a per-shell random marker and the fragment's exit status. Requests go one at a time.
- * The stream is any transport's (stream.ts): an ssh2 channel, a local process.
+ * holding a per-shell random marker and the fragment's exit status. The stream is any transport's
+ * (stream.ts): an ssh2 channel, a local process.
+ *
+ * Requests are pipelined (DESIGN §7): each is sent at once, without waiting for the replies to
+ * those before it. The shell runs them one after another in the order sent, so a request sees
+ * whatever the ones before it did, and the replies come back in that order.
  */
 import { randomBytes } from 'node:crypto';
 import { REMOTE_FUNCTIONS } from './remote-script.ts';
@@ -22,13 +26,20 @@ export class RemoteShell {
   private buffer: Buffer = Buffer.allocUnsafe(64 * 1024);
   private length = 0;
   private searchFrom = 0;
-  private waiting?: { resolve: (r: ShellReply) => void; reject: (e: Error) => void };
-  private tail: Promise<unknown> = Promise.resolve();
+  /** The requests sent and not yet answered, oldest first: replies come in the order sent. */
+  private readonly waiting: { resolve: (r: ShellReply) => void; reject: (e: Error) => void }[] = [];
+  private head = 0;
+  private drained?: { promise: Promise<void>; resolve: () => void };
   private stderr = '';
   private gone?: Error;
   private readonly marker: Buffer;
-  /** Requests sent, for the round-trip counter. */
+  /** Requests sent. */
   requests = 0;
+  /**
+   * Round trips: requests sent while no other was unanswered. One sent behind others rides on
+   * their round trip (its reply comes right after theirs), so it does not count again.
+   */
+  exchanges = 0;
   /** Settles once the shell is gone (it exited, or its stream was lost). */
   readonly exited: Promise<void>;
 
@@ -70,14 +81,23 @@ export class RemoteShell {
 
   private onData(d: Buffer): void {
     this.append(d);
+    // One chunk may end several pipelined replies.
+    while (this.takeReply());
+  }
+
+  /** Answers the oldest request if its reply is complete; false when it is not (yet). */
+  private takeReply(): boolean {
     const seen = this.buffer.subarray(0, this.length);
     const at = seen.indexOf(this.marker, this.searchFrom);
     if (at < 0) {
       this.searchFrom = Math.max(0, this.length - this.marker.length);
-      return;
+      return false;
     }
     const end = seen.indexOf(0x0a, at + this.marker.length);
-    if (end < 0) return;
+    if (end < 0) {
+      this.searchFrom = at;
+      return false;
+    }
     const code = Number(seen.subarray(at + this.marker.length, end).toString());
     // Copied out: the buffer is reused for what comes next.
     const output = Buffer.from(seen.subarray(0, at));
@@ -86,31 +106,57 @@ export class RemoteShell {
     if (this.buffer.length > 1 << 20) this.buffer = Buffer.allocUnsafe(Math.max(64 * 1024, rest.length));
     this.length = rest.copy(this.buffer, 0);
     this.searchFrom = 0;
-    const w = this.waiting;
-    this.waiting = undefined;
-    w?.resolve({ code, output });
+    this.next()?.resolve({ code, output });
+    return true;
+  }
+
+  /** The oldest unanswered request, taken off the queue. */
+  private next(): { resolve: (r: ShellReply) => void; reject: (e: Error) => void } | undefined {
+    if (this.head >= this.waiting.length) return undefined;
+    const w = this.waiting[this.head++]!;
+    if (this.head === this.waiting.length) {
+      this.waiting.length = 0;
+      this.head = 0;
+      const drained = this.drained;
+      this.drained = undefined;
+      drained?.resolve();
+    }
+    return w;
   }
 
   private fail(err: Error): void {
     this.gone ??= err;
-    const w = this.waiting;
-    this.waiting = undefined;
-    w?.reject(err);
+    for (let w = this.next(); w; w = this.next()) w.reject(err);
   }
 
-  /** Runs a shell fragment; its stdin is /dev/null, so it can never eat the requests after it. */
+  /** How many requests are sent and not yet answered. */
+  get pending(): number {
+    return this.waiting.length - this.head;
+  }
+
+  /** Settles once every request sent so far is answered (or the shell is gone). */
+  idle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    if (!this.drained) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.drained = { promise, resolve };
+    }
+    return this.drained.promise;
+  }
+
+  /**
+   * Runs a shell fragment, sent at once behind any unanswered ones; its stdin is /dev/null, so it
+   * can never eat the requests after it.
+   */
   request(fragment: string): Promise<ShellReply> {
-    const run = async (): Promise<ShellReply> => {
-      if (this.gone) throw this.gone;
-      this.requests++;
-      return new Promise<ShellReply>((resolve, reject) => {
-        this.waiting = { resolve, reject };
-        this.stream.stdin.write(`{ ${fragment}\n} </dev/null 2>&1; printf '\\n%s %s\\n' "$__n" "$?"\n`);
-      });
-    };
-    const result = this.tail.then(run, run);
-    this.tail = result.catch(() => undefined);
-    return result;
+    if (this.gone) return Promise.reject(this.gone);
+    this.requests++;
+    if (this.pending === 0) this.exchanges++;
+    return new Promise<ShellReply>((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.stream.stdin.write(`{ ${fragment}\n} </dev/null 2>&1; printf '\\n%s %s\\n' "$__n" "$?"\n`);
+    });
   }
 
   close(): void {
