@@ -249,7 +249,7 @@ export const EXCLUDED: Record<string, string> = {
   'plan changes nothing, shows diffs, and is honest about what depends on earlier changes':
     '--check reports would-change from each check alone; it does not mark a reading that depends on an earlier change as unknown (after …)',
   'the JSON report has the documented shape and counts add up': 'the script prints plain report lines, not JSON',
-  'a target whose executor is not available is reported unreachable': 'a script runs where it is run: there is no executor to reach',
+  'a target with executor: agent and no master given is an input error: exit 2, no target touched': 'a script runs where it is run: there is no executor to reach',
   'the bundled example: plan shows changes, apply makes them': 'the example site has its own test; its parts are covered by the cases above',
   'plain output: a line per node and a summary line': 'the script prints the same lines; the summary has no timing (every case here checks the counts)',
   'a file part never removes a directory in its place': 'the file trait refuses the same way (`is a directory, not a file`); not one of the run semantics',
