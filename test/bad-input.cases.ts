@@ -860,4 +860,22 @@ export const badInputCases: BadInputCase[] = [
     files: { 'cairn.yaml': site('s'), ...okState, 'vars/all.yaml': `${Array.from({ length: 5000 }, (_, i) => `v${i}: ${i}\n`).join('')}v17: again\n` },
     expect: [{ at: 'vars/all.yaml:5001:1', message: /YAML: Map keys must be unique/ }],
   },
+  {
+    name: 'guest: a uri with a scheme libvirt does not know',
+    files: oneState('  - guest: web1\n    profile: base\n    uri: qemm:///system\n'),
+    expect: [{ at: 'states/s.yaml:4:10', message: /guest web1: uri: a libvirt URI: DRIVER\[\+TRANSPORT\]:\/\/\[HOST\]\/PATH/ }],
+  },
+  {
+    name: 'guest: a memory size with a unit typo',
+    files: oneState('  - guest: web1\n    profile: base\n    memory: 512MX\n'),
+    expect: [{ at: 'states/s.yaml:4:13', message: /guest web1: memory: a size is a number with a unit K, M, G or T/ }],
+  },
+  {
+    name: 'guest: a disk size without a unit it knows, and a network of an unknown kind',
+    files: oneState('  - guest: web1\n    profile: base\n    disks: [20G, 4X]\n    networks: [vlan:7]\n'),
+    expect: [
+      { at: 'states/s.yaml:4:18', message: /guest web1: disks\.1: a size is a number with a unit/ },
+      { at: 'states/s.yaml:5:16', message: /guest web1: networks\.0: a network is a libvirt network name/ },
+    ],
+  },
 ];

@@ -9,6 +9,7 @@ export const exec = builder('exec');
 export const file = builder('file');
 export const git = builder('git');
 export const group = builder('group');
+export const guest = builder('guest');
 export const hostname = builder('hostname');
 export const line = builder('line');
 export const mount = builder('mount');

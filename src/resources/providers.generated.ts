@@ -8,6 +8,7 @@ import execProviders from './exec/providers.ts';
 import fileProviders from './file/providers.ts';
 import gitProviders from './git/providers.ts';
 import groupProviders from './group/providers.ts';
+import guestProviders from './guest/providers.ts';
 import hostnameProviders from './hostname/providers.ts';
 import lineProviders from './line/providers.ts';
 import mountProviders from './mount/providers.ts';
@@ -30,6 +31,7 @@ export const generatedProviders: Record<string, readonly Provider[]> = {
   file: fileProviders,
   git: gitProviders,
   group: groupProviders,
+  guest: guestProviders,
   hostname: hostnameProviders,
   line: lineProviders,
   mount: mountProviders,

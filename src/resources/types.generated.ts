@@ -7,6 +7,7 @@ import execType from './exec/type.ts';
 import fileType from './file/type.ts';
 import gitType from './git/type.ts';
 import groupType from './group/type.ts';
+import guestType from './guest/type.ts';
 import hostnameType from './hostname/type.ts';
 import lineType from './line/type.ts';
 import mountType from './mount/type.ts';
@@ -29,6 +30,7 @@ export const generatedTypes = {
   file: fileType,
   git: gitType,
   group: groupType,
+  guest: guestType,
   hostname: hostnameType,
   line: lineType,
   mount: mountType,
