@@ -136,6 +136,8 @@ export default class Debootstrap extends Builder {
       if (badModule !== undefined) this.invalid(`modules: ${JSON.stringify(badModule)} is not a kernel module name`, ['args', 'modules']);
       const filesystems = storage.map((v) => v.filesystem).filter((f): f is string => !!f && f !== 'swap');
       this.#modules = [...new Set([...modules, ...filesystems])];
+      // apt installs the kernel from inside the image, where a file:// mirror of the host is not.
+      if (this.#mirror.startsWith('file://')) this.invalid(`mirror ${JSON.stringify(this.#mirror)}: a guest's kernel is installed by apt inside the image, which cannot see the host's files: give an http(s):// mirror`, ['args', 'mirror']);
       if (/[\n'"<>&]/.test(args.cmdline!)) this.invalid('cmdline: the kernel command line cannot hold quotes, newlines or <>&', ['args', 'cmdline']);
       // Disks are attached in storage order on virtio (vda, vdb, …), the root on its first partition.
       this.#rootDisk = `vd${String.fromCharCode(97 + rootIndex)}`;
