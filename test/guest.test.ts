@@ -15,7 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildCatalog } from '../src/catalog/catalog.ts';
@@ -32,6 +32,7 @@ import { parseBlockList, parseDefinition, parseFields, parseInterfaces } from '.
 import { loadSite } from '../src/site/load.ts';
 import { makeSite, runCli, tempDir } from './helpers/cli.ts';
 import { libvirtdUnavailable, startLibvirtd, type Libvirtd } from './helpers/libvirtd.ts';
+import { READY, tinyLinux } from './helpers/tiny-linux.ts';
 
 const MiB = 1024 ** 2;
 
@@ -41,6 +42,8 @@ const PROFILES: Record<string, { disk: number; memoryMiB: number; bus?: string; 
   // No ACPI: an ACPI shutdown request is accepted and ignored.
   noacpi: { disk: 16 * MiB, memoryMiB: 64, acpi: false },
   tiny2: { disk: 24 * MiB, memoryMiB: 64 },
+  // Debian's kernel and a busybox initramfs (helpers/tiny-linux.ts), booted directly.
+  linux: { disk: 16 * MiB, memoryMiB: 128 },
   // A definition libvirt refuses (an unknown disk bus): a rebuild must leave the old guest.
   refused: { disk: 16 * MiB, memoryMiB: 64, bus: 'nosuchbus' },
 };
@@ -48,6 +51,8 @@ const PROFILES: Record<string, { disk: number; memoryMiB: number; bus?: string; 
 /** The test image builder: the provisioner's seam (ProviderContext.images), building for real. */
 class TestImages implements ImageBuilder {
   readonly builds: ImageBuildRequest[] = [];
+  /** For the `linux` profile: a kernel and initrd booted directly, the console to a file. */
+  linux?: { kernel: string; initrd: string };
   /** Called when a build of the `slow` profile has begun (it then runs until cancelled). */
   onSlowBuild?: () => void;
   async build(request: ImageBuildRequest): Promise<ImageBuildResult> {
@@ -62,12 +67,16 @@ class TestImages implements ImageBuilder {
     if (!profile) throw new Error(`no profile ${request.profile}`);
     const disk = join(request.outputDir, 'disk1.qcow2');
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, String(profile.disk)]);
+    const boot = request.profile === 'linux' && this.linux
+      ? `<kernel>${this.linux.kernel}</kernel><initrd>${this.linux.initrd}</initrd><cmdline>console=ttyS0 panic=-1 quiet</cmdline>`
+      : "<boot dev='hd'/>";
+    const console = request.profile === 'linux' ? `<serial type='file'><source path='${join(request.outputDir, 'console.log')}'/><target port='0'/></serial>` : '';
     const definition = `<domain type='qemu'>
   <name>${request.name}</name>
   <description>built from profile ${request.profile}</description>
   <memory unit='MiB'>${profile.memoryMiB}</memory>
   <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <os><type arch='x86_64' machine='pc'>hvm</type>${boot}</os>
   ${profile.acpi === false ? '' : '<features><acpi/></features>'}
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
@@ -76,6 +85,7 @@ class TestImages implements ImageBuilder {
       <source file='${disk}'/>
       <target dev='vda' bus='${profile.bus ?? 'virtio'}'/>
     </disk>
+    ${console}
     <memballoon model='none'/>
   </devices>
 </domain>
@@ -140,14 +150,17 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
   const guest = guestPart;
 
   /** Plans or applies a site whose state `s` is `parts`; the state dir is kept between runs of one `Runner`. */
-  function runner(images: ImageBuilder | null = new TestImages(), logs: string[] = [], signal?: AbortSignal) {
+  function runner(images: ImageBuilder | null = new TestImages(), logs: string[] = [], signal?: AbortSignal, onProgress?: (step: string | undefined) => void) {
     const stateDir = tempDir('cairn-guest-state-');
     return async (parts: string, mode: 'plan' | 'apply' = 'apply'): Promise<TargetReport> => {
       const unit = await compiled(`s:\n${parts}`);
       unit.run.target.state_dir = stateDir;
       const exec = new LocalExecutor();
       try {
-        return await runTarget(unit, exec, { mode, onLog: (_ref, line) => logs.push(line), ...(images ? { images } : {}), ...(signal ? { signal } : {}) });
+        return await runTarget(unit, exec, {
+          mode, onLog: (_ref, line) => logs.push(line), onProgress: (_ref, update) => onProgress?.(update.step),
+          ...(images ? { images } : {}), ...(signal ? { signal } : {}),
+        });
       } finally {
         await exec.close();
       }
@@ -369,6 +382,23 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.deepEqual(readdirSync(join(lv.dir, 'guests')).filter((f) => f.startsWith('g-cancel')), []);
   });
 
+  test('a rebuild cancelled while the old guest shuts down leaves the old guest as it was, running', HANG, async () => {
+    const cancel = new AbortController();
+    const images = new TestImages();
+    const run = runner(images, [], cancel.signal, (step) => {
+      if (step === 'waiting for the ACPI shutdown') cancel.abort();
+    });
+    // No ACPI: the shutdown is never answered, so the run is still waiting when it is cancelled.
+    assert.equal(node(await runner(images)(guest('g-cancel2', { profile: 'noacpi', shutdown_timeout: '5m' }))).status, 'changed');
+    const uuid = lv.virsh('domuuid', 'g-cancel2').trim();
+    const cancelled = node(await run(guest('g-cancel2', { allow_rebuild: true, profile: 'tiny2', shutdown_timeout: '5m' })));
+    assert.equal(cancelled.status, 'failed');
+    assert.match(cancelled.error!, /rebuilding guest g-cancel2 failed, and the old guest was put back as it was: cancelled while guest g-cancel2 was shutting down/);
+    assert.equal(lv.virsh('domuuid', 'g-cancel2').trim(), uuid);
+    assert.equal(domstate('g-cancel2'), 'running');
+    assert.deepEqual(readdirSync(join(lv.dir, 'guests')).filter((f) => f.startsWith('g-cancel2')), ['g-cancel2']);
+  });
+
   test('a folder left by a create that was killed part way is cleared by the next create; a folder Cairn did not make is refused', HANG, async () => {
     const images = new TestImages();
     const run = runner(images);
@@ -439,6 +469,43 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.deepEqual(stopsAndStarts(events.lines()), ['Stopped', 'Started'], events.lines().join(', '));
   });
 
+  test('(slow) a real Linux guest (Debian\'s kernel, a busybox initramfs) boots under TCG through libvirt, reads its user data from the seed cdrom, and stopping it is a graceful ACPI shutdown: it powers itself off, nothing is destroyed', HANG, async (t) => {
+    const linux = tinyLinux();
+    if ('unavailable' in linux) {
+      process.stderr.write(`\n*** SLOW GUEST BOOT SKIPPED: ${linux.unavailable} ***\n\n`);
+      t.skip(linux.unavailable);
+      return;
+    }
+    const images = new TestImages();
+    images.linux = linux;
+    const logs: string[] = [];
+    const run = runner(images, logs);
+    const userData = '#cloud-config\nhostname: g-linux\n';
+    const part = (state: string) => guest('g-linux', { profile: 'linux', state, shutdown_timeout: '5m', user_data: userData });
+    const created = node(await run(part('running')));
+    assert.equal(created.status, 'changed', created.error);
+    const consoleLog = join(folder('g-linux'), 'console.log');
+    // Up once /init says so on the serial console (it then watches the power button).
+    for (let said = ''; !said.includes(READY);) {
+      said = existsSync(consoleLog) ? readFileSync(consoleLog, 'utf8') : '';
+      assert.doesNotMatch(said, /CAIRN-GUEST-(NO-POWER-BUTTON|READ-FAILED|NO-SEED)/);
+      if (!said.includes(READY)) await new Promise((r) => setTimeout(r, 200));
+    }
+    // The guest found the seed on its cdrom (SATA) and read the user data from it.
+    assert.ok(readFileSync(consoleLog, 'utf8').replace(/\r/g, '').includes(`CAIRN-USER-DATA-BEGIN\n${userData}CAIRN-USER-DATA-END`),
+      readFileSync(consoleLog, 'utf8'));
+    assert.equal((await run(part('running'))).counts.unchanged, 1, 'the user data is not applied again');
+    const events = await lv.events('g-linux');
+    const stopped = node(await run(part('stopped')));
+    assert.deepEqual([stopped.status, stopped.action], ['changed', 'update'], stopped.error);
+    assert.equal(domstate('g-linux'), 'shut off');
+    await events.waitFor((l) => l.some((e) => e.startsWith('Stopped ')));
+    assert.ok(events.lines().includes('Shutdown Finished after guest request'), events.lines().join(', '));
+    assert.ok(events.lines().includes('Stopped Shutdown'), events.lines().join(', '));
+    assert.ok(!logs.some((l) => /did not shut down|destroying it/.test(l)), logs.join('\n'));
+    assert.match(readFileSync(consoleLog, 'utf8'), /CAIRN-GUEST-POWEROFF/);
+  });
+
   test('a create in a run with no provisioner (as for a target the CLI cannot build for) fails the node saying so, and defines nothing', HANG, async () => {
     const run = runner(null);
     const plan = node(await run(guest('g-nobuild'), 'plan'));
@@ -450,11 +517,12 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     assert.ok(!existsSync(folder('g-nobuild')));
   });
 
-  test('through the cairn CLI with the real provisioner (a `noop` profile: a definition only): created with an added disk, re-run 0 changes, then stopped', HANG, async () => {
+  test('through the cairn CLI with the real provisioner (`noop` profiles: a definition only): created with an added disk, re-run 0 changes, stopped, rebuilt from another profile', HANG, async () => {
     const root = tempDir('cairn-guest-cli-');
     const files = (attrs: Record<string, unknown>) => makeSite({
       'cairn.yaml': `targets:\n  t1:\n    executor: local\n    state_dir: ${root}/state\n    run: [s]\n`,
       'profiles/bare.yaml': 'script: noop\nsystem:\n  cpus: 1\n  memory: 64\n  serial: false\n',
+      'profiles/bare2.yaml': 'script: noop\nsystem:\n  cpus: 2\n  memory: 64\n  serial: false\n',
       'states/s.yaml': `s:\n${guest('g-real', { profile: 'bare', ...attrs })}`,
     });
     const site = files({ disks: ['8M'], memory: '96M' });
@@ -471,6 +539,13 @@ describe('guest (libvirt provider, real private libvirtd, qemu TCG)', { skip: wh
     const stop = await runCli(['apply', '--site', files({ disks: ['8M'], memory: '96M', state: 'stopped' })]);
     assert.equal(stop.status, 0, stop.stdout + stop.stderr);
     assert.equal(domstate('g-real'), 'shut off');
+    const uuid = lv.virsh('domuuid', 'g-real').trim();
+    const rebuilt = await runCli(['apply', '--site', files({ disks: ['8M'], memory: '96M', state: 'stopped', profile: 'bare2', allow_rebuild: true })]);
+    assert.equal(rebuilt.status, 0, rebuilt.stdout + rebuilt.stderr);
+    assert.notEqual(lv.virsh('domuuid', 'g-real').trim(), uuid);
+    assert.match(lv.virsh('dumpxml', 'g-real', '--inactive'), /<vcpu placement='static'>2<\/vcpu>/, 'the new profile\'s cpus');
+    assert.equal(domstate('g-real'), 'shut off', 'stopped, as it is to be');
+    assert.deepEqual(readdirSync(join(lv.dir, 'guests')).filter((f) => f.startsWith('g-real')), ['g-real']);
   });
 
   test('an existing guest Cairn did not build is managed in place through the CLI (state, autostart) without a build; ensure absent undefines it and leaves the files it had', HANG, async () => {

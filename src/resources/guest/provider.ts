@@ -207,10 +207,10 @@ async function stop(ctx: Ctx, v: Virsh, d: Want): Promise<void> {
     ctx.log(`guest ${d.name} refused the ACPI shutdown (${r.stderr.trim()}): destroying it`);
   }
   while (r.code === 0) {
+    if (ctx.signal.aborted) throw new ApplyError(`cancelled while guest ${d.name} was shutting down`);
     if ((await domstate(v, d.name)) === 'stopped') return;
     const waited = nowMs() - start;
     if (waited >= limit) break;
-    if (ctx.signal.aborted) throw new ApplyError(`cancelled while guest ${d.name} was shutting down`);
     ctx.progress({ done: Math.round(waited / 1000), total: d.shutdown_timeout, step: 'waiting for the ACPI shutdown' });
     await pauseFor(Math.min(SHUTDOWN_POLL_MS, limit - waited), ctx.signal);
   }
@@ -341,13 +341,16 @@ async function create(ctx: Ctx, d: Want): Promise<void> {
     throw new ApplyError(`guest ${d.name} does not exist, but ${folder} does: Cairn keeps a guest's files there, ` +
       'and will not build over a folder it did not make for this guest; move it away or remove it');
   }
+  if (await ctx.exec.stat(previousOf(d))) {
+    ctx.log(`${previousOf(d)} holds the files of a guest ${d.name} whose rebuild was killed part way: left for you to restore or remove`);
+  }
   const built = await build(ctx, d, stagingOf(d));
   const done = { moved: false, defined: false };
   try {
     await install(ctx, v, d, stagingOf(d), built, done);
   } catch (err) {
-    // A create that fails leaves nothing: no domain, no files.
-    if (done.defined) await undefine(v, d.name).catch(() => undefined);
+    // A create that fails (or is cancelled) leaves nothing: no domain, no files.
+    if (done.defined) await undefine(new Virsh(ctx, d.uri, false), d.name).catch(() => undefined);
     await ctx.exec.remove(folder);
     await ctx.exec.remove(stagingOf(d));
     throw err;
@@ -428,18 +431,20 @@ async function rebuild(ctx: Ctx, d: Want, current: Have): Promise<void> {
     await install(ctx, v, d, staging, built, done);
   } catch (err) {
     const why = (err as Error).message;
+    // Putting the old guest back goes on even when the run was cancelled.
+    const back = new Virsh(ctx, d.uri, false);
     try {
-      if (done.defined) await undefine(v, d.name);
+      if (done.defined) await undefine(back, d.name);
       if (done.moved) await ctx.exec.remove(folder);
       await ctx.exec.remove(staging);
       if (done.movedAside) await must(ctx.exec, ['mv', '-T', previous, folder], { label: `mv ${previous} ${folder}` });
       done.movedAside = false;
       if (done.undefined) {
         await ctx.exec.writeFile(saved, oldXml, { mode: 0o600 });
-        await v.must(['define', saved]);
+        await back.must(['define', saved]);
         await ctx.exec.remove(saved);
       }
-      if (wasRunning) await v.must(['start', d.name]);
+      if (wasRunning && (await domstate(back, d.name)) === 'stopped') await back.must(['start', d.name]);
     } catch (undo) {
       const kept = done.undefined ? await ctx.exec.writeFile(saved, oldXml, { mode: 0o600 }).then(() => true, () => false) : false;
       const restore = [

@@ -8,15 +8,20 @@ import { outputTail } from '../commands.ts';
 import { ApplyError, type ProviderContext } from '../type.ts';
 
 export class Virsh {
-  constructor(private readonly ctx: ProviderContext, readonly uri: string) {}
+  /**
+   * `cancellable: false` for the commands that undo a half-made change: a cancelled run must
+   * still get to put things back.
+   */
+  constructor(private readonly ctx: ProviderContext, readonly uri: string, private readonly cancellable = true) {}
 
   run(args: string[]): Promise<RunResult> {
-    return this.ctx.exec.run(['virsh', '-q', '-c', this.uri, ...args], { signal: this.ctx.signal });
+    return this.ctx.exec.run(['virsh', '-q', '-c', this.uri, ...args], this.cancellable ? { signal: this.ctx.signal } : {});
   }
 
   /** Runs a virsh command that must succeed; its own words make the error. */
   async must(args: string[]): Promise<string> {
     const r = await this.run(args);
+    if (r.code !== 0 && this.cancellable && this.ctx.signal.aborted) throw new ApplyError(`the run was cancelled (during virsh ${args[0]})`);
     if (r.code !== 0) throw virshError(args, r);
     return r.stdout;
   }
