@@ -4,7 +4,7 @@
  * test/lab/lab.sh: the builder's `cache` reads that layout), so no test debootstraps again. The
  * image is booted as a container (its partition loop-mounted, `systemd-nspawn -D -b`) to
  * `running`, where the first-boot unit has converged the site's target with its exported script
- * once: a second boot does not run it again.
+ * once: a second boot does not run it again. (A guest, booted as a VM by libvirt, is provision-vm-boot.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -121,12 +121,13 @@ test('bad input: a root volume smaller than the image it receives is exit 2 at i
   assert.deepEqual(existsSync(builds) ? readdirSync(builds) : [], []);
 });
 
-test('bad input: debootstrap for a guest (a VM) is exit 2 at kind:, since the image has no kernel', { skip }, async (t) => {
+test('bad input: a guest whose kernel is no package name is exit 2 at args.kernel, and nothing is created', { skip }, async (t) => {
   const { cache, include } = labRoot();
-  const { site: s, out, builds } = site(t, profile(cache, include, ['  - size: 1G', '    filesystem: ext4', '    mountpoint: /']).replace('kind: container', 'kind: guest'));
+  const { site: s, out, builds } = site(t, profile(cache, include, ['  - size: 1G', '    filesystem: ext4', '    mountpoint: /'], ['kernel: Linux Image']).replace('kind: container', 'kind: guest'));
   const r = await runCli(['provision', '--site', s, '--profile', 'deb', 'vm1', '--output', out, '--builds', builds]);
   assert.equal(r.status, 2, r.stderr + r.stdout);
-  assert.match(r.stderr, /debootstrap builds images that boot as containers .*: set kind: container/);
-  assert.match(r.stderr, /profiles\/deb\.yaml:2:7/);
+  assert.match(r.stderr, /kernel: "Linux Image" is not a package name/);
+  assert.match(r.stderr, /profiles\/deb\.yaml:6:11/);
   assert.deepEqual(existsSync(out) ? readdirSync(out) : [], []);
+  assert.deepEqual(existsSync(builds) ? readdirSync(builds) : [], []);
 });

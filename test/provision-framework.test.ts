@@ -317,3 +317,52 @@ test('the journal is written ahead: a loop device a killed build attached but ne
   assert.ok(!execFileSync('losetup', ['-a'], { encoding: 'utf8' }).includes(image), `${device} is still attached`);
   assert.ok(!existsSync(image) && !existsSync(work));
 });
+
+/** A builder that keeps a folder of its work in a cache (Builder.keepInCache), then fails where asked. */
+const CACHER = `import { mkdirSync, writeFileSync } from 'node:fs';
+import { Builder } from 'cairn';
+
+export default class Cacher extends Builder {
+  static arguments = { cache: { required: true }, content: { required: true }, from: { default: 'work' }, fail: { default: 'none' } };
+  async create() { return '[Exec]\\nBoot=yes\\n'; }
+  async install() {
+    const from = this.ctx.args.from === 'work' ? this.ctx.workDir + '/entry' : this.ctx.args.from;
+    if (this.ctx.args.from === 'work') {
+      mkdirSync(from);
+      writeFileSync(from + '/data', this.ctx.args.content + '\\n');
+    }
+    this.log('kept:' + await this.keepInCache(from, this.ctx.args.cache, 'thing-1'));
+    if (this.ctx.args.fail === 'install') this.fail('failing in install as asked');
+  }
+}
+`;
+
+test('keepInCache: an entry is written aside and renamed into the cache, kept when the build fails later, never replaced by another build, and only from the work folder', { skip: why }, async () => {
+  const base = tempDir('cairn-provision-cache-');
+  const cache = join(base, 'cache');
+  const s = makeSite({
+    'cairn.yaml': 'targets: {}\n',
+    'builders/cacher.ts': CACHER,
+    'profiles/c.yaml': `script: cacher\nkind: container\nargs:\n  cache: ${cache}\n`,
+  });
+  const build = (name: string, extra: string[]) => runCli(['provision', '--site', s, '--profile', 'c', name, '--output', join(base, `out-${name}`), '--builds', join(base, 'builds'), '--json', ...extra]);
+  const entry = join(cache, 'thing-1');
+  const asides = () => readdirSync(cache).filter((f) => f.startsWith('.'));
+
+  const failed = await build('c1', ['--arg', 'content=first', '--arg', 'fail=install']);
+  assert.equal(failed.status, 1, failed.stderr + failed.stdout);
+  assert.ok(logs(parse(failed.stdout)).includes(`kept:${entry}`));
+  assert.equal(readFileSync(join(entry, 'data'), 'utf8'), 'first\n', 'the entry outlives the failed build that stored it');
+  assert.deepEqual(asides(), []);
+  assert.ok(!existsSync(join(base, 'out-c1')), 'the failed build itself is undone');
+
+  const second = await build('c2', ['--arg', 'content=second']);
+  assert.equal(second.status, 0, second.stderr + second.stdout);
+  assert.equal(readFileSync(join(entry, 'data'), 'utf8'), 'first\n', 'an entry already there is left as it is');
+  assert.deepEqual(asides(), []);
+
+  const outside = await build('c3', ['--arg', 'content=x', '--arg', `from=${base}`]);
+  assert.equal(outside.status, 1, outside.stderr + outside.stdout);
+  assert.match(outside.stderr + outside.stdout, /keepInCache: .* is not in the build's work folder/);
+  assert.deepEqual(readdirSync(cache), ['thing-1']);
+});

@@ -138,6 +138,7 @@ export interface BuildHost {
   volume(spec: VolumeSpec): Promise<string>;
   rootfs(): Promise<string>;
   outputFile(file: string): Promise<string>;
+  keepInCache(from: string, cache: string, entry: string): Promise<string>;
   /**
    * The script `cairn export --format sh` writes for the site's target `target` (DESIGN §11),
    * compiled with `facts` instead of facts gathered from the target. Absent where the build was
@@ -253,6 +254,16 @@ export abstract class Builder {
    */
   outputFile(file: string): Promise<string> {
     return this.#host.outputFile(file);
+  }
+
+  /**
+   * Copies the folder `from` (in the work folder) into the cache folder `cache` as `entry`, for
+   * later builds of the same recipe (a kernel and its initrd): written aside and renamed, so a
+   * reader sees a whole entry or none, and kept whatever becomes of this build. An entry that is
+   * there already (another build stored it first) is left as it is. Its path.
+   */
+  keepInCache(from: string, cache: string, entry: string): Promise<string> {
+    return this.#host.keepInCache(from, cache, entry);
   }
 
   /**

@@ -21,7 +21,8 @@ export type Action =
   | { op: 'rootfs'; path: string }
   | { op: 'file'; path: string }
   | { op: 'definition'; path: string }
-  | { op: 'namespace'; file: string };
+  | { op: 'namespace'; file: string }
+  | { op: 'cache'; path: string };
 
 /** What a build keeps when it succeeds; everything else is undone at its end. */
 const OUTPUT_OPS = new Set<Action['op']>(['outdir', 'volume', 'rootfs', 'file', 'definition']);
@@ -37,6 +38,7 @@ export function describeAction(a: Action): string {
     case 'file': return `output file ${a.path}`;
     case 'definition': return `definition ${a.path}`;
     case 'namespace': return `mount namespace ${a.file} (enter with: nsenter --mount=${a.file})`;
+    case 'cache': return `cache entry being written ${a.path}`;
   }
 }
 
@@ -227,6 +229,10 @@ export async function undo(action: Action, nsPid: number | undefined): Promise<v
     case 'file':
     case 'definition':
       rmSync(action.path, { force: true });
+      return;
+    case 'cache':
+      // The entry written aside: gone already once it was renamed into place.
+      await must(['rm', '-rf', '--one-file-system', action.path]);
       return;
     case 'rootfs':
       // --one-file-system: never into anything still mounted below it.

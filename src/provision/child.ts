@@ -66,6 +66,7 @@ const host: BuildHost = {
   rootfs: () => request({ op: 'rootfs' }),
   exportScript: (target, facts) => request({ op: 'export', target, facts }),
   outputFile: (file) => request({ op: 'file', file }),
+  keepInCache: (from, cache, entry) => request({ op: 'cache', from, cache, entry }),
   log: (message) => send({ t: 'log', message }),
   progress: (done, total, what) => send({ t: 'progress', done, ...(total !== undefined ? { total } : {}), ...(what ? { what } : {}) }),
   signal: stopping.signal,

@@ -24,6 +24,8 @@ export interface DomainOptions {
   boot?: ('hd' | 'cdrom' | 'network')[];
   /** Where the serial console's output goes (a file), instead of a pty. */
   consoleLog?: string;
+  /** A file the serial console's output is copied to, the console itself staying a pty (`virsh console`). */
+  serialLog?: string;
   /** The network adapters, instead of one per `ctx.networks` entry. */
   nics?: BuildNetwork[];
 }
@@ -89,7 +91,9 @@ export function domainXml(ctx: BuildContext, options: DomainOptions = {}): strin
   if (ctx.system.serial) {
     lines.push(options.consoleLog
       ? `    <serial type='file'><source path='${e(options.consoleLog)}'/><target port='0'/></serial>`
-      : `    <serial type='pty'><target port='0'/></serial>`);
+      : options.serialLog
+        ? `    <serial type='pty'><log file='${e(options.serialLog)}' append='on'/><target port='0'/></serial>`
+        : `    <serial type='pty'><target port='0'/></serial>`);
     lines.push(`    <console type='pty'><target type='serial' port='0'/></console>`);
   }
   if (ctx.system.console) lines.push(`    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>`);

@@ -15,7 +15,8 @@ export type Request =
   | { op: 'volume'; size: number; format: 'raw' | 'qcow2'; file?: string; disk?: string }
   | { op: 'rootfs' }
   | { op: 'export'; target: string; facts: Record<string, unknown> }
-  | { op: 'file'; file: string };
+  | { op: 'file'; file: string }
+  | { op: 'cache'; from: string; cache: string; entry: string };
 
 export type ToChild =
   | { t: 'load'; script: ScriptSource; siteDir: string }

@@ -543,6 +543,29 @@ class Build {
           });
           return path;
         }
+        case 'cache': {
+          if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(request.entry)) throw new Error(`keepInCache: ${request.entry}: expected a plain entry name`);
+          if (!isAbsolute(request.cache)) throw new Error(`keepInCache: ${request.cache}: expected an absolute path`);
+          const from = resolve(request.from);
+          if (!from.startsWith(`${this.workDir}/`) || !existsSync(from)) throw new Error(`keepInCache: ${from} is not in the build's work folder ${this.workDir}`);
+          const cache = resolve(request.cache);
+          const path = join(cache, request.entry);
+          if (existsSync(path)) return path;
+          mkdirSync(cache, { recursive: true, mode: 0o755 });
+          const aside = join(cache, `.${request.entry}.tmp-${process.pid}`);
+          await this.act({ op: 'cache', path: aside }, async () => {
+            await must(['rm', '-rf', aside]);
+            await must(['cp', '-a', '--', from, aside]);
+          });
+          try {
+            renameSync(aside, path);
+          } catch (err) {
+            // Another build stored the same entry meanwhile: its copy stands, ours is undone with the build's.
+            const code = (err as NodeJS.ErrnoException).code;
+            if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+          }
+          return path;
+        }
         case 'rootfs': {
           const path = join(this.req.outputDir, `${this.req.name}.rootfs`);
           if (this.stack.some((e) => e.action.op === 'rootfs')) return path;

@@ -8,22 +8,38 @@
  * target's exported script (DESIGN §11). A qcow2 volume is built raw in the work folder (this
  * machine kind cannot mount qcow2) and converted at the end.
  *
- * The image boots as a container (`systemd-nspawn -i`, or loop-mounted with `-D`), so the profile
- * must say `kind: container`: a bootable VM (a kernel and boot loader in the image) is not built.
+ * With `kind: container` the image boots as a container (`systemd-nspawn -i`, or loop-mounted
+ * with `-D`) and the definition is `.nspawn` settings. With `kind: guest` it also gets a kernel
+ * (the `kernel` package, default linux-image-amd64, with udev) and an initramfs, and boots as a
+ * VM by **direct kernel boot**: the kernel and initrd are copied to the output folder and the
+ * libvirt domain names them (`<kernel>`, `<initrd>`, `<cmdline>` with the root partition and
+ * `console=ttyS0`); no boot loader is installed (grub-install needs device-mapper or
+ * partition-aware loop devices, which this machine kind lacks; lab-guests B1a). The serial console
+ * is a pty whose output is also logged to `NAME-console.log` in the output folder.
+ *
+ * The kernel is installed fast: no daemon starts (policy-rc.d), `update-initramfs` is diverted to
+ * a no-op while the packages install (the kernel's postinst and the initramfs-tools trigger would
+ * each make one), then the initramfs is made once, with `MODULES=list` (the virtio and file
+ * system drivers: `MODULES=dep` would read the build host's devices from inside a chroot). With
+ * `cache`, the kernel's packages and the initrd are kept by recipe in `kernel-<key>` (the key: the
+ * suite, mirror, package list, initramfs modules and the exact package files apt chose), so a
+ * later build of the same recipe installs the same packages without downloading them and copies
+ * the initrd instead of making it.
  *
  * Arguments: `suite` (bookworm), `mirror` (the host's configured Debian mirror), `variant`
  * (minbase), `include` (packages added to the variant's, comma-separated), `target` (a site target
  * whose exported script runs on first boot), `cache` (a folder of debootstrapped roots kept by
  * recipe, laid out as the test lab keeps its golden root: `root-<key>/fs`, the key made from the
  * suite, variant and the whole include list; when this recipe's root is there it is copied
- * instead of running debootstrap).
+ * instead of running debootstrap; guests' kernels are kept there too), and for guests `kernel`,
+ * `modules` (the initramfs's) and `cmdline` (added to the kernel command line).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { localFacts } from '../../executors/local-facts.ts';
 import { Builder, type BuildVolume } from '../builder.ts';
-import { nspawnSettings } from '../definitions.ts';
+import { domainXml, nspawnSettings } from '../definitions.ts';
 
 /** The packages every image gets besides the variant's: an init, and the pieces it boots with. */
 const BASE_INCLUDE = ['systemd', 'systemd-sysv', 'dbus'];
@@ -32,6 +48,15 @@ const BASE_INCLUDE = ['systemd', 'systemd-sysv', 'dbus'];
 const PARTITION_TYPE: Record<string, string> = { swap: '82', vfat: 'c' };
 
 const FIRSTBOOT_DIR = '/var/lib/cairn';
+
+/** What a guest gets besides the kernel package: udev, which systemd needs to see devices in a VM. */
+const GUEST_PACKAGES = ['udev'];
+
+/** The drivers a guest's initramfs needs to find and mount its root on a virtio disk. */
+const GUEST_MODULES = 'virtio_pci,virtio_blk,virtio_scsi,ext4,crc32c_generic';
+
+/** The kernel's cache entry: versioned, so a change of its layout never reads an older one. */
+const KERNEL_RECIPE = 'kernel-v1';
 
 interface Disk {
   volume: BuildVolume;
@@ -64,7 +89,10 @@ export default class Debootstrap extends Builder {
     variant: { default: 'minbase', description: "debootstrap's --variant" },
     include: { default: '', description: 'more packages, comma-separated' },
     target: { default: '', description: 'a site target whose exported script runs on first boot' },
-    cache: { default: '', description: 'a folder of debootstrapped roots by recipe (root-<key>/fs)' },
+    cache: { default: '', description: "a folder of debootstrapped roots by recipe (root-<key>/fs), and of guests' kernels (kernel-<key>)" },
+    kernel: { default: 'linux-image-amd64', description: 'guests: the kernel package' },
+    modules: { default: GUEST_MODULES, description: "guests: the initramfs's drivers, comma-separated (the file systems' are added)" },
+    cmdline: { default: '', description: 'guests: more kernel command line (after root= ro console=ttyS0)' },
   };
 
   #disks: Disk[] = [];
@@ -72,12 +100,16 @@ export default class Debootstrap extends Builder {
   #include = '';
   #cached?: string;
   #target = '';
+  #cache = '';
+  #modules: string[] = [];
+  #rootDisk = '';
+
+  get #guest(): boolean {
+    return this.ctx.kind === 'guest';
+  }
 
   override async setup(): Promise<void> {
     const { args, storage } = this.ctx;
-    if (this.ctx.kind !== 'container') {
-      this.invalid('debootstrap builds images that boot as containers (no kernel or boot loader is installed, so a VM could not boot them): set kind: container', ['kind']);
-    }
     const rootIndex = storage.findIndex((v) => v.mountpoint === '/');
     if (rootIndex < 0) this.invalid('debootstrap needs a storage: volume with mountpoint: / (and a filesystem) for the root', ['storage']);
     for (const [i, v] of storage.entries()) {
@@ -97,8 +129,24 @@ export default class Debootstrap extends Builder {
     this.#include = [...new Set([...BASE_INCLUDE, ...extra])].join(',');
     this.#target = args.target ?? '';
 
+    if (this.#guest) {
+      if (!/^[a-z0-9][a-z0-9+.-]*$/.test(args.kernel!)) this.invalid(`kernel: ${JSON.stringify(args.kernel)} is not a package name`, ['args', 'kernel']);
+      const modules = args.modules!.split(',').map((m) => m.trim()).filter(Boolean);
+      const badModule = modules.find((m) => !/^[A-Za-z0-9_-]+$/.test(m));
+      if (badModule !== undefined) this.invalid(`modules: ${JSON.stringify(badModule)} is not a kernel module name`, ['args', 'modules']);
+      const filesystems = storage.map((v) => v.filesystem).filter((f): f is string => !!f && f !== 'swap');
+      this.#modules = [...new Set([...modules, ...filesystems])];
+      // apt installs the kernel from inside the image, where a file:// mirror of the host is not.
+      if (this.#mirror.startsWith('file://')) this.invalid(`mirror ${JSON.stringify(this.#mirror)}: a guest's kernel is installed by apt inside the image, which cannot see the host's files: give an http(s):// mirror`, ['args', 'mirror']);
+      if (/[\n'"<>&]/.test(args.cmdline!)) this.invalid('cmdline: the kernel command line cannot hold quotes, newlines or <>&', ['args', 'cmdline']);
+      // Disks are attached in storage order on virtio (vda, vdb, …), the root on its first partition.
+      this.#rootDisk = `vd${String.fromCharCode(97 + rootIndex)}`;
+      if (storage[rootIndex]!.disk !== this.#rootDisk) this.invalid(`the root volume is disk ${storage[rootIndex]!.disk}, but a guest's disks are attached as vda, vdb, … in order`, ['storage', rootIndex]);
+    }
+
     if (args.cache) {
       const cache = isAbsolute(args.cache) ? args.cache : resolve(this.ctx.siteDir, args.cache);
+      this.#cache = cache;
       const root = join(cache, `root-${recipeKey(args.suite!, args.variant!, this.#include)}`, 'fs');
       if (existsSync(join(root, 'etc/os-release'))) this.#cached = root;
       else this.log(`no cached root for this recipe at ${root}: debootstrap runs`);
@@ -121,7 +169,17 @@ export default class Debootstrap extends Builder {
   }
 
   override async create(): Promise<string> {
-    return nspawnSettings(this.ctx);
+    if (!this.#guest) return nspawnSettings(this.ctx);
+    const { name, outputDir, args } = this.ctx;
+    return domainXml({ ...this.ctx, system: { ...this.ctx.system, serial: true } }, {
+      disks: this.#disks.map((d) => ({ file: d.file, format: d.volume.format })),
+      kernel: {
+        kernel: join(outputDir, `${name}-vmlinuz`),
+        initrd: join(outputDir, `${name}-initrd.img`),
+        cmdline: [`root=/dev/${this.#rootDisk}1`, 'ro', 'console=ttyS0', ...(args.cmdline ? [args.cmdline] : [])].join(' '),
+      },
+      serialLog: join(outputDir, `${name}-console.log`),
+    });
   }
 
   override async prepare(): Promise<void> {
@@ -161,6 +219,7 @@ export default class Debootstrap extends Builder {
     }
     this.progress(1, 3, 'configuring');
     await this.#configure(root);
+    if (this.#guest) await this.#kernel(root);
     if (this.#target) {
       this.progress(2, 3, `first boot: exporting target ${this.#target}`);
       await this.#firstBoot(root);
@@ -231,14 +290,96 @@ export default class Debootstrap extends Builder {
       '[Service]',
       'Type=oneshot',
       'RemainAfterExit=yes',
+      // On the console too (a VM's serial console, a container's): what the first boot did.
+      'StandardOutput=journal+console',
+      'StandardError=journal+console',
       `ExecStart=/bin/sh ${FIRSTBOOT_DIR}/firstboot.sh`,
       // Only after a run that converged: one that failed runs again on the next boot.
       `ExecStartPost=/bin/touch ${FIRSTBOOT_DIR}/firstboot.done`,
+      `ExecStartPost=/bin/echo cairn-firstboot: target ${this.#target} converged`,
       '',
       '[Install]',
       'WantedBy=multi-user.target',
       '',
     ].join('\n'));
     await this.#enable(root, '/etc/systemd/system/cairn-firstboot.service');
+  }
+
+  /**
+   * A guest's kernel and initramfs, installed with the initramfs made once (or copied from the
+   * cache), and copied to the output folder for direct kernel boot.
+   */
+  async #kernel(root: string): Promise<void> {
+    const { name, args } = this.ctx;
+    const packages = [args.kernel!, ...GUEST_PACKAGES];
+    const env = { DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C' };
+    const apt = ['apt-get', '-q', '-y', '-o', 'Dpkg::Options::=--force-confold', '-o', 'Dpkg::Options::=--force-confdef', '--no-install-recommends'];
+    this.progress(1, 3, `installing ${packages.join(', ')}`);
+
+    // No daemon may start in the image while it is built.
+    await this.#write(root, 'usr/sbin/policy-rc.d', '#!/bin/sh\nexit 101\n', '0755');
+    // apt in the image resolves the mirror with the host's resolver; the image's own file comes back after.
+    const resolv = join(root, 'etc/resolv.conf');
+    await this.run(['sh', '-c', 'if [ -e "$1" ] || [ -L "$1" ]; then mv "$1" "$1.cairn-saved"; fi; cp /etc/resolv.conf "$1"', 'sh', resolv]);
+    // The kernel's postinst and the initramfs-tools trigger would each make an initramfs (minutes
+    // each under TCG-less load): update-initramfs is a no-op until the packages are in.
+    await this.chroot(root, ['dpkg-divert', '--local', '--rename', '--divert', '/usr/sbin/update-initramfs.cairn', '--add', '/usr/sbin/update-initramfs']);
+    await this.#write(root, 'usr/sbin/update-initramfs', '#!/bin/sh\n# cairn: the initramfs is made once, after the install\nexit 0\n', '0755');
+
+    await this.chroot(root, ['apt-get', '-q', 'update'], { env });
+    // The exact package files apt would fetch: what the cached entry must have been made from.
+    const uris = (await this.chroot(root, [...apt, '--print-uris', 'install', ...packages], { env })).stdout;
+    const files = [...uris.matchAll(/^'[^']+' (\S+\.deb) \d+ (\S+)/gm)].map((m) => `${m[1]} ${m[2]}`).sort();
+    const recipe = [KERNEL_RECIPE, args.suite, this.#mirror, packages.join(','), this.#modules.join(','), ...files].join('\n');
+    const key = createHash('sha256').update(recipe).digest('hex').slice(0, 12);
+    const entry = this.#cache ? join(this.#cache, `kernel-${key}`) : undefined;
+    const cached = entry && existsSync(join(entry, 'initrd.img')) ? entry : undefined;
+    const archives = join(root, 'var/cache/apt/archives');
+    if (cached) {
+      this.log(`kernel from the cache: ${cached}`);
+      await this.run(['sh', '-c', 'cp "$1"/debs/*.deb "$2"/', 'sh', cached, archives]);
+    } else if (entry) {
+      this.log(`no cached kernel for this recipe at ${entry}: installed from ${this.#mirror}, then kept there`);
+    }
+    await this.chroot(root, [...apt, 'install', ...packages], { env });
+
+    await this.run(['rm', '-f', join(root, 'usr/sbin/update-initramfs')]);
+    await this.chroot(root, ['dpkg-divert', '--local', '--rename', '--remove', '/usr/sbin/update-initramfs']);
+    const kernels = readdirSync(join(root, 'boot')).filter((f) => f.startsWith('vmlinuz-'));
+    if (kernels.length !== 1) this.fail(`expected one kernel in the image's /boot after installing ${args.kernel}, found ${kernels.join(', ') || 'none'}`);
+    const version = kernels[0]!.slice('vmlinuz-'.length);
+    // A driver list, not MODULES=dep: in a chroot "dep" would look at the build host's devices.
+    await this.#write(root, 'etc/initramfs-tools/conf.d/cairn-guest', '# made by cairn: the drivers are listed in ../modules\nMODULES=list\n');
+    const listed = readFileSync(join(root, 'etc/initramfs-tools/modules'), 'utf8');
+    await this.#write(root, 'etc/initramfs-tools/modules', `${listed.trimEnd()}\n# added by cairn: a virtio guest's root\n${this.#modules.join('\n')}\n`);
+    const initrd = join(root, 'boot', `initrd.img-${version}`);
+    if (cached) {
+      await this.run(['cp', join(cached, 'initrd.img'), initrd]);
+    } else {
+      this.progress(1, 3, `making the initramfs for ${version}`);
+      await this.chroot(root, ['update-initramfs', '-c', '-k', version], { env });
+    }
+
+    const kernelOut = await this.outputFile(`${name}-vmlinuz`);
+    const initrdOut = await this.outputFile(`${name}-initrd.img`);
+    await this.run(['cp', join(root, 'boot', `vmlinuz-${version}`), kernelOut]);
+    await this.run(['cp', initrd, initrdOut]);
+    // Made by qemu as the guest runs; an output file now, so a failed build removes it.
+    await this.outputFile(`${name}-console.log`);
+
+    if (entry && !cached) {
+      const stage = join(this.ctx.workDir, `kernel-${key}`);
+      await this.run(['mkdir', '-p', join(stage, 'debs')]);
+      await this.run(['sh', '-c', 'cp "$1"/*.deb "$2"/debs/', 'sh', archives, stage]);
+      await this.run(['cp', join(root, 'boot', `vmlinuz-${version}`), join(stage, 'vmlinuz')]);
+      await this.run(['cp', initrd, join(stage, 'initrd.img')]);
+      await this.#write(stage, 'recipe', `${recipe}\n`);
+      await this.keepInCache(stage, this.#cache, `kernel-${key}`);
+      await this.run(['rm', '-rf', stage]);
+    }
+
+    await this.run(['rm', '-f', join(root, 'usr/sbin/policy-rc.d'), resolv]);
+    await this.run(['sh', '-c', 'if [ -e "$1.cairn-saved" ] || [ -L "$1.cairn-saved" ]; then mv "$1.cairn-saved" "$1"; fi', 'sh', resolv]);
+    await this.run(['sh', '-c', 'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/cache/apt/*.bin', 'sh', root]);
   }
 }
