@@ -491,7 +491,7 @@ async function adminScreen(): Promise<void> {
       status.replaceChildren(errorLine(err));
     }
   };
-  const name = h('input', { id: 'token-name', required: true, pattern: '[A-Za-z0-9][A-Za-z0-9.-]*' });
+  const name = h('input', { id: 'token-name', required: true, pattern: '[A-Za-z0-9][A-Za-z0-9.\\-]*' });
   const hours = h('input', { id: 'token-hours', type: 'number', min: 1, max: 8784, value: 1, required: true });
   const uses = h('input', { id: 'token-uses', type: 'number', min: 1, max: 10000, value: 1, required: true });
   const replace = h('input', { id: 'token-replace', type: 'checkbox' });
