@@ -100,7 +100,8 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
     const target = (name: string, run: string) =>
       `  ${name}:\n    executor: agent\n    state_dir: ${join(dir, `state-${name}`)}\n    vars: { root: ${root(name)} }\n    run: [${run}]\n`;
     writeFileSync(join(site, 'cairn.yaml'), `vars:\n  greeting: ${greeting}\ntargets:\n${target('web1', 'motd, gate')}${target('web2', 'motd')}`);
-    writeFileSync(join(site, 'states/motd.yaml'), 'motd:\n  - file: <%= it.vars.root %>/motd\n    content: "<%= it.vars.greeting %>\\n"\n  - file: <%= it.vars.root %>/kept\n    content: "kept\\n"\n');
+    writeFileSync(join(site, 'states/motd.yaml'), 'motd:\n  - file: <%= it.vars.root %>/motd\n    content: "<%= it.vars.greeting %>\\n"\n  - file: <%= it.vars.root %>/kept\n    content: "kept\\n"\n'
+      + '  - file: <%= it.vars.root %>/secret\n    content: "s3cret-<%= it.vars.greeting %>\\n"\n    sensitive: true\n');
     // A node that waits, part way through the run, until the test lets it go.
     writeFileSync(join(site, 'states/gate.yaml'), 'gate:\n  - exec: "touch <%= it.vars.root %>/started; while [ ! -e <%= it.vars.root %>/go ]; do sleep 0.05; done"\n    id: wait\n'
       + '  - file: <%= it.vars.root %>/after-gate\n    content: "after\\n"\n    require: wait\n');
@@ -231,7 +232,11 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
     assert.deepEqual(rows, whole.filter((e) => e.event === 'node').map((e) => e.id), 'each node row once');
     assert.equal(await page.locator('#run-state').innerText(), 'finished');
     const count = async (k: string) => Number((await page.locator(`[data-count="${k}"]`).innerText()).split(' ')[0]);
-    assert.deepEqual([await count('changed'), await count('unchanged'), await count('failed')], [2, 2, 0]);
+    assert.deepEqual([await count('changed'), await count('unchanged'), await count('failed')], [3, 2, 0]);
+    // A sensitive file changed too: its content is never on the page (DESIGN §5.13).
+    const secret = page.locator(`tr[data-ref="file:${root('web1')}/secret"]`);
+    assert.equal(await secret.getAttribute('data-status'), 'changed');
+    assert.equal((await page.content()).includes('s3cret'), false, 'no sensitive content in the run page');
 
     // The motd's diff: what the file held, what it holds now.
     await motd.getByText('Diff').click();

@@ -188,7 +188,7 @@ async function targetsScreen(): Promise<void> {
         h('td', {}, badge(status, status.replace(' ', '-')), ' ', run?.finished ? h('span', { class: 'muted' }, ago(run.finished)) : null),
         h('td', {}, !run?.revision ? h('span', { class: 'muted' }, '—') : behind ? badge('behind', 'behind') : badge('current', 'current')),
         h('td', {}, t.connected ? badge('connected') : badge('disconnected')),
-        h('td', {}, run ? h('a', { href: `#/runs/${run.id}` }, `${run.mode} ${run.id.slice(0, 8)}`) : '—'),
+        h('td', {}, run ? h('a', { href: `#/runs/${run.id}` }, `${run.mode} ${run.id}`) : '—'),
         h('td', { class: 'muted' }, t.agent_version ?? ''));
     }));
     count.textContent = `${rows.length} of ${data.targets.length} targets`;
@@ -276,7 +276,7 @@ function runTable(runs: RunRecord[]): HTMLElement {
     h('tbody', {}, ...runs.map((r) => {
       const statuses = r.summary ? [...new Set(Object.values(r.summary.statuses))] : [];
       return h('tr', { 'data-run': r.id },
-        h('td', {}, h('a', { href: `#/runs/${r.id}` }, r.id.slice(0, 8))),
+        h('td', {}, h('a', { href: `#/runs/${r.id}` }, r.id)),
         h('td', {}, r.mode),
         h('td', {}, r.targets.join(', ')),
         h('td', {}, r.cancelled ? 'cancelled' : r.state),
@@ -406,7 +406,7 @@ async function runScreen(id: string): Promise<void> {
   leaving.push(() => source.close());
   renderSummary();
 
-  show(`Run ${id.slice(0, 8)}`,
+  show(`Run ${id}`,
     h('div', { class: 'bar' }, h('span', {}, `${run.mode} of ${run.targets.join(', ')}`), state, stream, cancel),
     h('p', { class: 'muted' }, `requested ${ago(run.created)}${run.requested_by ? ` by ${run.requested_by}` : ''}${run.revision ? ` · revision ${run.revision.slice(0, 12)}` : ''}`),
     summary,
