@@ -28,6 +28,8 @@ if (skip) process.stderr.write(`\n*** ${skip} ***\n\n`);
 const HANG = { timeout: 180_000 };
 const ARTIFACTS = resolve(import.meta.dirname, '../test-artifacts/ui');
 const DOCS = resolve(import.meta.dirname, '../docs/ui');
+/** The screens the README shows (docs/ui): the rest stay test artifacts. */
+const README_SHOTS = new Set(['targets', 'run', 'target', 'runs', 'revisions', 'certificates-and-tokens']);
 
 /** A TCP relay to the master's API port: `cut()` drops every connection and refuses new ones until `resume()`. */
 class Relay {
@@ -90,7 +92,7 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
     mkdirSync(ARTIFACTS, { recursive: true });
     const file = join(ARTIFACTS, `${name}.png`);
     await p.screenshot({ path: file, fullPage: true });
-    if (process.env.UPDATE_SCREENSHOTS === '1') {
+    if (process.env.UPDATE_SCREENSHOTS === '1' && README_SHOTS.has(name)) {
       mkdirSync(DOCS, { recursive: true });
       copyFileSync(file, join(DOCS, `${name}.png`));
     }
