@@ -311,8 +311,15 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
     const viewer = await context.newPage();
     watch(viewer);
-    await login(viewer, tokens.viewer);
-    await viewer.goto(`${base}/ui#/targets/web1`);
+    // By keyboard alone: the token field has the focus, Enter logs in, Tab reaches a target's link.
+    await viewer.goto(`${base}/ui`);
+    await viewer.locator('#token:focus').waitFor();
+    await viewer.keyboard.type(tokens.viewer);
+    await viewer.keyboard.press('Enter');
+    await viewer.locator('tr[data-target="web1"]').waitFor();
+    for (let i = 0; i < 20 && (await viewer.evaluate(() => document.activeElement?.textContent)) !== 'web1'; i++) await viewer.keyboard.press('Tab');
+    await viewer.keyboard.press('Enter');
+    await viewer.waitForURL(/#\/targets\/web1$/);
     await viewer.getByText('Plan and Apply need the operator role.').waitFor();
     assert.equal(await viewer.getByRole('button', { name: 'Apply' }).count(), 0);
     assert.equal(await viewer.locator('#revoke').count(), 0);

@@ -544,6 +544,9 @@ async function route(): Promise<void> {
     if (a.getAttribute('href') === `#/${screen}`) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
+  // What the last screen showed goes at once: nothing stale is read (or clicked) while this one loads.
+  main().setAttribute('aria-busy', 'true');
+  main().replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   try {
     if (screen === 'targets' && arg) await targetScreen(arg);
     else if (screen === 'runs' && arg) await runScreen(arg);
@@ -555,6 +558,7 @@ async function route(): Promise<void> {
     if (err instanceof ApiError && err.status === 401) return;
     show('Something went wrong', errorLine(err));
   }
+  main().removeAttribute('aria-busy');
   main().focus();
 }
 
