@@ -7,7 +7,7 @@
  * for the README).
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -332,6 +332,33 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
     assert.equal(admin, 403);
     await shot(viewer, 'target-as-viewer');
     await context.close();
+  });
+
+  test('Plan from the UI shows what would change and changes nothing; Cancel stops a run in flight', HANG, async () => {
+    await page.goto(`${base}/ui#/targets/web2`);
+    await page.getByRole('button', { name: 'Plan' }).click();
+    await page.locator('#stream[data-state="finished"]').waitFor();
+    assert.equal(Number((await page.locator('[data-count="would-change"]').innerText()).split(' ')[0]), 2, 'motd and the secret');
+    assert.equal(await page.locator(`tr[data-ref="file:${root('web2')}/motd"]`).getAttribute('data-status'), 'would-change');
+    assert.equal(readFileSync(join(root('web2'), 'motd'), 'utf8'), 'first\n');
+
+    rmSync(join(root('web1'), 'go'));
+    rmSync(join(root('web1'), 'started'));
+    await page.goto(`${base}/ui#/targets/web1`);
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.waitForURL(/#\/runs\//);
+    await waitUntil(() => existsSync(join(root('web1'), 'started')), 'the gate node to start');
+    // The gate opens only once the master has taken the cancel.
+    const cancelled = page.waitForResponse((r) => r.url().endsWith('/cancel') && r.request().method() === 'POST');
+    await page.getByRole('button', { name: 'Cancel run' }).click();
+    assert.equal((await cancelled).status(), 202);
+    writeFileSync(join(root('web1'), 'go'), '');
+    await page.locator('#stream[data-state="finished"]').waitFor();
+    assert.equal(await page.locator('#run-state').innerText(), 'cancelled');
+    const afterGate = page.locator(`tr[data-ref="file:${root('web1')}/after-gate"]`);
+    assert.equal(await afterGate.getAttribute('data-status'), 'skipped');
+    assert.match(await afterGate.innerText(), /run cancelled/);
+    assert.equal(await page.getByRole('button', { name: 'Cancel run' }).count(), 0, 'no Cancel once finished');
   });
 
   test('revoking an agent from its page: it is cut off and shows disconnected', HANG, async () => {
