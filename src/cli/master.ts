@@ -3,7 +3,7 @@
  * enrolment tokens, API tokens and certificate inventory (all in the store, so any master of the
  * fleet serves them), and `cairn agent enrol|renew` on the agent's machine.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ExitCode } from '../lib/errors.ts';
@@ -273,7 +273,9 @@ export async function masterParts(store: Store, options: AgentPartsOptions = {})
  */
 function uiDirectory(): string | undefined {
   const here = import.meta.dirname as string | undefined;
-  const candidates = [process.argv[1] ? join(dirname(process.argv[1]), 'ui') : undefined, here ? join(here, '../../dist/ui') : undefined];
+  // argv[1] may be a symlink (an npm bin link): the files are beside the command it points to.
+  const command = process.argv[1] && existsSync(process.argv[1]) ? realpathSync(process.argv[1]) : undefined;
+  const candidates = [command ? join(dirname(command), 'ui') : undefined, here ? join(here, '../../dist/ui') : undefined];
   return candidates.find((c): c is string => c !== undefined && existsSync(join(c, 'index.html')));
 }
 
