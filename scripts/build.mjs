@@ -1,7 +1,7 @@
 // Bundles the CLI (dist/cairn-main.cjs, dist/cairn-vendor.cjs with zod and yaml, and the launcher dist/cairn.cjs; no TypeScript at run time) and the typed API.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { parse } from 'yaml';
 
 // The type registries first: a type folder added since the last build is picked up.
@@ -77,5 +77,8 @@ await build({
 });
 await build({ ...cjs, format: 'cjs', entryPoints: { cairn: 'src/cli/launch.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' }, sourcemap: false, banner: { js: '#!/usr/bin/env node' } });
 await build({ ...common, entryPoints: ['src/api/index.ts'], outfile: 'dist/api.mjs' });
+// The web UI (src/ui): one browser script and its page and style sheet, served by `cairn master` from dist/ui.
+await build({ entryPoints: ['src/ui/main.ts'], bundle: true, platform: 'browser', format: 'iife', target: 'es2022', outfile: 'dist/ui/app.js', sourcemap: false, logLevel: 'warning' });
+for (const file of ['index.html', 'app.css']) copyFileSync(`src/ui/${file}`, `dist/ui/${file}`);
 chmodSync('dist/cairn.cjs', 0o755);
 execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });

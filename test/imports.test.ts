@@ -17,7 +17,7 @@ import ts from 'typescript';
 const SRC = resolve(import.meta.dirname, '../src');
 
 /** The top-level folders of src/, highest first: a folder may import only from itself and those after it. */
-const RANKING = ['cli', 'daemon', 'export', 'provision', 'engine', 'graph', 'catalog', 'site', 'api', 'resources', 'executors', 'store', 'lib'];
+const RANKING = ['ui', 'cli', 'daemon', 'export', 'provision', 'engine', 'graph', 'catalog', 'site', 'api', 'resources', 'executors', 'store', 'lib'];
 
 interface Edge {
   from: string;

@@ -16,7 +16,7 @@ import { makeCertificates, opensslUnavailable } from './helpers/etcd.ts';
 import { call, startMaster, type TestMaster } from './helpers/master.ts';
 import { waitUntil } from './helpers/wait.ts';
 
-const OPEN = new Set(['GET /v1/ca', 'POST /v1/enrol', 'GET /healthz', 'POST /api/v1/login']);
+const OPEN = new Set(['GET /v1/ca', 'POST /v1/enrol', 'GET /healthz', 'POST /api/v1/login', 'GET /', 'GET /ui', 'GET /ui/app.js', 'GET /ui/app.css']);
 
 /** A master with the whole route table `cairn master` serves. */
 async function fullMaster(): Promise<TestMaster> {
@@ -60,7 +60,7 @@ test('anything not in the table is 404 on both ports: unknown paths, other metho
   const admin = { authorization: `Bearer ${token}` };
   for (const [base, method, path] of [
     [m.agentUrl, 'GET', '/'], [m.agentUrl, 'GET', '/v1/nope'], [m.agentUrl, 'PUT', '/v1/ca'], [m.agentUrl, 'DELETE', '/v1/enrol'],
-    [m.agentUrl, 'GET', '/v1/ca/'], [m.agentUrl, 'GET', '/v2/agent'], [m.apiUrl, 'GET', '/'], [m.apiUrl, 'GET', '/api/v1/nope'],
+    [m.agentUrl, 'GET', '/v1/ca/'], [m.agentUrl, 'GET', '/v2/agent'], [m.apiUrl, 'GET', '/ui/other.js'], [m.apiUrl, 'GET', '/ui/../api/v1/tokens'], [m.apiUrl, 'POST', '/'], [m.apiUrl, 'GET', '/api/v1/nope'],
     [m.apiUrl, 'GET', '/api/v1/tokens/../certificates'], [m.apiUrl, 'DELETE', '/api/v1/tokens/..%2F..%2Fcertificates'],
     [m.apiUrl, 'DELETE', '/api/v1/tokens/a%20b'], [m.apiUrl, 'PATCH', '/api/v1/tokens'], [m.apiUrl, 'GET', '/v1/ca'],
   ] as const) {

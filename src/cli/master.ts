@@ -3,8 +3,8 @@
  * enrolment tokens, API tokens and certificate inventory (all in the store, so any master of the
  * fleet serves them), and `cairn agent enrol|renew` on the agent's machine.
  */
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ExitCode } from '../lib/errors.ts';
 import type { Store } from '../store/types.ts';
@@ -262,7 +262,21 @@ export function registerAgentEnrolment(agent: Command): void {
  */
 export async function masterParts(store: Store, options: AgentPartsOptions = {}): Promise<Pick<MasterOptions, 'routes' | 'onAgentSocket'> & AgentParts> {
   const { agentParts } = await import('../daemon/master/fleet.ts');
-  return agentParts(store, options);
+  const { uiRoutes } = await import('../daemon/master/ui-routes.ts');
+  const parts = agentParts(store, options);
+  return { ...parts, routes: [...parts.routes, ...uiRoutes(uiDirectory())] };
+}
+
+/**
+ * Where the web UI's built files are: dist/ui beside the running command (dist/cairn.cjs), or,
+ * run from source, the checkout's dist/ui (after npm run build).
+ */
+function uiDirectory(): string | undefined {
+  const here = import.meta.dirname as string | undefined;
+  // argv[1] may be a symlink (an npm bin link): the files are beside the command it points to.
+  const command = process.argv[1] && existsSync(process.argv[1]) ? realpathSync(process.argv[1]) : undefined;
+  const candidates = [command ? join(dirname(command), 'ui') : undefined, here ? join(here, '../../dist/ui') : undefined];
+  return candidates.find((c): c is string => c !== undefined && existsSync(join(c, 'index.html')));
 }
 
 /** Runs the master until SIGINT or SIGTERM. */

@@ -66,7 +66,9 @@ async function certificateOf(store: Store, name: string) {
 }
 
 function lastRun(outcome: NonNullable<RunRecord['report']>['targets'][number] | undefined) {
-  return outcome ? { status: outcome.status } : {};
+  if (!outcome) return {};
+  const counts = 'counts' in outcome ? outcome.counts : undefined;
+  return { status: outcome.status, ...(counts ? { changed: counts.changed, failed: counts.failed } : {}) };
 }
 
 /** The SSE text of one event: its seq as the id, its type as the event name. */
@@ -125,10 +127,14 @@ async function revisionList(store: Store): Promise<Omit<Manifest, 'files'>[]> {
 
 const REVISION_ID = /^[0-9a-f]{8,128}$/;
 
-async function revisionDiff(store: Store, id: string) {
-  if (!REVISION_ID.test(id) || !(await store.get(KEYS.revision(id)))) throw new HttpError(404, `no revision ${id}`);
+/** What changed from revision `against` (default: `id`'s parent) to revision `id`. */
+async function revisionDiff(store: Store, id: string, against?: string) {
+  for (const r of [id, ...(against !== undefined ? [against] : [])]) {
+    if (!REVISION_ID.test(r) || !(await store.get(KEYS.revision(r)))) throw new HttpError(404, `no revision ${r}`);
+  }
   const after = await readManifest(store, id);
-  const before = after.parent ? await readManifest(store, after.parent) : undefined;
+  const base = against ?? after.parent;
+  const before = base ? await readManifest(store, base) : undefined;
   const paths = [...new Set([...Object.keys(before?.files ?? {}), ...Object.keys(after.files)])].sort();
   const files: { path: string; change: 'added' | 'removed' | 'modified'; patch?: string }[] = [];
   for (const path of paths) {
@@ -144,7 +150,7 @@ async function revisionDiff(store: Store, id: string) {
     const change = a === undefined ? 'added' : b === undefined ? 'removed' : 'modified';
     files.push({ path, change, ...(ta !== undefined && tb !== undefined ? { patch: createTwoFilesPatch(`a/${path}`, `b/${path}`, ta, tb) } : {}) });
   }
-  return { id, parent: after.parent, created: after.created, files };
+  return { id, parent: after.parent, against: base ?? null, created: after.created, files };
 }
 
 export function apiRunRoutes(deps: ApiRunDeps): Route[] {
@@ -162,10 +168,12 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
           for (const t of run.targets) {
             if (last.has(t)) continue;
             const full = run.state === 'finished' ? await runs.get(run.id) : undefined;
-            last.set(t, { id: run.id, mode: run.mode, ...(run.finished ? { finished: run.finished } : {}), ...lastRun(full?.report?.targets.find((o) => o.name === t)) });
+            last.set(t, { id: run.id, mode: run.mode, ...(run.finished ? { finished: run.finished } : {}), ...(run.revision ? { revision: run.revision } : {}), ...lastRun(full?.report?.targets.find((o) => o.name === t)) });
           }
         }
-        return { status: 200, json: { targets: list.map((a) => ({ name: a.name, connected: a.connected, agent_version: a.agent_version, last_run: last.get(a.name) ?? null })) } };
+        // The newest pushed revision: a target whose last run came from another one is behind it.
+        const head = (await store.get(KEYS.head))?.value.toString('utf8').trim() || null;
+        return { status: 200, json: { head, targets: list.map((a) => ({ name: a.name, connected: a.connected, agent_version: a.agent_version, last_run: last.get(a.name) ?? null })) } };
       },
     },
     {
@@ -244,7 +252,8 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
     {
       method: 'GET', path: '/api/v1/revisions/:id/diff', listener: 'api', auth: 'viewer',
       async handle(req) {
-        return { status: 200, json: await revisionDiff(store, req.params.id!) };
+        const against = req.query.get('against') ?? undefined;
+        return { status: 200, json: await revisionDiff(store, req.params.id!, against) };
       },
     },
     {

@@ -234,13 +234,12 @@ export class RunManager {
   }
 
   /** The newest runs first, without their reports' nodes (a list, not every run's detail). */
-  async list(limit = 100): Promise<Omit<RunRecord, 'report'>[]> {
+  async list(limit = 100): Promise<(Omit<RunRecord, 'report'> & { summary?: RunSummary })[]> {
     const kvs = await this.store.list(RUN_KEYS.runs);
     return kvs.slice(-limit).reverse().map((kv) => {
       const record = this.live.get(kv.key.slice(RUN_KEYS.runs.length))?.record ?? JSON.parse(kv.value.toString('utf8')) as RunRecord;
       const { report, ...rest } = record;
-      void report;
-      return rest;
+      return report ? { ...rest, summary: runSummary(report) } : rest;
     });
   }
 
@@ -300,4 +299,23 @@ export class RunManager {
   async settled(): Promise<void> {
     await Promise.all([...this.live.values()].map((r) => r.done.then(() => r.writes)));
   }
+}
+
+/** A finished run at a glance (for lists): each target's status, and the nodes changed and failed. */
+export interface RunSummary {
+  statuses: Record<string, string>;
+  changed: number;
+  failed: number;
+}
+
+function runSummary(report: NonNullable<RunRecord['report']>): RunSummary {
+  const summary: RunSummary = { statuses: {}, changed: 0, failed: 0 };
+  for (const t of report.targets) {
+    summary.statuses[t.name] = t.status;
+    if ('counts' in t) {
+      summary.changed += t.counts.changed;
+      summary.failed += t.counts.failed;
+    }
+  }
+  return summary;
 }

@@ -289,7 +289,7 @@ export function checkRouteTable(routes: readonly Route[]): void {
     const id = `${r.listener} ${r.method} ${r.path}`;
     if (seen.has(id)) throw new Error(`route table: ${id} is there twice`);
     seen.add(id);
-    if (!/^(\/(?:[A-Za-z0-9][A-Za-z0-9._-]*|:[A-Za-z_][A-Za-z0-9_]*))+$/.test(r.path)) throw new Error(`route table: ${id}: not a path of plain segments and :params`);
+    if (r.path !== '/' && !/^(\/(?:[A-Za-z0-9][A-Za-z0-9._-]*|:[A-Za-z_][A-Za-z0-9_]*))+$/.test(r.path)) throw new Error(`route table: ${id}: not a path of plain segments and :params`);
     if (r.auth === 'certificate' && r.listener !== 'agent') throw new Error(`route table: ${id}: client certificates exist only on the agent port`);
     if (r.auth !== 'open' && r.auth !== 'certificate' && r.listener !== 'api') throw new Error(`route table: ${id}: roles exist only on the API port`);
   }
