@@ -8,13 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CAIRN, cairnBin, makeSite } from './helpers/cli.ts';
 import type { Report } from './helpers/converge.ts';
-import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
+import { cairnBinds, labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
 
 const REPO = resolve(import.meta.dirname, '..');
 const why = labUnavailable();
@@ -30,8 +30,7 @@ describe('cairn agent as a systemd service on a real host', { skip: why }, () =>
     if (!existsSync(CAIRN)) execFileSync('flock', ['/tmp/cairn-build.lock', 'npm', 'run', 'build'], { cwd: REPO, stdio: 'inherit' });
     lab = await startLab(1, {
       binds: [
-        { source: realpathSync(process.execPath), target: '/usr/local/bin/node', readOnly: true },
-        { source: REPO, target: '/opt/cairn', readOnly: true },
+        ...cairnBinds(),
         { source: shared, target: '/srv/cairn-store' },
       ],
     });

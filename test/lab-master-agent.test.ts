@@ -7,12 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CAIRN, cairnBin, tempDir } from './helpers/cli.ts';
 import type { Report } from './helpers/converge.ts';
-import { labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
+import { cairnBinds, labUnavailable, startLab, type Lab, type LabHost } from './helpers/lab.ts';
 import { masterJson, startMaster, type RunningMaster } from './helpers/master-processes.ts';
 import { waitUntil } from './helpers/wait.ts';
 
@@ -30,8 +30,7 @@ describe('cairn agent --master as a systemd service on a real host', { skip: why
     if (!existsSync(CAIRN)) execFileSync('flock', ['/tmp/cairn-build.lock', 'npm', 'run', 'build'], { cwd: REPO, stdio: 'inherit' });
     lab = await startLab(1, {
       binds: [
-        { source: realpathSync(process.execPath), target: '/usr/local/bin/node', readOnly: true },
-        { source: REPO, target: '/opt/cairn', readOnly: true },
+        ...cairnBinds(),
       ],
     });
     host = lab.hosts[0]!;

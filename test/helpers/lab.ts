@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import type { NodeResult } from '../../src/engine/engine.ts';
@@ -140,6 +140,14 @@ export interface LabOptions {
   repo?: boolean;
   /** Folders or files of this machine to mount into every host (`readOnly`: --bind-ro). */
   binds?: { source: string; target: string; readOnly?: boolean }[];
+}
+
+/** Binds that let a host run this checkout's Cairn: this machine's node, the repository at /opt/cairn. */
+export function cairnBinds(): NonNullable<LabOptions['binds']> {
+  return [
+    { source: realpathSync(process.execPath), target: '/usr/local/bin/node', readOnly: true },
+    { source: resolve(import.meta.dirname, '../..'), target: '/opt/cairn', readOnly: true },
+  ];
 }
 
 export async function startLab(count: number, options: LabOptions = {}): Promise<Lab> {

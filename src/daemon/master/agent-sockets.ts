@@ -6,21 +6,13 @@
  */
 import type { WebSocket } from 'ws';
 import type { AgentIdentity } from './routes.ts';
+import { CloseCode } from '../protocol.ts';
 
 export type AgentSocketHandler = (socket: WebSocket, identity: AgentIdentity) => void;
 
-/** WebSocket close codes of DESIGN §9. */
-export const CLOSE = {
-  badMessage: 4400,
-  unauthorised: 4401,
-  replaced: 4409,
-  unsupportedVersion: 4426,
-  shuttingDown: 4503,
-} as const;
-
 /** Used when createMaster is given no handler: nothing can serve the socket yet. */
 export const refuseAgentSocket: AgentSocketHandler = (socket) => {
-  socket.close(CLOSE.shuttingDown, 'this master serves no agent protocol');
+  socket.close(CloseCode.shuttingDown, 'this master serves no agent protocol');
 };
 
 /** Live agent sockets by certificate serial. */

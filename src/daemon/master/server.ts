@@ -22,7 +22,8 @@ import { WebSocketServer } from 'ws';
 import { inputError } from '../../lib/errors.ts';
 import type { Store } from '../../store/types.ts';
 import { AGENT_NAME_PATTERN, CLIENT_AUTH, normalSerial } from '../pki/x509.ts';
-import { AgentSockets, CLOSE, refuseAgentSocket, type AgentSocketHandler } from './agent-sockets.ts';
+import { AgentSockets, refuseAgentSocket, type AgentSocketHandler } from './agent-sockets.ts';
+import { CloseCode } from '../protocol.ts';
 import { apiCaller } from './api-auth.ts';
 import { CertificateAuthority } from './ca.ts';
 import { masterRoutes } from './master-routes.ts';
@@ -135,7 +136,7 @@ export async function createMaster(options: MasterOptions): Promise<Master> {
   const routes: Route[] = [...masterRoutes({ store, ca, crl: () => crlPem }), ...(options.routes ?? [])];
   checkRouteTable(routes);
   const revocations: RevocationSet = new RevocationSet(store, (record) => {
-    const n = sockets.close(record.serial, CLOSE.unauthorised, 'certificate revoked');
+    const n = sockets.close(record.serial, CloseCode.unauthorised, 'certificate revoked');
     if (n > 0) log(`closed ${n} connection${n === 1 ? '' : 's'} of ${record.name} (certificate ${record.serial} revoked)`);
   }, queueCrl, log);
   await revocations.start(shutdown.signal);
@@ -183,7 +184,7 @@ export async function createMaster(options: MasterOptions): Promise<Master> {
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.add(identity.serial, ws);
       // Revoked between the check above and now: the revocation's close has already run.
-      if (revocations.has(identity.serial)) return ws.close(CLOSE.unauthorised, 'certificate revoked');
+      if (revocations.has(identity.serial)) return ws.close(CloseCode.unauthorised, 'certificate revoked');
       try {
         handler(ws, identity);
       } catch (err) {
@@ -258,7 +259,7 @@ export async function createMaster(options: MasterOptions): Promise<Master> {
       closing ??= (async () => {
         clearInterval(housekeeping);
         shutdown.abort();
-        sockets.closeAll(CLOSE.shuttingDown, 'master shutting down');
+        sockets.closeAll(CloseCode.shuttingDown, 'master shutting down');
         const closed = (s: Server) => new Promise<void>((resolve) => s.close(() => resolve()));
         const done = Promise.all([closed(agentServer), closed(apiServer), new Promise<void>((resolve) => wss.close(() => resolve()))]);
         agentServer.closeIdleConnections();
