@@ -6,7 +6,8 @@
  *
  * The compiler's large libraries (zod, yaml: two thirds of the code) are a file of their own,
  * dist/cairn-vendor.cjs, run the same way when a command first needs them, so a run that finds
- * its compiled site in the compile cache neither reads them nor loads their part of the cache.
+ * its compiled site in the compile cache neither reads them nor loads their part of the cache;
+ * so are the master's and the agents' (X.509, WebSocket: dist/cairn-vendor-pki.cjs).
  *
  * CommonJS on purpose: an ES module entry is read through the thread pool before its first line
  * runs, too late to size it, and Node 20 has no module compile cache of its own.
