@@ -13,13 +13,15 @@
  * runs, too late to size it, and Node 20 has no module compile cache of its own.
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
 import { POOL_SIZE_BY_LAUNCHER } from '../lib/command-env.ts';
 import { LENT_IMPORT, LENT_LOAD } from '../lib/dynamic-import.ts';
 
 declare const __dirname: string;
+// This file's own require: the bundles lie beside it, so it resolves for them as their own would,
+// without loading node:module for createRequire().
+declare const require: NodeJS.Require;
 
 // Writes wait on fsync in the pool, side by side (Executor.overlap); the default 4 threads
 // would let only 4 of them reach the disk together. The pool reads the variable when it starts,
@@ -50,7 +52,7 @@ function runCached(file: string): unknown {
   const script = new Script(wrapper, { filename: path, ...(cachedData ? { cachedData } : {}) });
   if (!cachedData || script.cachedDataRejected) toCache.push({ script, cacheFile });
   const module = { exports: {} };
-  (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, createRequire(path), module, path, __dirname);
+  (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, require, module, path, __dirname);
   return module.exports;
 }
 
