@@ -5,6 +5,7 @@
 // one-resource fixed cost (Cairn, cf-agent, `node -e 0`). Prints a table and writes bench/RESULTS.md.
 //
 //   npm run bench [-- --runs N] [-- --quick] [-- --peers] [-- --ssh-only | --no-ssh]   (needs `npm run build` first)
+// --startup-only: just the one-resource fixed cost (Cairn, `node -e 0`, cf-agent), printed.
 // --export-only: just the standard workload's three scenarios for Cairn, the hand-written shell
 // script and the script `cairn export --format sh` writes (no scale series, no SSH, no RESULTS.md).
 // --peers also runs Puppet and Ansible (bench/install-peers.sh installs them); an Ansible run
@@ -205,6 +206,45 @@ function peerTools() {
 }
 
 
+/**
+ * The one-resource fixed cost: Cairn's converged one-resource run, Node.js's own start-up
+ * (`node -e 0`) and cf-agent's one-resource run (bench/peers/cfengine/floor.cf, a converged
+ * folder), alternating in the same turns, so the ratios can be read against them.
+ */
+function fixedCost() {
+  const oneSite = scaleSite(1);
+  const startup = [];
+  const bareNode = [];
+  const cfFloor = [];
+  const cfFloorDir = withCfengine ? cfWorkdir('floor', 'floor.cf') : undefined;
+  for (let i = 0; i < runs; i++) {
+    startup.push(timed(['node', cairnBin, 'apply', '--site', oneSite.dir, '--var', `root=${join(work, 'root-1')}`]));
+    bareNode.push(timed(['node', '-e', '0']));
+    if (cfFloorDir) cfFloor.push(timed(['cf-agent', '-K', '-w', cfFloorDir], { ROOT: join(work, 'cf-root-1') }));
+  }
+  return { startup, bareNode, cfFloor };
+}
+function fixedCostLines({ startup, bareNode, cfFloor }) {
+  const ratio = (a, b) => (a === b ? '1×' : `${(a / b).toFixed(2)}×`);
+  const startupWall = median(startup.map((s) => s.wall));
+  return [
+    `Start-up cost (a one-resource no-op run): ${stat(startup, 'wall', fmtMs)}, peak RSS ${Math.round(median(startup.map((s) => s.rss)))} MiB. ` +
+    `Node.js itself (\`node -e 0\`, alternating with it): ${stat(bareNode, 'wall', fmtMs)}, peak RSS ${Math.round(median(bareNode.map((s) => s.rss)))} MiB.` +
+    (cfFloor.length ? ` cf-agent's one-resource run (bench/peers/cfengine/floor.cf, in the same turns): ${stat(cfFloor, 'wall', fmtMs)}, peak RSS ${Math.round(median(cfFloor.map((s) => s.rss)))} MiB.` : ''), '',
+    `Cairn's one-resource run / \`node -e 0\`: ${ratio(startupWall, median(bareNode.map((s) => s.wall)))}${cfFloor.length ? `; / cf-agent's: ${ratio(startupWall, median(cfFloor.map((s) => s.wall)))}` : ''}` +
+    ` (CPU, user+sys, medians: ${median(startup.map((s) => s.cpu)).toFixed(2)} s against ${median(bareNode.map((s) => s.cpu)).toFixed(2)} s).`, '',
+  ];
+}
+// --startup-only: just the fixed cost (a first run outside the timed ones makes the compile cache
+// and the code cache), printed, no RESULTS.md.
+if (args.includes('--startup-only')) {
+  const first = scaleSite(1);
+  execFileSync('node', [cairnBin, 'apply', '--site', first.dir, '--var', `root=${join(work, 'root-1')}`]);
+  process.stdout.write(`${fixedCostLines(fixedCost()).join('\n')}\n`);
+  rmSync(work, { recursive: true, force: true });
+  process.exit();
+}
+
 // 1. Correctness first: both converge the same tree, with the right counts.
 let version = 1;
 resetCairn();
@@ -386,18 +426,7 @@ for (const [what, sizes, make] of [['variables', varSizes, varsSite], ['invocati
   }
 }
 
-const oneSite = scaleSite(1);
-const startup = [];
-// Node.js's own start-up and cf-agent's one-resource run (bench/peers/cfengine/floor.cf, a
-// converged folder), alternating with Cairn's, so the ratios can be read against them.
-const bareNode = [];
-const cfFloor = [];
-const cfFloorDir = withCfengine ? cfWorkdir('floor', 'floor.cf') : undefined;
-for (let i = 0; i < runs; i++) {
-  startup.push(timed(['node', cairnBin, 'apply', '--site', oneSite.dir, '--var', `root=${join(work, 'root-1')}`]));
-  bareNode.push(timed(['node', '-e', '0']));
-  if (cfFloorDir) cfFloor.push(timed(['cf-agent', '-K', '-w', cfFloorDir], { ROOT: join(work, 'cf-root-1') }));
-}
+const { startup, bareNode, cfFloor } = fixedCost();
 
 // 4. The SSH variant.
 const ssh = withSsh ? await sshSection() : { checks: ['SSH variant not run (--no-ssh)'], lines: [] };
@@ -444,11 +473,7 @@ for (const s of scale) {
 lines.push('', '## Compile at scale (`cairn show`, compile cache off; one target)', '');
 lines.push('| site | wall, median (min–max) | cpu s, median | peak RSS MiB |', '| --- | ---: | ---: | ---: |');
 for (const c of compileScale) lines.push(`| ${c.site} | ${stat(c.samples, 'wall', fmtMs)} | ${median(c.samples.map((x) => x.cpu)).toFixed(2)} | ${Math.round(median(c.samples.map((x) => x.rss)))} |`);
-lines.push('', `Start-up cost (a one-resource no-op run): ${stat(startup, 'wall', fmtMs)}, peak RSS ${Math.round(median(startup.map((s) => s.rss)))} MiB. ` +
-  `Node.js itself (\`node -e 0\`, alternating with it): ${stat(bareNode, 'wall', fmtMs)}, peak RSS ${Math.round(median(bareNode.map((s) => s.rss)))} MiB.` +
-  (cfFloor.length ? ` cf-agent's one-resource run (bench/peers/cfengine/floor.cf, in the same turns): ${stat(cfFloor, 'wall', fmtMs)}, peak RSS ${Math.round(median(cfFloor.map((s) => s.rss)))} MiB.` : ''), '');
-const startupWall = median(startup.map((s) => s.wall));
-lines.push(`Cairn's one-resource run / \`node -e 0\`: ${ratio(startupWall, median(bareNode.map((s) => s.wall)))}${cfFloor.length ? `; / cf-agent's: ${ratio(startupWall, median(cfFloor.map((s) => s.wall)))}` : ''}.`, '');
+lines.push('', ...fixedCostLines({ startup, bareNode, cfFloor }));
 if (!withPeers) lines.push('Peers not run: `npm run bench -- --peers` adds Puppet and Ansible (installed by `bench/install-peers.sh`).');
 lines.push(...ssh.lines, '');
 const text = lines.join('\n');

@@ -1,4 +1,4 @@
-// Bundles the CLI (dist/cairn-main.cjs, dist/cairn-vendor.cjs with zod and yaml, and the launcher dist/cairn.cjs; no TypeScript at run time) and the typed API.
+// Bundles the CLI (dist/cairn-main.cjs; dist/cairn-vendor.cjs with zod, yaml and age-encryption; dist/cairn-vendor-pki.cjs with X.509 and WebSocket; the launcher dist/cairn.cjs; no TypeScript at run time) and the typed API.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -44,32 +44,46 @@ const lazyChildProcessForCommander = {
     }));
   },
 };
-// zod and yaml (two thirds of the code, used only to compile a site) live in dist/cairn-vendor.cjs,
-// which the launcher runs from its own code cache on first use (src/cli/launch.ts).
-const VENDORED = ['zod', 'yaml'];
-const vendorForCompiler = {
-  name: 'vendor-for-compiler',
+// Libraries a converged run never uses live in files of their own beside the bundle, which the
+// launcher runs from their own code cache on first use (src/cli/launch.ts): out of the bundle, a
+// run neither reads them nor deserializes their functions' cache entries. dist/cairn-vendor.cjs
+// holds the compiler's (zod and yaml, two thirds of the code; age-encryption for `!secret`),
+// dist/cairn-vendor-pki.cjs the master's and the agents' (X.509, reflect-metadata that its
+// dependency injection needs first, WebSocket), half of what was left of the bundle.
+const VENDOR_FILES = {
+  'cairn-vendor.cjs': ['zod', 'yaml', 'age-encryption'],
+  'cairn-vendor-pki.cjs': ['reflect-metadata', '@peculiar/x509', 'ws'],
+};
+const vendorFileOf = new Map(Object.entries(VENDOR_FILES).flatMap(([file, modules]) => modules.map((m) => [m, file])));
+const escape = (m) => m.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const vendorFiles = {
+  name: 'vendor-files',
   setup(b) {
-    b.onResolve({ filter: new RegExp(`^(${VENDORED.join('|')})$`) }, (args) => ({ path: args.path, namespace: 'vendor' }));
-    b.onLoad({ filter: /.*/, namespace: 'vendor' }, (args) => ({
-      contents: `const load = globalThis[Symbol.for('cairn.load')];
-module.exports = (load ? load('cairn-vendor.cjs') : require(require('node:path').join(__dirname, 'cairn-vendor.cjs')))[${JSON.stringify(args.path)}];`,
-      loader: 'js',
-    }));
+    b.onResolve({ filter: new RegExp(`^(${[...vendorFileOf.keys()].map(escape).join('|')})$`) }, (args) => ({ path: args.path, namespace: 'vendor' }));
+    b.onLoad({ filter: /.*/, namespace: 'vendor' }, (args) => {
+      const file = JSON.stringify(vendorFileOf.get(args.path));
+      return {
+        contents: `const load = globalThis[Symbol.for('cairn.load')];
+module.exports = (load ? load(${file}) : require(require('node:path').join(__dirname, ${file})))[${JSON.stringify(args.path)}];`,
+        loader: 'js',
+      };
+    });
   },
 };
-await build({
-  ...cjs,
-  format: 'cjs',
-  stdin: { contents: VENDORED.map((m) => `exports[${JSON.stringify(m)}] = require(${JSON.stringify(m)});`).join('\n'), resolveDir: '.', loader: 'js' },
-  outfile: 'dist/cairn-vendor.cjs',
-  sourcemap: false,
-});
+for (const [file, modules] of Object.entries(VENDOR_FILES)) {
+  await build({
+    ...cjs,
+    format: 'cjs',
+    stdin: { contents: modules.map((m) => `exports[${JSON.stringify(m)}] = require(${JSON.stringify(m)});`).join('\n'), resolveDir: '.', loader: 'js' },
+    outfile: `dist/${file}`,
+    sourcemap: false,
+  });
+}
 await build({
   ...cjs,
   format: 'cjs',
   entryPoints: { 'cairn-main': 'src/cli/bin.ts' },
-  plugins: [lazyChildProcessForCommander, vendorForCompiler],
+  plugins: [lazyChildProcessForCommander, vendorFiles],
   outdir: 'dist',
   outExtension: { '.js': '.cjs' },
   // builtin-os.ts reads import.meta only when run from source (tests), never in the bundle.

@@ -17,7 +17,7 @@ const DIST = resolve(import.meta.dirname, '../dist');
 /** A copy of the built command in a folder of its own, so its cache files are this test's. */
 function installCopy(): string {
   const dir = tempDir('cairn-launch-');
-  for (const f of ['cairn.cjs', 'cairn-main.cjs', 'cairn-vendor.cjs']) copyFileSync(join(DIST, f), join(dir, f));
+  for (const f of readdirSync(DIST).filter((name) => name.endsWith('.cjs'))) copyFileSync(join(DIST, f), join(dir, f));
   return dir;
 }
 

@@ -6,19 +6,22 @@
  *
  * The compiler's large libraries (zod, yaml: two thirds of the code) are a file of their own,
  * dist/cairn-vendor.cjs, run the same way when a command first needs them, so a run that finds
- * its compiled site in the compile cache neither reads them nor loads their part of the cache.
+ * its compiled site in the compile cache neither reads them nor loads their part of the cache;
+ * so are the master's and the agents' (X.509, WebSocket: dist/cairn-vendor-pki.cjs).
  *
  * CommonJS on purpose: an ES module entry is read through the thread pool before its first line
  * runs, too late to size it, and Node 20 has no module compile cache of its own.
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
 import { POOL_SIZE_BY_LAUNCHER } from '../lib/command-env.ts';
 import { LENT_IMPORT, LENT_LOAD } from '../lib/dynamic-import.ts';
 
 declare const __dirname: string;
+// This file's own require: the bundles lie beside it, so it resolves for them as their own would,
+// without loading node:module for createRequire().
+declare const require: NodeJS.Require;
 
 // Writes wait on fsync in the pool, side by side (Executor.overlap); the default 4 threads
 // would let only 4 of them reach the disk together. The pool reads the variable when it starts,
@@ -49,7 +52,7 @@ function runCached(file: string): unknown {
   const script = new Script(wrapper, { filename: path, ...(cachedData ? { cachedData } : {}) });
   if (!cachedData || script.cachedDataRejected) toCache.push({ script, cacheFile });
   const module = { exports: {} };
-  (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, createRequire(path), module, path, __dirname);
+  (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, require, module, path, __dirname);
   return module.exports;
 }
 

@@ -12,8 +12,8 @@
  * checked against `--master-ca FILE` (or `$CAIRN_MASTER_CA`), else the system's CAs.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { RequestOptions } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { NodeResult, TargetReport } from '../engine/engine.ts';
 import { summarize } from '../engine/engine.ts';
@@ -127,7 +127,9 @@ export class MasterClient {
       method, headers: { authorization: `Bearer ${this.token}`, accept: 'application/json', ...headers, ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) },
       ...(this.ca ? { ca: this.ca } : {}),
     };
-    const send = target.protocol === 'http:' ? httpRequest : httpsRequest;
+    // Loaded here, not at the top: node:https (with tls, net and streams) costs a local run, which
+    // never reaches a master, about a tenth of its start-up.
+    const send = target.protocol === 'http:' ? process.getBuiltinModule('node:http').request : process.getBuiltinModule('node:https').request;
     return new Promise((resolve, reject) => {
       const req = send(target, options, resolve);
       req.on('error', (err) => reject(new MasterUnreachable(this.url, err.message)));

@@ -81,7 +81,9 @@ let statusShown = false;
  * compiling take seconds); the next output replaces it. Nothing when output is not a terminal.
  */
 export function showStatus(text: string): void {
-  if (sink || process.stderr.isTTY !== true || !stdoutIsTTY()) return;
+  // Standard output first: when it is not a terminal, process.stderr (and the stream modules
+  // behind it) is never set up for a line that would not be shown.
+  if (sink || !stdoutIsTTY() || process.stderr.isTTY !== true) return;
   streamsUsed = true;
   process.stderr.write(`\r\x1b[K${text}`);
   statusShown = true;

@@ -105,9 +105,12 @@ export class SiteCompiler {
         errors.addAll(err.diagnostics);
       }
     }
-    // The loaded site is not needed once every target is compiled: let it go before the run.
-    this.loaded = undefined;
-    releaseGarbage();
+    // The loaded site is not needed once every target is compiled: let it go before the run. A
+    // run whose every target came from the compile cache loaded none, and leaves node:v8 unloaded.
+    if (this.loaded) {
+      this.loaded = undefined;
+      releaseGarbage();
+    }
     errors.throwIfAny();
     return results;
   }

@@ -114,8 +114,21 @@ export function unlockDir(stateDir: string): void {
   if (!mine) return;
   held.delete(dir);
   const now = readHolder(dir);
-  if (now && sameHolder(now, mine)) fs.rmSync(dir, { recursive: true, force: true });
+  if (now && sameHolder(now, mine)) removeLock(dir);
   if (held.size === 0) stopListening();
+}
+
+/**
+ * The lock folder holds just its holder file unless a takeover was under way: two calls, and a
+ * recursive removal (which loads and runs Node's rimraf, a cost of every converged run) only then.
+ */
+function removeLock(dir: string): void {
+  try {
+    fs.unlinkSync(join(dir, 'holder'));
+    fs.rmdirSync(dir);
+  } catch {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function releaseAll(): void {

@@ -3,7 +3,7 @@
  * here-document or base64, and the checks and fixes of a path's mode, owner and group, through
  * the helpers the exported script's prelude defines (src/export/prelude.ts).
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../lib/digest.ts';
 import { shellQuote } from '../lib/shell.ts';
 
 /** Content up to this size with a final newline is compared in the shell itself, with no fork. */
@@ -55,7 +55,7 @@ export function diffTo(path: string, bytes: Buffer): string {
 export function holds(path: string, bytes: Buffer): string {
   if (bytes.length <= INLINE_COMPARE_LIMIT && plainText(bytes)) return `cairn_file_is ${q(path)} ${q(bytes.toString('utf8'))}`;
   if (bytes.length === 0) return `{ [ -f ${q(path)} ] && [ ! -L ${q(path)} ] && [ ! -s ${q(path)} ]; }`;
-  return `cairn_sha256_is ${q(path)} ${createHash('sha256').update(bytes).digest('hex')}`;
+  return `cairn_sha256_is ${q(path)} ${sha256Hex(bytes)}`;
 }
 
 /** The four words `cairn_attrs_ok` / `cairn_attrs` / `cairn_put` take after the path. */

@@ -7,7 +7,6 @@
  * iocage finds a jail by a unique prefix when no jail has the exact name (`get all web` reads
  * `web1`), so every command naming a jail runs only after `list` showed that exact name.
  */
-import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { ApplyError, defineProvider, type ApplyOutcome, type Desired, type ProviderContext } from '../type.ts';
 import { outputTail, toolError } from '../commands.ts';
@@ -225,7 +224,7 @@ async function createJail(ctx: Ctx, desired: Jail): Promise<void> {
   try {
     step(`creating ${name} from ${desired.template !== undefined ? `template ${desired.template}` : desired.release}`);
     if (desired.pkglist?.length) {
-      pkglistFile = `/tmp/cairn-pkglist-${randomUUID()}.json`;
+      pkglistFile = `/tmp/cairn-pkglist-${process.getBuiltinModule('node:crypto').randomUUID()}.json`;
       await ctx.exec.writeFile(pkglistFile, `${JSON.stringify({ pkgs: desired.pkglist })}\n`, { mode: 0o600 });
     }
     const source = desired.template !== undefined ? ['-t', desired.template] : ['-r', desired.release!];
