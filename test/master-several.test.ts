@@ -3,15 +3,16 @@
  * 3-member etcd cluster, two `cairn master` processes sharing it (and the CA, copied as an
  * operator would), and real `cairn agent --master` processes enrolled with `cairn agent enrol`.
  * A run asked of master A for an agent connected to master B goes to B through a run-request
- * key; A's API and event stream report it live from the store; cancelling it on A cancels it on
+ * key; A's API and event stream report it live from the store, and `cairn apply` through A
+ * converges it; cancelling it on A cancels it on
  * B; when A is killed mid-run the run goes on and B's API reports it; a killed master's claims on
  * its agents run out, so runs are no longer handed to it.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { tempDir, CAIRN } from './helpers/cli.ts';
+import { cairnBin, tempDir, CAIRN } from './helpers/cli.ts';
 import { etcdUnavailable, startEtcdCluster, type EtcdCluster } from './helpers/etcd.ts';
 import {
   api, enrolAgent, masterJson, readEvents, startAgent, startMaster, type CairnProcess, type RunningMaster,
@@ -93,6 +94,20 @@ describe('several masters on one etcd cluster (real processes)', { skip }, () =>
     assert.deepEqual(onA, onB, 'both masters report the same run');
     assert.ok(onA.runs_on, 'the record names the master that ran it');
     assert.deepEqual(onA.report!.targets.map((t) => [t.name, t.status, t.exit_code, t.stdout]), [['alpha', 'ok', 0, 'started\ndone\n']]);
+  });
+
+  test('cairn apply through master A converges the agent connected to master B', HANG, async () => {
+    const root = join(dir, 'root-alpha');
+    mkdirSync(root);
+    const site = join(dir, 'site');
+    mkdirSync(join(site, 'states'), { recursive: true });
+    writeFileSync(join(site, 'cairn.yaml'), `master: ${a.apiUrl}\ntargets:\n  alpha:\n    executor: agent\n    state_dir: ${join(dir, 'state-alpha')}\n    run: [motd]\n`);
+    writeFileSync(join(site, 'states/motd.yaml'), `motd:\n  - file: ${root}/motd\n    content: "through A\\n"\n`);
+    const r = cairnBin(['apply', '--master-ca', a.caFile, '--site', site, '-t', 'alpha', '--json'], dir, { CAIRN_TOKEN: token });
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    const report = JSON.parse(r.stdout) as { targets: { name: string; status: string; counts: { changed: number } }[] };
+    assert.deepEqual(report.targets.map((t) => [t.name, t.status, t.counts.changed]), [['alpha', 'ok', 1]]);
+    assert.equal(readFileSync(join(root, 'motd'), 'utf8'), 'through A\n');
   });
 
   test('a run mixing agents of both masters is refused with 409 naming where each is', HANG, async () => {
