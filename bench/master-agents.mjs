@@ -55,6 +55,7 @@ function connect(agent, attempt) {
   });
   ws.on('unexpected-response', (_req, res) => {
     refused++;
+    process.stderr.write(`${agent.name}: the master answered ${res.statusCode} ${res.statusMessage ?? ''}\n`);
     res.resume();
     ws.terminate();
   });

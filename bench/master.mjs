@@ -143,6 +143,11 @@ function agentFleet(file, count, processes, agentUrl) {
       waiters.add(w);
       w();
     }),
+    /** Resolves once every process has reported its counts as they are now. */
+    sync: () => Promise.all(children.map((c) => new Promise((done) => {
+      c.once('message', done);
+      c.send('report');
+    }))),
     stop: () => Promise.all(children.map((c) => new Promise((done) => {
       c.once('exit', done);
       c.send('stop');
@@ -202,6 +207,8 @@ export async function masterBench({ agents = 2000, processes = 4, runs = 3 } = {
     process.stdout.write('master: reconnect storm…\n');
     const stormStart = performance.now();
     await master.stop();
+    // Answers of the old master while it shut down (503) are the restart, not the new one's refusals.
+    await fleet.sync();
     const refusedBefore = fleet.total().refused;
     master = await startMaster(store, stateDir, ports);
     await fleet.until((t) => t.connected === agents);
