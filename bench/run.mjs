@@ -6,6 +6,8 @@
 //
 //   npm run bench [-- --runs N] [-- --quick] [-- --peers] [-- --ssh-only | --no-ssh]   (needs `npm run build` first)
 // --startup-only: just the one-resource fixed cost (Cairn, `node -e 0`, cf-agent), printed.
+//   npm run bench -- --master [--agents N]: only the master's section (bench/master.mjs), which a
+//   full run also runs at its end (2,000 agents; 500 with --quick).
 // --export-only: just the standard workload's three scenarios for Cairn, the hand-written shell
 // script and the script `cairn export --format sh` writes (no scale series, no SSH, no RESULTS.md).
 // --peers also runs Puppet and Ansible (bench/install-peers.sh installs them); an Ansible run
@@ -36,6 +38,15 @@ const withPeers = args.includes('--peers');
 const sshOnly = args.includes('--ssh-only');
 const exportOnly = args.includes('--export-only');
 const withSsh = !args.includes('--no-ssh') && !exportOnly;
+// The master's section (bench/master.mjs): alone with --master, else at the end of a full run;
+// its figures are printed, not written to RESULTS.md. --agents N: how many agents (default 2,000).
+const masterAgents = args.includes('--agents') ? Number(args[args.indexOf('--agents') + 1]) : quick ? 500 : 2000;
+if (args.includes('--master')) {
+  if (!existsSync(cairnBin)) throw new Error('dist/cairn.cjs is missing: run `npm run build` first');
+  const { masterBench } = await import('./master.mjs');
+  await masterBench({ agents: masterAgents });
+  process.exit();
+}
 
 if (!existsSync(cairnBin)) throw new Error('dist/cairn.cjs is missing: run `npm run build` first');
 if (!existsSync(join(peers, 'shell/converge.sh'))) throw new Error(`the peer workload is missing: ${peers}`);
@@ -480,3 +491,5 @@ const text = lines.join('\n');
 process.stdout.write(`${text}\n`);
 if (!quick) writeFileSync(join(here, 'RESULTS.md'), text);
 rmSync(work, { recursive: true, force: true });
+const { masterBench } = await import('./master.mjs');
+await masterBench({ agents: masterAgents });

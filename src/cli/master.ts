@@ -263,7 +263,7 @@ export function registerAgentEnrolment(agent: Command): void {
 export async function masterParts(store: Store, options: AgentPartsOptions = {}): Promise<Pick<MasterOptions, 'routes' | 'onAgentSocket'> & AgentParts> {
   const { agentParts } = await import('../daemon/master/fleet.ts');
   const { uiRoutes } = await import('../daemon/master/ui-routes.ts');
-  const parts = agentParts(store, options);
+  const parts = await agentParts(store, options);
   return { ...parts, routes: [...parts.routes, ...uiRoutes(uiDirectory())] };
 }
 

@@ -19,6 +19,7 @@ import {
   type Hello, type LogFrame, type OpFrame, type ResultFrame,
 } from '../protocol.ts';
 import type { NodeResult } from '../../engine/engine.ts';
+import type { AgentOwners } from './owners.ts';
 
 /** Who is at the other end of an agent socket: only what its certificate says. */
 export interface AgentPeer {
@@ -93,6 +94,8 @@ export interface AgentHubOptions {
   /** Ops in flight at once on this master (`--forks`). */
   forks?: number;
   heartbeatS?: number;
+  /** Several masters: claims each connection in the store, for the others to send it runs. */
+  owners?: AgentOwners;
   log?: (line: string) => void;
 }
 
@@ -198,6 +201,8 @@ export class AgentHub {
     }
     void session.send(frameText({ type: 'welcome', name, heartbeat_s: this.options.heartbeatS ?? HEARTBEAT_S }));
     this.background(name, () => this.saveInfo({ name, agent_version: hello.agent_version, boot_id: hello.boot_id, facts: hello.facts, connected_at: session.connectedAt.toISOString() }));
+    const owners = this.options.owners;
+    if (owners) this.background(name, () => owners.claim(name));
     return session;
   }
 
@@ -208,6 +213,8 @@ export class AgentHub {
     if (this.sessions.get(session.name) !== session) return;
     this.sessions.delete(session.name);
     this.log(`agent ${session.name} disconnected`);
+    const owners = this.options.owners;
+    if (owners) this.background(session.name, () => owners.release(session.name));
     this.background(session.name, async () => {
       const info = await this.readInfo(session.name);
       // Unless the agent came back (to any master) meanwhile.
@@ -261,6 +268,12 @@ export class AgentHub {
     return this.sessions.has(name);
   }
 
+  /** Connected here, or to another master of the store that is alive. */
+  async connectedToAny(name: string): Promise<boolean> {
+    if (this.sessions.has(name)) return true;
+    return (await this.options.owners?.ownerOf(name)) !== undefined;
+  }
+
   /** Every agent the store knows, with whether it is connected here now. */
   async list(): Promise<AgentSummary[]> {
     const out: AgentSummary[] = [];
@@ -273,7 +286,7 @@ export class AgentHub {
       }
       const session = this.sessions.get(info.name);
       out.push({
-        name: info.name, connected: session !== undefined, agent_version: info.agent_version, boot_id: info.boot_id,
+        name: info.name, connected: session !== undefined || (await this.connectedToAny(info.name)), agent_version: info.agent_version, boot_id: info.boot_id,
         connected_at: info.connected_at, ...(info.disconnected_at && !session ? { disconnected_at: info.disconnected_at } : {}),
         ops_in_flight: session?.ops.size ?? 0,
       });

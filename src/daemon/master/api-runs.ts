@@ -19,7 +19,7 @@ import { MAX_FRAME_BYTES, opOptionsSchema } from '../protocol.ts';
 import { AGENT_NAME, type AgentHub } from './agents.ts';
 import { certificateRecord, MASTER_KEYS, readRecord } from './records.ts';
 import { HttpError, type Route, type RouteRequest } from './routes.ts';
-import { RUN_ID, type RunEvent, type RunManager, type RunRecord } from './runs.ts';
+import { RUN_ID, SplitFleetError, type RunEvent, type RunManager, type RunRecord } from './runs.ts';
 
 /**
  * Compiles targets of the pushed head revision with the facts given (the CLI's compiler, handed
@@ -184,7 +184,7 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
         if (!info) throw new HttpError(404, `no agent named ${name} ever connected to a master of this store`);
         return {
           status: 200,
-          json: { name, connected: agents.isConnected(name), agent_version: info.agent_version, boot_id: info.boot_id, connected_at: info.connected_at, ...(info.disconnected_at ? { disconnected_at: info.disconnected_at } : {}), facts: info.facts, last_runs: await recentRuns(name), certificate: await certificateOf(store, name) },
+          json: { name, connected: await agents.connectedToAny(name), agent_version: info.agent_version, boot_id: info.boot_id, connected_at: info.connected_at, ...(info.disconnected_at ? { disconnected_at: info.disconnected_at } : {}), facts: info.facts, last_runs: await recentRuns(name), certificate: await certificateOf(store, name) },
         };
       },
     },
@@ -211,6 +211,9 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
           ...(body.argv ? { argv: body.argv } : {}),
           ...(revision ? { revision } : {}),
           ...(req.user ? { requestedBy: req.user.name } : {}),
+        }).catch((err: unknown) => {
+          if (err instanceof SplitFleetError) throw new HttpError(409, err.message);
+          throw err;
         });
         return { status: 202, json: { id }, headers: { location: `/api/v1/runs/${id}` } };
       },

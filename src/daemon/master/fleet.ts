@@ -2,12 +2,15 @@
  * What a master adds to createMaster (server.ts) to serve agents (DESIGN §9): the agent protocol
  * behind the agent port's WebSocket (agents.ts) and the run API on the API port (api-runs.ts),
  * sharing one agent hub and one run manager. `cairn master` (cli/master.ts's masterParts) and
- * the tests put a master together through here.
+ * the tests put a master together through here. Every master claims its agents' connections in
+ * the store and serves the runs other masters hand it (owners.ts): on a shared etcd store, any
+ * number of masters serve one fleet; on SQLite, the one master finds every agent its own.
  */
 import type { Store } from '../../store/types.ts';
 import { AgentHub } from './agents.ts';
 import { apiRunRoutes, type CompileHead } from './api-runs.ts';
 import type { AgentSocketHandler } from './agent-sockets.ts';
+import { AgentOwners } from './owners.ts';
 import type { Route } from './routes.ts';
 import { RunManager } from './runs.ts';
 
@@ -24,6 +27,7 @@ export interface AgentParts {
   onAgentSocket: AgentSocketHandler;
   agents: AgentHub;
   runs: RunManager;
+  owners: AgentOwners;
   /**
    * Before the listeners close: runs in flight are cancelled, agents told 4503 (their ops end),
    * and the runs' records and events written.
@@ -31,19 +35,25 @@ export interface AgentParts {
   close(): Promise<void>;
 }
 
-export function agentParts(store: Store, options: AgentPartsOptions = {}): AgentParts {
+export async function agentParts(store: Store, options: AgentPartsOptions = {}): Promise<AgentParts> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const agents = new AgentHub({ store, ...(options.forks ? { forks: options.forks } : {}), log });
-  const runs = new RunManager(store, agents, log);
+  const owners = new AgentOwners(store, log);
+  await owners.heartbeat();
+  const agents = new AgentHub({ store, owners, ...(options.forks ? { forks: options.forks } : {}), log });
+  const runs = new RunManager(store, agents, log, owners);
+  await runs.serve();
   return {
     routes: apiRunRoutes({ store, agents, runs, ...(options.compileHead ? { compileHead: options.compileHead } : {}) }),
     onAgentSocket: agents.handle,
     agents,
     runs,
+    owners,
     async close() {
       runs.cancelAll();
       await agents.close();
       await runs.settled();
+      runs.stop();
+      await owners.close();
     },
   };
 }

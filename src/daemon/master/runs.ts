@@ -10,13 +10,21 @@
  * its agent as one op; the agent streams node results back and ends with its TargetReport. An
  * agent not connected makes its target unreachable, naming it. Cancelling a run cancels the ops
  * in flight (each agent stops its engine and reports what ran) and skips the targets not begun.
+ *
+ * Several masters (owners.ts): a run whose agents are all connected to one other live master is
+ * handed to that master whole, by a run-request key it watches; it runs there under the same id,
+ * writing its record and events to the store, where this master reads and follows them. So the
+ * run goes on if the master it was asked of dies, and every master's API reports it. Cancelling
+ * such a run writes a cancel key every master watches.
  */
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import type { NodeResult, TargetReport } from '../../engine/engine.ts';
 import { summarize } from '../../engine/engine.ts';
 import type { Store } from '../../store/types.ts';
-import { AgentNotConnectedError, RUN_KEYS, type AgentHub } from './agents.ts';
-import type { CommandReport, OpOptions } from '../protocol.ts';
+import { AGENT_NAME, AgentNotConnectedError, RUN_KEYS, type AgentHub } from './agents.ts';
+import { opOptionsSchema, type CommandReport, type OpOptions } from '../protocol.ts';
+import { OWNER_KEYS, type AgentOwners } from './owners.ts';
 
 export type RunMode = 'plan' | 'apply' | 'facts' | 'run';
 export type RunState = 'queued' | 'running' | 'finished';
@@ -51,6 +59,8 @@ export interface RunRecord {
   /** The pushed revision the runs were compiled from, when the master compiled them. */
   revision?: string;
   created: string;
+  /** Several masters: the id of the master that runs it, when it was asked of another one. */
+  runs_on?: string;
   started?: string;
   finished?: string;
   /** Once finished: the §12 report (`targets` one per requested target, in order). */
@@ -92,6 +102,27 @@ function newRunId(now: Date): string {
 
 type Listener = (event: RunEvent) => void;
 
+/** A run handed to another master, as its run-request key carries it. */
+const runHandOver = z.strictObject({
+  id: z.string().regex(RUN_ID),
+  created: z.string(),
+  requested_by: z.string().optional(),
+  mode: z.enum(['plan', 'apply', 'facts', 'run']),
+  targets: z.array(z.string().regex(AGENT_NAME)).min(1),
+  compiled: z.record(z.string().regex(AGENT_NAME), z.string()).optional(),
+  options: opOptionsSchema,
+  argv: z.array(z.string()).min(1).optional(),
+  revision: z.string().optional(),
+});
+
+/** The agents of a run are connected to more than one master: it cannot go to one of them. */
+export class SplitFleetError extends Error {
+  constructor(readonly where: Map<string, string[]>) {
+    super(`the targets are connected to different masters (${[...where].map(([m, t]) => `${t.join(', ')} on ${m}`).join('; ')}): request a run of each master's targets on its own`);
+    this.name = 'SplitFleetError';
+  }
+}
+
 /** A run this master is running or ran lately: its events in memory, for followers. */
 class LiveRun {
   readonly events: RunEvent[] = [];
@@ -111,11 +142,18 @@ export class RunManager {
   private readonly live = new Map<string, LiveRun>();
   private readonly log: (line: string) => void;
 
-  constructor(private readonly store: Store, private readonly agents: AgentHub, log?: (line: string) => void) {
+  /** Ends the store watches (run requests, cancels, followers of other masters' runs). */
+  private readonly stopping = new AbortController();
+
+  constructor(private readonly store: Store, private readonly agents: AgentHub, log?: (line: string) => void, private readonly owners?: AgentOwners) {
     this.log = log ?? (() => undefined);
   }
 
-  /** Records the run and starts it; resolves with its id once the record is in the store. */
+  /**
+   * Records the run and starts it, here or (several masters) on the one master its agents are
+   * connected to; resolves with its id once the record is in the store. Throws SplitFleetError
+   * when its agents are connected to different masters.
+   */
   async start(request: RunRequest): Promise<string> {
     const now = new Date();
     const record: RunRecord = {
@@ -123,6 +161,104 @@ export class RunManager {
       ...(request.requestedBy ? { requested_by: request.requestedBy } : {}),
       ...(request.revision ? { revision: request.revision } : {}),
     };
+    const elsewhere = await this.placement(request.targets);
+    if (elsewhere) {
+      await this.handOver(elsewhere, record, request);
+      return record.id;
+    }
+    await this.begin(record, request);
+    return record.id;
+  }
+
+  /** The other master to hand the run to, or undefined to run it here. */
+  private async placement(targets: string[]): Promise<string | undefined> {
+    if (!this.owners) return undefined;
+    const where = new Map<string, string[]>();
+    for (const name of targets) {
+      const owner = this.agents.isConnected(name) ? this.owners.id : await this.owners.ownerOf(name);
+      // Connected nowhere: it ends unreachable wherever the run goes.
+      if (owner === undefined) continue;
+      where.set(owner, [...(where.get(owner) ?? []), name]);
+    }
+    if (where.size > 1) throw new SplitFleetError(where);
+    const [only] = where.keys();
+    return only !== undefined && only !== this.owners.id ? only : undefined;
+  }
+
+  private async handOver(master: string, record: RunRecord, request: RunRequest): Promise<void> {
+    const queued: RunRecord = { ...record, runs_on: master };
+    await this.store.put(RUN_KEYS.run(record.id), JSON.stringify(queued));
+    const handOver: z.infer<typeof runHandOver> = {
+      id: record.id, created: record.created, mode: request.mode, targets: request.targets, options: request.options,
+      ...(record.requested_by ? { requested_by: record.requested_by } : {}),
+      ...(request.compiled ? { compiled: Object.fromEntries(request.compiled) } : {}),
+      ...(request.argv ? { argv: request.argv } : {}),
+      ...(request.revision ? { revision: request.revision } : {}),
+    };
+    await this.store.put(OWNER_KEYS.request(master, record.id), JSON.stringify(handOver));
+    this.log(`run ${record.id}: handed to master ${master}, which holds its agents`);
+  }
+
+  /**
+   * Several masters: runs the runs other masters hand to this one, and cancels the runs any
+   * master is asked to cancel, until stop(). Resolves once both watches are in place.
+   */
+  async serve(): Promise<void> {
+    const owners = this.owners;
+    if (!owners) return;
+    const from = (await this.store.revision()) + 1;
+    const signal = this.stopping.signal;
+    const take = async (key: string, value: Buffer) => {
+      // Taken once, even if the key is seen twice (a listing and the watch).
+      const { succeeded } = await this.store.txn([{ key, target: 'exists', op: '=', value: true }], [{ delete: key }]);
+      if (!succeeded) return;
+      let handOver: z.infer<typeof runHandOver>;
+      try {
+        handOver = runHandOver.parse(JSON.parse(value.toString('utf8')));
+      } catch (err) {
+        this.log(`a run request in ${key} is not one: ${(err as Error).message}`);
+        return;
+      }
+      this.log(`run ${handOver.id}: handed over by another master`);
+      const record: RunRecord = {
+        id: handOver.id, mode: handOver.mode, targets: handOver.targets, state: 'queued', created: handOver.created, runs_on: owners.id,
+        ...(handOver.requested_by ? { requested_by: handOver.requested_by } : {}),
+        ...(handOver.revision ? { revision: handOver.revision } : {}),
+      };
+      await this.begin(record, {
+        mode: handOver.mode, targets: handOver.targets, options: handOver.options as OpOptions,
+        ...(handOver.compiled ? { compiled: new Map(Object.entries(handOver.compiled)) } : {}),
+        ...(handOver.argv ? { argv: handOver.argv } : {}),
+        ...(handOver.revision ? { revision: handOver.revision } : {}),
+      });
+    };
+    const cancelled = async (key: string) => {
+      const run = this.live.get(key.slice(OWNER_KEYS.cancels.length));
+      if (!run || run.record.state === 'finished') return;
+      run.controller.abort();
+      await this.store.delete(key);
+    };
+    const watchPrefix = (prefix: string, onPut: (key: string, value: Buffer) => Promise<void>) => {
+      void (async () => {
+        for await (const change of this.store.watch(prefix, { signal, fromRevision: from })) {
+          if (change.type === 'put' && change.value) await onPut(change.key, change.value).catch((err: unknown) => this.log(`${change.key}: ${(err as Error).stack ?? String(err)}`));
+        }
+      })().catch((err: unknown) => {
+        if (!signal.aborted) this.log(`watching ${prefix} failed: ${(err as Error).message}`);
+      });
+    };
+    watchPrefix(OWNER_KEYS.requests(owners.id), take);
+    watchPrefix(OWNER_KEYS.cancels, cancelled);
+    // Requests written before this master watched (it restarted under a new id: none for it).
+    for (const kv of await this.store.list(OWNER_KEYS.requests(owners.id))) await take(kv.key, kv.value);
+  }
+
+  /** Ends the store watches. */
+  stop(): void {
+    this.stopping.abort();
+  }
+
+  private async begin(record: RunRecord, request: RunRequest): Promise<void> {
     const run = new LiveRun(record);
     this.live.set(record.id, run);
     this.emit(run, { type: 'run', state: 'queued' });
@@ -132,7 +268,6 @@ export class RunManager {
       this.log(`run ${record.id}: ${(err as Error).stack ?? String(err)}`);
       if (run.record.state !== 'finished') this.finish(run, request.targets.map((name) => ({ name, status: 'failed', error: `internal error: ${(err as Error).message}` }) as FactsOutcome), new Date());
     });
-    return record.id;
   }
 
   private async execute(run: LiveRun, request: RunRequest): Promise<void> {
@@ -200,8 +335,10 @@ export class RunManager {
     run.record.finished = finished.toISOString();
     if (run.controller.signal.aborted) run.record.cancelled = true;
     run.record.report = { version: 1, mode: run.record.mode, started: started.toISOString(), finished: finished.toISOString(), targets: outcomes };
-    this.emit(run, { type: 'run', state: 'finished', ...(run.record.cancelled ? { cancelled: true } : {}), report: run.record.report });
+    // The record first: a master that follows this run from the store and sees its last event
+    // then reads the finished record.
     void this.saveRecord(run);
+    this.emit(run, { type: 'run', state: 'finished', ...(run.record.cancelled ? { cancelled: true } : {}), report: run.record.report });
     // Finished runs beyond the newest few are followed from the store.
     const done = [...this.live.values()].filter((r) => r.record.state === 'finished');
     for (const old of done.slice(0, Math.max(0, done.length - KEEP_FINISHED))) {
@@ -256,13 +393,7 @@ export class RunManager {
       const record = await this.get(id);
       if (!record) return undefined;
       live = this.live.get(id);
-      if (!live) {
-        // A run another master ran, or this one before it restarted: from the store.
-        const events = (await this.store.list(RUN_KEYS.events(id))).map((kv) => JSON.parse(kv.value.toString('utf8')) as RunEvent);
-        for (const e of events) if (e.seq > after) listener(e);
-        if (record.state === 'finished') onEnd();
-        return () => undefined;
-      }
+      if (!live) return this.followStored(id, after, listener, onEnd);
     }
     const run = live;
     for (const e of run.events) if (e.seq > after) listener(e);
@@ -281,10 +412,54 @@ export class RunManager {
     return () => run.listeners.delete(wrapped);
   }
 
+  /**
+   * A run another master runs (or ran, or this one before it restarted): its events from the
+   * store, then (while it runs) each one as that master writes it, until its last.
+   */
+  private async followStored(id: string, after: number, listener: Listener, onEnd: () => void): Promise<() => void> {
+    let last = after;
+    // True once the run's last event was handed over.
+    const deliver = (e: RunEvent): boolean => {
+      if (e.seq <= last) return false;
+      last = e.seq;
+      listener(e);
+      return e.type === 'run' && e.state === 'finished';
+    };
+    const from = (await this.store.revision()) + 1;
+    for (const kv of await this.store.list(RUN_KEYS.events(id))) {
+      if (deliver(JSON.parse(kv.value.toString('utf8')) as RunEvent)) {
+        onEnd();
+        return () => undefined;
+      }
+    }
+    const stop = new AbortController();
+    const signal = AbortSignal.any([stop.signal, this.stopping.signal]);
+    void (async () => {
+      for await (const change of this.store.watch(RUN_KEYS.events(id), { signal, fromRevision: from })) {
+        if (change.type !== 'put' || !change.value) continue;
+        if (deliver(JSON.parse(change.value.toString('utf8')) as RunEvent)) {
+          stop.abort();
+          onEnd();
+          return;
+        }
+      }
+    })().catch((err: unknown) => {
+      if (!signal.aborted) this.log(`run ${id}: following its events in the store failed: ${(err as Error).message}`);
+    });
+    return () => stop.abort();
+  }
+
   /** Cancels a run: 'cancelled', 'finished' (too late) or 'unknown'. */
   async cancel(id: string): Promise<'cancelled' | 'finished' | 'unknown'> {
     const live = this.live.get(id);
-    if (!live) return (await this.get(id)) ? 'finished' : 'unknown';
+    if (!live) {
+      const record = await this.get(id);
+      if (!record) return 'unknown';
+      if (record.state === 'finished' || !this.owners) return 'finished';
+      // Another master runs it: whichever does cancels it.
+      await this.store.put(OWNER_KEYS.cancel(id), new Date().toISOString());
+      return 'cancelled';
+    }
     if (live.record.state === 'finished') return 'finished';
     live.controller.abort();
     return 'cancelled';
