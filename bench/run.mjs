@@ -57,7 +57,7 @@ if (withCfengine && spawnSync('sh', ['-c', 'command -v cf-agent && command -v cf
 }
 
 const work = mkdtempSync(join(tmpdir(), 'cairn-bench-'));
-const roots = { cairn: join(work, 'cairn'), shell: join(work, 'shell'), exported: join(work, 'exported'), cfengine: join(work, 'cfengine') };
+const roots = { cairn: join(work, 'cairn'), shell: join(work, 'shell'), exported: join(work, 'exported'), atomic: join(work, 'shell-atomic'), cfengine: join(work, 'cfengine') };
 const stateDir = '/tmp/cmbench/cairn-state'; // bench/site/cairn.yaml's state_dir
 
 /**
@@ -136,6 +136,19 @@ function cfCounts(v) {
 
 const cairn = (root, extra = []) => ['node', cairnBin, 'apply', '--site', join(repo, 'bench/site'), '--var', `root=${root}`, ...extra];
 const shell = () => ['sh', join(peers, 'shell/converge.sh')];
+/**
+ * The hand-written script with its writes made atomic as Cairn's and the exported script's are
+ * (DESIGN §11: a temp file, then `mv`): what the atomic-write rule itself costs a shell script,
+ * beside the exported script's figures.
+ */
+const atomicScript = join(work, 'converge-atomic.sh');
+{
+  const text = readFileSync(join(peers, 'shell/converge.sh'), 'utf8');
+  const atomic = text.replace(`  printf '%s' "$2" > "$1"\n`, `  printf '%s' "$2" > "$1.tmp$$" && mv -f "$1.tmp$$" "$1"\n`);
+  if (atomic === text) throw new Error('the shell script has no ensure_file write to make atomic');
+  writeFileSync(atomicScript, atomic);
+}
+const shellAtomic = () => ['sh', atomicScript];
 
 function resetCairn() {
   setAside(roots.cairn);
@@ -146,6 +159,9 @@ function resetShell() {
 }
 function resetExported() {
   setAside(roots.exported);
+}
+function resetAtomic() {
+  setAside(roots.atomic);
 }
 
 /**
@@ -269,6 +285,7 @@ const expectCounts = (what, got, want) => {
 expectCounts('cairn first run', cairnCounts(timed(cairn(roots.cairn, ['--json', '--var', `app_version=${version}`])).stdout), { changed: 742, handler: 1 });
 expectCounts('shell first run', shellCounts(timed(shell(), { ROOT: roots.shell, APP_VERSION: String(version) }).stdout), { changed: 742, handler: 1 });
 expectCounts('exported script first run', exportedCounts(timed(exported(version)).stdout), { changed: 742, handler: 1 });
+expectCounts('shell (atomic writes) first run', shellCounts(timed(shellAtomic(), { ROOT: roots.atomic, APP_VERSION: String(version) }).stdout), { changed: 742, handler: 1 });
 if (withCfengine) expectCounts('cf-agent first run', cfCounts(version), { changed: 742, handler: 1 });
 expectCounts('cairn no-op', cairnCounts(timed(cairn(roots.cairn, ['--json', '--var', `app_version=${version}`])).stdout), { changed: 0, handler: 0 });
 expectCounts('shell no-op', shellCounts(timed(shell(), { ROOT: roots.shell, APP_VERSION: String(version) }).stdout), { changed: 0, handler: 0 });
@@ -296,11 +313,12 @@ const tools = [
   { name: 'cairn', runs, reset: resetCairn, run: (v) => timed(cairn(roots.cairn, ['--var', `app_version=${v}`])) },
   { name: 'shell', runs, reset: resetShell, run: (v) => timed(shell(), { ROOT: roots.shell, APP_VERSION: String(v) }) },
   { name: 'exported', runs, reset: resetExported, run: (v) => timed(exported(v)) },
+  { name: 'atomic', label: 'shell (atomic writes)', root: roots.atomic, runs, reset: resetAtomic, run: (v) => timed(shellAtomic(), { ROOT: roots.atomic, APP_VERSION: String(v) }) },
   ...(withCfengine ? [{ name: 'cfengine', label: 'cf-agent', root: roots.cfengine, runs, reset: () => setAside(roots.cfengine), run: cfengine }] : []),
   ...(withPeers ? peerTools() : []),
 ];
 /** The tools that take well under a second a run, alternated run by run; the rest (Puppet, Ansible) go after them. */
-const fast = withCfengine ? 4 : 3;
+const fast = withCfengine ? 5 : 4;
 const scenarios = [
   { name: 'first run (742 changes + handler)', reset: true, fixedVersion: true },
   { name: 'no-op re-run (0 changes)', reset: false, fixedVersion: true },
