@@ -74,10 +74,11 @@ export function registerMasterCommands(program: Command): void {
     .option('--listen <host:port>', 'the UI and API listener (HTTPS)', '127.0.0.1:8640')
     .option('--agent-listen <host:port>', 'the agent listener (mutual TLS)', '0.0.0.0:8641')
     .option('--name <dns-name>', "a name agents and browsers reach this master by, for its server certificate (repeatable; default: this host's name)", collect)
-    .option('--forks <n>', 'ops (runs on agents) in flight at once', wholeNumber, 50))
+    .option('--forks <n>', 'ops (runs on agents) in flight at once', wholeNumber, 50)
+    .option('--stale-after <duration>', "a target whose last run is older than this shows as stale in the UI (90s, 30m, 1h, 7d)", duration, 86_400))
     // `master token create --name N --store S`: a subcommand's options are its own.
     .enablePositionalOptions()
-    .action(async (options: StoreFlags & { state: string; listen: string; agentListen: string; name?: string[]; forks: number }) => {
+    .action(async (options: StoreFlags & { state: string; listen: string; agentListen: string; name?: string[]; forks: number; staleAfter: number }) => {
       process.exitCode = await storeCommand(options, (store) => runMaster(store, options));
     });
 
@@ -280,13 +281,13 @@ function uiDirectory(): string | undefined {
 }
 
 /** Runs the master until SIGINT or SIGTERM. */
-async function runMaster(store: Store, options: { state: string; listen: string; agentListen: string; name?: string[]; forks: number }): Promise<number> {
+async function runMaster(store: Store, options: { state: string; listen: string; agentListen: string; name?: string[]; forks: number; staleAfter: number }): Promise<number> {
   const { createMaster } = await import('../daemon/master/server.ts');
-  const { compileHeadFrom } = await import('./master-compile.ts');
+  const { compileHeadFrom, headGroupsFrom } = await import('./master-compile.ts');
   const log = (line: string) => writeErr(`cairn master: ${line}\n`);
   const stateDir = resolve(options.state);
   // The agent protocol and the run API; API runs sent without compiled runs compile the pushed head here.
-  const parts = await masterParts(store, { forks: options.forks, compileHead: compileHeadFrom(store, join(stateDir, 'work')), log });
+  const parts = await masterParts(store, { forks: options.forks, compileHead: compileHeadFrom(store, join(stateDir, 'work')), headGroups: headGroupsFrom(store, join(stateDir, 'work')), staleAfterSeconds: options.staleAfter, log });
   const master = await createMaster({
     routes: parts.routes, onAgentSocket: parts.onAgentSocket,
     store, stateDir, listen: options.listen, agentListen: options.agentListen,

@@ -55,11 +55,11 @@ export interface RunningMaster {
   apiUrl: string;
 }
 
-/** A master on `dir`'s store and state folder; `ports` to start it again where it was. */
-export async function startMaster(dir: string, ports: { api: number; agent: number } = { api: 0, agent: 0 }, agentHost = '127.0.0.1'): Promise<RunningMaster> {
+/** A master on `dir`'s store and state folder; `ports` to start it again where it was; `extraArgs` for `cairn master`. */
+export async function startMaster(dir: string, ports: { api: number; agent: number } = { api: 0, agent: 0 }, agentHost = '127.0.0.1', extraArgs: string[] = []): Promise<RunningMaster> {
   const store = `sqlite:${join(dir, 'store.db')}`;
   const stateDir = join(dir, 'master');
-  const master = new CairnProcess(['master', '--store', store, '--state', stateDir, '--listen', `127.0.0.1:${ports.api}`, '--agent-listen', `${agentHost}:${ports.agent}`, '--name', 'localhost']);
+  const master = new CairnProcess(['master', '--store', store, '--state', stateDir, '--listen', `127.0.0.1:${ports.api}`, '--agent-listen', `${agentHost}:${ports.agent}`, '--name', 'localhost', ...extraArgs]);
   const api = await master.waitFor(/^API: (https:\/\/\S+)$/m, 'the master to listen');
   const caHash = /^CA (sha256:[0-9a-f]{64})/m.exec(master.stdout)![1]!;
   const agentUrl = /^agents: (https:\/\/\S+)$/m.exec(master.stdout)![1]!;

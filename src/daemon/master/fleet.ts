@@ -6,7 +6,7 @@
  */
 import type { Store } from '../../store/types.ts';
 import { AgentHub } from './agents.ts';
-import { apiRunRoutes, type CompileHead } from './api-runs.ts';
+import { apiRunRoutes, type CompileHead, type HeadGroups } from './api-runs.ts';
 import type { AgentSocketHandler } from './agent-sockets.ts';
 import type { Route } from './routes.ts';
 import { RunManager } from './runs.ts';
@@ -16,6 +16,10 @@ export interface AgentPartsOptions {
   forks?: number;
   /** Compiles the pushed head revision for API runs sent without compiled runs. */
   compileHead?: CompileHead;
+  /** Each target's groups in the pushed head revision, for `GET /api/v1/targets`. */
+  headGroups?: HeadGroups;
+  /** A target whose last run is older than this many seconds shows as stale (`--stale-after`; 24 h). */
+  staleAfterSeconds?: number;
   log?: (line: string) => void;
 }
 
@@ -36,7 +40,7 @@ export function agentParts(store: Store, options: AgentPartsOptions = {}): Agent
   const agents = new AgentHub({ store, ...(options.forks ? { forks: options.forks } : {}), log });
   const runs = new RunManager(store, agents, log);
   return {
-    routes: apiRunRoutes({ store, agents, runs, ...(options.compileHead ? { compileHead: options.compileHead } : {}) }),
+    routes: apiRunRoutes({ store, agents, runs, ...(options.compileHead ? { compileHead: options.compileHead } : {}), ...(options.headGroups ? { headGroups: options.headGroups } : {}), ...(options.staleAfterSeconds ? { staleAfterSeconds: options.staleAfterSeconds } : {}) }),
     onAgentSocket: agents.handle,
     agents,
     runs,
