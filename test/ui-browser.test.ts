@@ -7,6 +7,7 @@
  * for the README).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -116,7 +117,7 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
   const login = async (p: Page, token: string) => {
     await p.goto(`${base}/`);
     await p.getByLabel('API token').fill(token);
-    await p.getByRole('button', { name: 'Log in' }).click();
+    await p.getByRole('button', { name: 'Log in', exact: true }).click();
     await p.locator('#me').waitFor();
   };
 
@@ -181,7 +182,7 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
     await page.getByLabel('API token').waitFor();
     await shot(page, 'login');
     await page.getByLabel('API token').fill('cairn-api.0000000000000000.wrongwrongwrongwrongwrongwrongwrongwrongwro');
-    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('button', { name: 'Log in', exact: true }).click();
     await page.getByRole('alert').filter({ hasText: 'unknown or revoked' }).waitFor();
     await login(page, tokens.admin);
     const cookie = (await adminContext.cookies()).find((c) => c.name === 'cairn_session');
@@ -349,6 +350,32 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
     await page.reload();
     await page.locator(`tr[data-token="${id}"]`).waitFor();
     assert.equal((await page.content()).includes(secret), false, 'the token is not shown again');
+  });
+
+  test('a user logs in with a name and password (cairn master user add, password on stdin); a wrong one is refused', HANG, async () => {
+    const added = spawnSync(process.execPath, [CAIRN, 'master', 'user', 'add', 'olga', '--role', 'operator', '--store', master.store], { input: 'olga-password-1\n', encoding: 'utf8' });
+    assert.equal(added.status, 0, added.stderr);
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const p = await context.newPage();
+    watch(p);
+    await p.goto(`${base}/ui`);
+    await p.getByLabel('User', { exact: true }).fill('olga');
+    await p.getByLabel('Password', { exact: true }).fill('not-olgas-password');
+    await p.getByRole('button', { name: 'Log in with password' }).click();
+    await p.getByRole('alert').filter({ hasText: 'unknown user or wrong password' }).waitFor();
+    assert.equal(await p.getByLabel('Password', { exact: true }).inputValue(), '', 'a refused password is cleared');
+    await p.getByLabel('Password', { exact: true }).fill('olga-password-1');
+    await p.getByRole('button', { name: 'Log in with password' }).click();
+    await p.locator('#me').waitFor();
+    assert.match(await p.locator('#me').innerText(), /olga/);
+    const cookie = (await context.cookies()).find((c) => c.name === 'cairn_session');
+    assert.deepEqual([cookie?.httpOnly, cookie?.secure, cookie?.sameSite], [true, true, 'Strict']);
+    await p.locator('tr[data-target="web1"]').waitFor();
+    // An operator: the target page has Plan and Apply.
+    await p.goto(`${base}/ui#/targets/web2`);
+    await p.getByRole('button', { name: 'Apply' }).waitFor();
+    await shot(p, 'login-with-password');
+    await context.close();
   });
 
   test('a viewer sees no Plan or Apply, and the server refuses the run the button would start', HANG, async () => {

@@ -145,8 +145,30 @@ function showLogin(message?: string): void {
   token,
   h('small', { id: 'token-help', class: 'muted' }, 'An API token made with cairn master api-token create --role viewer|operator|admin.'),
   h('button', { type: 'submit' }, 'Log in'));
+  const user = h('input', { id: 'login-user', name: 'username', autocomplete: 'username', required: true });
+  const password = h('input', { id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const passwordForm = h('form', {
+    'aria-labelledby': 'password-login',
+    onsubmit: async (e: Event) => {
+      e.preventDefault();
+      try {
+        await api('POST', '/login', { user: user.value.trim(), password: password.value });
+        await start();
+      } catch (err) {
+        password.value = '';
+        status.replaceChildren(errorLine(err));
+      }
+    },
+  },
+  h('h2', { id: 'password-login' }, 'Or with a user name and password'),
+  h('label', { for: 'login-user' }, 'User'),
+  user,
+  h('label', { for: 'login-password' }, 'Password'),
+  password,
+  h('small', { class: 'muted' }, 'A user made with cairn master user add NAME --role viewer|operator|admin.'),
+  h('button', { type: 'submit' }, 'Log in with password'));
   document.title = 'Log in · Cairn';
-  main().replaceChildren(h('div', { class: 'login' }, h('h1', {}, 'Log in to Cairn'), form, status));
+  main().replaceChildren(h('div', { class: 'login' }, h('h1', {}, 'Log in to Cairn'), form, passwordForm, status));
   token.focus();
 }
 
