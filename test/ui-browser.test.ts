@@ -7,6 +7,7 @@
  * for the README).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -101,7 +102,9 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
   const writeSite = (greeting: string) => {
     const target = (name: string, run: string) =>
       `  ${name}:\n    executor: agent\n    state_dir: ${join(dir, `state-${name}`)}\n    vars: { root: ${root(name)} }\n    run: [${run}]\n`;
-    writeFileSync(join(site, 'cairn.yaml'), `vars:\n  greeting: ${greeting}\ntargets:\n${target('web1', 'motd, gate')}${target('web2', 'motd')}`);
+    // Groups: both in "web" (matched), each in one of "front" and "back" (listed).
+    const groups = 'groups:\n  web: { match: "web*" }\n  front: { targets: [web1] }\n  back: { targets: [web2] }\n';
+    writeFileSync(join(site, 'cairn.yaml'), `vars:\n  greeting: ${greeting}\n${groups}targets:\n${target('web1', 'motd, gate')}${target('web2', 'motd')}`);
     writeFileSync(join(site, 'states/motd.yaml'), 'motd:\n  - file: <%= it.vars.root %>/motd\n    content: "<%= it.vars.greeting %>\\n"\n  - file: <%= it.vars.root %>/kept\n    content: "kept\\n"\n'
       + '  - file: <%= it.vars.root %>/secret\n    content: "s3cret-<%= it.vars.greeting %>\\n"\n    sensitive: true\n');
     // A node that waits, part way through the run, until the test lets it go.
@@ -114,7 +117,7 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
   const login = async (p: Page, token: string) => {
     await p.goto(`${base}/`);
     await p.getByLabel('API token').fill(token);
-    await p.getByRole('button', { name: 'Log in' }).click();
+    await p.getByRole('button', { name: 'Log in', exact: true }).click();
     await p.locator('#me').waitFor();
   };
 
@@ -127,7 +130,8 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
 
   before(async () => {
     dir = tempDir('cairn-ui-');
-    master = await startMaster(dir);
+    // Stale after 2 hours: the stale test moves the page's clock, not the master's records.
+    master = await startMaster(dir, undefined, undefined, { extraArgs: ['--stale-after', '2h'] });
     for (const role of ['admin', 'operator', 'viewer'] as const) {
       tokens[role] = masterJson<{ token: string }>(master, ['api-token', 'create', '--name', `${role}-person`, '--role', role]).token;
     }
@@ -178,7 +182,7 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
     await page.getByLabel('API token').waitFor();
     await shot(page, 'login');
     await page.getByLabel('API token').fill('cairn-api.0000000000000000.wrongwrongwrongwrongwrongwrongwrongwrongwro');
-    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('button', { name: 'Log in', exact: true }).click();
     await page.getByRole('alert').filter({ hasText: 'unknown or revoked' }).waitFor();
     await login(page, tokens.admin);
     const cookie = (await adminContext.cookies()).find((c) => c.name === 'cairn_session');
@@ -203,6 +207,47 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
     assert.equal(await page.locator('tbody tr[data-target]').count(), 0);
     await page.locator('#status-filter').selectOption('changed');
     assert.equal(await page.locator('tbody tr[data-target]').count(), 2);
+    await page.locator('#status-filter').selectOption('all');
+  });
+
+  test("each target's groups come from the pushed revision; the group filter shows a group's targets", HANG, async () => {
+    await page.goto(`${base}/ui#/targets`);
+    await page.locator('#group-filter').waitFor();
+    assert.equal(await page.locator('tr[data-target="web1"] td.groups').innerText(), 'web, front');
+    assert.equal(await page.locator('tr[data-target="web2"] td.groups').innerText(), 'web, back');
+    const shown = () => page.locator('tbody tr[data-target]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.target));
+    await page.locator('#group-filter').selectOption('back');
+    assert.deepEqual(await shown(), ['web2']);
+    await page.locator('#group-filter').selectOption('front');
+    assert.deepEqual(await shown(), ['web1']);
+    await page.locator('#group-filter').selectOption('web');
+    assert.deepEqual(await shown(), ['web1', 'web2']);
+    await page.locator('#group-filter').selectOption('');
+    const listed = (await api(master, tokens.viewer, 'GET', '/api/v1/targets')).json as { targets: { name: string; groups: string[] }[] };
+    assert.deepEqual(listed.targets.map((t) => [t.name, t.groups]).sort(), [['web1', ['web', 'front']], ['web2', ['web', 'back']]]);
+  });
+
+  test('a last run older than --stale-after (2h here) shows stale with its age; a younger one keeps its status', HANG, async () => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const p = await context.newPage();
+    watch(p);
+    // The page's clock only (Date.now in the page): the master and its records are left as they are.
+    const now = Date.now();
+    await p.clock.setFixedTime(now + 3_600_000);
+    await login(p, tokens.viewer);
+    const row = p.locator('tr[data-target="web1"]');
+    await row.waitFor();
+    assert.equal(await row.getAttribute('data-status'), 'changed', 'an hour old: not stale yet');
+    assert.match(await row.innerText(), /\b1 h ago/);
+    await p.clock.setFixedTime(now + 3 * 3_600_000);
+    await p.reload();
+    await row.waitFor();
+    assert.equal(await row.getAttribute('data-status'), 'stale');
+    assert.match(await row.innerText(), /stale\s+3 h ago/);
+    await p.locator('#status-filter').selectOption('stale');
+    assert.equal(await p.locator('tbody tr[data-target]').count(), 2);
+    await shot(p, 'targets-stale');
+    await context.close();
   });
 
   test('apply from the UI: nodes arrive live; the stream cut mid-run resumes with nothing lost or doubled; a diff opens; the filter hides unchanged', HANG, async () => {
@@ -305,6 +350,32 @@ describe('the web UI in headless chromium (real master, real agents)', { skip },
     await page.reload();
     await page.locator(`tr[data-token="${id}"]`).waitFor();
     assert.equal((await page.content()).includes(secret), false, 'the token is not shown again');
+  });
+
+  test('a user logs in with a name and password (cairn master user add, password on stdin); a wrong one is refused', HANG, async () => {
+    const added = spawnSync(process.execPath, [CAIRN, 'master', 'user', 'add', 'olga', '--role', 'operator', '--store', master.store], { input: 'olga-password-1\n', encoding: 'utf8' });
+    assert.equal(added.status, 0, added.stderr);
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const p = await context.newPage();
+    watch(p);
+    await p.goto(`${base}/ui`);
+    await p.getByLabel('User', { exact: true }).fill('olga');
+    await p.getByLabel('Password', { exact: true }).fill('not-olgas-password');
+    await p.getByRole('button', { name: 'Log in with password' }).click();
+    await p.getByRole('alert').filter({ hasText: 'unknown user or wrong password' }).waitFor();
+    assert.equal(await p.getByLabel('Password', { exact: true }).inputValue(), '', 'a refused password is cleared');
+    await p.getByLabel('Password', { exact: true }).fill('olga-password-1');
+    await p.getByRole('button', { name: 'Log in with password' }).click();
+    await p.locator('#me').waitFor();
+    assert.match(await p.locator('#me').innerText(), /olga/);
+    const cookie = (await context.cookies()).find((c) => c.name === 'cairn_session');
+    assert.deepEqual([cookie?.httpOnly, cookie?.secure, cookie?.sameSite], [true, true, 'Strict']);
+    await p.locator('tr[data-target="web1"]').waitFor();
+    // An operator: the target page has Plan and Apply.
+    await p.goto(`${base}/ui#/targets/web2`);
+    await p.getByRole('button', { name: 'Apply' }).waitFor();
+    await shot(p, 'login-with-password');
+    await context.close();
   });
 
   test('a viewer sees no Plan or Apply, and the server refuses the run the button would start', HANG, async () => {

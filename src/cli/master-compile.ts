@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { HttpError } from '../daemon/master/routes.ts';
-import type { CompileHead } from '../daemon/master/api-runs.ts';
+import type { CompileHead, HeadGroups } from '../daemon/master/api-runs.ts';
 import { encodeCompiled } from '../graph/codec.ts';
 import { InputError } from '../lib/errors.ts';
 import { headManifest, materialize } from '../store/documents.ts';
@@ -33,5 +33,35 @@ export function compileHeadFrom(store: Store, workDir: string): CompileHead {
       if (err instanceof InputError) throw new HttpError(422, `revision ${head.manifest.id} does not compile:\n${formatDiagnostics(err.diagnostics, sources).trimEnd()}`);
       throw err;
     }
+  };
+}
+
+/**
+ * Each target's groups in `store`'s head revision, read from its catalog (no target compiled);
+ * remembered per revision, since every Targets screen asks.
+ */
+export function headGroupsFrom(store: Store, workDir: string): HeadGroups {
+  let known: { revision: string; groups: Promise<Map<string, string[]>> } | undefined;
+  return async () => {
+    const head = await headManifest(store);
+    if (!head) return undefined;
+    if (known?.revision !== head.manifest.id) {
+      const groups = (async () => {
+        const dir = await materialize(store, head.manifest, join(workDir, 'revisions'));
+        const sources = new Map<string, string>();
+        try {
+          return await new SiteCompiler({ site: dir }, sources).targetGroups();
+        } catch (err) {
+          if (err instanceof InputError) throw new HttpError(422, `revision ${head.manifest.id} does not load:\n${formatDiagnostics(err.diagnostics, sources).trimEnd()}`);
+          throw err;
+        }
+      })();
+      known = { revision: head.manifest.id, groups };
+      // A failure is not remembered: the next request tries again.
+      groups.catch(() => {
+        if (known?.groups === groups) known = undefined;
+      });
+    }
+    return { revision: head.manifest.id, groups: await known.groups };
   };
 }

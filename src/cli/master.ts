@@ -74,10 +74,11 @@ export function registerMasterCommands(program: Command): void {
     .option('--listen <host:port>', 'the UI and API listener (HTTPS)', '127.0.0.1:8640')
     .option('--agent-listen <host:port>', 'the agent listener (mutual TLS)', '0.0.0.0:8641')
     .option('--name <dns-name>', "a name agents and browsers reach this master by, for its server certificate (repeatable; default: this host's name)", collect)
-    .option('--forks <n>', 'ops (runs on agents) in flight at once', wholeNumber, 50))
+    .option('--forks <n>', 'ops (runs on agents) in flight at once', wholeNumber, 50)
+    .option('--stale-after <duration>', "a target whose last run is older than this shows as stale in the UI (90s, 30m, 1h, 7d)", duration, 86_400))
     // `master token create --name N --store S`: a subcommand's options are its own.
     .enablePositionalOptions()
-    .action(async (options: StoreFlags & { state: string; listen: string; agentListen: string; name?: string[]; forks: number }) => {
+    .action(async (options: StoreFlags & { state: string; listen: string; agentListen: string; name?: string[]; forks: number; staleAfter: number }) => {
       process.exitCode = await storeCommand(options, (store) => runMaster(store, options));
     });
 
@@ -159,6 +160,65 @@ export function registerMasterCommands(program: Command): void {
         return ExitCode.ok;
       });
     });
+  const user = master.command('user').description('web UI users who log in with a name and password, each with a role');
+  storeOptions(user.command('add')
+    .description('add a user; the password is read from stdin (first line) or, on a terminal, asked for twice, never from the command line')
+    .argument('<name>')
+    .addOption(new Option('--role <role>', 'viewer, operator or admin').choices(['viewer', 'operator', 'admin']).makeOptionMandatory())
+    .option('--replace', 'the user exists: set a new password and role'))
+    .action(async (name: string, options: StoreFlags & { role: 'viewer' | 'operator' | 'admin'; replace?: boolean }) => {
+      const { addUser, passwordProblem, userNameProblem } = await import('../daemon/master/users.ts');
+      const problem = userNameProblem(name);
+      if (problem) {
+        writeErr(`cairn: ${JSON.stringify(name)}: ${problem}\n`);
+        process.exitCode = ExitCode.invalidInput;
+        return;
+      }
+      const password = await readPassword();
+      const weak = password === undefined ? 'the two passwords differ' : passwordProblem(password);
+      if (weak || password === undefined) {
+        writeErr(`cairn: ${weak}\n`);
+        process.exitCode = ExitCode.invalidInput;
+        return;
+      }
+      process.exitCode = await storeCommand(options, async (store) => {
+        try {
+          await addUser(store, name, options.role, password, options.replace === true);
+        } catch (err) {
+          if (!(err instanceof RangeError)) throw err;
+          writeErr(`cairn: ${err.message}\n`);
+          return ExitCode.invalidInput;
+        }
+        writeErr(`user ${name} (${options.role}) ${options.replace ? 'set' : 'added'}\n`);
+        return ExitCode.ok;
+      });
+    });
+  storeOptions(user.command('list').description('list users and their roles (never their password hashes)').option('--json', 'print JSON'))
+    .action(async (options: StoreFlags & { json?: boolean }) => {
+      process.exitCode = await storeCommand(options, async (store) => {
+        const { listUsers } = await import('../daemon/master/users.ts');
+        const users = await listUsers(store);
+        if (options.json) writeOut(`${JSON.stringify(users, null, 2)}\n`);
+        else {
+          if (users.length === 0) writeOut('no users\n');
+          for (const u of users) writeOut(`${u.name.padEnd(20)}  ${u.role.padEnd(8)}  created ${u.created}\n`);
+        }
+        return ExitCode.ok;
+      });
+    });
+  storeOptions(user.command('remove').description('remove a user (their sessions end with them)').argument('<name>'))
+    .action(async (name: string, options: StoreFlags) => {
+      process.exitCode = await storeCommand(options, async (store) => {
+        const { removeUser } = await import('../daemon/master/users.ts');
+        if (await removeUser(store, name)) {
+          writeOut(`user ${name} removed\n`);
+          return ExitCode.ok;
+        }
+        writeErr(`cairn: no user ${JSON.stringify(name)} (see cairn master user list)\n`);
+        return ExitCode.invalidInput;
+      });
+    });
+
   storeOptions(apiToken.command('revoke').description('delete an API token (its sessions end with it)').argument('<id>'))
     .action(async (id: string, options: StoreFlags) => {
       process.exitCode = await storeCommand(options, async (store) => {
@@ -268,6 +328,34 @@ export async function masterParts(store: Store, options: AgentPartsOptions = {})
 }
 
 /**
+ * A new password: the first line of stdin, or on a terminal asked for twice without echo;
+ * undefined when the two typed differ.
+ */
+async function readPassword(): Promise<string | undefined> {
+  const stdin = process.stdin;
+  if (stdin.isTTY !== true) {
+    let text = '';
+    for await (const chunk of stdin) text += String(chunk);
+    return text.split(/\r?\n/)[0] ?? '';
+  }
+  const ask = async (prompt: string) => {
+    const { createInterface } = await import('node:readline/promises');
+    const { Writable } = await import('node:stream');
+    process.stderr.write(prompt);
+    // Nothing typed is echoed: the interface writes to a sink.
+    const rl = createInterface({ input: stdin, output: new Writable({ write: (_c, _e, done) => done() }), terminal: true });
+    try {
+      return await rl.question('');
+    } finally {
+      rl.close();
+      process.stderr.write('\n');
+    }
+  };
+  const first = await ask('Password: ');
+  return first === (await ask('Again: ')) ? first : undefined;
+}
+
+/**
  * Where the web UI's built files are: dist/ui beside the running command (dist/cairn.cjs), or,
  * run from source, the checkout's dist/ui (after npm run build).
  */
@@ -280,13 +368,13 @@ function uiDirectory(): string | undefined {
 }
 
 /** Runs the master until SIGINT or SIGTERM. */
-async function runMaster(store: Store, options: { state: string; listen: string; agentListen: string; name?: string[]; forks: number }): Promise<number> {
+async function runMaster(store: Store, options: { state: string; listen: string; agentListen: string; name?: string[]; forks: number; staleAfter: number }): Promise<number> {
   const { createMaster } = await import('../daemon/master/server.ts');
-  const { compileHeadFrom } = await import('./master-compile.ts');
+  const { compileHeadFrom, headGroupsFrom } = await import('./master-compile.ts');
   const log = (line: string) => writeErr(`cairn master: ${line}\n`);
   const stateDir = resolve(options.state);
   // The agent protocol and the run API; API runs sent without compiled runs compile the pushed head here.
-  const parts = await masterParts(store, { forks: options.forks, compileHead: compileHeadFrom(store, join(stateDir, 'work')), log });
+  const parts = await masterParts(store, { forks: options.forks, compileHead: compileHeadFrom(store, join(stateDir, 'work')), headGroups: headGroupsFrom(store, join(stateDir, 'work')), staleAfterSeconds: options.staleAfter, log });
   const master = await createMaster({
     routes: parts.routes, onAgentSocket: parts.onAgentSocket,
     store, stateDir, listen: options.listen, agentListen: options.agentListen,

@@ -77,6 +77,13 @@ export class SiteCompiler {
     return [...catalog.targets.keys()];
   }
 
+  /** Each target's groups (catalog.groupsOf: declared, listed or matched), in the site's order. */
+  async targetGroups(): Promise<Map<string, string[]>> {
+    const { groupsOf } = await import('../catalog/catalog.ts');
+    const { catalog } = await this.load();
+    return new Map([...catalog.targets.values()].map((t) => [t.name, groupsOf(catalog, t).map((g) => g.name)]));
+  }
+
   /**
    * The facts assumed for target `name` when none are known (catalog/facts-input.ts), and a line
    * that says what they are. Call it before compile(), which lets the loaded site go.

@@ -14,6 +14,7 @@
  * Blobs are written first (harmless if a push then fails: nothing refers to them); the manifest
  * and the head move together in one transaction that fails if another push landed meanwhile.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Store } from './types.ts';
@@ -216,8 +217,8 @@ export async function materialize(store: Store, manifest: Manifest, cacheDir: st
   const dir = join(cacheDir, manifest.id);
   if (existsSync(dir)) return dir;
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
-  const temp = `${dir}.tmp-${process.pid}`;
-  rmSync(temp, { recursive: true, force: true });
+  // One temp folder per call: two requests of one master may unpack the same revision at once.
+  const temp = `${dir}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   try {
     for (const [path, sha] of Object.entries(manifest.files)) {
       if (path.split('/').includes('..') || path.startsWith('/')) throw new CorruptDocument(KEYS.revision(manifest.id), `a file path leaves the site: ${path}`);
@@ -229,6 +230,8 @@ export async function materialize(store: Store, manifest: Manifest, cacheDir: st
     renameSync(temp, dir);
   } catch (err) {
     rmSync(temp, { recursive: true, force: true });
+    // Another call unpacked the same revision first (renaming onto it fails): use that one.
+    if (existsSync(dir)) return dir;
     throw err;
   }
   return dir;

@@ -12,7 +12,7 @@ type Role = 'viewer' | 'operator' | 'admin';
 interface Me { name: string; role: Role }
 
 interface LastRun { id: string; mode: string; status?: string; finished?: string; revision?: string; changed?: number; failed?: number }
-interface TargetRow { name: string; connected: boolean; agent_version?: string; last_run: LastRun | null }
+interface TargetRow { name: string; connected: boolean; agent_version?: string; groups: string[]; last_run: LastRun | null }
 interface NodeResult { ref: string; id: string; status: string; action: string; reason?: string; diff?: string; error?: string; ms: number; changes?: string[] }
 interface TargetOutcome { name: string; status: string; counts?: Record<string, number>; nodes?: NodeResult[]; error?: string; stdout?: string; stderr?: string }
 interface RunRecord {
@@ -28,8 +28,6 @@ type RunEvent =
   | { seq: number; type: 'node'; target: string; node: NodeResult }
   | { seq: number; type: 'log'; target: string; stream: string; data: string; ref?: string };
 
-/** A target's last run older than this is stale: its status may no longer say how it is. */
-const STALE_MS = 24 * 3_600_000;
 const ROLES: Role[] = ['viewer', 'operator', 'admin'];
 
 let me: Me | undefined;
@@ -147,24 +145,52 @@ function showLogin(message?: string): void {
   token,
   h('small', { id: 'token-help', class: 'muted' }, 'An API token made with cairn master api-token create --role viewer|operator|admin.'),
   h('button', { type: 'submit' }, 'Log in'));
+  const user = h('input', { id: 'login-user', name: 'username', autocomplete: 'username', required: true });
+  const password = h('input', { id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const passwordForm = h('form', {
+    'aria-labelledby': 'password-login',
+    onsubmit: async (e: Event) => {
+      e.preventDefault();
+      try {
+        await api('POST', '/login', { user: user.value.trim(), password: password.value });
+        await start();
+      } catch (err) {
+        password.value = '';
+        status.replaceChildren(errorLine(err));
+      }
+    },
+  },
+  h('h2', { id: 'password-login' }, 'Or with a user name and password'),
+  h('label', { for: 'login-user' }, 'User'),
+  user,
+  h('label', { for: 'login-password' }, 'Password'),
+  password,
+  h('small', { class: 'muted' }, 'A user made with cairn master user add NAME --role viewer|operator|admin.'),
+  h('button', { type: 'submit' }, 'Log in with password'));
   document.title = 'Log in · Cairn';
-  main().replaceChildren(h('div', { class: 'login' }, h('h1', {}, 'Log in to Cairn'), form, status));
+  main().replaceChildren(h('div', { class: 'login' }, h('h1', {}, 'Log in to Cairn'), form, passwordForm, status));
   token.focus();
 }
 
 // ── targets ────────────────────────────────────────────────────────────────────────────────
 
-/** What a target's last run says about it now. */
-function targetStatus(run: LastRun | null): string {
+/**
+ * What a target's last run says about it now: a run older than the master's stale threshold
+ * (`--stale-after`) is stale, since its status may no longer say how the target is.
+ */
+function targetStatus(run: LastRun | null, staleMs: number): string {
   if (!run) return 'never run';
   if (!run.status) return run.finished ? 'unknown' : 'running';
   let status = run.status === 'ok' ? ((run.changed ?? 0) > 0 ? 'changed' : 'unchanged') : run.status;
-  if (run.finished && Date.now() - Date.parse(run.finished) > STALE_MS && status !== 'failed' && status !== 'unreachable') status = 'stale';
+  if (run.finished && Date.now() - Date.parse(run.finished) > staleMs && status !== 'failed' && status !== 'unreachable') status = 'stale';
   return status;
 }
 
 async function targetsScreen(): Promise<void> {
-  const data = await api<{ head: string | null; targets: TargetRow[] }>('GET', '/targets');
+  const data = await api<{ head: string | null; stale_after_s: number; groups_problem?: string; targets: TargetRow[] }>('GET', '/targets');
+  const staleMs = data.stale_after_s * 1000;
+  const groupNames = [...new Set(data.targets.flatMap((t) => t.groups))].sort();
+  const groupFilter = h('select', { id: 'group-filter' }, h('option', { value: '' }, 'all'), ...groupNames.map((g) => h('option', { value: g }, g)));
   const statusFilter = h('select', { id: 'status-filter' },
     ...['all', 'changed', 'failed', 'unchanged', 'unreachable', 'stale', 'never run'].map((s) => h('option', { value: s }, s)));
   const search = h('input', { id: 'target-search', type: 'search', placeholder: 'name' });
@@ -174,13 +200,14 @@ async function targetsScreen(): Promise<void> {
   const render = () => {
     const q = search.value.trim().toLowerCase();
     const rows = data.targets.filter((t) => {
-      const status = targetStatus(t.last_run);
+      const status = targetStatus(t.last_run, staleMs);
       return (statusFilter.value === 'all' || status === statusFilter.value)
+        && (groupFilter.value === '' || t.groups.includes(groupFilter.value))
         && (connection.value === 'all' || (connection.value === 'connected') === t.connected)
         && (q === '' || t.name.toLowerCase().includes(q));
     });
     tbody.replaceChildren(...rows.map((t) => {
-      const status = targetStatus(t.last_run);
+      const status = targetStatus(t.last_run, staleMs);
       const run = t.last_run;
       const behind = data.head !== null && run?.revision !== undefined && run.revision !== data.head;
       return h('tr', { 'data-target': t.name, 'data-status': status },
@@ -188,22 +215,25 @@ async function targetsScreen(): Promise<void> {
         h('td', {}, badge(status, status.replace(' ', '-')), ' ', run?.finished ? h('span', { class: 'muted' }, ago(run.finished)) : null),
         h('td', {}, !run?.revision ? h('span', { class: 'muted' }, '—') : behind ? badge('behind', 'behind') : badge('current', 'current')),
         h('td', {}, t.connected ? badge('connected') : badge('disconnected')),
+        h('td', { class: 'groups' }, t.groups.length ? t.groups.join(', ') : h('span', { class: 'muted' }, '—')),
         h('td', {}, run ? h('a', { href: `#/runs/${run.id}` }, `${run.mode} ${run.id}`) : '—'),
         h('td', { class: 'muted' }, t.agent_version ?? ''));
     }));
     count.textContent = `${rows.length} of ${data.targets.length} targets`;
   };
-  for (const el of [statusFilter, connection]) el.addEventListener('change', render);
+  for (const el of [statusFilter, connection, groupFilter]) el.addEventListener('change', render);
   search.addEventListener('input', render);
   render();
   show('Targets',
     h('div', { class: 'filters', role: 'search' },
       h('label', { for: 'target-search' }, 'Search', search),
       h('label', { for: 'status-filter' }, 'Status', statusFilter),
-      h('label', { for: 'connection-filter' }, 'Agent', connection)),
+      h('label', { for: 'connection-filter' }, 'Agent', connection),
+      h('label', { for: 'group-filter' }, 'Group', groupFilter)),
+    data.groups_problem ? h('p', { role: 'alert' }, `Groups unknown: ${data.groups_problem}`) : null,
     count,
     h('table', {}, h('caption', { class: 'muted' }, data.head ? `Newest pushed revision ${data.head.slice(0, 12)}` : 'Nothing pushed yet'),
-      h('thead', {}, h('tr', {}, ...['Target', 'Last status', 'Revision', 'Agent', 'Last run', 'Version'].map((c) => h('th', { scope: 'col' }, c)))), tbody));
+      h('thead', {}, h('tr', {}, ...['Target', 'Last status', 'Revision', 'Agent', 'Groups', 'Last run', 'Version'].map((c) => h('th', { scope: 'col' }, c)))), tbody));
 }
 
 // ── a target ───────────────────────────────────────────────────────────────────────────────

@@ -60,13 +60,15 @@ export interface MasterPlace {
   /** A store URL (e.g. an etcd cluster's, for several masters). */
   store?: string;
   stateDir?: string;
+  /** More arguments for `cairn master` (e.g. `--stale-after 2h`). */
+  extraArgs?: string[];
 }
 
 /** A master on `dir`'s store and state folder (or `place`'s); `ports` to start it again where it was. */
 export async function startMaster(dir: string, ports: { api: number; agent: number } = { api: 0, agent: 0 }, agentHost = '127.0.0.1', place: MasterPlace = {}): Promise<RunningMaster> {
   const store = place.store ?? `sqlite:${join(dir, 'store.db')}`;
   const stateDir = place.stateDir ?? join(dir, 'master');
-  const master = new CairnProcess(['master', '--store', store, '--state', stateDir, '--listen', `127.0.0.1:${ports.api}`, '--agent-listen', `${agentHost}:${ports.agent}`, '--name', 'localhost']);
+  const master = new CairnProcess(['master', '--store', store, '--state', stateDir, '--listen', `127.0.0.1:${ports.api}`, '--agent-listen', `${agentHost}:${ports.agent}`, '--name', 'localhost', ...(place.extraArgs ?? [])]);
   const api = await master.waitFor(/^API: (https:\/\/\S+)$/m, 'the master to listen');
   const caHash = /^CA (sha256:[0-9a-f]{64})/m.exec(master.stdout)![1]!;
   const agentUrl = /^agents: (https:\/\/\S+)$/m.exec(master.stdout)![1]!;

@@ -29,11 +29,20 @@ import { RUN_ID, SplitFleetError, type RunEvent, type RunManager, type RunRecord
 export type CompileHead = (targets: { name: string; facts: Record<string, unknown> }[], vars: Record<string, unknown>) =>
   Promise<{ revision: string; compiled: Map<string, string> }>;
 
+/**
+ * Each target's groups in the pushed head revision (its catalog), or undefined when nothing was
+ * pushed. Throws HttpError(422) for a revision whose site does not load.
+ */
+export type HeadGroups = () => Promise<{ revision: string; groups: Map<string, string[]> } | undefined>;
+
 export interface ApiRunDeps {
   store: Store;
   agents: AgentHub;
   runs: RunManager;
   compileHead?: CompileHead;
+  headGroups?: HeadGroups;
+  /** The UI shows a target whose last run is older than this as stale (default 24 h). */
+  staleAfterSeconds?: number;
 }
 
 const targetName = z.string().regex(AGENT_NAME, 'a target name');
@@ -173,7 +182,23 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
         }
         // The newest pushed revision: a target whose last run came from another one is behind it.
         const head = (await store.get(KEYS.head))?.value.toString('utf8').trim() || null;
-        return { status: 200, json: { head, targets: list.map((a) => ({ name: a.name, connected: a.connected, agent_version: a.agent_version, last_run: last.get(a.name) ?? null })) } };
+        // Groups come from the newest pushed revision's catalog; a site that does not load there
+        // leaves them out and says why, rather than hiding the fleet.
+        let groups = new Map<string, string[]>();
+        let groupsProblem: string | undefined;
+        try {
+          groups = (await deps.headGroups?.())?.groups ?? groups;
+        } catch (err) {
+          if (!(err instanceof HttpError)) throw err;
+          groupsProblem = err.message;
+        }
+        return {
+          status: 200,
+          json: {
+            head, stale_after_s: deps.staleAfterSeconds ?? 86_400, ...(groupsProblem ? { groups_problem: groupsProblem } : {}),
+            targets: list.map((a) => ({ name: a.name, connected: a.connected, agent_version: a.agent_version, groups: groups.get(a.name) ?? [], last_run: last.get(a.name) ?? null })),
+          },
+        };
       },
     },
     {

@@ -8,7 +8,7 @@
  */
 import type { Store } from '../../store/types.ts';
 import { AgentHub } from './agents.ts';
-import { apiRunRoutes, type CompileHead } from './api-runs.ts';
+import { apiRunRoutes, type CompileHead, type HeadGroups } from './api-runs.ts';
 import type { AgentSocketHandler } from './agent-sockets.ts';
 import { AgentOwners } from './owners.ts';
 import type { Route } from './routes.ts';
@@ -19,6 +19,10 @@ export interface AgentPartsOptions {
   forks?: number;
   /** Compiles the pushed head revision for API runs sent without compiled runs. */
   compileHead?: CompileHead;
+  /** Each target's groups in the pushed head revision, for `GET /api/v1/targets`. */
+  headGroups?: HeadGroups;
+  /** A target whose last run is older than this many seconds shows as stale (`--stale-after`; 24 h). */
+  staleAfterSeconds?: number;
   log?: (line: string) => void;
 }
 
@@ -43,7 +47,7 @@ export async function agentParts(store: Store, options: AgentPartsOptions = {}):
   const runs = new RunManager(store, agents, log, owners);
   await runs.serve();
   return {
-    routes: apiRunRoutes({ store, agents, runs, ...(options.compileHead ? { compileHead: options.compileHead } : {}) }),
+    routes: apiRunRoutes({ store, agents, runs, ...(options.compileHead ? { compileHead: options.compileHead } : {}), ...(options.headGroups ? { headGroups: options.headGroups } : {}), ...(options.staleAfterSeconds ? { staleAfterSeconds: options.staleAfterSeconds } : {}) }),
     onAgentSocket: agents.handle,
     agents,
     runs,

@@ -1,19 +1,21 @@
 /**
  * The routes the master itself serves (the rest of the table comes from createMaster's caller):
- * enrolment, renewal, the CA and the CRL on the agent port; health, login and the admin routes
+ * enrolment, renewal, the CA and the CRL on the agent port; health, login (an API token or a
+ * user's password) and the admin routes
  * for certificates and tokens on the API port.
  */
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Store } from '../../store/types.ts';
 import { agentNameProblem } from '../pki/x509.ts';
-import { login, logout } from './api-auth.ts';
+import { login, logout, passwordLogin } from './api-auth.ts';
 import type { CertificateAuthority } from './ca.ts';
 import { enrol, renew } from './enrolment.ts';
 import { MASTER_KEYS, certificateRecord, readRecords, revocationRecord } from './records.ts';
 import { revoke } from './revocation.ts';
 import { HttpError, type Route } from './routes.ts';
 import { createEnrolToken, listEnrolTokens, revokeEnrolToken } from './tokens.ts';
+import { LoginThrottle } from './users.ts';
 
 export interface MasterContext {
   store: Store;
@@ -33,6 +35,7 @@ function sendPem(res: ServerResponse, pem: string, type: string): undefined {
 
 export function masterRoutes(ctx: MasterContext): Route[] {
   const { store, ca } = ctx;
+  const throttle = new LoginThrottle();
   return [
     // ── agent port ──────────────────────────────────────────────────────────────────────────
     {
@@ -69,10 +72,27 @@ export function masterRoutes(ctx: MasterContext): Route[] {
       handle: async () => ({ status: 200, json: { ok: true } }),
     },
     {
-      method: 'POST', path: '/api/v1/login', listener: 'api', auth: 'open', body: z.object({ token: z.string().min(1).max(200) }).strict(),
+      method: 'POST', path: '/api/v1/login', listener: 'api', auth: 'open',
+      body: z.union([
+        z.object({ token: z.string().min(1).max(200) }).strict(),
+        z.object({ user: z.string().min(1).max(64), password: z.string().min(1).max(1024) }).strict(),
+      ]),
       handle: async (req) => {
-        const session = await login(store, (req.body as { token: string }).token);
-        if (!session) throw new HttpError(401, 'that API token is unknown or revoked');
+        const body = req.body as { token: string } | { user: string; password: string };
+        if ('token' in body) {
+          const session = await login(store, body.token);
+          if (!session) throw new HttpError(401, 'that API token is unknown or revoked');
+          return { status: 200, json: { name: session.name, role: session.role }, headers: { 'set-cookie': session.setCookie } };
+        }
+        // Failures count per user name and per client address; a throttled one is refused before any check.
+        const address = req.remoteAddress ?? '';
+        const wait = throttle.retryAfter(body.user, address);
+        if (wait > 0) throw new HttpError(429, `too many failed logins: try again in ${wait} s`, { 'retry-after': String(wait) });
+        const session = await passwordLogin(store, body.user, body.password);
+        if (!session) {
+          throttle.failed(body.user, address);
+          throw new HttpError(401, 'unknown user or wrong password');
+        }
         return { status: 200, json: { name: session.name, role: session.role }, headers: { 'set-cookie': session.setCookie } };
       },
     },

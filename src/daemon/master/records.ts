@@ -10,6 +10,8 @@ import type { KeyValue } from '../../store/types.ts';
 
 export const TOKEN_ID_PATTERN = /^[0-9a-f]{16}$/;
 const SESSION_KEY_PATTERN = /^[0-9a-f]{64}$/;
+/** A login name for the web UI (`cairn master user add NAME`). */
+export const USER_NAME_PATTERN = /^[a-z][a-z0-9._-]{0,63}$/;
 
 function checked(pattern: RegExp, what: string, value: string): string {
   if (!pattern.test(value)) throw new Error(`not a valid ${what} for a store key: ${JSON.stringify(value)}`);
@@ -30,6 +32,8 @@ export const MASTER_KEYS = {
   apiToken: (id: string) => `${ROOT}/api-tokens/${checked(TOKEN_ID_PATTERN, 'token id', id)}`,
   sessions: `${ROOT}/sessions/`,
   session: (hash: string) => `${ROOT}/sessions/${checked(SESSION_KEY_PATTERN, 'session', hash)}`,
+  users: `${ROOT}/users/`,
+  user: (name: string) => `${ROOT}/users/${checked(USER_NAME_PATTERN, 'user name', name)}`,
 };
 
 const isoDate = z.string().datetime({ offset: true });
@@ -79,12 +83,28 @@ export const apiTokenRecord = z.object({
 });
 export type ApiTokenRecord = z.infer<typeof apiTokenRecord>;
 
-export const sessionRecord = z.object({
-  token_id: z.string().regex(TOKEN_ID_PATTERN),
-  created: isoDate,
-  expires: isoDate,
-});
+/** A session made from an API token (token_id) or a user's password (user). */
+export const sessionRecord = z.union([
+  z.object({ token_id: z.string().regex(TOKEN_ID_PATTERN), created: isoDate, expires: isoDate }),
+  z.object({ user: z.string().regex(USER_NAME_PATTERN), created: isoDate, expires: isoDate }),
+]);
 export type SessionRecord = z.infer<typeof sessionRecord>;
+
+/** A web UI user: the scrypt hash of their password with its salt and parameters, never the password. */
+export const userRecord = z.object({
+  name: z.string().regex(USER_NAME_PATTERN),
+  role: z.enum(['viewer', 'operator', 'admin']),
+  password: z.object({
+    algorithm: z.literal('scrypt'),
+    N: z.number().int().positive(),
+    r: z.number().int().positive(),
+    p: z.number().int().positive(),
+    salt: z.string().min(1),
+    hash: z.string().min(1),
+  }),
+  created: isoDate,
+});
+export type UserRecord = z.infer<typeof userRecord>;
 
 /** A stored record through its schema; undefined (never a crash) when it is not what Cairn wrote. */
 export function readRecord<T>(schema: z.ZodType<T>, kv: KeyValue | undefined): T | undefined {

@@ -85,6 +85,7 @@ export function createRouter(
       const body = await readBody(req, route);
       const reply = await route.handle({
         params, query: url.searchParams, body, headers: req.headers, signal: abort.signal,
+        ...(req.socket.remoteAddress ? { remoteAddress: req.socket.remoteAddress } : {}),
         ...(who.identity ? { identity: who.identity } : {}),
         ...(who.user ? { user: who.user } : {}),
       }, res);

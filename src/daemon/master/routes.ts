@@ -40,6 +40,8 @@ export interface RouteRequest {
   /** On the API port, for role routes. */
   user?: ApiUser;
   headers: IncomingHttpHeaders;
+  /** The client's address (the TCP peer), for per-client limits. */
+  remoteAddress?: string;
   /** Aborted when the client goes away or the master shuts down (for long answers such as SSE). */
   signal: AbortSignal;
 }
