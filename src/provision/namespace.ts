@@ -8,6 +8,8 @@
  * carried into the fresh /tmp at the same paths: read-only but for the work folder.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { realpathSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 declare const __CAIRN_BUILD__: string | undefined;
@@ -45,11 +47,21 @@ function childCommand(): string[] {
 const underTmp = (p: string) => p.startsWith('/tmp/');
 
 /**
+ * The folder Cairn's own code runs from (the package: dist/ and node_modules/, or the checkout
+ * run from source): the child loads it, so it is carried into the fresh /tmp when it lies under
+ * the host's /tmp (a checkout or CI clone there).
+ */
+function codeRoot(): string {
+  if (typeof __CAIRN_BUILD__ === 'string') return dirname(dirname(realpathSync(process.argv[1]!)));
+  return fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+}
+
+/**
  * Starts the child: its stdout and stderr are pipes, fd 3 the IPC channel. It leads a process
  * group of its own (so the terminal's Ctrl-C reaches only the parent, which stops the build).
  */
 export function startChild(workDir: string, carry: string[]): ChildProcess {
-  const carried = [...new Set(carry.filter(underTmp))].sort();
+  const carried = [...new Set([...carry, codeRoot()].filter(underTmp))].sort();
   if (underTmp(workDir) && !carried.includes(workDir)) carried.push(workDir);
   return spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', SETUP, 'sh', workDir, ...carried, '--', ...childCommand()], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
