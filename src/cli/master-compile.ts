@@ -20,20 +20,27 @@ export function compileHeadFrom(store: Store, workDir: string): CompileHead {
     const head = await headManifest(store);
     if (!head) throw new HttpError(409, 'nothing was pushed to this store yet: cairn push first, or send compiled runs');
     const dir = await materialize(store, head.manifest, join(workDir, 'revisions'));
-    const sources = new Map<string, string>();
-    // Variables as `--var k=v` would give them: each value a YAML scalar written as JSON.
-    const compiler = new SiteCompiler({ site: dir, var: Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(v)}`) }, sources);
-    try {
+    return refusedAs422(head.manifest.id, 'does not compile', async (sources) => {
+      // Variables as `--var k=v` would give them: each value a YAML scalar written as JSON.
+      const compiler = new SiteCompiler({ site: dir, var: Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(v)}`) }, sources);
       const known = new Set(await compiler.allTargetNames());
       const missing = targets.filter((t) => !known.has(t.name)).map((t) => t.name);
       if (missing.length) throw new HttpError(422, `revision ${head.manifest.id} has no target named ${missing.join(', ')}`);
       const compiled = await compiler.compile(targets);
       return { revision: head.manifest.id, compiled: new Map(compiled.map((c) => [c.run.target.name, encodeCompiled(c).join('')])) };
-    } catch (err) {
-      if (err instanceof InputError) throw new HttpError(422, `revision ${head.manifest.id} does not compile:\n${formatDiagnostics(err.diagnostics, sources).trimEnd()}`);
-      throw err;
-    }
+    });
   };
+}
+
+/** Runs `load` over a revision's site; its input errors become a 422 naming the revision and positions. */
+async function refusedAs422<T>(revision: string, what: string, load: (sources: Map<string, string>) => Promise<T>): Promise<T> {
+  const sources = new Map<string, string>();
+  try {
+    return await load(sources);
+  } catch (err) {
+    if (err instanceof InputError) throw new HttpError(422, `revision ${revision} ${what}:\n${formatDiagnostics(err.diagnostics, sources).trimEnd()}`);
+    throw err;
+  }
 }
 
 /**
@@ -48,13 +55,7 @@ export function headGroupsFrom(store: Store, workDir: string): HeadGroups {
     if (known?.revision !== head.manifest.id) {
       const groups = (async () => {
         const dir = await materialize(store, head.manifest, join(workDir, 'revisions'));
-        const sources = new Map<string, string>();
-        try {
-          return await new SiteCompiler({ site: dir }, sources).targetGroups();
-        } catch (err) {
-          if (err instanceof InputError) throw new HttpError(422, `revision ${head.manifest.id} does not load:\n${formatDiagnostics(err.diagnostics, sources).trimEnd()}`);
-          throw err;
-        }
+        return refusedAs422(head.manifest.id, 'does not load', (sources) => new SiteCompiler({ site: dir }, sources).targetGroups());
       })();
       known = { revision: head.manifest.id, groups };
       // A failure is not remembered: the next request tries again.
