@@ -4,12 +4,16 @@
  * No chroot here: the shell runs on this machine, on temp folders.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { localFacts } from '../src/executors/local-facts.ts';
 import { ShellExecutor } from '../src/executors/shell/executor.ts';
 import { ProcessTransport } from '../src/executors/shell/process-transport.ts';
+import type { ShellStream } from '../src/executors/shell/stream.ts';
 import { UnreachableError } from '../src/executors/types.ts';
 import { tempDir } from './helpers/cli.ts';
 
@@ -157,4 +161,69 @@ test('a shell that cannot start or exits at once fails the start; one that goes 
   const exec = await ShellExecutor.start('t', localSh());
   await exec.close();
   await assert.rejects(exec.stat('/'), (err: unknown) => err instanceof UnreachableError && /lost the connection to a local \/bin\/sh/.test(err.message));
+});
+
+/**
+ * A local /bin/sh whose replies can be held back: after `holdReplies(n)`, the shell's output is
+ * kept until the replies of n requests are in, then delivered as one chunk, as a loaded machine or
+ * a slow link delivers them.
+ */
+function heldBackSh(): { transport: ProcessTransport; holdReplies(n: number): void } {
+  const transport = localSh();
+  let want = 0;
+  let held: Buffer[] = [];
+  const open = transport.openShell.bind(transport);
+  transport.openShell = async (): Promise<ShellStream> => {
+    const inner = await open();
+    const stdout = new EventEmitter();
+    inner.stdout.on('data', (chunk: Buffer) => {
+      if (want === 0) return void stdout.emit('data', chunk);
+      held.push(chunk);
+      const text = Buffer.concat(held).toString('latin1');
+      if ((text.match(/\ncairn-[0-9a-f]{24} \d+\n/g) ?? []).length < want) return;
+      want = 0;
+      const all = Buffer.concat(held);
+      held = [];
+      stdout.emit('data', all);
+    });
+    return { ...inner, stdout };
+  };
+  return { transport, holdReplies: (n) => (want = n) };
+}
+
+test('two reads of one file answered in one chunk: the read that asked for the content gets it, and it stays cached', async () => {
+  const { transport, holdReplies } = heldBackSh();
+  const exec = await ShellExecutor.start('t', transport);
+  try {
+    const path = join(tempDir('cairn-sh-chunk-'), 'keys');
+    writeFileSync(path, 'ssh-ed25519 AAAA one\n# a line someone else wrote\n');
+    holdReplies(2);
+    const [content, stat] = await Promise.all([exec.readFile(path), exec.stat(path)]);
+    assert.equal(content?.toString(), 'ssh-ed25519 AAAA one\n# a line someone else wrote\n');
+    assert.equal(stat?.size, content?.length);
+    const trips = exec.roundTrips;
+    assert.equal((await exec.readFile(path))?.toString(), content?.toString());
+    assert.equal(exec.roundTrips, trips, 'the content stayed cached beside the later reading');
+  } finally {
+    await exec.close();
+  }
+});
+
+test('a read answered while a command runs is not kept past the command: the next read sees what the command changed', async () => {
+  const exec = await ShellExecutor.start('t', localSh());
+  try {
+    const dir = tempDir('cairn-sh-during-');
+    const path = join(dir, 'f');
+    const go = join(dir, 'go');
+    writeFileSync(path, 'before\n');
+    execFileSync('mkfifo', [go]);
+    // The command waits for the test's word, so the read below is answered while it runs.
+    const command = exec.run(['/bin/sh', '-c', `read _ < ${go}; echo after-the-command > ${path}`]);
+    assert.equal((await exec.readFile(path))?.toString(), 'before\n');
+    await writeFile(go, 'go\n');
+    assert.equal((await command).code, 0);
+    assert.equal((await exec.readFile(path))?.toString(), 'after-the-command\n');
+  } finally {
+    await exec.close();
+  }
 });

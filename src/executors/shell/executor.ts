@@ -287,11 +287,28 @@ export class ShellExecutor implements Executor {
   }
 
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
-    // A command may change anything: files, and users and groups (useradd).
-    this.cache.clear();
-    this.ids.forget();
     // It runs apart from the shell: the writes sent before it must have landed, whatever their status.
     await this.shell.idle();
+    this.forgetAll();
+    try {
+      return await this.command(argv, opts);
+    } finally {
+      // Other nodes may have read while it ran: what they read may predate its changes.
+      this.forgetAll();
+    }
+  }
+
+  /**
+   * A command may change anything: files, and users and groups (useradd). Nothing read before
+   * it is kept, and a read still unanswered is not cached either.
+   */
+  private forgetAll(): void {
+    this.invalidate('/');
+    this.cache.clear();
+    this.ids.forget();
+  }
+
+  private async command(argv: string[], opts: RunOptions): Promise<RunResult> {
     let cmd = shellCommand(argv);
     if (opts.env) cmd = `env ${Object.entries(opts.env).map(([k, v]) => shellQuote(`${k}=${v}`)).join(' ')} ${cmd}`;
     if (opts.cwd) cmd = `cd ${shellQuote(opts.cwd)} && exec ${cmd}`;
@@ -355,8 +372,11 @@ export class ShellExecutor implements Executor {
   private async info(path: string, need: Need): Promise<PathInfo> {
     const have = this.cache.get(path);
     if (have && satisfies(have, need)) return have;
-    await this.readBatch(this.window(path, need));
-    return this.cache.get(path)!;
+    // Its own reading, not the cache's entry: another reading answered in the same chunk may
+    // have replaced that entry already (one that did not fetch the content), or an operation sent
+    // after this read may have kept it out of the cache.
+    const read = await this.readBatch(this.window(path, need));
+    return read.get(path)!;
   }
 
   /** `path` and the announced paths after it not yet read, up to a batch's limits. */
@@ -384,12 +404,11 @@ export class ShellExecutor implements Executor {
     return { fragment: `__cairn_read ${withContent.length} ${paths.map(shellQuote).join(' ')}`, paths, k: withContent.length };
   }
 
-  private async readBatch(batch: PrefetchEntry[]): Promise<void> {
+  private async readBatch(batch: PrefetchEntry[]): Promise<Map<string, PathInfo>> {
     const read = ShellExecutor.batchRead(batch);
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.reading(read.fragment, read);
-        return;
+        return (await this.reading(read.fragment, read)).parsed;
       } catch (err) {
         // Something changed a path between two commands of the batch: read again.
         if (!(err instanceof BatchMismatch) || attempt === 3) throw err;
@@ -402,25 +421,39 @@ export class ShellExecutor implements Executor {
    * own when `prefixed`), and caches that reading. A path an operation sent after it touched is
    * not cached: that operation may have changed it after this reading was taken.
    */
-  private async reading(fragment: string, read: { paths: string[]; k: number }, prefixed = false): Promise<{ code: number; output: Buffer }> {
+  private async reading(fragment: string, read: { paths: string[]; k: number }, prefixed = false): Promise<{ code: number; output: Buffer; parsed: Map<string, PathInfo> }> {
     const since = this.operations;
     this.readsInFlight++;
     try {
       const r = await this.request(fragment);
       const sep = prefixed ? r.output.indexOf(`\n${this.nonce}\n`) : -1;
-      if (prefixed && sep < 0) return r;
+      if (prefixed && sep < 0) return { ...r, parsed: new Map() };
       const own = prefixed ? r.output.subarray(0, sep) : r.output;
+      let parsed = new Map<string, PathInfo>();
       try {
-        const parsed = parseBatch(prefixed ? r.output.subarray(sep + this.nonce.length + 2) : r.output, this.nonce, read.paths, read.k);
-        for (const [p, info] of parsed) if (!this.touchedSince(since, p)) this.cache.set(p, info);
+        parsed = parseBatch(prefixed ? r.output.subarray(sep + this.nonce.length + 2) : r.output, this.nonce, read.paths, read.k);
+        for (const [p, info] of parsed) if (!this.touchedSince(since, p)) this.remember(p, info);
       } catch (err) {
         // A read-back that does not fit (the path changed as it was read) is read again when
         // needed; the operation's own status stands.
         if (!prefixed || !(err instanceof BatchMismatch)) throw err;
       }
-      return { code: r.code, output: own };
+      return { code: r.code, output: own, parsed };
     } finally {
       if (--this.readsInFlight === 0) this.touches = [];
+    }
+  }
+
+  /**
+   * Caches a reading. Two reads of one path may be answered together, the one that fetched the
+   * content first: the later one, of the same bytes (same digest), keeps that content.
+   */
+  private remember(path: string, info: PathInfo): void {
+    const had = this.cache.get(path);
+    if (info.content === undefined && had?.content !== undefined && info.sha256 !== undefined && had.sha256 === info.sha256) {
+      this.cache.set(path, { ...info, content: had.content });
+    } else {
+      this.cache.set(path, info);
     }
   }
 
@@ -580,7 +613,7 @@ export class ShellExecutor implements Executor {
     if (read) {
       try {
         const rest = r.output.subarray(sep + this.nonce.length + 2);
-        for (const [p, info] of parseBatch(rest, this.nonce, read.paths, read.k)) this.cache.set(p, info);
+        for (const [p, info] of parseBatch(rest, this.nonce, read.paths, read.k)) this.remember(p, info);
       } catch (err) {
         // A path changed while it was read: the run's first read asks again.
         if (!(err instanceof BatchMismatch)) throw err;
