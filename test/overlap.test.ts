@@ -198,3 +198,93 @@ test('a failure among overlapped nodes skips exactly its dependants; with --fail
   // --fail-fast overlaps nothing: no node after the failure was started.
   assert.deepEqual(stopped.map((r) => r.status), ['changed', 'failed', 'skipped', 'skipped', 'skipped']);
 });
+
+/**
+ * The local executor with one folder's mkdir held until another's is asked for: a run that does
+ * not look past the nodes waiting on the held one never asks, and the case's hang guard fails it.
+ * Records the file operations in the order they were asked for.
+ */
+class Gated extends LocalExecutor {
+  readonly calls: string[] = [];
+  private open!: () => void;
+  private readonly opened = new Promise<void>((resolve) => (this.open = resolve));
+
+  constructor(private readonly held: string, private readonly until: string) {
+    super();
+  }
+
+  override async mkdir(path: string, opts?: { parents?: boolean; mode?: number }): Promise<void> {
+    this.calls.push(`mkdir ${path}`);
+    if (path === this.until) this.open();
+    if (path === this.held) await this.opened;
+    return super.mkdir(path, opts);
+  }
+
+  override async writeFile(path: string, data: string | Buffer, opts?: WriteOptions): Promise<void> {
+    this.calls.push(`write ${path}`);
+    return super.writeFile(path, data, opts);
+  }
+}
+
+function oneInvocation(name: string, parts: PartInvocation[]): StateRun {
+  return {
+    version: 1, target: { name: 't', executor: 'local', state_dir: join(scratch, `state-${name}`) }, vars: {}, facts: {}, os: {},
+    invocations: [{ index: 0, state: 's', params: {}, lazy: false, defer: false, via: 'test', includes: [], parts }],
+  };
+}
+
+test('a node waiting on its requisite lets the free nodes after it start; what lives in a folder a waiting node makes still waits for it', { timeout: 60_000 }, async () => {
+  const root = join(scratch, 'ahead');
+  const present = { ensure: 'present' };
+  const parts = [
+    part(0, 'directory', root, present),
+    part(1, 'directory', `${root}/z`, present),
+    part(2, 'directory', `${root}/x`, present),
+    // Waits for x; it makes a/b with mkdir -p.
+    part(3, 'directory', `${root}/a/b/c`, present, [{ kind: 'require', ref: `directory:${root}/x` }]),
+    // No requisite, but it lives in a/b, which the waiting node makes: it must not go before it.
+    part(4, 'file', `${root}/a/b/f`, { ...present, content: 'f\n' }),
+    // Free (z, its folder, is made): it starts while x's mkdir is held, and only that lets x's go on.
+    part(5, 'directory', `${root}/z/y`, present),
+  ];
+  const run = oneInvocation('ahead', parts);
+  const graph = buildGraph(run);
+  const exec = new Gated(`${root}/x`, `${root}/z/y`);
+  const results = await new Engine(run, graph, exec, { mode: 'apply' }).execute();
+
+  assert.deepEqual(results.map((r) => [r.ref, r.status]), graph.order.map((id) => [graph.nodes.find((n) => n.id === id)!.ref, 'changed']), 'every node changed, reported in run order');
+  const at = (call: string) => exec.calls.indexOf(call);
+  assert.ok(at(`mkdir ${root}/z/y`) < at(`mkdir ${root}/a/b/c`), `z/y went ahead of the node waiting on x: ${exec.calls.join(', ')}`);
+  assert.ok(at(`mkdir ${root}/a/b/c`) < at(`write ${root}/a/b/f`), `the file waited for the folder made above it: ${exec.calls.join(', ')}`);
+  assert.equal(readFileSync(`${root}/a/b/f`, 'utf8'), 'f\n');
+});
+
+test('folders side by side in a folder a requisite made go out together; a failed one skips only what is in it', { timeout: 60_000 }, async () => {
+  const root = join(scratch, 'siblings');
+  const present = { ensure: 'present' };
+  const parts = [
+    part(0, 'directory', root, present),
+    part(1, 'directory', `${root}/d1`, present),
+    part(2, 'file', `${root}/d1/f`, { ...present, content: '1\n' }),
+    part(3, 'directory', `${root}/d2`, present),
+    part(4, 'file', `${root}/d2/f`, { ...present, content: '2\n' }),
+  ];
+  const run = oneInvocation('siblings', parts);
+  const graph = buildGraph(run);
+  // d1's mkdir -p may make nothing above it (the run made its folder first): d2's goes out beside it.
+  const exec = new Gated(`${root}/d1`, `${root}/d2`);
+  const results = await new Engine(run, graph, exec, { mode: 'apply' }).execute();
+  assert.deepEqual(results.map((r) => r.status), ['changed', 'changed', 'changed', 'changed', 'changed']);
+  assert.deepEqual(results.map((r) => r.ref), graph.order.map((id) => graph.nodes.find((n) => n.id === id)!.ref));
+  assert.equal(readFileSync(`${root}/d2/f`, 'utf8'), '2\n');
+
+  // d1 cannot be made (a file is in its way): its file is skipped naming it, d2 and its file go on.
+  const blocked = join(scratch, 'siblings-blocked');
+  mkdirSync(blocked, { recursive: true });
+  writeFileSync(`${blocked}/d1`, 'in the way\n');
+  const again = oneInvocation('siblings-blocked', parts.map((p) => ({ ...p, ref: p.ref.replace(root, blocked), attributes: { ...p.attributes, path: String(p.attributes.path).replace(root, blocked) } })));
+  const second = await new Engine(again, buildGraph(again), new LocalExecutor(), { mode: 'apply' }).execute();
+  assert.deepEqual(second.map((r) => `${r.status} ${r.ref.slice(r.ref.indexOf(':') + 1 + blocked.length) || '/'}${r.reason ? ` (${r.reason.replace(blocked, '')})` : ''}`), [
+    'unchanged /', 'failed /d1', 'skipped /d1/f (dependency failed: directory:/d1)', 'changed /d2', 'changed /d2/f',
+  ]);
+});

@@ -19,7 +19,7 @@ import { tagFiltered, type TagFilter } from '../graph/tags.ts';
 import { selectProvider } from '../resources/providers.ts';
 import { ApplyError, SkipNode, type Action, type ApplyOutcome, type Current, type EngineServices, type ImageBuilder, type ProgressUpdate, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
 import { diffNode } from './diff.ts';
-import { footprintOf, InFlight, StartOrder, type Footprint } from './overlap.ts';
+import { FootprintIndex, footprintOf, InFlight, StartOrder, type Footprint } from './overlap.ts';
 import { stateDirStorage, TargetState, type StateStorage } from './target-state.ts';
 import { pushTo } from '../lib/multimap.ts';
 
@@ -114,6 +114,12 @@ const AT_FIRST_CHANCE = -2; // pending from an earlier run: at the first invocat
  * node that failed did not change, so the watcher is `skipped (no changes)`, and what requires
  * the watcher still runs (DESIGN §5.4).
  */
+/**
+ * How many nodes that may overlap can wait for their turn (startOverlapped) before the run stops
+ * looking further ahead: enough for a first run's files to wait on their folders while the next
+ * folders are made, few enough that finding which are free stays cheap.
+ */
+const LOOKAHEAD = 256;
 const BLOCKING: ReadonlySet<string> = new Set(['require', 'transition']);
 
 interface Reading {
@@ -217,6 +223,13 @@ export class Engine {
   /** Nodes applied side by side (Executor.overlap), and their results, held back to keep run order. */
   private readonly inFlight = new InFlight();
   private readonly startOrder = new StartOrder<NodeResult>();
+  /** Nodes that may overlap, in run order, not yet free to start (startOverlapped), with the turn each took. */
+  private readonly waiting: { node: GraphNode; where: { paths: string[]; parents: boolean }; footprint: Footprint; turn: number }[] = [];
+  /**
+   * The first `count` waiting nodes, found blocked when `stamp` nodes had finished, with their
+   * footprints and ids: a node after them must not touch them or require them.
+   */
+  private blocked = { stamp: -1, count: 0, footprints: new FootprintIndex(), ids: new Set<string>() };
   private overlapFailure?: { error: unknown };
   private readonly filtered: Set<string>;
   /** Handler nodes whose turn is under way because their lazy state was triggered (ProviderContext.triggered). */
@@ -380,39 +393,112 @@ export class Engine {
   }
 
   /**
-   * Runs a node that may overlap others. It starts once there is room, nothing in flight is one
-   * of its requisites or notifiers, and nothing in flight touches its paths; it reads and
-   * decides alone, and only when it goes on to apply does it join the nodes in flight and let
-   * the next node start. Nodes so start in run order, one at a time, and a converged node never
-   * enters the bookkeeping at all.
+   * Runs a node that may overlap others, as soon as it is free to: there is room, none of its
+   * requisites or notifiers is unfinished, and nothing in flight or waiting before it touches its
+   * paths. Until then it waits, and the run goes on to the nodes after it (DESIGN §5.1: among the
+   * nodes free to run, declaration order decides): a file waiting for its folder's mkdir lets the
+   * next folders' mkdirs go out in the same round trip. Its turn and its place among the results
+   * are taken now, in run order. A node reads and decides alone; only when it goes on to apply
+   * does it join the nodes in flight and let another start, and a converged node never enters
+   * the bookkeeping at all.
    */
   private async startOverlapped(node: GraphNode, where: { paths: string[]; parents: boolean }): Promise<void> {
     const limit = this.exec.overlap ?? 1;
-    const incoming = this.incoming.get(node.id) ?? [];
-    let footprint: Footprint | undefined;
-    const touchesInFlight = () => this.inFlight.size > 0 && this.inFlight.blocks(footprint ??= footprintOf(where.paths, where.parents));
-    while (this.inFlight.size >= limit || incoming.some((e) => this.inFlight.has(e.from)) || touchesInFlight()) {
+    // No room: nothing is started ahead of its turn either, the nodes waiting go first.
+    while (this.inFlight.size >= limit) await this.progress();
+    // Its result waits for the nodes started or waiting before it, and (once held) holds back those after it.
+    if (this.inFlight.size > 0 || this.waiting.length > 0) this.startOrder.hold(node.id);
+    this.waiting.push({ node, where, footprint: footprintOf(where.paths, where.parents), turn: this.turns++ });
+    await this.startWaiting();
+    while (this.waiting.length >= LOOKAHEAD) await this.progress();
+  }
+
+  /** Waits for a node in flight to finish, then starts the waiting nodes it freed. */
+  private async progress(): Promise<void> {
+    await this.inFlight.any();
+    this.rethrowOverlapFailure();
+    await this.startWaiting();
+  }
+
+  /**
+   * Starts the waiting nodes now free to run, in run order, one at a time. A node stays waiting
+   * while one of its requisites or notifiers is in flight or waiting, or its paths touch those of
+   * a node in flight or of one waiting before it (what acts on one path keeps run order). What
+   * was found blocked stays so until a node in flight finishes: only the nodes added since are
+   * looked at until then.
+   */
+  private async startWaiting(): Promise<void> {
+    const limit = this.exec.overlap ?? 1;
+    let k = this.blockedCount();
+    while (k < this.waiting.length && this.inFlight.size < limit) {
+      const entry = this.waiting[k]!;
+      const { node, turn } = entry;
+      const blocked = this.blocked;
+      const incoming = this.incoming.get(node.id) ?? [];
+      const free = !incoming.some((e) => this.inFlight.has(e.from) || blocked.ids.has(e.from));
+      // Its requisites are done: what it may create above its paths is known now.
+      const footprint = free && entry.where.parents && this.foldersThere(entry.where.paths, incoming) ? footprintOf(entry.where.paths, false) : entry.footprint;
+      if (!free || (this.inFlight.size > 0 && this.inFlight.blocks(footprint)) || (blocked.count > 0 && blocked.footprints.blocks(footprint))) {
+        blocked.footprints.add(entry.footprint);
+        blocked.ids.add(node.id);
+        blocked.count = ++k;
+        continue;
+      }
+      this.waiting.splice(k, 1);
+      let enteredApply!: () => void;
+      const applying = new Promise<void>((resolve) => (enteredApply = resolve));
+      const done: Promise<void> = this.runNode(node, undefined, undefined, () => {
+        if (!this.startOrder.isHeld(node.id)) this.startOrder.hold(node.id);
+        this.inFlight.add(node.id, footprint, done);
+        enteredApply();
+      }, turn).then(() => undefined, (error: unknown) => {
+        this.overlapFailure ??= { error };
+      });
+      await Promise.race([done, applying]);
+      this.rethrowOverlapFailure();
+      k = this.blockedCount();
+    }
+  }
+
+  /**
+   * Whether the folder each path is in was left in place by a requisite that succeeded: a node
+   * that makes a folder (overlap `paths-and-parents`), present, at that folder. A node that may
+   * create the folders above its paths creates none then, and nothing in flight can remove that
+   * folder meanwhile (it would act on a path above this node's). Sibling folders so go out
+   * together instead of one after the other.
+   */
+  private foldersThere(paths: string[], incoming: Edge[]): boolean {
+    const made = new Set<string>();
+    for (const e of incoming) {
+      if (!BLOCKING.has(e.kind)) continue;
+      const status = this.latest.get(e.from)?.status;
+      const from = this.byId.get(e.from)!;
+      if ((status !== 'changed' && status !== 'unchanged') || from.attributes.ensure === 'absent' || this.typeOf(from.type)?.overlap !== 'paths-and-parents') continue;
+      for (const p of this.readsOf(from, from.attributes)?.paths.slice(0, 1) ?? []) made.add(posix.normalize(p).replace(/(.)\/+$/, '$1'));
+    }
+    return made.size > 0 && paths.every((p) => made.has(posix.dirname(posix.normalize(p))));
+  }
+
+  /** How many waiting nodes are known blocked: none once a node in flight finished since they were found so. */
+  private blockedCount(): number {
+    if (this.blocked.stamp !== this.inFlight.finished) this.blocked = { stamp: this.inFlight.finished, count: 0, footprints: new FootprintIndex(), ids: new Set() };
+    return this.blocked.count;
+  }
+
+  /** Waits for every node waiting or in flight (before a node that runs alone, handlers, the run's end). */
+  private async settle(): Promise<void> {
+    for (;;) {
+      await this.startWaiting();
+      if (this.inFlight.size === 0) {
+        if (this.waiting.length === 0) break;
+        // Nodes may have finished while startWaiting returned: look again. Otherwise, with
+        // nothing in flight, the first node waiting is free and always starts.
+        if (this.blocked.stamp !== this.inFlight.finished) continue;
+        throw new Error(`${this.waiting[0]!.node.ref} waits with nothing in flight`);
+      }
       await this.inFlight.any();
       this.rethrowOverlapFailure();
     }
-    // Its result waits for the nodes in flight before it, and (once in flight) holds back those after it.
-    if (this.inFlight.size > 0) this.startOrder.hold(node.id);
-    let enteredApply!: () => void;
-    const applying = new Promise<void>((resolve) => (enteredApply = resolve));
-    const done: Promise<void> = this.runNode(node, undefined, undefined, () => {
-      if (!this.startOrder.isHeld(node.id)) this.startOrder.hold(node.id);
-      this.inFlight.add(node.id, footprint ??= footprintOf(where.paths, where.parents), done);
-      enteredApply();
-    }).then(() => undefined, (error: unknown) => {
-      this.overlapFailure ??= { error };
-    });
-    await Promise.race([done, applying]);
-    this.rethrowOverlapFailure();
-  }
-
-  /** Waits for every node in flight (before a node that runs alone, handlers, the run's end). */
-  private async settle(): Promise<void> {
-    await this.inFlight.all();
     this.rethrowOverlapFailure();
   }
 
@@ -658,9 +744,9 @@ export class Engine {
   }
 
   /** One node's turn. `overlay` replaces its attributes (transitions); `why` says who asked; `applying` is called just before it changes anything. */
-  private async runNode(node: GraphNode, overlay?: Record<string, unknown>, why?: 'notified' | 'transition', applying?: () => void): Promise<NodeResult> {
+  private async runNode(node: GraphNode, overlay?: Record<string, unknown>, why?: 'notified' | 'transition', applying?: () => void, taken?: number): Promise<NodeResult> {
     const start = nowMs();
-    const turn = this.turns++;
+    const turn = taken ?? this.turns++;
     this.options.onStart?.(this.mask(node.ref));
     if (this.stopped) return this.finish(node, start, { status: 'skipped', action: 'none', reason: `fail-fast: stopped after ${this.stopped} failed` });
     if (this.signal.aborted) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'run cancelled' });

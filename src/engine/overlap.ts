@@ -1,7 +1,9 @@
 /**
- * Which nodes may be applied side by side (ResourceType.overlap): the engine starts nodes in run
- * order, and lets a node start while earlier ones are still finishing only when none of those
- * acts on its paths. Pure bookkeeping, no side effects.
+ * Which nodes may be applied side by side (ResourceType.overlap): the engine lets a node start
+ * while others are still finishing only when none of those acts on its paths, and starts a node
+ * ahead of earlier ones that are not free to run yet (DESIGN §5.1: among nodes free to run,
+ * declaration order decides) only when it touches none of their paths either. Pure bookkeeping,
+ * no side effects.
  */
 
 /** What a node acts on: its paths, and whether it may create the folders above them. */
@@ -50,57 +52,41 @@ class Counts {
 }
 
 /**
- * The nodes in flight, by id, indexed by path so that asking whether a node's footprint touches
- * any of them costs the depth of its paths, not the number in flight. Two footprints touch when
- * a path of one is at or above a path of the other, or when one may create folders above its
- * path and the other lives in a folder at or above that path (it may be one of the folders
- * about to be created).
+ * Footprints, indexed by path so that asking whether a footprint touches any of them costs the
+ * depth of its paths, not their number. Two footprints touch when a path of one is at or above
+ * a path of the other, or when one may create folders above its path and the other lives in a
+ * folder at or above that path (it may be one of the folders about to be created).
  */
-export class InFlight {
-  private readonly running = new Set<string>();
-  /** The paths in flight. */
+export class FootprintIndex {
+  /** The paths held. */
   private readonly at = new Counts();
-  /** Every path in flight and every folder above each. */
+  /** Every path held and every folder above each. */
   private readonly atOrAbove = new Counts();
-  /** The folders the paths in flight are in. */
+  /** The folders the paths held are in. */
   private readonly folders = new Counts();
-  /** Like atOrAbove, for the nodes that may create folders above their paths. */
+  /** Like atOrAbove, for the footprints that may create folders above their paths. */
   private readonly atOrAboveMakingParents = new Counts();
-  private wake?: { promise: Promise<void>; resolve: () => void };
 
-  get size(): number {
-    return this.running.size;
-  }
-
-  has(id: string): boolean {
-    return this.running.has(id);
-  }
-
-  /** Whether a node in flight touches this footprint. */
+  /** Whether a footprint held touches this one. */
   blocks(f: Footprint): boolean {
     for (let i = 0; i < f.paths.length; i++) {
       const prefixes = f.prefixes[i]!;
-      // A path in flight at or above this one, or this one at or above a path in flight.
+      // A path held at or above this one, or this one at or above a path held.
       if (this.at.hasAny(prefixes) || this.atOrAbove.has(f.paths[i]!)) return true;
-      // This node may make a folder that a node in flight lives in.
+      // This one may make a folder that a footprint held lives in.
       if (f.parents && this.folders.hasAny(prefixes)) return true;
-      // A node in flight may make the folder this one lives in.
+      // A footprint held may make the folder this one lives in.
       if (this.atOrAboveMakingParents.has(f.folders[i]!)) return true;
     }
     return false;
   }
 
-  /** `done` must not reject: the engine records a node's failure before it settles. */
-  add(id: string, footprint: Footprint, done: Promise<void>): void {
-    this.running.add(id);
-    this.index(footprint, 1);
-    void done.then(() => {
-      this.running.delete(id);
-      this.index(footprint, -1);
-      const wake = this.wake;
-      this.wake = undefined;
-      wake?.resolve();
-    });
+  add(f: Footprint): void {
+    this.index(f, 1);
+  }
+
+  remove(f: Footprint): void {
+    this.index(f, -1);
   }
 
   private index(f: Footprint, by: 1 | -1): void {
@@ -112,6 +98,42 @@ export class InFlight {
         if (f.parents) this.atOrAboveMakingParents.add(prefix, by);
       }
     }
+  }
+}
+
+/** The nodes in flight, by id, with their footprints indexed (FootprintIndex). */
+export class InFlight {
+  private readonly running = new Set<string>();
+  private readonly footprints = new FootprintIndex();
+  private wake?: { promise: Promise<void>; resolve: () => void };
+  /** How many nodes have finished so far: what was found blocked stays blocked until it grows. */
+  finished = 0;
+
+  get size(): number {
+    return this.running.size;
+  }
+
+  has(id: string): boolean {
+    return this.running.has(id);
+  }
+
+  /** Whether a node in flight touches this footprint. */
+  blocks(f: Footprint): boolean {
+    return this.footprints.blocks(f);
+  }
+
+  /** `done` must not reject: the engine records a node's failure before it settles. */
+  add(id: string, footprint: Footprint, done: Promise<void>): void {
+    this.running.add(id);
+    this.footprints.add(footprint);
+    void done.then(() => {
+      this.running.delete(id);
+      this.footprints.remove(footprint);
+      this.finished++;
+      const wake = this.wake;
+      this.wake = undefined;
+      wake?.resolve();
+    });
   }
 
   /** Resolves when a node in flight has finished. */

@@ -92,7 +92,9 @@ export interface TypeDefinition<S extends z.ZodObject = z.ZodObject, K extends s
    * The node acts on nothing but the paths its `reads` names, through the executor's file
    * operations, and runs no command, so the engine may apply it while other such nodes on
    * unrelated paths are still finishing (their writes wait on the disk side by side).
-   * `paths-and-parents`: it may also create the missing folders above its path.
+   * `paths-and-parents`: it makes a folder at the first path its `reads` names (unless its
+   * `ensure` is `absent`), and may also create the missing folders above it; where a requisite
+   * of this kind that succeeded made the folder a node's path is in, that node creates none.
    */
   overlap?: 'paths' | 'paths-and-parents';
   /** Turns site-relative inputs (templates, sources) into values the engine can compare. */
