@@ -226,10 +226,10 @@ export class Engine {
   /** Nodes that may overlap, in run order, not yet free to start (startOverlapped), with the turn each took. */
   private readonly waiting: { node: GraphNode; where: { paths: string[]; parents: boolean }; footprint: Footprint; turn: number }[] = [];
   /**
-   * The first `count` waiting nodes, found blocked when `stamp` nodes had finished, with their
-   * footprints and ids: a node after them must not touch them or require them.
+   * The first `count` waiting nodes, found blocked, with their footprints and ids: a node after
+   * them must not touch them or require them.
    */
-  private blocked = { stamp: -1, count: 0, footprints: new FootprintIndex(), ids: new Set<string>() };
+  private blocked = { count: 0, footprints: new FootprintIndex(), ids: new Set<string>() };
   private overlapFailure?: { error: unknown };
   private readonly filtered: Set<string>;
   /** Handler nodes whose turn is under way because their lazy state was triggered (ProviderContext.triggered). */
@@ -479,11 +479,18 @@ export class Engine {
     return made.size > 0 && paths.every((p) => made.has(posix.dirname(posix.normalize(p))));
   }
 
-  /** How many waiting nodes are known blocked: none once a node in flight finished since they were found so. */
+  /**
+   * How many waiting nodes are known blocked: all found so, unless a node finished since that
+   * one of them requires or whose paths touch theirs (then none: they are looked at again).
+   */
   private blockedCount(): number {
-    if (this.blocked.stamp !== this.inFlight.finished) this.blocked = { stamp: this.inFlight.finished, count: 0, footprints: new FootprintIndex(), ids: new Set() };
+    const blocked = this.blocked;
+    const freeing = this.inFlight.takeFinished().some(({ id, footprint }) => blocked.count > 0 &&
+      ((this.outgoing.get(id) ?? []).some((e) => blocked.ids.has(e.to)) || blocked.footprints.blocks(footprint)));
+    if (freeing) this.blocked = { count: 0, footprints: new FootprintIndex(), ids: new Set() };
     return this.blocked.count;
   }
+
 
   /** Waits for every node waiting or in flight (before a node that runs alone, handlers, the run's end). */
   private async settle(): Promise<void> {
@@ -493,7 +500,7 @@ export class Engine {
         if (this.waiting.length === 0) break;
         // Nodes may have finished while startWaiting returned: look again. Otherwise, with
         // nothing in flight, the first node waiting is free and always starts.
-        if (this.blocked.stamp !== this.inFlight.finished) continue;
+        if (this.inFlight.finishedSinceAsked) continue;
         throw new Error(`${this.waiting[0]!.node.ref} waits with nothing in flight`);
       }
       await this.inFlight.any();

@@ -106,8 +106,8 @@ export class InFlight {
   private readonly running = new Set<string>();
   private readonly footprints = new FootprintIndex();
   private wake?: { promise: Promise<void>; resolve: () => void };
-  /** How many nodes have finished so far: what was found blocked stays blocked until it grows. */
-  finished = 0;
+  /** The nodes finished since `takeFinished` last asked: only they can free a node that waits. */
+  private finishedSince: { id: string; footprint: Footprint }[] = [];
 
   get size(): number {
     return this.running.size;
@@ -129,11 +129,22 @@ export class InFlight {
     void done.then(() => {
       this.running.delete(id);
       this.footprints.remove(footprint);
-      this.finished++;
+      this.finishedSince.push({ id, footprint });
       const wake = this.wake;
       this.wake = undefined;
       wake?.resolve();
     });
+  }
+
+  get finishedSinceAsked(): boolean {
+    return this.finishedSince.length > 0;
+  }
+
+  /** The nodes finished since the last call. */
+  takeFinished(): { id: string; footprint: Footprint }[] {
+    const finished = this.finishedSince;
+    this.finishedSince = [];
+    return finished;
   }
 
   /** Resolves when a node in flight has finished. */
