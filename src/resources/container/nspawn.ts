@@ -286,23 +286,32 @@ async function buildImage(ctx: Ctx, desired: Want): Promise<{ staged: string; fi
  */
 async function copyStoppably(ctx: Ctx, source: string, target: string, pidFile: string): Promise<void> {
   if (ctx.signal.aborted) return;
-  const stop = () => void ctx.exec.run(['sh', '-c', 'kill -KILL "$(cat "$1")" 2>/dev/null', 'cairn-stop', pidFile]);
+  // The stop may come before the copy has started (its command is still on its way): the stop
+  // leaves a mark, then kills the pid recorded; the copy records its pid, then looks for the
+  // mark. Whichever comes first, the copy is either never started or killed.
+  let stopping: Promise<unknown> | undefined;
+  const stop = () => {
+    stopping = ctx.exec.run(['sh', '-c', ': > "$1.stop"; kill -KILL "$(cat "$1" 2>/dev/null)" 2>/dev/null', 'cairn-stop', pidFile]).catch(() => undefined);
+  };
   ctx.signal.addEventListener('abort', stop, { once: true });
   try {
-    await run(ctx, ['sh', '-c', 'echo $$ > "$1" && exec cp -a --reflink=auto --sparse=always -- "$2" "$3"', 'cairn-copy', pidFile, source, target],
+    await run(ctx, ['sh', '-c', 'echo $$ > "$1" && { [ ! -e "$1.stop" ] || exit 137; } && exec cp -a --reflink=auto --sparse=always -- "$2" "$3"', 'cairn-copy', pidFile, source, target],
       `copying the image ${source}`, ctx.signal);
   } catch (err) {
     if (ctx.signal.aborted) throw new ApplyError('cancelled while copying the image (the copy was stopped)');
     throw err;
   } finally {
     ctx.signal.removeEventListener('abort', stop);
+    // Its mark is removed after it, not before.
+    await stopping;
     await ctx.exec.remove(pidFile);
+    await ctx.exec.remove(`${pidFile}.stop`);
   }
 }
 
 /** Removes what an interrupted create or rebuild of `name` left (hidden, never a machine). */
 async function sweep(ctx: Ctx, name: string): Promise<void> {
-  for (const leftover of [`.${name}.cairn-new`, `.${name}.raw.cairn-new`, `.${name}.cairn-old`, `.${name}.raw.cairn-old`, `.${name}.cairn-build`, `.${name}.cairn-copy.pid`]) {
+  for (const leftover of [`.${name}.cairn-new`, `.${name}.raw.cairn-new`, `.${name}.cairn-old`, `.${name}.raw.cairn-old`, `.${name}.cairn-build`, `.${name}.cairn-copy.pid`, `.${name}.cairn-copy.pid.stop`]) {
     await ctx.exec.remove(`${MACHINES}/${leftover}`);
   }
 }
