@@ -3,7 +3,7 @@
  * enrolment tokens, API tokens and certificate inventory (all in the store, so any master of the
  * fleet serves them), and `cairn agent enrol|renew` on the agent's machine.
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ExitCode } from '../lib/errors.ts';
@@ -373,14 +373,23 @@ async function runMaster(store: Store, options: { state: string; listen: string;
   const { compileHeadFrom, headGroupsFrom } = await import('./master-compile.ts');
   const log = (line: string) => writeErr(`cairn master: ${line}\n`);
   const stateDir = resolve(options.state);
+  // This state folder's last master (its id written at its start): gone, since this one starts here.
+  const idFile = join(stateDir, 'master-id');
+  const previousId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : undefined;
   // The agent protocol and the run API; API runs sent without compiled runs compile the pushed head here.
-  const parts = await masterParts(store, { forks: options.forks, compileHead: compileHeadFrom(store, join(stateDir, 'work')), headGroups: headGroupsFrom(store, join(stateDir, 'work')), staleAfterSeconds: options.staleAfter, log });
+  const parts = await masterParts(store, {
+    forks: options.forks, compileHead: compileHeadFrom(store, join(stateDir, 'work')), headGroups: headGroupsFrom(store, join(stateDir, 'work')), staleAfterSeconds: options.staleAfter, log,
+    ...(previousId ? { previousId } : {}),
+  });
   const master = await createMaster({
     routes: parts.routes, onAgentSocket: parts.onAgentSocket,
     store, stateDir, listen: options.listen, agentListen: options.agentListen,
     ...(options.name ? { names: options.name } : {}),
     log,
   });
+  const temp = `${idFile}.${process.pid}.tmp`;
+  writeFileSync(temp, `${parts.owners.id}\n`);
+  renameSync(temp, idFile);
   const host = (listen: string) => listen.replace(/:\d+$/, '');
   writeOut(`CA ${master.ca.hash}${master.caCreated ? ` (new, in ${stateDir})` : ''}\n`);
   writeOut(`agents: https://${host(options.agentListen)}:${master.agentPort}\n`);

@@ -24,6 +24,11 @@ export interface AgentPartsOptions {
   /** A target whose last run is older than this many seconds shows as stale (`--stale-after`; 24 h). */
   staleAfterSeconds?: number;
   log?: (line: string) => void;
+  /**
+   * The id of the master that ran before this one from the same state folder (it was killed):
+   * its runs still said running are recorded interrupted at once, its agents' claims end.
+   */
+  previousId?: string;
 }
 
 export interface AgentParts {
@@ -43,6 +48,7 @@ export async function agentParts(store: Store, options: AgentPartsOptions = {}):
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const owners = new AgentOwners(store, log);
   await owners.heartbeat();
+  if (options.previousId && (await owners.retire(options.previousId))) log(`the previous master of this state folder (${options.previousId}) is gone: its runs not finished are recorded interrupted`);
   const agents = new AgentHub({ store, owners, ...(options.forks ? { forks: options.forks } : {}), log });
   const runs = new RunManager(store, agents, log, owners);
   await runs.serve();

@@ -61,6 +61,11 @@ export interface RunRecord {
   created: string;
   /** Several masters: the id of the master that runs it, when it was asked of another one. */
   runs_on?: string;
+  /**
+   * Finished without its master: the master running it stopped (killed, cut off from the store)
+   * before the run ended, and another master (or it, started again) recorded it so.
+   */
+  interrupted?: string;
   started?: string;
   finished?: string;
   /** Once finished: the §12 report (`targets` one per requested target, in order). */
@@ -69,7 +74,7 @@ export interface RunRecord {
 
 /** One event of a run, as the API streams it. */
 export type RunEvent =
-  | { seq: number; type: 'run'; state: RunState; cancelled?: boolean; report?: RunRecord['report'] }
+  | { seq: number; type: 'run'; state: RunState; cancelled?: boolean; interrupted?: string; report?: RunRecord['report'] }
   | { seq: number; type: 'target'; target: string; phase: 'started' }
   | { seq: number; type: 'target'; target: string; phase: 'finished'; outcome: TargetOutcome }
   | { seq: number; type: 'node'; target: string; node: NodeResult }
@@ -101,6 +106,13 @@ function newRunId(now: Date): string {
 }
 
 type Listener = (event: RunEvent) => void;
+
+/** A target whose run ended without its agent's answer (gone, or its master stopped): unreachable, with the nodes it reported. */
+function unreachableOutcome(mode: RunMode, name: string, nodes: NodeResult[], error: string): TargetOutcome {
+  return mode === 'plan' || mode === 'apply'
+    ? summarize(name, nodes, error)
+    : mode === 'facts' ? { name, status: 'unreachable', error } : { name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error };
+}
 
 /** A run handed to another master, as its run-request key carries it. */
 const runHandOver = z.strictObject({
@@ -188,6 +200,8 @@ export class RunManager {
   private async handOver(master: string, record: RunRecord, request: RunRequest): Promise<void> {
     const queued: RunRecord = { ...record, runs_on: master };
     await this.store.put(RUN_KEYS.run(record.id), JSON.stringify(queued));
+    // Should that master die before it ends the run, a master that sees it gone records the run interrupted.
+    await this.store.put(OWNER_KEYS.runningRun(record.id), master);
     const handOver: z.infer<typeof runHandOver> = {
       id: record.id, created: record.created, mode: request.mode, targets: request.targets, options: request.options,
       ...(record.requested_by ? { requested_by: record.requested_by } : {}),
@@ -251,10 +265,82 @@ export class RunManager {
     watchPrefix(OWNER_KEYS.cancels, cancelled);
     // Requests written before this master watched (it restarted under a new id: none for it).
     for (const kv of await this.store.list(OWNER_KEYS.requests(owners.id))) await take(kv.key, kv.value);
+    await this.sweep();
+    this.sweeper = setInterval(() => void this.sweep(), owners.checkEveryMs);
+    this.sweeper.unref();
+  }
+
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+
+  /**
+   * Records as interrupted the runs whose master is no longer alive (killed, cut off from the
+   * store, or this master's previous process): they would otherwise say `running` for ever. Their
+   * agents are not touched: an agent that lost its master stopped the op itself, and one another
+   * master now holds goes on with that master's runs.
+   */
+  sweep(): Promise<void> {
+    const owners = this.owners;
+    if (!owners) return Promise.resolve();
+    this.sweeping ??= (async () => {
+      for (const kv of await this.store.list(OWNER_KEYS.running)) {
+        const master = kv.value.toString('utf8');
+        if (master === owners.id || (await owners.alive(master))) continue;
+        await this.interrupted(kv.key.slice(OWNER_KEYS.running.length), master);
+      }
+    })().catch((err: unknown) => {
+      if (!this.stopping.signal.aborted) this.log(`looking for runs of masters that stopped failed: ${(err as Error).message}`);
+    }).finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+
+  /** Finishes run `id`, which master `master` ran until it stopped: one transaction, unless that master (or another sweep) wrote it meanwhile. */
+  private async interrupted(id: string, master: string): Promise<void> {
+    const runningKey = OWNER_KEYS.runningRun(id);
+    const kv = RUN_ID.test(id) ? await this.store.get(RUN_KEYS.run(id)) : undefined;
+    let record: RunRecord | undefined;
+    try {
+      record = kv ? JSON.parse(kv.value.toString('utf8')) as RunRecord : undefined;
+    } catch {
+      record = undefined;
+    }
+    if (!kv || !record || record.state === 'finished') {
+      await this.store.txn([{ key: runningKey, target: 'value', op: '=', value: master }], [{ delete: runningKey }]);
+      return;
+    }
+    const events: RunEvent[] = [];
+    for (const e of await this.store.list(RUN_KEYS.events(id))) {
+      try {
+        events.push(JSON.parse(e.value.toString('utf8')) as RunEvent);
+      } catch {
+        continue;
+      }
+    }
+    const reason = `the master running it (${master}) stopped before the run finished`;
+    const nodes = new Map<string, NodeResult[]>();
+    const outcomes = new Map<string, TargetOutcome>();
+    for (const e of events) {
+      if (e.type === 'node') nodes.set(e.target, [...(nodes.get(e.target) ?? []), e.node]);
+      else if (e.type === 'target' && e.phase === 'finished') outcomes.set(e.target, e.outcome);
+    }
+    const now = new Date().toISOString();
+    const report = {
+      version: 1 as const, mode: record.mode, started: record.started ?? record.created, finished: now,
+      targets: record.targets.map((name) => outcomes.get(name) ?? unreachableOutcome(record.mode, name, nodes.get(name) ?? [], reason)),
+    };
+    const finished: RunRecord = { ...record, state: 'finished', finished: now, interrupted: reason, report };
+    const seq = events.reduce((max, e) => Math.max(max, e.seq), 0) + 1;
+    const last: RunEvent = { seq, type: 'run', state: 'finished', interrupted: reason, report };
+    const { succeeded } = await this.store.txn([
+      { key: runningKey, target: 'value', op: '=', value: master },
+      { key: kv.key, target: 'modRevision', op: '=', value: kv.modRevision },
+    ], [{ put: kv.key, value: JSON.stringify(finished) }, { put: RUN_KEYS.event(id, seq), value: JSON.stringify(last) }, { delete: runningKey }]);
+    if (succeeded) this.log(`run ${id}: ${reason}: recorded as interrupted`);
   }
 
   /** Ends the store watches. */
   stop(): void {
+    clearInterval(this.sweeper);
     this.stopping.abort();
   }
 
@@ -262,6 +348,8 @@ export class RunManager {
     const run = new LiveRun(record);
     this.live.set(record.id, run);
     this.emit(run, { type: 'run', state: 'queued' });
+    const owners = this.owners;
+    if (owners) this.queueWrite(run, 'its master', () => this.store.put(OWNER_KEYS.runningRun(record.id), owners.id));
     await this.saveRecord(run);
     run.done = this.execute(run, request).catch((err: unknown) => {
       // A bug, not a target's failure: logged with its stack, and the run still ends.
@@ -292,9 +380,7 @@ export class RunManager {
       : request.mode === 'facts' ? { name, status: 'skipped', error: reason } : { name, status: 'skipped', exit_code: null, stdout: '', stderr: '', error: reason });
     // The nodes the agent reported before it went away stay in the report.
     const nodes: NodeResult[] = [];
-    const unreachable = (error: string): TargetOutcome => (request.mode === 'plan' || request.mode === 'apply'
-      ? summarize(name, nodes, error)
-      : request.mode === 'facts' ? { name, status: 'unreachable', error } : { name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error });
+    const unreachable = (error: string): TargetOutcome => unreachableOutcome(request.mode, name, nodes, error);
     if (signal.aborted) return skipped('the run was cancelled before this target began');
     this.emit(run, { type: 'target', target: name, phase: 'started' });
     if (!this.agents.isConnected(name)) return unreachable(new AgentNotConnectedError(name).message);
@@ -339,6 +425,7 @@ export class RunManager {
     // then reads the finished record.
     void this.saveRecord(run);
     this.emit(run, { type: 'run', state: 'finished', ...(run.record.cancelled ? { cancelled: true } : {}), report: run.record.report });
+    if (this.owners) this.queueWrite(run, 'its master', () => this.store.delete(OWNER_KEYS.runningRun(run.record.id)));
     // Finished runs beyond the newest few are followed from the store.
     const done = [...this.live.values()].filter((r) => r.record.state === 'finished');
     for (const old of done.slice(0, Math.max(0, done.length - KEEP_FINISHED))) {
@@ -353,6 +440,12 @@ export class RunManager {
     run.writes = run.writes.then(() => this.store.put(RUN_KEYS.event(id, sequenced.seq), JSON.stringify(sequenced)))
       .then(() => undefined, (err: unknown) => this.log(`run ${id}: event ${sequenced.seq} not stored: ${(err as Error).message}`));
     for (const listener of run.listeners) listener(sequenced);
+  }
+
+  /** A store write of run `run`, after those before it; a failure is logged (`what` says what was not stored). */
+  private queueWrite(run: LiveRun, what: string, write: () => Promise<unknown>): Promise<void> {
+    run.writes = run.writes.then(write).then(() => undefined, (err: unknown) => this.log(`run ${run.record.id}: ${what} not stored: ${(err as Error).message}`));
+    return run.writes;
   }
 
   private saveRecord(run: LiveRun): Promise<void> {
