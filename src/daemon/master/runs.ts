@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { NodeResult, TargetReport } from '../../engine/engine.ts';
 import { summarize } from '../../engine/engine.ts';
-import type { Store } from '../../store/types.ts';
+import type { Compare, KeyValue, Store } from '../../store/types.ts';
 import { AGENT_NAME, AgentNotConnectedError, RUN_KEYS, type AgentHub } from './agents.ts';
 import { opOptionsSchema, type CommandReport, type OpOptions } from '../protocol.ts';
 import { OWNER_KEYS, type AgentOwners } from './owners.ts';
@@ -66,6 +66,8 @@ export interface RunRecord {
    * before the run ended, and another master (or it, started again) recorded it so.
    */
   interrupted?: string;
+  /** Several masters: this run is the part of run `part_of` whose agents another master holds (not listed on its own). */
+  part_of?: string;
   started?: string;
   finished?: string;
   /** Once finished: the §12 report (`targets` one per requested target, in order). */
@@ -150,6 +152,21 @@ class LiveRun {
 /** Finished runs kept in memory for followers; older ones are read back from the store. */
 const KEEP_FINISHED = 32;
 
+/**
+ * How many finished runs the store keeps (`cairn master --keep-runs N --keep-days D`): a run
+ * goes once it is older than `keepDays` days, or once each of its targets has `keepRuns` newer
+ * finished runs. A run not finished is never removed.
+ */
+export interface Retention {
+  keepRuns: number;
+  keepDays?: number;
+}
+
+export const DEFAULT_KEEP_RUNS = 100;
+
+/** Keys deleted per transaction when a run goes (etcd refuses a txn of more than 128 operations). */
+const DELETES_PER_TXN = 100;
+
 export class RunManager {
   private readonly live = new Map<string, LiveRun>();
   private readonly log: (line: string) => void;
@@ -157,7 +174,8 @@ export class RunManager {
   /** Ends the store watches (run requests, cancels, followers of other masters' runs). */
   private readonly stopping = new AbortController();
 
-  constructor(private readonly store: Store, private readonly agents: AgentHub, log?: (line: string) => void, private readonly owners?: AgentOwners) {
+  constructor(private readonly store: Store, private readonly agents: AgentHub, log?: (line: string) => void, private readonly owners?: AgentOwners,
+    private readonly retention: Retention = { keepRuns: DEFAULT_KEEP_RUNS }) {
     this.log = log ?? (() => undefined);
   }
 
@@ -218,6 +236,7 @@ export class RunManager {
    * master is asked to cancel, until stop(). Resolves once both watches are in place.
    */
   async serve(): Promise<void> {
+    this.prune();
     const owners = this.owners;
     if (!owners) return;
     const from = (await this.store.revision()) + 1;
@@ -338,6 +357,80 @@ export class RunManager {
     if (succeeded) this.log(`run ${id}: ${reason}: recorded as interrupted`);
   }
 
+  private pruning: Promise<void> | undefined;
+  private pruneAgain = false;
+
+  /**
+   * Removes, in the background, the finished runs beyond the retention (their records and
+   * events, in store transactions); at start and after each run ends. One pass at a time: a call
+   * during a pass makes one more pass after it.
+   */
+  prune(): void {
+    if (this.pruning) {
+      this.pruneAgain = true;
+      return;
+    }
+    this.pruning = (async () => {
+      do {
+        this.pruneAgain = false;
+        await this.prunePass();
+      } while (this.pruneAgain && !this.stopping.signal.aborted);
+    })().catch((err: unknown) => {
+      if (!this.stopping.signal.aborted) this.log(`removing old runs failed: ${(err as Error).message}`);
+    }).finally(() => (this.pruning = undefined));
+  }
+
+  private async prunePass(): Promise<void> {
+    const { keepRuns, keepDays } = this.retention;
+    const oldest = keepDays !== undefined ? Date.now() - keepDays * 86_400_000 : undefined;
+    const records: { kv: KeyValue; record: RunRecord }[] = [];
+    for (const kv of await this.store.list(RUN_KEYS.runs)) {
+      try {
+        records.push({ kv, record: JSON.parse(kv.value.toString('utf8')) as RunRecord });
+      } catch {
+        continue;
+      }
+    }
+    const ids = new Set(records.map((r) => r.record.id));
+    const doomed = new Set<string>();
+    // Newest first (ids sort as the runs were made): each target's newest finished runs are kept.
+    const seen = new Map<string, number>();
+    for (const { record } of [...records].reverse()) {
+      if (record.state !== 'finished' || record.part_of) continue;
+      const newest = record.targets.some((t) => (seen.get(t) ?? 0) < keepRuns);
+      for (const t of record.targets) seen.set(t, (seen.get(t) ?? 0) + 1);
+      const old = oldest !== undefined && Date.parse(record.finished ?? record.created) < oldest;
+      if (!newest || old) doomed.add(record.id);
+    }
+    let removed = 0;
+    for (const { kv, record } of records) {
+      if (record.state !== 'finished') continue;
+      // A part goes with the run it is part of (or once that run has gone).
+      const goes = record.part_of ? doomed.has(record.part_of) || !ids.has(record.part_of) : doomed.has(record.id);
+      if (!goes || this.stopping.signal.aborted) continue;
+      if (await this.remove(kv, record.id)) removed++;
+    }
+    if (removed > 0) this.log(`removed ${removed} old run${removed === 1 ? '' : 's'} (keeping the newest ${keepRuns} of each target${keepDays !== undefined ? `, none older than ${keepDays} days` : ''})`);
+  }
+
+  /**
+   * Deletes a finished run's events, then its record, each transaction only while the record is
+   * the one read (another master may be removing it too): a removal cut short leaves the record,
+   * and the next pass finishes it.
+   */
+  private async remove(kv: KeyValue, id: string): Promise<boolean> {
+    const unchanged: Compare = { key: kv.key, target: 'modRevision', op: '=', value: kv.modRevision };
+    const events = (await this.store.list(RUN_KEYS.events(id))).map((e) => e.key);
+    for (let i = 0; i < events.length; i += DELETES_PER_TXN) {
+      const { succeeded } = await this.store.txn([unchanged], events.slice(i, i + DELETES_PER_TXN).map((key) => ({ delete: key })));
+      if (!succeeded) return false;
+    }
+    const { succeeded } = await this.store.txn([unchanged], [{ delete: kv.key }]);
+    const live = this.live.get(id);
+    if (succeeded && live?.record.state === 'finished') this.live.delete(id);
+    return succeeded;
+  }
+
   /** Ends the store watches. */
   stop(): void {
     clearInterval(this.sweeper);
@@ -426,6 +519,7 @@ export class RunManager {
     void this.saveRecord(run);
     this.emit(run, { type: 'run', state: 'finished', ...(run.record.cancelled ? { cancelled: true } : {}), report: run.record.report });
     if (this.owners) this.queueWrite(run, 'its master', () => this.store.delete(OWNER_KEYS.runningRun(run.record.id)));
+    void run.writes.then(() => this.prune());
     // Finished runs beyond the newest few are followed from the store.
     const done = [...this.live.values()].filter((r) => r.record.state === 'finished');
     for (const old of done.slice(0, Math.max(0, done.length - KEEP_FINISHED))) {
@@ -566,6 +660,7 @@ export class RunManager {
   /** Waits for every run to finish and its record and events to be written. */
   async settled(): Promise<void> {
     await Promise.all([...this.live.values()].map((r) => r.done.then(() => r.writes)));
+    await this.pruning;
   }
 }
 
