@@ -83,7 +83,8 @@ describe('a master keeps the newest runs of each target and removes the rest (re
     await run('B1', { mode: 'facts', targets: ['ghost1', 'ghost2'] });
     // Newest first per target: web1 keeps W3, W2 (R0 is going); ghost1 keeps B1, G3; ghost2 keeps B1, H1.
     const kept = ['B1', 'G3', 'H1', 'R0', 'W2', 'W3'];
-    await waitUntil(async () => JSON.stringify(await listed()) === JSON.stringify(kept), async () => `the list to be ${kept.join(' ')}: ${(await listed()).join(' ')}`);
+    let now: string[] = [];
+    await waitUntil(async () => JSON.stringify(now = await listed()) === JSON.stringify(kept), () => `the list to be ${kept.join(' ')}: ${now.join(' ')}`);
     assert.deepEqual(await inStore(), { records: kept, events: kept });
     const gone = [...names].find(([, label]) => label === 'G1')![0];
     assert.equal((await api(master, token, 'GET', `/api/v1/runs/${gone}`)).status, 404);
@@ -92,7 +93,7 @@ describe('a master keeps the newest runs of each target and removes the rest (re
     // Let the held run end: web1 now has three finished runs, and R0 is the oldest of them.
     writeFileSync(gate, '');
     const r0 = [...names].find(([, label]) => label === 'R0')![0];
-    await waitUntil(async () => !(await listed()).includes('R0'), async () => `R0 to go once finished: ${(await listed()).join(' ')}`);
+    await waitUntil(async () => !(now = await listed()).includes('R0'), () => `R0 to go once finished: ${now.join(' ')}`);
     assert.equal((await api(master, token, 'GET', `/api/v1/runs/${r0}`)).status, 404);
     assert.deepEqual((await inStore()).events, ['B1', 'G3', 'H1', 'W2', 'W3']);
   });
@@ -109,7 +110,8 @@ describe('a master keeps the newest runs of each target and removes the rest (re
 
     master = await startMaster(dir, ports, undefined, { extraArgs: ['--keep-runs', '1', '--keep-days', '7'] });
     // web1 keeps W3; the newest run of ghost1 and of ghost2 is B1, which is older than 7 days: none of theirs is left.
-    await waitUntil(async () => JSON.stringify((await inStore()).records) === JSON.stringify(['W3']), async () => `only W3 to be left: ${(await inStore()).records.join(' ')}`);
+    let left: string[] = [];
+    await waitUntil(async () => JSON.stringify(left = (await inStore()).records) === JSON.stringify(['W3']), () => `only W3 to be left: ${left.join(' ')}`);
     assert.deepEqual(await inStore(), { records: ['W3'], events: ['W3'] });
     assert.deepEqual(await listed(), ['W3']);
   });

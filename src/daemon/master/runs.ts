@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { NodeResult, TargetReport } from '../../engine/engine.ts';
 import { summarize } from '../../engine/engine.ts';
-import type { Compare, KeyValue, Store } from '../../store/types.ts';
+import type { Compare, Store } from '../../store/types.ts';
 import { AGENT_NAME, AgentNotConnectedError, RUN_KEYS, type AgentHub } from './agents.ts';
 import { opOptionsSchema, type CommandReport, type OpOptions } from '../protocol.ts';
 import { OWNER_KEYS, type AgentOwners } from './owners.ts';
@@ -166,6 +166,24 @@ export const DEFAULT_KEEP_RUNS = 100;
 
 /** Keys deleted per transaction when a run goes (etcd refuses a txn of more than 128 operations). */
 const DELETES_PER_TXN = 100;
+/** How often retention reads every run record again (other masters' runs). */
+const FULL_READ_MS = 3_600_000;
+
+/** What retention needs to know of a run. */
+interface RunBrief {
+  targets: string[];
+  /** When it finished (ms); undefined while it has not. */
+  finished?: number;
+  part_of?: string;
+}
+
+function brief(record: RunRecord): RunBrief {
+  return {
+    targets: record.targets,
+    ...(record.state === 'finished' ? { finished: Date.parse(record.finished ?? record.created) } : {}),
+    ...(record.part_of ? { part_of: record.part_of } : {}),
+  };
+}
 
 export class RunManager {
   private readonly live = new Map<string, LiveRun>();
@@ -354,16 +372,24 @@ export class RunManager {
       { key: runningKey, target: 'value', op: '=', value: master },
       { key: kv.key, target: 'modRevision', op: '=', value: kv.modRevision },
     ], [{ put: kv.key, value: JSON.stringify(finished) }, { put: RUN_KEYS.event(id, seq), value: JSON.stringify(last) }, { delete: runningKey }]);
-    if (succeeded) this.log(`run ${id}: ${reason}: recorded as interrupted`);
+    if (succeeded) {
+      this.briefs.set(id, brief(finished));
+      this.log(`run ${id}: ${reason}: recorded as interrupted`);
+    }
   }
 
   private pruning: Promise<void> | undefined;
   private pruneAgain = false;
+  /** Every run this master knows, in brief: read whole from the store at start and every FULL_READ_MS, then kept up by its own runs. */
+  private readonly briefs = new Map<string, RunBrief>();
+  private lastFullRead = 0;
 
   /**
    * Removes, in the background, the finished runs beyond the retention (their records and
    * events, in store transactions); at start and after each run ends. One pass at a time: a call
-   * during a pass makes one more pass after it.
+   * during a pass makes one more pass after it. A pass decides from the briefs in memory (no run
+   * is read for it), except at start and once an hour, when every record is read again (runs other
+   * masters made meanwhile: until then they only make this master keep more, never fewer).
    */
   prune(): void {
     if (this.pruning) {
@@ -382,33 +408,42 @@ export class RunManager {
 
   private async prunePass(): Promise<void> {
     const { keepRuns, keepDays } = this.retention;
-    const oldest = keepDays !== undefined ? Date.now() - keepDays * 86_400_000 : undefined;
-    const records: { kv: KeyValue; record: RunRecord }[] = [];
-    for (const kv of await this.store.list(RUN_KEYS.runs)) {
-      try {
-        records.push({ kv, record: JSON.parse(kv.value.toString('utf8')) as RunRecord });
-      } catch {
-        continue;
+    const full = Date.now() - this.lastFullRead >= FULL_READ_MS;
+    if (full) {
+      this.lastFullRead = Date.now();
+      const read = new Map<string, RunBrief>();
+      for (const kv of await this.store.list(RUN_KEYS.runs)) {
+        try {
+          const record = JSON.parse(kv.value.toString('utf8')) as RunRecord;
+          read.set(record.id, brief(record));
+        } catch {
+          continue;
+        }
       }
+      // Runs of this master begun during the read are kept as they are.
+      for (const [id, b] of this.briefs) if (!read.has(id) && this.live.has(id)) read.set(id, b);
+      this.briefs.clear();
+      for (const [id, b] of read) this.briefs.set(id, b);
     }
-    const ids = new Set(records.map((r) => r.record.id));
-    const doomed = new Set<string>();
+    const oldest = keepDays !== undefined ? Date.now() - keepDays * 86_400_000 : undefined;
     // Newest first (ids sort as the runs were made): each target's newest finished runs are kept.
+    const ids = [...this.briefs.keys()].sort().reverse();
+    const doomed = new Set<string>();
     const seen = new Map<string, number>();
-    for (const { record } of [...records].reverse()) {
-      if (record.state !== 'finished' || record.part_of) continue;
-      const newest = record.targets.some((t) => (seen.get(t) ?? 0) < keepRuns);
-      for (const t of record.targets) seen.set(t, (seen.get(t) ?? 0) + 1);
-      const old = oldest !== undefined && Date.parse(record.finished ?? record.created) < oldest;
-      if (!newest || old) doomed.add(record.id);
+    for (const id of ids) {
+      const b = this.briefs.get(id)!;
+      if (b.finished === undefined || b.part_of) continue;
+      const newest = b.targets.some((t) => (seen.get(t) ?? 0) < keepRuns);
+      for (const t of b.targets) seen.set(t, (seen.get(t) ?? 0) + 1);
+      if (!newest || (oldest !== undefined && b.finished < oldest)) doomed.add(id);
     }
     let removed = 0;
-    for (const { kv, record } of records) {
-      if (record.state !== 'finished') continue;
-      // A part goes with the run it is part of (or once that run has gone).
-      const goes = record.part_of ? doomed.has(record.part_of) || !ids.has(record.part_of) : doomed.has(record.id);
-      if (!goes || this.stopping.signal.aborted) continue;
-      if (await this.remove(kv, record.id)) removed++;
+    for (const id of ids.reverse()) {
+      const b = this.briefs.get(id)!;
+      if (b.finished === undefined || this.stopping.signal.aborted) continue;
+      // A part goes with the run it is part of, or (seen on a full read) once that run has gone.
+      const goes = b.part_of ? doomed.has(b.part_of) || (full && !this.briefs.has(b.part_of)) : doomed.has(id);
+      if (goes && (await this.remove(id))) removed++;
     }
     if (removed > 0) this.log(`removed ${removed} old run${removed === 1 ? '' : 's'} (keeping the newest ${keepRuns} of each target${keepDays !== undefined ? `, none older than ${keepDays} days` : ''})`);
   }
@@ -418,7 +453,17 @@ export class RunManager {
    * the one read (another master may be removing it too): a removal cut short leaves the record,
    * and the next pass finishes it.
    */
-  private async remove(kv: KeyValue, id: string): Promise<boolean> {
+  private async remove(id: string): Promise<boolean> {
+    const kv = await this.store.get(RUN_KEYS.run(id));
+    if (!kv) {
+      this.briefs.delete(id);
+      return false;
+    }
+    try {
+      if ((JSON.parse(kv.value.toString('utf8')) as RunRecord).state !== 'finished') return false;
+    } catch {
+      // Not a record this code wrote: it goes like a finished one.
+    }
     const unchanged: Compare = { key: kv.key, target: 'modRevision', op: '=', value: kv.modRevision };
     const events = (await this.store.list(RUN_KEYS.events(id))).map((e) => e.key);
     for (let i = 0; i < events.length; i += DELETES_PER_TXN) {
@@ -426,9 +471,10 @@ export class RunManager {
       if (!succeeded) return false;
     }
     const { succeeded } = await this.store.txn([unchanged], [{ delete: kv.key }]);
-    const live = this.live.get(id);
-    if (succeeded && live?.record.state === 'finished') this.live.delete(id);
-    return succeeded;
+    if (!succeeded) return false;
+    this.briefs.delete(id);
+    if (this.live.get(id)?.record.state === 'finished') this.live.delete(id);
+    return true;
   }
 
   /** Ends the store watches. */
@@ -440,6 +486,7 @@ export class RunManager {
   private async begin(record: RunRecord, request: RunRequest): Promise<void> {
     const run = new LiveRun(record);
     this.live.set(record.id, run);
+    this.briefs.set(record.id, brief(record));
     this.emit(run, { type: 'run', state: 'queued' });
     const owners = this.owners;
     if (owners) this.queueWrite(run, 'its master', () => this.store.put(OWNER_KEYS.runningRun(record.id), owners.id));
@@ -519,6 +566,7 @@ export class RunManager {
     void this.saveRecord(run);
     this.emit(run, { type: 'run', state: 'finished', ...(run.record.cancelled ? { cancelled: true } : {}), report: run.record.report });
     if (this.owners) this.queueWrite(run, 'its master', () => this.store.delete(OWNER_KEYS.runningRun(run.record.id)));
+    this.briefs.set(run.record.id, brief(run.record));
     void run.writes.then(() => this.prune());
     // Finished runs beyond the newest few are followed from the store.
     const done = [...this.live.values()].filter((r) => r.record.state === 'finished');
