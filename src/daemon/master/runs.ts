@@ -15,7 +15,14 @@
  * handed to that master whole, by a run-request key it watches; it runs there under the same id,
  * writing its record and events to the store, where this master reads and follows them. So the
  * run goes on if the master it was asked of dies, and every master's API reports it. Cancelling
- * such a run writes a cancel key every master watches.
+ * such a run writes a cancel key every master watches. A run whose agents are connected to
+ * different masters is split: this master runs its own agents' targets and hands each other
+ * master a part (a run of its own, `part_of` this one) whose events and outcomes it follows from
+ * the store into this run's.
+ *
+ * A run not finished is named, with the master running it, under OWNER_KEYS.running: when that
+ * master dies, another (or it, started again) records the run interrupted. Finished runs beyond
+ * the retention are removed (prune).
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -49,6 +56,13 @@ export interface CommandOutcome {
 
 export type TargetOutcome = TargetReport | FactsOutcome | CommandOutcome;
 
+/** A part of a run, run by another master (the one holding these targets' agents) under an id of its own. */
+export interface RunPart {
+  id: string;
+  runs_on: string;
+  targets: string[];
+}
+
 export interface RunRecord {
   id: string;
   mode: RunMode;
@@ -68,6 +82,8 @@ export interface RunRecord {
   interrupted?: string;
   /** Several masters: this run is the part of run `part_of` whose agents another master holds (not listed on its own). */
   part_of?: string;
+  /** Several masters: the parts of this run other masters run, each over the targets whose agents it holds. */
+  parts?: RunPart[];
   started?: string;
   finished?: string;
   /** Once finished: the §12 report (`targets` one per requested target, in order). */
@@ -127,15 +143,9 @@ const runHandOver = z.strictObject({
   options: opOptionsSchema,
   argv: z.array(z.string()).min(1).optional(),
   revision: z.string().optional(),
+  /** The run this is a part of (a run split over several masters). */
+  part_of: z.string().regex(RUN_ID).optional(),
 });
-
-/** The agents of a run are connected to more than one master: it cannot go to one of them. */
-export class SplitFleetError extends Error {
-  constructor(readonly where: Map<string, string[]>) {
-    super(`the targets are connected to different masters (${[...where].map(([m, t]) => `${t.join(', ')} on ${m}`).join('; ')}): request a run of each master's targets on its own`);
-    this.name = 'SplitFleetError';
-  }
-}
 
 /** A run this master is running or ran lately: its events in memory, for followers. */
 class LiveRun {
@@ -199,8 +209,9 @@ export class RunManager {
 
   /**
    * Records the run and starts it, here or (several masters) on the one master its agents are
-   * connected to; resolves with its id once the record is in the store. Throws SplitFleetError
-   * when its agents are connected to different masters.
+   * connected to; resolves with its id once the record is in the store. A run whose agents are
+   * connected to different masters is split: this master runs it, its own agents' targets
+   * itself and each other master's as a part handed to that master, and reports it as one.
    */
   async start(request: RunRequest): Promise<string> {
     const now = new Date();
@@ -209,28 +220,29 @@ export class RunManager {
       ...(request.requestedBy ? { requested_by: request.requestedBy } : {}),
       ...(request.revision ? { revision: request.revision } : {}),
     };
-    const elsewhere = await this.placement(request.targets);
-    if (elsewhere) {
-      await this.handOver(elsewhere, record, request);
+    const where = await this.placement(request.targets);
+    const [only] = where.keys();
+    if (where.size === 1 && only !== this.owners!.id) {
+      await this.handOver(only!, record, request);
       return record.id;
     }
+    const parts = [...where].filter(([master]) => master !== this.owners!.id).map(([master, targets]): RunPart => ({ id: newRunId(now), runs_on: master, targets }));
+    if (parts.length > 0) record.parts = parts;
     await this.begin(record, request);
     return record.id;
   }
 
-  /** The other master to hand the run to, or undefined to run it here. */
-  private async placement(targets: string[]): Promise<string | undefined> {
-    if (!this.owners) return undefined;
+  /** The live masters holding the run's targets' agents (this one's id included), each with its targets. */
+  private async placement(targets: string[]): Promise<Map<string, string[]>> {
     const where = new Map<string, string[]>();
+    if (!this.owners) return where;
     for (const name of targets) {
       const owner = this.agents.isConnected(name) ? this.owners.id : await this.owners.ownerOf(name);
       // Connected nowhere: it ends unreachable wherever the run goes.
       if (owner === undefined) continue;
       where.set(owner, [...(where.get(owner) ?? []), name]);
     }
-    if (where.size > 1) throw new SplitFleetError(where);
-    const [only] = where.keys();
-    return only !== undefined && only !== this.owners.id ? only : undefined;
+    return where;
   }
 
   private async handOver(master: string, record: RunRecord, request: RunRequest): Promise<void> {
@@ -241,6 +253,7 @@ export class RunManager {
     const handOver: z.infer<typeof runHandOver> = {
       id: record.id, created: record.created, mode: request.mode, targets: request.targets, options: request.options,
       ...(record.requested_by ? { requested_by: record.requested_by } : {}),
+      ...(record.part_of ? { part_of: record.part_of } : {}),
       ...(request.compiled ? { compiled: Object.fromEntries(request.compiled) } : {}),
       ...(request.argv ? { argv: request.argv } : {}),
       ...(request.revision ? { revision: request.revision } : {}),
@@ -275,6 +288,7 @@ export class RunManager {
         id: handOver.id, mode: handOver.mode, targets: handOver.targets, state: 'queued', created: handOver.created, runs_on: owners.id,
         ...(handOver.requested_by ? { requested_by: handOver.requested_by } : {}),
         ...(handOver.revision ? { revision: handOver.revision } : {}),
+        ...(handOver.part_of ? { part_of: handOver.part_of } : {}),
       };
       await this.begin(record, {
         mode: handOver.mode, targets: handOver.targets, options: handOver.options as OpOptions,
@@ -505,13 +519,72 @@ export class RunManager {
     this.emit(run, { type: 'run', state: 'running' });
     await this.saveRecord(run);
     const signal = run.controller.signal;
+    const parts = new Map((run.record.parts ?? []).map((part) => [part, this.runPart(run, request, part, signal)] as const));
+    const partOf = (name: string) => [...parts].find(([part]) => part.targets.includes(name));
     const outcomes = await Promise.all(request.targets.map(async (name): Promise<TargetOutcome> => {
-      const outcome = await this.runTarget(run, request, name, signal);
+      const part = partOf(name);
+      const outcome = part ? (await part[1]).get(name)! : await this.runTarget(run, request, name, signal);
       this.emit(run, { type: 'target', target: name, phase: 'finished', outcome });
       return outcome;
     }));
     this.finish(run, outcomes, started);
     await run.writes;
+  }
+
+  /**
+   * Hands `part` of `run` to the master holding its agents, and follows it from the store: its
+   * events become this run's (renumbered), its outcomes this run's for those targets. Cancelling
+   * `run` cancels the part on its master; a master that dies mid-part leaves it interrupted
+   * (sweep), which ends it here too.
+   */
+  private async runPart(run: LiveRun, request: RunRequest, part: RunPart, signal: AbortSignal): Promise<Map<string, TargetOutcome>> {
+    const { record } = run;
+    const compiled = request.compiled ? new Map([...request.compiled].filter(([name]) => part.targets.includes(name))) : undefined;
+    await this.handOver(part.runs_on, {
+      id: part.id, mode: record.mode, targets: part.targets, state: 'queued', created: record.created, part_of: record.id,
+      ...(record.requested_by ? { requested_by: record.requested_by } : {}),
+      ...(record.revision ? { revision: record.revision } : {}),
+    }, { ...request, targets: part.targets, ...(compiled ? { compiled } : {}) });
+    const cancel = () => void this.store.put(OWNER_KEYS.cancel(part.id), new Date().toISOString())
+      .catch((err: unknown) => this.log(`run ${record.id}: cannot cancel its part ${part.id}: ${(err as Error).message}`));
+    if (signal.aborted) cancel();
+    else signal.addEventListener('abort', cancel, { once: true });
+    const outcomes = new Map<string, TargetOutcome>();
+    const nodes = new Map<string, NodeResult[]>();
+    let ended = `master ${part.runs_on} ended its part of the run (${part.id}) without an outcome for this target`;
+    await new Promise<void>((resolve) => {
+      // This master stopping ends the following (close() cancelled the run first: the part was told).
+      const stopped = () => {
+        ended = `this master stopped before its part of the run on master ${part.runs_on} (${part.id}) ended`;
+        resolve();
+      };
+      this.stopping.signal.addEventListener('abort', stopped, { once: true });
+      this.followStored(part.id, 0, (e) => {
+        if (e.type === 'run') {
+          // A part recorded interrupted (its master died) has outcomes only in its report.
+          for (const outcome of e.report?.targets ?? []) if (!outcomes.has(outcome.name)) outcomes.set(outcome.name, outcome);
+          return;
+        }
+        if (e.type === 'target' && e.phase === 'finished') {
+          outcomes.set(e.target, e.outcome);
+          return;
+        }
+        if (e.type === 'node') nodes.set(e.target, [...(nodes.get(e.target) ?? []), e.node]);
+        const { seq: _seq, ...event } = e;
+        this.emit(run, event);
+      }, () => {
+        this.stopping.signal.removeEventListener('abort', stopped);
+        resolve();
+      }).catch((err: unknown) => {
+        ended = `following its part of the run on master ${part.runs_on} (${part.id}) failed: ${(err as Error).message}`;
+        resolve();
+      });
+    });
+    signal.removeEventListener('abort', cancel);
+    // The part has ended: a cancel for it has been acted on, or is too late.
+    if (signal.aborted) await this.store.delete(OWNER_KEYS.cancel(part.id)).catch(() => undefined);
+    for (const name of part.targets) if (!outcomes.has(name)) outcomes.set(name, unreachableOutcome(record.mode, name, nodes.get(name) ?? [], ended));
+    return outcomes;
   }
 
   private async runTarget(run: LiveRun, request: RunRequest, name: string, signal: AbortSignal): Promise<TargetOutcome> {
@@ -608,8 +681,10 @@ export class RunManager {
   /** The newest runs first, without their reports' nodes (a list, not every run's detail). */
   async list(limit = 100): Promise<(Omit<RunRecord, 'report'> & { summary?: RunSummary })[]> {
     const kvs = await this.store.list(RUN_KEYS.runs);
-    return kvs.slice(-limit).reverse().map((kv) => {
-      const record = this.live.get(kv.key.slice(RUN_KEYS.runs.length))?.record ?? JSON.parse(kv.value.toString('utf8')) as RunRecord;
+    // A part of a run is not a run of its own to the user: the run it is part of is listed.
+    const records = kvs.map((kv) => this.live.get(kv.key.slice(RUN_KEYS.runs.length))?.record ?? JSON.parse(kv.value.toString('utf8')) as RunRecord)
+      .filter((r) => !r.part_of);
+    return records.slice(-limit).reverse().map((record) => {
       const { report, ...rest } = record;
       return report ? { ...rest, summary: runSummary(report) } : rest;
     });
