@@ -18,7 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import { cairnBin, tempDir, CAIRN } from './helpers/cli.ts';
 import { etcdUnavailable, startEtcdCluster, type EtcdCluster } from './helpers/etcd.ts';
 import {
-  api, enrolAgent, masterJson, readEvents, startAgent, startMaster, type CairnProcess, type RunningMaster,
+  api, CairnProcess, enrolAgent, masterJson, readEvents, startAgent, startMaster, type RunningMaster,
 } from './helpers/master-processes.ts';
 import { waitUntil } from './helpers/wait.ts';
 
@@ -188,9 +188,17 @@ describe('several masters on one etcd cluster (real processes)', { skip }, () =>
     assert.equal(posted.status, 202, JSON.stringify(posted.json));
     const { id } = posted.json as { id: string };
     await readEvents(b, token, id, undefined, (e) => e.event === 'log' && String(e.data.data).includes('started'));
-    // A run A runs itself (beta is A's agent), held at its gate when A dies.
-    const own = await api(a, token, 'POST', '/api/v1/runs', { mode: 'run', targets: ['beta'], argv: gated('three') });
-    const ownId = (own.json as { id: string }).id;
+    // A run A runs itself (beta is A's agent), asked of B by the CLI and held at its gate when A dies.
+    const site = join(dir, 'site-beta');
+    mkdirSync(site);
+    writeFileSync(join(site, 'cairn.yaml'), `master: ${b.apiUrl}\ntargets:\n  beta:\n    executor: agent\n`);
+    const cli = new CairnProcess(['run', '--master-ca', b.caFile, '--site', site, '-t', 'beta', '--', ...gated('three')], { CAIRN_TOKEN: token });
+    let ownId = '';
+    await waitUntil(async () => {
+      const runs = ((await api(b, token, 'GET', '/api/v1/runs')).json as { runs: (Run & { targets: string[] })[] }).runs;
+      ownId = runs.find((r) => r.state !== 'finished' && r.targets.join() === 'beta')?.id ?? '';
+      return ownId !== '';
+    }, () => `the CLI's run to be asked for: ${cli.stderr}`);
     await readEvents(b, token, ownId, undefined, (e) => e.event === 'log' && String(e.data.data).includes('started'));
     const aId = masterId('a-state');
     a.process.child.kill('SIGKILL');
@@ -202,6 +210,9 @@ describe('several masters on one etcd cluster (real processes)', { skip }, () =>
     assert.deepEqual(ownRun!.report!.targets.map((t) => [t.name, t.status, t.error]), [['beta', 'unreachable', ownRun!.interrupted]]);
     const listed = ((await api(b, token, 'GET', '/api/v1/runs')).json as { runs: Run[] }).runs.find((r) => r.id === ownId);
     assert.equal(listed?.interrupted, ownRun!.interrupted);
+    // The CLI following it through B says so: the target unreachable, with the reason; exit 3.
+    assert.equal(await cli.exited, 3, cli.stderr + cli.stdout);
+    assert.ok(cli.stdout.includes(`beta: UNREACHABLE: master ${b.apiUrl} could not be reached: ${ownRun!.interrupted}`), cli.stdout);
     assert.equal((await runOn(b, id)).state, 'running', 'the run B holds goes on');
     writeFileSync(gate('two'), '');
     writeFileSync(gate('three'), '');

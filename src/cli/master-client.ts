@@ -104,7 +104,7 @@ export interface TargetInfo {
 }
 
 type RunEvent =
-  | { seq: number; type: 'run'; state: string; cancelled?: boolean }
+  | { seq: number; type: 'run'; state: string; cancelled?: boolean; report?: { targets: ({ name: string } & Record<string, unknown>)[] } }
   | { seq: number; type: 'target'; target: string; phase: 'started' }
   | { seq: number; type: 'target'; target: string; phase: 'finished'; outcome: Record<string, unknown> }
   | { seq: number; type: 'node'; target: string; node: NodeResult }
@@ -259,6 +259,9 @@ export class MasterClient {
           else options.onLog?.(event.ref ?? name, event.data);
         } else if (event.type === 'target' && event.phase === 'finished' && event.target === name) {
           report = event.outcome as unknown as TargetReport;
+        } else if (event.type === 'run' && event.state === 'finished') {
+          // A run recorded interrupted (the master running it died) has this target's outcome only in its report.
+          report ??= event.report?.targets.find((t) => t.name === name) as unknown as TargetReport | undefined;
         }
       });
       return report ?? summarize(name, nodes, `master ${this.url} finished run ${runId} without a report for ${name}`);
@@ -289,6 +292,7 @@ export class MasterClient {
       await this.follow(id, (event) => {
         if (event.type === 'log' && event.target === name && (event.stream === 'stdout' || event.stream === 'stderr')) onOutput?.(event.stream, event.data);
         else if (event.type === 'target' && event.phase === 'finished' && event.target === name) outcome = event.outcome;
+        else if (event.type === 'run' && event.state === 'finished') outcome ??= event.report?.targets.find((t) => t.name === name) as typeof outcome;
       });
     } finally {
       cancel?.signal.removeEventListener('abort', stop);
