@@ -45,6 +45,8 @@ describe('several masters on one etcd cluster (real processes)', { skip }, () =>
   let b: RunningMaster;
   let token: string;
   const agents: CairnProcess[] = [];
+  /** The newest run of each target, once the runs are done (retention keeps them). */
+  const newest: string[] = [];
   const gate = (name: string) => join(dir, `gate-${name}`);
   /** A command that says it started, waits for the test to open its gate, then says done. */
   const gated = (name: string) => ['sh', '-c', `echo started; while [ ! -e ${gate(name)} ]; do sleep 0.05; done; echo done`];
@@ -230,5 +232,25 @@ describe('several masters on one etcd cluster (real processes)', { skip }, () =>
     const report = (await runOn(b, factsId)).report!.targets[0]!;
     assert.equal(report.status, 'unreachable');
     assert.match(report.error ?? '', /agent beta is not connected/);
+    newest.push(id, factsId);
+  });
+
+  test('retention over several masters: B started again with --keep-runs 1 keeps each target\'s newest run; split runs\' parts go with them', HANG, async () => {
+    assert.equal(await b.process.stop(), 0);
+    b = await startMaster(join(dir, 'b'), undefined, undefined, { store: cluster.url, stateDir: join(dir, 'b-state'), extraArgs: ['--keep-runs', '1'] });
+    const { openStore } = await import('../src/store/index.ts');
+    const store = await openStore(cluster.url);
+    let left: string[] = [];
+    try {
+      // Every run but alpha's and beta's newest (the parts of the split runs among them) goes, with its events.
+      await waitUntil(async () => {
+        left = (await store.list('/cairn/master/runs/')).map((kv) => kv.key.split('/').at(-1)!).sort();
+        return JSON.stringify(left) === JSON.stringify([...newest].sort());
+      }, () => `only ${newest.join(', ')} to be left: ${left.join(', ')}\n${b.process.stderr}`);
+      const events = new Set((await store.list('/cairn/master/run-events/')).map((kv) => kv.key.split('/').at(-2)!));
+      assert.deepEqual([...events].sort(), [...newest].sort());
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -453,8 +453,9 @@ export class RunManager {
     }
     let removed = 0;
     for (const id of ids.reverse()) {
-      const b = this.briefs.get(id)!;
-      if (b.finished === undefined || this.stopping.signal.aborted) continue;
+      // Gone already when it was a part of a run removed before it.
+      const b = this.briefs.get(id);
+      if (b?.finished === undefined || this.stopping.signal.aborted) continue;
       // A part goes with the run it is part of, or (seen on a full read) once that run has gone.
       const goes = b.part_of ? doomed.has(b.part_of) || (full && !this.briefs.has(b.part_of)) : doomed.has(id);
       if (goes && (await this.remove(id))) removed++;
@@ -473,8 +474,11 @@ export class RunManager {
       this.briefs.delete(id);
       return false;
     }
+    let parts: RunPart[] = [];
     try {
-      if ((JSON.parse(kv.value.toString('utf8')) as RunRecord).state !== 'finished') return false;
+      const record = JSON.parse(kv.value.toString('utf8')) as RunRecord;
+      if (record.state !== 'finished') return false;
+      parts = record.parts ?? [];
     } catch {
       // Not a record this code wrote: it goes like a finished one.
     }
@@ -488,6 +492,8 @@ export class RunManager {
     if (!succeeded) return false;
     this.briefs.delete(id);
     if (this.live.get(id)?.record.state === 'finished') this.live.delete(id);
+    // Its parts (other masters ran them) go with it.
+    for (const part of parts) if (RUN_ID.test(part.id)) await this.remove(part.id);
     return true;
   }
 
