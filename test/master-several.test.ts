@@ -5,8 +5,11 @@
  * A run asked of master A for an agent connected to master B goes to B through a run-request
  * key; A's API and event stream report it live from the store, and `cairn apply` through A
  * converges it; cancelling it on A cancels it on
- * B; when A is killed mid-run the run goes on and B's API reports it; a killed master's claims on
- * its agents run out, so runs are no longer handed to it.
+ * B; a run over agents of both masters is split, each part run by the master holding its agents,
+ * and reported as one run (cancelled as one too); when A is killed mid-run the run goes on and
+ * B's API reports it, while the run A itself was running is recorded interrupted by B once A's
+ * liveness runs out; a killed master's claims on its agents run out, so runs are no longer
+ * handed to it.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,7 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import { cairnBin, tempDir, CAIRN } from './helpers/cli.ts';
 import { etcdUnavailable, startEtcdCluster, type EtcdCluster } from './helpers/etcd.ts';
 import {
-  api, enrolAgent, masterJson, readEvents, startAgent, startMaster, type CairnProcess, type RunningMaster,
+  api, CairnProcess, enrolAgent, masterJson, readEvents, startAgent, startMaster, type RunningMaster,
 } from './helpers/master-processes.ts';
 import { waitUntil } from './helpers/wait.ts';
 
@@ -28,7 +31,10 @@ interface Run {
   id: string;
   state: string;
   cancelled?: boolean;
+  interrupted?: string;
   runs_on?: string;
+  part_of?: string;
+  parts?: { id: string; runs_on: string; targets: string[] }[];
   report?: { targets: { name: string; status: string; stdout: string; exit_code: number | null; error?: string }[] };
 }
 
@@ -39,6 +45,8 @@ describe('several masters on one etcd cluster (real processes)', { skip }, () =>
   let b: RunningMaster;
   let token: string;
   const agents: CairnProcess[] = [];
+  /** The newest run of each target, once the runs are done (retention keeps them). */
+  const newest: string[] = [];
   const gate = (name: string) => join(dir, `gate-${name}`);
   /** A command that says it started, waits for the test to open its gate, then says done. */
   const gated = (name: string) => ['sh', '-c', `echo started; while [ ! -e ${gate(name)} ]; do sleep 0.05; done; echo done`];
@@ -110,10 +118,59 @@ describe('several masters on one etcd cluster (real processes)', { skip }, () =>
     assert.equal(readFileSync(join(root, 'motd'), 'utf8'), 'through A\n');
   });
 
-  test('a run mixing agents of both masters is refused with 409 naming where each is', HANG, async () => {
-    const r = await api(a, token, 'POST', '/api/v1/runs', { mode: 'facts', targets: ['alpha', 'beta'] });
-    assert.equal(r.status, 409, JSON.stringify(r.json));
-    assert.match(JSON.stringify(r.json), /alpha on .*beta on|beta on .*alpha on/);
+  /** The id a master runs under (its state folder's master-id). */
+  const masterId = (state: string) => readFileSync(join(dir, state, 'master-id'), 'utf8').trim();
+
+  test('a run over agents of both masters is split: each part on the master holding its agents, one run with every target', HANG, async () => {
+    const posted = await api(a, token, 'POST', '/api/v1/runs', { mode: 'run', targets: ['alpha', 'beta'], argv: ['sh', '-c', 'echo "ran on $0"', 'agent'] });
+    assert.equal(posted.status, 202, JSON.stringify(posted.json));
+    const { id } = posted.json as { id: string };
+    const events = await readEvents(a, token, id, undefined, (e) => e.event === 'run' && e.data.state === 'finished');
+    assert.deepEqual(events.map((e) => e.id), events.map((_, i) => i + 1), 'one stream, every event once, in order');
+    const finished = (phase: string) => events.filter((e) => e.event === 'target' && e.data.phase === phase).map((e) => e.data.target).sort();
+    assert.deepEqual([finished('started'), finished('finished')], [['alpha', 'beta'], ['alpha', 'beta']]);
+    const run = await runOn(a, id);
+    assert.deepEqual(run.report!.targets.map((t) => [t.name, t.status, t.stdout]), [['alpha', 'ok', 'ran on agent\n'], ['beta', 'ok', 'ran on agent\n']]);
+    // beta is A's own; alpha's part went to B, under an id of its own that B ran and recorded.
+    assert.equal(run.parts?.length, 1, JSON.stringify(run));
+    const part = run.parts![0]!;
+    assert.deepEqual([part.runs_on, part.targets], [masterId('b-state'), ['alpha']]);
+    const onB = await runOn(b, part.id);
+    assert.deepEqual([onB.part_of, onB.runs_on, onB.state], [id, masterId('b-state'), 'finished']);
+    // One run as the user sees it: the list shows the run, not its part, on either master.
+    for (const m of [a, b]) {
+      const ids = ((await api(m, token, 'GET', '/api/v1/runs')).json as { runs: Run[] }).runs.map((r) => r.id);
+      assert.ok(ids.includes(id) && !ids.includes(part.id), JSON.stringify(ids));
+    }
+    assert.deepEqual(await runOn(b, id), run, 'both masters report the same run');
+  });
+
+  test('cancelling a split run cancels each part on its master', HANG, async () => {
+    const posted = await api(b, token, 'POST', '/api/v1/runs', { mode: 'run', targets: ['alpha', 'beta'], argv: gated('split') });
+    const { id } = posted.json as { id: string };
+    await readEvents(b, token, id, undefined, (e, all) => all.filter((x) => x.event === 'log' && String(x.data.data).includes('started')).length === 2);
+    const cancel = await api(a, token, 'POST', `/api/v1/runs/${id}/cancel`);
+    assert.equal(cancel.status, 202, JSON.stringify(cancel.json));
+    await readEvents(a, token, id, undefined, (e) => e.event === 'run' && e.data.state === 'finished');
+    const run = await runOn(a, id);
+    assert.equal(run.cancelled, true);
+    assert.deepEqual(run.report!.targets.map((t) => [t.name, t.stdout.includes('done')]), [['alpha', false], ['beta', false]]);
+    const part = await runOn(a, run.parts![0]!.id);
+    assert.equal(part.cancelled, true, 'the part on the other master was cancelled there');
+    writeFileSync(gate('split'), '');
+  });
+
+  test('cairn apply through master A over agents of both masters: one report with every target', HANG, async () => {
+    const site = join(dir, 'site-both');
+    mkdirSync(join(site, 'states'), { recursive: true });
+    const target = (name: string) => `  ${name}:\n    executor: agent\n    state_dir: ${join(dir, `state-both-${name}`)}\n    run: [motd]\n`;
+    writeFileSync(join(site, 'cairn.yaml'), `master: ${a.apiUrl}\ntargets:\n${target('alpha')}${target('beta')}`);
+    writeFileSync(join(site, 'states/motd.yaml'), `motd:\n  - file: ${dir}/both-<%= it.target.name %>\n    content: "both\\n"\n`);
+    const r = cairnBin(['apply', '--master-ca', a.caFile, '--site', site, '-t', 'alpha', '-t', 'beta', '--json'], dir, { CAIRN_TOKEN: token });
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    const report = JSON.parse(r.stdout) as { targets: { name: string; status: string; counts: { changed: number } }[] };
+    assert.deepEqual(report.targets.map((t) => [t.name, t.status, t.counts.changed]), [['alpha', 'ok', 1], ['beta', 'ok', 1]]);
+    for (const name of ['alpha', 'beta']) assert.equal(readFileSync(join(dir, `both-${name}`), 'utf8'), 'both\n');
   });
 
   test('cancelling on A a run that B runs cancels it on B', HANG, async () => {
@@ -128,14 +185,39 @@ describe('several masters on one etcd cluster (real processes)', { skip }, () =>
     assert.notEqual(run.report!.targets[0]!.stdout, 'started\ndone\n');
   });
 
-  test('master A killed mid-run: the run goes on on B, whose API reports it; A\'s claims run out', HANG, async () => {
+  test('master A killed mid-run: the run goes on on B, whose API reports it; A\'s own run ends interrupted; A\'s claims run out', HANG, async () => {
     const posted = await api(a, token, 'POST', '/api/v1/runs', { mode: 'run', targets: ['alpha'], argv: gated('two') });
     assert.equal(posted.status, 202, JSON.stringify(posted.json));
     const { id } = posted.json as { id: string };
     await readEvents(b, token, id, undefined, (e) => e.event === 'log' && String(e.data.data).includes('started'));
+    // A run A runs itself (beta is A's agent), asked of B by the CLI and held at its gate when A dies.
+    const site = join(dir, 'site-beta');
+    mkdirSync(site);
+    writeFileSync(join(site, 'cairn.yaml'), `master: ${b.apiUrl}\ntargets:\n  beta:\n    executor: agent\n`);
+    const cli = new CairnProcess(['run', '--master-ca', b.caFile, '--site', site, '-t', 'beta', '--', ...gated('three')], { CAIRN_TOKEN: token });
+    let ownId = '';
+    await waitUntil(async () => {
+      const runs = ((await api(b, token, 'GET', '/api/v1/runs')).json as { runs: (Run & { targets: string[] })[] }).runs;
+      ownId = runs.find((r) => r.state !== 'finished' && r.targets.join() === 'beta')?.id ?? '';
+      return ownId !== '';
+    }, () => `the CLI's run to be asked for: ${cli.stderr}`);
+    await readEvents(b, token, ownId, undefined, (e) => e.event === 'log' && String(e.data.data).includes('started'));
+    const aId = masterId('a-state');
     a.process.child.kill('SIGKILL');
     await a.process.exited;
+    // Once A's liveness record expires, B records A's run interrupted; B's own run is not disturbed.
+    let ownRun: Run | undefined;
+    await waitUntil(async () => (ownRun = await runOn(b, ownId)).state === 'finished', () => `B to record A's run interrupted: ${JSON.stringify(ownRun)}`);
+    assert.equal(ownRun!.interrupted, `the master running it (${aId}) stopped before the run finished`);
+    assert.deepEqual(ownRun!.report!.targets.map((t) => [t.name, t.status, t.error]), [['beta', 'unreachable', ownRun!.interrupted]]);
+    const listed = ((await api(b, token, 'GET', '/api/v1/runs')).json as { runs: Run[] }).runs.find((r) => r.id === ownId);
+    assert.equal(listed?.interrupted, ownRun!.interrupted);
+    // The CLI following it through B says so: the target unreachable, with the reason; exit 3.
+    assert.equal(await cli.exited, 3, cli.stderr + cli.stdout);
+    assert.ok(cli.stdout.includes(`beta: UNREACHABLE: master ${b.apiUrl} could not be reached: ${ownRun!.interrupted}`), cli.stdout);
+    assert.equal((await runOn(b, id)).state, 'running', 'the run B holds goes on');
     writeFileSync(gate('two'), '');
+    writeFileSync(gate('three'), '');
     const events = await readEvents(b, token, id, undefined, (e) => e.event === 'run' && e.data.state === 'finished');
     assert.deepEqual(events.map((e) => e.id), events.map((_, i) => i + 1));
     const run = await runOn(b, id);
@@ -150,5 +232,25 @@ describe('several masters on one etcd cluster (real processes)', { skip }, () =>
     const report = (await runOn(b, factsId)).report!.targets[0]!;
     assert.equal(report.status, 'unreachable');
     assert.match(report.error ?? '', /agent beta is not connected/);
+    newest.push(id, factsId);
+  });
+
+  test('retention over several masters: B started again with --keep-runs 1 keeps each target\'s newest run; split runs\' parts go with them', HANG, async () => {
+    assert.equal(await b.process.stop(), 0);
+    b = await startMaster(join(dir, 'b'), undefined, undefined, { store: cluster.url, stateDir: join(dir, 'b-state'), extraArgs: ['--keep-runs', '1'] });
+    const { openStore } = await import('../src/store/index.ts');
+    const store = await openStore(cluster.url);
+    let left: string[] = [];
+    try {
+      // Every run but alpha's and beta's newest (the parts of the split runs among them) goes, with its events.
+      await waitUntil(async () => {
+        left = (await store.list('/cairn/master/runs/')).map((kv) => kv.key.split('/').at(-1)!).sort();
+        return JSON.stringify(left) === JSON.stringify([...newest].sort());
+      }, () => `only ${newest.join(', ')} to be left: ${left.join(', ')}\n${b.process.stderr}`);
+      const events = new Set((await store.list('/cairn/master/run-events/')).map((kv) => kv.key.split('/').at(-2)!));
+      assert.deepEqual([...events].sort(), [...newest].sort());
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -12,6 +12,7 @@ import { nowMs } from '../lib/clock.ts';
 import { tagFilter } from './tags.ts';
 import type { ImageBuilder, ProgressUpdate } from '../resources/type.ts';
 import type { MasterFlags } from './master-client.ts';
+import { interruptible } from './interrupt.ts';
 
 export type { RunReport } from '../engine/run-target.ts';
 
@@ -215,31 +216,6 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
   const code = runExitCode(mode, reports, options.detailedExitcode ?? false);
   // An interrupted run did not do all it was asked, even when no node failed.
   return interrupt.signal.aborted && (code === ExitCode.ok || code === ExitCode.changesPending) ? ExitCode.nodesFailed : code;
-}
-
-/**
- * Ctrl-C (SIGINT) or SIGTERM during a run: the first cancels it (no node starts after it, and a
- * provider in the middle of a long operation, creating a jail, say, stops and removes what it
- * half made: ProviderContext.signal); a second ends the process at once, as without Cairn.
- */
-function interruptible(): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const signals = ['SIGINT', 'SIGTERM'] as const;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (controller.signal.aborted) {
-      // What is left listening (the run lock's release, lock-dir.ts) or the default ends it.
-      dispose();
-      process.kill(process.pid, signal);
-      return;
-    }
-    writeErr(`cairn: ${signal}: finishing the node under way (a long operation stops early and cleans up) and starting no other; ${signal} again ends at once\n`);
-    controller.abort();
-  };
-  const dispose = () => {
-    for (const s of signals) process.off(s, onSignal);
-  };
-  for (const s of signals) process.on(s, onSignal);
-  return { signal: controller.signal, dispose };
 }
 
 /**

@@ -104,7 +104,7 @@ export interface TargetInfo {
 }
 
 type RunEvent =
-  | { seq: number; type: 'run'; state: string; cancelled?: boolean }
+  | { seq: number; type: 'run'; state: string; cancelled?: boolean; report?: { targets: ({ name: string } & Record<string, unknown>)[] } }
   | { seq: number; type: 'target'; target: string; phase: 'started' }
   | { seq: number; type: 'target'; target: string; phase: 'finished'; outcome: Record<string, unknown> }
   | { seq: number; type: 'node'; target: string; node: NodeResult }
@@ -223,8 +223,18 @@ export class MasterClient {
    */
   async converge(compiled: Compiled, options: RunTargetOptions): Promise<TargetReport> {
     const name = compiled.run.target.name;
+    // Interrupted before the run was asked for: nothing is started.
+    if (options.signal?.aborted) return { ...summarize(name, []), status: 'skipped', reason: 'run cancelled' };
     let runId: string | undefined;
-    const cancel = () => void (runId && this.cancel(runId));
+    let cancelSent = false;
+    // Ctrl-C: the master cancels the run; the agent finishes the node under way and starts no
+    // other, and the events that follow say what ran.
+    const cancel = () => {
+      if (runId === undefined || cancelSent) return;
+      cancelSent = true;
+      options.onNotice?.(`${name}: cancelling run ${runId} on master ${this.url}: the agent finishes the node under way and starts no other`);
+      void this.cancel(runId);
+    };
     options.signal?.addEventListener('abort', cancel, { once: true });
     try {
       runId = await this.startRun({
@@ -236,6 +246,8 @@ export class MasterClient {
           ...(options.lockWaitMs ? { lock_wait_s: options.lockWaitMs / 1000 } : {}),
         },
       });
+      // Interrupted while the run was being asked for.
+      if (options.signal?.aborted) cancel();
       let report: TargetReport | undefined;
       const nodes: NodeResult[] = [];
       await this.follow(runId, (event) => {
@@ -247,6 +259,9 @@ export class MasterClient {
           else options.onLog?.(event.ref ?? name, event.data);
         } else if (event.type === 'target' && event.phase === 'finished' && event.target === name) {
           report = event.outcome as unknown as TargetReport;
+        } else if (event.type === 'run' && event.state === 'finished') {
+          // A run recorded interrupted (the master running it died) has this target's outcome only in its report.
+          report ??= event.report?.targets.find((t) => t.name === name) as unknown as TargetReport | undefined;
         }
       });
       return report ?? summarize(name, nodes, `master ${this.url} finished run ${runId} without a report for ${name}`);
@@ -258,14 +273,30 @@ export class MasterClient {
     }
   }
 
-  /** Runs one command on the agent through the master (`cairn run`), its output streamed to `onOutput`. */
-  async command(name: string, argv: string[], become: boolean, onOutput?: (stream: 'stdout' | 'stderr', text: string) => void): Promise<RunResult & { error?: string }> {
+  /**
+   * Runs one command on the agent through the master (`cairn run`), its output streamed to
+   * `onOutput`. Aborting `cancel` cancels the run on the master (the agent stops the command);
+   * `onCancel` is told the run's id when that is asked.
+   */
+  async command(name: string, argv: string[], become: boolean, onOutput?: (stream: 'stdout' | 'stderr', text: string) => void,
+    cancel?: { signal: AbortSignal; onCancel(runId: string): void }): Promise<RunResult & { error?: string }> {
     const id = await this.startRun({ mode: 'run', targets: [name], argv, ...(become ? { options: { become: true } } : {}) });
+    const stop = () => {
+      cancel!.onCancel(id);
+      void this.cancel(id);
+    };
+    if (cancel?.signal.aborted) stop();
+    else cancel?.signal.addEventListener('abort', stop, { once: true });
     let outcome: { status?: string; exit_code?: number | null; stdout?: string; stderr?: string; error?: string } | undefined;
-    await this.follow(id, (event) => {
-      if (event.type === 'log' && event.target === name && (event.stream === 'stdout' || event.stream === 'stderr')) onOutput?.(event.stream, event.data);
-      else if (event.type === 'target' && event.phase === 'finished' && event.target === name) outcome = event.outcome;
-    });
+    try {
+      await this.follow(id, (event) => {
+        if (event.type === 'log' && event.target === name && (event.stream === 'stdout' || event.stream === 'stderr')) onOutput?.(event.stream, event.data);
+        else if (event.type === 'target' && event.phase === 'finished' && event.target === name) outcome = event.outcome;
+        else if (event.type === 'run' && event.state === 'finished') outcome ??= event.report?.targets.find((t) => t.name === name) as typeof outcome;
+      });
+    } finally {
+      cancel?.signal.removeEventListener('abort', stop);
+    }
     if (!outcome || outcome.status === 'unreachable') throw new MasterUnreachable(this.url, outcome?.error ?? 'no outcome');
     return { code: outcome.exit_code ?? -1, stdout: outcome.stdout ?? '', stderr: outcome.stderr ?? '', ...(outcome.error ? { error: outcome.error } : {}) };
   }

@@ -3,7 +3,7 @@
  * enrolment tokens, API tokens and certificate inventory (all in the store, so any master of the
  * fleet serves them), and `cairn agent enrol|renew` on the agent's machine.
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ExitCode } from '../lib/errors.ts';
@@ -75,10 +75,12 @@ export function registerMasterCommands(program: Command): void {
     .option('--agent-listen <host:port>', 'the agent listener (mutual TLS)', '0.0.0.0:8641')
     .option('--name <dns-name>', "a name agents and browsers reach this master by, for its server certificate (repeatable; default: this host's name)", collect)
     .option('--forks <n>', 'ops (runs on agents) in flight at once', wholeNumber, 50)
-    .option('--stale-after <duration>', "a target whose last run is older than this shows as stale in the UI (90s, 30m, 1h, 7d)", duration, 86_400))
+    .option('--stale-after <duration>', "a target whose last run is older than this shows as stale in the UI (90s, 30m, 1h, 7d)", duration, 86_400)
+    .option('--keep-runs <n>', 'finished runs kept in the store for each target (older ones, with their events, are removed)', wholeNumber, 100)
+    .option('--keep-days <n>', 'also remove finished runs older than this many days (default: by count only)', wholeNumber))
     // `master token create --name N --store S`: a subcommand's options are its own.
     .enablePositionalOptions()
-    .action(async (options: StoreFlags & { state: string; listen: string; agentListen: string; name?: string[]; forks: number; staleAfter: number }) => {
+    .action(async (options: StoreFlags & MasterDaemonOptions) => {
       process.exitCode = await storeCommand(options, (store) => runMaster(store, options));
     });
 
@@ -368,19 +370,40 @@ function uiDirectory(): string | undefined {
 }
 
 /** Runs the master until SIGINT or SIGTERM. */
-async function runMaster(store: Store, options: { state: string; listen: string; agentListen: string; name?: string[]; forks: number; staleAfter: number }): Promise<number> {
+interface MasterDaemonOptions {
+  state: string;
+  listen: string;
+  agentListen: string;
+  name?: string[];
+  forks: number;
+  staleAfter: number;
+  keepRuns: number;
+  keepDays?: number;
+}
+
+async function runMaster(store: Store, options: MasterDaemonOptions): Promise<number> {
   const { createMaster } = await import('../daemon/master/server.ts');
   const { compileHeadFrom, headGroupsFrom } = await import('./master-compile.ts');
   const log = (line: string) => writeErr(`cairn master: ${line}\n`);
   const stateDir = resolve(options.state);
+  // This state folder's last master (its id written at its start): gone, since this one starts here.
+  const idFile = join(stateDir, 'master-id');
+  const previousId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : undefined;
   // The agent protocol and the run API; API runs sent without compiled runs compile the pushed head here.
-  const parts = await masterParts(store, { forks: options.forks, compileHead: compileHeadFrom(store, join(stateDir, 'work')), headGroups: headGroupsFrom(store, join(stateDir, 'work')), staleAfterSeconds: options.staleAfter, log });
+  const parts = await masterParts(store, {
+    forks: options.forks, compileHead: compileHeadFrom(store, join(stateDir, 'work')), headGroups: headGroupsFrom(store, join(stateDir, 'work')), staleAfterSeconds: options.staleAfter, log,
+    ...(previousId ? { previousId } : {}),
+    retention: { keepRuns: options.keepRuns, ...(options.keepDays !== undefined ? { keepDays: options.keepDays } : {}) },
+  });
   const master = await createMaster({
     routes: parts.routes, onAgentSocket: parts.onAgentSocket,
     store, stateDir, listen: options.listen, agentListen: options.agentListen,
     ...(options.name ? { names: options.name } : {}),
     log,
   });
+  const temp = `${idFile}.${process.pid}.tmp`;
+  writeFileSync(temp, `${parts.owners.id}\n`);
+  renameSync(temp, idFile);
   const host = (listen: string) => listen.replace(/:\d+$/, '');
   writeOut(`CA ${master.ca.hash}${master.caCreated ? ` (new, in ${stateDir})` : ''}\n`);
   writeOut(`agents: https://${host(options.agentListen)}:${master.agentPort}\n`);

@@ -7,7 +7,8 @@ import { commandLineArgv } from '../lib/shell.ts';
 import { UnreachableError, type Executor, type RunResult } from '../executors/types.ts';
 import { closeSessions, inParallel, openSessions } from './sessions.ts';
 import type { SelectedTarget } from './site-compiler.ts';
-import { stdoutIsTTY, writeOut } from './output.ts';
+import { stdoutIsTTY, writeErr, writeOut } from './output.ts';
+import { interruptible } from './interrupt.ts';
 import { masterFor, MasterError, MasterUnreachable, type MasterClient, type MasterFlags } from './master-client.ts';
 
 export interface AdHocOptions extends MasterFlags {
@@ -91,12 +92,15 @@ export async function adHoc(words: string[], options: AdHocOptions, sources: Map
   const printReady = () => {
     while (nextToPrint < sessions.length && results[nextToPrint]) writeOut(block(results[nextToPrint++]!));
   };
+  // A command an agent runs goes on without this process unless the master is told: Ctrl-C
+  // (or SIGTERM) cancels it there, and stops the other targets' commands as well.
+  const interrupt = sessions.some((s) => s.remote) ? interruptible('cancelling the command on each target (an agent\'s through its master)') : undefined;
   try {
     await inParallel(sessions, options.forks, async (session, i) => {
       const local = selected[i]!.settings.executor === 'local';
       results[i] = session.exec
-        ? await runOne(session.name, session.exec, options.become && local ? localBecome(argv) : argv, streamed)
-        : session.remote ? await runRemote(session.name, session.remote, argv, options.become ?? false, streamed)
+        ? await runOne(session.name, session.exec, options.become && local ? localBecome(argv) : argv, streamed, interrupt?.signal)
+        : session.remote ? await runRemote(session.name, session.remote, argv, options.become ?? false, streamed, interrupt?.signal)
         : { name: session.name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error: session.error ?? 'unreachable' };
       if (streamed) {
         const r = results[i];
@@ -104,18 +108,20 @@ export async function adHoc(words: string[], options: AdHocOptions, sources: Map
       } else if (!options.json) printReady();
     });
   } finally {
+    interrupt?.dispose();
     await closeSessions(sessions);
   }
   if (options.json) writeOut(`${JSON.stringify({ version: 1, targets: results }, null, 2)}\n`);
   if (results.some((r) => r.status === 'unreachable')) return ExitCode.unreachable;
-  return results.some((r) => r.status === 'failed') ? ExitCode.nodesFailed : ExitCode.ok;
+  // An interrupted command did not do all it was asked, even when it exited 0.
+  return results.some((r) => r.status === 'failed') || interrupt?.signal.aborted ? ExitCode.nodesFailed : ExitCode.ok;
 }
 
-async function runOne(name: string, exec: Executor, argv: string[], streamed: boolean): Promise<AdHocResult> {
+async function runOne(name: string, exec: Executor, argv: string[], streamed: boolean, signal?: AbortSignal): Promise<AdHocResult> {
   const lines = streamed ? new LineSplitter((text) => writeOut(prefixed(name, text))) : undefined;
   let r: RunResult;
   try {
-    r = await exec.run(argv, lines ? { onOutput: (_stream, text) => lines.push(text) } : {});
+    r = await exec.run(argv, { ...(signal ? { signal } : {}), ...(lines ? { onOutput: (_stream: 'stdout' | 'stderr', text: string) => lines.push(text) } : {}) });
   } catch (err) {
     // A target lost mid-command (the connection dropped) is unreachable, as in a converge.
     if (err instanceof UnreachableError) return { name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error: err.reason };
@@ -127,10 +133,11 @@ async function runOne(name: string, exec: Executor, argv: string[], streamed: bo
 }
 
 /** The command run by target `name`'s agent, through the master (`executor: agent`). */
-async function runRemote(name: string, master: MasterClient, argv: string[], become: boolean, streamed: boolean): Promise<AdHocResult> {
+async function runRemote(name: string, master: MasterClient, argv: string[], become: boolean, streamed: boolean, signal?: AbortSignal): Promise<AdHocResult> {
   const lines = streamed ? new LineSplitter((text) => writeOut(prefixed(name, text))) : undefined;
+  const cancel = signal ? { signal, onCancel: (runId: string) => writeErr(`${name}: cancelling run ${runId} on master ${master.url}: the agent stops the command\n`) } : undefined;
   try {
-    const r = await master.command(name, argv, become, lines ? (_stream, text) => lines.push(text) : undefined);
+    const r = await master.command(name, argv, become, lines ? (_stream, text) => lines.push(text) : undefined, cancel);
     return { name, status: r.code === 0 ? 'ok' : 'failed', exit_code: r.code, stdout: r.stdout, stderr: r.stderr, ...(r.error ? { error: r.error } : {}) };
   } catch (err) {
     if (err instanceof MasterUnreachable || err instanceof MasterError) return { name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error: err.message };

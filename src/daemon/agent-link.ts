@@ -181,7 +181,9 @@ export class AgentLink {
           this.name = frame.name;
           log(`connected to ${this.url} as ${frame.name}`);
         } else if (frame.type === 'cancel') {
-          this.ops.get(frame.re)?.abort();
+          const op = this.ops.get(frame.re);
+          if (op && !op.signal.aborted) log(`op ${frame.re}: cancelled by the master: finishing the node under way, starting no other`);
+          op?.abort();
         } else if (!welcomed) {
           socket.close(CloseCode.badMessage, 'op before welcome');
         } else {

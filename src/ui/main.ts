@@ -16,13 +16,13 @@ interface TargetRow { name: string; connected: boolean; agent_version?: string; 
 interface NodeResult { ref: string; id: string; status: string; action: string; reason?: string; diff?: string; error?: string; ms: number; changes?: string[] }
 interface TargetOutcome { name: string; status: string; counts?: Record<string, number>; nodes?: NodeResult[]; error?: string; stdout?: string; stderr?: string }
 interface RunRecord {
-  id: string; mode: string; targets: string[]; state: string; cancelled?: boolean; requested_by?: string; revision?: string;
+  id: string; mode: string; targets: string[]; state: string; cancelled?: boolean; interrupted?: string; requested_by?: string; revision?: string;
   created: string; started?: string; finished?: string;
   report?: { targets: TargetOutcome[] };
   summary?: { statuses: Record<string, string>; changed: number; failed: number };
 }
 type RunEvent =
-  | { seq: number; type: 'run'; state: string; cancelled?: boolean }
+  | { seq: number; type: 'run'; state: string; cancelled?: boolean; interrupted?: string }
   | { seq: number; type: 'target'; target: string; phase: 'started' }
   | { seq: number; type: 'target'; target: string; phase: 'finished'; outcome: TargetOutcome }
   | { seq: number; type: 'node'; target: string; node: NodeResult }
@@ -309,7 +309,7 @@ function runTable(runs: RunRecord[]): HTMLElement {
         h('td', {}, h('a', { href: `#/runs/${r.id}` }, r.id)),
         h('td', {}, r.mode),
         h('td', {}, r.targets.join(', ')),
-        h('td', {}, r.cancelled ? 'cancelled' : r.state),
+        h('td', r.interrupted ? { title: r.interrupted } : {}, r.interrupted ? 'interrupted' : r.cancelled ? 'cancelled' : r.state),
         h('td', {}, ...statuses.map((s) => badge(s))),
         h('td', {}, r.summary ? String(r.summary.changed) : ''),
         h('td', { class: 'muted' }, ago(r.started ?? r.created)),
@@ -371,14 +371,15 @@ async function runScreen(id: string): Promise<void> {
   };
   onlyChanged.addEventListener('change', filter);
 
-  const setState = (text: string, cancelled?: boolean) => {
-    state.replaceChildren(badge(cancelled ? 'cancelled' : text, text));
+  const setState = (text: string, cancelled?: boolean, interrupted?: string) => {
+    // Interrupted: the master running it stopped before it ended (the reason says which).
+    state.replaceChildren(badge(interrupted ? 'interrupted' : cancelled ? 'cancelled' : text, text), interrupted ? h('span', { class: 'muted' }, ` ${interrupted}`) : '');
     if (cancel) cancel.hidden = text === 'finished';
   };
-  setState(run.state, run.cancelled);
+  setState(run.state, run.cancelled, run.interrupted);
 
   const apply = (e: RunEvent) => {
-    if (e.type === 'run') setState(e.state, e.cancelled);
+    if (e.type === 'run') setState(e.state, e.cancelled, e.interrupted);
     else if (e.type === 'target' && e.phase === 'started') section(e.target).status.replaceChildren(badge('running'));
     else if (e.type === 'target' && e.phase === 'finished') {
       const s = section(e.target);
@@ -450,13 +451,14 @@ async function runsScreen(): Promise<void> {
   const { runs } = await api<{ runs: RunRecord[] }>('GET', '/runs?limit=500');
   const names = [...new Set(runs.flatMap((r) => r.targets))].sort();
   const target = h('select', { id: 'runs-target' }, h('option', { value: '' }, 'all'), ...names.map((n) => h('option', { value: n }, n)));
-  const status = h('select', { id: 'runs-status' }, ...['all', 'ok', 'failed', 'unreachable', 'skipped', 'running', 'cancelled'].map((s) => h('option', { value: s }, s)));
+  const status = h('select', { id: 'runs-status' }, ...['all', 'ok', 'failed', 'unreachable', 'skipped', 'running', 'cancelled', 'interrupted'].map((s) => h('option', { value: s }, s)));
   const changed = h('input', { type: 'checkbox', id: 'runs-changed' });
   const box = h('div');
   const render = () => {
     const rows = runs.filter((r) => (target.value === '' || r.targets.includes(target.value))
       && (status.value === 'all'
         || (status.value === 'running' ? r.state !== 'finished' : status.value === 'cancelled' ? r.cancelled === true
+          : status.value === 'interrupted' ? r.interrupted !== undefined
           : Object.values(r.summary?.statuses ?? {}).includes(status.value)))
       && (!changed.checked || (r.summary?.changed ?? 0) > 0));
     box.replaceChildren(h('p', { class: 'muted', role: 'status' }, `${rows.length} of ${runs.length} runs`), runTable(rows));

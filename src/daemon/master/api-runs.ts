@@ -19,7 +19,7 @@ import { MAX_FRAME_BYTES, opOptionsSchema } from '../protocol.ts';
 import { AGENT_NAME, type AgentHub } from './agents.ts';
 import { certificateRecord, MASTER_KEYS, readRecord } from './records.ts';
 import { HttpError, type Route, type RouteRequest } from './routes.ts';
-import { RUN_ID, SplitFleetError, type RunEvent, type RunManager, type RunRecord } from './runs.ts';
+import { RUN_ID, type RunEvent, type RunManager, type RunRecord } from './runs.ts';
 
 /**
  * Compiles targets of the pushed head revision with the facts given (the CLI's compiler, handed
@@ -236,9 +236,6 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
           ...(body.argv ? { argv: body.argv } : {}),
           ...(revision ? { revision } : {}),
           ...(req.user ? { requestedBy: req.user.name } : {}),
-        }).catch((err: unknown) => {
-          if (err instanceof SplitFleetError) throw new HttpError(409, err.message);
-          throw err;
         });
         return { status: 202, json: { id }, headers: { location: `/api/v1/runs/${id}` } };
       },

@@ -12,7 +12,7 @@ import { apiRunRoutes, type CompileHead, type HeadGroups } from './api-runs.ts';
 import type { AgentSocketHandler } from './agent-sockets.ts';
 import { AgentOwners } from './owners.ts';
 import type { Route } from './routes.ts';
-import { RunManager } from './runs.ts';
+import { RunManager, type Retention } from './runs.ts';
 
 export interface AgentPartsOptions {
   /** Ops in flight at once on this master (`--forks`). */
@@ -24,6 +24,13 @@ export interface AgentPartsOptions {
   /** A target whose last run is older than this many seconds shows as stale (`--stale-after`; 24 h). */
   staleAfterSeconds?: number;
   log?: (line: string) => void;
+  /**
+   * The id of the master that ran before this one from the same state folder (it was killed):
+   * its runs still said running are recorded interrupted at once, its agents' claims end.
+   */
+  previousId?: string;
+  /** How many finished runs the store keeps (`--keep-runs`, `--keep-days`; default the newest 100 of each target). */
+  retention?: Retention;
 }
 
 export interface AgentParts {
@@ -43,8 +50,9 @@ export async function agentParts(store: Store, options: AgentPartsOptions = {}):
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const owners = new AgentOwners(store, log);
   await owners.heartbeat();
+  if (options.previousId && (await owners.retire(options.previousId))) log(`the previous master of this state folder (${options.previousId}) is gone: its runs not finished are recorded interrupted`);
   const agents = new AgentHub({ store, owners, ...(options.forks ? { forks: options.forks } : {}), log });
-  const runs = new RunManager(store, agents, log, owners);
+  const runs = new RunManager(store, agents, log, owners, options.retention);
   await runs.serve();
   return {
     routes: apiRunRoutes({ store, agents, runs, ...(options.compileHead ? { compileHead: options.compileHead } : {}), ...(options.headGroups ? { headGroups: options.headGroups } : {}), ...(options.staleAfterSeconds ? { staleAfterSeconds: options.staleAfterSeconds } : {}) }),

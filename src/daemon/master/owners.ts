@@ -22,6 +22,9 @@ export const OWNER_KEYS = {
   /** Run requests for master `id` to run (several-masters.ts). */
   requests: (id: string) => `/cairn/master/run-requests/${id}/`,
   request: (id: string, run: string) => `/cairn/master/run-requests/${id}/${run}`,
+  /** Runs not finished, each naming the master that runs it (or is to): found when that master dies. */
+  running: '/cairn/master/running/',
+  runningRun: (run: string) => `/cairn/master/running/${run}`,
   /** A run to cancel, on whichever master runs it. */
   cancels: '/cairn/master/run-cancels/',
   cancel: (run: string) => `/cairn/master/run-cancels/${run}`,
@@ -67,6 +70,31 @@ export class AgentOwners {
     await this.store.txn([{ key: OWNER_KEYS.owner(agent), target: 'value', op: '=', value: this.id }], [{ delete: OWNER_KEYS.owner(agent) }]);
   }
 
+  /** How often the master checks for runs of masters that died (a third of the TTL). */
+  get checkEveryMs(): number {
+    return Math.max(200, Math.floor(this.ttlMs / 3));
+  }
+
+  /**
+   * A previous master of this state folder (this master started again after it was killed): its
+   * record is removed, so its claims and runs end now rather than when the record expires. Not
+   * when that process is still alive on this host (two masters given one state folder).
+   */
+  async retire(id: string): Promise<boolean> {
+    if (id === this.id || !MASTER_ID.test(id)) return false;
+    const kv = await this.store.get(OWNER_KEYS.master(id));
+    if (kv) {
+      try {
+        const record = JSON.parse(kv.value.toString('utf8')) as MasterAlive;
+        if (record.host === hostname() && record.pid !== process.pid && processAlive(record.pid) && record.expires > Date.now()) return false;
+      } catch {
+        // Not a record this code wrote: it goes.
+      }
+      await this.store.txn([{ key: kv.key, target: 'modRevision', op: '=', value: kv.modRevision }], [{ delete: kv.key }]);
+    }
+    return true;
+  }
+
   /** Whether master `id` said it is alive within the TTL. */
   async alive(id: string): Promise<boolean> {
     if (id === this.id) return true;
@@ -92,5 +120,14 @@ export class AgentOwners {
     clearInterval(this.timer);
     await this.beating;
     await this.store.delete(OWNER_KEYS.master(this.id)).catch(() => undefined);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -15,13 +15,20 @@
  * handed to that master whole, by a run-request key it watches; it runs there under the same id,
  * writing its record and events to the store, where this master reads and follows them. So the
  * run goes on if the master it was asked of dies, and every master's API reports it. Cancelling
- * such a run writes a cancel key every master watches.
+ * such a run writes a cancel key every master watches. A run whose agents are connected to
+ * different masters is split: this master runs its own agents' targets and hands each other
+ * master a part (a run of its own, `part_of` this one) whose events and outcomes it follows from
+ * the store into this run's.
+ *
+ * A run not finished is named, with the master running it, under OWNER_KEYS.running: when that
+ * master dies, another (or it, started again) records the run interrupted. Finished runs beyond
+ * the retention are removed (prune).
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { NodeResult, TargetReport } from '../../engine/engine.ts';
 import { summarize } from '../../engine/engine.ts';
-import type { Store } from '../../store/types.ts';
+import type { Compare, Store } from '../../store/types.ts';
 import { AGENT_NAME, AgentNotConnectedError, RUN_KEYS, type AgentHub } from './agents.ts';
 import { opOptionsSchema, type CommandReport, type OpOptions } from '../protocol.ts';
 import { OWNER_KEYS, type AgentOwners } from './owners.ts';
@@ -49,6 +56,13 @@ export interface CommandOutcome {
 
 export type TargetOutcome = TargetReport | FactsOutcome | CommandOutcome;
 
+/** A part of a run, run by another master (the one holding these targets' agents) under an id of its own. */
+export interface RunPart {
+  id: string;
+  runs_on: string;
+  targets: string[];
+}
+
 export interface RunRecord {
   id: string;
   mode: RunMode;
@@ -61,6 +75,15 @@ export interface RunRecord {
   created: string;
   /** Several masters: the id of the master that runs it, when it was asked of another one. */
   runs_on?: string;
+  /**
+   * Finished without its master: the master running it stopped (killed, cut off from the store)
+   * before the run ended, and another master (or it, started again) recorded it so.
+   */
+  interrupted?: string;
+  /** Several masters: this run is the part of run `part_of` whose agents another master holds (not listed on its own). */
+  part_of?: string;
+  /** Several masters: the parts of this run other masters run, each over the targets whose agents it holds. */
+  parts?: RunPart[];
   started?: string;
   finished?: string;
   /** Once finished: the §12 report (`targets` one per requested target, in order). */
@@ -69,7 +92,7 @@ export interface RunRecord {
 
 /** One event of a run, as the API streams it. */
 export type RunEvent =
-  | { seq: number; type: 'run'; state: RunState; cancelled?: boolean; report?: RunRecord['report'] }
+  | { seq: number; type: 'run'; state: RunState; cancelled?: boolean; interrupted?: string; report?: RunRecord['report'] }
   | { seq: number; type: 'target'; target: string; phase: 'started' }
   | { seq: number; type: 'target'; target: string; phase: 'finished'; outcome: TargetOutcome }
   | { seq: number; type: 'node'; target: string; node: NodeResult }
@@ -102,6 +125,13 @@ function newRunId(now: Date): string {
 
 type Listener = (event: RunEvent) => void;
 
+/** A target whose run ended without its agent's answer (gone, or its master stopped): unreachable, with the nodes it reported. */
+function unreachableOutcome(mode: RunMode, name: string, nodes: NodeResult[], error: string): TargetOutcome {
+  return mode === 'plan' || mode === 'apply'
+    ? summarize(name, nodes, error)
+    : mode === 'facts' ? { name, status: 'unreachable', error } : { name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error };
+}
+
 /** A run handed to another master, as its run-request key carries it. */
 const runHandOver = z.strictObject({
   id: z.string().regex(RUN_ID),
@@ -113,15 +143,9 @@ const runHandOver = z.strictObject({
   options: opOptionsSchema,
   argv: z.array(z.string()).min(1).optional(),
   revision: z.string().optional(),
+  /** The run this is a part of (a run split over several masters). */
+  part_of: z.string().regex(RUN_ID).optional(),
 });
-
-/** The agents of a run are connected to more than one master: it cannot go to one of them. */
-export class SplitFleetError extends Error {
-  constructor(readonly where: Map<string, string[]>) {
-    super(`the targets are connected to different masters (${[...where].map(([m, t]) => `${t.join(', ')} on ${m}`).join('; ')}): request a run of each master's targets on its own`);
-    this.name = 'SplitFleetError';
-  }
-}
 
 /** A run this master is running or ran lately: its events in memory, for followers. */
 class LiveRun {
@@ -138,6 +162,39 @@ class LiveRun {
 /** Finished runs kept in memory for followers; older ones are read back from the store. */
 const KEEP_FINISHED = 32;
 
+/**
+ * How many finished runs the store keeps (`cairn master --keep-runs N --keep-days D`): a run
+ * goes once it is older than `keepDays` days, or once each of its targets has `keepRuns` newer
+ * finished runs. A run not finished is never removed.
+ */
+export interface Retention {
+  keepRuns: number;
+  keepDays?: number;
+}
+
+export const DEFAULT_KEEP_RUNS = 100;
+
+/** Keys deleted per transaction when a run goes (etcd refuses a txn of more than 128 operations). */
+const DELETES_PER_TXN = 100;
+/** How often retention reads every run record again (other masters' runs). */
+const FULL_READ_MS = 3_600_000;
+
+/** What retention needs to know of a run. */
+interface RunBrief {
+  targets: string[];
+  /** When it finished (ms); undefined while it has not. */
+  finished?: number;
+  part_of?: string;
+}
+
+function brief(record: RunRecord): RunBrief {
+  return {
+    targets: record.targets,
+    ...(record.state === 'finished' ? { finished: Date.parse(record.finished ?? record.created) } : {}),
+    ...(record.part_of ? { part_of: record.part_of } : {}),
+  };
+}
+
 export class RunManager {
   private readonly live = new Map<string, LiveRun>();
   private readonly log: (line: string) => void;
@@ -145,14 +202,16 @@ export class RunManager {
   /** Ends the store watches (run requests, cancels, followers of other masters' runs). */
   private readonly stopping = new AbortController();
 
-  constructor(private readonly store: Store, private readonly agents: AgentHub, log?: (line: string) => void, private readonly owners?: AgentOwners) {
+  constructor(private readonly store: Store, private readonly agents: AgentHub, log?: (line: string) => void, private readonly owners?: AgentOwners,
+    private readonly retention: Retention = { keepRuns: DEFAULT_KEEP_RUNS }) {
     this.log = log ?? (() => undefined);
   }
 
   /**
    * Records the run and starts it, here or (several masters) on the one master its agents are
-   * connected to; resolves with its id once the record is in the store. Throws SplitFleetError
-   * when its agents are connected to different masters.
+   * connected to; resolves with its id once the record is in the store. A run whose agents are
+   * connected to different masters is split: this master runs it, its own agents' targets
+   * itself and each other master's as a part handed to that master, and reports it as one.
    */
   async start(request: RunRequest): Promise<string> {
     const now = new Date();
@@ -161,36 +220,40 @@ export class RunManager {
       ...(request.requestedBy ? { requested_by: request.requestedBy } : {}),
       ...(request.revision ? { revision: request.revision } : {}),
     };
-    const elsewhere = await this.placement(request.targets);
-    if (elsewhere) {
-      await this.handOver(elsewhere, record, request);
+    const where = await this.placement(request.targets);
+    const [only] = where.keys();
+    if (where.size === 1 && only !== this.owners!.id) {
+      await this.handOver(only!, record, request);
       return record.id;
     }
+    const parts = [...where].filter(([master]) => master !== this.owners!.id).map(([master, targets]): RunPart => ({ id: newRunId(now), runs_on: master, targets }));
+    if (parts.length > 0) record.parts = parts;
     await this.begin(record, request);
     return record.id;
   }
 
-  /** The other master to hand the run to, or undefined to run it here. */
-  private async placement(targets: string[]): Promise<string | undefined> {
-    if (!this.owners) return undefined;
+  /** The live masters holding the run's targets' agents (this one's id included), each with its targets. */
+  private async placement(targets: string[]): Promise<Map<string, string[]>> {
     const where = new Map<string, string[]>();
+    if (!this.owners) return where;
     for (const name of targets) {
       const owner = this.agents.isConnected(name) ? this.owners.id : await this.owners.ownerOf(name);
       // Connected nowhere: it ends unreachable wherever the run goes.
       if (owner === undefined) continue;
       where.set(owner, [...(where.get(owner) ?? []), name]);
     }
-    if (where.size > 1) throw new SplitFleetError(where);
-    const [only] = where.keys();
-    return only !== undefined && only !== this.owners.id ? only : undefined;
+    return where;
   }
 
   private async handOver(master: string, record: RunRecord, request: RunRequest): Promise<void> {
     const queued: RunRecord = { ...record, runs_on: master };
     await this.store.put(RUN_KEYS.run(record.id), JSON.stringify(queued));
+    // Should that master die before it ends the run, a master that sees it gone records the run interrupted.
+    await this.store.put(OWNER_KEYS.runningRun(record.id), master);
     const handOver: z.infer<typeof runHandOver> = {
       id: record.id, created: record.created, mode: request.mode, targets: request.targets, options: request.options,
       ...(record.requested_by ? { requested_by: record.requested_by } : {}),
+      ...(record.part_of ? { part_of: record.part_of } : {}),
       ...(request.compiled ? { compiled: Object.fromEntries(request.compiled) } : {}),
       ...(request.argv ? { argv: request.argv } : {}),
       ...(request.revision ? { revision: request.revision } : {}),
@@ -204,6 +267,7 @@ export class RunManager {
    * master is asked to cancel, until stop(). Resolves once both watches are in place.
    */
   async serve(): Promise<void> {
+    this.prune();
     const owners = this.owners;
     if (!owners) return;
     const from = (await this.store.revision()) + 1;
@@ -224,6 +288,7 @@ export class RunManager {
         id: handOver.id, mode: handOver.mode, targets: handOver.targets, state: 'queued', created: handOver.created, runs_on: owners.id,
         ...(handOver.requested_by ? { requested_by: handOver.requested_by } : {}),
         ...(handOver.revision ? { revision: handOver.revision } : {}),
+        ...(handOver.part_of ? { part_of: handOver.part_of } : {}),
       };
       await this.begin(record, {
         mode: handOver.mode, targets: handOver.targets, options: handOver.options as OpOptions,
@@ -251,17 +316,200 @@ export class RunManager {
     watchPrefix(OWNER_KEYS.cancels, cancelled);
     // Requests written before this master watched (it restarted under a new id: none for it).
     for (const kv of await this.store.list(OWNER_KEYS.requests(owners.id))) await take(kv.key, kv.value);
+    await this.sweep();
+    this.sweeper = setInterval(() => void this.sweep(), owners.checkEveryMs);
+    this.sweeper.unref();
+  }
+
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+
+  /**
+   * Records as interrupted the runs whose master is no longer alive (killed, cut off from the
+   * store, or this master's previous process): they would otherwise say `running` for ever. Their
+   * agents are not touched: an agent that lost its master stopped the op itself, and one another
+   * master now holds goes on with that master's runs.
+   */
+  sweep(): Promise<void> {
+    const owners = this.owners;
+    if (!owners) return Promise.resolve();
+    this.sweeping ??= (async () => {
+      for (const kv of await this.store.list(OWNER_KEYS.running)) {
+        const master = kv.value.toString('utf8');
+        if (master === owners.id || (await owners.alive(master))) continue;
+        await this.interrupted(kv.key.slice(OWNER_KEYS.running.length), master);
+      }
+    })().catch((err: unknown) => {
+      if (!this.stopping.signal.aborted) this.log(`looking for runs of masters that stopped failed: ${(err as Error).message}`);
+    }).finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+
+  /** Finishes run `id`, which master `master` ran until it stopped: one transaction, unless that master (or another sweep) wrote it meanwhile. */
+  private async interrupted(id: string, master: string): Promise<void> {
+    const runningKey = OWNER_KEYS.runningRun(id);
+    const kv = RUN_ID.test(id) ? await this.store.get(RUN_KEYS.run(id)) : undefined;
+    let record: RunRecord | undefined;
+    try {
+      record = kv ? JSON.parse(kv.value.toString('utf8')) as RunRecord : undefined;
+    } catch {
+      record = undefined;
+    }
+    if (!kv || !record || record.state === 'finished') {
+      await this.store.txn([{ key: runningKey, target: 'value', op: '=', value: master }], [{ delete: runningKey }]);
+      return;
+    }
+    const events: RunEvent[] = [];
+    for (const e of await this.store.list(RUN_KEYS.events(id))) {
+      try {
+        events.push(JSON.parse(e.value.toString('utf8')) as RunEvent);
+      } catch {
+        continue;
+      }
+    }
+    const reason = `the master running it (${master}) stopped before the run finished`;
+    const nodes = new Map<string, NodeResult[]>();
+    const outcomes = new Map<string, TargetOutcome>();
+    for (const e of events) {
+      if (e.type === 'node') nodes.set(e.target, [...(nodes.get(e.target) ?? []), e.node]);
+      else if (e.type === 'target' && e.phase === 'finished') outcomes.set(e.target, e.outcome);
+    }
+    const now = new Date().toISOString();
+    const report = {
+      version: 1 as const, mode: record.mode, started: record.started ?? record.created, finished: now,
+      targets: record.targets.map((name) => outcomes.get(name) ?? unreachableOutcome(record.mode, name, nodes.get(name) ?? [], reason)),
+    };
+    const finished: RunRecord = { ...record, state: 'finished', finished: now, interrupted: reason, report };
+    const seq = events.reduce((max, e) => Math.max(max, e.seq), 0) + 1;
+    const last: RunEvent = { seq, type: 'run', state: 'finished', interrupted: reason, report };
+    const { succeeded } = await this.store.txn([
+      { key: runningKey, target: 'value', op: '=', value: master },
+      { key: kv.key, target: 'modRevision', op: '=', value: kv.modRevision },
+    ], [{ put: kv.key, value: JSON.stringify(finished) }, { put: RUN_KEYS.event(id, seq), value: JSON.stringify(last) }, { delete: runningKey }]);
+    if (succeeded) {
+      this.briefs.set(id, brief(finished));
+      this.log(`run ${id}: ${reason}: recorded as interrupted`);
+    }
+  }
+
+  private pruning: Promise<void> | undefined;
+  private pruneAgain = false;
+  /** Every run this master knows, in brief: read whole from the store at start and every FULL_READ_MS, then kept up by its own runs. */
+  private readonly briefs = new Map<string, RunBrief>();
+  private lastFullRead = 0;
+
+  /**
+   * Removes, in the background, the finished runs beyond the retention (their records and
+   * events, in store transactions); at start and after each run ends. One pass at a time: a call
+   * during a pass makes one more pass after it. A pass decides from the briefs in memory (no run
+   * is read for it), except at start and once an hour, when every record is read again (runs other
+   * masters made meanwhile: until then they only make this master keep more, never fewer).
+   */
+  prune(): void {
+    if (this.pruning) {
+      this.pruneAgain = true;
+      return;
+    }
+    this.pruning = (async () => {
+      do {
+        this.pruneAgain = false;
+        await this.prunePass();
+      } while (this.pruneAgain && !this.stopping.signal.aborted);
+    })().catch((err: unknown) => {
+      if (!this.stopping.signal.aborted) this.log(`removing old runs failed: ${(err as Error).message}`);
+    }).finally(() => (this.pruning = undefined));
+  }
+
+  private async prunePass(): Promise<void> {
+    const { keepRuns, keepDays } = this.retention;
+    const full = Date.now() - this.lastFullRead >= FULL_READ_MS;
+    if (full) {
+      this.lastFullRead = Date.now();
+      const read = new Map<string, RunBrief>();
+      for (const kv of await this.store.list(RUN_KEYS.runs)) {
+        try {
+          const record = JSON.parse(kv.value.toString('utf8')) as RunRecord;
+          read.set(record.id, brief(record));
+        } catch {
+          continue;
+        }
+      }
+      // Runs of this master begun during the read are kept as they are.
+      for (const [id, b] of this.briefs) if (!read.has(id) && this.live.has(id)) read.set(id, b);
+      this.briefs.clear();
+      for (const [id, b] of read) this.briefs.set(id, b);
+    }
+    const oldest = keepDays !== undefined ? Date.now() - keepDays * 86_400_000 : undefined;
+    // Newest first (ids sort as the runs were made): each target's newest finished runs are kept.
+    const ids = [...this.briefs.keys()].sort().reverse();
+    const doomed = new Set<string>();
+    const seen = new Map<string, number>();
+    for (const id of ids) {
+      const b = this.briefs.get(id)!;
+      if (b.finished === undefined || b.part_of) continue;
+      const newest = b.targets.some((t) => (seen.get(t) ?? 0) < keepRuns);
+      for (const t of b.targets) seen.set(t, (seen.get(t) ?? 0) + 1);
+      if (!newest || (oldest !== undefined && b.finished < oldest)) doomed.add(id);
+    }
+    let removed = 0;
+    for (const id of ids.reverse()) {
+      // Gone already when it was a part of a run removed before it.
+      const b = this.briefs.get(id);
+      if (b?.finished === undefined || this.stopping.signal.aborted) continue;
+      // A part goes with the run it is part of, or (seen on a full read) once that run has gone.
+      const goes = b.part_of ? doomed.has(b.part_of) || (full && !this.briefs.has(b.part_of)) : doomed.has(id);
+      if (goes && (await this.remove(id))) removed++;
+    }
+    if (removed > 0) this.log(`removed ${removed} old run${removed === 1 ? '' : 's'} (keeping the newest ${keepRuns} of each target${keepDays !== undefined ? `, none older than ${keepDays} days` : ''})`);
+  }
+
+  /**
+   * Deletes a finished run's events, then its record, each transaction only while the record is
+   * the one read (another master may be removing it too): a removal cut short leaves the record,
+   * and the next pass finishes it.
+   */
+  private async remove(id: string): Promise<boolean> {
+    const kv = await this.store.get(RUN_KEYS.run(id));
+    if (!kv) {
+      this.briefs.delete(id);
+      return false;
+    }
+    let parts: RunPart[] = [];
+    try {
+      const record = JSON.parse(kv.value.toString('utf8')) as RunRecord;
+      if (record.state !== 'finished') return false;
+      parts = record.parts ?? [];
+    } catch {
+      // Not a record this code wrote: it goes like a finished one.
+    }
+    const unchanged: Compare = { key: kv.key, target: 'modRevision', op: '=', value: kv.modRevision };
+    const events = (await this.store.list(RUN_KEYS.events(id))).map((e) => e.key);
+    for (let i = 0; i < events.length; i += DELETES_PER_TXN) {
+      const { succeeded } = await this.store.txn([unchanged], events.slice(i, i + DELETES_PER_TXN).map((key) => ({ delete: key })));
+      if (!succeeded) return false;
+    }
+    const { succeeded } = await this.store.txn([unchanged], [{ delete: kv.key }]);
+    if (!succeeded) return false;
+    this.briefs.delete(id);
+    if (this.live.get(id)?.record.state === 'finished') this.live.delete(id);
+    // Its parts (other masters ran them) go with it.
+    for (const part of parts) if (RUN_ID.test(part.id)) await this.remove(part.id);
+    return true;
   }
 
   /** Ends the store watches. */
   stop(): void {
+    clearInterval(this.sweeper);
     this.stopping.abort();
   }
 
   private async begin(record: RunRecord, request: RunRequest): Promise<void> {
     const run = new LiveRun(record);
     this.live.set(record.id, run);
+    this.briefs.set(record.id, brief(record));
     this.emit(run, { type: 'run', state: 'queued' });
+    const owners = this.owners;
+    if (owners) this.queueWrite(run, 'its master', () => this.store.put(OWNER_KEYS.runningRun(record.id), owners.id));
     await this.saveRecord(run);
     run.done = this.execute(run, request).catch((err: unknown) => {
       // A bug, not a target's failure: logged with its stack, and the run still ends.
@@ -277,13 +525,72 @@ export class RunManager {
     this.emit(run, { type: 'run', state: 'running' });
     await this.saveRecord(run);
     const signal = run.controller.signal;
+    const parts = new Map((run.record.parts ?? []).map((part) => [part, this.runPart(run, request, part, signal)] as const));
+    const partOf = (name: string) => [...parts].find(([part]) => part.targets.includes(name));
     const outcomes = await Promise.all(request.targets.map(async (name): Promise<TargetOutcome> => {
-      const outcome = await this.runTarget(run, request, name, signal);
+      const part = partOf(name);
+      const outcome = part ? (await part[1]).get(name)! : await this.runTarget(run, request, name, signal);
       this.emit(run, { type: 'target', target: name, phase: 'finished', outcome });
       return outcome;
     }));
     this.finish(run, outcomes, started);
     await run.writes;
+  }
+
+  /**
+   * Hands `part` of `run` to the master holding its agents, and follows it from the store: its
+   * events become this run's (renumbered), its outcomes this run's for those targets. Cancelling
+   * `run` cancels the part on its master; a master that dies mid-part leaves it interrupted
+   * (sweep), which ends it here too.
+   */
+  private async runPart(run: LiveRun, request: RunRequest, part: RunPart, signal: AbortSignal): Promise<Map<string, TargetOutcome>> {
+    const { record } = run;
+    const compiled = request.compiled ? new Map([...request.compiled].filter(([name]) => part.targets.includes(name))) : undefined;
+    await this.handOver(part.runs_on, {
+      id: part.id, mode: record.mode, targets: part.targets, state: 'queued', created: record.created, part_of: record.id,
+      ...(record.requested_by ? { requested_by: record.requested_by } : {}),
+      ...(record.revision ? { revision: record.revision } : {}),
+    }, { ...request, targets: part.targets, ...(compiled ? { compiled } : {}) });
+    const cancel = () => void this.store.put(OWNER_KEYS.cancel(part.id), new Date().toISOString())
+      .catch((err: unknown) => this.log(`run ${record.id}: cannot cancel its part ${part.id}: ${(err as Error).message}`));
+    if (signal.aborted) cancel();
+    else signal.addEventListener('abort', cancel, { once: true });
+    const outcomes = new Map<string, TargetOutcome>();
+    const nodes = new Map<string, NodeResult[]>();
+    let ended = `master ${part.runs_on} ended its part of the run (${part.id}) without an outcome for this target`;
+    await new Promise<void>((resolve) => {
+      // This master stopping ends the following (close() cancelled the run first: the part was told).
+      const stopped = () => {
+        ended = `this master stopped before its part of the run on master ${part.runs_on} (${part.id}) ended`;
+        resolve();
+      };
+      this.stopping.signal.addEventListener('abort', stopped, { once: true });
+      this.followStored(part.id, 0, (e) => {
+        if (e.type === 'run') {
+          // A part recorded interrupted (its master died) has outcomes only in its report.
+          for (const outcome of e.report?.targets ?? []) if (!outcomes.has(outcome.name)) outcomes.set(outcome.name, outcome);
+          return;
+        }
+        if (e.type === 'target' && e.phase === 'finished') {
+          outcomes.set(e.target, e.outcome);
+          return;
+        }
+        if (e.type === 'node') nodes.set(e.target, [...(nodes.get(e.target) ?? []), e.node]);
+        const { seq: _seq, ...event } = e;
+        this.emit(run, event);
+      }, () => {
+        this.stopping.signal.removeEventListener('abort', stopped);
+        resolve();
+      }).catch((err: unknown) => {
+        ended = `following its part of the run on master ${part.runs_on} (${part.id}) failed: ${(err as Error).message}`;
+        resolve();
+      });
+    });
+    signal.removeEventListener('abort', cancel);
+    // The part has ended: a cancel for it has been acted on, or is too late.
+    if (signal.aborted) await this.store.delete(OWNER_KEYS.cancel(part.id)).catch(() => undefined);
+    for (const name of part.targets) if (!outcomes.has(name)) outcomes.set(name, unreachableOutcome(record.mode, name, nodes.get(name) ?? [], ended));
+    return outcomes;
   }
 
   private async runTarget(run: LiveRun, request: RunRequest, name: string, signal: AbortSignal): Promise<TargetOutcome> {
@@ -292,9 +599,7 @@ export class RunManager {
       : request.mode === 'facts' ? { name, status: 'skipped', error: reason } : { name, status: 'skipped', exit_code: null, stdout: '', stderr: '', error: reason });
     // The nodes the agent reported before it went away stay in the report.
     const nodes: NodeResult[] = [];
-    const unreachable = (error: string): TargetOutcome => (request.mode === 'plan' || request.mode === 'apply'
-      ? summarize(name, nodes, error)
-      : request.mode === 'facts' ? { name, status: 'unreachable', error } : { name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error });
+    const unreachable = (error: string): TargetOutcome => unreachableOutcome(request.mode, name, nodes, error);
     if (signal.aborted) return skipped('the run was cancelled before this target began');
     this.emit(run, { type: 'target', target: name, phase: 'started' });
     if (!this.agents.isConnected(name)) return unreachable(new AgentNotConnectedError(name).message);
@@ -339,6 +644,9 @@ export class RunManager {
     // then reads the finished record.
     void this.saveRecord(run);
     this.emit(run, { type: 'run', state: 'finished', ...(run.record.cancelled ? { cancelled: true } : {}), report: run.record.report });
+    if (this.owners) this.queueWrite(run, 'its master', () => this.store.delete(OWNER_KEYS.runningRun(run.record.id)));
+    this.briefs.set(run.record.id, brief(run.record));
+    void run.writes.then(() => this.prune());
     // Finished runs beyond the newest few are followed from the store.
     const done = [...this.live.values()].filter((r) => r.record.state === 'finished');
     for (const old of done.slice(0, Math.max(0, done.length - KEEP_FINISHED))) {
@@ -353,6 +661,12 @@ export class RunManager {
     run.writes = run.writes.then(() => this.store.put(RUN_KEYS.event(id, sequenced.seq), JSON.stringify(sequenced)))
       .then(() => undefined, (err: unknown) => this.log(`run ${id}: event ${sequenced.seq} not stored: ${(err as Error).message}`));
     for (const listener of run.listeners) listener(sequenced);
+  }
+
+  /** A store write of run `run`, after those before it; a failure is logged (`what` says what was not stored). */
+  private queueWrite(run: LiveRun, what: string, write: () => Promise<unknown>): Promise<void> {
+    run.writes = run.writes.then(write).then(() => undefined, (err: unknown) => this.log(`run ${run.record.id}: ${what} not stored: ${(err as Error).message}`));
+    return run.writes;
   }
 
   private saveRecord(run: LiveRun): Promise<void> {
@@ -373,8 +687,10 @@ export class RunManager {
   /** The newest runs first, without their reports' nodes (a list, not every run's detail). */
   async list(limit = 100): Promise<(Omit<RunRecord, 'report'> & { summary?: RunSummary })[]> {
     const kvs = await this.store.list(RUN_KEYS.runs);
-    return kvs.slice(-limit).reverse().map((kv) => {
-      const record = this.live.get(kv.key.slice(RUN_KEYS.runs.length))?.record ?? JSON.parse(kv.value.toString('utf8')) as RunRecord;
+    // A part of a run is not a run of its own to the user: the run it is part of is listed.
+    const records = kvs.map((kv) => this.live.get(kv.key.slice(RUN_KEYS.runs.length))?.record ?? JSON.parse(kv.value.toString('utf8')) as RunRecord)
+      .filter((r) => !r.part_of);
+    return records.slice(-limit).reverse().map((record) => {
       const { report, ...rest } = record;
       return report ? { ...rest, summary: runSummary(report) } : rest;
     });
@@ -473,6 +789,7 @@ export class RunManager {
   /** Waits for every run to finish and its record and events to be written. */
   async settled(): Promise<void> {
     await Promise.all([...this.live.values()].map((r) => r.done.then(() => r.writes)));
+    await this.pruning;
   }
 }
 
