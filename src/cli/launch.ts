@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { Script } from 'node:vm';
 import { POOL_SIZE_BY_LAUNCHER } from '../lib/command-env.ts';
 import { LENT_IMPORT, LENT_LOAD } from '../lib/dynamic-import.ts';
+import { TIERING_BY_LAUNCHER } from '../lib/tiering.ts';
 
 declare const __dirname: string;
 // This file's own require: the bundles lie beside it, so it resolves for them as their own would,
@@ -31,6 +32,10 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
   process.env.UV_THREADPOOL_SIZE = '16';
   (globalThis as { [POOL_SIZE_BY_LAUNCHER]?: boolean })[POOL_SIZE_BY_LAUNCHER] = true;
 }
+
+// Most runs are short: the CLI may turn V8's optimizing compiler off and keep its young
+// generation small, until a run proves long (lib/tiering.ts).
+(globalThis as { [TIERING_BY_LAUNCHER]?: boolean })[TIERING_BY_LAUNCHER] = true;
 
 // One cache per command and file: each holds the functions its command ran, not just the top level.
 const command = /^[a-z][a-z-]*$/.test(process.argv[2] ?? '') ? process.argv[2] : 'other';
