@@ -7,26 +7,35 @@
  * generation at its first size; a run that turns out long (a large compile) gets both back,
  * through `longWork()`. A run with almost nothing to do never loads node:v8 to set them.
  *
- * Only under the launcher (src/cli/launch.ts sets TIERING_BY_LAUNCHER): the flags are the
- * process's, and a process that runs Cairn in-process (tests, the API) keeps its own.
+ * Only under the launcher (src/cli/launch.ts marks the process): the flags are the process's, and
+ * a process that runs Cairn in-process (tests, the API) keeps its own. The state lives on the
+ * global object, which the launcher and the bundle share (each has its own copy of this module):
+ * V8 stamps a code cache with a hash of the flags it was made under and rejects it under others,
+ * so the launcher puts V8's defaults back (`defaultFlags()`) before it makes one at exit.
  */
-export const TIERING_BY_LAUNCHER = Symbol.for('cairn.tieringByLauncher');
+const TIERING = Symbol.for('cairn.tiering');
+
+type Phase = 'default' | 'short' | 'long';
+const state = globalThis as { [TIERING]?: Phase };
 
 const SHORT_RUN_FLAGS = ['--no-opt', '--semi-space-growth-factor=1'];
 /** V8's defaults. */
-const LONG_RUN_FLAGS = ['--opt', '--semi-space-growth-factor=2'];
-
-let phase: 'default' | 'short' | 'long' = 'default';
+const DEFAULT_FLAGS = ['--opt', '--semi-space-growth-factor=2'];
 
 function setFlags(flags: string[]): void {
   const v8 = process.getBuiltinModule('node:v8');
   for (const flag of flags) v8.setFlagsFromString(flag);
 }
 
+/** Called by the launcher: this process's V8 flags are Cairn's to set. */
+export function tieringByLauncher(): void {
+  state[TIERING] = 'default';
+}
+
 /** The run has work to do: the short-run flags, unless it has already proved long. */
 export function shortRun(): void {
-  if (phase !== 'default' || !(globalThis as { [TIERING_BY_LAUNCHER]?: boolean })[TIERING_BY_LAUNCHER]) return;
-  phase = 'short';
+  if (state[TIERING] !== 'default') return;
+  state[TIERING] = 'short';
   setFlags(SHORT_RUN_FLAGS);
 }
 
@@ -42,7 +51,24 @@ export function parsingYaml(length: number): void {
 
 /** Gives a long run V8's defaults back (once, and only when shortRun() changed them). */
 export function longWork(): void {
-  if (phase !== 'short') return;
-  phase = 'long';
-  setFlags(LONG_RUN_FLAGS);
+  if (state[TIERING] !== 'short') return;
+  state[TIERING] = 'long';
+  setFlags(DEFAULT_FLAGS);
+}
+
+/** V8's defaults again, as the run started with (for a code cache made now); a no-op when unchanged. */
+export function defaultFlags(): void {
+  if (state[TIERING] === 'short') setFlags(DEFAULT_FLAGS);
+  if (state[TIERING] !== undefined) state[TIERING] = 'default';
+}
+
+/** Runs `f` (the launcher reading a code cache) under V8's defaults, then puts the short-run flags back. */
+export function underDefaultFlags<T>(f: () => T): T {
+  if (state[TIERING] !== 'short') return f();
+  setFlags(DEFAULT_FLAGS);
+  try {
+    return f();
+  } finally {
+    setFlags(SHORT_RUN_FLAGS);
+  }
 }
