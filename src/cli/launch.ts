@@ -33,12 +33,14 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
   (globalThis as { [POOL_SIZE_BY_LAUNCHER]?: boolean })[POOL_SIZE_BY_LAUNCHER] = true;
 }
 
-// Most runs are short: the CLI may turn V8's optimizing compiler off and keep its young
-// generation small, until a run proves long (lib/tiering.ts).
-tieringByLauncher();
-
 // One cache per command and file: each holds the functions its command ran, not just the top level.
-const command = /^[a-z][a-z-]*$/.test(process.argv[2] ?? '') ? process.argv[2] : 'other';
+const command = /^[a-z][a-z-]*$/.test(process.argv[2] ?? '') ? process.argv[2]! : 'other';
+
+// Most runs are short: the CLI may turn V8's optimizing compiler off and keep its young
+// generation small, until a run proves long (lib/tiering.ts). Not in the daemons (agent, master):
+// they live on, and their code is worth optimizing.
+if (['apply', 'plan', 'show', 'export'].includes(command)) tieringByLauncher();
+
 /** Caches to write at exit: those missing or rejected (made at exit, they hold every function the run compiled). */
 const toCache: { script: Script; cacheFile: string }[] = [];
 

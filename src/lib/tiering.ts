@@ -7,8 +7,9 @@
  * generation at its first size; a run that turns out long (a large compile) gets both back,
  * through `longWork()`. A run with almost nothing to do never loads node:v8 to set them.
  *
- * Only under the launcher (src/cli/launch.ts marks the process): the flags are the process's, and
- * a process that runs Cairn in-process (tests, the API) keeps its own. The state lives on the
+ * Only under the launcher, for the one-shot commands that compile (src/cli/launch.ts marks the
+ * process for apply, plan, show and export; the agent and the master live on): the flags are the
+ * process's, and a process that runs Cairn in-process (tests, the API) keeps its own. The state lives on the
  * global object, which the launcher and the bundle share (each has its own copy of this module):
  * V8 stamps a code cache with a hash of the flags it was made under and rejects it under others,
  * so the launcher puts V8's defaults back (`defaultFlags()`) before it makes one at exit.
