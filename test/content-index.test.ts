@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { ContentIndex } from '../src/executors/content-index.ts';
 import { sha256Hex } from '../src/lib/digest.ts';
 import { fingerprint, fingerprintHex, murmur3Pair } from '../src/lib/fingerprint.ts';
-import { LocalExecutor } from '../src/executors/local.ts';
+import { DIRECT_COMPARES, LocalExecutor } from '../src/executors/local.ts';
 import { makeSite, runCli, tempDir } from './helpers/cli.ts';
 import { waitUntil } from './helpers/wait.ts';
 
@@ -120,11 +120,18 @@ test('the local executor records what it read, trusts it next time, and sees any
   const s = lstatSync(path);
   assert.deepEqual(saved.files[path], [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256Hex(Buffer.from('hello\n'))]);
 
-  // The index is trusted: an entry saying the file holds other bytes (of the same size) is believed.
+  // The index is trusted: an entry saying the file holds other bytes (of the same size) is
+  // believed, once a run has compared its first few small files byte for byte (those are read).
   const forged = { version: 4, files: { [path]: [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256Hex(Buffer.from('HELLO\n'))] } };
   writeFileSync(indexFile, JSON.stringify(forged));
-  assert.equal(await new LocalExecutor(options).holds(path, Buffer.from('HELLO\n')), true);
-  assert.equal(await new LocalExecutor(options).holds(path, Buffer.from('hello\n')), false);
+  const trusting = new LocalExecutor(options);
+  for (let i = 0; i < DIRECT_COMPARES; i++) {
+    assert.equal(await trusting.holds(path, Buffer.from(i % 2 ? 'hello\n' : 'HELLO\n')), i % 2 === 1, `compare ${i}: the file is read`);
+  }
+  assert.equal(await trusting.holds(path, Buffer.from('HELLO\n')), true);
+  assert.equal(await trusting.holds(path, Buffer.from('hello\n')), false);
+  await trusting.close();
+  assert.deepEqual(JSON.parse(readFileSync(indexFile, 'utf8')), forged, 'reading a file recorded with its stat records nothing');
   assert.equal(await new LocalExecutor(options).sha256(path), sha256Hex(Buffer.from('HELLO\n')));
   // ...and `--checksum` reads the file instead.
   const checking = new LocalExecutor({ contentIndex: { ...options.contentIndex, trust: false } });

@@ -106,3 +106,23 @@ test('the built command plans and applies the bundled example; a second apply ch
   assert.match(readFileSync(join(root, 'etc/webserver/sites/c.example.conf'), 'utf8'), /tls on;/);
   assert.deepEqual(counts(cairnBin(['apply', ...args])), { changed: 0, unchanged: 16, failed: 0, skipped: 0 });
 });
+
+test('code caches made by runs that change V8\'s flags (lib/tiering.ts) are accepted by the runs after them', () => {
+  const dir = installCopy();
+  const site = tempDir('cairn-launch-site-');
+  const root = tempDir('cairn-launch-root-');
+  writeFileSync(join(site, 'cairn.yaml'), `targets:\n  t:\n    executor: local\n    state_dir: ${join(root, 'state')}\n    run: [s]\nvars:\n  v: 1\n`);
+  mkdirSync(join(site, 'states'));
+  // 300 files: a compiled run of more than 64 KiB, so a converged run turns to the short-run flags too.
+  writeFileSync(join(site, 'states/s.yaml'), `s:\n<% for (let i = 0; i < 300; i++) { %>\n  - file: ${root}/f<%= i %>\n    content: "<%= it.vars.v %> <%= i %>\\n"\n<% } %>\n`);
+  const caches = ['.cairn-main.apply.v8-cache', '.cairn-vendor.apply.v8-cache'].map((f) => join(dir, f));
+  const stamps = () => caches.map((c) => statSync(c).mtimeMs);
+  const first = run(dir, ['apply', '--site', site]);
+  assert.equal(first.status, 0, first.stderr);
+  const made = stamps();
+  const converged = run(dir, ['apply', '--site', site]);
+  assert.match(converged.stdout, /0 changed, 300 unchanged/);
+  const recompiled = run(dir, ['apply', '--site', site, '--var', 'v=2']);
+  assert.match(recompiled.stdout, /300 changed, 0 unchanged/);
+  assert.deepEqual(stamps(), made, 'neither run rejected a cache and wrote it again');
+});

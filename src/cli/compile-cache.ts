@@ -26,6 +26,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { sweepOrphans } from '../executors/temp-names.ts';
 import { fingerprintHex } from '../lib/fingerprint.ts';
 import { PRIVATE_FILE, privateDir, privateFile } from '../lib/private-files.ts';
+import { shortRun } from '../lib/tiering.ts';
 
 declare const __CAIRN_BUILD__: string | undefined;
 
@@ -86,6 +87,8 @@ export interface Codec<T> {
   decode(bytes: Buffer): T;
 }
 
+/** A cached entry past this size holds a run with work to do (80 resources or so): lib/tiering.ts. */
+const SHORT_RUN_MIN_BYTES = 64 * 1024;
 const JSON_CODEC: Codec<unknown> = { encode: (v) => [JSON.stringify(v)], decode: (bytes) => JSON.parse(bytes.toString('utf8')) as unknown };
 
 export interface CacheInputs {
@@ -156,7 +159,10 @@ export class CompileCache {
       // The key on the first line, then the value as its codec wrote it.
       const bytes = readFileSync(path);
       this.makePrivate();
-      if (bytes.length > key.length && bytes.subarray(0, key.length).equals(key)) return codec.decode(bytes.subarray(key.length));
+      if (bytes.length > key.length && bytes.subarray(0, key.length).equals(key)) {
+        if (bytes.length > SHORT_RUN_MIN_BYTES) shortRun();
+        return codec.decode(bytes.subarray(key.length));
+      }
     } catch {
       // No entry yet, or an unreadable one: produce it.
     }

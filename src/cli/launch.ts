@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { Script } from 'node:vm';
 import { POOL_SIZE_BY_LAUNCHER } from '../lib/command-env.ts';
 import { LENT_IMPORT, LENT_LOAD } from '../lib/dynamic-import.ts';
+import { defaultFlags, tieringByLauncher, underDefaultFlags } from '../lib/tiering.ts';
 
 declare const __dirname: string;
 // This file's own require: the bundles lie beside it, so it resolves for them as their own would,
@@ -33,7 +34,13 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
 }
 
 // One cache per command and file: each holds the functions its command ran, not just the top level.
-const command = /^[a-z][a-z-]*$/.test(process.argv[2] ?? '') ? process.argv[2] : 'other';
+const command = /^[a-z][a-z-]*$/.test(process.argv[2] ?? '') ? process.argv[2]! : 'other';
+
+// Most runs are short: the CLI may turn V8's optimizing compiler off and keep its young
+// generation small, until a run proves long (lib/tiering.ts). Not in the daemons (agent, master):
+// they live on, and their code is worth optimizing.
+if (['apply', 'plan', 'show', 'export'].includes(command)) tieringByLauncher();
+
 /** Caches to write at exit: those missing or rejected (made at exit, they hold every function the run compiled). */
 const toCache: { script: Script; cacheFile: string }[] = [];
 
@@ -49,7 +56,8 @@ function runCached(file: string): unknown {
   }
   // esbuild writes ASCII (it escapes everything else), so latin1 reads it without a UTF-8 decode.
   const wrapper = `(function (exports, require, module, __filename, __dirname) {${readFileSync(path, 'latin1')}\n})`;
-  const script = new Script(wrapper, { filename: path, ...(cachedData ? { cachedData } : {}) });
+  // Checked against the flags its cache was made under: V8's defaults (lib/tiering.ts).
+  const script = underDefaultFlags(() => new Script(wrapper, { filename: path, ...(cachedData ? { cachedData } : {}) }));
   if (!cachedData || script.cachedDataRejected) toCache.push({ script, cacheFile });
   const module = { exports: {} };
   (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, require, module, path, __dirname);
@@ -57,6 +65,8 @@ function runCached(file: string): unknown {
 }
 
 process.once('exit', () => {
+  // A cache made under other flags than a run starts with would be rejected by every run.
+  if (toCache.length > 0) defaultFlags();
   for (const { script, cacheFile } of toCache) {
     // Atomic, and best effort: a read-only installation simply runs without a cache.
     const temp = `${cacheFile}.${process.pid}`;

@@ -42,42 +42,56 @@ async function localFactsOnce(): Promise<() => Record<string, unknown>> {
   return () => (thisMachine ??= localFacts());
 }
 
-export function program(): Command {
+/** The commands `program()` registers (test/cli-commands.test.ts checks the list against them). */
+export const COMMAND_NAMES = ['show', 'export', 'plan', 'apply', 'push', 'status', 'agent', 'master', 'facts', 'secret', 'run', 'provision', '__build-child', 'schema'] as const;
+type CommandName = (typeof COMMAND_NAMES)[number];
+
+/**
+ * The command line, with every command; with `only`, with that command alone: setting up the
+ * other commands' options (some 150) is a tenth of a converged run's own time, and a command
+ * never looks at its siblings.
+ */
+export function program(only?: CommandName): Command {
+  const want = (name: CommandName) => only === undefined || only === name;
   const cmd = new Command('cairn')
     .description('Describe how machines should be; Cairn converges them.')
     .version(CAIRN_VERSION)
     .exitOverride()
     .configureOutput({ writeOut, writeErr });
 
-  cmd.command('show')
-    .description('print the compiled StateRun and its graph for a target, without touching it')
-    .option('--site <dir>', 'the site folder', '.')
-    .option('-t, --target <name>', 'a target, group or glob (repeatable; default: all)', collect)
-    .option('--var <k=v>', 'set a variable (YAML scalar, or @file.yaml); repeatable', collect)
-    .option('--facts <file>', "use these facts instead of gathering them: one target's (YAML/JSON), or `cairn facts --json`'s")
-    .option('--json', 'print JSON')
-    .option('--tags <a,b>', 'mark the nodes a run with these tags would leave out', tagList)
-    .option('--skip-tags <a,b>', 'mark the nodes carrying these tags as left out', tagList)
-    .action(async (options: ShowOptions) => {
-      const { show } = await import('./show.ts');
-      process.exitCode = await show(options, sources, await localFactsOnce());
-    });
+  if (want('show')) {
+    cmd.command('show')
+      .description('print the compiled StateRun and its graph for a target, without touching it')
+      .option('--site <dir>', 'the site folder', '.')
+      .option('-t, --target <name>', 'a target, group or glob (repeatable; default: all)', collect)
+      .option('--var <k=v>', 'set a variable (YAML scalar, or @file.yaml); repeatable', collect)
+      .option('--facts <file>', "use these facts instead of gathering them: one target's (YAML/JSON), or `cairn facts --json`'s")
+      .option('--json', 'print JSON')
+      .option('--tags <a,b>', 'mark the nodes a run with these tags would leave out', tagList)
+      .option('--skip-tags <a,b>', 'mark the nodes carrying these tags as left out', tagList)
+      .action(async (options: ShowOptions) => {
+        const { show } = await import('./show.ts');
+        process.exitCode = await show(options, sources, await localFactsOnce());
+      });
+  }
 
-  cmd.command('export')
-    .description("write a target's run as one POSIX shell script (or cloud-config that runs it) that converges it with no Cairn")
-    .option('--site <dir>', 'the site folder', '.')
-    .option('-t, --target <name>', 'the target (exactly one)', collect)
-    .option('--var <k=v>', 'set a variable (YAML scalar, or @file.yaml); repeatable', collect)
-    .option('--facts <file>', "compile with these facts instead of gathering the target's: one target's (YAML/JSON), or `cairn facts --json`'s")
-    .option('--format <format>', 'sh (a POSIX script) or cloud-init (#cloud-config user data running it)', 'sh')
-    .option('-o, --output <file>', 'write it to this file (mode 0600: it holds every value of the run) instead of stdout')
-    .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
-    .action(async (options: ExportOptions) => {
-      const { exportTarget } = await import('./export.ts');
-      process.exitCode = await exportTarget(options, sources, await localFactsOnce());
-    });
+  if (want('export')) {
+    cmd.command('export')
+      .description("write a target's run as one POSIX shell script (or cloud-config that runs it) that converges it with no Cairn")
+      .option('--site <dir>', 'the site folder', '.')
+      .option('-t, --target <name>', 'the target (exactly one)', collect)
+      .option('--var <k=v>', 'set a variable (YAML scalar, or @file.yaml); repeatable', collect)
+      .option('--facts <file>', "compile with these facts instead of gathering the target's: one target's (YAML/JSON), or `cairn facts --json`'s")
+      .option('--format <format>', 'sh (a POSIX script) or cloud-init (#cloud-config user data running it)', 'sh')
+      .option('-o, --output <file>', 'write it to this file (mode 0600: it holds every value of the run) instead of stdout')
+      .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
+      .action(async (options: ExportOptions) => {
+        const { exportTarget } = await import('./export.ts');
+        process.exitCode = await exportTarget(options, sources, await localFactsOnce());
+      });
+  }
 
-  for (const mode of ['plan', 'apply'] as const) {
+  for (const mode of (['plan', 'apply'] as const).filter(want)) {
     const c = cmd.command(mode)
       .description(mode === 'plan' ? 'show what would change, changing nothing' : 'converge the targets')
       .option('--site <dir>', 'the site folder', '.')
@@ -179,145 +193,164 @@ export function program(): Command {
     .option('--store <url>', 'sqlite:<path> or etcd:<host:port,…> (default: $CAIRN_STORE, the store config, store: in cairn.yaml, else .cairn/store.db in the site)')
     .option('--store-config <file>', 'YAML with url: and credentials (ca, cert, key, user, password); default /etc/cairn/store.yaml');
 
-  storeOption(cmd.command('push')
-    .description('upload the site to the store as one revision (agents converge from it)')
-    .option('--site <dir>', 'the site folder', '.')
-    .option('--diff', 'show what changed since the stored revision, uploading nothing')
-    .option('--json', 'print JSON'))
-    .action(async (options: { site: string; store?: string; storeConfig?: string; diff?: boolean; json?: boolean }) => {
-      const { push } = await import('./store-commands.ts');
-      process.exitCode = await push(options, sources);
-    });
+  if (want('push')) {
+    storeOption(cmd.command('push')
+      .description('upload the site to the store as one revision (agents converge from it)')
+      .option('--site <dir>', 'the site folder', '.')
+      .option('--diff', 'show what changed since the stored revision, uploading nothing')
+      .option('--json', 'print JSON'))
+      .action(async (options: { site: string; store?: string; storeConfig?: string; diff?: boolean; json?: boolean }) => {
+        const { push } = await import('./store-commands.ts');
+        process.exitCode = await push(options, sources);
+      });
+  }
 
-  storeOption(cmd.command('status')
-    .description("list targets with their last run's revision, time and counts, from the store")
-    .option('--site <dir>', 'the site folder (for its store setting)', '.')
-    .option('--json', 'print JSON'))
-    .action(async (options: { site: string; store?: string; storeConfig?: string; json?: boolean }) => {
-      const { status } = await import('./store-commands.ts');
-      process.exitCode = await status(options);
-    });
+  if (want('status')) {
+    storeOption(cmd.command('status')
+      .description("list targets with their last run's revision, time and counts, from the store")
+      .option('--site <dir>', 'the site folder (for its store setting)', '.')
+      .option('--json', 'print JSON'))
+      .action(async (options: { site: string; store?: string; storeConfig?: string; json?: boolean }) => {
+        const { status } = await import('./store-commands.ts');
+        process.exitCode = await status(options);
+      });
+  }
 
-  const agentCommand = storeOption(cmd.command('agent')
-    .description("watch the store and converge this machine as target NAME whenever a new revision lands")
-    // Not a requiredOption: commander would then demand it of `agent enrol` and `agent renew` too.
-    .option('--name <target>', "this machine's target name in the site (required)")
-    .option('--once', 'converge the newest revision, then exit')
-    .option('--work-dir <dir>', 'where revisions are unpacked', '/var/lib/cairn/agent')
-    .option('--debounce <ms>', 'wait this long after a change for more before converging', '500')
-    .option('--lease-ttl <seconds>', 'how long the lease on the name outlives this agent if it dies (another agent of the name is refused meanwhile)', seconds, 15)
-    .option('--lease-wait <seconds>', "wait up to this long for another agent's lease on the name to run out (default: refuse at once, exit 3)", seconds, 0)
-    .option('--master <url>', "instead of the store: serve a master's runs over its agent port, https://HOST:8641 (default: the one enrolled with; needs cairn agent enrol first)")
-    .option('--dir <dir>', 'with --master: the enrolment folder (key, certificate, CA)', '/var/lib/cairn/agent-tls'))
-    .action(async (options: { name?: string; once?: boolean; workDir: string; debounce: string; leaseTtl: number; leaseWait: number; store?: string; storeConfig?: string; master?: string; dir: string }, command: Command) => {
-      if (options.master !== undefined || command.getOptionValueSource('dir') === 'cli') {
-        const { agentOverMaster } = await import('./agent-master.ts');
-        process.exitCode = await agentOverMaster({ ...(options.master !== undefined ? { master: options.master } : {}), dir: options.dir, workDir: options.workDir });
-        return;
-      }
-      if (options.name === undefined) {
-        writeErr("error: required option '--name <target>' not specified\n");
-        process.exitCode = ExitCode.invalidInput;
-        return;
-      }
-      const { agent } = await import('./store-commands.ts');
-      process.exitCode = await agent({ ...options, name: options.name });
-    });
-  // `agent enrol --name N`: the subcommand's options are its own, not taken by `agent`'s.
-  registerAgentEnrolment(agentCommand.enablePositionalOptions());
-  registerMasterCommands(cmd);
+  if (want('agent')) {
+    const agentCommand = storeOption(cmd.command('agent')
+      .description("watch the store and converge this machine as target NAME whenever a new revision lands")
+      // Not a requiredOption: commander would then demand it of `agent enrol` and `agent renew` too.
+      .option('--name <target>', "this machine's target name in the site (required)")
+      .option('--once', 'converge the newest revision, then exit')
+      .option('--work-dir <dir>', 'where revisions are unpacked', '/var/lib/cairn/agent')
+      .option('--debounce <ms>', 'wait this long after a change for more before converging', '500')
+      .option('--lease-ttl <seconds>', 'how long the lease on the name outlives this agent if it dies (another agent of the name is refused meanwhile)', seconds, 15)
+      .option('--lease-wait <seconds>', "wait up to this long for another agent's lease on the name to run out (default: refuse at once, exit 3)", seconds, 0)
+      .option('--master <url>', "instead of the store: serve a master's runs over its agent port, https://HOST:8641 (default: the one enrolled with; needs cairn agent enrol first)")
+      .option('--dir <dir>', 'with --master: the enrolment folder (key, certificate, CA)', '/var/lib/cairn/agent-tls'))
+      .action(async (options: { name?: string; once?: boolean; workDir: string; debounce: string; leaseTtl: number; leaseWait: number; store?: string; storeConfig?: string; master?: string; dir: string }, command: Command) => {
+        if (options.master !== undefined || command.getOptionValueSource('dir') === 'cli') {
+          const { agentOverMaster } = await import('./agent-master.ts');
+          process.exitCode = await agentOverMaster({ ...(options.master !== undefined ? { master: options.master } : {}), dir: options.dir, workDir: options.workDir });
+          return;
+        }
+        if (options.name === undefined) {
+          writeErr("error: required option '--name <target>' not specified\n");
+          process.exitCode = ExitCode.invalidInput;
+          return;
+        }
+        const { agent } = await import('./store-commands.ts');
+        process.exitCode = await agent({ ...options, name: options.name });
+      });
+    // `agent enrol --name N`: the subcommand's options are its own, not taken by `agent`'s.
+    registerAgentEnrolment(agentCommand.enablePositionalOptions());
+  }
 
-  masterOptions(cmd.command('facts'))
-    .description("print what targets report about themselves (OS, release, init system, package manager, addresses, …)")
-    .option('--site <dir>', 'the site folder (without one: this machine)', '.')
-    .option('-t, --target <name>', 'a target, group or glob (repeatable; default: all)', collect)
-    .option('--json', 'print JSON')
-    .option('--forks <n>', 'targets in parallel', forks, 10)
-    .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
-    .action(async (options: FactsOptions) => {
-      const { showFacts } = await import('./facts.ts');
-      process.exitCode = await showFacts(options, sources, await localFactsOnce());
-    });
+  if (want('master')) registerMasterCommands(cmd);
 
-  const secret = cmd.command('secret').description('age-encrypted `!secret` values in vars files (keys: secrets.yaml; identity: $CAIRN_SECRET_KEY_FILE)');
-  secret.command('keygen')
-    .description('print a new age identity and its public key')
-    .option('--out <file>', 'write the identity to this file (mode 0600, never overwritten) and print only the public key')
-    .action(async (options: { out?: string }) => {
-      const { keygen } = await import('./secret.ts');
-      process.exitCode = await keygen(options);
-    });
-  secret.command('encrypt')
-    .description("print the `!secret` YAML of VALUE (or standard input) for a target's or group's recipients and the admins")
-    .argument('[value]')
-    .requiredOption('--for <name>', 'a target or group named in secrets.yaml')
-    .option('--site <dir>', 'the site folder', '.')
-    .action(async (value: string | undefined, options: { site: string; for: string }) => {
-      const { encrypt } = await import('./secret.ts');
-      process.exitCode = await encrypt(options, value);
-    });
-  secret.command('rekey')
-    .description("encrypt every !secret of the site again to the recipients secrets.yaml lists now (with $CAIRN_SECRET_KEY_FILE's identity)")
-    .option('--site <dir>', 'the site folder', '.')
-    .action(async (options: { site: string }) => {
-      const { rekey } = await import('./secret.ts');
-      process.exitCode = await rekey(options);
-    });
-  secret.command('decrypt')
-    .description('print the plaintext of the `!secret` at FILE:LINE (or on standard input)')
-    .argument('[file:line]')
-    .action(async (where: string | undefined) => {
-      const { decrypt } = await import('./secret.ts');
-      process.exitCode = await decrypt(where);
-    });
+  if (want('facts')) {
+    masterOptions(cmd.command('facts'))
+      .description("print what targets report about themselves (OS, release, init system, package manager, addresses, …)")
+      .option('--site <dir>', 'the site folder (without one: this machine)', '.')
+      .option('-t, --target <name>', 'a target, group or glob (repeatable; default: all)', collect)
+      .option('--json', 'print JSON')
+      .option('--forks <n>', 'targets in parallel', forks, 10)
+      .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
+      .action(async (options: FactsOptions) => {
+        const { showFacts } = await import('./facts.ts');
+        process.exitCode = await showFacts(options, sources, await localFactsOnce());
+      });
+  }
 
-  masterOptions(cmd.command('run'))
-    .description('run one command on every selected target (after --: argv as given, or one string with shell syntax through sh -c)')
-    .argument('<command...>', 'the command and its arguments, after --')
-    .option('--site <dir>', 'the site folder', '.')
-    .option('-t, --target <name>', 'a target, group, glob or !exclusion (repeatable; default: all)', collect)
-    .option('--forks <n>', 'targets in parallel', forks, 10)
-    .option('--become', "run as root: an SSH target's become (sudo -n), locally sudo -n unless already root")
-    .option('--json', 'print JSON')
-    .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
-    .action(async (words: string[], options: AdHocOptions) => {
-      const { adHoc } = await import('./run.ts');
-      process.exitCode = await adHoc(words, options, sources, await localFactsOnce());
-    });
+  if (want('secret')) {
+    const secret = cmd.command('secret').description('age-encrypted `!secret` values in vars files (keys: secrets.yaml; identity: $CAIRN_SECRET_KEY_FILE)');
+    secret.command('keygen')
+      .description('print a new age identity and its public key')
+      .option('--out <file>', 'write the identity to this file (mode 0600, never overwritten) and print only the public key')
+      .action(async (options: { out?: string }) => {
+        const { keygen } = await import('./secret.ts');
+        process.exitCode = await keygen(options);
+      });
+    secret.command('encrypt')
+      .description("print the `!secret` YAML of VALUE (or standard input) for a target's or group's recipients and the admins")
+      .argument('[value]')
+      .requiredOption('--for <name>', 'a target or group named in secrets.yaml')
+      .option('--site <dir>', 'the site folder', '.')
+      .action(async (value: string | undefined, options: { site: string; for: string }) => {
+        const { encrypt } = await import('./secret.ts');
+        process.exitCode = await encrypt(options, value);
+      });
+    secret.command('rekey')
+      .description("encrypt every !secret of the site again to the recipients secrets.yaml lists now (with $CAIRN_SECRET_KEY_FILE's identity)")
+      .option('--site <dir>', 'the site folder', '.')
+      .action(async (options: { site: string }) => {
+        const { rekey } = await import('./secret.ts');
+        process.exitCode = await rekey(options);
+      });
+    secret.command('decrypt')
+      .description('print the plaintext of the `!secret` at FILE:LINE (or on standard input)')
+      .argument('[file:line]')
+      .action(async (where: string | undefined) => {
+        const { decrypt } = await import('./secret.ts');
+        process.exitCode = await decrypt(where);
+      });
+  }
 
-  cmd.command('provision')
-    .description('build a guest or container image through a profile of the site (profiles/P.yaml); --clean NAME clears a kept or interrupted build')
-    .argument('[name]', 'the guest or container to build')
-    .option('--site <dir>', 'the site folder', '.')
-    .option('--profile <name>', "the profile (the site's profiles/<name>.yaml)")
-    .option('--arg <k=v>', "override one of the profile's args (repeatable)", collect)
-    .option('--keep-on-failure', 'keep what a failed build made (mounts, loop devices, volumes, definition, work folder) and list it')
-    .option('--output <dir>', 'where the images and the definition go (default /var/lib/cairn/images/NAME)')
-    .option('--builds <dir>', "where builds keep their work folders and journals (default $CAIRN_BUILDS_DIR, else /var/lib/cairn/builds)")
-    .option('--clean <name>', 'clear the kept or interrupted build of NAME')
-    .option('--json', 'print one JSON event a line')
-    .option('-v, --verbose', "print the script's commands and log lines, and each action", (_: string, n: number) => n + 1, 0)
-    .action(async (name: string | undefined, options: ProvisionOptions) => {
-      const { provisionCommand } = await import('./provision.ts');
-      process.exitCode = await provisionCommand(name, options, sources);
-    });
+  if (want('run')) {
+    masterOptions(cmd.command('run'))
+      .description('run one command on every selected target (after --: argv as given, or one string with shell syntax through sh -c)')
+      .argument('<command...>', 'the command and its arguments, after --')
+      .option('--site <dir>', 'the site folder', '.')
+      .option('-t, --target <name>', 'a target, group, glob or !exclusion (repeatable; default: all)', collect)
+      .option('--forks <n>', 'targets in parallel', forks, 10)
+      .option('--become', "run as root: an SSH target's become (sudo -n), locally sudo -n unless already root")
+      .option('--json', 'print JSON')
+      .option('--accept-new-host-keys', 'record the keys of SSH hosts not yet in known_hosts (a changed key is always refused)')
+      .action(async (words: string[], options: AdHocOptions) => {
+        const { adHoc } = await import('./run.ts');
+        process.exitCode = await adHoc(words, options, sources, await localFactsOnce());
+      });
+  }
 
-  cmd.command('__build-child', { hidden: true })
-    .description("a build's child process (started by cairn provision, never by hand)")
-    .action(async () => {
-      const { buildChild } = await import('../provision/child.ts');
-      buildChild();
-      // The child lives as long as its IPC channel: main() must not return before.
-      await new Promise(() => undefined);
-    });
+  if (want('provision')) {
+    cmd.command('provision')
+      .description('build a guest or container image through a profile of the site (profiles/P.yaml); --clean NAME clears a kept or interrupted build')
+      .argument('[name]', 'the guest or container to build')
+      .option('--site <dir>', 'the site folder', '.')
+      .option('--profile <name>', "the profile (the site's profiles/<name>.yaml)")
+      .option('--arg <k=v>', "override one of the profile's args (repeatable)", collect)
+      .option('--keep-on-failure', 'keep what a failed build made (mounts, loop devices, volumes, definition, work folder) and list it')
+      .option('--output <dir>', 'where the images and the definition go (default /var/lib/cairn/images/NAME)')
+      .option('--builds <dir>', "where builds keep their work folders and journals (default $CAIRN_BUILDS_DIR, else /var/lib/cairn/builds)")
+      .option('--clean <name>', 'clear the kept or interrupted build of NAME')
+      .option('--json', 'print one JSON event a line')
+      .option('-v, --verbose', "print the script's commands and log lines, and each action", (_: string, n: number) => n + 1, 0)
+      .action(async (name: string | undefined, options: ProvisionOptions) => {
+        const { provisionCommand } = await import('./provision.ts');
+        process.exitCode = await provisionCommand(name, options, sources);
+      });
+  }
 
-  cmd.command('schema')
-    .description('print the JSON Schema of state files (or of cairn.yaml / inventory.yaml)')
-    .addOption(new Option('--for <file>', 'which file kind').choices(['state', 'site', 'inventory']).default('state'))
-    .action(async (options: { for: 'state' | 'site' | 'inventory' }) => {
-      const { jsonSchema } = await import('./schema.ts');
-      writeOut(`${JSON.stringify(jsonSchema(options.for), null, 2)}\n`);
-    });
+  if (want('__build-child')) {
+    cmd.command('__build-child', { hidden: true })
+      .description("a build's child process (started by cairn provision, never by hand)")
+      .action(async () => {
+        const { buildChild } = await import('../provision/child.ts');
+        buildChild();
+        // The child lives as long as its IPC channel: main() must not return before.
+        await new Promise(() => undefined);
+      });
+  }
+
+  if (want('schema')) {
+    cmd.command('schema')
+      .description('print the JSON Schema of state files (or of cairn.yaml / inventory.yaml)')
+      .addOption(new Option('--for <file>', 'which file kind').choices(['state', 'site', 'inventory']).default('state'))
+      .action(async (options: { for: 'state' | 'site' | 'inventory' }) => {
+        const { jsonSchema } = await import('./schema.ts');
+        writeOut(`${JSON.stringify(jsonSchema(options.for), null, 2)}\n`);
+      });
+  }
 
   // `cairn master token create --name N` and `cairn agent enrol --name N`: options after a
   // subcommand are that subcommand's, not its parent's (`master` and `agent` have a --name of
@@ -343,7 +376,9 @@ export async function main(argv: string[]): Promise<number> {
   thisMachine = undefined;
   try {
     process.exitCode = ExitCode.ok;
-    await program().parseAsync(argv, { from: 'user' });
+    // `cairn apply …`: just that command; anything else (help, options first, a misspelt
+    // command that commander suggests a name for) gets them all.
+    await program(COMMAND_NAMES.find((name) => name === argv[0])).parseAsync(argv, { from: 'user' });
     return Number(process.exitCode ?? ExitCode.ok);
   } catch (err) {
     if (err instanceof CommanderError) {

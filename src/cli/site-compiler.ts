@@ -12,6 +12,7 @@ import { Diagnostics, InputError } from '../lib/errors.ts';
 import { COMPILED_CODEC, type Compiled } from '../graph/codec.ts';
 import { CompileCache } from './compile-cache.ts';
 import { releaseGarbage } from '../lib/memory.ts';
+import { shortRun } from '../lib/tiering.ts';
 
 export interface SelectedTarget {
   name: string;
@@ -140,6 +141,7 @@ export class SiteCompiler {
   }
 
   private async compileOne(name: string, facts: Record<string, unknown>, targetFacts: Record<string, Record<string, unknown>>): Promise<{ compiled: Compiled; readsTargets: boolean }> {
+    shortRun();
     const { compile } = await import('../catalog/compile.ts');
     const { buildGraph } = await import('../graph/build.ts');
     const { catalog, cliVars } = await this.load();

@@ -77,6 +77,12 @@ export class ContentIndex {
     return sameStat(entry, s) ? entry[5] : undefined;
   }
 
+  /** Whether a trusted entry already holds `path` with this very stat (recording it again would change nothing). */
+  recordedAs(path: string, s: fs.Stats): boolean {
+    const entry = this.options.trust ? this.load().get(path) : undefined;
+    return entry !== undefined && sameStat(entry, s);
+  }
+
   /** Whether content read after taking `s` may be recorded with it: its ctime is older than a tick before the run. */
   recordable(s: fs.Stats): boolean {
     const margin = s.ctimeMs % 1000 === 0 ? WHOLE_SECOND_MARGIN_MS : FINE_MARGIN_MS;

@@ -120,6 +120,9 @@ function openRegular(path: string): number | undefined {
 }
 
 /** Opens never follow a symlink where a regular file was seen (it could have been swapped in between). */
+/** holds(): files of a run compared byte for byte though their hash is known, and up to what size. */
+export const DIRECT_COMPARES = 32;
+const DIRECT_COMPARE_BYTES = 16 * 1024;
 const READ_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0);
 
 /** Why a program could not be started, in the words sh would use. */
@@ -153,6 +156,8 @@ export class LocalExecutor implements Executor {
    * made through this executor forgets it all; it is kept small.
    */
   private readonly seen = new Map<string, fs.Stats | null>();
+  /** holds() answers given by reading a file whose hash the content index knew. */
+  private directCompares = 0;
   /** What past runs verified files held (content-index.ts); absent: every file is read. */
   private readonly index?: ContentIndex;
 
@@ -175,7 +180,8 @@ export class LocalExecutor implements Executor {
 
   /** Records what was just read through `fd` when the index may keep it: an old enough stat, still the open file's. */
   private remember(path: string, s: fs.Stats, fd: number, sha256: () => string): void {
-    if (this.index?.recordable(s) && sameFile(fd, s)) this.index.record(path, s, sha256());
+    // An entry recorded with this stat holds this content already: no hash to compute (holds()).
+    if (this.index?.recordable(s) && sameFile(fd, s) && !this.index.recordedAs(path, s)) this.index.record(path, s, sha256());
   }
 
   private forgetStats(): void {
@@ -327,8 +333,13 @@ export class LocalExecutor implements Executor {
     if (!s?.isFile()) return undefined;
     if (s.size !== bytes.length) return false;
     // A file unchanged since its content was verified: it holds these bytes if they hash the same.
+    // The first few small ones of a run are compared byte for byte instead, as sure as the hash:
+    // a run with a handful of files then never loads node:crypto (a few ms of its own time).
     const known = this.index?.lookup(path, s);
-    if (known !== undefined) return known === sha256Hex(bytes);
+    if (known !== undefined) {
+      if (this.directCompares >= DIRECT_COMPARES || bytes.length > DIRECT_COMPARE_BYTES) return known === sha256Hex(bytes);
+      this.directCompares++;
+    }
     const fd = openRegular(path);
     if (fd === undefined) return undefined;
     try {

@@ -6,6 +6,7 @@ import { isAlias, isMap, isPair, isScalar, isSeq, parseDocument, Schema, visit, 
 import { inputError, InputError, type Diagnostic, type SourcePos } from '../lib/errors.ts';
 import { recordPositions, type PosInfo, type Recorded } from '../lib/positions.ts';
 import { SecretValue } from '../lib/secret-value.ts';
+import { parsingYaml } from '../lib/tiering.ts';
 
 /** `!secret` (DESIGN §4a): the scalar stays text here; convert() wraps it with its position. */
 const SECRET_TAG = { tag: '!secret', resolve: (text: string) => text };
@@ -33,6 +34,7 @@ export const MAX_ALIAS_EXPANSION = 100_000;
 export type OffsetMapper = (offset: number, length: number) => SourcePos;
 
 export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): unknown {
+  parsingYaml(text.length);
   // Duplicate keys are found in convert(): the library's check compares each key with every
   // earlier one of its map, quadratic in a map's size (40,000 variables took 20 s).
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: false, strict: true, schema: SCHEMA });
