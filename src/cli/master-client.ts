@@ -192,10 +192,12 @@ export class MasterClient {
         res.setEncoding('utf8');
         for await (const chunk of res) {
           buffer += chunk as string;
+          // A chunk holds many events: cut them out by index, the rest kept once per chunk.
+          let start = 0;
           let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
+          while ((end = buffer.indexOf('\n\n', start)) >= 0) {
+            const block = buffer.slice(start, end);
+            start = end + 2;
             const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
             if (!data) continue;
             const event = JSON.parse(data) as RunEvent;
@@ -206,6 +208,7 @@ export class MasterClient {
             onEvent(event);
             if (event.type === 'run' && event.state === 'finished') finished = true;
           }
+          buffer = buffer.slice(start);
         }
         if (!finished) throw new MasterUnreachable(this.url, 'the event stream ended before the run did');
       } catch (err) {

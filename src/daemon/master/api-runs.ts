@@ -103,15 +103,27 @@ async function followEvents(runs: RunManager, req: RouteRequest, res: ServerResp
     let stop: (() => void) | undefined;
     // A comment now and then keeps proxies from closing a quiet stream.
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    // The events of one turn of the event loop (a batch an agent sent, a replay) go out in one
+    // write, not one each: a 742-node run is a few writes.
+    let unsent = '';
+    const flush = () => {
+      if (unsent && !res.writableEnded) res.write(unsent);
+      unsent = '';
+    };
+    const send = (event: RunEvent) => {
+      if (!unsent) setImmediate(flush);
+      unsent += sseText(event);
+    };
     const end = () => {
       clearInterval(keepAlive);
       stop?.();
+      flush();
       res.end();
       resolve();
     };
     req.signal.addEventListener('abort', end, { once: true });
     res.on('close', end);
-    void runs.follow(id, after, (event) => res.write(sseText(event)), end).then((unfollow) => {
+    void runs.follow(id, after, send, end).then((unfollow) => {
       stop = unfollow;
       if (res.writableEnded) unfollow?.();
     });
