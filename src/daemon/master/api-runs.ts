@@ -19,7 +19,7 @@ import { MAX_FRAME_BYTES, opOptionsSchema } from '../protocol.ts';
 import { AGENT_NAME, type AgentHub } from './agents.ts';
 import { certificateRecord, MASTER_KEYS, readRecord } from './records.ts';
 import { HttpError, type Route, type RouteRequest } from './routes.ts';
-import { RUN_ID, SplitFleetError, type RunEvent, type RunManager, type RunRecord } from './runs.ts';
+import { eventText, RUN_ID, SplitFleetError, type RunEvent, type RunManager, type RunRecord } from './runs.ts';
 
 /**
  * Compiles targets of the pushed head revision with the facts given (the CLI's compiler, handed
@@ -82,7 +82,7 @@ function lastRun(outcome: NonNullable<RunRecord['report']>['targets'][number] | 
 
 /** The SSE text of one event: its seq as the id, its type as the event name. */
 function sseText(event: RunEvent): string {
-  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${eventText(event)}\n\n`;
 }
 
 /** Where a follower resumes: after Last-Event-ID (a reconnecting EventSource), or `?after=N`. */
@@ -103,15 +103,15 @@ async function followEvents(runs: RunManager, req: RouteRequest, res: ServerResp
     let stop: (() => void) | undefined;
     // A comment now and then keeps proxies from closing a quiet stream.
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-    // The events of one turn of the event loop (a batch an agent sent, a replay) go out in one
-    // write, not one each: a 742-node run is a few writes.
+    // The events handed over in one go (the frames of one read from an agent, a replay) leave in
+    // one write, not one each, and before the store's batch of them is written.
     let unsent = '';
     const flush = () => {
       if (unsent && !res.writableEnded) res.write(unsent);
       unsent = '';
     };
     const send = (event: RunEvent) => {
-      if (!unsent) setImmediate(flush);
+      if (!unsent) queueMicrotask(flush);
       unsent += sseText(event);
     };
     const end = () => {

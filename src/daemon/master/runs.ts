@@ -102,6 +102,22 @@ function newRunId(now: Date): string {
 
 type Listener = (event: RunEvent) => void;
 
+/** Each event's JSON as stored, for the event streams to send without writing it again. */
+const eventTexts = new WeakMap<RunEvent, string>();
+
+/** An event's JSON text (the one stored, when this master made or read it). */
+export function eventText(event: RunEvent): string {
+  return eventTexts.get(event) ?? JSON.stringify(event);
+}
+
+/** An event as read from the store, its text kept for eventText. */
+function storedEvent(value: Buffer): RunEvent {
+  const text = value.toString('utf8');
+  const event = JSON.parse(text) as RunEvent;
+  eventTexts.set(event, text);
+  return event;
+}
+
 /** A run handed to another master, as its run-request key carries it. */
 const runHandOver = z.strictObject({
   id: z.string().regex(RUN_ID),
@@ -283,7 +299,8 @@ export class RunManager {
     run.record.state = 'running';
     run.record.started = started.toISOString();
     this.emit(run, { type: 'run', state: 'running' });
-    await this.saveRecord(run);
+    // Stored with the first events (writes keep their order): the ops need not wait for it.
+    void this.saveRecord(run);
     const signal = run.controller.signal;
     const outcomes = await Promise.all(request.targets.map(async (name): Promise<TargetOutcome> => {
       const outcome = await this.runTarget(run, request, name, signal);
@@ -357,13 +374,15 @@ export class RunManager {
   private emit(run: LiveRun, event: Unsequenced<RunEvent>): void {
     const sequenced = { seq: run.events.length + 1, ...event } as RunEvent;
     run.events.push(sequenced);
-    void this.queueWrite(run, RUN_KEYS.event(run.record.id, sequenced.seq), JSON.stringify(sequenced));
+    const text = JSON.stringify(sequenced);
+    eventTexts.set(sequenced, text);
+    void this.storeInBatch(run, RUN_KEYS.event(run.record.id, sequenced.seq), text);
     for (const listener of run.listeners) listener(sequenced);
   }
 
   /** Resolves once this snapshot of the record is in the store (or its failure logged). */
   private saveRecord(run: LiveRun): Promise<void> {
-    return this.queueWrite(run, RUN_KEYS.run(run.record.id), JSON.stringify(run.record));
+    return this.storeInBatch(run, RUN_KEYS.run(run.record.id), JSON.stringify(run.record));
   }
 
   /**
@@ -372,7 +391,7 @@ export class RunManager {
    * WRITE_BATCH_OPS keys rather than one per event, after the batch before it. A 742-node
    * no-op wrote 742 transactions before, which took the master longer than the agent's run.
    */
-  private queueWrite(run: LiveRun, key: string, value: string): Promise<void> {
+  private storeInBatch(run: LiveRun, key: string, value: string): Promise<void> {
     run.pending.set(key, value);
     if (!run.nextBatch) {
       run.nextBatch = run.writes.then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(() => {
@@ -475,7 +494,7 @@ export class RunManager {
     };
     const from = (await this.store.revision()) + 1;
     for (const kv of await this.store.list(RUN_KEYS.events(id))) {
-      if (deliver(JSON.parse(kv.value.toString('utf8')) as RunEvent)) {
+      if (deliver(storedEvent(kv.value))) {
         onEnd();
         return () => undefined;
       }
@@ -485,7 +504,7 @@ export class RunManager {
     void (async () => {
       for await (const change of this.store.watch(RUN_KEYS.events(id), { signal, fromRevision: from })) {
         if (change.type !== 'put' || !change.value) continue;
-        if (deliver(JSON.parse(change.value.toString('utf8')) as RunEvent)) {
+        if (deliver(storedEvent(change.value))) {
           stop.abort();
           onEnd();
           return;
