@@ -8,7 +8,9 @@
  * machine) or nothing but the targets, which the master then compiles from the pushed head
  * revision with each agent's last facts (`vars` apply then). `GET /runs/:id/events` streams the
  * run's events as server-sent events whose ids are the events' seq: a client that reconnects
- * with Last-Event-ID gets every event after it, none twice.
+ * with Last-Event-ID gets every event after it, none twice. A POST that accepts
+ * `text/event-stream` is answered with that stream from the first event (the run's id in
+ * Location), so starting and following a run is one request.
  */
 import type { ServerResponse } from 'node:http';
 import { createTwoFilesPatch } from 'diff';
@@ -97,7 +99,18 @@ async function followEvents(runs: RunManager, req: RouteRequest, res: ServerResp
   const id = req.params.id!;
   const after = resumeAfter(req);
   if (!RUN_ID.test(id) || !(await runs.get(id))) throw new HttpError(404, `no run ${id}`);
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+  return streamEvents(runs, id, after, req, res, 200, {});
+}
+
+/** A POST /runs that accepts text/event-stream is answered with the run's events (its id in Location): one request, not two. */
+function wantsEvents(req: RouteRequest): boolean {
+  const accept = req.headers.accept;
+  return typeof accept === 'string' && accept.split(',').some((type) => type.trim().split(';')[0] === 'text/event-stream');
+}
+
+/** Streams run `id`'s events after seq `after` as server-sent events, until its last or the client goes. */
+async function streamEvents(runs: RunManager, id: string, after: number, req: RouteRequest, res: ServerResponse, status: number, headers: Record<string, string>): Promise<undefined> {
+  res.writeHead(status, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', ...headers });
   res.write('retry: 1000\n\n');
   await new Promise<void>((resolve) => {
     let stop: (() => void) | undefined;
@@ -227,7 +240,7 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
     },
     {
       method: 'POST', path: '/api/v1/runs', listener: 'api', auth: 'operator', body: runRequestSchema, maxBodyBytes: MAX_FRAME_BYTES,
-      async handle(req) {
+      async handle(req, res) {
         const body = req.body as z.infer<typeof runRequestSchema>;
         const options = { ...body.options, ...(body.diff !== undefined ? { diff: body.diff } : {}) };
         let compiled = body.compiled ? new Map(Object.entries(body.compiled)) : undefined;
@@ -252,6 +265,7 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
           if (err instanceof SplitFleetError) throw new HttpError(409, err.message);
           throw err;
         });
+        if (wantsEvents(req)) return streamEvents(runs, id, 0, req, res, 202, { location: `/api/v1/runs/${id}` });
         return { status: 202, json: { id }, headers: { location: `/api/v1/runs/${id}` } };
       },
     },
