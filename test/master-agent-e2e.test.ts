@@ -18,6 +18,7 @@ import {
   api, CairnProcess, enrolAgent, masterJson, readEvents, startAgent, startRunFollowing, startMaster, type RunningMaster, type SseEvent,
 } from './helpers/master-processes.ts';
 import { waitUntil } from './helpers/wait.ts';
+import { openStore } from '../src/store/index.ts';
 
 const HANG = { timeout: 180_000 };
 const built = existsSync(CAIRN) ? false : `LOUD SKIP: ${CAIRN} is missing (npm run build makes it)`;
@@ -183,6 +184,22 @@ describe('agents through a master (real processes)', { skip: built }, () => {
     assert.ok(finished(started.events.at(-1)!));
     const again = await readEvents(master, viewer, id, undefined, finished);
     assert.deepEqual(again.map((e) => e.data), started.events.map((e) => e.data));
+    // Stored one key per event, in seq order, written in batches: the last target's outcome, the
+    // finished record and the run's last event in one transaction.
+    const store = await openStore(master.store);
+    try {
+      const stored = async () => store.list(`/cairn/master/run-events/${id}/`);
+      await waitUntil(async () => (await stored()).length === started.events.length, 'the run\'s events in the store');
+      const kvs = await stored();
+      assert.deepEqual(kvs.map((kv) => JSON.parse(kv.value.toString('utf8')) as unknown), started.events.map((e) => e.data));
+      const record = await store.get(`/cairn/master/runs/${id}`);
+      assert.equal((JSON.parse(record!.value.toString('utf8')) as { state: string }).state, 'finished');
+      assert.equal(record!.modRevision, kvs.at(-1)!.modRevision);
+      assert.equal(kvs.at(-2)!.modRevision, kvs.at(-1)!.modRevision);
+      assert.ok(new Set(kvs.map((kv) => kv.modRevision)).size < kvs.length);
+    } finally {
+      await store.close();
+    }
     // A viewer may not start runs, stream or not.
     assert.equal((await startRunFollowing(master, viewer, { mode: 'facts', targets: ['web1'] }, finished)).status, 403);
   });
