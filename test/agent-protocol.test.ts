@@ -28,6 +28,7 @@ const REPORT = { name: 'web1', status: 'ok', counts: { changed: 1, unchanged: 0,
 const VALID_AGENT: Record<AgentFrame['type'], Record<string, unknown>> = {
   hello: { v: 1, type: 'hello', agent_version: '0.1.0', facts: { os: 'debian' }, boot_id: 'b-1' },
   event: { v: 1, type: 'event', re: 'op-1', seq: 1, node: NODE },
+  events: { v: 1, type: 'events', re: 'op-1', seq: 3, nodes: [NODE, { ...NODE, ref: 'file:/etc/issue', id: 'n2' }] },
   log: { v: 1, type: 'log', re: 'op-1', seq: 2, stream: 'stdout', data: 'hi\n' },
   result: { v: 1, type: 'result', re: 'op-1', ok: true, report: REPORT, facts: { os: 'debian' } },
 };
@@ -43,6 +44,9 @@ const INVALID_AGENT: [string, Record<string, unknown>][] = [
   ['hello with an unknown field', { ...VALID_AGENT.hello, name: 'someone-else' }],
   ['event with a negative seq', { ...VALID_AGENT.event, seq: -1 }],
   ['event with a node of an unknown status', { ...VALID_AGENT.event, node: { ...NODE, status: 'great' } }],
+  ['events with no node', { ...VALID_AGENT.events, nodes: [] }],
+  ['events with more nodes than a frame may carry', { ...VALID_AGENT.events, nodes: Array.from({ length: 1001 }, () => NODE) }],
+  ['events with a node of an unknown action', { ...VALID_AGENT.events, nodes: [{ ...NODE, action: 'explode' }] }],
   ['log of an unknown stream', { ...VALID_AGENT.log, stream: 'stdin' }],
   ['log without re', { v: 1, type: 'log', seq: 1, stream: 'stdout', data: '' }],
   ['result with ok a string', { ...VALID_AGENT.result, ok: 'yes' }],
@@ -186,7 +190,7 @@ describe("the master's agent socket handler over a loopback WebSocket", () => {
     assert.equal((await closed).code, 4400);
   });
 
-  test('hello is answered by a welcome with the certificate name; an op streams events and ends with its result', async () => {
+  test('hello is answered by a welcome with the certificate name; an op streams events (one to a frame, or several) and ends with its result', async () => {
     const { socket, frames } = await connect('web1');
     socket.send(JSON.stringify({ ...VALID_AGENT.hello, facts: { os: 'debian', answer: 42 } }));
     await waitUntil(() => frames.length > 0, 'a welcome');
@@ -195,9 +199,13 @@ describe("the master's agent socket handler over a loopback WebSocket", () => {
     assert.deepEqual((await hub.readInfo('web1'))?.facts, { os: 'debian', answer: 42 });
 
     const events: number[] = [];
+    const refs: string[] = [];
     const logs: string[] = [];
     const result = hub.request('web1', { op: 'run', argv: ['echo', 'hi'], options: {} }, {
-      onEvent: (_node, seq) => events.push(seq),
+      onEvent: (node, seq) => {
+        events.push(seq);
+        refs.push(node.ref);
+      },
       onLog: (_stream, data) => logs.push(data),
     });
     await waitUntil(() => frames.length > 1, 'the op');
@@ -206,10 +214,13 @@ describe("the master's agent socket handler over a loopback WebSocket", () => {
     assert.deepEqual(op.argv, ['echo', 'hi']);
     socket.send(JSON.stringify({ ...VALID_AGENT.log, re: op.id, seq: 1, data: 'hi\n' }));
     socket.send(JSON.stringify({ ...VALID_AGENT.event, re: op.id, seq: 2 }));
+    // A frame of several node results: each handed over with its own seq, in order.
+    socket.send(JSON.stringify({ ...VALID_AGENT.events, re: op.id, seq: 3 }));
     socket.send(JSON.stringify({ v: 1, type: 'result', re: op.id, ok: true, report: { exit_code: 0, stdout: 'hi\n', stderr: '' } }));
     const done = await result;
     assert.equal(done.ok, true);
-    assert.deepEqual(events, [2]);
+    assert.deepEqual(events, [2, 3, 4]);
+    assert.deepEqual(refs, ['file:/etc/motd', 'file:/etc/motd', 'file:/etc/issue']);
     assert.deepEqual(logs, ['hi\n']);
   });
 

@@ -66,6 +66,26 @@ test('a compiled run with every node, edge and type field set comes back deep-eq
   assert.equal(JSON.stringify(roundTrip(c)), JSON.stringify(c));
 });
 
+test('a decoded run encoded again sends its unread invocations line as it came; once they are read or replaced, as they are then', async () => {
+  const c = await compiled();
+  const text = encodeCompiled(c).join('');
+  const line2 = text.slice(text.indexOf('\n') + 1);
+  // Marked so that only the text it came in can carry it: parsing and writing again would lose the spaces.
+  const spaced = `${text.slice(0, text.indexOf('\n') + 1)}${line2.replace(/^\[/, '[ ')}`;
+  assert.notEqual(spaced, text);
+  const untouched = decodeCompiled(Buffer.from(spaced));
+  assert.equal(encodeCompiled(untouched).join(''), spaced);
+  assert.deepStrictEqual(decodeCompiled(encodeCompiled(untouched).join('')).run.invocations, c.run.invocations);
+
+  const read = decodeCompiled(Buffer.from(spaced));
+  assert.deepStrictEqual(read.run.invocations, c.run.invocations);
+  assert.equal(encodeCompiled(read).join(''), text);
+
+  const replaced = decodeCompiled(Buffer.from(spaced));
+  replaced.run.invocations = c.run.invocations.slice(0, 1);
+  assert.deepStrictEqual(decodeCompiled(encodeCompiled(replaced).join('')).run.invocations, c.run.invocations.slice(0, 1));
+});
+
 test('a node that uses the compact form (ref as id, usual meta, itself as its declaration) comes back whole', async () => {
   const { run, graph } = await compiled();
   const plain = graph.nodes.find((n) => n.ref === n.id && !n.lazy && n.declarations.length === 1 && n.pos && !n.meta.noop)!;

@@ -15,9 +15,10 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { cairnBin, CAIRN, tempDir } from './helpers/cli.ts';
 import {
-  api, CairnProcess, enrolAgent, masterJson, readEvents, startAgent, startMaster, type RunningMaster, type SseEvent,
+  api, CairnProcess, enrolAgent, masterJson, readEvents, startAgent, startRunFollowing, startMaster, type RunningMaster, type SseEvent,
 } from './helpers/master-processes.ts';
 import { waitUntil } from './helpers/wait.ts';
+import { openStore } from '../src/store/index.ts';
 
 const HANG = { timeout: 180_000 };
 const built = existsSync(CAIRN) ? false : `LOUD SKIP: ${CAIRN} is missing (npm run build makes it)`;
@@ -170,6 +171,37 @@ describe('agents through a master (real processes)', { skip: built }, () => {
     assert.equal((revisions.json as { revisions: { id: string }[] }).revisions[0]!.id, record.revision);
     const diff = await api(master, viewer, 'GET', `/api/v1/revisions/${record.revision}/diff`);
     assert.ok((diff.json as { files: { path: string; change: string }[] }).files.some((f) => f.path === 'states/motd.yaml' && f.change === 'added'));
+  });
+
+  test('a POST of a run that accepts text/event-stream is answered with its events (its id in Location), the same GET .../events gives', HANG, async () => {
+    const finished = (e: SseEvent) => e.event === 'run' && e.data.state === 'finished';
+    const started = await startRunFollowing(master, operator, { mode: 'facts', targets: ['web1', 'web2'] }, finished);
+    assert.equal(started.status, 202);
+    const id = /^\/api\/v1\/runs\/(r[0-9a-f-]+)$/.exec(started.location ?? '')?.[1];
+    assert.ok(id, `Location ${started.location}`);
+    assert.deepEqual(started.events.map((e) => e.id), started.events.map((_, i) => i + 1));
+    assert.equal(started.events.filter((e) => e.event === 'target' && e.data.phase === 'finished').length, 2);
+    assert.ok(finished(started.events.at(-1)!));
+    const again = await readEvents(master, viewer, id, undefined, finished);
+    assert.deepEqual(again.map((e) => e.data), started.events.map((e) => e.data));
+    // Stored one key per event, in seq order, written in batches: the last target's outcome, the
+    // finished record and the run's last event in one transaction.
+    const store = await openStore(master.store);
+    try {
+      const stored = async () => store.list(`/cairn/master/run-events/${id}/`);
+      await waitUntil(async () => (await stored()).length === started.events.length, 'the run\'s events in the store');
+      const kvs = await stored();
+      assert.deepEqual(kvs.map((kv) => JSON.parse(kv.value.toString('utf8')) as unknown), started.events.map((e) => e.data));
+      const record = await store.get(`/cairn/master/runs/${id}`);
+      assert.equal((JSON.parse(record!.value.toString('utf8')) as { state: string }).state, 'finished');
+      assert.equal(record!.modRevision, kvs.at(-1)!.modRevision);
+      assert.equal(kvs.at(-2)!.modRevision, kvs.at(-1)!.modRevision);
+      assert.ok(new Set(kvs.map((kv) => kv.modRevision)).size < kvs.length);
+    } finally {
+      await store.close();
+    }
+    // A viewer may not start runs, stream or not.
+    assert.equal((await startRunFollowing(master, viewer, { mode: 'facts', targets: ['web1'] }, finished)).status, 403);
   });
 
   test('cancel a run in flight: the node running finishes, the rest is skipped, the run says cancelled', HANG, async () => {

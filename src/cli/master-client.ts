@@ -2,9 +2,9 @@
  * The `agent` executor's client side (DESIGN §7, §9): a target with `executor: agent` is run by
  * its agent, reached through a master's HTTP API. The CLI compiles the target here, as for any
  * target, with the facts the agent last reported; sends the compiled run (data) in one
- * `POST /api/v1/runs`; and follows the run's server-sent events, handing each node result to the
- * same callbacks a local or SSH run feeds, so output and the JSON report are the same. A dropped
- * event stream is resumed with Last-Event-ID: no event is lost or seen twice.
+ * `POST /api/v1/runs`, answered with the run's server-sent events; and hands each node result to
+ * the same callbacks a local or SSH run feeds, so output and the JSON report are the same. A
+ * dropped event stream is resumed with Last-Event-ID: no event is lost or seen twice.
  *
  * Where the master is: `--master URL`, else `$CAIRN_MASTER`, else `master:` in cairn.yaml. The API
  * token: `$CAIRN_TOKEN`, else the file `--token-file` (or `$CAIRN_TOKEN_FILE`) names (a token
@@ -138,7 +138,11 @@ export class MasterClient {
   }
 
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.open(method, path, {}, body === undefined ? undefined : JSON.stringify(body));
+    return this.answer<T>(await this.open(method, path, {}, body === undefined ? undefined : JSON.stringify(body)), method, path);
+  }
+
+  /** A JSON answer's value; MasterError for a status of 300 or more. */
+  private async answer<T>(res: IncomingMessage, method: string, path: string): Promise<T> {
     const chunks: Buffer[] = [];
     for await (const chunk of res) chunks.push(chunk as Buffer);
     const text = Buffer.concat(chunks).toString('utf8');
@@ -169,22 +173,37 @@ export class MasterClient {
     return (await this.json<{ id: string }>('POST', '/api/v1/runs', body)).id;
   }
 
+  /**
+   * Starts a run and takes its events from the same answer (one request, not a POST and then a
+   * GET); a master that answers with the id alone is followed with a GET.
+   */
+  private async startFollowing(body: Record<string, unknown>): Promise<{ id: string; events?: IncomingMessage }> {
+    const res = await this.open('POST', '/api/v1/runs', { accept: 'text/event-stream' }, JSON.stringify(body));
+    const location = res.headers.location;
+    if (res.statusCode === 202 && res.headers['content-type']?.startsWith('text/event-stream') && location) {
+      return { id: decodeURIComponent(location.slice(location.lastIndexOf('/') + 1)), events: res };
+    }
+    return { id: (await this.answer<{ id: string }>(res, 'POST', '/api/v1/runs')).id };
+  }
+
   async cancel(id: string): Promise<void> {
     await this.json('POST', `/api/v1/runs/${encodeURIComponent(id)}/cancel`).catch(() => undefined);
   }
 
   /**
    * Hands every event of run `id` to `onEvent`, once each and in order, until the run's last;
-   * a stream that drops is resumed after the last event seen (Last-Event-ID).
+   * a stream that drops is resumed after the last event seen (Last-Event-ID). `started`: the
+   * stream the run's POST answered with (startFollowing), read first.
    */
-  async follow(id: string, onEvent: (event: RunEvent) => void): Promise<void> {
+  async follow(id: string, onEvent: (event: RunEvent) => void, started?: IncomingMessage): Promise<void> {
     let last = 0;
     let finished = false;
     let failures = 0;
     while (!finished) {
       try {
-        const res = await this.open('GET', `/api/v1/runs/${encodeURIComponent(id)}/events`, { accept: 'text/event-stream', 'last-event-id': String(last) });
-        if (res.statusCode !== 200) {
+        const res = started ?? await this.open('GET', `/api/v1/runs/${encodeURIComponent(id)}/events`, { accept: 'text/event-stream', 'last-event-id': String(last) });
+        started = undefined;
+        if (res.statusCode !== 200 && res.statusCode !== 202) {
           res.resume();
           throw new MasterError(res.statusCode!, `master ${this.url}: the events of run ${id}: ${res.statusCode}`);
         }
@@ -192,10 +211,12 @@ export class MasterClient {
         res.setEncoding('utf8');
         for await (const chunk of res) {
           buffer += chunk as string;
+          // A chunk holds many events: cut them out by index, the rest kept once per chunk.
+          let start = 0;
           let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
+          while ((end = buffer.indexOf('\n\n', start)) >= 0) {
+            const block = buffer.slice(start, end);
+            start = end + 2;
             const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
             if (!data) continue;
             const event = JSON.parse(data) as RunEvent;
@@ -206,6 +227,7 @@ export class MasterClient {
             onEvent(event);
             if (event.type === 'run' && event.state === 'finished') finished = true;
           }
+          buffer = buffer.slice(start);
         }
         if (!finished) throw new MasterUnreachable(this.url, 'the event stream ended before the run did');
       } catch (err) {
@@ -237,7 +259,7 @@ export class MasterClient {
     };
     options.signal?.addEventListener('abort', cancel, { once: true });
     try {
-      runId = await this.startRun({
+      const started = await this.startFollowing({
         mode: options.mode, targets: [name], compiled: { [name]: encodeCompiled(compiled).join('') },
         diff: options.diff ?? false,
         options: {
@@ -246,6 +268,7 @@ export class MasterClient {
           ...(options.lockWaitMs ? { lock_wait_s: options.lockWaitMs / 1000 } : {}),
         },
       });
+      runId = started.id;
       // Interrupted while the run was being asked for.
       if (options.signal?.aborted) cancel();
       let report: TargetReport | undefined;
@@ -263,7 +286,7 @@ export class MasterClient {
           // A run recorded interrupted (the master running it died) has this target's outcome only in its report.
           report ??= event.report?.targets.find((t) => t.name === name) as unknown as TargetReport | undefined;
         }
-      });
+      }, started.events);
       return report ?? summarize(name, nodes, `master ${this.url} finished run ${runId} without a report for ${name}`);
     } catch (err) {
       if (err instanceof MasterUnreachable || err instanceof MasterError) return summarize(name, [], err.message);

@@ -3,8 +3,9 @@
  * one WebSocket to the master's agent port, authenticated by the client certificate enrolment
  * gave it, and answers the master's ops by running the engine here on the compiled run the op
  * carries (data decoded by graph/codec.ts: no site file, template or code comes over the wire).
- * Node results and log lines stream back as they happen; the run lock and the pending
- * notifications stay on this machine (the target's state_dir), as for any local run.
+ * Node results (up to a hundred to a frame) and log lines stream back as they happen; the run
+ * lock and the pending notifications stay on this machine (the target's state_dir), as for any
+ * local run.
  *
  * A lost connection is retried with jittered exponential back-off: attempt n waits a random
  * time in 0 … min(60 s, 2ⁿ s), and n starts again after a welcome. An op whose connection is
@@ -52,6 +53,14 @@ export interface AgentLinkOptions {
   /** Randomness for the back-off's jitter (tests pass a seeded one). */
   random?: () => number;
 }
+
+/**
+ * How long a node result may wait for others to share its frame, and how many go in one: a
+ * no-op run that never lets a timer fire still sends as it goes, for the master to pass on
+ * while the run goes on.
+ */
+const EVENTS_FLUSH_MS = 10;
+const EVENTS_PER_FRAME = 100;
 
 /** The agent stopped for good: why, and the exit code. */
 export class AgentStopped extends Error {
@@ -235,10 +244,30 @@ export class AgentLink {
     const controller = new AbortController();
     this.ops.set(op.id, controller);
     let seq = 0;
-    const log = (stream: 'stdout' | 'stderr' | 'log' | 'notice', data: string, ref?: string) => send({ type: 'log', re: op.id, seq: ++seq, stream, data, ...(ref !== undefined ? { ref } : {}) });
+    // Node results wait up to EVENTS_FLUSH_MS to go in one frame with those that follow (a frame
+    // each cost the master more than the agent's no-op run); any other frame sends them first.
+    let unsent: NodeResult[] = [];
+    let flushTimer: NodeJS.Timeout | undefined;
+    const flush = () => {
+      clearTimeout(flushTimer);
+      flushTimer = undefined;
+      if (unsent.length === 0) return;
+      send({ type: 'events', re: op.id, seq: seq - unsent.length + 1, nodes: unsent });
+      unsent = [];
+    };
+    const event = (node: NodeResult) => {
+      seq++;
+      if (unsent.push(node) === 1) flushTimer = setTimeout(flush, EVENTS_FLUSH_MS);
+      if (unsent.length >= EVENTS_PER_FRAME) flush();
+    };
+    const reply = (frame: Outgoing<AgentFrame>) => {
+      flush();
+      send(frame);
+    };
+    const log = (stream: 'stdout' | 'stderr' | 'log' | 'notice', data: string, ref?: string) => reply({ type: 'log', re: op.id, seq: ++seq, stream, data, ...(ref !== undefined ? { ref } : {}) });
     try {
       if (op.op === 'facts') {
-        send({ type: 'result', re: op.id, ok: true, facts: localFacts() });
+        reply({ type: 'result', re: op.id, ok: true, facts: localFacts() });
         return;
       }
       const exec = new LocalExecutor(op.op === 'run' ? {} : { contentIndex: { file: join(this.options.workDir, 'content-index.json'), trust: true, save: op.op === 'apply' } });
@@ -246,7 +275,7 @@ export class AgentLink {
         if (op.op === 'run') {
           const argv = op.options.become && process.getuid?.() !== 0 ? ['sudo', '-n', '--', ...op.argv!] : op.argv!;
           const r = await exec.run(argv, { signal: controller.signal, onOutput: (stream, text) => log(stream, text) });
-          send({ type: 'result', re: op.id, ok: true, report: { exit_code: r.code, stdout: r.stdout, stderr: r.stderr, ...(r.timedOut ? { timed_out: true } : {}) } });
+          reply({ type: 'result', re: op.id, ok: true, report: { exit_code: r.code, stdout: r.stdout, stderr: r.stderr, ...(r.timedOut ? { timed_out: true } : {}) } });
           return;
         }
         let compiled;
@@ -254,11 +283,11 @@ export class AgentLink {
           compiled = decodeCompiled(op.run!);
         } catch (err) {
           if (!(err instanceof CodecError)) throw err;
-          send({ type: 'result', re: op.id, ok: false, error: err.message });
+          reply({ type: 'result', re: op.id, ok: false, error: err.message });
           return;
         }
         if (this.name !== undefined && compiled.run.target.name !== this.name) {
-          send({ type: 'result', re: op.id, ok: false, error: `the run is compiled for target ${compiled.run.target.name}, but this agent is ${this.name}` });
+          reply({ type: 'result', re: op.id, ok: false, error: `the run is compiled for target ${compiled.run.target.name}, but this agent is ${this.name}` });
           return;
         }
         const facts = localFacts();
@@ -269,20 +298,21 @@ export class AgentLink {
           lockWaitMs: (op.options.lock_wait_s ?? 0) * 1000,
           onNotice: (line) => log('notice', line),
           onLog: (ref, message) => log('log', message, ref),
-          onResult: (node: NodeResult) => send({ type: 'event', re: op.id, seq: ++seq, node }),
+          onResult: event,
         });
-        send({ type: 'result', re: op.id, ok: true, report, facts });
+        reply({ type: 'result', re: op.id, ok: true, report, facts });
         this.options.log(`${op.op} ${op.id}: ${report.counts.changed} changed, ${report.counts.unchanged} unchanged, ${report.counts.failed} failed, ${report.counts.skipped} skipped`);
       } finally {
         await exec.close();
       }
     } catch (err) {
-      if (err instanceof LockHeldError) send({ type: 'result', re: op.id, ok: false, error: err.message });
+      if (err instanceof LockHeldError) reply({ type: 'result', re: op.id, ok: false, error: err.message });
       else {
         this.options.log(`op ${op.id} (${op.op}): ${(err as Error).stack ?? String(err)}`);
-        send({ type: 'result', re: op.id, ok: false, error: `internal error on the agent: ${(err as Error).message}` });
+        reply({ type: 'result', re: op.id, ok: false, error: `internal error on the agent: ${(err as Error).message}` });
       }
     } finally {
+      clearTimeout(flushTimer);
       this.ops.delete(op.id);
     }
   }

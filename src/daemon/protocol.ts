@@ -87,9 +87,18 @@ export const opOptionsSchema = z.strictObject({
 
 const v = z.literal(PROTOCOL_VERSION);
 
+/** The most node results one `events` frame carries. */
+export const MAX_EVENTS_PER_FRAME = 1000;
+
 // Agent → master.
 export const helloSchema = z.strictObject({ v, type: z.literal('hello'), id: id.optional(), agent_version: z.string().max(64), facts, boot_id: z.string().max(64) });
 export const eventSchema = z.strictObject({ v, type: z.literal('event'), re: id, seq: count, node: nodeResultSchema });
+/**
+ * Node results one after another, the first with `seq` and each next one with the next seq: an
+ * agent sends the results of one moment of its run in one frame (a 742-node no-op takes a few
+ * frames, not 742). A master reads `event` too, as an older agent sends it.
+ */
+export const eventsSchema = z.strictObject({ v, type: z.literal('events'), re: id, seq: count, nodes: z.array(nodeResultSchema).min(1).max(MAX_EVENTS_PER_FRAME) });
 /**
  * A line of an op's output: a command's `stdout`/`stderr` (op run), a provider's `log` line
  * (with the node's `ref`), or a `notice` about the run itself (waiting for the run lock).
@@ -119,6 +128,7 @@ export const cancelSchema = z.strictObject({ v, type: z.literal('cancel'), re: i
 
 export type Hello = z.infer<typeof helloSchema>;
 export type EventFrame = z.infer<typeof eventSchema>;
+export type EventsFrame = z.infer<typeof eventsSchema>;
 export type LogFrame = z.infer<typeof logSchema>;
 export type ResultFrame = z.infer<typeof resultSchema>;
 export type Welcome = z.infer<typeof welcomeSchema>;
@@ -127,10 +137,10 @@ export type CancelFrame = z.infer<typeof cancelSchema>;
 export type OpOptions = z.infer<typeof opOptionsSchema>;
 export type CommandReport = z.infer<typeof commandReportSchema>;
 
-export type AgentFrame = Hello | EventFrame | LogFrame | ResultFrame;
+export type AgentFrame = Hello | EventFrame | EventsFrame | LogFrame | ResultFrame;
 export type MasterFrame = Welcome | OpFrame | CancelFrame;
 
-const AGENT_FRAMES = { hello: helloSchema, event: eventSchema, log: logSchema, result: resultSchema };
+const AGENT_FRAMES = { hello: helloSchema, event: eventSchema, events: eventsSchema, log: logSchema, result: resultSchema };
 const MASTER_FRAMES = { welcome: welcomeSchema, op: opSchema, cancel: cancelSchema };
 
 /** A frame refused: the code to close with and why (short: a close reason holds 123 bytes). */

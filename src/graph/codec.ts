@@ -319,6 +319,12 @@ const RUN_FIELDS = {
   invocations: required(list(opaque<StateRun['invocations'][number]>())),
 } satisfies Fields<StateRun>;
 
+/**
+ * A decoded run's invocations line while it is still unparsed (never read nor replaced): encoded
+ * again (the CLI sending a cached run on to a master), it goes as it came, not parsed and written.
+ */
+const unparsedInvocations = new WeakMap<StateRun, () => Buffer | undefined>();
+
 /** The compiled run as pieces written one after another: a large run is never joined into one more string. */
 export function encodeCompiled({ run, graph }: Compiled): string[] {
   refuseUnknown(run, RUN_FIELDS, 'run');
@@ -329,7 +335,7 @@ export function encodeCompiled({ run, graph }: Compiled): string[] {
   return [
     JSON.stringify({ keys: Object.keys(run), head, graph: encodeWith(GRAPH_FIELDS, graph, 'graph') }),
     '\n',
-    JSON.stringify(run.invocations),
+    unparsedInvocations.get(run)?.()?.toString('utf8') ?? JSON.stringify(run.invocations),
   ];
 }
 
@@ -382,6 +388,7 @@ export function decodeCompiled(input: Buffer | string): Compiled {
       },
     });
   }
+  unparsedInvocations.set(run as unknown as StateRun, () => rest);
   return { run: run as unknown as StateRun, graph };
 }
 

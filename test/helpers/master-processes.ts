@@ -135,16 +135,33 @@ export interface SseEvent {
  * Reads a run's server-sent events, from after `lastEventId`, until `stop` says so (the
  * connection is then dropped, as a client that goes away) or the stream ends.
  */
-export function readEvents(m: RunningMaster, token: string, runId: string, lastEventId: number | undefined, stop: (e: SseEvent, all: SseEvent[]) => boolean): Promise<SseEvent[]> {
+export async function readEvents(m: RunningMaster, token: string, runId: string, lastEventId: number | undefined, stop: (e: SseEvent, all: SseEvent[]) => boolean): Promise<SseEvent[]> {
+  const { status, events } = await sseRequest(m, token, 'GET', `/api/v1/runs/${runId}/events`, lastEventId !== undefined ? { 'last-event-id': String(lastEventId) } : {}, undefined, stop);
+  if (status !== 200) throw new Error(`events of ${runId}: ${status}`);
+  return events;
+}
+
+/**
+ * `POST /api/v1/runs` accepting text/event-stream: the answer's status and Location, and its
+ * events until `stop` says so or the stream ends (none when the answer is not a stream).
+ */
+export function startRunFollowing(m: RunningMaster, token: string, body: unknown, stop: (e: SseEvent, all: SseEvent[]) => boolean): Promise<{ status: number; location?: string; events: SseEvent[] }> {
+  return sseRequest(m, token, 'POST', '/api/v1/runs', { 'content-type': 'application/json' }, JSON.stringify(body), stop);
+}
+
+function sseRequest(m: RunningMaster, token: string, method: string, path: string, headers: Record<string, string>, body: string | undefined,
+  stop: (e: SseEvent, all: SseEvent[]) => boolean): Promise<{ status: number; location?: string; events: SseEvent[] }> {
   return new Promise((resolve, reject) => {
     const events: SseEvent[] = [];
-    const req = request(new URL(`/api/v1/runs/${runId}/events`, m.apiUrl), {
+    const req = request(new URL(path, m.apiUrl), {
+      method,
       ca: readFileSync(m.caFile),
-      headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', ...(lastEventId !== undefined ? { 'last-event-id': String(lastEventId) } : {}) },
+      headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', ...headers },
     }, (res) => {
-      if (res.statusCode !== 200) {
-        reject(new Error(`events of ${runId}: ${res.statusCode}`));
+      const answer = { status: res.statusCode!, ...(res.headers.location ? { location: res.headers.location } : {}), events };
+      if (!res.headers['content-type']?.startsWith('text/event-stream')) {
         res.resume();
+        resolve(answer);
         return;
       }
       let buffer = '';
@@ -164,18 +181,18 @@ export function readEvents(m: RunningMaster, token: string, runId: string, lastE
           if (stop(event, events)) {
             done = true;
             req.destroy();
-            resolve(events);
+            resolve(answer);
             return;
           }
         }
       });
       res.on('end', () => {
-        if (!done) resolve(events);
+        if (!done) resolve(answer);
       });
     });
     req.on('error', (err) => {
       if (!req.destroyed || events.length === 0) reject(err);
     });
-    req.end();
+    req.end(body);
   });
 }

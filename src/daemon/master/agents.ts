@@ -170,6 +170,7 @@ export class AgentHub {
       // A frame for an op this master no longer waits for (it gave up on it): nothing to do.
       if (!op) return;
       if (frame.type === 'event') op.handlers.onEvent?.(frame.node as NodeResult, frame.seq);
+      else if (frame.type === 'events') frame.nodes.forEach((node, i) => op.handlers.onEvent?.(node as NodeResult, frame.seq + i));
       else if (frame.type === 'log') op.handlers.onLog?.(frame.stream, frame.data, frame.ref, frame.seq);
       else {
         session.ops.delete(frame.re);

@@ -8,7 +8,9 @@
  * machine) or nothing but the targets, which the master then compiles from the pushed head
  * revision with each agent's last facts (`vars` apply then). `GET /runs/:id/events` streams the
  * run's events as server-sent events whose ids are the events' seq: a client that reconnects
- * with Last-Event-ID gets every event after it, none twice.
+ * with Last-Event-ID gets every event after it, none twice. A POST that accepts
+ * `text/event-stream` is answered with that stream from the first event (the run's id in
+ * Location), so starting and following a run is one request.
  */
 import type { ServerResponse } from 'node:http';
 import { createTwoFilesPatch } from 'diff';
@@ -19,7 +21,7 @@ import { MAX_FRAME_BYTES, opOptionsSchema } from '../protocol.ts';
 import { AGENT_NAME, type AgentHub } from './agents.ts';
 import { certificateRecord, MASTER_KEYS, readRecord } from './records.ts';
 import { HttpError, type Route, type RouteRequest } from './routes.ts';
-import { RUN_ID, type RunEvent, type RunManager, type RunRecord } from './runs.ts';
+import { eventText, RUN_ID, type RunEvent, type RunManager, type RunRecord } from './runs.ts';
 
 /**
  * Compiles targets of the pushed head revision with the facts given (the CLI's compiler, handed
@@ -82,7 +84,7 @@ function lastRun(outcome: NonNullable<RunRecord['report']>['targets'][number] | 
 
 /** The SSE text of one event: its seq as the id, its type as the event name. */
 function sseText(event: RunEvent): string {
-  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${eventText(event)}\n\n`;
 }
 
 /** Where a follower resumes: after Last-Event-ID (a reconnecting EventSource), or `?after=N`. */
@@ -97,21 +99,44 @@ async function followEvents(runs: RunManager, req: RouteRequest, res: ServerResp
   const id = req.params.id!;
   const after = resumeAfter(req);
   if (!RUN_ID.test(id) || !(await runs.get(id))) throw new HttpError(404, `no run ${id}`);
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+  return streamEvents(runs, id, after, req, res, 200, {});
+}
+
+/** A POST /runs that accepts text/event-stream is answered with the run's events (its id in Location): one request, not two. */
+function wantsEvents(req: RouteRequest): boolean {
+  const accept = req.headers.accept;
+  return typeof accept === 'string' && accept.split(',').some((type) => type.trim().split(';')[0] === 'text/event-stream');
+}
+
+/** Streams run `id`'s events after seq `after` as server-sent events, until its last or the client goes. */
+async function streamEvents(runs: RunManager, id: string, after: number, req: RouteRequest, res: ServerResponse, status: number, headers: Record<string, string>): Promise<undefined> {
+  res.writeHead(status, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', ...headers });
   res.write('retry: 1000\n\n');
   await new Promise<void>((resolve) => {
     let stop: (() => void) | undefined;
     // A comment now and then keeps proxies from closing a quiet stream.
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    // The events handed over in one go (the frames of one read from an agent, a replay) leave in
+    // one write, not one each, and before the store's batch of them is written.
+    let unsent = '';
+    const flush = () => {
+      if (unsent && !res.writableEnded) res.write(unsent);
+      unsent = '';
+    };
+    const send = (event: RunEvent) => {
+      if (!unsent) queueMicrotask(flush);
+      unsent += sseText(event);
+    };
     const end = () => {
       clearInterval(keepAlive);
       stop?.();
+      flush();
       res.end();
       resolve();
     };
     req.signal.addEventListener('abort', end, { once: true });
     res.on('close', end);
-    void runs.follow(id, after, (event) => res.write(sseText(event)), end).then((unfollow) => {
+    void runs.follow(id, after, send, end).then((unfollow) => {
       stop = unfollow;
       if (res.writableEnded) unfollow?.();
     });
@@ -215,7 +240,7 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
     },
     {
       method: 'POST', path: '/api/v1/runs', listener: 'api', auth: 'operator', body: runRequestSchema, maxBodyBytes: MAX_FRAME_BYTES,
-      async handle(req) {
+      async handle(req, res) {
         const body = req.body as z.infer<typeof runRequestSchema>;
         const options = { ...body.options, ...(body.diff !== undefined ? { diff: body.diff } : {}) };
         let compiled = body.compiled ? new Map(Object.entries(body.compiled)) : undefined;
@@ -237,6 +262,7 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
           ...(revision ? { revision } : {}),
           ...(req.user ? { requestedBy: req.user.name } : {}),
         });
+        if (wantsEvents(req)) return streamEvents(runs, id, 0, req, res, 202, { location: `/api/v1/runs/${id}` });
         return { status: 202, json: { id }, headers: { location: `/api/v1/runs/${id}` } };
       },
     },

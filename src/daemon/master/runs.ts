@@ -28,7 +28,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { NodeResult, TargetReport } from '../../engine/engine.ts';
 import { summarize } from '../../engine/engine.ts';
-import type { Compare, Store } from '../../store/types.ts';
+import type { Compare, Op, Store } from '../../store/types.ts';
 import { AGENT_NAME, AgentNotConnectedError, RUN_KEYS, type AgentHub } from './agents.ts';
 import { opOptionsSchema, type CommandReport, type OpOptions } from '../protocol.ts';
 import { OWNER_KEYS, type AgentOwners } from './owners.ts';
@@ -132,6 +132,22 @@ function unreachableOutcome(mode: RunMode, name: string, nodes: NodeResult[], er
     : mode === 'facts' ? { name, status: 'unreachable', error } : { name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error };
 }
 
+/** Each event's JSON as stored, for the event streams to send without writing it again. */
+const eventTexts = new WeakMap<RunEvent, string>();
+
+/** An event's JSON text (the one stored, when this master made or read it). */
+export function eventText(event: RunEvent): string {
+  return eventTexts.get(event) ?? JSON.stringify(event);
+}
+
+/** An event as read from the store, its text kept for eventText. */
+function storedEvent(value: Buffer): RunEvent {
+  const text = value.toString('utf8');
+  const event = JSON.parse(text) as RunEvent;
+  eventTexts.set(event, text);
+  return event;
+}
+
 /** A run handed to another master, as its run-request key carries it. */
 const runHandOver = z.strictObject({
   id: z.string().regex(RUN_ID),
@@ -152,12 +168,20 @@ class LiveRun {
   readonly events: RunEvent[] = [];
   readonly listeners = new Set<Listener>();
   readonly controller = new AbortController();
-  /** Store writes of this run, one after another (events in seq order). */
+  /** Store writes of this run, one batch after another (events in seq order). */
   writes: Promise<void> = Promise.resolve();
+  /** Events and record snapshots not yet written (key → value), for the next batch. */
+  pending = new Map<string, string>();
+  /** The batch that will take `pending`, once scheduled. */
+  nextBatch?: Promise<void>;
   /** Settles when the run has finished and its record is written. */
   done: Promise<void> = Promise.resolve();
   constructor(public record: RunRecord) {}
 }
+
+/** The most keys, and about the most bytes, one store transaction of a run's events carries. */
+const WRITE_BATCH_OPS = 100;
+const WRITE_BATCH_BYTES = 1024 * 1024;
 
 /** Finished runs kept in memory for followers; older ones are read back from the store. */
 const KEEP_FINISHED = 32;
@@ -509,7 +533,8 @@ export class RunManager {
     this.briefs.set(record.id, brief(record));
     this.emit(run, { type: 'run', state: 'queued' });
     const owners = this.owners;
-    if (owners) this.queueWrite(run, 'its master', () => this.store.put(OWNER_KEYS.runningRun(record.id), owners.id));
+    // In the record's own transaction: a master that dies between them leaves no run without its key.
+    if (owners) void this.storeInBatch(run, OWNER_KEYS.runningRun(record.id), owners.id);
     await this.saveRecord(run);
     run.done = this.execute(run, request).catch((err: unknown) => {
       // A bug, not a target's failure: logged with its stack, and the run still ends.
@@ -523,7 +548,8 @@ export class RunManager {
     run.record.state = 'running';
     run.record.started = started.toISOString();
     this.emit(run, { type: 'run', state: 'running' });
-    await this.saveRecord(run);
+    // Stored with the first events (writes keep their order): the ops need not wait for it.
+    void this.saveRecord(run);
     const signal = run.controller.signal;
     const parts = new Map((run.record.parts ?? []).map((part) => [part, this.runPart(run, request, part, signal)] as const));
     const partOf = (name: string) => [...parts].find(([part]) => part.targets.includes(name));
@@ -657,9 +683,9 @@ export class RunManager {
   private emit(run: LiveRun, event: Unsequenced<RunEvent>): void {
     const sequenced = { seq: run.events.length + 1, ...event } as RunEvent;
     run.events.push(sequenced);
-    const id = run.record.id;
-    run.writes = run.writes.then(() => this.store.put(RUN_KEYS.event(id, sequenced.seq), JSON.stringify(sequenced)))
-      .then(() => undefined, (err: unknown) => this.log(`run ${id}: event ${sequenced.seq} not stored: ${(err as Error).message}`));
+    const text = JSON.stringify(sequenced);
+    eventTexts.set(sequenced, text);
+    void this.storeInBatch(run, RUN_KEYS.event(run.record.id, sequenced.seq), text);
     for (const listener of run.listeners) listener(sequenced);
   }
 
@@ -669,11 +695,53 @@ export class RunManager {
     return run.writes;
   }
 
+  /** Resolves once this snapshot of the record is in the store (or its failure logged). */
   private saveRecord(run: LiveRun): Promise<void> {
-    const snapshot = JSON.stringify(run.record);
-    run.writes = run.writes.then(() => this.store.put(RUN_KEYS.run(run.record.id), snapshot))
-      .then(() => undefined, (err: unknown) => this.log(`run ${run.record.id}: record not stored: ${(err as Error).message}`));
-    return run.writes;
+    return this.storeInBatch(run, RUN_KEYS.run(run.record.id), JSON.stringify(run.record));
+  }
+
+  /**
+   * Queues one key for the run's next batch: whatever the run emits until the event loop next
+   * turns (an agent's frames arrive many to a read) is written together, in one transaction per
+   * WRITE_BATCH_OPS keys rather than one per event, after the batch before it. A 742-node
+   * no-op wrote 742 transactions before, which took the master longer than the agent's run.
+   */
+  private storeInBatch(run: LiveRun, key: string, value: string): Promise<void> {
+    run.pending.set(key, value);
+    if (!run.nextBatch) {
+      run.nextBatch = run.writes.then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(() => {
+        const batch = run.pending;
+        run.pending = new Map();
+        run.nextBatch = undefined;
+        return this.writeBatch(run.record.id, batch);
+      });
+      run.writes = run.nextBatch;
+    }
+    return run.nextBatch;
+  }
+
+  private async writeBatch(id: string, batch: Map<string, string>): Promise<void> {
+    let ops: Op[] = [];
+    let bytes = 0;
+    const write = async () => {
+      if (ops.length === 0) return;
+      const taken = ops;
+      ops = [];
+      bytes = 0;
+      try {
+        await this.store.txn([], taken);
+      } catch (err) {
+        const keys = taken.map((op) => ('put' in op ? op.put : op.delete));
+        this.log(`run ${id}: ${keys.length === 1 ? keys[0] : `${keys[0]} … ${keys.at(-1)} (${keys.length} keys)`} not stored: ${(err as Error).message}`);
+      }
+    };
+    for (const [key, value] of batch) {
+      // etcd takes at most 128 operations and 1.5 MiB in one request (its defaults).
+      if (ops.length >= WRITE_BATCH_OPS || (bytes > 0 && bytes + value.length > WRITE_BATCH_BYTES)) await write();
+      ops.push({ put: key, value });
+      bytes += key.length + value.length;
+    }
+    await write();
   }
 
   async get(id: string): Promise<RunRecord | undefined> {
@@ -743,7 +811,7 @@ export class RunManager {
     };
     const from = (await this.store.revision()) + 1;
     for (const kv of await this.store.list(RUN_KEYS.events(id))) {
-      if (deliver(JSON.parse(kv.value.toString('utf8')) as RunEvent)) {
+      if (deliver(storedEvent(kv.value))) {
         onEnd();
         return () => undefined;
       }
@@ -753,7 +821,7 @@ export class RunManager {
     void (async () => {
       for await (const change of this.store.watch(RUN_KEYS.events(id), { signal, fromRevision: from })) {
         if (change.type !== 'put' || !change.value) continue;
-        if (deliver(JSON.parse(change.value.toString('utf8')) as RunEvent)) {
+        if (deliver(storedEvent(change.value))) {
           stop.abort();
           onEnd();
           return;
