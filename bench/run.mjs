@@ -6,6 +6,8 @@
 //
 //   npm run bench [-- --runs N] [-- --quick] [-- --peers] [-- --ssh-only | --no-ssh]   (needs `npm run build` first)
 // --startup-only: just the one-resource fixed cost (Cairn, `node -e 0`, cf-agent), printed.
+// --scale-only [--sizes 10000,100000]: just the scale series (Cairn and cf-agent at each size,
+// default 1,000 / 10,000 / 50,000 / 100,000), printed, no RESULTS.md.
 //   npm run bench -- --master [--agents N]: only the master's section (bench/master.mjs), which a
 //   full run also runs at its end (2,000 agents; 500 with --quick).
 // --export-only: just the standard workload's three scenarios for Cairn, the hand-written shell
@@ -30,7 +32,10 @@ const cairnBin = join(repo, 'dist/cairn.cjs');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const runs = Number(args[args.indexOf('--runs') + 1]) || (quick ? 3 : 5);
-const scaleSizes = quick ? [1000] : [1000, 10000, 50000];
+// --scale-only: just the scale series (Cairn and cf-agent), printed; --sizes 10000,100000 picks the sizes.
+const scaleOnly = args.includes('--scale-only');
+const scaleSizes = args.includes('--sizes') ? args[args.indexOf('--sizes') + 1].split(',').map(Number) : quick ? [1000] : [1000, 10000, 50000, 100000];
+if (scaleSizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--sizes: a comma-separated list of resource counts, as 10000,100000');
 // Compile-only scale (issue #27): a site with N variables, and one with N invocations of a state.
 const varSizes = quick ? [10000] : [40000, 100000];
 const invocationSizes = quick ? [1000] : [5000, 10000];
@@ -51,7 +56,7 @@ if (args.includes('--master')) {
 if (!existsSync(cairnBin)) throw new Error('dist/cairn.cjs is missing: run `npm run build` first');
 if (!existsSync(join(peers, 'shell/converge.sh'))) throw new Error(`the peer workload is missing: ${peers}`);
 if (!existsSync('/usr/bin/time')) throw new Error('GNU time is missing: apt-get install time');
-const withCfengine = !sshOnly && !exportOnly;
+const withCfengine = !sshOnly && !exportOnly && !args.includes('--no-cfengine');
 if (withCfengine && spawnSync('sh', ['-c', 'command -v cf-agent && command -v cf-promises']).status !== 0) {
   throw new Error('CFEngine is missing (cf-agent, cf-promises): run bench/install-peers.sh (Debian\'s cfengine3) first');
 }
@@ -272,11 +277,71 @@ if (args.includes('--startup-only')) {
   process.exit();
 }
 
+/**
+ * The scale series: for each size, Cairn's first run, its no-op (compile cached) and a no-op with
+ * a fresh compile, and cf-agent's first run and no-op on the same generated tree
+ * (bench/peers/cfengine/scale.cf: DIRS directories of 10 files); the trees are compared at the
+ * smallest size (snapshot.sh starts processes per file).
+ */
+function scaleSeries(sizes) {
+  const entries = [];
+  const cfScale = withCfengine ? cfWorkdir('scale', 'scale.cf') : undefined;
+  for (const n of sizes) {
+    const { dir, count } = scaleSite(n);
+    const root = join(work, `root-${n}`);
+    const cmd = ['node', cairnBin, 'apply', '--site', dir, '--var', `root=${root}`];
+    const first = timed(cmd);
+    // The first no-op after a first run reads every file and records it in the content index; the
+    // next one (the steady state) trusts the index for files whose stat did not change.
+    const noop = timed(cmd);
+    const steady = timed(cmd);
+    // Same tree, a fresh compile: with the cache off (a new --var nobody reads would now be an
+    // incremental compile that reuses every invocation).
+    const cold = timed(cmd, { CAIRN_NO_CACHE: '1' });
+    const entry = { resources: count, first, noop, steady, cold };
+    if (cfScale) {
+      const cfRoot = join(work, `cf-root-${n}`);
+      const cf = () => timed(['cf-agent', '-K', '-w', cfScale], { ROOT: cfRoot, DIRS: String(count / 11) });
+      entry.cfFirst = cf();
+      entry.cfNoop = cf();
+      // snapshot.sh starts processes per file: trees are compared at the first size up to 10,000.
+      if (n === sizes[0] && count <= 10010) {
+        const sameScale = snapshot(root) === snapshot(cfRoot);
+        checks.push(`${sameScale ? 'ok' : 'WRONG'}: at ${count} resources cf-agent leaves the same tree as Cairn (tools/snapshot.sh)`);
+        if (!sameScale) process.exitCode = 1;
+      }
+      setAside(cfRoot);
+    }
+    entries.push(entry);
+    setAside(root);
+    emptyAside();
+  }
+  return entries;
+}
+function scaleLines(scale) {
+  const lines = ['## Scale series (generated sites: directories of 10 files)', ''];
+  lines.push(`| resources | first run | no-op (compile cached) | peak RSS MiB (no-op) | next no-op | peak RSS MiB (next no-op) | no-op, fresh compile | peak RSS MiB (fresh compile) |${withCfengine ? ' cf-agent first run | cf-agent no-op | peak RSS MiB (cf-agent no-op) | first run / cf-agent | no-op / cf-agent |' : ''}`,
+    `| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |${withCfengine ? ' ---: | ---: | ---: | ---: | ---: |' : ''}`);
+  const ratio = (a, b) => `${(a / b).toFixed(2)}×`;
+  for (const s of scale) {
+    const cf = s.cfFirst ? ` ${fmtMs(s.cfFirst.wall)} | ${fmtMs(s.cfNoop.wall)} | ${Math.round(s.cfNoop.rss)} | ${ratio(s.first.wall, s.cfFirst.wall)} | ${ratio(s.noop.wall, s.cfNoop.wall)} |` : '';
+    lines.push(`| ${s.resources} | ${fmtMs(s.first.wall)} | ${fmtMs(s.noop.wall)} | ${Math.round(s.noop.rss)} | ${fmtMs(s.steady.wall)} | ${Math.round(s.steady.rss)} | ${fmtMs(s.cold.wall)} | ${Math.round(s.cold.rss)} |${cf}`);
+  }
+  return lines;
+}
+
 // 1. Correctness first: both converge the same tree, with the right counts.
+const checks = [];
+// --scale-only: just the scale series (--sizes N,M,...: which sizes), printed, no RESULTS.md.
+if (scaleOnly) {
+  const scale = scaleSeries(scaleSizes);
+  process.stdout.write(`${['## Checks', '', ...checks.map((c) => `- ${c}`), '', ...scaleLines(scale)].join('\n')}\n`);
+  rmSync(work, { recursive: true, force: true });
+  process.exit();
+}
 let version = 1;
 resetCairn();
 resetShell();
-const checks = [];
 const expectCounts = (what, got, want) => {
   const ok = got.changed === want.changed && got.handler === want.handler;
   checks.push(`${ok ? 'ok' : 'WRONG'}: ${what}: changed=${got.changed} handler=${got.handler} (expected ${want.changed} + ${want.handler})`);
@@ -396,35 +461,7 @@ function scaleSite(n) {
   ].join('\n'));
   return { dir, count: dirs * 11 };
 }
-const scale = [];
-// The same generated tree for cf-agent (bench/peers/cfengine/scale.cf: DIRS directories of 10 files).
-const cfScale = withCfengine ? cfWorkdir('scale', 'scale.cf') : undefined;
-for (const n of scaleSizes) {
-  const { dir, count } = scaleSite(n);
-  const root = join(work, `root-${n}`);
-  const cmd = ['node', cairnBin, 'apply', '--site', dir, '--var', `root=${root}`];
-  const first = timed(cmd);
-  const noop = timed(cmd);
-  // Same tree, a fresh compile: with the cache off (a new --var nobody reads would now be an
-  // incremental compile that reuses every invocation).
-  const cold = timed(cmd, { CAIRN_NO_CACHE: '1' });
-  const entry = { resources: count, first, noop, cold };
-  if (cfScale) {
-    const cfRoot = join(work, `cf-root-${n}`);
-    const cf = () => timed(['cf-agent', '-K', '-w', cfScale], { ROOT: cfRoot, DIRS: String(count / 11) });
-    entry.cfFirst = cf();
-    entry.cfNoop = cf();
-    // The smallest size is compared entry by entry (snapshot.sh starts processes per file).
-    if (n === scaleSizes[0]) {
-      const sameScale = snapshot(root) === snapshot(cfRoot);
-      checks.push(`${sameScale ? 'ok' : 'WRONG'}: at ${count} resources cf-agent leaves the same tree as Cairn (tools/snapshot.sh)`);
-      if (!sameScale) process.exitCode = 1;
-    }
-    setAside(cfRoot);
-  }
-  scale.push(entry);
-  setAside(root);
-}
+const scale = scaleSeries(scaleSizes);
 emptyAside();
 
 // Compile at scale: `cairn show` (compiles, touches nothing) with the compile cache off.
@@ -492,13 +529,7 @@ for (const r of results) {
     lines.push(`| ${r.scenario} | ${t.label ?? t.name}${s.length < runs ? ` (${s.length} run${s.length === 1 ? '' : 's'})` : ''} | ${stat(s, 'wall', fmtMs)} | ${median(s.map((x) => x.cpu)).toFixed(2)} | ${Math.round(median(s.map((x) => x.rss)))} | ${ratio(wall, wallOf('shell'))} |${withCfengine ? ` ${ratio(wall, wallOf('cfengine'))} |` : ''}`);
   }
 }
-lines.push('', '## Scale series (generated sites: directories of 10 files)', '');
-lines.push(`| resources | first run | no-op (compile cached) | peak RSS MiB (no-op) | no-op, fresh compile | peak RSS MiB (fresh compile) |${withCfengine ? ' cf-agent first run | cf-agent no-op | peak RSS MiB (cf-agent no-op) | first run / cf-agent | no-op / cf-agent |' : ''}`,
-  `| ---: | ---: | ---: | ---: | ---: | ---: |${withCfengine ? ' ---: | ---: | ---: | ---: | ---: |' : ''}`);
-for (const s of scale) {
-  const cf = s.cfFirst ? ` ${fmtMs(s.cfFirst.wall)} | ${fmtMs(s.cfNoop.wall)} | ${Math.round(s.cfNoop.rss)} | ${ratio(s.first.wall, s.cfFirst.wall)} | ${ratio(s.noop.wall, s.cfNoop.wall)} |` : '';
-  lines.push(`| ${s.resources} | ${fmtMs(s.first.wall)} | ${fmtMs(s.noop.wall)} | ${Math.round(s.noop.rss)} | ${fmtMs(s.cold.wall)} | ${Math.round(s.cold.rss)} |${cf}`);
-}
+lines.push('', ...scaleLines(scale));
 lines.push('', '## Compile at scale (`cairn show`, compile cache off; one target)', '');
 lines.push('| site | wall, median (min–max) | cpu s, median | peak RSS MiB |', '| --- | ---: | ---: | ---: |');
 for (const c of compileScale) lines.push(`| ${c.site} | ${stat(c.samples, 'wall', fmtMs)} | ${median(c.samples.map((x) => x.cpu)).toFixed(2)} | ${Math.round(median(c.samples.map((x) => x.rss)))} |`);

@@ -1,8 +1,10 @@
 /** The compile cache: a converged site reuses its compiled run until any input changes. */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
+import { CompileCache } from '../src/cli/compile-cache.ts';
+import { COMPILED_CODEC, type Compiled } from '../src/graph/codec.ts';
 import { compileTemplate } from '../src/site/template.ts';
 import { runCli } from './helpers/cli.ts';
 import { converge, scratchSite } from './helpers/converge.ts';
@@ -60,3 +62,38 @@ test('a compiled run read back from the cache is the one compiled: show --json i
     assert.equal(cached.stdout, fresh.stdout, `${site} ${target}`);
   }
 });
+
+test('a cached compiled run is read without its invocations, which come from the same entry when asked; an entry replaced meanwhile is refused', async () => {
+  const s = scratchSite('s', { 'states/s.yaml': `s:\n  - file: ${R}/f\n    content: one\n  - file: ${R}/g\n    content: two\n` });
+  const repo = resolve(import.meta.dirname, '..');
+  const facts = join(repo, 'test/fixtures/facts-debian.json');
+  const fresh = compiled(await compiledFrom(s.site, facts, { CAIRN_NO_CACHE: '1' }));
+  await compiledFrom(s.site, facts);
+  const cache = new CompileCache({ site: s.site, vars: [] });
+  const entries = () => readdirSync(join(s.site, '.cairn/cache')).filter((f) => f.startsWith('compiled-'));
+  assert.equal(entries().length, 1);
+  const entry = join(s.site, '.cairn/cache', entries()[0]!);
+  // Its key is the one the CLI wrote: read it back through the cache, as a run does.
+  const keyLine = readFileSync(entry, 'utf8').split('\n')[0]!;
+  const key = JSON.parse(keyLine.slice(0, keyLine.indexOf('{"build"'))) as { extra: unknown };
+  const read = () => cache.get('compiled', key.extra, () => Promise.reject(new Error('not from the cache')), COMPILED_CODEC);
+  const whole = await read();
+  assert.deepStrictEqual(whole.graph, fresh.graph);
+  assert.deepStrictEqual(whole.run.invocations, fresh.run.invocations);
+
+  const replaced = await read();
+  const copy = `${entry}.copy`;
+  copyFileSync(entry, copy);
+  renameSync(copy, entry);
+  assert.throws(() => replaced.run.invocations, /compile cache entry .* was replaced while in use/);
+});
+
+/** The compiled run the CLI's `show --json` prints (the graph and the run, parsed). */
+async function compiledFrom(site: string, facts: string, env: Record<string, string> = {}): Promise<string> {
+  const r = await runCli(['show', '--json', '--site', site, '-t', 't1', '--facts', facts], { env });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+function compiled(json: string): Compiled {
+  return JSON.parse(json) as Compiled;
+}

@@ -37,6 +37,19 @@ function writeKeepingMtime(path: string, content: string): void {
 
 const SHA = 'a'.repeat(64);
 
+type Entry = [number, number, number, number, number, string];
+
+/** An index file's entries by path (its columns: paths, five stat numbers a path, 64 hex digits a path). */
+function readIndex(file: string): Record<string, Entry> {
+  const { version, paths, stats, sha256 } = JSON.parse(readFileSync(file, 'utf8')) as { version: number; paths: string[]; stats: number[]; sha256: string };
+  assert.equal(version, 5);
+  return Object.fromEntries(paths.map((p, i) => [p, [...stats.slice(i * 5, i * 5 + 5), sha256.slice(i * 64, i * 64 + 64)] as Entry]));
+}
+function writeIndex(file: string, entries: Record<string, Entry>): void {
+  const rows = Object.entries(entries);
+  writeFileSync(file, JSON.stringify({ version: 5, paths: rows.map(([p]) => p), stats: rows.flatMap(([, e]) => e.slice(0, 5)), sha256: rows.map(([, e]) => e[5]).join('') }));
+}
+
 function fakeStat(fields: Partial<Stats>): Stats {
   return { dev: 1, ino: 2, size: 3, mtimeMs: 1000.5, ctimeMs: 1000.5, ...fields } as Stats;
 }
@@ -93,7 +106,13 @@ test('saved and loaded whole; a damaged index counts as empty; without trust not
   assert.equal(statSync(file).mode & 0o777, 0o600);
   assert.equal(new ContentIndex(file, { trust: true, save: true }).lookup('/f', fakeStat({})), SHA);
   assert.equal(new ContentIndex(file, { trust: false, save: true }).lookup('/f', fakeStat({})), undefined);
-  writeFileSync(file, '{"version":4,"files":{"/f":[1,2');
+  writeFileSync(file, '{"version":5,"paths":["/f"],"stats":[1,2');
+  assert.equal(new ContentIndex(file, { trust: true, save: true }).lookup('/f', fakeStat({})), undefined);
+  // Columns that do not line up are not trusted either.
+  writeFileSync(file, JSON.stringify({ version: 5, paths: ['/f'], stats: [1, 2, 3, 1000.5], sha256: SHA }));
+  assert.equal(new ContentIndex(file, { trust: true, save: true }).lookup('/f', fakeStat({})), undefined);
+  // Nor the format of one record a path (version 4): read as empty, rewritten in columns.
+  writeFileSync(file, JSON.stringify({ version: 4, files: { '/f': [1, 2, 3, 1000.5, 1000.5, SHA] } }));
   assert.equal(new ContentIndex(file, { trust: true, save: true }).lookup('/f', fakeStat({})), undefined);
   // An index of the format before SHA-256 (a 64-bit fingerprint per file) is not trusted.
   writeFileSync(file, JSON.stringify({ version: 3, files: { '/f': [1, 2, 3, 1000.5, 1000.5, 1, 2, null] } }));
@@ -102,6 +121,27 @@ test('saved and loaded whole; a damaged index counts as empty; without trust not
   readOnly.record('/f', fakeStat({}), SHA);
   readOnly.save();
   assert.equal(existsSync(join(dir, 'plan.json')), false);
+});
+
+test('a saved index keeps the entries a run did not touch, with the ones it recorded anew', () => {
+  const file = join(tempDir('cairn-ci-'), 'index.json');
+  const first = new ContentIndex(file, { trust: true, save: true });
+  first.record('/a', fakeStat({ ino: 10 }), SHA);
+  first.record('/b', fakeStat({ ino: 11 }), SHA);
+  first.save();
+  const second = new ContentIndex(file, { trust: true, save: true });
+  second.record('/b', fakeStat({ ino: 12 }), 'b'.repeat(64));
+  second.record('/c', fakeStat({ ino: 13 }), 'c'.repeat(64));
+  second.save();
+  assert.deepEqual(readIndex(file), {
+    '/a': [1, 10, 3, 1000.5, 1000.5, SHA],
+    '/b': [1, 12, 3, 1000.5, 1000.5, 'b'.repeat(64)],
+    '/c': [1, 13, 3, 1000.5, 1000.5, 'c'.repeat(64)],
+  });
+  const third = new ContentIndex(file, { trust: true, save: true });
+  assert.equal(third.lookup('/a', fakeStat({ ino: 10 })), SHA);
+  assert.equal(third.lookup('/b', fakeStat({ ino: 11 })), undefined, 'the old stat of /b no longer answers');
+  assert.equal(third.lookup('/b', fakeStat({ ino: 12 })), 'b'.repeat(64));
 });
 
 test('the local executor records what it read, trusts it next time, and sees any write', async () => {
@@ -116,14 +156,14 @@ test('the local executor records what it read, trusts it next time, and sees any
   assert.equal(await first.holds(path, Buffer.from('hello\n')), true);
   assert.equal(await first.sha256(path), sha256Hex(Buffer.from('hello\n')));
   await first.close();
-  const saved = JSON.parse(readFileSync(indexFile, 'utf8')) as { files: Record<string, unknown[]> };
+  const saved = readIndex(indexFile);
   const s = lstatSync(path);
-  assert.deepEqual(saved.files[path], [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256Hex(Buffer.from('hello\n'))]);
+  assert.deepEqual(saved[path], [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256Hex(Buffer.from('hello\n'))]);
 
   // The index is trusted: an entry saying the file holds other bytes (of the same size) is
   // believed, once a run has compared its first few small files byte for byte (those are read).
-  const forged = { version: 4, files: { [path]: [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256Hex(Buffer.from('HELLO\n'))] } };
-  writeFileSync(indexFile, JSON.stringify(forged));
+  writeIndex(indexFile, { [path]: [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256Hex(Buffer.from('HELLO\n'))] });
+  const forged = readFileSync(indexFile);
   const trusting = new LocalExecutor(options);
   for (let i = 0; i < DIRECT_COMPARES; i++) {
     assert.equal(await trusting.holds(path, Buffer.from(i % 2 ? 'hello\n' : 'HELLO\n')), i % 2 === 1, `compare ${i}: the file is read`);
@@ -131,7 +171,7 @@ test('the local executor records what it read, trusts it next time, and sees any
   assert.equal(await trusting.holds(path, Buffer.from('HELLO\n')), true);
   assert.equal(await trusting.holds(path, Buffer.from('hello\n')), false);
   await trusting.close();
-  assert.deepEqual(JSON.parse(readFileSync(indexFile, 'utf8')), forged, 'reading a file recorded with its stat records nothing');
+  assert.deepEqual(readFileSync(indexFile), forged, 'reading a file recorded with its stat records nothing');
   assert.equal(await new LocalExecutor(options).sha256(path), sha256Hex(Buffer.from('HELLO\n')));
   // ...and `--checksum` reads the file instead.
   const checking = new LocalExecutor({ contentIndex: { ...options.contentIndex, trust: false } });
@@ -139,14 +179,14 @@ test('the local executor records what it read, trusts it next time, and sees any
   assert.equal(await checking.holds(path, Buffer.from('HELLO\n')), false);
 
   // A write of the same size with the mtime put back still moves the ctime: the file is read.
-  writeFileSync(indexFile, JSON.stringify({ version: 4, files: saved.files }));
+  writeIndex(indexFile, saved);
   writeKeepingMtime(path, 'HELLO\n');
   assert.equal(lstatSync(path).mtimeMs, s.mtimeMs);
   const after = new LocalExecutor(options);
   assert.equal(await after.holds(path, Buffer.from('hello\n')), false);
   assert.equal(await after.holds(path, Buffer.from('HELLO\n')), true);
   await after.close();
-  assert.deepEqual(JSON.parse(readFileSync(indexFile, 'utf8')), { version: 4, files: saved.files }, 'written just now: read, not recorded');
+  assert.deepEqual(readIndex(indexFile), saved, 'written just now: read, not recorded');
 });
 
 test('cairn apply keeps the index in state_dir and notices a file edited behind its back; plan writes none', async () => {
@@ -165,8 +205,7 @@ test('cairn apply keeps the index in state_dir and notices a file edited behind 
   assert.equal(plan.status, 0, plan.stderr);
   assert.equal(existsSync(join(state, 'content-index.json')), false, 'plan writes no index');
   assert.equal(changed(await apply()), 0);
-  const index = JSON.parse(readFileSync(join(state, 'content-index.json'), 'utf8')) as { files: Record<string, unknown> };
-  assert.deepEqual(Object.keys(index.files).sort(), [`${root}/a`, `${root}/b`, `${root}/c`]);
+  assert.deepEqual(Object.keys(readIndex(join(state, 'content-index.json'))).sort(), [`${root}/a`, `${root}/b`, `${root}/c`]);
 
   const b = join(root, 'b');
   const mtime = lstatSync(b).mtimeMs;

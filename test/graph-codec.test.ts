@@ -95,6 +95,23 @@ test('a node that uses the compact form (ref as id, usual meta, itself as its de
   assert.equal(back.declarations[0]!.pos, back.pos, 'the declaration shares the node\'s pos, as the builder does');
 });
 
+test('edges and the run order name nodes by index, a node reading its first attribute\'s path says so with `true`, and both come back as the nodes\' own ids and paths', async () => {
+  const c = await compiled();
+  const wire = JSON.parse(encodeCompiled(c)[0]!) as { graph: { nodes: { reads?: unknown }[]; edges: { from: unknown; to: unknown }[]; order: unknown[] } };
+  assert.ok(wire.graph.edges.length > 0 && wire.graph.edges.every((e) => typeof e.from === 'number' && typeof e.to === 'number'), 'every edge by index');
+  assert.ok(wire.graph.order.every((v) => typeof v === 'number'), 'the order by index');
+  const derived = wire.graph.nodes.findIndex((n) => n.reads === true);
+  assert.ok(derived >= 0, 'some node reads the path of its first attribute');
+  const back = decodeCompiled(Buffer.from(encodeCompiled(c).join('')));
+  assert.deepStrictEqual(back.graph.nodes[derived]!.reads, c.graph.nodes[derived]!.reads);
+  assert.deepStrictEqual(back.graph.edges, c.graph.edges);
+  assert.deepStrictEqual(back.graph.order, c.graph.order);
+  // An id that is no node's (no edge has one today) travels as itself.
+  const stray = structuredClone(c);
+  stray.graph.edges[0]!.to = 'file:/nowhere';
+  assert.equal(roundTrip(stray).graph.edges[0]!.to, 'file:/nowhere');
+});
+
 test('a field the codec does not know is refused, not dropped', async () => {
   const c = await compiled();
   (c.graph.nodes[0] as unknown as Record<string, unknown>).priority = 3;
@@ -140,6 +157,10 @@ test('malformed input throws a CodecError that says where', async () => {
   const badEdge = first();
   badEdge.graph.edges[0]!.kind = 'requires';
   refused(() => decode(badEdge), /graph\.edges\[0\]\.kind: expected one of require, /);
+
+  const noSuchNode = first();
+  noSuchNode.graph.edges[0]!.to = noSuchNode.graph.nodes.length;
+  refused(() => decode(noSuchNode), new RegExp(`graph\\.edges\\[0\\]\\.to: no node ${noSuchNode.graph.nodes.length}`));
 
   const noTarget = first();
   noTarget.keys = noTarget.keys.filter((k) => k !== 'target');

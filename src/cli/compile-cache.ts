@@ -21,12 +21,12 @@
  * from (catalog/compile.ts, InvocationRecord). A compile after any change reuses from them every
  * invocation whose inputs are the same, and renders only the others.
  */
-import { closeSync, fchmodSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { sweepOrphans } from '../executors/temp-names.ts';
 import { fingerprintHex } from '../lib/fingerprint.ts';
 import { PRIVATE_FILE, privateDir, privateFile } from '../lib/private-files.ts';
-import { shortRun } from '../lib/tiering.ts';
+import { longWork, shortRun } from '../lib/tiering.ts';
 
 declare const __CAIRN_BUILD__: string | undefined;
 
@@ -85,10 +85,76 @@ export interface Codec<T> {
   encode(value: T): string[];
   /** `bytes`: the entry's content after its key line. */
   decode(bytes: Buffer): T;
+  /**
+   * Decodes from the first piece alone, reading the rest (`rest()`: the other pieces' bytes) only
+   * if asked: a large entry whose tail is seldom needed is then neither read nor held. An entry
+   * of such a codec keeps the first piece's length on a line after the key.
+   */
+  decodeFirst?(first: Buffer, rest: () => Buffer): T;
+}
+
+/** What a first read takes of an entry: the key line and the length line, usually. */
+const FIRST_READ = 64 * 1024;
+
+/** Reads `length` bytes of an open file from `position` (fewer only at its end). */
+function readAt(fd: number, length: number, position: number): Buffer {
+  const bytes = Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, bytes, done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done === length ? bytes : bytes.subarray(0, done);
+}
+
+/**
+ * An entry of a codec with decodeFirst: undefined if the file's key is not `key` (or the file is
+ * not one such entry). The rest is read when asked, from the same file: its device, inode, size
+ * and mtime must be as they were (entries are replaced by rename, never rewritten in place).
+ */
+function readFirst<T>(path: string, key: Buffer, codec: Codec<T> & { decodeFirst: NonNullable<Codec<T>['decodeFirst']> }, onSize: (bytes: number) => void): T | undefined {
+  const fd = openSync(path, 'r');
+  let first: Buffer;
+  let restAt: number;
+  let seen: ReturnType<typeof fstatSync>;
+  try {
+    seen = fstatSync(fd);
+    const start = readAt(fd, Math.min(FIRST_READ, seen.size), 0);
+    if (start.length <= key.length || !start.subarray(0, key.length).equals(key)) return undefined;
+    onSize(seen.size);
+    const newline = start.indexOf(0x0a, key.length);
+    const length = newline < 0 ? NaN : Number(start.toString('latin1', key.length, newline));
+    if (!Number.isSafeInteger(length) || length < 0 || newline + 1 + length > seen.size) return undefined;
+    first = newline + 1 + length <= start.length ? Buffer.from(start.subarray(newline + 1, newline + 1 + length)) : readAt(fd, length, newline + 1);
+    restAt = newline + 1 + length;
+  } finally {
+    closeSync(fd);
+  }
+  return codec.decodeFirst(first, () => {
+    const again = openSync(path, 'r');
+    try {
+      const now = fstatSync(again);
+      if (now.dev !== seen.dev || now.ino !== seen.ino || now.size !== seen.size || now.mtimeMs !== seen.mtimeMs) {
+        throw new Error(`the compile cache entry ${path} was replaced while in use: run the command again`);
+      }
+      return readAt(again, seen.size - restAt, restAt);
+    } finally {
+      closeSync(again);
+    }
+  });
 }
 
 /** A cached entry past this size holds a run with work to do (80 resources or so): lib/tiering.ts. */
 const SHORT_RUN_MIN_BYTES = 64 * 1024;
+/** ...and up to this size: a larger one (tens of thousands of resources) makes a long run, which V8's optimizing compiler pays back. */
+const SHORT_RUN_MAX_BYTES = 4 * 1024 * 1024;
+
+/** A compiled run of this size read from the cache: a short run (lib/tiering.ts), or a long one. */
+function tierBySize(bytes: number): void {
+  if (bytes > SHORT_RUN_MAX_BYTES) longWork();
+  else if (bytes > SHORT_RUN_MIN_BYTES) shortRun();
+}
 const JSON_CODEC: Codec<unknown> = { encode: (v) => [JSON.stringify(v)], decode: (bytes) => JSON.parse(bytes.toString('utf8')) as unknown };
 
 export interface CacheInputs {
@@ -153,15 +219,23 @@ export class CompileCache {
       this.swept = true;
       sweepOrphans(this.dir, CACHE_TEMP, 'file');
     }
-    const key = Buffer.from(`${JSON.stringify({ kind, extra })}${this.base}\n`);
+    const { decodeFirst } = codec;
+    // An entry whose first piece's length follows the key is another layout: another key.
+    const key = Buffer.from(`${JSON.stringify({ kind, extra, ...(decodeFirst ? { layout: 'first-length' } : {}) })}${this.base}\n`);
     const path = join(this.dir, `${kind}-${fingerprintHex(key)}.json`);
     try {
       // The key on the first line, then the value as its codec wrote it.
-      const bytes = readFileSync(path);
-      this.makePrivate();
-      if (bytes.length > key.length && bytes.subarray(0, key.length).equals(key)) {
-        if (bytes.length > SHORT_RUN_MIN_BYTES) shortRun();
-        return codec.decode(bytes.subarray(key.length));
+      if (decodeFirst) {
+        const value = readFirst(path, key, { ...codec, decodeFirst }, tierBySize);
+        this.makePrivate();
+        if (value !== undefined) return value;
+      } else {
+        const bytes = readFileSync(path);
+        this.makePrivate();
+        if (bytes.length > key.length && bytes.subarray(0, key.length).equals(key)) {
+          tierBySize(bytes.length);
+          return codec.decode(bytes.subarray(key.length));
+        }
       }
     } catch {
       // No entry yet, or an unreadable one: produce it.
@@ -169,7 +243,12 @@ export class CompileCache {
     const value = await produce();
     if (keep && !keep(value)) return value;
     // Outside the try: a value the codec refuses is a bug to report, not a read-only site.
-    this.write(kind, path, key, codec.encode(value));
+    const pieces: (string | Buffer)[] = codec.encode(value);
+    if (decodeFirst) {
+      const first = Buffer.from(pieces[0] ?? '');
+      pieces.splice(0, 1, `${first.length}\n`, first);
+    }
+    this.write(kind, path, key, pieces);
     return value;
   }
 

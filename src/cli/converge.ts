@@ -189,15 +189,16 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
           },
         } satisfies Partial<RunTargetOptions> : {}),
         onResult: (r) => {
-          toLog(nodeLine(name, r, multi));
-          toLog(timingLine(name, r, multi));
-          if (options.json) {
-            verbose(timingLine(name, r, multi), 2);
-            return;
+          // Lines only for where they go (a large site's run has a result per node).
+          if (logFd !== undefined) {
+            toLog(nodeLine(name, r, multi));
+            toLog(timingLine(name, r, multi));
           }
-          progress?.node(name, r);
-          if (!progress || r.status !== 'unchanged') print(nodeLine(name, r, multi, colour));
-          verbose(timingLine(name, r, multi), 2);
+          if (!options.json) {
+            progress?.node(name, r);
+            if (!progress || r.status !== 'unchanged') print(nodeLine(name, r, multi, colour));
+          }
+          if (level >= 2) verbose(timingLine(name, r, multi), 2);
         },
       };
       // A target with `executor: agent` runs where it is, through the master: one round trip.

@@ -234,6 +234,8 @@ export class Engine {
   private blocked = { count: 0, footprints: new FootprintIndex(), ids: new Set<string>() };
   private overlapFailure?: { error: unknown };
   private readonly filtered: Set<string>;
+  /** Per type name: whether it needs anything (as a whole or for some attribute) the executor does not offer. */
+  private readonly refusableTypes = new Map<string, boolean>();
   /** Handler nodes whose turn is under way because their lazy state was triggered (ProviderContext.triggered). */
   private readonly triggeredTurns = new Set<string>();
 
@@ -306,6 +308,13 @@ export class Engine {
     const type = this.typeOf(typeName);
     if (!type) return undefined;
     const offered = this.exec.capabilities ?? DEFAULT_CAPABILITIES;
+    // Asked twice per node: a type that needs nothing the executor lacks answers at once.
+    let refusable = this.refusableTypes.get(typeName);
+    if (refusable === undefined) {
+      refusable = [...(type.needs ?? []), ...Object.values(type.attributeNeeds ?? {}).flat()].some((c) => !offered.includes(c));
+      this.refusableTypes.set(typeName, refusable);
+    }
+    if (!refusable) return undefined;
     const whole = (type.needs ?? []).filter((c) => !offered.includes(c));
     const byAttribute = Object.entries(type.attributeNeeds ?? {})
       .filter(([attr, needs]) => attributes[attr] !== undefined && needs.some((c) => !offered.includes(c)));

@@ -174,6 +174,8 @@ function decodeWith<T extends object>(fields: Fields<T>, wire: unknown, where: s
 /** The meta most parts have: a node whose meta is this leaves it out. */
 const USUAL_META = JSON.stringify({ noop: false, allow_reload: true, allow_rebuild: true, tags: [] });
 
+const SHARED_META = Object.freeze({ ...JSON.parse(USUAL_META) as GraphNode['meta'], tags: Object.freeze([]) as unknown as string[] });
+
 /** A node declared once keeps only that declaration, which repeats the node's own invocation, part and pos. */
 function declaredOnceAsItself(n: GraphNode): boolean {
   if (n.declarations.length !== 1) return false;
@@ -214,7 +216,8 @@ const NODE_FIELDS = {
   attributes: required(opaque<GraphNode['attributes']>()),
   meta: {
     encode: (meta) => (JSON.stringify(meta) === USUAL_META ? undefined : meta),
-    decode: (wire, _whole, where) => (wire === undefined ? JSON.parse(USUAL_META) as GraphNode['meta'] : opaque<GraphNode['meta']>()(wire, where)),
+    // One frozen object for all the nodes that have it: a large graph would hold one per node.
+    decode: (wire, _whole, where) => (wire === undefined ? SHARED_META : opaque<GraphNode['meta']>()(wire, where)),
   },
   stage: optional((v, where) => {
     const r = record(v, where);
@@ -232,14 +235,32 @@ const NODE_FIELDS = {
     },
   },
   pos: optional(pos),
-  reads: optional((v, where) => {
-    const r = record(v, where);
-    strings(r.paths, `${where}.paths`);
-    if (r.commands !== undefined) bool(r.commands, `${where}.commands`);
-    if (r.content !== undefined) bool(r.content, `${where}.content`);
-    return r as unknown as NonNullable<GraphNode['reads']>;
-  }),
+  reads: {
+    encode: (reads, n) => (reads && readsFirstAttribute(reads, n.attributes) ? true : reads),
+    decode(wire, whole, where) {
+      if (wire === undefined) return undefined;
+      // `true`: the node reads the path its first attribute names (and travels only there).
+      if (wire === true) return { paths: [str(firstAttribute(record(whole.attributes, 'attributes')), where)] };
+      const r = record(wire, where);
+      strings(r.paths, `${where}.paths`);
+      if (r.commands !== undefined) bool(r.commands, `${where}.commands`);
+      if (r.content !== undefined) bool(r.content, `${where}.content`);
+      return r as unknown as NonNullable<GraphNode['reads']>;
+    },
+  },
 } satisfies Fields<GraphNode>;
+
+function firstAttribute(attributes: Record<string, unknown>): unknown {
+  for (const key in attributes) return attributes[key];
+  return undefined;
+}
+
+/** Whether a node reads just the path its first attribute holds, and nothing else (most file-like nodes). */
+function readsFirstAttribute(reads: NonNullable<GraphNode['reads']>, attributes: Record<string, unknown>): boolean {
+  for (const key in reads) if (key !== 'paths') return false;
+  const first = firstAttribute(attributes);
+  return reads.paths.length === 1 && typeof first === 'string' && reads.paths[0] === first;
+}
 
 const EDGE_KINDS = ['require', 'notify', 'onchanges', 'onfail', 'transition', 'stage'] as const satisfies readonly EdgeKind[];
 
@@ -282,10 +303,53 @@ function records<V extends object>(fields: Fields<V>): Field<V[], unknown> {
   };
 }
 
+/**
+ * Node ids in edges and the run order travel as the node's index in `nodes` (an id that is no
+ * node's travels as itself): a large graph's file is that much smaller, and the decoded edges and
+ * order share the nodes' id strings instead of holding copies of their own.
+ */
+const NODE_INDEX = new WeakMap<Graph, Map<string, number>>();
+function nodeIndex(graph: Graph): Map<string, number> {
+  let index = NODE_INDEX.get(graph);
+  if (!index) NODE_INDEX.set(graph, index = new Map(graph.nodes.map((n, i) => [n.id, i])));
+  return index;
+}
+function idRef(graph: Graph, id: string): string | number {
+  return nodeIndex(graph).get(id) ?? id;
+}
+/** An id as idRef wrote it, the node's index resolved against the graph's (already decoded) wire nodes. */
+function resolveId(v: unknown, whole: Wire, where: string): string {
+  if (typeof v !== 'number') return str(v, where);
+  const node = Array.isArray(whole.nodes) && Number.isInteger(v) ? (whole.nodes as unknown[])[v] : undefined;
+  if (node === undefined) throw new CodecError(where, `no node ${v}`);
+  return str(record(node, where).id, where);
+}
+
 const GRAPH_FIELDS = {
   nodes: records(NODE_FIELDS),
-  edges: records(EDGE_FIELDS),
-  order: required(strings),
+  edges: {
+    encode: (edges, graph, where) => edges.map((e, i) => {
+      const wire = encodeWith(EDGE_FIELDS, e, `${where}[${i}]`);
+      return { ...wire, from: idRef(graph, e.from), to: idRef(graph, e.to) };
+    }),
+    decode(wire, whole, where) {
+      if (wire === undefined) throw new CodecError(where, 'missing');
+      return list((item, at) => {
+        const e = record(item, at);
+        // The parsed wire is this decoder's own: the ids go in place before the edge's table checks it.
+        e.from = resolveId(e.from, whole, `${at}.from`);
+        e.to = resolveId(e.to, whole, `${at}.to`);
+        return decodeWith(EDGE_FIELDS, e, at);
+      })(wire, where);
+    },
+  },
+  order: {
+    encode: (order, graph) => order.map((id) => idRef(graph, id)),
+    decode(wire, whole, where) {
+      if (wire === undefined) throw new CodecError(where, 'missing');
+      return list((v, at) => resolveId(v, whole, at))(wire, where);
+    },
+  },
   handlers: required(strings),
   types: {
     encode: (types, _whole, where) => mapRecord(types, (t, name) => encodeWith(TYPE_FIELDS, t, `${where}.${name}`)),
@@ -355,7 +419,26 @@ export function decodeCompiled(input: Buffer | string): Compiled {
   const bytes = typeof input === 'string' ? Buffer.from(input) : input;
   const newline = bytes.indexOf(0x0a);
   if (newline < 0) throw new CodecError('the whole input', 'expected two lines (the graph, then the invocations)');
-  const first = record(parseJson(bytes.toString('utf8', 0, newline), 'line 1'), 'line 1');
+  // A copy, so the input's whole content is not kept alive for the part not yet parsed.
+  const rest = Buffer.from(bytes.subarray(newline + 1));
+  return decodeLines(bytes.toString('utf8', 0, newline), () => rest);
+}
+
+/**
+ * The same from the first line alone, `rest()` giving what followed it (the newline and the
+ * second line) when the invocations are first read: the compile cache's way (decodeFirst), so a
+ * converged run neither reads nor holds them.
+ */
+export function decodeCompiledFirst(first: Buffer, rest: () => Buffer): Compiled {
+  return decodeLines(first.toString('utf8'), () => {
+    const bytes = rest();
+    if (bytes[0] !== 0x0a) throw new CodecError('the whole input', 'expected two lines (the graph, then the invocations)');
+    return bytes.subarray(1);
+  });
+}
+
+function decodeLines(line1: string, line2: () => Buffer): Compiled {
+  const first = record(parseJson(line1, 'line 1'), 'line 1');
   refuseUnknown(first, { keys: true, head: true, graph: true }, 'line 1');
   const keys = list(oneOf(Object.keys(RUN_FIELDS) as (keyof StateRun)[]))(first.keys, 'keys');
   const head = record(first.head, 'run');
@@ -364,8 +447,7 @@ export function decodeCompiled(input: Buffer | string): Compiled {
     if (!keys.includes(key)) throw new CodecError(`run.${key}`, 'missing');
   }
   const graph = decodeWith(GRAPH_FIELDS, first.graph, 'graph');
-  // A copy, so the input's whole content is not kept alive for the part not yet parsed.
-  let rest: Buffer | undefined = Buffer.from(bytes.subarray(newline + 1));
+  let rest: (() => Buffer) | undefined = line2;
   const run: Wire = {};
   for (const key of keys) {
     if (key !== 'invocations') {
@@ -377,7 +459,7 @@ export function decodeCompiled(input: Buffer | string): Compiled {
       enumerable: true,
       configurable: true,
       get() {
-        const value = RUN_FIELDS.invocations.decode(parseJson(rest!.toString('utf8'), 'line 2'), run, 'run.invocations');
+        const value = RUN_FIELDS.invocations.decode(parseJson(rest!().toString('utf8'), 'line 2'), run, 'run.invocations');
         rest = undefined;
         settle(value);
         return value;
@@ -388,12 +470,12 @@ export function decodeCompiled(input: Buffer | string): Compiled {
       },
     });
   }
-  unparsedInvocations.set(run as unknown as StateRun, () => rest);
+  unparsedInvocations.set(run as unknown as StateRun, () => rest?.());
   return { run: run as unknown as StateRun, graph };
 }
 
 /** The codec the compile cache takes (cli/compile-cache.ts's Codec). */
-export const COMPILED_CODEC = { encode: encodeCompiled, decode: decodeCompiled };
+export const COMPILED_CODEC = { encode: encodeCompiled, decode: decodeCompiled, decodeFirst: decodeCompiledFirst };
 
 /** Every key of a graph node, for tests that must populate them all. */
 export const GRAPH_NODE_KEYS = Object.keys(NODE_FIELDS) as (keyof GraphNode)[];
