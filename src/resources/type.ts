@@ -388,6 +388,34 @@ export interface ShellProvider<T extends { schema: z.ZodType } = ResourceType> {
    * why it failed in `cairn_error`.
    */
   inline?: boolean;
+  /**
+   * The node's write staged with its neighbours' (src/export/script.ts groups consecutive nodes
+   * that have one, with no commands between them): `apply` leaves the new content staged
+   * (`cairn_stage`, `cairn_lstage`) and `cairn_commit` puts a group's files in place after its
+   * last node, one rename per file but one `mv` per folder, one rewrite per edited file.
+   * Undefined when this node's write cannot be staged (it then runs as `apply` in the group).
+   */
+  stage?(desired: Desired<T>, ids: StageIds): StagedShell | undefined;
+}
+
+/** Numbers the script's staging variables are named with (one per folder, one per edited file). */
+export interface StageIds {
+  folder(path: string): number;
+  file(path: string): number;
+}
+
+/** A node's fragments when its write is staged (ShellProvider.stage). */
+export interface StagedShell {
+  /** The path it writes: a group holds at most one node a path. */
+  path: string;
+  /**
+   * The folder whose stage it writes into, if it stages a whole file: the exporter stages such a
+   * file only when another file of the group goes to the same folder (else a plain `apply`).
+   */
+  folder?: string;
+  /** The check, if not `check`'s (one reading the group's staged state). */
+  check?: string;
+  apply: string;
 }
 
 /** What the exporter offers a meta type's fragments: other nodes of the run, as shell commands. */
