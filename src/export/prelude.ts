@@ -160,6 +160,7 @@ cairn_stage() {
   _n=${"${"}1##*/}; _t="$_s/$_n"
   if [ -z "$2$3$4" ] && [ -f "$1" ]; then cp -p "$1" "$_t" 2>/dev/null || rm -f "$_t"; fi
   if [ $# -ge 5 ]; then printf '%s' "$5" > "$_t" || { rm -f "$_t"; return 1; }
+  elif [ -n "$cairn_in64" ]; then cairn_in64=; cairn_b64 > "$_t" || { rm -f "$_t"; return 1; }
   else cat > "$_t" || { rm -f "$_t"; return 1; }; fi
   if [ -n "$2" ] && ! cairn_umask_gives "$2" "$_t"; then chmod "$2" "$_t" || { rm -f "$_t"; return 1; }; fi
   if [ -n "$3$4" ]; then chown "$3${"${"}4:+:$4}" "$_t" || { rm -f "$_t"; return 1; }; fi
@@ -168,6 +169,10 @@ cairn_stage() {
   eval "sn_$_k=\"\${sn_$_k:-}\$_n\$cairn_nl\" si_$_k=\"\${si_$_k:-} $cairn_i\" sx_$cairn_i=\$_n"
   cairn_grp=1 cairn_deferred=1
 }
+# cairn_stage64 K PATH MODE OWNER GROUP: the content as base64 on stdin (a pipe would run
+# cairn_stage in a subshell, whose staging the commit would never see).
+cairn_in64=
+cairn_stage64() { cairn_in64=1; cairn_stage "$@"; }
 # cairn_umask_gives MODE FILE: FILE, just made, has MODE already (the umask gave it): no chmod.
 cairn_umask_gives() {
   case $1 in *[!0-7]*) return 1 ;; esac
