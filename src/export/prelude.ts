@@ -150,12 +150,17 @@ cairn_stage() {
   eval "_s=\${ss_$_k:-}"
   if [ -z "$_s" ]; then
     _s="${"${"}_d%/}/.cairn-stage.$$"
-    # A stage that cannot be made (or a name already taken): the file is written on its own.
-    if ! mkdir "$_s" 2>/dev/null; then
+    # This run's stage of the folder (made with it, or kept from a group before), else a new one;
+    # one that cannot be made (or a name already taken): the file is written on its own.
+    case $cairn_nl$cairn_stages in
+      *"$cairn_nl$_s$cairn_nl"*) [ -d "$_s" ] || mkdir "$_s" 2>/dev/null || _s= ;;
+      *) if mkdir "$_s" 2>/dev/null; then cairn_stages="$cairn_stages$_s$cairn_nl"; else _s=; fi ;;
+    esac
+    if [ -z "$_s" ]; then
       if [ $# -ge 5 ]; then cairn_put "$1" "$2" "$3" "$4" '' "$5"; else cairn_put "$1" "$2" "$3" "$4" ''; fi
       return
     fi
-    eval "ss_$_k=\$_s sd_$_k=\$_d"; cairn_sk="$cairn_sk $_k"; cairn_stages="$cairn_stages$_s$cairn_nl"
+    eval "ss_$_k=\$_s sd_$_k=\$_d"; cairn_sk="$cairn_sk $_k"
   fi
   _n=${"${"}1##*/}; _t="$_s/$_n"
   if [ -z "$2$3$4" ] && [ -f "$1" ]; then cp -p "$1" "$_t" 2>/dev/null || rm -f "$_t"; fi
@@ -212,10 +217,13 @@ cairn_lstage() {
   eval "lc_$1=\"\${lc_$1:-}\$3\$cairn_nl\" lx_$1=file ld_$1=1 li_$1=\"\${li_$1:-} $cairn_i\""
   cairn_grp=1 cairn_deferred=1
 }
-# cairn_commit: the group's staged files put in place, the edited files written, and the
-# group's report lines printed (a node whose file could not be put in place failed).
+# cairn_commit [KEEP]: the group's staged files put in place, the edited files written, and the
+# group's report lines printed (a node whose file could not be put in place failed). The stage
+# folders, empty now, go, unless KEEP: only nodes that touch their own path come before the next
+# commit, which may use them again.
 cairn_commit() {
-  [ -n "$cairn_grp$cairn_lk" ] || return 0
+  _keep=${"${"}1:-}
+  if [ -z "$cairn_grp$cairn_lk" ]; then [ -n "$_keep" ] || [ -z "$cairn_stages" ] || cairn_unstage; return 0; fi
   for _k in $cairn_sk; do
     eval "_s=\$ss_$_k _d=\$sd_$_k _n=\$sn_$_k _r=\${sr_$_k:-} _is=\$si_$_k"
     eval "ss_$_k= sn_$_k= sr_$_k= si_$_k="
@@ -236,7 +244,7 @@ cairn_commit() {
     fi
   done
   cairn_sk=
-  [ -z "$cairn_stages" ] || cairn_unstage
+  [ -n "$_keep" ] || [ -z "$cairn_stages" ] || cairn_unstage
   for _k in $cairn_lk; do
     eval "_p=\$lp_$_k _c=\${lc_$_k:-} _x=\${ld_$_k:-} _is=\${li_$_k:-}"
     eval "lx_$_k= lc_$_k= ld_$_k= li_$_k="
@@ -261,6 +269,20 @@ cairn_commit() {
       [ -z "$_e" ] || printf '%s\n' "$_e" | sed 's/^/             /'
     fi
   done
+}
+# cairn_mkdir DIR: mkdir -p DIR (the directory type's), with DIR's stage in the same mkdir when
+# the next group stages files into DIR (cairn_prestage lists those folders while only nodes that
+# touch their own path come before it). DIR did not exist, so neither did its stage.
+cairn_prestage=
+cairn_mkdir() {
+  case $cairn_prestage in
+    *"$cairn_nl$1$cairn_nl"*)
+      _s="${"${"}1%/}/.cairn-stage.$$"
+      mkdir -p "$1" "$_s" 2>/dev/null
+      if [ -d "$_s" ] && [ ! -L "$_s" ]; then cairn_stages="$cairn_stages$_s$cairn_nl"; return 0; fi
+      [ -d "$1" ] || mkdir -p "$1" ;;
+    *) mkdir -p "$1" ;;
+  esac
 }
 # cairn_unstage: the stage folders removed (empty after a commit; on exit, what they still hold).
 cairn_unstage() {

@@ -193,7 +193,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
       if (left.get(n) === 0 && graph.handlers.length) flushAfter.add(id);
     }
   }
-  const { staged: stagedWrites, commitAfter } = stagedGroups();
+  const { staged: stagedWrites, commitAfter, before: beforeTurn } = stagedGroups();
 
   for (const node of graph.nodes) {
     const i = ix(node.id);
@@ -272,7 +272,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
    * when another of its group goes to the same folder (a stage costs a mkdir); a group with
    * nothing staged needs no commit.
    */
-  function stagedGroups(): { staged: Map<string, StagedShell>; commitAfter: Set<string> } {
+  function stagedGroups(): { staged: Map<string, StagedShell>; commitAfter: Map<string, boolean>; before: Map<string, string[]> } {
     const folderIds = new Map<string, number>();
     const fileIds = new Map<string, number>();
     const idOf = (ids: Map<string, number>, key: string) => {
@@ -281,14 +281,15 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     };
     const stageIds = { folder: (path: string) => idOf(folderIds, path), file: (path: string) => idOf(fileIds, path) };
     const staged = new Map<string, StagedShell>();
-    const commitAfter = new Set<string>();
+    /** Each group's first node, and the folders it stages files into. */
+    const groups: Array<{ first: string; last: string; folders: string[] }> = [];
     let group: Array<{ id: string; staged: StagedShell }> = [];
     const close = () => {
       const perFolder = new Map<string, number>();
       for (const m of group) if (m.staged.folder !== undefined) perFolder.set(m.staged.folder, (perFolder.get(m.staged.folder) ?? 0) + 1);
       const kept = group.filter((m) => m.staged.folder === undefined || perFolder.get(m.staged.folder)! > 1);
       for (const m of kept) staged.set(m.id, m.staged);
-      if (kept.length) commitAfter.add(group[group.length - 1]!.id);
+      if (kept.length) groups.push({ first: group[0]!.id, last: group[group.length - 1]!.id, folders: [...new Set(kept.flatMap((m) => (m.staged.folder === undefined ? [] : [m.staged.folder])))] });
       group = [];
     };
     const stageable = (node: GraphNode): StagedShell | undefined => {
@@ -308,7 +309,30 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
       if (flushAfter.has(id)) close();
     }
     close();
-    return { staged, commitAfter };
+
+    // A commit keeps its empty stages for the next group when only nodes that touch their own
+    // path come before the next commit (no handler flush); a group's stages are made with their
+    // folders (cairn_mkdir) by such nodes just before it.
+    const order = graph.order;
+    const at = new Map(order.map((id, n) => [id, n]));
+    const ownPath = (id: string) => shells.get(id)!.ownPath?.(byId.get(id)!.attributes) === true;
+    const commitAfter = new Map<string, boolean>();
+    const before = new Map<string, string[]>();
+    for (const [g, { first, last, folders }] of groups.entries()) {
+      const next = groups[g + 1];
+      let keep = next !== undefined;
+      for (let n = at.get(last)!; keep && n < at.get(next!.last)!; n++) {
+        if (flushAfter.has(order[n]!) || (n > at.get(last)! && !ownPath(order[n]!))) keep = false;
+      }
+      commitAfter.set(last, keep);
+      if (!folders.length) continue;
+      let start = at.get(first)!;
+      while (start > 0 && ownPath(order[start - 1]!) && !flushAfter.has(order[start - 1]!) && !(groups[g - 1]?.last === order[start - 1])) start--;
+      if (start === at.get(first)) continue;
+      pushTo(before, order[start]!, `cairn_prestage=${q(`\n${folders.join('\n')}\n`)}`);
+      pushTo(before, first, 'cairn_prestage=');
+    }
+    return { staged, commitAfter, before };
   }
 
   // Notifications an earlier run left pending (a handler that failed or did not get its turn).
@@ -323,8 +347,8 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
   const main: string[] = [];
   for (const id of graph.order) {
     const node = byId.get(id)!;
-    main.push(...(flushed.has(id) ? [`t${ix(id)}`] : turnOf(node, "''")));
-    if (commitAfter.has(id)) main.push('cairn_commit');
+    main.push(...(beforeTurn.get(id) ?? []), ...(flushed.has(id) ? [`t${ix(id)}`] : turnOf(node, "''")));
+    if (commitAfter.has(id)) main.push(commitAfter.get(id) ? 'cairn_commit 1' : 'cairn_commit');
     if (flushAfter.has(id)) main.push(`cairn_flush ${node.invocation}`);
   }
   if (graph.handlers.length) main.push('cairn_flush rest', 'cairn_flush end');

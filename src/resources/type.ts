@@ -396,6 +396,13 @@ export interface ShellProvider<T extends { schema: z.ZodType } = ResourceType> {
    * Undefined when this node's write cannot be staged (it then runs as `apply` in the group).
    */
   stage?(desired: Desired<T>, ids: StageIds): StagedShell | undefined;
+  /**
+   * True when the node's fragments touch no path but its own (and read none but its own and a
+   * link's target): no command, no listing of a folder. An empty stage folder of the staged
+   * writes may then wait across the node for the next group (src/export/script.ts), and a
+   * `mkdir` of the directory type make a following group's stage with the folder (cairn_mkdir).
+   */
+  ownPath?(desired: Desired<T>): boolean;
 }
 
 /** Numbers the script's staging variables are named with (one per folder, one per edited file). */

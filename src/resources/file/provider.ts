@@ -113,6 +113,8 @@ export const posixFile = defineProvider<typeof fileType>({
       return managesAttrs(desired) ? `${kind} && cairn_attrs_ok ${p} ${attrWords(desired)}` : kind;
     },
     exists: (desired) => `[ -e ${q(desired.path)} ] || [ -L ${q(desired.path)} ]`,
+    // A validate command is a command.
+    ownPath: (desired) => desired.validate === undefined,
     apply(desired, action) {
       const p = q(desired.path);
       const otherKind = `cairn_other ${p} file ${q(action === 'destroy' ? 'not removing it' : 'remove it first')} || return 1\n`;

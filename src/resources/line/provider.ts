@@ -76,6 +76,7 @@ export const posixLine = defineProvider<typeof lineType>({
     // Without match, a file without the line is a create for the engine too (current: absent).
     exists: (desired) => (desired.match === undefined ? 'return 1' : lineFound(desired)),
     apply: shellApply,
+    ownPath: () => true,
     // A plain line (no match, present, the file made if missing) is looked for in, and appended
     // to, the file's lines as the group read them once (cairn_lhas, cairn_lstage); the commit
     // writes each edited file once. What is not a readable regular file gets the plain apply.
