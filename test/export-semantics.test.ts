@@ -198,6 +198,17 @@ export const CASES: Case[] = [
     ],
   },
   {
+    name: 'staged writes: no command sees a stage folder (a listing after a group, one of a folder made before a group, one at the end)',
+    run: 's',
+    files: {
+      'states/s.yaml': `s:\n  - directory: ${R}/d\n  - file: ${R}/d/a\n    content: "a\\n"\n  - file: ${R}/d/b\n    content: "b\\n"\n  - exec: ls -A ${R}/d > ${R}/list-d\n` +
+        `  - directory: ${R}/e\n  - exec: ls -A ${R}/e > ${R}/list-e\n  - file: ${R}/e/a\n    content: "a\\n"\n  - file: ${R}/e/b\n    content: "b\\n"\n` +
+        `  - symlink: ${R}/e/l\n    target: ${R}/e/a\n  - directory: ${R}/f\n  - file: ${R}/f/a\n    content: "a\\n"\n  - file: ${R}/f/b\n    content: "b\\n"\n` +
+        `  - exec: cd ${R} && ls -A d e f > list-all\n`,
+    },
+    steps: [{ exit: 0 }, { exit: 0 }],
+  },
+  {
     name: 'directory: source copied, purge removes what the source lacks',
     run: 's',
     files: {
