@@ -315,7 +315,8 @@ cairn_in() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
 # cairn_node I FN WHY NOOP ACTION EXISTS INLINE INSYNC NOTIFIED CHECKED HAS: a node's turn once its requisites
 # allow it (engine.ts runNode): check, then apply, refresh or report. nFN is the node's function:
 # \`nFN c|a|e|r|d\` checks, applies, tells whether it exists, refreshes, shows its diff; HAS lists
-# which of r and d it has.
+# which of r and d it has, and o when it notifies (o<I>, oa<I>): \`command -v\` of a function that
+# is not there would search PATH for a command of that name.
 cairn_node() {
   local _i _f _why _pending _sync _act _reason _by _rc _r _e
   _i=$1 _f=$2 _why=$3 _pending=
@@ -338,13 +339,13 @@ cairn_node() {
   if [ "$4" = 1 ] || [ $cairn_mode = check ]; then
     if [ $cairn_diff = 1 ] && [ $_act != refresh ] && cairn_in d "${"${"}11}"; then (n$_f d) 2>&1; fi
     [ "$4" = 1 ] && _reason=noop
-    [ "$4" = 1 ] || { command -v o$_i >/dev/null && o$_i; }
+    [ "$4" = 1 ] || ! cairn_in o "${"${"}11}" || o$_i
     cairn_result "$_i" would-change $_act "$_reason"
     return
   fi
   if [ $cairn_diff = 1 ] && [ $_act != refresh ] && cairn_in d "${"${"}11}"; then (n$_f d) 2>&1; fi
   cairn_claimed=
-  [ "$_why" = transition ] || ! command -v oa$_i >/dev/null || oa$_i
+  [ "$_why" = transition ] || ! cairn_in o "${"${"}11}" || oa$_i
   if [ $_act = refresh ]; then
     if cairn_in r "${"${"}11}"; then n$_f r >"$cairn_log" 2>&1; _rc=$?; else _rc=0; fi
   elif [ "$7" = 1 ]; then
@@ -364,9 +365,28 @@ cairn_node() {
     0) if [ -n "$cairn_deferred" ]; then
          # Staged: changed once the group's commit puts it in place (cairn_commit).
          cairn_deferred=; eval "qd_$_i=1 qa_$_i=\$_act qr_$_i=\$_reason qf_$_i=\$cairn_ref"; cairn_q="$cairn_q $_i"
-       else command -v o$_i >/dev/null && o$_i; cairn_result "$_i" changed $_act "$_reason"; fi ;;
+       else ! cairn_in o "${"${"}11}" || o$_i; cairn_result "$_i" changed $_act "$_reason"; fi ;;
     100) if [ "$7" = 1 ] && [ $_act != refresh ]; then _r=$cairn_reason; else _r=$(tail -n 1 "$cairn_log"); fi; cairn_result "$_i" unchanged none "$_r" ;;
     *) if [ "$7" = 1 ] && [ $_act != refresh ]; then _e=$cairn_error; else _e=$(tail -n 20 "$cairn_log"); fi; cairn_result "$_i" failed $_act '' "$_e" ;;
+  esac
+}
+
+# cairn_plain I FN ACTION EXISTS HAS: cairn_node for the usual turn, in apply mode without --diff:
+# a node of the main run, not notified, notifying nothing, not noop, whose check just failed.
+# The same steps with none of the tests that cannot apply to it.
+cairn_plain() {
+  if [ $cairn_mode = check ] || [ $cairn_diff = 1 ]; then cairn_node "$1" "$2" '' 0 "$3" "$4" 0 '' 0 1 "$5"; return; fi
+  [ -n "$cairn_loaded" ] || cairn_load
+  _act=$3
+  if [ "$4" = 1 ] && [ "$3" != destroy ] && n$2 e; then _act=update; fi
+  cairn_i=$1 cairn_deferred=
+  n$2 a >"$cairn_log" 2>&1
+  case $? in
+    0) if [ -n "$cairn_deferred" ]; then
+         cairn_deferred=; eval "qd_$1=1 qa_$1=\$_act qr_$1= qf_$1=\$cairn_ref"; cairn_q="$cairn_q $1"
+       else cairn_result "$1" changed $_act ''; fi ;;
+    100) cairn_result "$1" unchanged none "$(tail -n 1 "$cairn_log")" ;;
+    *) cairn_result "$1" failed $_act '' "$(tail -n 20 "$cairn_log")" ;;
   esac
 }
 

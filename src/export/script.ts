@@ -105,8 +105,17 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     const shell = shells.get(node.id)!;
     const action = desired.ensure === 'absent' ? 'destroy' : graph.types[node.type]?.createAction ?? 'create';
     const inSync = graph.types[node.type]?.inSync?.reason ?? '';
-    const has = [...(shell.refresh ? ['r'] : []), ...(shell.diff ? ['d'] : [])].join(' ') || '-';
+    const notifies = !node.meta.noop && (outgoing.get(node.id) ?? []).some((e) => e.kind === 'notify');
+    const has = [...(shell.refresh ? ['r'] : []), ...(shell.diff ? ['d'] : []), ...(notifies ? ['o'] : [])].join(' ') || '-';
     return `cairn_node ${ix(node.id)} ${fn} ${why} ${node.meta.noop ? 1 : 0} ${action} ${shell.exists ? 1 : 0} ${shell.inline ? 1 : 0} ${q(inSync)} ${notifiedIds.has(node.id) ? 1 : 0} ${checked} ${q(has)}`;
+  };
+
+  /** cairn_plain: the same turn as nodeCall's for a node of the main run that no notification touches. */
+  const plainCall = (node: GraphNode) => {
+    const shell = shells.get(node.id)!;
+    const action = node.attributes.ensure === 'absent' ? 'destroy' : graph.types[node.type]?.createAction ?? 'create';
+    const has = [...(shell.refresh ? ['r'] : []), ...(shell.diff ? ['d'] : [])].join(' ') || '-';
+    return `cairn_plain ${ix(node.id)} ${ix(node.id)} ${action} ${shell.exists ? 1 : 0} ${q(has)}`;
   };
 
   /** What a meta type's fragments see of the rest of the run (ShellContext). */
@@ -236,7 +245,9 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     if (!watched.length && !guards.length && !staged && !notifiedIds.has(node.id)) {
       // Most nodes: the gate, then the check, which a converged run stops at (cairn_ok).
       if (!checked) return [head, `if ${go}; then ${call(0)}; fi`];
-      return [head, `if ${go}; then if ${inPlace}; then s_${i}=unchanged; cairn_ok ${i}; else ${call(1)}; fi; fi`];
+      const notifies = (outgoing.get(node.id) ?? []).some((e) => e.kind === 'notify');
+      const plain = why === "''" && !node.meta.noop && !notifies;
+      return [head, `if ${go}; then if ${inPlace}; then s_${i}=unchanged; cairn_ok ${i}; else ${plain ? plainCall(node) : call(1)}; fi; fi`];
     }
     const arms: Array<[condition: string, action: string]> = [[`! ${go}`, ':']];
     if (watched.length) arms.push([`! { ${watched.map((k) => `cairn_chg "\${s_${k}:-}"`).join(' || ')}; }`, `cairn_result ${i} skipped none 'no changes'`]);
