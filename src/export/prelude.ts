@@ -145,6 +145,8 @@ cairn_put() {
 # folder's stage (K numbers the folder); cairn_put's rules for mode and owner.
 cairn_stage() {
   _k=$1; shift
+  # With --diff, each node's diff comes just before its report line: nothing waits for a commit.
+  if [ $cairn_diff = 1 ]; then cairn_unstaged "$@"; return; fi
   _d=${"${"}1%/*}; [ -n "$_d" ] || _d=/
   if [ ! -d "$_d" ]; then echo "the directory $_d does not exist (declare it with a directory part and require it)"; return 1; fi
   eval "_s=\${ss_$_k:-}"
@@ -156,16 +158,13 @@ cairn_stage() {
       *"$cairn_nl$_s$cairn_nl"*) [ -d "$_s" ] || mkdir "$_s" 2>/dev/null || _s= ;;
       *) if mkdir "$_s" 2>/dev/null; then cairn_stages="$cairn_stages$_s$cairn_nl"; else _s=; fi ;;
     esac
-    if [ -z "$_s" ]; then
-      if [ $# -ge 5 ]; then cairn_put "$1" "$2" "$3" "$4" '' "$5"; else cairn_put "$1" "$2" "$3" "$4" ''; fi
-      return
-    fi
+    if [ -z "$_s" ]; then cairn_unstaged "$@"; return; fi
     eval "ss_$_k=\$_s sd_$_k=\$_d"; cairn_sk="$cairn_sk $_k"
   fi
   _n=${"${"}1##*/}; _t="$_s/$_n"
   if [ -z "$2$3$4" ] && [ -f "$1" ]; then cp -p "$1" "$_t" 2>/dev/null || rm -f "$_t"; fi
   if [ $# -ge 5 ]; then printf '%s' "$5" > "$_t" || { rm -f "$_t"; return 1; }
-  elif [ -n "$cairn_in64" ]; then cairn_in64=; cairn_b64 > "$_t" || { rm -f "$_t"; return 1; }
+  elif [ -n "$cairn_in64" ]; then cairn_b64 > "$_t" || { rm -f "$_t"; return 1; }
   else cat > "$_t" || { rm -f "$_t"; return 1; }; fi
   if [ -n "$2" ] && ! cairn_umask_gives "$2" "$_t"; then chmod "$2" "$_t" || { rm -f "$_t"; return 1; }; fi
   if [ -n "$3$4" ]; then chown "$3${"${"}4:+:$4}" "$_t" || { rm -f "$_t"; return 1; }; fi
@@ -177,7 +176,13 @@ cairn_stage() {
 # cairn_stage64 K PATH MODE OWNER GROUP: the content as base64 on stdin (a pipe would run
 # cairn_stage in a subshell, whose staging the commit would never see).
 cairn_in64=
-cairn_stage64() { cairn_in64=1; cairn_stage "$@"; }
+cairn_stage64() { cairn_in64=1; cairn_stage "$@"; _r64=$?; cairn_in64=; return $_r64; }
+# cairn_unstaged PATH MODE OWNER GROUP [TEXT]: a file cairn_stage was given, written on its own.
+cairn_unstaged() {
+  if [ $# -ge 5 ]; then cairn_put "$1" "$2" "$3" "$4" '' "$5"
+  elif [ -n "$cairn_in64" ]; then cairn_b64 | cairn_put "$1" "$2" "$3" "$4" ''
+  else cairn_put "$1" "$2" "$3" "$4" ''; fi
+}
 # cairn_umask_gives MODE FILE: FILE, just made, has MODE already (the umask gave it): no chmod.
 cairn_umask_gives() {
   case $1 in *[!0-7]*) return 1 ;; esac
@@ -202,6 +207,7 @@ cairn_lload() {
 }
 # cairn_lhas K PATH TEXT: whether file K has the line TEXT (as grep -qxF would find it).
 cairn_lhas() {
+  if [ $cairn_diff = 1 ]; then grep -qxF -- "$3" "$2" 2>/dev/null; return; fi
   cairn_lload "$1" "$2"
   eval "_x=\$lx_$1 _c=\${lc_$1:-}"
   [ "$_x" = file ] || return 1
@@ -211,6 +217,7 @@ cairn_lhas() {
 # cairn_lstage K PATH TEXT: TEXT appended to file K's lines, written at the commit; fails when
 # PATH is not a file it can edit so (the caller then applies the plain way).
 cairn_lstage() {
+  [ $cairn_diff = 0 ] || return 1
   cairn_lload "$1" "$2"
   eval "_x=\$lx_$1"
   [ "$_x" != other ] || return 1

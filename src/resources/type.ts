@@ -372,7 +372,9 @@ export interface Provider<T extends { schema: z.ZodType } = ResourceType> {
  * on stdin → bytes), `cairn_file_is PATH TEXT` (a regular file holding exactly TEXT, which ends
  * in a newline; no fork), `cairn_sha256_is PATH HEX`, `cairn_attrs_ok PATH MODE OWNER GROUP` and
  * `cairn_attrs PATH MODE OWNER GROUP` (check and fix mode, owner and group; empty ones are not
- * managed), `cairn_not CMD…`. resources/shell-fragments.ts builds the usual calls.
+ * managed), `cairn_not CMD…`, `cairn_mkdir DIR` (mkdir -p, making a following group's stage in
+ * the same process), and for `stage` fragments `cairn_stage K PATH MODE OWNER GROUP [TEXT]`
+ * (`cairn_stage64` for base64 on stdin), `cairn_lhas K PATH TEXT`, `cairn_lstage K PATH TEXT`. resources/shell-fragments.ts builds the usual calls.
  *
  * `ctx` is given to meta types (a transition), whose work is other nodes' turns.
  */
