@@ -184,6 +184,31 @@ export const CASES: Case[] = [
     steps: [{ exit: 1, before: { hosts: 'a\n10.0.0.1 old\nb\n' } }],
   },
   {
+    name: 'staged writes: one folder\'s files (a dotfile, a mode, binary, a replaced file) and one file\'s lines go in place together, in order; a directory in the way fails only its part',
+    run: 's',
+    files: {
+      'states/s.yaml': `s:\n  - directory: ${R}/d\n  - file: ${R}/d/.hidden\n    content: "h\\n"\n  - file: ${R}/d/m\n    content: "m\\n"\n    mode: "0600"\n` +
+        `  - file: ${R}/d/old\n    content: "new\\n"\n  - file: ${R}/d/x\n    content: "x\\n"\n  - file: ${R}/d/bin\n    content: "no newline"\n` +
+        `  - file: ${R}/d/same\n    content: "same\\n"\n  - line: ${R}/d/conf\n    text: "a = 1"\n  - line: ${R}/d/conf\n    text: "b = 2"\n` +
+        `  - line: ${R}/d/conf\n    text: "c = 3"\n  - line: ${R}/d/new.conf\n    text: "n = 1"\n  - file: ${R}/e/one\n    content: "1\\n"\n  - file: ${R}/e/two\n    content: "2\\n"\n`,
+    },
+    steps: [
+      { exit: 1, before: { 'd/old': 'old\n', 'd/same': 'same\n', 'd/conf': 'b = 2\nlast', 'd/x/inner': 'in the way' } },
+      { exit: 1, before: { 'e/keep': 'k\n' } },
+    ],
+  },
+  {
+    name: 'staged writes: no command sees a stage folder (a listing after a group, one of a folder made before a group, one at the end)',
+    run: 's',
+    files: {
+      'states/s.yaml': `s:\n  - directory: ${R}/d\n  - file: ${R}/d/a\n    content: "a\\n"\n  - file: ${R}/d/b\n    content: "b\\n"\n  - exec: ls -A ${R}/d > ${R}/list-d\n` +
+        `  - directory: ${R}/e\n  - exec: ls -A ${R}/e > ${R}/list-e\n  - file: ${R}/e/a\n    content: "a\\n"\n  - file: ${R}/e/b\n    content: "b\\n"\n` +
+        `  - symlink: ${R}/e/l\n    target: ${R}/e/a\n  - directory: ${R}/f\n  - file: ${R}/f/a\n    content: "a\\n"\n  - file: ${R}/f/b\n    content: "b\\n"\n` +
+        `  - exec: cd ${R} && ls -A d e f > list-all\n`,
+    },
+    steps: [{ exit: 0 }, { exit: 0 }],
+  },
+  {
     name: 'directory: source copied, purge removes what the source lacks',
     run: 's',
     files: {

@@ -21,7 +21,9 @@ cairn_nl='
 # Commands' output, in a temp file made with the nodes' functions (cairn_load): a converged run
 # forks nothing for it.
 cairn_log=
-trap '[ -z "$cairn_log" ] || rm -f "$cairn_log"' EXIT
+# Staged writes (cairn_stage): the stage folders made and not yet committed, one a line.
+cairn_stages= cairn_grp= cairn_q= cairn_sk= cairn_lk= cairn_deferred= cairn_i=
+trap '[ -z "$cairn_log" ] || rm -f "$cairn_log"; [ -z "$cairn_stages" ] || cairn_unstage' EXIT
 trap 'exit 130' INT TERM
 
 # cairn_result I STATUS ACTION REASON [ERROR]: records a node's result and prints its line.
@@ -46,6 +48,8 @@ cairn_result() {
   esac
   [ "$3" = none ] || _line="$_line ($3)"
   [ -z "$4" ] || _line="$_line — $4"
+  # A group with a write staged prints its lines at its commit, in their order.
+  if [ -n "$cairn_grp" ]; then eval "ql_$1=\$_line qe_$1=\${5:-}"; cairn_q="$cairn_q $1"; return; fi
   printf '%s\n' "$_line"
   [ -z "$5" ] || printf '%s\n' "$5" | sed 's/^/             /'
 }
@@ -61,9 +65,10 @@ cairn_go() {
     case $cairn_failed in *" $_d "*) eval "_r=\$xr_$_d"; cairn_result "$_g" skipped none "dependency failed: $_r"; return 1 ;; esac
   done
 }
-# cairn_ok: the node (cairn_ref) was found in sync.
+# cairn_ok I: node I (cairn_ref) was found in sync.
 cairn_ok() {
   cairn_n_unchanged=$((cairn_n_unchanged + 1))
+  if [ -n "$cairn_grp" ]; then eval "ql_$1=\"unchanged    \$cairn_ref\" qe_$1="; cairn_q="$cairn_q $1"; return; fi
   printf 'unchanged    %s\n' "$cairn_ref"
 }
 
@@ -129,6 +134,171 @@ cairn_put() {
   fi
   mv -f "$_t" "$1" || { rm -f "$_t"; return 1; }
 }
+# Staged writes (ShellProvider.stage; script.ts groups the nodes): a group of file and line parts
+# with no command between them writes its new files into a stage folder beside their targets
+# (FOLDER/.cairn-stage.PID), and its commit renames them into place with one mv a folder: mv
+# renames each file by rename(2), so each is replaced atomically as cairn_put's would be. The
+# group's report lines wait for the commit, so that a file that could not be put in place is
+# reported failed, in its order.
+#
+# cairn_stage K PATH MODE OWNER GROUP [TEXT]: PATH's new content (TEXT, else stdin) staged in its
+# folder's stage (K numbers the folder); cairn_put's rules for mode and owner.
+cairn_stage() {
+  _k=$1; shift
+  # With --diff, each node's diff comes just before its report line: nothing waits for a commit.
+  if [ $cairn_diff = 1 ]; then cairn_unstaged "$@"; return; fi
+  _d=${"${"}1%/*}; [ -n "$_d" ] || _d=/
+  if [ ! -d "$_d" ]; then echo "the directory $_d does not exist (declare it with a directory part and require it)"; return 1; fi
+  eval "_s=\${ss_$_k:-}"
+  if [ -z "$_s" ]; then
+    _s="${"${"}_d%/}/.cairn-stage.$$"
+    # This run's stage of the folder (made with it, or kept from a group before), else a new one;
+    # one that cannot be made (or a name already taken): the file is written on its own.
+    case $cairn_nl$cairn_stages in
+      *"$cairn_nl$_s$cairn_nl"*) [ -d "$_s" ] || mkdir "$_s" 2>/dev/null || _s= ;;
+      *) if mkdir "$_s" 2>/dev/null; then cairn_stages="$cairn_stages$_s$cairn_nl"; else _s=; fi ;;
+    esac
+    if [ -z "$_s" ]; then cairn_unstaged "$@"; return; fi
+    eval "ss_$_k=\$_s sd_$_k=\$_d"; cairn_sk="$cairn_sk $_k"
+  fi
+  _n=${"${"}1##*/}; _t="$_s/$_n"
+  if [ -z "$2$3$4" ] && [ -f "$1" ]; then cp -p "$1" "$_t" 2>/dev/null || rm -f "$_t"; fi
+  if [ $# -ge 5 ]; then printf '%s' "$5" > "$_t" || { rm -f "$_t"; return 1; }
+  elif [ -n "$cairn_in64" ]; then cairn_b64 > "$_t" || { rm -f "$_t"; return 1; }
+  else cat > "$_t" || { rm -f "$_t"; return 1; }; fi
+  if [ -n "$2" ] && ! cairn_umask_gives "$2" "$_t"; then chmod "$2" "$_t" || { rm -f "$_t"; return 1; }; fi
+  if [ -n "$3$4" ]; then chown "$3${"${"}4:+:$4}" "$_t" || { rm -f "$_t"; return 1; }; fi
+  # New content that replaces a file is synced before the rename (cairn_put's rule), at the commit.
+  [ ! -e "$1" ] || eval "sr_$_k=\"\${sr_$_k:-}\$_n\$cairn_nl\""
+  eval "sn_$_k=\"\${sn_$_k:-}\$_n\$cairn_nl\" si_$_k=\"\${si_$_k:-} $cairn_i\" sx_$cairn_i=\$_n"
+  cairn_grp=1 cairn_deferred=1
+}
+# cairn_stage64 K PATH MODE OWNER GROUP: the content as base64 on stdin (a pipe would run
+# cairn_stage in a subshell, whose staging the commit would never see).
+cairn_in64=
+cairn_stage64() { cairn_in64=1; cairn_stage "$@"; _r64=$?; cairn_in64=; return $_r64; }
+# cairn_unstaged PATH MODE OWNER GROUP [TEXT]: a file cairn_stage was given, written on its own.
+cairn_unstaged() {
+  if [ $# -ge 5 ]; then cairn_put "$1" "$2" "$3" "$4" '' "$5"
+  elif [ -n "$cairn_in64" ]; then cairn_b64 | cairn_put "$1" "$2" "$3" "$4" ''
+  else cairn_put "$1" "$2" "$3" "$4" ''; fi
+}
+# cairn_umask_gives MODE FILE: FILE, just made, has MODE already (the umask gave it): no chmod.
+cairn_umask_gives() {
+  case $1 in *[!0-7]*) return 1 ;; esac
+  [ -n "$cairn_umask" ] || cairn_umask=$(umask)
+  [ $((0$1)) = $((0666 & ~0$cairn_umask)) ]
+}
+cairn_umask=
+# cairn_lload K PATH: file K's lines, each ending in a newline, read once a group (lc_K); lx_K
+# says what PATH is: file, none, or other (a directory, a dangling link: the plain apply's way).
+cairn_lload() {
+  eval "_x=\${lx_$1:-}"
+  [ -z "$_x" ] || return 0
+  cairn_lk="$cairn_lk $1"
+  eval "lp_$1=\$2"
+  if [ -f "$2" ] && [ -r "$2" ]; then
+    _c= _l=
+    while IFS= read -r _l; do _c="$_c$_l$cairn_nl"; done < "$2"
+    [ -z "$_l" ] || _c="$_c$_l$cairn_nl"
+    eval "lc_$1=\$_c lx_$1=file"
+  elif [ -e "$2" ] || [ -L "$2" ]; then eval "lx_$1=other"
+  else eval "lc_$1= lx_$1=none"; fi
+}
+# cairn_lhas K PATH TEXT: whether file K has the line TEXT (as grep -qxF would find it).
+cairn_lhas() {
+  if [ $cairn_diff = 1 ]; then grep -qxF -- "$3" "$2" 2>/dev/null; return; fi
+  cairn_lload "$1" "$2"
+  eval "_x=\$lx_$1 _c=\${lc_$1:-}"
+  [ "$_x" = file ] || return 1
+  case $cairn_nl$_c in *"$cairn_nl$3$cairn_nl"*) return 0 ;; esac
+  return 1
+}
+# cairn_lstage K PATH TEXT: TEXT appended to file K's lines, written at the commit; fails when
+# PATH is not a file it can edit so (the caller then applies the plain way).
+cairn_lstage() {
+  [ $cairn_diff = 0 ] || return 1
+  cairn_lload "$1" "$2"
+  eval "_x=\$lx_$1"
+  [ "$_x" != other ] || return 1
+  eval "lc_$1=\"\${lc_$1:-}\$3\$cairn_nl\" lx_$1=file ld_$1=1 li_$1=\"\${li_$1:-} $cairn_i\""
+  cairn_grp=1 cairn_deferred=1
+}
+# cairn_commit [KEEP]: the group's staged files put in place, the edited files written, and the
+# group's report lines printed (a node whose file could not be put in place failed). The stage
+# folders, empty now, go, unless KEEP: only nodes that touch their own path come before the next
+# commit, which may use them again.
+cairn_commit() {
+  _keep=${"${"}1:-}
+  if [ -z "$cairn_grp$cairn_lk" ]; then [ -n "$_keep" ] || [ -z "$cairn_stages" ] || cairn_unstage; return 0; fi
+  for _k in $cairn_sk; do
+    eval "_s=\$ss_$_k _d=\$sd_$_k _n=\$sn_$_k _r=\${sr_$_k:-} _is=\$si_$_k"
+    eval "ss_$_k= sn_$_k= sr_$_k= si_$_k="
+    IFS=$cairn_nl; set -f
+    set --; for _x in $_r; do set -- "$@" "$_s/$_x"; done
+    unset IFS; set +f
+    [ $# = 0 ] || sync "$@" 2>/dev/null
+    IFS=$cairn_nl; set -f
+    set --; for _x in $_n; do set -- "$@" "$_s/$_x"; done
+    unset IFS; set +f
+    if ! mv -f -- "$@" "$_d/" >"$cairn_log" 2>&1; then
+      _e=$(tail -n 20 "$cairn_log")
+      for _i in $_is; do
+        eval "_x=\$sx_$_i"
+        if [ -e "$_s/$_x" ] || [ -L "$_s/$_x" ]; then eval "ce_$_i=\$_e"; fi
+      done
+      rm -rf -- "$_s"
+    fi
+  done
+  cairn_sk=
+  [ -n "$_keep" ] || [ -z "$cairn_stages" ] || cairn_unstage
+  for _k in $cairn_lk; do
+    eval "_p=\$lp_$_k _c=\${lc_$_k:-} _x=\${ld_$_k:-} _is=\${li_$_k:-}"
+    eval "lx_$_k= lc_$_k= ld_$_k= li_$_k="
+    [ -n "$_x" ] || continue
+    if ! cairn_put "$_p" '' '' '' '' "$_c" >"$cairn_log" 2>&1; then
+      _e=$(tail -n 20 "$cairn_log")
+      for _i in $_is; do eval "ce_$_i=\$_e"; done
+    fi
+  done
+  cairn_lk=
+  [ -n "$cairn_grp" ] || return 0
+  cairn_grp=
+  _q=$cairn_q; cairn_q=
+  for _i in $_q; do
+    eval "_x=\${qd_$_i:-}"
+    if [ -n "$_x" ]; then
+      eval "_e=\${ce_$_i:-} cairn_ref=\$qf_$_i _a=\$qa_$_i _r=\$qr_$_i qd_$_i= ce_$_i="
+      if [ -n "$_e" ]; then cairn_result "$_i" failed "$_a" '' "$_e"; else cairn_result "$_i" changed "$_a" "$_r"; fi
+    else
+      eval "_l=\$ql_$_i _e=\$qe_$_i ql_$_i= qe_$_i="
+      printf '%s\n' "$_l"
+      [ -z "$_e" ] || printf '%s\n' "$_e" | sed 's/^/             /'
+    fi
+  done
+}
+# cairn_mkdir DIR: mkdir -p DIR (the directory type's), with DIR's stage in the same mkdir when
+# the next group stages files into DIR (cairn_prestage lists those folders while only nodes that
+# touch their own path come before it). DIR did not exist, so neither did its stage.
+cairn_prestage=
+cairn_mkdir() {
+  case $cairn_prestage in
+    *"$cairn_nl$1$cairn_nl"*)
+      _s="${"${"}1%/}/.cairn-stage.$$"
+      mkdir -p "$1" "$_s" 2>/dev/null
+      if [ -d "$_s" ] && [ ! -L "$_s" ]; then cairn_stages="$cairn_stages$_s$cairn_nl"; return 0; fi
+      [ -d "$1" ] || mkdir -p "$1" ;;
+    *) mkdir -p "$1" ;;
+  esac
+}
+# cairn_unstage: the stage folders removed (empty after a commit; on exit, what they still hold).
+cairn_unstage() {
+  IFS=$cairn_nl; set -f
+  set -- $cairn_stages
+  unset IFS; set +f
+  cairn_stages=
+  rm -rf -- "$@" 2>/dev/null
+}
 # cairn_other PATH KIND WHAT: fails (1) saying so when something other than a KIND is at PATH.
 cairn_other() {
   if [ -L "$1" ]; then _k=symlink; [ "$2" != symlink ] || return 0
@@ -152,7 +322,8 @@ cairn_in() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
 # cairn_node I FN WHY NOOP ACTION EXISTS INLINE INSYNC NOTIFIED CHECKED HAS: a node's turn once its requisites
 # allow it (engine.ts runNode): check, then apply, refresh or report. nFN is the node's function:
 # \`nFN c|a|e|r|d\` checks, applies, tells whether it exists, refreshes, shows its diff; HAS lists
-# which of r and d it has.
+# which of r and d it has, and o when it notifies (o<I>, oa<I>): \`command -v\` of a function that
+# is not there would search PATH for a command of that name.
 cairn_node() {
   local _i _f _why _pending _sync _act _reason _by _rc _r _e
   _i=$1 _f=$2 _why=$3 _pending=
@@ -175,19 +346,20 @@ cairn_node() {
   if [ "$4" = 1 ] || [ $cairn_mode = check ]; then
     if [ $cairn_diff = 1 ] && [ $_act != refresh ] && cairn_in d "${"${"}11}"; then (n$_f d) 2>&1; fi
     [ "$4" = 1 ] && _reason=noop
-    [ "$4" = 1 ] || { command -v o$_i >/dev/null && o$_i; }
+    [ "$4" = 1 ] || ! cairn_in o "${"${"}11}" || o$_i
     cairn_result "$_i" would-change $_act "$_reason"
     return
   fi
   if [ $cairn_diff = 1 ] && [ $_act != refresh ] && cairn_in d "${"${"}11}"; then (n$_f d) 2>&1; fi
   cairn_claimed=
-  [ "$_why" = transition ] || ! command -v oa$_i >/dev/null || oa$_i
+  [ "$_why" = transition ] || ! cairn_in o "${"${"}11}" || oa$_i
   if [ $_act = refresh ]; then
     if cairn_in r "${"${"}11}"; then n$_f r >"$cairn_log" 2>&1; _rc=$?; else _rc=0; fi
   elif [ "$7" = 1 ]; then
     cairn_reason= cairn_error=
     n$_f a; _rc=$?
   else
+    cairn_i=$_i cairn_deferred=
     n$_f a >"$cairn_log" 2>&1; _rc=$?
     if [ $_rc = 0 ] && [ -n "$_pending" ] && [ $_act = update ] && cairn_in r "${"${"}11}"; then n$_f r >"$cairn_log" 2>&1; _rc=$?; [ $_rc != 100 ] || _rc=0; fi
   fi
@@ -197,9 +369,31 @@ cairn_node() {
   if [ -n "$_pending" ] && { [ $_rc = 0 ] || [ $_rc = 100 ]; }; then eval "rm -f \"\$cairn_pending_dir/\$pk_$_i\""; fi
   if [ $_rc != 0 ] && [ -n "$cairn_claimed" ]; then (cd "$cairn_pending_dir" && rm -f $cairn_claimed); fi
   case $_rc in
-    0) command -v o$_i >/dev/null && o$_i; cairn_result "$_i" changed $_act "$_reason" ;;
+    0) if [ -n "$cairn_deferred" ]; then
+         # Staged: changed once the group's commit puts it in place (cairn_commit).
+         cairn_deferred=; eval "qd_$_i=1 qa_$_i=\$_act qr_$_i=\$_reason qf_$_i=\$cairn_ref"; cairn_q="$cairn_q $_i"
+       else ! cairn_in o "${"${"}11}" || o$_i; cairn_result "$_i" changed $_act "$_reason"; fi ;;
     100) if [ "$7" = 1 ] && [ $_act != refresh ]; then _r=$cairn_reason; else _r=$(tail -n 1 "$cairn_log"); fi; cairn_result "$_i" unchanged none "$_r" ;;
     *) if [ "$7" = 1 ] && [ $_act != refresh ]; then _e=$cairn_error; else _e=$(tail -n 20 "$cairn_log"); fi; cairn_result "$_i" failed $_act '' "$_e" ;;
+  esac
+}
+
+# cairn_plain I FN ACTION EXISTS HAS: cairn_node for the usual turn, in apply mode without --diff:
+# a node of the main run, not notified, notifying nothing, not noop, whose check just failed.
+# The same steps with none of the tests that cannot apply to it.
+cairn_plain() {
+  if [ $cairn_mode = check ] || [ $cairn_diff = 1 ]; then cairn_node "$1" "$2" '' 0 "$3" "$4" 0 '' 0 1 "$5"; return; fi
+  [ -n "$cairn_loaded" ] || cairn_load
+  _act=$3
+  if [ "$4" = 1 ] && [ "$3" != destroy ] && n$2 e; then _act=update; fi
+  cairn_i=$1 cairn_deferred=
+  n$2 a >"$cairn_log" 2>&1
+  case $? in
+    0) if [ -n "$cairn_deferred" ]; then
+         cairn_deferred=; eval "qd_$1=1 qa_$1=\$_act qr_$1= qf_$1=\$cairn_ref"; cairn_q="$cairn_q $1"
+       else cairn_result "$1" changed $_act ''; fi ;;
+    100) cairn_result "$1" unchanged none "$(tail -n 1 "$cairn_log")" ;;
+    *) cairn_result "$1" failed $_act '' "$(tail -n 20 "$cairn_log")" ;;
   esac
 }
 

@@ -12,7 +12,7 @@ import { InputError, type Diagnostic } from '../lib/errors.ts';
 import { shellQuote as q } from '../lib/shell.ts';
 import { sensitiveMask, sensitiveValues } from '../graph/sensitive.ts';
 import { selectProvider } from '../resources/providers.ts';
-import { ApplyError, type Provider, type ShellContext, type ShellProvider } from '../resources/type.ts';
+import { ApplyError, type Provider, type ShellContext, type ShellProvider, type StagedShell } from '../resources/type.ts';
 import { preludeFor } from '../resources/shell-prelude.ts';
 import { PRELUDE } from './prelude.ts';
 import { pushTo } from '../lib/multimap.ts';
@@ -81,7 +81,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
    * functions in a small hash table, and every call walks a chain as long as the functions are
    * many (five a node made a no-op of the standard workload spend most of its time in strcmp).
    */
-  const functions = (node: GraphNode, fn: string, desired: Record<string, unknown>) => {
+  const functions = (node: GraphNode, fn: string, desired: Record<string, unknown>, stagedShell?: StagedShell) => {
     const shell = shells.get(node.id)!;
     const ctx = contextFor(node);
     const action = desired.ensure === 'absent' ? 'destroy' : graph.types[node.type]?.createAction ?? 'create';
@@ -90,7 +90,9 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
       const text = body.replace(/\n+$/, '') || ':';
       return subshellIfExit && /\bexit\b/.test(text) ? `${verb}) (\n${text}\n) ;;` : `${verb})\n${text}\n;;`;
     };
-    const branches = [branch('c', shell.check(desired, ctx), true), branch('a', shell.apply(desired, action, ctx), !shell.inline)];
+    // A staged apply sets the group's variables: it runs in the script's own shell.
+    const apply = stagedShell ? branch('a', stagedShell.apply, false) : branch('a', shell.apply(desired, action, ctx), !shell.inline);
+    const branches = [branch('c', shell.check(desired, ctx), true), apply];
     if (shell.exists) branches.push(branch('e', shell.exists(desired, ctx), true));
     if (shell.refresh) branches.push(branch('r', shell.refresh(desired, ctx), true));
     if (shell.diff) branches.push(branch('d', hidden(node) ? "echo '(content hidden)'" : shell.diff(desired, ctx), true));
@@ -103,8 +105,17 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     const shell = shells.get(node.id)!;
     const action = desired.ensure === 'absent' ? 'destroy' : graph.types[node.type]?.createAction ?? 'create';
     const inSync = graph.types[node.type]?.inSync?.reason ?? '';
-    const has = [...(shell.refresh ? ['r'] : []), ...(shell.diff ? ['d'] : [])].join(' ') || '-';
+    const notifies = !node.meta.noop && (outgoing.get(node.id) ?? []).some((e) => e.kind === 'notify');
+    const has = [...(shell.refresh ? ['r'] : []), ...(shell.diff ? ['d'] : []), ...(notifies ? ['o'] : [])].join(' ') || '-';
     return `cairn_node ${ix(node.id)} ${fn} ${why} ${node.meta.noop ? 1 : 0} ${action} ${shell.exists ? 1 : 0} ${shell.inline ? 1 : 0} ${q(inSync)} ${notifiedIds.has(node.id) ? 1 : 0} ${checked} ${q(has)}`;
+  };
+
+  /** cairn_plain: the same turn as nodeCall's for a node of the main run that no notification touches. */
+  const plainCall = (node: GraphNode) => {
+    const shell = shells.get(node.id)!;
+    const action = node.attributes.ensure === 'absent' ? 'destroy' : graph.types[node.type]?.createAction ?? 'create';
+    const has = [...(shell.refresh ? ['r'] : []), ...(shell.diff ? ['d'] : [])].join(' ') || '-';
+    return `cairn_plain ${ix(node.id)} ${ix(node.id)} ${action} ${shell.exists ? 1 : 0} ${q(has)}`;
   };
 
   /** What a meta type's fragments see of the rest of the run (ShellContext). */
@@ -180,10 +191,23 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     for (const k of ks) failsUpstreamFunction(k, asker);
   }
 
+  // Invocations end (their handlers flush) after these nodes.
+  const flushAfter = new Set<string>();
+  {
+    const left = new Map<number, number>();
+    for (const id of graph.order) left.set(byId.get(id)!.invocation, (left.get(byId.get(id)!.invocation) ?? 0) + 1);
+    for (const id of graph.order) {
+      const n = byId.get(id)!.invocation;
+      left.set(n, left.get(n)! - 1);
+      if (left.get(n) === 0 && graph.handlers.length) flushAfter.add(id);
+    }
+  }
+  const { staged: stagedWrites, commitAfter, before: beforeTurn } = stagedGroups();
+
   for (const node of graph.nodes) {
     const i = ix(node.id);
     out.push(`# ${mask(node.ref).replace(/\n/g, ' ')}${node.pos ? ` (${node.pos.file}:${node.pos.line}:${node.pos.col})` : ''}`);
-    out.push(functions(node, String(i), node.attributes));
+    out.push(functions(node, String(i), node.attributes, stagedWrites.get(node.id)));
     const notifies = node.meta.noop ? [] : (outgoing.get(node.id) ?? []).filter((e) => e.kind === 'notify');
     if (notifies.length) {
       out.push(`o${i}() {\n${notifies.map((e) => {
@@ -214,14 +238,16 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     const shell = shells.get(node.id)!;
     const checked = !(shell.inline || graph.types[node.type]?.inSync);
     // A check without return or exit is written in place: no function call at all.
-    const check = checked ? shell.check(node.attributes, contextFor(node)) : '';
+    const check = checked ? stagedWrites.get(node.id)?.check ?? shell.check(node.attributes, contextFor(node)) : '';
     const inPlace = /\breturn\b|\bexit\b/.test(check) ? `cairn_n ${i} c` : `{\n${check.replace(/\n+$/, '')}\n}`;
     const head = `cairn_ref=${q(mask(node.ref))}`;
     const go = `cairn_go ${[i, ...requisites].join(' ')}`;
     if (!watched.length && !guards.length && !staged && !notifiedIds.has(node.id)) {
       // Most nodes: the gate, then the check, which a converged run stops at (cairn_ok).
       if (!checked) return [head, `if ${go}; then ${call(0)}; fi`];
-      return [head, `if ${go}; then if ${inPlace}; then s_${i}=unchanged; cairn_ok; else ${call(1)}; fi; fi`];
+      const notifies = (outgoing.get(node.id) ?? []).some((e) => e.kind === 'notify');
+      const plain = why === "''" && !node.meta.noop && !notifies;
+      return [head, `if ${go}; then if ${inPlace}; then s_${i}=unchanged; cairn_ok ${i}; else ${plain ? plainCall(node) : call(1)}; fi; fi`];
     }
     const arms: Array<[condition: string, action: string]> = [[`! ${go}`, ':']];
     if (watched.length) arms.push([`! { ${watched.map((k) => `cairn_chg "\${s_${k}:-}"`).join(' || ')}; }`, `cairn_result ${i} skipped none 'no changes'`]);
@@ -232,10 +258,10 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     let otherwise: string;
     if (!checked) otherwise = call(0);
     else if (notifiedIds.has(node.id)) {
-      arms.push([`[ -z "\${p_${i}:-}" ] && { cairn_skip=; ${inPlace}; }`, `s_${i}=unchanged; cairn_ok`], [`[ -z "\${p_${i}:-}" ]`, call(1)]);
+      arms.push([`[ -z "\${p_${i}:-}" ] && { cairn_skip=; ${inPlace}; }`, `s_${i}=unchanged; cairn_ok ${i}`], [`[ -z "\${p_${i}:-}" ]`, call(1)]);
       otherwise = call(0);
     } else {
-      arms.push([`cairn_skip=; ${inPlace}`, `s_${i}=unchanged; cairn_ok`]);
+      arms.push([`cairn_skip=; ${inPlace}`, `s_${i}=unchanged; cairn_ok ${i}`]);
       otherwise = call(1);
     }
     return [
@@ -247,6 +273,79 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
   }
 
 
+  /**
+   * Runs of consecutive nodes whose writes can wait for one commit (ShellProvider.stage): nothing
+   * between them runs a command or reads what another wrote, so a file put in place at the
+   * group's end is seen by no one earlier than it would be otherwise. A group ends before a node
+   * that cannot be staged, one that needs a node of the group (its requisite's failure would come
+   * only at the commit), one on a path a whole file of the group is written to (line edits of one
+   * file share it), and at a handler flush. A file is staged only
+   * when another of its group goes to the same folder (a stage costs a mkdir); a group with
+   * nothing staged needs no commit.
+   */
+  function stagedGroups(): { staged: Map<string, StagedShell>; commitAfter: Map<string, boolean>; before: Map<string, string[]> } {
+    const folderIds = new Map<string, number>();
+    const fileIds = new Map<string, number>();
+    const idOf = (ids: Map<string, number>, key: string) => {
+      if (!ids.has(key)) ids.set(key, ids.size + 1);
+      return ids.get(key)!;
+    };
+    const stageIds = { folder: (path: string) => idOf(folderIds, path), file: (path: string) => idOf(fileIds, path) };
+    const staged = new Map<string, StagedShell>();
+    /** Each group's first node, and the folders it stages files into. */
+    const groups: Array<{ first: string; last: string; folders: string[] }> = [];
+    let group: Array<{ id: string; staged: StagedShell }> = [];
+    const close = () => {
+      const perFolder = new Map<string, number>();
+      for (const m of group) if (m.staged.folder !== undefined) perFolder.set(m.staged.folder, (perFolder.get(m.staged.folder) ?? 0) + 1);
+      const kept = group.filter((m) => m.staged.folder === undefined || perFolder.get(m.staged.folder)! > 1);
+      for (const m of kept) staged.set(m.id, m.staged);
+      if (kept.length) groups.push({ first: group[0]!.id, last: group[group.length - 1]!.id, folders: [...new Set(kept.flatMap((m) => (m.staged.folder === undefined ? [] : [m.staged.folder])))] });
+      group = [];
+    };
+    const stageable = (node: GraphNode): StagedShell | undefined => {
+      const shell = shells.get(node.id)!;
+      if (!shell.stage || shell.inline || graph.types[node.type]?.inSync || node.meta.noop) return undefined;
+      if (flushed.has(node.id) || notifiedIds.has(node.id) || (node.stage && node.stage.index < node.stage.of)) return undefined;
+      if ((incoming.get(node.id) ?? []).some((e) => !BLOCKING.has(e.kind))) return undefined;
+      if ((outgoing.get(node.id) ?? []).some((e) => e.kind === 'notify')) return undefined;
+      return shell.stage(node.attributes, stageIds);
+    };
+    for (const id of graph.order) {
+      const node = byId.get(id)!;
+      const mine = stageable(node);
+      const members = new Set(group.map((m) => m.id));
+      if (!mine || (incoming.get(id) ?? []).some((e) => members.has(e.from)) || group.some((m) => m.staged.path === mine.path && (m.staged.folder !== undefined || mine.folder !== undefined))) close();
+      if (mine) group.push({ id, staged: mine });
+      if (flushAfter.has(id)) close();
+    }
+    close();
+
+    // A commit keeps its empty stages for the next group when only nodes that touch their own
+    // path come before the next commit (no handler flush); a group's stages are made with their
+    // folders (cairn_mkdir) by such nodes just before it.
+    const order = graph.order;
+    const at = new Map(order.map((id, n) => [id, n]));
+    const ownPath = (id: string) => shells.get(id)!.ownPath?.(byId.get(id)!.attributes) === true;
+    const commitAfter = new Map<string, boolean>();
+    const before = new Map<string, string[]>();
+    for (const [g, { first, last, folders }] of groups.entries()) {
+      const next = groups[g + 1];
+      let keep = next !== undefined;
+      for (let n = at.get(last)!; keep && n < at.get(next!.last)!; n++) {
+        if (flushAfter.has(order[n]!) || (n > at.get(last)! && !ownPath(order[n]!))) keep = false;
+      }
+      commitAfter.set(last, keep);
+      if (!folders.length) continue;
+      let start = at.get(first)!;
+      while (start > 0 && ownPath(order[start - 1]!) && !flushAfter.has(order[start - 1]!) && !(groups[g - 1]?.last === order[start - 1])) start--;
+      if (start === at.get(first)) continue;
+      pushTo(before, order[start]!, `cairn_prestage=${q(`\n${folders.join('\n')}\n`)}`);
+      pushTo(before, first, 'cairn_prestage=');
+    }
+    return { staged, commitAfter, before };
+  }
+
   // Notifications an earlier run left pending (a handler that failed or did not get its turn).
   const notified = [...new Set(graph.edges.filter((e) => e.kind === 'notify').map((e) => e.to))];
   const pending = notified.flatMap((id) => {
@@ -257,14 +356,11 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
   });
 
   const main: string[] = [];
-  const remaining = new Map<number, number>();
-  for (const id of graph.order) remaining.set(byId.get(id)!.invocation, (remaining.get(byId.get(id)!.invocation) ?? 0) + 1);
   for (const id of graph.order) {
     const node = byId.get(id)!;
-    main.push(...(flushed.has(id) ? [`t${ix(id)}`] : turnOf(node, "''")));
-    const left = remaining.get(node.invocation)! - 1;
-    remaining.set(node.invocation, left);
-    if (left === 0 && graph.handlers.length) main.push(`cairn_flush ${node.invocation}`);
+    main.push(...(beforeTurn.get(id) ?? []), ...(flushed.has(id) ? [`t${ix(id)}`] : turnOf(node, "''")));
+    if (commitAfter.has(id)) main.push(commitAfter.get(id) ? 'cairn_commit 1' : 'cairn_commit');
+    if (flushAfter.has(id)) main.push(`cairn_flush ${node.invocation}`);
   }
   if (graph.handlers.length) main.push('cairn_flush rest', 'cairn_flush end');
 

@@ -46,6 +46,21 @@ export function put(path: string, attrs: string, backup: boolean, bytes: Buffer)
   return bytes.length <= INLINE_COMPARE_LIMIT && plainText(bytes) ? `${head} ${q(bytes.toString('utf8'))}\n` : feed(bytes, head);
 }
 
+/**
+ * A command that stages `bytes` for `path` (`cairn_stage`, the export's staged writes): the new
+ * file goes into its folder's stage FOLDER, and the group's commit renames it into place.
+ */
+export function stagePut(folder: number, path: string, attrs: string, bytes: Buffer): string {
+  const head = `cairn_stage ${folder} ${q(path)} ${attrs}`;
+  if (bytes.length === 0) return `${head} ''\n`;
+  if (!plainText(bytes)) {
+    // Decoded by cairn_stage itself: a pipe would stage in a subshell.
+    const b64 = (bytes.toString('base64').match(/.{1,76}/g) ?? []).join('\n');
+    return `cairn_stage64 ${folder} ${q(path)} ${attrs} <<'CAIRN_EOF'\n${b64}\nCAIRN_EOF\n`;
+  }
+  return bytes.length <= INLINE_COMPARE_LIMIT ? `${head} ${q(bytes.toString('utf8'))}\n` : feed(bytes, head);
+}
+
 /** A command that prints a unified diff from `path` to `bytes` (`cairn_diff`, for --diff). */
 export function diffTo(path: string, bytes: Buffer): string {
   return bytes.length <= INLINE_COMPARE_LIMIT && plainText(bytes) ? `cairn_diff ${q(path)} ${q(bytes.toString('utf8'))}` : feed(bytes, `cairn_diff ${q(path)}`);

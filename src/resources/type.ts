@@ -374,7 +374,9 @@ export interface Provider<T extends { schema: z.ZodType } = ResourceType> {
  * on stdin → bytes), `cairn_file_is PATH TEXT` (a regular file holding exactly TEXT, which ends
  * in a newline; no fork), `cairn_sha256_is PATH HEX`, `cairn_attrs_ok PATH MODE OWNER GROUP` and
  * `cairn_attrs PATH MODE OWNER GROUP` (check and fix mode, owner and group; empty ones are not
- * managed), `cairn_not CMD…`. resources/shell-fragments.ts builds the usual calls.
+ * managed), `cairn_not CMD…`, `cairn_mkdir DIR` (mkdir -p, making a following group's stage in
+ * the same process), and for `stage` fragments `cairn_stage K PATH MODE OWNER GROUP [TEXT]`
+ * (`cairn_stage64` for base64 on stdin), `cairn_lhas K PATH TEXT`, `cairn_lstage K PATH TEXT`. resources/shell-fragments.ts builds the usual calls.
  *
  * `ctx` is given to meta types (a transition), whose work is other nodes' turns.
  */
@@ -390,6 +392,41 @@ export interface ShellProvider<T extends { schema: z.ZodType } = ResourceType> {
    * why it failed in `cairn_error`.
    */
   inline?: boolean;
+  /**
+   * The node's write staged with its neighbours' (src/export/script.ts groups consecutive nodes
+   * that have one, with no commands between them): `apply` leaves the new content staged
+   * (`cairn_stage`, `cairn_lstage`) and `cairn_commit` puts a group's files in place after its
+   * last node, one rename per file but one `mv` per folder, one rewrite per edited file.
+   * Undefined when this node's write cannot be staged (it then runs as `apply` in the group).
+   */
+  stage?(desired: Desired<T>, ids: StageIds): StagedShell | undefined;
+  /**
+   * True when the node's fragments touch no path but its own (and read none but its own and a
+   * link's target): no command, no listing of a folder. An empty stage folder of the staged
+   * writes may then wait across the node for the next group (src/export/script.ts), and a
+   * `mkdir` of the directory type make a following group's stage with the folder (cairn_mkdir).
+   */
+  ownPath?(desired: Desired<T>): boolean;
+}
+
+/** Numbers the script's staging variables are named with (one per folder, one per edited file). */
+export interface StageIds {
+  folder(path: string): number;
+  file(path: string): number;
+}
+
+/** A node's fragments when its write is staged (ShellProvider.stage). */
+export interface StagedShell {
+  /** The path it writes: a group holds at most one node a path. */
+  path: string;
+  /**
+   * The folder whose stage it writes into, if it stages a whole file: the exporter stages such a
+   * file only when another file of the group goes to the same folder (else a plain `apply`).
+   */
+  folder?: string;
+  /** The check, if not `check`'s (one reading the group's staged state). */
+  check?: string;
+  apply: string;
 }
 
 /** What the exporter offers a meta type's fragments: other nodes of the run, as shell commands. */

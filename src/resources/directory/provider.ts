@@ -141,6 +141,8 @@ export const posixDirectory = defineProvider<typeof directoryType>({
       return parts.join(' && ');
     },
     exists: (desired) => `[ -e ${q(desired.path)} ] || [ -L ${q(desired.path)} ]`,
+    // A purge lists the folder, and content from a source writes inside it.
+    ownPath: (desired) => desired.purge !== true && shellTree(desired).length === 0,
     apply(desired, action) {
       const p = q(desired.path);
       const kind = `if [ -L ${p} ]; then k=symlink; else k=file; fi`;
@@ -149,7 +151,7 @@ export const posixDirectory = defineProvider<typeof directoryType>({
         `if [ -L ${p} ] || { [ -e ${p} ] && [ ! -d ${p} ]; }; then ${kind}; printf '%s is a %s, not a directory; remove it first\\n' ${p} "$k"; return 1; fi`,
         desired.parents === false
           ? `if [ ! -d ${p} ]; then mkdir ${p} 2>/dev/null || { printf 'the parent of %s does not exist (parents: false)\\n' ${p}; return 1; }; fi`
-          : `[ -d ${p} ] || mkdir -p ${p} || return 1`,
+          : `[ -d ${p} ] || cairn_mkdir ${p} || return 1`,
         `cairn_attrs ${p} ${attrWords(desired)} || return 1`,
       ];
       if (desired.purge === true) {

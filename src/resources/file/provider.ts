@@ -7,7 +7,7 @@ import { outputTail } from '../commands.ts';
 import { attributeDiff, convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { fileType } from './type.ts';
-import { attrWords, diffTo, holds, managesAttrs, put, quote as q, validateCommand } from '../shell-fragments.ts';
+import { attrWords, diffTo, holds, managesAttrs, put, quote as q, stagePut, validateCommand } from '../shell-fragments.ts';
 
 type FileAttributes = Desired<typeof fileType>;
 
@@ -113,6 +113,8 @@ export const posixFile = defineProvider<typeof fileType>({
       return managesAttrs(desired) ? `${kind} && cairn_attrs_ok ${p} ${attrWords(desired)}` : kind;
     },
     exists: (desired) => `[ -e ${q(desired.path)} ] || [ -L ${q(desired.path)} ]`,
+    // A validate command is a command.
+    ownPath: (desired) => desired.validate === undefined,
     apply(desired, action) {
       const p = q(desired.path);
       const otherKind = `cairn_other ${p} file ${q(action === 'destroy' ? 'not removing it' : 'remove it first')} || return 1\n`;
@@ -127,6 +129,20 @@ export const posixFile = defineProvider<typeof fileType>({
     diff(desired) {
       const bytes = desiredBytes(desired);
       return bytes === undefined || desired.ensure === 'absent' ? ':' : diffTo(desired.path, bytes);
+    },
+    // Content written whole, with no validate command to run and no backup to keep, can wait in
+    // its folder's stage for the group's commit. A path with a newline stays out (the commit
+    // splits its lists of names on newlines).
+    stage(desired, ids) {
+      const bytes = desiredBytes(desired);
+      if (desired.ensure === 'absent' || bytes === undefined || desired.validate !== undefined || desired.backup === true || desired.path.includes('\n')) return undefined;
+      const p = q(desired.path);
+      const folder = dirname(desired.path);
+      return {
+        path: desired.path,
+        folder,
+        apply: `cairn_other ${p} file 'remove it first' || return 1\nif ${holds(desired.path, bytes)}; then cairn_attrs ${p} ${attrWords(desired)}; return; fi\n${stagePut(ids.folder(folder), desired.path, attrWords(desired), bytes)}`,
+      };
     },
   },
 });

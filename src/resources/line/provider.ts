@@ -75,21 +75,37 @@ export const posixLine = defineProvider<typeof lineType>({
     },
     // Without match, a file without the line is a create for the engine too (current: absent).
     exists: (desired) => (desired.match === undefined ? 'return 1' : lineFound(desired)),
-    apply(desired, action) {
-      const p = q(desired.path);
-      const missing = desired.create === false && action !== 'destroy'
-        ? `if [ ! -e ${p} ]; then printf '%s does not exist (create: false)\\n' ${p}; return 1; fi\n` : '';
-      const program = action === 'destroy'
-        ? '{ if (!(re != "" ? $0 ~ re : $0 == t)) print }'
-        : '{ l[++n] = $0 } END { for (i = 1; i <= n && re != ""; i++) if (l[i] ~ re) { k = i; break } ' +
-          'if (!k) for (i = 1; i <= n; i++) if (l[i] == t) { k = i; break } if (k) l[k] = t; else l[++n] = t; for (i = 1; i <= n; i++) print l[i] }';
-      // The edited text comes back whole (the x keeps its final newlines) and is written atomically.
-      return `${missing}if [ -e ${p} ]; then src=${p}; else src=/dev/null; fi\n` +
-        `text=$(${awkLine(desired)} 'BEGIN { re = ENVIRON["CAIRN_RE"]; t = ENVIRON["CAIRN_TEXT"] } ${program}' "$src" && echo x) || return 1\n` +
-        `cairn_put ${p} '' '' '' '' "\${text%x}"`;
+    apply: shellApply,
+    ownPath: () => true,
+    // A plain line (no match, present, the file made if missing) is looked for in, and appended
+    // to, the file's lines as the group read them once (cairn_lhas, cairn_lstage); the commit
+    // writes each edited file once. What is not a readable regular file gets the plain apply.
+    stage(desired, ids) {
+      if (desired.ensure === 'absent' || desired.match !== undefined || desired.create === false || desired.path.includes('\n') || desired.text.includes('\n')) return undefined;
+      const words = `${ids.file(desired.path)} ${q(desired.path)} ${q(desired.text)}`;
+      return {
+        path: desired.path,
+        check: `cairn_lhas ${words}`,
+        apply: `if ! cairn_lstage ${words}; then\n${shellApply(desired, 'create')}\nfi`,
+      };
     },
   },
 });
+
+/** The shell trait's apply: awk edits the file's text, cairn_put writes it atomically. */
+function shellApply(desired: LineAttributes, action: Action): string {
+  const p = q(desired.path);
+  const missing = desired.create === false && action !== 'destroy'
+    ? `if [ ! -e ${p} ]; then printf '%s does not exist (create: false)\\n' ${p}; return 1; fi\n` : '';
+  const program = action === 'destroy'
+    ? '{ if (!(re != "" ? $0 ~ re : $0 == t)) print }'
+    : '{ l[++n] = $0 } END { for (i = 1; i <= n && re != ""; i++) if (l[i] ~ re) { k = i; break } ' +
+      'if (!k) for (i = 1; i <= n; i++) if (l[i] == t) { k = i; break } if (k) l[k] = t; else l[++n] = t; for (i = 1; i <= n; i++) print l[i] }';
+  // The edited text comes back whole (the x keeps its final newlines) and is written atomically.
+  return `${missing}if [ -e ${p} ]; then src=${p}; else src=/dev/null; fi\n` +
+    `text=$(${awkLine(desired)} 'BEGIN { re = ENVIRON["CAIRN_RE"]; t = ENVIRON["CAIRN_TEXT"] } ${program}' "$src" && echo x) || return 1\n` +
+    `cairn_put ${p} '' '' '' '' "\${text%x}"`;
+}
 
 /** `awk` with the part's regular expression and text in its environment (no escapes processed there). */
 function awkLine(desired: LineAttributes): string {

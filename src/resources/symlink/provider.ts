@@ -37,6 +37,7 @@ export const posixSymlink = defineProvider<typeof symlinkType>({
       return `[ -L ${p} ] && ${same}`;
     },
     exists: (desired) => `[ -L ${q(desired.path)} ] || [ -e ${q(desired.path)} ]`,
+    ownPath: () => true,
     apply(desired, action) {
       const p = q(desired.path);
       const kind = `if [ -d ${p} ]; then k=directory; else k=file; fi`;
