@@ -129,6 +129,10 @@ describe('agents through a master (real processes)', { skip: built }, () => {
     assert.equal(typeof info.facts.hostname, 'string');
     assert.deepEqual(info.facts, outcome.facts, "a facts run's answer is what the master keeps");
     assert.equal((info.last_runs[0] as { id: string }).id, factsId);
+    // What the CLI asks before it compiles: the same facts, without the history.
+    const factsOnly = await api(master, viewer, 'GET', '/api/v1/targets/web1/facts');
+    assert.deepEqual(factsOnly.json, { name: 'web1', connected: true, facts: info.facts });
+    assert.equal((await api(master, viewer, 'GET', '/api/v1/targets/nosuch/facts')).status, 404);
     // A viewer may look but not run; nobody may do either without a token.
     const refused = await api(master, viewer, 'POST', '/api/v1/runs', { mode: 'facts', targets: ['web1'] });
     assert.equal(refused.status, 403);

@@ -13,6 +13,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { RequestOptions } from 'node:https';
+import type { Agent } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { NodeResult, TargetReport } from '../engine/engine.ts';
@@ -96,7 +97,7 @@ export function masterFor(flags: MasterFlags): (target: string) => MasterClient 
   return (target) => (client ??= masterClient(flags, target));
 }
 
-/** What `GET /api/v1/targets/:name` says. */
+/** What `GET /api/v1/targets/:name/facts` says. */
 export interface TargetInfo {
   name: string;
   connected: boolean;
@@ -116,6 +117,11 @@ const RESUME_DELAY_MS = 1000;
 
 export class MasterClient {
   private readonly base: URL;
+  /**
+   * Connections kept open between requests: a run's facts, its POST and any resumed stream share
+   * one TLS handshake. An idle one does not keep the process alive (Node unrefs it).
+   */
+  private connections?: Agent;
 
   constructor(readonly url: string, private readonly token: string, private readonly ca?: Buffer) {
     this.base = new URL(url);
@@ -123,13 +129,16 @@ export class MasterClient {
 
   private open(method: string, path: string, headers: Record<string, string>, body?: string): Promise<IncomingMessage> {
     const target = new URL(path, this.base);
-    const options: RequestOptions = {
-      method, headers: { authorization: `Bearer ${this.token}`, accept: 'application/json', ...headers, ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) },
-      ...(this.ca ? { ca: this.ca } : {}),
-    };
     // Loaded here, not at the top: node:https (with tls, net and streams) costs a local run, which
     // never reaches a master, about a tenth of its start-up.
-    const send = target.protocol === 'http:' ? process.getBuiltinModule('node:http').request : process.getBuiltinModule('node:https').request;
+    const http = target.protocol === 'http:' ? process.getBuiltinModule('node:http') : process.getBuiltinModule('node:https');
+    this.connections ??= new http.Agent({ keepAlive: true });
+    const options: RequestOptions = {
+      method, agent: this.connections,
+      headers: { authorization: `Bearer ${this.token}`, accept: 'application/json', ...headers, ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) },
+      ...(this.ca ? { ca: this.ca } : {}),
+    };
+    const send = http.request;
     return new Promise((resolve, reject) => {
       const req = send(target, options, resolve);
       req.on('error', (err) => reject(new MasterUnreachable(this.url, err.message)));
@@ -162,7 +171,7 @@ export class MasterClient {
   /** The agent's facts and whether it is connected; undefined when no agent of that name ever connected. */
   async target(name: string): Promise<TargetInfo | undefined> {
     try {
-      return await this.json<TargetInfo>('GET', `/api/v1/targets/${encodeURIComponent(name)}`);
+      return await this.json<TargetInfo>('GET', `/api/v1/targets/${encodeURIComponent(name)}/facts`);
     } catch (err) {
       if (err instanceof MasterError && err.status === 404) return undefined;
       throw err;

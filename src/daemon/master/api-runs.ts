@@ -239,6 +239,17 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
       },
     },
     {
+      // What `cairn apply -t T` needs before it compiles T (its agent's facts), without the run
+      // history and certificate GET /targets/:name reads from the store.
+      method: 'GET', path: '/api/v1/targets/:name/facts', listener: 'api', auth: 'viewer',
+      async handle(req) {
+        const name = req.params.name!;
+        const info = AGENT_NAME.test(name) ? await agents.readInfo(name) : undefined;
+        if (!info) throw new HttpError(404, `no agent named ${name} ever connected to a master of this store`);
+        return { status: 200, json: { name, connected: await agents.connectedToAny(name), facts: info.facts } };
+      },
+    },
+    {
       method: 'POST', path: '/api/v1/runs', listener: 'api', auth: 'operator', body: runRequestSchema, maxBodyBytes: MAX_FRAME_BYTES,
       async handle(req, res) {
         const body = req.body as z.infer<typeof runRequestSchema>;
