@@ -13,16 +13,15 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { cairnBin, CAIRN, tempDir } from './helpers/cli.ts';
+import { cairnBin, tempDir } from './helpers/cli.ts';
 import {
-  api, CairnProcess, enrolAgent, masterJson, readEvents, startAgent, startRunFollowing, startMaster, type RunningMaster, type SseEvent,
+  api, builtCommandMissing, CairnProcess, enrolAgent, masterJson, readEvents, startAgent, startRunFollowing, startMaster, type RunningMaster, type SseEvent,
 } from './helpers/master-processes.ts';
 import { waitUntil } from './helpers/wait.ts';
 import { openStore } from '../src/store/index.ts';
 
 const HANG = { timeout: 180_000 };
-const built = existsSync(CAIRN) ? false : `LOUD SKIP: ${CAIRN} is missing (npm run build makes it)`;
-if (built) process.stderr.write(`\n*** ${built} ***\n\n`);
+const built = builtCommandMissing();
 
 interface Report {
   targets: { name: string; status: string; error?: string; counts: Record<string, number>; nodes: { ref: string; status: string; action: string; reason?: string; ms: number }[] }[];

@@ -9,13 +9,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CAIRN, tempDir } from './helpers/cli.ts';
-import { api, CairnProcess, enrolAgent, masterJson, startAgent, startMaster, type RunningMaster } from './helpers/master-processes.ts';
+import { tempDir } from './helpers/cli.ts';
+import { api, builtCommandMissing, CairnProcess, enrolAgent, masterJson, startAgent, startMaster, type RunningMaster } from './helpers/master-processes.ts';
 import { waitUntil } from './helpers/wait.ts';
 
 const HANG = { timeout: 180_000 };
-const built = existsSync(CAIRN) ? false : `LOUD SKIP: ${CAIRN} is missing (npm run build makes it)`;
-if (built) process.stderr.write(`\n*** ${built} ***\n\n`);
+const built = builtCommandMissing();
 
 interface Report {
   targets: { name: string; status: string; nodes: { ref: string; status: string; reason?: string }[] }[];

@@ -10,13 +10,12 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openStore } from '../src/store/index.ts';
-import { CAIRN, tempDir } from './helpers/cli.ts';
-import { api, enrolAgent, masterJson, readEvents, startAgent, startMaster, type CairnProcess, type RunningMaster } from './helpers/master-processes.ts';
+import { tempDir } from './helpers/cli.ts';
+import { api, builtCommandMissing, enrolAgent, masterJson, readEvents, startAgent, startMaster, type CairnProcess, type RunningMaster } from './helpers/master-processes.ts';
 import { waitUntil } from './helpers/wait.ts';
 
 const HANG = { timeout: 180_000 };
-const built = existsSync(CAIRN) ? false : `LOUD SKIP: ${CAIRN} is missing (npm run build makes it)`;
-if (built) process.stderr.write(`\n*** ${built} ***\n\n`);
+const built = builtCommandMissing();
 
 interface RunRecord {
   id: string;

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { CAIRN, cairnBin } from './cli.ts';
@@ -195,4 +195,11 @@ function sseRequest(m: RunningMaster, token: string, method: string, path: strin
     });
     req.end(body);
   });
+}
+
+/** Why tests of real master processes cannot run here (the built command is missing), said loudly; false when they can. */
+export function builtCommandMissing(): string | false {
+  const why = existsSync(CAIRN) ? false : `LOUD SKIP: ${CAIRN} is missing (npm run build makes it)`;
+  if (why) process.stderr.write(`\n*** ${why} ***\n\n`);
+  return why;
 }
