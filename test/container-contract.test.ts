@@ -38,7 +38,7 @@ function host(name = 'local'): ScriptedExecutor {
     { when: 'systemctl is-enabled systemd-nspawn@box.service', code: 1, stdout: 'disabled\n' },
     { when: 'mkdir -p', effect: (e, argv) => e.dirs.add(argv.at(-1)!) },
     {
-      when: /^sh -c echo \$\$ > "\$1" && exec cp -a /,
+      when: /^sh -c echo \$\$ > "\$1" && \{ \[ ! -e "\$1\.stop" \] \|\| exit 137; \} && exec cp -a /,
       effect: (e, argv) => {
         e.dirs.add(argv.at(-1)!);
         e.dirs.add(`${argv.at(-1)!}/etc`);
@@ -78,7 +78,7 @@ test('provider contract: nspawn — image: { profile } is built by the provision
   assert.deepEqual({ profile, name, kind, outputDir, args, user_data },
     { profile: 'debian-base', name: 'box', kind: 'container', outputDir: '/var/lib/machines/.box.cairn-build', args: { suite: 'bookworm' }, user_data: 'echo hi' });
   const lines = exec.lines;
-  const copy = lines.indexOf('sh -c echo $$ > "$1" && exec cp -a --reflink=auto --sparse=always -- "$2" "$3" cairn-copy /var/lib/machines/.box.cairn-copy.pid ' +
+  const copy = lines.indexOf('sh -c echo $$ > "$1" && { [ ! -e "$1.stop" ] || exit 137; } && exec cp -a --reflink=auto --sparse=always -- "$2" "$3" cairn-copy /var/lib/machines/.box.cairn-copy.pid ' +
     '/var/lib/machines/.box.cairn-build/root /var/lib/machines/.box.cairn-new');
   const swap = lines.indexOf('mv -T -- /var/lib/machines/.box.cairn-new /var/lib/machines/box');
   assert.ok(copy >= 0 && swap > copy, lines.join('\n'));
