@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The master's benchmark (issue #22; DESIGN §9), run by `npm run bench` in a full run, alone by
-// `npm run bench -- --master [--agents N]` or `node bench/master.mjs [--agents N]`:
+// `npm run bench -- --master [--agents N]` or `node bench/master.mjs [--agents N] [--runs N]`:
 //
 //  (a) N protocol-level agents (default 2,000), each with its own certificate from the master's
 //      CA through the real enrolment, connected from a few processes (bench/master-agents.mjs)
@@ -279,6 +279,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const at = args.indexOf('--agents');
   const agents = at >= 0 ? Number(args[at + 1]) : 2000;
   if (!(agents >= 1)) throw new Error('--agents N: a whole number, 1 or more');
+  const atRuns = args.indexOf('--runs');
+  const runs = atRuns >= 0 ? Number(args[atRuns + 1]) : 3;
+  if (!(runs >= 1)) throw new Error('--runs N: a whole number, 1 or more');
   mkdirSync(tmpdir(), { recursive: true });
-  await masterBench({ agents });
+  await masterBench({ agents, runs });
 }
