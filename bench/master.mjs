@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The master's benchmark (issue #22; DESIGN §9), run by `npm run bench` in a full run, alone by
-// `npm run bench -- --master [--agents N]` or `node bench/master.mjs [--agents N]`:
+// `npm run bench -- --master [--agents N]` or `node bench/master.mjs [--agents N] [--runs N]`:
 //
 //  (a) N protocol-level agents (default 2,000), each with its own certificate from the master's
 //      CA through the real enrolment, connected from a few processes (bench/master-agents.mjs)
@@ -241,6 +241,9 @@ export async function masterBench({ agents = 2000, processes = 4, runs = 3 } = {
       apply('bench-agent');
       const local = [];
       const through = [];
+      // The master's and the agent's CPU over the runs (idle during the local ones): on a loaded
+      // machine a steadier figure than the wall time, and the one every part adds to it.
+      const cpuBefore = { master: usage(master.pid).cpu, agent: usage(agent.pid).cpu };
       // Alternating, so both see the same machine.
       for (let i = 0; i < runs; i++) {
         local.push(timed(() => apply('local')));
@@ -249,6 +252,8 @@ export async function masterBench({ agents = 2000, processes = 4, runs = 3 } = {
       figures.noop_local_s = median(local);
       figures.noop_master_s = median(through);
       figures.noop_ratio = figures.noop_master_s / figures.noop_local_s;
+      figures.noop_master_cpu_ms = ((usage(master.pid).cpu - cpuBefore.master) / runs) * 1000;
+      figures.noop_agent_cpu_ms = ((usage(agent.pid).cpu - cpuBefore.agent) / runs) * 1000;
     } finally {
       agent.kill('SIGTERM');
     }
@@ -269,6 +274,7 @@ export async function masterBench({ agents = 2000, processes = 4, runs = 3 } = {
     `  reconnect storm  all ${agents} back ${f(figures.storm_s)} s after the master was stopped; ${figures.storm_refused} refused (target 0)  ${mark(figures.storm_refused === 0)}; RSS ${f(figures.storm_rss_mib, 1)} MiB`,
     `One real agent, the standard workload (742 resources), no-op apply, median of ${runs}:`,
     `  local ${f(figures.noop_local_s)} s, through the master ${f(figures.noop_master_s)} s: ${f(figures.noop_ratio)}× (target ≤ 1.3×)  ${mark(figures.noop_ratio <= 1.3)}`,
+    `  CPU per run through the master: master ${f(figures.noop_master_cpu_ms, 0)} ms, agent ${f(figures.noop_agent_cpu_ms, 0)} ms (mean)`,
     '',
   ].join('\n'));
   return figures;
@@ -279,6 +285,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const at = args.indexOf('--agents');
   const agents = at >= 0 ? Number(args[at + 1]) : 2000;
   if (!(agents >= 1)) throw new Error('--agents N: a whole number, 1 or more');
+  const atRuns = args.indexOf('--runs');
+  const runs = atRuns >= 0 ? Number(args[atRuns + 1]) : 3;
+  if (!(runs >= 1)) throw new Error('--runs N: a whole number, 1 or more');
   mkdirSync(tmpdir(), { recursive: true });
-  await masterBench({ agents });
+  await masterBench({ agents, runs });
 }

@@ -22,7 +22,7 @@ import { LockHeldError } from '../engine/run-lock.ts';
 import { runTarget } from '../engine/run-target.ts';
 import { LocalExecutor } from '../executors/local.ts';
 import { localFacts } from '../executors/local-facts.ts';
-import { CodecError, decodeCompiled } from '../graph/codec.ts';
+import { CodecError, decodeCompiled, type Compiled } from '../graph/codec.ts';
 import { ExitCode, inputError } from '../lib/errors.ts';
 import { CAIRN_VERSION } from '../lib/version.ts';
 import {
@@ -104,12 +104,21 @@ function bootId(): string {
   }
 }
 
+/** The largest compiled run (in characters of its text) the agent keeps decoded for the next run. */
+const REUSE_DECODED_MAX_CHARS = 4 * 1024 * 1024;
+
 export class AgentLink {
   private readonly ops = new Map<string, AbortController>();
   private readonly url: string;
   /** Set by the welcome: the name the master knows this agent by (its certificate's). */
   name?: string;
   private socket?: WebSocket;
+  /**
+   * The compiled run decoded last and its text: the same run sent again (a converged target's
+   * next no-op, the usual case) is not decoded again. The engine only reads a compiled run
+   * (test/agent-compiled-reuse.test.ts holds it to that), so runs may share one.
+   */
+  private lastDecoded?: { text: string; compiled: Compiled };
 
   constructor(private readonly options: AgentLinkOptions) {
     this.url = agentSocketUrl(options.master);
@@ -280,7 +289,10 @@ export class AgentLink {
         }
         let compiled;
         try {
-          compiled = decodeCompiled(op.run!);
+          const last = this.lastDecoded;
+          compiled = last && last.text === op.run ? last.compiled : decodeCompiled(op.run!);
+          // A large run is not kept between runs: its decoding is little beside its run, its memory is not.
+          this.lastDecoded = op.run!.length <= REUSE_DECODED_MAX_CHARS ? { text: op.run!, compiled } : undefined;
         } catch (err) {
           if (!(err instanceof CodecError)) throw err;
           reply({ type: 'result', re: op.id, ok: false, error: err.message });

@@ -140,12 +140,16 @@ export function eventText(event: RunEvent): string {
   return eventTexts.get(event) ?? JSON.stringify(event);
 }
 
-/** An event as read from the store, its text kept for eventText. */
-function storedEvent(value: Buffer): RunEvent {
+/**
+ * The events one store key holds, in seq order: a group of events written together (a JSON
+ * array, keyed by its first event's seq), or one event (the interrupted-run sweep writes one).
+ */
+function storedEvents(value: Buffer): RunEvent[] {
   const text = value.toString('utf8');
-  const event = JSON.parse(text) as RunEvent;
-  eventTexts.set(event, text);
-  return event;
+  const parsed = JSON.parse(text) as RunEvent | RunEvent[];
+  if (Array.isArray(parsed)) return parsed;
+  eventTexts.set(parsed, text);
+  return [parsed];
 }
 
 /** A run handed to another master, as its run-request key carries it. */
@@ -170,8 +174,13 @@ class LiveRun {
   readonly controller = new AbortController();
   /** Store writes of this run, one batch after another (events in seq order). */
   writes: Promise<void> = Promise.resolve();
-  /** Events and record snapshots not yet written (key → value), for the next batch. */
-  pending = new Map<string, string>();
+  /**
+   * Record snapshots and groups of events not yet written, for the next batch, in the order
+   * queued: key → a record's text, or the texts of the events stored under that one key.
+   */
+  pending = new Map<string, string | string[]>();
+  /** The group of events in `pending` the next event joins: the last entry queued, while not full. */
+  openGroup?: { texts: string[]; bytes: number };
   /** The batch that will take `pending`, once scheduled. */
   nextBatch?: Promise<void>;
   /** Settles when the run has finished and its record is written. */
@@ -182,6 +191,13 @@ class LiveRun {
 /** The most keys, and about the most bytes, one store transaction of a run's events carries. */
 const WRITE_BATCH_OPS = 100;
 const WRITE_BATCH_BYTES = 1024 * 1024;
+/**
+ * The most events, and about the most bytes, one store key holds: a run's events written in one
+ * batch are stored as a few groups, not a key each (a 742-node no-op wrote 742 keys and their
+ * watch-history rows, the master's largest cost after the agent's own run).
+ */
+const EVENTS_PER_KEY = 1000;
+const EVENT_KEY_BYTES = 256 * 1024;
 
 /** Finished runs kept in memory for followers; older ones are read back from the store. */
 const KEEP_FINISHED = 32;
@@ -386,7 +402,7 @@ export class RunManager {
     const events: RunEvent[] = [];
     for (const e of await this.store.list(RUN_KEYS.events(id))) {
       try {
-        events.push(JSON.parse(e.value.toString('utf8')) as RunEvent);
+        events.push(...storedEvents(e.value));
       } catch {
         continue;
       }
@@ -685,7 +701,7 @@ export class RunManager {
     run.events.push(sequenced);
     const text = JSON.stringify(sequenced);
     eventTexts.set(sequenced, text);
-    void this.storeInBatch(run, RUN_KEYS.event(run.record.id, sequenced.seq), text);
+    void this.storeEventInBatch(run, sequenced.seq, text);
     for (const listener of run.listeners) listener(sequenced);
   }
 
@@ -707,11 +723,36 @@ export class RunManager {
    * no-op wrote 742 transactions before, which took the master longer than the agent's run.
    */
   private storeInBatch(run: LiveRun, key: string, value: string): Promise<void> {
+    // Events after it start a group of their own: the order of writes is the order queued.
+    run.openGroup = undefined;
+    // A newer snapshot of a key queued already takes its place after what was queued since.
+    run.pending.delete(key);
     run.pending.set(key, value);
+    return this.scheduleBatch(run);
+  }
+
+  /**
+   * Queues an event for the run's next batch: it joins the group of events queued just before
+   * it (one key, named after the group's first seq, holds them all), else begins one.
+   */
+  private storeEventInBatch(run: LiveRun, seq: number, text: string): Promise<void> {
+    const group = run.openGroup;
+    if (group && group.texts.length < EVENTS_PER_KEY && group.bytes + text.length <= EVENT_KEY_BYTES) {
+      group.texts.push(text);
+      group.bytes += text.length + 1;
+    } else {
+      run.openGroup = { texts: [text], bytes: text.length + 2 };
+      run.pending.set(RUN_KEYS.event(run.record.id, seq), run.openGroup.texts);
+    }
+    return this.scheduleBatch(run);
+  }
+
+  private scheduleBatch(run: LiveRun): Promise<void> {
     if (!run.nextBatch) {
       run.nextBatch = run.writes.then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(() => {
         const batch = run.pending;
         run.pending = new Map();
+        run.openGroup = undefined;
         run.nextBatch = undefined;
         return this.writeBatch(run.record.id, batch);
       });
@@ -720,7 +761,7 @@ export class RunManager {
     return run.nextBatch;
   }
 
-  private async writeBatch(id: string, batch: Map<string, string>): Promise<void> {
+  private async writeBatch(id: string, batch: Map<string, string | string[]>): Promise<void> {
     let ops: Op[] = [];
     let bytes = 0;
     const write = async () => {
@@ -735,7 +776,8 @@ export class RunManager {
         this.log(`run ${id}: ${keys.length === 1 ? keys[0] : `${keys[0]} … ${keys.at(-1)} (${keys.length} keys)`} not stored: ${(err as Error).message}`);
       }
     };
-    for (const [key, value] of batch) {
+    for (const [key, queued] of batch) {
+      const value = typeof queued === 'string' ? queued : `[${queued.join(',')}]`;
       // etcd takes at most 128 operations and 1.5 MiB in one request (its defaults).
       if (ops.length >= WRITE_BATCH_OPS || (bytes > 0 && bytes + value.length > WRITE_BATCH_BYTES)) await write();
       ops.push({ put: key, value });
@@ -811,7 +853,7 @@ export class RunManager {
     };
     const from = (await this.store.revision()) + 1;
     for (const kv of await this.store.list(RUN_KEYS.events(id))) {
-      if (deliver(storedEvent(kv.value))) {
+      if (storedEvents(kv.value).some(deliver)) {
         onEnd();
         return () => undefined;
       }
@@ -821,7 +863,7 @@ export class RunManager {
     void (async () => {
       for await (const change of this.store.watch(RUN_KEYS.events(id), { signal, fromRevision: from })) {
         if (change.type !== 'put' || !change.value) continue;
-        if (deliver(storedEvent(change.value))) {
+        if (storedEvents(change.value).some(deliver)) {
           stop.abort();
           onEnd();
           return;
