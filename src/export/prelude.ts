@@ -18,17 +18,22 @@ cairn_n_changed=0 cairn_n_unchanged=0 cairn_n_failed=0 cairn_n_skipped=0
 cairn_stopped= cairn_flushing= cairn_failed=
 cairn_nl='
 '
-# Commands' output, in a temp file made with the nodes' functions (cairn_load): a converged run
-# forks nothing for it.
+# Commands' output, in a temp file made when first needed (cairn_mklog: by cairn_load, which
+# defines the nodes' functions, or a commit): a converged run forks nothing for it.
 cairn_log=
+cairn_mklog() { cairn_log=$(mktemp) || { echo "$0: cannot make a temp file" >&2; exit 3; }; }
 # Staged writes (cairn_stage): the stage folders made and not yet committed, one a line.
 cairn_stages= cairn_grp= cairn_q= cairn_sk= cairn_lk= cairn_deferred= cairn_i=
 trap '[ -z "$cairn_log" ] || rm -f "$cairn_log"; [ -z "$cairn_stages" ] || cairn_unstage' EXIT
 trap 'exit 130' INT TERM
 
+# Every variable the shell holds costs each later command (dash walks them all to build an exec's
+# environment, and a lookup walks its hash chain), so a node's status (s_I) is kept only for the
+# nodes whose status something reads (cairn_kept, which script.ts writes), and what a group or a
+# commit keeps per node is unset once used.
 # cairn_result I STATUS ACTION REASON [ERROR]: records a node's result and prints its line.
 cairn_result() {
-  eval "s_$1=\$2"
+  case $cairn_kept in *" $1 "*) eval "s_$1=\$2" ;; esac
   # x_I: I failed or was skipped for a failed requisite, which skips what requires it; cairn_failed
   # lists those nodes and xr_I keeps I's name for the message.
   case $2:$4 in failed:*|skipped:dependency\ failed*) eval "x_$1=1 xr_$1=\$cairn_ref"; cairn_failed="$cairn_failed $1 " ;; esac
@@ -67,6 +72,7 @@ cairn_go() {
 }
 # cairn_ok I: node I (cairn_ref) was found in sync.
 cairn_ok() {
+  case $cairn_kept in *" $1 "*) eval "s_$1=unchanged" ;; esac
   cairn_n_unchanged=$((cairn_n_unchanged + 1))
   if [ -n "$cairn_grp" ]; then eval "ql_$1=\"unchanged    \$cairn_ref\" qe_$1="; cairn_q="$cairn_q $1"; return; fi
   printf 'unchanged    %s\n' "$cairn_ref"
@@ -170,7 +176,7 @@ cairn_stage() {
   if [ -n "$3$4" ]; then chown "$3${"${"}4:+:$4}" "$_t" || { rm -f "$_t"; return 1; }; fi
   # New content that replaces a file is synced before the rename (cairn_put's rule), at the commit.
   [ ! -e "$1" ] || eval "sr_$_k=\"\${sr_$_k:-}\$_n\$cairn_nl\""
-  eval "sn_$_k=\"\${sn_$_k:-}\$_n\$cairn_nl\" si_$_k=\"\${si_$_k:-} $cairn_i\" sx_$cairn_i=\$_n"
+  eval "sn_$_k=\"\${sn_$_k:-}\$_n\$cairn_nl\" si_$_k=\"\${si_$_k:-} $cairn_i\""
   cairn_grp=1 cairn_deferred=1
 }
 # cairn_stage64 K PATH MODE OWNER GROUP: the content as base64 on stdin (a pipe would run
@@ -231,9 +237,10 @@ cairn_lstage() {
 cairn_commit() {
   _keep=${"${"}1:-}
   if [ -z "$cairn_grp$cairn_lk" ]; then [ -n "$_keep" ] || [ -z "$cairn_stages" ] || cairn_unstage; return 0; fi
+  [ -n "$cairn_log" ] || cairn_mklog
   for _k in $cairn_sk; do
     eval "_s=\$ss_$_k _d=\$sd_$_k _n=\$sn_$_k _r=\${sr_$_k:-} _is=\$si_$_k"
-    eval "ss_$_k= sn_$_k= sr_$_k= si_$_k="
+    unset ss_$_k sd_$_k sn_$_k sr_$_k si_$_k
     IFS=$cairn_nl; set -f
     set --; for _x in $_r; do set -- "$@" "$_s/$_x"; done
     unset IFS; set +f
@@ -243,9 +250,13 @@ cairn_commit() {
     unset IFS; set +f
     if ! mv -f -- "$@" "$_d/" >"$cairn_log" 2>&1; then
       _e=$(tail -n 20 "$cairn_log")
+      # The names (_n) and their nodes (_is) are in the same order.
+      IFS=$cairn_nl; set -f
+      set -- $_n
+      unset IFS; set +f
       for _i in $_is; do
-        eval "_x=\$sx_$_i"
-        if [ -e "$_s/$_x" ] || [ -L "$_s/$_x" ]; then eval "ce_$_i=\$_e"; fi
+        if [ -e "$_s/$1" ] || [ -L "$_s/$1" ]; then eval "ce_$_i=\$_e"; fi
+        shift
       done
       rm -rf -- "$_s"
     fi
@@ -254,7 +265,7 @@ cairn_commit() {
   [ -n "$_keep" ] || [ -z "$cairn_stages" ] || cairn_unstage
   for _k in $cairn_lk; do
     eval "_p=\$lp_$_k _c=\${lc_$_k:-} _x=\${ld_$_k:-} _is=\${li_$_k:-}"
-    eval "lx_$_k= lc_$_k= ld_$_k= li_$_k="
+    unset lx_$_k lc_$_k ld_$_k li_$_k lp_$_k
     [ -n "$_x" ] || continue
     if ! cairn_put "$_p" '' '' '' '' "$_c" >"$cairn_log" 2>&1; then
       _e=$(tail -n 20 "$cairn_log")
@@ -268,10 +279,12 @@ cairn_commit() {
   for _i in $_q; do
     eval "_x=\${qd_$_i:-}"
     if [ -n "$_x" ]; then
-      eval "_e=\${ce_$_i:-} cairn_ref=\$qf_$_i _a=\$qa_$_i _r=\$qr_$_i qd_$_i= ce_$_i="
+      eval "_e=\${ce_$_i:-} cairn_ref=\$qf_$_i _a=\$qa_$_i _r=\$qr_$_i"
+      unset qd_$_i ce_$_i qf_$_i qa_$_i qr_$_i
       if [ -n "$_e" ]; then cairn_result "$_i" failed "$_a" '' "$_e"; else cairn_result "$_i" changed "$_a" "$_r"; fi
     else
-      eval "_l=\$ql_$_i _e=\$qe_$_i ql_$_i= qe_$_i="
+      eval "_l=\$ql_$_i _e=\$qe_$_i"
+      unset ql_$_i qe_$_i
       printf '%s\n' "$_l"
       [ -z "$_e" ] || printf '%s\n' "$_e" | sed 's/^/             /'
     fi
@@ -395,6 +408,49 @@ cairn_plain() {
     100) cairn_result "$1" unchanged none "$(tail -n 1 "$cairn_log")" ;;
     *) cairn_result "$1" failed $_act '' "$(tail -n 20 "$cairn_log")" ;;
   esac
+}
+
+# Fast turns (ShellProvider.turn; script.ts writes them for plain nodes of the main run): a node's
+# whole turn in the common case, while cairn_general is empty (apply mode, no --diff) and nothing
+# failed or stopped, so that the node's requisites are met. Each reports the node in sync
+# (cairn_ok), or brings it there from nothing at its path and reports or queues it as cairn_plain
+# would; for anything else it returns 1 having changed nothing, and the general turn runs (which
+# reports a failure with its output).
+cairn_general=
+[ $cairn_mode = apply ] && [ $cairn_diff = 0 ] || cairn_general=1
+# cairn_tf I K PATH TEXT: a file staged in folder stage K.
+cairn_tf() {
+  if [ -f "$3" ]; then cairn_file_is "$3" "$4" || return 1; cairn_ok "$1"; return 0; fi
+  if [ -e "$3" ] || [ -L "$3" ]; then return 1; fi
+  cairn_i=$1 cairn_deferred=
+  cairn_stage "$2" "$3" '' '' '' "$4" >/dev/null 2>&1 || return 1
+  cairn_queue "$1"
+}
+# cairn_queue I: node I (created, cairn_ref) staged, reported at the commit; else changed now.
+cairn_queue() {
+  if [ -n "$cairn_deferred" ]; then cairn_deferred=; eval "qd_$1=1 qa_$1=create qr_$1= qf_$1=\$cairn_ref"; cairn_q="$cairn_q $1"
+  else cairn_result "$1" changed create ''; fi
+}
+# cairn_td I PATH: a directory.
+cairn_td() {
+  if [ -d "$2" ] && [ ! -L "$2" ]; then cairn_ok "$1"; return 0; fi
+  if [ -e "$2" ] || [ -L "$2" ]; then return 1; fi
+  cairn_mkdir "$2" >/dev/null 2>&1 || return 1
+  cairn_result "$1" changed create ''
+}
+# cairn_tl I PATH TARGET: a symlink to an absolute TARGET.
+cairn_tl() {
+  if [ -L "$2" ]; then [ "$2" -ef "$3" ] || return 1; cairn_ok "$1"; return 0; fi
+  if [ -e "$2" ]; then return 1; fi
+  ln -s "$3" "$2" >/dev/null 2>&1 || return 1
+  cairn_result "$1" changed create ''
+}
+# cairn_tn I K PATH TEXT: a line of file K, staged.
+cairn_tn() {
+  if cairn_lhas "$2" "$3" "$4"; then cairn_ok "$1"; return 0; fi
+  cairn_i=$1 cairn_deferred=
+  cairn_lstage "$2" "$3" "$4" || return 1
+  cairn_queue "$1"
 }
 
 # cairn_notify_lazy H DEFER INVOCATION REF / cairn_notify H REF: a change notifies (engine.ts notify()).

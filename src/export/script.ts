@@ -74,6 +74,12 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
   const extra: string[] = [];
   /** Handlers' turns (t<i>), which cairn_flush calls. */
   const turns: string[] = [];
+  /** The nodes whose status (s_<i>) the script reads: only theirs is kept (cairn_kept). */
+  const statusRead = new Set<number>(graph.handlers.map(ix));
+  const status = (k: number | string) => {
+    statusRead.add(Number(k));
+    return `s_${k}`;
+  };
 
   /**
    * A node's one function, n<fn>: `n<fn> c|a|e|r|d` checks, applies, says whether it exists,
@@ -140,7 +146,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
           `  cairn_ref=${q(mask(other.ref))}`,
           `  ${nodeCall(other, fn, 'transition', desired, 0)}`,
           `  cairn_ref=${q(mask(node.ref))}`,
-          `  case $s_${h} in changed|would-change) return 0 ;; failed) return 2 ;; esac`,
+          `  case $${status(h)} in changed|would-change) return 0 ;; failed) return 2 ;; esac`,
           '  return 1',
           '}',
         ].join('\n'));
@@ -162,15 +168,15 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     const decided = (kind: string, met: (k: number) => string, word: string) => {
       const ks = from(kind);
       if (!ks.length) return [];
-      return [`  if ${ks.map((k) => `[ -n "\${s_${k}:-}" ]`).join(' && ')} && ! { ${ks.map(met).join(' || ')}; }; then return 1; fi  # ${word}`];
+      return [`  if ${ks.map((k) => `[ -n "\${${status(k)}:-}" ]`).join(' && ')} && ! { ${ks.map(met).join(' || ')}; }; then return 1; fi  # ${word}`];
     };
     extra.push([
       `${name}() {`,
       ...(node.meta.noop ? ['  return 1'] : []),
       '  [ -z "$cairn_stopped" ] || return 1',
       `  ! u${h}_${asker} || return 1`,
-      ...decided('onchanges', (k) => `cairn_chg "$s_${k}"`, 'onchanges'),
-      ...decided('onfail', (k) => `[ "$s_${k}" = failed ]`, 'onfail'),
+      ...decided('onchanges', (k) => `cairn_chg "$${status(k)}"`, 'onchanges'),
+      ...decided('onfail', (k) => `[ "$${status(k)}" = failed ]`, 'onfail'),
       '  return 0',
       '}',
     ].join('\n'));
@@ -184,7 +190,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     const ks = (incoming.get(node.id) ?? []).filter((e) => BLOCKING.has(e.kind) && ix(e.from) !== asker).map((e) => ix(e.from));
     extra.push([
       `${name}() {`,
-      ...ks.map((k) => `  if [ -n "\${s_${k}:-}" ]; then [ "\${x_${k}:-}" != 1 ] || return 0; else ! u${k}_${asker} || return 0; fi`),
+      ...ks.map((k) => `  if [ -n "\${${status(k)}:-}" ]; then [ "\${x_${k}:-}" != 1 ] || return 0; else ! u${k}_${asker} || return 0; fi`),
       '  return 1',
       '}',
     ].join('\n'));
@@ -247,21 +253,26 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
       if (!checked) return [head, `if ${go}; then ${call(0)}; fi`];
       const notifies = (outgoing.get(node.id) ?? []).some((e) => e.kind === 'notify');
       const plain = why === "''" && !node.meta.noop && !notifies;
-      return [head, `if ${go}; then if ${inPlace}; then s_${i}=unchanged; cairn_ok ${i}; else ${plain ? plainCall(node) : call(1)}; fi; fi`];
+      const general = `if ${go}; then if ${inPlace}; then cairn_ok ${i}; else ${plain ? plainCall(node) : call(1)}; fi; fi`;
+      // The common case as one command (ShellProvider.turn), the general turn when it says no.
+      const stagedWrite = stagedWrites.get(node.id);
+      const fast = !plain ? undefined : stagedWrite ? stagedWrite.turn?.(i) : shell.turn?.(node.attributes, i);
+      if (fast) return [head, `if [ -n "$cairn_general$cairn_failed$cairn_stopped" ] || ! ${fast}; then ${general}; fi`];
+      return [head, general];
     }
     const arms: Array<[condition: string, action: string]> = [[`! ${go}`, ':']];
-    if (watched.length) arms.push([`! { ${watched.map((k) => `cairn_chg "\${s_${k}:-}"`).join(' || ')}; }`, `cairn_result ${i} skipped none 'no changes'`]);
-    if (guards.length) arms.push([`! { ${guards.map((k) => `[ "\${s_${k}:-}" = failed ]`).join(' || ')}; }`, `cairn_result ${i} skipped none 'onfail: nothing failed'`]);
+    if (watched.length) arms.push([`! { ${watched.map((k) => `cairn_chg "\${${status(k)}:-}"`).join(' || ')}; }`, `cairn_result ${i} skipped none 'no changes'`]);
+    if (guards.length) arms.push([`! { ${guards.map((k) => `[ "\${${status(k)}:-}" = failed ]`).join(' || ')}; }`, `cairn_result ${i} skipped none 'onfail: nothing failed'`]);
     if (staged) {
       arms.push([`cairn_n ${ix(staged.end)} c`, `cairn_result ${i} skipped none ${q(`end state in sync (stage ${staged.index} of ${staged.of})`)}`]);
     }
     let otherwise: string;
     if (!checked) otherwise = call(0);
     else if (notifiedIds.has(node.id)) {
-      arms.push([`[ -z "\${p_${i}:-}" ] && { cairn_skip=; ${inPlace}; }`, `s_${i}=unchanged; cairn_ok ${i}`], [`[ -z "\${p_${i}:-}" ]`, call(1)]);
+      arms.push([`[ -z "\${p_${i}:-}" ] && { cairn_skip=; ${inPlace}; }`, `cairn_ok ${i}`], [`[ -z "\${p_${i}:-}" ]`, call(1)]);
       otherwise = call(0);
     } else {
-      arms.push([`cairn_skip=; ${inPlace}`, `s_${i}=unchanged; cairn_ok ${i}`]);
+      arms.push([`cairn_skip=; ${inPlace}`, `cairn_ok ${i}`]);
       otherwise = call(1);
     }
     return [
@@ -376,6 +387,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     'cairn_stop() { cairn_result "$1" skipped none "fail-fast: stopped after $cairn_stopped failed"; }',
     'cairn_chg() { [ "$1" = changed ] || { [ $cairn_mode = check ] && [ "$1" = would-change ]; }; }',
     `cairn_handlers=${q(graph.handlers.map(ix).join(' '))}`,
+    `cairn_kept=${q(` ${[...statusRead].sort((a, b) => a - b).join(' ')} `)}`,
     `cairn_pending_dir=${q(`${run.target.state_dir}/export-pending`)}`,
     ...graph.handlers.filter((id) => byId.get(id)!.defer).map((id) => `df_${ix(id)}=1`),
     '',
@@ -411,7 +423,7 @@ function lazyDefinitions(text: string): string {
     'cairn_loaded=',
     'cairn_load() {',
     '  cairn_loaded=1',
-    '  cairn_log=$(mktemp) || { echo "$0: cannot make a temp file" >&2; exit 3; }',
+    '  [ -n "$cairn_log" ] || cairn_mklog',
     `  eval "$(cat <<'${delimiter}'`,
     text,
     delimiter,
