@@ -55,9 +55,16 @@ cairn_result() {
   [ -z "$4" ] || _line="$_line — $4"
   # A group with a write staged prints its lines at its commit, in their order.
   if [ -n "$cairn_grp" ]; then eval "ql_$1=\$_line qe_$1=\${5:-}"; cairn_q="$cairn_q $1"; return; fi
-  printf '%s\n' "$_line"
-  [ -z "$5" ] || printf '%s\n' "$5" | sed 's/^/             /'
+  cairn_print "$_line" "${"${"}5:-}"
 }
+# cairn_print LINE [ERROR]: a report line, and the error's lines indented below it. A commit's
+# lines (cairn_out set) are printed with one printf.
+cairn_print() {
+  if [ -n "$cairn_out" ]; then cairn_out="$cairn_out$1$cairn_nl"; [ -z "$2" ] || { printf '%s' "${"${"}cairn_out#.}"; cairn_out=.; }
+  else printf '%s\n' "$1"; fi
+  [ -z "$2" ] || printf '%s\n' "$2" | sed 's/^/             /'
+}
+cairn_out=
 
 # cairn_go I REQ…: whether node I gets its turn: the run goes on (no fail-fast stop) and none of
 # the requisites REQ it needs failed; if not, its result says why.
@@ -276,7 +283,21 @@ cairn_commit() {
   [ -n "$cairn_grp" ] || return 0
   cairn_grp=
   _q=$cairn_q; cairn_q=
+  # "." starts the batch of lines; cairn_print adds to it.
+  cairn_out=.
   for _i in $_q; do
+    case $_i in
+      # +I: made by a fast turn (cairn_tf, cairn_tn): a create, no reason.
+      +*)
+        _i=${"${"}_i#+}
+        eval "_e=\${ce_$_i:-} cairn_ref=\$qf_$_i"
+        unset ce_$_i qf_$_i
+        if [ -z "$_e" ]; then
+          cairn_n_changed=$((cairn_n_changed + 1)) cairn_out="${"${"}cairn_out}changed      $cairn_ref (create)$cairn_nl"
+          case $cairn_kept in *" $_i "*) eval "s_$_i=changed" ;; esac
+        else cairn_result "$_i" failed create '' "$_e"; fi
+        continue ;;
+    esac
     eval "_x=\${qd_$_i:-}"
     if [ -n "$_x" ]; then
       eval "_e=\${ce_$_i:-} cairn_ref=\$qf_$_i _a=\$qa_$_i _r=\$qr_$_i"
@@ -285,10 +306,11 @@ cairn_commit() {
     else
       eval "_l=\$ql_$_i _e=\$qe_$_i"
       unset ql_$_i qe_$_i
-      printf '%s\n' "$_l"
-      [ -z "$_e" ] || printf '%s\n' "$_e" | sed 's/^/             /'
+      cairn_print "$_l" "$_e"
     fi
   done
+  printf '%s' "${"${"}cairn_out#.}"
+  cairn_out=
 }
 # cairn_mkdir DIR: mkdir -p DIR (the directory type's), with DIR's stage in the same mkdir when
 # the next group stages files into DIR (cairn_prestage lists those folders while only nodes that
@@ -418,32 +440,47 @@ cairn_plain() {
 # reports a failure with its output).
 cairn_general=
 [ $cairn_mode = apply ] && [ $cairn_diff = 0 ] || cairn_general=1
-# cairn_tf I K PATH TEXT: a file staged in folder stage K.
+# cairn_tf I K PATH TEXT: a file staged in folder stage K: straight into the stage once it is
+# made (a new file, no mode or owner to set, nothing to sync), else through cairn_stage.
 cairn_tf() {
-  if [ -f "$3" ]; then cairn_file_is "$3" "$4" || return 1; cairn_ok "$1"; return 0; fi
-  if [ -e "$3" ] || [ -L "$3" ]; then return 1; fi
+  if [ -e "$3" ] || [ -L "$3" ]; then cairn_file_is "$3" "$4" || return 1; cairn_ok "$1"; return 0; fi
+  eval "_s=\${ss_$2:-}"
+  if [ -n "$_s" ]; then
+    _n=${"${"}3##*/}
+    printf '%s' "$4" 2>/dev/null >"$_s/$_n" || { rm -f "$_s/$_n"; return 1; }
+    eval "sn_$2=\"\${sn_$2:-}\$_n\$cairn_nl\" si_$2=\"\${si_$2:-} $1\" qf_$1=\$cairn_ref"
+    cairn_q="$cairn_q +$1" cairn_grp=1
+    return 0
+  fi
   cairn_i=$1 cairn_deferred=
   cairn_stage "$2" "$3" '' '' '' "$4" >/dev/null 2>&1 || return 1
   cairn_queue "$1"
 }
 # cairn_queue I: node I (created, cairn_ref) staged, reported at the commit; else changed now.
 cairn_queue() {
-  if [ -n "$cairn_deferred" ]; then cairn_deferred=; eval "qd_$1=1 qa_$1=create qr_$1= qf_$1=\$cairn_ref"; cairn_q="$cairn_q $1"
-  else cairn_result "$1" changed create ''; fi
+  if [ -n "$cairn_deferred" ]; then cairn_deferred=; eval "qf_$1=\$cairn_ref"; cairn_q="$cairn_q +$1"
+  else cairn_created "$1"; fi
+}
+# cairn_created I: node I (cairn_ref) made where nothing was: cairn_result I changed create ''.
+cairn_created() {
+  cairn_n_changed=$((cairn_n_changed + 1))
+  case $cairn_kept in *" $1 "*) eval "s_$1=changed" ;; esac
+  if [ -n "$cairn_grp" ]; then eval "ql_$1=\"changed      \$cairn_ref (create)\" qe_$1="; cairn_q="$cairn_q $1"; return; fi
+  printf 'changed      %s (create)\n' "$cairn_ref"
 }
 # cairn_td I PATH: a directory.
 cairn_td() {
   if [ -d "$2" ] && [ ! -L "$2" ]; then cairn_ok "$1"; return 0; fi
   if [ -e "$2" ] || [ -L "$2" ]; then return 1; fi
   cairn_mkdir "$2" >/dev/null 2>&1 || return 1
-  cairn_result "$1" changed create ''
+  cairn_created "$1"
 }
 # cairn_tl I PATH TARGET: a symlink to an absolute TARGET.
 cairn_tl() {
   if [ -L "$2" ]; then [ "$2" -ef "$3" ] || return 1; cairn_ok "$1"; return 0; fi
   if [ -e "$2" ]; then return 1; fi
   ln -s "$3" "$2" >/dev/null 2>&1 || return 1
-  cairn_result "$1" changed create ''
+  cairn_created "$1"
 }
 # cairn_tn I K PATH TEXT: a line of file K, staged.
 cairn_tn() {
