@@ -74,6 +74,11 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
   const extra: string[] = [];
   /** Handlers' turns (t<i>), which cairn_flush calls. */
   const turns: string[] = [];
+  /** Whether a node's fragments call other nodes' functions (ShellContext): then all load at once. */
+  let crossRefs = false;
+  /** Each node's functions, and the nodes whose turn in cairn_main starts with a fast turn. */
+  const nodeDefinitions = new Map<string, string[]>();
+  const fastNodes = new Set<string>();
   /** The nodes whose status (s_<i>) the script reads: only theirs is kept (cairn_kept). */
   const statusRead = new Set<number>(graph.handlers.map(ix));
   const status = (k: number | string) => {
@@ -129,14 +134,22 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     const asker = ix(node.id);
     return {
       os,
-      related: (word) => (outgoing.get(node.id) ?? []).filter((e) => e.declared === word).map((e) => String(ix(e.to))),
-      wouldChange: (h) => `cairn_not n${h} c`,
+      related: (word) => {
+        crossRefs = true;
+        return (outgoing.get(node.id) ?? []).filter((e) => e.declared === word).map((e) => String(ix(e.to)));
+      },
+      wouldChange: (h) => {
+        crossRefs = true;
+        return `cairn_not n${h} c`;
+      },
       willRun: (h) => {
+        crossRefs = true;
         willRunFunction(Number(h), asker);
         return `w${h}_${asker}`;
       },
       refOf: (h) => q(mask(graph.nodes[Number(h) - 1]!.ref)),
       applyWith: (h, attributes) => {
+        crossRefs = true;
         const other = graph.nodes[Number(h) - 1]!;
         const fn = `${h}_t${asker}`;
         const desired = { ...other.attributes, ...attributes };
@@ -212,19 +225,22 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
 
   for (const node of graph.nodes) {
     const i = ix(node.id);
-    out.push(`# ${mask(node.ref).replace(/\n/g, ' ')}${node.pos ? ` (${node.pos.file}:${node.pos.line}:${node.pos.col})` : ''}`);
-    out.push(functions(node, String(i), node.attributes, stagedWrites.get(node.id)));
+    const defs: string[] = [];
+    nodeDefinitions.set(node.id, defs);
+    defs.push(`# ${mask(node.ref).replace(/\n/g, ' ')}${node.pos ? ` (${node.pos.file}:${node.pos.line}:${node.pos.col})` : ''}`);
+    defs.push(functions(node, String(i), node.attributes, stagedWrites.get(node.id)));
     const notifies = node.meta.noop ? [] : (outgoing.get(node.id) ?? []).filter((e) => e.kind === 'notify');
     if (notifies.length) {
-      out.push(`o${i}() {\n${notifies.map((e) => {
+      defs.push(`o${i}() {\n${notifies.map((e) => {
         const target = byId.get(e.to)!;
         return target.lazy ? `  cairn_notify_lazy ${ix(e.to)} ${target.defer ? 1 : 0} ${node.invocation} ${q(mask(node.ref))}` : `  cairn_notify ${ix(e.to)} ${q(mask(node.ref))}`;
       }).join('\n')}\n}`);
     }
     if (notifies.length) {
       // Written before the node changes anything, in apply mode (cairn_ahead).
-      out.push(`oa${i}() {\n  [ $cairn_mode = apply ] || return 0\n  cairn_ahead ${notifies.map((e) => `${pendingKey(e.to)} ${q(mask(node.ref))}`).join(' ')}\n}`);
+      defs.push(`oa${i}() {\n  [ $cairn_mode = apply ] || return 0\n  cairn_ahead ${notifies.map((e) => `${pendingKey(e.to)} ${q(mask(node.ref))}`).join(' ')}\n}`);
     }
+    out.push(...defs);
     if (flushed.has(node.id)) turns.push([`t${i}() {`, ...turnOf(node, '"${1:-}"'), '}'].join('\n'));
   }
 
@@ -257,7 +273,11 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
       // The common case as one command (ShellProvider.turn), the general turn when it says no.
       const stagedWrite = stagedWrites.get(node.id);
       const fast = !plain ? undefined : stagedWrite ? stagedWrite.turn?.(i) : shell.turn?.(node.attributes, i);
-      if (fast) return [head, `if [ -n "$cairn_general$cairn_failed$cairn_stopped" ] || ! ${fast}; then ${general}; fi`];
+      if (fast) {
+        // The general turn needs the node's own function, loaded apart from the others' (cairn_load_fast).
+        fastNodes.add(node.id);
+        return [head, `if [ -n "$cairn_general$cairn_failed$cairn_stopped" ] || ! ${fast}; then [ -n "$cairn_loaded_fast" ] || cairn_load_fast; ${general}; fi`];
+      }
       return [head, general];
     }
     const arms: Array<[condition: string, action: string]> = [[`! ${go}`, ':']];
@@ -391,7 +411,12 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     `cairn_pending_dir=${q(`${run.target.state_dir}/export-pending`)}`,
     ...graph.handlers.filter((id) => byId.get(id)!.defer).map((id) => `df_${ix(id)}=1`),
     '',
-    lazyDefinitions([...out, ...extra].join('\n')),
+    ...(crossRefs
+      ? [lazyDefinitions([...out, ...extra].join('\n')), 'cairn_loaded_fast=1']
+      : [
+        lazyDefinitions(graph.nodes.filter((n) => !fastNodes.has(n.id)).flatMap((n) => nodeDefinitions.get(n.id)!).concat(extra).join('\n')),
+        lazyDefinitions(graph.nodes.filter((n) => fastNodes.has(n.id)).flatMap((n) => nodeDefinitions.get(n.id)!).join('\n'), '_fast'),
+      ]),
     ...turns,
     '',
     // One function, its input /dev/null: no fragment reads the script's stdin, which is the
@@ -415,22 +440,27 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
  * a converged run never parses them. They are most of the script, and parsing them cost a no-op
  * more than its checks. Kept as a quoted here-document, which the shell reads without parsing.
  */
-function lazyDefinitions(text: string): string {
+function lazyDefinitions(text: string, part: '' | '_fast' = ''): string {
+  if (part && !text) return 'cairn_loaded_fast=1';
   const lines = new Set(text.split('\n'));
   let delimiter = 'CAIRN_DEFINITIONS';
   for (let n = 2; lines.has(delimiter); n++) delimiter = `CAIRN_DEFINITIONS_${n}`;
   return [
-    'cairn_loaded=',
-    'cairn_load() {',
-    '  cairn_loaded=1',
+    `cairn_loaded${part}=`,
+    `cairn_load${part}() {`,
+    `  cairn_loaded${part}=1`,
     '  [ -n "$cairn_log" ] || cairn_mklog',
     `  eval "$(cat <<'${delimiter}'`,
     text,
     delimiter,
     ')"',
     '}',
-    '# cairn_n I VERB: node I\'s function (n<I>), once the definitions are loaded.',
-    'cairn_n() { [ -n "$cairn_loaded" ] || cairn_load; "n$@"; }',
+    // The nodes with a fast turn (cairn_load_fast) are loaded apart: a first run whose other
+    // nodes need their functions does not parse theirs. cairn_n loads both.
+    ...(part ? [] : [
+      '# cairn_n I VERB: node I\'s function (n<I>), once the definitions are loaded.',
+      'cairn_n() { [ -n "$cairn_loaded" ] || cairn_load; [ -n "$cairn_loaded_fast" ] || cairn_load_fast; "n$@"; }',
+    ]),
   ].join('\n');
 }
 
