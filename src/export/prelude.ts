@@ -433,17 +433,26 @@ cairn_plain() {
 }
 
 # Fast turns (ShellProvider.turn; script.ts writes them for plain nodes of the main run): a node's
-# whole turn in the common case, while cairn_general is empty (apply mode, no --diff) and nothing
-# failed or stopped, so that the node's requisites are met. Each reports the node in sync
-# (cairn_ok), or brings it there from nothing at its path and reports or queues it as cairn_plain
+# whole turn in the common case, while cairn_general is empty (no --diff) and nothing failed or
+# stopped, so that the node's requisites are met. Each reports the node in sync (cairn_ok), or in
+# apply mode brings it there from nothing at its path and reports or queues it as cairn_plain
 # would; for anything else it returns 1 having changed nothing, and the general turn runs (which
 # reports a failure with its output).
 cairn_general=
-[ $cairn_mode = apply ] && [ $cairn_diff = 0 ] || cairn_general=1
+[ $cairn_diff = 0 ] || cairn_general=1
+# cairn_gt I ACTION EXISTS HAS REQ…: a fast turn's general turn when its check is its function's:
+# the gate, the check, cairn_plain.
+cairn_gt() {
+  _ti=$1 _ta=$2 _te=$3 _th=$4; shift 4
+  cairn_go "$_ti" "$@" || return 0
+  set -- "$_ti" "$_ta" "$_te" "$_th"
+  if cairn_n "$1" c; then cairn_ok "$1"; else cairn_plain "$1" "$1" "$2" "$3" "$4"; fi
+}
 # cairn_tf I K PATH TEXT: a file staged in folder stage K: straight into the stage once it is
 # made (a new file, no mode or owner to set, nothing to sync), else through cairn_stage.
 cairn_tf() {
   if [ -e "$3" ] || [ -L "$3" ]; then cairn_file_is "$3" "$4" || return 1; cairn_ok "$1"; return 0; fi
+  [ $cairn_mode = apply ] || return 1
   eval "_s=\${ss_$2:-}"
   if [ -n "$_s" ]; then
     _n=${"${"}3##*/}
@@ -471,20 +480,21 @@ cairn_created() {
 # cairn_td I PATH: a directory.
 cairn_td() {
   if [ -d "$2" ] && [ ! -L "$2" ]; then cairn_ok "$1"; return 0; fi
-  if [ -e "$2" ] || [ -L "$2" ]; then return 1; fi
+  if [ -e "$2" ] || [ -L "$2" ] || [ $cairn_mode != apply ]; then return 1; fi
   cairn_mkdir "$2" >/dev/null 2>&1 || return 1
   cairn_created "$1"
 }
 # cairn_tl I PATH TARGET: a symlink to an absolute TARGET.
 cairn_tl() {
   if [ -L "$2" ]; then [ "$2" -ef "$3" ] || return 1; cairn_ok "$1"; return 0; fi
-  if [ -e "$2" ]; then return 1; fi
+  if [ -e "$2" ] || [ $cairn_mode != apply ]; then return 1; fi
   ln -s "$3" "$2" >/dev/null 2>&1 || return 1
   cairn_created "$1"
 }
 # cairn_tn I K PATH TEXT: a line of file K, staged.
 cairn_tn() {
   if cairn_lhas "$2" "$3" "$4"; then cairn_ok "$1"; return 0; fi
+  [ $cairn_mode = apply ] || return 1
   cairn_i=$1 cairn_deferred=
   cairn_lstage "$2" "$3" "$4" || return 1
   cairn_queue "$1"

@@ -269,16 +269,18 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
       if (!checked) return [head, `if ${go}; then ${call(0)}; fi`];
       const notifies = (outgoing.get(node.id) ?? []).some((e) => e.kind === 'notify');
       const plain = why === "''" && !node.meta.noop && !notifies;
-      const general = `if ${go}; then if ${inPlace}; then cairn_ok ${i}; else ${plain ? plainCall(node) : call(1)}; fi; fi`;
+      const general = (test: string) => `if ${go}; then if ${test}; then cairn_ok ${i}; else ${plain ? plainCall(node) : call(1)}; fi; fi`;
       // The common case as one command (ShellProvider.turn), the general turn when it says no.
       const stagedWrite = stagedWrites.get(node.id);
       const fast = !plain ? undefined : stagedWrite ? stagedWrite.turn?.(i) : shell.turn?.(node.attributes, i);
       if (fast) {
-        // The general turn needs the node's own function, loaded apart from the others' (cairn_load_fast).
+        // The general turn needs the node's own function, loaded apart from the others'
+        // (cairn_load_fast); its check is the function's, unless staged (the group's reading).
         fastNodes.add(node.id);
-        return [head, `if [ -n "$cairn_general$cairn_failed$cairn_stopped" ] || ! ${fast}; then [ -n "$cairn_loaded_fast" ] || cairn_load_fast; ${general}; fi`];
+        const slow = stagedWrite?.check !== undefined ? `[ -n "$cairn_loaded_fast" ] || cairn_load_fast; ${general(inPlace)}` : `${plainCall(node).replace(/^cairn_plain \d+ \d+/, `cairn_gt ${i}`)} ${requisites.join(' ')}`;
+        return [head, `if [ -n "$cairn_general$cairn_failed$cairn_stopped" ] || ! ${fast}; then ${slow}; fi`];
       }
-      return [head, general];
+      return [head, general(inPlace)];
     }
     const arms: Array<[condition: string, action: string]> = [[`! ${go}`, ':']];
     if (watched.length) arms.push([`! { ${watched.map((k) => `cairn_chg "\${${status(k)}:-}"`).join(' || ')}; }`, `cairn_result ${i} skipped none 'no changes'`]);
