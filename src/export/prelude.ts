@@ -446,6 +446,7 @@ cairn_gt() {
   _ti=$1 _ta=$2 _te=$3 _th=$4; shift 4
   cairn_go "$_ti" "$@" || return 0
   set -- "$_ti" "$_ta" "$_te" "$_th"
+  [ -n "$cairn_loaded_fast" ] || cairn_load_fast
   if cairn_n "$1" c; then cairn_ok "$1"; else cairn_plain "$1" "$1" "$2" "$3" "$4"; fi
 }
 # cairn_tf I K PATH TEXT: a file staged in folder stage K: straight into the stage once it is

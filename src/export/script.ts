@@ -286,6 +286,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     if (watched.length) arms.push([`! { ${watched.map((k) => `cairn_chg "\${${status(k)}:-}"`).join(' || ')}; }`, `cairn_result ${i} skipped none 'no changes'`]);
     if (guards.length) arms.push([`! { ${guards.map((k) => `[ "\${${status(k)}:-}" = failed ]`).join(' || ')}; }`, `cairn_result ${i} skipped none 'onfail: nothing failed'`]);
     if (staged) {
+      crossRefs = true; // the end state's node function, whichever part it is loaded with
       arms.push([`cairn_n ${ix(staged.end)} c`, `cairn_result ${i} skipped none ${q(`end state in sync (stage ${staged.index} of ${staged.of})`)}`]);
     }
     let otherwise: string;
@@ -458,10 +459,10 @@ function lazyDefinitions(text: string, part: '' | '_fast' = ''): string {
     ')"',
     '}',
     // The nodes with a fast turn (cairn_load_fast) are loaded apart: a first run whose other
-    // nodes need their functions does not parse theirs. cairn_n loads both.
+    // nodes need their functions does not parse theirs. A fast node's general turn loads them.
     ...(part ? [] : [
       '# cairn_n I VERB: node I\'s function (n<I>), once the definitions are loaded.',
-      'cairn_n() { [ -n "$cairn_loaded" ] || cairn_load; [ -n "$cairn_loaded_fast" ] || cairn_load_fast; "n$@"; }',
+      'cairn_n() { [ -n "$cairn_loaded" ] || cairn_load; "n$@"; }',
     ]),
   ].join('\n');
 }
