@@ -172,6 +172,18 @@ export const CASES: Case[] = [
     ],
   },
   {
+    name: 'fast turns: a plain file, directory, symlink or line with something in the way, or a file to update, takes the general turn (same lines, same errors)',
+    run: 's',
+    files: {
+      'states/s.yaml': `s:\n  - directory: ${R}/d\n  - file: ${R}/d/a\n    content: "a\\n"\n  - file: ${R}/d/b\n    content: "b\\n"\n  - file: ${R}/d/c\n    content: "c\\n"\n` +
+        `  - directory: ${R}/dd\n  - symlink: ${R}/l\n    target: ${R}/d/a\n  - line: ${R}/d/conf\n    text: "k = 1"\n  - line: ${R}/d/conf\n    text: "j = 2"\n  - file: ${R}/d/e\n    content: "e\\n"\n`,
+    },
+    steps: [
+      { exit: 1, before: { 'd/a': 'old\n', 'd/b/inner': 'in the way', dd: 'a file', l: 'a file', 'd/conf/inner': 'in the way' } },
+      { exit: 1 },
+    ],
+  },
+  {
     name: 'exec: argv, env, cwd, unless/onlyif and timeout',
     run: 's',
     files: { 'states/s.yaml': `s:\n  - exec: write\n    argv: [/bin/sh, -c, 'echo "$GREETING" > out']\n    cwd: ${R}\n    env: { GREETING: hi }\n    unless: test -f ${R}/out\n  - exec: echo never\n    onlyif: "false"\n  - exec: sleep 5\n    timeout: 0.2\n` },

@@ -18,17 +18,22 @@ cairn_n_changed=0 cairn_n_unchanged=0 cairn_n_failed=0 cairn_n_skipped=0
 cairn_stopped= cairn_flushing= cairn_failed=
 cairn_nl='
 '
-# Commands' output, in a temp file made with the nodes' functions (cairn_load): a converged run
-# forks nothing for it.
+# Commands' output, in a temp file made when first needed (cairn_mklog: by cairn_load, which
+# defines the nodes' functions, or a commit): a converged run forks nothing for it.
 cairn_log=
+cairn_mklog() { cairn_log=$(mktemp) || { echo "$0: cannot make a temp file" >&2; exit 3; }; }
 # Staged writes (cairn_stage): the stage folders made and not yet committed, one a line.
 cairn_stages= cairn_grp= cairn_q= cairn_sk= cairn_lk= cairn_deferred= cairn_i=
 trap '[ -z "$cairn_log" ] || rm -f "$cairn_log"; [ -z "$cairn_stages" ] || cairn_unstage' EXIT
 trap 'exit 130' INT TERM
 
+# Every variable the shell holds costs each later command (dash walks them all to build an exec's
+# environment, and a lookup walks its hash chain), so a node's status (s_I) is kept only for the
+# nodes whose status something reads (cairn_kept, which script.ts writes), and what a group or a
+# commit keeps per node is unset once used.
 # cairn_result I STATUS ACTION REASON [ERROR]: records a node's result and prints its line.
 cairn_result() {
-  eval "s_$1=\$2"
+  case $cairn_kept in *" $1 "*) eval "s_$1=\$2" ;; esac
   # x_I: I failed or was skipped for a failed requisite, which skips what requires it; cairn_failed
   # lists those nodes and xr_I keeps I's name for the message.
   case $2:$4 in failed:*|skipped:dependency\ failed*) eval "x_$1=1 xr_$1=\$cairn_ref"; cairn_failed="$cairn_failed $1 " ;; esac
@@ -50,9 +55,16 @@ cairn_result() {
   [ -z "$4" ] || _line="$_line — $4"
   # A group with a write staged prints its lines at its commit, in their order.
   if [ -n "$cairn_grp" ]; then eval "ql_$1=\$_line qe_$1=\${5:-}"; cairn_q="$cairn_q $1"; return; fi
-  printf '%s\n' "$_line"
-  [ -z "$5" ] || printf '%s\n' "$5" | sed 's/^/             /'
+  cairn_print "$_line" "${"${"}5:-}"
 }
+# cairn_print LINE [ERROR]: a report line, and the error's lines indented below it. A commit's
+# lines (cairn_out set) are printed with one printf.
+cairn_print() {
+  if [ -n "$cairn_out" ]; then cairn_out="$cairn_out$1$cairn_nl"; [ -z "$2" ] || { printf '%s' "${"${"}cairn_out#.}"; cairn_out=.; }
+  else printf '%s\n' "$1"; fi
+  [ -z "$2" ] || printf '%s\n' "$2" | sed 's/^/             /'
+}
+cairn_out=
 
 # cairn_go I REQ…: whether node I gets its turn: the run goes on (no fail-fast stop) and none of
 # the requisites REQ it needs failed; if not, its result says why.
@@ -67,6 +79,7 @@ cairn_go() {
 }
 # cairn_ok I: node I (cairn_ref) was found in sync.
 cairn_ok() {
+  case $cairn_kept in *" $1 "*) eval "s_$1=unchanged" ;; esac
   cairn_n_unchanged=$((cairn_n_unchanged + 1))
   if [ -n "$cairn_grp" ]; then eval "ql_$1=\"unchanged    \$cairn_ref\" qe_$1="; cairn_q="$cairn_q $1"; return; fi
   printf 'unchanged    %s\n' "$cairn_ref"
@@ -170,7 +183,7 @@ cairn_stage() {
   if [ -n "$3$4" ]; then chown "$3${"${"}4:+:$4}" "$_t" || { rm -f "$_t"; return 1; }; fi
   # New content that replaces a file is synced before the rename (cairn_put's rule), at the commit.
   [ ! -e "$1" ] || eval "sr_$_k=\"\${sr_$_k:-}\$_n\$cairn_nl\""
-  eval "sn_$_k=\"\${sn_$_k:-}\$_n\$cairn_nl\" si_$_k=\"\${si_$_k:-} $cairn_i\" sx_$cairn_i=\$_n"
+  eval "sn_$_k=\"\${sn_$_k:-}\$_n\$cairn_nl\" si_$_k=\"\${si_$_k:-} $cairn_i\""
   cairn_grp=1 cairn_deferred=1
 }
 # cairn_stage64 K PATH MODE OWNER GROUP: the content as base64 on stdin (a pipe would run
@@ -231,9 +244,10 @@ cairn_lstage() {
 cairn_commit() {
   _keep=${"${"}1:-}
   if [ -z "$cairn_grp$cairn_lk" ]; then [ -n "$_keep" ] || [ -z "$cairn_stages" ] || cairn_unstage; return 0; fi
+  [ -n "$cairn_log" ] || cairn_mklog
   for _k in $cairn_sk; do
     eval "_s=\$ss_$_k _d=\$sd_$_k _n=\$sn_$_k _r=\${sr_$_k:-} _is=\$si_$_k"
-    eval "ss_$_k= sn_$_k= sr_$_k= si_$_k="
+    unset ss_$_k sd_$_k sn_$_k sr_$_k si_$_k
     IFS=$cairn_nl; set -f
     set --; for _x in $_r; do set -- "$@" "$_s/$_x"; done
     unset IFS; set +f
@@ -243,9 +257,13 @@ cairn_commit() {
     unset IFS; set +f
     if ! mv -f -- "$@" "$_d/" >"$cairn_log" 2>&1; then
       _e=$(tail -n 20 "$cairn_log")
+      # The names (_n) and their nodes (_is) are in the same order.
+      IFS=$cairn_nl; set -f
+      set -- $_n
+      unset IFS; set +f
       for _i in $_is; do
-        eval "_x=\$sx_$_i"
-        if [ -e "$_s/$_x" ] || [ -L "$_s/$_x" ]; then eval "ce_$_i=\$_e"; fi
+        if [ -e "$_s/$1" ] || [ -L "$_s/$1" ]; then eval "ce_$_i=\$_e"; fi
+        shift
       done
       rm -rf -- "$_s"
     fi
@@ -254,7 +272,7 @@ cairn_commit() {
   [ -n "$_keep" ] || [ -z "$cairn_stages" ] || cairn_unstage
   for _k in $cairn_lk; do
     eval "_p=\$lp_$_k _c=\${lc_$_k:-} _x=\${ld_$_k:-} _is=\${li_$_k:-}"
-    eval "lx_$_k= lc_$_k= ld_$_k= li_$_k="
+    unset lx_$_k lc_$_k ld_$_k li_$_k lp_$_k
     [ -n "$_x" ] || continue
     if ! cairn_put "$_p" '' '' '' '' "$_c" >"$cairn_log" 2>&1; then
       _e=$(tail -n 20 "$cairn_log")
@@ -265,17 +283,34 @@ cairn_commit() {
   [ -n "$cairn_grp" ] || return 0
   cairn_grp=
   _q=$cairn_q; cairn_q=
+  # "." starts the batch of lines; cairn_print adds to it.
+  cairn_out=.
   for _i in $_q; do
+    case $_i in
+      # +I: made by a fast turn (cairn_tf, cairn_tn): a create, no reason.
+      +*)
+        _i=${"${"}_i#+}
+        eval "_e=\${ce_$_i:-} cairn_ref=\$qf_$_i"
+        unset ce_$_i qf_$_i
+        if [ -z "$_e" ]; then
+          cairn_n_changed=$((cairn_n_changed + 1)) cairn_out="${"${"}cairn_out}changed      $cairn_ref (create)$cairn_nl"
+          case $cairn_kept in *" $_i "*) eval "s_$_i=changed" ;; esac
+        else cairn_result "$_i" failed create '' "$_e"; fi
+        continue ;;
+    esac
     eval "_x=\${qd_$_i:-}"
     if [ -n "$_x" ]; then
-      eval "_e=\${ce_$_i:-} cairn_ref=\$qf_$_i _a=\$qa_$_i _r=\$qr_$_i qd_$_i= ce_$_i="
+      eval "_e=\${ce_$_i:-} cairn_ref=\$qf_$_i _a=\$qa_$_i _r=\$qr_$_i"
+      unset qd_$_i ce_$_i qf_$_i qa_$_i qr_$_i
       if [ -n "$_e" ]; then cairn_result "$_i" failed "$_a" '' "$_e"; else cairn_result "$_i" changed "$_a" "$_r"; fi
     else
-      eval "_l=\$ql_$_i _e=\$qe_$_i ql_$_i= qe_$_i="
-      printf '%s\n' "$_l"
-      [ -z "$_e" ] || printf '%s\n' "$_e" | sed 's/^/             /'
+      eval "_l=\$ql_$_i _e=\$qe_$_i"
+      unset ql_$_i qe_$_i
+      cairn_print "$_l" "$_e"
     fi
   done
+  printf '%s' "${"${"}cairn_out#.}"
+  cairn_out=
 }
 # cairn_mkdir DIR: mkdir -p DIR (the directory type's), with DIR's stage in the same mkdir when
 # the next group stages files into DIR (cairn_prestage lists those folders while only nodes that
@@ -395,6 +430,75 @@ cairn_plain() {
     100) cairn_result "$1" unchanged none "$(tail -n 1 "$cairn_log")" ;;
     *) cairn_result "$1" failed $_act '' "$(tail -n 20 "$cairn_log")" ;;
   esac
+}
+
+# Fast turns (ShellProvider.turn; script.ts writes them for plain nodes of the main run): a node's
+# whole turn in the common case, while cairn_general is empty (no --diff) and nothing failed or
+# stopped, so that the node's requisites are met. Each reports the node in sync (cairn_ok), or in
+# apply mode brings it there from nothing at its path and reports or queues it as cairn_plain
+# would; for anything else it returns 1 having changed nothing, and the general turn runs (which
+# reports a failure with its output).
+cairn_general=
+[ $cairn_diff = 0 ] || cairn_general=1
+# cairn_gt I ACTION EXISTS HAS REQ…: a fast turn's general turn when its check is its function's:
+# the gate, the check, cairn_plain.
+cairn_gt() {
+  _ti=$1 _ta=$2 _te=$3 _th=$4; shift 4
+  cairn_go "$_ti" "$@" || return 0
+  set -- "$_ti" "$_ta" "$_te" "$_th"
+  [ -n "$cairn_loaded_fast" ] || cairn_load_fast
+  if cairn_n "$1" c; then cairn_ok "$1"; else cairn_plain "$1" "$1" "$2" "$3" "$4"; fi
+}
+# cairn_tf I K PATH TEXT: a file staged in folder stage K: straight into the stage once it is
+# made (a new file, no mode or owner to set, nothing to sync), else through cairn_stage.
+cairn_tf() {
+  if [ -e "$3" ] || [ -L "$3" ]; then cairn_file_is "$3" "$4" || return 1; cairn_ok "$1"; return 0; fi
+  [ $cairn_mode = apply ] || return 1
+  eval "_s=\${ss_$2:-}"
+  if [ -n "$_s" ]; then
+    _n=${"${"}3##*/}
+    printf '%s' "$4" 2>/dev/null >"$_s/$_n" || { rm -f "$_s/$_n"; return 1; }
+    eval "sn_$2=\"\${sn_$2:-}\$_n\$cairn_nl\" si_$2=\"\${si_$2:-} $1\" qf_$1=\$cairn_ref"
+    cairn_q="$cairn_q +$1" cairn_grp=1
+    return 0
+  fi
+  cairn_i=$1 cairn_deferred=
+  cairn_stage "$2" "$3" '' '' '' "$4" >/dev/null 2>&1 || return 1
+  cairn_queue "$1"
+}
+# cairn_queue I: node I (created, cairn_ref) staged, reported at the commit; else changed now.
+cairn_queue() {
+  if [ -n "$cairn_deferred" ]; then cairn_deferred=; eval "qf_$1=\$cairn_ref"; cairn_q="$cairn_q +$1"
+  else cairn_created "$1"; fi
+}
+# cairn_created I: node I (cairn_ref) made where nothing was: cairn_result I changed create ''.
+cairn_created() {
+  cairn_n_changed=$((cairn_n_changed + 1))
+  case $cairn_kept in *" $1 "*) eval "s_$1=changed" ;; esac
+  if [ -n "$cairn_grp" ]; then eval "ql_$1=\"changed      \$cairn_ref (create)\" qe_$1="; cairn_q="$cairn_q $1"; return; fi
+  printf 'changed      %s (create)\n' "$cairn_ref"
+}
+# cairn_td I PATH: a directory.
+cairn_td() {
+  if [ -d "$2" ] && [ ! -L "$2" ]; then cairn_ok "$1"; return 0; fi
+  if [ -e "$2" ] || [ -L "$2" ] || [ $cairn_mode != apply ]; then return 1; fi
+  cairn_mkdir "$2" >/dev/null 2>&1 || return 1
+  cairn_created "$1"
+}
+# cairn_tl I PATH TARGET: a symlink to an absolute TARGET.
+cairn_tl() {
+  if [ -L "$2" ]; then [ "$2" -ef "$3" ] || return 1; cairn_ok "$1"; return 0; fi
+  if [ -e "$2" ] || [ $cairn_mode != apply ]; then return 1; fi
+  ln -s "$3" "$2" >/dev/null 2>&1 || return 1
+  cairn_created "$1"
+}
+# cairn_tn I K PATH TEXT: a line of file K, staged.
+cairn_tn() {
+  if cairn_lhas "$2" "$3" "$4"; then cairn_ok "$1"; return 0; fi
+  [ $cairn_mode = apply ] || return 1
+  cairn_i=$1 cairn_deferred=
+  cairn_lstage "$2" "$3" "$4" || return 1
+  cairn_queue "$1"
 }
 
 # cairn_notify_lazy H DEFER INVOCATION REF / cairn_notify H REF: a change notifies (engine.ts notify()).

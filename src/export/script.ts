@@ -74,6 +74,17 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
   const extra: string[] = [];
   /** Handlers' turns (t<i>), which cairn_flush calls. */
   const turns: string[] = [];
+  /** Whether a node's fragments call other nodes' functions (ShellContext): then all load at once. */
+  let crossRefs = false;
+  /** Each node's functions, and the nodes whose turn in cairn_main starts with a fast turn. */
+  const nodeDefinitions = new Map<string, string[]>();
+  const fastNodes = new Set<string>();
+  /** The nodes whose status (s_<i>) the script reads: only theirs is kept (cairn_kept). */
+  const statusRead = new Set<number>(graph.handlers.map(ix));
+  const status = (k: number | string) => {
+    statusRead.add(Number(k));
+    return `s_${k}`;
+  };
 
   /**
    * A node's one function, n<fn>: `n<fn> c|a|e|r|d` checks, applies, says whether it exists,
@@ -123,14 +134,22 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     const asker = ix(node.id);
     return {
       os,
-      related: (word) => (outgoing.get(node.id) ?? []).filter((e) => e.declared === word).map((e) => String(ix(e.to))),
-      wouldChange: (h) => `cairn_not n${h} c`,
+      related: (word) => {
+        crossRefs = true;
+        return (outgoing.get(node.id) ?? []).filter((e) => e.declared === word).map((e) => String(ix(e.to)));
+      },
+      wouldChange: (h) => {
+        crossRefs = true;
+        return `cairn_not n${h} c`;
+      },
       willRun: (h) => {
+        crossRefs = true;
         willRunFunction(Number(h), asker);
         return `w${h}_${asker}`;
       },
       refOf: (h) => q(mask(graph.nodes[Number(h) - 1]!.ref)),
       applyWith: (h, attributes) => {
+        crossRefs = true;
         const other = graph.nodes[Number(h) - 1]!;
         const fn = `${h}_t${asker}`;
         const desired = { ...other.attributes, ...attributes };
@@ -140,7 +159,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
           `  cairn_ref=${q(mask(other.ref))}`,
           `  ${nodeCall(other, fn, 'transition', desired, 0)}`,
           `  cairn_ref=${q(mask(node.ref))}`,
-          `  case $s_${h} in changed|would-change) return 0 ;; failed) return 2 ;; esac`,
+          `  case $${status(h)} in changed|would-change) return 0 ;; failed) return 2 ;; esac`,
           '  return 1',
           '}',
         ].join('\n'));
@@ -162,15 +181,15 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     const decided = (kind: string, met: (k: number) => string, word: string) => {
       const ks = from(kind);
       if (!ks.length) return [];
-      return [`  if ${ks.map((k) => `[ -n "\${s_${k}:-}" ]`).join(' && ')} && ! { ${ks.map(met).join(' || ')}; }; then return 1; fi  # ${word}`];
+      return [`  if ${ks.map((k) => `[ -n "\${${status(k)}:-}" ]`).join(' && ')} && ! { ${ks.map(met).join(' || ')}; }; then return 1; fi  # ${word}`];
     };
     extra.push([
       `${name}() {`,
       ...(node.meta.noop ? ['  return 1'] : []),
       '  [ -z "$cairn_stopped" ] || return 1',
       `  ! u${h}_${asker} || return 1`,
-      ...decided('onchanges', (k) => `cairn_chg "$s_${k}"`, 'onchanges'),
-      ...decided('onfail', (k) => `[ "$s_${k}" = failed ]`, 'onfail'),
+      ...decided('onchanges', (k) => `cairn_chg "$${status(k)}"`, 'onchanges'),
+      ...decided('onfail', (k) => `[ "$${status(k)}" = failed ]`, 'onfail'),
       '  return 0',
       '}',
     ].join('\n'));
@@ -184,7 +203,7 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     const ks = (incoming.get(node.id) ?? []).filter((e) => BLOCKING.has(e.kind) && ix(e.from) !== asker).map((e) => ix(e.from));
     extra.push([
       `${name}() {`,
-      ...ks.map((k) => `  if [ -n "\${s_${k}:-}" ]; then [ "\${x_${k}:-}" != 1 ] || return 0; else ! u${k}_${asker} || return 0; fi`),
+      ...ks.map((k) => `  if [ -n "\${${status(k)}:-}" ]; then [ "\${x_${k}:-}" != 1 ] || return 0; else ! u${k}_${asker} || return 0; fi`),
       '  return 1',
       '}',
     ].join('\n'));
@@ -206,19 +225,22 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
 
   for (const node of graph.nodes) {
     const i = ix(node.id);
-    out.push(`# ${mask(node.ref).replace(/\n/g, ' ')}${node.pos ? ` (${node.pos.file}:${node.pos.line}:${node.pos.col})` : ''}`);
-    out.push(functions(node, String(i), node.attributes, stagedWrites.get(node.id)));
+    const defs: string[] = [];
+    nodeDefinitions.set(node.id, defs);
+    defs.push(`# ${mask(node.ref).replace(/\n/g, ' ')}${node.pos ? ` (${node.pos.file}:${node.pos.line}:${node.pos.col})` : ''}`);
+    defs.push(functions(node, String(i), node.attributes, stagedWrites.get(node.id)));
     const notifies = node.meta.noop ? [] : (outgoing.get(node.id) ?? []).filter((e) => e.kind === 'notify');
     if (notifies.length) {
-      out.push(`o${i}() {\n${notifies.map((e) => {
+      defs.push(`o${i}() {\n${notifies.map((e) => {
         const target = byId.get(e.to)!;
         return target.lazy ? `  cairn_notify_lazy ${ix(e.to)} ${target.defer ? 1 : 0} ${node.invocation} ${q(mask(node.ref))}` : `  cairn_notify ${ix(e.to)} ${q(mask(node.ref))}`;
       }).join('\n')}\n}`);
     }
     if (notifies.length) {
       // Written before the node changes anything, in apply mode (cairn_ahead).
-      out.push(`oa${i}() {\n  [ $cairn_mode = apply ] || return 0\n  cairn_ahead ${notifies.map((e) => `${pendingKey(e.to)} ${q(mask(node.ref))}`).join(' ')}\n}`);
+      defs.push(`oa${i}() {\n  [ $cairn_mode = apply ] || return 0\n  cairn_ahead ${notifies.map((e) => `${pendingKey(e.to)} ${q(mask(node.ref))}`).join(' ')}\n}`);
     }
+    out.push(...defs);
     if (flushed.has(node.id)) turns.push([`t${i}() {`, ...turnOf(node, '"${1:-}"'), '}'].join('\n'));
   }
 
@@ -247,21 +269,33 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
       if (!checked) return [head, `if ${go}; then ${call(0)}; fi`];
       const notifies = (outgoing.get(node.id) ?? []).some((e) => e.kind === 'notify');
       const plain = why === "''" && !node.meta.noop && !notifies;
-      return [head, `if ${go}; then if ${inPlace}; then s_${i}=unchanged; cairn_ok ${i}; else ${plain ? plainCall(node) : call(1)}; fi; fi`];
+      const general = (test: string) => `if ${go}; then if ${test}; then cairn_ok ${i}; else ${plain ? plainCall(node) : call(1)}; fi; fi`;
+      // The common case as one command (ShellProvider.turn), the general turn when it says no.
+      const stagedWrite = stagedWrites.get(node.id);
+      const fast = !plain ? undefined : stagedWrite ? stagedWrite.turn?.(i) : shell.turn?.(node.attributes, i);
+      if (fast) {
+        // The general turn needs the node's own function, loaded apart from the others'
+        // (cairn_load_fast); its check is the function's, unless staged (the group's reading).
+        fastNodes.add(node.id);
+        const slow = stagedWrite?.check !== undefined ? `[ -n "$cairn_loaded_fast" ] || cairn_load_fast; ${general(inPlace)}` : `${plainCall(node).replace(/^cairn_plain \d+ \d+/, `cairn_gt ${i}`)} ${requisites.join(' ')}`;
+        return [head, `if [ -n "$cairn_general$cairn_failed$cairn_stopped" ] || ! ${fast}; then ${slow}; fi`];
+      }
+      return [head, general(inPlace)];
     }
     const arms: Array<[condition: string, action: string]> = [[`! ${go}`, ':']];
-    if (watched.length) arms.push([`! { ${watched.map((k) => `cairn_chg "\${s_${k}:-}"`).join(' || ')}; }`, `cairn_result ${i} skipped none 'no changes'`]);
-    if (guards.length) arms.push([`! { ${guards.map((k) => `[ "\${s_${k}:-}" = failed ]`).join(' || ')}; }`, `cairn_result ${i} skipped none 'onfail: nothing failed'`]);
+    if (watched.length) arms.push([`! { ${watched.map((k) => `cairn_chg "\${${status(k)}:-}"`).join(' || ')}; }`, `cairn_result ${i} skipped none 'no changes'`]);
+    if (guards.length) arms.push([`! { ${guards.map((k) => `[ "\${${status(k)}:-}" = failed ]`).join(' || ')}; }`, `cairn_result ${i} skipped none 'onfail: nothing failed'`]);
     if (staged) {
+      crossRefs = true; // the end state's node function, whichever part it is loaded with
       arms.push([`cairn_n ${ix(staged.end)} c`, `cairn_result ${i} skipped none ${q(`end state in sync (stage ${staged.index} of ${staged.of})`)}`]);
     }
     let otherwise: string;
     if (!checked) otherwise = call(0);
     else if (notifiedIds.has(node.id)) {
-      arms.push([`[ -z "\${p_${i}:-}" ] && { cairn_skip=; ${inPlace}; }`, `s_${i}=unchanged; cairn_ok ${i}`], [`[ -z "\${p_${i}:-}" ]`, call(1)]);
+      arms.push([`[ -z "\${p_${i}:-}" ] && { cairn_skip=; ${inPlace}; }`, `cairn_ok ${i}`], [`[ -z "\${p_${i}:-}" ]`, call(1)]);
       otherwise = call(0);
     } else {
-      arms.push([`cairn_skip=; ${inPlace}`, `s_${i}=unchanged; cairn_ok ${i}`]);
+      arms.push([`cairn_skip=; ${inPlace}`, `cairn_ok ${i}`]);
       otherwise = call(1);
     }
     return [
@@ -376,10 +410,16 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     'cairn_stop() { cairn_result "$1" skipped none "fail-fast: stopped after $cairn_stopped failed"; }',
     'cairn_chg() { [ "$1" = changed ] || { [ $cairn_mode = check ] && [ "$1" = would-change ]; }; }',
     `cairn_handlers=${q(graph.handlers.map(ix).join(' '))}`,
+    `cairn_kept=${q(` ${[...statusRead].sort((a, b) => a - b).join(' ')} `)}`,
     `cairn_pending_dir=${q(`${run.target.state_dir}/export-pending`)}`,
     ...graph.handlers.filter((id) => byId.get(id)!.defer).map((id) => `df_${ix(id)}=1`),
     '',
-    lazyDefinitions([...out, ...extra].join('\n')),
+    ...(crossRefs
+      ? [lazyDefinitions([...out, ...extra].join('\n')), 'cairn_loaded_fast=1']
+      : [
+        lazyDefinitions(graph.nodes.filter((n) => !fastNodes.has(n.id)).flatMap((n) => nodeDefinitions.get(n.id)!).concat(extra).join('\n')),
+        lazyDefinitions(graph.nodes.filter((n) => fastNodes.has(n.id)).flatMap((n) => nodeDefinitions.get(n.id)!).join('\n'), '_fast'),
+      ]),
     ...turns,
     '',
     // One function, its input /dev/null: no fragment reads the script's stdin, which is the
@@ -403,22 +443,27 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
  * a converged run never parses them. They are most of the script, and parsing them cost a no-op
  * more than its checks. Kept as a quoted here-document, which the shell reads without parsing.
  */
-function lazyDefinitions(text: string): string {
+function lazyDefinitions(text: string, part: '' | '_fast' = ''): string {
+  if (part && !text) return 'cairn_loaded_fast=1';
   const lines = new Set(text.split('\n'));
   let delimiter = 'CAIRN_DEFINITIONS';
   for (let n = 2; lines.has(delimiter); n++) delimiter = `CAIRN_DEFINITIONS_${n}`;
   return [
-    'cairn_loaded=',
-    'cairn_load() {',
-    '  cairn_loaded=1',
-    '  cairn_log=$(mktemp) || { echo "$0: cannot make a temp file" >&2; exit 3; }',
+    `cairn_loaded${part}=`,
+    `cairn_load${part}() {`,
+    `  cairn_loaded${part}=1`,
+    '  [ -n "$cairn_log" ] || cairn_mklog',
     `  eval "$(cat <<'${delimiter}'`,
     text,
     delimiter,
     ')"',
     '}',
-    '# cairn_n I VERB: node I\'s function (n<I>), once the definitions are loaded.',
-    'cairn_n() { [ -n "$cairn_loaded" ] || cairn_load; "n$@"; }',
+    // The nodes with a fast turn (cairn_load_fast) are loaded apart: a first run whose other
+    // nodes need their functions does not parse theirs. A fast node's general turn loads them.
+    ...(part ? [] : [
+      '# cairn_n I VERB: node I\'s function (n<I>), once the definitions are loaded.',
+      'cairn_n() { [ -n "$cairn_loaded" ] || cairn_load; "n$@"; }',
+    ]),
   ].join('\n');
 }
 

@@ -66,6 +66,11 @@ export function diffTo(path: string, bytes: Buffer): string {
   return bytes.length <= INLINE_COMPARE_LIMIT && plainText(bytes) ? `cairn_diff ${q(path)} ${q(bytes.toString('utf8'))}` : feed(bytes, `cairn_diff ${q(path)}`);
 }
 
+/** `bytes` as the one word a helper compares in the shell itself (cairn_file_is), if it can be. */
+export function inlineText(bytes: Buffer): string | undefined {
+  return bytes.length <= INLINE_COMPARE_LIMIT && plainText(bytes) ? q(bytes.toString('utf8')) : undefined;
+}
+
 /** A command that returns 0 when `path` is a regular file holding exactly `bytes`. */
 export function holds(path: string, bytes: Buffer): string {
   if (bytes.length <= INLINE_COMPARE_LIMIT && plainText(bytes)) return `cairn_file_is ${q(path)} ${q(bytes.toString('utf8'))}`;

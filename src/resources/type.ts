@@ -407,6 +407,15 @@ export interface ShellProvider<T extends { schema: z.ZodType } = ResourceType> {
    * `mkdir` of the directory type make a following group's stage with the folder (cairn_mkdir).
    */
   ownPath?(desired: Desired<T>): boolean;
+  /**
+   * The node's whole turn in the common case, as one command (a helper of the script's prelude),
+   * given the node's number: run in apply mode without --diff while nothing has failed, for a node
+   * with nothing but requisites around it. It reports the node found in sync (`cairn_ok`) or
+   * brings it there from nothing at its path and reports it (`cairn_result`); for anything else
+   * it returns 1 having changed nothing, and the general turn runs (check, apply, the output of a
+   * failure in its report). Straight-line code: no gate, no node function to load.
+   */
+  turn?(desired: Desired<T>, node: number): string | undefined;
 }
 
 /** Numbers the script's staging variables are named with (one per folder, one per edited file). */
@@ -427,6 +436,8 @@ export interface StagedShell {
   /** The check, if not `check`'s (one reading the group's staged state). */
   check?: string;
   apply: string;
+  /** ShellProvider.turn for the staged node: it stages the write (or queues the in-sync line). */
+  turn?(node: number): string;
 }
 
 /** What the exporter offers a meta type's fragments: other nodes of the run, as shell commands. */

@@ -143,6 +143,9 @@ export const posixDirectory = defineProvider<typeof directoryType>({
     exists: (desired) => `[ -e ${q(desired.path)} ] || [ -L ${q(desired.path)} ]`,
     // A purge lists the folder, and content from a source writes inside it.
     ownPath: (desired) => desired.purge !== true && shellTree(desired).length === 0,
+    // A bare directory (no mode or owner, no content, parents made): cairn_td makes it.
+    turn: (desired, node) => desired.ensure === 'absent' || managesAttrs(desired) || desired.purge === true || desired.parents === false || shellTree(desired).length > 0
+      ? undefined : `cairn_td ${node} ${q(desired.path)}`,
     apply(desired, action) {
       const p = q(desired.path);
       const kind = `if [ -L ${p} ]; then k=symlink; else k=file; fi`;

@@ -7,7 +7,7 @@ import { outputTail } from '../commands.ts';
 import { attributeDiff, convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { fileType } from './type.ts';
-import { attrWords, diffTo, holds, managesAttrs, put, quote as q, stagePut, validateCommand } from '../shell-fragments.ts';
+import { attrWords, diffTo, holds, inlineText, managesAttrs, put, quote as q, stagePut, validateCommand } from '../shell-fragments.ts';
 
 type FileAttributes = Desired<typeof fileType>;
 
@@ -138,9 +138,13 @@ export const posixFile = defineProvider<typeof fileType>({
       if (desired.ensure === 'absent' || bytes === undefined || desired.validate !== undefined || desired.backup === true || desired.path.includes('\n')) return undefined;
       const p = q(desired.path);
       const folder = dirname(desired.path);
+      const text = inlineText(bytes);
+      const fast = text !== undefined && !managesAttrs(desired);
       return {
         path: desired.path,
         folder,
+        // Small text, no mode or owner: the prelude's cairn_tf stages it where nothing was.
+        ...(fast ? { turn: (node: number) => `cairn_tf ${node} ${ids.folder(folder)} ${p} ${text}` } : {}),
         apply: `cairn_other ${p} file 'remove it first' || return 1\nif ${holds(desired.path, bytes)}; then cairn_attrs ${p} ${attrWords(desired)}; return; fi\n${stagePut(ids.folder(folder), desired.path, attrWords(desired), bytes)}`,
       };
     },

@@ -86,6 +86,7 @@ export const posixLine = defineProvider<typeof lineType>({
       return {
         path: desired.path,
         check: `cairn_lhas ${words}`,
+        turn: (node: number) => `cairn_tn ${node} ${words}`,
         apply: `if ! cairn_lstage ${words}; then\n${shellApply(desired, 'create')}\nfi`,
       };
     },

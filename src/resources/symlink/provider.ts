@@ -38,6 +38,9 @@ export const posixSymlink = defineProvider<typeof symlinkType>({
     },
     exists: (desired) => `[ -L ${q(desired.path)} ] || [ -e ${q(desired.path)} ]`,
     ownPath: () => true,
+    // An absolute target: cairn_tl finds the link in sync by -ef, or makes it where nothing was.
+    turn: (desired, node) => desired.ensure === 'absent' || !String(desired.target).startsWith('/')
+      ? undefined : `cairn_tl ${node} ${q(desired.path)} ${q(String(desired.target))}`,
     apply(desired, action) {
       const p = q(desired.path);
       const kind = `if [ -d ${p} ]; then k=directory; else k=file; fi`;
