@@ -11,7 +11,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { tempDir } from './helpers/cli.ts';
-import { api, builtCommandMissing, enrolAgent, masterJson, readEvents, startAgent, startMaster, type CairnProcess, type RunningMaster } from './helpers/master-processes.ts';
+import { api, builtCommandMissing, masterWithAgent, readEvents, startMaster, type CairnProcess, type RunningMaster } from './helpers/master-processes.ts';
 import { waitUntil } from './helpers/wait.ts';
 
 const HANG = { timeout: 180_000 };
@@ -32,10 +32,7 @@ describe('a master killed with -9: its runs end interrupted when it starts again
 
   before(async () => {
     dir = tempDir('cairn-master-interrupted-');
-    master = await startMaster(dir);
-    token = masterJson<{ token: string }>(master, ['api-token', 'create', '--name', 'ops', '--role', 'operator']).token;
-    enrolAgent(master, 'web1', join(dir, 'tls-web1'));
-    agent = await startAgent(master, join(dir, 'tls-web1'), join(dir, 'work-web1'));
+    ({ master, token, agent } = await masterWithAgent(dir));
   });
 
   after(async () => {

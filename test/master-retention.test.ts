@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openStore } from '../src/store/index.ts';
 import { tempDir } from './helpers/cli.ts';
-import { api, builtCommandMissing, enrolAgent, masterJson, readEvents, startAgent, startMaster, type CairnProcess, type RunningMaster } from './helpers/master-processes.ts';
+import { api, builtCommandMissing, masterWithAgent, readEvents, startMaster, type CairnProcess, type RunningMaster } from './helpers/master-processes.ts';
 import { waitUntil } from './helpers/wait.ts';
 
 const HANG = { timeout: 180_000 };
@@ -33,11 +33,8 @@ describe('a master keeps the newest runs of each target and removes the rest (re
 
   before(async () => {
     dir = tempDir('cairn-master-retention-');
-    master = await startMaster(dir, undefined, undefined, { extraArgs: ['--keep-runs', '2'] });
+    ({ master, token, agent } = await masterWithAgent(dir, { extraArgs: ['--keep-runs', '2'] }));
     ports = { api: Number(new URL(master.apiUrl).port), agent: Number(new URL(master.agentUrl).port) };
-    token = masterJson<{ token: string }>(master, ['api-token', 'create', '--name', 'ops', '--role', 'operator']).token;
-    enrolAgent(master, 'web1', join(dir, 'tls-web1'));
-    agent = await startAgent(master, join(dir, 'tls-web1'), join(dir, 'work-web1'));
   });
 
   after(async () => {

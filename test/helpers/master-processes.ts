@@ -203,3 +203,15 @@ export function builtCommandMissing(): string | false {
   if (why) process.stderr.write(`\n*** ${why} ***\n\n`);
   return why;
 }
+
+/**
+ * A master on `dir` (its `place` as startMaster takes it), an operator's API token, and one agent
+ * `name` enrolled and connected (its TLS folder `tls-NAME`, its work folder `work-NAME` in `dir`).
+ */
+export async function masterWithAgent(dir: string, place: MasterPlace = {}, name = 'web1'): Promise<{ master: RunningMaster; token: string; agent: CairnProcess }> {
+  const master = await startMaster(dir, undefined, undefined, place);
+  const token = masterJson<{ token: string }>(master, ['api-token', 'create', '--name', 'ops', '--role', 'operator']).token;
+  enrolAgent(master, name, join(dir, `tls-${name}`));
+  const agent = await startAgent(master, join(dir, `tls-${name}`), join(dir, `work-${name}`));
+  return { master, token, agent };
+}
