@@ -110,11 +110,6 @@ const AT_END_OF_RUN = -1; // deferred handlers
 const AT_FIRST_CHANCE = -2; // pending from an earlier run: at the first invocation end (or the run's, if deferred)
 
 /**
- * Requisite edges whose failure skips the node that depends on them. Not onchanges: a watched
- * node that failed did not change, so the watcher is `skipped (no changes)`, and what requires
- * the watcher still runs (DESIGN §5.4).
- */
-/**
  * How many nodes that may overlap can wait for their turn (startOverlapped) before the run stops
  * looking further ahead: enough for a first run's files to wait on their folders while the next
  * folders are made (the standard workload over SSH: 150 round trips per host down to about 100
@@ -122,6 +117,11 @@ const AT_FIRST_CHANCE = -2; // pending from an earlier run: at the first invocat
  * more at the peak of a four-host first run).
  */
 const LOOKAHEAD = 32;
+/**
+ * Requisite edges whose failure skips the node that depends on them. Not onchanges: a watched
+ * node that failed did not change, so the watcher is `skipped (no changes)`, and what requires
+ * the watcher still runs (DESIGN §5.4).
+ */
 const BLOCKING: ReadonlySet<string> = new Set(['require', 'transition']);
 
 interface Reading {
