@@ -131,6 +131,8 @@ class Build {
   private childPid: number | undefined;
   private childNs: string | undefined;
   private childExit: Promise<void> | undefined;
+  /** The ending of each child under way: every caller waits for the one ending, never a second beside it. */
+  private readonly endings = new WeakMap<ChildProcess, Promise<void>>();
   private stepWaiter: { resolve: (definition: string | undefined) => void; reject: (err: Error) => void } | undefined;
   private loadWaiter: { resolve: (m: FromChild) => void; reject: (err: Error) => void } | undefined;
   /** Privileged actions and the unwinding run one at a time, in order. */
@@ -351,15 +353,25 @@ class Build {
     void this.endChild();
   }
 
-  /** Kills everything in the build's namespace and waits for the child to be gone. */
+  /**
+   * Kills everything in the build's namespace and waits for the child to be gone. A signal's call
+   * and the failure path's call share one ending: a second loop still looking for the old
+   * namespace's processes after the first had finished could take a fresh child (for cleanup())
+   * for one of them, since the kernel reuses a freed namespace's number.
+   */
   private async endChild(): Promise<void> {
-    // What this call ends, fixed now: a signal's call may finish after a fresh child (for
-    // cleanup()) has taken the fields over.
     const { child, childNs: ns, childExit: exit } = this;
     if (!child) return;
-    if (ns) await endNamespace(ns, this.workDir);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exit;
+    let ending = this.endings.get(child);
+    if (!ending) {
+      ending = (async () => {
+        if (ns) await endNamespace(ns, this.workDir);
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        await exit;
+      })();
+      this.endings.set(child, ending);
+    }
+    await ending;
     if (this.child === child) this.child = undefined;
   }
 
