@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { runCli } from './helpers/cli.ts';
+import { FIRST_BOOT_CONTENT, FIRST_BOOT_WEB_STATE } from './helpers/first-boot.ts';
 import { LAB_SH, labUnavailable } from './helpers/lab.ts';
 import { bootImage, nspawnUnavailable } from './helpers/nspawn-boot.ts';
 
@@ -35,14 +36,7 @@ function site(t: { after(fn: () => void): void }, profile: string) {
   mkdirSync(join(s, 'states'));
   // The guest's own target: what its first boot converges, with the exported script.
   writeFileSync(join(s, 'cairn.yaml'), 'targets:\n  web1:\n    executor: local\n    run: [web]\n');
-  writeFileSync(join(s, 'states/web.yaml'), [
-    'web:',
-    '  - directory: /srv/www',
-    '  - file: /srv/www/index.html',
-    '    content: "hello from the first boot\\n"',
-    '    mode: "0640"',
-    '',
-  ].join('\n'));
+  writeFileSync(join(s, 'states/web.yaml'), FIRST_BOOT_WEB_STATE);
   writeFileSync(join(s, 'profiles/deb.yaml'), profile);
   return { site: s, out: join(dir, 'out'), builds: join(dir, 'builds'), dir };
 }
@@ -63,7 +57,7 @@ test('debootstrap: a raw disk image that boots with nspawn to running; the first
   const first = await bootImage(image, `cairnprov${process.pid}`);
   try {
     assert.equal(first.state, 'running', (await first.sh('systemctl --failed --no-legend')).stdout);
-    assert.equal((await first.sh('cat /srv/www/index.html')).stdout, 'hello from the first boot\n');
+    assert.equal((await first.sh('cat /srv/www/index.html')).stdout, FIRST_BOOT_CONTENT);
     assert.equal((await first.sh('stat -c %a /srv/www/index.html')).stdout.trim(), '640');
     assert.equal((await first.sh('systemctl show cairn-firstboot -p Result -p ConditionResult')).stdout, 'Result=success\nConditionResult=yes\n');
     assert.equal((await first.sh('hostname')).stdout.trim(), 'web1');

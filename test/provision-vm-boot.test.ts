@@ -17,6 +17,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { makeSite, runCli, tempDir } from './helpers/cli.ts';
+import { FIRST_BOOT_CONTENT, FIRST_BOOT_WEB_STATE } from './helpers/first-boot.ts';
 import { LAB_SH, labUnavailable } from './helpers/lab.ts';
 import { libvirtdUnavailable, startLibvirtd, type Libvirtd } from './helpers/libvirtd.ts';
 import { waitUntil } from './helpers/wait.ts';
@@ -61,14 +62,7 @@ test('a debootstrap guest (slow): cairn apply builds it with a kernel, a real li
       '',
     ].join('\n'),
     'states/vms.yaml': `vms:\n  - guest: vm1\n    uri: ${JSON.stringify(lv.uri)}\n    storage: ${storage}\n    profile: vm\n    shutdown_timeout: 5m\n${guest}`,
-    'states/web.yaml': [
-      'web:',
-      '  - directory: /srv/www',
-      '  - file: /srv/www/index.html',
-      '    content: "hello from the first boot\\n"',
-      '    mode: "0640"',
-      '',
-    ].join('\n'),
+    'states/web.yaml': FIRST_BOOT_WEB_STATE,
   });
   const apply = (site: string, ...more: string[]) => runCli(['apply', '--site', site, '-t', 'host', ...more], { env: { CAIRN_BUILDS_DIR: builds } });
 
@@ -125,7 +119,7 @@ test('a debootstrap guest (slow): cairn apply builds it with a kernel, a real li
   const seen = execFileSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
     'mount -o loop,offset=1048576 "$1" "$2" && cat "$2/srv/www/index.html" && stat -c %a "$2/srv/www/index.html" && test -e "$2/var/lib/cairn/firstboot.done" && cat "$2/etc/hostname"',
     'sh', join(folder, 'vm1-vda.raw'), mnt], { encoding: 'utf8' });
-  assert.equal(seen, 'hello from the first boot\n640\nvm1\n');
+  assert.equal(seen, `${FIRST_BOOT_CONTENT}640\nvm1\n`);
 
   const removed = await apply(files('    ensure: absent\n'));
   assert.equal(removed.status, 0, removed.stdout + removed.stderr);
