@@ -67,6 +67,19 @@ function storeCommand(flags: StoreFlags, fn: (store: Store) => Promise<number>):
   });
 }
 
+/**
+ * What a remove or revoke command says: `what id done` (exit 0), or that there is none such and
+ * where they are listed (exit 2).
+ */
+function saidGone(gone: boolean, what: string, id: string, done: string, listCommand: string): number {
+  if (gone) {
+    writeOut(`${what} ${id} ${done}\n`);
+    return ExitCode.ok;
+  }
+  writeErr(`cairn: no ${what} ${JSON.stringify(id)} (see cairn master ${listCommand} list)\n`);
+  return ExitCode.invalidInput;
+}
+
 export function registerMasterCommands(program: Command): void {
   const master = storeOptions(program.command('master')
     .description('run the master: the agents\' enrolment CA and WebSocket port, and the HTTP API (DESIGN §9)')
@@ -122,12 +135,7 @@ export function registerMasterCommands(program: Command): void {
     .action(async (id: string, options: StoreFlags) => {
       process.exitCode = await storeCommand(options, async (store) => {
         const { revokeEnrolToken } = await import('../daemon/master/tokens.ts');
-        if (await revokeEnrolToken(store, id)) {
-          writeOut(`enrolment token ${id} revoked\n`);
-          return ExitCode.ok;
-        }
-        writeErr(`cairn: no enrolment token ${JSON.stringify(id)} (see cairn master token list)\n`);
-        return ExitCode.invalidInput;
+        return saidGone(await revokeEnrolToken(store, id), 'enrolment token', id, 'revoked', 'token');
       });
     });
 
@@ -212,12 +220,7 @@ export function registerMasterCommands(program: Command): void {
     .action(async (name: string, options: StoreFlags) => {
       process.exitCode = await storeCommand(options, async (store) => {
         const { removeUser } = await import('../daemon/master/users.ts');
-        if (await removeUser(store, name)) {
-          writeOut(`user ${name} removed\n`);
-          return ExitCode.ok;
-        }
-        writeErr(`cairn: no user ${JSON.stringify(name)} (see cairn master user list)\n`);
-        return ExitCode.invalidInput;
+        return saidGone(await removeUser(store, name), 'user', name, 'removed', 'user');
       });
     });
 
@@ -225,12 +228,7 @@ export function registerMasterCommands(program: Command): void {
     .action(async (id: string, options: StoreFlags) => {
       process.exitCode = await storeCommand(options, async (store) => {
         const { revokeApiToken } = await import('../daemon/master/tokens.ts');
-        if (await revokeApiToken(store, id)) {
-          writeOut(`API token ${id} revoked\n`);
-          return ExitCode.ok;
-        }
-        writeErr(`cairn: no API token ${JSON.stringify(id)} (see cairn master api-token list)\n`);
-        return ExitCode.invalidInput;
+        return saidGone(await revokeApiToken(store, id), 'API token', id, 'revoked', 'api-token');
       });
     });
 
