@@ -303,7 +303,7 @@ export class ShellExecutor implements Executor {
    * it is kept, and a read still unanswered is not cached either.
    */
   private forgetAll(): void {
-    this.invalidate('/');
+    this.touch('/', true);
     this.cache.clear();
     this.ids.forget();
   }
@@ -471,8 +471,7 @@ export class ShellExecutor implements Executor {
    * what is below it; a read still unanswered will not cache it either.
    */
   private invalidate(path: string, below = true): void {
-    this.operations++;
-    if (this.readsInFlight > 0) this.touches.push({ seq: this.operations, path, below });
+    this.touch(path, below);
     if (below) {
       const under = path.endsWith('/') ? path : `${path}/`;
       for (const key of this.cache.keys()) if (key.startsWith(under)) this.cache.delete(key);
@@ -482,6 +481,12 @@ export class ShellExecutor implements Executor {
       this.cache.delete(p);
       if (p === dirname(p)) break;
     }
+  }
+
+  /** Counts an operation on `path` (and, with `below`, what is below it): a read still unanswered will not cache it. */
+  private touch(path: string, below: boolean): void {
+    this.operations++;
+    if (this.readsInFlight > 0) this.touches.push({ seq: this.operations, path, below });
   }
 
   /** The reading of `path`; a path the login user cannot reach is refused here. */
