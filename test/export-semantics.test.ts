@@ -221,6 +221,17 @@ export const CASES: Case[] = [
     steps: [{ exit: 0 }, { exit: 0 }],
   },
   {
+    name: 'staged writes: a new folder tree (nested folders, a mode, files, links, lines, an empty folder) goes in place with its parent\'s one rename, new or beside what is there; no command sees a stage',
+    run: 's',
+    files: {
+      'states/s.yaml': `s:\n  - directory: ${R}/t\n  - directory: ${R}/t/<%= it.vars.v %>\n    mode: "0750"\n  - file: ${R}/t/<%= it.vars.v %>/one\n    content: "1\\n"\n` +
+        `  - file: ${R}/t/<%= it.vars.v %>/two\n    content: "2\\n"\n    mode: "0600"\n  - symlink: ${R}/t/<%= it.vars.v %>/abs\n    target: ${R}/t/<%= it.vars.v %>/one\n` +
+        `  - symlink: ${R}/t/<%= it.vars.v %>/rel\n    target: two\n  - directory: ${R}/t/<%= it.vars.v %>/b\n  - file: ${R}/t/<%= it.vars.v %>/b/lone\n    content: "lone\\n"\n` +
+        `  - line: ${R}/t/<%= it.vars.v %>/b/conf\n    text: "x = 1"\n  - directory: ${R}/t/<%= it.vars.v %>/empty\n  - exec: cd ${R} && find t | LC_ALL=C sort > ${R}/listing\n`,
+    },
+    steps: [{ vars: ['v=one'], exit: 0 }, { vars: ['v=one'], exit: 0 }, { vars: ['v=two'], exit: 0, before: { 't/keep': 'k\n' } }],
+  },
+  {
     name: 'directory: source copied, purge removes what the source lacks',
     run: 's',
     files: {

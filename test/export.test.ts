@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
@@ -168,4 +168,34 @@ test('a script fed on stdin (curl … | sh) runs to its end: no fragment reads t
   assert.match(r.stdout, /^t1: 2 changed, 0 unchanged, 0 failed, 0 skipped$/m);
   assert.equal(readFileSync(join(root, 'seen'), 'utf8'), '');
   assert.equal(readFileSync(join(root, 'after'), 'utf8'), 'still here\n');
+});
+
+test('a new folder tree whose one rename fails (mv refused by a wrapper on PATH): every part in it is reported failed with the error, nothing of it is left, exit 1', async () => {
+  const root = tempDir('cairn-export-tree-');
+  const site = makeSite({
+    'cairn.yaml': `targets:\n  t1:\n    executor: local\n    run: [s]\nvars:\n  root: ${root}\n`,
+    'states/s.yaml': ['s:', '  - directory: <%= it.vars.root %>/t', '  - directory: <%= it.vars.root %>/t/a', '    mode: "0750"',
+      '  - file: <%= it.vars.root %>/t/a/one', '    content: "1\\n"', '  - symlink: <%= it.vars.root %>/t/a/link', '    target: <%= it.vars.root %>/t/a/one',
+      '  - directory: <%= it.vars.root %>/t/a/empty', '  - file: <%= it.vars.root %>/elsewhere', '    content: "e\\n"', ''].join('\n'),
+  });
+  const file = await exported(['--site', site, '-t', 't1'], join(tempDir('cairn-export-tree-sh-'), 's.sh'));
+  // Fault injection, not a stand-in: the real mv does the work, except the tree's one rename.
+  const bin = tempDir('cairn-export-tree-bin-');
+  writeFileSync(join(bin, 'mv'), `#!/bin/sh\nfor a in "$@"; do case $a in */.cairn-stage.*/t) echo "mv: refused: $a" >&2; exit 1 ;; esac; done\nexec ${spawnSync('sh', ['-c', 'command -v mv'], { encoding: 'utf8' }).stdout.trim()} "$@"\n`, { mode: 0o755 });
+  const r = spawnSync('dash', [file], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  const failed = r.stdout.split('\n').filter((l) => l.startsWith('FAILED'));
+  assert.deepEqual(failed.map((l) => l.replace(/\s+\(create\)$/, '').replace(/^FAILED\s+/, '').replace(root, 'ROOT')),
+    ['directory:ROOT/t', 'directory:ROOT/t/a', 'file:ROOT/t/a/one', 'symlink:ROOT/t/a/link', 'directory:ROOT/t/a/empty']);
+  assert.equal((r.stdout.match(/^ +mv: refused: .*\/\.cairn-stage\.\d+\/t$/gm) ?? []).length, 5, r.stdout);
+  assert.match(r.stdout, /^changed +file:.*\/elsewhere \(create\)$/m);
+  assert.match(r.stdout, /^t1: 1 changed, 0 unchanged, 5 failed, 0 skipped$/m);
+  assert.deepEqual(readdirSync(root).sort(), ['elsewhere']);
+  // The next run, with the real mv, makes the whole tree.
+  const again = dash(file);
+  assert.equal(again.status, 0, again.stdout + again.stderr);
+  assert.equal(readFileSync(join(root, 't/a/link'), 'utf8'), '1\n');
+  assert.equal(statSync(join(root, 't/a')).mode & 0o777, 0o750);
+  assert.ok(statSync(join(root, 't/a/empty')).isDirectory());
+  assert.deepEqual(readdirSync(root).sort(), ['elsewhere', 't']);
 });

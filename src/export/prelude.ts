@@ -23,7 +23,7 @@ cairn_nl='
 cairn_log=
 cairn_mklog() { cairn_log=$(mktemp) || { echo "$0: cannot make a temp file" >&2; exit 3; }; }
 # Staged writes (cairn_stage): the stage folders made and not yet committed, one a line.
-cairn_stages= cairn_grp= cairn_q= cairn_sk= cairn_lk= cairn_deferred= cairn_i=
+cairn_stages= cairn_grp= cairn_q= cairn_sk= cairn_sz= cairn_lk= cairn_deferred= cairn_i=
 trap '[ -z "$cairn_log" ] || rm -f "$cairn_log"; [ -z "$cairn_stages" ] || cairn_unstage' EXIT
 trap 'exit 130' INT TERM
 
@@ -154,16 +154,22 @@ cairn_put() {
 # group's report lines wait for the commit, so that a file that could not be put in place is
 # reported failed, in its order.
 #
+# A folder the group makes (cairn_sdir) is made inside its parent's stage, and what the group puts
+# in it goes straight there (sz_K: the folder is new, so nothing of it is replaced): the parent's
+# one mv puts the whole new tree in place, and an interrupted run leaves none of it. sz_K names
+# the stage that carries it (the one whose mv moves it), whose sx_K lists what it carries, a line
+# "NODE STAGED-PATH" each, for the report of a failed mv.
+#
 # cairn_stage K PATH MODE OWNER GROUP [TEXT]: PATH's new content (TEXT, else stdin) staged in its
 # folder's stage (K numbers the folder); cairn_put's rules for mode and owner.
 cairn_stage() {
   _k=$1; shift
   # With --diff, each node's diff comes just before its report line: nothing waits for a commit.
   if [ $cairn_diff = 1 ]; then cairn_unstaged "$@"; return; fi
-  _d=${"${"}1%/*}; [ -n "$_d" ] || _d=/
-  if [ ! -d "$_d" ]; then echo "the directory $_d does not exist (declare it with a directory part and require it)"; return 1; fi
-  eval "_s=\${ss_$_k:-}"
+  eval "_s=\${ss_$_k:-} _z=\${sz_$_k:-}"
   if [ -z "$_s" ]; then
+    _d=${"${"}1%/*}; [ -n "$_d" ] || _d=/
+    if [ ! -d "$_d" ]; then echo "the directory $_d does not exist (declare it with a directory part and require it)"; return 1; fi
     _s="${"${"}_d%/}/.cairn-stage.$$"
     # This run's stage of the folder (made with it, or kept from a group before), else a new one;
     # one that cannot be made (or a name already taken): the file is written on its own.
@@ -181,9 +187,50 @@ cairn_stage() {
   else cat > "$_t" || { rm -f "$_t"; return 1; }; fi
   if [ -n "$2" ] && ! cairn_umask_gives "$2" "$_t"; then chmod "$2" "$_t" || { rm -f "$_t"; return 1; }; fi
   if [ -n "$3$4" ]; then chown "$3${"${"}4:+:$4}" "$_t" || { rm -f "$_t"; return 1; }; fi
-  # New content that replaces a file is synced before the rename (cairn_put's rule), at the commit.
-  [ ! -e "$1" ] || eval "sr_$_k=\"\${sr_$_k:-}\$_n\$cairn_nl\""
-  eval "sn_$_k=\"\${sn_$_k:-}\$_n\$cairn_nl\" si_$_k=\"\${si_$_k:-} $cairn_i\""
+  if [ -n "$_z" ]; then eval "sx_$_z=\"\${sx_$_z:-}$cairn_i \$_t\$cairn_nl\""
+  else
+    # New content that replaces a file is synced before the rename (cairn_put's rule), at the commit.
+    [ ! -e "$1" ] || eval "sr_$_k=\"\${sr_$_k:-}\$_n\$cairn_nl\""
+    eval "sn_$_k=\"\${sn_$_k:-}\$_n\$cairn_nl\" si_$_k=\"\${si_$_k:-} $cairn_i\""
+  fi
+  cairn_grp=1 cairn_deferred=1
+}
+# cairn_sdir I K KP PATH MODE OWNER GROUP: node I's new directory PATH made in the stage of its
+# parent (folder K), as folder KP's stage for the rest of the group (see above). Fails (1), having
+# made nothing, when it cannot be: --diff, a dry run, something at PATH, no parent folder.
+cairn_sdir() {
+  [ $cairn_diff = 0 ] && [ $cairn_mode = apply ] || return 1
+  if [ -e "$4" ] || [ -L "$4" ]; then return 1; fi
+  eval "_s=\${ss_$2:-} _z=\${sz_$2:-}"
+  _n=${"${"}4##*/}
+  if [ -n "$_s" ]; then mkdir "$_s/$_n" 2>/dev/null || return 1
+  else
+    _d=${"${"}4%/*}; [ -n "$_d" ] || _d=/
+    [ -d "$_d" ] || return 1
+    _s="${"${"}_d%/}/.cairn-stage.$$"
+    case $cairn_nl$cairn_stages in
+      *"$cairn_nl$_s$cairn_nl"*) { [ -d "$_s" ] || mkdir "$_s"; } 2>/dev/null && mkdir "$_s/$_n" 2>/dev/null || return 1 ;;
+      # The stage and the folder in one mkdir; a stage name already taken is not this run's.
+      *) if ! mkdir "$_s" "$_s/$_n" 2>/dev/null; then [ ! -d "$_s/$_n" ] || rmdir "$_s/$_n" "$_s" 2>/dev/null; return 1; fi
+         cairn_stages="$cairn_stages$_s$cairn_nl" ;;
+    esac
+    eval "ss_$2=\$_s sd_$2=\$_d"; cairn_sk="$cairn_sk $2"
+  fi
+  if [ -n "$5$6$7" ] && ! cairn_attrs "$_s/$_n" "$5" "$6" "$7"; then rm -rf "$_s/$_n"; return 1; fi
+  if [ -n "$_z" ]; then eval "sx_$_z=\"\${sx_$_z:-}$1 \$_s/\$_n\$cairn_nl\""
+  else eval "sn_$2=\"\${sn_$2:-}\$_n\$cairn_nl\" si_$2=\"\${si_$2:-} $1\""; fi
+  eval "ss_$3=\$_s/\$_n sd_$3=\$4 sz_$3=\${_z:-$2}"; cairn_sz="$cairn_sz $3"
+  cairn_grp=1 cairn_deferred=1
+}
+# cairn_slink I K PATH TARGET: node I's new link made in folder K's stage when K is a folder the
+# group makes (sz_K); fails (1) otherwise, and the link is made in place.
+cairn_slink() {
+  eval "_z=\${sz_$2:-}"
+  [ -n "$_z" ] || return 1
+  eval "_s=\$ss_$2"
+  _n=${"${"}3##*/}
+  ln -s "$4" "$_s/$_n" 2>/dev/null || return 1
+  eval "sx_$_z=\"\${sx_$_z:-}$1 \$_s/\$_n\$cairn_nl\""
   cairn_grp=1 cairn_deferred=1
 }
 # cairn_stage64 K PATH MODE OWNER GROUP: the content as base64 on stdin (a pipe would run
@@ -246,8 +293,8 @@ cairn_commit() {
   if [ -z "$cairn_grp$cairn_lk" ]; then [ -n "$_keep" ] || [ -z "$cairn_stages" ] || cairn_unstage; return 0; fi
   [ -n "$cairn_log" ] || cairn_mklog
   for _k in $cairn_sk; do
-    eval "_s=\$ss_$_k _d=\$sd_$_k _n=\$sn_$_k _r=\${sr_$_k:-} _is=\$si_$_k"
-    unset ss_$_k sd_$_k sn_$_k sr_$_k si_$_k
+    eval "_s=\$ss_$_k _d=\$sd_$_k _n=\$sn_$_k _r=\${sr_$_k:-} _is=\$si_$_k _nx=\${sx_$_k:-}"
+    unset ss_$_k sd_$_k sn_$_k sr_$_k si_$_k sx_$_k
     IFS=$cairn_nl; set -f
     set --; for _x in $_r; do set -- "$@" "$_s/$_x"; done
     unset IFS; set +f
@@ -265,10 +312,19 @@ cairn_commit() {
         if [ -e "$_s/$1" ] || [ -L "$_s/$1" ]; then eval "ce_$_i=\$_e"; fi
         shift
       done
+      # What the new folders it carried held: failed where it did not get out with them.
+      IFS=$cairn_nl; set -f
+      for _l in $_nx; do
+        _p=${"${"}_l#* }
+        if [ -e "$_p" ] || [ -L "$_p" ]; then eval "ce_${"${"}_l%% *}=\$_e"; fi
+      done
+      unset IFS; set +f
       rm -rf -- "$_s"
     fi
   done
   cairn_sk=
+  for _k in $cairn_sz; do unset ss_$_k sd_$_k sz_$_k; done
+  cairn_sz=
   [ -n "$_keep" ] || [ -z "$cairn_stages" ] || cairn_unstage
   for _k in $cairn_lk; do
     eval "_p=\$lp_$_k _c=\${lc_$_k:-} _x=\${ld_$_k:-} _is=\${li_$_k:-}"
@@ -454,11 +510,12 @@ cairn_gt() {
 cairn_tf() {
   if [ -e "$3" ] || [ -L "$3" ]; then cairn_file_is "$3" "$4" || return 1; cairn_ok "$1"; return 0; fi
   [ $cairn_mode = apply ] || return 1
-  eval "_s=\${ss_$2:-}"
+  eval "_s=\${ss_$2:-} _z=\${sz_$2:-}"
   if [ -n "$_s" ]; then
     _n=${"${"}3##*/}
     printf '%s' "$4" 2>/dev/null >"$_s/$_n" || { rm -f "$_s/$_n"; return 1; }
-    eval "sn_$2=\"\${sn_$2:-}\$_n\$cairn_nl\" si_$2=\"\${si_$2:-} $1\" qf_$1=\$cairn_ref"
+    if [ -n "$_z" ]; then eval "sx_$_z=\"\${sx_$_z:-}$1 \$_s/\$_n\$cairn_nl\" qf_$1=\$cairn_ref"
+    else eval "sn_$2=\"\${sn_$2:-}\$_n\$cairn_nl\" si_$2=\"\${si_$2:-} $1\" qf_$1=\$cairn_ref"; fi
     cairn_q="$cairn_q +$1" cairn_grp=1
     return 0
   fi
@@ -485,11 +542,21 @@ cairn_td() {
   cairn_mkdir "$2" >/dev/null 2>&1 || return 1
   cairn_created "$1"
 }
-# cairn_tl I PATH TARGET: a symlink to an absolute TARGET.
+# cairn_sd I K KP PATH: a directory the group may make in its parent's stage (cairn_sdir).
+cairn_sd() {
+  if [ -d "$4" ] && [ ! -L "$4" ]; then cairn_ok "$1"; return 0; fi
+  if [ -e "$4" ] || [ -L "$4" ] || [ $cairn_mode != apply ]; then return 1; fi
+  if cairn_sdir "$1" "$2" "$3" "$4" '' '' ''; then cairn_queue "$1"; return 0; fi
+  cairn_mkdir "$4" >/dev/null 2>&1 || return 1
+  cairn_created "$1"
+}
+# cairn_tl I K PATH TARGET: a symlink to an absolute TARGET, in folder K's stage when the group
+# makes K (cairn_slink).
 cairn_tl() {
-  if [ -L "$2" ]; then [ "$2" -ef "$3" ] || return 1; cairn_ok "$1"; return 0; fi
-  if [ -e "$2" ] || [ $cairn_mode != apply ]; then return 1; fi
-  ln -s "$3" "$2" >/dev/null 2>&1 || return 1
+  if [ -L "$3" ]; then [ "$3" -ef "$4" ] || return 1; cairn_ok "$1"; return 0; fi
+  if [ -e "$3" ] || [ $cairn_mode != apply ]; then return 1; fi
+  if cairn_slink "$1" "$2" "$3" "$4"; then cairn_queue "$1"; return 0; fi
+  ln -s "$4" "$3" >/dev/null 2>&1 || return 1
   cairn_created "$1"
 }
 # cairn_tn I K PATH TEXT: a line of file K, staged.

@@ -16,6 +16,7 @@ import { ApplyError, type Provider, type ShellContext, type ShellProvider, type 
 import { preludeFor } from '../resources/shell-prelude.ts';
 import { PRELUDE } from './prelude.ts';
 import { pushTo } from '../lib/multimap.ts';
+import { dirname } from 'node:path';
 
 export interface ExportInput {
   run: StateRun;
@@ -332,7 +333,14 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     const close = () => {
       const perFolder = new Map<string, number>();
       for (const m of group) if (m.staged.folder !== undefined) perFolder.set(m.staged.folder, (perFolder.get(m.staged.folder) ?? 0) + 1);
-      const kept = group.filter((m) => m.staged.folder === undefined || perFolder.get(m.staged.folder)! > 1);
+      // A folder the group may make is made in its parent's stage when something of the group
+      // goes in it (and must be when its parent is made so: nothing can be made in place inside a
+      // folder still in a stage); a file goes to a stage when another file goes to the same
+      // folder, or when its folder is made so.
+      const inside = new Set(group.map((m) => dirname(m.staged.path)));
+      const made = new Set(group.flatMap((m) => (m.staged.makes !== undefined && inside.has(m.staged.makes) ? [m.staged.makes] : [])));
+      const kept = group.filter((m) => (m.staged.makes !== undefined ? made.has(m.staged.makes) || made.has(dirname(m.staged.makes))
+        : m.staged.folder === undefined || perFolder.get(m.staged.folder)! > 1 || made.has(m.staged.folder)));
       for (const m of kept) staged.set(m.id, m.staged);
       if (kept.length) groups.push({ first: group[0]!.id, last: group[group.length - 1]!.id, folders: [...new Set(kept.flatMap((m) => (m.staged.folder === undefined ? [] : [m.staged.folder])))] });
       group = [];
@@ -348,8 +356,12 @@ export function exportScript({ run, graph, facts }: ExportInput): string {
     for (const id of graph.order) {
       const node = byId.get(id)!;
       const mine = stageable(node);
-      const members = new Set(group.map((m) => m.id));
-      if (!mine || (incoming.get(id) ?? []).some((e) => members.has(e.from)) || group.some((m) => m.staged.path === mine.path && (m.staged.folder !== undefined || mine.folder !== undefined))) close();
+      const members = new Map(group.map((m) => [m.id, m.staged]));
+      // Requiring the folder it is in, made by the group, is no reason to end it: if that folder
+      // fails to be made the node fails with it, and the commit puts both in place or neither.
+      const needsMember = (e: Edge) => members.has(e.from) && !(mine && members.get(e.from)!.makes === dirname(mine.path));
+      const wholeWrite = (m: StagedShell) => m.folder !== undefined || m.entry === true;
+      if (!mine || (incoming.get(id) ?? []).some(needsMember) || group.some((m) => m.staged.path === mine.path && (wholeWrite(m.staged) || wholeWrite(mine)))) close();
       if (mine) group.push({ id, staged: mine });
       if (flushAfter.has(id)) close();
     }

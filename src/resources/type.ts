@@ -433,6 +433,14 @@ export interface StagedShell {
    * file only when another file of the group goes to the same folder (else a plain `apply`).
    */
   folder?: string;
+  /**
+   * The folder it makes, when it is a directory that can be made inside its parent's stage
+   * (`cairn_sdir`): what the group puts in it then goes straight into it, and its parent's one
+   * `mv` puts the whole new tree in place. A node of the group in that folder may require it.
+   */
+  makes?: string;
+  /** It writes the whole entry at `path` (a directory, a link), not a file's content or lines. */
+  entry?: boolean;
   /** The check, if not `check`'s (one reading the group's staged state). */
   check?: string;
   apply: string;

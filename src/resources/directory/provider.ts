@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { toolError } from '../commands.ts';
 import { attributeDiff, convergeAttributes, pathAttributes, readPath, refuseOtherKind } from '../posix.ts';
@@ -143,6 +144,21 @@ export const posixDirectory = defineProvider<typeof directoryType>({
     exists: (desired) => `[ -e ${q(desired.path)} ] || [ -L ${q(desired.path)} ]`,
     // A purge lists the folder, and content from a source writes inside it.
     ownPath: (desired) => desired.purge !== true && shellTree(desired).length === 0,
+    // A folder with nothing to copy into it or purge can be made in its parent's stage
+    // (cairn_sdir), and the group's files, links and folders in it with it: one mv for the tree.
+    stage(desired, ids) {
+      const path = desired.path.length > 1 ? desired.path.replace(/\/+$/, '') : desired.path;
+      if (desired.ensure === 'absent' || desired.purge === true || desired.parents === false || shellTree(desired).length > 0) return undefined;
+      if (path === '/' || !path.startsWith('/') || path.includes('\n')) return undefined;
+      const words = `${ids.folder(dirname(path))} ${ids.folder(path)} ${q(path)}`;
+      return {
+        path,
+        makes: path,
+        entry: true,
+        ...(managesAttrs(desired) ? {} : { turn: (node: number) => `cairn_sd ${node} ${words}` }),
+        apply: `if cairn_sdir "$cairn_i" ${words} ${attrWords(desired)}; then return 0; fi\n${this.apply(desired, 'create')}`,
+      };
+    },
     // A bare directory (no mode or owner, no content, parents made): cairn_td makes it.
     turn: (desired, node) => desired.ensure === 'absent' || managesAttrs(desired) || desired.purge === true || desired.parents === false || shellTree(desired).length > 0
       ? undefined : `cairn_td ${node} ${q(desired.path)}`,

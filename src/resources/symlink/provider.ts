@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import { readPath } from '../posix.ts';
 import { defineProvider, ApplyError } from '../type.ts';
 import type { symlinkType } from './type.ts';
@@ -40,7 +41,21 @@ export const posixSymlink = defineProvider<typeof symlinkType>({
     ownPath: () => true,
     // An absolute target: cairn_tl finds the link in sync by -ef, or makes it where nothing was.
     turn: (desired, node) => desired.ensure === 'absent' || !String(desired.target).startsWith('/')
-      ? undefined : `cairn_tl ${node} ${q(desired.path)} ${q(String(desired.target))}`,
+      ? undefined : `cairn_tl ${node} 0 ${q(desired.path)} ${q(String(desired.target))}`,
+    // A link in a folder its group makes goes into that folder's stage (cairn_slink), and in
+    // place otherwise.
+    stage(desired, ids) {
+      if (desired.ensure === 'absent' || desired.path.includes('\n')) return undefined;
+      const k = ids.folder(dirname(desired.path));
+      const p = q(desired.path);
+      const t = q(String(desired.target));
+      return {
+        path: desired.path,
+        entry: true,
+        ...(String(desired.target).startsWith('/') ? { turn: (node: number) => `cairn_tl ${node} ${k} ${p} ${t}` } : {}),
+        apply: `if [ ! -e ${p} ] && [ ! -L ${p} ] && cairn_slink "$cairn_i" ${k} ${p} ${t}; then return 0; fi\n${this.apply(desired, 'create')}`,
+      };
+    },
     apply(desired, action) {
       const p = q(desired.path);
       const kind = `if [ -d ${p} ]; then k=directory; else k=file; fi`;
