@@ -70,6 +70,13 @@ describe('agent protocol frames', () => {
       assert.equal(parsed.frame.type, type);
     });
   }
+  test('agent → master: a result whose report leaves out its nodes (they went as events) is read as one, a report of other wrong shape is not', () => {
+    const { nodes: _sent, ...withoutNodes } = REPORT;
+    const parsed = parseAgentFrame(JSON.stringify({ ...VALID_AGENT.result, report: withoutNodes }));
+    assert.ok('frame' in parsed, JSON.stringify(parsed));
+    assert.ok(parsed.frame.type === 'result' && parsed.frame.report && !('nodes' in parsed.frame.report));
+    assert.ok('refused' in parseAgentFrame(JSON.stringify({ ...VALID_AGENT.result, report: { ...withoutNodes, counts: undefined } })));
+  });
   for (const [type, frame] of Object.entries(VALID_MASTER)) {
     test(`master → agent: a valid ${type} is read as one`, () => {
       const parsed = parseMasterFrame(JSON.stringify(frame));

@@ -86,6 +86,30 @@ test('a decoded run encoded again sends its unread invocations line as it came; 
   assert.deepStrictEqual(decodeCompiled(encodeCompiled(replaced).join('')).run.invocations, c.run.invocations.slice(0, 1));
 });
 
+test('a decoded run encoded again sends its graph line as it came while its graph and header are those it decoded to; a header field or the graph replaced, written anew', async () => {
+  const c = await compiled();
+  const text = encodeCompiled(c).join('');
+  const newline = text.indexOf('\n');
+  // Marked as above: only the text it came in has a space after its opening brace.
+  const spaced = `{ ${text.slice(1)}`;
+  const untouched = decodeCompiled(Buffer.from(spaced));
+  assert.equal(encodeCompiled(untouched).join(''), spaced);
+
+  const newFacts = decodeCompiled(Buffer.from(spaced));
+  newFacts.run.facts = { ...newFacts.run.facts, changed: true };
+  const again = decodeCompiled(encodeCompiled(newFacts).join(''));
+  assert.equal(encodeCompiled(newFacts).join('').slice(0, 2), '{"');
+  assert.deepStrictEqual(again.run.facts, { ...c.run.facts, changed: true });
+  assert.deepStrictEqual(again.graph, c.graph);
+
+  const newGraph = decodeCompiled(Buffer.from(spaced));
+  const fewer: Compiled = { run: newGraph.run, graph: { ...newGraph.graph, dropped: [] } };
+  const written = encodeCompiled(fewer).join('');
+  assert.equal(written.slice(0, 2), '{"');
+  assert.deepStrictEqual(decodeCompiled(written).graph.dropped, []);
+  assert.equal(written.slice(written.indexOf('\n') + 1), text.slice(newline + 1));
+});
+
 test('a node that uses the compact form (ref as id, usual meta, itself as its declaration) comes back whole', async () => {
   const { run, graph } = await compiled();
   const plain = graph.nodes.find((n) => n.ref === n.id && !n.lazy && n.declarations.length === 1 && n.pos && !n.meta.noop)!;

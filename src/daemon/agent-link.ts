@@ -264,8 +264,10 @@ export class AgentLink {
       send({ type: 'events', re: op.id, seq: seq - unsent.length + 1, nodes: unsent });
       unsent = [];
     };
+    const sent: NodeResult[] = [];
     const event = (node: NodeResult) => {
       seq++;
+      sent.push(node);
       if (unsent.push(node) === 1) flushTimer = setTimeout(flush, EVENTS_FLUSH_MS);
       if (unsent.length >= EVENTS_PER_FRAME) flush();
     };
@@ -312,7 +314,11 @@ export class AgentLink {
           onLog: (ref, message) => log('log', message, ref),
           onResult: event,
         });
-        reply({ type: 'result', re: op.id, ok: true, report, facts });
+        // Its nodes went as events already, these very results in this order: the master puts
+        // them back rather than reading them twice.
+        const { nodes, ...withoutNodes } = report;
+        const allSent = nodes.length === sent.length && nodes.every((node, i) => node === sent[i]);
+        reply({ type: 'result', re: op.id, ok: true, report: allSent ? withoutNodes : report, facts });
         this.options.log(`${op.op} ${op.id}: ${report.counts.changed} changed, ${report.counts.unchanged} unchanged, ${report.counts.failed} failed, ${report.counts.skipped} skipped`);
       } finally {
         await exec.close();

@@ -389,15 +389,42 @@ const RUN_FIELDS = {
  */
 const unparsedInvocations = new WeakMap<StateRun, () => Buffer | undefined>();
 
+/**
+ * A decoded run's first line as it came, with the values it decoded to: encoded again with its
+ * graph and header fields still those values (the CLI sending a cached run on to a master), the
+ * line goes as it came rather than being written anew, which cost the CLI more than the master's
+ * whole relay of the run. Decoded runs are read, never changed in place, so identity of the graph
+ * and of each header value is what "unchanged" checks. Only for lines up to FIRST_LINE_KEPT_MAX
+ * characters: a very large run does not hold its text twice.
+ */
+const decodedFirstLine = new WeakMap<StateRun, { line: string; graph: Graph; head: [string, unknown][] }>();
+const FIRST_LINE_KEPT_MAX = 8 * 1024 * 1024;
+
+function keptFirstLine(run: StateRun, graph: Graph): string | undefined {
+  const kept = decodedFirstLine.get(run);
+  if (!kept || kept.graph !== graph) return undefined;
+  const keys = Object.keys(run).filter((key) => key !== 'invocations');
+  if (keys.length !== kept.head.length) return undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const [key, value] = kept.head[i]!;
+    if (keys[i] !== key || run[key as keyof StateRun] !== value) return undefined;
+  }
+  return kept.line;
+}
+
 /** The compiled run as pieces written one after another: a large run is never joined into one more string. */
 export function encodeCompiled({ run, graph }: Compiled): string[] {
   refuseUnknown(run, RUN_FIELDS, 'run');
-  const head: Wire = {};
-  for (const key of Object.keys(run) as (keyof StateRun)[]) {
-    if (key !== 'invocations') head[key] = RUN_FIELDS[key].encode(run[key] as never, run, `run.${key}`);
+  let first = keptFirstLine(run, graph);
+  if (first === undefined) {
+    const head: Wire = {};
+    for (const key of Object.keys(run) as (keyof StateRun)[]) {
+      if (key !== 'invocations') head[key] = RUN_FIELDS[key].encode(run[key] as never, run, `run.${key}`);
+    }
+    first = JSON.stringify({ keys: Object.keys(run), head, graph: encodeWith(GRAPH_FIELDS, graph, 'graph') });
   }
   return [
-    JSON.stringify({ keys: Object.keys(run), head, graph: encodeWith(GRAPH_FIELDS, graph, 'graph') }),
+    first,
     '\n',
     unparsedInvocations.get(run)?.()?.toString('utf8') ?? JSON.stringify(run.invocations),
   ];
@@ -471,6 +498,9 @@ function decodeLines(line1: string, line2: () => Buffer): Compiled {
     });
   }
   unparsedInvocations.set(run as unknown as StateRun, () => rest?.());
+  if (line1.length <= FIRST_LINE_KEPT_MAX) {
+    decodedFirstLine.set(run as unknown as StateRun, { line: line1, graph, head: keys.filter((key) => key !== 'invocations').map((key) => [key, run[key]]) });
+  }
   return { run: run as unknown as StateRun, graph };
 }
 

@@ -661,8 +661,9 @@ export class RunManager {
         onLog: (stream, data, ref) => this.emit(run, { type: 'log', target: name, stream, data, ...(ref !== undefined ? { ref } : {}) }),
       }, signal);
       if (request.mode === 'plan' || request.mode === 'apply') {
-        if (!result.ok || !result.report || !('nodes' in result.report)) return unreachable(result.error ?? 'the agent sent no report');
-        const report = result.report as TargetReport;
+        if (!result.ok || !result.report || !('counts' in result.report)) return unreachable(result.error ?? 'the agent sent no report');
+        // Without its nodes when they all came as events (protocol.ts): those are its nodes.
+        const report = (result.report.nodes ? result.report : { ...result.report, nodes }) as TargetReport;
         if (request.mode === 'apply') await this.store.put(RUN_KEYS.report(name), JSON.stringify({ version: 1, mode: 'apply', run: run.record.id, ...(run.record.revision ? { revision: run.record.revision } : {}), started: run.record.started, finished: new Date().toISOString(), targets: [report] }));
         return report;
       }
