@@ -209,6 +209,38 @@ describe('agents through a master (real processes)', { skip: built }, () => {
     assert.equal((await startRunFollowing(master, viewer, { mode: 'facts', targets: ['web1'] }, finished)).status, 403);
   });
 
+  test('?nodes=once (what the CLI asks): node results only in the node events, the target\'s outcome and the run\'s report without them; another value is 400 and starts nothing', HANG, async () => {
+    const r = cli(['apply', '--site', site, '-t', 'web1', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const fromCli = (JSON.parse(r.stdout) as Report).targets[0]!;
+    const list = async () => ((await api(master, viewer, 'GET', '/api/v1/runs')).json as { runs: { id: string; mode: string; targets: string[] }[] }).runs;
+    const runs = await list();
+    const id = runs.find((run) => run.mode === 'apply' && run.targets.includes('web1'))!.id;
+    const finished = (e: SseEvent) => e.event === 'run' && e.data.state === 'finished';
+    const full = await readEvents(master, viewer, id, undefined, finished);
+    const lean = await readEvents(master, viewer, id, undefined, finished, '?nodes=once');
+    assert.deepEqual(lean.map((e) => [e.id, e.event]), full.map((e) => [e.id, e.event]));
+    const outcome = (events: SseEvent[]) => events.find((e) => e.event === 'target' && e.data.phase === 'finished')!.data.outcome as Record<string, unknown>;
+    const { nodes, ...rest } = outcome(full) as { nodes: unknown[] };
+    assert.ok(nodes.length > 0);
+    assert.deepEqual(outcome(lean), rest);
+    // The node events are the outcome's nodes, and what the CLI reported.
+    assert.deepEqual(lean.filter((e) => e.event === 'node').map((e) => e.data.node), nodes);
+    assert.deepEqual(fromCli.nodes.map((n) => n.ref), (nodes as { ref: string }[]).map((n) => n.ref));
+    const report = lean.at(-1)!.data.report as { targets: Record<string, unknown>[] };
+    assert.ok(report.targets.every((t) => !('nodes' in t)) && report.targets.length === 1);
+    for (const e of full.filter((e) => e.event !== 'run' && !(e.event === 'target' && e.data.phase === 'finished'))) {
+      assert.deepEqual(lean.find((l) => l.id === e.id)!.data, e.data);
+    }
+
+    assert.equal((await api(master, viewer, 'GET', `/api/v1/runs/${id}/events?nodes=twice`)).status, 400);
+    const before = (await list()).length;
+    const refused = await api(master, operator, 'POST', '/api/v1/runs?nodes=twice', { mode: 'facts', targets: ['web1'] });
+    assert.equal(refused.status, 400);
+    assert.match((refused.json as { error: string }).error, /nodes= takes only once/);
+    assert.equal((await list()).length, before);
+  });
+
   test('cancel a run in flight: the node running finishes, the rest is skipped, the run says cancelled', HANG, async () => {
     const apply = new CairnProcess(['apply', '--site', gateSite, '-t', 'web1', '--json', '--master', master.apiUrl, '--master-ca', master.caFile], { CAIRN_TOKEN: operator });
     await waitUntil(() => existsSync(join(root('web1'), 'started')), () => `the gated run to start: ${apply.stderr}`);

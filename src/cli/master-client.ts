@@ -111,6 +111,17 @@ type RunEvent =
   | { seq: number; type: 'node'; target: string; node: NodeResult }
   | { seq: number; type: 'log'; target: string; stream: 'stdout' | 'stderr' | 'log' | 'notice'; data: string; ref?: string };
 
+/**
+ * A run's node results come once, in its `node` events: the finished target's outcome and the
+ * run's report leave them out (api-runs.ts), and withNodes puts back those this client was
+ * handed. A master that does not know the option sends them anyway, and they are used as sent.
+ */
+const NODES_ONCE = '?nodes=once';
+
+function withNodes(outcome: Record<string, unknown>, nodes: NodeResult[]): TargetReport {
+  return ('nodes' in outcome ? outcome : { ...outcome, nodes }) as unknown as TargetReport;
+}
+
 /** How often a dropped event stream is resumed before the run is given up as unreachable. */
 const RESUME_ATTEMPTS = 5;
 const RESUME_DELAY_MS = 1000;
@@ -187,7 +198,7 @@ export class MasterClient {
    * GET); a master that answers with the id alone is followed with a GET.
    */
   private async startFollowing(body: Record<string, unknown>): Promise<{ id: string; events?: IncomingMessage }> {
-    const res = await this.open('POST', '/api/v1/runs', { accept: 'text/event-stream' }, JSON.stringify(body));
+    const res = await this.open('POST', `/api/v1/runs${NODES_ONCE}`, { accept: 'text/event-stream' }, JSON.stringify(body));
     const location = res.headers.location;
     if (res.statusCode === 202 && res.headers['content-type']?.startsWith('text/event-stream') && location) {
       return { id: decodeURIComponent(location.slice(location.lastIndexOf('/') + 1)), events: res };
@@ -204,13 +215,13 @@ export class MasterClient {
    * a stream that drops is resumed after the last event seen (Last-Event-ID). `started`: the
    * stream the run's POST answered with (startFollowing), read first.
    */
-  async follow(id: string, onEvent: (event: RunEvent) => void, started?: IncomingMessage): Promise<void> {
+  async follow(id: string, onEvent: (event: RunEvent) => void, started?: IncomingMessage, query = ''): Promise<void> {
     let last = 0;
     let finished = false;
     let failures = 0;
     while (!finished) {
       try {
-        const res = started ?? await this.open('GET', `/api/v1/runs/${encodeURIComponent(id)}/events`, { accept: 'text/event-stream', 'last-event-id': String(last) });
+        const res = started ?? await this.open('GET', `/api/v1/runs/${encodeURIComponent(id)}/events${query}`, { accept: 'text/event-stream', 'last-event-id': String(last) });
         started = undefined;
         if (res.statusCode !== 200 && res.statusCode !== 202) {
           res.resume();
@@ -290,12 +301,13 @@ export class MasterClient {
           if (event.stream === 'notice') options.onNotice?.(event.data);
           else options.onLog?.(event.ref ?? name, event.data);
         } else if (event.type === 'target' && event.phase === 'finished' && event.target === name) {
-          report = event.outcome as unknown as TargetReport;
+          report = withNodes(event.outcome, nodes);
         } else if (event.type === 'run' && event.state === 'finished') {
           // A run recorded interrupted (the master running it died) has this target's outcome only in its report.
-          report ??= event.report?.targets.find((t) => t.name === name) as unknown as TargetReport | undefined;
+          const outcome = event.report?.targets.find((t) => t.name === name);
+          report ??= outcome && withNodes(outcome, nodes);
         }
-      }, started.events);
+      }, started.events, NODES_ONCE);
       return report ?? summarize(name, nodes, `master ${this.url} finished run ${runId} without a report for ${name}`);
     } catch (err) {
       if (err instanceof MasterUnreachable || err instanceof MasterError) return summarize(name, [], err.message);

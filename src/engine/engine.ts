@@ -118,6 +118,14 @@ const AT_FIRST_CHANCE = -2; // pending from an earlier run: at the first invocat
  */
 const LOOKAHEAD = 32;
 /**
+ * A run lets the event loop turn at least this often. A converged node's turn is a few stat
+ * calls with nothing to wait on, so a no-op run would otherwise hold the loop from its first
+ * node to its last: what the run's results feed could not leave as they came (an agent's
+ * frames to its master went out only at the end, since TLS writes one record at a time and
+ * hears the last one done only when the loop turns), nor a signal be heard.
+ */
+const LOOP_TURN_MS = 4;
+/**
  * Requisite edges whose failure skips the node that depends on them. Not onchanges: a watched
  * node that failed did not change, so the watcher is `skipped (no changes)`, and what requires
  * the watcher still runs (DESIGN §5.4).
@@ -367,7 +375,12 @@ export class Engine {
       const inv = this.byId.get(id)!.invocation;
       remaining.set(inv, (remaining.get(inv) ?? 0) + 1);
     }
+    let turned = nowMs();
     for (const id of this.graph.order) {
+      if (nowMs() - turned >= LOOP_TURN_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        turned = nowMs();
+      }
       const node = this.byId.get(id)!;
       const where = this.overlapPaths(node);
       if (where) await this.startOverlapped(node, where);

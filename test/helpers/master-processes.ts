@@ -135,8 +135,9 @@ export interface SseEvent {
  * Reads a run's server-sent events, from after `lastEventId`, until `stop` says so (the
  * connection is then dropped, as a client that goes away) or the stream ends.
  */
-export async function readEvents(m: RunningMaster, token: string, runId: string, lastEventId: number | undefined, stop: (e: SseEvent, all: SseEvent[]) => boolean): Promise<SseEvent[]> {
-  const { status, events } = await sseRequest(m, token, 'GET', `/api/v1/runs/${runId}/events`, lastEventId !== undefined ? { 'last-event-id': String(lastEventId) } : {}, undefined, stop);
+export async function readEvents(m: RunningMaster, token: string, runId: string, lastEventId: number | undefined, stop: (e: SseEvent, all: SseEvent[]) => boolean,
+  query = ''): Promise<SseEvent[]> {
+  const { status, events } = await sseRequest(m, token, 'GET', `/api/v1/runs/${runId}/events${query}`, lastEventId !== undefined ? { 'last-event-id': String(lastEventId) } : {}, undefined, stop);
   if (status !== 200) throw new Error(`events of ${runId}: ${status}`);
   return events;
 }

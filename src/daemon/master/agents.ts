@@ -80,8 +80,12 @@ class Session {
   /** Settles when the last frame handed to ws has been written out. */
   private written: Promise<void> = Promise.resolve();
   readonly connectedAt = new Date();
+  /** The facts last stored for it, as text: a result with the same facts writes nothing. */
+  storedFacts: string;
 
-  constructor(readonly name: string, readonly socket: WebSocket, readonly hello: Hello) {}
+  constructor(readonly name: string, readonly socket: WebSocket, readonly hello: Hello) {
+    this.storedFacts = JSON.stringify(hello.facts);
+  }
 
   async send(text: string): Promise<void> {
     while (this.socket.bufferedAmount > HIGH_WATER) await this.written;
@@ -175,7 +179,15 @@ export class AgentHub {
       else {
         session.ops.delete(frame.re);
         const current = session;
-        if (frame.facts) this.background(current.name, () => this.saveFacts(current, frame.facts!));
+        const facts = frame.facts && JSON.stringify(frame.facts);
+        if (facts && facts !== current.storedFacts) {
+          current.storedFacts = facts;
+          // After the result is handed on: an op's answer reaches whoever waits before the store write.
+          this.background(current.name, async () => {
+            await new Promise((resolve) => setImmediate(resolve));
+            await this.saveFacts(current, frame.facts!);
+          });
+        }
         op.resolve(frame);
       }
     });

@@ -83,8 +83,33 @@ function lastRun(outcome: NonNullable<RunRecord['report']>['targets'][number] | 
 }
 
 /** The SSE text of one event: its seq as the id, its type as the event name. */
-function sseText(event: RunEvent): string {
-  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${eventText(event)}\n\n`;
+function sseText(event: RunEvent, nodesOnce: boolean): string {
+  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${nodesOnce ? leanText(event) : eventText(event)}\n\n`;
+}
+
+const withoutNodes = <T extends object>(outcome: T): T => {
+  if (!('nodes' in outcome)) return outcome;
+  const { nodes: _nodes, ...rest } = outcome;
+  return rest as T;
+};
+
+/**
+ * An event's text for a follower that asked for `?nodes=once`: a target's outcome and the run's
+ * report without the node results, which that follower has from the `node` events already (a
+ * 742-node run's finished events carried them twice more, most of its stream).
+ */
+function leanText(event: RunEvent): string {
+  if (event.type === 'target' && event.phase === 'finished') return JSON.stringify({ ...event, outcome: withoutNodes(event.outcome) });
+  if (event.type === 'run' && event.report) return JSON.stringify({ ...event, report: { ...event.report, targets: event.report.targets.map(withoutNodes) } });
+  return eventText(event);
+}
+
+/** `?nodes=once`: the node results only in the `node` events (leanText). */
+function nodesOnce(req: RouteRequest): boolean {
+  const value = req.query.get('nodes');
+  if (value === null) return false;
+  if (value !== 'once') throw new HttpError(400, '?nodes= takes only once');
+  return true;
 }
 
 /** Where a follower resumes: after Last-Event-ID (a reconnecting EventSource), or `?after=N`. */
@@ -98,8 +123,9 @@ function resumeAfter(req: RouteRequest): number {
 async function followEvents(runs: RunManager, req: RouteRequest, res: ServerResponse): Promise<undefined> {
   const id = req.params.id!;
   const after = resumeAfter(req);
+  const lean = nodesOnce(req);
   if (!RUN_ID.test(id) || !(await runs.get(id))) throw new HttpError(404, `no run ${id}`);
-  return streamEvents(runs, id, after, req, res, 200, {});
+  return streamEvents(runs, id, after, lean, req, res, 200, {});
 }
 
 /** A POST /runs that accepts text/event-stream is answered with the run's events (its id in Location): one request, not two. */
@@ -109,7 +135,7 @@ function wantsEvents(req: RouteRequest): boolean {
 }
 
 /** Streams run `id`'s events after seq `after` as server-sent events, until its last or the client goes. */
-async function streamEvents(runs: RunManager, id: string, after: number, req: RouteRequest, res: ServerResponse, status: number, headers: Record<string, string>): Promise<undefined> {
+async function streamEvents(runs: RunManager, id: string, after: number, lean: boolean, req: RouteRequest, res: ServerResponse, status: number, headers: Record<string, string>): Promise<undefined> {
   res.writeHead(status, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', ...headers });
   res.write('retry: 1000\n\n');
   await new Promise<void>((resolve) => {
@@ -125,7 +151,7 @@ async function streamEvents(runs: RunManager, id: string, after: number, req: Ro
     };
     const send = (event: RunEvent) => {
       if (!unsent) queueMicrotask(flush);
-      unsent += sseText(event);
+      unsent += sseText(event, lean);
     };
     const end = () => {
       clearInterval(keepAlive);
@@ -253,6 +279,8 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
       method: 'POST', path: '/api/v1/runs', listener: 'api', auth: 'operator', body: runRequestSchema, maxBodyBytes: MAX_FRAME_BYTES,
       async handle(req, res) {
         const body = req.body as z.infer<typeof runRequestSchema>;
+        // Checked before the run starts: a bad query changes nothing.
+        const lean = nodesOnce(req);
         const options = { ...body.options, ...(body.diff !== undefined ? { diff: body.diff } : {}) };
         let compiled = body.compiled ? new Map(Object.entries(body.compiled)) : undefined;
         let revision: string | undefined;
@@ -273,7 +301,7 @@ export function apiRunRoutes(deps: ApiRunDeps): Route[] {
           ...(revision ? { revision } : {}),
           ...(req.user ? { requestedBy: req.user.name } : {}),
         });
-        if (wantsEvents(req)) return streamEvents(runs, id, 0, req, res, 202, { location: `/api/v1/runs/${id}` });
+        if (wantsEvents(req)) return streamEvents(runs, id, 0, lean, req, res, 202, { location: `/api/v1/runs/${id}` });
         return { status: 202, json: { id }, headers: { location: `/api/v1/runs/${id}` } };
       },
     },
