@@ -116,3 +116,31 @@ test('the executor registry opens local targets and says which executors this Ca
   assert.deepEqual(fixed.facts, { os_family: 'freebsd' });
   await fixed.exec.close();
 });
+
+test('a long run lets the event loop turn as it goes (what its results feed can send them as they come): an immediate queued at its start runs before its last result', async () => {
+  const root = tempDir('cairn-turns-');
+  const parts = Array.from({ length: 600 }, (_, i) => `  - file: ${root}/f${i}\n    content: "${i}"\n`).join('');
+  const site = makeSite({
+    'cairn.yaml': `targets:\n  t1:\n    executor: local\n    state_dir: ${root}/state\n    run: [s]\n`,
+    'states/s.yaml': `s:\n${parts}`,
+  });
+  const d = new Diagnostics();
+  const catalog = buildCatalog(await loadSite(site, d), d);
+  d.throwIfAny();
+  const run = compile(catalog, catalog.targets.get('t1')!, { facts: { os_family: 'debian' }, cliVars: {} });
+  const unit = { run, graph: buildGraph(run) };
+  assert.equal((await runTarget(unit, new LocalExecutor(), { mode: 'apply' })).counts.changed, 600);
+  // The converged run: each node a few stat calls, nothing that waits on its own.
+  let turns = 0;
+  let counting = true;
+  const count = () => {
+    turns++;
+    if (counting) setImmediate(count);
+  };
+  setImmediate(count);
+  const turnsAt: number[] = [];
+  const noop = await runTarget(unit, new LocalExecutor(), { mode: 'apply', onResult: () => turnsAt.push(turns) });
+  counting = false;
+  assert.equal(noop.counts.unchanged, 600);
+  assert.ok(turnsAt.at(-1)! > 0, 'the loop turned before the last result');
+});
