@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { buildCatalog } from '../src/catalog/catalog.ts';
 import { compile } from '../src/catalog/compile.ts';
 import { buildGraph, type GraphNode } from '../src/graph/build.ts';
-import { CodecError, decodeCompiled, EDGE_KEYS, encodeCompiled, GRAPH_NODE_KEYS, type Compiled } from '../src/graph/codec.ts';
+import { CodecError, decodeCompiled, EDGE_KEYS, encodeCompiled, encodeForEngine, GRAPH_NODE_KEYS, type Compiled } from '../src/graph/codec.ts';
 import { Diagnostics } from '../src/lib/errors.ts';
 import { loadSite } from '../src/site/load.ts';
 
@@ -108,6 +108,21 @@ test('a decoded run encoded again sends its graph line as it came while its grap
   assert.equal(written.slice(0, 2), '{"');
   assert.deepStrictEqual(decodeCompiled(written).graph.dropped, []);
   assert.equal(written.slice(written.indexOf('\n') + 1), text.slice(newline + 1));
+});
+
+test('the form an engine runs (encodeForEngine, what an agent is sent) is the graph and header line as written, with no invocations', async () => {
+  const c = await compiled();
+  assert.ok(c.run.invocations.length > 0);
+  const text = encodeCompiled(c).join('');
+  const forEngine = encodeForEngine(c);
+  assert.equal(forEngine, `${text.slice(0, text.indexOf('\n'))}\n[]`);
+  const back = decodeCompiled(forEngine);
+  assert.deepStrictEqual(back.graph, c.graph);
+  assert.deepStrictEqual({ ...back.run, invocations: c.run.invocations }, c.run);
+  assert.deepStrictEqual(back.run.invocations, []);
+  // From a decoded run too (the CLI's cached one): its invocations are never read to write it.
+  const cached = decodeCompiled(text);
+  assert.equal(encodeForEngine(cached), forEngine);
 });
 
 test('a node that uses the compact form (ref as id, usual meta, itself as its declaration) comes back whole', async () => {

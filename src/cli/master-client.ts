@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import type { NodeResult, TargetReport } from '../engine/engine.ts';
 import { summarize } from '../engine/engine.ts';
 import type { RunTargetOptions } from '../engine/run-target.ts';
-import { encodeCompiled, type Compiled } from '../graph/codec.ts';
+import { encodeForEngine, type Compiled } from '../graph/codec.ts';
 import { inputError } from '../lib/errors.ts';
 import type { RunResult } from '../executors/types.ts';
 
@@ -280,7 +280,7 @@ export class MasterClient {
     options.signal?.addEventListener('abort', cancel, { once: true });
     try {
       const started = await this.startFollowing({
-        mode: options.mode, targets: [name], compiled: { [name]: encodeCompiled(compiled).join('') },
+        mode: options.mode, targets: [name], compiled: { [name]: encodeForEngine(compiled) },
         diff: options.diff ?? false,
         options: {
           ...(options.failFast ? { fail_fast: true } : {}),

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { HttpError } from '../daemon/master/routes.ts';
 import type { CompileHead, HeadGroups } from '../daemon/master/api-runs.ts';
-import { encodeCompiled } from '../graph/codec.ts';
+import { encodeForEngine } from '../graph/codec.ts';
 import { InputError } from '../lib/errors.ts';
 import { headManifest, materialize } from '../store/documents.ts';
 import type { Store } from '../store/types.ts';
@@ -27,7 +27,7 @@ export function compileHeadFrom(store: Store, workDir: string): CompileHead {
       const missing = targets.filter((t) => !known.has(t.name)).map((t) => t.name);
       if (missing.length) throw new HttpError(422, `revision ${head.manifest.id} has no target named ${missing.join(', ')}`);
       const compiled = await compiler.compile(targets);
-      return { revision: head.manifest.id, compiled: new Map(compiled.map((c) => [c.run.target.name, encodeCompiled(c).join('')])) };
+      return { revision: head.manifest.id, compiled: new Map(compiled.map((c) => [c.run.target.name, encodeForEngine(c)])) };
     });
   };
 }

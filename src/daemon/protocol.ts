@@ -120,7 +120,7 @@ export const welcomeSchema = z.strictObject({ v, type: z.literal('welcome'), nam
 export const opSchema = z.strictObject({
   v, type: z.literal('op'), id,
   op: z.enum(['facts', 'plan', 'apply', 'run']),
-  /** The compiled run, as graph/codec.ts's encodeCompiled wrote it (two JSON lines: the graph and header, then the invocations). */
+  /** The compiled run, as graph/codec.ts writes it (two JSON lines: the graph and header, then the invocations, which encodeForEngine leaves empty). */
   run: z.string().optional(),
   options: opOptionsSchema,
   argv: z.array(z.string()).min(1).optional(),

@@ -412,22 +412,35 @@ function keptFirstLine(run: StateRun, graph: Graph): string | undefined {
   return kept.line;
 }
 
-/** The compiled run as pieces written one after another: a large run is never joined into one more string. */
-export function encodeCompiled({ run, graph }: Compiled): string[] {
+function firstLine({ run, graph }: Compiled): string {
   refuseUnknown(run, RUN_FIELDS, 'run');
-  let first = keptFirstLine(run, graph);
-  if (first === undefined) {
-    const head: Wire = {};
-    for (const key of Object.keys(run) as (keyof StateRun)[]) {
-      if (key !== 'invocations') head[key] = RUN_FIELDS[key].encode(run[key] as never, run, `run.${key}`);
-    }
-    first = JSON.stringify({ keys: Object.keys(run), head, graph: encodeWith(GRAPH_FIELDS, graph, 'graph') });
+  const kept = keptFirstLine(run, graph);
+  if (kept !== undefined) return kept;
+  const head: Wire = {};
+  for (const key of Object.keys(run) as (keyof StateRun)[]) {
+    if (key !== 'invocations') head[key] = RUN_FIELDS[key].encode(run[key] as never, run, `run.${key}`);
   }
+  return JSON.stringify({ keys: Object.keys(run), head, graph: encodeWith(GRAPH_FIELDS, graph, 'graph') });
+}
+
+/** The compiled run as pieces written one after another: a large run is never joined into one more string. */
+export function encodeCompiled(compiled: Compiled): string[] {
+  const { run } = compiled;
   return [
-    first,
+    firstLine(compiled),
     '\n',
     unparsedInvocations.get(run)?.()?.toString('utf8') ?? JSON.stringify(run.invocations),
   ];
+}
+
+/**
+ * The compiled run as an engine runs it, to ship to where it runs (an agent): the graph and the
+ * run's header, its invocations empty. Running reads only the graph (it has every node) and the
+ * header; the invocations, a little under half of the text, are read by compiling and `cairn
+ * show`, which stay where the site is.
+ */
+export function encodeForEngine(compiled: Compiled): string {
+  return `${firstLine(compiled)}\n[]`;
 }
 
 function parseJson(text: string, where: string): unknown {
