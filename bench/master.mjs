@@ -163,7 +163,7 @@ function timed(fn) {
   return (performance.now() - t0) / 1000;
 }
 
-export async function masterBench({ agents = 2000, processes = 4, runs = 3 } = {}) {
+export async function masterBench({ agents = 2000, processes = 4, runs = 11 } = {}) {
   const work = mkdtempSync(join(tmpdir(), 'cairn-bench-master-'));
   const store = `sqlite:${join(work, 'store.db')}`;
   const stateDir = join(work, 'state');
@@ -286,7 +286,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const agents = at >= 0 ? Number(args[at + 1]) : 2000;
   if (!(agents >= 1)) throw new Error('--agents N: a whole number, 1 or more');
   const atRuns = args.indexOf('--runs');
-  const runs = atRuns >= 0 ? Number(args[atRuns + 1]) : 3;
+  const runs = atRuns >= 0 ? Number(args[atRuns + 1]) : 11;
   if (!(runs >= 1)) throw new Error('--runs N: a whole number, 1 or more');
   mkdirSync(tmpdir(), { recursive: true });
   await masterBench({ agents, runs });

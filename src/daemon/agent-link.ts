@@ -175,11 +175,13 @@ export class AgentLink {
       watchdog.unref();
       const stop = () => socket.close(1000, 'agent stopping');
       signal.addEventListener('abort', stop, { once: true });
-      const send = (frame: Outgoing<AgentFrame>) => {
-        if (socket.readyState === WebSocket.OPEN) socket.send(frameText(frame));
-      };
+      /** Resolves once the frame is written out (at once when the socket is gone). */
+      const send = (frame: Outgoing<AgentFrame>) => new Promise<void>((resolve) => {
+        if (socket.readyState === WebSocket.OPEN) socket.send(frameText(frame), () => resolve());
+        else resolve();
+      });
       socket.on('open', () => {
-        send({ type: 'hello', agent_version: CAIRN_VERSION, facts: localFacts(), boot_id: bootId() });
+        void send({ type: 'hello', agent_version: CAIRN_VERSION, facts: localFacts(), boot_id: bootId() });
       });
       socket.on('ping', () => {
         lastPing = Date.now();
@@ -249,7 +251,7 @@ export class AgentLink {
   }
 
   /** Runs one op and sends its events, log lines and result back. */
-  private async answer(op: OpFrame, send: (frame: Outgoing<AgentFrame>) => void): Promise<void> {
+  private async answer(op: OpFrame, send: (frame: Outgoing<AgentFrame>) => Promise<void>): Promise<void> {
     const controller = new AbortController();
     this.ops.set(op.id, controller);
     let seq = 0;
@@ -261,7 +263,7 @@ export class AgentLink {
       clearTimeout(flushTimer);
       flushTimer = undefined;
       if (unsent.length === 0) return;
-      send({ type: 'events', re: op.id, seq: seq - unsent.length + 1, nodes: unsent });
+      void send({ type: 'events', re: op.id, seq: seq - unsent.length + 1, nodes: unsent });
       unsent = [];
     };
     const sent: NodeResult[] = [];
@@ -273,7 +275,7 @@ export class AgentLink {
     };
     const reply = (frame: Outgoing<AgentFrame>) => {
       flush();
-      send(frame);
+      return send(frame);
     };
     const log = (stream: 'stdout' | 'stderr' | 'log' | 'notice', data: string, ref?: string) => reply({ type: 'log', re: op.id, seq: ++seq, stream, data, ...(ref !== undefined ? { ref } : {}) });
     try {
@@ -318,8 +320,11 @@ export class AgentLink {
         // them back rather than reading them twice.
         const { nodes, ...withoutNodes } = report;
         const allSent = nodes.length === sent.length && nodes.every((node, i) => node === sent[i]);
-        reply({ type: 'result', re: op.id, ok: true, report: allSent ? withoutNodes : report, facts });
+        const written = reply({ type: 'result', re: op.id, ok: true, report: allSent ? withoutNodes : report, facts });
         this.options.log(`${op.op} ${op.id}: ${report.counts.changed} changed, ${report.counts.unchanged} unchanged, ${report.counts.failed} failed, ${report.counts.skipped} skipped`);
+        // Out before the content index is saved (exec.close): TLS sends the run's last frames
+        // only as the event loop turns, which that work would hold up.
+        await written;
       } finally {
         await exec.close();
       }
