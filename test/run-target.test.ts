@@ -20,10 +20,11 @@ import { Diagnostics, ExitCode } from '../src/lib/errors.ts';
 import { loadSite } from '../src/site/load.ts';
 import { makeSite, tempDir } from './helpers/cli.ts';
 
-async function compiled(root: string): Promise<Compiled> {
+/** Target t1 of a site whose state `s` has `parts` (by default two files, a and b, under `root`). */
+async function compiled(root: string, parts = `  - file: ${root}/a\n    content: one\n  - file: ${root}/b\n    content: two\n`): Promise<Compiled> {
   const site = makeSite({
     'cairn.yaml': `targets:\n  t1:\n    executor: local\n    state_dir: ${root}/state\n    run: [s]\n`,
-    'states/s.yaml': `s:\n  - file: ${root}/a\n    content: one\n  - file: ${root}/b\n    content: two\n`,
+    'states/s.yaml': `s:\n${parts}`,
   });
   const d = new Diagnostics();
   const catalog = buildCatalog(await loadSite(site, d), d);
@@ -119,16 +120,7 @@ test('the executor registry opens local targets and says which executors this Ca
 
 test('a long run lets the event loop turn as it goes (what its results feed can send them as they come): an immediate queued at its start runs before its last result', async () => {
   const root = tempDir('cairn-turns-');
-  const parts = Array.from({ length: 600 }, (_, i) => `  - file: ${root}/f${i}\n    content: "${i}"\n`).join('');
-  const site = makeSite({
-    'cairn.yaml': `targets:\n  t1:\n    executor: local\n    state_dir: ${root}/state\n    run: [s]\n`,
-    'states/s.yaml': `s:\n${parts}`,
-  });
-  const d = new Diagnostics();
-  const catalog = buildCatalog(await loadSite(site, d), d);
-  d.throwIfAny();
-  const run = compile(catalog, catalog.targets.get('t1')!, { facts: { os_family: 'debian' }, cliVars: {} });
-  const unit = { run, graph: buildGraph(run) };
+  const unit = await compiled(root, Array.from({ length: 600 }, (_, i) => `  - file: ${root}/f${i}\n    content: "${i}"\n`).join(''));
   assert.equal((await runTarget(unit, new LocalExecutor(), { mode: 'apply' })).counts.changed, 600);
   // The converged run: each node a few stat calls, nothing that waits on its own.
   let turns = 0;
