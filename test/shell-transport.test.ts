@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -226,4 +226,103 @@ test('a read answered while a command runs is not kept past the command: the nex
   } finally {
     await exec.close();
   }
+});
+
+/**
+ * Writes sent together (write-batch.ts): the files and links written in one turn go as one
+ * request, through a stage folder per folder, one `mv` each. A wrapper `mv` first on the shell's
+ * PATH logs every call (and, with `busybox`, says it is not GNU's), so the tests count processes.
+ */
+describe('writes of one turn, sent together', () => {
+  function wrappedSh(flavour: 'gnu' | 'busybox'): { transport: ProcessTransport; calls: () => string[] } {
+    const bin = tempDir('cairn-sh-wrap-');
+    const log = join(bin, 'mv.log');
+    writeFileSync(join(bin, 'mv'), `#!/bin/sh\n${flavour === 'busybox' ? 'case $1 in --version) echo "BusyBox v1.36"; exit 0 ;; esac\n' : ''}` +
+      `[ "$1" = --version ] || printf '%s\\n' "$*" >> ${log}\nexec /usr/bin/mv "$@"\n`, { mode: 0o755 });
+    const transport = new ProcessTransport({ name: 'local-sh', endpoint: 'a local /bin/sh', shell: ['/usr/bin/env', `PATH=${bin}:${process.env.PATH}`, '/bin/sh'] });
+    return { transport, calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []) };
+  }
+
+  function leftovers(dir: string): string[] {
+    return readdirSync(dir, { recursive: true }).map(String).filter((name) => name.includes('cairn-tmp'));
+  }
+
+  for (const flavour of ['gnu', 'busybox'] as const) {
+    test(`${flavour} mv: 30 files and 2 links in one folder, 1 file in another, written in one turn: each in place with its mode, ${flavour === 'gnu' ? 'one mv for the folder' : 'one mv each'}, no stage left`, async () => {
+      const { transport, calls } = wrappedSh(flavour);
+      const exec = await ShellExecutor.start('t', transport);
+      try {
+        const dir = tempDir('cairn-sh-batch-');
+        const other = tempDir('cairn-sh-batch-');
+        // As the engine does: the paths announced, the first read fetches them all.
+        const paths = [...Array.from({ length: 30 }, (_, i) => join(dir, `f${i}`)), join(dir, 'link0'), join(dir, 'link1'), join(other, 'only')];
+        exec.prefetch(paths.map((path) => ({ path })));
+        assert.equal(await exec.stat(paths[0]!), undefined);
+        const writes = Array.from({ length: 30 }, (_, i) => exec.writeFile(paths[i]!, `file ${i}\n`, i === 0 ? { mode: 0o600 } : {}));
+        writes.push(exec.symlink('f0', join(dir, 'link0')), exec.symlink(join(dir, 'f1'), join(dir, 'link1')), exec.writeFile(join(other, 'only'), 'alone\n'));
+        await Promise.all(writes);
+        for (let i = 0; i < 30; i++) assert.equal(readFileSync(join(dir, `f${i}`), 'utf8'), `file ${i}\n`);
+        assert.equal(statSync(join(dir, 'f0')).mode & 0o777, 0o600);
+        assert.equal(readlinkSync(join(dir, 'link0')), 'f0');
+        assert.equal(readlinkSync(join(dir, 'link1')), join(dir, 'f1'));
+        assert.equal(readFileSync(join(other, 'only'), 'utf8'), 'alone\n');
+        assert.deepEqual([...leftovers(dir), ...leftovers(other)], []);
+        // GNU: one mv for the folder's 32 entries and one for the lone file; else one per entry.
+        assert.equal(calls().length, flavour === "gnu" ? 2 : 33, calls().join("\n"));
+        assert.equal(exec.roundTrips, 3, 'the set-up, the read, then the batch');
+      } finally {
+        await exec.close();
+      }
+    });
+  }
+
+  test('in one batch, a write whose rename fails (a folder in its place) fails alone, naming it; one in a missing folder fails with ENOENT; the rest land, nothing is left', async () => {
+    const { transport } = wrappedSh('gnu');
+    const exec = await ShellExecutor.start('t', transport);
+    try {
+      const dir = tempDir('cairn-sh-batch-');
+      mkdirSync(join(dir, 'occupied'));
+      writeFileSync(join(dir, 'occupied', 'kept'), 'kept\n');
+      const results = await Promise.allSettled([
+        exec.writeFile(join(dir, 'a'), 'a\n'),
+        exec.writeFile(join(dir, 'occupied'), 'not a folder\n'),
+        exec.writeFile(join(dir, 'missing', 'x'), 'x\n'),
+        exec.writeFile(join(dir, 'b'), 'b\n'),
+      ]);
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+      const [, occupied, missing] = results as PromiseRejectedResult[];
+      assert.match(String(occupied!.reason), new RegExp(`${join(dir, 'occupied')}`));
+      assert.equal((missing!.reason as { code?: string }).code, 'ENOENT');
+      assert.match(String(missing!.reason), /no such directory/);
+      assert.equal(readFileSync(join(dir, 'a'), 'utf8'), 'a\n');
+      assert.equal(readFileSync(join(dir, 'b'), 'utf8'), 'b\n');
+      assert.ok(statSync(join(dir, 'occupied')).isDirectory());
+      assert.equal(readFileSync(join(dir, 'occupied', 'kept'), 'utf8'), 'kept\n');
+      assert.deepEqual(leftovers(dir), []);
+    } finally {
+      await exec.close();
+    }
+  });
+
+  test('an operation queued behind a write to its path sends the batch first: a file removed right after it was written stays removed', async () => {
+    const exec = await ShellExecutor.start('t', localSh());
+    try {
+      const dir = tempDir('cairn-sh-batch-');
+      const sub = join(dir, 'sub');
+      await exec.mkdir(sub);
+      exec.prefetch([join(sub, 'a'), join(sub, 'b'), join(dir, 'c')].map((path) => ({ path })));
+      assert.equal(await exec.stat(join(sub, 'a')), undefined);
+      const done = [exec.writeFile(join(sub, 'a'), 'a\n'), exec.writeFile(join(sub, 'b'), 'b\n')];
+      // Microtasks only (the batch goes at the end of the turn): both writes are queued, not sent.
+      for (let i = 0; i < 20; i++) await Promise.resolve();
+      done.push(exec.remove(join(sub, 'b')), exec.writeFile(join(dir, 'c'), 'c\n'));
+      await Promise.all(done);
+      assert.equal(readFileSync(join(sub, 'a'), 'utf8'), 'a\n');
+      assert.ok(!existsSync(join(sub, 'b')), 'the file removed after it was written, not put in place after its removal');
+      assert.deepEqual((await exec.readFile(join(dir, 'c')))?.toString(), 'c\n');
+      assert.deepEqual(leftovers(dir), []);
+    } finally {
+      await exec.close();
+    }
+  });
 });

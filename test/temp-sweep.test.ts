@@ -117,9 +117,14 @@ describe('temp files of a killed run, over SSH', { skip: missing }, () => {
     const tag = `${pid}.c0ffee01`;
     const root = tempDir('cairn-sweep-');
     const planted = plantDeadRun(root, join(root, 'state'), pid, hostname(), tag);
+    // A batch of writes cut off mid-way leaves its stage folder (write-batch.ts), files in it.
+    const stage = join(root, 'd', `.stage.cairn-tmp.${tag}.0a1b`);
+    mkdirSync(stage);
+    writeFileSync(join(stage, 'f3'), 'half');
+    planted.gone.push(stage);
     const r = await applyJson(siteFor(root, sshTarget(join(root, 'state'))));
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, new RegExp(`^web1: warning: took over the run lock of pid ${pid} on host ${hostname()} \\(started 2020-01-02T03:04:05\\.000Z, cairn apply\\): that process is gone; removed 5 temp files it left$`, 'm'));
+    assert.match(r.stderr, new RegExp(`^web1: warning: took over the run lock of pid ${pid} on host ${hostname()} \\(started 2020-01-02T03:04:05\\.000Z, cairn apply\\): that process is gone; removed 6 temp files it left$`, 'm'));
     for (const path of planted.gone) assert.ok(!present(path), `${path} removed`);
     for (const path of planted.stays) assert.ok(present(path), `${path} stays`);
     assert.ok(!existsSync(planted.lock), 'the lock released');

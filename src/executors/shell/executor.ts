@@ -9,15 +9,15 @@
  * have changed from the cache (the path, what is below it and above it); a command drops all of it,
  * and the next read fetches the window from there on again.
  *
- * Writes are pipelined (DESIGN §7): each file operation is sent at once, behind those still
- * unanswered (remote-shell.ts), and the engine applies nodes side by side (`overlap`) while
- * their statuses come back, so a first run's writes share a handful of round trips. Each write
- * keeps its own status: a failed one fails its node alone. The shell runs requests in the order
- * sent, so a read sent after a write sees it; a command (run apart from the shell) waits until
- * every status is in. A path the run reads again after writing it (lines of one file) is read
- * back in the write's own request.
+ * Writes are pipelined (DESIGN §7): the engine applies nodes side by side (`overlap`), and the
+ * file operations of one turn are queued and sent as one request (write-batch.ts) at the turn's
+ * end, or before any other request, behind those still unanswered (remote-shell.ts): the shell
+ * runs requests in the order sent, so a read sent after a write sees it; a command (run apart from the shell) waits
+ * until every status is in. Each operation keeps its own status: a failed one fails its node
+ * alone. A path the run reads again after writing it (lines of one file) is written in a request
+ * of its own and its kind, mode and owner read back in it (the bytes are the ones written).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { printfFormat, shellCommand, shellQuote, withPathFor } from '../../lib/shell.ts';
@@ -28,6 +28,7 @@ import { UnsyncedWrites } from '../unsynced-writes.ts';
 import { lockRequest, parseLockReply } from './lock.ts';
 import { BatchMismatch, END_SECTION, factsScript, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
 import { RemoteShell, ShellGone } from './remote-shell.ts';
+import { batchRequest, parseBatchReply, type BatchedOp } from './write-batch.ts';
 import type { ShellStream } from './stream.ts';
 import { NoExitStatus, TransportLost, type ShellTransport } from './transport.ts';
 
@@ -81,8 +82,14 @@ function deniedError(path: string): TargetError {
  * would have to find. Only a shell killed outright leaves it, with its lock: the next run sweeps.
  */
 function inFlight(temp: string, fragment: string): string {
-  return `__cairn_t=${temp}; ${fragment}; __w=$?; __cairn_t=; (exit $__w)`;
+  return `__cairn_t=${shellQuote(temp)}; ${fragment}; __w=$?; __cairn_t=; (exit $__w)`;
 }
+
+/** An operation waiting for the turn's batch (write-batch.ts), and its node's promise. */
+type QueuedOp = BatchedOp & {
+  done(reply: { code: number; output: Buffer }): void;
+  failed(err: unknown): void;
+};
 
 /** A shell started and set up, with the facts its set-up read. */
 export interface OpenedShell {
@@ -139,6 +146,10 @@ export class ShellExecutor implements Executor {
     return { passwd, group };
   });
   private commands = 0;
+  /** Writes queued in this turn of the engine, sent as one request at its end or before any other request. */
+  private queued: QueuedOp[] = [];
+  /** The paths of the queued writes (whose renames a batch may put off to its end). */
+  private readonly queuedPaths = new Set<string>();
   // The session: replaced as a whole when the executor goes on over a new connection (resume).
   private shell: RemoteShell;
   private nonce: string;
@@ -253,6 +264,8 @@ export class ShellExecutor implements Executor {
   }
 
   private async request(fragment: string): Promise<{ code: number; output: Buffer }> {
+    // Requests run in the order sent: the writes queued before this one go first.
+    this.sendWrites();
     if (this.lost) throw this.unreachable();
     try {
       return await this.shell.request(fragment);
@@ -270,11 +283,14 @@ export class ShellExecutor implements Executor {
    * directory). `below`: it may change what is below `path` too. With `readBack`, `path` is read
    * again in the same request, right after the operation, whatever its status.
    */
-  private async op(fragment: string, path: string, { below = true, readBack }: { below?: boolean; readBack?: PrefetchEntry } = {}): Promise<void> {
+  private async op(fragment: string, path: string, { below = true, readBack, written }: { below?: boolean; readBack?: PrefetchEntry; written?: Buffer } = {}): Promise<void> {
+    if (!readBack) return this.queueOp({ path, run: fragment }, below);
     this.invalidate(path, below);
-    if (!readBack) return this.status(await this.request(fragment));
-    const read = ShellExecutor.batchRead([readBack]);
-    const r = await this.reading(`${fragment}\n__o=$?; ${END_SECTION}; ${read.fragment}; (exit $__o)`, read, true);
+    // The bytes just written need not come back: only what the write may not have set (the owner
+    // a folder's setgid bit gave, a size that shows someone else wrote it since) is read.
+    const read = written ? { ...ShellExecutor.batchRead([{ path, content: false }]), written } : ShellExecutor.batchRead([readBack]);
+    const fragmentRead = written ? `__nosha=1; ${read.fragment}; __nosha=` : read.fragment;
+    const r = await this.reading(`${fragment}\n__o=$?; ${END_SECTION}; ${fragmentRead}; (exit $__o)`, read, true);
     this.status(r);
   }
 
@@ -288,6 +304,7 @@ export class ShellExecutor implements Executor {
 
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     // It runs apart from the shell: the writes sent before it must have landed, whatever their status.
+    this.sendWrites();
     await this.shell.idle();
     this.forgetAll();
     try {
@@ -421,7 +438,7 @@ export class ShellExecutor implements Executor {
    * own when `prefixed`), and caches that reading. A path an operation sent after it touched is
    * not cached: that operation may have changed it after this reading was taken.
    */
-  private async reading(fragment: string, read: { paths: string[]; k: number }, prefixed = false): Promise<{ code: number; output: Buffer; parsed: Map<string, PathInfo> }> {
+  private async reading(fragment: string, read: { paths: string[]; k: number; written?: Buffer }, prefixed = false): Promise<{ code: number; output: Buffer; parsed: Map<string, PathInfo> }> {
     const since = this.operations;
     this.readsInFlight++;
     try {
@@ -431,7 +448,15 @@ export class ShellExecutor implements Executor {
       const own = prefixed ? r.output.subarray(0, sep) : r.output;
       let parsed = new Map<string, PathInfo>();
       try {
-        parsed = parseBatch(prefixed ? r.output.subarray(sep + this.nonce.length + 2) : r.output, this.nonce, read.paths, read.k);
+        parsed = parseBatch(prefixed ? r.output.subarray(sep + this.nonce.length + 2) : r.output, this.nonce, read.paths, read.k, !read.written);
+        if (read.written) {
+          // The written bytes are the file's only when the write succeeded and the size agrees; else it is read again when needed.
+          const info = parsed.get(read.paths[0]!);
+          if (r.code === 0 && info?.stat?.type === 'file' && !info.denied && info.stat.size === read.written.length) {
+            info.sha256 = createHash('sha256').update(read.written).digest('hex');
+            info.content = read.written;
+          }
+        }
         for (const [p, info] of parsed) if (!this.touchedSince(since, p)) this.remember(p, info);
       } catch (err) {
         // A read-back that does not fit (the path changed as it was read) is read again when
@@ -536,20 +561,26 @@ export class ShellExecutor implements Executor {
     const explicitOwner = opts.owner !== undefined || opts.group !== undefined;
     const owner = explicitOwner ? `${opts.owner ?? ''}${opts.group !== undefined ? `:${opts.group}` : ''}`
       : kept && (kept.uid !== this.shellIds.uid || kept.gid !== this.shellIds.gid) ? `${kept.uid}:${kept.gid}` : '-';
-    const tempFile = this.tempPath(path);
-    const temp = shellQuote(tempFile);
-    const writes = bytes.length === 0 ? [`: > ${temp}`] : [];
-    for (let at = 0; at < bytes.length; at += WRITE_CHUNK) {
-      writes.push(`printf ${printfFormat(bytes.subarray(at, at + WRITE_CHUNK))} ${at === 0 ? '>' : '>>'} ${temp}`);
-    }
+    const formats: string[] = [];
+    for (let at = 0; at < bytes.length; at += WRITE_CHUNK) formats.push(printfFormat(bytes.subarray(at, at + WRITE_CHUNK)));
+    const chunks = (temp: string) => (formats.length === 0 ? [`: > ${temp}`] : formats.map((f, i) => `printf ${f} ${i === 0 ? '>' : '>>'} ${temp}`));
     // The temp file is created with its final mode through the umask when the mode allows (no
     // chmod process), else private until chmod; it is never more open than the file it becomes.
     // An owner kept from the file it replaces is best effort: a non-root user cannot give files away.
     const direct = (mode & ~0o666) === 0;
     const umask = direct ? (~mode & 0o777).toString(8).padStart(4, '0') : '0077';
-    await this.op(inFlight(temp, `__cairn_dir ${shellQuote(dirname(path))} && { umask ${umask}; ${writes.join(' && ')}; __s=$?; umask ${this.umask}; [ $__s = 0 ] || { rm -f -- ${temp}; (exit $__s); }; } && ` +
-      `__cairn_commit ${temp} ${shellQuote(path)} ${direct ? '-' : mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${explicitOwner ? 1 : 0} ${sync ? 1 : 0}` +
-      `${opts.validate !== undefined ? ` ${shellQuote(withPathFor(opts.validate, tempFile))}` : ''}`), path, readBack(path, this.rereads));
+    const make = (t: { raw: string; quoted: string }) => `{ umask ${umask}; ${chunks(t.quoted).join(' && ')}; __s=$?; umask ${this.umask}; [ $__s = 0 ] || { rm -f -- ${t.quoted}; (exit $__s); }; } && ` +
+      `__cairn_prep ${t.quoted} ${direct ? '-' : mode.toString(8).padStart(4, '0')} ${shellQuote(owner)} ${explicitOwner ? 1 : 0} ${sync ? 1 : 0}` +
+      `${opts.validate !== undefined ? ` ${shellQuote(withPathFor(opts.validate, t.raw))}` : ''}`;
+    const again = readBack(path, this.rereads);
+    if (again.readBack) {
+      const tempFile = this.tempPath(path);
+      const temp = shellQuote(tempFile);
+      await this.op(inFlight(tempFile, `__cairn_dir ${shellQuote(dirname(path))} && ${make({ raw: tempFile, quoted: temp })} && ` +
+        `{ __cairn_mv ${temp} ${shellQuote(path)} || { __c=$?; rm -f -- ${temp}; (exit $__c); }; }`), path, { ...again, written: bytes });
+    } else {
+      await this.queueWrite(path, make);
+    }
     if (!sync) this.unsynced.add(path);
   }
 
@@ -567,8 +598,59 @@ export class ShellExecutor implements Executor {
   }
 
   async symlink(target: string, path: string): Promise<void> {
-    const temp = shellQuote(this.tempPath(path));
-    await this.op(inFlight(temp, `__cairn_dir ${shellQuote(dirname(path))} && ln -s -- ${shellQuote(target)} ${temp} && __cairn_commit ${temp} ${shellQuote(path)} - - 0 0`), path);
+    await this.queueWrite(path, (t) => `ln -s -- ${shellQuote(target)} ${t.quoted}`);
+  }
+
+  /**
+   * Queues a write for this turn's batch (write-batch.ts): sent when the turn ends, or before any
+   * other request, whichever comes first. A second write to one path sends the first batch first.
+   */
+  private queueWrite(path: string, make: (temp: { raw: string; quoted: string }) => string): Promise<void> {
+    return this.queueOp({ path, make }, true);
+  }
+
+  /**
+   * Queues an operation; one on a path at, above or below a queued write's sends the batch
+   * first, so that it sees that write in place.
+   */
+  private queueOp(op: BatchedOp, below: boolean): Promise<void> {
+    if (this.queuedPaths.size > 0 && (op.make ? this.queuedPaths.has(op.path) : this.nearQueuedWrite(op.path))) this.sendWrites();
+    this.invalidate(op.path, below);
+    return new Promise<void>((resolve, reject) => {
+      if (this.queued.length === 0) setImmediate(() => this.sendWrites());
+      this.queued.push({ ...op, done: (r) => { try { this.status(r); resolve(); } catch (err) { reject(err); } }, failed: reject });
+      if (op.make) this.queuedPaths.add(op.path);
+    });
+  }
+
+  /** Whether `path` is a queued write's path, or above or below one. */
+  private nearQueuedWrite(path: string): boolean {
+    if (this.queuedPaths.has(path)) return true;
+    for (let p = dirname(path); ; p = dirname(p)) {
+      if (this.queuedPaths.has(p)) return true;
+      if (p === dirname(p)) break;
+    }
+    for (const q of this.queuedPaths) if (isBelow(q, path)) return true;
+    return false;
+  }
+
+  /** Sends the queued writes as one request; each write's promise settles with its own status. */
+  private sendWrites(): void {
+    if (this.queued.length === 0) return;
+    const writes = this.queued;
+    this.queued = [];
+    this.queuedPaths.clear();
+    const names = {
+      temp: (path: string) => this.tempPath(path),
+      stage: (folder: string) => `${folder === '/' ? '' : folder}/.stage.cairn-tmp.${this.tempTag}.${randomBytes(6).toString('hex')}`,
+    };
+    this.request(batchRequest(writes, names)).then((r) => {
+      const statuses = parseBatchReply(r.output, this.nonce, writes.length);
+      if (!statuses) throw new TargetError(`the reply to ${writes.length} writes is not understood: ${r.output.toString().slice(0, 200)}`);
+      writes.forEach((w, i) => w.done(statuses[i]!));
+    }).catch((err: unknown) => {
+      for (const w of writes) w.failed(err);
+    });
   }
 
   async chmod(path: string, mode: number): Promise<void> {
@@ -627,12 +709,14 @@ export class ShellExecutor implements Executor {
     return attempt;
   }
 
-  /** One request whatever the number of folders: a glob per folder, counted as removed. */
+  /** One request whatever the number of folders: a glob per folder, counted as removed (a stage folder counts one). */
   async sweepTemps(tag: string, folders: string[]): Promise<number> {
     if (!TEMP_TAG.test(tag) || folders.length === 0) return 0;
     const list = [...new Set(folders)].map(shellQuote).join(' ');
     const r = await this.request(`__k=0; for __d in ${list}; do for __f in "$__d"/.*.cairn-tmp.${tag}.*; do ` +
-      `if { [ -f "$__f" ] || [ -L "$__f" ]; } && rm -f -- "$__f" 2>/dev/null; then __k=$((__k + 1)); fi; done; done; echo $__k`);
+      `if { [ -f "$__f" ] || [ -L "$__f" ]; } && rm -f -- "$__f" 2>/dev/null; then __k=$((__k + 1)); ` +
+      // A stage folder of a batch of writes (write-batch.ts), with what it held.
+      `elif [ -d "$__f" ] && case $\{__f##*/} in .stage.cairn-tmp.*) true ;; *) false ;; esac && rm -rf -- "$__f" 2>/dev/null; then __k=$((__k + 1)); fi; done; done; echo $__k`);
     this.cache.clear();
     return Number(/(\d+)\s*$/.exec(r.output.toString())?.[1] ?? 0);
   }
@@ -641,6 +725,7 @@ export class ShellExecutor implements Executor {
   async unlock(): Promise<void> {}
 
   async close(): Promise<void> {
+    this.sendWrites();
     this.shell.close();
     // The shell releases the lock as it exits: waiting for that (a short wait, a dead link must
     // not hang the command) means the next run, started right after this one, finds it free.

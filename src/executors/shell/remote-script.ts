@@ -61,7 +61,7 @@ __cairn_read() {
   printf '%s' "$__types"; ${END_SECTION}
   [ -z "$__ex" ] || eval "__cairn_stat $__ex" 2>/dev/null; ${END_SECTION}
   [ -z "$__ln" ] || eval "__cairn_links $__ln" 2>/dev/null; ${END_SECTION}
-  [ -z "$__rf" ] || eval "__cairn_sha $__rf" 2>/dev/null; ${END_SECTION}
+  [ -z "$__rf" ] || [ -n "$__nosha" ] || eval "__cairn_sha $__rf" 2>/dev/null; ${END_SECTION}
   [ -z "$__ct" ] || eval "od -An -v -tx1 -- $__ct" 2>/dev/null; ${END_SECTION}
 }
 __cairn_dir() { [ -d "$1" ] || { echo "no such directory: $1"; return 20; }; }
@@ -69,14 +69,31 @@ __cairn_check() {
   __vo=$(/bin/sh -c "$1" 2>&1 </dev/null); __vs=$?
   [ $__vs = 0 ] || { printf 'validate exited with %s\n%s\n' $__vs "$__vo"; return 21; }
 }
-__cairn_commit() {
-  { [ "$3" = - ] || chmod "$3" -- "$1"; } && { [ "$4" = - ] || chown "$4" -- "$1" || [ "$5" = 0 ]; } &&
-  { [ "$6" != 1 ] || [ -z "$__gnu" ] || sync -- "$1"; } && { [ -z "$7" ] || __cairn_check "$7"; } &&
+__cairn_prep() {
+  { [ "$2" = - ] || chmod "$2" -- "$1"; } && { [ "$3" = - ] || chown "$3" -- "$1" || [ "$4" = 0 ]; } &&
+  { [ "$5" != 1 ] || [ -z "$__gnu" ] || sync -- "$1"; } && { [ -z "$6" ] || __cairn_check "$6"; } ||
+  { __c=$?; rm -f -- "$1"; return $__c; }
+}
+__cairn_mv() {
   if [ -n "$__gnu" ]; then mv -f -T -- "$1" "$2"
   elif [ -L "$2" ] && [ -d "$2" ]; then rm -f -- "$2" && mv -f -- "$1" "$2"
   elif [ -d "$2" ]; then echo "$2 is a directory"; false
-  else mv -f -- "$1" "$2"; fi || { __c=$?; rm -f -- "$1"; return $__c; }
+  else mv -f -- "$1" "$2"; fi
 }
+__cairn_commit() {
+  __cairn_prep "$1" "$3" "$4" "$5" "$6" "$7" && { __cairn_mv "$1" "$2" || { __c=$?; rm -f -- "$1"; return $__c; }; }
+}
+__cairn_place() {
+  __st=$1; __dd=$2; shift 2
+  if [ -n "$__gnu" ]; then
+    __i=0; __mv=
+    for __b do __i=$((__i + 1)); if [ -e "$__st/$__b" ] || [ -L "$__st/$__b" ]; then __mv="$__mv \"\$__st/\${$__i}\""; fi; done
+    [ -z "$__mv" ] || eval "mv -f -- $__mv \"\$__dd/\""
+  else
+    for __b do if [ -e "$__st/$__b" ] || [ -L "$__st/$__b" ]; then __cairn_mv "$__st/$__b" "$__dd/$__b"; fi; done
+  fi
+}
+__cairn_nostage() { __cairn_dir "$1" && { printf '%s\n' "$__me"; return 1; }; }
 echo $$; umask; id; if command -v timeout >/dev/null 2>&1; then echo timeout; else echo -; fi; ${END_SECTION}
 `;
 
@@ -199,7 +216,7 @@ export class BatchMismatch extends TargetError {}
  * Parses `__cairn_read`'s output for `paths` (the first `k` asked for content). Throws
  * BatchMismatch when the counts disagree: a path changed between two of the batch's commands.
  */
-export function parseBatch(output: Buffer, nonce: string, paths: string[], k: number): Map<string, PathInfo> {
+export function parseBatch(output: Buffer, nonce: string, paths: string[], k: number, hashed = true): Map<string, PathInfo> {
   const parts = splitSections(output, nonce);
   if (parts.length !== 5) throw new BatchMismatch(`batched read: expected 5 sections, got ${parts.length}`);
   const [typesPart, statPart, linkPart, shaPart, odPart] = parts as [Buffer, Buffer, Buffer, Buffer, Buffer];
@@ -236,7 +253,7 @@ export function parseBatch(output: Buffer, nonce: string, paths: string[], k: nu
       if (link === undefined) throw new BatchMismatch('batched read: link count differs');
       info.link = link;
     }
-    if (t === 'f') {
+    if (t === 'f' && hashed) {
       const hash = hashes[hi++];
       if (hash === undefined) throw new BatchMismatch('batched read: hash count differs');
       info.sha256 = hash;
