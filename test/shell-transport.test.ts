@@ -234,13 +234,15 @@ test('a read answered while a command runs is not kept past the command: the nex
  * PATH logs every call (and, with `busybox`, says it is not GNU's), so the tests count processes.
  */
 describe('writes of one turn, sent together', () => {
-  function wrappedSh(flavour: 'gnu' | 'busybox'): { transport: ProcessTransport; calls: () => string[] } {
+  function wrappedSh(flavour: 'gnu' | 'busybox'): { transport: ProcessTransport; calls: () => string[]; mkdirs: () => string[] } {
     const bin = tempDir('cairn-sh-wrap-');
     const log = join(bin, 'mv.log');
     writeFileSync(join(bin, 'mv'), `#!/bin/sh\n${flavour === 'busybox' ? 'case $1 in --version) echo "BusyBox v1.36"; exit 0 ;; esac\n' : ''}` +
       `[ "$1" = --version ] || printf '%s\\n' "$*" >> ${log}\nexec /usr/bin/mv "$@"\n`, { mode: 0o755 });
+    writeFileSync(join(bin, 'mkdir'), `#!/bin/sh\nprintf '%s\\n' "$*" >> ${log}.mkdir\nexec /usr/bin/mkdir "$@"\n`, { mode: 0o755 });
     const transport = new ProcessTransport({ name: 'local-sh', endpoint: 'a local /bin/sh', shell: ['/usr/bin/env', `PATH=${bin}:${process.env.PATH}`, '/bin/sh'] });
-    return { transport, calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []) };
+    const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
+    return { transport, calls: () => lines(log), mkdirs: () => lines(`${log}.mkdir`) };
   }
 
   function leftovers(dir: string): string[] {
@@ -299,6 +301,24 @@ describe('writes of one turn, sent together', () => {
       assert.ok(statSync(join(dir, 'occupied')).isDirectory());
       assert.equal(readFileSync(join(dir, 'occupied', 'kept'), 'utf8'), 'kept\n');
       assert.deepEqual(leftovers(dir), []);
+    } finally {
+      await exec.close();
+    }
+  });
+
+  test('folders made in one turn share one mkdir; one where a file stands fails alone, with mkdir\'s message', async () => {
+    const { transport, mkdirs } = wrappedSh('gnu');
+    const exec = await ShellExecutor.start('t', transport);
+    try {
+      const dir = tempDir('cairn-sh-batch-');
+      writeFileSync(join(dir, 'c'), 'a file\n');
+      const names = ['a', 'b/deep', 'c', 'd'];
+      const results = await Promise.allSettled(names.map((n) => exec.mkdir(join(dir, n), { parents: true })));
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+      assert.match(String((results[2] as PromiseRejectedResult).reason), /File exists/);
+      for (const n of ['a', 'b/deep', 'd']) assert.ok(statSync(join(dir, n)).isDirectory(), n);
+      assert.equal(readFileSync(join(dir, 'c'), 'utf8'), 'a file\n');
+      assert.equal(mkdirs().length, 1, mkdirs().join('\n'));
     } finally {
       await exec.close();
     }

@@ -590,7 +590,8 @@ export class ShellExecutor implements Executor {
     // A new folder is empty: what was read below it (nothing) stands, unless its mode keeps its owner out.
     const below = opts.mode !== undefined && (opts.mode & 0o100) === 0;
     if (!opts.parents) await this.op(`__cairn_dir ${shellQuote(dirname(path))} && mkdir ${mode ? `-m ${mode} ` : ''}-- ${p}`, path, { below });
-    else await this.op(`mkdir -p -- ${p}${mode ? ` && chmod ${mode} -- ${p}` : ''}`, path, { below });
+    else if (mode === undefined) await this.queueOp({ path, folder: true }, below);
+    else await this.op(`mkdir -p -- ${p} && chmod ${mode} -- ${p}`, path, { below });
   }
 
   async remove(path: string): Promise<void> {

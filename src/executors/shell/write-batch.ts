@@ -25,7 +25,12 @@ import { END_SECTION, splitSections } from './remote-script.ts';
  * behind it (its folder's stage is moved at the end): the executor never queues an operation
  * on a path at, above or below a queued write's (executor.ts, `queueOp`).
  */
-export type BatchedOp = { path: string } & ({ make(temp: { raw: string; quoted: string }): string; run?: undefined } | { run: string; make?: undefined });
+export type BatchedOp = { path: string } & (
+  | { make(temp: { raw: string; quoted: string }): string; run?: undefined; folder?: undefined }
+  | { run: string; make?: undefined; folder?: undefined }
+  /** `mkdir -p` with the default mode: those next to each other in a batch share one process. */
+  | { folder: true; make?: undefined; run?: undefined }
+);
 
 /** A write's status, as a request of its own would have answered. */
 export interface BatchedStatus {
@@ -61,6 +66,16 @@ export function batchRequest(writes: readonly BatchedOp[], names: TempNames): st
   writes.forEach((w, i) => {
     if (w.run !== undefined) {
       lines.push(`${w.run}\n__w${i}=$?; ${END_SECTION}`);
+      return;
+    }
+    if (w.folder) {
+      // The first of a run of folders makes them all; each is then there, or fails with what mkdir said.
+      if (!writes[i - 1]?.folder) {
+        let end = i;
+        while (writes[end + 1]?.folder) end++;
+        lines.push(`__mk=$(mkdir -p -- ${writes.slice(i, end + 1).map((f) => shellQuote(f.path)).join(' ')} 2>&1)`);
+      }
+      lines.push(`if [ -d ${shellQuote(w.path)} ]; then __w${i}=0; else printf '%s\n' "$__mk"; __w${i}=1; fi; ${END_SECTION}`);
       return;
     }
     const folder = dirname(w.path);
