@@ -618,7 +618,7 @@ export class ShellExecutor implements Executor {
     if (this.queuedPaths.size > 0 && (op.make ? this.queuedPaths.has(op.path) : this.nearQueuedWrite(op.path))) this.sendWrites();
     this.invalidate(op.path, below);
     return new Promise<void>((resolve, reject) => {
-      if (this.queued.length === 0) setImmediate(() => this.sendWrites());
+      if (this.queued.length === 0) setImmediate(() => this.sendWritesOnceStill(0));
       this.queued.push({ ...op, done: (r) => { try { this.status(r); resolve(); } catch (err) { reject(err); } }, failed: reject });
       if (op.make) this.queuedPaths.add(op.path);
     });
@@ -633,6 +633,17 @@ export class ShellExecutor implements Executor {
     }
     for (const q of this.queuedPaths) if (isBelow(q, path)) return true;
     return false;
+  }
+
+  /**
+   * Sends the queued operations once a turn of the event loop added none: the engine lets the
+   * loop turn every few milliseconds while it goes on applying nodes (engine.ts, LOOP_TURN_MS),
+   * and a batch sent at each turn held a few dozen operations where it could hold hundreds (one
+   * stage folder, one mkdir and one rm each). A full pipeline's worth goes at once.
+   */
+  private sendWritesOnceStill(seen: number): void {
+    if (this.queued.length > seen && this.queued.length < PIPELINE_DEPTH) setImmediate(() => this.sendWritesOnceStill(this.queued.length));
+    else this.sendWrites();
   }
 
   /** Sends the queued writes as one request; each write's promise settles with its own status. */
