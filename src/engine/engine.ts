@@ -8,6 +8,7 @@ import { canonicalJson } from '../lib/canonical-json.ts';
 import { formatPos } from '../lib/errors.ts';
 import { nowMs } from '../lib/clock.ts';
 import { killPoint } from '../lib/test-kill.ts';
+import { releaseGarbage } from '../lib/memory.ts';
 import { sha256Hex } from '../lib/digest.ts';
 import { hiddenContentDiff } from '../lib/hidden-diff.ts';
 import type { StateRun } from '../catalog/staterun.ts';
@@ -379,6 +380,11 @@ export class Engine {
     for (const id of this.graph.order) {
       if (nowMs() - turned >= LOOP_TURN_MS) {
         await new Promise((resolve) => setImmediate(resolve));
+        // What setting the run up left in the old generation (the content index's text, the
+        // maps' outgrown tables), which V8 would keep to the run's end: collected once the heap
+        // has doubled since the last collection (lib/memory.ts), so a large run's peak stays near
+        // what it holds (100,000 resources: about 30 MiB less). Below 40 MiB it is a no-op.
+        releaseGarbage();
         turned = nowMs();
       }
       const node = this.byId.get(id)!;

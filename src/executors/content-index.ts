@@ -72,12 +72,20 @@ function columns(data: unknown): Columns | undefined {
   return { paths: paths as string[], stats: stats as number[], sha256, row };
 }
 
+/** Paths, stats and hashes written out this many rows at a time: a large index is never one more string. */
+const SAVE_CHUNK = 4096;
+
 export class ContentIndex {
   private loaded?: Columns;
-  /** Entries this run recorded that differ from (or are missing in) the loaded ones. */
-  private readonly recorded = new Map<string, Entry>();
-  /** Paths looked up or recorded in this run: kept when the index is trimmed. */
-  private readonly used = new Set<string>();
+  /**
+   * Entries this run recorded that differ from (or are missing in) the loaded ones: row `i` of
+   * these columns, as in the file; a path recorded again keeps its row.
+   */
+  private readonly recorded = new Map<string, number>();
+  private readonly recordedStats: number[] = [];
+  private readonly recordedSha256: string[] = [];
+  /** Loaded rows looked up or recorded in this run (recorded paths are all used): kept when the index is trimmed. */
+  private usedRows?: Uint8Array;
   private changed = false;
   /** Stats are all taken after this moment, so a ctime well before it cannot be shared with a later change. */
   private readonly startedMs = Date.now();
@@ -92,32 +100,32 @@ export class ContentIndex {
       // No index yet, or not one we wrote: every file is read once and recorded.
     }
     this.loaded ??= { paths: [], stats: [], sha256: '', row: new Map() };
+    this.usedRows = new Uint8Array(this.loaded.paths.length);
     return this.loaded;
   }
 
-  /** The entry for `path`: this run's record, else the loaded one. */
-  private entry(path: string): Entry | undefined {
+  /** The entry for `path`: this run's record, else the loaded one (`use`: marked used, kept when the index is trimmed). */
+  private entry(path: string, use: boolean): Entry | undefined {
     const recorded = this.recorded.get(path);
-    if (recorded) return recorded;
+    if (recorded !== undefined) return entryAt(this.recordedStats, recorded, this.recordedSha256[recorded]!);
     const { row, stats, sha256 } = this.load();
     const i = row.get(path);
     if (i === undefined) return undefined;
-    const at = i * STAT_WIDTH;
-    return [stats[at]!, stats[at + 1]!, stats[at + 2]!, stats[at + 3]!, stats[at + 4]!, sha256.slice(i * HASH_WIDTH, (i + 1) * HASH_WIDTH)];
+    if (use) this.usedRows![i] = 1;
+    return entryAt(stats, i, sha256.slice(i * HASH_WIDTH, (i + 1) * HASH_WIDTH));
   }
 
   /** The sha256 (hex) of `path`'s content if this stat is the one recorded with it. */
   lookup(path: string, s: fs.Stats): string | undefined {
     if (!this.options.trust) return undefined;
-    const entry = this.entry(path);
+    const entry = this.entry(path, true);
     if (!entry) return undefined;
-    this.used.add(path);
     return sameStat(entry, s) ? entry[5] : undefined;
   }
 
   /** Whether a trusted entry already holds `path` with this very stat (recording it again would change nothing). */
   recordedAs(path: string, s: fs.Stats): boolean {
-    const entry = this.options.trust ? this.entry(path) : undefined;
+    const entry = this.options.trust ? this.entry(path, false) : undefined;
     return entry !== undefined && sameStat(entry, s);
   }
 
@@ -130,11 +138,16 @@ export class ContentIndex {
   /** Records the sha256 (hex) of what `path`, with stat `s` (taken before its content was read), held. */
   record(path: string, s: fs.Stats, sha256: string): void {
     if (!this.recordable(s)) return;
-    const old = this.entry(path);
+    const old = this.entry(path, true);
     const entry: Entry = [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256];
-    this.used.add(path);
     if (old && old.every((v, i) => v === entry[i])) return;
-    this.recorded.set(path, entry);
+    let row = this.recorded.get(path);
+    if (row === undefined) {
+      row = this.recordedSha256.length;
+      this.recorded.set(path, row);
+    }
+    for (let k = 0; k < STAT_WIDTH; k++) this.recordedStats[row * STAT_WIDTH + k] = entry[k] as number;
+    this.recordedSha256[row] = sha256;
     this.changed = true;
   }
 
@@ -142,30 +155,67 @@ export class ContentIndex {
   save(): void {
     if (!this.options.save || !this.changed) return;
     const { paths, stats, sha256 } = this.load();
+    const used = this.usedRows!;
     const kept = paths.filter((p) => !this.recorded.has(p)).length + this.recorded.size;
-    const keep = kept > MAX_ENTRIES ? (path: string) => this.used.has(path) : () => true;
-    const out = { paths: [] as string[], stats: [] as number[], sha256: [] as string[] };
+    const trim = kept > MAX_ENTRIES;
+    // The loaded rows written (those this run did not record again), then this run's (recorded
+    // paths are all used, so trimming keeps them).
+    const loadedRows: number[] = [];
     paths.forEach((path, i) => {
-      if (this.recorded.has(path) || !keep(path)) return;
-      out.paths.push(path);
-      for (let k = 0; k < STAT_WIDTH; k++) out.stats.push(stats[i * STAT_WIDTH + k]!);
-      out.sha256.push(sha256.slice(i * HASH_WIDTH, (i + 1) * HASH_WIDTH));
+      if (!this.recorded.has(path) && (!trim || used[i])) loadedRows.push(i);
     });
-    for (const [path, entry] of this.recorded) {
-      if (!keep(path)) continue;
-      out.paths.push(path);
-      out.stats.push(...entry.slice(0, STAT_WIDTH) as number[]);
-      out.sha256.push(entry[5]);
-    }
+    const recordedPaths = [...this.recorded.keys()];
+    const count = loadedRows.length + recordedPaths.length;
+    /** Row `k` of the file, as `piece` writes it from the loaded columns or this run's. */
+    const rowText = (k: number, piece: (stats: number[], row: number, sha256: (row: number) => string, path: string) => string): string => {
+      if (k < loadedRows.length) {
+        const i = loadedRows[k]!;
+        return piece(stats, i, (r) => sha256.slice(r * HASH_WIDTH, (r + 1) * HASH_WIDTH), paths[i]!);
+      }
+      const path = recordedPaths[k - loadedRows.length]!;
+      return piece(this.recordedStats, this.recorded.get(path)!, (r) => this.recordedSha256[r]!, path);
+    };
     // Named as the executor's writes are: a run that takes over a killed one's lock removes it.
     const temp = tempPathFor(this.file);
     try {
       fs.mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-      fs.writeFileSync(temp, JSON.stringify({ version: VERSION, paths: out.paths, stats: out.stats, sha256: out.sha256.join('') }), { mode: 0o600 });
+      const fd = fs.openSync(temp, 'w', 0o600);
+      try {
+        // The text JSON.stringify({ version, paths, stats, sha256 }) makes, written some rows at
+        // a time: at 100,000 files the whole text, and the arrays it was made from, were 30 MiB
+        // more at the end of the run, when it holds the most.
+        const column = (open: string, piece: Parameters<typeof rowText>[1], separator: string, close: string) => {
+          let text = open;
+          for (let k = 0; k < count; k++) {
+            text += `${k > 0 ? separator : ''}${rowText(k, piece)}`;
+            if ((k + 1) % SAVE_CHUNK === 0) {
+              writeAll(fd, text);
+              text = '';
+            }
+          }
+          writeAll(fd, text + close);
+        };
+        column(`{"version":${VERSION},"paths":[`, (_stats, _row, _sha256, path) => JSON.stringify(path), ',', ']');
+        column(',"stats":[', (from, row) => JSON.stringify(from.slice(row * STAT_WIDTH, (row + 1) * STAT_WIDTH)).slice(1, -1), ',', ']');
+        column(',"sha256":"', (_stats, row, hash) => hash(row), '', '"}');
+      } finally {
+        fs.closeSync(fd);
+      }
       fs.renameSync(temp, this.file);
       this.changed = false;
     } catch {
       fs.rmSync(temp, { force: true });
     }
   }
+}
+
+function writeAll(fd: number, text: string): void {
+  const bytes = Buffer.from(text);
+  for (let done = 0; done < bytes.length;) done += fs.writeSync(fd, bytes, done);
+}
+
+/** Row `i` of a stats column, with its hash. */
+function entryAt(stats: number[], i: number, sha256: string): Entry {
+  const at = i * STAT_WIDTH;
+  return [stats[at]!, stats[at + 1]!, stats[at + 2]!, stats[at + 3]!, stats[at + 4]!, sha256];
 }

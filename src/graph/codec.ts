@@ -469,8 +469,8 @@ export function decodeCompiled(input: Buffer | string): Compiled {
  * second line) when the invocations are first read: the compile cache's way (decodeFirst), so a
  * converged run neither reads nor holds them.
  */
-export function decodeCompiledFirst(first: Buffer, rest: () => Buffer): Compiled {
-  return decodeLines(first.toString('utf8'), () => {
+export function decodeCompiledFirst(first: string, rest: () => Buffer): Compiled {
+  return decodeLines(first, () => {
     const bytes = rest();
     if (bytes[0] !== 0x0a) throw new CodecError('the whole input', 'expected two lines (the graph, then the invocations)');
     return bytes.subarray(1);
