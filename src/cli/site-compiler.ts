@@ -157,7 +157,9 @@ export class SiteCompiler {
       facts, cliVars, afterState: releaseGarbage, secrets, targetFacts, onSiteTargetsRead: () => (readsTargets = true),
       records, stats, ...(previous ? { previous } : {}),
     }));
-    if (process.env.CAIRN_COMPILE_STATS) process.stderr.write(`compile ${name}: ${stats.compiled} invocations compiled, ${stats.reused} reused\n`);
+    if (process.env.CAIRN_COMPILE_STATS) {
+      process.stderr.write(`compile ${name}: ${stats.compiled} invocations compiled, ${stats.reused} reused; of their parts ${stats.partsParsed ?? 0} parsed, ${stats.partsReused ?? 0} reused\n`);
+    }
     releaseGarbage();
     const graph = run && d.collect(() => buildGraph(run));
     releaseGarbage();
