@@ -3,7 +3,7 @@
  * parts rendered and validated, identical invocations once, notified handlers added. Pure apart
  * from reading site files (templates, sources) that the catalog points at.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { canonicalJson } from '../lib/canonical-json.ts';
 import { didYouMean } from '../lib/did-you-mean.ts';
@@ -52,11 +52,10 @@ export interface CompileOptions {
    * `it.targets`/`it.groups` or a secret was used: such a compile is never reused.
    */
   records?: InvocationRecords;
-  /**
-   * Counts the invocations compiled afresh and those reused from `previous`; of the parts of
-   * those compiled afresh, the ones parsed and those reused from `previous` (InvocationRecord.segments).
-   */
-  stats?: { compiled: number; reused: number; partsParsed?: number; partsReused?: number };
+  /** Counts the invocations compiled afresh and those reused from `previous`. */
+  stats?: { compiled: number; reused: number };
+  /** Of the parts of invocations compiled afresh: those parsed, and those reused from `previous` (InvocationRecord.segments). */
+  partStats?: { parsed: number; reused: number };
 }
 
 /**
@@ -64,11 +63,11 @@ export interface CompileOptions {
  * compile of the target reuses the parts when all of it is the same.
  */
 export interface InvocationRecord {
-  /** sha256 of the file declaring the state. */
+  /** Stamp of the file declaring the state: size, inode, modification and change times. */
   file: string;
   /** For `vars`, `facts`, `os` and `target`: each name read → its value (exactJson); WHOLE → the whole input's. */
   reads: Record<string, Record<string, string>>;
-  /** Site files the parts were made from (templates, sources): path → sha256, '' for a candidate that did not exist. */
+  /** Site files the parts were made from (templates, sources): path → stamp (as `file`), '' for a candidate that did not exist. */
   files: Record<string, string>;
   /** The parts as parsed (JSON), before tags are inherited. */
   parts: string;
@@ -285,11 +284,16 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
   // A secret's plaintext must not be in a record, and a reused part would not be marked sensitive.
   const incremental = secrets.size === 0;
   const previous = incremental ? options.previous : undefined;
+  // A site file in a record stands as its stamp (size, inode, modification and change times), as
+  // in the compile cache's key (cli/compile-cache.ts): an edit changes the change time, which
+  // nothing can set back. No content is read or hashed, and a compile of state files and
+  // templates alone never loads node:crypto (a tenth of a changed input's compile).
   const fileHashes = new Map<string, string>();
   const fileHash = (abs: string): string => {
     let hash = fileHashes.get(abs);
     if (hash === undefined) {
-      hash = existsSync(abs) && statSync(abs).isFile() ? sha256Hex(readFileSync(abs)) : '';
+      const s = statSync(abs, { bigint: true, throwIfNoEntry: false });
+      hash = s?.isFile() ? `${s.size}:${s.ino}:${s.mtimeNs}:${s.ctimeNs}` : '';
       fileHashes.set(abs, hash);
     }
     return hash;
@@ -550,7 +554,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
       if (earlier) {
         earlier.index = index;
         inv.parts.push(earlier);
-        if (options.stats) options.stats.partsReused = (options.stats.partsReused ?? 0) + 1;
+        if (options.partStats) options.partStats.reused++;
         return;
       }
       const raw = raws[next++]!;
@@ -559,7 +563,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
       const part = parsePart(raw, { index, fallback: def.pos, resolve: tracked, secrets }, d);
       if (part) inv.parts.push(part);
       if (!part || touched || d.items.length !== before || holdsSecret(raw)) keys[index] = '';
-      if (options.stats) options.stats.partsParsed = (options.stats.partsParsed ?? 0) + 1;
+      if (options.partStats) options.partStats.parsed++;
     });
     return keys;
   };
