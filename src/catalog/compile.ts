@@ -3,7 +3,7 @@
  * parts rendered and validated, identical invocations once, notified handlers added. Pure apart
  * from reading site files (templates, sources) that the catalog points at.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { canonicalJson } from '../lib/canonical-json.ts';
 import { didYouMean } from '../lib/did-you-mean.ts';
@@ -20,6 +20,7 @@ import { builtinOsTables } from './builtin-os.ts';
 import { groupsOf, type Catalog, type RunEntry, type Target } from './catalog.ts';
 import { parsePart } from './part.ts';
 import { revealSecrets } from './secrets.ts';
+import { SecretValue } from '../lib/secret-value.ts';
 import { DEFAULT_STATE_DIR, type PartInvocation, type StateInvocation, type StateRun } from './staterun.ts';
 import { mergeAll } from './vars.ts';
 
@@ -53,6 +54,8 @@ export interface CompileOptions {
   records?: InvocationRecords;
   /** Counts the invocations compiled afresh and those reused from `previous`. */
   stats?: { compiled: number; reused: number };
+  /** Of the parts of invocations compiled afresh: those parsed, and those reused from `previous` (InvocationRecord.segments). */
+  partStats?: { parsed: number; reused: number };
 }
 
 /**
@@ -60,14 +63,21 @@ export interface CompileOptions {
  * compile of the target reuses the parts when all of it is the same.
  */
 export interface InvocationRecord {
-  /** sha256 of the file declaring the state. */
+  /** Stamp of the file declaring the state: size, inode, modification and change times. */
   file: string;
   /** For `vars`, `facts`, `os` and `target`: each name read → its value (exactJson); WHOLE → the whole input's. */
   reads: Record<string, Record<string, string>>;
-  /** Site files the parts were made from (templates, sources): path → sha256, '' for a candidate that did not exist. */
+  /** Site files the parts were made from (templates, sources): path → stamp (as `file`), '' for a candidate that did not exist. */
   files: Record<string, string>;
   /** The parts as parsed (JSON), before tags are inherited. */
   parts: string;
+  /**
+   * The key of each part (SegmentedParts.keys; '' for one that must be made again each time: it
+   * read site files, or holds a `!secret`) and the state file they are positions in: the next
+   * compile of the invocation, whatever else changed, takes from `parts` each part whose key it
+   * renders again, when the state file is the same.
+   */
+  segments?: { file: string; keys: string[] };
 }
 
 /** Invocation identity (state and parameters) → its record. */
@@ -79,6 +89,13 @@ export type InvocationRecords = Record<string, InvocationRecord>;
  * cache gives it anyway when nothing changed.
  */
 const RECORD_MAX_PARTS = 5000;
+
+/** Whether a parsed value holds a `!secret` anywhere. */
+function holdsSecret(value: unknown): boolean {
+  if (value instanceof SecretValue) return true;
+  if (value === null || typeof value !== 'object') return false;
+  return Object.values(value).some(holdsSecret);
+}
 
 /** The key of a record's reads that stands for all of an input (its keys were listed). */
 const WHOLE = '\u0000*';
@@ -267,11 +284,16 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
   // A secret's plaintext must not be in a record, and a reused part would not be marked sensitive.
   const incremental = secrets.size === 0;
   const previous = incremental ? options.previous : undefined;
+  // A site file in a record stands as its stamp (size, inode, modification and change times), as
+  // in the compile cache's key (cli/compile-cache.ts): an edit changes the change time, which
+  // nothing can set back. No content is read or hashed, and a compile of state files and
+  // templates alone never loads node:crypto (a tenth of a changed input's compile).
   const fileHashes = new Map<string, string>();
   const fileHash = (abs: string): string => {
     let hash = fileHashes.get(abs);
     if (hash === undefined) {
-      hash = existsSync(abs) && statSync(abs).isFile() ? sha256Hex(readFileSync(abs)) : '';
+      const s = statSync(abs, { bigint: true, throwIfNoEntry: false });
+      hash = s?.isFile() ? `${s.size}:${s.ino}:${s.mtimeNs}:${s.ctimeNs}` : '';
       fileHashes.set(abs, hash);
     }
     return hash;
@@ -283,7 +305,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     if (!e) extraReads.set(it, (e = { files: new Map(), scopes: [], uncacheable: false }));
     return e;
   };
-  const recordOf = (def: StateDef, it: TemplateScope, parts: PartInvocation[]): InvocationRecord | undefined => {
+  const recordOf = (def: StateDef, it: TemplateScope, parts: PartInvocation[], keys: string[] | undefined): InvocationRecord | undefined => {
     const extra = extraOf(it);
     if (extra.uncacheable || parts.length > RECORD_MAX_PARTS) return undefined;
     const reads: Record<string, Record<string, string>> = {};
@@ -295,7 +317,33 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
         else for (const name of names) into[name] = exactJson(value?.[name]);
       }
     }
-    return { file: fileHash(join(c.root, def.file)), reads, files: Object.fromEntries(extra.files), parts: JSON.stringify(parts) };
+    return {
+      file: fileHash(join(c.root, def.file)), reads, files: Object.fromEntries(extra.files), parts: JSON.stringify(parts),
+      ...(keys && keys.length === parts.length ? { segments: { file: def.file, keys } } : {}),
+    };
+  };
+  /**
+   * The parts of an earlier compile of the invocation by key (InvocationRecord.segments), when its
+   * state file is the same file, unchanged: their positions point into it. A record that does not
+   * read as one (a damaged cache) gives none.
+   */
+  const partsByKey = (def: StateDef, record: InvocationRecord | undefined): Map<string, PartInvocation[]> | undefined => {
+    const segments = record?.segments;
+    if (!segments || segments.file !== def.file || record.file !== fileHash(join(c.root, def.file))) return undefined;
+    let parts: unknown;
+    try {
+      parts = JSON.parse(record.parts);
+    } catch {
+      return undefined;
+    }
+    const { keys } = segments;
+    if (!Array.isArray(parts) || !Array.isArray(keys) || keys.length !== parts.length) return undefined;
+    const byKey = new Map<string, PartInvocation[]>();
+    keys.forEach((key: unknown, i) => {
+      const part = parts[i] as PartInvocation | null;
+      if (typeof key === 'string' && key !== '' && part && typeof part === 'object') pushTo(byKey, key, part);
+    });
+    return byKey;
   };
   const unchanged = (def: StateDef, record: InvocationRecord): boolean => {
     if (record.file !== fileHash(join(c.root, def.file))) return false;
@@ -455,17 +503,69 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     if (options.stats) options.stats.compiled++;
     const it = scopeFor(stateName, params);
     const errorsBefore = d.items.length;
-    const rawParts = d.collect(() => def.parts(it)) ?? [];
-    options.afterState?.();
-    const resolveCtx = resolveContext(def, it);
-    rawParts.forEach((raw, index) => {
-      const part = parsePart(raw, { index, fallback: posOf(rawParts, index) ?? def.pos, resolve: resolveCtx, secrets }, d);
-      if (part) inv.parts.push(part);
-    });
+    // With records kept, parts are parsed one by one where the text allows, and those whose text
+    // is as the last compile rendered it are taken from there.
+    const segmented = options.records && incremental ? d.collect(() => bySegments(def, it, prior, inv)) : undefined;
+    if (segmented === undefined && d.items.length === errorsBefore) {
+      const rawParts = d.collect(() => def.parts(it)) ?? [];
+      options.afterState?.();
+      const resolveCtx = resolveContext(def, it);
+      rawParts.forEach((raw, index) => {
+        const part = parsePart(raw, { index, fallback: posOf(rawParts, index) ?? def.pos, resolve: resolveCtx, secrets }, d);
+        if (part) inv.parts.push(part);
+      });
+    }
     if (options.records && incremental && d.items.length === errorsBefore) {
-      const record = recordOf(def, it, inv.parts);
+      const record = recordOf(def, it, inv.parts, segmented);
       if (record) options.records[identity] = record;
     }
+  };
+
+  /**
+   * An invocation's parts from its render cut into each part's text (StateDef.segments): a part
+   * whose key is among the earlier compile's takes its part from there, the others are parsed,
+   * together, then validated. Returns each part's key ('' for a part that cannot be reused: it
+   * read site files, which its key does not cover, or holds a secret, or is in error); undefined
+   * when the render cannot be cut, nothing done. A failed render throws, as `parts` would.
+   */
+  const bySegments = (def: StateDef, it: TemplateScope, prior: InvocationRecord | undefined, inv: StateInvocation): string[] | undefined => {
+    const cut = def.segments?.(it, RECORD_MAX_PARTS);
+    if (!cut) return undefined;
+    const pool = partsByKey(def, prior);
+    // Each earlier part stands in once: a text rendered twice is parsed the second time.
+    const reused = cut.keys.map((key) => pool?.get(key)?.pop());
+    const missing: number[] = [];
+    reused.forEach((part, index) => {
+      if (!part) missing.push(index);
+    });
+    const raws = missing.length ? cut.parse(missing) : [];
+    if (!raws) return undefined;
+    options.afterState?.();
+    const resolveCtx = resolveContext(def, it);
+    let touched = false;
+    const tracked: ResolveContext = {
+      renderTemplate: (path, partVars) => ((touched = true), resolveCtx.renderTemplate(path, partVars)),
+      readSource: (path) => ((touched = true), resolveCtx.readSource(path)),
+      readFolder: (path) => ((touched = true), resolveCtx.readFolder(path)),
+    };
+    const keys = [...cut.keys];
+    let next = 0;
+    reused.forEach((earlier, index) => {
+      if (earlier) {
+        earlier.index = index;
+        inv.parts.push(earlier);
+        if (options.partStats) options.partStats.reused++;
+        return;
+      }
+      const raw = raws[next++]!;
+      const before = d.items.length;
+      touched = false;
+      const part = parsePart(raw, { index, fallback: def.pos, resolve: tracked, secrets }, d);
+      if (part) inv.parts.push(part);
+      if (!part || touched || d.items.length !== before || holdsSecret(raw)) keys[index] = '';
+      if (options.partStats) options.partStats.parsed++;
+    });
+    return keys;
   };
 
   // The run list's renders, in the order `invoke` will ask for them, go into the sandbox

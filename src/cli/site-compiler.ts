@@ -153,11 +153,15 @@ export class SiteCompiler {
     const previous = this.cache.latest<InvocationRecords>('invocations', { name });
     const records: InvocationRecords = {};
     const stats = { compiled: 0, reused: 0 };
+    const partStats = { parsed: 0, reused: 0 };
     const run = d.collect(() => compile(catalog, target, {
       facts, cliVars, afterState: releaseGarbage, secrets, targetFacts, onSiteTargetsRead: () => (readsTargets = true),
-      records, stats, ...(previous ? { previous } : {}),
+      records, stats, partStats, ...(previous ? { previous } : {}),
     }));
-    if (process.env.CAIRN_COMPILE_STATS) process.stderr.write(`compile ${name}: ${stats.compiled} invocations compiled, ${stats.reused} reused\n`);
+    if (process.env.CAIRN_COMPILE_STATS) {
+      process.stderr.write(`compile ${name}: ${stats.compiled} invocations compiled, ${stats.reused} reused\n`);
+      process.stderr.write(`compile ${name}: of their parts ${partStats.parsed} parsed, ${partStats.reused} reused\n`);
+    }
     releaseGarbage();
     const graph = run && d.collect(() => buildGraph(run));
     releaseGarbage();

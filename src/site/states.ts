@@ -8,8 +8,9 @@ import { Diagnostics, inputError, InputError, type SourcePos } from '../lib/erro
 import { keyPosOf, LineIndex, mapStrings, posOf } from '../lib/positions.ts';
 import { TAG_NAME } from '../lib/tag-name.ts';
 import { sandboxOf, type JobResult, type RenderJob } from './sandbox.ts';
-import { compileTemplate, type CompiledTemplate } from './template.ts';
-import { parseYaml } from './yaml.ts';
+import { cutItems } from './segments.ts';
+import { compileTemplate, type CompiledTemplate, type RenderResult } from './template.ts';
+import { parseYaml, type OffsetMapper } from './yaml.ts';
 
 /** The `it` that templates see. */
 export interface TemplateScope {
@@ -66,9 +67,36 @@ export interface StateDef {
    * when there is nothing to render, or when `parts(it)` will report an error anyway.
    */
   prepare?(it: TemplateScope): PreparedRender | undefined;
+  /**
+   * The parts of one invocation as texts, each parsed only when asked (a YAML state file's): see
+   * SegmentedParts. Undefined when the rendered text cannot be cut into its parts safely, holds
+   * more than `maxParts`, or was parsed whole already: `parts(it)` then gives them. Throws what `parts(it)` would throw for a
+   * failed render.
+   */
+  segments?(it: TemplateScope, maxParts: number): SegmentedParts | undefined;
   /** Declared, but its header is invalid (already reported): known by name, never compiled. */
   broken?: true;
 }
+
+/**
+ * A rendered parts list cut into its parts' texts (site/segments.ts). Two parts with the same key
+ * parse to the same value, positions included, if their state file is the same: the key is the
+ * part's rendered text and how that text maps to the template's source.
+ */
+export interface SegmentedParts {
+  /** One per part, in order. */
+  keys: string[];
+  /**
+   * The raw part maps of the parts at `which` (indices into keys, increasing), parsed together,
+   * positions as `parts(it)` would give them; undefined when they cannot be parsed apart from
+   * the rest of the text (an anchor or alias, a YAML error, an item that is not a map): then
+   * `parts(it)` parses the whole text, and reports what is wrong as it always does.
+   */
+  parse(which: number[]): Record<string, unknown>[] | undefined;
+}
+
+/** Stands for the parts list when checking that the text around it reads as a state holding that list. */
+const STUB = 'cairn-segment-stub-5e1f';
 
 function brokenState(name: string, file: string, pos: SourcePos | undefined, component: string | undefined): StateDef {
   return {
@@ -191,12 +219,14 @@ export function yamlStateFile(text: string, file: string, d: Diagnostics, compon
     else throw err;
     return [];
   }
+  /** Positions in a render of `template` (offsets in its output) as positions in the source. */
+  const mapperOf = (template: CompiledTemplate, rendered: { sourceOffset(o: number): number }): OffsetMapper => (offset, length) => {
+    const start = rendered.sourceOffset(offset);
+    const end = rendered.sourceOffset(offset + length);
+    return { ...template.pos(start), length: Math.max(1, end - start) };
+  };
   const parseRendered = (template: CompiledTemplate, rendered: { text: string; sourceOffset(o: number): number }) =>
-    parseYaml(rendered.text, (offset, length) => {
-      const start = rendered.sourceOffset(offset);
-      const end = rendered.sourceOffset(offset + length);
-      return { ...template.pos(start), length: Math.max(1, end - start) };
-    });
+    parseYaml(rendered.text, mapperOf(template, rendered));
 
   const skeleton = d.collect(() => parseRendered(whole, whole.skeleton()));
   const map = asStateMap(skeleton, file, d);
@@ -223,8 +253,21 @@ export function yamlStateFile(text: string, file: string, d: Diagnostics, compon
     }
     let template: CompiledTemplate | undefined;
     const renders = new WeakMap<TemplateScope, unknown[]>();
+    // A render done (ahead, by prepare, or by segments) and not parsed yet.
+    const rendered = new WeakMap<TemplateScope, { t: CompiledTemplate; r: RenderResult }>();
     // A render done ahead (prepare) that failed: reported when its parts are asked for.
     const failures = new WeakMap<TemplateScope, InputError>();
+    const renderOf = (it: TemplateScope): { t: CompiledTemplate; r: RenderResult } => {
+      const failed = failures.get(it);
+      if (failed) throw failed;
+      let done = rendered.get(it);
+      if (!done) {
+        const t = template ??= stretchOf(i);
+        done = { t, r: t.render(it) };
+        rendered.set(it, done);
+      }
+      return done;
+    };
     const partsFrom = (t: CompiledTemplate, rendered: { text: string; sourceOffset(o: number): number }): unknown[] => {
       const doc = parseRendered(t, rendered) as Record<string, unknown> | null;
       if (!doc || typeof doc !== 'object' || !(name in doc)) {
@@ -236,18 +279,22 @@ export function yamlStateFile(text: string, file: string, d: Diagnostics, compon
     defs.push({
       name, file, component, pos, ...header,
       parts(it) {
-        const failed = failures.get(it);
-        if (failed) throw failed;
         let parts = renders.get(it);
         if (!parts) {
-          template ??= stretchOf(i);
-          parts = partsFrom(template, template.render(it));
+          const { t, r } = renderOf(it);
+          parts = partsFrom(t, r);
           renders.set(it, parts);
+          rendered.delete(it);
         }
         return parts;
       },
+      segments(it, maxParts) {
+        if (renders.has(it)) return undefined;
+        const { t, r } = renderOf(it);
+        return segmentsOf(name, r, mapperOf(t, r), maxParts);
+      },
       prepare(it) {
-        if (renders.has(it) || failures.has(it)) return undefined;
+        if (renders.has(it) || rendered.has(it) || failures.has(it)) return undefined;
         let job: RenderJob;
         let t: CompiledTemplate;
         try {
@@ -262,7 +309,7 @@ export function yamlStateFile(text: string, file: string, d: Diagnostics, compon
           jobs: [job],
           accept([result], timeout) {
             try {
-              renders.set(it, partsFrom(t, t.finish(result!, timeout)));
+              rendered.set(it, { t, r: t.finish(result!, timeout) });
             } catch (err) {
               if (err instanceof InputError) failures.set(it, err);
               else throw err;
@@ -273,6 +320,64 @@ export function yamlStateFile(text: string, file: string, d: Diagnostics, compon
     });
   });
   return defs;
+}
+
+/**
+ * The parts of state `name` in a render, cut apart (site/segments.ts) when the text around the
+ * cut list, with one stand-in item for it, reads as a state holding exactly that item: then the
+ * list is the state's parts, and what precedes and follows it is the same whatever the items.
+ */
+function segmentsOf(name: string, rendered: RenderResult, toPos: OffsetMapper, maxParts: number): SegmentedParts | undefined {
+  const { text } = rendered;
+  const cuts = cutItems(text);
+  if (!cuts || cuts.starts.length > maxParts || text.includes(STUB)) return undefined;
+  const { starts, end } = cuts;
+  const indent = ' '.repeat(cuts.indent);
+  try {
+    const doc = parseYaml(`${text.slice(0, starts[0])}${indent}- ${STUB}\n${text.slice(end)}`, () => ({ file: '', line: 1, col: 1 }));
+    if (!doc || typeof doc !== 'object' || !(name in doc)) return undefined;
+    const list = partsOf((doc as Record<string, unknown>)[name]);
+    if (list.length !== 1 || list[0] !== STUB) return undefined;
+  } catch (err) {
+    if (err instanceof InputError) return undefined;
+    throw err;
+  }
+  const endOf = (k: number) => starts[k + 1] ?? end;
+  const keys = starts.map((from, k) => `${text.slice(from, endOf(k))}\u0000${rendered.signature(from, endOf(k))}`);
+  return {
+    keys,
+    parse(which) {
+      // The chosen items' texts one after another: a list like the whole one, read in one go.
+      // Each offset of it maps back to the render through the item it falls in.
+      let joined = '';
+      const at: { joined: number; from: number }[] = [];
+      for (const k of which) {
+        at.push({ joined: joined.length, from: starts[k]! });
+        joined += text.slice(starts[k], endOf(k));
+      }
+      const mapper: OffsetMapper = (offset, length) => {
+        let lo = 0;
+        let hi = at.length - 1;
+        while (lo < hi) {
+          const mid = (lo + hi + 1) >> 1;
+          if (at[mid]!.joined <= offset) lo = mid;
+          else hi = mid - 1;
+        }
+        return toPos(at[lo]!.from + offset - at[lo]!.joined, length);
+      };
+      const seen = { anchors: false };
+      let items: unknown;
+      try {
+        items = parseYaml(joined, mapper, 'YAML', seen);
+      } catch (err) {
+        if (err instanceof InputError) return undefined;
+        throw err;
+      }
+      if (seen.anchors || !Array.isArray(items) || items.length !== which.length) return undefined;
+      if (!items.every((item) => item !== null && typeof item === 'object' && !Array.isArray(item))) return undefined;
+      return items as Record<string, unknown>[];
+    },
+  };
 }
 
 /** A JSON state file: plain data, no templating. */

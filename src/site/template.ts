@@ -45,6 +45,12 @@ export interface RenderResult {
   text: string;
   /** Maps an offset in `text` to an offset in the template source. */
   sourceOffset(outputOffset: number): number;
+  /**
+   * A text that is the same for two ranges of output (of this template) exactly when
+   * `sourceOffset` maps them alike, offset for offset from `from` through `to`: what lets a part
+   * parsed from one render stand for the same text in another (catalog/compile.ts).
+   */
+  signature(from: number, to: number): string;
 }
 
 export interface CompiledTemplate {
@@ -411,13 +417,31 @@ export function compileTemplate(source: string, file: string, base?: SourcePos):
     return piece.srcStart;
   };
 
+  /** See RenderResult.signature: the mark in force at `from`, then every mark up to `to`, relative to `from`. */
+  const signer = (marks: number[]) => (from: number, to: number): string => {
+    let lo = 0;
+    let hi = marks.length / 2 - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (marks[mid * 2]! <= from) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    let sig = found < 0 ? '-' : `${marks[found * 2 + 1]!}@${from - marks[found * 2]!}`;
+    for (let m = found + 1; m * 2 < marks.length && marks[m * 2]! <= to; m++) sig += `,${marks[m * 2]! - from}:${marks[m * 2 + 1]!}`;
+    return sig;
+  };
+  const identity: RenderResult = { text: source, sourceOffset: (o) => o, signature: (from) => `=${from}` };
+
   const job = (it: unknown): RenderJob => {
     generated ??= generate(pieces, pos, file);
     return { script: generated.script, it };
   };
 
   const outcome = (result: JobResult, timeout: number): RenderResult => {
-    if ('text' in result) return { text: result.text, sourceOffset: mapper(result.marks) };
+    if ('text' in result) return { text: result.text, sourceOffset: mapper(result.marks), signature: signer(result.marks) };
     if ('undefined' in result) {
       const piece = pieces[result.undefined];
       if (piece) throw undefinedValue(piece, pos);
@@ -438,7 +462,7 @@ export function compileTemplate(source: string, file: string, base?: SourcePos):
     isStatic,
     pos,
     render(it: unknown, sandbox?: TemplateSandbox): RenderResult {
-      if (isStatic) return { text: source, sourceOffset: (o) => o };
+      if (isStatic) return identity;
       const box = sandbox ?? sandboxOf(it);
       return outcome(box.render([job(it)])[0]!, box.timeout);
     },
@@ -452,7 +476,7 @@ export function compileTemplate(source: string, file: string, base?: SourcePos):
         out.marks.push(out.text.length, i);
         out.text += p.kind === 'literal' ? p.text : '_';
       });
-      return { text: out.text, sourceOffset: mapper(out.marks) };
+      return { text: out.text, sourceOffset: mapper(out.marks), signature: signer(out.marks) };
     },
   };
 }

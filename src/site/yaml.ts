@@ -33,7 +33,11 @@ export const MAX_ALIAS_EXPANSION = 100_000;
 /** `toPos(offset, length)` maps an offset in `text` to a source position. */
 export type OffsetMapper = (offset: number, length: number) => SourcePos;
 
-export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): unknown {
+/**
+ * `found.anchors` is set when the document has an anchor or an alias: a value that may depend on
+ * text outside its own lines (site/states.ts parses a state's parts apart only without them).
+ */
+export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML', found?: { anchors: boolean }): unknown {
   parsingYaml(text.length);
   // Duplicate keys are found in convert(): the library's check compares each key with every
   // earlier one of its map, quadratic in a map's size (40,000 variables took 20 s).
@@ -95,6 +99,7 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
   let expanding: Alias | undefined;
   const convert = (node: unknown): unknown => {
     if (node === null || node === undefined) return null;
+    if (found && (isAlias(node) || (node as { anchor?: string }).anchor)) found.anchors = true;
     if (expanding && --aliasBudget < 0) {
       throw inputError(`YAML: aliases expand to more than ${MAX_ALIAS_EXPANSION.toLocaleString('en')} values in this document`, resolve(where(expanding) ?? 0),
         'an anchor aliased at many levels multiplies (an "alias bomb"): write the values out, or reuse them through variables');
@@ -135,6 +140,7 @@ export function parseYaml(text: string, toPos: OffsetMapper, label = 'YAML'): un
       for (const pair of node.items) {
         if (!isPair(pair)) continue;
         const keyNode = pair.key as YamlNode | null;
+        if (found && (keyNode as { anchor?: string } | null)?.anchor) found.anchors = true;
         const key = isScalar(keyNode) ? String(keyNode.value) : String(convert(keyNode));
         const keyPos = where(keyNode);
         if (Object.hasOwn(obj, key)) throw inputError(`${label}: Map keys must be unique`, resolve(keyPos ?? self ?? 0));
