@@ -2,6 +2,7 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parse } from 'yaml';
 
 // The type registries first: a type folder added since the last build is picked up.
@@ -25,7 +26,8 @@ const common = {
   // Identifies this build in the compile cache's key: a new build never reuses an old result.
   define: {
     __CAIRN_BUILD__: JSON.stringify(`${process.env.npm_package_version ?? '0'}-${Date.now()}`),
-    __CAIRN_OS_TABLES__: JSON.stringify(osTables),
+    // As JSON text, parsed on first use (src/catalog/builtin-os.ts says why).
+    __CAIRN_OS_TABLES__: JSON.stringify(JSON.stringify(osTables)),
   },
 };
 // The command: one CommonJS file that dist/cairn.cjs (src/cli/launch.ts) runs from V8's code
@@ -70,6 +72,42 @@ module.exports = (load ? load(${file}) : require(require('node:path').join(__dir
     });
   },
 };
+// Every type's providers (src/resources/providers.generated.ts) are imported by the engine, so a
+// run set up the modules of all 22 types (their tables, classes and patterns: half of the modules
+// a converged run initialised, and a third of its young objects) to use two or three. In the
+// bundle the registry gets each type's providers on first use instead: a require() that esbuild
+// turns into that module's lazy initialisation. The source keeps its plain imports (tests run it).
+const lazyProviders = {
+  name: 'lazy-providers',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/]resources[\\/]providers\.generated\.ts$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const imports = new Map([...source.matchAll(/^import (\w+) from '(\.\/[a-z0-9_]+\/providers\.ts)';$/gm)].map((m) => [m[1], m[2]]));
+      const entries = [...source.matchAll(/^ {2}([a-z0-9_]+): (\w+),$/gm)].map((m) => [m[1], imports.get(m[2])]);
+      if (entries.length === 0 || entries.some(([, path]) => path === undefined)) throw new Error(`lazy-providers: cannot read ${args.path}`);
+      return {
+        contents: `const generatedProviders = {};
+for (const [type, load] of Object.entries({
+${entries.map(([type, path]) => `  ${type}: () => require(${JSON.stringify(path)}).default,`).join('\n')}
+})) {
+  Object.defineProperty(generatedProviders, type, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      const providers = load();
+      Object.defineProperty(generatedProviders, type, { value: providers, enumerable: true });
+      return providers;
+    },
+  });
+}
+export { generatedProviders };
+`,
+        loader: 'js',
+        resolveDir: dirname(args.path),
+      };
+    });
+  },
+};
 for (const [file, modules] of Object.entries(VENDOR_FILES)) {
   await build({
     ...cjs,
@@ -85,7 +123,7 @@ await build({
   ...cjs,
   format: 'cjs',
   entryPoints: { 'cairn-main': 'src/cli/bin.ts' },
-  plugins: [lazyChildProcessForCommander, vendorFiles],
+  plugins: [lazyChildProcessForCommander, vendorFiles, lazyProviders],
   outdir: 'dist',
   outExtension: { '.js': '.cjs' },
   // builtin-os.ts reads import.meta only when run from source (tests), never in the bundle.
