@@ -34,6 +34,12 @@ const common = {
 // cache. What a command does not use stays unevaluated until it is first imported (esbuild wraps
 // lazily imported modules), so a converged `apply` never sets up the YAML parser or the compiler.
 const { banner: _esmBanner, ...cjs } = common;
+// The files the launcher runs (the bundle and the vendor files) are written as the function it
+// calls, CommonJS's wrapper included: wrapping the text at run time made a second string of it,
+// which V8 then copied whole into its heap to compile (1.4 MB for the bundle, on every run). Read
+// as it is, a large file is one external string that V8 compiles in place. The wrapper is part of
+// the file, so the lines and columns a stack trace names are the file's (and its source map's).
+const launched = { banner: { js: '(function (exports, require, module, __filename, __dirname) {' }, footer: { js: '})' } };
 // commander loads child_process (and with it net, dgram and streams) at its start, for
 // executable subcommands, which Cairn has none of: it gets the module when it first uses it.
 const lazyChildProcessForCommander = {
@@ -65,8 +71,7 @@ const vendorFiles = {
     b.onLoad({ filter: /.*/, namespace: 'vendor' }, (args) => {
       const file = JSON.stringify(vendorFileOf.get(args.path));
       return {
-        contents: `const load = globalThis[Symbol.for('cairn.load')];
-module.exports = (load ? load(${file}) : require(require('node:path').join(__dirname, ${file})))[${JSON.stringify(args.path)}];`,
+        contents: `module.exports = globalThis[Symbol.for('cairn.load')](${file})[${JSON.stringify(args.path)}];`,
         loader: 'js',
       };
     });
@@ -111,6 +116,7 @@ export { generatedProviders };
 for (const [file, modules] of Object.entries(VENDOR_FILES)) {
   await build({
     ...cjs,
+    ...launched,
     format: 'cjs',
     // Each library is set up when first asked for: a compile needs zod and yaml, and not
     // age-encryption, whose post-quantum tables took 10 ms to compute at every compile.
@@ -121,6 +127,7 @@ for (const [file, modules] of Object.entries(VENDOR_FILES)) {
 }
 await build({
   ...cjs,
+  ...launched,
   format: 'cjs',
   entryPoints: { 'cairn-main': 'src/cli/bin.ts' },
   plugins: [lazyChildProcessForCommander, vendorFiles, lazyProviders],

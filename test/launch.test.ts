@@ -47,6 +47,32 @@ test('the first run of a command makes its code cache; later runs use it; a dama
   assert.ok(!existsSync(join(dir, '.cairn-main.apply.v8-cache')), 'each command has its own');
 });
 
+test("a bug in the bundle is exit 70 with a stack whose lines are the bundle file's, from the code cache too", () => {
+  const dir = installCopy();
+  // The built files are the launcher's function, wrapper included (scripts/build.mjs): a frame's
+  // line must still be the line of the file that holds the statement.
+  const bundle = join(dir, 'cairn-main.cjs');
+  const lines = readFileSync(bundle, 'latin1').split('\n');
+  // cli/converge.ts's converge(), which every apply runs.
+  const at = lines.findIndex((l) => /^async function converge\d*\(mode, sessions,/.test(l));
+  assert.ok(at > 0, 'the bundle has the CLI\'s converge()');
+  lines.splice(at + 1, 0, '  null.cairnTestBug();');
+  writeFileSync(bundle, lines.join('\n'), 'latin1');
+  const site = tempDir('cairn-launch-site-');
+  writeFileSync(join(site, 'cairn.yaml'), `targets:\n  t:\n    executor: local\n    state_dir: ${join(site, 'state')}\n    run: [s]\n`);
+  mkdirSync(join(site, 'states'));
+  writeFileSync(join(site, 'states/s.yaml'), `s:\n  - file: ${join(site, 'out')}\n    content: "x\\n"\n`);
+  for (const pass of ['without a cache', 'from the cache']) {
+    const r = run(dir, ['apply', '--site', site]);
+    assert.equal(r.status, 70, `${pass}: ${r.stderr}`);
+    assert.match(r.stderr, /^cairn: internal error: TypeError: Cannot read properties of null \(reading 'cairnTestBug'\)\n\s+at /, pass);
+    const frame = new RegExp(`at converge\\d* \\(${bundle.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:(\\d+):\\d+\\)`).exec(r.stderr);
+    assert.ok(frame, `${pass}: a frame in the bundle: ${r.stderr}`);
+    assert.equal(lines[Number(frame[1]) - 1], '  null.cairnTestBug();', pass);
+  }
+  assert.ok(existsSync(join(dir, '.cairn-main.apply.v8-cache')));
+});
+
 test('the command runs where no cache can be written, and leaves no temp file', () => {
   const dir = installCopy();
   // A folder in the cache's place: the write fails as it would on a read-only installation

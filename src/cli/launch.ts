@@ -54,8 +54,10 @@ function runCached(file: string): unknown {
   } catch {
     // No cache yet: this run makes it.
   }
-  // esbuild writes ASCII (it escapes everything else), so latin1 reads it without a UTF-8 decode.
-  const wrapper = `(function (exports, require, module, __filename, __dirname) {${readFileSync(path, 'latin1')}\n})`;
+  // The build wrote the file as the function to call (CommonJS's wrapper included), so it is
+  // compiled as read, with no copy. esbuild writes ASCII (it escapes everything else), so latin1
+  // reads it without a UTF-8 decode; a large file becomes one external string.
+  const wrapper = readFileSync(path, 'latin1');
   // Checked against the flags its cache was made under: V8's defaults (lib/tiering.ts).
   const script = underDefaultFlags(() => new Script(wrapper, { filename: path, ...(cachedData ? { cachedData } : {}) }));
   if (!cachedData || script.cachedDataRejected) toCache.push({ script, cacheFile });
