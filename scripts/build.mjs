@@ -1,7 +1,8 @@
 // Bundles the CLI (dist/cairn-main.cjs; dist/cairn-vendor.cjs with zod, yaml and age-encryption; dist/cairn-vendor-pki.cjs with X.509 and WebSocket; the launcher dist/cairn.cjs; no TypeScript at run time) and the typed API.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parse } from 'yaml';
 
 // The type registries first: a type folder added since the last build is picked up.
@@ -25,13 +26,20 @@ const common = {
   // Identifies this build in the compile cache's key: a new build never reuses an old result.
   define: {
     __CAIRN_BUILD__: JSON.stringify(`${process.env.npm_package_version ?? '0'}-${Date.now()}`),
-    __CAIRN_OS_TABLES__: JSON.stringify(osTables),
+    // As JSON text, parsed on first use (src/catalog/builtin-os.ts says why).
+    __CAIRN_OS_TABLES__: JSON.stringify(JSON.stringify(osTables)),
   },
 };
 // The command: one CommonJS file that dist/cairn.cjs (src/cli/launch.ts) runs from V8's code
 // cache. What a command does not use stays unevaluated until it is first imported (esbuild wraps
 // lazily imported modules), so a converged `apply` never sets up the YAML parser or the compiler.
 const { banner: _esmBanner, ...cjs } = common;
+// The files the launcher runs (the bundle and the vendor files) are written as the function it
+// calls, CommonJS's wrapper included: wrapping the text at run time made a second string of it,
+// which V8 then copied whole into its heap to compile (1.4 MB for the bundle, on every run). Read
+// as it is, a large file is one external string that V8 compiles in place. The wrapper is part of
+// the file, so the lines and columns a stack trace names are the file's (and its source map's).
+const launched = { banner: { js: '(function (exports, require, module, __filename, __dirname) {' }, footer: { js: '})' } };
 // commander loads child_process (and with it net, dgram and streams) at its start, for
 // executable subcommands, which Cairn has none of: it gets the module when it first uses it.
 const lazyChildProcessForCommander = {
@@ -63,16 +71,82 @@ const vendorFiles = {
     b.onLoad({ filter: /.*/, namespace: 'vendor' }, (args) => {
       const file = JSON.stringify(vendorFileOf.get(args.path));
       return {
-        contents: `const load = globalThis[Symbol.for('cairn.load')];
-module.exports = (load ? load(${file}) : require(require('node:path').join(__dirname, ${file})))[${JSON.stringify(args.path)}];`,
+        contents: `module.exports = globalThis[Symbol.for('cairn.load')](${file})[${JSON.stringify(args.path)}];`,
         loader: 'js',
       };
     });
   },
 };
+// Every type's providers (src/resources/providers.generated.ts) are imported by the engine, so a
+// run set up the modules of all 22 types (their tables, classes and patterns: half of the modules
+// a converged run initialised, and a third of its young objects) to use two or three. In the
+// bundle the registry gets each type's providers on first use instead: a require() that esbuild
+// turns into that module's lazy initialisation. The source keeps its plain imports (tests run it).
+const lazyProviders = {
+  name: 'lazy-providers',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/]resources[\\/]providers\.generated\.ts$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const imports = new Map([...source.matchAll(/^import (\w+) from '(\.\/[a-z0-9_]+\/providers\.ts)';$/gm)].map((m) => [m[1], m[2]]));
+      const entries = [...source.matchAll(/^ {2}([a-z0-9_]+): (\w+),$/gm)].map((m) => [m[1], imports.get(m[2])]);
+      if (entries.length === 0 || entries.some(([, path]) => path === undefined)) throw new Error(`lazy-providers: cannot read ${args.path}`);
+      return {
+        contents: `const generatedProviders = {};
+for (const [type, load] of Object.entries({
+${entries.map(([type, path]) => `  ${type}: () => require(${JSON.stringify(path)}).default,`).join('\n')}
+})) {
+  Object.defineProperty(generatedProviders, type, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      const providers = load();
+      Object.defineProperty(generatedProviders, type, { value: providers, enumerable: true });
+      return providers;
+    },
+  });
+}
+export { generatedProviders };
+`,
+        loader: 'js',
+        resolveDir: dirname(args.path),
+      };
+    });
+  },
+};
+/**
+ * esbuild fills the exports object of each module the bundle loads lazily (an import() or a
+ * require()) at the bundle's start: a getter, its closure and a property for every export, of
+ * some 70 modules, though a converged run loads a handful of them (the run's first half of a
+ * millisecond, and 70 KB of young objects, close to what costs it a scavenge). Every use of such
+ * an object follows its module's initialisation, `(init_x(), x_exports)`, so the bundle fills it
+ * there instead: the call moves to the first line of `init_x`'s body, its own lines left blank,
+ * so that no other line moves (the source map and the lines stack traces name stay right).
+ */
+function exportsOnInit(file) {
+  const text = readFileSync(file, 'latin1');
+  // One module per section: esbuild heads each with a comment naming its file.
+  const sections = text.split(/^(?=\/\/ \S+$)/m);
+  let moved = 0;
+  const out = sections.map((section) => {
+    const calls = [...section.matchAll(/^__export\((\w+), \{\n(?: {2}[^\n]*\n)*?\}\);\n/gm)];
+    const inits = [...section.matchAll(/^var init_\w+ = __esm\(\{\n {2}"[^"\n]*"\(\) \{$/gm)];
+    if (calls.length !== 1 || inits.length !== 1 || calls[0].index > inits[0].index) return section;
+    const call = calls[0][0];
+    const lines = call.split('\n').length - 1;
+    const oneLine = call.replace(/\n\s*/g, ' ').trim();
+    const blanked = section.slice(0, calls[0].index) + '\n'.repeat(lines) + section.slice(calls[0].index + call.length);
+    const header = inits[0][0];
+    moved++;
+    return blanked.replace(header, `${header} ${oneLine}`);
+  });
+  if (out.join('').split('\n').length !== text.split('\n').length) throw new Error(`exportsOnInit: ${file}: lines moved`);
+  writeFileSync(file, out.join(''), 'latin1');
+  return moved;
+}
 for (const [file, modules] of Object.entries(VENDOR_FILES)) {
   await build({
     ...cjs,
+    ...launched,
     format: 'cjs',
     // Each library is set up when first asked for: a compile needs zod and yaml, and not
     // age-encryption, whose post-quantum tables took 10 ms to compute at every compile.
@@ -83,14 +157,16 @@ for (const [file, modules] of Object.entries(VENDOR_FILES)) {
 }
 await build({
   ...cjs,
+  ...launched,
   format: 'cjs',
   entryPoints: { 'cairn-main': 'src/cli/bin.ts' },
-  plugins: [lazyChildProcessForCommander, vendorFiles],
+  plugins: [lazyChildProcessForCommander, vendorFiles, lazyProviders],
   outdir: 'dist',
   outExtension: { '.js': '.cjs' },
   // builtin-os.ts reads import.meta only when run from source (tests), never in the bundle.
   logOverride: { 'empty-import-meta': 'silent' },
 });
+exportsOnInit('dist/cairn-main.cjs');
 await build({ ...cjs, format: 'cjs', entryPoints: { cairn: 'src/cli/launch.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' }, sourcemap: false, banner: { js: '#!/usr/bin/env node' } });
 await build({ ...common, entryPoints: ['src/api/index.ts'], outfile: 'dist/api.mjs' });
 // The web UI (src/ui): one browser script and its page and style sheet, served by `cairn master` from dist/ui.

@@ -28,7 +28,8 @@ function run(dir: string, args: string[], env: Record<string, string> = {}) {
 
 test('the first run of a command makes its code cache; later runs use it; a damaged cache is replaced', () => {
   const dir = installCopy();
-  const cache = join(dir, '.cairn-main.schema.v8-cache');
+  // `schema` loads the compiler's libraries (zod): its cache is a compile's (see the last test).
+  const cache = join(dir, '.cairn-main.schema.compile.v8-cache');
   const first = run(dir, ['schema']);
   assert.equal(first.status, 0, first.stderr);
   assert.ok(existsSync(cache), 'made on the first run');
@@ -45,6 +46,33 @@ test('the first run of a command makes its code cache; later runs use it; a dama
   assert.equal(third.stdout, first.stdout, 'a rejected cache changes nothing but speed');
   assert.notEqual(readFileSync(cache, 'utf8'), 'not a code cache', 'and is made again');
   assert.ok(!existsSync(join(dir, '.cairn-main.apply.v8-cache')), 'each command has its own');
+});
+
+test("a bug in the bundle is exit 70 with a stack whose lines are the bundle file's, from the code cache too", () => {
+  const dir = installCopy();
+  // The built files are the launcher's function, wrapper included (scripts/build.mjs): a frame's
+  // line must still be the line of the file that holds the statement.
+  const bundle = join(dir, 'cairn-main.cjs');
+  const lines = readFileSync(bundle, 'latin1').split('\n');
+  // cli/converge.ts's converge(), which every apply runs.
+  const at = lines.findIndex((l) => /^async function converge\d*\(mode, sessions,/.test(l));
+  assert.ok(at > 0, 'the bundle has the CLI\'s converge()');
+  lines.splice(at + 1, 0, '  null.cairnTestBug();');
+  writeFileSync(bundle, lines.join('\n'), 'latin1');
+  const site = tempDir('cairn-launch-site-');
+  writeFileSync(join(site, 'cairn.yaml'), `targets:\n  t:\n    executor: local\n    state_dir: ${join(site, 'state')}\n    run: [s]\n`);
+  mkdirSync(join(site, 'states'));
+  writeFileSync(join(site, 'states/s.yaml'), `s:\n  - file: ${join(site, 'out')}\n    content: "x\\n"\n`);
+  for (const pass of ['without a cache', 'from the cache']) {
+    const r = run(dir, ['apply', '--site', site]);
+    assert.equal(r.status, 70, `${pass}: ${r.stderr}`);
+    assert.match(r.stderr, /^cairn: internal error: TypeError: Cannot read properties of null \(reading 'cairnTestBug'\)\n\s+at /, pass);
+    const frame = new RegExp(`at converge\\d* \\(${bundle.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:(\\d+):\\d+\\)`).exec(r.stderr);
+    assert.ok(frame, `${pass}: a frame in the bundle: ${r.stderr}`);
+    assert.equal(lines[Number(frame[1]) - 1], '  null.cairnTestBug();', pass);
+    // The first run compiled the site: the second runs from the cache it made.
+    if (pass === 'without a cache') assert.ok(existsSync(join(dir, '.cairn-main.apply.compile.v8-cache')));
+  }
 });
 
 test('the command runs where no cache can be written, and leaves no temp file', () => {
@@ -119,10 +147,47 @@ test('code caches made by runs that change V8\'s flags (lib/tiering.ts) are acce
   const stamps = () => caches.map((c) => statSync(c).mtimeMs);
   const first = run(dir, ['apply', '--site', site]);
   assert.equal(first.status, 0, first.stderr);
+  // The bundle's cache of a converged run is made by the second converged run (see the test below).
+  for (let i = 0; i < 2; i++) assert.match(run(dir, ['apply', '--site', site]).stdout, /0 changed, 300 unchanged/);
   const made = stamps();
   const converged = run(dir, ['apply', '--site', site]);
   assert.match(converged.stdout, /0 changed, 300 unchanged/);
   const recompiled = run(dir, ['apply', '--site', site, '--var', 'v=2']);
   assert.match(recompiled.stdout, /300 changed, 0 unchanged/);
   assert.deepEqual(stamps(), made, 'neither run rejected a cache and wrote it again');
+});
+
+test("a compile's cache of the bundle serves until a converged run; the next makes one without the compiler's functions, kept from then on", () => {
+  const dir = installCopy();
+  const site = tempDir('cairn-launch-site-');
+  const root = tempDir('cairn-launch-root-');
+  writeFileSync(join(site, 'cairn.yaml'), `targets:\n  t:\n    executor: local\n    state_dir: ${join(root, 'state')}\n    run: [s]\nvars:\n  v: 1\n`);
+  mkdirSync(join(site, 'states'));
+  writeFileSync(join(site, 'states/s.yaml'), `s:\n  - file: ${join(root, 'f')}\n    content: "<%= it.vars.v %>\\n"\n`);
+  const plain = join(dir, '.cairn-main.apply.v8-cache');
+  const compiled = join(dir, '.cairn-main.apply.compile.v8-cache');
+  const apply = (...args: string[]) => {
+    const r = run(dir, ['apply', '--site', site, ...args]);
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  assert.match(apply(), /1 changed/);
+  assert.ok(existsSync(compiled) && !existsSync(plain), 'the compile made the compile\'s cache');
+  const compiledSize = statSync(compiled).size;
+  assert.match(apply(), /0 changed, 1 unchanged/);
+  assert.ok(!existsSync(compiled) && !existsSync(plain), 'the converged run used it, then removed it');
+  assert.match(apply(), /0 changed, 1 unchanged/);
+  assert.ok(existsSync(plain) && !existsSync(compiled), 'the next converged run made its own');
+  assert.ok(statSync(plain).size < compiledSize, 'without the compiler\'s functions');
+  const made = statSync(plain).mtimeMs;
+  assert.match(apply('--var', 'v=2'), /1 changed/);
+  assert.match(apply('--var', 'v=2'), /0 changed, 1 unchanged/);
+  assert.equal(statSync(plain).mtimeMs, made, 'a compile and a converged run both used it as it is');
+  assert.ok(!existsSync(compiled));
+  assert.deepEqual(readdirSync(dir).filter((f) => /\.\d+$/.test(f)), [], 'no temp file left');
+
+  // A rejected cache (another Node's, say) is replaced, whichever run finds it.
+  writeFileSync(plain, 'not a code cache');
+  assert.match(apply('--var', 'v=3'), /1 changed/);
+  assert.ok(!existsSync(plain) && existsSync(compiled), 'a compile replaced it with its own');
 });

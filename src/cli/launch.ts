@@ -41,44 +41,86 @@ const command = /^[a-z][a-z-]*$/.test(process.argv[2] ?? '') ? process.argv[2]! 
 // they live on, and their code is worth optimizing.
 if (['apply', 'plan', 'show', 'export'].includes(command)) tieringByLauncher();
 
+/**
+ * The bundle's cache when a compile made it: `.cairn-main.apply.compile.v8-cache` beside the
+ * plain one. A cache holds every function its run compiled, and a compile runs a third of the
+ * bundle that a converged run never calls (the site compiler, the catalog, the templates):
+ * deserialized by every converged run after it, they cost each about 1.5 ms. Yet a project's
+ * first run is a compile. So the cache a compile made serves until a run that compiles nothing
+ * uses it, which removes it; the next run starts without a cache and makes the plain one, which
+ * every run prefers from then on (a compile with it lazily compiles what it lacks, a small part
+ * of a compile's time, and leaves it as it is).
+ */
+const MAIN = 'cairn-main.cjs';
+const COMPILED = '.compile';
+/** The compiler's libraries (scripts/build.mjs): a run that loads them compiles. */
+const COMPILER = 'cairn-vendor.cjs';
+
+function cacheFileOf(file: string, kind = ''): string {
+  return join(__dirname, `.${file.replace(/\.cjs$/, '')}.${command}${kind}.v8-cache`);
+}
+
 /** Caches to write at exit: those missing or rejected (made at exit, they hold every function the run compiled). */
-const toCache: { script: Script; cacheFile: string }[] = [];
+const toCache: { script: Script; file: string }[] = [];
+/** The compile's cache of the bundle, when this run used it. */
+let usedCompiledCache: string | undefined;
 
 /** Runs one of the built CommonJS files beside this one from its code cache; returns its exports. */
 function runCached(file: string): unknown {
   const path = join(__dirname, file);
-  const cacheFile = join(__dirname, `.${file.replace(/\.cjs$/, '')}.${command}.v8-cache`);
+  let cacheFile: string | undefined;
   let cachedData: Buffer | undefined;
-  try {
-    cachedData = readFileSync(cacheFile);
-  } catch {
-    // No cache yet: this run makes it.
+  for (const candidate of file === MAIN ? [cacheFileOf(file), cacheFileOf(file, COMPILED)] : [cacheFileOf(file)]) {
+    try {
+      cachedData = readFileSync(candidate);
+      cacheFile = candidate;
+      break;
+    } catch {
+      // No cache yet: this run makes it.
+    }
   }
-  // esbuild writes ASCII (it escapes everything else), so latin1 reads it without a UTF-8 decode.
-  const wrapper = `(function (exports, require, module, __filename, __dirname) {${readFileSync(path, 'latin1')}\n})`;
+  // The build wrote the file as the function to call (CommonJS's wrapper included), so it is
+  // compiled as read, with no copy. esbuild writes ASCII (it escapes everything else), so latin1
+  // reads it without a UTF-8 decode; a large file becomes one external string.
+  const wrapper = readFileSync(path, 'latin1');
   // Checked against the flags its cache was made under: V8's defaults (lib/tiering.ts).
   const script = underDefaultFlags(() => new Script(wrapper, { filename: path, ...(cachedData ? { cachedData } : {}) }));
-  if (!cachedData || script.cachedDataRejected) toCache.push({ script, cacheFile });
+  if (!cachedData || script.cachedDataRejected) {
+    toCache.push({ script, file });
+    // A rejected cache (another Node, other flags) goes, so that it is not preferred to the new one.
+    if (cacheFile) removeQuietly(cacheFile);
+  } else if (cacheFile === cacheFileOf(MAIN, COMPILED)) {
+    usedCompiledCache = cacheFile;
+  }
   const module = { exports: {} };
   (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, require, module, path, __dirname);
   return module.exports;
 }
 
+/** Best effort: a read-only installation simply keeps what it has. */
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    // Left as it is.
+  }
+}
+
 process.once('exit', () => {
+  const compiled = loaded.has(COMPILER);
+  // Its first converged run is over: the next run makes the cache of a converged run.
+  if (usedCompiledCache && !compiled) removeQuietly(usedCompiledCache);
   // A cache made under other flags than a run starts with would be rejected by every run.
   if (toCache.length > 0) defaultFlags();
-  for (const { script, cacheFile } of toCache) {
+  for (const { script, file } of toCache) {
+    const cacheFile = cacheFileOf(file, file === MAIN && compiled ? COMPILED : '');
     // Atomic, and best effort: a read-only installation simply runs without a cache.
     const temp = `${cacheFile}.${process.pid}`;
     try {
       writeFileSync(temp, script.createCachedData());
       renameSync(temp, cacheFile);
     } catch {
-      try {
-        rmSync(temp, { force: true });
-      } catch {
-        // Nothing was written.
-      }
+      removeQuietly(temp);
     }
   }
 });

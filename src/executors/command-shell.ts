@@ -14,7 +14,7 @@
  * would read its own way. Everything else, and everything after the shell failed, is spawned.
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
-import * as fs from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { shellQuote } from '../lib/shell.ts';
@@ -38,29 +38,29 @@ const SHELL_VARIABLES = new Set(['ENV', 'IFS', 'LINENO', 'OLDPWD', 'OPTIND', 'PP
 const EXEC_FAILURE = /^[^\n]*exec: (.*): (not found|Permission denied)\n?$/;
 
 function isDirectory(path: string): boolean {
-  return fs.statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
 }
 
 /** At most `limit` bytes of a file, as text; undefined if it is missing. */
 function readUpTo(path: string, limit: number): string | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(path, 'r');
+    fd = openSync(path, 'r');
   } catch {
     return undefined;
   }
   try {
-    const size = Math.min(fs.fstatSync(fd).size, limit);
+    const size = Math.min(fstatSync(fd).size, limit);
     const buffer = Buffer.allocUnsafe(size);
     let done = 0;
     while (done < size) {
-      const n = fs.readSync(fd, buffer, done, size - done, null);
+      const n = readSync(fd, buffer, done, size - done, null);
       if (n === 0) break;
       done += n;
     }
     return buffer.subarray(0, done).toString();
   } finally {
-    fs.closeSync(fd);
+    closeSync(fd);
   }
 }
 
@@ -130,8 +130,8 @@ export class CommandShell {
       }
       const stdout = readUpTo(out, this.outputLimit) ?? '';
       const stderr = readUpTo(err, this.outputLimit) ?? '';
-      fs.rmSync(out, { force: true });
-      fs.rmSync(err, { force: true });
+      rmSync(out, { force: true });
+      rmSync(err, { force: true });
       if (code instanceof Error) {
         // The shell went away while the command was in it: whether it ran is unknown, so it failed.
         this.failed = true;
@@ -149,7 +149,7 @@ export class CommandShell {
       // Named by this process, so a later run can tell a killed one's folder (its shell killed
       // with it, or before the trap that removes it was set) from a live run's, and remove it.
       sweepOrphans(tmpdir(), COMMAND_FOLDER, 'directory');
-      this.folder = fs.mkdtempSync(join(tmpdir(), `cairn-commands-${process.pid}-`));
+      this.folder = mkdtempSync(join(tmpdir(), `cairn-commands-${process.pid}-`));
     } catch {
       this.failed = true;
       return undefined;
@@ -203,7 +203,7 @@ export class CommandShell {
 
   close(): void {
     this.child?.stdin?.end();
-    if (this.folder) fs.rmSync(this.folder, { recursive: true, force: true });
+    if (this.folder) rmSync(this.folder, { recursive: true, force: true });
     this.child = undefined;
     this.failed = true;
   }

@@ -15,7 +15,7 @@
  * A cache, not state: it is written whole to a temp file and renamed (no fsync), and a missing,
  * damaged or foreign file counts as empty, so the worst a crash can do is cost a read.
  */
-import * as fs from 'node:fs';
+import { type Stats, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { tempPathFor } from './temp-names.ts';
 
@@ -53,7 +53,7 @@ interface Columns {
   row: Map<string, number>;
 }
 
-function sameStat(entry: Entry, s: fs.Stats): boolean {
+function sameStat(entry: Entry, s: Stats): boolean {
   return entry[0] === s.dev && entry[1] === s.ino && entry[2] === s.size && entry[3] === s.mtimeMs && entry[4] === s.ctimeMs;
 }
 
@@ -95,7 +95,7 @@ export class ContentIndex {
   private load(): Columns {
     if (this.loaded) return this.loaded;
     try {
-      this.loaded = columns(JSON.parse(fs.readFileSync(this.file, 'utf8')));
+      this.loaded = columns(JSON.parse(readFileSync(this.file, 'utf8')));
     } catch {
       // No index yet, or not one we wrote: every file is read once and recorded.
     }
@@ -116,7 +116,7 @@ export class ContentIndex {
   }
 
   /** The sha256 (hex) of `path`'s content if this stat is the one recorded with it. */
-  lookup(path: string, s: fs.Stats): string | undefined {
+  lookup(path: string, s: Stats): string | undefined {
     if (!this.options.trust) return undefined;
     const entry = this.entry(path, true);
     if (!entry) return undefined;
@@ -124,19 +124,19 @@ export class ContentIndex {
   }
 
   /** Whether a trusted entry already holds `path` with this very stat (recording it again would change nothing). */
-  recordedAs(path: string, s: fs.Stats): boolean {
+  recordedAs(path: string, s: Stats): boolean {
     const entry = this.options.trust ? this.entry(path, false) : undefined;
     return entry !== undefined && sameStat(entry, s);
   }
 
   /** Whether content read after taking `s` may be recorded with it: its ctime is older than a tick before the run. */
-  recordable(s: fs.Stats): boolean {
+  recordable(s: Stats): boolean {
     const margin = s.ctimeMs % 1000 === 0 ? WHOLE_SECOND_MARGIN_MS : FINE_MARGIN_MS;
     return s.ctimeMs <= this.startedMs - margin;
   }
 
   /** Records the sha256 (hex) of what `path`, with stat `s` (taken before its content was read), held. */
-  record(path: string, s: fs.Stats, sha256: string): void {
+  record(path: string, s: Stats, sha256: string): void {
     if (!this.recordable(s)) return;
     const old = this.entry(path, true);
     const entry: Entry = [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256];
@@ -178,8 +178,8 @@ export class ContentIndex {
     // Named as the executor's writes are: a run that takes over a killed one's lock removes it.
     const temp = tempPathFor(this.file);
     try {
-      fs.mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-      const fd = fs.openSync(temp, 'w', 0o600);
+      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+      const fd = openSync(temp, 'w', 0o600);
       try {
         // The text JSON.stringify({ version, paths, stats, sha256 }) makes, written some rows at
         // a time: at 100,000 files the whole text, and the arrays it was made from, were 30 MiB
@@ -199,19 +199,19 @@ export class ContentIndex {
         column(',"stats":[', (from, row) => JSON.stringify(from.slice(row * STAT_WIDTH, (row + 1) * STAT_WIDTH)).slice(1, -1), ',', ']');
         column(',"sha256":"', (_stats, row, hash) => hash(row), '', '"}');
       } finally {
-        fs.closeSync(fd);
+        closeSync(fd);
       }
-      fs.renameSync(temp, this.file);
+      renameSync(temp, this.file);
       this.changed = false;
     } catch {
-      fs.rmSync(temp, { force: true });
+      rmSync(temp, { force: true });
     }
   }
 }
 
 function writeAll(fd: number, text: string): void {
   const bytes = Buffer.from(text);
-  for (let done = 0; done < bytes.length;) done += fs.writeSync(fd, bytes, done);
+  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done);
 }
 
 /** Row `i` of a stats column, with its hash. */

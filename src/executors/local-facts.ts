@@ -5,7 +5,7 @@
  * the running machine, as shell/remote-script.ts's factsScript does.
  */
 import { existsSync, lstatSync } from 'node:fs';
-import os from 'node:os';
+import { arch, cpus, hostname, networkInterfaces, platform, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { readTextOr } from '../lib/files.ts';
 import { factsFrom, PACKAGE_TOOL_DIRS, PACKAGE_TOOLS, ROOT_INIT } from './facts.ts';
@@ -13,7 +13,7 @@ import { factsFrom, PACKAGE_TOOL_DIRS, PACKAGE_TOOLS, ROOT_INIT } from './facts.
 function initSystem(): string {
   if (existsSync('/run/systemd/system')) return 'systemd';
   if (existsSync('/run/openrc') || existsSync('/sbin/openrc')) return 'openrc';
-  if (os.platform() === 'freebsd') return 'rc.d';
+  if (platform() === 'freebsd') return 'rc.d';
   return 'unknown';
 }
 
@@ -30,7 +30,7 @@ function present(path: string): boolean {
 function rootInitSystem(root: string): string {
   if (ROOT_INIT.systemd.some((p) => present(join(root, p)))) return 'systemd';
   if (present(join(root, ROOT_INIT.openrc))) return 'openrc';
-  if (os.platform() === 'freebsd') return 'rc.d';
+  if (platform() === 'freebsd') return 'rc.d';
   return 'unknown';
 }
 
@@ -41,14 +41,14 @@ export function localFacts(root?: string): Record<string, unknown> {
   const installed = dir === undefined ? existsSync : present;
   return factsFrom({
     osRelease: readTextOr(at('/etc/os-release')) || readTextOr(at('/usr/lib/os-release')),
-    kernel: os.platform(),
-    kernelRelease: os.release(),
-    machine: os.arch(),
-    hostname: os.hostname(),
-    cpus: os.cpus().length,
-    memoryMb: Math.round(os.totalmem() / 1048576),
+    kernel: platform(),
+    kernelRelease: release(),
+    machine: arch(),
+    hostname: hostname(),
+    cpus: cpus().length,
+    memoryMb: Math.round(totalmem() / 1048576),
     initSystem: dir === undefined ? initSystem() : rootInitSystem(dir),
     packageTool: PACKAGE_TOOLS.find((tool) => PACKAGE_TOOL_DIRS.some((d) => installed(at(join(d, tool))))) ?? '',
-    addresses: Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)),
+    addresses: Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)),
   });
 }

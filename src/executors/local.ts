@@ -6,7 +6,7 @@
  * disk, so it runs in the thread pool while the engine goes on with other nodes
  * (Executor.overlap), batched so the file system commits those writes together.
  */
-import * as fs from 'node:fs';
+import { type Stats, chmodSync, chownSync, closeSync, constants as fsConstants, existsSync, fchmodSync, fstatSync, fsync, lchownSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename } from 'node:path';
 import { commandEnv } from '../lib/command-env.ts';
@@ -44,7 +44,7 @@ class SyncBatch {
   private flush(): void {
     const batch = this.waiting;
     this.waiting = [];
-    for (const w of batch) fs.fsync(w.fd, (err) => (err ? w.reject(err) : w.resolve()));
+    for (const w of batch) fsync(w.fd, (err) => (err ? w.reject(err) : w.resolve()));
   }
 }
 
@@ -63,9 +63,9 @@ function refused(err: unknown, path: string): unknown {
 }
 
 /** lstat, with a refusal named (refused()); undefined when absent. */
-function lstat(path: string): fs.Stats | undefined {
+function lstat(path: string): Stats | undefined {
   try {
-    return fs.lstatSync(path, { throwIfNoEntry: false });
+    return lstatSync(path, { throwIfNoEntry: false });
   } catch (err) {
     throw refused(err, path);
   }
@@ -92,8 +92,8 @@ function readBuffer(size: number): Buffer {
 }
 
 /** Whether the open file is still the one `s` describes (nothing replaced or wrote it since). */
-function sameFile(fd: number, s: fs.Stats): boolean {
-  const now = fs.fstatSync(fd);
+function sameFile(fd: number, s: Stats): boolean {
+  const now = fstatSync(fd);
   return now.dev === s.dev && now.ino === s.ino && now.size === s.size && now.ctimeMs === s.ctimeMs;
 }
 
@@ -102,7 +102,7 @@ function hashFd(fd: number, sizeHint: number): string {
   const buffer = readBuffer(Math.min(sizeHint + 1, 16 * 1024 * 1024));
   const hash = sha256Stream();
   for (;;) {
-    const n = fs.readSync(fd, buffer, 0, buffer.length, null);
+    const n = readSync(fd, buffer, 0, buffer.length, null);
     if (n === 0) break;
     hash.update(buffer.subarray(0, n));
   }
@@ -112,7 +112,7 @@ function hashFd(fd: number, sizeHint: number): string {
 /** Opens a file seen as regular for reading; undefined if it is gone or became a symlink since. */
 function openRegular(path: string): number | undefined {
   try {
-    return fs.openSync(path, READ_FLAGS);
+    return openSync(path, READ_FLAGS);
   } catch (err) {
     if (['ENOENT', 'ELOOP', 'ENOTDIR'].includes(errno(err) ?? '')) return undefined;
     throw refused(err, path);
@@ -123,11 +123,11 @@ function openRegular(path: string): number | undefined {
 /** holds(): files of a run compared byte for byte though their hash is known, and up to what size. */
 export const DIRECT_COMPARES = 32;
 const DIRECT_COMPARE_BYTES = 16 * 1024;
-const READ_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0);
+const READ_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0);
 
 /** Why a program could not be started, in the words sh would use. */
 function spawnFailure(err: Error, program: string, cwd: string | undefined): string {
-  if (errno(err) === 'ENOENT') return cwd !== undefined && !fs.existsSync(cwd) ? `no such directory: ${cwd}` : `${program}: not found`;
+  if (errno(err) === 'ENOENT') return cwd !== undefined && !existsSync(cwd) ? `no such directory: ${cwd}` : `${program}: not found`;
   if (errno(err) === 'EACCES') return `${program}: permission denied`;
   return err.message;
 }
@@ -155,7 +155,7 @@ export class LocalExecutor implements Executor {
    * A map, not one entry, because the engine overlaps nodes (their reads interleave). Any change
    * made through this executor forgets it all; it is kept small.
    */
-  private readonly seen = new Map<string, fs.Stats | null>();
+  private readonly seen = new Map<string, Stats | null>();
   /** holds() answers given by reading a file whose hash the content index knew. */
   private directCompares = 0;
   /** What past runs verified files held (content-index.ts); absent: every file is read. */
@@ -169,7 +169,7 @@ export class LocalExecutor implements Executor {
   }
 
   /** The stat `stat` just took of `path` (once), else a fresh lstat. */
-  private takeStat(path: string): fs.Stats | undefined {
+  private takeStat(path: string): Stats | undefined {
     const s = this.seen.get(path);
     if (s !== undefined) {
       this.seen.delete(path);
@@ -179,7 +179,7 @@ export class LocalExecutor implements Executor {
   }
 
   /** Records what was just read through `fd` when the index may keep it: an old enough stat, still the open file's. */
-  private remember(path: string, s: fs.Stats, fd: number, sha256: () => string): void {
+  private remember(path: string, s: Stats, fd: number, sha256: () => string): void {
     // An entry recorded with this stat holds this content already: no hash to compute (holds()).
     if (this.index?.recordable(s) && sameFile(fd, s) && !this.index.recordedAs(path, s)) this.index.record(path, s, sha256());
   }
@@ -240,7 +240,7 @@ export class LocalExecutor implements Executor {
 
   async readFile(path: string): Promise<Buffer | undefined> {
     try {
-      return fs.readFileSync(path);
+      return readFileSync(path);
     } catch (err) {
       if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return undefined;
       throw refused(err, path);
@@ -254,32 +254,32 @@ export class LocalExecutor implements Executor {
     const kept = existing?.isFile() ? existing : undefined;
     const temp = tempPathFor(path);
     const mode = opts.mode ?? (kept ? kept.mode & 0o7777 : undefined);
-    const fd = fs.openSync(temp, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, mode ?? 0o666);
+    const fd = openSync(temp, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, mode ?? 0o666);
     try {
-      fs.writeFileSync(fd, data);
+      writeFileSync(fd, data);
       // open() applies the umask; an explicit or kept mode must be exact.
-      if (mode !== undefined) fs.fchmodSync(fd, mode);
+      if (mode !== undefined) fchmodSync(fd, mode);
       if (sync) await this.syncs.sync(fd);
     } catch (err) {
-      fs.closeSync(fd);
-      fs.rmSync(temp, { force: true });
+      closeSync(fd);
+      rmSync(temp, { force: true });
       throw err;
     }
-    fs.closeSync(fd);
+    closeSync(fd);
     try {
       if (opts.owner !== undefined || opts.group !== undefined) await this.chown(temp, opts.owner, opts.group);
       else if (kept) {
         try {
-          fs.chownSync(temp, kept.uid, kept.gid);
+          chownSync(temp, kept.uid, kept.gid);
         } catch {
           // Keeping the old owner is best effort when not root.
         }
       }
       if (opts.validate !== undefined) await this.validate(temp, opts.validate);
       killPoint('before-rename', basename(path));
-      fs.renameSync(temp, path);
+      renameSync(temp, path);
     } catch (err) {
-      fs.rmSync(temp, { force: true });
+      rmSync(temp, { force: true });
       throw err;
     }
     killPoint('after-rename', basename(path));
@@ -304,7 +304,7 @@ export class LocalExecutor implements Executor {
 
   async readLink(path: string): Promise<string | undefined> {
     try {
-      return fs.readlinkSync(path);
+      return readlinkSync(path);
     } catch (err) {
       if (['ENOENT', 'EINVAL', 'ENOTDIR'].includes(errno(err) ?? '')) return undefined;
       throw refused(err, path);
@@ -324,7 +324,7 @@ export class LocalExecutor implements Executor {
       this.remember(path, s, fd, () => hash);
       return hash;
     } finally {
-      fs.closeSync(fd);
+      closeSync(fd);
     }
   }
 
@@ -347,7 +347,7 @@ export class LocalExecutor implements Executor {
       const buffer = readBuffer(bytes.length + 1);
       let length = 0;
       while (length < buffer.length) {
-        const n = fs.readSync(fd, buffer, length, buffer.length - length, null);
+        const n = readSync(fd, buffer, length, buffer.length - length, null);
         if (n === 0) break;
         length += n;
       }
@@ -355,43 +355,43 @@ export class LocalExecutor implements Executor {
       if (same) this.remember(path, s, fd, () => sha256Hex(bytes));
       return same;
     } finally {
-      fs.closeSync(fd);
+      closeSync(fd);
     }
   }
 
   async mkdir(path: string, opts: { parents?: boolean; mode?: number } = {}): Promise<void> {
     this.forgetStats();
-    fs.mkdirSync(path, { recursive: opts.parents ?? false, ...(opts.mode !== undefined ? { mode: opts.mode } : {}) });
-    if (opts.mode !== undefined) fs.chmodSync(path, opts.mode);
+    mkdirSync(path, { recursive: opts.parents ?? false, ...(opts.mode !== undefined ? { mode: opts.mode } : {}) });
+    if (opts.mode !== undefined) chmodSync(path, opts.mode);
   }
 
   async remove(path: string): Promise<void> {
     this.forgetStats();
-    fs.rmSync(path, { recursive: true, force: true });
+    rmSync(path, { recursive: true, force: true });
   }
 
   async symlink(target: string, path: string): Promise<void> {
     this.forgetStats();
     // Making a symlink is atomic in itself: where nothing is in the way, it goes straight in.
     try {
-      fs.symlinkSync(target, path);
+      symlinkSync(target, path);
       return;
     } catch (err) {
       if (errno(err) !== 'EEXIST') throw err;
     }
     const temp = tempPathFor(path);
-    fs.symlinkSync(target, temp);
+    symlinkSync(target, temp);
     try {
-      fs.renameSync(temp, path);
+      renameSync(temp, path);
     } catch (err) {
-      fs.rmSync(temp, { force: true });
+      rmSync(temp, { force: true });
       throw err;
     }
   }
 
   async chmod(path: string, mode: number): Promise<void> {
     this.forgetStats();
-    fs.chmodSync(path, mode);
+    chmodSync(path, mode);
   }
 
   async chown(path: string, owner?: string, group?: string): Promise<void> {
@@ -400,7 +400,7 @@ export class LocalExecutor implements Executor {
     const gid = group === undefined ? -1 : await this.groupId(group);
     if (uid === undefined) throw new TargetError(`no such user: ${owner}`);
     if (gid === undefined) throw new TargetError(`no such group: ${group}`);
-    fs.lchownSync(path, uid, gid);
+    lchownSync(path, uid, gid);
   }
 
   userId(name: string): Promise<number | undefined> {

@@ -11,7 +11,7 @@
  * and removes the lock only if it is still the dead one, so two runs that both found it stale
  * cannot remove each other's new lock.
  */
-import * as fs from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { pidAlive, TEMP_TAG } from './temp-names.ts';
@@ -43,7 +43,7 @@ function sameHolder(a: LockHolder, b: LockHolder): boolean {
 
 function readHolder(dir: string): LockHolder | undefined {
   try {
-    return parseHolder(fs.readFileSync(join(dir, 'holder'), 'utf8'));
+    return parseHolder(readFileSync(join(dir, 'holder'), 'utf8'));
   } catch {
     return undefined;
   }
@@ -60,7 +60,7 @@ const held = new Map<string, LockHolder>();
 export function tryLockDir(stateDir: string, claim: LockClaim, temps?: string): LockAttempt {
   const dir = join(stateDir, LOCK_DIR);
   try {
-    fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   } catch (err) {
     if (unwritable(err)) return { state: 'unwritable', reason: (err as Error).message };
     throw err;
@@ -68,7 +68,7 @@ export function tryLockDir(stateDir: string, claim: LockClaim, temps?: string): 
   let tookOver: LockHolder | undefined;
   for (let attempt = 1; ; attempt++) {
     try {
-      fs.mkdirSync(dir, { mode: 0o700 });
+      mkdirSync(dir, { mode: 0o700 });
     } catch (err) {
       if (unwritable(err)) return { state: 'unwritable', reason: (err as Error).message };
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -84,7 +84,7 @@ export function tryLockDir(stateDir: string, claim: LockClaim, temps?: string): 
     const mine: LockHolder = { pid: process.pid, host: hostname(), ...claim, ...(temps ? { temps } : {}) };
     // Written in place: a reader that catches it half written sees a holder that does not match
     // what it reads again under the takeover guard, and leaves the lock alone.
-    fs.writeFileSync(join(dir, 'holder'), formatHolder(mine), { mode: 0o600 });
+    writeFileSync(join(dir, 'holder'), formatHolder(mine), { mode: 0o600 });
     held.set(dir, mine);
     releaseOnExit();
     return { state: 'taken', ...(tookOver ? { tookOver } : {}) };
@@ -93,17 +93,17 @@ export function tryLockDir(stateDir: string, claim: LockClaim, temps?: string): 
 
 function takeOver(dir: string, stale: LockHolder): boolean {
   try {
-    fs.mkdirSync(join(dir, 'takeover'));
+    mkdirSync(join(dir, 'takeover'));
   } catch (err) {
     // Gone meanwhile: try again. Guarded: another run is taking it over.
     return (err as NodeJS.ErrnoException).code === 'ENOENT';
   }
   const now = readHolder(dir);
   if (now && sameHolder(now, stale)) {
-    fs.rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
     return true;
   }
-  fs.rmSync(join(dir, 'takeover'), { recursive: true, force: true });
+  rmSync(join(dir, 'takeover'), { recursive: true, force: true });
   return false;
 }
 
@@ -124,10 +124,10 @@ export function unlockDir(stateDir: string): void {
  */
 function removeLock(dir: string): void {
   try {
-    fs.unlinkSync(join(dir, 'holder'));
-    fs.rmdirSync(dir);
+    unlinkSync(join(dir, 'holder'));
+    rmdirSync(dir);
   } catch {
-    fs.rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -10,7 +10,7 @@
  * milliseconds to load): the names follow each other anyway, so no draw could make them
  * unpredictable.
  */
-import * as fs from 'node:fs';
+import { lstatSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 let tag: string | undefined;
@@ -41,14 +41,14 @@ export function sweepTempFiles(tag: string, folders: Iterable<string>): number {
   for (const folder of new Set(folders)) {
     let names: string[];
     try {
-      names = fs.readdirSync(folder);
+      names = readdirSync(folder);
     } catch {
       continue;
     }
     for (const name of names) {
       if (!name.startsWith('.') || name.indexOf(marker, 1) < 1) continue;
       try {
-        fs.unlinkSync(join(folder, name));
+        unlinkSync(join(folder, name));
         removed++;
       } catch {
         // A folder by that name, or gone meanwhile: not a temp file of the dead run's to remove.
@@ -79,7 +79,7 @@ export function pidAlive(pid: number): boolean {
 export function sweepOrphans(folder: string, pattern: RegExp, kind: 'file' | 'directory'): number {
   let names: string[];
   try {
-    names = fs.readdirSync(folder);
+    names = readdirSync(folder);
   } catch {
     return 0;
   }
@@ -90,9 +90,9 @@ export function sweepOrphans(folder: string, pattern: RegExp, kind: 'file' | 'di
     if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid)) continue;
     const path = join(folder, name);
     try {
-      const s = fs.lstatSync(path);
+      const s = lstatSync(path);
       if ((kind === 'file' ? !s.isFile() : !s.isDirectory()) || (uid !== undefined && s.uid !== uid)) continue;
-      fs.rmSync(path, { recursive: kind === 'directory', force: true });
+      rmSync(path, { recursive: kind === 'directory', force: true });
       removed++;
     } catch {
       // Gone meanwhile, or not ours to remove: left as it is.

@@ -13,6 +13,7 @@ export function dynamicImport<T>(specifier: string): Promise<T> {
 
 /**
  * The launcher's loader of the other built files (dist/cairn-vendor.cjs), which runs them from
- * their code cache too; the bundle falls back to require() when run without the launcher.
+ * their code cache too. The built files are written for the launcher alone (scripts/build.mjs:
+ * each is the function it calls), so the bundle always has it.
  */
 export const LENT_LOAD = Symbol.for('cairn.load');

@@ -4,16 +4,16 @@
  * away, and a umask of 0077 or 0022 must give the same result), and ones an older Cairn left
  * 0644/0755 are closed when they are next opened.
  */
-import * as fs from 'node:fs';
+import { type Stats, chmodSync, closeSync, constants, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
 export const PRIVATE_FILE = 0o600;
 export const PRIVATE_DIR = 0o700;
 
-function chmodIfNeeded(path: string, mode: number, s: fs.Stats | undefined): void {
+function chmodIfNeeded(path: string, mode: number, s: Stats | undefined): void {
   if (!s || (s.mode & 0o7777) === mode) return;
   try {
-    fs.chmodSync(path, mode);
+    chmodSync(path, mode);
   } catch (err) {
     // Another user's file (a store another user opens to read), or a read-only file system: not
     // ours to change, and nothing can be written there either.
@@ -21,9 +21,9 @@ function chmodIfNeeded(path: string, mode: number, s: fs.Stats | undefined): voi
   }
 }
 
-function statOrUndefined(path: string): fs.Stats | undefined {
+function statOrUndefined(path: string): Stats | undefined {
   try {
-    return fs.statSync(path);
+    return statSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
@@ -38,10 +38,10 @@ export function privateDir(path: string): boolean {
   const dir = resolve(path);
   const before = statOrUndefined(dir);
   if (!before) {
-    const first = fs.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
+    const first = mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
     // Every folder mkdir made gets the exact mode: the umask may have taken some of it.
     for (let d = dir; first !== undefined; d = dirname(d)) {
-      fs.chmodSync(d, PRIVATE_DIR);
+      chmodSync(d, PRIVATE_DIR);
       if (d === first || d === dirname(d)) break;
     }
     return false;
@@ -58,11 +58,11 @@ export function privateFile(path: string): void {
 /** Creates `path` empty and 0600 if it does not exist (so a program that opens it later keeps that mode). */
 export function createPrivateFile(path: string): void {
   try {
-    const fd = fs.openSync(path, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, PRIVATE_FILE);
+    const fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, PRIVATE_FILE);
     try {
-      fs.fchmodSync(fd, PRIVATE_FILE);
+      fchmodSync(fd, PRIVATE_FILE);
     } finally {
-      fs.closeSync(fd);
+      closeSync(fd);
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
