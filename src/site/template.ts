@@ -377,6 +377,24 @@ function undefinedValue(piece: Piece, pos: (offset: number) => SourcePos) {
     'check the name; a value that may be missing needs a default, e.g. `<%= it.vars.x ?? "default" %>`');
 }
 
+
+/**
+ * The last mark at or before `outputOffset` (its pair's index), or -1: `marks` holds pairs
+ * (output offset, piece index), in increasing output order.
+ */
+function markAt(marks: number[], outputOffset: number): number {
+  let lo = 0;
+  let hi = marks.length / 2 - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (marks[mid * 2]! <= outputOffset) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found;
+}
 /**
  * `base` is where the template text starts in its file, for a template that is one string value
  * inside a larger document (inline states in cairn.yaml).
@@ -396,17 +414,7 @@ export function compileTemplate(source: string, file: string, base?: SourcePos):
   let generated: Generated | undefined;
 
   const mapper = (marks: number[]) => (outputOffset: number): number => {
-    // marks holds pairs (output offset, piece index), in increasing output order.
-    let lo = 0;
-    let hi = marks.length / 2 - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (marks[mid * 2]! <= outputOffset) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
+    const found = markAt(marks, outputOffset);
     if (found < 0) return 0;
     const piece = pieces[marks[found * 2 + 1]!];
     // The template's own code can write to the marks: an index that names no piece maps to the start.
@@ -419,16 +427,7 @@ export function compileTemplate(source: string, file: string, base?: SourcePos):
 
   /** See RenderResult.signature: the mark in force at `from`, then every mark up to `to`, relative to `from`. */
   const signer = (marks: number[]) => (from: number, to: number): string => {
-    let lo = 0;
-    let hi = marks.length / 2 - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (marks[mid * 2]! <= from) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
+    const found = markAt(marks, from);
     let sig = found < 0 ? '-' : `${marks[found * 2 + 1]!}@${from - marks[found * 2]!}`;
     for (let m = found + 1; m * 2 < marks.length && marks[m * 2]! <= to; m++) sig += `,${marks[m * 2]! - from}:${marks[m * 2 + 1]!}`;
     return sig;
