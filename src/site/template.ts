@@ -377,7 +377,6 @@ function undefinedValue(piece: Piece, pos: (offset: number) => SourcePos) {
     'check the name; a value that may be missing needs a default, e.g. `<%= it.vars.x ?? "default" %>`');
 }
 
-
 /**
  * The last mark at or before `outputOffset` (its pair's index), or -1: `marks` holds pairs
  * (output offset, piece index), in increasing output order.
@@ -395,6 +394,7 @@ function markAt(marks: number[], outputOffset: number): number {
   }
   return found;
 }
+
 /**
  * `base` is where the template text starts in its file, for a template that is one string value
  * inside a larger document (inline states in cairn.yaml).
