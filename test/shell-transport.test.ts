@@ -346,3 +346,56 @@ describe('writes of one turn, sent together', () => {
     }
   });
 });
+
+/**
+ * A shell that exits in the middle of a write removes what the write had made as it releases the
+ * run lock (lock.ts, `__cairn_t`): the temp file of a write sent alone, the stage folder of a
+ * batch. The write's own check (`validate`) ends the shell: TERM to the lock's holder (the shell
+ * itself, whose pid the holder file starts with), as a lost connection's HUP would.
+ */
+describe('a shell that exits mid-write', () => {
+  const killShell = (dir: string) => `kill -TERM $(cut -d" " -f1 ${join(dir, 'state', 'lock.d', 'holder')})`;
+
+  async function lockedExec(dir: string): Promise<ShellExecutor> {
+    const exec = await ShellExecutor.start('t', localSh());
+    assert.equal((await exec.tryLock(join(dir, 'state'), { started: new Date().toISOString(), by: 'test' })).state, 'taken');
+    return exec;
+  }
+
+  test('removes the temp file of a write sent alone, in a folder whose name has a space and a star', async () => {
+    const dir = tempDir('cairn-sh-exit-');
+    const folder = join(dir, 'a b*');
+    mkdirSync(folder);
+    const exec = await lockedExec(dir);
+    try {
+      const path = join(folder, 'f');
+      // Announced twice (two nodes read it): the write goes alone, with its read-back.
+      exec.prefetch([{ path, content: true }, { path, content: true }]);
+      assert.equal(await exec.stat(path), undefined);
+      await assert.rejects(exec.writeFile(path, 'x\n', { validate: killShell(dir) }));
+      await exec.close();
+      assert.deepEqual(readdirSync(folder), []);
+      assert.ok(!existsSync(join(dir, 'state', 'lock.d')), 'the lock released');
+    } finally {
+      await exec.close();
+    }
+  });
+
+  test('removes the stage folder of a batch, with what it held', async () => {
+    const dir = tempDir('cairn-sh-exit-');
+    const folder = join(dir, 'a b*');
+    mkdirSync(folder);
+    const exec = await lockedExec(dir);
+    try {
+      const paths = ['f1', 'f2', 'f3'].map((n) => join(folder, n));
+      exec.prefetch(paths.map((path) => ({ path })));
+      assert.equal(await exec.stat(paths[0]!), undefined);
+      const results = await Promise.allSettled([exec.writeFile(paths[0]!, '1\n'), exec.writeFile(paths[1]!, '2\n', { validate: killShell(dir) }), exec.writeFile(paths[2]!, '3\n')]);
+      assert.ok(results.every((r) => r.status === 'rejected'));
+      await exec.close();
+      assert.deepEqual(readdirSync(folder), []);
+    } finally {
+      await exec.close();
+    }
+  });
+});

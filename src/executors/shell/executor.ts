@@ -76,13 +76,14 @@ function deniedError(path: string): TargetError {
 }
 
 /**
- * `fragment`, which writes the (quoted) temp file `temp`, with the name kept in `__cairn_t` while
- * it runs: a shell that exits mid-write (the connection lost, the workstation's run killed)
- * removes it as it releases the lock (lock.ts), so the lock's release leaves nothing the next run
- * would have to find. Only a shell killed outright leaves it, with its lock: the next run sweeps.
+ * `fragment`, which writes the temp file `temp`, with the name kept (quoted, as the lock's
+ * release evals it) in `__cairn_t` while it runs: a shell that exits mid-write (the connection
+ * lost, the workstation's run killed) removes it as it releases the lock (lock.ts), so the lock's
+ * release leaves nothing the next run would have to find. Only a shell killed outright leaves it,
+ * with its lock: the next run sweeps.
  */
 function inFlight(temp: string, fragment: string): string {
-  return `__cairn_t=${shellQuote(temp)}; ${fragment}; __w=$?; __cairn_t=; (exit $__w)`;
+  return `__cairn_t=${shellQuote(shellQuote(temp))}; ${fragment}; __w=$?; __cairn_t=; (exit $__w)`;
 }
 
 /** An operation waiting for the turn's batch (write-batch.ts), and its node's promise. */
