@@ -235,7 +235,11 @@ export class Engine {
   private readonly inFlight = new InFlight();
   private readonly startOrder = new StartOrder<NodeResult>();
   /** Nodes that may overlap, in run order, not yet free to start (startOverlapped), with the turn each took. */
-  private readonly waiting: { node: GraphNode; where: { paths: string[]; parents: boolean }; footprint: Footprint; turn: number }[] = [];
+  /**
+   * Nodes started ahead of their turn's end, each with its footprint once asked (waitingFootprint):
+   * only a node found blocked, or one that goes on to apply, needs it, and a converged run has none.
+   */
+  private readonly waiting: { node: GraphNode; where: { paths: string[]; parents: boolean }; footprint?: Footprint; turn: number }[] = [];
   /**
    * The first `count` waiting nodes, found blocked, with their footprints and ids: a node after
    * them must not touch them or require them.
@@ -438,9 +442,14 @@ export class Engine {
     while (this.inFlight.size >= limit) await this.progress();
     // Its result waits for the nodes started or waiting before it, and (once held) holds back those after it.
     if (this.inFlight.size > 0 || this.waiting.length > 0) this.startOrder.hold(node.id);
-    this.waiting.push({ node, where, footprint: footprintOf(where.paths, where.parents), turn: this.turns++ });
+    this.waiting.push({ node, where, turn: this.turns++ });
     await this.startWaiting();
     while (this.waiting.length >= LOOKAHEAD) await this.progress();
+  }
+
+  /** A waiting node's footprint, as declared (the folders above its paths included if its type may create them). */
+  private waitingFootprint(entry: { where: { paths: string[]; parents: boolean }; footprint?: Footprint }): Footprint {
+    return (entry.footprint ??= footprintOf(entry.where.paths, entry.where.parents));
   }
 
   /** Waits for a node in flight to finish, then starts the waiting nodes it freed. */
@@ -467,9 +476,13 @@ export class Engine {
       const incoming = this.incoming.get(node.id) ?? [];
       const free = !incoming.some((e) => this.inFlight.has(e.from) || blocked.ids.has(e.from));
       // Its requisites are done: what it may create above its paths is known now.
-      const footprint = free && entry.where.parents && this.foldersThere(entry.where.paths, incoming) ? footprintOf(entry.where.paths, false) : entry.footprint;
-      if (!free || (this.inFlight.size > 0 && this.inFlight.blocks(footprint)) || (blocked.count > 0 && blocked.footprints.blocks(footprint))) {
-        blocked.footprints.add(entry.footprint);
+      const ownFolders = free && entry.where.parents && this.foldersThere(entry.where.paths, incoming);
+      // Made when first needed: with nothing in flight or blocked, a node that reads and finds
+      // nothing to do (every node of a converged run) never needs it.
+      let chosen: Footprint | undefined;
+      const footprint = (): Footprint => (chosen ??= ownFolders ? footprintOf(entry.where.paths, false) : this.waitingFootprint(entry));
+      if (!free || (this.inFlight.size > 0 && this.inFlight.blocks(footprint())) || (blocked.count > 0 && blocked.footprints.blocks(footprint()))) {
+        blocked.footprints.add(this.waitingFootprint(entry));
         blocked.ids.add(node.id);
         blocked.count = ++k;
         continue;
@@ -479,7 +492,7 @@ export class Engine {
       const applying = new Promise<void>((resolve) => (enteredApply = resolve));
       const done: Promise<void> = this.runNode(node, undefined, undefined, () => {
         if (!this.startOrder.isHeld(node.id)) this.startOrder.hold(node.id);
-        this.inFlight.add(node.id, footprint, done);
+        this.inFlight.add(node.id, footprint(), done);
         enteredApply();
       }, turn).then(() => undefined, (error: unknown) => {
         this.overlapFailure ??= { error };
