@@ -811,12 +811,12 @@ export class Engine {
           return this.finish(node, start, { status: 'skipped', action: 'none', reason: `dependency failed: ${this.byId.get(e.from)!.ref}` });
         }
       }
-      const watched = incoming.filter((e) => e.kind === 'onchanges');
-      if (watched.length > 0 && !watched.some((e) => this.changed(this.latest.get(e.from)))) {
+      // Asked of the edges in place: no arrays made per node for the few that have such edges.
+      const has = (kind: string) => incoming.some((e) => e.kind === kind);
+      if (has('onchanges') && !incoming.some((e) => e.kind === 'onchanges' && this.changed(this.latest.get(e.from)))) {
         return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'no changes' });
       }
-      const guards = incoming.filter((e) => e.kind === 'onfail');
-      if (guards.length > 0 && !guards.some((e) => this.latest.get(e.from)?.status === 'failed')) {
+      if (has('onfail') && !incoming.some((e) => e.kind === 'onfail' && this.latest.get(e.from)?.status === 'failed')) {
         return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'onfail: nothing failed' });
       }
     }
@@ -853,7 +853,6 @@ export class Engine {
       ? (hidden ? hiddenDiff(node, desired, current) : provider.diff?.(desired, current))
       : undefined;
     const items = action !== 'none' ? provider.items?.(desired, current) : undefined;
-    const base = { ...(changes.length ? { changes } : {}), ...(items?.length ? { items } : {}), ...(diffText ? { diff: diffText } : {}) };
 
     if (action === 'none' && !refreshWhy) {
       if (this.planning) {
@@ -862,6 +861,8 @@ export class Engine {
       }
       return this.finish(node, start, type.inSync ? { ...type.inSync, action: 'none' } : { status: 'unchanged', action: 'none' });
     }
+    // Made past the return above: a node in sync reports none of it.
+    const base = { ...(changes.length ? { changes } : {}), ...(items?.length ? { items } : {}), ...(diffText ? { diff: diffText } : {}) };
 
     if (action === 'reload' && !node.meta.allow_reload) {
       return this.finish(node, start, { ...base, status: 'failed', action, error: `changing ${changes.join(', ')} needs a restart; set allow_reload: true to allow it` });
