@@ -681,23 +681,16 @@ export class Engine {
   }
 
   private context(node: GraphNode): ProviderContext {
-    const services: EngineServices = {
-      related: (word) => (this.outgoing.get(node.id) ?? []).filter((e) => e.declared === word).map((e) => e.to),
-      wouldChange: async (id) => {
-        const other = this.byId.get(id)!;
-        const reading = await this.read(other, other.attributes);
-        return reading.action !== 'none' && reading.skipped === undefined;
-      },
-      willRun: (id) => this.willRun(this.byId.get(id)!, node.id),
-      refOf: (id) => this.byId.get(id)!.ref,
-      applyWith: async (id, attributes) => {
-        const other = this.byId.get(id)!;
-        const r = await this.runNode(other, { ...other.attributes, ...attributes }, 'transition');
-        return { changed: r.status === 'changed', ...(r.status === 'failed' ? { failed: r.error ?? 'failed' } : {}) };
-      },
-    };
+    // The engine's services are made when a provider first asks for them (a transition, a
+    // related part): the providers of most nodes never do.
+    let services: EngineServices | undefined;
+    const engine = (): EngineServices => (services ??= this.services(node));
     return {
-      exec: this.exec, facts: this.facts, os: this.os, engine: services, signal: this.signal,
+      exec: this.exec, facts: this.facts, os: this.os,
+      get engine() {
+        return engine();
+      },
+      signal: this.signal,
       ...(this.options.images ? { images: this.options.images } : {}),
       ...(this.triggeredTurns.has(node.id) ? { triggered: true } : {}),
       // A ref can carry a sensitive value too (an exec's ref is its command).
@@ -720,6 +713,25 @@ export class Engine {
           this.peersByType.set(node.type, list);
         }
         return list;
+      },
+    };
+  }
+
+  /** What the engine offers the provider of `node` (ProviderContext.engine). */
+  private services(node: GraphNode): EngineServices {
+    return {
+      related: (word) => (this.outgoing.get(node.id) ?? []).filter((e) => e.declared === word).map((e) => e.to),
+      wouldChange: async (id) => {
+        const other = this.byId.get(id)!;
+        const reading = await this.read(other, other.attributes);
+        return reading.action !== 'none' && reading.skipped === undefined;
+      },
+      willRun: (id) => this.willRun(this.byId.get(id)!, node.id),
+      refOf: (id) => this.byId.get(id)!.ref,
+      applyWith: async (id, attributes) => {
+        const other = this.byId.get(id)!;
+        const r = await this.runNode(other, { ...other.attributes, ...attributes }, 'transition');
+        return { changed: r.status === 'changed', ...(r.status === 'failed' ? { failed: r.error ?? 'failed' } : {}) };
       },
     };
   }
