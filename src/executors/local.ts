@@ -20,7 +20,6 @@ import { IdLookup } from './accounts.ts';
 import { readTextOr } from '../lib/files.ts';
 import { withPathFor } from '../lib/shell.ts';
 import { killPoint } from '../lib/test-kill.ts';
-import { underDefaultFlags } from '../lib/tiering.ts';
 import { collectOutput, OUTPUT_LIMIT, TargetError, type Executor, type ExecutorCapability, type LockAttempt, type LockClaim, type RunOptions, type RunResult, type Stat, type WriteOptions, VALIDATE_FAILED } from './types.ts';
 import { UnsyncedWrites } from './unsynced-writes.ts';
 import { tryLockDir, unlockDir } from './lock-dir.ts';
@@ -79,8 +78,7 @@ function lstat(path: string): Stats | undefined {
 let spawnFn: SpawnFunction | undefined;
 function loadSpawn(): SpawnFunction {
   // getBuiltinModule, not import(): no ES module loader is set up for it (the CLI is CommonJS).
-  // Under V8's defaults: Node's code cache of the modules it loads then serves (lib/tiering.ts).
-  spawnFn ??= underDefaultFlags(() => process.getBuiltinModule('node:child_process')).spawn;
+  spawnFn ??= process.getBuiltinModule('node:child_process').spawn;
   return spawnFn;
 }
 

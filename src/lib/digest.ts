@@ -4,13 +4,9 @@
  * decision: the content index, source files, store blobs.
  */
 import type * as Crypto from 'node:crypto';
-import { underDefaultFlags } from './tiering.ts';
-
-let loaded: typeof Crypto | undefined;
 
 function crypto(): typeof Crypto {
-  // Under V8's defaults, so that Node's code cache of its crypto modules is used (tiering.ts).
-  return (loaded ??= underDefaultFlags(() => process.getBuiltinModule('node:crypto')));
+  return process.getBuiltinModule('node:crypto');
 }
 
 export function sha256Hex(data: string | Uint8Array): string {

@@ -63,12 +63,7 @@ export function defaultFlags(): void {
   if (state[TIERING] !== undefined) state[TIERING] = 'default';
 }
 
-/**
- * Runs `f` under V8's defaults, then puts the short-run flags back: the launcher reading its code
- * cache, or a run loading one of Node's modules after shortRun() (Node's own modules come with a
- * code cache stamped the same way, and under other flags each is compiled afresh: node:crypto's
- * dozen took 4.5–6.5 ms instead of 2).
- */
+/** Runs `f` (the launcher reading a code cache) under V8's defaults, then puts the short-run flags back. */
 export function underDefaultFlags<T>(f: () => T): T {
   if (state[TIERING] !== 'short') return f();
   setFlags(DEFAULT_FLAGS);
