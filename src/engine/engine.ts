@@ -235,7 +235,11 @@ export class Engine {
   private readonly inFlight = new InFlight();
   private readonly startOrder = new StartOrder<NodeResult>();
   /** Nodes that may overlap, in run order, not yet free to start (startOverlapped), with the turn each took. */
-  private readonly waiting: { node: GraphNode; where: { paths: string[]; parents: boolean }; footprint: Footprint; turn: number }[] = [];
+  /**
+   * Nodes started ahead of their turn's end, each with its footprint once asked (waitingFootprint):
+   * only a node found blocked, or one that goes on to apply, needs it, and a converged run has none.
+   */
+  private readonly waiting: { node: GraphNode; where: { paths: string[]; parents: boolean }; footprint?: Footprint; turn: number }[] = [];
   /**
    * The first `count` waiting nodes, found blocked, with their footprints and ids: a node after
    * them must not touch them or require them.
@@ -438,9 +442,14 @@ export class Engine {
     while (this.inFlight.size >= limit) await this.progress();
     // Its result waits for the nodes started or waiting before it, and (once held) holds back those after it.
     if (this.inFlight.size > 0 || this.waiting.length > 0) this.startOrder.hold(node.id);
-    this.waiting.push({ node, where, footprint: footprintOf(where.paths, where.parents), turn: this.turns++ });
+    this.waiting.push({ node, where, turn: this.turns++ });
     await this.startWaiting();
     while (this.waiting.length >= LOOKAHEAD) await this.progress();
+  }
+
+  /** A waiting node's footprint, as declared (the folders above its paths included if its type may create them). */
+  private waitingFootprint(entry: { where: { paths: string[]; parents: boolean }; footprint?: Footprint }): Footprint {
+    return (entry.footprint ??= footprintOf(entry.where.paths, entry.where.parents));
   }
 
   /** Waits for a node in flight to finish, then starts the waiting nodes it freed. */
@@ -467,9 +476,13 @@ export class Engine {
       const incoming = this.incoming.get(node.id) ?? [];
       const free = !incoming.some((e) => this.inFlight.has(e.from) || blocked.ids.has(e.from));
       // Its requisites are done: what it may create above its paths is known now.
-      const footprint = free && entry.where.parents && this.foldersThere(entry.where.paths, incoming) ? footprintOf(entry.where.paths, false) : entry.footprint;
-      if (!free || (this.inFlight.size > 0 && this.inFlight.blocks(footprint)) || (blocked.count > 0 && blocked.footprints.blocks(footprint))) {
-        blocked.footprints.add(entry.footprint);
+      const ownFolders = free && entry.where.parents && this.foldersThere(entry.where.paths, incoming);
+      // Made when first needed: with nothing in flight or blocked, a node that reads and finds
+      // nothing to do (every node of a converged run) never needs it.
+      let chosen: Footprint | undefined;
+      const footprint = (): Footprint => (chosen ??= ownFolders ? footprintOf(entry.where.paths, false) : this.waitingFootprint(entry));
+      if (!free || (this.inFlight.size > 0 && this.inFlight.blocks(footprint())) || (blocked.count > 0 && blocked.footprints.blocks(footprint()))) {
+        blocked.footprints.add(this.waitingFootprint(entry));
         blocked.ids.add(node.id);
         blocked.count = ++k;
         continue;
@@ -479,7 +492,7 @@ export class Engine {
       const applying = new Promise<void>((resolve) => (enteredApply = resolve));
       const done: Promise<void> = this.runNode(node, undefined, undefined, () => {
         if (!this.startOrder.isHeld(node.id)) this.startOrder.hold(node.id);
-        this.inFlight.add(node.id, footprint, done);
+        this.inFlight.add(node.id, footprint(), done);
         enteredApply();
       }, turn).then(() => undefined, (error: unknown) => {
         this.overlapFailure ??= { error };
@@ -668,23 +681,16 @@ export class Engine {
   }
 
   private context(node: GraphNode): ProviderContext {
-    const services: EngineServices = {
-      related: (word) => (this.outgoing.get(node.id) ?? []).filter((e) => e.declared === word).map((e) => e.to),
-      wouldChange: async (id) => {
-        const other = this.byId.get(id)!;
-        const reading = await this.read(other, other.attributes);
-        return reading.action !== 'none' && reading.skipped === undefined;
-      },
-      willRun: (id) => this.willRun(this.byId.get(id)!, node.id),
-      refOf: (id) => this.byId.get(id)!.ref,
-      applyWith: async (id, attributes) => {
-        const other = this.byId.get(id)!;
-        const r = await this.runNode(other, { ...other.attributes, ...attributes }, 'transition');
-        return { changed: r.status === 'changed', ...(r.status === 'failed' ? { failed: r.error ?? 'failed' } : {}) };
-      },
-    };
+    // The engine's services are made when a provider first asks for them (a transition, a
+    // related part): the providers of most nodes never do.
+    let services: EngineServices | undefined;
+    const engine = (): EngineServices => (services ??= this.services(node));
     return {
-      exec: this.exec, facts: this.facts, os: this.os, engine: services, signal: this.signal,
+      exec: this.exec, facts: this.facts, os: this.os,
+      get engine() {
+        return engine();
+      },
+      signal: this.signal,
       ...(this.options.images ? { images: this.options.images } : {}),
       ...(this.triggeredTurns.has(node.id) ? { triggered: true } : {}),
       // A ref can carry a sensitive value too (an exec's ref is its command).
@@ -707,6 +713,25 @@ export class Engine {
           this.peersByType.set(node.type, list);
         }
         return list;
+      },
+    };
+  }
+
+  /** What the engine offers the provider of `node` (ProviderContext.engine). */
+  private services(node: GraphNode): EngineServices {
+    return {
+      related: (word) => (this.outgoing.get(node.id) ?? []).filter((e) => e.declared === word).map((e) => e.to),
+      wouldChange: async (id) => {
+        const other = this.byId.get(id)!;
+        const reading = await this.read(other, other.attributes);
+        return reading.action !== 'none' && reading.skipped === undefined;
+      },
+      willRun: (id) => this.willRun(this.byId.get(id)!, node.id),
+      refOf: (id) => this.byId.get(id)!.ref,
+      applyWith: async (id, attributes) => {
+        const other = this.byId.get(id)!;
+        const r = await this.runNode(other, { ...other.attributes, ...attributes }, 'transition');
+        return { changed: r.status === 'changed', ...(r.status === 'failed' ? { failed: r.error ?? 'failed' } : {}) };
       },
     };
   }
@@ -798,12 +823,12 @@ export class Engine {
           return this.finish(node, start, { status: 'skipped', action: 'none', reason: `dependency failed: ${this.byId.get(e.from)!.ref}` });
         }
       }
-      const watched = incoming.filter((e) => e.kind === 'onchanges');
-      if (watched.length > 0 && !watched.some((e) => this.changed(this.latest.get(e.from)))) {
+      // Asked of the edges in place: no arrays made per node for the few that have such edges.
+      const has = (kind: string) => incoming.some((e) => e.kind === kind);
+      if (has('onchanges') && !incoming.some((e) => e.kind === 'onchanges' && this.changed(this.latest.get(e.from)))) {
         return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'no changes' });
       }
-      const guards = incoming.filter((e) => e.kind === 'onfail');
-      if (guards.length > 0 && !guards.some((e) => this.latest.get(e.from)?.status === 'failed')) {
+      if (has('onfail') && !incoming.some((e) => e.kind === 'onfail' && this.latest.get(e.from)?.status === 'failed')) {
         return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'onfail: nothing failed' });
       }
     }
@@ -840,7 +865,6 @@ export class Engine {
       ? (hidden ? hiddenDiff(node, desired, current) : provider.diff?.(desired, current))
       : undefined;
     const items = action !== 'none' ? provider.items?.(desired, current) : undefined;
-    const base = { ...(changes.length ? { changes } : {}), ...(items?.length ? { items } : {}), ...(diffText ? { diff: diffText } : {}) };
 
     if (action === 'none' && !refreshWhy) {
       if (this.planning) {
@@ -849,6 +873,8 @@ export class Engine {
       }
       return this.finish(node, start, type.inSync ? { ...type.inSync, action: 'none' } : { status: 'unchanged', action: 'none' });
     }
+    // Made past the return above: a node in sync reports none of it.
+    const base = { ...(changes.length ? { changes } : {}), ...(items?.length ? { items } : {}), ...(diffText ? { diff: diffText } : {}) };
 
     if (action === 'reload' && !node.meta.allow_reload) {
       return this.finish(node, start, { ...base, status: 'failed', action, error: `changing ${changes.join(', ')} needs a restart; set allow_reload: true to allow it` });

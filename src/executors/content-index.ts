@@ -53,8 +53,10 @@ interface Columns {
   row: Map<string, number>;
 }
 
-function sameStat(entry: Entry, s: Stats): boolean {
-  return entry[0] === s.dev && entry[1] === s.ino && entry[2] === s.size && entry[3] === s.mtimeMs && entry[4] === s.ctimeMs;
+/** Whether row `i` of a stats column is this stat. */
+function sameStatAt(stats: number[], i: number, s: Stats): boolean {
+  const at = i * STAT_WIDTH;
+  return stats[at] === s.dev && stats[at + 1] === s.ino && stats[at + 2] === s.size && stats[at + 3] === s.mtimeMs && stats[at + 4] === s.ctimeMs;
 }
 
 /** The columns of a parsed index file, or undefined if it is not one of this format. */
@@ -115,18 +117,28 @@ export class ContentIndex {
     return entryAt(stats, i, sha256.slice(i * HASH_WIDTH, (i + 1) * HASH_WIDTH));
   }
 
+  /**
+   * The sha256 recorded for `path` if it was recorded with this very stat (`use`: as entry()).
+   * Compared in the columns: no entry is built for the lookup every managed file makes.
+   */
+  private hashIfSame(path: string, s: Stats, use: boolean): string | undefined {
+    const recorded = this.recorded.get(path);
+    if (recorded !== undefined) return sameStatAt(this.recordedStats, recorded, s) ? this.recordedSha256[recorded] : undefined;
+    const { row, stats, sha256 } = this.load();
+    const i = row.get(path);
+    if (i === undefined) return undefined;
+    if (use) this.usedRows![i] = 1;
+    return sameStatAt(stats, i, s) ? sha256.slice(i * HASH_WIDTH, (i + 1) * HASH_WIDTH) : undefined;
+  }
+
   /** The sha256 (hex) of `path`'s content if this stat is the one recorded with it. */
   lookup(path: string, s: Stats): string | undefined {
-    if (!this.options.trust) return undefined;
-    const entry = this.entry(path, true);
-    if (!entry) return undefined;
-    return sameStat(entry, s) ? entry[5] : undefined;
+    return this.options.trust ? this.hashIfSame(path, s, true) : undefined;
   }
 
   /** Whether a trusted entry already holds `path` with this very stat (recording it again would change nothing). */
   recordedAs(path: string, s: Stats): boolean {
-    const entry = this.options.trust ? this.entry(path, false) : undefined;
-    return entry !== undefined && sameStat(entry, s);
+    return this.options.trust && this.hashIfSame(path, s, false) !== undefined;
   }
 
   /** Whether content read after taking `s` may be recorded with it: its ctime is older than a tick before the run. */

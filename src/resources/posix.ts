@@ -25,7 +25,9 @@ export async function readPath(ctx: ProviderContext, desired: Record<string, unk
   const stat = await ctx.exec.stat(path);
   if (!stat) return { current: undefined };
   if (stat.type !== kind) return { current: { path, ensure: 'present', kind: stat.type } };
-  const current: Record<string, unknown> = { path, ensure: 'present', ...(await ownership(ctx, desired, stat.uid, stat.gid)) };
+  const current: Record<string, unknown> = { path, ensure: 'present' };
+  // Most parts name neither: no call and no await for them (one per file, folder and link).
+  if (desired.owner !== undefined || desired.group !== undefined) Object.assign(current, await ownership(ctx, desired, stat.uid, stat.gid));
   if (desired.mode !== undefined) current.mode = modeAs(desired.mode, stat.mode);
   return { current, stat };
 }
