@@ -324,6 +324,28 @@ describe('writes of one turn, sent together', () => {
     }
   });
 
+  test('writes queued behind the mkdir of their folder, in one batch, land in it (the stage is made once the folder is there)', async () => {
+    const exec = await ShellExecutor.start('t', localSh());
+    try {
+      const dir = tempDir('cairn-sh-batch-');
+      const sub = join(dir, 'new');
+      const paths = [join(sub, 'a'), join(sub, 'b')];
+      exec.prefetch(paths.map((path) => ({ path })));
+      assert.equal(await exec.stat(paths[0]!), undefined);
+      const done = [exec.mkdir(sub, { parents: true })];
+      // Microtasks only (the batch goes at the end of the turn): the writes join the mkdir's batch.
+      for (let i = 0; i < 20; i++) await Promise.resolve();
+      done.push(exec.writeFile(paths[0]!, 'a\n'), exec.writeFile(paths[1]!, 'b\n'));
+      await Promise.all(done);
+      assert.equal(readFileSync(paths[0]!, 'utf8'), 'a\n');
+      assert.equal(readFileSync(paths[1]!, 'utf8'), 'b\n');
+      assert.deepEqual(leftovers(dir), []);
+      assert.equal(exec.roundTrips, 3, 'the set-up, the read, then one batch');
+    } finally {
+      await exec.close();
+    }
+  });
+
   test('an operation queued behind a write to its path sends the batch first: a file removed right after it was written stays removed', async () => {
     const exec = await ShellExecutor.start('t', localSh());
     try {

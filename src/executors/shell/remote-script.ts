@@ -93,7 +93,9 @@ __cairn_place() {
     for __b do if [ -e "$__st/$__b" ] || [ -L "$__st/$__b" ]; then __cairn_mv "$__st/$__b" "$__dd/$__b"; fi; done
   fi
 }
-__cairn_nostage() { __cairn_dir "$1" && { printf '%s\n' "$__me"; return 1; }; }
+__cairn_stage() {
+  [ -d "$1" ] || __cairn_dir "$2" && { [ -d "$1" ] || mkdir -m 0700 -- "$1" 2>/dev/null || { printf '%s\n' "$__me"; return 1; }; }
+}
 echo $$; umask; id; if command -v timeout >/dev/null 2>&1; then echo timeout; else echo -; fi; ${END_SECTION}
 `;
 

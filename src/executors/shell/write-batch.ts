@@ -82,7 +82,9 @@ export function batchRequest(writes: readonly BatchedOp[], names: TempNames): st
     const stage = stages.get(folder);
     if (stage !== undefined) {
       const raw = `${stage}/${basename(w.path)}`;
-      lines.push(`{ [ -d ${shellQuote(stage)} ] || __cairn_nostage ${shellQuote(folder)}; } && ${w.make({ raw, quoted: shellQuote(raw) })}; __w${i}=$?; ${END_SECTION}`);
+      // The stage is made at the request's start; an operation before this write may have made
+      // its folder since (or removed and made it again): then it is made here.
+      lines.push(`__cairn_stage ${shellQuote(stage)} ${shellQuote(folder)} && ${w.make({ raw, quoted: shellQuote(raw) })}; __w${i}=$?; ${END_SECTION}`);
       placed.push({ index: i, stage, name: basename(w.path) });
     } else {
       const raw = names.temp(w.path);
