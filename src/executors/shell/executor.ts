@@ -12,10 +12,11 @@
  * Writes are pipelined (DESIGN §7): the engine applies nodes side by side (`overlap`), and the
  * file operations of one turn are queued and sent as one request (write-batch.ts) at the turn's
  * end, or before any other request, behind those still unanswered (remote-shell.ts): the shell
- * runs requests in the order sent, so a read sent after a write sees it; a command (run apart from the shell) waits
- * until every status is in. Each operation keeps its own status: a failed one fails its node
- * alone. A path the run reads again after writing it (lines of one file) is written in a request
- * of its own and its kind, mode and owner read back in it (the bytes are the ones written).
+ * runs requests in the order sent, so a read sent after a write sees it; a command (run apart
+ * from the shell) waits until every status is in. Each operation keeps its own status: a failed
+ * one fails its node alone. A path the run reads again after writing it (lines of one file) is
+ * written in a request of its own, and its kind, mode and owner read back in it (the bytes are
+ * the ones written).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
