@@ -19,9 +19,6 @@ import { type Stats, closeSync, mkdirSync, openSync, readFileSync, renameSync, r
 import { dirname } from 'node:path';
 import { tempPathFor } from './temp-names.ts';
 
-/** [device, inode, size, mtime ms, ctime ms, sha256 hex of the content]. */
-type Entry = [number, number, number, number, number, string];
-
 /**
  * Entries of this format: older ones (a fingerprint, not a hash; one record per path) are not
  * read. The file is three columns, `paths`, `stats` (five numbers a path) and `sha256` (64 hex
@@ -106,19 +103,9 @@ export class ContentIndex {
     return this.loaded;
   }
 
-  /** The entry for `path`: this run's record, else the loaded one (`use`: marked used, kept when the index is trimmed). */
-  private entry(path: string, use: boolean): Entry | undefined {
-    const recorded = this.recorded.get(path);
-    if (recorded !== undefined) return entryAt(this.recordedStats, recorded, this.recordedSha256[recorded]!);
-    const { row, stats, sha256 } = this.load();
-    const i = row.get(path);
-    if (i === undefined) return undefined;
-    if (use) this.usedRows![i] = 1;
-    return entryAt(stats, i, sha256.slice(i * HASH_WIDTH, (i + 1) * HASH_WIDTH));
-  }
-
   /**
-   * The sha256 recorded for `path` if it was recorded with this very stat (`use`: as entry()).
+   * The sha256 recorded for `path` (this run's record, else the loaded one) if it was recorded
+   * with this very stat (`use`: the loaded row is marked used, kept when the index is trimmed).
    * Compared in the columns: no entry is built for the lookup every managed file makes.
    */
   private hashIfSame(path: string, s: Stats, use: boolean): string | undefined {
@@ -150,15 +137,14 @@ export class ContentIndex {
   /** Records the sha256 (hex) of what `path`, with stat `s` (taken before its content was read), held. */
   record(path: string, s: Stats, sha256: string): void {
     if (!this.recordable(s)) return;
-    const old = this.entry(path, true);
-    const entry: Entry = [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs, sha256];
-    if (old && old.every((v, i) => v === entry[i])) return;
+    if (this.hashIfSame(path, s, true) === sha256) return;
     let row = this.recorded.get(path);
     if (row === undefined) {
       row = this.recordedSha256.length;
       this.recorded.set(path, row);
     }
-    for (let k = 0; k < STAT_WIDTH; k++) this.recordedStats[row * STAT_WIDTH + k] = entry[k] as number;
+    const at = row * STAT_WIDTH;
+    [this.recordedStats[at], this.recordedStats[at + 1], this.recordedStats[at + 2], this.recordedStats[at + 3], this.recordedStats[at + 4]] = [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs];
     this.recordedSha256[row] = sha256;
     this.changed = true;
   }
@@ -226,8 +212,3 @@ function writeAll(fd: number, text: string): void {
   for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done);
 }
 
-/** Row `i` of a stats column, with its hash. */
-function entryAt(stats: number[], i: number, sha256: string): Entry {
-  const at = i * STAT_WIDTH;
-  return [stats[at]!, stats[at + 1]!, stats[at + 2]!, stats[at + 3]!, stats[at + 4]!, sha256];
-}
