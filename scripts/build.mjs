@@ -79,33 +79,36 @@ const vendorFiles = {
 };
 // Every type's providers (src/resources/providers.generated.ts) are imported by the engine, so a
 // run set up the modules of all 22 types (their tables, classes and patterns: half of the modules
-// a converged run initialised, and a third of its young objects) to use two or three. In the
-// bundle the registry gets each type's providers on first use instead: a require() that esbuild
-// turns into that module's lazy initialisation. The source keeps its plain imports (tests run it).
-const lazyProviders = {
-  name: 'lazy-providers',
+// a converged run initialised, and a third of its young objects) to use two or three; and every
+// type's schema (src/resources/types.generated.ts) by the compiler, whose zod schemas cost a
+// one-change compile about 15 ms, when a site uses a few types. In the bundle each registry gets
+// a type's module on first use instead: a require() that esbuild turns into that module's lazy
+// initialisation. The source keeps its plain imports (tests run it).
+const lazyRegistries = {
+  name: 'lazy-registries',
   setup(b) {
-    b.onLoad({ filter: /[\\/]src[\\/]resources[\\/]providers\.generated\.ts$/ }, (args) => {
+    b.onLoad({ filter: /[\\/]src[\\/]resources[\\/](providers|types)\.generated\.ts$/ }, (args) => {
       const source = readFileSync(args.path, 'utf8');
-      const imports = new Map([...source.matchAll(/^import (\w+) from '(\.\/[a-z0-9_]+\/providers\.ts)';$/gm)].map((m) => [m[1], m[2]]));
+      const imports = new Map([...source.matchAll(/^import (\w+) from '(\.\/[a-z0-9_]+\/(?:providers|type)\.ts)';$/gm)].map((m) => [m[1], m[2]]));
       const entries = [...source.matchAll(/^ {2}([a-z0-9_]+): (\w+),$/gm)].map((m) => [m[1], imports.get(m[2])]);
-      if (entries.length === 0 || entries.some(([, path]) => path === undefined)) throw new Error(`lazy-providers: cannot read ${args.path}`);
+      const name = /^export const (\w+)(?::[^=\n]*)? = \{$/m.exec(source)?.[1];
+      if (!name || entries.length === 0 || entries.some(([, path]) => path === undefined)) throw new Error(`lazy-registries: cannot read ${args.path}`);
       return {
-        contents: `const generatedProviders = {};
+        contents: `const ${name} = {};
 for (const [type, load] of Object.entries({
 ${entries.map(([type, path]) => `  ${type}: () => require(${JSON.stringify(path)}).default,`).join('\n')}
 })) {
-  Object.defineProperty(generatedProviders, type, {
+  Object.defineProperty(${name}, type, {
     enumerable: true,
     configurable: true,
     get() {
-      const providers = load();
-      Object.defineProperty(generatedProviders, type, { value: providers, enumerable: true });
-      return providers;
+      const loaded = load();
+      Object.defineProperty(${name}, type, { value: loaded, enumerable: true });
+      return loaded;
     },
   });
 }
-export { generatedProviders };
+export { ${name} };
 `,
         loader: 'js',
         resolveDir: dirname(args.path),
@@ -160,7 +163,7 @@ await build({
   ...launched,
   format: 'cjs',
   entryPoints: { 'cairn-main': 'src/cli/bin.ts' },
-  plugins: [lazyChildProcessForCommander, vendorFiles, lazyProviders],
+  plugins: [lazyChildProcessForCommander, vendorFiles, lazyRegistries],
   outdir: 'dist',
   outExtension: { '.js': '.cjs' },
   // builtin-os.ts reads import.meta only when run from source (tests), never in the bundle.

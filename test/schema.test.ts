@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { jsonSchema } from '../src/cli/schema.ts';
-import { resourceTypes } from '../src/resources/index.ts';
+import { allResourceTypes } from '../src/resources/index.ts';
 import { runCli } from './helpers/cli.ts';
 
 test('cairn schema prints a JSON Schema with one part variant per resource type', async () => {
@@ -10,7 +10,7 @@ test('cairn schema prints a JSON Schema with one part variant per resource type'
   const schema = JSON.parse(r.stdout) as { $schema: string };
   assert.match(schema.$schema, /json-schema\.org/);
   const text = r.stdout;
-  for (const type of resourceTypes) assert.ok(text.includes(`"${type.name}"`), `schema mentions ${type.name}`);
+  for (const type of allResourceTypes()) assert.ok(text.includes(`"${type.name}"`), `schema mentions ${type.name}`);
   for (const meta of ['require', 'notify', 'onchanges', 'allow_rebuild']) assert.ok(text.includes(`"${meta}"`));
 });
 
@@ -28,7 +28,7 @@ test('schemas for cairn.yaml and the inventory', () => {
 });
 
 test("a type's internal and reference attributes are attributes of its schema, and internal ones stay out of the JSON Schema", () => {
-  for (const type of resourceTypes) {
+  for (const type of allResourceTypes()) {
     for (const name of [...type.internal, ...Object.keys(type.references ?? {})]) {
       assert.ok(name in type.schema.shape, `${type.name}: ${name} is not an attribute of its schema`);
     }

@@ -4,7 +4,7 @@ import { didYouMean, nearest } from '../lib/did-you-mean.ts';
 import type { Diagnostics, SourcePos } from '../lib/errors.ts';
 import { keyPosOf, posOf, setPos } from '../lib/positions.ts';
 import { TAG_NAME } from '../lib/tag-name.ts';
-import { resourceType, resourceTypes } from '../resources/index.ts';
+import { resourceType, resourceTypeNames } from '../resources/index.ts';
 import { providersOf } from '../resources/providers.ts';
 import { identityOf, ResolveError, type ResolveContext } from '../resources/type.ts';
 import { validate } from '../site/validate.ts';
@@ -29,7 +29,7 @@ export const metaSchema = z.strictObject({
   tags: z.array(z.string().regex(TAG_NAME, "a tag is letters, digits, '_', '-' and '.'")).optional().describe('run with --tags naming one of these; skip with --skip-tags'),
 });
 export const META_NAMES = Object.keys(metaSchema.shape);
-const TYPE_NAMES = resourceTypes.map((t) => t.name);
+const TYPE_NAMES = resourceTypeNames;
 
 export interface PartContext {
   index: number;

@@ -2,10 +2,10 @@
 import { z } from 'zod';
 import { configSchema, inventorySchema } from '../catalog/schema.ts';
 import { metaSchema } from '../catalog/part.ts';
-import { resourceTypes } from '../resources/index.ts';
+import { allResourceTypes } from '../resources/index.ts';
 
 function partSchema() {
-  const variants = resourceTypes.map((type) => {
+  const variants = allResourceTypes().map((type) => {
     const attributes = Object.fromEntries(
       Object.entries(type.schema.shape).filter(([k]) => k !== type.key && !type.internal.includes(k)),
     );
