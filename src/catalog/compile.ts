@@ -73,11 +73,21 @@ export interface InvocationRecord {
   parts: string;
   /**
    * The key of each part (SegmentedParts.keys; '' for one that must be made again each time: it
-   * read site files, or holds a `!secret`) and the state file they are positions in: the next
+   * read a `source`, or holds a `!secret`) and the state file they are positions in: the next
    * compile of the invocation, whatever else changed, takes from `parts` each part whose key it
-   * renders again, when the state file is the same.
+   * renders again, when the state file is the same. A part rendered from a template file
+   * (`template:`) has its `deps` by its index: it is taken only while they hold.
    */
-  segments?: { file: string; keys: string[] };
+  segments?: { file: string; keys: string[]; deps?: Record<string, PartDeps> };
+}
+
+/**
+ * What a part made from a template file read besides its own text: the template file (and the
+ * candidates before it that did not exist), as stamps, and what its render read of the inputs.
+ */
+export interface PartDeps {
+  files: Record<string, string>;
+  reads: Record<string, Record<string, string>>;
 }
 
 /** Invocation identity (state and parameters) → its record. */
@@ -99,6 +109,37 @@ function holdsSecret(value: unknown): boolean {
 
 /** The key of a record's reads that stands for all of an input (its keys were listed). */
 const WHOLE = '\u0000*';
+
+/** What bySegments made of an invocation: each part's key, and the deps of those made from a template file, by index. */
+interface Segmented {
+  keys: string[];
+  deps: Record<string, PartDeps>;
+}
+
+/** A part of an earlier compile that may stand in for one rendered with the same key. */
+interface EarlierPart {
+  part: PartInvocation;
+  deps?: PartDeps;
+}
+
+/** Told by a resolve of the site files it reads (with their stamps) and of the scopes it renders templates with. */
+interface ResolveNotes {
+  file(abs: string, stamp: string): void;
+  scope(scope: TemplateScope): void;
+}
+
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isStringRecord(value: unknown): value is Record<string, string> {
+  return isPlainRecord(value) && Object.values(value).every((v) => typeof v === 'string');
+}
+
+/** A record's deps as written (a damaged cache may hold anything). */
+function isPartDeps(value: unknown): value is PartDeps {
+  return isPlainRecord(value) && isStringRecord(value.files) && isPlainRecord(value.reads) && Object.values(value.reads).every(isStringRecord);
+}
 
 /** JSON that tells apart what canonicalJson does not (undefined, NaN, ±Infinity, -0, bigint): two inputs are the same exactly when theirs are. */
 function exactJson(value: unknown): string {
@@ -298,18 +339,19 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     }
     return hash;
   };
-  /** Per invocation (by its scope): site files read, scopes of its part templates, and whether it read something no record can hold. */
-  const extraReads = new Map<TemplateScope, { files: Map<string, string>; scopes: TemplateScope[]; uncacheable: boolean }>();
+  /**
+   * Per invocation (by its scope): site files read, scopes of its part templates, reads carried
+   * over with the template parts taken from a record, and whether it read something no record can hold.
+   */
+  const extraReads = new Map<TemplateScope, { files: Map<string, string>; scopes: TemplateScope[]; carried: PartDeps['reads'][]; uncacheable: boolean }>();
   const extraOf = (it: TemplateScope) => {
     let e = extraReads.get(it);
-    if (!e) extraReads.set(it, (e = { files: new Map(), scopes: [], uncacheable: false }));
+    if (!e) extraReads.set(it, (e = { files: new Map(), scopes: [], carried: [], uncacheable: false }));
     return e;
   };
-  const recordOf = (def: StateDef, it: TemplateScope, parts: PartInvocation[], keys: string[] | undefined): InvocationRecord | undefined => {
-    const extra = extraOf(it);
-    if (extra.uncacheable || parts.length > RECORD_MAX_PARTS) return undefined;
-    const reads: Record<string, Record<string, string>> = {};
-    for (const scope of [it, ...extra.scopes]) {
+  /** What renders with these scopes read of the inputs, each name with the value it read (exactJson). */
+  const readsOfScopes = (scopes: TemplateScope[], reads: Record<string, Record<string, string>> = {}) => {
+    for (const scope of scopes) {
       for (const [input, names] of sandbox.readsOf(scope) ?? []) {
         const value = inputs[input] as Record<string, unknown> | undefined;
         const into = (reads[input] ??= {});
@@ -317,9 +359,19 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
         else for (const name of names) into[name] = exactJson(value?.[name]);
       }
     }
+    return reads;
+  };
+  const recordOf = (def: StateDef, it: TemplateScope, parts: PartInvocation[], segmented: Segmented | undefined): InvocationRecord | undefined => {
+    const extra = extraOf(it);
+    if (extra.uncacheable || parts.length > RECORD_MAX_PARTS) return undefined;
+    const reads = readsOfScopes([it, ...extra.scopes]);
+    for (const carried of extra.carried) {
+      for (const [input, names] of Object.entries(carried)) Object.assign((reads[input] ??= {}), names);
+    }
+    const deps = segmented && Object.keys(segmented.deps).length ? { deps: segmented.deps } : {};
     return {
       file: fileHash(join(c.root, def.file)), reads, files: Object.fromEntries(extra.files), parts: JSON.stringify(parts),
-      ...(keys && keys.length === parts.length ? { segments: { file: def.file, keys } } : {}),
+      ...(segmented && segmented.keys.length === parts.length ? { segments: { file: def.file, keys: segmented.keys, ...deps } } : {}),
     };
   };
   /**
@@ -327,7 +379,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
    * state file is the same file, unchanged: their positions point into it. A record that does not
    * read as one (a damaged cache) gives none.
    */
-  const partsByKey = (def: StateDef, record: InvocationRecord | undefined): Map<string, PartInvocation[]> | undefined => {
+  const partsByKey = (def: StateDef, record: InvocationRecord | undefined): Map<string, EarlierPart[]> | undefined => {
     const segments = record?.segments;
     if (!segments || segments.file !== def.file || record.file !== fileHash(join(c.root, def.file))) return undefined;
     let parts: unknown;
@@ -337,18 +389,22 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
       return undefined;
     }
     const { keys } = segments;
-    if (!Array.isArray(parts) || !Array.isArray(keys) || keys.length !== parts.length) return undefined;
-    const byKey = new Map<string, PartInvocation[]>();
+    const allDeps: unknown = segments.deps ?? {};
+    if (!Array.isArray(parts) || !Array.isArray(keys) || keys.length !== parts.length || !isPlainRecord(allDeps)) return undefined;
+    const byKey = new Map<string, EarlierPart[]>();
     keys.forEach((key: unknown, i) => {
       const part = parts[i] as PartInvocation | null;
-      if (typeof key === 'string' && key !== '' && part && typeof part === 'object') pushTo(byKey, key, part);
+      if (typeof key !== 'string' || key === '' || !part || typeof part !== 'object') return;
+      const deps = allDeps[String(i)];
+      if (deps === undefined) pushTo(byKey, key, { part });
+      else if (isPartDeps(deps) && depsHold(deps)) pushTo(byKey, key, { part, deps });
     });
     return byKey;
   };
-  const unchanged = (def: StateDef, record: InvocationRecord): boolean => {
-    if (record.file !== fileHash(join(c.root, def.file))) return false;
-    for (const [abs, hash] of Object.entries(record.files)) if (fileHash(abs) !== hash) return false;
-    for (const [input, names] of Object.entries(record.reads)) {
+  /** Whether the site files have the same stamps, and the inputs named the same values, as when recorded. */
+  const depsHold = ({ files, reads }: PartDeps): boolean => {
+    for (const [abs, hash] of Object.entries(files)) if (fileHash(abs) !== hash) return false;
+    for (const [input, names] of Object.entries(reads)) {
       const value = inputs[input] as Record<string, unknown> | undefined;
       for (const [name, json] of Object.entries(names)) {
         if (exactJson(name === WHOLE ? value : value?.[name]) !== json) return false;
@@ -356,8 +412,11 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     }
     return true;
   };
+  const unchanged = (def: StateDef, record: InvocationRecord): boolean =>
+    record.file === fileHash(join(c.root, def.file)) && depsHold(record);
 
-  const resolveContext = (def: StateDef, it: TemplateScope): ResolveContext => {
+  /** `notes`: told of each site file a resolve reads (its stamp) and of each template scope it renders with. */
+  const resolveContext = (def: StateDef, it: TemplateScope, notes?: ResolveNotes): ResolveContext => {
     const locate = (path: string, attribute: 'source' | 'template', want: 'file' | 'folder' = 'file'): string => {
       const bases = def.component ? [join(c.root, c.components.get(def.component)!.dir), c.root] : [c.root];
       const found = bases.map((b) => resolve(b, path)).find((abs) => siteFiles.exists(abs));
@@ -365,9 +424,13 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
       for (const abs of bases.map((b) => resolve(b, path))) {
         if (abs === found) break;
         extraOf(it).files.set(abs, '');
+        notes?.file(abs, '');
       }
       if (want === 'folder') extraOf(it).uncacheable = true;
-      else if (found) extraOf(it).files.set(found, fileHash(found));
+      else if (found) {
+        extraOf(it).files.set(found, fileHash(found));
+        notes?.file(found, fileHash(found));
+      }
       if (!found) {
         const where = bases.map((b) => (relative(c.root, b) ? `${relative(c.root, b)}/` : 'the site folder'));
         throw inputError(`no such site file '${path}'`, undefined, `looked in ${where.join(' and ')}`);
@@ -398,10 +461,12 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
           t = compileTemplate(text, file);
           templates.set(abs, t);
         }
-        if (!partVars) return t.render(it).text;
-        // Its reads count as the invocation's (of the target's vars: a part's own come from its render).
-        const scope = scopeWith({ ...it, vars: mergeAll([it.vars, partVars]) });
+        // A scope of its own, so that what this render read is known apart from the invocation's
+        // other renders (a part's deps); its reads count as the invocation's too (of the target's
+        // vars: a part's own come from its text).
+        const scope = scopeWith({ ...it, vars: partVars ? mergeAll([it.vars, partVars]) : it.vars });
         extraOf(it).scopes.push(scope);
+        notes?.scope(scope);
         return t.render(scope).text;
       },
       readSource(path) {
@@ -525,10 +590,11 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
    * An invocation's parts from its render cut into each part's text (StateDef.segments): a part
    * whose key is among the earlier compile's takes its part from there, the others are parsed,
    * together, then validated. Returns each part's key ('' for a part that cannot be reused: it
-   * read site files, which its key does not cover, or holds a secret, or is in error); undefined
-   * when the render cannot be cut, nothing done. A failed render throws, as `parts` would.
+   * read a `source`, which its key does not cover, or holds a secret, or is in error) and the
+   * deps of those rendered from a template file; undefined when the render cannot be cut, nothing
+   * done. A failed render throws, as `parts` would.
    */
-  const bySegments = (def: StateDef, it: TemplateScope, prior: InvocationRecord | undefined, inv: StateInvocation): string[] | undefined => {
+  const bySegments = (def: StateDef, it: TemplateScope, prior: InvocationRecord | undefined, inv: StateInvocation): Segmented | undefined => {
     const cut = def.segments?.(it, RECORD_MAX_PARTS);
     if (!cut) return undefined;
     const pool = partsByKey(def, prior);
@@ -541,31 +607,46 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     const raws = missing.length ? cut.parse(missing) : [];
     if (!raws) return undefined;
     options.afterState?.();
-    const resolveCtx = resolveContext(def, it);
-    let touched = false;
+    // What the part being parsed read: site files, the scopes of its template renders; and
+    // whether it read anything a record cannot stand for (a `source` file or folder).
+    let files = new Map<string, string>();
+    let scopes: TemplateScope[] = [];
+    let opaque = false;
+    const resolveCtx = resolveContext(def, it, { file: (abs, stamp) => files.set(abs, stamp), scope: (scope) => scopes.push(scope) });
     const tracked: ResolveContext = {
-      renderTemplate: (path, partVars) => ((touched = true), resolveCtx.renderTemplate(path, partVars)),
-      readSource: (path) => ((touched = true), resolveCtx.readSource(path)),
-      readFolder: (path) => ((touched = true), resolveCtx.readFolder(path)),
+      renderTemplate: (path, partVars) => resolveCtx.renderTemplate(path, partVars),
+      readSource: (path) => ((opaque = true), resolveCtx.readSource(path)),
+      readFolder: (path) => ((opaque = true), resolveCtx.readFolder(path)),
     };
     const keys = [...cut.keys];
+    const deps: Record<string, PartDeps> = {};
+    const extra = extraOf(it);
     let next = 0;
     reused.forEach((earlier, index) => {
       if (earlier) {
-        earlier.index = index;
-        inv.parts.push(earlier);
+        earlier.part.index = index;
+        inv.parts.push(earlier.part);
+        if (earlier.deps) {
+          // What it read then is what this compile would read: the invocation's record keeps it.
+          deps[index] = earlier.deps;
+          for (const [abs, stamp] of Object.entries(earlier.deps.files)) extra.files.set(abs, stamp);
+          extra.carried.push(earlier.deps.reads);
+        }
         if (options.partStats) options.partStats.reused++;
         return;
       }
       const raw = raws[next++]!;
       const before = d.items.length;
-      touched = false;
+      files = new Map();
+      scopes = [];
+      opaque = false;
       const part = parsePart(raw, { index, fallback: def.pos, resolve: tracked, secrets }, d);
       if (part) inv.parts.push(part);
-      if (!part || touched || d.items.length !== before || holdsSecret(raw)) keys[index] = '';
+      if (!part || opaque || d.items.length !== before || holdsSecret(raw)) keys[index] = '';
+      else if (files.size || scopes.length) deps[index] = { files: Object.fromEntries(files), reads: readsOfScopes(scopes) };
       if (options.partStats) options.partStats.parsed++;
     });
-    return keys;
+    return { keys, deps };
   };
 
   // The run list's renders, in the order `invoke` will ask for them, go into the sandbox
