@@ -134,6 +134,23 @@ test('a node that uses the compact form (ref as id, usual meta, itself as its de
   assert.equal(back.declarations[0]!.pos, back.pos, 'the declaration shares the node\'s pos, as the builder does');
 });
 
+test('nodes at the same source position share one decoded position object; a position with a field SourcePos lacks keeps its own; the graph comes back deep-equal', async () => {
+  const c = await compiled();
+  const [a, b, odd] = c.graph.nodes.filter((n) => n.pos && n.declarations.length === 1);
+  assert.ok(a && b && odd, 'three nodes declared once with a position');
+  b.pos = { ...a.pos! };
+  b.declarations = [{ invocation: b.invocation, part: b.part, pos: b.pos }];
+  odd.pos = { ...a.pos!, extra: 1 } as never;
+  odd.declarations = [{ invocation: odd.invocation, part: odd.part, pos: odd.pos }];
+  const back = roundTrip(c).graph;
+  assert.deepStrictEqual(back.nodes, c.graph.nodes);
+  const [backA, backB, backOdd] = [a, b, odd].map((n) => back.nodes.find((m) => m.id === n.id)!);
+  assert.equal(backB!.pos, backA!.pos, 'one object for the one position');
+  assert.equal(backB!.declarations[0]!.pos, backA!.pos, 'the declaration shares it too');
+  assert.notEqual(backOdd!.pos, backA!.pos);
+  assert.deepStrictEqual(backOdd!.pos, { ...a.pos!, extra: 1 });
+});
+
 test('edges and the run order name nodes by index, a node reading its first attribute\'s path says so with `true`, and both come back as the nodes\' own ids and paths', async () => {
   const c = await compiled();
   const wire = JSON.parse(encodeCompiled(c)[0]!) as { graph: { nodes: { reads?: unknown }[]; edges: { from: unknown; to: unknown }[]; order: unknown[] } };

@@ -89,12 +89,30 @@ function opaque<V>(): Check<V> {
   return (v, where) => record(v, where) as V;
 }
 const strings = list(str);
+
+/**
+ * While a graph is decoded (decodeLines): one object for each distinct source position. The
+ * nodes a template's loop makes all point at the loop's few lines, and a position each, with its
+ * file name, was a tenth of what a 100,000-resource run holds. Positions are read, never changed.
+ */
+let sharedPositions: Map<string, SourcePos> | undefined;
+
 const pos: Check<SourcePos> = (v, where) => {
   const r = record(v, where);
   str(r.file, `${where}.file`);
   int(r.line, `${where}.line`);
   int(r.col, `${where}.col`);
-  return r as unknown as SourcePos;
+  const p = r as unknown as SourcePos;
+  if (!sharedPositions) return p;
+  // Only a position of SourcePos's own fields is shared: the key covers no others.
+  let fields = 0;
+  for (const _ in r) fields++;
+  if (fields !== 3 + Number(r.length !== undefined) + Number(r.indent !== undefined)) return p;
+  const key = `${p.line}:${p.col}:${p.length}:${p.indent}:${p.file}`;
+  const known = sharedPositions.get(key);
+  if (known) return known;
+  sharedPositions.set(key, p);
+  return p;
 };
 
 /** Kept as is; must be present. */
@@ -230,8 +248,8 @@ const NODE_FIELDS = {
     encode: (declarations, n) => (declaredOnceAsItself(n) ? undefined : declarations),
     decode(wire, whole, where) {
       if (wire !== undefined) return list(declaration)(wire, where);
-      // The node's own pos, shared as the builder shares it.
-      return [{ invocation: whole.invocation as number, part: whole.part as number, ...(whole.pos ? { pos: whole.pos as SourcePos } : {}) }];
+      // The node's own pos, shared as the builder shares it (checked here: `pos` comes after).
+      return [{ invocation: whole.invocation as number, part: whole.part as number, ...(whole.pos ? { pos: pos(whole.pos, 'pos') } : {}) }];
     },
   },
   pos: optional(pos),
@@ -486,7 +504,13 @@ function decodeLines(line1: string, line2: () => Buffer): Compiled {
   for (const key of Object.keys(RUN_FIELDS) as (keyof StateRun)[]) {
     if (!keys.includes(key)) throw new CodecError(`run.${key}`, 'missing');
   }
-  const graph = decodeWith(GRAPH_FIELDS, first.graph, 'graph');
+  sharedPositions = new Map();
+  let graph: Graph;
+  try {
+    graph = decodeWith(GRAPH_FIELDS, first.graph, 'graph');
+  } finally {
+    sharedPositions = undefined;
+  }
   let rest: (() => Buffer) | undefined = line2;
   const run: Wire = {};
   for (const key of keys) {
