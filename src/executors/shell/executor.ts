@@ -29,7 +29,7 @@ import { UnsyncedWrites } from '../unsynced-writes.ts';
 import { lockRequest, parseLockReply } from './lock.ts';
 import { BatchMismatch, END_SECTION, factsScript, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
 import { RemoteShell, ShellGone } from './remote-shell.ts';
-import { batchRequest, parseBatchReply, type BatchedOp } from './write-batch.ts';
+import { batchRequest, parseBatchReply, writeAlone, type BatchedOp } from './write-batch.ts';
 import type { ShellStream } from './stream.ts';
 import { NoExitStatus, TransportLost, type ShellTransport } from './transport.ts';
 
@@ -577,9 +577,7 @@ export class ShellExecutor implements Executor {
     const again = readBack(path, this.rereads);
     if (again.readBack) {
       const tempFile = this.tempPath(path);
-      const temp = shellQuote(tempFile);
-      await this.op(inFlight(tempFile, `__cairn_dir ${shellQuote(dirname(path))} && ${make({ raw: tempFile, quoted: temp })} && ` +
-        `{ __cairn_mv ${temp} ${shellQuote(path)} || { __c=$?; rm -f -- ${temp}; (exit $__c); }; }`), path, { ...again, written: bytes });
+      await this.op(inFlight(tempFile, writeAlone(path, tempFile, make)), path, { ...again, written: bytes });
     } else {
       await this.queueWrite(path, make);
     }

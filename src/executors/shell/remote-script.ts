@@ -80,9 +80,8 @@ __cairn_mv() {
   elif [ -d "$2" ]; then echo "$2 is a directory"; false
   else mv -f -- "$1" "$2"; fi
 }
-__cairn_commit() {
-  __cairn_prep "$1" "$3" "$4" "$5" "$6" "$7" && { __cairn_mv "$1" "$2" || { __c=$?; rm -f -- "$1"; return $__c; }; }
-}
+__cairn_rename() { __cairn_mv "$1" "$2" || { __c=$?; rm -f -- "$1"; return $__c; }; }
+__cairn_commit() { __cairn_prep "$1" "$3" "$4" "$5" "$6" "$7" && __cairn_rename "$1" "$2"; }
 __cairn_place() {
   __st=$1; __dd=$2; shift 2
   if [ -n "$__gnu" ]; then
