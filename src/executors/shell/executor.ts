@@ -66,6 +66,14 @@ function isBelow(path: string, folder: string): boolean {
   return path !== folder && path.startsWith(folder.endsWith('/') ? folder : `${folder}/`);
 }
 
+/** The folders above `path`, nearest first, up to the root. */
+function* above(path: string): Generator<string> {
+  for (let p = dirname(path); ; p = dirname(p)) {
+    yield p;
+    if (p === dirname(p)) return;
+  }
+}
+
 /** A refused file operation, with the errno name callers test (ENOENT: a folder above is missing). */
 function errnoError(message: string, code: string): TargetError {
   return new TargetError(message, code);
@@ -504,10 +512,7 @@ export class ShellExecutor implements Executor {
       for (const key of this.cache.keys()) if (key.startsWith(under)) this.cache.delete(key);
     }
     this.cache.delete(path);
-    for (let p = dirname(path); ; p = dirname(p)) {
-      this.cache.delete(p);
-      if (p === dirname(p)) break;
-    }
+    for (const p of above(path)) this.cache.delete(p);
   }
 
   /** Counts an operation on `path` (and, with `below`, what is below it): a read still unanswered will not cache it. */
@@ -627,10 +632,7 @@ export class ShellExecutor implements Executor {
   /** Whether `path` is a queued write's path, or above or below one. */
   private nearQueuedWrite(path: string): boolean {
     if (this.queuedPaths.has(path)) return true;
-    for (let p = dirname(path); ; p = dirname(p)) {
-      if (this.queuedPaths.has(p)) return true;
-      if (p === dirname(p)) break;
-    }
+    for (const p of above(path)) if (this.queuedPaths.has(p)) return true;
     for (const q of this.queuedPaths) if (isBelow(q, path)) return true;
     return false;
   }
