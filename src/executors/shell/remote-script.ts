@@ -27,7 +27,7 @@ export const END_SECTION = String.raw`printf '\n%s\n' "$__n"`;
  * coreutils answered; one `id` for uid and gid).
  */
 export const REMOTE_FUNCTIONS = String.raw`
-LC_ALL=C; export LC_ALL
+__lcs=${'$'}{LC_ALL+1}; __lc=${'$'}{LC_ALL-}; LC_ALL=C; export LC_ALL
 __gnu=; case $(mv --version 2>/dev/null) in *coreutils*) __gnu=1 ;; esac
 if [ -n "$__gnu" ] || stat -c %u / >/dev/null 2>&1; then __cairn_stat() { stat -c '%f %u %g %s' -- "$@"; }
 else __cairn_stat() { stat -f '%Xp %u %g %z' -- "$@"; }; fi
