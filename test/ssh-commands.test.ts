@@ -119,6 +119,20 @@ describe('ssh commands in the shell', { skip: missing }, () => {
     results.forEach((r, i) => assert.deepEqual(r, i % 3 === 0 ? { code: 0, stdout: `${i}\n`, stderr: '' } : { code: i % 4, stdout: `${i}\n`, stderr: `e${i}\n` }, `command ${i}`));
   });
 
+  test('a shell that cannot make a command\'s files runs it, and those after it, on channels of their own', async () => {
+    const own = await SshExecutor.open('h', { host: sshd.host, port: sshd.port, user: 'root', identity_file: sshd.identityFile, known_hosts: sshd.knownHosts });
+    try {
+      const parent = ['/bin/sh', '-c', 'tr "\\0" " " </proc/$PPID/cmdline'];
+      assert.doesNotMatch((await own.run(parent)).stdout, /sshd/);
+      // The command removes the folder its own output goes to.
+      assert.equal((await own.run(['/bin/sh', '-c', 'rm -rf -- "$(dirname "$(readlink /proc/$$/fd/1)")"'])).code, 0);
+      assert.deepEqual(await own.run(['/bin/sh', '-c', 'echo out; echo err >&2; exit 4']), { code: 4, stdout: 'out\n', stderr: 'err\n' });
+      assert.match((await own.run(parent)).stdout, /sshd/);
+    } finally {
+      await own.close();
+    }
+  });
+
   test('the folder of the command files goes when the shell exits', async () => {
     const own = await SshExecutor.open('h', { host: sshd.host, port: sshd.port, user: 'root', identity_file: sshd.identityFile, known_hosts: sshd.knownHosts });
     let folder: string;
