@@ -122,9 +122,14 @@ describe('temp files of a killed run, over SSH', { skip: missing }, () => {
     mkdirSync(stage);
     writeFileSync(join(stage, 'f3'), 'half');
     planted.gone.push(stage);
+    // So does the folder of its commands' output (shell-command.ts), in /dev/shm or $TMPDIR.
+    const commands = join(existsSync('/dev/shm') ? '/dev/shm' : process.env.TMPDIR ?? '/tmp', `.commands.cairn-tmp.${tag}.0a1b`);
+    mkdirSync(commands);
+    writeFileSync(join(commands, '3.out'), 'output');
+    planted.gone.push(commands);
     const r = await applyJson(siteFor(root, sshTarget(join(root, 'state'))));
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, new RegExp(`^web1: warning: took over the run lock of pid ${pid} on host ${hostname()} \\(started 2020-01-02T03:04:05\\.000Z, cairn apply\\): that process is gone; removed 6 temp files it left$`, 'm'));
+    assert.match(r.stderr, new RegExp(`^web1: warning: took over the run lock of pid ${pid} on host ${hostname()} \\(started 2020-01-02T03:04:05\\.000Z, cairn apply\\): that process is gone; removed 7 temp files it left$`, 'm'));
     for (const path of planted.gone) assert.ok(!present(path), `${path} removed`);
     for (const path of planted.stays) assert.ok(present(path), `${path} stays`);
     assert.ok(!existsSync(planted.lock), 'the lock released');

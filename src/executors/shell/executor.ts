@@ -1,8 +1,9 @@
 /**
  * An executor that speaks the shell protocol (DESIGN §7) over any transport (transport.ts): file
- * operations and batched reads through one long-lived `sh`; commands apart from it, as the
- * transport runs them (SSH: a channel each). Nothing is needed on the far side but `sh` and the
- * usual POSIX tools. The `ssh` executor is this over an SSH connection.
+ * operations and batched reads through one long-lived `sh`; commands in it too where the transport
+ * allows (SSH: shell-command.ts), else apart from it, as the transport runs them. Nothing is needed
+ * on the far side but `sh` and the usual POSIX tools. The `ssh` executor is this over an SSH
+ * connection.
  *
  * Reads are batched: the engine announces every path the run will read (`prefetch`), and the
  * first read of any of them fetches a window of them in one round trip. A write drops what it may
@@ -12,11 +13,11 @@
  * Writes are pipelined (DESIGN §7): the engine applies nodes side by side (`overlap`), and the
  * file operations of one turn are queued and sent as one request (write-batch.ts) at the turn's
  * end, or before any other request, behind those still unanswered (remote-shell.ts): the shell
- * runs requests in the order sent, so a read sent after a write sees it; a command (run apart
- * from the shell) waits until every status is in. Each operation keeps its own status: a failed
- * one fails its node alone. A path the run reads again after writing it (lines of one file) is
- * written in a request of its own, and its kind, mode and owner read back in it (the bytes are
- * the ones written).
+ * runs requests in the order sent, so a read sent after a write sees it, and so does a command
+ * run in the shell; one run apart from it waits until every status is in. Each operation keeps
+ * its own status: a failed one fails its node alone. A path the run reads again after writing it
+ * (lines of one file) is written in a request of its own, and its kind, mode and owner read back
+ * in it (the bytes are the ones written).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -29,7 +30,8 @@ import { UnsyncedWrites } from '../unsynced-writes.ts';
 import { lockRequest, parseLockReply } from './lock.ts';
 import { BatchMismatch, END_SECTION, factsScript, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
 import { RemoteShell, ShellGone } from './remote-shell.ts';
-import { batchRequest, parseBatchReply, type BatchedOp } from './write-batch.ts';
+import { COMMAND_FOLDER_PARENTS, commandRequest, COMMANDS_FOLDER, parseCommandReply } from './shell-command.ts';
+import { batchRequest, parseBatchReply, writeAlone, type BatchedOp } from './write-batch.ts';
 import type { ShellStream } from './stream.ts';
 import { NoExitStatus, TransportLost, type ShellTransport } from './transport.ts';
 
@@ -64,6 +66,14 @@ function readBack(path: string, rereads: Map<string, boolean>): { readBack?: Pre
 /** Whether `path` is strictly below the folder `folder`. */
 function isBelow(path: string, folder: string): boolean {
   return path !== folder && path.startsWith(folder.endsWith('/') ? folder : `${folder}/`);
+}
+
+/** The folders above `path`, nearest first, up to the root. */
+function* above(path: string): Generator<string> {
+  for (let p = dirname(path); ; p = dirname(p)) {
+    yield p;
+    if (p === dirname(p)) return;
+  }
 }
 
 /** A refused file operation, with the errno name callers test (ENOENT: a folder above is missing). */
@@ -148,6 +158,12 @@ export class ShellExecutor implements Executor {
     return { passwd, group };
   });
   private commands = 0;
+  /** This session's commands run in the shell so far, which numbers their files (shell-command.ts). */
+  private commandCount = 0;
+  /** The shell has the command functions (sent with the session's first command). */
+  private commandsDefined = false;
+  /** The shell could not run a command (its files could not be made): they run apart from now on. */
+  private commandsApart = false;
   /** Writes queued in this turn of the engine, sent as one request at its end or before any other request. */
   private queued: QueuedOp[] = [];
   /** The paths of the queued writes (whose renames a batch may put off to its end). */
@@ -226,6 +242,8 @@ export class ShellExecutor implements Executor {
     this.shellIds = { uid: opened.uid, gid: opened.gid };
     this.openingFacts = undefined;
     this.tempTag = `${opened.pid}.${randomBytes(4).toString('hex')}`;
+    this.commandsDefined = false;
+    this.commandsApart = false;
     this.cache.clear();
     this.ids.forget();
     this.watch(transport);
@@ -304,12 +322,25 @@ export class ShellExecutor implements Executor {
     throw new TargetError(text || `exited with ${r.code}`);
   }
 
+  /**
+   * Runs a command: in the shell (shell-command.ts) when the transport offers it and the shell
+   * can run it as the transport would, else apart from it. In the shell it waits for the
+   * requests sent before it and holds up those after it, so a target's commands run one at a
+   * time there. That is how the engine runs them anyway: a node that runs commands is applied
+   * alone (engine.ts, overlapPaths), never beside another. A caller that wants one stopped from
+   * here (`signal`) or its output as it comes (`onOutput`) has it apart, and so does a timeout
+   * the far side cannot enforce (no timeout(1)).
+   */
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
-    // It runs apart from the shell: the writes sent before it must have landed, whatever their status.
-    this.sendWrites();
-    await this.shell.idle();
+    const inShell = this.transport.commandsInShell === true && !this.commandsApart && !opts.signal && !opts.onOutput && (!opts.timeoutMs || this.hasTimeout);
     this.forgetAll();
     try {
+      const result = inShell ? await this.commandInShell(argv, opts) : undefined;
+      if (result) return result;
+      // It runs apart from the shell: the writes sent before it must have landed, whatever their status.
+      this.sendWrites();
+      await this.shell.idle();
+      this.forgetAll();
       return await this.command(argv, opts);
     } finally {
       // Other nodes may have read while it ran: what they read may predate its changes.
@@ -327,17 +358,41 @@ export class ShellExecutor implements Executor {
     this.ids.forget();
   }
 
-  private async command(argv: string[], opts: RunOptions): Promise<RunResult> {
+  /** The command line that runs `argv` with `opts` on the far side; `inShell`: from the shell, which runs as `runAs` already. */
+  private commandLine(argv: string[], opts: RunOptions, inShell: boolean): string {
     let cmd = shellCommand(argv);
     if (opts.env) cmd = `env ${Object.entries(opts.env).map(([k, v]) => shellQuote(`${k}=${v}`)).join(' ')} ${cmd}`;
     if (opts.cwd) cmd = `cd ${shellQuote(opts.cwd)} && exec ${cmd}`;
-    const as = opts.user ?? this.transport.runAs;
+    const as = opts.user ?? (inShell ? undefined : this.transport.runAs);
     if (as !== undefined) {
       if (!this.transport.asUser) throw new TargetError(`cannot run a command as ${as}: the ${this.name} executor cannot change users`);
       cmd = this.transport.asUser(cmd, as);
     }
     // A transport need not deliver signals to commands (sshd does not), so the far side enforces the timeout itself.
     if (opts.timeoutMs && this.hasTimeout) cmd = `timeout -s KILL ${Math.ceil(opts.timeoutMs / 1000)} /bin/sh -c ${shellQuote(cmd)}`;
+    return cmd;
+  }
+
+  /** Runs a command in the shell (shell-command.ts); undefined when it did not start there, and will not from now on. */
+  private async commandInShell(argv: string[], opts: RunOptions): Promise<RunResult | undefined> {
+    const cmd = this.commandLine(argv, opts, true);
+    const stdin = opts.stdin === undefined ? undefined : typeof opts.stdin === 'string' ? Buffer.from(opts.stdin) : opts.stdin;
+    const define = !this.commandsDefined;
+    this.commandsDefined = true;
+    // A random part after the session's tag, as a temp file's: the sweep of a killed run's tag finds the folder by it.
+    const r = await this.request(commandRequest(cmd, this.commandCount++, `${this.tempTag}.${randomBytes(6).toString('hex')}`, stdin, define));
+    const result = parseCommandReply(r.output, this.nonce);
+    if (result === undefined) throw new TargetError(`the reply to a command is not understood: ${r.output.toString().slice(0, 200)}`);
+    if (result === 'not started') {
+      this.commandsApart = true;
+      return undefined;
+    }
+    const timedOut = result.code === 137 && Boolean(opts.timeoutMs);
+    return { ...result, ...(timedOut ? { timedOut } : {}) };
+  }
+
+  private async command(argv: string[], opts: RunOptions): Promise<RunResult> {
+    const cmd = this.commandLine(argv, opts, false);
     this.commands++;
     if (this.lost) throw this.unreachable();
     try {
@@ -504,10 +559,7 @@ export class ShellExecutor implements Executor {
       for (const key of this.cache.keys()) if (key.startsWith(under)) this.cache.delete(key);
     }
     this.cache.delete(path);
-    for (let p = dirname(path); ; p = dirname(p)) {
-      this.cache.delete(p);
-      if (p === dirname(p)) break;
-    }
+    for (const p of above(path)) this.cache.delete(p);
   }
 
   /** Counts an operation on `path` (and, with `below`, what is below it): a read still unanswered will not cache it. */
@@ -577,9 +629,7 @@ export class ShellExecutor implements Executor {
     const again = readBack(path, this.rereads);
     if (again.readBack) {
       const tempFile = this.tempPath(path);
-      const temp = shellQuote(tempFile);
-      await this.op(inFlight(tempFile, `__cairn_dir ${shellQuote(dirname(path))} && ${make({ raw: tempFile, quoted: temp })} && ` +
-        `{ __cairn_mv ${temp} ${shellQuote(path)} || { __c=$?; rm -f -- ${temp}; (exit $__c); }; }`), path, { ...again, written: bytes });
+      await this.op(inFlight(tempFile, writeAlone(path, tempFile, make)), path, { ...again, written: bytes });
     } else {
       await this.queueWrite(path, make);
     }
@@ -629,10 +679,7 @@ export class ShellExecutor implements Executor {
   /** Whether `path` is a queued write's path, or above or below one. */
   private nearQueuedWrite(path: string): boolean {
     if (this.queuedPaths.has(path)) return true;
-    for (let p = dirname(path); ; p = dirname(p)) {
-      if (this.queuedPaths.has(p)) return true;
-      if (p === dirname(p)) break;
-    }
+    for (const p of above(path)) if (this.queuedPaths.has(p)) return true;
     for (const q of this.queuedPaths) if (isBelow(q, path)) return true;
     return false;
   }
@@ -727,10 +774,11 @@ export class ShellExecutor implements Executor {
   async sweepTemps(tag: string, folders: string[]): Promise<number> {
     if (!TEMP_TAG.test(tag) || folders.length === 0) return 0;
     const list = [...new Set(folders)].map(shellQuote).join(' ');
-    const r = await this.request(`__k=0; for __d in ${list}; do for __f in "$__d"/.*.cairn-tmp.${tag}.*; do ` +
+    // The folder of the session's command files is in one of their own (shell-command.ts).
+    const r = await this.request(`__k=0; for __d in ${list} ${COMMAND_FOLDER_PARENTS}; do for __f in "$__d"/.*.cairn-tmp.${tag}.*; do ` +
       `if { [ -f "$__f" ] || [ -L "$__f" ]; } && rm -f -- "$__f" 2>/dev/null; then __k=$((__k + 1)); ` +
-      // A stage folder of a batch of writes (write-batch.ts), with what it held.
-      `elif [ -d "$__f" ] && case $\{__f##*/} in .stage.cairn-tmp.*) true ;; *) false ;; esac && rm -rf -- "$__f" 2>/dev/null; then __k=$((__k + 1)); fi; done; done; echo $__k`);
+      // A stage folder of a batch of writes (write-batch.ts), with what it held, or that folder.
+      `elif [ -d "$__f" ] && case $\{__f##*/} in .stage.cairn-tmp.*|.${COMMANDS_FOLDER}*) true ;; *) false ;; esac && rm -rf -- "$__f" 2>/dev/null; then __k=$((__k + 1)); fi; done; done; echo $__k`);
     this.cache.clear();
     return Number(/(\d+)\s*$/.exec(r.output.toString())?.[1] ?? 0);
   }

@@ -23,6 +23,7 @@ import type { LockAttempt, LockClaim } from '../types.ts';
 const LOCK_FUNCTIONS = String.raw`
 __cairn_unlock() {
   [ -z "$__cairn_t" ] || eval "rm -rf -- $__cairn_t"
+  [ -z "$__cairn_cd" ] || rm -rf -- "$__cairn_cd"
   [ -n "$__cairn_lockdir" ] || return 0
   __u=; IFS= read -r __u <"$__cairn_lockdir/holder" 2>/dev/null
   case $__u in "$$ "*) rm -rf -- "$__cairn_lockdir" ;; esac

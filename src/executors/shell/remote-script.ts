@@ -27,7 +27,7 @@ export const END_SECTION = String.raw`printf '\n%s\n' "$__n"`;
  * coreutils answered; one `id` for uid and gid).
  */
 export const REMOTE_FUNCTIONS = String.raw`
-LC_ALL=C; export LC_ALL
+__lcs=${'$'}{LC_ALL+1}; __lc=${'$'}{LC_ALL-}; LC_ALL=C; export LC_ALL
 __gnu=; case $(mv --version 2>/dev/null) in *coreutils*) __gnu=1 ;; esac
 if [ -n "$__gnu" ] || stat -c %u / >/dev/null 2>&1; then __cairn_stat() { stat -c '%f %u %g %s' -- "$@"; }
 else __cairn_stat() { stat -f '%Xp %u %g %z' -- "$@"; }; fi
@@ -80,9 +80,8 @@ __cairn_mv() {
   elif [ -d "$2" ]; then echo "$2 is a directory"; false
   else mv -f -- "$1" "$2"; fi
 }
-__cairn_commit() {
-  __cairn_prep "$1" "$3" "$4" "$5" "$6" "$7" && { __cairn_mv "$1" "$2" || { __c=$?; rm -f -- "$1"; return $__c; }; }
-}
+__cairn_rename() { __cairn_mv "$1" "$2" || { __c=$?; rm -f -- "$1"; return $__c; }; }
+__cairn_commit() { __cairn_prep "$1" "$3" "$4" "$5" "$6" "$7" && __cairn_rename "$1" "$2"; }
 __cairn_place() {
   __st=$1; __dd=$2; shift 2
   if [ -n "$__gnu" ]; then

@@ -15,6 +15,11 @@ export interface ShellTransport {
   readonly name: string;
   /** How messages name the far side: `user@host:port`, a root folder. */
   readonly endpoint: string;
+  /**
+   * Commands may run in the shell itself (shell-command.ts) when they can run there as runCommand
+   * runs them: the shell runs where they would, as `runAs`, with the same environment.
+   */
+  readonly commandsInShell?: boolean;
   /** Who commands run as when they name no one (SSH's `become_user`); absent: the shell's user. */
   readonly runAs?: string;
   /** Starts the `sh` that reads requests on its stdin. Called once. */

@@ -88,9 +88,7 @@ export function batchRequest(writes: readonly BatchedOp[], names: TempNames): st
       placed.push({ index: i, stage, name: basename(w.path) });
     } else {
       const raw = names.temp(w.path);
-      const temp = shellQuote(raw);
-      lines.push(`__cairn_t=${shellQuote(`${stageList} ${temp}`)}; __cairn_dir ${shellQuote(folder)} && ${w.make({ raw, quoted: temp })} && ` +
-        `{ __cairn_mv ${temp} ${shellQuote(w.path)} || { __c=$?; rm -f -- ${temp}; (exit $__c); }; }; __w${i}=$?; __cairn_t=${shellQuote(stageList)}; ${END_SECTION}`);
+      lines.push(`__cairn_t=${shellQuote(`${stageList} ${shellQuote(raw)}`)}; ${writeAlone(w.path, raw, w.make)}; __w${i}=$?; __cairn_t=${shellQuote(stageList)}; ${END_SECTION}`);
     }
   });
   for (const [folder, stage] of stages) {
@@ -106,6 +104,16 @@ export function batchRequest(writes: readonly BatchedOp[], names: TempNames): st
   if (stages.size) lines.push(`rm -rf -- ${stageList}`);
   lines.push(`__cairn_t=; ${END_SECTION}`, `echo ${writes.map((_, i) => `$__w${i}`).join(' ')}; ${END_SECTION}`);
   return lines.join('\n');
+}
+
+/**
+ * A write to `path` through a temp file of its own (`temp`, raw) beside it, as a write sent alone
+ * makes it (in a batch, or with its read-back): made by `make`, then renamed into place by
+ * `__cairn_rename`, which removes the temp file if the rename fails.
+ */
+export function writeAlone(path: string, temp: string, make: NonNullable<BatchedOp['make']>): string {
+  const quoted = shellQuote(temp);
+  return `__cairn_dir ${shellQuote(dirname(path))} && ${make({ raw: temp, quoted })} && __cairn_rename ${quoted} ${shellQuote(path)}`;
 }
 
 /** Each write's status from the request's output; undefined when the output does not fit the request. */

@@ -1,6 +1,6 @@
 /**
- * The SSH side of the `ssh` executor: the shell on a channel of the connection, each command on a
- * channel of its own, and `become` through `sudo -n`.
+ * The SSH side of the `ssh` executor: the shell on a channel of the connection, a command the
+ * shell cannot run (executor.ts, run) on a channel of its own, and `become` through `sudo -n`.
  */
 import type { Client as SshClient, ClientChannel } from 'ssh2';
 import { shellQuote } from '../../lib/shell.ts';
@@ -24,6 +24,8 @@ export function channelStream(channel: ClientChannel): ShellStream {
 
 export class SshTransport implements ShellTransport {
   readonly name = 'ssh';
+  /** sshd starts the shell as it starts a command (the login shell's `-c`), and `become` starts it as `runAs`. */
+  readonly commandsInShell = true;
 
   constructor(private readonly client: SshClient, readonly resolved: Resolved, readonly runAs: string | undefined) {}
 
