@@ -13,7 +13,7 @@
  * first of it in the same round trip as it takes the lock.
  */
 import type { Executor, LockAttempt, LockHolder } from '../executors/types.ts';
-import { nowMs, pauseFor } from '../lib/clock.ts';
+import { isoTime, nowMs, pauseFor } from '../lib/clock.ts';
 import { abortSignalOf, type RunSignal } from '../lib/run-signal.ts';
 
 export interface LockOptions {
@@ -54,7 +54,7 @@ function heldMessage(holder: LockHolder | undefined, alive: 'yes' | 'no' | 'unkn
 /** Takes the lock, polling with backoff up to `waitMs`; returns whether it was taken (a plan may go on without). */
 export async function acquireRunLock(target: string, exec: Executor, options: LockOptions): Promise<boolean> {
   if (!exec.tryLock) return false;
-  const claim = { started: new Date().toISOString(), by: `cairn ${options.mode}` };
+  const claim = { started: isoTime(), by: `cairn ${options.mode}` };
   const deadline = nowMs() + options.waitMs;
   let pause = 50;
   for (let first = true; ; first = false) {
