@@ -15,6 +15,7 @@ import { LocalExecutor } from '../src/executors/local.ts';
 import { buildGraph } from '../src/graph/build.ts';
 import { defineType, update } from '../src/resources/define.ts';
 import { ApplyError, type Provider } from '../src/resources/type.ts';
+import { LazyAbort } from '../src/lib/run-signal.ts';
 
 const pkgType = defineType({
   name: 'pkg', key: 'name', description: 'test type',
@@ -249,4 +250,35 @@ test('a notification written ahead is taken back when its notifier fails or chan
   assert.deepEqual(results.map((r) => r.status), ['failed', 'unchanged']);
   const pendingFile = JSON.parse(readFileSync(join(run.target.state_dir, 'pending.json'), 'utf8')) as { pending: unknown[] };
   assert.deepEqual(pendingFile.pending, []);
+});
+
+test('a run given a LazyAbort (the CLI\'s Ctrl-C) makes no AbortSignal unless a provider reads ctx.signal; a cancel skips the rest as with a signal', async () => {
+  const run = runOf([part(0, 'a'), part(1, 'b'), part(2, 'c')]);
+  const w = world(['a', 'b', 'c']);
+  const quiet = new LazyAbort();
+  const inSync = await new Engine(run, buildGraph(run), new LocalExecutor(), { mode: 'apply', registry: w.registry, signal: quiet }).execute();
+  assert.deepEqual(inSync.map((r) => r.status), ['unchanged', 'unchanged', 'unchanged']);
+  assert.equal((quiet as unknown as { controller?: AbortController }).controller, undefined, 'no AbortController made');
+
+  const fresh = world([]);
+  const cancel = new LazyAbort();
+  const seenSignals: AbortSignal[] = [];
+  const base = fresh.registry.provider('pkg', {}, {});
+  const cancelling: Provider = {
+    ...base,
+    async apply(ctx, action, desired, current) {
+      seenSignals.push(ctx.signal);
+      const outcome = await base.apply(ctx, action, desired, current);
+      if (desired.name === 'a') cancel.abort();
+      return outcome;
+    },
+  };
+  const results = await new Engine(run, buildGraph(run), new LocalExecutor(), {
+    mode: 'apply', registry: { type: fresh.registry.type, provider: () => cancelling }, signal: cancel,
+  }).execute();
+  assert.deepEqual(results.map((r) => [r.ref, r.status, r.reason]), [
+    ['pkg:a', 'changed', undefined], ['pkg:b', 'skipped', 'run cancelled'], ['pkg:c', 'skipped', 'run cancelled']]);
+  assert.equal(seenSignals.length, 1);
+  assert.equal(seenSignals[0], cancel.signal, 'ctx.signal is the one the cancel aborted');
+  assert.ok(seenSignals[0]!.aborted);
 });

@@ -8,7 +8,7 @@ import { describe, inBatches, ROLLOUT_STOPPED, type RolloutOptions } from './rol
 import { inParallel, type Session } from './sessions.ts';
 import { clearStatus, colourAllowed, stdoutIsTTY, stdoutStream, writeErr, writeOut } from './output.ts';
 import { ExitCode } from '../lib/errors.ts';
-import { nowMs } from '../lib/clock.ts';
+import { isoTime, nowMs } from '../lib/clock.ts';
 import { tagFilter } from './tags.ts';
 import type { ImageBuilder, ProgressUpdate } from '../resources/type.ts';
 import type { MasterFlags } from './master-client.ts';
@@ -75,7 +75,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
   imagesFor?: (target: string) => ImageBuilder | undefined): Promise<number> {
   // Checked before any target is touched: a misspelt tag changes nothing.
   const tags = tagFilter(options, compiled.values());
-  const started = new Date();
+  const started = Date.now();
   const multi = sessions.length > 1;
   const tty = !options.json && stdoutIsTTY();
   clearStatus();
@@ -211,7 +211,7 @@ export async function converge(mode: 'plan' | 'apply', sessions: Session[], comp
     return report;
   }
 
-  const report: RunReport = { version: 1, mode, started: started.toISOString(), finished: new Date().toISOString(), targets: reports };
+  const report: RunReport = { version: 1, mode, started: isoTime(started), finished: isoTime(), targets: reports };
   if (options.json) writeOut(`${JSON.stringify(report, null, 2)}\n`);
   await keep?.(report);
   const code = runExitCode(mode, reports, options.detailedExitcode ?? false);

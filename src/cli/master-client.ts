@@ -21,6 +21,7 @@ import { summarize } from '../engine/engine.ts';
 import type { RunTargetOptions } from '../engine/run-target.ts';
 import { encodeForEngine, type Compiled } from '../graph/codec.ts';
 import { inputError } from '../lib/errors.ts';
+import { abortSignalOf } from '../lib/run-signal.ts';
 import type { RunResult } from '../executors/types.ts';
 
 export interface MasterFlags {
@@ -266,7 +267,8 @@ export class MasterClient {
   async converge(compiled: Compiled, options: RunTargetOptions): Promise<TargetReport> {
     const name = compiled.run.target.name;
     // Interrupted before the run was asked for: nothing is started.
-    if (options.signal?.aborted) return { ...summarize(name, []), status: 'skipped', reason: 'run cancelled' };
+    const signal = options.signal && abortSignalOf(options.signal);
+    if (signal?.aborted) return { ...summarize(name, []), status: 'skipped', reason: 'run cancelled' };
     let runId: string | undefined;
     let cancelSent = false;
     // Ctrl-C: the master cancels the run; the agent finishes the node under way and starts no
@@ -277,7 +279,7 @@ export class MasterClient {
       options.onNotice?.(`${name}: cancelling run ${runId} on master ${this.url}: the agent finishes the node under way and starts no other`);
       void this.cancel(runId);
     };
-    options.signal?.addEventListener('abort', cancel, { once: true });
+    signal?.addEventListener('abort', cancel, { once: true });
     try {
       const started = await this.startFollowing({
         mode: options.mode, targets: [name], compiled: { [name]: encodeForEngine(compiled) },
@@ -290,7 +292,7 @@ export class MasterClient {
       });
       runId = started.id;
       // Interrupted while the run was being asked for.
-      if (options.signal?.aborted) cancel();
+      if (signal?.aborted) cancel();
       let report: TargetReport | undefined;
       const nodes: NodeResult[] = [];
       await this.follow(runId, (event) => {
@@ -313,7 +315,7 @@ export class MasterClient {
       if (err instanceof MasterUnreachable || err instanceof MasterError) return summarize(name, [], err.message);
       throw err;
     } finally {
-      options.signal?.removeEventListener('abort', cancel);
+      signal?.removeEventListener('abort', cancel);
     }
   }
 

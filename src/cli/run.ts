@@ -4,6 +4,7 @@
  */
 import { ExitCode, InputError } from '../lib/errors.ts';
 import { commandLineArgv } from '../lib/shell.ts';
+import { abortSignalOf } from '../lib/run-signal.ts';
 import { UnreachableError, type Executor, type RunResult } from '../executors/types.ts';
 import { closeSessions, inParallel, openSessions } from './sessions.ts';
 import type { SelectedTarget } from './site-compiler.ts';
@@ -95,12 +96,14 @@ export async function adHoc(words: string[], options: AdHocOptions, sources: Map
   // A command an agent runs goes on without this process unless the master is told: Ctrl-C
   // (or SIGTERM) cancels it there, and stops the other targets' commands as well.
   const interrupt = sessions.some((s) => s.remote) ? interruptible('cancelling the command on each target (an agent\'s through its master)') : undefined;
+  // Each command is handed the signal itself: it is made now.
+  const signal = interrupt && abortSignalOf(interrupt.signal);
   try {
     await inParallel(sessions, options.forks, async (session, i) => {
       const local = selected[i]!.settings.executor === 'local';
       results[i] = session.exec
-        ? await runOne(session.name, session.exec, options.become && local ? localBecome(argv) : argv, streamed, interrupt?.signal)
-        : session.remote ? await runRemote(session.name, session.remote, argv, options.become ?? false, streamed, interrupt?.signal)
+        ? await runOne(session.name, session.exec, options.become && local ? localBecome(argv) : argv, streamed, signal)
+        : session.remote ? await runRemote(session.name, session.remote, argv, options.become ?? false, streamed, signal)
         : { name: session.name, status: 'unreachable', exit_code: null, stdout: '', stderr: '', error: session.error ?? 'unreachable' };
       if (streamed) {
         const r = results[i];

@@ -9,6 +9,7 @@ import { formatPos } from '../lib/errors.ts';
 import { nowMs } from '../lib/clock.ts';
 import { killPoint } from '../lib/test-kill.ts';
 import { releaseGarbage } from '../lib/memory.ts';
+import { abortSignalOf, type RunSignal } from '../lib/run-signal.ts';
 import { sha256Hex } from '../lib/digest.ts';
 import { hiddenContentDiff } from '../lib/hidden-diff.ts';
 import type { StateRun } from '../catalog/staterun.ts';
@@ -86,7 +87,7 @@ export interface EngineOptions {
   /** Each command run on the target as it finishes (onLog's lines too: sensitive values masked). */
   onCommand?: (command: CommandEvent) => void;
   /** Cancels the run: providers see it as ctx.signal, and no node starts after it fired. */
-  signal?: AbortSignal;
+  signal?: RunSignal;
   /** Where pending notifications and input hashes are kept; default: the target's state_dir. */
   stateStorage?: StateStorage;
   /** `--tags` / `--skip-tags`: the nodes left out are reported `skipped (tags)`. */
@@ -245,7 +246,8 @@ export class Engine {
   private readonly batches = new Map<string, Promise<unknown>>();
   private readonly peersByType = new Map<string, Record<string, unknown>[]>();
   private readonly providerChoice = new Map<string, Provider | ApplyError>();
-  private readonly signal: AbortSignal;
+  /** ctx.signal when the run was given none: made when a provider first asks for it. */
+  private ownSignal?: AbortSignal;
   private stopped?: string;
   /** Plan only: the nodes that would change, and the paths they would change. */
   private readonly planned = new ChangedPaths();
@@ -299,8 +301,17 @@ export class Engine {
     this.targetState = new TargetState(options.stateStorage ?? stateDirStorage(exec, run.target.state_dir));
     this.facts = options.facts ?? run.facts;
     this.os = run.os ?? {};
-    this.signal = options.signal ?? new AbortController().signal;
     this.filtered = tagFiltered(graph, options.tags);
+  }
+
+  /** Whether the run was cancelled: asked without making the signal (lib/run-signal.ts). */
+  private get cancelled(): boolean {
+    return this.options.signal?.aborted ?? false;
+  }
+
+  /** ctx.signal; an AbortSignal is made only for a provider that reads it. */
+  private abortSignal(): AbortSignal {
+    return this.options.signal ? abortSignalOf(this.options.signal) : (this.ownSignal ??= new AbortController().signal);
   }
 
   private get planning(): boolean {
@@ -677,7 +688,7 @@ export class Engine {
    * `asker` (the node asking, before its own result) is not counted against it.
    */
   private willRun(node: GraphNode, asker: string): boolean {
-    if (node.meta.noop || this.stopped || this.signal.aborted || this.filtered.has(node.id)) return false;
+    if (node.meta.noop || this.stopped || this.cancelled || this.filtered.has(node.id)) return false;
     const incoming = (this.incoming.get(node.id) ?? []).filter((e) => e.from !== asker);
     const doomed = new Map<string, boolean>();
     // Skipped for a failure: a blocking requisite failed, or will be skipped for one itself.
@@ -707,12 +718,15 @@ export class Engine {
     // related part): the providers of most nodes never do.
     let services: EngineServices | undefined;
     const engine = (): EngineServices => (services ??= this.services(node));
+    const signal = () => this.abortSignal();
     return {
       exec: this.exec, facts: this.facts, os: this.os,
       get engine() {
         return engine();
       },
-      signal: this.signal,
+      get signal() {
+        return signal();
+      },
       ...(this.options.images ? { images: this.options.images } : {}),
       ...(this.triggeredTurns.has(node.id) ? { triggered: true } : {}),
       // A ref can carry a sensitive value too (an exec's ref is its command).
@@ -833,7 +847,7 @@ export class Engine {
     const turn = taken ?? this.turns++;
     this.options.onStart?.(this.mask(node.ref));
     if (this.stopped) return this.finish(node, start, { status: 'skipped', action: 'none', reason: `fail-fast: stopped after ${this.stopped} failed` });
-    if (this.signal.aborted) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'run cancelled' });
+    if (this.cancelled) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'run cancelled' });
     // A notification due to a node left out stays pending for a run that includes it.
     if (!why && this.filtered.has(node.id)) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'tags' });
 

@@ -13,14 +13,15 @@
  * first of it in the same round trip as it takes the lock.
  */
 import type { Executor, LockAttempt, LockHolder } from '../executors/types.ts';
-import { nowMs, pauseFor } from '../lib/clock.ts';
+import { isoTime, nowMs, pauseFor } from '../lib/clock.ts';
+import { abortSignalOf, type RunSignal } from '../lib/run-signal.ts';
 
 export interface LockOptions {
   mode: 'plan' | 'apply';
   stateDir: string;
   /** How long to wait for another run's lock, in milliseconds (0: not at all). */
   waitMs: number;
-  signal?: AbortSignal;
+  signal?: RunSignal;
   /** Lines for the user: a lock taken over from a run that is gone (a warning), a wait begun. */
   onNotice?: (line: string) => void;
   /**
@@ -53,7 +54,7 @@ function heldMessage(holder: LockHolder | undefined, alive: 'yes' | 'no' | 'unkn
 /** Takes the lock, polling with backoff up to `waitMs`; returns whether it was taken (a plan may go on without). */
 export async function acquireRunLock(target: string, exec: Executor, options: LockOptions): Promise<boolean> {
   if (!exec.tryLock) return false;
-  const claim = { started: new Date().toISOString(), by: `cairn ${options.mode}` };
+  const claim = { started: isoTime(), by: `cairn ${options.mode}` };
   const deadline = nowMs() + options.waitMs;
   let pause = 50;
   for (let first = true; ; first = false) {
@@ -75,7 +76,7 @@ export async function acquireRunLock(target: string, exec: Executor, options: Lo
     const left = deadline - nowMs();
     if (left <= 0 || options.signal?.aborted) throw new LockHeldError(target, attempt.holder, attempt.alive, attempt.path, options.waitMs > 0);
     if (first) options.onNotice?.(`${target}: waiting for the run lock: ${heldMessage(attempt.holder, attempt.alive, attempt.path)}`);
-    await pauseFor(Math.min(pause, left), options.signal);
+    await pauseFor(Math.min(pause, left), options.signal && abortSignalOf(options.signal));
     pause = Math.min(pause * 2, 2000);
   }
 }

@@ -7,6 +7,7 @@
 import { isTargetFailure, UnreachableError, type Executor } from '../executors/types.ts';
 import type { Compiled } from '../graph/codec.ts';
 import { ExitCode } from '../lib/errors.ts';
+import type { RunSignal } from '../lib/run-signal.ts';
 import { Engine, summarize, type EngineOptions, type NodeResult, type TargetReport } from './engine.ts';
 import { acquireRunLock, gated, LockHeldError } from './run-lock.ts';
 import type { StateStorage } from './target-state.ts';
@@ -20,7 +21,7 @@ export interface RunTargetOptions {
   /** Where pending notifications and input hashes are kept; default: the target's state_dir. */
   stateStorage?: StateStorage;
   /** Stopping the caller (a signal, a cancelled run): handed to providers as ProviderContext.signal. */
-  signal?: AbortSignal;
+  signal?: RunSignal;
   /** Each node's result as it finishes, in run order. */
   onResult?: (result: NodeResult) => void;
   /** Providers' log lines and progress (ProviderContext.log, .progress). */
