@@ -614,7 +614,7 @@ export function compile(c: Catalog, target: Target, options: CompileOptions = {}
     let opaque = false;
     const resolveCtx = resolveContext(def, it, { file: (abs, stamp) => files.set(abs, stamp), scope: (scope) => scopes.push(scope) });
     const tracked: ResolveContext = {
-      renderTemplate: (path, partVars) => resolveCtx.renderTemplate(path, partVars),
+      ...resolveCtx,
       readSource: (path) => ((opaque = true), resolveCtx.readSource(path)),
       readFolder: (path) => ((opaque = true), resolveCtx.readFolder(path)),
     };

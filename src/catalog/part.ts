@@ -29,7 +29,6 @@ export const metaSchema = z.strictObject({
   tags: z.array(z.string().regex(TAG_NAME, "a tag is letters, digits, '_', '-' and '.'")).optional().describe('run with --tags naming one of these; skip with --skip-tags'),
 });
 export const META_NAMES = Object.keys(metaSchema.shape);
-const TYPE_NAMES = resourceTypeNames;
 
 export interface PartContext {
   index: number;
@@ -52,13 +51,13 @@ export function parsePart(raw: unknown, ctx: PartContext, d: Diagnostics): PartI
   const keys = Object.keys(map);
   const typeKeys = keys[0] !== undefined && resourceType(keys[0]) ? [keys[0]] : keys.filter((k) => resourceType(k));
   if (typeKeys.length === 0) {
-    const guess = Object.keys(map).find((k) => !META_NAMES.includes(k) && nearest(k, TYPE_NAMES));
+    const guess = Object.keys(map).find((k) => !META_NAMES.includes(k) && nearest(k, resourceTypeNames));
     if (guess) {
-      d.add(`unknown resource type '${guess}' (did you mean '${nearest(guess, TYPE_NAMES)}'?)`, keyPosOf(map, guess), {
-        hint: `types: ${TYPE_NAMES.join(', ')}`,
+      d.add(`unknown resource type '${guess}' (did you mean '${nearest(guess, resourceTypeNames)}'?)`, keyPosOf(map, guess), {
+        hint: `types: ${resourceTypeNames.join(', ')}`,
       });
     } else {
-      d.add(`part names no resource type (keys: ${Object.keys(map).join(', ') || 'none'})`, pos, { hint: `types: ${TYPE_NAMES.join(', ')}` });
+      d.add(`part names no resource type (keys: ${Object.keys(map).join(', ') || 'none'})`, pos, { hint: `types: ${resourceTypeNames.join(', ')}` });
     }
     return undefined;
   }

@@ -144,7 +144,12 @@ export class ContentIndex {
       this.recorded.set(path, row);
     }
     const at = row * STAT_WIDTH;
-    [this.recordedStats[at], this.recordedStats[at + 1], this.recordedStats[at + 2], this.recordedStats[at + 3], this.recordedStats[at + 4]] = [s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs];
+    const stats = this.recordedStats;
+    stats[at] = s.dev;
+    stats[at + 1] = s.ino;
+    stats[at + 2] = s.size;
+    stats[at + 3] = s.mtimeMs;
+    stats[at + 4] = s.ctimeMs;
     this.recordedSha256[row] = sha256;
     this.changed = true;
   }
