@@ -378,17 +378,18 @@ describe('writes of one turn, sent together', () => {
 describe('a shell that exits mid-write', () => {
   const killShell = (dir: string) => `kill -TERM $(cut -d" " -f1 ${join(dir, 'state', 'lock.d', 'holder')})`;
 
-  async function lockedExec(dir: string): Promise<ShellExecutor> {
-    const exec = await ShellExecutor.start('t', localSh());
-    assert.equal((await exec.tryLock(join(dir, 'state'), { started: new Date().toISOString(), by: 'test' })).state, 'taken');
-    return exec;
-  }
-
-  test('removes the temp file of a write sent alone, in a folder whose name has a space and a star', async () => {
+  /** A locked executor, and a folder whose name has a space and a star for its writes. */
+  async function lockedExec(): Promise<{ dir: string; folder: string; exec: ShellExecutor }> {
     const dir = tempDir('cairn-sh-exit-');
     const folder = join(dir, 'a b*');
     mkdirSync(folder);
-    const exec = await lockedExec(dir);
+    const exec = await ShellExecutor.start('t', localSh());
+    assert.equal((await exec.tryLock(join(dir, 'state'), { started: new Date().toISOString(), by: 'test' })).state, 'taken');
+    return { dir, folder, exec };
+  }
+
+  test('removes the temp file of a write sent alone, in a folder whose name has a space and a star', async () => {
+    const { dir, folder, exec } = await lockedExec();
     try {
       const path = join(folder, 'f');
       // Announced twice (two nodes read it): the write goes alone, with its read-back.
@@ -404,10 +405,7 @@ describe('a shell that exits mid-write', () => {
   });
 
   test('removes the stage folder of a batch, with what it held', async () => {
-    const dir = tempDir('cairn-sh-exit-');
-    const folder = join(dir, 'a b*');
-    mkdirSync(folder);
-    const exec = await lockedExec(dir);
+    const { dir, folder, exec } = await lockedExec();
     try {
       const paths = ['f1', 'f2', 'f3'].map((n) => join(folder, n));
       exec.prefetch(paths.map((path) => ({ path })));
