@@ -133,6 +133,42 @@ describe('ssh commands in the shell', { skip: missing }, () => {
     }
   });
 
+  test('a command\'s request reads the announced paths from the last one asked about on: the next node\'s read takes no round trip and sees what the command did', async () => {
+    const own = await SshExecutor.open('h', { host: sshd.host, port: sshd.port, user: 'root', identity_file: sshd.identityFile, known_hosts: sshd.knownHosts });
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'cairn-ssh-cmd-'));
+      const [a, b, c] = ['a', 'b', 'c'].map((n) => join(dir, n)) as [string, string, string];
+      own.prefetch([a, b, c].map((path) => ({ path, content: false })));
+      assert.equal(await own.stat(a), undefined);
+      await own.run(['touch', b]);
+      const afterCommand = own.roundTrips;
+      assert.equal((await own.stat(b))?.type, 'file');
+      assert.equal(await own.stat(c), undefined);
+      assert.equal(own.roundTrips, afterCommand);
+      // What it read ahead has no digests: a file's bytes are fetched when asked for.
+      await own.run(['/bin/sh', '-c', `printf hi > ${c}`]);
+      assert.equal((await own.readFile(c))?.toString(), 'hi');
+      assert.equal(own.roundTrips, afterCommand + 2);
+    } finally {
+      await own.close();
+    }
+  });
+
+  test('a command that did not start in the shell runs apart, and what was read ahead before it is not kept', async () => {
+    const own = await SshExecutor.open('h', { host: sshd.host, port: sshd.port, user: 'root', identity_file: sshd.identityFile, known_hosts: sshd.knownHosts });
+    try {
+      const file = join(mkdtempSync(join(tmpdir(), 'cairn-ssh-cmd-')), 'made');
+      own.prefetch([{ path: file, content: false }]);
+      assert.equal(await own.stat(file), undefined);
+      // Removes the folder the next command's files would go to; its request reads `file` (absent) after it.
+      assert.equal((await own.run(['/bin/sh', '-c', 'rm -rf -- "$(dirname "$(readlink /proc/$$/fd/1)")"'])).code, 0);
+      assert.deepEqual(await own.run(['/bin/sh', '-c', `touch ${file}; echo made`]), { code: 0, stdout: 'made\n', stderr: '' });
+      assert.equal((await own.stat(file))?.type, 'file');
+    } finally {
+      await own.close();
+    }
+  });
+
   test('the folder of the command files goes when the shell exits', async () => {
     const own = await SshExecutor.open('h', { host: sshd.host, port: sshd.port, user: 'root', identity_file: sshd.identityFile, known_hosts: sshd.knownHosts });
     let folder: string;

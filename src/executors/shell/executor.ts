@@ -8,7 +8,9 @@
  * Reads are batched: the engine announces every path the run will read (`prefetch`), and the
  * first read of any of them fetches a window of them in one round trip. A write drops what it may
  * have changed from the cache (the path, what is below it and above it); a command drops all of it,
- * and the next read fetches the window from there on again.
+ * and the next read fetches the window from there on again. A command run in the shell reads a few
+ * announced paths in its own request, right after it (READ_AHEAD_PATHS), so the node after it
+ * (the next `exec`'s `creates`) usually finds its reading there.
  *
  * Writes are pipelined (DESIGN §7): the engine applies nodes side by side (`overlap`), and the
  * file operations of one turn are queued and sent as one request (write-batch.ts) at the turn's
@@ -38,6 +40,13 @@ import { NoExitStatus, TransportLost, type ShellTransport } from './transport.ts
 /** Paths per batched read, and bytes of path arguments (well under any ARG_MAX). */
 const WINDOW_PATHS = 1000;
 const WINDOW_BYTES = 96 * 1024;
+/**
+ * Announced paths read (their kind, mode and owner) in the request of a command run in the shell,
+ * right after it: the ones from the last path asked for on. The next node's read then needs no
+ * round trip of its own (an `exec`'s `creates`, the file a command made); a command may change
+ * anything, so nothing read before it stands.
+ */
+const READ_AHEAD_PATHS = 32;
 /** Bytes of file content per printf command. */
 const WRITE_CHUNK = 64 * 1024;
 /**
@@ -61,6 +70,21 @@ function satisfies(info: PathInfo | undefined, need: Need): boolean {
 function readBack(path: string, rereads: Map<string, boolean>): { readBack?: PrefetchEntry } {
   const content = rereads.get(path);
   return content === undefined ? {} : { readBack: { path, content } };
+}
+
+/** Sections a command run in the shell answers with (shell-command.ts): its status, stdout and stderr. */
+const COMMAND_SECTIONS = 3;
+
+/** Where the output after its first `n` sections starts (0 for none); -1 if it has fewer. */
+function sectionsEnd(output: Buffer, nonce: string, n: number): number {
+  const sep = `\n${nonce}\n`;
+  let end = 0;
+  for (let i = 0; i < n; i++) {
+    const at = output.indexOf(sep, end);
+    if (at < 0) return -1;
+    end = at + sep.length;
+  }
+  return end;
 }
 
 /** Whether `path` is strictly below the folder `folder`. */
@@ -151,6 +175,8 @@ export class ShellExecutor implements Executor {
   /** Operations sent so far; what each touched is kept while a read is unanswered (`touchedSince`). */
   private operations = 0;
   private readsInFlight = 0;
+  /** The path a node last asked about: a command's read-ahead starts there (READ_AHEAD_PATHS). */
+  private lastAsked?: string;
   private touches: { seq: number; path: string; below: boolean }[] = [];
   private readonly ids = new IdLookup(async () => {
     const r = await this.request(ID_TABLES_SCRIPT);
@@ -310,8 +336,8 @@ export class ShellExecutor implements Executor {
     // a folder's setgid bit gave, a size that shows someone else wrote it since) is read.
     const read = written ? { ...ShellExecutor.batchRead([{ path, content: false }]), written } : ShellExecutor.batchRead([readBack]);
     const fragmentRead = written ? `__nosha=1; ${read.fragment}; __nosha=` : read.fragment;
-    const r = await this.reading(`${fragment}\n__o=$?; ${END_SECTION}; ${fragmentRead}; (exit $__o)`, read, true);
-    this.status(r);
+    const r = await this.reading(`${fragment}\n__o=$?; ${END_SECTION}; ${fragmentRead}; (exit $__o)`, read, 1);
+    this.status({ code: r.code, output: splitSections(r.output, this.nonce)[0] ?? r.output });
   }
 
   private status(r: { code: number; output: Buffer }): void {
@@ -334,9 +360,10 @@ export class ShellExecutor implements Executor {
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     const inShell = this.transport.commandsInShell === true && !this.commandsApart && !opts.signal && !opts.onOutput && (!opts.timeoutMs || this.hasTimeout);
     this.forgetAll();
+    // In the shell, a read sent after the command runs after it: what it reads stands.
+    const result = inShell ? await this.commandInShell(argv, opts) : undefined;
+    if (result) return result;
     try {
-      const result = inShell ? await this.commandInShell(argv, opts) : undefined;
-      if (result) return result;
       // It runs apart from the shell: the writes sent before it must have landed, whatever their status.
       this.sendWrites();
       await this.shell.idle();
@@ -379,8 +406,10 @@ export class ShellExecutor implements Executor {
     const stdin = opts.stdin === undefined ? undefined : typeof opts.stdin === 'string' ? Buffer.from(opts.stdin) : opts.stdin;
     const define = !this.commandsDefined;
     this.commandsDefined = true;
+    const ahead = this.readAhead();
     // A random part after the session's tag, as a temp file's: the sweep of a killed run's tag finds the folder by it.
-    const r = await this.request(commandRequest(cmd, this.commandCount++, `${this.tempTag}.${randomBytes(6).toString('hex')}`, stdin, define));
+    const request = commandRequest(cmd, this.commandCount++, `${this.tempTag}.${randomBytes(6).toString('hex')}`, stdin, define, ahead && `__nosha=1; ${ahead.fragment}; __nosha=`);
+    const r = ahead ? await this.reading(request, { ...ahead, hashed: false }, COMMAND_SECTIONS) : await this.request(request);
     const result = parseCommandReply(r.output, this.nonce);
     if (result === undefined) throw new TargetError(`the reply to a command is not understood: ${r.output.toString().slice(0, 200)}`);
     if (result === 'not started') {
@@ -444,6 +473,7 @@ export class ShellExecutor implements Executor {
 
   /** The cached reading of `path`, fetching it (and the window of announced paths after it) if needed. */
   private async info(path: string, need: Need): Promise<PathInfo> {
+    this.lastAsked = path;
     const have = this.cache.get(path);
     if (have && satisfies(have, need)) return have;
     // Its own reading, not the cache's entry: another reading answered in the same chunk may
@@ -451,6 +481,22 @@ export class ShellExecutor implements Executor {
     // after this read may have kept it out of the cache.
     const read = await this.readBatch(this.window(path, need));
     return read.get(path)!;
+  }
+
+  /**
+   * What a command's request reads after it (READ_AHEAD_PATHS): the announced paths from the one
+   * last asked about on, their kind, mode and owner alone (no digest: a `creates` needs none, and
+   * a command may come before many files).
+   */
+  private readAhead(): { fragment: string; paths: string[]; k: number } | undefined {
+    const start = this.lastAsked === undefined ? undefined : this.position.get(this.lastAsked);
+    if (start === undefined) return undefined;
+    const ahead = new Map<string, PrefetchEntry>();
+    for (let i = start; i < this.wanted.length && ahead.size < READ_AHEAD_PATHS; i++) {
+      const path = this.wanted[i]!.path;
+      if (!ahead.has(path)) ahead.set(path, { path, content: false });
+    }
+    return ShellExecutor.batchRead([...ahead.values()]);
   }
 
   /** `path` and the announced paths after it not yet read, up to a batch's limits. */
@@ -491,21 +537,23 @@ export class ShellExecutor implements Executor {
   }
 
   /**
-   * Sends `fragment`, whose output ends with `read`'s batched reading (after one section of its
-   * own when `prefixed`), and caches that reading. A path an operation sent after it touched is
-   * not cached: that operation may have changed it after this reading was taken.
+   * Sends `fragment`, whose output ends with `read`'s batched reading (after `own` sections of its
+   * own, which come back as the output), and caches that reading. A path an operation sent after
+   * it touched is not cached: that operation may have changed it after this reading was taken.
+   * `hashed: false`: the reading has no digests (`__nosha`).
    */
-  private async reading(fragment: string, read: { paths: string[]; k: number; written?: Buffer }, prefixed = false): Promise<{ code: number; output: Buffer; parsed: Map<string, PathInfo> }> {
+  private async reading(fragment: string, read: { paths: string[]; k: number; written?: Buffer; hashed?: boolean }, own = 0): Promise<{ code: number; output: Buffer; parsed: Map<string, PathInfo> }> {
     const since = this.operations;
     this.readsInFlight++;
     try {
       const r = await this.request(fragment);
-      const sep = prefixed ? r.output.indexOf(`\n${this.nonce}\n`) : -1;
-      if (prefixed && sep < 0) return { ...r, parsed: new Map() };
-      const own = prefixed ? r.output.subarray(0, sep) : r.output;
+      const split = sectionsEnd(r.output, this.nonce, own);
+      // Fewer sections of its own: what came first did not go as far as the reading.
+      if (split < 0) return { ...r, parsed: new Map() };
+      const prefixed = own > 0;
       let parsed = new Map<string, PathInfo>();
       try {
-        parsed = parseBatch(prefixed ? r.output.subarray(sep + this.nonce.length + 2) : r.output, this.nonce, read.paths, read.k, !read.written);
+        parsed = parseBatch(r.output.subarray(split), this.nonce, read.paths, read.k, read.hashed ?? !read.written);
         if (read.written) {
           // The written bytes are the file's only when the write succeeded and the size agrees; else it is read again when needed.
           const info = parsed.get(read.paths[0]!);
@@ -520,7 +568,7 @@ export class ShellExecutor implements Executor {
         // needed; the operation's own status stands.
         if (!prefixed || !(err instanceof BatchMismatch)) throw err;
       }
-      return { code: r.code, output: own, parsed };
+      return { code: r.code, output: prefixed ? r.output.subarray(0, split) : r.output, parsed };
     } finally {
       if (--this.readsInFlight === 0) this.touches = [];
     }

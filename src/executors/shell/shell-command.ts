@@ -39,7 +39,7 @@ export const COMMAND_FOLDER_PARENTS = '/dev/shm "${TMPDIR:-/tmp}"';
  * N.in when IN is 1, and prints its status ("-" when it did not start: a file could not be made),
  * its stdout and its stderr, a section each. A file with output is removed once printed (a
  * process); an empty one is left for the folder's removal. Each stream is printed up to
- * OUTPUT_LIMIT bytes, as much as a result keeps.
+ * OUTPUT_LIMIT bytes, as much as a result keeps. It returns 1 when the command did not start.
  */
 export const COMMAND_FUNCTIONS = String.raw`
 __cairn_cmdd() {
@@ -58,26 +58,28 @@ __cairn_cmd() {
   { (
     if [ -n "$__lcs" ]; then LC_ALL=$__lc; else unset LC_ALL; fi
     exec /bin/sh -c "$3"
-  ) <&5 >&3 2>&4 3>&- 4>&- 5<&-; echo "$?"; } 3>"$__f.out" 4>"$__f.err" 5<"$__in" || { echo -; ${END_SECTION}; return 0; }
+  ) <&5 >&3 2>&4 3>&- 4>&- 5<&-; echo "$?"; } 3>"$__f.out" 4>"$__f.err" 5<"$__in" || { echo -; ${END_SECTION}; return 1; }
   ${END_SECTION}
   __rm=$2
   [ ! -s "$__f.out" ] || { dd if="$__f.out" bs=${OUTPUT_LIMIT} count=1 2>/dev/null; __rm=1; }; ${END_SECTION}
   [ ! -s "$__f.err" ] || { dd if="$__f.err" bs=${OUTPUT_LIMIT} count=1 2>/dev/null; __rm=1; }; ${END_SECTION}
   [ "$__rm" = 0 ] || rm -f -- "$__f.out" "$__f.err" "$__f.in"
+  return 0
 }`;
 
 /**
  * The request that runs `command` (a command line, as a channel would run it) as the `n`th of
  * the session in the folder tagged `tag`, fed `stdin`; `define` sends the functions first.
+ * `after`, if the command ran, runs right after its sections (a read of what it may have changed).
  */
-export function commandRequest(command: string, n: number, tag: string, stdin: Buffer | undefined, define: boolean): string {
+export function commandRequest(command: string, n: number, tag: string, stdin: Buffer | undefined, define: boolean, after?: string): string {
   const steps = [`__cairn_cmdd ${shellQuote(tag)}`];
   if (stdin !== undefined) {
     const file = `"$__cairn_cd/${n}.in"`;
     if (stdin.length === 0) steps.push(`: > ${file}`);
     for (let at = 0; at < stdin.length; at += STDIN_CHUNK) steps.push(`printf ${printfFormat(stdin.subarray(at, at + STDIN_CHUNK))} ${at === 0 ? '>' : '>>'} ${file}`);
   }
-  return `${define ? `${COMMAND_FUNCTIONS}\n` : ''}if ${steps.join(' && ')}; then __cairn_cmd ${n} ${stdin !== undefined ? 1 : 0} ${shellQuote(command)}; ` +
+  return `${define ? `${COMMAND_FUNCTIONS}\n` : ''}if ${steps.join(' && ')}; then __cairn_cmd ${n} ${stdin !== undefined ? 1 : 0} ${shellQuote(command)}${after !== undefined ? ` && { ${after}; }` : ''}; ` +
     `else echo -; ${END_SECTION}; fi`;
 }
 
