@@ -1,4 +1,4 @@
-// Bundles the CLI (dist/cairn-main.cjs; dist/cairn-vendor.cjs with zod, yaml and age-encryption; dist/cairn-vendor-pki.cjs with X.509 and WebSocket; the launcher dist/cairn.cjs; no TypeScript at run time) and the typed API.
+// Bundles the CLI (dist/cairn-main.cjs; dist/cairn-vendor.cjs with zod, yaml and age-encryption; dist/cairn-vendor-pki.cjs with X.509 and WebSocket; dist/cairn-vendor-ssh.cjs with the SSH client; the launcher dist/cairn.cjs; no TypeScript at run time) and the typed API.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,7 +17,8 @@ const common = {
   format: 'esm',
   target: 'node20',
   sourcemap: 'linked',
-  // esbuild (TypeScript state files) and ssh2 (SSH targets, with optional native parts) stay runtime imports,
+  // esbuild (TypeScript state files) and ssh2 (SSH targets, with optional native parts; the CLI has
+  // it in a vendor file of its own, below) stay runtime imports,
   // as do the store's better-sqlite3 (native addon), etcd3 (reads its .proto files at run time) and
   // cockatiel (etcd3's fault-handling policies: one copy, shared with etcd3).
   external: ['esbuild', 'ssh2', 'better-sqlite3', 'etcd3', 'cockatiel'],
@@ -61,6 +62,17 @@ const lazyChildProcessForCommander = {
 const VENDOR_FILES = {
   'cairn-vendor.cjs': ['zod', 'yaml', 'age-encryption'],
   'cairn-vendor-pki.cjs': ['reflect-metadata', '@peculiar/x509', 'ws'],
+  // SSH targets' client: some 40 files that Node compiled on every run that reached a host (50
+  // to 70 ms, no code cache for node_modules on Node 20). Its optional native parts (its crypto
+  // binding, cpu-features) stay runtime requires, found in node_modules as before.
+  'cairn-vendor-ssh.cjs': ['ssh2'],
+};
+/** ssh2's native parts: required from node_modules at run time, where npm built them (or failed to, which ssh2 allows). */
+const nativeParts = {
+  name: 'native-parts',
+  setup(b) {
+    b.onResolve({ filter: /[\\/]sshcrypto\.node$/ }, () => ({ path: 'ssh2/lib/protocol/crypto/build/Release/sshcrypto.node', external: true }));
+  },
 };
 const vendorFileOf = new Map(Object.entries(VENDOR_FILES).flatMap(([file, modules]) => modules.map((m) => [m, file])));
 const escape = (m) => m.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
@@ -151,6 +163,8 @@ for (const [file, modules] of Object.entries(VENDOR_FILES)) {
     ...cjs,
     ...launched,
     format: 'cjs',
+    external: [...cjs.external.filter((m) => !modules.includes(m)), 'cpu-features'],
+    plugins: [nativeParts],
     // Each library is set up when first asked for: a compile needs zod and yaml, and not
     // age-encryption, whose post-quantum tables took 10 ms to compute at every compile.
     stdin: { contents: modules.map((m) => `Object.defineProperty(exports, ${JSON.stringify(m)}, { enumerable: true, get: () => require(${JSON.stringify(m)}) });`).join('\n'), resolveDir: '.', loader: 'js' },

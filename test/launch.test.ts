@@ -11,6 +11,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync,
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { cairnBin, tempDir } from './helpers/cli.ts';
+import { sshUnavailable, startSshd } from './helpers/sshd.ts';
 
 const DIST = resolve(import.meta.dirname, '../dist');
 
@@ -104,6 +105,40 @@ test('the compiler\'s libraries are a file of their own, cached like the bundle,
   const again = run(dir, ['apply', '--site', site]);
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /0 changed, 1 unchanged/);
+});
+
+test('the SSH client is a file of its own, cached like the bundle: the built command converges a target over a real sshd, and a local run never reads it', { skip: sshUnavailable() }, async () => {
+  const dir = installCopy();
+  const sshd = await startSshd({ port: 22451 });
+  try {
+    const site = tempDir('cairn-launch-site-');
+    const root = tempDir('cairn-launch-root-');
+    writeFileSync(join(site, 'cairn.yaml'), [
+      'targets:',
+      '  far:',
+      `    host: ${sshd.host}`, `    port: ${sshd.port}`, '    user: root',
+      `    identity_file: ${sshd.identityFile}`, `    known_hosts: ${sshd.knownHosts}`,
+      `    state_dir: ${join(root, 'far-state')}`, '    run: [s]',
+      '  near:',
+      '    executor: local', `    state_dir: ${join(root, 'near-state')}`, '    run: [s]',
+      '',
+    ].join('\n'));
+    mkdirSync(join(site, 'states'));
+    writeFileSync(join(site, 'states/s.yaml'), `s:\n  - file: ${root}/<%= it.target.name %>.txt\n    content: "hi\\n"\n`);
+    const far = run(dir, ['apply', '--site', site, '-t', 'far']);
+    assert.equal(far.status, 0, far.stderr);
+    assert.equal(readFileSync(join(root, 'far.txt'), 'utf8'), 'hi\n');
+    assert.ok(existsSync(join(dir, '.cairn-vendor-ssh.apply.v8-cache')), 'the SSH run loaded it, from a cache made at exit');
+    const again = run(dir, ['apply', '--site', site, '-t', 'far']);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /0 changed, 1 unchanged/);
+    rmSync(join(dir, 'cairn-vendor-ssh.cjs'));
+    const near = run(dir, ['apply', '--site', site, '-t', 'near']);
+    assert.equal(near.status, 0, near.stderr);
+    assert.equal(readFileSync(join(root, 'near.txt'), 'utf8'), 'hi\n');
+  } finally {
+    sshd.stop();
+  }
 });
 
 test('libuv\'s pool size is not passed on to the commands a run starts', () => {

@@ -12,7 +12,6 @@ import type { AnyAuthMethod, Client as SshClient, ConnectConfig } from 'ssh2';
 import { UnreachableError } from '../types.ts';
 import { parseJump, userSshConfig, type Hop } from './config.ts';
 import { addKnownHost, fingerprint, hostEntryName, keyType, preferredHostKeyAlgorithms, readKnownHosts, verifyHostKey } from './known-hosts.ts';
-import { dynamicImport } from '../../lib/dynamic-import.ts';
 
 export interface SshSettings {
   host: string;
@@ -229,8 +228,9 @@ function forward(via: SshClient, to: Endpoint, timeoutSeconds: number): Promise<
 /** Connects and authenticates; every host key on the way has been verified when this resolves. */
 export async function connect(target: string, settings: SshSettings, options: ConnectOptions = {}): Promise<{ client: SshClient; resolved: Resolved }> {
   const r = resolveSettings(target, settings, options);
-  // A CommonJS module: its named exports live on `default` when imported from ESM.
-  const mod = await dynamicImport<Ssh2 & { default?: Ssh2 }>('ssh2');
+  // A CommonJS module: its named exports live on `default` when imported from ESM. The CLI's
+  // bundle has it in a file of its own, run from its code cache (scripts/build.mjs, VENDOR_FILES).
+  const mod = (await import('ssh2')) as Ssh2 & { default?: Ssh2 };
   const ssh2 = mod.default ?? mod;
   const known = readKnownHosts(r.knownHosts);
   const way: (Endpoint & { label?: string })[] = [...r.jumps, r];
