@@ -62,7 +62,7 @@ const lazyChildProcessForCommander = {
 const VENDOR_FILES = {
   'cairn-vendor.cjs': ['zod', 'yaml', 'age-encryption'],
   'cairn-vendor-pki.cjs': ['reflect-metadata', '@peculiar/x509', 'ws'],
-  // SSH targets' client: some 40 files that Node compiled on every run that reached a host (50
+  // SSH targets' client: 33 files (ssh2 and what it requires) that Node compiled on every run that reached a host (50
   // to 70 ms, no code cache for node_modules on Node 20). Its optional native parts (its crypto
   // binding, cpu-features) stay runtime requires, found in node_modules as before.
   'cairn-vendor-ssh.cjs': ['ssh2'],
