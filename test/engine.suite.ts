@@ -462,6 +462,39 @@ test('line: ensure absent removes matching lines; create: false fails on a missi
   assert.match(r.nodes[1]!.error!, /does not exist \(create: false\)/);
 });
 
+test('lines of one file next to one another are gathered: each reports what it would applied alone in turn, and the file is the same', async () => {
+  // Each edit sees the ones before it: a match that takes the line an earlier part wrote, one
+  // that removes two earlier lines, a part whose requisite failed, one refused (create: false).
+  const edits = [
+    `  - line: ${R}/conf\n    text: first\n    create: false\n`,
+    `  - line: ${R}/conf\n    match: "^option"\n    text: option=1\n`,
+    `  - line: ${R}/conf\n    text: option=2\n`,
+    `  - line: ${R}/conf\n    text: "x = 1"\n    require: exec:false\n`,
+    `  - line: ${R}/conf\n    match: "^opt"\n    text: opt\n    ensure: absent\n`,
+    `  - line: ${R}/conf\n    text: "y = 2"\n`,
+    `  - line: ${R}/conf\n    match: "^y"\n    text: "y = 3"\n`,
+  ];
+  // Apart: a folder part between each two, so each line is applied alone, one after another.
+  const together = scratchSite('s', { 'states/s.yaml': `s:\n  - exec: "false"\n${edits.join('')}` });
+  const apart = scratchSite('s', { 'states/s.yaml': `s:\n  - exec: "false"\n${edits.map((e, i) => `${e}  - directory: ${R}/d${i}\n`).join('')}` });
+  const lineResults = (r: Awaited<ReturnType<typeof converge>>, root: string) => r.nodes.filter((n) => n.ref.startsWith('line:'))
+    .map((n) => `${n.status}/${n.action} ${n.ref.split(root).join('ROOT')}${n.reason ? ` [${n.reason}]` : ''}${n.error ? ` (${n.error.split(root).join('ROOT')})` : ''}`);
+  for (const step of [1, 2]) {
+    const t = await converge(together, 'apply', [], 1);
+    const a = await converge(apart, 'apply', [], 1);
+    assert.deepEqual(lineResults(t, together.root), lineResults(a, apart.root), `run ${step}`);
+    assert.equal(readFileSync(join(together.root, 'conf'), 'utf8'), readFileSync(join(apart.root, 'conf'), 'utf8'), `run ${step}`);
+  }
+  // The third run, worked out by hand: run 1 left "y = 3", run 2 added "first" and "y = 2" after it.
+  const last = await converge(together, 'apply', [], 1);
+  assert.deepEqual(lineResults(last, together.root), [
+    'unchanged/none line:ROOT/conf#first', 'changed/create line:ROOT/conf#^option', 'changed/create line:ROOT/conf#option=2',
+    'skipped/none line:ROOT/conf#x = 1 [dependency failed: exec:false]', 'changed/destroy line:ROOT/conf#^opt',
+    'unchanged/none line:ROOT/conf#y = 2', 'unchanged/none line:ROOT/conf#^y',
+  ]);
+  assert.equal(readFileSync(join(together.root, 'conf'), 'utf8'), 'y = 3\nfirst\ny = 2\n');
+});
+
 test('directory: parents: false needs the parent; owner, group and mode are converged', { skip: process.getuid?.() !== 0 ? 'LOUD SKIP: needs root to chown' : false }, async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - directory: ${R}/a/b\n    parents: false\n  - directory: ${R}/owned\n    owner: nobody\n    group: nogroup\n    mode: "0750"\n`,

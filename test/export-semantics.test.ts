@@ -289,6 +289,16 @@ export const CASES: Case[] = [
     files: { 'states/s.yaml': `s:\n  - directory: ${R}/a/b\n    parents: false\n  - directory: ${R}/owned\n    owner: nobody\n    group: nogroup\n    mode: "0750"\n` },
     steps: [{ exit: 1 }, { exit: 1 }],
   },
+  {
+    name: 'lines of one file next to one another are gathered: each reports what it would applied alone in turn',
+    run: 's',
+    files: {
+      'states/s.yaml': `s:\n  - exec: "false"\n  - line: ${R}/conf\n    text: first\n    create: false\n  - line: ${R}/conf\n    match: "^option"\n    text: option=1\n` +
+        `  - line: ${R}/conf\n    text: option=2\n  - line: ${R}/conf\n    text: "x = 1"\n    require: exec:false\n` +
+        `  - line: ${R}/conf\n    match: "^opt"\n    text: opt\n    ensure: absent\n  - line: ${R}/conf\n    text: "y = 2"\n  - line: ${R}/conf\n    match: "^y"\n    text: "y = 3"\n`,
+    },
+    steps: [{ exit: 1 }, { exit: 1 }, { exit: 1 }],
+  },
 ];
 
 /** Cases of the engine's suites left out, and why (nothing is dropped silently). */

@@ -19,8 +19,9 @@ import type { Edge, Graph, GraphNode } from '../graph/build.ts';
 import { sensitiveMask, sensitiveValues } from '../graph/sensitive.ts';
 import { tagFiltered, type TagFilter } from '../graph/tags.ts';
 import { selectProvider } from '../resources/providers.ts';
-import { ApplyError, SkipNode, type Action, type ApplyOutcome, type Current, type EngineServices, type ImageBuilder, type ProgressUpdate, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
+import { ApplyError, SkipNode, type Action, type ApplyOutcome, type Current, type EngineServices, type FileEdits, type ImageBuilder, type ProgressUpdate, type Provider, type ProviderContext, type Reads, type TypeBehaviour } from '../resources/type.ts';
 import { diffNode } from './diff.ts';
+import { gatherEdits } from './gathered-edits.ts';
 import { FootprintIndex, footprintOf, InFlight, StartOrder, type Footprint } from './overlap.ts';
 import { stateDirStorage, TargetState, type StateStorage } from './target-state.ts';
 import { pushTo } from '../lib/multimap.ts';
@@ -151,6 +152,9 @@ const COLLECT_FROM_NODES = 20_000;
  * the watcher still runs (DESIGN §5.4).
  */
 const BLOCKING: ReadonlySet<string> = new Set(['require', 'transition']);
+
+/** What a change reports besides its status and action (Engine.changeReport). */
+type ChangeReport = Pick<NodeResult, 'changes' | 'items' | 'diff'>;
 
 interface Reading {
   type: TypeBehaviour;
@@ -410,8 +414,9 @@ export class Engine {
       remaining.set(inv, (remaining.get(inv) ?? 0) + 1);
     }
     let turned = nowMs();
-    const large = this.graph.order.length >= COLLECT_FROM_NODES;
-    for (const id of this.graph.order) {
+    const order = this.graph.order;
+    const large = order.length >= COLLECT_FROM_NODES;
+    for (let i = 0; i < order.length; i++) {
       if (nowMs() - turned >= LOOP_TURN_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         // What setting a large run up left in the old generation (the content index's text, the
@@ -421,14 +426,27 @@ export class Engine {
         if (large) releaseGarbage();
         turned = nowMs();
       }
-      const node = this.byId.get(id)!;
-      const where = this.overlapPaths(node);
-      if (where) await this.startOverlapped(node, where);
-      else {
+      const node = this.byId.get(order[i]!)!;
+      let edits = this.editsFrom(i);
+      // Asked again once the nodes before them are done: what those did (a notification) may keep them apart.
+      if (edits) {
         await this.settle();
-        await this.runNode(node);
+        edits = this.editsFrom(i);
       }
-      const left = remaining.get(node.invocation)! - 1;
+      let taken = 1;
+      if (edits) {
+        await this.runEdits(edits);
+        taken = edits.nodes.length;
+        i += taken - 1;
+      } else {
+        const where = this.overlapPaths(node);
+        if (where) await this.startOverlapped(node, where);
+        else {
+          await this.settle();
+          await this.runNode(node);
+        }
+      }
+      const left = remaining.get(node.invocation)! - taken;
       remaining.set(node.invocation, left);
       if (left === 0) {
         await this.settle();
@@ -792,18 +810,7 @@ export class Engine {
     // A transition's overlay may set what the node as declared did not (refuseUnsupported saw those).
     const refusal = this.refusal(node.type, desired);
     if (refusal !== undefined) throw new ApplyError(refusal);
-    // The choice depends only on the type, the target and `provider:`: made once per run.
-    const choiceKey = `${node.type}\u0000${node.meta.provider ?? ''}`;
-    let provider = this.providerChoice.get(choiceKey);
-    if (provider === undefined) {
-      try {
-        provider = (this.options.registry?.provider ?? selectProvider)(node.type, this.facts, this.os, node.meta.provider);
-      } catch (err) {
-        if (!(err instanceof ApplyError)) throw err;
-        provider = err;
-      }
-      this.providerChoice.set(choiceKey, provider);
-    }
+    const provider = this.providerOf(node);
     if (provider instanceof ApplyError) throw provider;
     let current: Current;
     try {
@@ -821,6 +828,114 @@ export class Engine {
     }
     const { action, changes } = diffNode(type, desired, current);
     return { type, provider, desired, current, action, changes };
+  }
+
+  /** A node's provider, or why none fits. The choice depends only on the type, the target and `provider:`: made once per run. */
+  private providerOf(node: GraphNode): Provider | ApplyError {
+    const choiceKey = `${node.type}\u0000${node.meta.provider ?? ''}`;
+    let provider = this.providerChoice.get(choiceKey);
+    if (provider === undefined) {
+      try {
+        provider = (this.options.registry?.provider ?? selectProvider)(node.type, this.facts, this.os, node.meta.provider);
+      } catch (err) {
+        if (!(err instanceof ApplyError)) throw err;
+        provider = err;
+      }
+      this.providerChoice.set(choiceKey, provider);
+    }
+    return provider;
+  }
+
+  /**
+   * The nodes from the `i`th of the run's order on that edit one file and may be gathered
+   * (FileEdits): two or more that follow one another, of one type, provider and invocation, none
+   * requiring or watching another of them, each an apply of the node as declared in its own turn
+   * (no stage, noop, pending refresh, write-only input or notification: what those do around an
+   * apply stays runNode's). Undefined otherwise: the node runs as any other.
+   */
+  private editsFrom(i: number): { nodes: GraphNode[]; provider: Provider; type: TypeBehaviour; edits: FileEdits } | undefined {
+    const order = this.graph.order;
+    const first = this.byId.get(order[i]!)!;
+    // Most nodes are not followed by one of their type: asked first, it costs a converged run nothing else.
+    if (this.planning || this.options.failFast || this.byId.get(order[i + 1] ?? '')?.type !== first.type) return undefined;
+    const type = this.typeOf(first.type);
+    const provider = this.providerOf(first);
+    if (!type || provider instanceof ApplyError || !provider.edits || type.writeOnly?.length) return undefined;
+    const edits = provider.edits as FileEdits;
+    const path = edits.path(first.attributes);
+    const nodes: GraphNode[] = [];
+    const ids = new Set<string>();
+    for (let j = i; j < order.length; j++) {
+      const node = this.byId.get(order[j]!)!;
+      if (node.type !== first.type || node.invocation !== first.invocation || node.stage || node.lazy || node.meta.noop ||
+        this.providerOf(node) !== provider || edits.path(node.attributes) !== path || this.refreshFor.has(node.id) ||
+        this.refusal(node.type, node.attributes) !== undefined ||
+        (this.outgoing.get(node.id) ?? []).some((e) => e.kind === 'notify') ||
+        (this.incoming.get(node.id) ?? []).some((e) => ids.has(e.from))) break;
+      nodes.push(node);
+      ids.add(node.id);
+    }
+    return nodes.length >= 2 ? { nodes, provider, type, edits } : undefined;
+  }
+
+  /**
+   * Runs nodes that edit one file (editsFrom), with nothing else in flight: each is checked as
+   * runNode checks it first (fail-fast, tags, requisites, onchanges, onfail), the file is read
+   * once, each node decides and makes its edit on the text the ones before it left
+   * (gatherEdits), and the file is written once. Each reports what it would have, applied alone
+   * in turn; a write that fails fails every node that changed the text.
+   */
+  private async runEdits({ nodes, provider, type, edits }: { nodes: GraphNode[]; provider: Provider; type: TypeBehaviour; edits: FileEdits }): Promise<void> {
+    const active: { node: GraphNode; start: number }[] = [];
+    for (const node of nodes) {
+      const start = nowMs();
+      this.turns++;
+      this.options.onStart?.(this.mask(node.ref));
+      // Results are reported in run order, though the changed ones are known only after the write.
+      this.startOrder.hold(node.id);
+      if (!this.preflight(node, start)) active.push({ node, start });
+    }
+    if (active.length === 0) return;
+    const path = edits.path(active[0]!.node.attributes);
+    let text: string | undefined;
+    try {
+      text = (await this.exec.readFile(path))?.toString('utf8');
+    } catch (err) {
+      for (const { node, start } of active) this.fail(node, start, 'none', err);
+      return;
+    }
+    const gathered = gatherEdits(text, active.map((a) => a.node.attributes), edits, type);
+    const changed: { node: GraphNode; start: number; action: Action; report: ChangeReport }[] = [];
+    gathered.steps.forEach((step, k) => {
+      const { node, start } = active[k]!;
+      if (step.error) this.fail(node, start, step.action, step.error);
+      else if (step.action === 'none') this.finish(node, start, type.inSync ? { ...type.inSync, action: 'none' } : { status: 'unchanged', action: 'none' });
+      else changed.push({ node, start, action: step.action, report: this.changeReport(node, provider, type, node.attributes, step.current, step.action, step.changes) });
+    });
+    if (changed.length === 0) return;
+    try {
+      await this.exec.writeFile(path, gathered.text ?? '');
+    } catch (err) {
+      for (const c of changed) this.fail(c.node, c.start, c.action, err);
+      return;
+    } finally {
+      this.batches.clear();
+    }
+    for (const c of changed) {
+      killPoint('after-change', c.node.ref);
+      this.finish(c.node, c.start, { ...c.report, status: 'changed', action: c.action });
+    }
+  }
+
+  /** What a change reports besides its status: the attributes that differ, its items, its diff (`--diff`; hidden where sensitive, DESIGN §5.13). */
+  private changeReport(node: GraphNode, provider: Provider, type: TypeBehaviour, desired: Record<string, unknown>, current: Current, action: Action, changes: string[]): ChangeReport {
+    // A change to a sensitive attribute shows no diff: its values never reach output (DESIGN §5.13).
+    // A node rendered from a secret (node.meta.sensitive, DESIGN §4a) hides its diff whatever
+    // changed: a diff's context lines could show the secret even when it did not change.
+    const hidden = (type.sensitive?.some((attr) => changes.includes(attr)) ?? false) || (node.meta.sensitive?.length ?? 0) > 0;
+    const diffText = this.options.diff ? (hidden ? hiddenDiff(node, desired, current) : provider.diff?.(desired, current)) : undefined;
+    const items = provider.items?.(desired, current);
+    return { ...(changes.length ? { changes } : {}), ...(items?.length ? { items } : {}), ...(diffText ? { diff: diffText } : {}) };
   }
 
   /** Why a plan cannot be sure about this node: an earlier node that would change what it reads. */
@@ -841,33 +956,42 @@ export class Engine {
     return best ? this.byId.get(best.id)!.ref : undefined;
   }
 
+  /**
+   * A node's result decided before it is read, if one is: the run stopped (fail-fast) or
+   * cancelled, the node left out by tags, a requisite failed, nothing it watches changed
+   * (onchanges) or failed (onfail).
+   */
+  private preflight(node: GraphNode, start: number, why?: 'notified' | 'transition'): NodeResult | undefined {
+    if (this.stopped) return this.finish(node, start, { status: 'skipped', action: 'none', reason: `fail-fast: stopped after ${this.stopped} failed` });
+    if (this.cancelled) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'run cancelled' });
+    // A notification due to a node left out stays pending for a run that includes it.
+    if (!why && this.filtered.has(node.id)) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'tags' });
+    if (why === 'transition') return undefined;
+    const incoming = this.incoming.get(node.id) ?? [];
+    for (const e of incoming) {
+      if (!BLOCKING.has(e.kind)) continue;
+      if (this.failedUpstream(this.latest.get(e.from))) {
+        return this.finish(node, start, { status: 'skipped', action: 'none', reason: `dependency failed: ${this.byId.get(e.from)!.ref}` });
+      }
+    }
+    // Asked of the edges in place: no arrays made per node for the few that have such edges.
+    const has = (kind: string) => incoming.some((e) => e.kind === kind);
+    if (has('onchanges') && !incoming.some((e) => e.kind === 'onchanges' && this.changed(this.latest.get(e.from)))) {
+      return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'no changes' });
+    }
+    if (has('onfail') && !incoming.some((e) => e.kind === 'onfail' && this.latest.get(e.from)?.status === 'failed')) {
+      return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'onfail: nothing failed' });
+    }
+    return undefined;
+  }
+
   /** One node's turn. `overlay` replaces its attributes (transitions); `why` says who asked; `applying` is called just before it changes anything. */
   private async runNode(node: GraphNode, overlay?: Record<string, unknown>, why?: 'notified' | 'transition', applying?: () => void, taken?: number): Promise<NodeResult> {
     const start = nowMs();
     const turn = taken ?? this.turns++;
     this.options.onStart?.(this.mask(node.ref));
-    if (this.stopped) return this.finish(node, start, { status: 'skipped', action: 'none', reason: `fail-fast: stopped after ${this.stopped} failed` });
-    if (this.cancelled) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'run cancelled' });
-    // A notification due to a node left out stays pending for a run that includes it.
-    if (!why && this.filtered.has(node.id)) return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'tags' });
-
-    const incoming = this.incoming.get(node.id) ?? [];
-    if (why !== 'transition') {
-      for (const e of incoming) {
-        if (!BLOCKING.has(e.kind)) continue;
-        if (this.failedUpstream(this.latest.get(e.from))) {
-          return this.finish(node, start, { status: 'skipped', action: 'none', reason: `dependency failed: ${this.byId.get(e.from)!.ref}` });
-        }
-      }
-      // Asked of the edges in place: no arrays made per node for the few that have such edges.
-      const has = (kind: string) => incoming.some((e) => e.kind === kind);
-      if (has('onchanges') && !incoming.some((e) => e.kind === 'onchanges' && this.changed(this.latest.get(e.from)))) {
-        return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'no changes' });
-      }
-      if (has('onfail') && !incoming.some((e) => e.kind === 'onfail' && this.latest.get(e.from)?.status === 'failed')) {
-        return this.finish(node, start, { status: 'skipped', action: 'none', reason: 'onfail: nothing failed' });
-      }
-    }
+    const early = this.preflight(node, start, why);
+    if (early) return early;
 
     // A stage applies only when the end state is not already in sync (DESIGN §5.6).
     if (node.stage && node.stage.index < node.stage.of && !overlay) {
@@ -893,14 +1017,6 @@ export class Engine {
     let { action } = reading;
     // A transition's temporary state does not deliver a notification: the node's own turn does.
     const refreshWhy = why === 'transition' ? undefined : this.refreshFor.get(node.id);
-    // A change to a sensitive attribute shows no diff: its values never reach output (DESIGN §5.13).
-    // A node rendered from a secret (node.meta.sensitive, DESIGN §4a) hides its diff whatever
-    // changed: a diff's context lines could show the secret even when it did not change.
-    const hidden = (type.sensitive?.some((attr) => changes.includes(attr)) ?? false) || (node.meta.sensitive?.length ?? 0) > 0;
-    const diffText = this.options.diff && action !== 'none'
-      ? (hidden ? hiddenDiff(node, desired, current) : provider.diff?.(desired, current))
-      : undefined;
-    const items = action !== 'none' ? provider.items?.(desired, current) : undefined;
 
     if (action === 'none' && !refreshWhy) {
       if (this.planning) {
@@ -909,8 +1025,8 @@ export class Engine {
       }
       return this.finish(node, start, type.inSync ? { ...type.inSync, action: 'none' } : { status: 'unchanged', action: 'none' });
     }
-    // Made past the return above: a node in sync reports none of it.
-    const base = { ...(changes.length ? { changes } : {}), ...(items?.length ? { items } : {}), ...(diffText ? { diff: diffText } : {}) };
+    // Made past the return above: a node in sync reports none of it (a refresh alone: no diff or items either).
+    const base: ChangeReport = action === 'none' ? (changes.length ? { changes } : {}) : this.changeReport(node, provider, type, desired, current, action, changes);
 
     if (action === 'reload' && !node.meta.allow_reload) {
       return this.finish(node, start, { ...base, status: 'failed', action, error: `changing ${changes.join(', ')} needs a restart; set allow_reload: true to allow it` });

@@ -340,6 +340,24 @@ export interface Provider<T extends { schema: z.ZodType } = ResourceType> {
   diff?(desired: Desired<T>, current: Current<T>): string | undefined;
   /** Trait: the same work as POSIX sh, for `cairn export` (DESIGN §11). */
   shell?: ShellProvider<T>;
+  /** Trait: the node is an edit of one file's text, which the engine may gather with others (FileEdits). */
+  edits?: FileEdits<T>;
+}
+
+/**
+ * A provider whose nodes each edit a file's text (a `line`): the engine gathers the nodes that
+ * follow one another in the run and edit one file with this provider (engine/gathered-edits.ts),
+ * reads the file once, makes each node's edit on the text the one before it left, and writes the
+ * file once. Each node still reads, decides and reports as if applied alone, one after another;
+ * over SSH the file costs one round trip instead of one per node. `read` and `apply` must be
+ * these, reading and writing the file through the executor: `current(text)` is what `read` finds
+ * in a file holding `text` (undefined: there is no file), and `edit(text)` the text `apply` writes
+ * over a file holding `text`, or an ApplyError. Its actions are create, update and destroy.
+ */
+export interface FileEdits<T extends { schema: z.ZodType } = ResourceType> {
+  path(desired: Desired<T>): string;
+  current(text: string | undefined, desired: Desired<T>): Current<T>;
+  edit(text: string | undefined, desired: Desired<T>, action: Action): string;
 }
 
 /**

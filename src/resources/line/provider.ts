@@ -1,5 +1,5 @@
 import { createTwoFilesPatch } from 'diff';
-import { defineProvider, ApplyError, type Action, type Desired } from '../type.ts';
+import { defineProvider, ApplyError, type Action, type Desired, type FileEdits } from '../type.ts';
 import type { lineType } from './type.ts';
 import { quote as q } from '../shell-fragments.ts';
 
@@ -35,26 +35,41 @@ function edited(before: string | undefined, desired: LineAttributes, action: Act
   return `${all.join('\n')}\n`;
 }
 
+/**
+ * What this part finds in a file holding `text` (undefined: no file) and the text its change
+ * leaves there: `read` and `apply` are these over the file, and the engine gathers the lines of
+ * one file through them (FileEdits).
+ */
+const lineEdits: FileEdits<typeof lineType> = {
+  path: (desired) => desired.path,
+  // The whole file comes along (`file_text`, compared by no one) for the plan's diff.
+  current(text, desired) {
+    if (text === undefined) return undefined;
+    const all = lines(text);
+    const i = find(all, desired);
+    return i < 0 ? { path: desired.path, ensure: 'absent', file_text: text } : { path: desired.path, ensure: 'present', text: all[i], file_text: text };
+  },
+  edit(text, desired, action) {
+    if (text === undefined && desired.create === false && action !== 'destroy') throw new ApplyError(`${desired.path} does not exist (create: false)`);
+    return edited(text, desired, action);
+  },
+};
+
 export const posixLine = defineProvider<typeof lineType>({
   type: 'line',
   name: 'posix',
   suitable: () => true,
 
-  // The whole file comes along (`file_text`, compared by no one) for the plan's diff.
   async read(ctx, desired) {
-    const bytes = await ctx.exec.readFile(desired.path);
-    if (!bytes) return undefined;
-    const text = bytes.toString('utf8');
-    const i = find(lines(text), desired);
-    return i < 0 ? { path: desired.path, ensure: 'absent', file_text: text } : { path: desired.path, ensure: 'present', text: lines(text)[i], file_text: text };
+    return lineEdits.current((await ctx.exec.readFile(desired.path))?.toString('utf8'), desired);
   },
 
   async apply(ctx, action, desired) {
-    const path = desired.path;
-    const bytes = await ctx.exec.readFile(path);
-    if (!bytes && desired.create === false && action !== 'destroy') throw new ApplyError(`${path} does not exist (create: false)`);
-    await ctx.exec.writeFile(path, edited(bytes?.toString('utf8'), desired, action));
+    const text = (await ctx.exec.readFile(desired.path))?.toString('utf8');
+    await ctx.exec.writeFile(desired.path, lineEdits.edit(text, desired, action));
   },
+
+  edits: lineEdits,
 
   diff(desired, current) {
     const before = typeof current?.file_text === 'string' ? current.file_text : undefined;
