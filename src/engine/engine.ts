@@ -861,7 +861,7 @@ export class Engine {
     const type = this.typeOf(first.type);
     const provider = this.providerOf(first);
     if (!type || provider instanceof ApplyError || !provider.edits || type.writeOnly?.length) return undefined;
-    const edits = provider.edits as FileEdits;
+    const edits = provider.edits;
     const path = edits.path(first.attributes);
     const nodes: GraphNode[] = [];
     const ids = new Set<string>();
