@@ -156,6 +156,11 @@ const BLOCKING: ReadonlySet<string> = new Set(['require', 'transition']);
 /** What a change reports besides its status and action (Engine.changeReport). */
 type ChangeReport = Pick<NodeResult, 'changes' | 'items' | 'diff'>;
 
+/** The result of a node found in sync: unchanged, or what its type says instead (TypeBehaviour.inSync). */
+function inSyncResult(type: TypeBehaviour): Pick<NodeResult, 'status' | 'action' | 'reason'> {
+  return type.inSync ? { ...type.inSync, action: 'none' } : { status: 'unchanged', action: 'none' };
+}
+
 interface Reading {
   type: TypeBehaviour;
   provider: Provider;
@@ -909,8 +914,8 @@ export class Engine {
     gathered.steps.forEach((step, k) => {
       const { node, start } = active[k]!;
       if (step.error) this.fail(node, start, step.action, step.error);
-      else if (step.action === 'none') this.finish(node, start, type.inSync ? { ...type.inSync, action: 'none' } : { status: 'unchanged', action: 'none' });
-      else changed.push({ node, start, action: step.action, report: this.changeReport(node, provider, type, node.attributes, step.current, step.action, step.changes) });
+      else if (step.action === 'none') this.finish(node, start, inSyncResult(type));
+      else changed.push({ node, start, action: step.action, report: this.changeReport(node, provider, type, node.attributes, step.current, step.changes) });
     });
     if (changed.length === 0) return;
     try {
@@ -928,7 +933,7 @@ export class Engine {
   }
 
   /** What a change reports besides its status: the attributes that differ, its items, its diff (`--diff`; hidden where sensitive, DESIGN §5.13). */
-  private changeReport(node: GraphNode, provider: Provider, type: TypeBehaviour, desired: Record<string, unknown>, current: Current, action: Action, changes: string[]): ChangeReport {
+  private changeReport(node: GraphNode, provider: Provider, type: TypeBehaviour, desired: Record<string, unknown>, current: Current, changes: string[]): ChangeReport {
     // A change to a sensitive attribute shows no diff: its values never reach output (DESIGN §5.13).
     // A node rendered from a secret (node.meta.sensitive, DESIGN §4a) hides its diff whatever
     // changed: a diff's context lines could show the secret even when it did not change.
@@ -1023,10 +1028,10 @@ export class Engine {
         const dep = this.planDependency(node, desired);
         if (dep) return this.finish(node, start, { status: 'unknown', action: 'none', reason: `after ${dep}` });
       }
-      return this.finish(node, start, type.inSync ? { ...type.inSync, action: 'none' } : { status: 'unchanged', action: 'none' });
+      return this.finish(node, start, inSyncResult(type));
     }
-    // Made past the return above: a node in sync reports none of it (a refresh alone: no diff or items either).
-    const base: ChangeReport = action === 'none' ? (changes.length ? { changes } : {}) : this.changeReport(node, provider, type, desired, current, action, changes);
+    // Made past the return above: a node in sync reports none of it (a refresh alone: nothing differs, no diff or items either).
+    const base: ChangeReport = action === 'none' ? {} : this.changeReport(node, provider, type, desired, current, changes);
 
     if (action === 'reload' && !node.meta.allow_reload) {
       return this.finish(node, start, { ...base, status: 'failed', action, error: `changing ${changes.join(', ')} needs a restart; set allow_reload: true to allow it` });

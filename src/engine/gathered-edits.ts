@@ -7,10 +7,13 @@
 import { ApplyError, type Action, type Current, type FileEdits, type TypeBehaviour } from '../resources/type.ts';
 import { diffNode } from './diff.ts';
 
-/** One node's turn on the text the nodes before it left: in sync, a change made, or a change refused. */
-export type EditStep =
-  | { action: Action; changes: string[]; current: Current; error?: undefined }
-  | { action: Action; changes: string[]; current: Current; error: ApplyError };
+/** One node's turn on the text the nodes before it left: in sync, a change made, or (`error`) a change refused. */
+export interface EditStep {
+  action: Action;
+  changes: string[];
+  current: Current;
+  error?: ApplyError;
+}
 
 /**
  * Each node's reading and decision, in order, on `text` (undefined: no file) as the nodes before

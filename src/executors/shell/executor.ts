@@ -491,12 +491,9 @@ export class ShellExecutor implements Executor {
   private readAhead(): { fragment: string; paths: string[]; k: number } | undefined {
     const start = this.lastAsked === undefined ? undefined : this.position.get(this.lastAsked);
     if (start === undefined) return undefined;
-    const ahead = new Map<string, PrefetchEntry>();
-    for (let i = start; i < this.wanted.length && ahead.size < READ_AHEAD_PATHS; i++) {
-      const path = this.wanted[i]!.path;
-      if (!ahead.has(path)) ahead.set(path, { path, content: false });
-    }
-    return ShellExecutor.batchRead([...ahead.values()]);
+    const ahead = new Set<string>();
+    for (let i = start; i < this.wanted.length && ahead.size < READ_AHEAD_PATHS; i++) ahead.add(this.wanted[i]!.path);
+    return ShellExecutor.batchRead([...ahead].map((path) => ({ path, content: false })));
   }
 
   /** `path` and the announced paths after it not yet read, up to a batch's limits. */
