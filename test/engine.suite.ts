@@ -495,6 +495,59 @@ test('lines of one file next to one another are gathered: each reports what it w
   assert.equal(readFileSync(join(together.root, 'conf'), 'utf8'), 'y = 3\nfirst\ny = 2\n');
 });
 
+test('commands next to one another (sent together over SSH): each decides on what the ones before it did and reports what it would run alone in turn', async () => {
+  // Each guard is asked after the commands before it ran: a creates that an earlier command made,
+  // an unless and an onlyif that test earlier effects; a failure, a timeout, a failed requisite,
+  // cwd and env, and a command with no guard, which runs every time.
+  const commands = [
+    `  - exec: touch ${R}/a\n    creates: ${R}/a\n`,
+    `  - exec: touch ${R}/never-b\n    creates: ${R}/a\n`,
+    `  - exec: touch ${R}/c\n    unless: test -f ${R}/never-b\n`,
+    `  - exec: touch ${R}/never-d\n    onlyif: test -f ${R}/never-b\n`,
+    `  - exec: sh -c 'echo oops; exit 3'\n`,
+    `  - exec: touch ${R}/never-e\n    require: exec:false\n`,
+    `  - exec: greet\n    argv: [/bin/sh, -c, 'echo "$G" >> g']\n    cwd: ${R}\n    env: { G: hi }\n    unless: grep -qx hi ${R}/g\n`,
+    `  - exec: sleep 5\n    timeout: 0.5\n    creates: ${R}/c\n`,
+    `  - exec: sh -c 'echo run >> ${R}/log'\n`,
+    `  - exec: touch ${R}/f\n    onlyif: test -f ${R}/c\n    creates: ${R}/f\n`,
+  ];
+  // Apart: a folder part between each two, so each command runs alone, one after another.
+  const together = scratchSite('s', { 'states/s.yaml': `s:\n  - exec: "false"\n${commands.join('')}` });
+  const apart = scratchSite('s', { 'states/s.yaml': `s:\n  - exec: "false"\n${commands.map((c, i) => `${c}  - directory: ${R}/d${i}\n`).join('')}` });
+  const results = (r: Awaited<ReturnType<typeof converge>>, root: string) => r.nodes.filter((n) => n.ref.startsWith('exec:'))
+    .map((n) => `${n.status}/${n.action} ${n.ref.split(root).join('ROOT')}${n.reason ? ` [${n.reason}]` : ''}${n.error ? ` (${n.error.split(root).join('ROOT')})` : ''}`);
+  const files = (root: string) => ['a', 'never-b', 'c', 'never-d', 'never-e', 'g', 'log', 'f'].map((f) => (existsSync(join(root, f)) ? `${f}: ${readFileSync(join(root, f), 'utf8')}` : `${f} absent`));
+  const runs: string[][] = [];
+  for (const step of [1, 2]) {
+    const t = await converge(together, 'apply', [], 1);
+    const a = await converge(apart, 'apply', [], 1);
+    assert.deepEqual(results(t, together.root), results(a, apart.root), `run ${step}`);
+    assert.deepEqual(files(together.root), files(apart.root), `run ${step}`);
+    runs.push(results(t, together.root));
+  }
+  // The first run, worked out by hand.
+  assert.deepEqual(runs[0], [
+    'failed/run exec:false (exited with 1)',
+    'changed/run exec:touch ROOT/a', 'unchanged/none exec:touch ROOT/never-b', 'changed/run exec:touch ROOT/c',
+    'unchanged/none exec:touch ROOT/never-d', 'failed/run exec:sh -c \'echo oops; exit 3\' (exited with 3:\noops)',
+    'skipped/none exec:touch ROOT/never-e [dependency failed: exec:false]', 'changed/run exec:greet',
+    'unchanged/none exec:sleep 5', 'changed/run exec:sh -c \'echo run >> ROOT/log\'', 'changed/run exec:touch ROOT/f',
+  ]);
+  // The second: only what no guard stops runs again (never-b is never made: c's unless never says no).
+  assert.deepEqual(runs[1]!.filter((r) => !r.startsWith('unchanged')), [
+    'failed/run exec:false (exited with 1)', 'changed/run exec:touch ROOT/c', 'failed/run exec:sh -c \'echo oops; exit 3\' (exited with 3:\noops)',
+    'skipped/none exec:touch ROOT/never-e [dependency failed: exec:false]', 'changed/run exec:sh -c \'echo run >> ROOT/log\'',
+  ]);
+  assert.deepEqual(files(together.root), ['a: ', 'never-b absent', 'c: ', 'never-d absent', 'never-e absent', 'g: hi\n', 'log: run\nrun\n', 'f: ']);
+});
+
+test('a command past its timeout fails as alone, and the commands after it still run', async () => {
+  const s = scratchSite('s', { 'states/s.yaml': `s:\n  - exec: sleep 5\n    timeout: 0.3\n  - exec: touch ${R}/after\n    creates: ${R}/after\n` });
+  const r = await converge(s, 'apply', [], 1);
+  assert.deepEqual(r.nodes.map((n) => `${n.status} ${n.error ?? ''}`), ['failed timed out after 0.3 s', 'changed ']);
+  assert.ok(existsSync(join(s.root, 'after')));
+});
+
 test('directory: parents: false needs the parent; owner, group and mode are converged', { skip: process.getuid?.() !== 0 ? 'LOUD SKIP: needs root to chown' : false }, async () => {
   const s = scratchSite('s', {
     'states/s.yaml': `s:\n  - directory: ${R}/a/b\n    parents: false\n  - directory: ${R}/owned\n    owner: nobody\n    group: nogroup\n    mode: "0750"\n`,

@@ -299,6 +299,24 @@ export const CASES: Case[] = [
     },
     steps: [{ exit: 1 }, { exit: 1 }, { exit: 1 }],
   },
+  {
+    name: 'commands next to one another (sent together over SSH): each decides on what the ones before it did',
+    run: 's',
+    files: {
+      'states/s.yaml': `s:\n  - exec: "false"\n  - exec: touch ${R}/a\n    creates: ${R}/a\n  - exec: touch ${R}/never-b\n    creates: ${R}/a\n` +
+        `  - exec: touch ${R}/c\n    unless: test -f ${R}/never-b\n  - exec: touch ${R}/never-d\n    onlyif: test -f ${R}/never-b\n` +
+        `  - exec: sh -c 'echo oops; exit 3'\n  - exec: touch ${R}/never-e\n    require: exec:false\n` +
+        `  - exec: greet\n    argv: [/bin/sh, -c, 'echo "$G" >> g']\n    cwd: ${R}\n    env: { G: hi }\n    unless: grep -qx hi ${R}/g\n` +
+        `  - exec: sh -c 'echo run >> ${R}/log'\n  - exec: touch ${R}/f\n    onlyif: test -f ${R}/c\n    creates: ${R}/f\n`,
+    },
+    steps: [{ exit: 1 }, { exit: 1 }],
+  },
+  {
+    name: 'a command past its timeout fails as alone, and the commands after it still run',
+    run: 's',
+    files: { 'states/s.yaml': `s:\n  - exec: sleep 5\n    timeout: 0.3\n  - exec: touch ${R}/after\n    creates: ${R}/after\n` },
+    steps: [{ exit: 1 }, { exit: 1 }],
+  },
 ];
 
 /** Cases of the engine's suites left out, and why (nothing is dropped silently). */

@@ -34,6 +34,8 @@ export function observeExecutor(exec: Executor, listener: (record: CommandRecord
   return new Proxy(exec, {
     get(target, prop) {
       if (prop === 'run') return run;
+      // Commands run together are timed together: observed, each runs alone and is reported as it ran.
+      if (prop === 'runGuarded') return undefined;
       const value: unknown = Reflect.get(target, prop, target);
       if (typeof value !== 'function') return value;
       let fn = bound.get(prop);

@@ -45,6 +45,30 @@ export interface RunResult {
   timedOut?: boolean;
 }
 
+/** A command and how it runs (RunOptions without input, cancellation or streamed output). */
+export interface CommandLine {
+  argv: string[];
+  opts: Pick<RunOptions, 'env' | 'cwd' | 'user' | 'timeoutMs'>;
+}
+
+/**
+ * What says a guarded command is not needed, asked on the target right before it would run:
+ * a path that exists (a symlink counts, dangling or not), a command that exits 0 (`unless`), or
+ * one that exits non-zero (`onlyif`). A guard command's output is not kept.
+ */
+export type CommandGuard = { exists: string } | { unless: CommandLine } | { onlyif: CommandLine };
+
+/** A command run unless one of its guards, asked in order, says it is not needed (Executor.runGuarded). */
+export interface GuardedCommand extends CommandLine {
+  guards: CommandGuard[];
+}
+
+/**
+ * How a guarded command went: not needed (the guard that said so, by index), ran (its result),
+ * or failed before it could run (a guard's path could not be looked at: permission denied).
+ */
+export type GuardedOutcome = { notNeeded: number } | { ran: RunResult } | { failed: TargetError };
+
 export interface Stat {
   type: 'file' | 'directory' | 'symlink' | 'other';
   /** Permission bits, e.g. 0o644. */
@@ -113,6 +137,15 @@ export interface Executor {
    * sha256 hashes.
    */
   holds?(path: string, bytes: Buffer): Promise<boolean | undefined>;
+  /**
+   * Runs `commands` one after the other, each unless its guards say it is not needed, the guards
+   * asked on the target right before it would run: what `run` and `stat` would do one at a time,
+   * in one round trip. `each` hears each outcome, in order, as it comes. Returns how many it
+   * decided: the first that many; the rest did not start (the run was cancelled: `signal`, and
+   * then none starts after the one under way; or they could not be run together) and are to be
+   * run one at a time. Optional: an executor for which a command costs no round trip leaves it out.
+   */
+  runGuarded?(commands: GuardedCommand[], each: (index: number, outcome: GuardedOutcome) => void, signal?: AbortSignal): Promise<number>;
   /** Announces the paths the run will read, in order (a hint: an executor may ignore it). */
   prefetch?(entries: PrefetchEntry[]): void;
   /**

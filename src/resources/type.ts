@@ -4,7 +4,7 @@
  * from this description alone and have no branch for any particular type.
  */
 import type { z } from 'zod';
-import { TargetError, type Executor, type ExecutorCapability } from '../executors/types.ts';
+import { TargetError, type Executor, type ExecutorCapability, type GuardedCommand, type RunResult } from '../executors/types.ts';
 import { InputError } from '../lib/errors.ts';
 
 /** What a change to an attribute needs (DESIGN §5.8). */
@@ -342,6 +342,25 @@ export interface Provider<T extends { schema: z.ZodType } = ResourceType> {
   shell?: ShellProvider<T>;
   /** Trait: the node is an edit of one file's text, which the engine may gather with others (FileEdits). */
   edits?: FileEdits<T>;
+  /** Trait: the node's apply is one guarded command, which the engine may send with others (GuardedCommands). */
+  commands?: GuardedCommands<T>;
+}
+
+/**
+ * A provider whose nodes each run one command unless a guard says it is not needed (an `exec`):
+ * the engine sends the nodes that follow one another in the run with this provider to the
+ * executor together (Executor.runGuarded), which asks each one's guards on the target right
+ * before it would run, as `read` would have then. Each node still reads, decides and reports as
+ * if applied alone, one after another; over SSH they cost one round trip instead of one each.
+ * `read` and `apply` must be these: `read` asks `command(desired).guards` in order (undefined when
+ * none says no), and `apply` runs the command and judges its result by `judge`.
+ */
+export interface GuardedCommands<T extends { schema: z.ZodType } = ResourceType> {
+  command(desired: Desired<T>): GuardedCommand;
+  /** What `read` returns when the guard at `index` said the command is not needed (in sync). */
+  notNeeded(desired: Desired<T>, index: number): Current<T>;
+  /** Throws the ApplyError `apply` would for the command's result; returns when it succeeded. */
+  judge(desired: Desired<T>, result: RunResult): void;
 }
 
 /**

@@ -26,13 +26,13 @@ import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { printfFormat, shellCommand, shellQuote, withPathFor } from '../../lib/shell.ts';
 import { IdLookup } from '../accounts.ts';
-import { TargetError, UnreachableError, type Executor, type ExecutorCapability, type LockAttempt, type LockClaim, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions, VALIDATE_FAILED } from '../types.ts';
+import { TargetError, UnreachableError, type Executor, type ExecutorCapability, type GuardedCommand, type GuardedOutcome, type LockAttempt, type LockClaim, type PrefetchEntry, type RunOptions, type RunResult, type Stat, type WriteOptions, VALIDATE_FAILED } from '../types.ts';
 import { TEMP_TAG } from '../temp-names.ts';
 import { UnsyncedWrites } from '../unsynced-writes.ts';
 import { lockRequest, parseLockReply } from './lock.ts';
 import { BatchMismatch, END_SECTION, factsScript, ID_TABLES_SCRIPT, parseBatch, parseFacts, parseSetup, splitSections, type PathInfo } from './remote-script.ts';
 import { RemoteShell, ShellGone } from './remote-shell.ts';
-import { COMMAND_FOLDER_PARENTS, commandRequest, COMMANDS_FOLDER, parseCommandReply } from './shell-command.ts';
+import { COMMAND_FOLDER_PARENTS, commandRequest, COMMANDS_FOLDER, GUARDED_STEP_SECTIONS, guardedRequests, parseCommandReply, parseGuardedReply, type GuardedStep } from './shell-command.ts';
 import { batchRequest, parseBatchReply, writeAlone, type BatchedOp } from './write-batch.ts';
 import type { ShellStream } from './stream.ts';
 import { NoExitStatus, TransportLost, type ShellTransport } from './transport.ts';
@@ -418,6 +418,92 @@ export class ShellExecutor implements Executor {
     }
     const timedOut = result.code === 137 && Boolean(opts.timeoutMs);
     return { ...result, ...(timedOut ? { timedOut } : {}) };
+  }
+
+  /**
+   * Runs guarded commands one after the other (Executor.runGuarded): in the shell, as `run` runs
+   * each, a request each, sent together (shell-command.ts, guardedRequests), so each outcome is
+   * heard as its command ends. None when the shell cannot run them (commands go apart from it, or
+   * a timeout the far side cannot enforce). A cancel makes the requests' stop file from beside
+   * the shell (a command of its own), so no step starts after the one under way.
+   */
+  async runGuarded(commands: GuardedCommand[], each: (index: number, outcome: GuardedOutcome) => void, signal?: AbortSignal): Promise<number> {
+    const lines = [...commands, ...commands.flatMap((c) => c.guards.flatMap((g) => ('exists' in g ? [] : ['unless' in g ? g.unless : g.onlyif])))];
+    if (this.transport.commandsInShell !== true || this.commandsApart || lines.some((l) => l.opts.timeoutMs && !this.hasTimeout)) return 0;
+    // Those the cache already says are not needed cost nothing (a converged run's: their paths
+    // were read with the others'); the requests start at the first that needs the target.
+    let known = 0;
+    for (; known < commands.length; known++) {
+      const guard = this.cachedGuard(commands[known]!);
+      if (guard === undefined) break;
+      each(known, { notNeeded: guard });
+    }
+    if (known === commands.length) return known;
+    return known + await this.sendGuarded(commands.slice(known), (i, outcome) => each(known + i, outcome), signal);
+  }
+
+  /** The guard that says, from what is cached, that `c` is not needed (a path that exists); undefined when only the target can tell. */
+  private cachedGuard(c: GuardedCommand): number | undefined {
+    for (const [k, guard] of c.guards.entries()) {
+      if (!('exists' in guard)) return undefined;
+      const info = this.cache.get(guard.exists);
+      if (!info || info.denied === 'path') return undefined;
+      this.lastAsked = guard.exists;
+      if (info.stat) return k;
+    }
+    return undefined;
+  }
+
+  private async sendGuarded(commands: GuardedCommand[], each: (index: number, outcome: GuardedOutcome) => void, signal?: AbortSignal): Promise<number> {
+    const steps: GuardedStep[] = commands.map((c) => ({
+      command: this.commandLine(c.argv, c.opts, true),
+      guards: c.guards.map((g) => ('exists' in g ? g : 'unless' in g ? { unless: this.commandLine(g.unless.argv, g.unless.opts, true) } : { onlyif: this.commandLine(g.onlyif.argv, g.onlyif.opts, true) })),
+    }));
+    // The read after them starts from the last path a guard names, as if each step's guards had been asked.
+    for (const c of commands) for (const g of c.guards) if ('exists' in g) this.lastAsked = g.exists;
+    this.forgetAll();
+    const define = !this.commandsDefined;
+    this.commandsDefined = true;
+    const first = this.commandCount;
+    this.commandCount += steps.length;
+    const stop = `/tmp/.guarded.cairn-tmp.${this.tempTag}.${randomBytes(6).toString('hex')}`;
+    const ahead = this.readAhead();
+    const requests = guardedRequests(steps, first, `${this.tempTag}.${randomBytes(6).toString('hex')}`, stop, define, ahead && `__nosha=1; ${ahead.fragment}; __nosha=`);
+    let stopping: Promise<unknown> | undefined;
+    const onAbort = () => {
+      // The run ends anyway: a stop file that could not be made only lets the steps left run.
+      stopping = this.command(['sh', '-c', `: > ${shellQuote(stop)}`], {}).catch(() => undefined);
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    // Sent one behind the other now; the shell runs them in that order.
+    const replies = requests.map((request, i) => (i === requests.length - 1 && ahead
+      ? this.reading(request, { ...ahead, hashed: false }, GUARDED_STEP_SECTIONS)
+      : this.request(request)));
+    // A lost target fails them all: the first awaited says so, the others must not go unheard.
+    for (const reply of replies) reply.catch(() => undefined);
+    let decided = 0;
+    try {
+      for (const [i, reply] of replies.entries()) {
+        const r = await reply;
+        const verdict = parseGuardedReply(splitSections(r.output, this.nonce));
+        if (verdict === undefined) throw new TargetError(`the reply to a guarded command is not understood: ${r.output.toString().slice(0, 200)}`);
+        if (verdict === 'not started') this.commandsApart = true;
+        if (typeof verdict === 'string' || decided < i) continue;
+        const c = commands[i]!;
+        each(i, 'ran' in verdict ? { ran: { ...verdict.ran, ...(verdict.ran.code === 137 && c.opts.timeoutMs ? { timedOut: true } : {}) } }
+          : verdict.hidden ? { failed: deniedError((c.guards[verdict.guard] as { exists: string }).exists) } : { notNeeded: verdict.guard });
+        decided++;
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    if (stopping) {
+      // Made after the last request ended, it would stay: taken away behind them.
+      await stopping;
+      await this.request(`rm -f -- ${shellQuote(stop)}`);
+    }
+    return decided;
   }
 
   private async command(argv: string[], opts: RunOptions): Promise<RunResult> {

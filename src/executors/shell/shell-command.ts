@@ -40,6 +40,8 @@ export const COMMAND_FOLDER_PARENTS = '/dev/shm "${TMPDIR:-/tmp}"';
  * its stdout and its stderr, a section each. A file with output is removed once printed (a
  * process); an empty one is left for the folder's removal. Each stream is printed up to
  * OUTPUT_LIMIT bytes, as much as a result keeps. It returns 1 when the command did not start.
+ * `__cairn_try COMMAND` runs a guard as `__cairn_cmd` runs a command, its output dropped, and
+ * returns its status.
  */
 export const COMMAND_FUNCTIONS = String.raw`
 __cairn_cmdd() {
@@ -65,6 +67,10 @@ __cairn_cmd() {
   [ ! -s "$__f.err" ] || { dd if="$__f.err" bs=${OUTPUT_LIMIT} count=1 2>/dev/null; __rm=1; }; ${END_SECTION}
   [ "$__rm" = 0 ] || rm -f -- "$__f.out" "$__f.err" "$__f.in"
   return 0
+}
+__cairn_try() {
+  ( if [ -n "$__lcs" ]; then LC_ALL=$__lc; else unset LC_ALL; fi
+    exec /bin/sh -c "$1" ) </dev/null >/dev/null 2>&1
 }`;
 
 /**
@@ -94,4 +100,64 @@ export function parseCommandReply(output: Buffer, nonce: string): Pick<RunResult
   if (status === '-' && sections.length === 1) return 'not started';
   if (sections.length !== 3 || !/^\d+$/.test(status ?? '')) return undefined;
   return { code: Number(status), stdout: sections[1]!.toString(), stderr: sections[2]!.toString() };
+}
+
+/** A guarded command as the far side runs it: command lines, already made for the shell. */
+export interface GuardedStep {
+  command: string;
+  guards: ({ exists: string } | { unless: string } | { onlyif: string })[];
+}
+
+/** Sections each guarded step's request prints: its verdict, then a command's status, stdout and stderr (empty when it did not run). */
+export const GUARDED_STEP_SECTIONS = 4;
+
+/**
+ * The requests that run `steps` one after the other (the first as the session's `first`th
+ * command), one request each, sent together: each step runs unless a guard, asked in order
+ * right before it, says it is not needed: a path that exists (`__cairn_hidden`: the login user
+ * cannot look), an `unless` that exits 0, an `onlyif` that does not. Each prints its verdict
+ * (`run`, `gK`: guard K said no, `xK`: guard K's path is hidden, `stop`: the run was cancelled,
+ * `-`: not started), then its command's sections, or three empty ones. No step starts once
+ * `stop` exists (the caller makes it from beside the shell when the run is cancelled) or once
+ * a command did not start (its files could not be made). `after` runs at the end of the last.
+ */
+export function guardedRequests(steps: readonly GuardedStep[], first: number, tag: string, stop: string, define: boolean, after?: string): string[] {
+  const stopQuoted = shellQuote(stop);
+  return steps.map((step, i) => {
+    const lines = i > 0 ? [] : [`${define ? `${COMMAND_FUNCTIONS}\n` : ''}__cairn_halt=; __cairn_cmdd ${shellQuote(tag)} || __cairn_halt=-`];
+    lines.push(`if [ -n "$__cairn_halt" ]; then __v=$__cairn_halt; elif [ -e ${stopQuoted} ]; then __v=stop; __cairn_halt=stop; else __v=run; fi`);
+    step.guards.forEach((g, k) => {
+      const test = 'exists' in g
+        ? `if [ -e ${shellQuote(g.exists)} ] || [ -L ${shellQuote(g.exists)} ]; then __v=g${k}; elif __cairn_hidden ${shellQuote(g.exists)}; then __v=x${k}; fi`
+        : 'unless' in g ? `! __cairn_try ${shellQuote(g.unless)} || __v=g${k}` : `__cairn_try ${shellQuote(g.onlyif)} || __v=g${k}`;
+      lines.push(`[ $__v != run ] || { ${test}; }`);
+    });
+    lines.push(`echo $__v; ${END_SECTION}`);
+    lines.push(`if [ $__v = run ]; then __cairn_cmd ${first + i} 0 ${shellQuote(step.command)} || { ${END_SECTION}; ${END_SECTION}; __cairn_halt=-; }; ` +
+      `else ${END_SECTION}; ${END_SECTION}; ${END_SECTION}; fi`);
+    if (i === steps.length - 1) {
+      if (after !== undefined) lines.push(after);
+      lines.push(`[ ! -e ${stopQuoted} ] || rm -f -- ${stopQuoted}`);
+    }
+    return lines.join('\n');
+  });
+}
+
+/** What became of a step: its command ran, a guard said no (`hidden`: its path could not be looked at), it did not start, or the run was cancelled first. */
+export type GuardedVerdict =
+  | { ran: Pick<RunResult, 'code' | 'stdout' | 'stderr'> }
+  | { guard: number; hidden: boolean }
+  | 'not started'
+  | 'cancelled';
+
+/** A step's verdict from its request's sections (the first GUARDED_STEP_SECTIONS); undefined when they do not fit the request. */
+export function parseGuardedReply(sections: readonly Buffer[]): GuardedVerdict | undefined {
+  if (sections.length < GUARDED_STEP_SECTIONS) return undefined;
+  // The shell's own word may come before a verdict or a status (a job it saw killed): the last line is ours.
+  const [verdict = '', status = ''] = sections.slice(0, 2).map((b) => b.toString().trim().split('\n').pop() ?? '');
+  if (verdict === 'stop') return 'cancelled';
+  if (verdict === '-' || (verdict === 'run' && status === '-')) return 'not started';
+  if (verdict === 'run' && /^\d+$/.test(status)) return { ran: { code: Number(status), stdout: sections[2]!.toString(), stderr: sections[3]!.toString() } };
+  if (/^[gx]\d+$/.test(verdict)) return { guard: Number(verdict.slice(1)), hidden: verdict.startsWith('x') };
+  return undefined;
 }

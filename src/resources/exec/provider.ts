@@ -2,6 +2,7 @@ import { commandLineArgv } from '../../lib/shell.ts';
 import { outputTail } from '../commands.ts';
 import { defineProvider, ApplyError, type ProviderContext, type Desired } from '../type.ts';
 import type { execType } from './type.ts';
+import type { CommandGuard, CommandLine, GuardedCommand, RunResult } from '../../executors/types.ts';
 import { quote as q } from '../shell-fragments.ts';
 import { shellCommand } from '../../lib/shell.ts';
 
@@ -11,7 +12,7 @@ function argvOf(desired: ExecAttributes): string[] {
   return desired.argv ?? commandLineArgv(desired.command);
 }
 
-function options(desired: ExecAttributes) {
+function options(desired: ExecAttributes): CommandLine['opts'] {
   return {
     ...(typeof desired.cwd === 'string' ? { cwd: desired.cwd } : {}),
     ...(desired.env ? { env: desired.env } : {}),
@@ -20,8 +21,18 @@ function options(desired: ExecAttributes) {
   };
 }
 
-async function runCommand(ctx: ProviderContext, desired: ExecAttributes): Promise<void> {
-  const r = await ctx.exec.run(argvOf(desired), options(desired));
+/** The command and its guards, in the order they are asked: creates, unless, onlyif (each with the command's cwd, env, user and timeout). */
+function guarded(desired: ExecAttributes): GuardedCommand {
+  const opts = options(desired);
+  const guards: CommandGuard[] = [];
+  if (typeof desired.creates === 'string') guards.push({ exists: desired.creates });
+  if (typeof desired.unless === 'string') guards.push({ unless: { argv: commandLineArgv(desired.unless), opts } });
+  if (typeof desired.onlyif === 'string') guards.push({ onlyif: { argv: commandLineArgv(desired.onlyif), opts } });
+  return { argv: argvOf(desired), opts, guards };
+}
+
+/** The command's result judged: an ApplyError unless it exited 0. */
+function judge(desired: ExecAttributes, r: RunResult): void {
   if (r.timedOut) throw new ApplyError(`timed out after ${String(desired.timeout)} s`);
   if (r.code !== 0) {
     const output = outputTail(`${r.stdout}${r.stderr}`, 20);
@@ -29,14 +40,22 @@ async function runCommand(ctx: ProviderContext, desired: ExecAttributes): Promis
   }
 }
 
+async function runCommand(ctx: ProviderContext, desired: ExecAttributes): Promise<void> {
+  const { argv, opts } = guarded(desired);
+  judge(desired, await ctx.exec.run(argv, opts));
+}
+
 /** Why a guard says the command is not needed now, or undefined when it must run. */
 async function notNeeded(ctx: ProviderContext, desired: ExecAttributes): Promise<string | undefined> {
-  if (typeof desired.creates === 'string' && (await ctx.exec.stat(desired.creates))) return `creates: ${desired.creates} exists`;
-  const guard = (cmd: string) => ctx.exec.run(commandLineArgv(cmd), options(desired));
-  if (typeof desired.unless === 'string' && (await guard(desired.unless)).code === 0) return 'unless: exited 0';
-  if (typeof desired.onlyif === 'string') {
-    const { code } = await guard(desired.onlyif);
-    if (code !== 0) return `onlyif: exited ${code}`;
+  for (const guard of guarded(desired).guards) {
+    if ('exists' in guard) {
+      if (await ctx.exec.stat(guard.exists)) return `creates: ${guard.exists} exists`;
+    } else if ('unless' in guard) {
+      if ((await ctx.exec.run(guard.unless.argv, guard.unless.opts)).code === 0) return 'unless: exited 0';
+    } else {
+      const { code } = await ctx.exec.run(guard.onlyif.argv, guard.onlyif.opts);
+      if (code !== 0) return `onlyif: exited ${code}`;
+    }
   }
   return undefined;
 }
@@ -53,6 +72,12 @@ export const shellExec = defineProvider<typeof execType>({
 
   async apply(ctx, _action, desired) {
     await runCommand(ctx, desired);
+  },
+
+  commands: {
+    command: guarded,
+    notNeeded: (desired) => ({ command: desired.command }),
+    judge,
   },
 
   /**
