@@ -78,6 +78,23 @@ test('the in-flight index answers exactly what touches() answers, as nodes come 
   }
 });
 
+test('a node that finished before anyone asked wakes the next wait at once, not the finish after it', async () => {
+  const inFlight = new InFlight();
+  let finishFirst!: () => void;
+  inFlight.add('first', footprintOf(['/a'], false), new Promise<void>((r) => (finishFirst = r)));
+  // Held for the whole test: a wait that passes over the first's finish would wait on it for ever.
+  inFlight.add('held', footprintOf(['/b'], false), new Promise<void>(() => undefined));
+  finishFirst();
+  await new Promise((r) => setImmediate(r));
+  // The first has finished; nobody has taken it yet.
+  const woke = await Promise.race([inFlight.any().then(() => 'woke'), new Promise((r) => setImmediate(() => r('still waiting')))]);
+  assert.equal(woke, 'woke');
+  assert.deepEqual(inFlight.takeFinished().map((f) => f.id), ['first']);
+  // Once taken, the next wait is for the next finish.
+  const next = await Promise.race([inFlight.any().then(() => 'woke'), new Promise((r) => setImmediate(() => r('still waiting')))]);
+  assert.equal(next, 'still waiting');
+});
+
 test('results come out in start order: a held one waits for those held before it', () => {
   const order = new StartOrder<string>();
   assert.deepEqual(order.release('free', 'free'), ['free'], 'not held: due at once');

@@ -1074,18 +1074,13 @@ export class Engine {
   }
 
   /** One node's turn. `overlay` replaces its attributes (transitions); `why` says who asked; `applying` is called just before it changes anything. */
-  private runNode(node: GraphNode, overlay?: Record<string, unknown>, why?: 'notified' | 'transition', applying?: () => void, taken?: number): Promise<NodeResult> {
-    // Not async: the node's promise is readAndApply's own, settling in the same turn as when this
-    // was one function (the overlapped nodes' bookkeeping, startWaiting, races it).
-    try {
-      const start = nowMs();
-      const turn = taken ?? this.turns++;
-      this.options.onStart?.(this.mask(node.ref));
-      const early = this.preflight(node, start, why);
-      return early ? Promise.resolve(early) : this.readAndApply(node, start, turn, overlay, why, applying);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+  private async runNode(node: GraphNode, overlay?: Record<string, unknown>, why?: 'notified' | 'transition', applying?: () => void, taken?: number): Promise<NodeResult> {
+    const start = nowMs();
+    const turn = taken ?? this.turns++;
+    this.options.onStart?.(this.mask(node.ref));
+    const early = this.preflight(node, start, why);
+    if (early) return early;
+    return this.readAndApply(node, start, turn, overlay, why, applying);
   }
 
   /** A node's turn past its preflight: read, decide, apply, notify. */

@@ -147,9 +147,14 @@ export class InFlight {
     return finished;
   }
 
-  /** Resolves when a node in flight has finished. */
+  /**
+   * Resolves when a node in flight has finished, at once when one finished since `takeFinished`
+   * last asked: it may free a node that waits, and the caller has not seen it yet (a node can
+   * finish while the caller was between its last look and this call; waiting for the next one
+   * then could wait for a node held until the waiting one starts: a run that never ends).
+   */
   any(): Promise<void> {
-    if (this.running.size === 0) return Promise.resolve();
+    if (this.running.size === 0 || this.finishedSince.length > 0) return Promise.resolve();
     if (!this.wake) {
       let resolve!: () => void;
       const promise = new Promise<void>((r) => (resolve = r));
