@@ -91,6 +91,12 @@ export interface EngineOptions {
   signal?: RunSignal;
   /** Where pending notifications and input hashes are kept; default: the target's state_dir. */
   stateStorage?: StateStorage;
+  /**
+   * Whether this run alone writes the target's state_dir now (it holds the target's run lock):
+   * a change to its pending notifications then starts from the run's own copy instead of a
+   * fresh read (TargetState). Not asked of a `stateStorage`, which another process may write.
+   */
+  stateExclusive?: () => boolean;
   /** `--tags` / `--skip-tags`: the nodes left out are reported `skipped (tags)`. */
   tags?: TagFilter;
   /** The provisioner, for the lifecycle types' builds (ProviderContext.images). */
@@ -308,7 +314,7 @@ export class Engine {
       pushTo(this.incoming, e.to, e);
       pushTo(this.outgoing, e.from, e);
     }
-    this.targetState = new TargetState(options.stateStorage ?? stateDirStorage(exec, run.target.state_dir));
+    this.targetState = options.stateStorage ? new TargetState(options.stateStorage) : new TargetState(stateDirStorage(exec, run.target.state_dir), options.stateExclusive);
     this.facts = options.facts ?? run.facts;
     this.os = run.os ?? {};
     this.filtered = tagFiltered(graph, options.tags);

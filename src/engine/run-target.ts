@@ -72,7 +72,7 @@ export async function runTarget(compiled: Compiled, exec: Executor, options: Run
     failFast: options.failFast ?? false,
     diff: options.diff ?? false,
     ...(options.facts ? { facts: options.facts } : {}),
-    ...(stateStorage ? { stateStorage } : {}),
+    ...(stateStorage ? { stateStorage } : { stateExclusive: () => locked }),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onResult ? { onResult: options.onResult } : {}),
     ...(options.onLog ? { onLog: options.onLog } : {}),

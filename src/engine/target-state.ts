@@ -64,7 +64,8 @@ export class TargetState {
    */
   private readonly writing = new Map<StateFile, Promise<void>>();
 
-  constructor(private readonly storage: StateStorage) {}
+  /** `exclusive`: whether only this run writes the storage now (TargetState.update). */
+  constructor(private readonly storage: StateStorage, private readonly exclusive: () => boolean = () => false) {}
 
   /** The files this state lives in, when they are on the target. */
   files(): string[] {
@@ -171,14 +172,15 @@ export class TargetState {
 
   /**
    * Read, modify, write, one after another: each change starts from pending.json as it is on
-   * the target now, never from the copy this run read at its start. Under the run lock nothing
-   * else writes it; a run without the lock, or state kept in a store that another process writes,
-   * then still cannot erase an entry it did not see. `change` edits the list and says whether it
-   * changed it.
+   * the target now, never from the copy this run read at its start, unless the run writes it
+   * alone (`exclusive`: it holds the run lock, and nothing else writes the state dir then; over
+   * SSH a read saved is a round trip). A run without the lock, or state kept in a store that
+   * another process writes, so cannot erase an entry it did not see. `change` edits the list and
+   * says whether it changed it.
    */
   private update(change: (pending: PendingNotification[]) => boolean): Promise<void> {
     const next = (this.writing.get('pending.json') ?? Promise.resolve()).then(async () => {
-      const pending = await this.readPending();
+      const pending = this.exclusive() ? [...this.pending] : await this.readPending();
       const changed = change(pending);
       this.pending = pending;
       if (!changed) return;

@@ -429,7 +429,8 @@ export class ShellExecutor implements Executor {
    */
   async runGuarded(commands: GuardedCommand[], each: (index: number, outcome: GuardedOutcome) => void, signal?: AbortSignal): Promise<number> {
     const lines = [...commands, ...commands.flatMap((c) => c.guards.flatMap((g) => ('exists' in g ? [] : ['unless' in g ? g.unless : g.onlyif])))];
-    if (this.transport.commandsInShell !== true || this.commandsApart || lines.some((l) => l.opts.timeoutMs && !this.hasTimeout)) return 0;
+    // Cancelled already: none starts (the caller reports them so).
+    if (signal?.aborted || this.transport.commandsInShell !== true || this.commandsApart || lines.some((l) => l.opts.timeoutMs && !this.hasTimeout)) return 0;
     // Those the cache already says are not needed cost nothing (a converged run's: their paths
     // were read with the others'); the requests start at the first that needs the target.
     let known = 0;
@@ -474,8 +475,7 @@ export class ShellExecutor implements Executor {
       // The run ends anyway: a stop file that could not be made only lets the steps left run.
       stopping = this.command(['sh', '-c', `: > ${shellQuote(stop)}`], {}).catch(() => undefined);
     };
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
     // Sent one behind the other now; the shell runs them in that order.
     const replies = requests.map((request, i) => (i === requests.length - 1 && ahead
       ? this.reading(request, { ...ahead, hashed: false }, GUARDED_STEP_SECTIONS)
