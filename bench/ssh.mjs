@@ -8,6 +8,10 @@ import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } fr
 import { join } from 'node:path';
 
 const S = '/tmp/cmbench/ssh';
+/** The slow link's relay: its port, and how long it holds each chunk each way. */
+const SLOW_PORT = 2223;
+const SLOW_DELAY_MS = 10;
+const hostsLabel = (hosts) => (hosts === 'slow' ? '1 host over a 20 ms link' : `${hosts} host${hosts > 1 ? 's' : ''}`);
 
 /** CPU seconds of the sshd listener's reaped children (every connection's processes). */
 function sshdChildrenCpu() {
@@ -35,8 +39,9 @@ function stopSshd(peers) {
   spawnSync('sh', [join(peers, 'tools/sshd-stop.sh')], { stdio: 'ignore' });
 }
 
-export function runSsh({ timed, setAside, emptyAside, runs, work, cairnBin, repo, peers, withPeers, median, stat, fmtMs }) {
+export async function runSsh({ timed, setAside, emptyAside, runs, work, cairnBin, repo, peers, withPeers, median, stat, fmtMs }) {
   startSshd(peers);
+  let relay;
   try {
     const site = join(work, 'ssh-site');
     mkdirSync(site, { recursive: true });
@@ -48,16 +53,32 @@ export function runSsh({ timed, setAside, emptyAside, runs, work, cairnBin, repo
       `  h${i + 1}:`, '    host: 127.0.0.1', '    port: 2222', '    user: root', `    identity_file: ${S}/client_ed25519`,
       `    known_hosts: ${S}/known_hosts`, `    state_dir: ${states[i]}`, `    vars: { root: ${root} }`, '    run: [workload]', '',
     ].join('\n')).join('')}vars:\n  app_version: 1\n`);
-    const reset = () => [...roots, ...states].forEach(setAside);
-    const cairnSsh = (hosts) => ['node', cairnBin, 'apply', '--site', site, '--json', '-t', hosts === 1 ? 'h1' : 'h*'];
+    // A fifth alias, reached through a relay that delays each chunk 10 ms each way (delay-relay.mjs):
+    // the 1-host runs over a link with 20 ms of round-trip time, where each round trip costs it.
+    const slowRoot = '/tmp/cmbench/roots/cairn-ssh-slow';
+    const slowState = join(work, 'ssh-state-slow');
+    const slowKnownHosts = join(work, 'ssh-slow-known_hosts');
+    writeFileSync(slowKnownHosts, `[127.0.0.1]:${SLOW_PORT} ${readFileSync(join(S, 'ssh_host_ed25519_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ')}\n`);
+    writeFileSync(join(site, 'cairn.yaml'), `${readFileSync(join(site, 'cairn.yaml'), 'utf8').replace(/^vars:/m, [
+      '  slow:', '    host: 127.0.0.1', `    port: ${SLOW_PORT}`, '    user: root', `    identity_file: ${S}/client_ed25519`,
+      `    known_hosts: ${slowKnownHosts}`, `    state_dir: ${slowState}`, `    vars: { root: ${slowRoot} }`, '    run: [workload]', 'vars:',
+    ].join('\n'))}`);
+    relay = spawn('node', [join(repo, 'bench/delay-relay.mjs'), String(SLOW_PORT), '2222', String(SLOW_DELAY_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // What a first run on `hosts` starts from: their trees and state set aside (the others' stay, for the check below).
+    const reset = (hosts) => (hosts === 'slow' ? [slowRoot, slowState] : [...roots.slice(0, hosts), ...states.slice(0, hosts)]).forEach(setAside);
+    const cairnSsh = (hosts) => ['node', cairnBin, 'apply', '--site', site, '--json', '-t', hosts === 'slow' ? 'slow' : hosts === 1 ? 'h1' : 'h*'];
 
     const checks = [];
     const rows = [];
-    for (const hosts of [1, 4]) {
+    await new Promise((ready, failed) => {
+      relay.stdout.once('data', ready);
+      relay.once('exit', () => failed(new Error('the delaying relay (bench/delay-relay.mjs) did not start')));
+    });
+    for (const hosts of [1, 4, 'slow']) {
       for (const [scenario, fresh] of [['first run', true], ['no-op', false]]) {
         const samples = [];
         for (let i = 0; i < runs; i++) {
-          if (fresh) reset();
+          if (fresh) reset(hosts);
           const cpu0 = sshdChildrenCpu();
           const r = timed(cairnSsh(hosts));
           const report = JSON.parse(r.stdout);
@@ -65,7 +86,7 @@ export function runSsh({ timed, setAside, emptyAside, runs, work, cairnBin, repo
           const want = fresh ? 743 : 0;
           const bad = report.targets.filter((t) => t.counts.changed !== want || t.counts.failed > 0);
           if (i === 0) {
-            checks.push(`${bad.length ? 'WRONG' : 'ok'}: Cairn over SSH, ${hosts} host${hosts > 1 ? 's' : ''}, ${scenario}: ${want} changes on each`);
+            checks.push(`${bad.length ? 'WRONG' : 'ok'}: Cairn over SSH, ${hostsLabel(hosts)}, ${scenario}: ${want} changes on each`);
             if (bad.length) process.exitCode = 1;
           }
         }
@@ -73,7 +94,8 @@ export function runSsh({ timed, setAside, emptyAside, runs, work, cairnBin, repo
         emptyAside();
       }
     }
-    const same = readFileSync(join(roots[0], 'd01/settings.conf'), 'utf8') === readFileSync(join(roots[3], 'd01/settings.conf'), 'utf8');
+    const settings = (root) => readFileSync(join(root, 'd01/settings.conf'), 'utf8');
+    const same = settings(roots[0]) === settings(roots[3]) && settings(slowRoot) === settings(roots[3]);
     checks.push(`${same ? 'ok' : 'WRONG'}: every SSH host has the same tree`);
 
     if (withPeers) {
@@ -89,15 +111,16 @@ export function runSsh({ timed, setAside, emptyAside, runs, work, cairnBin, repo
       }
     }
 
-    const lines = ['', '## Over SSH (loopback sshd, 127.0.0.1:2222; N hosts = N aliases with their own ROOT)', ''];
+    const lines = ['', '## Over SSH (loopback sshd, 127.0.0.1:2222; N hosts = N aliases with their own ROOT; "1, 20 ms link": one host through a relay holding each chunk 10 ms each way)', ''];
     lines.push('| tool | hosts | scenario | wall, median (min–max) | cpu s (client) | cpu s (sshd side) | round trips per host | peak RSS MiB |', '| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |');
     for (const r of rows) {
       const s = r.samples;
-      lines.push(`| ${r.tool}${s.length === 1 ? ' (1 run)' : ''} | ${r.hosts} | ${r.scenario} | ${stat(s, 'wall', fmtMs)} | ${median(s.map((x) => x.cpu)).toFixed(2)} | ${median(s.map((x) => x.sshd)).toFixed(2)} | ${r.tool === 'cairn' ? median(s.map((x) => x.trips)) : '–'} | ${Math.round(median(s.map((x) => x.rss)))} |`);
+      lines.push(`| ${r.tool}${s.length === 1 ? ' (1 run)' : ''} | ${r.hosts === 'slow' ? '1, 20 ms link' : r.hosts} | ${r.scenario} | ${stat(s, 'wall', fmtMs)} | ${median(s.map((x) => x.cpu)).toFixed(2)} | ${median(s.map((x) => x.sshd)).toFixed(2)} | ${r.tool === 'cairn' ? median(s.map((x) => x.trips)) : '–'} | ${Math.round(median(s.map((x) => x.rss)))} |`);
     }
     if (!withPeers) lines.push('', 'Ansible over SSH not run here (`--peers`); ../shared/bench/peers/RESULTS.md measured its 4-host no-op at 440.6 s on this kind of machine.');
     return { checks, lines };
   } finally {
+    relay?.kill();
     stopSshd(peers);
   }
 }
