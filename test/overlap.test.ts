@@ -4,7 +4,7 @@
  * command while a write is in flight, and reports in run order.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { PartInvocation, StateRun } from '../src/catalog/staterun.ts';
@@ -304,4 +304,96 @@ test('folders side by side in a folder a requisite made go out together; a faile
   assert.deepEqual(second.map((r) => `${r.status} ${r.ref.slice(r.ref.indexOf(':') + 1 + blocked.length) || '/'}${r.reason ? ` (${r.reason.replace(blocked, '')})` : ''}`), [
     'unchanged /', 'failed /d1', 'skipped /d1/f (dependency failed: directory:/d1)', 'changed /d2', 'changed /d2/f',
   ]);
+});
+
+/**
+ * The local executor, each operation answered a seeded random number of turns late (microtasks,
+ * now and then a turn of the event loop), before and after it acts: the nodes in flight finish
+ * in ever other orders, and what the run reports and leaves must not depend on it. (A wait that
+ * passed over a node finished meanwhile, InFlight.any, only delays such a run; the gated case
+ * above is the one it hung.)
+ */
+class Jittery extends LocalExecutor {
+  constructor(private seed: number) {
+    super();
+  }
+
+  private async jitter(): Promise<void> {
+    this.seed = (this.seed * 1103515245 + 12345) % 2147483648;
+    const turns = this.seed % 8;
+    for (let i = 0; i < turns; i++) await null;
+    if (turns === 7) await new Promise((r) => setImmediate(r));
+  }
+
+  private async late<T>(act: () => Promise<T>): Promise<T> {
+    await this.jitter();
+    const result = await act();
+    await this.jitter();
+    return result;
+  }
+
+  override stat(path: string) { return this.late(() => super.stat(path)); }
+  override readFile(path: string) { return this.late(() => super.readFile(path)); }
+  override readLink(path: string) { return this.late(() => super.readLink(path)); }
+  override sha256(path: string) { return this.late(() => super.sha256(path)); }
+  override holds(path: string, bytes: Buffer) { return this.late(() => super.holds(path, bytes)); }
+  override writeFile(path: string, data: string | Buffer, opts?: WriteOptions) { return this.late(() => super.writeFile(path, data, opts)); }
+  override mkdir(path: string, opts?: { parents?: boolean; mode?: number }) { return this.late(() => super.mkdir(path, opts)); }
+  override symlink(target: string, path: string) { return this.late(() => super.symlink(target, path)); }
+  override remove(path: string) { return this.late(() => super.remove(path)); }
+  override run(argv: string[], opts?: RunOptions) { return this.late(() => super.run(argv, opts)); }
+}
+
+test('whenever each operation is answered (40 seeded schedules), a run ends with the results and the tree of an unhurried one', { timeout: 120_000 }, async () => {
+  const partsUnder = (root: string): PartInvocation[] => {
+    const parts: PartInvocation[] = [];
+    const add = (type: string, path: string, attributes: Record<string, unknown> = {}, requisites: PartInvocation['requisites'] = []) =>
+      parts.push(part(parts.length, type, path, type === 'exec' ? attributes : { ensure: 'present', ...attributes }, requisites));
+    add('directory', root);
+    for (let d = 1; d <= 5; d++) {
+      add('directory', `${root}/d${d}`);
+      for (let f = 1; f <= 4; f++) add('file', `${root}/d${d}/f${f}`, { content: `${d}.${f}\n` });
+      // Nested folders made with their parents, a file waiting on another folder, lines of one file.
+      add('directory', `${root}/d${d}/a/b`);
+      add('file', `${root}/d${d}/a/b/f`, { content: 'deep\n' }, [{ kind: 'require', ref: `directory:${root}/d${d % 5 + 1}` }]);
+      add('line', `${root}/d${d}/conf`, { text: 'one' });
+      add('line', `${root}/d${d}/conf`, { text: 'two' });
+      add('symlink', `${root}/d${d}/link`, { target: `${root}/d${d}/f1` });
+    }
+    add('exec', `touch ${root}/done`, { creates: `${root}/done` });
+    add('file', `${root}/missing/f`, { content: 'x' });
+    add('file', `${root}/after`, { content: 'after\n' }, [{ kind: 'require', ref: `file:${root}/missing/f` }]);
+    return parts;
+  };
+  const runUnder = async (root: string, exec: LocalExecutor) => {
+    const run = oneInvocation(root.slice(scratch.length + 1).replaceAll('/', '-'), partsUnder(root));
+    let hung: NodeJS.Timeout | undefined;
+    const results = await Promise.race([
+      new Engine(run, buildGraph(run), exec, { mode: 'apply' }).execute(),
+      new Promise<never>((_, reject) => (hung = setTimeout(() => reject(new Error(`the run under ${root} never ended`)), 60_000))),
+    ]).finally(() => clearTimeout(hung));
+    return results.map((r) => `${r.status} ${r.ref.split(root).join('ROOT')}`);
+  };
+  const tree = (root: string): string[] => {
+    const out: string[] = [];
+    const walk = (dir: string, rel: string) => {
+      for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+        const path = join(dir, e.name);
+        if (e.isDirectory()) {
+          out.push(`${rel}${e.name}/`);
+          walk(path, `${rel}${e.name}/`);
+        } else if (e.isSymbolicLink()) out.push(`${rel}${e.name} -> ${readlinkSync(path).split(dir).join('.')}`);
+        else out.push(`${rel}${e.name}: ${readFileSync(path, 'utf8')}`);
+      }
+    };
+    walk(root, '');
+    return out;
+  };
+  const reference = await runUnder(join(scratch, 'unhurried'), new LocalExecutor());
+  assert.ok(reference.includes('failed file:ROOT/missing/f') && reference.includes('skipped file:ROOT/after'), reference.join('\n'));
+  for (let seed = 1; seed <= 40; seed++) {
+    const root = join(scratch, `jitter-${seed}`);
+    assert.deepEqual(await runUnder(root, new Jittery(seed)), reference, `seed ${seed}`);
+    assert.deepEqual(tree(root), tree(join(scratch, 'unhurried')), `seed ${seed}: the tree`);
+  }
 });
