@@ -69,6 +69,15 @@ const OPERATION_BUDGET_MS = 10_000;
  * with authentication must be allowed to read it (see Security above).
  */
 const PROBE_KEY = Buffer.from('/cairn/');
+/**
+ * Added to a txn that writes nothing. etcd answers a read-only txn whose every op is a
+ * serializable range (vacuously, one with no ops at all: etcdserver's isTxnSerializable) from
+ * whichever member gets it, with no read barrier: its compares could see a value older than a put
+ * that has returned (seen in the store suite: `value = b` false right after `put b`). One
+ * linearizable range, of the probe key, makes the member wait until it has applied what the
+ * leader committed before answering.
+ */
+const LINEARIZABLE_BARRIER: IRequestOp = { request_range: { key: PROBE_KEY, limit: 1, keys_only: true } };
 /** How etcd cancels a watch whose stream carries a token it no longer knows. */
 const STALE_TOKEN = /invalid auth token|permission denied/;
 /** etcd's range end meaning "every key from the start key on". */
@@ -174,7 +183,7 @@ class EtcdStore implements Store {
     checkOps(otherwise);
     const res = await this.call(() => this.client.kv.txn({
       compare: compare.map(toEtcdCompare),
-      success: then.map(toRequestOp),
+      success: [...then.map(toRequestOp), ...(then.length === 0 && otherwise.length === 0 ? [LINEARIZABLE_BARRIER] : [])],
       failure: otherwise.map(toRequestOp),
     }));
     return { succeeded: res.succeeded, revision: Number(res.header.revision) };
