@@ -872,29 +872,43 @@ export class Engine {
    * apply stays runNode's). Undefined otherwise: the node runs as any other.
    */
   private editsFrom(i: number): { nodes: GraphNode[]; provider: Provider; type: TypeBehaviour; edits: FileEdits } | undefined {
+    const run = this.alikeFrom(i, (p) => p.edits !== undefined);
+    const edits = run?.provider.edits;
+    if (!run || !edits) return undefined;
+    const path = edits.path(run.nodes[0]!.attributes);
+    const other = run.nodes.findIndex((n) => edits.path(n.attributes) !== path);
+    const nodes = other < 0 ? run.nodes : run.nodes.slice(0, other);
+    return nodes.length >= 2 ? { ...run, nodes, edits } : undefined;
+  }
+
+  /**
+   * The nodes from the ith on that may go to a provider's trait together (editsFrom,
+   * commandsFrom): those that follow one another, of one type, provider (one that `offers`) and
+   * invocation, none a stage, lazy, noop, refused, notifying or notified, with no requisite among
+   * them; not in a plan or under --fail-fast. Undefined when there are not two.
+   */
+  private alikeFrom(i: number, offers: (provider: Provider) => boolean): { nodes: GraphNode[]; provider: Provider; type: TypeBehaviour } | undefined {
     const order = this.graph.order;
     const first = this.byId.get(order[i]!)!;
     // Most nodes are not followed by one of their type: asked first, it costs a converged run nothing else.
     if (this.planning || this.options.failFast || this.byId.get(order[i + 1] ?? '')?.type !== first.type) return undefined;
     const type = this.typeOf(first.type);
     const provider = this.providerOf(first);
-    if (!type || provider instanceof ApplyError || !provider.edits || type.writeOnly?.length) return undefined;
-    const edits = provider.edits;
-    const path = edits.path(first.attributes);
+    if (!type || provider instanceof ApplyError || !offers(provider) || type.writeOnly?.length) return undefined;
     const nodes: GraphNode[] = [];
     const ids = new Set<string>();
     for (let j = i; j < order.length; j++) {
       const node = this.byId.get(order[j]!)!;
       if (node.type !== first.type || node.invocation !== first.invocation || node.stage || node.lazy || node.meta.noop ||
-        this.providerOf(node) !== provider || edits.path(node.attributes) !== path || this.refreshFor.has(node.id) ||
-        this.refusal(node.type, node.attributes) !== undefined ||
+        this.providerOf(node) !== provider || this.refreshFor.has(node.id) || this.refusal(node.type, node.attributes) !== undefined ||
         (this.outgoing.get(node.id) ?? []).some((e) => e.kind === 'notify') ||
         (this.incoming.get(node.id) ?? []).some((e) => ids.has(e.from))) break;
       nodes.push(node);
       ids.add(node.id);
     }
-    return nodes.length >= 2 ? { nodes, provider, type, edits } : undefined;
+    return nodes.length >= 2 ? { nodes, provider, type } : undefined;
   }
+
 
   /**
    * Runs nodes that edit one file (editsFrom), with nothing else in flight: each is checked as
@@ -947,30 +961,14 @@ export class Engine {
 
   /**
    * Nodes from the ith on whose apply is one guarded command (GuardedCommands) and which the
-   * executor may run together (Executor.runGuarded): two or more that follow one another, of one
-   * type, provider and invocation, none a stage, lazy, noop, refused, notifying or notified, with
-   * no requisite among them; not in a plan or under --fail-fast. Undefined when there are not two.
+   * executor may run together (Executor.runGuarded), as alikeFrom finds them.
    */
   private commandsFrom(i: number): { nodes: GraphNode[]; provider: Provider; type: TypeBehaviour; commands: GuardedCommands } | undefined {
-    const order = this.graph.order;
-    const first = this.byId.get(order[i]!)!;
-    if (!this.exec.runGuarded || this.planning || this.options.failFast || this.byId.get(order[i + 1] ?? '')?.type !== first.type) return undefined;
-    const type = this.typeOf(first.type);
-    const provider = this.providerOf(first);
-    if (!type || provider instanceof ApplyError || !provider.commands || type.writeOnly?.length) return undefined;
-    const nodes: GraphNode[] = [];
-    const ids = new Set<string>();
-    for (let j = i; j < order.length; j++) {
-      const node = this.byId.get(order[j]!)!;
-      if (node.type !== first.type || node.invocation !== first.invocation || node.stage || node.lazy || node.meta.noop ||
-        this.providerOf(node) !== provider || this.refreshFor.has(node.id) || this.refusal(node.type, node.attributes) !== undefined ||
-        (this.outgoing.get(node.id) ?? []).some((e) => e.kind === 'notify') ||
-        (this.incoming.get(node.id) ?? []).some((e) => ids.has(e.from))) break;
-      nodes.push(node);
-      ids.add(node.id);
-    }
-    return nodes.length >= 2 ? { nodes, provider, type, commands: provider.commands } : undefined;
+    if (!this.exec.runGuarded) return undefined;
+    const run = this.alikeFrom(i, (p) => p.commands !== undefined);
+    return run?.provider.commands ? { ...run, commands: run.provider.commands } : undefined;
   }
+
 
   /**
    * Runs nodes whose apply is one guarded command (commandsFrom), with nothing else in flight:

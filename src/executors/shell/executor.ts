@@ -106,6 +106,11 @@ function errnoError(message: string, code: string): TargetError {
 }
 
 /** A path the batched read could not reach or read: the node fails naming it (never "absent", DESIGN §5.9). */
+/** A command run in the shell, marked timed out when timeout(1) killed it (`-s KILL`: 137). */
+function withTimedOut(result: Pick<RunResult, 'code' | 'stdout' | 'stderr'>, timeoutMs: number | undefined): RunResult {
+  return result.code === 137 && timeoutMs ? { ...result, timedOut: true } : result;
+}
+
 function deniedError(path: string): TargetError {
   return new TargetError(`permission denied: ${path}`, 'EACCES');
 }
@@ -416,8 +421,7 @@ export class ShellExecutor implements Executor {
       this.commandsApart = true;
       return undefined;
     }
-    const timedOut = result.code === 137 && Boolean(opts.timeoutMs);
-    return { ...result, ...(timedOut ? { timedOut } : {}) };
+    return withTimedOut(result, opts.timeoutMs);
   }
 
   /**
@@ -491,7 +495,7 @@ export class ShellExecutor implements Executor {
         if (verdict === 'not started') this.commandsApart = true;
         if (typeof verdict === 'string' || decided < i) continue;
         const c = commands[i]!;
-        each(i, 'ran' in verdict ? { ran: { ...verdict.ran, ...(verdict.ran.code === 137 && c.opts.timeoutMs ? { timedOut: true } : {}) } }
+        each(i, 'ran' in verdict ? { ran: withTimedOut(verdict.ran, c.opts.timeoutMs) }
           : verdict.hidden ? { failed: deniedError((c.guards[verdict.guard] as { exists: string }).exists) } : { notNeeded: verdict.guard });
         decided++;
       }
